@@ -1,0 +1,1 @@
+"""GeneCommons: keep, protect and share human genetic data."""

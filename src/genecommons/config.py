@@ -1,0 +1,49 @@
+"""Settings: the only module that reads environment variables.
+
+Every setting has an embedded default so that `make run` works on a laptop: a SQLite file and a
+local data directory. Production sets `GENECOMMONS_DATABASE_URL` to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """GeneCommons settings, read from `GENECOMMONS_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="GENECOMMONS_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Field(default=Path("./genecommons-data"))
+    database_url: str | None = None
+    # Submissions: limits that keep a hostile upload from exhausting the machine.
+    max_submission_bytes: int = 2 * 1024**3
+    max_unpacked_bytes: int = 4 * 1024**3
+    max_zip_members: int = 10_000
+    max_zip_ratio: int = 200
+    page_size_default: int = 50
+    page_size_max: int = 1000
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL: the configured one, or a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'genecommons.sqlite3'}"
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

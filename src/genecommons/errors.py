@@ -1,0 +1,89 @@
+"""The one exception hierarchy of GeneCommons.
+
+Core code raises these; `app.py` maps them to HTTP problem responses and `cli.py` to exit codes,
+each in one place. Every message is given in English and Chinese.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GeneCommonsError(Exception):
+    """Base of every error GeneCommons raises on purpose.
+
+    Recover by reading `message` (English) or `message_zh` (Chinese): each subclass says what to
+    change. `details` carries structured data (for example a validation report).
+    """
+
+    http_status = 500
+    exit_code = 1
+    code = "error"
+
+    def __init__(
+        self, message: str, *, message_zh: str | None = None, details: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.message_zh = message_zh or message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as a JSON-ready problem document."""
+        problem: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "message_zh": self.message_zh,
+        }
+        if self.details is not None:
+            problem["details"] = self.details
+        return problem
+
+
+class InvalidInputError(GeneCommonsError):
+    """The input is malformed or breaks a rule. Fix the input as the details say, then retry."""
+
+    http_status = 422
+    exit_code = 2
+    code = "invalid_input"
+
+
+class SubmissionRejectedError(InvalidInputError):
+    """A submission failed validation; nothing was stored.
+
+    `details` holds the full report (every problem with file, row, column, value, rule and a
+    suggestion). Correct all listed problems and submit again.
+    """
+
+    code = "submission_rejected"
+
+
+class NotFoundError(GeneCommonsError):
+    """The named record does not exist (or is not visible to you). Check the accession."""
+
+    http_status = 404
+    exit_code = 3
+    code = "not_found"
+
+
+class AccessDeniedError(GeneCommonsError):
+    """The caller may not do this. Sign in, or request access to the dataset, then retry."""
+
+    http_status = 403
+    exit_code = 4
+    code = "access_denied"
+
+
+class ConflictError(GeneCommonsError):
+    """Another change touched the same records at the same time. Re-run to apply on top of it."""
+
+    http_status = 409
+    exit_code = 5
+    code = "conflict"
+
+
+class ConfigurationError(GeneCommonsError):
+    """A setting is missing or unsafe. Fix the named GENECOMMONS_* variable and restart."""
+
+    exit_code = 6
+    code = "configuration"

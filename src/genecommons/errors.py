@@ -20,9 +20,7 @@ class GeneCommonsError(Exception):
     exit_code = 1
     code = "error"
 
-    def __init__(
-        self, message: str, *, message_zh: str | None = None, details: Any = None
-    ) -> None:
+    def __init__(self, message: str, *, message_zh: str | None = None, details: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.message_zh = message_zh or message

@@ -242,7 +242,9 @@ class Study(Record):
     description: OptLongText = None
     institution: Ref = Field(description="The institution that runs the study")
     study_type: StudyType = StudyType.OTHER
-    participants_planned: Annotated[Annotated[int, Field(ge=0, le=100_000_000)] | None, _Blank] = None
+    participants_planned: Annotated[Annotated[int, Field(ge=0, le=100_000_000)] | None, _Blank] = (
+        None
+    )
     hgr_information: Flag = Field(
         default=True,
         description="Holds human genetic resource information (gene or genome data), "
@@ -264,9 +266,7 @@ class Individual(Record):
     study: Ref
     sex: Sex
     birth_year: Annotated[Annotated[int, Field(ge=1880, le=2100)] | None, _Blank] = None
-    age: OptYears = Field(
-        default=None, description="Age in years at collection"
-    )
+    age: OptYears = Field(default=None, description="Age in years at collection")
     ethnic_group: OptCode = Field(
         default=None, description="GB/T 3304 code or name, or foreign / unknown"
     )
@@ -493,7 +493,12 @@ ENTITIES: dict[str, EntitySpec] = {
             parent="sample",
         ),
         EntitySpec(
-            "runs", Run, "GCR", "run", "测序运行", (Reference("experiment", "experiments"),),
+            "runs",
+            Run,
+            "GCR",
+            "run",
+            "测序运行",
+            (Reference("experiment", "experiments"),),
             parent="experiment",
         ),
         EntitySpec(

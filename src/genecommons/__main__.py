@@ -1,0 +1,5 @@
+"""`python -m genecommons` runs the CLI."""
+
+from genecommons.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Access: identities, tiers and the one policy decision point."""

@@ -1,0 +1,62 @@
+"""Subjects, actions, resources and decisions of the policy decision point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class SubjectKind(StrEnum):
+    """Who is asking."""
+
+    ANONYMOUS = "anonymous"
+    OPERATOR = "operator"  # someone running the CLI on the node, with its database
+    USER = "user"
+
+
+class Action(StrEnum):
+    """What they want to do."""
+
+    READ_METADATA = "catalog:metadata:read"
+    READ_INDIVIDUAL_RECORDS = "catalog:individual:read"
+    SUBMIT = "catalog:submission:create"
+    READ_SUBMISSIONS = "catalog:submission:read"
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """The caller."""
+
+    kind: SubjectKind
+    id: str
+    roles: frozenset[str] = frozenset()
+
+    @classmethod
+    def anonymous(cls) -> Subject:
+        """A caller who has not signed in."""
+        return cls(SubjectKind.ANONYMOUS, "anonymous")
+
+    @classmethod
+    def operator(cls, name: str) -> Subject:
+        """The node's operator, acting through the CLI."""
+        return cls(SubjectKind.OPERATOR, f"operator:{name}")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What is asked for: a kind of record and what policy needs to know of it."""
+
+    kind: str  # e.g. "study", "dataset", "individual", "sample", "submission"
+    accession: str | None = None
+    public: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Allow or deny, with reasons in English and Chinese and obligations to fulfil."""
+
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+    reasons_zh: tuple[str, ...] = ()
+    rule: str = ""
+    obligations: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,1 @@
+"""Audit: the one event path into the log of security-relevant events."""

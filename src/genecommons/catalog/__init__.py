@@ -1,0 +1,1 @@
+"""Catalog: metadata model, submission validation, accessions and controlled vocabularies."""

@@ -1,0 +1,135 @@
+"""CLI of the catalog: parse argv, call the service, print. Nothing else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from genecommons.catalog import service
+from genecommons.catalog.export import write_sheets, write_templates
+from genecommons.errors import SubmissionRejectedError
+from genecommons.runtime import operator, runtime
+
+console = Console()
+err = Console(stderr=True)
+
+studies_app = typer.Typer(help="Studies in the catalog. 目录中的研究。", no_args_is_help=True)
+datasets_app = typer.Typer(help="Datasets in the catalog. 目录中的数据集。", no_args_is_help=True)
+
+
+def submit(
+    path: Annotated[Path, typer.Argument(help="Folder, .zip, .xlsx, .json/.yaml or a sheet")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Validate a submission and commit it all or nothing. 验证并提交元数据。"""
+    context = runtime()
+    try:
+        with console.status("Validating… 正在验证…"):
+            result = service.submit(
+                context.factory,
+                path,
+                subject=operator(),
+                dry_run=dry_run,
+                staging=context.settings.data_dir / "staging",
+            )
+    except SubmissionRejectedError as error:
+        if as_json:
+            typer.echo(json.dumps(error.details, ensure_ascii=False, indent=2))
+        else:
+            from genecommons.catalog.report import Problem, Report, Severity
+
+            problems = [
+                Problem(**{**p, "severity": Severity(p["severity"])})
+                for p in error.details["problems"]
+            ]
+            err.print(escape(Report(problems=problems).to_text()), highlight=False)
+        raise typer.Exit(error.exit_code) from None
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    console.print(escape(result.report.to_text()), highlight=False)
+    if result.committed:
+        console.print(
+            f"Committed submission {result.submission_id}: {result.counts.created} "
+            f"created, {result.counts.updated} updated, {result.counts.unchanged} "
+            f"unchanged. 已提交。"
+        )
+        for entity in ("studies", "datasets"):
+            for alias, accession in result.accessions.get(entity, {}).items():
+                console.print(
+                    f"  {entity[:-1] if entity != 'studies' else 'study'} "
+                    f"{escape(alias)} -> {accession}"
+                )
+    else:
+        console.print("Dry run: nothing was stored. 仅验证，未保存。")
+
+
+def template(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write into")] = Path("template"),
+) -> None:
+    """Write empty submission templates (TSV sheets and an .xlsx workbook). 生成空白模板。"""
+    for path in write_templates(out):
+        console.print(str(path))
+
+
+def _listing(entity: str, page: int, page_size: int, columns: list[str]) -> None:
+    context = runtime()
+    result = service.list_records(
+        context.factory, entity, subject=operator(), page=page, page_size=page_size
+    )
+    table = Table(title=f"{entity} ({result.total}) — page {result.page}")
+    for column in columns:
+        table.add_column(column)
+    for item in result.items:
+        table.add_row(*(escape(str(item.get(c, "") or "")) for c in columns))
+    console.print(table)
+
+
+def _show(entity: str, accession: str) -> None:
+    context = runtime()
+    item = service.get_record(
+        context.factory, entity, accession, subject=operator(), with_history=True
+    )
+    typer.echo(json.dumps(item, ensure_ascii=False, indent=2, default=str))
+
+
+@studies_app.command("list")
+def studies_list(page: int = 1, page_size: int = 50) -> None:
+    """List studies. 列出研究。"""
+    _listing("studies", page, page_size, ["accession", "alias", "title", "study_type"])
+
+
+@studies_app.command("show")
+def studies_show(accession: str) -> None:
+    """Show one study with its history. 显示研究详情。"""
+    _show("studies", accession)
+
+
+@studies_app.command("export")
+def studies_export(
+    accession: str, out: Annotated[Path, typer.Option("--out")] = Path("export")
+) -> None:
+    """Export a study's records as TSV sheets, safe to open in Excel. 导出研究记录。"""
+    context = runtime()
+    sheets = service.export_study(context.factory, accession, subject=operator())
+    for path in write_sheets(out, sheets):
+        console.print(str(path))
+
+
+@datasets_app.command("list")
+def datasets_list(page: int = 1, page_size: int = 50) -> None:
+    """List datasets. 列出数据集。"""
+    _listing("datasets", page, page_size, ["accession", "alias", "title", "access_tier"])
+
+
+@datasets_app.command("show")
+def datasets_show(accession: str) -> None:
+    """Show one dataset with its history. 显示数据集详情。"""
+    _show("datasets", accession)

@@ -1,0 +1,531 @@
+"""Reading and writing the catalog tables for the service (no transactions opened here)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from genecommons.catalog.models import (
+    ENTITIES,
+    entity_for_accession,
+    format_accession,
+    study_scoped,
+)
+from genecommons.catalog.phenopackets import phenopacket_from_rows, read_phenopacket
+from genecommons.catalog.tables import (
+    ENTITY_TABLES,
+    LINK_TABLES,
+    TYPED_COLUMNS,
+    accession_counters,
+    phenotype_records,
+    phenotype_terms,
+    record_history,
+)
+from genecommons.catalog.validation import Existing, Node, Plan, Target
+from genecommons.errors import ConflictError
+
+_CHUNK = 500
+
+
+def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class SqlCatalogView:
+    """The catalog as validation sees it, read through one session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._study_keys: dict[int, str] | None = None
+        self._inst_alias: dict[int, str] = {}
+
+    def _keys(self) -> dict[int, str]:
+        if self._study_keys is None:
+            institutions = ENTITY_TABLES["institutions"]
+            studies = ENTITY_TABLES["studies"]
+            rows = self.session.execute(
+                select(studies.c.id, studies.c.alias, institutions.c.alias.label("inst")).join(
+                    institutions, studies.c.institution_id == institutions.c.id
+                )
+            ).all()
+            self._study_keys = {r.id: f"{r.inst}/{r.alias}" for r in rows}
+        return self._study_keys
+
+    def study_id(self, key: str) -> int | None:
+        """The id of the study with key INSTITUTION/ALIAS."""
+        for study_id, study_key in self._keys().items():
+            if study_key == key:
+                return study_id
+        return None
+
+    def _existing(self, entity: str, row: Any) -> Existing:
+        if entity == "institutions":
+            namespace = None
+        elif entity == "studies":
+            namespace = self._institution_alias(row.institution_id)
+        else:
+            namespace = self._keys().get(row.study_id)
+        return Existing(
+            entity, row.id, row.accession, row.alias, namespace, row.revision, dict(row.doc)
+        )
+
+    def _institution_alias(self, institution_id: int) -> str:
+        if institution_id not in self._inst_alias:
+            table = ENTITY_TABLES["institutions"]
+            self._inst_alias[institution_id] = self.session.execute(
+                select(table.c.alias).where(table.c.id == institution_id)
+            ).scalar_one()
+        return self._inst_alias[institution_id]
+
+    def institutions(self, aliases: Iterable[str]) -> dict[str, Existing]:
+        """Existing institutions by alias."""
+        table = ENTITY_TABLES["institutions"]
+        out: dict[str, Existing] = {}
+        for chunk in _chunks(sorted(set(aliases))):
+            for row in self.session.execute(select(table).where(table.c.alias.in_(chunk))):
+                out[row.alias] = self._existing("institutions", row)
+        return out
+
+    def studies(self) -> list[Existing]:
+        """Every existing study."""
+        table = ENTITY_TABLES["studies"]
+        return [self._existing("studies", r) for r in self.session.execute(select(table))]
+
+    def records_in(self, entity: str, study_keys: Iterable[str]) -> list[Existing]:
+        """Existing records of `entity` in the given studies."""
+        ids = [i for i in (self.study_id(k) for k in study_keys) if i is not None]
+        if not ids:
+            return []
+        table = ENTITY_TABLES[entity]
+        rows = self.session.execute(select(table).where(table.c.study_id.in_(ids)))
+        return [self._existing(entity, r) for r in rows]
+
+    def by_accessions(self, accessions: Iterable[str]) -> dict[str, Existing]:
+        """Existing records by accession."""
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for accession in accessions:
+            spec = entity_for_accession(accession)
+            if spec is not None:
+                grouped[spec.name].append(accession)
+        out: dict[str, Existing] = {}
+        for entity, values in grouped.items():
+            table = ENTITY_TABLES[entity]
+            for chunk in _chunks(sorted(values)):
+                for row in self.session.execute(select(table).where(table.c.accession.in_(chunk))):
+                    out[row.accession] = self._existing(entity, row)
+        return out
+
+    def count_in(self, entity: str, study_key: str) -> int:
+        """How many records of `entity` an existing study holds."""
+        study_id = self.study_id(study_key)
+        if study_id is None:
+            return 0
+        table = ENTITY_TABLES[entity]
+        return int(
+            self.session.execute(
+                select(func.count()).select_from(table).where(table.c.study_id == study_id)
+            ).scalar_one()
+        )
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows with one driver-level executemany.
+
+    SQLAlchemy's generic executemany costs about 20 µs of Python per row in parameter handling;
+    here the statement is compiled once and each value goes through its type's bind processor
+    only, which halves the time of a 100,000-individual submission.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    columns = list(rows[0])
+    compiled = insert(table).compile(dialect=dialect, column_keys=columns)
+    processors = {c: table.c[c].type.bind_processor(dialect) for c in columns}
+    if compiled.positional:
+        order = [c for c in compiled.positiontup or ()]
+        params: list[Any] = [tuple(_bind(processors[c], row.get(c)) for c in order) for row in rows]
+    else:
+        params = [{c: _bind(processors[c], row.get(c)) for c in columns} for row in rows]
+    connection.exec_driver_sql(str(compiled), params)
+
+
+def _bind(processor: Any, value: Any) -> Any:
+    return value if processor is None or value is None else processor(value)
+
+
+def allocate_accessions(session: Session, prefix: str, count: int) -> list[str]:
+    """Reserve `count` new accessions with `prefix`; numbers are never reused."""
+    if count == 0:
+        return []
+    row = session.execute(
+        select(accession_counters.c.last_number)
+        .where(accession_counters.c.prefix == prefix)
+        .with_for_update()
+    ).first()
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(accession_counters).values(prefix=prefix, last_number=0))
+        except IntegrityError:
+            pass  # created by a concurrent transaction
+        last = session.execute(
+            select(accession_counters.c.last_number)
+            .where(accession_counters.c.prefix == prefix)
+            .with_for_update()
+        ).scalar_one()
+    else:
+        last = row.last_number
+    session.execute(
+        update(accession_counters)
+        .where(accession_counters.c.prefix == prefix)
+        .values(last_number=last + count)
+    )
+    return [format_accession(prefix, n) for n in range(last + 1, last + count + 1)]
+
+
+@dataclass(slots=True)
+class CommitCounts:
+    """What a committed submission changed."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def _target_accession(target: Target, accessions: dict[int, str]) -> str:
+    if target.existing is not None:
+        return target.existing.accession
+    assert target.node is not None
+    return accessions[id(target.node)]
+
+
+def _target_id(target: Target, ids: dict[int, int]) -> int | None:
+    if target.existing is not None:
+        return target.existing.id
+    assert target.node is not None
+    return ids.get(id(target.node))
+
+
+class PlanWriter:
+    """Writes a validated plan into the catalog inside the caller's transaction."""
+
+    def __init__(
+        self,
+        session: Session,
+        view: SqlCatalogView,
+        *,
+        actor: str,
+        submission_id: int,
+        now: datetime,
+    ) -> None:
+        self.session = session
+        self.view = view
+        self.actor = actor
+        self.submission_id = submission_id
+        self.now = now
+        self.accessions: dict[int, str] = {}
+        self.ids: dict[int, int] = {}
+        self.counts = CommitCounts()
+        self.history: list[dict[str, Any]] = []
+        self.changed_individuals: set[int] = set()
+        self.study_ids: dict[str, int] = {}
+
+    def write(self, plan: Plan) -> CommitCounts:
+        """Create and update every record of the plan; conflicts raise ConflictError."""
+        for nodes in plan.nodes.values():
+            for node in nodes:
+                if node.existing is not None:
+                    self.accessions[id(node)] = node.existing.accession
+                    self.ids[id(node)] = node.existing.id
+        for entity in ENTITIES:
+            nodes = plan.nodes.get(entity, [])
+            new = [n for n in nodes if n.existing is None]
+            for node, accession in zip(
+                new,
+                allocate_accessions(self.session, ENTITIES[entity].prefix, len(new)),
+                strict=True,
+            ):
+                self.accessions[id(node)] = accession
+            self._write_entity(entity, nodes)
+        self._write_phenotypes(plan)
+        for chunk in _chunks(self.history, 5000):
+            bulk_insert(self.session, record_history, chunk)
+        return self.counts
+
+    def _doc(self, node: Node) -> dict[str, Any]:
+        doc = node.record.model_dump(mode="json")
+        for ref in node.spec.references:
+            targets = node.refs.get(ref.field, [])
+            names = [_target_accession(t, self.accessions) for t in targets]
+            doc[ref.field] = names if ref.many else (names[0] if names else None)
+        return doc
+
+    def _columns(self, node: Node, doc: dict[str, Any]) -> dict[str, Any]:
+        python = node.record.model_dump()
+        columns: dict[str, Any] = {"doc": doc}
+        for name in TYPED_COLUMNS.get(node.spec.name, {}):
+            columns[name] = python.get(name)
+        for ref in node.spec.references:
+            if ref.many or ref.field in ("father", "mother"):
+                continue
+            targets = node.refs.get(ref.field, [])
+            columns[f"{ref.field}_id"] = _target_id(targets[0], self.ids) if targets else None
+        if study_scoped(node.spec) and "study_id" not in columns:
+            assert node.namespace is not None
+            columns["study_id"] = self._study_id(node.namespace)
+        return columns
+
+    def _study_id(self, key: str) -> int:
+        study_id = self.study_ids.get(key) or self.view.study_id(key)
+        if study_id is None:
+            raise ConflictError(
+                f"Study {key} disappeared while the submission was written.",
+                message_zh=f"研究 {key} 在写入过程中被删除。",
+            )
+        return study_id
+
+    def _write_entity(self, entity: str, nodes: list[Node]) -> None:
+        table = ENTITY_TABLES[entity]
+        inserts: list[tuple[Node, dict[str, Any]]] = []
+        updates: list[dict[str, Any]] = []
+        for node in nodes:
+            doc = self._doc(node)
+            if node.existing is None:
+                row = self._columns(node, doc)
+                row.update(
+                    accession=self.accessions[id(node)],
+                    alias=node.record.alias,
+                    revision=1,
+                    created_at=self.now,
+                    updated_at=self.now,
+                    created_by=self.actor,
+                    updated_by=self.actor,
+                    submission_id=self.submission_id,
+                )
+                inserts.append((node, row))
+                self._history(entity, row["accession"], 1, "created", sorted(doc), doc)
+                self.counts.created += 1
+            elif doc != node.existing.doc:
+                changed = sorted(
+                    k
+                    for k in set(doc) | set(node.existing.doc)
+                    if doc.get(k) != node.existing.doc.get(k)
+                )
+                row = self._columns(node, doc)
+                row.update(
+                    b_id=node.existing.id,
+                    b_revision=node.existing.revision,
+                    revision=node.existing.revision + 1,
+                    updated_at=self.now,
+                    updated_by=self.actor,
+                    submission_id=self.submission_id,
+                )
+                updates.append(row)
+                self._history(
+                    entity,
+                    node.existing.accession,
+                    node.existing.revision + 1,
+                    "updated",
+                    changed,
+                    doc,
+                )
+                self.counts.updated += 1
+                if entity == "individuals":
+                    self.changed_individuals.add(node.existing.id)
+            else:
+                self.counts.unchanged += 1
+        if inserts:
+            self._insert(table, inserts)
+        if updates:
+            self._update(table, updates)
+        if entity == "studies":
+            self.study_ids.update(
+                {f"{n.namespace}/{n.record.alias}": self.ids[id(n)] for n in nodes}
+            )
+        if entity == "individuals":
+            self._write_parents(nodes)
+        self._write_links(entity, nodes)
+
+    def _insert(self, table: Table, inserts: list[tuple[Node, dict[str, Any]]]) -> None:
+        try:
+            for chunk in _chunks(inserts, 5000):
+                bulk_insert(self.session, table, [row for _, row in chunk])
+        except IntegrityError as error:
+            raise _conflict(table.name) from error
+        # executemany without RETURNING is several times faster; read the new ids back once
+        ids = dict(
+            self.session.execute(
+                select(table.c.accession, table.c.id).where(
+                    table.c.submission_id == self.submission_id
+                )
+            )
+            .tuples()
+            .all()
+        )
+        for node, row in inserts:
+            self.ids[id(node)] = ids[row["accession"]]
+
+    def _update(self, table: Table, updates: list[dict[str, Any]]) -> None:
+        from sqlalchemy import bindparam
+
+        columns = [k for k in updates[0] if not k.startswith("b_")]
+        statement = (
+            update(table)
+            .where(
+                and_(table.c.id == bindparam("b_id"), table.c.revision == bindparam("b_revision"))
+            )
+            .values({c: bindparam(c) for c in columns})
+        )
+        matched = 0
+        for chunk in _chunks(updates, 2000):
+            try:
+                result = self.session.connection().execute(statement, list(chunk))
+            except IntegrityError as error:
+                raise _conflict(table.name) from error
+            matched += result.rowcount
+        if matched != len(updates):
+            raise _conflict(table.name)
+
+    def _write_parents(self, nodes: list[Node]) -> None:
+        from sqlalchemy import bindparam
+
+        table = ENTITY_TABLES["individuals"]
+        rows = []
+        for node in nodes:
+            father = node.refs.get("father", [])
+            mother = node.refs.get("mother", [])
+            rows.append(
+                {
+                    "b_id": self.ids[id(node)],
+                    "father_id": _target_id(father[0], self.ids) if father else None,
+                    "mother_id": _target_id(mother[0], self.ids) if mother else None,
+                }
+            )
+        rows = [r for r in rows if r["father_id"] or r["mother_id"]]
+        if rows:
+            self.session.connection().execute(
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
+                .values(father_id=bindparam("father_id"), mother_id=bindparam("mother_id")),
+                rows,
+            )
+
+    def _write_links(self, entity: str, nodes: list[Node]) -> None:
+        for (source, field_name), link in LINK_TABLES.items():
+            if source != entity:
+                continue
+            owner = link.c[f"{entity}_id"]
+            touched = [self.ids[id(n)] for n in nodes if n.existing is not None]
+            for chunk in _chunks(touched):
+                self.session.execute(delete(link).where(owner.in_(chunk)))
+            rows = [
+                {f"{entity}_id": self.ids[id(n)], "target_id": _target_id(t, self.ids)}
+                for n in nodes
+                for t in {id(t.node or t.existing): t for t in n.refs.get(field_name, [])}.values()
+            ]
+            for chunk in _chunks(rows, 5000):
+                bulk_insert(self.session, link, chunk)
+
+    def _history(
+        self,
+        entity: str,
+        accession: str,
+        revision: int,
+        change: str,
+        changed: list[str],
+        doc: dict[str, Any],
+    ) -> None:
+        self.history.append(
+            {
+                "entity": entity,
+                "accession": accession,
+                "revision": revision,
+                "change": change,
+                "changed_fields": changed,
+                "doc": doc,
+                "changed_at": self.now,
+                "changed_by": self.actor,
+                "submission_id": self.submission_id,
+            }
+        )
+
+    def _write_phenotypes(self, plan: Plan) -> None:
+        records: list[dict[str, Any]] = []
+        terms: list[dict[str, Any]] = []
+        replaced: list[int] = []
+        for entry in plan.phenotypes.values():
+            individual_id = self.ids[id(entry.individual)]
+            accession = self.accessions[id(entry.individual)]
+            record: Any = entry.individual.record
+            if entry.document is not None:
+                document = dict(entry.document)
+                document["id"] = accession
+                subject = dict(document.get("subject") or {})
+                subject["id"] = accession  # the submitter's own id stays out: pseudonymous
+                document["subject"] = subject
+            else:
+                document = phenopacket_from_rows(
+                    packet_id=accession,
+                    subject_id=accession,
+                    sex=record.sex,
+                    age_years=record.age,
+                    rows=entry.rows,
+                    created_by=self.actor,
+                )
+            if entry.document is not None:
+                result = read_phenopacket(entry.document, source=entry.place)
+                features, diseases = result.features, result.diseases
+            else:
+                features = [(r.term, r.excluded) for r in entry.rows if r.kind == "feature"]
+                diseases = [(r.term, r.excluded) for r in entry.rows if r.kind == "disease"]
+            if entry.individual.existing is not None:
+                replaced.append(individual_id)
+            records.append(
+                {"individual_id": individual_id, "document": document, "updated_at": self.now}
+            )
+            terms.extend(
+                {
+                    "individual_id": individual_id,
+                    "kind": "feature",
+                    "term_id": t,
+                    "excluded": excluded,
+                }
+                for t, excluded in features
+            )
+            terms.extend(
+                {
+                    "individual_id": individual_id,
+                    "kind": "disease",
+                    "term_id": t,
+                    "excluded": excluded,
+                }
+                for t, excluded in diseases
+            )
+        for chunk in _chunks(replaced):
+            self.session.execute(
+                delete(phenotype_terms).where(phenotype_terms.c.individual_id.in_(chunk))
+            )
+            self.session.execute(
+                delete(phenotype_records).where(phenotype_records.c.individual_id.in_(chunk))
+            )
+        for chunk in _chunks(records, 5000):
+            bulk_insert(self.session, phenotype_records, chunk)
+        for chunk in _chunks(terms, 10000):
+            bulk_insert(self.session, phenotype_terms, chunk)
+
+
+def _conflict(table: str) -> ConflictError:
+    return ConflictError(
+        f"Another submission created or changed the same {table} records at the same time; "
+        "nothing from yours was stored. Submit again to apply your version on top of it.",
+        message_zh=f"另一次提交同时创建或修改了相同的 {table} 记录；您的提交未被保存。请重新提交以在其基础上更新。",
+    )

@@ -1,0 +1,454 @@
+"""Catalog use cases: submit, list and show. The only catalog code that opens transactions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, Table, func, insert, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.models import Action, Resource, Subject
+from genecommons.access.policy import decide
+from genecommons.audit.events import EventTag, record_event
+from genecommons.catalog.bundle import Limits, open_bundle
+from genecommons.catalog.models import ENTITIES, is_accession
+from genecommons.catalog.report import Report
+from genecommons.catalog.repository import CommitCounts, PlanWriter, SqlCatalogView
+from genecommons.catalog.tables import (
+    ENTITY_TABLES,
+    phenotype_records,
+    record_history,
+    submissions,
+)
+from genecommons.catalog.validation import Plan, plan_submission
+from genecommons.errors import (
+    AccessDeniedError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    SubmissionRejectedError,
+)
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class SubmissionResult:
+    """What happened to a submission."""
+
+    report: Report
+    committed: bool
+    submission_id: int | None = None
+    counts: CommitCounts = field(default_factory=CommitCounts)
+    accessions: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "committed": self.committed,
+            "submission_id": self.submission_id,
+            "created": self.counts.created,
+            "updated": self.counts.updated,
+            "unchanged": self.counts.unchanged,
+            "accessions": self.accessions,
+            "report": self.report.to_dict(),
+        }
+
+
+def _require(subject: Subject, action: Action, resource: Resource) -> None:
+    decision = decide(subject, action, resource)
+    if not decision.allowed:
+        raise AccessDeniedError(
+            " ".join(decision.reasons),
+            message_zh="".join(decision.reasons_zh),
+            details={"rule": decision.rule},
+        )
+
+
+def submit(
+    factory: sessionmaker[Session],
+    path: Path,
+    *,
+    subject: Subject,
+    dry_run: bool = False,
+    today: date | None = None,
+    limits: Limits | None = None,
+    staging: Path | None = None,
+    progress: Progress | None = None,
+    before_commit: Callable[[], None] | None = None,
+) -> SubmissionResult:
+    """Validate the submission at `path` and, unless `dry_run`, commit it all or nothing.
+
+    Raises SubmissionRejectedError (with the full report) when any error is found; the catalog
+    is then exactly as it was. `before_commit` runs after everything is written, just before
+    the commit (tests use it to interleave concurrent submissions).
+    """
+    _require(subject, Action.SUBMIT, Resource("submission"))
+    today = today or datetime.now(UTC).date()
+    limits = limits or Limits()
+    with open_bundle(path, limits=limits, staging=staging) as (bundle, read_problems):
+        try:
+            with factory() as session, session.begin():
+                view = SqlCatalogView(session)
+                plan = plan_submission(
+                    bundle, view, today=today, max_problems=limits.max_problems, progress=progress
+                )
+                plan.report.problems[:0] = read_problems
+                if not plan.report.ok:
+                    session.rollback()
+                    _record_rejection(factory, subject, path, plan.report)
+                    raise SubmissionRejectedError(
+                        f"The submission has {len(plan.report.errors)} error(s); nothing was "
+                        "stored.",
+                        message_zh=f"提交内容有 {len(plan.report.errors)} 个错误；未保存任何内容。",
+                        details=plan.report.to_dict(),
+                    )
+                if dry_run:
+                    session.rollback()
+                    return SubmissionResult(report=plan.report, committed=False)
+                if progress:
+                    progress("writing")
+                result = _commit(session, view, plan, subject=subject, source=path.name)
+                if before_commit:
+                    before_commit()
+            return result
+        except OperationalError as error:
+            if "locked" in str(error).lower() or "deadlock" in str(error).lower():
+                raise ConflictError(
+                    "Another submission was being written at the same time; nothing from yours "
+                    "was stored. Submit again.",
+                    message_zh="另一次提交正在同时写入；您的提交未被保存，请重新提交。",
+                ) from error
+            raise
+
+
+def _commit(
+    session: Session, view: SqlCatalogView, plan: Plan, *, subject: Subject, source: str
+) -> SubmissionResult:
+    now = datetime.now(UTC)
+    submission_id = session.execute(
+        insert(submissions).returning(submissions.c.id),
+        {
+            "received_at": now,
+            "submitter": subject.id,
+            "source": source[:500],
+            "created": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "report": {},
+        },
+    ).scalar_one()
+    writer = PlanWriter(session, view, actor=subject.id, submission_id=submission_id, now=now)
+    counts = writer.write(plan)
+    accessions: dict[str, dict[str, str]] = {}
+    for entity, nodes in plan.nodes.items():
+        accessions[entity] = {n.record.alias: writer.accessions[id(n)] for n in nodes}
+    summary = plan.report.to_dict()
+    summary["problems"] = summary["problems"][:1000]
+    session.execute(
+        update(submissions)
+        .where(submissions.c.id == submission_id)
+        .values(
+            created=counts.created,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
+            report=summary,
+        )
+    )
+    record_event(
+        session,
+        tag=EventTag.SUBMISSION_ACCEPTED,
+        actor=subject.id,
+        subject=f"submission:{submission_id}",
+        details={
+            "source": source,
+            "created": counts.created,
+            "updated": counts.updated,
+            "unchanged": counts.unchanged,
+        },
+    )
+    logger.info(
+        "submission %s committed: %s created, %s updated",
+        submission_id,
+        counts.created,
+        counts.updated,
+    )
+    return SubmissionResult(
+        report=plan.report,
+        committed=True,
+        submission_id=submission_id,
+        counts=counts,
+        accessions=accessions,
+    )
+
+
+def _record_rejection(
+    factory: sessionmaker[Session], subject: Subject, path: Path, report: Report
+) -> None:
+    with factory() as session, session.begin():
+        record_event(
+            session,
+            tag=EventTag.SUBMISSION_REJECTED,
+            actor=subject.id,
+            subject=f"source:{path.name}",
+            details={
+                "errors": len(report.errors),
+                "rules": sorted({p.rule for p in report.errors})[:50],
+            },
+        )
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing."""
+
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+
+
+METADATA_ENTITIES = {"studies": "study", "datasets": "dataset"}
+INDIVIDUAL_LEVEL = {"individuals": "individual", "samples": "sample"}
+FILTERS: dict[str, tuple[str, ...]] = {
+    "studies": ("study_type", "public"),
+    "datasets": ("access_tier",),
+    "individuals": ("sex", "ethnic_group", "province", "country", "birth_year"),
+    "samples": ("tissue",),
+}
+
+
+def _public_studies() -> Select[tuple[int]]:
+    studies = ENTITY_TABLES["studies"]
+    return select(studies.c.id).where(studies.c.public.is_(True))
+
+
+def _item(row: Any) -> dict[str, Any]:
+    item = dict(row.doc)
+    item.update(
+        accession=row.accession,
+        alias=row.alias,
+        revision=row.revision,
+        created_at=row.created_at.isoformat(),
+        updated_at=row.updated_at.isoformat(),
+    )
+    return item
+
+
+def list_records(
+    factory: sessionmaker[Session],
+    entity: str,
+    *,
+    subject: Subject,
+    page: int = 1,
+    page_size: int = 50,
+    filters: dict[str, str] | None = None,
+    study: str | None = None,
+) -> Page:
+    """A page of `entity` records the subject may see, newest accession last."""
+    if entity not in FILTERS:
+        raise NotFoundError(f"Unknown collection {entity!r}.", message_zh=f"未知集合 {entity!r}。")
+    if page < 1 or not 1 <= page_size <= 1000:
+        raise InvalidInputError(
+            "page must be >= 1 and page_size between 1 and 1000.",
+            message_zh="page 须 >= 1，page_size 须在 1 到 1000 之间。",
+        )
+    table = ENTITY_TABLES[entity]
+    statement = select(table)
+    if entity in INDIVIDUAL_LEVEL:
+        _require(subject, Action.READ_INDIVIDUAL_RECORDS, Resource(INDIVIDUAL_LEVEL[entity]))
+    else:
+        kind = METADATA_ENTITIES[entity]
+        if not decide(subject, Action.READ_METADATA, Resource(kind, public=False)).allowed:
+            # the subject sees public records only: the policy allows public metadata
+            _require(subject, Action.READ_METADATA, Resource(kind, public=True))
+            column = table.c.id if entity == "studies" else table.c.study_id
+            statement = statement.where(column.in_(_public_studies()))
+    for name, value in (filters or {}).items():
+        if name not in FILTERS[entity]:
+            raise InvalidInputError(
+                f"Unknown filter {name!r}; filters are {', '.join(FILTERS[entity])}.",
+                message_zh=f"未知的筛选条件 {name!r}。",
+            )
+        column = table.c[name]
+        typed: Any = value
+        if name == "public":
+            typed = value.lower() in ("1", "true", "yes")
+        elif name == "birth_year":
+            try:
+                typed = int(value)
+            except ValueError as error:
+                raise InvalidInputError(
+                    "birth_year must be a whole number.", message_zh="birth_year 必须是整数。"
+                ) from error
+        statement = statement.where(column == typed)
+    with factory() as session:
+        if study is not None and entity != "studies":
+            study_id = _study_id(session, study)
+            statement = statement.where(table.c.study_id == study_id)
+        total = session.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
+        rows = session.execute(
+            statement.order_by(table.c.id).limit(page_size).offset((page - 1) * page_size)
+        ).all()
+    return Page([_item(r) for r in rows], int(total), page, page_size)
+
+
+def _study_id(session: Session, accession: str) -> int:
+    studies = ENTITY_TABLES["studies"]
+    found = session.execute(select(studies.c.id).where(studies.c.accession == accession)).first()
+    if found is None:
+        raise NotFoundError(f"No study {accession}.", message_zh=f"不存在研究 {accession}。")
+    return int(found.id)
+
+
+def get_record(
+    factory: sessionmaker[Session],
+    entity: str,
+    accession: str,
+    *,
+    subject: Subject,
+    with_history: bool = False,
+) -> dict[str, Any]:
+    """One record by accession, if the subject may see it."""
+    if entity not in FILTERS or not is_accession(accession):
+        raise NotFoundError(f"No {entity} {accession}.", message_zh=f"不存在 {accession}。")
+    table: Table = ENTITY_TABLES[entity]
+    with factory() as session:
+        row = session.execute(select(table).where(table.c.accession == accession)).first()
+        if row is None:
+            raise NotFoundError(
+                f"No {ENTITIES[entity].label_en} {accession}.",
+                message_zh=f"不存在{ENTITIES[entity].label_zh} {accession}。",
+            )
+        if entity in INDIVIDUAL_LEVEL:
+            _require(
+                subject,
+                Action.READ_INDIVIDUAL_RECORDS,
+                Resource(INDIVIDUAL_LEVEL[entity], accession),
+            )
+        else:
+            study_id = row.id if entity == "studies" else row.study_id
+            studies = ENTITY_TABLES["studies"]
+            public = bool(
+                session.execute(
+                    select(studies.c.public).where(studies.c.id == study_id)
+                ).scalar_one()
+            )
+            decision = decide(
+                subject,
+                Action.READ_METADATA,
+                Resource(METADATA_ENTITIES[entity], accession, public),
+            )
+            if not decision.allowed:
+                # not visible: say "not found" rather than confirm that it exists
+                raise NotFoundError(
+                    f"No {ENTITIES[entity].label_en} {accession}.",
+                    message_zh=f"不存在{ENTITIES[entity].label_zh} {accession}。",
+                )
+        item = _item(row)
+        if entity == "individuals":
+            packet = session.execute(
+                select(phenotype_records.c.document).where(
+                    phenotype_records.c.individual_id == row.id
+                )
+            ).scalar_one_or_none()
+            item["phenopacket"] = packet
+        if entity == "studies":
+            item["counts"] = {
+                name: int(
+                    session.execute(
+                        select(func.count())
+                        .select_from(ENTITY_TABLES[name])
+                        .where(ENTITY_TABLES[name].c.study_id == row.id)
+                    ).scalar_one()
+                )
+                for name in ("individuals", "samples", "datasets", "analyses")
+            }
+        if with_history:
+            item["history"] = [
+                {
+                    "revision": h.revision,
+                    "change": h.change,
+                    "changed_fields": h.changed_fields,
+                    "changed_at": h.changed_at.isoformat(),
+                    "changed_by": h.changed_by,
+                    "submission_id": h.submission_id,
+                }
+                for h in session.execute(
+                    select(record_history)
+                    .where(record_history.c.accession == accession)
+                    .order_by(record_history.c.revision)
+                )
+            ]
+    return item
+
+
+def list_submissions(
+    factory: sessionmaker[Session], *, subject: Subject, page: int = 1, page_size: int = 50
+) -> Page:
+    """Submissions received, newest first."""
+    _require(subject, Action.READ_SUBMISSIONS, Resource("submission"))
+    with factory() as session:
+        total = session.execute(select(func.count()).select_from(submissions)).scalar_one()
+        rows = session.execute(
+            select(submissions)
+            .order_by(submissions.c.id.desc())
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        ).all()
+    items = [
+        {
+            "id": r.id,
+            "received_at": r.received_at.isoformat(),
+            "submitter": r.submitter,
+            "source": r.source,
+            "created": r.created,
+            "updated": r.updated,
+            "unchanged": r.unchanged,
+        }
+        for r in rows
+    ]
+    return Page(items, int(total), page, page_size)
+
+
+def export_study(
+    factory: sessionmaker[Session], accession: str, *, subject: Subject
+) -> dict[str, list[dict[str, Any]]]:
+    """Every record of a study as sheet rows (references written as accessions)."""
+    _require(subject, Action.READ_INDIVIDUAL_RECORDS, Resource("study", accession))
+    sheets: dict[str, list[dict[str, Any]]] = {}
+    with factory() as session:
+        study_id = _study_id(session, accession)
+        studies = ENTITY_TABLES["studies"]
+        study = session.execute(select(studies).where(studies.c.id == study_id)).one()
+        institutions = ENTITY_TABLES["institutions"]
+        institution = session.execute(
+            select(institutions).where(institutions.c.id == study.institution_id)
+        ).one()
+        sheets["institutions"] = [dict(institution.doc)]
+        sheets["studies"] = [dict(study.doc) | {"institution": institution.alias}]
+        for name in ENTITIES:
+            if name in ("institutions", "studies"):
+                continue
+            table = ENTITY_TABLES[name]
+            rows = (
+                session.execute(
+                    select(table.c.doc).where(table.c.study_id == study_id).order_by(table.c.id)
+                )
+                .scalars()
+                .all()
+            )
+            if rows:
+                sheets[name] = [dict(doc) for doc in rows]
+    return sheets

@@ -1,0 +1,68 @@
+"""The `genecommons` command: mounts every capability's commands; one error mapping."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from genecommons.catalog import commands as catalog_commands
+from genecommons.demo import commands as demo_commands
+from genecommons.errors import GeneCommonsError
+from genecommons.runtime import runtime
+
+app = typer.Typer(
+    name="genecommons",
+    help="GeneCommons: keep, protect and share human genetic data. 人类遗传数据平台。",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+@app.command()
+def init() -> None:
+    """Create or migrate the database and the data directory (safe to run again). 初始化。"""
+    from genecommons.migrate import upgrade
+
+    context = runtime()
+    context.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(context.settings.effective_database_url)
+    typer.echo(f"Database ready: {context.settings.effective_database_url.split('@')[-1]}")
+    typer.echo(f"Data directory: {context.settings.data_dir}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+) -> None:
+    """Start the HTTP API. 启动 API 服务。"""
+    import uvicorn
+
+    from genecommons.app import create_app
+
+    uvicorn.run(create_app(runtime().settings), host=host, port=port, log_level="info")
+
+
+app.command("submit")(catalog_commands.submit)
+app.command("template")(catalog_commands.template)
+app.add_typer(catalog_commands.studies_app, name="studies")
+app.add_typer(catalog_commands.datasets_app, name="datasets")
+
+app.command("demo")(demo_commands.demo)
+
+
+def main() -> None:
+    """Run the CLI, turning GeneCommons errors into a bilingual message and an exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except GeneCommonsError as error:
+        err.print(f"Error: {escape(error.message)}", highlight=False)
+        err.print(f"错误：{escape(error.message_zh)}", highlight=False)
+        sys.exit(error.exit_code)

@@ -1,0 +1,29 @@
+"""Alembic environment: migrates the database named by the caller's configuration."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import genecommons.audit.tables
+import genecommons.catalog.tables  # noqa: F401  (registers the tables on the metadata)
+from genecommons.db import Base, make_engine
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+assert url, "sqlalchemy.url must be set by the caller"
+
+if context.is_offline_mode():
+    context.configure(
+        url=url, target_metadata=Base.metadata, literal_binds=True, render_as_batch=True
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection, target_metadata=Base.metadata, render_as_batch=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

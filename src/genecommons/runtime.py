@@ -1,0 +1,38 @@
+"""The CLI's process-wide context: settings and a session factory, made on first use."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from functools import cache
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.models import Subject
+from genecommons.config import Settings, get_settings
+from genecommons.db import make_engine, make_session_factory
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Settings and database access for one CLI process."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+
+
+@cache
+def runtime() -> Runtime:
+    """The CLI's runtime, from the environment's settings."""
+    settings = get_settings()
+    engine = make_engine(settings.effective_database_url)
+    return Runtime(settings, make_session_factory(engine))
+
+
+def operator() -> Subject:
+    """The operator running the CLI on this node."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return Subject.operator(name)

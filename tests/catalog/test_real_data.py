@@ -1,0 +1,145 @@
+"""Real public data through a submission: the CINECA synthetic cohort (Beacon v2 BFF)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from genecommons.access.models import Subject
+from genecommons.catalog import service
+from genecommons.errors import SubmissionRejectedError
+
+OPERATOR = Subject.operator("loader")
+REPO = Path(__file__).resolve().parents[2]
+CINECA = REPO.parent / "shared" / "data" / "cineca"
+COUNTRY = {
+    "England": "GB",
+    "Wales": "GB",
+    "Scotland": "GB",
+    "Northern Ireland": "GB",
+    "Republic of Ireland": "IE",
+}
+
+
+def cineca_document() -> dict[str, Any]:
+    """The CINECA BFF individuals and biosamples as one GeneCommons submission document."""
+    if not CINECA.exists():
+        pytest.skip("../shared/data/cineca is not present on this machine")
+    with gzip.open(CINECA / "bff_individuals.json.gz", "rt", encoding="utf-8") as handle:
+        individuals = json.load(handle)
+    with gzip.open(CINECA / "bff_biosamples.json.gz", "rt", encoding="utf-8") as handle:
+        biosamples = json.load(handle)
+    document: dict[str, Any] = {
+        "institutions": [
+            {
+                "alias": "CINECA",
+                "name_en": "CINECA consortium",
+                "country": "GB",
+                "kind": "research_institute",
+            }
+        ],
+        "studies": [
+            {
+                "alias": "UK1",
+                "title": "CINECA synthetic cohort EUROPE UK1",
+                "institution": "CINECA",
+                "study_type": "cohort",
+                "participants_planned": len(individuals),
+            }
+        ],
+        "consents": [{"alias": "GRU", "study": "UK1", "version": "1", "permission": "GRU"}],
+        "ethics_approvals": [
+            {
+                "alias": "ETH",
+                "study": "UK1",
+                "committee": "Synthetic",
+                "number": "SYN-1",
+                "approved_on": "2020-01-01",
+            }
+        ],
+        "individuals": [],
+        "phenotypes": [],
+        "samples": [],
+    }
+    for record in individuals:
+        origin = (record.get("geographicOrigin") or {}).get("label")
+        document["individuals"].append(
+            {
+                "alias": record["id"],
+                "study": "UK1",
+                "sex": record["sex"]["label"],
+                "ethnic_group": "foreign",
+                "country": COUNTRY.get(origin),
+                "consent": "GRU",
+            }
+        )
+        for disease in record.get("diseases", []):
+            document["phenotypes"].append(
+                {
+                    "individual": record["id"],
+                    "kind": "disease",
+                    "term": disease["diseaseCode"]["id"],
+                }
+            )
+        for measure in record.get("measures", []):
+            value = measure["measurementValue"]
+            document["phenotypes"].append(
+                {
+                    "individual": record["id"],
+                    "kind": "measurement",
+                    "term": measure["assayCode"]["id"],
+                    "value": value["value"],
+                    "unit": "cm" if value["unit"]["label"] == "Centimeter" else value["unit"]["id"],
+                }
+            )
+    for sample in biosamples:
+        document["samples"].append(
+            {
+                "alias": sample["id"],
+                "individual": sample["individualId"],
+                "tissue": sample["sampleOriginType"]["label"],
+                "collection_date": sample["collectionDate"],
+                "collection_institution": "CINECA",
+                "ethics_approval": "ETH",
+            }
+        )
+    return document
+
+
+@pytest.mark.slow
+def test_cineca_individuals_load_through_a_submission(factory: Any, tmp_path: Path) -> None:
+    document = cineca_document()
+    path = tmp_path / "cineca.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    # The BFF writes one ICD-10-CM code (F3181) where WHO ICD-10 has none: the first pass
+    # refuses it, with its place and the nearest WHO code.
+    with pytest.raises(SubmissionRejectedError) as raised:
+        service.submit(factory, path, subject=OPERATOR, today=date(2026, 1, 1))
+    problems = raised.value.details["problems"]
+    assert {p["value"] for p in problems} == {"ICD10:F3181"}
+    assert all(
+        p["rule"] == "vocabulary.disease" and p["file"] == "cineca.yaml:phenotypes"
+        for p in problems
+    )
+    assert "F31.8" in problems[0]["suggestion"]
+    for row in document["phenotypes"]:
+        if row["term"] == "ICD10:F3181":
+            row["term"] = "ICD10:F31.8"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    result = service.submit(factory, path, subject=OPERATOR, today=date(2026, 1, 1))
+    assert len(result.accessions["individuals"]) == 2504
+    assert len(result.accessions["samples"]) == 2504
+    listed = service.list_records(
+        factory, "individuals", subject=OPERATOR, filters={"sex": "female"}
+    )
+    assert listed.total == 1271
+    one = service.get_record(
+        factory, "individuals", result.accessions["individuals"]["HG00096"], subject=OPERATOR
+    )
+    assert one["phenopacket"]["measurements"][0]["assay"]["id"] == "LOINC:8308-9"

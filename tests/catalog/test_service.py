@@ -1,0 +1,210 @@
+"""The catalog service: submit, update with history, all-or-nothing, listings and visibility."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.models import Subject
+from genecommons.audit.tables import audit_events
+from genecommons.catalog import service
+from genecommons.catalog.tables import ENTITY_TABLES, phenotype_terms, record_history
+from genecommons.errors import (
+    AccessDeniedError,
+    ConflictError,
+    NotFoundError,
+    SubmissionRejectedError,
+)
+
+OPERATOR = Subject.operator("tester")
+
+
+def snapshot(factory: sessionmaker[Session]) -> dict[str, int]:
+    """Row counts of every catalog table, to prove nothing changed."""
+    with factory() as session:
+        counts = {
+            name: session.execute(select(func.count()).select_from(t)).scalar_one()
+            for name, t in ENTITY_TABLES.items()
+        }
+        counts["history"] = session.execute(
+            select(func.count()).select_from(record_history)
+        ).scalar_one()
+        counts["terms"] = session.execute(
+            select(func.count()).select_from(phenotype_terms)
+        ).scalar_one()
+    return counts
+
+
+def test_submit_assigns_accessions_and_stores_everything(factory: Any, make_bundle: Any) -> None:
+    result = service.submit(factory, make_bundle(), subject=OPERATOR)
+    assert result.committed
+    assert result.counts.created == 1 + 1 + 1 + 1 + 1 + 3 * 4 + 1
+    study = result.accessions["studies"]["ST1"]
+    assert study.startswith("GCS") and len(study) == 11
+    assert all(a.startswith("GCI") for a in result.accessions["individuals"].values())
+    assert result.accessions["samples"]["P1-S1"].startswith("GCN")
+    assert result.accessions["experiments"]["P1-X1"].startswith("GCX")
+    assert result.accessions["runs"]["P1-R1"].startswith("GCR")
+    assert result.accessions["datasets"]["DS1"].startswith("GCD")
+    shown = service.get_record(
+        factory, "individuals", result.accessions["individuals"]["P1"], subject=OPERATOR
+    )
+    assert shown["consent"] == result.accessions["consents"]["C1"]
+    assert shown["phenopacket"]["subject"]["id"] == shown["accession"]
+    assert shown["phenopacket"]["phenotypicFeatures"][0]["type"]["id"] == "HP:0000365"
+    with factory() as session:
+        events = session.execute(select(audit_events.c.tag)).scalars().all()
+    assert "catalog:submission:accept" in events
+
+
+def test_dry_run_stores_nothing(factory: Any, make_bundle: Any) -> None:
+    before = snapshot(factory)
+    result = service.submit(factory, make_bundle(), subject=OPERATOR, dry_run=True)
+    assert not result.committed and result.report.ok
+    assert snapshot(factory) == before
+
+
+def test_resubmission_updates_in_place_with_history(
+    factory: Any, make_bundle: Any, sheets: Any
+) -> None:
+    first = service.submit(factory, make_bundle(), subject=OPERATOR)
+    data = sheets()
+    data["individuals"][0]["birth_year"] = 1975
+    second = service.submit(factory, make_bundle(data), subject=Subject.operator("editor"))
+    assert second.counts.created == 0
+    assert second.counts.updated == 1
+    assert second.accessions["individuals"] == first.accessions["individuals"]
+    accession = first.accessions["individuals"]["P1"]
+    record = service.get_record(
+        factory, "individuals", accession, subject=OPERATOR, with_history=True
+    )
+    assert record["birth_year"] == 1975 and record["revision"] == 2
+    history = record["history"]
+    assert [h["revision"] for h in history] == [1, 2]
+    assert history[1]["changed_fields"] == ["birth_year"]
+    assert history[1]["changed_by"] == "operator:editor"
+    third = service.submit(factory, make_bundle(data), subject=OPERATOR)
+    assert third.counts.updated == 0 and third.counts.created == 0
+
+
+def test_rejected_submission_leaves_catalog_unchanged(
+    factory: Any, make_bundle: Any, sheets: Any
+) -> None:
+    service.submit(factory, make_bundle(), subject=OPERATOR)
+    before = snapshot(factory)
+    data = sheets()
+    data["individuals"][0]["birth_year"] = 1900  # a valid change ...
+    data["samples"][1]["individual"] = "NOBODY"  # ... and an error elsewhere
+    with pytest.raises(SubmissionRejectedError) as raised:
+        service.submit(factory, make_bundle(data), subject=OPERATOR)
+    problems = raised.value.details["problems"]
+    assert any(p["rule"] == "reference.dangling" and p["value"] == "NOBODY" for p in problems)
+    assert snapshot(factory) == before
+    record = service.list_records(
+        factory, "individuals", subject=OPERATOR, filters={"birth_year": "1900"}
+    )
+    assert record.total == 0
+
+
+def test_anonymous_sees_public_metadata_only(factory: Any, make_bundle: Any, sheets: Any) -> None:
+    data = sheets()
+    data["studies"].append(
+        {"alias": "HIDDEN", "title": "Private", "institution": "BGC", "public": "no"}
+    )
+    result = service.submit(factory, make_bundle(data), subject=OPERATOR)
+    anonymous = Subject.anonymous()
+    listed = service.list_records(factory, "studies", subject=anonymous)
+    assert [s["alias"] for s in listed.items] == ["ST1"]
+    assert service.list_records(factory, "studies", subject=OPERATOR).total == 2
+    with pytest.raises(NotFoundError):
+        service.get_record(
+            factory, "studies", result.accessions["studies"]["HIDDEN"], subject=anonymous
+        )
+    with pytest.raises(AccessDeniedError):
+        service.list_records(factory, "individuals", subject=anonymous)
+    with pytest.raises(AccessDeniedError):
+        service.get_record(
+            factory, "samples", result.accessions["samples"]["P1-S1"], subject=anonymous
+        )
+    with pytest.raises(AccessDeniedError):
+        service.submit(factory, make_bundle(), subject=anonymous)
+
+
+def test_pagination_and_filters(factory: Any, make_bundle: Any, sheets: Any) -> None:
+    service.submit(factory, make_bundle(sheets(individuals=25)), subject=OPERATOR)
+    first = service.list_records(factory, "individuals", subject=OPERATOR, page=1, page_size=10)
+    third = service.list_records(factory, "individuals", subject=OPERATOR, page=3, page_size=10)
+    assert first.total == 25 and len(first.items) == 10 and len(third.items) == 5
+    women = service.list_records(
+        factory, "individuals", subject=OPERATOR, filters={"sex": "female"}
+    )
+    assert women.total == 12
+    assert {i["sex"] for i in women.items} == {"female"}
+
+
+def test_concurrent_submissions_of_the_same_alias(factory: Any, make_bundle: Any) -> None:
+    """Two submissions of the same new aliases at once: one wins, the other gets a conflict."""
+    first_bundle, second_bundle = make_bundle(), make_bundle()
+    written = threading.Event()
+    release = threading.Event()
+    outcomes: dict[str, Any] = {}
+
+    def hold() -> None:
+        written.set()
+        release.wait(timeout=30)
+
+    def first() -> None:
+        try:
+            outcomes["first"] = service.submit(
+                factory, first_bundle, subject=OPERATOR, before_commit=hold
+            )
+        except Exception as error:
+            outcomes["first"] = error
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert written.wait(timeout=30)
+    second_thread = threading.Thread(
+        target=lambda: outcomes.__setitem__(
+            "second", _try(lambda: service.submit(factory, second_bundle, subject=OPERATOR))
+        )
+    )
+    second_thread.start()
+    second_thread.join(timeout=1.0)  # the second one now waits on the first one's writes
+    release.set()
+    thread.join(timeout=60)
+    second_thread.join(timeout=60)
+    assert isinstance(outcomes["first"], service.SubmissionResult)
+    assert isinstance(outcomes["second"], ConflictError)
+    assert outcomes["second"].message_zh
+    assert service.list_records(factory, "individuals", subject=OPERATOR).total == 3
+
+
+def _try(call: Any) -> Any:
+    try:
+        return call()
+    except Exception as error:
+        return error
+
+
+def test_export_escapes_formulas(
+    factory: Any, make_bundle: Any, sheets: Any, tmp_path: Path
+) -> None:
+    from genecommons.catalog.export import write_sheets
+
+    data = sheets()
+    data["studies"][0]["title"] = '=HYPERLINK("http://evil","x")'
+    result = service.submit(factory, make_bundle(data), subject=OPERATOR)
+    study = service.get_record(
+        factory, "studies", result.accessions["studies"]["ST1"], subject=OPERATOR
+    )
+    assert study["title"].startswith("=HYPERLINK")  # stored as text, never evaluated
+    exported = service.export_study(factory, study["accession"], subject=OPERATOR)
+    write_sheets(tmp_path / "out", exported)
+    text = (tmp_path / "out" / "studies.tsv").read_text(encoding="utf-8")
+    assert "\t'=HYPERLINK" in text

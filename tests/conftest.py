@@ -1,0 +1,242 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), settings, sample submissions."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+import genecommons.audit.tables
+import genecommons.catalog.tables  # noqa: F401  (registers tables)
+from genecommons.config import Settings
+from genecommons.db import Base, make_engine, make_session_factory
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+POSTGRES_URL = os.environ.get(
+    "GENECOMMONS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, skipping the test when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"../shared/{'/'.join(parts)} is not present on this machine")
+    return path
+
+
+_pg_state: dict[str, str | None] = {}
+
+
+def _postgres_reason() -> str | None:
+    """Why PostgreSQL cannot be used here, or None if it can."""
+    if "reason" not in _pg_state:
+        try:
+            engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as connection:
+                connection.execute(text("select 1"))
+            engine.dispose()
+            _pg_state["reason"] = None
+        except Exception as error:  # any failure to connect means: skip
+            _pg_state["reason"] = (
+                f"PostgreSQL not reachable at {POSTGRES_URL.split('@')[-1]} "
+                f"({type(error).__name__}); set GENECOMMONS_TEST_POSTGRES_URL to run these"
+            )
+    return _pg_state["reason"]
+
+
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A URL to a fresh, empty PostgreSQL schema, dropped afterwards."""
+    reason = _postgres_reason()
+    if reason:
+        pytest.skip(reason)
+    schema = f"gc_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database URL, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a database with the current schema."""
+    engine = make_engine(database_url)
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory on the test database."""
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings pointing at a temporary data directory and the test database."""
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, environment="test")
+
+
+def write_sheets(folder: Path, sheets: dict[str, list[dict[str, Any]]]) -> Path:
+    """Write rows as TSV sheets into `folder` (the submission format)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for sheet, rows in sheets.items():
+        columns: list[str] = []
+        for row in rows:
+            columns.extend(c for c in row if c not in columns)
+        lines = ["\t".join(columns)]
+        lines.extend(
+            "\t".join("" if r.get(c) is None else str(r[c]) for c in columns) for r in rows
+        )
+        (folder / f"{sheet}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def minimal_sheets(individuals: int = 3) -> dict[str, list[dict[str, Any]]]:
+    """A small valid submission: one study, a trio's worth of individuals, samples, a dataset."""
+    sheets: dict[str, list[dict[str, Any]]] = {
+        "institutions": [
+            {
+                "alias": "BGC",
+                "name_en": "Beijing Genome Center",
+                "name_zh": "北京基因组中心",
+                "country": "CN",
+                "province": "110000",
+                "kind": "research_institute",
+            }
+        ],
+        "studies": [
+            {
+                "alias": "ST1",
+                "title": "Hearing loss families",
+                "institution": "BGC",
+                "study_type": "family",
+                "participants_planned": individuals,
+                "collection_licence": "2024CJ0001" if individuals > 3000 else None,
+            }
+        ],
+        "consents": [
+            {
+                "alias": "C1",
+                "study": "ST1",
+                "version": "2.1",
+                "permission": "HMB",
+                "modifiers": "NPU;IRB",
+                "abroad_allowed": "no",
+            }
+        ],
+        "ethics_approvals": [
+            {
+                "alias": "E1",
+                "study": "ST1",
+                "committee": "BGC IRB",
+                "number": "IRB-2024-001",
+                "approved_on": "2024-01-10",
+            }
+        ],
+        "hgr_records": [
+            {
+                "alias": "H1",
+                "study": "ST1",
+                "category": "collection",
+                "record_type": "approval",
+                "number": "2024CJ0001",
+                "issued_on": "2024-02-01",
+            }
+        ],
+        "individuals": [],
+        "phenotypes": [],
+        "samples": [],
+        "experiments": [],
+        "runs": [],
+        "datasets": [],
+    }
+    for i in range(1, individuals + 1):
+        alias = f"P{i}"
+        sheets["individuals"].append(
+            {
+                "alias": alias,
+                "study": "ST1",
+                "sex": "male" if i % 2 else "female",
+                "birth_year": 1940 + i % 60,
+                "ethnic_group": "01",
+                "province": "440000",
+                "consent": "C1",
+            }
+        )
+        sheets["phenotypes"].append({"individual": alias, "kind": "feature", "term": "HP:0000365"})
+        sheets["samples"].append(
+            {
+                "alias": f"{alias}-S1",
+                "individual": alias,
+                "tissue": "blood",
+                "collection_date": "2024-03-01",
+                "collection_institution": "BGC",
+                "ethics_approval": "E1",
+                "hgr_records": "H1",
+            }
+        )
+        sheets["experiments"].append(
+            {
+                "alias": f"{alias}-X1",
+                "sample": f"{alias}-S1",
+                "library_strategy": "WES",
+                "platform": "DNBSEQ",
+                "instrument": "DNBSEQ-G400",
+            }
+        )
+        sheets["runs"].append({"alias": f"{alias}-R1", "experiment": f"{alias}-X1"})
+    sheets["datasets"].append(
+        {
+            "alias": "DS1",
+            "study": "ST1",
+            "title": "Exomes",
+            "access_tier": "controlled",
+            "duo_codes": "HMB;NPU",
+            "dac": "BGC DAC",
+            "runs": ";".join(r["alias"] for r in sheets["runs"]),
+        }
+    )
+    return sheets
+
+
+@pytest.fixture
+def sheets() -> Any:
+    """The factory of small valid submissions (`minimal_sheets`)."""
+    return minimal_sheets
+
+
+@pytest.fixture
+def make_bundle(tmp_path: Path) -> Any:
+    """A factory writing a submission folder from sheets (defaults to `minimal_sheets()`)."""
+    counter = iter(range(1_000_000))
+
+    def make(sheets: dict[str, list[dict[str, Any]]] | None = None) -> Path:
+        return write_sheets(tmp_path / f"bundle{next(counter)}", sheets or minimal_sheets())
+
+    return make

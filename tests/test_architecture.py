@@ -1,0 +1,56 @@
+"""House rules of the layout, checked on the source (DESIGN.md, "Architecture")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "genecommons"
+WEB = ("fastapi", "starlette")
+DATABASE = ("sqlalchemy", "alembic")
+# Pure modules: domain types and algorithms, no web or database imports.
+PURE = [
+    "models.py",
+    "report.py",
+    "vocabularies.py",
+    "phenopackets.py",
+    "bundle.py",
+    "validation.py",
+    "export.py",
+    "policy.py",
+]
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_pure_modules_import_neither_web_nor_database() -> None:
+    checked = 0
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in PURE:
+            checked += 1
+            bad = {n for n in imports_of(path) if n.split(".")[0] in WEB + DATABASE}
+            assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
+    assert checked >= 6
+
+
+def test_routes_and_commands_never_touch_tables() -> None:
+    for path in [*PACKAGE.rglob("routes.py"), *PACKAGE.rglob("commands.py")]:
+        bad = {n for n in imports_of(path) if n.endswith(".tables") or n.split(".")[0] in DATABASE}
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
+
+
+def test_only_config_reads_the_environment() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "config.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "os.environ" not in text and "getenv(" not in text, path

@@ -1,0 +1,81 @@
+"""The CLI: arguments forwarded to the service (mocked), then the real thing end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from typer.testing import CliRunner
+
+from genecommons.catalog.report import Report
+from genecommons.catalog.service import SubmissionResult
+from genecommons.cli import app
+
+runner = CliRunner()
+
+
+def test_submit_forwards_path_and_dry_run(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(tmp_path))
+    with mock.patch(
+        "genecommons.catalog.commands.service.submit",
+        return_value=SubmissionResult(report=Report(), committed=False),
+    ) as submit:
+        result = runner.invoke(app, ["submit", str(tmp_path / "bundle"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    (_factory, path), kwargs = submit.call_args
+    assert path == tmp_path / "bundle"
+    assert kwargs["dry_run"] is True
+    assert kwargs["subject"].kind == "operator"
+    assert "Dry run" in result.output
+
+
+def test_template_writes_every_sheet(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["template", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (tmp_path / "t").iterdir())
+    assert "individuals.tsv" in names and "submission.xlsx" in names
+    header = (tmp_path / "t" / "samples.tsv").read_text(encoding="utf-8").splitlines()[0]
+    assert header.split("\t")[:3] == ["alias", "individual", "tissue"]
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "genecommons", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_end_to_end(tmp_path: Path, make_bundle: Any, sheets: Any) -> None:
+    env = {**os.environ, "GENECOMMONS_DATA_DIR": str(tmp_path / "data")}
+    env.pop("GENECOMMONS_DATABASE_URL", None)
+    assert _cli(["init"], env).returncode == 0
+    assert _cli(["init"], env).returncode == 0  # safe to run again
+    bad = sheets()
+    bad["samples"][0]["individual"] = "NOBODY"
+    rejected = _cli(["submit", str(make_bundle(bad)), "--json"], env)
+    assert rejected.returncode == 2
+    report = json.loads(rejected.stdout)
+    assert report["valid"] is False and report["problems"][0]["value"] == "NOBODY"
+    text = _cli(["submit", str(make_bundle(bad))], env)
+    assert "samples.tsv, row 2, column individual" in text.stderr
+    assert "第 2 行" in text.stderr
+    accepted = _cli(["submit", str(make_bundle()), "--json"], env)
+    assert accepted.returncode == 0, accepted.stderr
+    study = json.loads(accepted.stdout)["accessions"]["studies"]["ST1"]
+    listed = _cli(["studies", "list"], env)
+    assert study in listed.stdout
+    shown = json.loads(_cli(["studies", "show", study], env).stdout)
+    assert shown["history"][0]["change"] == "created"
+    missing = _cli(["datasets", "show", "GCD99999999"], env)
+    assert missing.returncode == 3 and "错误" in missing.stderr

@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= genecommons-data/demo
+# the full chr22 q arm takes ~8 min to simulate; make run uses its first 10 Mb (override: DEMO_ARGS=)
+DEMO_ARGS ?= --length 10000000
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -19,7 +21,7 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/genecommons init
-	@if [ ! -f $(DEMO_DIR)/truth.json ]; then $(BIN)/genecommons demo --out $(DEMO_DIR); fi
+	@if [ ! -f $(DEMO_DIR)/truth.json ]; then $(BIN)/genecommons demo --out $(DEMO_DIR) $(DEMO_ARGS); fi
 	$(BIN)/genecommons submit $(DEMO_DIR)
 	$(BIN)/genecommons serve --host $(HOST) --port $(PORT)
 

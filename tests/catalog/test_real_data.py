@@ -143,3 +143,52 @@ def test_cineca_individuals_load_through_a_submission(factory: Any, tmp_path: Pa
         factory, "individuals", result.accessions["individuals"]["HG00096"], subject=OPERATOR
     )
     assert one["phenopacket"]["measurements"][0]["assay"]["id"] == "LOINC:8308-9"
+
+
+@pytest.mark.slow
+def test_phenopacket_store_is_read_validated_and_stored(factory: Any, tmp_path: Path) -> None:
+    """Every phenopacket-store file is stored as a phenotype record, or refused with a
+    located reason."""
+    import tarfile
+
+    archive = REPO.parent / "shared" / "data" / "phenopackets" / "phenopacket-store-b694d17e.tar.gz"
+    if not archive.exists():
+        pytest.skip("../shared/data/phenopackets is not present on this machine")
+    bundle = tmp_path / "store"
+    (bundle / "phenopackets").mkdir(parents=True)
+    names: list[str] = []
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith(".json"):
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                # cohort folders repeat file names; keep them apart
+                name = member.name.replace("notebooks/", "").replace("/phenopackets/", "__")
+                (bundle / "phenopackets" / name).write_bytes(extracted.read())
+                names.append(name)
+    assert len(names) == 10_580
+    document = {
+        "institutions": [{"alias": "MONARCH", "name_en": "Monarch Initiative", "country": "US",
+                          "kind": "research_institute"}],
+        "studies": [{"alias": "PPS", "title": "phenopacket-store b694d17e",
+                     "institution": "MONARCH", "hgr_information": "no"}],
+    }
+    (bundle / "submission.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    refused: list[dict[str, Any]] = []
+    try:
+        service.submit(factory, bundle, subject=OPERATOR, today=date(2026, 11, 1), dry_run=True)
+    except SubmissionRejectedError as error:
+        refused = [p for p in error.details["problems"] if p["severity"] == "error"]
+    # every refusal names its file and the JSON path of the offending value
+    for problem in refused:
+        assert problem["file"].startswith("phenopackets/"), problem
+        assert problem["column"], problem
+    refused_files = {p["file"] for p in refused}
+    assert len(refused_files) < 200
+    for name in refused_files:
+        (bundle / name).unlink()
+    result = service.submit(factory, bundle, subject=OPERATOR, today=date(2026, 11, 1))
+    stored = len(result.accessions["individuals"])
+    assert stored + len(refused_files) == 10_580
+    assert result.report.counts["phenotype_records"] == stored
+    print(f"phenopacket-store: {stored} stored, {len(refused_files)} refused")

@@ -9,6 +9,7 @@ and archives are unpacked with limits on size, member count and compression rati
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import logging
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 SHEET_SUFFIXES = {".tsv": "\t", ".txt": "\t", ".csv": ","}
 DOCUMENT_SUFFIXES = {".json", ".yaml", ".yml"}
+DOCUMENT_STEM = "submission"  # in a folder, only submission.json|yaml is a document
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm"}
 _CHUNK = 1 << 20
 
@@ -508,9 +510,20 @@ def _read_folder(root: Path, bundle: Bundle, problems: list[Problem], *, limits:
             read_delimited(path, sheet, bundle, problems, name=relative, limits=limits)
         elif path.parent == root and suffix in WORKBOOK_SUFFIXES:
             read_workbook(path, bundle, problems, name=relative, limits=limits)
-        elif path.parent == root and suffix in DOCUMENT_SUFFIXES:
+        elif path.parent == root and suffix in DOCUMENT_SUFFIXES and path.stem == DOCUMENT_STEM:
             read_document(path, bundle, problems, name=relative, limits=limits)
         else:
+            close = difflib.get_close_matches(path.stem.lower(), SHEETS, n=1, cutoff=0.8)
+            if path.parent == root and suffix in SHEET_SUFFIXES and close:
+                problems.append(
+                    _problem(
+                        "sheet.name",
+                        f"{relative} is not a sheet name; did you mean {close[0]}{suffix}?",
+                        f"{relative} 不是表名；是否应为 {close[0]}{suffix}？",
+                        file=relative,
+                        suggestion=f"Rename it to {close[0]}{suffix} / 请重命名",
+                    )
+                )
             bundle.data_files[relative] = path
 
 

@@ -216,7 +216,12 @@ class AccessTier(StrEnum):
 class Record(BaseModel):
     """Fields common to every submitted record."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, use_enum_values=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        use_enum_values=True,
+        coerce_numbers_to_str=True,  # YAML/JSON `province: 430000` is the code "430000"
+    )
 
     alias: Alias = Field(description="Your identifier for this record, unique in its study")
 
@@ -280,7 +285,12 @@ class Individual(Record):
 class Phenotype(BaseModel):
     """One phenotypic feature, disease or measurement of an individual (a sheet row)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, use_enum_values=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        use_enum_values=True,
+        coerce_numbers_to_str=True,  # YAML/JSON `province: 430000` is the code "430000"
+    )
 
     individual: Ref
     kind: PhenotypeKind = PhenotypeKind.FEATURE

@@ -28,7 +28,7 @@ from genecommons.catalog.tables import (
     phenotype_terms,
     record_history,
 )
-from genecommons.catalog.validation import Existing, Node, Plan, Target
+from genecommons.catalog.validation import Existing, Node, PhenotypeSet, Plan, Target
 from genecommons.errors import ConflictError
 
 _CHUNK = 500
@@ -236,7 +236,7 @@ class PlanWriter:
         self.ids: dict[int, int] = {}
         self.counts = CommitCounts()
         self.history: list[dict[str, Any]] = []
-        self.changed_individuals: set[int] = set()
+        self.history_by_accession: dict[str, dict[str, Any]] = {}
         self.study_ids: dict[str, int] = {}
 
     def write(self, plan: Plan) -> CommitCounts:
@@ -339,8 +339,6 @@ class PlanWriter:
                     doc,
                 )
                 self.counts.updated += 1
-                if entity == "individuals":
-                    self.changed_individuals.add(node.existing.id)
             else:
                 self.counts.unchanged += 1
         if inserts:
@@ -444,71 +442,53 @@ class PlanWriter:
         changed: list[str],
         doc: dict[str, Any],
     ) -> None:
-        self.history.append(
-            {
-                "entity": entity,
-                "accession": accession,
-                "revision": revision,
-                "change": change,
-                "changed_fields": changed,
-                "doc": doc,
-                "changed_at": self.now,
-                "changed_by": self.actor,
-                "submission_id": self.submission_id,
-            }
-        )
+        entry = {
+            "entity": entity,
+            "accession": accession,
+            "revision": revision,
+            "change": change,
+            "changed_fields": changed,
+            "doc": doc,
+            "changed_at": self.now,
+            "changed_by": self.actor,
+            "submission_id": self.submission_id,
+        }
+        self.history.append(entry)
+        self.history_by_accession[accession] = entry
 
     def _write_phenotypes(self, plan: Plan) -> None:
+        """Store each individual's phenopacket; a changed one is a new revision of them."""
+        existing_ids = [
+            self.ids[id(e.individual)] for e in plan.phenotypes.values() if e.individual.existing
+        ]
+        current: dict[int, Any] = {}
+        for chunk in _chunks(existing_ids):
+            current.update(
+                self.session.execute(
+                    select(phenotype_records.c.individual_id, phenotype_records.c.document).where(
+                        phenotype_records.c.individual_id.in_(chunk)
+                    )
+                ).tuples()
+            )
         records: list[dict[str, Any]] = []
         terms: list[dict[str, Any]] = []
         replaced: list[int] = []
         for entry in plan.phenotypes.values():
             individual_id = self.ids[id(entry.individual)]
             accession = self.accessions[id(entry.individual)]
-            record: Any = entry.individual.record
-            if entry.document is not None:
-                document = dict(entry.document)
-                document["id"] = accession
-                subject = dict(document.get("subject") or {})
-                subject["id"] = accession  # the submitter's own id stays out: pseudonymous
-                document["subject"] = subject
-            else:
-                document = phenopacket_from_rows(
-                    packet_id=accession,
-                    subject_id=accession,
-                    sex=record.sex,
-                    age_years=record.age,
-                    rows=entry.rows,
-                    created_by=self.actor,
-                )
-            if entry.document is not None:
-                result = read_phenopacket(entry.document, source=entry.place)
-                features, diseases = result.features, result.diseases
-            else:
-                features = [(r.term, r.excluded) for r in entry.rows if r.kind == "feature"]
-                diseases = [(r.term, r.excluded) for r in entry.rows if r.kind == "disease"]
+            document, features, diseases = self._phenopacket(entry, accession)
             if entry.individual.existing is not None:
+                if _same_packet(current.get(individual_id), document):
+                    continue
                 replaced.append(individual_id)
+                self._phenotype_revision(entry.individual, individual_id)
             records.append(
                 {"individual_id": individual_id, "document": document, "updated_at": self.now}
             )
             terms.extend(
-                {
-                    "individual_id": individual_id,
-                    "kind": "feature",
-                    "term_id": t,
-                    "excluded": excluded,
-                }
-                for t, excluded in features
-            )
-            terms.extend(
-                {
-                    "individual_id": individual_id,
-                    "kind": "disease",
-                    "term_id": t,
-                    "excluded": excluded,
-                }
-                for t, excluded in diseases
+                {"individual_id": individual_id, "kind": kind, "term_id": t, "excluded": excluded}
+                for kind, pairs in (("feature", features), ("disease", diseases))
+                for t, excluded in pairs
             )
         for chunk in _chunks(replaced):
             self.session.execute(
@@ -521,6 +501,76 @@ class PlanWriter:
             bulk_insert(self.session, phenotype_records, chunk)
         for chunk in _chunks(terms, 10000):
             bulk_insert(self.session, phenotype_terms, chunk)
+
+    def _phenopacket(
+        self, entry: PhenotypeSet, accession: str
+    ) -> tuple[dict[str, Any], list[tuple[str, bool]], list[tuple[str, bool]]]:
+        record: Any = entry.individual.record
+        if entry.document is not None:
+            document = dict(entry.document)
+            document["id"] = accession
+            subject = dict(document.get("subject") or {})
+            subject["id"] = accession  # the submitter's own id stays out: pseudonymous
+            document["subject"] = subject
+            result = read_phenopacket(entry.document, source=entry.place)
+            return document, result.features, result.diseases
+        document = phenopacket_from_rows(
+            packet_id=accession,
+            subject_id=accession,
+            sex=record.sex,
+            age_years=record.age,
+            rows=entry.rows,
+            created_by=self.actor,
+        )
+        features = [(r.term, r.excluded) for r in entry.rows if r.kind == "feature"]
+        diseases = [(r.term, r.excluded) for r in entry.rows if r.kind == "disease"]
+        return document, features, diseases
+
+    def _phenotype_revision(self, node: Node, individual_id: int) -> None:
+        assert node.existing is not None
+        accession = node.existing.accession
+        entry = self.history_by_accession.get(accession)
+        if entry is not None:  # the individual's own fields changed too: one revision
+            entry["changed_fields"] = sorted([*entry["changed_fields"], "phenopacket"])
+            return
+        table = ENTITY_TABLES["individuals"]
+        result = self.session.execute(
+            update(table)
+            .where(table.c.id == individual_id, table.c.revision == node.existing.revision)
+            .values(
+                revision=node.existing.revision + 1,
+                updated_at=self.now,
+                updated_by=self.actor,
+                submission_id=self.submission_id,
+            )
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise _conflict("individuals")
+        self._history(
+            "individuals",
+            accession,
+            node.existing.revision + 1,
+            "updated",
+            ["phenopacket"],
+            node.existing.doc,
+        )
+        self.counts.updated += 1
+        self.counts.unchanged -= 1
+
+
+def _same_packet(old: Any, new: dict[str, Any]) -> bool:
+    """Whether two phenopackets say the same (their creation stamps aside)."""
+    if old is None:
+        return False
+
+    def strip(document: Any) -> Any:
+        document = dict(document)
+        meta = dict(document.get("metaData") or {})
+        meta.pop("created", None)
+        document["metaData"] = meta
+        return document
+
+    return bool(strip(old) == strip(new))
 
 
 def _conflict(table: str) -> ConflictError:

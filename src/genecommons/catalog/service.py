@@ -234,14 +234,19 @@ def _public_studies() -> Select[tuple[int]]:
     return select(studies.c.id).where(studies.c.public.is_(True))
 
 
+def _iso(moment: datetime) -> str:
+    # SQLite keeps no time zone; every stored time is UTC
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
 def _item(row: Any) -> dict[str, Any]:
     item = dict(row.doc)
     item.update(
         accession=row.accession,
         alias=row.alias,
         revision=row.revision,
-        created_at=row.created_at.isoformat(),
-        updated_at=row.updated_at.isoformat(),
+        created_at=_iso(row.created_at),
+        updated_at=_iso(row.updated_at),
     )
     return item
 
@@ -381,7 +386,7 @@ def get_record(
                     "revision": h.revision,
                     "change": h.change,
                     "changed_fields": h.changed_fields,
-                    "changed_at": h.changed_at.isoformat(),
+                    "changed_at": _iso(h.changed_at),
                     "changed_by": h.changed_by,
                     "submission_id": h.submission_id,
                 }
@@ -410,7 +415,7 @@ def list_submissions(
     items = [
         {
             "id": r.id,
-            "received_at": r.received_at.isoformat(),
+            "received_at": _iso(r.received_at),
             "submitter": r.submitter,
             "source": r.source,
             "created": r.created,

@@ -36,6 +36,8 @@ from genecommons.catalog.report import Problem, Report, Severity
 
 HUMAN = {"homo sapiens", "human", "ncbitaxon:9606", "人"}
 LICENCE_THRESHOLD = 3000
+# consent and approvals only cover the study they were given for
+SAME_STUDY = frozenset({"consents", "ethics_approvals", "hgr_records"})
 _CURIE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*:\S+$")
 
 
@@ -231,6 +233,9 @@ class _Validator:
         self.index: dict[tuple[str, str | None, str], Node] = {}
         self.by_alias: dict[tuple[str, str], list[Node]] = defaultdict(list)
         self.existing_by_alias: dict[tuple[str, str], list[Existing]] = defaultdict(list)
+        # aliases of rows refused for their own errors: references to them are not reported
+        # again as dangling (one typo gives one error, not ten)
+        self.refused: set[tuple[str, str]] = set()
         self.institutions: dict[str, Existing] = {}
         self.studies_existing: dict[tuple[str, str], Existing] = {}
         self.existing: dict[tuple[str, str | None, str], Existing] = {}
@@ -317,12 +322,15 @@ class _Validator:
         missing = self.missing_columns.get(name, set())
         parsed = []
         for row in self.bundle.sheet(name):
-            values = {k: v for k, v in row.values.items() if k not in unknown}
+            values = _present(row.values, unknown)
             try:
                 parsed.append((row, model.model_validate(values)))
             except ValidationError as error:
                 for problem in _pydantic_problems(error, row, missing):
                     self.add(problem)
+                alias = values.get("alias")
+                if isinstance(alias, str):
+                    self.refused.add((name, alias.strip()))
         return parsed
 
     # -- catalog state --------------------------------------------------------------------
@@ -482,6 +490,9 @@ class _Validator:
             keys = {e.namespace for e in self.existing_by_alias.get((target_entity, value), [])}
             if len(keys) == 1:
                 return True, keys.pop()
+            if (target_entity, value) in self.refused:
+                self.refused.add((spec.name, record.alias))
+                return False, None
             self.add(
                 _p(
                     "reference.dangling",
@@ -599,6 +610,8 @@ class _Validator:
         )
         if existing is not None:
             return Target(existing=existing)
+        if (target, value) in self.refused:
+            return None
         self.add(
             _p(
                 "reference.dangling",
@@ -620,8 +633,23 @@ class _Validator:
             targets = []
             for value in values:
                 target = self._resolve(node, ref.field, ref.target, str(value))
-                if target is not None:
-                    targets.append(target)
+                if target is None:
+                    continue
+                if ref.target in SAME_STUDY and target.namespace != node.namespace:
+                    self.add(
+                        _p(
+                            "reference.study",
+                            f"{value} belongs to another study; a record's "
+                            f"{ENTITIES[ref.target].label_en} must be of its own study.",
+                            f"{value} 属于其他研究；记录引用的{ENTITIES[ref.target].label_zh}"
+                            "必须属于同一研究。",
+                            node.row,
+                            ref.field,
+                            value,
+                        )
+                    )
+                    continue
+                targets.append(target)
             node.refs[ref.field] = targets
 
     # -- per-record rules -----------------------------------------------------------------
@@ -1031,7 +1059,7 @@ class _Validator:
         missing = self.missing_columns.get(PHENOTYPES_SHEET, set())
         unknown = self.unknown_columns.get(PHENOTYPES_SHEET, set())
         for row in self.bundle.sheet(PHENOTYPES_SHEET):
-            values = {k: v for k, v in row.values.items() if k not in unknown}
+            values = _present(row.values, unknown)
             try:
                 phenotype = Phenotype.model_validate(values)
             except ValidationError as error:
@@ -1088,6 +1116,22 @@ class _Validator:
                     )
                 phenotype.term = term.id
                 if phenotype.label is None:
+                    phenotype.label = term.label
+                elif phenotype.label.casefold() != term.label.casefold():
+                    self.add(
+                        _p(
+                            "vocabulary.hpo.label",
+                            f"The label {phenotype.label!r} is not {term.id}'s label "
+                            f"{term.label!r}; the term id is what is stored.",
+                            f"标签 {phenotype.label!r} 与 {term.id} 的标准名称 {term.label!r} 不符；"
+                            "系统以术语编号为准。",
+                            node.row,
+                            "label",
+                            phenotype.label,
+                            f"Check the term id, or write {term.label!r}",
+                            Severity.WARNING,
+                        )
+                    )
                     phenotype.label = term.label
         elif phenotype.kind == "disease":
             disease = self._disease(node, "term", phenotype.term)
@@ -1187,6 +1231,15 @@ class _Validator:
             return None
         self._resolve_references(node)
         return node
+
+
+def _present(values: Mapping[str, Any], unknown: set[str]) -> dict[str, Any]:
+    """The non-blank cells of a row: a blank cell takes the column's default."""
+    return {
+        k: v
+        for k, v in values.items()
+        if k not in unknown and v is not None and not (isinstance(v, str) and not v.strip())
+    }
 
 
 def field_value(record: Record, name: str) -> Any:

@@ -1,0 +1,1 @@
+"""Synthetic demo cohort: msprime genotypes, planted traits and a valid submission bundle."""

@@ -168,10 +168,22 @@ def test_phenopacket_store_is_read_validated_and_stored(factory: Any, tmp_path: 
                 names.append(name)
     assert len(names) == 10_580
     document = {
-        "institutions": [{"alias": "MONARCH", "name_en": "Monarch Initiative", "country": "US",
-                          "kind": "research_institute"}],
-        "studies": [{"alias": "PPS", "title": "phenopacket-store b694d17e",
-                     "institution": "MONARCH", "hgr_information": "no"}],
+        "institutions": [
+            {
+                "alias": "MONARCH",
+                "name_en": "Monarch Initiative",
+                "country": "US",
+                "kind": "research_institute",
+            }
+        ],
+        "studies": [
+            {
+                "alias": "PPS",
+                "title": "phenopacket-store b694d17e",
+                "institution": "MONARCH",
+                "hgr_information": "no",
+            }
+        ],
     }
     (bundle / "submission.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
     refused: list[dict[str, Any]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import threading
 from pathlib import Path
 from typing import Any
@@ -206,5 +207,6 @@ def test_export_escapes_formulas(
     assert study["title"].startswith("=HYPERLINK")  # stored as text, never evaluated
     exported = service.export_study(factory, study["accession"], subject=OPERATOR)
     write_sheets(tmp_path / "out", exported)
-    text = (tmp_path / "out" / "studies.tsv").read_text(encoding="utf-8")
-    assert "\t'=HYPERLINK" in text
+    with (tmp_path / "out" / "studies.tsv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert rows[0]["title"] == "'" + data["studies"][0]["title"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, insert, select, update
+from sqlalchemy import JSON, Table, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -148,14 +149,29 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     connection = session.connection()
     dialect = connection.dialect
     columns = list(rows[0])
-    compiled = insert(table).compile(dialect=dialect, column_keys=columns)
-    processors = {c: table.c[c].type.bind_processor(dialect) for c in columns}
-    if compiled.positional:
-        order = [c for c in compiled.positiontup or ()]
-        params: list[Any] = [tuple(_bind(processors[c], row.get(c)) for c in order) for row in rows]
-    else:
-        params = [{c: _bind(processors[c], row.get(c)) for c in columns} for row in rows]
-    connection.exec_driver_sql(str(compiled), params)
+    quote = dialect.identifier_preparer.quote
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    statement = (
+        # identifiers come from our own table definitions, quoted; values are bound parameters
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(marker for _ in columns)})"
+    )
+    processors = [_processor(table.c[c].type, dialect) for c in columns]
+    params = [
+        tuple(_bind(proc, row.get(c)) for proc, c in zip(processors, columns, strict=True))
+        for row in rows
+    ]
+    connection.exec_driver_sql(statement, params)
+
+
+def _processor(type_: Any, dialect: Any) -> Any:
+    if isinstance(type_, JSON):
+        return _json_text  # the driver gets text; the column's type turns it into JSON
+    return type_.bind_processor(dialect)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _bind(processor: Any, value: Any) -> Any:
@@ -365,9 +381,7 @@ class PlanWriter:
                 select(table.c.accession, table.c.id).where(
                     table.c.submission_id == self.submission_id
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         for node, row in inserts:
             self.ids[id(node)] = ids[row["accession"]]
@@ -463,13 +477,12 @@ class PlanWriter:
         ]
         current: dict[int, Any] = {}
         for chunk in _chunks(existing_ids):
-            current.update(
-                self.session.execute(
-                    select(phenotype_records.c.individual_id, phenotype_records.c.document).where(
-                        phenotype_records.c.individual_id.in_(chunk)
-                    )
-                ).tuples()
+            rows = self.session.execute(
+                select(phenotype_records.c.individual_id, phenotype_records.c.document).where(
+                    phenotype_records.c.individual_id.in_(chunk)
+                )
             )
+            current.update((row[0], row[1]) for row in rows)
         records: list[dict[str, Any]] = []
         terms: list[dict[str, Any]] = []
         replaced: list[int] = []
@@ -559,7 +572,7 @@ class PlanWriter:
 
 
 def _same_packet(old: Any, new: dict[str, Any]) -> bool:
-    """Whether two phenopackets say the same (their creation stamps aside)."""
+    """Whether two phenopackets say the same (who made them and when aside)."""
     if old is None:
         return False
 
@@ -567,6 +580,7 @@ def _same_packet(old: Any, new: dict[str, Any]) -> bool:
         document = dict(document)
         meta = dict(document.get("metaData") or {})
         meta.pop("created", None)
+        meta.pop("createdBy", None)
         document["metaData"] = meta
         return document
 

@@ -553,7 +553,7 @@ class _Validator:
     # -- references -------------------------------------------------------------------------
     def _close_alias(self, entity: str, value: str) -> str | None:
         known = [n.record.alias for n in self.plan.nodes.get(entity, [])][:5000]
-        close = difflib.get_close_matches(value, known, n=1)
+        close = difflib.get_close_matches(value, known, n=1, cutoff=0.5)
         if close:
             return f"Did you mean {close[0]!r}? / 是否应为 {close[0]!r}？"
         return f"Add it to the {entity} sheet or use its accession / 请在 {entity} 表中添加或使用登记号"
@@ -1066,8 +1066,12 @@ class _Validator:
                 for problem in _pydantic_problems(error, row, missing):
                     self.add(problem)
                 continue
+            where = Node(spec=ENTITIES["individuals"], row=row, record=_NO_RECORD, namespace=None)
+            term_ok = self._check_phenotype(where, phenotype)
             owners = by_alias.get(phenotype.individual, [])
             if len(owners) != 1:
+                if not owners and ("individuals", phenotype.individual) in self.refused:
+                    continue  # its individual was refused with its own error already
                 self.add(
                     _p(
                         "reference.dangling" if not owners else "reference.ambiguous",
@@ -1081,13 +1085,7 @@ class _Validator:
                     )
                 )
                 continue
-            fake = Node(
-                spec=ENTITIES["individuals"],
-                row=row,
-                record=owners[0].record,
-                namespace=owners[0].namespace,
-            )
-            if not self._check_phenotype(fake, phenotype):
+            if not term_ok:
                 continue
             key = (owners[0].namespace, owners[0].record.alias)
             entry = self.plan.phenotypes.setdefault(key, PhenotypeSet(individual=owners[0]))
@@ -1231,6 +1229,9 @@ class _Validator:
             return None
         self._resolve_references(node)
         return node
+
+
+_NO_RECORD = Record(alias="phenotype-row")
 
 
 def _present(values: Mapping[str, Any], unknown: set[str]) -> dict[str, Any]:

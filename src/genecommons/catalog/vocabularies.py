@@ -119,9 +119,11 @@ class _TextIndex:
         if not q or limit <= 0:
             return []
         tokens = q.split()
+        # "seizures" should find "Seizure": a plural query also matches its singular exactly
+        singular = q[:-3] + "y" if q.endswith("ies") else q[:-1] if q.endswith("s") else q
         best: dict[str, tuple[tuple[int, int, str], Term]] = {}
         for key, term in self._entries:
-            if key == q:
+            if key in (q, singular):
                 tier = 0
             elif key.startswith(q):
                 tier = 1

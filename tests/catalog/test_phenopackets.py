@@ -530,6 +530,7 @@ def test_any_rows_round_trip_without_errors(
     document = built(sex=sex, age_years=age, rows=sheet)
     result = read(document)
     assert result.errors == []
+    assert result.document == document  # built directly in protobuf's canonical form
     assert result.sex == sex
     assert result.features == [(term, excluded) for term, excluded, _ in features]
     if age is None:

@@ -33,6 +33,7 @@ from genecommons.catalog.validation import Existing, Node, PhenotypeSet, Plan, T
 from genecommons.errors import ConflictError
 
 _CHUNK = 500
+WRITE_CHUNK = 5000
 
 
 def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -171,7 +172,19 @@ def _processor(type_: Any, dialect: Any) -> Any:
 
 
 def _json_text(value: Any) -> str:
+    if isinstance(value, EncodedJSON):
+        return str(value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class EncodedJSON(str):
+    """A JSON document already encoded, so that one written twice is encoded once."""
+
+    __slots__ = ()
+
+
+def _encoded(document: Any) -> EncodedJSON:
+    return EncodedJSON(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
 
 
 def _bind(processor: Any, value: Any) -> Any:
@@ -271,11 +284,34 @@ class PlanWriter:
                 strict=True,
             ):
                 self.accessions[id(node)] = accession
-            self._write_entity(entity, nodes)
+            # in chunks, so that memory stays flat however large the submission
+            for chunk in _chunks(nodes, WRITE_CHUNK):
+                self._write_entity(entity, list(chunk))
+            if entity == "individuals":  # parents may sit in any chunk: link them last
+                self._write_parents(nodes)
+            if entity == "studies":
+                self.study_ids.update(
+                    {f"{n.namespace}/{n.record.alias}": self.ids[id(n)] for n in nodes}
+                )
+            self._flush_history(keep_individual_updates=True)
         self._write_phenotypes(plan)
-        for chunk in _chunks(self.history, 5000):
-            bulk_insert(self.session, record_history, chunk)
+        self._flush_history(keep_individual_updates=False)
         return self.counts
+
+    def _flush_history(self, *, keep_individual_updates: bool) -> None:
+        """Write the history rows gathered so far; an individual's update waits until its
+        phenopacket is compared, which may add to the same revision."""
+        keep = [
+            h
+            for h in self.history
+            if keep_individual_updates and h["entity"] == "individuals" and h["change"] == "updated"
+        ]
+        kept = {id(h) for h in keep}
+        write = [h for h in self.history if id(h) not in kept]
+        for chunk in _chunks(write, 5000):
+            bulk_insert(self.session, record_history, chunk)
+        self.history = keep
+        self.history_by_accession = {h["accession"]: h for h in keep}
 
     def _doc(self, node: Node) -> dict[str, Any]:
         doc = node.record.model_dump(mode="json")
@@ -287,7 +323,7 @@ class PlanWriter:
 
     def _columns(self, node: Node, doc: dict[str, Any]) -> dict[str, Any]:
         python = node.record.model_dump()
-        columns: dict[str, Any] = {"doc": doc}
+        columns: dict[str, Any] = {"doc": _encoded(doc)}
         for name in TYPED_COLUMNS.get(node.spec.name, {}):
             columns[name] = python.get(name)
         for ref in node.spec.references:
@@ -328,7 +364,7 @@ class PlanWriter:
                     submission_id=self.submission_id,
                 )
                 inserts.append((node, row))
-                self._history(entity, row["accession"], 1, "created", sorted(doc), doc)
+                self._history(entity, row["accession"], 1, "created", sorted(doc), row["doc"])
                 self.counts.created += 1
             elif doc != node.existing.doc:
                 changed = sorted(
@@ -345,6 +381,7 @@ class PlanWriter:
                     updated_by=self.actor,
                     submission_id=self.submission_id,
                 )
+                row["doc"] = doc  # updates go through SQLAlchemy's own JSON binding
                 updates.append(row)
                 self._history(
                     entity,
@@ -361,12 +398,6 @@ class PlanWriter:
             self._insert(table, inserts)
         if updates:
             self._update(table, updates)
-        if entity == "studies":
-            self.study_ids.update(
-                {f"{n.namespace}/{n.record.alias}": self.ids[id(n)] for n in nodes}
-            )
-        if entity == "individuals":
-            self._write_parents(nodes)
         self._write_links(entity, nodes)
 
     def _insert(self, table: Table, inserts: list[tuple[Node, dict[str, Any]]]) -> None:
@@ -376,13 +407,13 @@ class PlanWriter:
         except IntegrityError as error:
             raise _conflict(table.name) from error
         # executemany without RETURNING is several times faster; read the new ids back once
-        ids = dict(
-            self.session.execute(
-                select(table.c.accession, table.c.id).where(
-                    table.c.submission_id == self.submission_id
-                )
-            ).all()
-        )
+        accessions = [row["accession"] for _, row in inserts]
+        ids: dict[str, int] = {}
+        for chunk in _chunks(accessions, 5000):
+            found = self.session.execute(
+                select(table.c.accession, table.c.id).where(table.c.accession.in_(chunk))
+            )
+            ids.update((row[0], row[1]) for row in found)
         for node, row in inserts:
             self.ids[id(node)] = ids[row["accession"]]
 
@@ -483,10 +514,17 @@ class PlanWriter:
                 )
             )
             current.update((row[0], row[1]) for row in rows)
+        entries = list(plan.phenotypes.values())
+        for chunk in _chunks(entries, WRITE_CHUNK):
+            self._write_phenotype_chunk(chunk, current)
+
+    def _write_phenotype_chunk(
+        self, entries: Sequence[PhenotypeSet], current: dict[int, Any]
+    ) -> None:
         records: list[dict[str, Any]] = []
         terms: list[dict[str, Any]] = []
         replaced: list[int] = []
-        for entry in plan.phenotypes.values():
+        for entry in entries:
             individual_id = self.ids[id(entry.individual)]
             accession = self.accessions[id(entry.individual)]
             document, features, diseases = self._phenopacket(entry, accession)
@@ -510,8 +548,7 @@ class PlanWriter:
             self.session.execute(
                 delete(phenotype_records).where(phenotype_records.c.individual_id.in_(chunk))
             )
-        for chunk in _chunks(records, 5000):
-            bulk_insert(self.session, phenotype_records, chunk)
+        bulk_insert(self.session, phenotype_records, records)
         for chunk in _chunks(terms, 10000):
             bulk_insert(self.session, phenotype_terms, chunk)
 

@@ -323,6 +323,7 @@ class _Validator:
         parsed = []
         for row in self.bundle.sheet(name):
             values = _present(row.values, unknown)
+            row.values.clear()  # parsed: the record holds the values now; free the raw cells
             try:
                 parsed.append((row, model.model_validate(values)))
             except ValidationError as error:
@@ -662,7 +663,7 @@ class _Validator:
     ) -> str | None:
         if value is None:
             return None
-        term = vocabulary.lookup(value)
+        term = _lookup(vocabulary, value)
         if term is None:
             hints = vocabulary.suggest(value, limit=3)
             suggestion = (
@@ -1060,6 +1061,7 @@ class _Validator:
         unknown = self.unknown_columns.get(PHENOTYPES_SHEET, set())
         for row in self.bundle.sheet(PHENOTYPES_SHEET):
             values = _present(row.values, unknown)
+            row.values.clear()
             try:
                 phenotype = Phenotype.model_validate(values)
             except ValidationError as error:
@@ -1095,7 +1097,7 @@ class _Validator:
     def _check_phenotype(self, node: Node, phenotype: Phenotype) -> bool:
         before = len(self.report.errors)
         if phenotype.kind == "feature":
-            term = vocab.hpo().lookup(phenotype.term)
+            term = _lookup(vocab.hpo(), phenotype.term)
             if term is None:
                 self._term(node, "term", phenotype.term, vocab.hpo())
             else:
@@ -1232,6 +1234,19 @@ class _Validator:
 
 
 _NO_RECORD = Record(alias="phenotype-row")
+
+
+_LOOKUPS: dict[tuple[str, str], vocab.Term | None] = {}
+
+
+def _lookup(vocabulary: vocab.Vocabulary, value: str) -> vocab.Term | None:
+    """A vocabulary look-up, memoised: a large submission repeats the same few codes."""
+    key = (vocabulary.name, value)
+    if key not in _LOOKUPS:
+        if len(_LOOKUPS) >= 1 << 16:
+            _LOOKUPS.clear()
+        _LOOKUPS[key] = vocabulary.lookup(value)
+    return _LOOKUPS[key]
 
 
 def _present(values: Mapping[str, Any], unknown: set[str]) -> dict[str, Any]:

@@ -210,3 +210,53 @@ def test_export_escapes_formulas(
     with (tmp_path / "out" / "studies.tsv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert rows[0]["title"] == "'" + data["studies"][0]["title"]
+
+
+def _hostile(kind: str, folder: Path) -> Path:
+    """A submission that must be refused cleanly."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "empty":
+        path = folder / "individuals.tsv"
+        path.write_bytes(b"")
+    elif kind == "truncated-json":
+        path = folder / "submission.json"
+        path.write_text('{"institutions": [{"alias": "X", "name_en": "X", "coun', encoding="utf-8")
+    elif kind == "wrong-encoding":
+        path = folder / "institutions.tsv"
+        path.write_bytes(b"alias\tname_en\tcountry\nX\t\xff\xfe\xfa\xfb\tCN\n")
+    elif kind == "zip-bomb":
+        path = folder / "bomb.zip"
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("individuals.tsv", b"\0" * (20 << 20))
+    elif kind == "zip-traversal":
+        path = folder / "evil.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("../../institutions.tsv", "alias\tname_en\tcountry\nX\tX\tGB\n")
+    else:  # a cyclic pedigree next to valid new records
+        path = folder / "submission.yaml"
+        path.write_text(
+            "individuals:\n"
+            "  - {alias: A, study: ST1, sex: male, father: B, consent: C1}\n"
+            "  - {alias: B, study: ST1, sex: male, father: A, consent: C1}\n",
+            encoding="utf-8",
+        )
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind", ["empty", "truncated-json", "wrong-encoding", "zip-bomb", "zip-traversal", "cycle"]
+)
+def test_hostile_submissions_leave_the_catalog_as_it_was(
+    factory: Any, make_bundle: Any, tmp_path: Path, kind: str
+) -> None:
+    service.submit(factory, make_bundle(), subject=OPERATOR)
+    before = snapshot(factory)
+    with pytest.raises(SubmissionRejectedError) as raised:
+        service.submit(factory, _hostile(kind, tmp_path / kind), subject=OPERATOR)
+    problems = raised.value.details["problems"]
+    assert problems
+    assert all(p["message"] and p["message_zh"] for p in problems)
+    assert snapshot(factory) == before
+    assert not (tmp_path / "institutions.tsv").exists()

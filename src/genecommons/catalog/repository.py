@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Table, and_, delete, func, insert, select, update
+from sqlalchemy import JSON, Date, DateTime, Table, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -157,24 +158,40 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
         f"VALUES ({', '.join(marker for _ in columns)})"
     )
-    processors = [_processor(table.c[c].type, dialect) for c in columns]
-    params = [
-        tuple(_bind(proc, row.get(c)) for proc, c in zip(processors, columns, strict=True))
-        for row in rows
+    converting = [
+        (i, processor)
+        for i, processor in enumerate(_processor(table.c[c].type, dialect) for c in columns)
+        if processor is not None
     ]
+    params = []
+    for row in rows:  # every row of one call has the same keys
+        values = [row[c] for c in columns]
+        for i, processor in converting:
+            if values[i] is not None:
+                values[i] = processor(values[i])
+        params.append(tuple(values))
     connection.exec_driver_sql(statement, params)
 
 
 def _processor(type_: Any, dialect: Any) -> Any:
     if isinstance(type_, JSON):
         return _json_text  # the driver gets text; the column's type turns it into JSON
-    return type_.bind_processor(dialect)
+    processor = type_.bind_processor(dialect)
+    if processor is not None and isinstance(type_, Date | DateTime):
+        # a submission stamps every row with the same moment: convert it once
+        return functools.lru_cache(maxsize=64)(processor)
+    return processor
 
 
 def _json_text(value: Any) -> str:
     if isinstance(value, EncodedJSON):
         return str(value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=256)
+def _encoded_fields(fields: tuple[str, ...]) -> EncodedJSON:
+    return _encoded(list(fields))
 
 
 class EncodedJSON(str):
@@ -185,10 +202,6 @@ class EncodedJSON(str):
 
 def _encoded(document: Any) -> EncodedJSON:
     return EncodedJSON(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
-
-
-def _bind(processor: Any, value: Any) -> Any:
-    return value if processor is None or value is None else processor(value)
 
 
 def allocate_accessions(session: Session, prefix: str, count: int) -> list[str]:
@@ -308,6 +321,8 @@ class PlanWriter:
         ]
         kept = {id(h) for h in keep}
         write = [h for h in self.history if id(h) not in kept]
+        for entry in write:  # most entries share a field list: encode each list once
+            entry["changed_fields"] = _encoded_fields(tuple(entry["changed_fields"]))
         for chunk in _chunks(write, 5000):
             bulk_insert(self.session, record_history, chunk)
         self.history = keep

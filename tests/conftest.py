@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+import genecommons.access.tables
 import genecommons.audit.tables
 import genecommons.catalog.tables  # noqa: F401  (registers tables)
 from genecommons.config import Settings

@@ -79,3 +79,27 @@ def test_end_to_end(tmp_path: Path, make_bundle: Any, sheets: Any) -> None:
     assert shown["history"][0]["change"] == "created"
     missing = _cli(["datasets", "show", "GCD99999999"], env)
     assert missing.returncode == 3 and "错误" in missing.stderr
+
+
+@pytest.mark.slow
+def test_accounts_and_tokens_from_the_command_line(tmp_path: Path, make_bundle: Any) -> None:
+    env = {**os.environ, "GENECOMMONS_DATA_DIR": str(tmp_path / "data")}
+    env.pop("GENECOMMONS_DATABASE_URL", None)
+    first = _cli(["init"], env)
+    assert "admin@localhost" in first.stdout
+    assert "admin@localhost" not in _cli(["init"], env).stdout  # only once
+    accepted = _cli(["submit", str(make_bundle()), "--json"], env)
+    institution = json.loads(accepted.stdout)["accessions"]["institutions"]["BGC"]
+    added = _cli(
+        ["users", "add", "li@example.org", "--institution", institution, "--role", "data_steward"],
+        env,
+    )
+    assert added.returncode == 0, added.stderr
+    created = _cli(["tokens", "create", "li@example.org"], env)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert created.stdout == token + "\n" and token.startswith("gct_")
+    unknown = _cli(["tokens", "create", "nobody@example.org"], env)
+    assert unknown.returncode != 0 and "nobody@example.org" in unknown.stderr
+    bad_role = _cli(["users", "add", "x@example.org", "--role", "wizard"], env)
+    assert bad_role.returncode != 0

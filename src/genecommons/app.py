@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from genecommons import __version__
+from genecommons.access.routes import router as access_router
 from genecommons.catalog.routes import router as catalog_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import make_engine, make_session_factory
@@ -66,4 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(catalog_router)
+    app.include_router(access_router)
     return app

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from genecommons.access import commands as access_commands
+from genecommons.access import service as access_service
 from genecommons.catalog import commands as catalog_commands
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError
@@ -34,6 +36,12 @@ def init() -> None:
     upgrade(context.settings.effective_database_url)
     typer.echo(f"Database ready: {context.settings.effective_database_url.split('@')[-1]}")
     typer.echo(f"Data directory: {context.settings.data_dir}")
+    password = access_service.ensure_admin(context.factory)
+    if password:
+        typer.echo(
+            f"Created administrator {access_service.ADMIN_EMAIL}; password (shown once, "
+            f"仅显示一次): {password}"
+        )
 
 
 @app.command()
@@ -53,6 +61,8 @@ app.command("submit")(catalog_commands.submit)
 app.command("template")(catalog_commands.template)
 app.add_typer(catalog_commands.studies_app, name="studies")
 app.add_typer(catalog_commands.datasets_app, name="datasets")
+app.add_typer(access_commands.users_app, name="users")
+app.add_typer(access_commands.tokens_app, name="tokens")
 
 app.command("demo")(demo_commands.demo)
 

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons.access import service as access_service
 from genecommons.access.models import Subject
 from genecommons.config import Settings
+from genecommons.errors import AuthenticationError
 
 
 def get_settings(request: Request) -> Settings:
@@ -24,11 +26,25 @@ def get_session_factory(request: Request) -> sessionmaker[Session]:
 
 
 def get_subject(request: Request) -> Subject:
-    """The caller. Until sign-in exists (the access issue), every HTTP caller is anonymous."""
-    del request
-    return Subject.anonymous()
+    """The caller: the user of the bearer token, or anonymous when there is none."""
+    header = request.headers.get("authorization")
+    if not header:
+        return Subject.anonymous()
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError(
+            "Send the token as 'Authorization: Bearer <token>'.",
+            message_zh="请以 'Authorization: Bearer <令牌>' 的形式发送令牌。",
+        )
+    return access_service.authenticate(get_session_factory(request), token.strip())
+
+
+def client_address(request: Request) -> str:
+    """The caller's network address (for sign-in throttling and the audit log)."""
+    return request.client.host if request.client else "unknown"
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SubjectDep = Annotated[Subject, Depends(get_subject)]
+AddressDep = Annotated[str, Depends(client_address)]

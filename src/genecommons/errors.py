@@ -72,6 +72,24 @@ class AccessDeniedError(GeneCommonsError):
     code = "access_denied"
 
 
+class AuthenticationError(GeneCommonsError):
+    """The credentials are missing, wrong, expired or revoked. Sign in again or ask for a new
+    API token (`genecommons tokens create EMAIL`)."""
+
+    http_status = 401
+    exit_code = 4
+    code = "unauthenticated"
+
+
+class TooManyAttemptsError(GeneCommonsError):
+    """Too many failed sign-ins for this account or address. Wait until the time given in
+    `details.retry_after`, then try again."""
+
+    http_status = 429
+    exit_code = 4
+    code = "too_many_attempts"
+
+
 class ConflictError(GeneCommonsError):
     """Another change touched the same records at the same time. Re-run to apply on top of it."""
 

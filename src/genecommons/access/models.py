@@ -14,6 +14,17 @@ class SubjectKind(StrEnum):
     USER = "user"
 
 
+class Role(StrEnum):
+    """What a user does on the platform (issue 3)."""
+
+    SUBMITTER = "submitter"
+    RESEARCHER = "researcher"
+    DAC_MEMBER = "dac_member"
+    DATA_STEWARD = "data_steward"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
 class Action(StrEnum):
     """What they want to do."""
 
@@ -21,6 +32,8 @@ class Action(StrEnum):
     READ_INDIVIDUAL_RECORDS = "catalog:individual:read"
     SUBMIT = "catalog:submission:create"
     READ_SUBMISSIONS = "catalog:submission:read"
+    MANAGE_USERS = "access:user:manage"
+    MANAGE_TOKENS = "access:token:manage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +43,12 @@ class Subject:
     kind: SubjectKind
     id: str
     roles: frozenset[str] = frozenset()
+    institution: str | None = None  # accession of the user's institution
+    scopes: frozenset[str] | None = None  # a token's scopes; None: all the roles allow
+
+    def has_role(self, *roles: Role) -> bool:
+        """Whether the subject holds any of `roles`."""
+        return any(str(role) in self.roles for role in roles)
 
     @classmethod
     def anonymous(cls) -> Subject:
@@ -40,6 +59,18 @@ class Subject:
     def operator(cls, name: str) -> Subject:
         """The node's operator, acting through the CLI."""
         return cls(SubjectKind.OPERATOR, f"operator:{name}")
+
+    @classmethod
+    def user(
+        cls,
+        email: str,
+        *,
+        roles: frozenset[str],
+        institution: str | None,
+        scopes: frozenset[str] | None = None,
+    ) -> Subject:
+        """A signed-in user."""
+        return cls(SubjectKind.USER, f"user:{email}", roles, institution, scopes)
 
 
 @dataclass(frozen=True, slots=True)

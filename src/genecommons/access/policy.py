@@ -6,9 +6,11 @@ users, grants, DUO matching and jurisdiction rules here; the catalog's rules are
 
 from __future__ import annotations
 
-from genecommons.access.models import Action, Decision, Resource, Subject, SubjectKind
+from genecommons.access.models import Action, Decision, Resource, Role, Subject, SubjectKind
 
 METADATA_KINDS = frozenset({"study", "dataset"})
+# roles that look after the catalog's records (the access issue adds grants for researchers)
+STEWARDS = (Role.DATA_STEWARD, Role.ADMIN)
 
 
 def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
@@ -20,6 +22,10 @@ def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
             ("节点运维人员可通过命令行管理目录。",),
             rule="operator",
         )
+    if subject.kind is SubjectKind.USER:
+        decision = _user_rule(subject, action, resource)
+        if decision is not None:
+            return decision
     if action is Action.READ_METADATA and resource.kind in METADATA_KINDS:
         if resource.public:
             return Decision(
@@ -50,3 +56,31 @@ def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
         ("没有规则允许此操作；默认拒绝访问。",),
         rule="default-deny",
     )
+
+
+def _allow(rule: str, en: str, zh: str) -> Decision:
+    return Decision(True, (en,), (zh,), rule=rule)
+
+
+def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision | None:
+    """The rules for signed-in users; None when no user rule applies (the general rules do)."""
+    if subject.scopes is not None and str(action) not in subject.scopes:
+        return None  # outside the token's scopes the caller has what anyone has
+    reads = (Action.READ_METADATA, Action.READ_INDIVIDUAL_RECORDS, Action.READ_SUBMISSIONS)
+    if action in reads and subject.has_role(*STEWARDS):
+        return _allow(
+            "steward-read",
+            "Data stewards and administrators see the catalog.",
+            "数据管理员和系统管理员可查看目录。",
+        )
+    if action is Action.SUBMIT and subject.has_role(Role.SUBMITTER, *STEWARDS):
+        return _allow("submitter", "Submitters may submit metadata.", "提交者可以提交元数据。")
+    if action is Action.MANAGE_USERS and subject.has_role(Role.ADMIN):
+        return _allow("admin-users", "Administrators manage accounts.", "系统管理员管理账号。")
+    if action is Action.MANAGE_TOKENS and (
+        subject.has_role(Role.ADMIN) or resource.accession == subject.id
+    ):
+        return _allow(
+            "own-tokens", "Users manage their own API tokens.", "用户可管理自己的 API 令牌。"
+        )
+    return None

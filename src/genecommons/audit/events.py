@@ -24,6 +24,11 @@ class EventTag(StrEnum):
     SUBMISSION_REJECTED = "catalog:submission:reject"
     RECORD_READ = "catalog:record:read"
     ACCESS_DENIED = "access:decision:deny"
+    USER_CREATED = "access:user:create"
+    TOKEN_CREATED = "access:token:create"  # noqa: S105 - an event tag, not a secret
+    TOKEN_REVOKED = "access:token:revoke"  # noqa: S105 - an event tag, not a secret
+    SIGN_IN = "access:session:sign-in"
+    SIGN_IN_FAILED = "access:session:fail"
 
 
 def record_event(

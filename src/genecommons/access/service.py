@@ -1,0 +1,388 @@
+"""Identity use cases: accounts, API tokens, sign-in. The only access code opening transactions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access import identity
+from genecommons.access.models import Action, Resource, Role, Subject
+from genecommons.access.policy import decide
+from genecommons.access.tables import api_tokens, login_failures, user_roles, users
+from genecommons.audit.events import EventTag, record_event
+from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    TooManyAttemptsError,
+)
+
+logger = logging.getLogger(__name__)
+ADMIN_EMAIL = "admin@localhost"
+SESSION_TOKEN_HOURS = 12
+THROTTLE = identity.ThrottlePolicy()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _require(subject: Subject, action: Action, resource: Resource) -> None:
+    decision = decide(subject, action, resource)
+    if not decision.allowed:
+        raise AccessDeniedError(
+            " ".join(decision.reasons),
+            message_zh="".join(decision.reasons_zh),
+            details={"rule": decision.rule},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """An account just created; `password` is set when one was generated (shown once)."""
+
+    email: str
+    roles: tuple[str, ...]
+    institution: str | None
+    password: str | None
+
+
+def add_user(
+    factory: sessionmaker[Session],
+    *,
+    email: str,
+    roles: list[str],
+    institution: str | None,
+    actor: Subject,
+    password: str | None = None,
+    generate_password: bool = False,
+) -> NewUser:
+    """Create an account at `institution` (an accession) with `roles`."""
+    _require(actor, Action.MANAGE_USERS, Resource("user"))
+    email = email.strip().lower()
+    if not identity.valid_email(email):
+        raise InvalidInputError(
+            f"{email!r} is not an e-mail address.", message_zh=f"{email!r} 不是有效的电子邮件地址。"
+        )
+    try:
+        role_values = tuple(sorted({str(Role(r)) for r in roles}))
+    except ValueError as error:
+        raise InvalidInputError(
+            f"Unknown role; roles are {', '.join(r.value for r in Role)}.",
+            message_zh=f"未知角色；可用角色为 {', '.join(r.value for r in Role)}。",
+        ) from error
+    if password is None and generate_password:
+        password = identity.new_password()
+    if password is not None and len(password) < identity.MIN_PASSWORD_LENGTH:
+        raise InvalidInputError(
+            f"A password needs at least {identity.MIN_PASSWORD_LENGTH} characters.",
+            message_zh=f"密码至少需要 {identity.MIN_PASSWORD_LENGTH} 个字符。",
+        )
+    with factory() as session, session.begin():
+        institution_id = _institution_id(session, institution) if institution else None
+        try:
+            user_id = session.execute(
+                insert(users).returning(users.c.id),
+                {
+                    "email": email,
+                    "display_name": None,
+                    "institution_id": institution_id,
+                    "password_hash": identity.hash_password(password) if password else None,
+                    "active": True,
+                    "created_at": _now(),
+                    "created_by": actor.id,
+                },
+            ).scalar_one()
+        except IntegrityError as error:
+            raise ConflictError(
+                f"An account {email} exists already.", message_zh=f"账号 {email} 已存在。"
+            ) from error
+        for role in role_values:
+            session.execute(insert(user_roles).values(user_id=user_id, role=role))
+        record_event(
+            session,
+            tag=EventTag.USER_CREATED,
+            actor=actor.id,
+            subject=f"user:{email}",
+            details={"roles": list(role_values), "institution": institution},
+        )
+    return NewUser(email, role_values, institution, password if generate_password else None)
+
+
+def _institution_id(session: Session, accession: str) -> int:
+    table = ENTITY_TABLES["institutions"]
+    found = session.execute(select(table.c.id).where(table.c.accession == accession)).first()
+    if found is None:
+        raise NotFoundError(
+            f"No institution {accession}; submit it first.",
+            message_zh=f"不存在机构 {accession}，请先提交该机构。",
+        )
+    return int(found.id)
+
+
+def list_users(factory: sessionmaker[Session], *, actor: Subject) -> list[dict[str, Any]]:
+    """Every account with its roles and institution."""
+    _require(actor, Action.MANAGE_USERS, Resource("user"))
+    institutions = ENTITY_TABLES["institutions"]
+    with factory() as session:
+        rows = session.execute(
+            select(users, institutions.c.accession.label("institution"))
+            .outerjoin(institutions, users.c.institution_id == institutions.c.id)
+            .order_by(users.c.id)
+        ).all()
+        roles: dict[int, list[str]] = {}
+        for user_id, role in session.execute(select(user_roles.c.user_id, user_roles.c.role)):
+            roles.setdefault(user_id, []).append(role)
+    return [
+        {
+            "email": r.email,
+            "institution": r.institution,
+            "active": r.active,
+            "roles": sorted(roles.get(r.id, [])),
+        }
+        for r in rows
+    ]
+
+
+def ensure_admin(factory: sessionmaker[Session]) -> str | None:
+    """Create admin@localhost when no administrator exists; its password, shown once."""
+    with factory() as session:
+        count = session.execute(
+            select(func.count()).select_from(user_roles).where(user_roles.c.role == str(Role.ADMIN))
+        ).scalar_one()
+    if count:
+        return None
+    created = add_user(
+        factory,
+        email=ADMIN_EMAIL,
+        roles=[Role.ADMIN],
+        institution=None,
+        actor=Subject.operator("init"),
+        generate_password=True,
+    )
+    return created.password
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A token just made: the secret is shown this once and never stored."""
+
+    id: int
+    token: str
+    expires_at: datetime
+
+
+def create_token(
+    factory: sessionmaker[Session],
+    *,
+    email: str,
+    actor: Subject,
+    days: int = 90,
+    scopes: list[str] | None = None,
+    label: str | None = None,
+) -> IssuedToken:
+    """A new API token for the account `email`."""
+    email = email.strip().lower()
+    _require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
+    if not 1 <= days <= 366:
+        raise InvalidInputError(
+            "A token lives 1 to 366 days.", message_zh="令牌有效期须为 1 到 366 天。"
+        )
+    if scopes is not None:
+        known = {str(a) for a in Action}
+        unknown = sorted(set(scopes) - known)
+        if unknown:
+            raise InvalidInputError(
+                f"Unknown scopes {unknown}; scopes are {sorted(known)}.",
+                message_zh=f"未知的权限范围 {unknown}。",
+            )
+    with factory() as session, session.begin():
+        return _issue(
+            session,
+            email=email,
+            actor=actor,
+            lifetime=timedelta(days=days),
+            scopes=scopes,
+            label=label,
+        )
+
+
+def _issue(
+    session: Session,
+    *,
+    email: str,
+    actor: Subject,
+    lifetime: timedelta,
+    scopes: list[str] | None,
+    label: str | None,
+) -> IssuedToken:
+    user = session.execute(select(users.c.id, users.c.active).where(users.c.email == email)).first()
+    if user is None or not user.active:
+        raise NotFoundError(f"No active account {email}.", message_zh=f"不存在有效账号 {email}。")
+    token = identity.new_token()
+    now = _now()
+    expires = now + lifetime
+    token_id = session.execute(
+        insert(api_tokens).returning(api_tokens.c.id),
+        {
+            "user_id": user.id,
+            "digest": identity.token_digest(token),
+            "label": label,
+            "scopes": scopes,
+            "created_at": now,
+            "expires_at": expires,
+            "revoked_at": None,
+            "last_used_at": None,
+        },
+    ).scalar_one()
+    record_event(
+        session,
+        tag=EventTag.TOKEN_CREATED,
+        actor=actor.id,
+        subject=f"user:{email}",
+        details={"token_id": token_id, "expires_at": expires.isoformat(), "scopes": scopes},
+    )
+    return IssuedToken(int(token_id), token, expires)
+
+
+def revoke_token(factory: sessionmaker[Session], *, token_id: int, actor: Subject) -> None:
+    """Revoke a token at once."""
+    with factory() as session, session.begin():
+        row = session.execute(
+            select(api_tokens.c.id, users.c.email)
+            .join(users, users.c.id == api_tokens.c.user_id)
+            .where(api_tokens.c.id == token_id)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"No token {token_id}.", message_zh=f"不存在令牌 {token_id}。")
+        _require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{row.email}"))
+        session.execute(
+            update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=_now())
+        )
+        record_event(
+            session,
+            tag=EventTag.TOKEN_REVOKED,
+            actor=actor.id,
+            subject=f"user:{row.email}",
+            details={"token_id": token_id},
+        )
+
+
+def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
+    """The user a bearer token belongs to; AuthenticationError if it is not valid now."""
+    refused = AuthenticationError(
+        "The token is not valid (unknown, expired or revoked).",
+        message_zh="令牌无效（未知、已过期或已撤销）。",
+    )
+    if not identity.TOKEN_RE.match(token):
+        raise refused
+    now = _now()
+    institutions = ENTITY_TABLES["institutions"]
+    with factory() as session, session.begin():
+        row = session.execute(
+            select(
+                api_tokens.c.id,
+                api_tokens.c.expires_at,
+                api_tokens.c.revoked_at,
+                api_tokens.c.scopes,
+                users.c.id.label("user_id"),
+                users.c.email,
+                users.c.active,
+                institutions.c.accession.label("institution"),
+            )
+            .join(users, users.c.id == api_tokens.c.user_id)
+            .outerjoin(institutions, users.c.institution_id == institutions.c.id)
+            .where(api_tokens.c.digest == identity.token_digest(token))
+        ).first()
+        if (
+            row is None
+            or row.revoked_at is not None
+            or not row.active
+            or _utc(row.expires_at) <= now
+        ):
+            raise refused
+        roles = frozenset(
+            session.execute(
+                select(user_roles.c.role).where(user_roles.c.user_id == row.user_id)
+            ).scalars()
+        )
+        session.execute(
+            update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
+        )
+    scopes = frozenset(row.scopes) if row.scopes is not None else None
+    return Subject.user(row.email, roles=roles, institution=row.institution, scopes=scopes)
+
+
+def sign_in(
+    factory: sessionmaker[Session], *, email: str, password: str, address: str
+) -> IssuedToken:
+    """Exchange an account's password for a session token, throttling repeated failures."""
+    email = email.strip().lower()
+    now = _now()
+    keys = (f"account:{email}", f"address:{address}")
+    with factory() as session, session.begin():
+        session.execute(
+            delete(login_failures).where(login_failures.c.failed_at < now - THROTTLE.window)
+        )
+        for key in keys:
+            failures = [
+                _utc(f)
+                for f in session.execute(
+                    select(login_failures.c.failed_at).where(login_failures.c.key == key)
+                ).scalars()
+            ]
+            retry = THROTTLE.blocked(failures, now=now)
+            if retry is not None:
+                raise TooManyAttemptsError(
+                    "Too many failed sign-ins; try again later.",
+                    message_zh="登录失败次数过多，请稍后再试。",
+                    details={"retry_after": retry.isoformat()},
+                )
+        row = session.execute(
+            select(users.c.password_hash, users.c.active).where(users.c.email == email)
+        ).first()
+        ok = bool(
+            row
+            and row.active
+            and row.password_hash
+            and identity.verify_password(row.password_hash, password)
+        )
+        if not ok:
+            for key in keys:
+                session.execute(insert(login_failures).values(key=key, failed_at=now))
+            record_event(
+                session,
+                tag=EventTag.SIGN_IN_FAILED,
+                actor=f"address:{address}",
+                subject=f"user:{email}",
+            )
+    if not ok:
+        raise AuthenticationError(
+            "Wrong e-mail address or password.", message_zh="电子邮件地址或密码错误。"
+        )
+    with factory() as session, session.begin():
+        issued = _issue(
+            session,
+            email=email,
+            actor=Subject.user(email, roles=frozenset(), institution=None),
+            lifetime=timedelta(hours=SESSION_TOKEN_HOURS),
+            scopes=None,
+            label="sign-in",
+        )
+        record_event(
+            session, tag=EventTag.SIGN_IN, actor=f"user:{email}", subject=f"address:{address}"
+        )
+    return issued

@@ -1,0 +1,242 @@
+"""Accounts, API tokens, sign-in and throttling; the bearer token at the HTTP edge."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from genecommons.access import identity, service
+from genecommons.access.models import Role, Subject
+from genecommons.access.tables import api_tokens
+from genecommons.app import create_app
+from genecommons.catalog import service as catalog
+from genecommons.config import Settings
+from genecommons.db import Base, make_engine
+from genecommons.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    TooManyAttemptsError,
+)
+
+OPERATOR = Subject.operator("tester")
+
+
+@pytest.fixture
+def institution(factory: Any, make_bundle: Any) -> str:
+    result = catalog.submit(factory, make_bundle(), subject=OPERATOR)
+    accession: str = result.accessions["institutions"]["BGC"]
+    return accession
+
+
+def test_password_hashing_and_tokens() -> None:
+    stored = identity.hash_password("correct horse battery")
+    assert stored.startswith("$argon2id$")
+    assert identity.verify_password(stored, "correct horse battery")
+    assert not identity.verify_password(stored, "wrong")
+    assert not identity.verify_password("not a hash", "x")
+    token = identity.new_token()
+    assert identity.TOKEN_RE.match(token) and token != identity.new_token()
+    assert len(identity.token_digest(token)) == 64
+
+
+def test_throttle_policy() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    policy = identity.ThrottlePolicy(max_failures=3, window=timedelta(minutes=10))
+    recent = [now - timedelta(minutes=m) for m in (1, 2, 3)]
+    assert policy.blocked(recent, now=now) == now - timedelta(minutes=3) + timedelta(minutes=10)
+    assert policy.blocked(recent[:2], now=now) is None
+    assert policy.blocked([now - timedelta(minutes=30)] * 5, now=now) is None
+
+
+def test_add_user_token_and_authenticate(factory: Any, institution: str) -> None:
+    created = service.add_user(
+        factory,
+        email="Wang@Example.org",
+        roles=["researcher"],
+        institution=institution,
+        actor=OPERATOR,
+        generate_password=True,
+    )
+    assert created.email == "wang@example.org" and created.password
+    with pytest.raises(ConflictError):
+        service.add_user(
+            factory, email="wang@example.org", roles=[], institution=None, actor=OPERATOR
+        )
+    issued = service.create_token(factory, email="wang@example.org", actor=OPERATOR, days=7)
+    subject = service.authenticate(factory, issued.token)
+    assert subject.id == "user:wang@example.org"
+    assert subject.roles == {"researcher"} and subject.institution == institution
+    service.revoke_token(factory, token_id=issued.id, actor=OPERATOR)
+    with pytest.raises(AuthenticationError):
+        service.authenticate(factory, issued.token)
+
+
+def test_expired_and_forged_tokens(factory: Any, institution: str) -> None:
+    service.add_user(
+        factory,
+        email="li@example.org",
+        roles=["researcher"],
+        institution=institution,
+        actor=OPERATOR,
+    )
+    issued = service.create_token(factory, email="li@example.org", actor=OPERATOR)
+    with factory() as session, session.begin():
+        session.execute(
+            update(api_tokens).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    for token in (issued.token, identity.new_token(), "gct_short", "", "' OR 1=1 --"):
+        with pytest.raises(AuthenticationError):
+            service.authenticate(factory, token)
+
+
+def test_bad_input_is_refused(factory: Any, institution: str) -> None:
+    with pytest.raises(InvalidInputError):
+        service.add_user(
+            factory, email="not-an-address", roles=[], institution=None, actor=OPERATOR
+        )
+    with pytest.raises(InvalidInputError):
+        service.add_user(
+            factory, email="a@example.org", roles=["wizard"], institution=None, actor=OPERATOR
+        )
+    with pytest.raises(NotFoundError):
+        service.add_user(
+            factory, email="a@example.org", roles=[], institution="GCO99999999", actor=OPERATOR
+        )
+    with pytest.raises(InvalidInputError):
+        service.add_user(
+            factory,
+            email="a@example.org",
+            roles=[],
+            institution=None,
+            actor=OPERATOR,
+            password="short",
+        )
+
+
+def test_only_admins_manage_accounts(factory: Any, institution: str) -> None:
+    researcher = Subject.user("r@example.org", roles=frozenset({"researcher"}), institution=None)
+    with pytest.raises(AccessDeniedError):
+        service.add_user(
+            factory, email="x@example.org", roles=[], institution=None, actor=researcher
+        )
+    admin = Subject.user("a@example.org", roles=frozenset({"admin"}), institution=None)
+    service.add_user(
+        factory, email="x@example.org", roles=["submitter"], institution=institution, actor=admin
+    )
+    with pytest.raises(AccessDeniedError):  # a user may not mint tokens for someone else
+        service.create_token(factory, email="x@example.org", actor=researcher)
+
+
+def test_init_creates_one_administrator(factory: Any) -> None:
+    password = service.ensure_admin(factory)
+    assert password and len(password) >= identity.MIN_PASSWORD_LENGTH
+    assert service.ensure_admin(factory) is None
+    admins = [u for u in service.list_users(factory, actor=OPERATOR) if "admin" in u["roles"]]
+    assert [u["email"] for u in admins] == [service.ADMIN_EMAIL]
+
+
+def test_sign_in_and_brute_force_throttling(factory: Any, institution: str) -> None:
+    service.add_user(
+        factory,
+        email="zhao@example.org",
+        roles=["researcher"],
+        institution=institution,
+        actor=OPERATOR,
+        password="a long passphrase",
+    )
+    issued = service.sign_in(
+        factory, email="zhao@example.org", password="a long passphrase", address="10.0.0.1"
+    )
+    assert service.authenticate(factory, issued.token).id == "user:zhao@example.org"
+    for _ in range(service.THROTTLE.max_failures):
+        with pytest.raises(AuthenticationError):
+            service.sign_in(factory, email="zhao@example.org", password="guess", address="10.0.0.2")
+    with pytest.raises(TooManyAttemptsError) as raised:
+        service.sign_in(
+            factory, email="zhao@example.org", password="a long passphrase", address="10.0.0.3"
+        )
+    assert raised.value.details["retry_after"]
+
+
+@pytest.fixture
+def client(settings: Settings) -> Any:
+    engine = make_engine(settings.effective_database_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    app = create_app(settings)
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.engine.dispose()
+
+
+def _zip(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in folder.iterdir():
+            archive.write(path, path.name)
+    return buffer.getvalue()
+
+
+def test_bearer_tokens_over_http(client: Any, make_bundle: Any) -> None:
+    factory = client.app.state.session_factory
+    institution = catalog.submit(factory, make_bundle(), subject=OPERATOR).accessions[
+        "institutions"
+    ]["BGC"]
+    service.add_user(
+        factory,
+        email="steward@example.org",
+        roles=[Role.DATA_STEWARD],
+        institution=institution,
+        actor=OPERATOR,
+        password="a long passphrase",
+    )
+    service.add_user(
+        factory,
+        email="sub@example.org",
+        roles=[Role.SUBMITTER],
+        institution=institution,
+        actor=OPERATOR,
+    )
+    signed = client.post(
+        "/api/v1/auth/token",
+        data={"username": "steward@example.org", "password": "a long passphrase"},
+    )
+    assert signed.status_code == 200
+    steward = {"Authorization": f"Bearer {signed.json()['access_token']}"}
+    me = client.get("/api/v1/auth/me", headers=steward).json()
+    assert me["roles"] == ["data_steward"] and me["institution"] == institution
+    assert client.get("/api/v1/individuals", headers=steward).json()["total"] == 3
+    assert client.get("/api/v1/individuals").status_code == 403
+    bad = client.get("/api/v1/individuals", headers={"Authorization": "Bearer gct_forged"})
+    assert bad.status_code == 401 and bad.json()["message_zh"]
+    assert client.get("/api/v1/studies", headers={"Authorization": "Basic abc"}).status_code == 401
+    submitter_token = service.create_token(factory, email="sub@example.org", actor=OPERATOR).token
+    submitter = {"Authorization": f"Bearer {submitter_token}"}
+    response = client.post(
+        "/api/v1/submissions",
+        headers=submitter,
+        params={"dry_run": True},
+        files={"file": ("bundle.zip", _zip(make_bundle()), "application/zip")},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["report"]["valid"] is True
+    assert client.get("/api/v1/individuals", headers=submitter).status_code == 403
+    created = client.post("/api/v1/tokens", headers=steward, json={"days": 1}).json()
+    other = {"Authorization": f"Bearer {created['token']}"}
+    assert client.get("/api/v1/auth/me", headers=other).status_code == 200
+    assert client.delete(f"/api/v1/tokens/{created['id']}", headers=steward).status_code == 204
+    assert client.get("/api/v1/auth/me", headers=other).status_code == 401
+    wrong = client.post(
+        "/api/v1/auth/token", data={"username": "steward@example.org", "password": "nope"}
+    )
+    assert wrong.status_code == 401

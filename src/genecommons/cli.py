@@ -63,6 +63,9 @@ app.add_typer(catalog_commands.studies_app, name="studies")
 app.add_typer(catalog_commands.datasets_app, name="datasets")
 app.add_typer(access_commands.users_app, name="users")
 app.add_typer(access_commands.tokens_app, name="tokens")
+app.add_typer(access_commands.dac_app, name="dac")
+app.add_typer(access_commands.grants_app, name="grants")
+app.add_typer(access_commands.mail_app, name="mail")
 
 app.command("demo")(demo_commands.demo)
 

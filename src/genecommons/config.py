@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     max_zip_ratio: int = 200
     page_size_default: int = 50
     page_size_max: int = 1000
+    # Notifications wait in the outbox table; `genecommons mail deliver` sends them by SMTP.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_sender: str = "noreply@genecommons.invalid"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
 
     @field_validator("data_dir")
     @classmethod

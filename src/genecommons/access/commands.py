@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.access import service
+from genecommons.access import notify, service, workflow
 from genecommons.access.models import Role
 from genecommons.runtime import operator, runtime
 
@@ -70,3 +70,66 @@ def tokens_revoke(token_id: int) -> None:
     """Revoke an API token by its id. 撤销 API 令牌。"""
     service.revoke_token(runtime().factory, token_id=token_id, actor=operator())
     console.print(f"Token {token_id} revoked. 已撤销。")
+
+
+dac_app = typer.Typer(help="Data access committees. 数据访问委员会。", no_args_is_help=True)
+grants_app = typer.Typer(help="Access grants. 访问授权。", no_args_is_help=True)
+mail_app = typer.Typer(help="Notifications. 通知。", no_args_is_help=True)
+
+
+@dac_app.command("create")
+def dac_create(alias: str, name: Annotated[str, typer.Option("--name")]) -> None:
+    """Create a DAC; datasets name it by ALIAS in their `dac` column. 创建委员会。"""
+    workflow.create_dac(runtime().factory, alias=alias, name=name, actor=operator())
+    console.print(f"DAC {escape(alias)} created. 已创建。")
+
+
+@dac_app.command("add-member")
+def dac_add_member(
+    alias: str, email: str, chair: Annotated[bool, typer.Option("--chair")] = False
+) -> None:
+    """Add an account to a DAC. 添加委员会成员。"""
+    workflow.add_member(runtime().factory, dac=alias, email=email, chair=chair, actor=operator())
+    console.print(f"{escape(email)} added to {escape(alias)}. 已添加。")
+
+
+@grants_app.command("list")
+def grants_list(email: str) -> None:
+    """The grants in force for an account. 列出有效授权。"""
+    table = Table("id", "dataset", "expires_at", "conditions")
+    for grant in workflow.active_grants(runtime().factory, email=email.strip().lower()):
+        table.add_row(
+            str(grant["id"]),
+            grant["dataset"],
+            grant["expires_at"],
+            escape("; ".join(grant["conditions"])),
+        )
+    console.print(table)
+
+
+@grants_app.command("revoke")
+def grants_revoke(grant_id: int, reason: Annotated[str, typer.Option("--reason")]) -> None:
+    """Revoke a grant at once. 撤销授权。"""
+    workflow.revoke_grant(runtime().factory, grant_id=grant_id, reason=reason, actor=operator())
+    console.print(f"Grant {grant_id} revoked. 已撤销。")
+
+
+@mail_app.command("deliver")
+def mail_deliver() -> None:
+    """Send waiting notifications through the configured SMTP server. 发送待发通知。"""
+    settings = runtime().settings
+    if not settings.smtp_host:
+        raise typer.BadParameter(
+            "Set GENECOMMONS_SMTP_HOST to deliver mail; until then "
+            "notifications wait in the outbox table."
+        )
+    transport = notify.SmtpTransport(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_sender,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+    )
+    sent = notify.deliver_pending(runtime().factory, transport)
+    console.print(f"{sent} notification(s) sent. 已发送。")

@@ -34,6 +34,11 @@ class Action(StrEnum):
     READ_SUBMISSIONS = "catalog:submission:read"
     MANAGE_USERS = "access:user:manage"
     MANAGE_TOKENS = "access:token:manage"
+    MANAGE_DACS = "access:dac:manage"
+    REQUEST_ACCESS = "access:request:create"
+    READ_REQUEST = "access:request:read"
+    REVIEW_REQUEST = "access:request:review"
+    REVOKE_GRANT = "access:grant:revoke"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,8 @@ class Resource:
     kind: str  # e.g. "study", "dataset", "individual", "sample", "submission"
     accession: str | None = None
     public: bool = False
+    owner: str | None = None  # the subject id that owns it (a request's researcher)
+    reviewers: frozenset[str] = frozenset()  # subject ids of the DAC members responsible
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,33 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
         )
     if action is Action.SUBMIT and subject.has_role(Role.SUBMITTER, *STEWARDS):
         return _allow("submitter", "Submitters may submit metadata.", "提交者可以提交元数据。")
-    if action is Action.MANAGE_USERS and subject.has_role(Role.ADMIN):
+    if action is Action.REQUEST_ACCESS and subject.has_role(Role.RESEARCHER):
+        return _allow(
+            "researcher-request",
+            "Researchers may request access to datasets.",
+            "研究人员可以申请数据集访问权限。",
+        )
+    if action is Action.READ_REQUEST and (
+        resource.owner == subject.id
+        or subject.id in resource.reviewers
+        or subject.has_role(Role.ADMIN, Role.AUDITOR)
+    ):
+        return _allow(
+            "request-party",
+            "The requester, its reviewers and auditors see a request.",
+            "申请人、审查该申请的委员会成员和审计人员可查看申请。",
+        )
+    if action in (Action.REVIEW_REQUEST, Action.REVOKE_GRANT) and subject.id in resource.reviewers:
+        return _allow(
+            "dac-member",
+            "Members of the dataset's DAC decide on its access.",
+            "数据集所属数据访问委员会的成员决定其访问权限。",
+        )
+    if action is Action.REVOKE_GRANT and subject.has_role(Role.ADMIN):
+        return _allow(
+            "admin-revoke", "Administrators may revoke any grant.", "系统管理员可撤销任何授权。"
+        )
+    if action in (Action.MANAGE_USERS, Action.MANAGE_DACS) and subject.has_role(Role.ADMIN):
         return _allow("admin-users", "Administrators manage accounts.", "系统管理员管理账号。")
     if action is Action.MANAGE_TOKENS and (
         subject.has_role(Role.ADMIN) or resource.accession == subject.id

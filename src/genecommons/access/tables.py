@@ -59,3 +59,77 @@ login_failures = Table(
     Column("key", String(250), nullable=False, index=True),  # "account:EMAIL" or "address:IP"
     Column("failed_at", DateTime(timezone=True), nullable=False),
 )
+
+dacs = Table(
+    "dacs",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("alias", String(128), nullable=False, unique=True),  # what datasets' `dac` names
+    Column("name", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+dac_members = Table(
+    "dac_members",
+    Base.metadata,
+    Column("dac_id", ForeignKey("dacs.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("chair", Boolean, nullable=False),
+)
+
+access_requests = Table(
+    "access_requests",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("purpose", JSON, nullable=False),  # the ResearchPurpose as stated
+    Column("agreement_version", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+request_datasets = Table(
+    "request_datasets",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "request_id",
+        ForeignKey("access_requests.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("dataset_id", ForeignKey("datasets.id"), nullable=False, index=True),
+    Column("dac_id", ForeignKey("dacs.id"), nullable=True, index=True),
+    Column("verdict", String(16), nullable=False),  # the DUO match: compatible | ...
+    Column("match", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | approved | rejected
+    Column("decided_by", String(200), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("reason", String(2000), nullable=True),
+    UniqueConstraint("request_id", "dataset_id"),
+)
+
+grants = Table(
+    "grants",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("dataset_id", ForeignKey("datasets.id"), nullable=False, index=True),
+    Column("request_dataset_id", ForeignKey("request_datasets.id"), nullable=False),
+    Column("conditions", JSON, nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+    Column("granted_by", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_by", String(200), nullable=True),
+)
+
+outbox = Table(
+    "outbox",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("recipient", String(200), nullable=False, index=True),
+    Column("subject", String(300), nullable=False),
+    Column("body", String(20000), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+)

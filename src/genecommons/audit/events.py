@@ -29,6 +29,10 @@ class EventTag(StrEnum):
     TOKEN_REVOKED = "access:token:revoke"  # noqa: S105 - an event tag, not a secret
     SIGN_IN = "access:session:sign-in"
     SIGN_IN_FAILED = "access:session:fail"
+    REQUEST_CREATED = "access:request:create"
+    REQUEST_REJECTED = "access:request:reject"
+    GRANT_CREATED = "access:grant:create"
+    GRANT_REVOKED = "access:grant:revoke"
 
 
 def record_event(

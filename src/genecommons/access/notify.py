@@ -1,0 +1,108 @@
+"""Notifications: written to an outbox in the transaction of the action that causes them,
+then delivered by a transport (SMTP in production). An e-mail exists if and only if its
+action happened, and a mail server that is down loses nothing."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.tables import outbox
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One notification."""
+
+    id: int
+    recipient: str
+    subject: str
+    body: str
+
+
+def enqueue(session: Session, *, recipient: str, subject: str, body: str) -> None:
+    """Put a notification in the outbox, inside the caller's transaction."""
+    session.execute(
+        insert(outbox).values(
+            recipient=recipient,
+            subject=subject[:300],
+            body=body[:20000],
+            created_at=datetime.now(UTC),
+        )
+    )
+
+
+class Transport(Protocol):
+    """Where delivered notifications go."""
+
+    def deliver(self, messages: Sequence[Message]) -> None:
+        """Send every message or raise."""
+        ...
+
+
+class SmtpTransport:
+    """Delivery through an SMTP server (STARTTLS and login when configured)."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        sender: str,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = True,
+    ) -> None:
+        self.host, self.port, self.sender = host, port, sender
+        self.username, self.password, self.starttls = username, password, starttls
+
+    def deliver(self, messages: Sequence[Message]) -> None:
+        """Send the messages in one SMTP session."""
+        with smtplib.SMTP(self.host, self.port, timeout=30) as client:
+            if self.starttls:
+                client.starttls()
+            if self.username and self.password:
+                client.login(self.username, self.password)
+            for message in messages:
+                mail = EmailMessage()
+                mail["From"], mail["To"], mail["Subject"] = (
+                    self.sender,
+                    message.recipient,
+                    message.subject,
+                )
+                mail.set_content(message.body)
+                client.send_message(mail)
+
+
+def pending(factory: sessionmaker[Session], *, limit: int = 100) -> list[Message]:
+    """Notifications not yet delivered, oldest first."""
+    with factory() as session:
+        rows = session.execute(
+            select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
+        ).all()
+    return [Message(r.id, r.recipient, r.subject, r.body) for r in rows]
+
+
+def deliver_pending(factory: sessionmaker[Session], transport: Transport) -> int:
+    """Deliver what waits in the outbox; marks only what was sent. Returns how many."""
+    messages = pending(factory)
+    if not messages:
+        return 0
+    transport.deliver(messages)
+    with factory() as session, session.begin():
+        session.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([m.id for m in messages]))
+            .values(sent_at=datetime.now(UTC))
+        )
+    return len(messages)

@@ -1,0 +1,486 @@
+"""The data access workflow: DACs, requests matched against consent, DAC decisions, grants.
+
+Use cases that open transactions, like service.py; split from it to keep modules small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access import notify
+from genecommons.access.duo_matching import ResearchPurpose, Verdict, match_purpose
+from genecommons.access.models import Action, Resource, Subject
+from genecommons.access.policy import decide
+from genecommons.access.tables import (
+    access_requests,
+    dac_members,
+    dacs,
+    grants,
+    request_datasets,
+    users,
+)
+from genecommons.audit.events import EventTag, record_event
+from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.errors import (
+    AccessDeniedError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+
+MAX_GRANT_DAYS = 3 * 366
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _require(subject: Subject, action: Action, resource: Resource) -> None:
+    decision = decide(subject, action, resource)
+    if not decision.allowed:
+        raise AccessDeniedError(
+            " ".join(decision.reasons),
+            message_zh="".join(decision.reasons_zh),
+            details={"rule": decision.rule},
+        )
+
+
+def _user_id(session: Session, email: str) -> int:
+    found = session.execute(select(users.c.id).where(users.c.email == email)).first()
+    if found is None:
+        raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
+    return int(found.id)
+
+
+def create_dac(factory: sessionmaker[Session], *, alias: str, name: str, actor: Subject) -> None:
+    """Create a data access committee; datasets name it by `alias` in their `dac` column."""
+    _require(actor, Action.MANAGE_DACS, Resource("dac"))
+    with factory() as session, session.begin():
+        try:
+            session.execute(
+                insert(dacs).values(alias=alias.strip(), name=name.strip(), created_at=_now())
+            )
+        except IntegrityError as error:
+            raise ConflictError(
+                f"A DAC {alias} exists already.", message_zh=f"数据访问委员会 {alias} 已存在。"
+            ) from error
+
+
+def add_member(
+    factory: sessionmaker[Session], *, dac: str, email: str, chair: bool, actor: Subject
+) -> None:
+    """Make the account `email` a member of the DAC `dac`."""
+    _require(actor, Action.MANAGE_DACS, Resource("dac"))
+    with factory() as session, session.begin():
+        dac_id = _dac_id(session, dac)
+        user_id = _user_id(session, email.strip().lower())
+        try:
+            session.execute(insert(dac_members).values(dac_id=dac_id, user_id=user_id, chair=chair))
+        except IntegrityError as error:
+            raise ConflictError(
+                f"{email} is a member of {dac} already.", message_zh=f"{email} 已是 {dac} 的成员。"
+            ) from error
+
+
+def _dac_id(session: Session, alias: str) -> int:
+    found = session.execute(select(dacs.c.id).where(dacs.c.alias == alias)).first()
+    if found is None:
+        raise NotFoundError(f"No DAC {alias}.", message_zh=f"不存在数据访问委员会 {alias}。")
+    return int(found.id)
+
+
+def _reviewers(session: Session, dac_id: int | None) -> frozenset[str]:
+    if dac_id is None:
+        return frozenset()
+    emails = session.execute(
+        select(users.c.email)
+        .join(dac_members, dac_members.c.user_id == users.c.id)
+        .where(dac_members.c.dac_id == dac_id)
+    )
+    return frozenset(f"user:{e}" for e in emails.scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetOutcome:
+    """What the platform said of one dataset of a request."""
+
+    dataset: str
+    verdict: str
+    violated: tuple[str, ...]
+    reasons_en: tuple[str, ...]
+    reasons_zh: tuple[str, ...]
+    conditions: tuple[str, ...]
+    status: str
+
+
+def _dataset_facts(session: Session, accession: str) -> Any:
+    datasets = ENTITY_TABLES["datasets"]
+    row = session.execute(
+        select(datasets.c.id, datasets.c.doc, datasets.c.access_tier).where(
+            datasets.c.accession == accession
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError(f"No dataset {accession}.", message_zh=f"不存在数据集 {accession}。")
+    return row
+
+
+def request_access(
+    factory: sessionmaker[Session],
+    *,
+    actor: Subject,
+    purpose: ResearchPurpose,
+    datasets: list[str],
+    agreement_version: str,
+    today: date | None = None,
+) -> tuple[int, list[DatasetOutcome]]:
+    """File a request for `datasets`; each is matched against its consent codes at once.
+
+    Incompatible datasets are refused on the spot (status rejected, with the DUO terms
+    violated); the others wait for their DAC.
+    """
+    _require(actor, Action.REQUEST_ACCESS, Resource("request"))
+    if not datasets or len(datasets) > 100:
+        raise InvalidInputError("Name 1 to 100 datasets.", message_zh="请指定 1 到 100 个数据集。")
+    if not agreement_version.strip():
+        raise InvalidInputError(
+            "Accept a data access agreement version.", message_zh="请接受数据访问协议的某个版本。"
+        )
+    today = today or _now().date()
+    email = actor.id.removeprefix("user:")
+    outcomes: list[DatasetOutcome] = []
+    with factory() as session, session.begin():
+        user_id = _user_id(session, email)
+        request_id = session.execute(
+            insert(access_requests).returning(access_requests.c.id),
+            {
+                "user_id": user_id,
+                "purpose": _purpose_json(purpose),
+                "agreement_version": agreement_version.strip()[:100],
+                "created_at": _now(),
+            },
+        ).scalar_one()
+        for accession in dict.fromkeys(datasets):
+            row = _dataset_facts(session, accession)
+            doc = row.doc
+            dac_id = None
+            if doc.get("dac"):
+                found = session.execute(select(dacs.c.id).where(dacs.c.alias == doc["dac"])).first()
+                dac_id = found.id if found else None
+            result = match_purpose(purpose, doc.get("duo_codes", []), today=today)
+            status = "rejected" if result.verdict is Verdict.INCOMPATIBLE else "pending"
+            if status == "pending" and dac_id is None:
+                status = "rejected"  # no committee can approve it
+            outcome = DatasetOutcome(
+                dataset=accession,
+                verdict=str(result.verdict),
+                violated=result.violated,
+                reasons_en=tuple(r.en for r in result.reasons),
+                reasons_zh=tuple(r.zh for r in result.reasons),
+                conditions=tuple(c.en for c in result.conditions),
+                status=status,
+            )
+            session.execute(
+                insert(request_datasets).values(
+                    request_id=request_id,
+                    dataset_id=row.id,
+                    dac_id=dac_id,
+                    verdict=str(result.verdict),
+                    match=dataclasses.asdict(outcome),
+                    status=status,
+                    decided_by="platform" if status == "rejected" else None,
+                    decided_at=_now() if status == "rejected" else None,
+                    reason=(
+                        "Incompatible with the dataset's consent: " + ", ".join(result.violated)
+                    )
+                    if result.verdict is Verdict.INCOMPATIBLE
+                    else (
+                        "No data access committee is registered for this dataset."
+                        if status == "rejected"
+                        else None
+                    ),
+                )
+            )
+            outcomes.append(outcome)
+        record_event(
+            session,
+            tag=EventTag.REQUEST_CREATED,
+            actor=actor.id,
+            subject=f"request:{request_id}",
+            details={
+                "datasets": [o.dataset for o in outcomes],
+                "verdicts": [o.verdict for o in outcomes],
+            },
+        )
+    return int(request_id), outcomes
+
+
+def _purpose_json(purpose: ResearchPurpose) -> dict[str, Any]:
+    data = dataclasses.asdict(purpose)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def get_request(
+    factory: sessionmaker[Session], request_id: int, *, actor: Subject
+) -> dict[str, Any]:
+    """A request with its datasets; only its requester, reviewers, admins and auditors see it."""
+    datasets = ENTITY_TABLES["datasets"]
+    with factory() as session:
+        row = session.execute(
+            select(access_requests, users.c.email)
+            .join(users, users.c.id == access_requests.c.user_id)
+            .where(access_requests.c.id == request_id)
+        ).first()
+        if row is None:
+            raise NotFoundError(
+                f"No request {request_id}.", message_zh=f"不存在申请 {request_id}。"
+            )
+        items = session.execute(
+            select(request_datasets, datasets.c.accession)
+            .join(datasets, datasets.c.id == request_datasets.c.dataset_id)
+            .where(request_datasets.c.request_id == request_id)
+        ).all()
+        reviewers = frozenset().union(*(_reviewers(session, i.dac_id) for i in items))
+    decision = decide(
+        actor,
+        Action.READ_REQUEST,
+        Resource("request", str(request_id), owner=f"user:{row.email}", reviewers=reviewers),
+    )
+    if not decision.allowed:  # do not confirm that someone else's request exists
+        raise NotFoundError(f"No request {request_id}.", message_zh=f"不存在申请 {request_id}。")
+    return {
+        "id": row.id,
+        "requester": row.email,
+        "purpose": row.purpose,
+        "agreement_version": row.agreement_version,
+        "created_at": _utc(row.created_at).isoformat(),
+        "datasets": [
+            {
+                "id": i.id,
+                "dataset": i.accession,
+                "verdict": i.verdict,
+                "status": i.status,
+                "reason": i.reason,
+                "match": i.match,
+            }
+            for i in items
+        ],
+    }
+
+
+def review_queue(factory: sessionmaker[Session], *, actor: Subject) -> list[dict[str, Any]]:
+    """Pending dataset requests for the DACs the actor sits on."""
+    email = actor.id.removeprefix("user:")
+    datasets = ENTITY_TABLES["datasets"]
+    with factory() as session:
+        rows = session.execute(
+            select(
+                request_datasets,
+                datasets.c.accession,
+                dacs.c.alias.label("dac"),
+                access_requests.c.purpose,
+            )
+            .join(datasets, datasets.c.id == request_datasets.c.dataset_id)
+            .join(dacs, dacs.c.id == request_datasets.c.dac_id)
+            .join(dac_members, dac_members.c.dac_id == dacs.c.id)
+            .join(users, users.c.id == dac_members.c.user_id)
+            .join(access_requests, access_requests.c.id == request_datasets.c.request_id)
+            .where(users.c.email == email, request_datasets.c.status == "pending")
+            .order_by(request_datasets.c.id)
+        ).all()
+    return [
+        {
+            "item": r.id,
+            "request": r.request_id,
+            "dataset": r.accession,
+            "dac": r.dac,
+            "verdict": r.verdict,
+            "title": r.purpose.get("title"),
+        }
+        for r in rows
+    ]
+
+
+def decide_request(
+    factory: sessionmaker[Session],
+    *,
+    item_id: int,
+    approve: bool,
+    reason: str,
+    actor: Subject,
+    expires: date | None = None,
+    conditions: list[str] | None = None,
+) -> int | None:
+    """A DAC member approves or rejects one dataset of a request; approval creates a grant.
+
+    Returns the grant id on approval. The requester is notified either way.
+    """
+    if not reason.strip():
+        raise InvalidInputError("Give a reason for the decision.", message_zh="请说明决定的理由。")
+    now = _now()
+    datasets = ENTITY_TABLES["datasets"]
+    with factory() as session, session.begin():
+        item = session.execute(
+            select(request_datasets, access_requests.c.user_id, users.c.email, datasets.c.accession)
+            .join(access_requests, access_requests.c.id == request_datasets.c.request_id)
+            .join(users, users.c.id == access_requests.c.user_id)
+            .join(datasets, datasets.c.id == request_datasets.c.dataset_id)
+            .where(request_datasets.c.id == item_id)
+        ).first()
+        if item is None:
+            raise NotFoundError(
+                f"No request item {item_id}.", message_zh=f"不存在申请项 {item_id}。"
+            )
+        _require(
+            actor,
+            Action.REVIEW_REQUEST,
+            Resource("request", str(item.request_id), reviewers=_reviewers(session, item.dac_id)),
+        )
+        if item.status != "pending":
+            raise ConflictError(
+                f"Request item {item_id} was decided already ({item.status}).",
+                message_zh=f"申请项 {item_id} 已有决定（{item.status}）。",
+            )
+        if approve and item.verdict == str(Verdict.INCOMPATIBLE):
+            raise ConflictError(
+                "The purpose is incompatible with the dataset's consent.",
+                message_zh="研究目的与数据集的知情同意不相容。",
+            )
+        expires_at = datetime.combine(
+            expires or (now.date() + timedelta(days=365)), datetime.min.time(), tzinfo=UTC
+        )
+        if approve and not now < expires_at <= now + timedelta(days=MAX_GRANT_DAYS):
+            raise InvalidInputError(
+                "A grant expires between tomorrow and three years from now.",
+                message_zh="授权的到期日须在明天到三年之内。",
+            )
+        status = "approved" if approve else "rejected"
+        session.execute(
+            update(request_datasets)
+            .where(request_datasets.c.id == item_id)
+            .values(
+                status=status, decided_by=actor.id, decided_at=now, reason=reason.strip()[:2000]
+            )
+        )
+        grant_id = None
+        if approve:
+            all_conditions = [*item.match.get("conditions", []), *(conditions or [])]
+            grant_id = session.execute(
+                insert(grants).returning(grants.c.id),
+                {
+                    "user_id": item.user_id,
+                    "dataset_id": item.dataset_id,
+                    "request_dataset_id": item_id,
+                    "conditions": all_conditions,
+                    "granted_at": now,
+                    "granted_by": actor.id,
+                    "expires_at": expires_at,
+                    "revoked_at": None,
+                    "revoked_by": None,
+                },
+            ).scalar_one()
+        record_event(
+            session,
+            tag=EventTag.GRANT_CREATED if approve else EventTag.REQUEST_REJECTED,
+            actor=actor.id,
+            subject=f"user:{item.email}",
+            details={
+                "dataset": item.accession,
+                "request": item.request_id,
+                "grant": grant_id,
+                "reason": reason.strip()[:500],
+            },
+        )
+        verb_en, verb_zh = ("approved", "已批准") if approve else ("rejected", "未获批准")
+        notify.enqueue(
+            session,
+            recipient=item.email,
+            subject=f"GeneCommons: access to {item.accession} {verb_en} / 访问申请{verb_zh}",
+            body=(
+                f"Your request {item.request_id} for dataset {item.accession} was {verb_en}.\n"
+                f"Reason: {reason.strip()}\n"
+                + (f"Access expires on {expires_at.date().isoformat()}.\n" if approve else "")
+                + f"\n您对数据集 {item.accession} 的访问申请（编号 {item.request_id}）{verb_zh}。\n"
+                f"理由：{reason.strip()}\n"
+            ),
+        )
+    return int(grant_id) if grant_id is not None else None
+
+
+def revoke_grant(
+    factory: sessionmaker[Session], *, grant_id: int, reason: str, actor: Subject
+) -> None:
+    """Revoke a grant at once (its DAC or an administrator)."""
+    with factory() as session, session.begin():
+        row = session.execute(
+            select(grants, request_datasets.c.dac_id, users.c.email)
+            .join(request_datasets, request_datasets.c.id == grants.c.request_dataset_id)
+            .join(users, users.c.id == grants.c.user_id)
+            .where(grants.c.id == grant_id)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"No grant {grant_id}.", message_zh=f"不存在授权 {grant_id}。")
+        _require(
+            actor,
+            Action.REVOKE_GRANT,
+            Resource("grant", str(grant_id), reviewers=_reviewers(session, row.dac_id)),
+        )
+        if row.revoked_at is not None:
+            raise ConflictError(
+                f"Grant {grant_id} is revoked already.", message_zh=f"授权 {grant_id} 已被撤销。"
+            )
+        session.execute(
+            update(grants)
+            .where(grants.c.id == grant_id)
+            .values(revoked_at=_now(), revoked_by=actor.id)
+        )
+        record_event(
+            session,
+            tag=EventTag.GRANT_REVOKED,
+            actor=actor.id,
+            subject=f"user:{row.email}",
+            details={"grant": grant_id, "reason": reason[:500]},
+        )
+        notify.enqueue(
+            session,
+            recipient=row.email,
+            subject=f"GeneCommons: grant {grant_id} revoked / 授权已撤销",
+            body=f"Your access grant {grant_id} was revoked: {reason}\n"
+            f"您的访问授权 {grant_id} 已被撤销：{reason}\n",
+        )
+
+
+def active_grants(
+    factory: sessionmaker[Session], *, email: str, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The account's grants that are in force now (not expired, not revoked)."""
+    now = now or _now()
+    datasets = ENTITY_TABLES["datasets"]
+    with factory() as session:
+        rows = session.execute(
+            select(grants, datasets.c.accession)
+            .join(datasets, datasets.c.id == grants.c.dataset_id)
+            .join(users, users.c.id == grants.c.user_id)
+            .where(users.c.email == email, grants.c.revoked_at.is_(None))
+        ).all()
+    return [
+        {
+            "id": r.id,
+            "dataset": r.accession,
+            "expires_at": _utc(r.expires_at).isoformat(),
+            "conditions": r.conditions,
+        }
+        for r in rows
+        if _utc(r.expires_at) > now
+    ]

@@ -1,0 +1,236 @@
+"""The data access workflow: request, automatic consent match, DAC decision, grant, revocation,
+notifications through the outbox (and its SMTP delivery against a real SMTP server)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from genecommons.access import notify, service, workflow
+from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.models import Subject
+from genecommons.catalog import service as catalog
+from genecommons.errors import AccessDeniedError, ConflictError, NotFoundError
+
+OPERATOR = Subject.operator("tester")
+
+
+def user(email: str, *roles: str) -> Subject:
+    return Subject.user(email, roles=frozenset(roles), institution=None)
+
+
+@pytest.fixture
+def world(factory: Any, make_bundle: Any) -> dict[str, Any]:
+    result = catalog.submit(factory, make_bundle(), subject=OPERATOR)
+    institution = result.accessions["institutions"]["BGC"]
+    for email, roles in (
+        ("res@example.org", ["researcher"]),
+        ("dac@example.org", ["dac_member"]),
+        ("other@example.org", ["researcher"]),
+    ):
+        service.add_user(factory, email=email, roles=roles, institution=institution, actor=OPERATOR)
+    workflow.create_dac(factory, alias="BGC DAC", name="BGC access committee", actor=OPERATOR)
+    workflow.add_member(factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR)
+    return {"dataset": result.accessions["datasets"]["DS1"]}
+
+
+def purpose(**changes: Any) -> ResearchPurpose:
+    base: dict[str, Any] = {
+        "title": "Hearing loss genetics",
+        "summary": "Find variants.",
+        "institution": "BGC",
+        "country": "CN",
+        "biomedical": True,
+        "genetic_research": True,
+        "ethics_approval": True,
+    }
+    base.update(changes)
+    return ResearchPurpose(**base)
+
+
+def test_request_review_grant_and_revoke(factory: Any, world: dict[str, Any]) -> None:
+    researcher = user("res@example.org", "researcher")
+    request_id, outcomes = workflow.request_access(
+        factory,
+        actor=researcher,
+        purpose=purpose(),
+        datasets=[world["dataset"]],
+        agreement_version="DAA v1",
+    )
+    assert outcomes[0].status == "pending"
+    member = user("dac@example.org", "dac_member")
+    queue = workflow.review_queue(factory, actor=member)
+    assert [q["dataset"] for q in queue] == [world["dataset"]]
+    grant_id = workflow.decide_request(
+        factory,
+        item_id=queue[0]["item"],
+        approve=True,
+        reason="Fits the consent.",
+        actor=member,
+        expires=date.today() + timedelta(days=30),
+    )
+    assert grant_id is not None
+    grants = workflow.active_grants(factory, email="res@example.org")
+    assert [g["dataset"] for g in grants] == [world["dataset"]]
+    messages = notify.pending(factory)
+    assert messages[0].recipient == "res@example.org" and "approved" in messages[0].subject
+    with pytest.raises(ConflictError):  # decided once only
+        workflow.decide_request(
+            factory, item_id=queue[0]["item"], approve=False, reason="again", actor=member
+        )
+    workflow.revoke_grant(factory, grant_id=grant_id, reason="Breach of terms.", actor=member)
+    assert workflow.active_grants(factory, email="res@example.org") == []
+    shown = workflow.get_request(factory, request_id, actor=researcher)
+    assert shown["datasets"][0]["status"] == "approved"
+
+
+def test_incompatible_purpose_is_refused_at_once(factory: Any, world: dict[str, Any]) -> None:
+    # DS1 carries HMB + NPU: a for-profit institution violates NPU
+    _, outcomes = workflow.request_access(
+        factory,
+        actor=user("res@example.org", "researcher"),
+        purpose=purpose(for_profit_institution=True),
+        datasets=[world["dataset"]],
+        agreement_version="DAA v1",
+    )
+    assert outcomes[0].verdict == "incompatible" and outcomes[0].status == "rejected"
+    assert any("NPU" in v for v in outcomes[0].violated)
+    assert workflow.review_queue(factory, actor=user("dac@example.org", "dac_member")) == []
+
+
+def test_other_people_cannot_see_or_decide(factory: Any, world: dict[str, Any]) -> None:
+    request_id, _ = workflow.request_access(
+        factory,
+        actor=user("res@example.org", "researcher"),
+        purpose=purpose(),
+        datasets=[world["dataset"]],
+        agreement_version="DAA v1",
+    )
+    with pytest.raises(NotFoundError):  # not "forbidden": existence is not confirmed
+        workflow.get_request(factory, request_id, actor=user("other@example.org", "researcher"))
+    item = workflow.get_request(factory, request_id, actor=OPERATOR)["datasets"][0]["id"]
+    with pytest.raises(AccessDeniedError):
+        workflow.decide_request(
+            factory,
+            item_id=item,
+            approve=True,
+            reason="me",
+            actor=user("other@example.org", "researcher"),
+        )
+    with pytest.raises(AccessDeniedError):  # a dac_member role is not enough: membership is
+        workflow.decide_request(
+            factory,
+            item_id=item,
+            approve=True,
+            reason="me",
+            actor=user("stranger@example.org", "dac_member"),
+        )
+    with pytest.raises(AccessDeniedError):
+        workflow.request_access(
+            factory,
+            actor=user("dac@example.org", "dac_member"),
+            purpose=purpose(),
+            datasets=[world["dataset"]],
+            agreement_version="DAA v1",
+        )
+
+
+def test_outbox_delivered_over_smtp(factory: Any, world: dict[str, Any]) -> None:
+    aiosmtpd = pytest.importorskip("aiosmtpd.controller")
+    from aiosmtpd.handlers import Sink
+
+    class Recorder(Sink):
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            self.seen.extend(envelope.rcpt_tos)
+            return "250 OK"
+
+    import socket
+
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = Recorder()
+    controller = aiosmtpd.Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with factory() as session, session.begin():
+            notify.enqueue(session, recipient="res@example.org", subject="hello 你好", body="x")
+        transport = notify.SmtpTransport(
+            host="127.0.0.1", port=port, sender="noreply@genecommons.example", starttls=False
+        )
+        assert notify.deliver_pending(factory, transport) == 1
+        assert handler.seen == ["res@example.org"]
+        assert notify.pending(factory) == []
+    finally:
+        controller.stop()
+
+
+def test_workflow_over_http(settings: Any, make_bundle: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from genecommons.app import create_app
+    from genecommons.db import Base, make_engine
+
+    engine = make_engine(settings.effective_database_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    app = create_app(settings)
+    with TestClient(app) as client:
+        factory = app.state.session_factory
+        result = catalog.submit(factory, make_bundle(), subject=OPERATOR)
+        dataset = result.accessions["datasets"]["DS1"]
+        tokens = {}
+        for email, role in (
+            ("res@example.org", "researcher"),
+            ("dac@example.org", "dac_member"),
+            ("eve@example.org", "researcher"),
+        ):
+            service.add_user(factory, email=email, roles=[role], institution=None, actor=OPERATOR)
+            issued = service.create_token(factory, email=email, actor=OPERATOR)
+            tokens[email] = {"Authorization": f"Bearer {issued.token}"}
+        workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+        workflow.add_member(
+            factory, dac="BGC DAC", email="dac@example.org", chair=False, actor=OPERATOR
+        )
+        body = {
+            "purpose": {
+                "title": "t",
+                "summary": "s",
+                "institution": "BGC",
+                "country": "CN",
+                "biomedical": True,
+                "ethics_approval": True,
+            },
+            "datasets": [dataset],
+            "agreement_version": "DAA v1",
+        }
+        assert client.post("/api/v1/requests", json=body).status_code == 403  # anonymous
+        created = client.post("/api/v1/requests", json=body, headers=tokens["res@example.org"])
+        assert created.status_code == 201, created.text
+        request_id = created.json()["id"]
+        assert (
+            client.get(
+                f"/api/v1/requests/{request_id}", headers=tokens["eve@example.org"]
+            ).status_code
+            == 404
+        )
+        queue = client.get("/api/v1/dac/queue", headers=tokens["dac@example.org"]).json()
+        decision = {"item": queue[0]["item"], "approve": True, "reason": "ok"}
+        assert (
+            client.post(
+                "/api/v1/dac/decisions", json=decision, headers=tokens["eve@example.org"]
+            ).status_code
+            == 403
+        )
+        decided = client.post(
+            "/api/v1/dac/decisions", json=decision, headers=tokens["dac@example.org"]
+        )
+        assert decided.status_code == 200 and decided.json()["grant"]
+        grants = client.get("/api/v1/grants", headers=tokens["res@example.org"]).json()
+        assert [g["dataset"] for g in grants] == [dataset]
+    app.state.engine.dispose()

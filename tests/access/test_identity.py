@@ -240,3 +240,56 @@ def test_bearer_tokens_over_http(client: Any, make_bundle: Any) -> None:
         "/api/v1/auth/token", data={"username": "steward@example.org", "password": "nope"}
     )
     assert wrong.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("country", "controlled", "foreign"),
+    [("CN", False, False), ("CN", True, True), ("GB", False, True), ("HK", False, True)],
+)
+def test_institution_verification_decides_foreign_party(
+    factory: Any, make_bundle: Any, sheets: Any, country: str, controlled: bool, foreign: bool
+) -> None:
+    data = sheets()
+    data["institutions"][0]["country"] = country
+    if country != "CN":
+        data["institutions"][0]["province"] = None
+    institution = catalog.submit(factory, make_bundle(data), subject=OPERATOR).accessions[
+        "institutions"
+    ]["BGC"]
+    service.add_user(
+        factory,
+        email="u@example.org",
+        roles=["researcher"],
+        institution=institution,
+        actor=OPERATOR,
+    )
+    token = service.create_token(factory, email="u@example.org", actor=OPERATOR).token
+    before = service.authenticate(factory, token)
+    assert not before.institution_verified and not before.foreign_party
+    with pytest.raises(InvalidInputError):
+        service.verify_institution(
+            factory,
+            institution=institution,
+            foreign_controlled=False,
+            attestation=" ",
+            actor=OPERATOR,
+        )
+    with pytest.raises(AccessDeniedError):
+        service.verify_institution(
+            factory,
+            institution=institution,
+            foreign_controlled=False,
+            attestation="x",
+            actor=before,
+        )
+    result = service.verify_institution(
+        factory,
+        institution=institution,
+        foreign_controlled=controlled,
+        attestation="Signed declaration of 2026-01-05",
+        actor=OPERATOR,
+    )
+    assert result["foreign_party"] is foreign
+    after = service.authenticate(factory, token)
+    assert after.institution_verified and after.institution_country == country
+    assert after.foreign_party is foreign

@@ -72,6 +72,29 @@ def tokens_revoke(token_id: int) -> None:
     console.print(f"Token {token_id} revoked. 已撤销。")
 
 
+institutions_app = typer.Typer(help="Institutions. 机构。", no_args_is_help=True)
+
+
+@institutions_app.command("verify")
+def institutions_verify(
+    accession: str,
+    attestation: Annotated[str, typer.Option("--attestation", help="Who declared what, when")],
+    foreign_controlled: Annotated[
+        bool, typer.Option("--foreign-controlled", help="50% or more foreign-owned/controlled")
+    ] = False,
+) -> None:
+    """Verify an institution's location and ownership. 核验机构所在地与控制权。"""
+    result = service.verify_institution(
+        runtime().factory,
+        institution=accession,
+        foreign_controlled=foreign_controlled,
+        attestation=attestation,
+        actor=operator(),
+    )
+    party = "foreign party 境外主体" if result["foreign_party"] else "Chinese party 境内主体"
+    console.print(f"{accession} verified ({result['country']}): {party}.")
+
+
 dac_app = typer.Typer(help="Data access committees. 数据访问委员会。", no_args_is_help=True)
 grants_app = typer.Typer(help="Access grants. 访问授权。", no_args_is_help=True)
 mail_app = typer.Typer(help="Notifications. 通知。", no_args_is_help=True)

@@ -33,6 +33,7 @@ class Action(StrEnum):
     SUBMIT = "catalog:submission:create"
     READ_SUBMISSIONS = "catalog:submission:read"
     MANAGE_USERS = "access:user:manage"
+    VERIFY_INSTITUTIONS = "access:institution:verify"
     MANAGE_TOKENS = "access:token:manage"
     MANAGE_DACS = "access:dac:manage"
     REQUEST_ACCESS = "access:request:create"
@@ -50,6 +51,9 @@ class Subject:
     roles: frozenset[str] = frozenset()
     institution: str | None = None  # accession of the user's institution
     scopes: frozenset[str] | None = None  # a token's scopes; None: all the roles allow
+    institution_verified: bool = False
+    institution_country: str | None = None  # where the institution is, as verified
+    foreign_party: bool = False  # located abroad, or >= 50% foreign-owned or -controlled
 
     def has_role(self, *roles: Role) -> bool:
         """Whether the subject holds any of `roles`."""
@@ -73,9 +77,21 @@ class Subject:
         roles: frozenset[str],
         institution: str | None,
         scopes: frozenset[str] | None = None,
+        institution_country: str | None = None,
+        foreign_party: bool = False,
+        institution_verified: bool = False,
     ) -> Subject:
         """A signed-in user."""
-        return cls(SubjectKind.USER, f"user:{email}", roles, institution, scopes)
+        return cls(
+            SubjectKind.USER,
+            f"user:{email}",
+            roles,
+            institution,
+            scopes,
+            institution_verified,
+            institution_country,
+            foreign_party,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,9 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
         return _allow(
             "admin-revoke", "Administrators may revoke any grant.", "系统管理员可撤销任何授权。"
         )
-    if action in (Action.MANAGE_USERS, Action.MANAGE_DACS) and subject.has_role(Role.ADMIN):
+    if action in (Action.MANAGE_USERS, Action.MANAGE_DACS, Action.VERIFY_INSTITUTIONS) and (
+        subject.has_role(Role.ADMIN)
+    ):
         return _allow("admin-users", "Administrators manage accounts.", "系统管理员管理账号。")
     if action is Action.MANAGE_TOKENS and (
         subject.has_role(Role.ADMIN) or resource.accession == subject.id

@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons.access import identity
 from genecommons.access.models import Action, Resource, Role, Subject
 from genecommons.access.policy import decide
-from genecommons.access.tables import api_tokens, login_failures, user_roles, users
+from genecommons.access.tables import (
+    api_tokens,
+    institution_verifications,
+    login_failures,
+    user_roles,
+    users,
+)
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.errors import (
@@ -302,9 +308,15 @@ def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
                 users.c.email,
                 users.c.active,
                 institutions.c.accession.label("institution"),
+                institution_verifications.c.country.label("verified_country"),
+                institution_verifications.c.foreign_controlled,
             )
             .join(users, users.c.id == api_tokens.c.user_id)
             .outerjoin(institutions, users.c.institution_id == institutions.c.id)
+            .outerjoin(
+                institution_verifications,
+                institution_verifications.c.institution_id == institutions.c.id,
+            )
             .where(api_tokens.c.digest == identity.token_digest(token))
         ).first()
         if (
@@ -323,7 +335,75 @@ def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
             update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
         )
     scopes = frozenset(row.scopes) if row.scopes is not None else None
-    return Subject.user(row.email, roles=roles, institution=row.institution, scopes=scopes)
+    verified = row.verified_country is not None
+    return Subject.user(
+        row.email,
+        roles=roles,
+        institution=row.institution,
+        scopes=scopes,
+        institution_verified=verified,
+        institution_country=row.verified_country,
+        foreign_party=verified
+        and (row.verified_country != MAINLAND or bool(row.foreign_controlled)),
+    )
+
+
+MAINLAND = "CN"  # HK, MO and TW have ISO codes of their own and count as abroad under HGR
+
+
+def verify_institution(
+    factory: sessionmaker[Session],
+    *,
+    institution: str,
+    foreign_controlled: bool,
+    attestation: str,
+    actor: Subject,
+) -> dict[str, Any]:
+    """Record that an administrator verified an institution, its location and ownership."""
+    _require(actor, Action.VERIFY_INSTITUTIONS, Resource("institution", institution))
+    if not attestation.strip():
+        raise InvalidInputError(
+            "Record the institution's attestation (who declared ownership and control, when).",
+            message_zh="请记录机构的声明（由谁、何时声明其所有权与控制权）。",
+        )
+    table = ENTITY_TABLES["institutions"]
+    with factory() as session, session.begin():
+        row = session.execute(
+            select(table.c.id, table.c.country).where(table.c.accession == institution)
+        ).first()
+        if row is None:
+            raise NotFoundError(
+                f"No institution {institution}.", message_zh=f"不存在机构 {institution}。"
+            )
+        session.execute(
+            delete(institution_verifications).where(
+                institution_verifications.c.institution_id == row.id
+            )
+        )
+        session.execute(
+            insert(institution_verifications).values(
+                institution_id=row.id,
+                country=row.country,
+                foreign_controlled=foreign_controlled,
+                attestation=attestation.strip()[:2000],
+                verified_by=actor.id,
+                verified_at=_now(),
+            )
+        )
+        record_event(
+            session,
+            tag=EventTag.INSTITUTION_VERIFIED,
+            actor=actor.id,
+            subject=f"institution:{institution}",
+            details={"country": row.country, "foreign_controlled": foreign_controlled},
+        )
+    foreign = row.country != MAINLAND or foreign_controlled
+    return {
+        "institution": institution,
+        "country": row.country,
+        "foreign_controlled": foreign_controlled,
+        "foreign_party": foreign,
+    }
 
 
 def sign_in(

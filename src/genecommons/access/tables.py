@@ -133,3 +133,14 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
 )
+
+institution_verifications = Table(
+    "institution_verifications",
+    Base.metadata,
+    Column("institution_id", ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True),
+    Column("country", String(2), nullable=False),  # as verified, ISO 3166-1 alpha-2
+    Column("foreign_controlled", Boolean, nullable=False),  # >= 50% foreign owned/controlled
+    Column("attestation", String(2000), nullable=False),
+    Column("verified_by", String(200), nullable=False),
+    Column("verified_at", DateTime(timezone=True), nullable=False),
+)

@@ -25,6 +25,7 @@ class EventTag(StrEnum):
     RECORD_READ = "catalog:record:read"
     ACCESS_DENIED = "access:decision:deny"
     USER_CREATED = "access:user:create"
+    INSTITUTION_VERIFIED = "access:institution:verify"
     TOKEN_CREATED = "access:token:create"  # noqa: S105 - an event tag, not a secret
     TOKEN_REVOKED = "access:token:revoke"  # noqa: S105 - an event tag, not a secret
     SIGN_IN = "access:session:sign-in"

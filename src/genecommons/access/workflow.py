@@ -30,6 +30,7 @@ from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.errors import (
     AccessDeniedError,
+    AuthenticationError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -281,6 +282,8 @@ def get_request(
 
 def review_queue(factory: sessionmaker[Session], *, actor: Subject) -> list[dict[str, Any]]:
     """Pending dataset requests for the DACs the actor sits on."""
+    if actor.kind != "user":
+        raise AuthenticationError("Sign in first.", message_zh="请先登录。")
     email = actor.id.removeprefix("user:")
     datasets = ENTITY_TABLES["datasets"]
     with factory() as session:

@@ -1,0 +1,268 @@
+"""The authorization matrix: every route x every role x every dataset tier.
+
+The expected outcome of each route is declared below; the test enumerates the application's
+route table, so a route added without a rule here fails it.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from genecommons.access import service, workflow
+from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.models import Role, Subject
+from genecommons.app import create_app
+from genecommons.catalog import service as catalog
+from genecommons.config import Settings
+from genecommons.db import Base, make_engine
+
+OPERATOR = Subject.operator("matrix")
+ROLES = ["anonymous", *(r.value for r in Role)]
+TIERS = ["open", "registered", "controlled"]
+SIGNED_IN = set(ROLES) - {"anonymous"}
+STEWARDS = {"data_steward", "admin"}
+
+# route -> the roles allowed (the others must be refused with 401, 403 or 404)
+EXPECTED: dict[tuple[str, str], set[str]] = {
+    ("GET", "/api/v1/schemas/{entity}"): set(ROLES),
+    ("POST", "/api/v1/submissions"): {"submitter"} | STEWARDS,
+    ("GET", "/api/v1/submissions"): STEWARDS,
+    ("GET", "/api/v1/studies"): set(ROLES),
+    ("GET", "/api/v1/studies/{accession}"): set(ROLES),
+    ("GET", "/api/v1/datasets"): set(ROLES),
+    ("GET", "/api/v1/datasets/{accession}"): set(ROLES),
+    ("GET", "/api/v1/individuals"): STEWARDS,
+    ("GET", "/api/v1/individuals/{accession}"): STEWARDS,
+    ("GET", "/api/v1/samples"): STEWARDS,
+    ("GET", "/api/v1/samples/{accession}"): STEWARDS,
+    ("POST", "/api/v1/auth/token"): set(ROLES),
+    ("GET", "/api/v1/auth/me"): SIGNED_IN,
+    ("POST", "/api/v1/tokens"): SIGNED_IN,
+    ("DELETE", "/api/v1/tokens/{token_id}"): SIGNED_IN,
+    ("POST", "/api/v1/requests"): {"researcher"},
+    ("GET", "/api/v1/requests/{request_id}"): {"researcher", "dac_member", "admin", "auditor"},
+    ("GET", "/api/v1/dac/queue"): SIGNED_IN,
+    ("POST", "/api/v1/dac/decisions"): {"dac_member"},
+    ("GET", "/api/v1/grants"): SIGNED_IN,
+    ("DELETE", "/api/v1/grants/{grant_id}"): {"dac_member", "admin"},
+}
+
+
+class World:
+    """A catalog with a dataset per tier, an account per role and the means to make fresh
+    requests, tokens and grants for the calls that consume them."""
+
+    def __init__(self, client: TestClient, bundle: Path) -> None:
+        self.client = client
+        self.factory = client.app.state.session_factory  # type: ignore[attr-defined]
+        result = catalog.submit(self.factory, bundle, subject=OPERATOR)
+        self.accessions = result.accessions
+        self.datasets = {tier: result.accessions["datasets"][f"DS-{tier}"] for tier in TIERS}
+        self.bundle = bundle
+        workflow.create_dac(self.factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+        self.headers: dict[str, dict[str, str]] = {"anonymous": {}}
+        for role in SIGNED_IN:
+            email = f"{role}@example.org"
+            service.add_user(
+                self.factory, email=email, roles=[role], institution=None, actor=OPERATOR
+            )
+            token = service.create_token(self.factory, email=email, actor=OPERATOR).token
+            self.headers[role] = {"Authorization": f"Bearer {token}"}
+        workflow.add_member(
+            self.factory, dac="BGC DAC", email="dac_member@example.org", chair=True, actor=OPERATOR
+        )
+
+    def request(self, tier: str) -> int:
+        request_id, _ = workflow.request_access(
+            self.factory,
+            actor=Subject.user(
+                "researcher@example.org", roles=frozenset({"researcher"}), institution=None
+            ),
+            purpose=purpose(),
+            datasets=[self.datasets[tier]],
+            agreement_version="DAA v1",
+        )
+        return request_id
+
+    def pending_item(self, tier: str) -> int:
+        shown = workflow.get_request(self.factory, self.request(tier), actor=OPERATOR)
+        item: int = shown["datasets"][0]["id"]
+        return item
+
+    def grant(self, tier: str) -> int:
+        grant = workflow.decide_request(
+            self.factory,
+            item_id=self.pending_item(tier),
+            approve=True,
+            reason="ok",
+            actor=Subject.user(
+                "dac_member@example.org", roles=frozenset({"dac_member"}), institution=None
+            ),
+        )
+        assert grant is not None
+        return grant
+
+    def own_token(self, role: str) -> int:
+        email = "researcher@example.org" if role == "anonymous" else f"{role}@example.org"
+        return service.create_token(self.factory, email=email, actor=OPERATOR).id
+
+
+def purpose() -> ResearchPurpose:
+    return ResearchPurpose(
+        title="t",
+        summary="s",
+        institution="BGC",
+        country="CN",
+        biomedical=True,
+        genetic_research=True,
+        ethics_approval=True,
+    )
+
+
+def zipped(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in folder.iterdir():
+            archive.write(path, path.name)
+    return buffer.getvalue()
+
+
+Call = Callable[[World, str, str], Any]
+
+CALLS: dict[tuple[str, str], Call] = {
+    ("GET", "/api/v1/schemas/{entity}"): lambda w, r, t: w.client.get(
+        "/api/v1/schemas/datasets", headers=w.headers[r]
+    ),
+    ("POST", "/api/v1/submissions"): lambda w, r, t: w.client.post(
+        "/api/v1/submissions",
+        params={"dry_run": True},
+        headers=w.headers[r],
+        files={"file": ("b.zip", zipped(w.bundle), "application/zip")},
+    ),
+    ("GET", "/api/v1/submissions"): lambda w, r, t: w.client.get(
+        "/api/v1/submissions", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/studies"): lambda w, r, t: w.client.get(
+        "/api/v1/studies", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/studies/{accession}"): lambda w, r, t: w.client.get(
+        f"/api/v1/studies/{w.accessions['studies']['ST1']}", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/datasets"): lambda w, r, t: w.client.get(
+        "/api/v1/datasets", params={"access_tier": t}, headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/datasets/{accession}"): lambda w, r, t: w.client.get(
+        f"/api/v1/datasets/{w.datasets[t]}", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/individuals"): lambda w, r, t: w.client.get(
+        "/api/v1/individuals", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/individuals/{accession}"): lambda w, r, t: w.client.get(
+        f"/api/v1/individuals/{w.accessions['individuals']['P1']}", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/samples"): lambda w, r, t: w.client.get(
+        "/api/v1/samples", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/samples/{accession}"): lambda w, r, t: w.client.get(
+        f"/api/v1/samples/{w.accessions['samples']['P1-S1']}", headers=w.headers[r]
+    ),
+    # sign-in is open to all: anyone may try, and wrong credentials are a 401 for everyone
+    ("POST", "/api/v1/auth/token"): lambda w, r, t: w.client.post(
+        "/api/v1/auth/token", data={"username": f"{r}@example.org", "password": "x" * 12}
+    ),
+    ("GET", "/api/v1/auth/me"): lambda w, r, t: w.client.get(
+        "/api/v1/auth/me", headers=w.headers[r]
+    ),
+    ("POST", "/api/v1/tokens"): lambda w, r, t: w.client.post(
+        "/api/v1/tokens", json={"days": 1}, headers=w.headers[r]
+    ),
+    ("DELETE", "/api/v1/tokens/{token_id}"): lambda w, r, t: w.client.delete(
+        f"/api/v1/tokens/{w.own_token(r)}", headers=w.headers[r]
+    ),
+    ("POST", "/api/v1/requests"): lambda w, r, t: w.client.post(
+        "/api/v1/requests",
+        headers=w.headers[r],
+        json={
+            "purpose": {
+                "title": "t",
+                "summary": "s",
+                "institution": "BGC",
+                "country": "CN",
+                "biomedical": True,
+                "ethics_approval": True,
+            },
+            "datasets": [w.datasets[t]],
+            "agreement_version": "DAA v1",
+        },
+    ),
+    ("GET", "/api/v1/requests/{request_id}"): lambda w, r, t: w.client.get(
+        f"/api/v1/requests/{w.request(t)}", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/dac/queue"): lambda w, r, t: w.client.get(
+        "/api/v1/dac/queue", headers=w.headers[r]
+    ),
+    ("POST", "/api/v1/dac/decisions"): lambda w, r, t: w.client.post(
+        "/api/v1/dac/decisions",
+        headers=w.headers[r],
+        json={"item": w.pending_item(t), "approve": True, "reason": "ok"},
+    ),
+    ("GET", "/api/v1/grants"): lambda w, r, t: w.client.get("/api/v1/grants", headers=w.headers[r]),
+    ("DELETE", "/api/v1/grants/{grant_id}"): lambda w, r, t: w.client.delete(
+        f"/api/v1/grants/{w.grant(t)}", params={"reason": "matrix"}, headers=w.headers[r]
+    ),
+}
+
+
+def routes_of(app: Any) -> set[tuple[str, str]]:
+    return {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.include_in_schema
+        for method in route.methods
+    }
+
+
+def test_every_route_has_a_rule(settings: Settings) -> None:
+    app = create_app(settings)
+    missing = routes_of(app) - set(EXPECTED)
+    assert not missing, f"routes without an authorization rule: {sorted(missing)}"
+    assert set(CALLS) == set(EXPECTED)
+    app.state.engine.dispose()
+
+
+def test_authorization_matrix(settings: Settings, make_bundle: Any, sheets: Any) -> None:
+    engine = make_engine(settings.effective_database_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    data = sheets()
+    dataset = data["datasets"][0]
+    data["datasets"] = [dict(dataset, alias=f"DS-{tier}", access_tier=tier) for tier in TIERS]
+    app = create_app(settings)
+    mismatches = []
+    with TestClient(app) as client:
+        world = World(client, make_bundle(data))
+        for key, call in CALLS.items():
+            for role in ROLES:
+                for tier in TIERS:
+                    response = call(world, role, tier)
+                    allowed = response.status_code < 400
+                    refused = response.status_code in (401, 403, 404)
+                    if key == ("POST", "/api/v1/auth/token"):
+                        # reached the credential check (or, after five tries from one
+                        # address, the sign-in throttle)
+                        allowed = response.status_code in (401, 429)
+                    expected = role in EXPECTED[key]
+                    if (expected and not allowed) or (not expected and not refused):
+                        mismatches.append(
+                            f"{key[0]} {key[1]} as {role} on {tier}: {response.status_code} "
+                            f"{response.text[:120]}"
+                        )
+    app.state.engine.dispose()
+    assert not mismatches, "\n".join(mismatches)

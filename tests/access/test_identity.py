@@ -293,3 +293,48 @@ def test_institution_verification_decides_foreign_party(
     after = service.authenticate(factory, token)
     assert after.institution_verified and after.institution_country == country
     assert after.foreign_party is foreign
+
+
+def test_administrators_need_a_second_factor(factory: Any) -> None:
+    import pyotp
+
+    service.add_user(
+        factory,
+        email="boss@example.org",
+        roles=["admin"],
+        institution=None,
+        actor=OPERATOR,
+        password="a long passphrase",
+    )
+    with pytest.raises(AuthenticationError) as raised:  # no TOTP enrolled yet
+        service.sign_in(
+            factory, email="boss@example.org", password="a long passphrase", address="10.1.0.1"
+        )
+    assert "one-time code" in raised.value.message
+    secret, uri = service.enrol_totp(factory, email="boss@example.org", actor=OPERATOR)
+    assert uri.startswith("otpauth://totp/") and secret in uri
+    with pytest.raises(AuthenticationError):
+        service.sign_in(
+            factory,
+            email="boss@example.org",
+            password="a long passphrase",
+            address="10.1.0.2",
+            otp="000000",
+        )
+    code = pyotp.TOTP(secret).now()
+    issued = service.sign_in(
+        factory,
+        email="boss@example.org",
+        password="a long passphrase",
+        address="10.1.0.3",
+        otp=code,
+    )
+    assert service.authenticate(factory, issued.token).has_role(Role.ADMIN)
+    with pytest.raises(AuthenticationError):  # the right code with the wrong password
+        service.sign_in(
+            factory,
+            email="boss@example.org",
+            password="wrong passphrase",
+            address="10.1.0.4",
+            otp=code,
+        )

@@ -37,6 +37,14 @@ def users_add(
     console.print(f"Password (shown once / 仅显示一次): {created.password}", highlight=False)
 
 
+@users_app.command("totp")
+def users_totp(email: str) -> None:
+    """Give an account a new TOTP secret for its authenticator app. 绑定一次性验证码。"""
+    secret, uri = service.enrol_totp(runtime().factory, email=email, actor=operator())
+    console.print(f"Secret (shown once / 仅显示一次): {secret}", highlight=False)
+    console.print(f"otpauth URI: {escape(uri)}", highlight=False)
+
+
 @users_app.command("list")
 def users_list() -> None:
     """List accounts. 列出账号。"""

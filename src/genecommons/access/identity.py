@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -66,3 +67,18 @@ class ThrottlePolicy:
         if len(recent) < self.max_failures:
             return None
         return recent[-self.max_failures] + self.window
+
+
+def new_totp_secret() -> str:
+    """A new RFC 6238 shared secret (base32)."""
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, *, email: str) -> str:
+    """The otpauth:// URI an authenticator app scans."""
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name="GeneCommons")
+
+
+def verify_totp(secret: str, code: str, *, at: datetime) -> bool:
+    """Whether `code` is the one-time code of `secret` at `at` (one step of clock drift)."""
+    return bool(code.isdigit()) and pyotp.TOTP(secret).verify(code, for_time=at, valid_window=1)

@@ -31,9 +31,10 @@ def sign_in(
     address: AddressDep,
     username: Annotated[str, Form(description="E-mail address")],
     password: Annotated[str, Form()],
+    otp: Annotated[str | None, Form(description="TOTP code (administrators, DAC members)")] = None,
 ) -> dict[str, Any]:
     """An OAuth2-style password grant: returns a bearer token valid for 12 hours."""
-    issued = service.sign_in(factory, email=username, password=password, address=address)
+    issued = service.sign_in(factory, email=username, password=password, address=address, otp=otp)
     return {
         "access_token": issued.token,
         "token_type": "bearer",

@@ -406,10 +406,19 @@ def verify_institution(
     }
 
 
+SECOND_FACTOR_ROLES = frozenset({str(Role.ADMIN), str(Role.DAC_MEMBER)})
+
+
 def sign_in(
-    factory: sessionmaker[Session], *, email: str, password: str, address: str
+    factory: sessionmaker[Session],
+    *,
+    email: str,
+    password: str,
+    address: str,
+    otp: str | None = None,
 ) -> IssuedToken:
-    """Exchange an account's password for a session token, throttling repeated failures."""
+    """Exchange an account's password (and, for administrators and DAC members, a TOTP code)
+    for a session token, throttling repeated failures."""
     email = email.strip().lower()
     now = _now()
     keys = (f"account:{email}", f"address:{address}")
@@ -432,7 +441,9 @@ def sign_in(
                     details={"retry_after": retry.isoformat()},
                 )
         row = session.execute(
-            select(users.c.password_hash, users.c.active).where(users.c.email == email)
+            select(users.c.id, users.c.password_hash, users.c.active, users.c.totp_secret).where(
+                users.c.email == email
+            )
         ).first()
         ok = bool(
             row
@@ -440,6 +451,22 @@ def sign_in(
             and row.password_hash
             and identity.verify_password(row.password_hash, password)
         )
+        needs_otp = (
+            ok
+            and row is not None
+            and bool(
+                SECOND_FACTOR_ROLES
+                & set(
+                    session.execute(
+                        select(user_roles.c.role).where(user_roles.c.user_id == row.id)
+                    ).scalars()
+                )
+            )
+        )
+        if needs_otp and row is not None:
+            ok = bool(
+                row.totp_secret and otp and identity.verify_totp(row.totp_secret, otp, at=now)
+            )
         if not ok:
             for key in keys:
                 session.execute(insert(login_failures).values(key=key, failed_at=now))
@@ -449,6 +476,13 @@ def sign_in(
                 actor=f"address:{address}",
                 subject=f"user:{email}",
             )
+    if not ok and needs_otp:
+        raise AuthenticationError(
+            "Administrators and DAC members sign in with a one-time code as well: give the "
+            "current code of your authenticator (enrol with `genecommons users totp EMAIL`).",
+            message_zh="系统管理员和数据访问委员会成员登录时还需提供一次性验证码（可用 "
+            "`genecommons users totp EMAIL` 绑定验证器）。",
+        )
     if not ok:
         raise AuthenticationError(
             "Wrong e-mail address or password.", message_zh="电子邮件地址或密码错误。"
@@ -466,3 +500,18 @@ def sign_in(
             session, tag=EventTag.SIGN_IN, actor=f"user:{email}", subject=f"address:{address}"
         )
     return issued
+
+
+def enrol_totp(factory: sessionmaker[Session], *, email: str, actor: Subject) -> tuple[str, str]:
+    """Give an account a new TOTP secret; returns it and its otpauth:// URI (shown once)."""
+    email = email.strip().lower()
+    _require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
+    secret = identity.new_totp_secret()
+    with factory() as session, session.begin():
+        changed = session.execute(
+            update(users).where(users.c.email == email).values(totp_secret=secret)
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
+        record_event(session, tag=EventTag.TOTP_ENROLLED, actor=actor.id, subject=f"user:{email}")
+    return secret, identity.totp_uri(secret, email=email)

@@ -25,6 +25,7 @@ users = Table(
     Column("display_name", String(200), nullable=True),
     Column("institution_id", ForeignKey("institutions.id"), nullable=True, index=True),
     Column("password_hash", String(200), nullable=True),
+    Column("totp_secret", String(64), nullable=True),  # base32; set once enrolled
     Column("active", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(200), nullable=False),

@@ -30,6 +30,7 @@ class EventTag(StrEnum):
     TOKEN_REVOKED = "access:token:revoke"  # noqa: S105 - an event tag, not a secret
     SIGN_IN = "access:session:sign-in"
     SIGN_IN_FAILED = "access:session:fail"
+    TOTP_ENROLLED = "access:totp:enrol"
     REQUEST_CREATED = "access:request:create"
     REQUEST_REJECTED = "access:request:reject"
     GRANT_CREATED = "access:grant:create"

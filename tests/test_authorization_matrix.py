@@ -52,6 +52,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/dac/decisions"): {"dac_member"},
     ("GET", "/api/v1/grants"): SIGNED_IN,
     ("DELETE", "/api/v1/grants/{grant_id}"): {"dac_member", "admin"},
+    ("GET", "/api/v1/compliance/report"): {"auditor", "admin", "data_steward"},
 }
 
 
@@ -216,6 +217,11 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/api/v1/grants"): lambda w, r, t: w.client.get("/api/v1/grants", headers=w.headers[r]),
     ("DELETE", "/api/v1/grants/{grant_id}"): lambda w, r, t: w.client.delete(
         f"/api/v1/grants/{w.grant(t)}", params={"reason": "matrix"}, headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/compliance/report"): lambda w, r, t: w.client.get(
+        "/api/v1/compliance/report",
+        headers=w.headers[r],
+        params={"start": "2026-01-01", "end": "2026-12-31", "format": "csv", "section": "expiring"},
     ),
 }
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from genecommons import __version__
 from genecommons.access.routes import router as access_router
 from genecommons.catalog.routes import router as catalog_router
+from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import make_engine, make_session_factory
 from genecommons.errors import GeneCommonsError
@@ -68,4 +69,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(catalog_router)
     app.include_router(access_router)
+    app.include_router(compliance_router)
     return app

@@ -13,6 +13,7 @@ from rich.markup import escape
 from genecommons.access import commands as access_commands
 from genecommons.access import service as access_service
 from genecommons.catalog import commands as catalog_commands
+from genecommons.compliance import commands as compliance_commands
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError
 from genecommons.runtime import runtime
@@ -67,6 +68,7 @@ app.add_typer(access_commands.institutions_app, name="institutions")
 app.add_typer(access_commands.dac_app, name="dac")
 app.add_typer(access_commands.grants_app, name="grants")
 app.add_typer(access_commands.mail_app, name="mail")
+app.add_typer(compliance_commands.compliance_app, name="compliance")
 
 app.command("demo")(demo_commands.demo)
 

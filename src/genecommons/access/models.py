@@ -40,6 +40,7 @@ class Action(StrEnum):
     READ_REQUEST = "access:request:read"
     REVIEW_REQUEST = "access:request:review"
     REVOKE_GRANT = "access:grant:revoke"
+    READ_COMPLIANCE = "compliance:report:read"
 
 
 @dataclass(frozen=True, slots=True)

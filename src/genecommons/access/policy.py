@@ -97,6 +97,14 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
             "Members of the dataset's DAC decide on its access.",
             "数据集所属数据访问委员会的成员决定其访问权限。",
         )
+    if action is Action.READ_COMPLIANCE and subject.has_role(
+        Role.AUDITOR, Role.ADMIN, Role.DATA_STEWARD
+    ):
+        return _allow(
+            "compliance-report",
+            "Auditors, stewards and administrators read compliance reports.",
+            "审计人员、数据管理员和系统管理员可查看合规报告。",
+        )
     if action is Action.REVOKE_GRANT and subject.has_role(Role.ADMIN):
         return _allow(
             "admin-revoke", "Administrators may revoke any grant.", "系统管理员可撤销任何授权。"

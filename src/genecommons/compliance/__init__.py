@@ -1,0 +1,1 @@
+"""Compliance: HGR approvals and filings, jurisdiction rules, reports."""

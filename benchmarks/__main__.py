@@ -13,7 +13,10 @@ import sys
 def main() -> None:
     """Run the benchmarks one after the other, each in its own process."""
     individuals = os.environ.get("BENCH_INDIVIDUALS", "100000")
-    for module, args in (("benchmarks.catalog_submission", ["--individuals", individuals]),):
+    for module, args in (
+        ("benchmarks.catalog_submission", ["--individuals", individuals]),
+        ("benchmarks.access_policy", []),
+    ):
         print(f"== {module}", flush=True)
         subprocess.run([sys.executable, "-m", module, *args], check=True)
 

@@ -41,6 +41,8 @@ class Action(StrEnum):
     REVIEW_REQUEST = "access:request:review"
     REVOKE_GRANT = "access:grant:revoke"
     READ_COMPLIANCE = "compliance:report:read"
+    READ_AGGREGATES = "data:aggregate:read"  # counts (registered tier)
+    READ_RECORDS = "data:record:read"  # genotypes, files, record-level answers (controlled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class Subject:
     institution_verified: bool = False
     institution_country: str | None = None  # where the institution is, as verified
     foreign_party: bool = False  # located abroad, or >= 50% foreign-owned or -controlled
+    grants: frozenset[str] = frozenset()  # datasets with a grant in force now
 
     def has_role(self, *roles: Role) -> bool:
         """Whether the subject holds any of `roles`."""
@@ -81,17 +84,19 @@ class Subject:
         institution_country: str | None = None,
         foreign_party: bool = False,
         institution_verified: bool = False,
+        grants: frozenset[str] = frozenset(),
     ) -> Subject:
         """A signed-in user."""
         return cls(
-            SubjectKind.USER,
-            f"user:{email}",
-            roles,
-            institution,
-            scopes,
-            institution_verified,
-            institution_country,
-            foreign_party,
+            kind=SubjectKind.USER,
+            id=f"user:{email}",
+            roles=roles,
+            institution=institution,
+            scopes=scopes,
+            institution_verified=institution_verified,
+            institution_country=institution_country,
+            foreign_party=foreign_party,
+            grants=grants,
         )
 
 
@@ -104,6 +109,11 @@ class Resource:
     public: bool = False
     owner: str | None = None  # the subject id that owns it (a request's researcher)
     reviewers: frozenset[str] = frozenset()  # subject ids of the DAC members responsible
+    tier: str | None = None  # a dataset's access tier: open | registered | controlled
+    # a dataset's jurisdiction verdict for this subject (compliance.rules), when it applies
+    jurisdiction_allows: bool | None = None
+    jurisdiction_reasons: tuple[str, ...] = ()
+    jurisdiction_reasons_zh: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
         decision = _user_rule(subject, action, resource)
         if decision is not None:
             return decision
+    if action in (Action.READ_AGGREGATES, Action.READ_RECORDS):
+        return _data_rule(subject, action, resource)
     if action is Action.READ_METADATA and resource.kind in METADATA_KINDS:
         if resource.public:
             return Decision(
@@ -120,3 +122,61 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
             "own-tokens", "Users manage their own API tokens.", "用户可管理自己的 API 令牌。"
         )
     return None
+
+
+FINGERPRINT = "fingerprint-delivery"
+AUDIT = "record-in-audit-log"
+
+
+def _data_rule(subject: Subject, action: Action, resource: Resource) -> Decision:
+    """Data by tier: open -> aggregates for anyone; registered -> aggregates for signed-in
+    researchers of a verified institution; controlled -> records for holders of a grant in
+    force whose institution's location the jurisdiction rules allow."""
+    tier = resource.tier or "controlled"
+    if action is Action.READ_AGGREGATES:
+        if tier == "open":
+            return _allow(
+                "open-aggregates",
+                "Aggregates of open datasets are public.",
+                "开放数据集的汇总数据是公开的。",
+            )
+        if subject.kind is SubjectKind.USER and subject.institution_verified:
+            return _allow(
+                "registered-aggregates",
+                "Signed-in users of a verified institution see aggregates.",
+                "已核验机构的登录用户可查看汇总数据。",
+            )
+        if resource.accession in subject.grants:
+            return _allow(
+                "granted-aggregates", "A grant covers the aggregates.", "访问授权包含汇总数据。"
+            )
+        return Decision(
+            False,
+            ("Sign in with an account of a verified institution.",),
+            ("请使用已核验机构的账号登录。",),
+            rule="registered-only",
+        )
+    if resource.accession not in subject.grants:
+        return Decision(
+            False,
+            (
+                "Record-level data needs an approved, unexpired access grant for this dataset; "
+                "request access (POST /api/v1/requests).",
+            ),
+            ("个体水平数据需要该数据集已批准且未过期的访问授权；请提交访问申请。",),
+            rule="no-grant",
+        )
+    if resource.jurisdiction_allows is False:
+        return Decision(
+            False,
+            resource.jurisdiction_reasons,
+            resource.jurisdiction_reasons_zh,
+            rule="jurisdiction",
+        )
+    return Decision(
+        True,
+        ("An access grant in force covers this dataset.",),
+        ("有效的访问授权涵盖该数据集。",),
+        rule="grant",
+        obligations=(FINGERPRINT, AUDIT),
+    )

@@ -16,6 +16,7 @@ from genecommons.access.models import Action, Resource, Role, Subject
 from genecommons.access.policy import decide
 from genecommons.access.tables import (
     api_tokens,
+    grants,
     institution_verifications,
     login_failures,
     user_roles,
@@ -297,6 +298,7 @@ def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
         raise refused
     now = _now()
     institutions = ENTITY_TABLES["institutions"]
+    datasets = ENTITY_TABLES["datasets"]
     with factory() as session, session.begin():
         row = session.execute(
             select(
@@ -334,6 +336,17 @@ def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
         session.execute(
             update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
         )
+        granted = frozenset(
+            session.execute(
+                select(datasets.c.accession)
+                .join(grants, grants.c.dataset_id == datasets.c.id)
+                .where(
+                    grants.c.user_id == row.user_id,
+                    grants.c.revoked_at.is_(None),
+                    grants.c.expires_at > now,
+                )
+            ).scalars()
+        )
     scopes = frozenset(row.scopes) if row.scopes is not None else None
     verified = row.verified_country is not None
     return Subject.user(
@@ -343,6 +356,7 @@ def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
         scopes=scopes,
         institution_verified=verified,
         institution_country=row.verified_country,
+        grants=granted,
         foreign_party=verified
         and (row.verified_country != MAINLAND or bool(row.foreign_controlled)),
     )

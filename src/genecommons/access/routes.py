@@ -7,6 +7,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from genecommons.access import service, workflow
@@ -15,6 +16,7 @@ from genecommons.deps import AddressDep, SessionFactoryDep, SubjectDep
 from genecommons.errors import AuthenticationError
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
+Id = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
 class TokenRequest(BaseModel):
@@ -69,7 +71,7 @@ def create_token(
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke an API token", status_code=204)
-def revoke_token(token_id: int, factory: SessionFactoryDep, subject: SubjectDep) -> None:
+def revoke_token(token_id: Id, factory: SessionFactoryDep, subject: SubjectDep) -> None:
     """Revoke one of your tokens (administrators: anyone's)."""
     service.revoke_token(factory, token_id=token_id, actor=subject)
 
@@ -105,7 +107,7 @@ class RequestBody(BaseModel):
 class DecisionBody(BaseModel):
     """A DAC member's decision on one dataset of a request."""
 
-    item: int
+    item: int = Field(ge=1, le=2**31 - 1)
     approve: bool
     reason: str = Field(min_length=1, max_length=2000)
     expires: date | None = None
@@ -136,7 +138,7 @@ def create_request(
 
 
 @router.get("/requests/{request_id}", summary="One access request")
-def get_request(request_id: int, factory: SessionFactoryDep, subject: SubjectDep) -> dict[str, Any]:
+def get_request(request_id: Id, factory: SessionFactoryDep, subject: SubjectDep) -> dict[str, Any]:
     """A request, for its requester, its reviewers, administrators and auditors."""
     return workflow.get_request(factory, request_id, actor=subject)
 

@@ -18,7 +18,7 @@ from genecommons.errors import InvalidInputError, NotFoundError
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
-PageQ = Annotated[int, Query(ge=1, description="Page number, from 1")]
+PageQ = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1")]
 SizeQ = Annotated[int, Query(ge=1, le=1000, description="Records per page")]
 _UPLOAD_CHUNK = 1 << 20
 

@@ -18,6 +18,11 @@ PURE = [
     "validation.py",
     "export.py",
     "policy.py",
+    "merkle.py",
+    "sth.py",
+    "duo_matching.py",
+    "identity.py",
+    "reports.py",
 ]
 
 

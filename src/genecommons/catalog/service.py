@@ -264,10 +264,10 @@ def list_records(
     """A page of `entity` records the subject may see, newest accession last."""
     if entity not in FILTERS:
         raise NotFoundError(f"Unknown collection {entity!r}.", message_zh=f"未知集合 {entity!r}。")
-    if page < 1 or not 1 <= page_size <= 1000:
+    if not 1 <= page <= 1_000_000 or not 1 <= page_size <= 1000:
         raise InvalidInputError(
-            "page must be >= 1 and page_size between 1 and 1000.",
-            message_zh="page 须 >= 1，page_size 须在 1 到 1000 之间。",
+            "page must be between 1 and 1,000,000 and page_size between 1 and 1000.",
+            message_zh="page 须在 1 到 1,000,000 之间，page_size 须在 1 到 1000 之间。",
         )
     table = ENTITY_TABLES[entity]
     statement = select(table)

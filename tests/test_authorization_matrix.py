@@ -53,6 +53,11 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/grants"): SIGNED_IN,
     ("DELETE", "/api/v1/grants/{grant_id}"): {"dac_member", "admin"},
     ("GET", "/api/v1/compliance/report"): {"auditor", "admin", "data_steward"},
+    ("GET", "/api/v1/audit/sth"): set(ROLES),
+    ("GET", "/api/v1/audit/proof/inclusion"): set(ROLES),
+    ("GET", "/api/v1/audit/proof/consistency"): set(ROLES),
+    ("GET", "/api/v1/audit/public-key"): set(ROLES),
+    ("GET", "/api/v1/audit/entries"): {"auditor", "admin"},
 }
 
 
@@ -223,6 +228,25 @@ CALLS: dict[tuple[str, str], Call] = {
         headers=w.headers[r],
         params={"start": "2026-01-01", "end": "2026-12-31", "format": "csv", "section": "expiring"},
     ),
+    ("GET", "/api/v1/audit/sth"): lambda w, r, t: w.client.get(
+        "/api/v1/audit/sth", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/audit/proof/inclusion"): lambda w, r, t: w.client.get(
+        "/api/v1/audit/proof/inclusion",
+        params={"leaf_index": 0, "tree_size": 2},
+        headers=w.headers[r],
+    ),
+    ("GET", "/api/v1/audit/proof/consistency"): lambda w, r, t: w.client.get(
+        "/api/v1/audit/proof/consistency",
+        params={"first": 1, "second": 2},
+        headers=w.headers[r],
+    ),
+    ("GET", "/api/v1/audit/public-key"): lambda w, r, t: w.client.get(
+        "/api/v1/audit/public-key", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/audit/entries"): lambda w, r, t: w.client.get(
+        "/api/v1/audit/entries", params={"start": 0, "end": 2}, headers=w.headers[r]
+    ),
 }
 
 
@@ -250,6 +274,9 @@ def test_authorization_matrix(settings: Settings, make_bundle: Any, sheets: Any)
     data = sheets()
     dataset = data["datasets"][0]
     data["datasets"] = [dict(dataset, alias=f"DS-{tier}", access_tier=tier) for tier in TIERS]
+    from genecommons.audit.service import signing_key
+
+    signing_key(settings, create=True)
     app = create_app(settings)
     mismatches = []
     with TestClient(app) as client:

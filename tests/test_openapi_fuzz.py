@@ -32,7 +32,11 @@ def test_no_server_errors(tmp_path: Path) -> None:
     for operation in operations:
 
         @settings(
-            max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=40,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
         )
         @given(case=operation.as_strategy())
         def fuzz(case: Any) -> None:

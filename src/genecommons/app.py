@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from genecommons import __version__
 from genecommons.access.routes import router as access_router
+from genecommons.audit.routes import router as audit_router
 from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
@@ -70,4 +71,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog_router)
     app.include_router(access_router)
     app.include_router(compliance_router)
+    app.include_router(audit_router)
     return app

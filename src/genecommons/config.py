@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
+    # Signed tree heads of the audit log: an Ed25519 key, created on `genecommons init`.
+    audit_key_passphrase: SecretStr | None = None
+    tree_head_interval_seconds: int = 60
+
+    @property
+    def audit_key_file(self) -> Path:
+        """Where the audit log's signing key lives (never in the database)."""
+        return self.data_dir / "keys" / "tree-head-ed25519.pem"
 
     @field_validator("data_dir")
     @classmethod

@@ -99,6 +99,12 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
             "Members of the dataset's DAC decide on its access.",
             "数据集所属数据访问委员会的成员决定其访问权限。",
         )
+    if action is Action.READ_AUDIT and subject.has_role(Role.AUDITOR, Role.ADMIN):
+        return _allow(
+            "audit-entries",
+            "Auditors and administrators read the audit entries.",
+            "审计人员和系统管理员可查看审计条目。",
+        )
     if action is Action.READ_COMPLIANCE and subject.has_role(
         Role.AUDITOR, Role.ADMIN, Role.DATA_STEWARD
     ):

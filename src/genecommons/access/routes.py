@@ -176,7 +176,7 @@ def my_grants(factory: SessionFactoryDep, subject: SubjectDep) -> list[dict[str,
 
 @router.delete("/grants/{grant_id}", summary="Revoke a grant", status_code=204)
 def revoke_grant(
-    grant_id: int, factory: SessionFactoryDep, subject: SubjectDep, reason: str
+    grant_id: Id, factory: SessionFactoryDep, subject: SubjectDep, reason: str
 ) -> None:
     """Revoke a grant at once (its DAC or an administrator)."""
     workflow.revoke_grant(factory, grant_id=grant_id, reason=reason, actor=subject)

@@ -1,20 +1,27 @@
 """Audit event tags and the single function that appends an event to the log.
 
 Every security-relevant action records itself here, in the same transaction as the action, so
-an event exists if and only if the action happened. Tags follow `capability:subject:action`.
+an event exists if and only if the action happened. Each event is a leaf of the RFC 9162 Merkle
+tree (audit/merkle.py): its canonical JSON is stored with it, and the tree's nodes are written in
+the same transaction. Tags follow `capability:subject:action`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from genecommons.audit.tables import audit_events
+from genecommons.audit.merkle import MerkleTree, canonical_leaf
+from genecommons.audit.store import SqlNodeStore
+from genecommons.audit.tables import audit_events, audit_head
+from genecommons.errors import ConflictError
 
 
 class EventTag(StrEnum):
@@ -37,6 +44,94 @@ class EventTag(StrEnum):
     GRANT_REVOKED = "access:grant:revoke"
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One security-relevant event, before it is appended."""
+
+    tag: EventTag
+    actor: str
+    subject: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+
+def _lock_head(session: Session, count: int) -> int:
+    """Take the log's write lock and reserve `count` leaves; the size before them."""
+    for _ in range(2):
+        updated = session.execute(
+            update(audit_head)
+            .where(audit_head.c.id == 1)
+            .values(size=audit_head.c.size + count)
+            .returning(audit_head.c.size)
+        ).scalar_one_or_none()
+        if updated is not None:
+            return int(updated) - count
+        try:
+            with session.begin_nested():
+                session.execute(insert(audit_head).values(id=1, size=0))
+        except IntegrityError:
+            pass  # created by a concurrent first event
+    raise RuntimeError("the audit head row could not be created")
+
+
+def leaf_document(
+    *,
+    tag: str,
+    actor: str,
+    subject: str | None,
+    details: Mapping[str, Any],
+    occurred_at: datetime,
+) -> dict[str, Any]:
+    """The facts of an event as they are hashed (times in UTC, to the microsecond)."""
+    moment = occurred_at if occurred_at.tzinfo else occurred_at.replace(tzinfo=UTC)
+    return {
+        "occurred_at": moment.astimezone(UTC).isoformat(timespec="microseconds"),
+        "tag": tag,
+        "actor": actor,
+        "subject": subject,
+        "details": dict(details),
+    }
+
+
+def record_events(session: Session, events: Sequence[Event]) -> int:
+    """Append events to the audit log inside the caller's transaction; the new tree size."""
+    if not events:
+        return 0
+    start = _lock_head(session, len(events))
+    rows, leaves = [], []
+    now = datetime.now(UTC)
+    for offset, event in enumerate(events):
+        moment = event.occurred_at or now
+        document = leaf_document(
+            tag=str(event.tag),
+            actor=event.actor,
+            subject=event.subject,
+            details=event.details,
+            occurred_at=moment,
+        )
+        leaf = canonical_leaf(document)
+        leaves.append(leaf)
+        rows.append(
+            {
+                "leaf_index": start + offset,
+                "occurred_at": moment,
+                "tag": str(event.tag),
+                "actor": event.actor,
+                "subject": event.subject,
+                "details": document["details"],
+                "leaf": leaf,
+            }
+        )
+    size = MerkleTree(SqlNodeStore(session)).append_many(leaves)
+    if size != start + len(events):
+        raise ConflictError(
+            "The audit log's tree and its head disagree; run `genecommons audit verify`.",
+            message_zh="审计日志的树与其头部记录不一致，请运行 `genecommons audit verify`。",
+        )
+    session.execute(insert(audit_events), rows)
+    return size
+
+
 def record_event(
     session: Session,
     *,
@@ -47,12 +142,4 @@ def record_event(
     now: datetime | None = None,
 ) -> None:
     """Append one event to the audit log, inside the caller's transaction."""
-    session.execute(
-        insert(audit_events).values(
-            occurred_at=now or datetime.now(UTC),
-            tag=str(tag),
-            actor=actor,
-            subject=subject,
-            details=dict(details or {}),
-        )
-    )
+    record_events(session, [Event(tag, actor, subject, dict(details or {}), now)])

@@ -1,0 +1,67 @@
+"""HTTP routes of the audit log under /api/v1/audit (RFC 9162 style)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from genecommons.audit import service
+from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+Size = Annotated[int, Query(ge=0, le=2**62)]
+
+
+def _key(request: Request, settings: Any) -> Any:
+    key = getattr(request.app.state, "tree_head_key", None)
+    if key is None:
+        # made on first use like `genecommons init` does, so a fresh node can sign at once
+        key = service.signing_key(settings, create=True)
+        request.app.state.tree_head_key = key
+    return key
+
+
+@router.get("/sth", summary="The newest signed tree head")
+def sth(request: Request, factory: SessionFactoryDep, settings: SettingsDep) -> dict[str, Any]:
+    """tree_size, root_hash (base64), timestamp (ms) and the Ed25519 signature (base64)."""
+    head = service.tree_head(
+        factory, _key(request, settings), interval_seconds=settings.tree_head_interval_seconds
+    )
+    return head.to_json()
+
+
+@router.get("/proof/inclusion", summary="Inclusion proof of a leaf")
+def proof_inclusion(
+    factory: SessionFactoryDep, leaf_index: Size, tree_size: Size
+) -> dict[str, Any]:
+    """The audit path of leaf `leaf_index` in the tree of `tree_size` leaves."""
+    return {
+        "leaf_index": leaf_index,
+        "tree_size": tree_size,
+        "audit_path": service.inclusion(factory, leaf_index=leaf_index, tree_size=tree_size),
+    }
+
+
+@router.get("/proof/consistency", summary="Consistency proof between two tree sizes")
+def proof_consistency(factory: SessionFactoryDep, first: Size, second: Size) -> dict[str, Any]:
+    """The proof that the tree of `second` leaves extends the tree of `first`."""
+    return {
+        "first": first,
+        "second": second,
+        "consistency": service.consistency(factory, first=first, second=second),
+    }
+
+
+@router.get("/entries", summary="Audit entries start..end-1 (auditors)")
+def get_entries(
+    factory: SessionFactoryDep, subject: SubjectDep, start: Size, end: Size
+) -> dict[str, Any]:
+    """Each leaf's exact bytes (base64) and decoded."""
+    return {"entries": service.entries(factory, start=start, end=end, actor=subject)}
+
+
+@router.get("/public-key", summary="The key that signs tree heads")
+def public_key(request: Request, settings: SettingsDep) -> dict[str, str]:
+    """The Ed25519 public key (PEM)."""
+    return service.public_key_document(_key(request, settings))

@@ -1,0 +1,327 @@
+"""Audit log use cases: signed tree heads, proofs, entries, verification, witnessing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.models import Action, Resource, Subject
+from genecommons.access.policy import decide
+from genecommons.audit.events import leaf_document
+from genecommons.audit.merkle import (
+    EMPTY_ROOT,
+    MemoryNodeStore,
+    MerkleTree,
+    canonical_leaf,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from genecommons.audit.sth import (
+    SignedTreeHead,
+    load_private_key,
+    load_public_key_pem,
+    public_key_pem,
+    save_private_key,
+    sign_tree_head,
+    verify_tree_head,
+)
+from genecommons.audit.store import SqlNodeStore
+from genecommons.audit.tables import audit_events, audit_head, merkle_nodes, tree_heads
+from genecommons.config import Settings
+from genecommons.errors import AccessDeniedError, InvalidInputError
+
+MAX_ENTRIES = 1000
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def signing_key(settings: Settings, *, create: bool = False) -> Ed25519PrivateKey:
+    """The tree-head signing key from its file (made when `create` and none exists)."""
+    passphrase = (
+        settings.audit_key_passphrase.get_secret_value().encode("utf-8")
+        if settings.audit_key_passphrase
+        else None
+    )
+    path = settings.audit_key_file
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_private_key(Ed25519PrivateKey.generate(), path=path, passphrase=passphrase)
+    return load_private_key(path=path, passphrase=passphrase)
+
+
+def _size(session: Session) -> int:
+    size = session.execute(select(audit_head.c.size).where(audit_head.c.id == 1)).scalar()
+    return int(size or 0)
+
+
+def tree_head(
+    factory: sessionmaker[Session], key: Ed25519PrivateKey, *, interval_seconds: int = 60
+) -> SignedTreeHead:
+    """The newest signed tree head; a new one is signed when the log grew and the last is
+    older than the interval (or there is none)."""
+    now_ms = int(time.time() * 1000)
+    with factory() as session, session.begin():
+        size = _size(session)
+        last = session.execute(
+            select(tree_heads).order_by(tree_heads.c.tree_size.desc()).limit(1)
+        ).first()
+        if last is not None and (
+            last.tree_size == size or now_ms - last.timestamp_ms < interval_seconds * 1000
+        ):
+            return SignedTreeHead(
+                int(last.tree_size),
+                bytes(last.root_hash),
+                int(last.timestamp_ms),
+                bytes(last.signature),
+            )
+        root = MerkleTree(SqlNodeStore(session)).root(size) if size else EMPTY_ROOT
+        head = sign_tree_head(tree_size=size, root_hash=root, timestamp_ms=now_ms, private_key=key)
+        session.execute(
+            insert(tree_heads).values(
+                tree_size=size, root_hash=root, timestamp_ms=now_ms, signature=head.signature
+            )
+        )
+    return head
+
+
+def inclusion(factory: sessionmaker[Session], *, leaf_index: int, tree_size: int) -> list[str]:
+    """The audit path of a leaf in the tree of `tree_size` (base64 hashes)."""
+    with factory() as session:
+        if tree_size > _size(session):
+            raise InvalidInputError(
+                "tree_size is larger than the log.", message_zh="tree_size 大于日志的当前大小。"
+            )
+        proof = MerkleTree(SqlNodeStore(session)).inclusion_proof(
+            leaf_index=leaf_index, tree_size=tree_size
+        )
+    return [_b64(h) for h in proof]
+
+
+def consistency(factory: sessionmaker[Session], *, first: int, second: int) -> list[str]:
+    """The proof that the tree of `second` leaves extends the tree of `first` (base64)."""
+    with factory() as session:
+        if second > _size(session):
+            raise InvalidInputError(
+                "second is larger than the log.", message_zh="second 大于日志的当前大小。"
+            )
+        proof = MerkleTree(SqlNodeStore(session)).consistency_proof(first=first, second=second)
+    return [_b64(h) for h in proof]
+
+
+def entries(
+    factory: sessionmaker[Session], *, start: int, end: int, actor: Subject
+) -> list[dict[str, Any]]:
+    """Leaves start..end-1: their exact bytes (base64) and decoded."""
+    if not decide(actor, Action.READ_AUDIT, Resource("audit")).allowed:
+        raise AccessDeniedError(
+            "The audit entries are for auditors and administrators.",
+            message_zh="审计条目仅供审计人员和系统管理员查看。",
+        )
+    if not 0 <= start < end or end - start > MAX_ENTRIES:
+        raise InvalidInputError(
+            f"Ask for 1 to {MAX_ENTRIES} entries with 0 <= start < end.",
+            message_zh=f"请求的条目数须在 1 到 {MAX_ENTRIES} 之间。",
+        )
+    with factory() as session:
+        rows = session.execute(
+            select(audit_events.c.leaf_index, audit_events.c.leaf)
+            .where(audit_events.c.leaf_index >= start, audit_events.c.leaf_index < end)
+            .order_by(audit_events.c.leaf_index)
+        ).all()
+    return [
+        {
+            "leaf_index": int(r.leaf_index),
+            "leaf": _b64(bytes(r.leaf)),
+            "event": json.loads(bytes(r.leaf)),
+        }
+        for r in rows
+    ]
+
+
+@dataclass(slots=True)
+class Verification:
+    """What `verify` found: an empty list of problems means the log is intact."""
+
+    tree_size: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _events(session: Session) -> Iterator[Any]:
+    last = -1
+    while True:
+        rows = session.execute(
+            select(audit_events)
+            .where(audit_events.c.leaf_index > last)
+            .order_by(audit_events.c.leaf_index)
+            .limit(5000)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = int(rows[-1].leaf_index)
+
+
+def verify(factory: sessionmaker[Session], public_key: Ed25519PublicKey) -> Verification:
+    """Recompute the whole log from storage and compare it with itself and every signed tree
+    head: finds edited, deleted, inserted, reordered and truncated events."""
+    result = Verification()
+    memory = MemoryNodeStore()
+    tree = MerkleTree(memory)
+    with factory() as session:
+        expected = 0
+        batch: list[bytes] = []
+        for row in _events(session):
+            index = int(row.leaf_index)
+            if index != expected:
+                result.problems.append(
+                    f"leaf {expected} is missing (next stored is {index}): deleted or reordered"
+                )
+                expected = index
+            leaf = bytes(row.leaf)
+            facts = leaf_document_from_row(row)
+            if canonical_leaf(facts) != leaf:
+                result.problems.append(
+                    f"leaf {index}: its columns do not match its hashed bytes (edited)"
+                )
+            batch.append(leaf)
+            expected += 1
+        tree.append_many(batch)
+        size = tree.size()
+        result.tree_size = size
+        head = _size(session)
+        if head != size:
+            result.problems.append(
+                f"the log's head says {head} events but {size} are stored (truncated or inserted)"
+            )
+        stored = session.execute(
+            select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash)
+        ).all()
+        for level, index, value in stored:
+            if memory.get(int(level), int(index)) != bytes(value):
+                result.problems.append(f"tree node ({level}, {index}) does not match the events")
+                break
+        for head_row in session.execute(select(tree_heads).order_by(tree_heads.c.tree_size)):
+            signed = SignedTreeHead(
+                int(head_row.tree_size),
+                bytes(head_row.root_hash),
+                int(head_row.timestamp_ms),
+                bytes(head_row.signature),
+            )
+            if not verify_tree_head(signed, public_key):
+                result.problems.append(f"tree head of size {signed.tree_size}: bad signature")
+            if signed.tree_size > size:
+                result.problems.append(
+                    f"a tree head was signed at size {signed.tree_size} but "
+                    f"only {size} events remain (truncated)"
+                )
+            elif (tree.root(signed.tree_size) if signed.tree_size else EMPTY_ROOT) != (
+                signed.root_hash
+            ):
+                result.problems.append(
+                    f"the events no longer give the root signed at size "
+                    f"{signed.tree_size} (rewritten)"
+                )
+    return result
+
+
+def leaf_document_from_row(row: Any) -> dict[str, Any]:
+    """The leaf an event row must hash to, rebuilt from its queryable columns."""
+    return leaf_document(
+        tag=row.tag,
+        actor=row.actor,
+        subject=row.subject,
+        details=row.details,
+        occurred_at=row.occurred_at,
+    )
+
+
+# -- witnessing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessResult:
+    """What a witness saw this time."""
+
+    previous_size: int | None
+    tree_size: int
+    consistent: bool
+
+
+def witness(base_url: str, *, state: Path, client: httpx.Client | None = None) -> WitnessResult:
+    """Fetch a node's signed tree head, check its signature with the key pinned on first use,
+    and prove with a consistency proof that the log only grew since the head seen last."""
+    own = client is None
+    http = client or httpx.Client(base_url=base_url, timeout=30)
+    try:
+        saved = json.loads(state.read_text(encoding="utf-8")) if state.exists() else {}
+        pem = saved.get("public_key") or http.get("/api/v1/audit/public-key").json()["pem"]
+        key = load_public_key_pem(pem.encode("ascii"))
+        head = SignedTreeHead.from_json(http.get("/api/v1/audit/sth").json())
+        if not verify_tree_head(head, key):
+            raise InvalidInputError(
+                "The tree head's signature does not verify with the key "
+                "seen before: the log or its key was replaced.",
+                message_zh="树头签名无法用先前记录的公钥验证：日志或密钥已被替换。",
+            )
+        previous = saved.get("head")
+        consistent = True
+        if previous is not None:
+            before = SignedTreeHead.from_json(previous)
+            if head.tree_size < before.tree_size:
+                consistent = False
+            elif before.tree_size > 0:
+                proof = http.get(
+                    "/api/v1/audit/proof/consistency",
+                    params={"first": before.tree_size, "second": head.tree_size},
+                ).json()["consistency"]
+                consistent = verify_consistency(
+                    first=before.tree_size,
+                    second=head.tree_size,
+                    first_root=before.root_hash,
+                    second_root=head.root_hash,
+                    proof=[base64.b64decode(p) for p in proof],
+                )
+        if consistent:
+            state.parent.mkdir(parents=True, exist_ok=True)
+            state.write_text(
+                json.dumps({"public_key": pem, "head": head.to_json()}), encoding="utf-8"
+            )
+        return WitnessResult(
+            SignedTreeHead.from_json(previous).tree_size if previous else None,
+            head.tree_size,
+            consistent,
+        )
+    finally:
+        if own:
+            http.close()
+
+
+def check_inclusion(
+    *, leaf: bytes, leaf_index: int, head: SignedTreeHead, proof: list[str]
+) -> bool:
+    """Whether a leaf is in the tree a signed head describes."""
+    return verify_inclusion(
+        leaf_hash=leaf_hash(leaf),
+        leaf_index=leaf_index,
+        tree_size=head.tree_size,
+        proof=[base64.b64decode(p) for p in proof],
+        root=head.root_hash,
+    )
+
+
+def public_key_document(key: Ed25519PrivateKey) -> dict[str, str]:
+    """The public key as served at /api/v1/audit/public-key."""
+    return {"algorithm": "Ed25519", "pem": public_key_pem(key.public_key())}

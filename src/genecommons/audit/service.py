@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -260,11 +260,19 @@ class WitnessResult:
     consistent: bool
 
 
-def witness(base_url: str, *, state: Path, client: httpx.Client | None = None) -> WitnessResult:
+class HttpClient(Protocol):
+    """What the witness needs of an HTTP client (httpx's, or a test client)."""
+
+    def get(self, url: str, *, params: Mapping[str, Any] | None = None) -> Any:
+        """GET `url` relative to the node's base URL."""
+        ...
+
+
+def witness(base_url: str, *, state: Path, client: HttpClient | None = None) -> WitnessResult:
     """Fetch a node's signed tree head, check its signature with the key pinned on first use,
     and prove with a consistency proof that the log only grew since the head seen last."""
     own = client is None
-    http = client or httpx.Client(base_url=base_url, timeout=30)
+    http: Any = client or httpx.Client(base_url=base_url, timeout=30)
     try:
         saved = json.loads(state.read_text(encoding="utf-8")) if state.exists() else {}
         pem = saved.get("public_key") or http.get("/api/v1/audit/public-key").json()["pem"]

@@ -23,6 +23,8 @@ PURE = [
     "duo_matching.py",
     "identity.py",
     "reports.py",
+    "passports.py",
+    "keys.py",
 ]
 
 

@@ -58,6 +58,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/audit/proof/consistency"): set(ROLES),
     ("GET", "/api/v1/audit/public-key"): set(ROLES),
     ("GET", "/api/v1/audit/entries"): {"auditor", "admin"},
+    ("GET", "/.well-known/jwks.json"): set(ROLES),
+    ("GET", "/api/v1/userinfo"): SIGNED_IN,
 }
 
 
@@ -246,6 +248,12 @@ CALLS: dict[tuple[str, str], Call] = {
     ),
     ("GET", "/api/v1/audit/entries"): lambda w, r, t: w.client.get(
         "/api/v1/audit/entries", params={"start": 0, "end": 2}, headers=w.headers[r]
+    ),
+    ("GET", "/.well-known/jwks.json"): lambda w, r, t: w.client.get(
+        "/.well-known/jwks.json", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/userinfo"): lambda w, r, t: w.client.get(
+        "/api/v1/userinfo", headers=w.headers[r]
     ),
 }
 

@@ -9,7 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from genecommons import __version__
+from genecommons.access.passport_service import key_store
 from genecommons.access.routes import router as access_router
+from genecommons.access.routes import wellknown
 from genecommons.audit.routes import router as audit_router
 from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.visa_keys = key_store(settings)
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(_request: Request, error: GeneCommonsError) -> JSONResponse:
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(catalog_router)
     app.include_router(access_router)
+    app.include_router(wellknown)
     app.include_router(compliance_router)
     app.include_router(audit_router)
     return app

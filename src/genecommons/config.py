@@ -36,6 +36,18 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
+    # GA4GH passports: this node's issuer URL (its public base URL), the passphrase of the
+    # visa signing keys, and a JSON file mapping trusted issuers to their JWKS.
+    issuer_url: str = "http://127.0.0.1:8000"
+    visa_key_passphrase: SecretStr | None = None
+    trusted_issuers_file: Path | None = None
+    visa_lifetime_hours: int = 24
+
+    @property
+    def visa_key_dir(self) -> Path:
+        """Where the visa signing keys live."""
+        return self.data_dir / "keys" / "visas"
+
     # Signed tree heads of the audit log: an Ed25519 key, created on `genecommons init`.
     audit_key_passphrase: SecretStr | None = None
     tree_head_interval_seconds: int = 60

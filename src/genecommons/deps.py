@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons.access import passport_service
 from genecommons.access import service as access_service
 from genecommons.access.models import Subject
 from genecommons.config import Settings
@@ -36,7 +39,31 @@ def get_subject(request: Request) -> Subject:
             "Send the token as 'Authorization: Bearer <token>'.",
             message_zh="请以 'Authorization: Bearer <令牌>' 的形式发送令牌。",
         )
-    return access_service.authenticate(get_session_factory(request), token.strip())
+    subject = access_service.authenticate(get_session_factory(request), token.strip())
+    passport = request.headers.get("x-ga4gh-passport")
+    if passport:
+        subject = _with_passport(request, subject, passport)
+    return subject
+
+
+def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
+    """Add the grants that visas from trusted issuers (another node's DAC) carry."""
+    try:
+        document = json.loads(header)
+    except ValueError as error:
+        raise AuthenticationError(
+            "X-GA4GH-Passport must be a JSON object with ga4gh_passport_v1.",
+            message_zh="X-GA4GH-Passport 必须是包含 ga4gh_passport_v1 的 JSON 对象。",
+        ) from error
+    settings = get_settings(request)
+    trusted = getattr(request.app.state, "trusted_issuers", None)
+    if trusted is None:
+        trusted = passport_service.trusted_issuers(settings, request.app.state.visa_keys)
+        request.app.state.trusted_issuers = trusted
+    granted = passport_service.granted_by_passport(
+        document, subject=subject, settings=settings, trusted=trusted
+    )
+    return dataclasses.replace(subject, grants=subject.grants | granted)
 
 
 def client_address(request: Request) -> str:

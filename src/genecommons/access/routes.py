@@ -6,13 +6,14 @@ import dataclasses
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from genecommons.access import service, workflow
+from genecommons.access import passport_service, service, workflow
 from genecommons.access.duo_matching import ResearchPurpose
-from genecommons.deps import AddressDep, SessionFactoryDep, SubjectDep
+from genecommons.access.keys import KeyStore
+from genecommons.deps import AddressDep, SessionFactoryDep, SettingsDep, SubjectDep
 from genecommons.errors import AuthenticationError
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
@@ -49,7 +50,8 @@ def me(subject: SubjectDep) -> dict[str, Any]:
     """Who the token belongs to, with roles and institution."""
     if subject.kind != "user":
         raise AuthenticationError("Not signed in.", message_zh="尚未登录。")
-    return {"id": subject.id, "roles": sorted(subject.roles), "institution": subject.institution}
+    return {"id": subject.id, "roles": sorted(subject.roles), "institution": subject.institution,
+            "grants": sorted(subject.grants)}
 
 
 @router.post("/tokens", summary="Create an API token for yourself", status_code=201)
@@ -180,3 +182,25 @@ def revoke_grant(
 ) -> None:
     """Revoke a grant at once (its DAC or an administrator)."""
     workflow.revoke_grant(factory, grant_id=grant_id, reason=reason, actor=subject)
+
+
+wellknown = APIRouter(tags=["access"])
+
+
+@wellknown.get("/.well-known/jwks.json", summary="Keys that sign this node's visas")
+def jwks(request: Request) -> dict[str, Any]:
+    """The JSON Web Key Set of the visa signing keys (public parts only)."""
+    keys: KeyStore = request.app.state.visa_keys
+    keys.signer()  # a fresh node makes its first key
+    return keys.jwks()
+
+
+@router.get("/userinfo", summary="The caller's GA4GH passport")
+def userinfo(
+    request: Request, factory: SessionFactoryDep, settings: SettingsDep, subject: SubjectDep
+) -> dict[str, Any]:
+    """`ga4gh_passport_v1`: signed visas for the caller's grants, affiliation, accepted terms
+    and researcher status."""
+    return passport_service.passport(
+        factory, subject=subject, settings=settings, keys=request.app.state.visa_keys
+    )

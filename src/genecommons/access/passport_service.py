@@ -1,0 +1,179 @@
+"""Passport use cases: this node's visas for a signed-in user, its JWKS, and the grants that
+visas from trusted issuers (another node's DAC) carry."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.keys import FileKeyStore, KeyStore
+from genecommons.access.models import Role, Subject
+from genecommons.access.passports import (
+    TrustedIssuers,
+    VisaBy,
+    VisaType,
+    controlled_access_datasets,
+    issue_visa,
+    passport_claim,
+    verify_passport,
+)
+from genecommons.access.tables import access_requests, grants, users
+from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.config import Settings
+from genecommons.errors import AuthenticationError, ConfigurationError
+
+RESEARCHER_STATUS = "https://doi.org/10.1038/s41431-018-0219-y"  # the Bona Fide definition
+
+
+def key_store(settings: Settings) -> FileKeyStore:
+    """The visa signing keys of this node."""
+    passphrase = (
+        settings.visa_key_passphrase.get_secret_value().encode("utf-8")
+        if settings.visa_key_passphrase
+        else None
+    )
+    return FileKeyStore(settings.visa_key_dir, passphrase=passphrase)
+
+
+def trusted_issuers(settings: Settings, keys: KeyStore) -> TrustedIssuers:
+    """This node and the issuers configured in `trusted_issuers_file`."""
+    configured: dict[str, Any] = {}
+    if settings.trusted_issuers_file is not None:
+        try:
+            configured = json.loads(settings.trusted_issuers_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ConfigurationError(
+                f"GENECOMMONS_TRUSTED_ISSUERS_FILE cannot be read as JSON: {error}",
+                message_zh=f"无法以 JSON 读取 GENECOMMONS_TRUSTED_ISSUERS_FILE：{error}",
+            ) from error
+    return TrustedIssuers({**configured, settings.issuer_url: keys.jwks()})
+
+
+def dataset_uri(settings: Settings, accession: str) -> str:
+    """The URI that names a dataset of this node in a ControlledAccessGrants visa."""
+    return f"{settings.issuer_url}/datasets/{accession}"
+
+
+def passport(
+    factory: sessionmaker[Session],
+    *,
+    subject: Subject,
+    settings: Settings,
+    keys: KeyStore,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The signed-in user's GA4GH passport: a ControlledAccessGrants visa per grant in force,
+    AffiliationAndRole, AcceptedTermsAndPolicies per agreement accepted, ResearcherStatus."""
+    if subject.kind != "user":
+        raise AuthenticationError("Sign in first.", message_zh="请先登录。")
+    now = now or datetime.now(UTC)
+    email = subject.id.removeprefix("user:")
+    issuer = settings.issuer_url
+    lifetime = timedelta(hours=settings.visa_lifetime_hours)
+    datasets = ENTITY_TABLES["datasets"]
+    with factory() as session:
+        rows = session.execute(
+            select(datasets.c.accession, grants.c.granted_at, grants.c.expires_at)
+            .join(grants, grants.c.dataset_id == datasets.c.id)
+            .join(users, users.c.id == grants.c.user_id)
+            .where(users.c.email == email, grants.c.revoked_at.is_(None))
+        ).all()
+        agreements = sorted(
+            set(
+                session.execute(
+                    select(access_requests.c.agreement_version)
+                    .join(users, users.c.id == access_requests.c.user_id)
+                    .where(users.c.email == email)
+                ).scalars()
+            )
+        )
+        created = session.execute(
+            select(users.c.created_at).where(users.c.email == email)
+        ).scalar_one()
+    visas = []
+
+    def visa(
+        kind: VisaType, value: str, by: VisaBy | None, asserted: datetime, expires: datetime
+    ) -> None:
+        visas.append(
+            issue_visa(
+                keys=keys,
+                issuer=issuer,
+                subject=email,
+                visa_type=kind,
+                value=value,
+                source=issuer,
+                by=by,
+                asserted=asserted,
+                expires=expires,
+                now=now,
+            )
+        )
+
+    for accession, granted_at, expires_at in rows:
+        expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+        granted_at = granted_at if granted_at.tzinfo else granted_at.replace(tzinfo=UTC)
+        if expires_at > now:
+            visa(
+                VisaType.CONTROLLED_ACCESS_GRANTS,
+                dataset_uri(settings, accession),
+                VisaBy.DAC,
+                min(granted_at, now),
+                min(expires_at, now + lifetime),
+            )
+    created = created if created.tzinfo else created.replace(tzinfo=UTC)
+    domain = email.rsplit("@", 1)[-1]
+    visa(
+        VisaType.AFFILIATION_AND_ROLE,
+        f"member@{domain}",
+        VisaBy.SYSTEM,
+        min(created, now),
+        now + lifetime,
+    )
+    for version in agreements:
+        visa(
+            VisaType.ACCEPTED_TERMS_AND_POLICIES,
+            f"{issuer}/policies/data-access-agreement/{_slug(version)}",
+            VisaBy.SELF,
+            min(created, now),
+            now + lifetime,
+        )
+    if subject.has_role(Role.RESEARCHER):
+        visa(
+            VisaType.RESEARCHER_STATUS,
+            RESEARCHER_STATUS,
+            VisaBy.SYSTEM,
+            min(created, now),
+            now + lifetime,
+        )
+    return {"sub": email, **passport_claim(visas)}
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "-" for c in text)[:100] or "v"
+
+
+def granted_by_passport(
+    document: Any,
+    *,
+    subject: Subject,
+    settings: Settings,
+    trusted: TrustedIssuers,
+    now: datetime | None = None,
+) -> frozenset[str]:
+    """The datasets of this node that valid visas of the caller grant (another node's DAC may
+    have approved them); visas for someone else are ignored."""
+    now = now or datetime.now(UTC)
+    email = subject.id.removeprefix("user:")
+    accepted, _rejected = verify_passport(document, trusted=trusted, now=now)
+    mine = [v for v in accepted if v.subject == email]
+    prefix = f"{settings.issuer_url}/datasets/"
+    return frozenset(
+        uri.removeprefix(prefix)
+        for uri in controlled_access_datasets(mine, now=now)
+        if uri.startswith(prefix)
+    )

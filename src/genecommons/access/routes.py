@@ -50,8 +50,12 @@ def me(subject: SubjectDep) -> dict[str, Any]:
     """Who the token belongs to, with roles and institution."""
     if subject.kind != "user":
         raise AuthenticationError("Not signed in.", message_zh="尚未登录。")
-    return {"id": subject.id, "roles": sorted(subject.roles), "institution": subject.institution,
-            "grants": sorted(subject.grants)}
+    return {
+        "id": subject.id,
+        "roles": sorted(subject.roles),
+        "institution": subject.institution,
+        "grants": sorted(subject.grants),
+    }
 
 
 @router.post("/tokens", summary="Create an API token for yourself", status_code=201)

@@ -16,6 +16,7 @@ def main() -> None:
     for module, args in (
         ("benchmarks.catalog_submission", ["--individuals", individuals]),
         ("benchmarks.access_policy", []),
+        ("benchmarks.audit_merkle", ["--leaves", "10000000"]),
     ):
         print(f"== {module}", flush=True)
         subprocess.run([sys.executable, "-m", module, *args], check=True)

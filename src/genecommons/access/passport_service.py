@@ -4,12 +4,13 @@ visas from trusted issuers (another node's DAC) carry."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.access.keys import FileKeyStore, KeyStore
 from genecommons.access.models import Role, Subject
 from genecommons.access.passports import (
@@ -70,7 +71,7 @@ def passport(
     AffiliationAndRole, AcceptedTermsAndPolicies per agreement accepted, ResearcherStatus."""
     if subject.kind != "user":
         raise AuthenticationError("Sign in first.", message_zh="请先登录。")
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     email = subject.id.removeprefix("user:")
     issuer = settings.issuer_url
     lifetime = timedelta(hours=settings.visa_lifetime_hours)
@@ -115,8 +116,7 @@ def passport(
         )
 
     for accession, granted_at, expires_at in rows:
-        expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
-        granted_at = granted_at if granted_at.tzinfo else granted_at.replace(tzinfo=UTC)
+        expires_at, granted_at = clock.as_utc(expires_at), clock.as_utc(granted_at)
         if expires_at > now:
             visa(
                 VisaType.CONTROLLED_ACCESS_GRANTS,
@@ -125,7 +125,7 @@ def passport(
                 min(granted_at, now),
                 min(expires_at, now + lifetime),
             )
-    created = created if created.tzinfo else created.replace(tzinfo=UTC)
+    created = clock.as_utc(created)
     domain = email.rsplit("@", 1)[-1]
     visa(
         VisaType.AFFILIATION_AND_ROLE,
@@ -167,7 +167,7 @@ def granted_by_passport(
 ) -> frozenset[str]:
     """The datasets of this node that valid visas of the caller grant (another node's DAC may
     have approved them); visas for someone else are ignored."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     email = subject.id.removeprefix("user:")
     accepted, _rejected = verify_passport(document, trusted=trusted, now=now)
     mine = [v for v in accepted if v.subject == email]

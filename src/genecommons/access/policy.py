@@ -7,6 +7,7 @@ users, grants, DUO matching and jurisdiction rules here; the catalog's rules are
 from __future__ import annotations
 
 from genecommons.access.models import Action, Decision, Resource, Role, Subject, SubjectKind
+from genecommons.errors import AccessDeniedError
 
 METADATA_KINDS = frozenset({"study", "dataset"})
 # roles that look after the catalog's records (the access issue adds grants for researchers)
@@ -58,6 +59,18 @@ def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
         ("没有规则允许此操作；默认拒绝访问。",),
         rule="default-deny",
     )
+
+
+def require(subject: Subject, action: Action, resource: Resource) -> Decision:
+    """`decide`, raising AccessDeniedError (with the reasons) when the answer is no."""
+    decision = decide(subject, action, resource)
+    if not decision.allowed:
+        raise AccessDeniedError(
+            " ".join(decision.reasons),
+            message_zh="".join(decision.reasons_zh),
+            details={"rule": decision.rule},
+        )
+    return decision
 
 
 def _allow(rule: str, en: str, zh: str) -> Decision:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.access import identity
 from genecommons.access.models import Action, Resource, Role, Subject
-from genecommons.access.policy import decide
+from genecommons.access.policy import require
 from genecommons.access.tables import (
     api_tokens,
     grants,
@@ -25,7 +26,6 @@ from genecommons.access.tables import (
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.errors import (
-    AccessDeniedError,
     AuthenticationError,
     ConflictError,
     InvalidInputError,
@@ -37,24 +37,6 @@ logger = logging.getLogger(__name__)
 ADMIN_EMAIL = "admin@localhost"
 SESSION_TOKEN_HOURS = 12
 THROTTLE = identity.ThrottlePolicy()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _require(subject: Subject, action: Action, resource: Resource) -> None:
-    decision = decide(subject, action, resource)
-    if not decision.allowed:
-        raise AccessDeniedError(
-            " ".join(decision.reasons),
-            message_zh="".join(decision.reasons_zh),
-            details={"rule": decision.rule},
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +60,7 @@ def add_user(
     generate_password: bool = False,
 ) -> NewUser:
     """Create an account at `institution` (an accession) with `roles`."""
-    _require(actor, Action.MANAGE_USERS, Resource("user"))
+    require(actor, Action.MANAGE_USERS, Resource("user"))
     email = email.strip().lower()
     if not identity.valid_email(email):
         raise InvalidInputError(
@@ -109,7 +91,7 @@ def add_user(
                     "institution_id": institution_id,
                     "password_hash": identity.hash_password(password) if password else None,
                     "active": True,
-                    "created_at": _now(),
+                    "created_at": clock.now(),
                     "created_by": actor.id,
                 },
             ).scalar_one()
@@ -142,7 +124,7 @@ def _institution_id(session: Session, accession: str) -> int:
 
 def list_users(factory: sessionmaker[Session], *, actor: Subject) -> list[dict[str, Any]]:
     """Every account with its roles and institution."""
-    _require(actor, Action.MANAGE_USERS, Resource("user"))
+    require(actor, Action.MANAGE_USERS, Resource("user"))
     institutions = ENTITY_TABLES["institutions"]
     with factory() as session:
         rows = session.execute(
@@ -203,7 +185,7 @@ def create_token(
 ) -> IssuedToken:
     """A new API token for the account `email`."""
     email = email.strip().lower()
-    _require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
+    require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
     if not 1 <= days <= 366:
         raise InvalidInputError(
             "A token lives 1 to 366 days.", message_zh="令牌有效期须为 1 到 366 天。"
@@ -240,7 +222,7 @@ def _issue(
     if user is None or not user.active:
         raise NotFoundError(f"No active account {email}.", message_zh=f"不存在有效账号 {email}。")
     token = identity.new_token()
-    now = _now()
+    now = clock.now()
     expires = now + lifetime
     token_id = session.execute(
         insert(api_tokens).returning(api_tokens.c.id),
@@ -275,9 +257,9 @@ def revoke_token(factory: sessionmaker[Session], *, token_id: int, actor: Subjec
         ).first()
         if row is None:
             raise NotFoundError(f"No token {token_id}.", message_zh=f"不存在令牌 {token_id}。")
-        _require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{row.email}"))
+        require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{row.email}"))
         session.execute(
-            update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=_now())
+            update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=clock.now())
         )
         record_event(
             session,
@@ -296,7 +278,7 @@ def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
     )
     if not identity.TOKEN_RE.match(token):
         raise refused
-    now = _now()
+    now = clock.now()
     institutions = ENTITY_TABLES["institutions"]
     datasets = ENTITY_TABLES["datasets"]
     with factory() as session, session.begin():
@@ -325,7 +307,7 @@ def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
             row is None
             or row.revoked_at is not None
             or not row.active
-            or _utc(row.expires_at) <= now
+            or clock.as_utc(row.expires_at) <= now
         ):
             raise refused
         roles = frozenset(
@@ -374,7 +356,7 @@ def verify_institution(
     actor: Subject,
 ) -> dict[str, Any]:
     """Record that an administrator verified an institution, its location and ownership."""
-    _require(actor, Action.VERIFY_INSTITUTIONS, Resource("institution", institution))
+    require(actor, Action.VERIFY_INSTITUTIONS, Resource("institution", institution))
     if not attestation.strip():
         raise InvalidInputError(
             "Record the institution's attestation (who declared ownership and control, when).",
@@ -401,7 +383,7 @@ def verify_institution(
                 foreign_controlled=foreign_controlled,
                 attestation=attestation.strip()[:2000],
                 verified_by=actor.id,
-                verified_at=_now(),
+                verified_at=clock.now(),
             )
         )
         record_event(
@@ -434,7 +416,7 @@ def sign_in(
     """Exchange an account's password (and, for administrators and DAC members, a TOTP code)
     for a session token, throttling repeated failures."""
     email = email.strip().lower()
-    now = _now()
+    now = clock.now()
     keys = (f"account:{email}", f"address:{address}")
     with factory() as session, session.begin():
         session.execute(
@@ -442,7 +424,7 @@ def sign_in(
         )
         for key in keys:
             failures = [
-                _utc(f)
+                clock.as_utc(f)
                 for f in session.execute(
                     select(login_failures.c.failed_at).where(login_failures.c.key == key)
                 ).scalars()
@@ -519,7 +501,7 @@ def sign_in(
 def enrol_totp(factory: sessionmaker[Session], *, email: str, actor: Subject) -> tuple[str, str]:
     """Give an account a new TOTP secret; returns it and its otpauth:// URI (shown once)."""
     email = email.strip().lower()
-    _require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
+    require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
     secret = identity.new_totp_secret()
     with factory() as session, session.begin():
         changed = session.execute(

@@ -14,10 +14,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.access import notify
 from genecommons.access.duo_matching import ResearchPurpose, Verdict, match_purpose
 from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide
+from genecommons.access.policy import decide, require
 from genecommons.access.tables import (
     access_requests,
     dac_members,
@@ -29,7 +30,6 @@ from genecommons.access.tables import (
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.errors import (
-    AccessDeniedError,
     AuthenticationError,
     ConflictError,
     InvalidInputError,
@@ -37,24 +37,6 @@ from genecommons.errors import (
 )
 
 MAX_GRANT_DAYS = 3 * 366
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _require(subject: Subject, action: Action, resource: Resource) -> None:
-    decision = decide(subject, action, resource)
-    if not decision.allowed:
-        raise AccessDeniedError(
-            " ".join(decision.reasons),
-            message_zh="".join(decision.reasons_zh),
-            details={"rule": decision.rule},
-        )
 
 
 def _user_id(session: Session, email: str) -> int:
@@ -66,11 +48,11 @@ def _user_id(session: Session, email: str) -> int:
 
 def create_dac(factory: sessionmaker[Session], *, alias: str, name: str, actor: Subject) -> None:
     """Create a data access committee; datasets name it by `alias` in their `dac` column."""
-    _require(actor, Action.MANAGE_DACS, Resource("dac"))
+    require(actor, Action.MANAGE_DACS, Resource("dac"))
     with factory() as session, session.begin():
         try:
             session.execute(
-                insert(dacs).values(alias=alias.strip(), name=name.strip(), created_at=_now())
+                insert(dacs).values(alias=alias.strip(), name=name.strip(), created_at=clock.now())
             )
         except IntegrityError as error:
             raise ConflictError(
@@ -82,7 +64,7 @@ def add_member(
     factory: sessionmaker[Session], *, dac: str, email: str, chair: bool, actor: Subject
 ) -> None:
     """Make the account `email` a member of the DAC `dac`."""
-    _require(actor, Action.MANAGE_DACS, Resource("dac"))
+    require(actor, Action.MANAGE_DACS, Resource("dac"))
     with factory() as session, session.begin():
         dac_id = _dac_id(session, dac)
         user_id = _user_id(session, email.strip().lower())
@@ -151,14 +133,14 @@ def request_access(
     Incompatible datasets are refused on the spot (status rejected, with the DUO terms
     violated); the others wait for their DAC.
     """
-    _require(actor, Action.REQUEST_ACCESS, Resource("request"))
+    require(actor, Action.REQUEST_ACCESS, Resource("request"))
     if not datasets or len(datasets) > 100:
         raise InvalidInputError("Name 1 to 100 datasets.", message_zh="请指定 1 到 100 个数据集。")
     if not agreement_version.strip():
         raise InvalidInputError(
             "Accept a data access agreement version.", message_zh="请接受数据访问协议的某个版本。"
         )
-    today = today or _now().date()
+    today = today or clock.now().date()
     email = actor.id.removeprefix("user:")
     outcomes: list[DatasetOutcome] = []
     with factory() as session, session.begin():
@@ -169,7 +151,7 @@ def request_access(
                 "user_id": user_id,
                 "purpose": _purpose_json(purpose),
                 "agreement_version": agreement_version.strip()[:100],
-                "created_at": _now(),
+                "created_at": clock.now(),
             },
         ).scalar_one()
         for accession in dict.fromkeys(datasets):
@@ -201,7 +183,7 @@ def request_access(
                     match=dataclasses.asdict(outcome),
                     status=status,
                     decided_by="platform" if status == "rejected" else None,
-                    decided_at=_now() if status == "rejected" else None,
+                    decided_at=clock.now() if status == "rejected" else None,
                     reason=(
                         "Incompatible with the dataset's consent: " + ", ".join(result.violated)
                     )
@@ -265,7 +247,7 @@ def get_request(
         "requester": row.email,
         "purpose": row.purpose,
         "agreement_version": row.agreement_version,
-        "created_at": _utc(row.created_at).isoformat(),
+        "created_at": clock.as_utc(row.created_at).isoformat(),
         "datasets": [
             {
                 "id": i.id,
@@ -331,7 +313,7 @@ def decide_request(
     """
     if not reason.strip():
         raise InvalidInputError("Give a reason for the decision.", message_zh="请说明决定的理由。")
-    now = _now()
+    now = clock.now()
     datasets = ENTITY_TABLES["datasets"]
     with factory() as session, session.begin():
         item = session.execute(
@@ -345,7 +327,7 @@ def decide_request(
             raise NotFoundError(
                 f"No request item {item_id}.", message_zh=f"不存在申请项 {item_id}。"
             )
-        _require(
+        require(
             actor,
             Action.REVIEW_REQUEST,
             Resource("request", str(item.request_id), reviewers=_reviewers(session, item.dac_id)),
@@ -434,7 +416,7 @@ def revoke_grant(
         ).first()
         if row is None:
             raise NotFoundError(f"No grant {grant_id}.", message_zh=f"不存在授权 {grant_id}。")
-        _require(
+        require(
             actor,
             Action.REVOKE_GRANT,
             Resource("grant", str(grant_id), reviewers=_reviewers(session, row.dac_id)),
@@ -446,7 +428,7 @@ def revoke_grant(
         session.execute(
             update(grants)
             .where(grants.c.id == grant_id)
-            .values(revoked_at=_now(), revoked_by=actor.id)
+            .values(revoked_at=clock.now(), revoked_by=actor.id)
         )
         record_event(
             session,
@@ -468,7 +450,7 @@ def active_grants(
     factory: sessionmaker[Session], *, email: str, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """The account's grants that are in force now (not expired, not revoked)."""
-    now = now or _now()
+    now = now or clock.now()
     datasets = ENTITY_TABLES["datasets"]
     with factory() as session:
         rows = session.execute(
@@ -481,9 +463,9 @@ def active_grants(
         {
             "id": r.id,
             "dataset": r.accession,
-            "expires_at": _utc(r.expires_at).isoformat(),
+            "expires_at": clock.as_utc(r.expires_at).isoformat(),
             "conditions": r.conditions,
         }
         for r in rows
-        if _utc(r.expires_at) > now
+        if clock.as_utc(r.expires_at) > now
     ]

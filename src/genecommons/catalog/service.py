@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ from sqlalchemy import Select, Table, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide
+from genecommons.access.policy import decide, require
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.bundle import Limits, open_bundle
 from genecommons.catalog.models import ENTITIES, is_accession
@@ -28,7 +29,6 @@ from genecommons.catalog.tables import (
 )
 from genecommons.catalog.validation import Plan, plan_submission
 from genecommons.errors import (
-    AccessDeniedError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -63,16 +63,6 @@ class SubmissionResult:
         }
 
 
-def _require(subject: Subject, action: Action, resource: Resource) -> None:
-    decision = decide(subject, action, resource)
-    if not decision.allowed:
-        raise AccessDeniedError(
-            " ".join(decision.reasons),
-            message_zh="".join(decision.reasons_zh),
-            details={"rule": decision.rule},
-        )
-
-
 def submit(
     factory: sessionmaker[Session],
     path: Path,
@@ -91,8 +81,8 @@ def submit(
     is then exactly as it was. `before_commit` runs after everything is written, just before
     the commit (tests use it to interleave concurrent submissions).
     """
-    _require(subject, Action.SUBMIT, Resource("submission"))
-    today = today or datetime.now(UTC).date()
+    require(subject, Action.SUBMIT, Resource("submission"))
+    today = today or clock.now().date()
     limits = limits or Limits()
     with open_bundle(path, limits=limits, staging=staging) as (bundle, read_problems):
         try:
@@ -133,7 +123,7 @@ def submit(
 def _commit(
     session: Session, view: SqlCatalogView, plan: Plan, *, subject: Subject, source: str
 ) -> SubmissionResult:
-    now = datetime.now(UTC)
+    now = clock.now()
     submission_id = session.execute(
         insert(submissions).returning(submissions.c.id),
         {
@@ -235,8 +225,7 @@ def _public_studies() -> Select[tuple[int]]:
 
 
 def _iso(moment: datetime) -> str:
-    # SQLite keeps no time zone; every stored time is UTC
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    return clock.as_utc(moment).isoformat()
 
 
 def _item(row: Any) -> dict[str, Any]:
@@ -272,12 +261,12 @@ def list_records(
     table = ENTITY_TABLES[entity]
     statement = select(table)
     if entity in INDIVIDUAL_LEVEL:
-        _require(subject, Action.READ_INDIVIDUAL_RECORDS, Resource(INDIVIDUAL_LEVEL[entity]))
+        require(subject, Action.READ_INDIVIDUAL_RECORDS, Resource(INDIVIDUAL_LEVEL[entity]))
     else:
         kind = METADATA_ENTITIES[entity]
         if not decide(subject, Action.READ_METADATA, Resource(kind, public=False)).allowed:
             # the subject sees public records only: the policy allows public metadata
-            _require(subject, Action.READ_METADATA, Resource(kind, public=True))
+            require(subject, Action.READ_METADATA, Resource(kind, public=True))
             column = table.c.id if entity == "studies" else table.c.study_id
             statement = statement.where(column.in_(_public_studies()))
     for name, value in (filters or {}).items():
@@ -337,7 +326,7 @@ def get_record(
                 message_zh=f"不存在{ENTITIES[entity].label_zh} {accession}。",
             )
         if entity in INDIVIDUAL_LEVEL:
-            _require(
+            require(
                 subject,
                 Action.READ_INDIVIDUAL_RECORDS,
                 Resource(INDIVIDUAL_LEVEL[entity], accession),
@@ -403,7 +392,7 @@ def list_submissions(
     factory: sessionmaker[Session], *, subject: Subject, page: int = 1, page_size: int = 50
 ) -> Page:
     """Submissions received, newest first."""
-    _require(subject, Action.READ_SUBMISSIONS, Resource("submission"))
+    require(subject, Action.READ_SUBMISSIONS, Resource("submission"))
     with factory() as session:
         total = session.execute(select(func.count()).select_from(submissions)).scalar_one()
         rows = session.execute(
@@ -431,7 +420,7 @@ def export_study(
     factory: sessionmaker[Session], accession: str, *, subject: Subject
 ) -> dict[str, list[dict[str, Any]]]:
     """Every record of a study as sheet rows (references written as accessions)."""
-    _require(subject, Action.READ_INDIVIDUAL_RECORDS, Resource("study", accession))
+    require(subject, Action.READ_INDIVIDUAL_RECORDS, Resource("study", accession))
     sheets: dict[str, list[dict[str, Any]]] = {}
     with factory() as session:
         study_id = _study_id(session, accession)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide
+from genecommons.access.policy import require
 from genecommons.access.tables import grants, institution_verifications, users
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.compliance.reports import (
@@ -19,13 +20,12 @@ from genecommons.compliance.reports import (
     build_report,
     check_period,
 )
-from genecommons.errors import AccessDeniedError
 
 MAINLAND = "CN"
 
 
 def _day(moment: datetime) -> date:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).date()
+    return clock.as_utc(moment).date()
 
 
 def report(
@@ -38,11 +38,9 @@ def report(
 ) -> ComplianceReport:
     """The compliance report of [start, end]: provisions abroad, grants by institution and
     country, approvals and grants expiring within 30 days."""
-    decision = decide(actor, Action.READ_COMPLIANCE, Resource("compliance"))
-    if not decision.allowed:
-        raise AccessDeniedError(" ".join(decision.reasons), message_zh="".join(decision.reasons_zh))
+    require(actor, Action.READ_COMPLIANCE, Resource("compliance"))
     check_period(start, end)
-    today = today or datetime.now(UTC).date()
+    today = today or clock.now().date()
     datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
     institutions, hgr = ENTITY_TABLES["institutions"], ENTITY_TABLES["hgr_records"]
     ethics = ENTITY_TABLES["ethics_approvals"]

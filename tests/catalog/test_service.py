@@ -170,13 +170,21 @@ def test_concurrent_submissions_of_the_same_alias(factory: Any, make_bundle: Any
     thread = threading.Thread(target=first)
     thread.start()
     assert written.wait(timeout=30)
+    validated = threading.Event()
+
+    def stage(name: str) -> None:
+        if name == "writing":  # the second has read the catalog without the first's records
+            validated.set()
+
     second_thread = threading.Thread(
         target=lambda: outcomes.__setitem__(
-            "second", _try(lambda: service.submit(factory, second_bundle, subject=OPERATOR))
+            "second",
+            _try(lambda: service.submit(factory, second_bundle, subject=OPERATOR, progress=stage)),
         )
     )
     second_thread.start()
-    second_thread.join(timeout=1.0)  # the second one now waits on the first one's writes
+    assert validated.wait(timeout=60)
+    second_thread.join(timeout=0.5)  # give it time to block on the first one's writes
     release.set()
     thread.join(timeout=60)
     second_thread.join(timeout=60)

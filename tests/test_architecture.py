@@ -25,6 +25,7 @@ PURE = [
     "reports.py",
     "passports.py",
     "keys.py",
+    "rules.py",
 ]
 
 

@@ -79,7 +79,11 @@ class World:
         for role in SIGNED_IN:
             email = f"{role}@example.org"
             service.add_user(
-                self.factory, email=email, roles=[role], institution=None, actor=OPERATOR
+                self.factory,
+                email=email,
+                roles=[role],
+                institution=self.accessions["institutions"]["BGC"],
+                actor=OPERATOR,
             )
             token = service.create_token(self.factory, email=email, actor=OPERATOR).token
             self.headers[role] = {"Authorization": f"Bearer {token}"}
@@ -91,7 +95,9 @@ class World:
         request_id, _ = workflow.request_access(
             self.factory,
             actor=Subject.user(
-                "researcher@example.org", roles=frozenset({"researcher"}), institution=None
+                "researcher@example.org",
+                roles=frozenset({"researcher"}),
+                institution=self.accessions["institutions"]["BGC"],
             ),
             purpose=purpose(),
             datasets=[self.datasets[tier]],

@@ -46,7 +46,13 @@ def test_passports(settings: Settings, make_bundle: Any, tmp_path: Path) -> None
         data = catalog.submit(factory, make_bundle(), subject=OPERATOR)
         dataset = data.accessions["datasets"]["DS1"]
         for email, role in (("res@example.org", "researcher"), ("dac@example.org", "dac_member")):
-            service.add_user(factory, email=email, roles=[role], institution=None, actor=OPERATOR)
+            service.add_user(
+                factory,
+                email=email,
+                roles=[role],
+                institution=data.accessions["institutions"]["BGC"],
+                actor=OPERATOR,
+            )
         workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
         workflow.add_member(
             factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR
@@ -64,7 +70,9 @@ def test_passports(settings: Settings, make_bundle: Any, tmp_path: Path) -> None
         assert types == ["AffiliationAndRole", "ResearcherStatus"]
         # approve a request: the passport now carries a ControlledAccessGrants visa
         researcher = Subject.user(
-            "res@example.org", roles=frozenset({"researcher"}), institution=None
+            "res@example.org",
+            roles=frozenset({"researcher"}),
+            institution=data.accessions["institutions"]["BGC"],
         )
         request_id, _ = workflow.request_access(
             factory,

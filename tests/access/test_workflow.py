@@ -17,14 +17,18 @@ from genecommons.errors import AccessDeniedError, ConflictError, NotFoundError
 OPERATOR = Subject.operator("tester")
 
 
+INSTITUTION: dict[str, str] = {}
+
+
 def user(email: str, *roles: str) -> Subject:
-    return Subject.user(email, roles=frozenset(roles), institution=None)
+    return Subject.user(email, roles=frozenset(roles), institution=INSTITUTION.get("BGC"))
 
 
 @pytest.fixture
 def world(factory: Any, make_bundle: Any) -> dict[str, Any]:
     result = catalog.submit(factory, make_bundle(), subject=OPERATOR)
     institution = result.accessions["institutions"]["BGC"]
+    INSTITUTION["BGC"] = institution
     for email, roles in (
         ("res@example.org", ["researcher"]),
         ("dac@example.org", ["dac_member"]),
@@ -190,7 +194,13 @@ def test_workflow_over_http(settings: Any, make_bundle: Any) -> None:
             ("dac@example.org", "dac_member"),
             ("eve@example.org", "researcher"),
         ):
-            service.add_user(factory, email=email, roles=[role], institution=None, actor=OPERATOR)
+            service.add_user(
+                factory,
+                email=email,
+                roles=[role],
+                institution=result.accessions["institutions"]["BGC"],
+                actor=OPERATOR,
+            )
             issued = service.create_token(factory, email=email, actor=OPERATOR)
             tokens[email] = {"Authorization": f"Bearer {issued.token}"}
         workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
@@ -234,3 +244,44 @@ def test_workflow_over_http(settings: Any, make_bundle: Any) -> None:
         grants = client.get("/api/v1/grants", headers=tokens["res@example.org"]).json()
         assert [g["dataset"] for g in grants] == [dataset]
     app.state.engine.dispose()
+
+
+def test_jurisdiction_refuses_a_foreign_party(
+    factory: Any, make_bundle: Any, sheets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = sheets()
+    data["institutions"].append(
+        {"alias": "OXF", "name_en": "Oxford", "country": "GB", "kind": "university"}
+    )
+    result = catalog.submit(factory, make_bundle(data), subject=OPERATOR)
+    dataset = result.accessions["datasets"]["DS1"]
+    workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+    oxford = result.accessions["institutions"]["OXF"]
+    foreigner = Subject.user("uk@example.org", roles=frozenset({"researcher"}), institution=oxford)
+    service.add_user(
+        factory, email="uk@example.org", roles=["researcher"], institution=oxford, actor=OPERATOR
+    )
+    _, outcomes = workflow.request_access(
+        factory, actor=foreigner, purpose=purpose(), datasets=[dataset], agreement_version="DAA v1"
+    )
+    # the consent forbids provision abroad and no provision-abroad filing is recorded
+    assert outcomes[0].status == "rejected"
+    assert "consent-no-abroad" in outcomes[0].jurisdiction_rules
+    monkeypatch.setattr(workflow, "ARCHIVED_HERE", True)
+    chinese = Subject.user(
+        "cn@example.org",
+        roles=frozenset({"researcher"}),
+        institution=result.accessions["institutions"]["BGC"],
+    )
+    service.add_user(
+        factory,
+        email="cn@example.org",
+        roles=["researcher"],
+        institution=result.accessions["institutions"]["BGC"],
+        actor=OPERATOR,
+    )
+    _, outcomes = workflow.request_access(
+        factory, actor=chinese, purpose=purpose(), datasets=[dataset], agreement_version="DAA v1"
+    )
+    assert outcomes[0].status == "pending"
+    assert "hgr-chinese-party" in outcomes[0].jurisdiction_rules

@@ -21,9 +21,14 @@ from genecommons.errors import AccessDeniedError, InvalidInputError
 OPERATOR = Subject.operator("auditor")
 
 
-def test_report_of_a_period(factory: Any, make_bundle: Any, sheets: Any) -> None:
+def test_report_of_a_period(
+    factory: Any, make_bundle: Any, sheets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # provision abroad needs the backup copy that archiving the data here provides
+    monkeypatch.setattr(workflow, "ARCHIVED_HERE", True)
     today = date.today()
     data = sheets()
+    data["consents"][0]["abroad_allowed"] = "yes"
     data["institutions"].append(
         {"alias": "OXF", "name_en": "Oxford", "country": "GB", "kind": "university"}
     )
@@ -54,7 +59,11 @@ def test_report_of_a_period(factory: Any, make_bundle: Any, sheets: Any) -> None
             institution=result.accessions["institutions"][inst],
             actor=OPERATOR,
         )
-        researcher = Subject.user(email, roles=frozenset({"researcher"}), institution=None)
+        researcher = Subject.user(
+            email,
+            roles=frozenset({"researcher"}),
+            institution=result.accessions["institutions"][inst],
+        )
         request_id, _ = workflow.request_access(
             factory,
             actor=researcher,

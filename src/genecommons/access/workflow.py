@@ -29,6 +29,8 @@ from genecommons.access.tables import (
 )
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.compliance.facts import dataset_facts, sequence_individuals
+from genecommons.compliance.rules import JurisdictionDecision, Requester, evaluate
 from genecommons.errors import (
     AuthenticationError,
     ConflictError,
@@ -37,6 +39,9 @@ from genecommons.errors import (
 )
 
 MAX_GRANT_DAYS = 3 * 366
+# The archive (issue 4) keeps no file yet, so no backup copy is held here: foreign parties
+# are refused record-level access to human genetic resource data until it does.
+ARCHIVED_HERE = False
 
 
 def _user_id(session: Session, email: str) -> int:
@@ -105,12 +110,13 @@ class DatasetOutcome:
     reasons_zh: tuple[str, ...]
     conditions: tuple[str, ...]
     status: str
+    jurisdiction_rules: tuple[str, ...] = ()
 
 
 def _dataset_facts(session: Session, accession: str) -> Any:
     datasets = ENTITY_TABLES["datasets"]
     row = session.execute(
-        select(datasets.c.id, datasets.c.doc, datasets.c.access_tier).where(
+        select(datasets.c.id, datasets.c.study_id, datasets.c.doc, datasets.c.access_tier).where(
             datasets.c.accession == accession
         )
     ).first()
@@ -136,6 +142,11 @@ def request_access(
     require(actor, Action.REQUEST_ACCESS, Resource("request"))
     if not datasets or len(datasets) > 100:
         raise InvalidInputError("Name 1 to 100 datasets.", message_zh="请指定 1 到 100 个数据集。")
+    if actor.institution is None:
+        raise InvalidInputError(
+            "Your account belongs to no institution; ask an administrator to set it.",
+            message_zh="您的账号未关联任何机构，请联系系统管理员设置。",
+        )
     if not agreement_version.strip():
         raise InvalidInputError(
             "Accept a data access agreement version.", message_zh="请接受数据访问协议的某个版本。"
@@ -143,6 +154,7 @@ def request_access(
     today = today or clock.now().date()
     email = actor.id.removeprefix("user:")
     outcomes: list[DatasetOutcome] = []
+    counted = 0  # sequence individuals of this request's datasets so far
     with factory() as session, session.begin():
         user_id = _user_id(session, email)
         request_id = session.execute(
@@ -163,16 +175,31 @@ def request_access(
                 dac_id = found.id if found else None
             result = match_purpose(purpose, doc.get("duo_codes", []), today=today)
             status = "rejected" if result.verdict is Verdict.INCOMPATIBLE else "pending"
+            reason = (
+                "Incompatible with the dataset's consent: " + ", ".join(result.violated)
+                if result.verdict is Verdict.INCOMPATIBLE
+                else None
+            )
+            jurisdiction = _jurisdiction(session, actor, row, counted, today=today)
+            counted += jurisdiction.sequence_individuals
+            if status == "pending" and not jurisdiction.decision.allowed:
+                status = "rejected"
+                reason = " ".join(jurisdiction.decision.reasons)
             if status == "pending" and dac_id is None:
                 status = "rejected"  # no committee can approve it
+                reason = "No data access committee is registered for this dataset."
             outcome = DatasetOutcome(
                 dataset=accession,
                 verdict=str(result.verdict),
                 violated=result.violated,
-                reasons_en=tuple(r.en for r in result.reasons),
-                reasons_zh=tuple(r.zh for r in result.reasons),
-                conditions=tuple(c.en for c in result.conditions),
+                reasons_en=tuple(r.en for r in result.reasons)
+                + tuple(jurisdiction.decision.reasons),
+                reasons_zh=tuple(r.zh for r in result.reasons)
+                + tuple(jurisdiction.decision.reasons_zh),
+                conditions=tuple(c.en for c in result.conditions)
+                + tuple(o.text for o in jurisdiction.decision.obligations),
                 status=status,
+                jurisdiction_rules=tuple(jurisdiction.decision.rules),
             )
             session.execute(
                 insert(request_datasets).values(
@@ -184,15 +211,7 @@ def request_access(
                     status=status,
                     decided_by="platform" if status == "rejected" else None,
                     decided_at=clock.now() if status == "rejected" else None,
-                    reason=(
-                        "Incompatible with the dataset's consent: " + ", ".join(result.violated)
-                    )
-                    if result.verdict is Verdict.INCOMPATIBLE
-                    else (
-                        "No data access committee is registered for this dataset."
-                        if status == "rejected"
-                        else None
-                    ),
+                    reason=reason,
                 )
             )
             outcomes.append(outcome)
@@ -207,6 +226,62 @@ def request_access(
             },
         )
     return int(request_id), outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class _Jurisdiction:
+    decision: JurisdictionDecision
+    sequence_individuals: int
+
+
+def _jurisdiction(
+    session: Session, actor: Subject, dataset: Any, counted: int, *, today: date
+) -> _Jurisdiction:
+    """The jurisdiction rules' verdict on this dataset for the requester's institution; the
+    sequence individuals are counted over every request of that institution (so that
+    splitting a request cannot avoid the security review)."""
+    facts = dataset_facts(session, dataset, archived_here=ARCHIVED_HERE)
+    country = actor.institution_country  # as verified by an administrator
+    if country is None:  # not verified yet: the location the institution declared
+        institutions = ENTITY_TABLES["institutions"]
+        country = session.execute(
+            select(institutions.c.country).where(institutions.c.accession == actor.institution)
+        ).scalar_one()
+    requester = Requester(
+        institution_country=country, foreign_controlled=actor.foreign_party and country == "CN"
+    )
+    earlier = _institution_sequence_individuals(session, actor)
+    decision = evaluate(
+        requester=requester,
+        dataset=facts,
+        cumulative_individuals=earlier + counted + facts.sequence_individuals,
+        on=today,
+    )
+    return _Jurisdiction(decision, facts.sequence_individuals)
+
+
+def _institution_sequence_individuals(session: Session, actor: Subject) -> int:
+    """Sequence individuals in the institution's earlier requests that were not refused."""
+    if actor.institution is None:
+        return 0
+    institutions = ENTITY_TABLES["institutions"]
+    datasets = ENTITY_TABLES["datasets"]
+    rows = (
+        session.execute(
+            select(datasets.c.id)
+            .join(request_datasets, request_datasets.c.dataset_id == datasets.c.id)
+            .join(access_requests, access_requests.c.id == request_datasets.c.request_id)
+            .join(users, users.c.id == access_requests.c.user_id)
+            .join(institutions, institutions.c.id == users.c.institution_id)
+            .where(
+                institutions.c.accession == actor.institution,
+                request_datasets.c.status != "rejected",
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return sum(sequence_individuals(session, dataset_id) for dataset_id in rows)
 
 
 def _purpose_json(purpose: ResearchPurpose) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class Action(StrEnum):
     REVOKE_GRANT = "access:grant:revoke"
     READ_COMPLIANCE = "compliance:report:read"
     READ_AUDIT = "audit:entry:read"
+    READ_AUDIT_PROOFS = "audit:proof:read"
     READ_AGGREGATES = "data:aggregate:read"  # counts (registered tier)
     READ_RECORDS = "data:record:read"  # genotypes, files, record-level answers (controlled)
 

@@ -29,6 +29,13 @@ def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
             return decision
     if action in (Action.READ_AGGREGATES, Action.READ_RECORDS):
         return _data_rule(subject, action, resource)
+    if action is Action.READ_AUDIT_PROOFS:
+        return Decision(
+            True,
+            ("Tree heads and proofs are public so that anyone can watch the log.",),
+            ("树头与证明公开，任何人都可监督日志。",),
+            rule="audit-proofs-public",
+        )
     if action is Action.READ_METADATA and resource.kind in METADATA_KINDS:
         if resource.public:
             return Decision(

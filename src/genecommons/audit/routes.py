@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from genecommons.access.models import Action, Resource
+from genecommons.access.policy import require
 from genecommons.audit import service
 from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
 
@@ -23,8 +25,11 @@ def _key(request: Request, settings: Any) -> Any:
 
 
 @router.get("/sth", summary="The newest signed tree head")
-def sth(request: Request, factory: SessionFactoryDep, settings: SettingsDep) -> dict[str, Any]:
+def sth(
+    request: Request, factory: SessionFactoryDep, settings: SettingsDep, subject: SubjectDep
+) -> dict[str, Any]:
     """tree_size, root_hash (base64), timestamp (ms) and the Ed25519 signature (base64)."""
+    require(subject, Action.READ_AUDIT_PROOFS, Resource("audit"))
     head = service.tree_head(
         factory, _key(request, settings), interval_seconds=settings.tree_head_interval_seconds
     )
@@ -33,9 +38,10 @@ def sth(request: Request, factory: SessionFactoryDep, settings: SettingsDep) -> 
 
 @router.get("/proof/inclusion", summary="Inclusion proof of a leaf")
 def proof_inclusion(
-    factory: SessionFactoryDep, leaf_index: Size, tree_size: Size
+    factory: SessionFactoryDep, subject: SubjectDep, leaf_index: Size, tree_size: Size
 ) -> dict[str, Any]:
     """The audit path of leaf `leaf_index` in the tree of `tree_size` leaves."""
+    require(subject, Action.READ_AUDIT_PROOFS, Resource("audit"))
     return {
         "leaf_index": leaf_index,
         "tree_size": tree_size,
@@ -44,8 +50,11 @@ def proof_inclusion(
 
 
 @router.get("/proof/consistency", summary="Consistency proof between two tree sizes")
-def proof_consistency(factory: SessionFactoryDep, first: Size, second: Size) -> dict[str, Any]:
+def proof_consistency(
+    factory: SessionFactoryDep, subject: SubjectDep, first: Size, second: Size
+) -> dict[str, Any]:
     """The proof that the tree of `second` leaves extends the tree of `first`."""
+    require(subject, Action.READ_AUDIT_PROOFS, Resource("audit"))
     return {
         "first": first,
         "second": second,
@@ -62,6 +71,7 @@ def get_entries(
 
 
 @router.get("/public-key", summary="The key that signs tree heads")
-def public_key(request: Request, settings: SettingsDep) -> dict[str, str]:
+def public_key(request: Request, settings: SettingsDep, subject: SubjectDep) -> dict[str, str]:
     """The Ed25519 public key (PEM)."""
+    require(subject, Action.READ_AUDIT_PROOFS, Resource("audit"))
     return service.public_key_document(_key(request, settings))

@@ -29,7 +29,7 @@ def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
             return decision
     if action in (Action.READ_AGGREGATES, Action.READ_RECORDS):
         return _data_rule(subject, action, resource)
-    if action is Action.READ_AUDIT_PROOFS:
+    if action is Action.READ_AUDIT_PROOFS and resource.kind == "audit":
         return Decision(
             True,
             ("Tree heads and proofs are public so that anyone can watch the log.",),

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide
+from genecommons.access.policy import decide, require
 from genecommons.audit.events import leaf_document
 from genecommons.audit.merkle import (
     EMPTY_ROOT,
@@ -62,16 +62,27 @@ def signing_key(settings: Settings, *, create: bool = False) -> Ed25519PrivateKe
     return load_private_key(path=path, passphrase=passphrase)
 
 
+def _public(actor: Subject | None) -> None:
+    """Ask the decision point about a public read of the log (None: the node itself)."""
+    if actor is not None:
+        require(actor, Action.READ_AUDIT_PROOFS, Resource("audit"))
+
+
 def _size(session: Session) -> int:
     size = session.execute(select(audit_head.c.size).where(audit_head.c.id == 1)).scalar()
     return int(size or 0)
 
 
 def tree_head(
-    factory: sessionmaker[Session], key: Ed25519PrivateKey, *, interval_seconds: int = 60
+    factory: sessionmaker[Session],
+    key: Ed25519PrivateKey,
+    *,
+    interval_seconds: int = 60,
+    actor: Subject | None = None,
 ) -> SignedTreeHead:
     """The newest signed tree head; a new one is signed when the log grew and the last is
-    older than the interval (or there is none)."""
+    older than the interval (or there is none). Public: anyone may watch the log."""
+    _public(actor)
     now_ms = int(time.time() * 1000)
     with factory() as session, session.begin():
         size = _size(session)
@@ -97,8 +108,11 @@ def tree_head(
     return head
 
 
-def inclusion(factory: sessionmaker[Session], *, leaf_index: int, tree_size: int) -> list[str]:
+def inclusion(
+    factory: sessionmaker[Session], *, leaf_index: int, tree_size: int, actor: Subject | None = None
+) -> list[str]:
     """The audit path of a leaf in the tree of `tree_size` (base64 hashes)."""
+    _public(actor)
     with factory() as session:
         if tree_size > _size(session):
             raise InvalidInputError(
@@ -110,8 +124,11 @@ def inclusion(factory: sessionmaker[Session], *, leaf_index: int, tree_size: int
     return [_b64(h) for h in proof]
 
 
-def consistency(factory: sessionmaker[Session], *, first: int, second: int) -> list[str]:
+def consistency(
+    factory: sessionmaker[Session], *, first: int, second: int, actor: Subject | None = None
+) -> list[str]:
     """The proof that the tree of `second` leaves extends the tree of `first` (base64)."""
+    _public(actor)
     with factory() as session:
         if second > _size(session):
             raise InvalidInputError(
@@ -330,6 +347,7 @@ def check_inclusion(
     )
 
 
-def public_key_document(key: Ed25519PrivateKey) -> dict[str, str]:
+def public_key_document(key: Ed25519PrivateKey, *, actor: Subject | None = None) -> dict[str, str]:
     """The public key as served at /api/v1/audit/public-key."""
+    _public(actor)
     return {"algorithm": "Ed25519", "pem": public_key_pem(key.public_key())}

@@ -17,6 +17,7 @@ def main() -> None:
         ("benchmarks.catalog_submission", ["--individuals", individuals]),
         ("benchmarks.access_policy", []),
         ("benchmarks.audit_merkle", ["--leaves", "10000000"]),
+        ("benchmarks.audit_log", ["--events", "200000"]),
     ):
         print(f"== {module}", flush=True)
         subprocess.run([sys.executable, "-m", module, *args], check=True)

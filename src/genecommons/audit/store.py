@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from genecommons.audit.merkle import NodeKey
 from genecommons.audit.tables import merkle_nodes
 
-_CHUNK = 400
+_CHUNK_LEVELS = 64  # a proof touches at most ~2 log2(n) levels
 
 
 class SqlNodeStore:
@@ -26,12 +26,19 @@ class SqlNodeStore:
     def get_many(self, keys: Sequence[NodeKey]) -> list[bytes | None]:
         """The hashes at `keys`, in order; None where absent."""
         found: dict[NodeKey, bytes] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
+        by_level: dict[int, list[int]] = {}
+        for level, index in dict.fromkeys(keys):
+            by_level.setdefault(level, []).append(index)
+        # one query, `(level = ? AND idx IN (...)) OR ...`, so that every database walks the
+        # primary key (SQLite uses no index for a row-value IN list)
+        conditions = [
+            and_(merkle_nodes.c.level == level, merkle_nodes.c.idx.in_(indexes))
+            for level, indexes in by_level.items()
+        ]
+        for start in range(0, len(conditions), _CHUNK_LEVELS):
             rows = self.session.execute(
                 select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
-                    tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(chunk)
+                    or_(*conditions[start : start + _CHUNK_LEVELS])
                 )
             )
             for level, index, value in rows:

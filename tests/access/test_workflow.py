@@ -285,3 +285,13 @@ def test_jurisdiction_refuses_a_foreign_party(
     )
     assert outcomes[0].status == "pending"
     assert "hgr-chinese-party" in outcomes[0].jurisdiction_rules
+
+
+def test_the_http_purpose_states_every_field_of_the_purpose() -> None:
+    """The request body (with its length limits) and the matching's purpose stay in step."""
+    import dataclasses
+
+    from genecommons.access.routes import PurposeBody
+
+    fields = {f.name for f in dataclasses.fields(ResearchPurpose)} - {"project_type"}
+    assert set(PurposeBody.model_fields) == fields

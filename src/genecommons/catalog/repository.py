@@ -144,7 +144,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
 
     SQLAlchemy's generic executemany costs about 20 µs of Python per row in parameter handling;
     here the statement is compiled once and each value goes through its type's bind processor
-    only, which halves the time of a 100,000-individual submission.
+    only.
     """
     if not rows:
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -179,8 +179,3 @@ def check_period(start: date, end: date) -> None:
             "The period must start before it ends and span at most ten years.",
             message_zh="报告期须开始于结束之前，且不超过十年。",
         )
-
-
-def filing_numbers(records: Mapping[str, Sequence[str]], study: str) -> tuple[str, ...]:
-    """The provision-abroad filing numbers recorded for a study."""
-    return tuple(records.get(study, ()))

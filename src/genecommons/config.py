@@ -57,6 +57,34 @@ class Settings(BaseSettings):
         """Where the audit log's signing key lives (never in the database)."""
         return self.data_dir / "keys" / "tree-head-ed25519.pem"
 
+    # The archive: where encrypted objects live (a directory by default, or s3://bucket/prefix)
+    # and the passphrase of its Crypt4GH secret key, from the environment or a secret file.
+    archive_url: str | None = None
+    archive_s3_endpoint_url: str | None = None
+    archive_s3_region: str = "us-east-1"
+    archive_s3_access_key: SecretStr | None = None
+    archive_s3_secret_key: SecretStr | None = None
+    archive_key_passphrase: SecretStr | None = None
+    archive_key_passphrase_file: Path | None = None
+    max_upload_bytes: int = 200 * 1024**3
+    # Tickets for htsget data blocks and DRS access URLs stay valid this long.
+    signed_url_seconds: int = 3600
+
+    @property
+    def archive_key_dir(self) -> Path:
+        """Where the archive's Crypt4GH key pair lives (never in the database)."""
+        return self.data_dir / "keys" / "archive"
+
+    @property
+    def effective_archive_url(self) -> str:
+        """The object store URL: the configured one, or a directory in the data directory."""
+        return self.archive_url or str(self.data_dir / "archive")
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where uploads wait until they are checked and encrypted."""
+        return self.data_dir / "staging"
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

@@ -103,3 +103,20 @@ class ConfigurationError(GeneCommonsError):
 
     exit_code = 6
     code = "configuration"
+
+
+class StorageError(GeneCommonsError):
+    """The archive's storage failed; nothing was half written. Retry; if it persists, the
+    operator checks the object store."""
+
+    http_status = 503
+    exit_code = 8
+    code = "storage_error"
+
+
+class StorageFullError(StorageError):
+    """The archive's storage is full; nothing was half written. The operator frees or adds
+    space, then the upload or ingest is repeated (an upload resumes where it stopped)."""
+
+    http_status = 507
+    code = "storage_full"

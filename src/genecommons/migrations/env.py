@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import genecommons.access.tables
+import genecommons.archive.tables
 import genecommons.audit.tables
 import genecommons.catalog.tables  # noqa: F401  (registers the tables on the metadata)
 from genecommons.db import Base, make_engine

@@ -1,0 +1,558 @@
+"""Delivery of archived files: GA4GH DRS objects and downloads, htsget tickets and data.
+
+Every delivery asks the decision point (a grant in force for a dataset that releases the file,
+jurisdiction rules allowing) and is recorded in the audit log. A download re-encrypts only the
+Crypt4GH header for the recipient and streams the stored body unchanged; htsget data blocks are
+cut from the encrypted store by decrypting only the segments that cover them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons import clock
+from genecommons.access.models import Action, Decision, Resource, Subject
+from genecommons.access.policy import decide
+from genecommons.access.workflow import dataset_resource
+from genecommons.archive import bgzf
+from genecommons.archive.crypt import decrypt_range, reencrypt_header, session_keys
+from genecommons.archive.hts_index import HtsIndex, parse_index
+from genecommons.archive.keys import parse_public_key
+from genecommons.archive.service import archive_keys, catalog_file, object_store
+from genecommons.archive.store import ObjectStore
+from genecommons.archive.tables import archive_objects, recipient_keys
+from genecommons.audit.events import EventTag, record_event
+from genecommons.config import Settings
+from genecommons.errors import (
+    AccessDeniedError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+
+READ_SIZE = 4 * 1024 * 1024
+HTSGET_FORMATS = {"reads": {"bam": "BAM"}, "variants": {"vcf": "VCF"}}
+MAX_REGIONS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedObject:
+    """An archived file, with what delivery needs to know of it."""
+
+    accession: str
+    name: str
+    format: str
+    size: int
+    md5: str
+    sha256: str
+    created: datetime
+    datasets: tuple[str, ...]
+    object_key: str
+    header: bytes
+    body_size: int
+    index_key: str | None
+    index_kind: str | None
+    index_header: bytes | None
+    index_body_size: int | None
+    state: str
+
+
+def _object(session: Session, accession: str) -> ArchivedObject:
+    file = catalog_file(session, accession)
+    row = session.execute(
+        select(archive_objects).where(archive_objects.c.file_id == file.id)
+    ).first()
+    if row is None:
+        raise NotFoundError(
+            f"{accession} is declared but not archived yet; its submitter has to upload it.",
+            message_zh=f"{accession} 已声明但尚未归档；需由提交者上传。",
+        )
+    if row.state != "archived":
+        raise ConflictError(
+            f"{accession} failed its last integrity check and cannot be delivered; the "
+            "operator has been told by the audit log.",
+            message_zh=f"{accession} 未通过最近一次完整性检查，暂不能提供。",
+        )
+    return ArchivedObject(
+        accession=accession,
+        name=file.alias,
+        format=row.format,
+        size=row.plain_size,
+        md5=row.md5,
+        sha256=row.sha256,
+        created=row.archived_at,
+        datasets=file.datasets,
+        object_key=row.object_key,
+        header=row.header,
+        body_size=row.body_size,
+        index_key=row.index_key,
+        index_kind=row.index_kind,
+        index_header=row.index_header,
+        index_body_size=row.index_body_size,
+        state=row.state,
+    )
+
+
+def _authorize(session: Session, subject: Subject, obj: ArchivedObject) -> Decision:
+    """Allow when a dataset that releases the file allows the subject its records."""
+    decisions = [
+        decide(subject, Action.READ_RECORDS, dataset_resource(session, subject, accession))
+        for accession in obj.datasets
+    ]
+    for decision in decisions:
+        if decision.allowed:
+            return decision
+    if not decisions:
+        decisions = [decide(subject, Action.READ_RECORDS, Resource("dataset", tier="controlled"))]
+    refusal = decisions[0]
+    raise AccessDeniedError(
+        f"{obj.accession}: " + " ".join(refusal.reasons),
+        message_zh=f"{obj.accession}：" + "".join(refusal.reasons_zh),
+        details={"rule": refusal.rule, "datasets": list(obj.datasets)},
+    )
+
+
+def _deliverable(
+    factory: sessionmaker[Session], subject: Subject, accession: str
+) -> tuple[ArchivedObject, Decision]:
+    with factory() as session:
+        obj = _object(session, accession)
+        decision = _authorize(session, subject, obj)
+    return obj, decision
+
+
+# -- DRS -------------------------------------------------------------------------------------
+
+
+def drs_object(
+    factory: sessionmaker[Session], *, subject: Subject, object_id: str, base_url: str
+) -> dict[str, Any]:
+    """The DRS 1.4 DrsObject of an archived file the subject may read."""
+    obj, _ = _deliverable(factory, subject, object_id)
+    host = base_url.split("://", 1)[-1].rstrip("/")
+    created = clock.as_utc(obj.created).isoformat()
+    return {
+        "id": obj.accession,
+        "name": obj.name,
+        "self_uri": f"drs://{host}/{obj.accession}",
+        "size": obj.size,
+        "created_time": created,
+        "updated_time": created,
+        "version": obj.sha256[:12],
+        "mime_type": "application/octet-stream",
+        "checksums": [
+            {"type": "sha-256", "checksum": obj.sha256},
+            {"type": "md5", "checksum": obj.md5},
+        ],
+        "description": (
+            f"{obj.format.upper()} file of dataset(s) {', '.join(obj.datasets)}. Delivered "
+            "Crypt4GH-encrypted for the recipient's public key; size and checksums are those "
+            "of the decrypted file."
+        ),
+        "access_methods": [{"type": "https", "access_id": "crypt4gh"}],
+    }
+
+
+def drs_access_url(
+    factory: sessionmaker[Session],
+    *,
+    subject: Subject,
+    object_id: str,
+    access_id: str,
+    base_url: str,
+    headers: list[str],
+) -> dict[str, Any]:
+    """The DRS AccessURL of a file: where to fetch it, with the headers to send."""
+    if access_id != "crypt4gh":
+        raise NotFoundError(
+            f"No access method {access_id!r}; use 'crypt4gh'.",
+            message_zh=f"不存在访问方式 {access_id!r}；请使用 crypt4gh。",
+        )
+    obj, decision = _deliverable(factory, subject, object_id)
+    with factory() as session, session.begin():
+        record_event(
+            session,
+            tag=EventTag.ACCESS_URL_ISSUED,
+            actor=subject.id,
+            subject=f"file:{obj.accession}",
+            details={"obligations": list(decision.obligations)},
+        )
+    return {
+        "url": f"{base_url.rstrip('/')}/ga4gh/drs/v1/objects/{obj.accession}/download",
+        "headers": headers,
+    }
+
+
+def recipient_key(
+    factory: sessionmaker[Session], *, subject: Subject, offered: str | None
+) -> bytes:
+    """The Crypt4GH public key to encrypt for: the one offered with the request, else the one
+    the subject registered."""
+    if offered:
+        try:
+            return parse_public_key(offered)
+        except InvalidInputError:
+            try:  # the whole PEM, base64-encoded to fit in a header
+                return parse_public_key(base64.b64decode(offered, validate=True))
+            except (binascii.Error, ValueError, InvalidInputError):
+                raise InvalidInputError(
+                    "X-Crypt4GH-Public-Key must hold a Crypt4GH public key: the base64 line of "
+                    "the key file that crypt4gh-keygen writes.",
+                    message_zh="X-Crypt4GH-Public-Key 须为 Crypt4GH 公钥（crypt4gh-keygen 生成的"
+                    "公钥文件中的 base64 行）。",
+                ) from None
+    with factory() as session:
+        found = session.execute(
+            select(recipient_keys.c.public_key).where(recipient_keys.c.subject_id == subject.id)
+        ).scalar()
+    if found is None:
+        raise InvalidInputError(
+            "No Crypt4GH public key is registered for you: register one "
+            "(PUT /api/v1/me/crypt4gh-key, or `genecommons archive register-key`) or send it in the "
+            "X-Crypt4GH-Public-Key header.",
+            message_zh="您尚未登记 Crypt4GH 公钥：请先登记，或在 X-Crypt4GH-Public-Key 请求头中提供。",
+        )
+    return bytes(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A Crypt4GH stream for one recipient: a fresh header, then the stored body."""
+
+    name: str
+    size: int
+    chunks: Iterator[bytes]
+
+
+def download(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    object_id: str,
+    recipient_public: bytes | None = None,
+    offered_key: str | None = None,
+) -> Download:
+    """The file as a Crypt4GH stream readable with the recipient's secret key only: the key
+    given, else the one offered with the request, else the one the subject registered."""
+    obj, decision = _deliverable(factory, subject, object_id)
+    if recipient_public is None:
+        recipient_public = recipient_key(factory, subject=subject, offered=offered_key)
+    header = reencrypt_header(
+        obj.header, keys=archive_keys(settings), recipient_public=recipient_public
+    )
+    with factory() as session, session.begin():
+        record_event(
+            session,
+            tag=EventTag.FILE_DOWNLOADED,
+            actor=subject.id,
+            subject=f"file:{obj.accession}",
+            details={
+                "recipient_key_sha256": hashlib.sha256(recipient_public).hexdigest(),
+                "bytes": len(header) + obj.body_size,
+                "obligations": list(decision.obligations),
+            },
+        )
+    store = object_store(settings)
+    return Download(
+        name=f"{obj.name}.c4gh",
+        size=len(header) + obj.body_size,
+        chunks=_stream(header, store, obj.object_key),
+    )
+
+
+def _stream(header: bytes, store: ObjectStore, key: str) -> Iterator[bytes]:
+    yield header
+    with store.open(key) as body:
+        while chunk := body.read(READ_SIZE):
+            yield chunk
+
+
+# -- htsget ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A genomic region of an htsget request (0-based, half-open; end None: to the end)."""
+
+    reference_name: str
+    start: int = 0
+    end: int | None = None
+
+
+class _Plaintext:
+    """Random access to the plaintext of an archived object, decrypting only what is read."""
+
+    def __init__(self, store: ObjectStore, key: str, keys_in_header: list[bytes], size: int):
+        self._store = store
+        self._key = key
+        self._session_keys = keys_in_header
+        self._body_size = size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        from genecommons.archive.crypt import plain_body_size
+
+        end = min(offset + length, plain_body_size(self._body_size))
+        if end <= offset:
+            return b""
+        return b"".join(
+            decrypt_range(
+                self._store_read,
+                session_keys=self._session_keys,
+                body_size=self._body_size,
+                start=offset,
+                end=end,
+            )
+        )
+
+    def _store_read(self, offset: int, length: int) -> bytes:
+        return self._store.read_range(self._key, offset, length)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What tickets need of an object, computed once per process."""
+
+    plaintext: _Plaintext
+    index: HtsIndex
+    header: bgzf.HeaderInfo
+    references: tuple[str, ...]
+
+
+_prepare_lock = threading.Lock()
+
+
+@lru_cache(maxsize=64)
+def _prepared(settings: Settings, key: str, header: bytes, body_size: int, index: tuple[Any, ...]):  # type: ignore[no-untyped-def]
+    index_key, index_kind, index_header, index_body_size = index
+    keys = archive_keys(settings)
+    store = object_store(settings)
+    plaintext = _Plaintext(store, key, session_keys(header, keys=keys), body_size)
+    index_plain = _Plaintext(
+        store, index_key, session_keys(index_header, keys=keys), index_body_size
+    )
+    from genecommons.archive.crypt import plain_body_size
+
+    index_bytes = index_plain.read_at(0, plain_body_size(index_body_size))
+    parsed = parse_index(index_bytes, kind=index_kind)
+    header_info = bgzf.header_end(plaintext.read_at, kind="bam" if index_kind == "bai" else "vcf")
+    names = tuple(parsed.reference_names or header_info.reference_names)
+    return _Prepared(plaintext, parsed, header_info, names)
+
+
+def _prepare(settings: Settings, obj: ArchivedObject) -> _Prepared:
+    if obj.index_key is None or obj.index_kind is None or obj.index_header is None:
+        raise InvalidInputError(
+            f"{obj.accession} has no index, so htsget cannot serve regions of it; download the "
+            "whole file through DRS.",
+            message_zh=f"{obj.accession} 没有索引，htsget 无法按区域提供；请通过 DRS 下载整个文件。",
+        )
+    with _prepare_lock:
+        prepared: _Prepared = _prepared(
+            settings,
+            obj.object_key,
+            obj.header,
+            obj.body_size,
+            (obj.index_key, obj.index_kind, obj.index_header, obj.index_body_size),
+        )
+    return prepared
+
+
+def htsget_ticket(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    endpoint: str,
+    object_id: str,
+    requested_format: str | None,
+    regions: list[Region],
+    header_only: bool,
+    base_url: str,
+    headers: dict[str, str],
+) -> dict[str, Any]:
+    """An htsget 1.3 ticket: URLs whose concatenated bytes are a valid file holding the records
+    of `regions` (every record when there is none)."""
+    formats = HTSGET_FORMATS[endpoint]
+    obj, decision = _deliverable(factory, subject, object_id)
+    if obj.format not in formats:
+        raise UnsupportedFormatError(
+            f"{object_id} is a {obj.format.upper()} file; /htsget/{endpoint} serves "
+            f"{', '.join(formats.values())}.",
+            message_zh=f"{object_id} 是 {obj.format.upper()} 文件，此接口不提供该格式。",
+        )
+    served = formats[obj.format]
+    if requested_format is not None and requested_format.upper() != served:
+        raise UnsupportedFormatError(
+            f"{object_id} is available as {served} only (asked for {requested_format}).",
+            message_zh=f"{object_id} 仅以 {served} 格式提供。",
+        )
+    if len(regions) > MAX_REGIONS:
+        raise InvalidInputError(
+            f"At most {MAX_REGIONS} regions per request.",
+            message_zh=f"每次最多 {MAX_REGIONS} 个区域。",
+        )
+    prepared = _prepare(settings, obj)
+    data = f"{base_url.rstrip('/')}/htsget/data/{obj.accession}"
+    plain_end = obj.size << 16
+    urls: list[dict[str, Any]] = []
+
+    def url(start: int, end: int, klass: str | None = None) -> dict[str, Any]:
+        item: dict[str, Any] = {"url": f"{data}?start={start}&end={end}", "headers": headers}
+        if klass:
+            item["class"] = klass
+        return item
+
+    header_end = prepared.header.end_offset
+    urls.append(url(0, header_end, "header"))
+    if not header_only:
+        if not regions:
+            urls.append(url(header_end, plain_end, "body"))
+        else:
+            for start, end in _chunks(prepared, regions):
+                urls.append(url(start, end, "body"))
+            urls.append(
+                {
+                    "url": "data:application/octet-stream;base64,"
+                    + base64.b64encode(bgzf.EOF_BLOCK).decode(),
+                    "class": "body",
+                }
+            )
+    with factory() as session, session.begin():
+        record_event(
+            session,
+            tag=EventTag.HTSGET_TICKET,
+            actor=subject.id,
+            subject=f"file:{obj.accession}",
+            details={
+                "regions": [
+                    {"referenceName": r.reference_name, "start": r.start, "end": r.end}
+                    for r in regions[:50]
+                ],
+                "obligations": list(decision.obligations),
+            },
+        )
+    return {"htsget": {"format": served, "urls": urls}}
+
+
+def _chunks(prepared: _Prepared, regions: list[Region]) -> list[tuple[int, int]]:
+    """Merged virtual-offset ranges covering every region, in file order."""
+    ranges: list[tuple[int, int]] = []
+    for region in regions:
+        reference = _reference_index(prepared, region.reference_name)
+        if region.end is not None and region.end <= region.start:
+            raise InvalidRangeError(
+                f"The region {region.reference_name}:{region.start}-{region.end} is empty: end "
+                "must be greater than start.",
+                message_zh="区域为空：end 必须大于 start。",
+            )
+        ranges.extend(prepared.index.chunks(reference, region.start, region.end))
+    ranges.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _reference_index(prepared: _Prepared, name: str) -> int:
+    try:
+        return prepared.references.index(name)
+    except ValueError:
+        raise NotFoundError(
+            f"No reference {name!r} in this file; it has {', '.join(prepared.references[:30])}.",
+            message_zh=f"此文件中没有参考序列 {name!r}。",
+        ) from None
+
+
+def htsget_data(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    object_id: str,
+    start: int,
+    end: int,
+) -> Iterator[bytes]:
+    """The BGZF bytes between two virtual offsets of an archived file (a ticket's URL)."""
+    obj, decision = _deliverable(factory, subject, object_id)
+    if not 0 <= start <= end <= obj.size << 16:
+        raise InvalidRangeError(
+            f"start and end must be virtual offsets with 0 <= start <= end <= {obj.size << 16}.",
+            message_zh="start 与 end 必须为有效的虚拟偏移量。",
+        )
+    prepared = _prepare(settings, obj)
+    with factory() as session, session.begin():
+        record_event(
+            session,
+            tag=EventTag.HTSGET_DATA,
+            actor=subject.id,
+            subject=f"file:{obj.accession}",
+            details={"start": start, "end": end, "obligations": list(decision.obligations)},
+        )
+    return bgzf.slice_stream(prepared.plaintext.read_at, start_vo=start, end_vo=end)
+
+
+class UnsupportedFormatError(InvalidInputError):
+    """The file is not in a format this htsget endpoint serves; ask for the file's format."""
+
+    code = "UnsupportedFormat"
+
+
+class InvalidRangeError(InvalidInputError):
+    """The requested range is not valid; give 0 <= start < end."""
+
+    code = "InvalidRange"
+
+
+def parse_regions(reference_name: str | None, start: int | None, end: int | None) -> list[Region]:
+    """The region of an htsget GET request (none: the whole file)."""
+    if reference_name is None:
+        if start is not None or end is not None:
+            raise InvalidInputError(
+                "start and end need referenceName.", message_zh="start 与 end 需要 referenceName。"
+            )
+        return []
+    if reference_name == "*":
+        raise InvalidInputError(
+            "Unplaced unmapped reads (referenceName=*) are not served; ask for the whole file.",
+            message_zh="不提供未定位的未比对读段（referenceName=*）。",
+        )
+    if (start is not None and start < 0) or (end is not None and end < 0):
+        raise InvalidRangeError(
+            "start and end must not be negative.", message_zh="start 与 end 不能为负。"
+        )
+    if start is not None and end is not None and end <= start:
+        raise InvalidRangeError(
+            f"end ({end}) must be greater than start ({start}).",
+            message_zh=f"end（{end}）必须大于 start（{start}）。",
+        )
+    return [Region(reference_name, start or 0, end)]
+
+
+ReadAt = Callable[[int, int], bytes]
+
+
+def header_class(value: str | None) -> bool:
+    """Whether an htsget request asks for the header only (`class=header`)."""
+    if value is None:
+        return False
+    if value == "header":
+        return True
+    raise InvalidInputError(
+        f"class must be 'header' or absent, not {value!r}.",
+        message_zh=f"class 只能为 header 或省略，而不是 {value!r}。",
+    )

@@ -1,0 +1,939 @@
+"""Archive use cases: keys, uploads, ingest, listing and verification.
+
+Delivery (DRS and htsget) is in delivery.py. These are the only archive functions that open
+transactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons import clock
+from genecommons.access.models import Action, Resource, Subject, SubjectKind
+from genecommons.access.policy import require
+from genecommons.archive import formats
+from genecommons.archive.crypt import BodyEncryptor
+from genecommons.archive.ingest import Declared, Ingested, ingest
+from genecommons.archive.keys import (
+    KeyPair,
+    ensure_archive_keys,
+    load_secret_key,
+    parse_public_key,
+)
+from genecommons.archive.store import ObjectStore, open_store
+from genecommons.archive.tables import archive_objects, recipient_keys, uploads
+from genecommons.audit.events import EventTag, record_event
+from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
+from genecommons.config import Settings
+from genecommons.errors import (
+    ConfigurationError,
+    ConflictError,
+    GeneCommonsError,
+    InvalidInputError,
+    NotFoundError,
+)
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+INDEXED = {"bam": "bai", "vcf": "tbi"}  # formats htsget serves, with the index they need
+
+
+# -- keys and store ---------------------------------------------------------------------------
+
+
+def archive_passphrase(settings: Settings, *, create: bool = False) -> str:
+    """The passphrase of the archive's secret key: from the environment, else from the secret
+    file; outside production a file in the key directory is made on `create`."""
+    if settings.archive_key_passphrase is not None:
+        return settings.archive_key_passphrase.get_secret_value()
+    path = settings.archive_key_passphrase_file or settings.archive_key_dir / "passphrase"
+    if not path.exists() and create and settings.environment != "production":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    try:
+        passphrase = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ConfigurationError(
+            "The archive key passphrase is not configured: set GENECOMMONS_ARCHIVE_KEY_PASSPHRASE "
+            f"or GENECOMMONS_ARCHIVE_KEY_PASSPHRASE_FILE (no readable file at {path}).",
+            message_zh="未配置归档密钥口令：请设置 GENECOMMONS_ARCHIVE_KEY_PASSPHRASE 或 "
+            "GENECOMMONS_ARCHIVE_KEY_PASSPHRASE_FILE。",
+        ) from error
+    if not passphrase:
+        raise ConfigurationError(
+            f"The archive key passphrase file {path} is empty.",
+            message_zh=f"归档密钥口令文件 {path} 为空。",
+        )
+    return passphrase
+
+
+def archive_keys(settings: Settings, *, create: bool = False) -> KeyPair:
+    """The archive's Crypt4GH key pair (made on `create` when there is none)."""
+    passphrase = archive_passphrase(settings, create=create)
+    if create:
+        return ensure_archive_keys(settings.archive_key_dir, passphrase=passphrase)
+    return _load_keys(str(settings.archive_key_dir / "archive.sec"), passphrase)
+
+
+def archive_public_key(settings: Settings) -> bytes:
+    """The archive's Crypt4GH public key; needs no passphrase."""
+    path = settings.archive_key_dir / "archive.pub"
+    try:
+        return parse_public_key(path.read_bytes())
+    except OSError as error:
+        raise ConfigurationError(
+            f"The archive has no key pair yet (no readable file at {path}): run `genecommons init`.",
+            message_zh=f"归档尚无密钥对（{path} 不可读）：请运行 `genecommons init`。",
+        ) from error
+
+
+@lru_cache(maxsize=8)
+def _load_keys(path: str, passphrase: str) -> KeyPair:
+    # unlocking the key costs a scrypt derivation; do it once per process
+    return load_secret_key(Path(path), passphrase=passphrase)
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    """The object store the settings name."""
+    options: dict[str, Any] | None = None
+    url = settings.effective_archive_url
+    if url.startswith("s3://"):
+        options = {"client_kwargs": {"region_name": settings.archive_s3_region}}
+        if settings.archive_s3_endpoint_url:
+            options["client_kwargs"]["endpoint_url"] = settings.archive_s3_endpoint_url
+        if settings.archive_s3_access_key and settings.archive_s3_secret_key:
+            options["key"] = settings.archive_s3_access_key.get_secret_value()
+            options["secret"] = settings.archive_s3_secret_key.get_secret_value()
+    return _store(url, tuple(sorted(_flatten(options or {}))))
+
+
+def _flatten(options: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in options.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+@lru_cache(maxsize=8)
+def _store(url: str, flat: tuple[tuple[str, Any], ...]) -> ObjectStore:
+    options: dict[str, Any] = {}
+    for dotted, value in flat:
+        target = options
+        *parents, leaf = dotted.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return open_store(url, storage_options=options or None)
+
+
+# -- catalog facts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogFile:
+    """A data file as the catalog declares it, with the datasets it belongs to."""
+
+    id: int
+    accession: str
+    alias: str
+    format: str
+    md5: str
+    sha256: str
+    size: int | None
+    created_by: str
+    assembly: str | None
+    datasets: tuple[str, ...]
+
+    def declared(self) -> Declared:
+        """What the ingest checks the bytes against."""
+        return Declared(
+            name=self.alias,
+            format=self.format,
+            md5=self.md5,
+            sha256=self.sha256,
+            size=self.size,
+            assembly=self.assembly,
+        )
+
+
+def catalog_file(session: Session, accession: str) -> CatalogFile:
+    """The catalog's record of a data file, by accession; NotFoundError if there is none."""
+    files = ENTITY_TABLES["files"]
+    analyses = ENTITY_TABLES["analyses"]
+    row = session.execute(
+        select(files, analyses.c.reference_assembly)
+        .outerjoin(analyses, analyses.c.id == files.c.analysis_id)
+        .where(files.c.accession == accession)
+    ).first()
+    if row is None:
+        raise NotFoundError(
+            f"No data file {accession} in the catalog; submit its metadata first.",
+            message_zh=f"目录中不存在数据文件 {accession}；请先提交其元数据。",
+        )
+    return CatalogFile(
+        id=row.id,
+        accession=row.accession,
+        alias=row.alias,
+        format=row.format,
+        md5=row.md5,
+        sha256=row.sha256,
+        size=row.size,
+        created_by=row.created_by,
+        assembly=row.reference_assembly,
+        datasets=file_datasets(session, row.run_id, row.analysis_id),
+    )
+
+
+def file_datasets(session: Session, run_id: int | None, analysis_id: int | None) -> tuple[str, ...]:
+    """Accessions of the datasets that release a file of this run or analysis."""
+    datasets = ENTITY_TABLES["datasets"]
+    found: set[str] = set()
+    for (entity, field), target in (
+        (("datasets", "runs"), run_id),
+        (("datasets", "analyses"), analysis_id),
+    ):
+        if target is None:
+            continue
+        link = LINK_TABLES[(entity, field)]
+        found.update(
+            session.execute(
+                select(datasets.c.accession)
+                .join(link, link.c.datasets_id == datasets.c.id)
+                .where(link.c.target_id == target)
+            ).scalars()
+        )
+    return tuple(sorted(found))
+
+
+# -- ingest -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedFile:
+    """A file now kept in the archive."""
+
+    accession: str
+    object_key: str
+    size: int
+    md5: str
+    sha256: str
+    format: str
+    index: str | None
+    encrypted_upload: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "accession": self.accession,
+            "size": self.size,
+            "md5": self.md5,
+            "sha256": self.sha256,
+            "format": self.format,
+            "index": self.index,
+            "encrypted_upload": self.encrypted_upload,
+            "state": "archived",
+        }
+
+
+class Ingestion:
+    """Archives files inside a caller's transaction; `discard` removes what it stored when
+    that transaction does not commit."""
+
+    def __init__(self, settings: Settings, subject: Subject) -> None:
+        self.settings = settings
+        self.subject = subject
+        self.stored: list[str] = []
+
+    def archive(
+        self,
+        session: Session,
+        file: CatalogFile,
+        source: BinaryIO,
+        *,
+        plain_path: Path | None = None,
+        progress: Progress | None = None,
+    ) -> ArchivedFile:
+        """Check, encrypt and store `source` as the catalog file `file`, in `session`.
+
+        `plain_path` is the plaintext on disk when there is one (to build the index from).
+        """
+        require(self.subject, Action.UPLOAD_FILES, Resource("file", owner=file.created_by))
+        existing = session.execute(
+            select(archive_objects.c.sha256).where(archive_objects.c.file_id == file.id)
+        ).first()
+        if existing is not None:
+            raise ConflictError(
+                f"{file.accession} ({file.alias}) is already archived; archived files are "
+                "immutable. Declare a new file to archive a new version.",
+                message_zh=f"{file.accession}（{file.alias}）已归档，归档文件不可修改；"
+                "如需新版本请声明新文件。",
+            )
+        keys = archive_keys(self.settings)
+        store = object_store(self.settings)
+        base = f"{file.accession}/{uuid.uuid4().hex}"
+        declared = file.declared()
+        result = ingest(
+            source,
+            declared=declared,
+            keys=keys,
+            store=store,
+            object_key=f"{base}.c4gh",
+            progress=progress,
+        )
+        self.stored.append(result.body.key)
+        index = self._index(result, declared, plain_path, store, keys, base)
+        now = clock.now()
+        session.execute(
+            insert(archive_objects).values(
+                file_id=file.id,
+                object_key=result.body.key,
+                header=result.body.header,
+                body_size=result.body.body_size,
+                body_sha256=result.body.body_sha256,
+                plain_size=result.plain_size,
+                md5=result.md5,
+                sha256=result.sha256,
+                format=declared.format,
+                summary=result.summary,
+                index_key=index[0] if index else None,
+                index_kind=index[1] if index else None,
+                index_header=index[2] if index else None,
+                index_body_size=index[3] if index else None,
+                index_body_sha256=index[4] if index else None,
+                state="archived",
+                encrypted_upload=result.encrypted_upload,
+                archived_at=now,
+                archived_by=self.subject.id,
+            )
+        )
+        record_event(
+            session,
+            tag=EventTag.FILE_ARCHIVED,
+            actor=self.subject.id,
+            subject=f"file:{file.accession}",
+            details={
+                "size": result.plain_size,
+                "sha256": result.sha256,
+                "format": declared.format,
+                "encrypted_upload": result.encrypted_upload,
+                "datasets": list(file.datasets),
+            },
+        )
+        return ArchivedFile(
+            accession=file.accession,
+            object_key=result.body.key,
+            size=result.plain_size,
+            md5=result.md5,
+            sha256=result.sha256,
+            format=declared.format,
+            index=index[1] if index else None,
+            encrypted_upload=result.encrypted_upload,
+        )
+
+    def _index(
+        self,
+        result: Ingested,
+        declared: Declared,
+        plain_path: Path | None,
+        store: ObjectStore,
+        keys: KeyPair,
+        base: str,
+    ) -> tuple[str, str, bytes, int, str] | None:
+        """Build the index htsget needs (BAI, TBI/CSI), encrypt and store it."""
+        if declared.format not in INDEXED or plain_path is None:
+            return None
+        if declared.format == "vcf" and result.summary.get("compressed") != "bgzf":
+            return None
+        staging = self.settings.staging_dir / "index"
+        staging.mkdir(parents=True, exist_ok=True)
+        index_path = formats.make_index(plain_path, fmt=declared.format, out_dir=staging)
+        try:
+            kind = index_path.suffix.lstrip(".")
+            encryptor = BodyEncryptor()
+            header = encryptor.header_for([keys.public], sender=keys)
+            body = encryptor.update(index_path.read_bytes()) + encryptor.finish()
+            key = f"{base}.{kind}.c4gh"
+            store.put(key, [body])
+            self.stored.append(key)
+            return key, kind, header, len(body), hashlib.sha256(body).hexdigest()
+        finally:
+            index_path.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Remove every object stored by this ingestion (its transaction did not commit)."""
+        store = object_store(self.settings)
+        for key in self.stored:
+            try:
+                store.delete(key)
+            except GeneCommonsError:
+                logger.exception("could not remove %s after a failed ingest", key)
+        self.stored.clear()
+
+
+class BundleArchiver(Ingestion):
+    """Archives the data files a submission's folder holds, in the submission's transaction
+    (catalog.service.DataFileSink). Files archived before with the same content are skipped,
+    so that submitting the same folder again changes nothing."""
+
+    def __init__(
+        self, settings: Settings, subject: Subject, *, progress: Callable[[str], None] | None = None
+    ) -> None:
+        super().__init__(settings, subject)
+        self._say = progress
+
+    def attach(
+        self, session: Session, files: Mapping[str, str], paths: Mapping[str, Path]
+    ) -> list[str]:
+        """Archive `paths` (alias -> path) as the catalog files `files` (alias -> accession)."""
+        archived = []
+        for alias, path in sorted(paths.items()):
+            file = catalog_file(session, files[alias])
+            existing = session.execute(
+                select(archive_objects.c.sha256).where(archive_objects.c.file_id == file.id)
+            ).first()
+            if existing is not None and existing.sha256 == file.sha256.lower():
+                continue
+            if self._say:
+                self._say(f"archiving {alias}")
+            with path.open("rb") as source:
+                encrypted = source.read(8) == b"crypt4gh"
+                source.seek(0)
+                self.archive(session, file, source, plain_path=None if encrypted else path)
+            archived.append(file.accession)
+        return archived
+
+
+def archive_path(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    accession: str,
+    path: Path,
+    progress: Progress | None = None,
+) -> ArchivedFile:
+    """Archive the file at `path` (plaintext, or Crypt4GH for the archive's key) as the
+    catalog file `accession`."""
+    ingestion = Ingestion(settings, subject)
+    try:
+        with factory() as session, session.begin():
+            file = catalog_file(session, accession)
+            with path.open("rb") as source:
+                encrypted = source.read(8) == b"crypt4gh"
+                source.seek(0)
+                return ingestion.archive(
+                    session,
+                    file,
+                    source,
+                    plain_path=None if encrypted else path,
+                    progress=progress,
+                )
+    except BaseException:
+        ingestion.discard()
+        _record_rejection(factory, subject, accession)
+        raise
+
+
+def _record_rejection(factory: sessionmaker[Session], subject: Subject, accession: str) -> None:
+    with factory() as session, session.begin():
+        record_event(
+            session,
+            tag=EventTag.FILE_REJECTED,
+            actor=subject.id,
+            subject=f"file:{accession}",
+        )
+
+
+# -- resumable uploads --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UploadState:
+    """Where an upload stands."""
+
+    id: str
+    file: str
+    received: int
+    expected_size: int | None
+    state: str
+    error: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "id": self.id,
+            "file": self.file,
+            "offset": self.received,
+            "expected_size": self.expected_size,
+            "state": self.state,
+            "error": self.error,
+        }
+
+
+def _staged(settings: Settings, upload_id: str) -> Path:
+    return settings.staging_dir / "uploads" / f"{upload_id}.part"
+
+
+def start_upload(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    accession: str,
+    size: int | None = None,
+) -> UploadState:
+    """Open an upload of the catalog file `accession` (`size` in bytes, when known)."""
+    if size is not None and not 0 <= size <= settings.max_upload_bytes:
+        raise InvalidInputError(
+            f"size must be between 0 and {settings.max_upload_bytes} bytes.",
+            message_zh=f"size 须在 0 到 {settings.max_upload_bytes} 字节之间。",
+        )
+    upload_id = str(uuid.uuid4())
+    now = clock.now()
+    with factory() as session, session.begin():
+        file = catalog_file(session, accession)
+        require(subject, Action.UPLOAD_FILES, Resource("file", owner=file.created_by))
+        archived = session.execute(
+            select(archive_objects.c.id).where(archive_objects.c.file_id == file.id)
+        ).first()
+        if archived is not None:
+            raise ConflictError(
+                f"{accession} is already archived.", message_zh=f"{accession} 已归档。"
+            )
+        session.execute(
+            insert(uploads).values(
+                id=upload_id,
+                file_id=file.id,
+                uploader=subject.id,
+                encrypted=False,
+                expected_size=size,
+                received=0,
+                state="open",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        record_event(
+            session,
+            tag=EventTag.UPLOAD_STARTED,
+            actor=subject.id,
+            subject=f"file:{accession}",
+            details={"upload": upload_id, "size": size},
+        )
+    path = _staged(settings, upload_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    return UploadState(upload_id, accession, 0, size, "open")
+
+
+def _upload_row(session: Session, upload_id: str, subject: Subject) -> Any:
+    files = ENTITY_TABLES["files"]
+    try:
+        uuid.UUID(upload_id)
+    except ValueError:
+        row = None
+    else:
+        row = session.execute(
+            select(uploads, files.c.accession)
+            .join(files, files.c.id == uploads.c.file_id)
+            .where(uploads.c.id == upload_id)
+        ).first()
+    if row is None or (row.uploader != subject.id and subject.kind is not SubjectKind.OPERATOR):
+        raise NotFoundError(
+            f"No upload {upload_id} of yours.", message_zh=f"不存在您的上传 {upload_id}。"
+        )
+    return row
+
+
+def _state(row: Any) -> UploadState:
+    return UploadState(
+        row.id, row.accession, int(row.received), row.expected_size, row.state, row.error
+    )
+
+
+def upload_status(
+    factory: sessionmaker[Session], *, subject: Subject, upload_id: str
+) -> UploadState:
+    """An upload's state and the offset to resume from."""
+    with factory() as session:
+        return _state(_upload_row(session, upload_id, subject))
+
+
+class UploadAppender:
+    """Appends the bytes of one request to a staged upload; `close` records how many arrived.
+
+    What arrives is written as it comes; if the connection breaks, the bytes that reached the
+    disk count and the upload resumes from there.
+    """
+
+    def __init__(
+        self, factory: sessionmaker[Session], settings: Settings, row: Any, subject: Subject
+    ) -> None:
+        self._factory = factory
+        self._subject = subject
+        self._id = row.id
+        self._limit = (
+            row.expected_size if row.expected_size is not None else settings.max_upload_bytes
+        )
+        self.received = int(row.received)
+        try:
+            self._handle = _staged(settings, row.id).open("r+b")
+            self._handle.truncate(self.received)  # drop bytes beyond the last recorded offset
+            self._handle.seek(self.received)
+        except OSError as error:
+            raise _storage_error(error) from error
+
+    def write(self, chunk: bytes) -> None:
+        """Append `chunk`; refuses bytes beyond the upload's size."""
+        if self.received + len(chunk) > self._limit:
+            raise InvalidInputError(
+                f"The upload would exceed its size of {self._limit} bytes; the first "
+                f"{self.received} bytes are kept.",
+                message_zh=f"上传内容将超过其大小 {self._limit} 字节；已保留前 {self.received} 字节。",
+                details={"offset": self.received},
+            )
+        try:
+            self._handle.write(chunk)
+        except OSError as error:
+            raise _storage_error(error) from error
+        self.received += len(chunk)
+
+    def close(self) -> UploadState:
+        """Flush what arrived, record the new offset and give the upload's state."""
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self.received = self._handle.tell()
+        except OSError:
+            logger.exception("could not flush upload %s", self._id)
+        finally:
+            self._handle.close()
+        with self._factory() as session, session.begin():
+            session.execute(
+                update(uploads)
+                .where(uploads.c.id == self._id)
+                .values(received=self.received, updated_at=clock.now())
+            )
+            return _state(_upload_row(session, self._id, self._subject))
+
+
+def open_append(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    upload_id: str,
+    offset: int,
+) -> UploadAppender:
+    """Start appending at `offset`, which must be the number of bytes received so far."""
+    with factory() as session:
+        row = _upload_row(session, upload_id, subject)
+    if row.state != "open":
+        raise ConflictError(
+            f"Upload {upload_id} is {row.state}; start a new upload.",
+            message_zh=f"上传 {upload_id} 的状态为 {row.state}；请重新开始上传。",
+        )
+    if offset != row.received:
+        raise ConflictError(
+            f"Upload {upload_id} has {row.received} bytes; send the bytes from offset "
+            f"{row.received} (you sent offset {offset}).",
+            message_zh=f"上传 {upload_id} 已收到 {row.received} 字节；请从偏移 "
+            f"{row.received} 继续发送。",
+            details={"offset": int(row.received)},
+        )
+    return UploadAppender(factory, settings, row, subject)
+
+
+def append_upload(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    upload_id: str,
+    offset: int,
+    chunks: Iterable[bytes],
+) -> UploadState:
+    """Append `chunks` at `offset` to an open upload (see UploadAppender)."""
+    appender = open_append(factory, settings, subject=subject, upload_id=upload_id, offset=offset)
+    try:
+        for chunk in chunks:
+            appender.write(chunk)
+    finally:
+        state = appender.close()
+    return state
+
+
+def _storage_error(error: OSError) -> GeneCommonsError:
+    from genecommons.errors import StorageFullError
+
+    if error.errno in (28, 122):  # ENOSPC, EDQUOT
+        return StorageFullError(
+            "The staging area is full; the bytes received so far are kept. Resume the upload "
+            "once the operator has freed space.",
+            message_zh="暂存区已满；已收到的字节会保留。请在运维人员释放空间后继续上传。",
+        )
+    return GeneCommonsError(
+        f"Could not write the upload ({error.strerror}).",
+        message_zh=f"无法写入上传内容（{error.strerror}）。",
+    )
+
+
+def complete_upload(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    upload_id: str,
+    progress: Progress | None = None,
+) -> ArchivedFile:
+    """Check, encrypt and archive a finished upload; the staged bytes are removed."""
+    with factory() as session:
+        row = _upload_row(session, upload_id, subject)
+    if row.state != "open":
+        raise ConflictError(
+            f"Upload {upload_id} is {row.state}.",
+            message_zh=f"上传 {upload_id} 的状态为 {row.state}。",
+        )
+    if row.expected_size is not None and row.received < row.expected_size:
+        raise InvalidInputError(
+            f"Upload {upload_id} is incomplete: {row.received} of {row.expected_size} bytes. "
+            f"Resume it from offset {row.received}.",
+            message_zh=f"上传 {upload_id} 不完整：已收到 {row.received}/{row.expected_size} 字节，"
+            f"请从偏移 {row.received} 继续。",
+            details={"offset": int(row.received)},
+        )
+    path = _staged(settings, upload_id)
+    try:
+        archived = archive_path(
+            factory,
+            settings,
+            subject=subject,
+            accession=row.accession,
+            path=path,
+            progress=progress,
+        )
+    except GeneCommonsError as error:
+        _finish_upload(factory, upload_id, "failed", error.to_dict())
+        path.unlink(missing_ok=True)  # never keep plaintext that will not be archived
+        raise
+    _finish_upload(factory, upload_id, "archived", None)
+    path.unlink(missing_ok=True)
+    return archived
+
+
+def _finish_upload(
+    factory: sessionmaker[Session], upload_id: str, state: str, error: dict[str, Any] | None
+) -> None:
+    with factory() as session, session.begin():
+        session.execute(
+            update(uploads)
+            .where(uploads.c.id == upload_id)
+            .values(state=state, error=error, updated_at=clock.now())
+        )
+
+
+# -- listing and verification -------------------------------------------------------------------
+
+
+def list_files(
+    factory: sessionmaker[Session],
+    *,
+    subject: Subject,
+    page: int = 1,
+    page_size: int = 50,
+    dataset: str | None = None,
+) -> dict[str, Any]:
+    """A page of archived files (accession, datasets, size, checksums, state)."""
+    require(subject, Action.LIST_FILES, Resource("file"))
+    if not 1 <= page <= 1_000_000 or not 1 <= page_size <= 1000:
+        raise InvalidInputError(
+            "page must be between 1 and 1,000,000 and page_size between 1 and 1000.",
+            message_zh="page 须在 1 到 1,000,000 之间，page_size 须在 1 到 1000 之间。",
+        )
+    files = ENTITY_TABLES["files"]
+    statement = select(
+        files.c.accession,
+        files.c.alias,
+        files.c.run_id,
+        files.c.analysis_id,
+        archive_objects,
+    ).join(archive_objects, archive_objects.c.file_id == files.c.id)
+    with factory() as session:
+        if dataset is not None:
+            statement = statement.where(files.c.id.in_(_dataset_file_ids(session, dataset)))
+        total = session.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
+        rows = session.execute(
+            statement.order_by(files.c.id).limit(page_size).offset((page - 1) * page_size)
+        ).all()
+        items = [
+            {
+                "accession": r.accession,
+                "name": r.alias,
+                "datasets": list(file_datasets(session, r.run_id, r.analysis_id)),
+                "format": r.format,
+                "size": r.plain_size,
+                "md5": r.md5,
+                "sha256": r.sha256,
+                "encrypted_size": r.body_size,
+                "index": r.index_kind,
+                "state": r.state,
+                "archived_at": clock.as_utc(r.archived_at).isoformat(),
+            }
+            for r in rows
+        ]
+    return {"items": items, "total": int(total), "page": page, "page_size": page_size}
+
+
+def _dataset_file_ids(session: Session, dataset: str) -> Any:
+    datasets = ENTITY_TABLES["datasets"]
+    files = ENTITY_TABLES["files"]
+    found = session.execute(select(datasets.c.id).where(datasets.c.accession == dataset)).first()
+    if found is None:
+        raise NotFoundError(f"No dataset {dataset}.", message_zh=f"不存在数据集 {dataset}。")
+    runs = LINK_TABLES[("datasets", "runs")]
+    analyses = LINK_TABLES[("datasets", "analyses")]
+    return select(files.c.id).where(
+        files.c.run_id.in_(select(runs.c.target_id).where(runs.c.datasets_id == found.id))
+        | files.c.analysis_id.in_(
+            select(analyses.c.target_id).where(analyses.c.datasets_id == found.id)
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What `archive verify` found."""
+
+    checked: int
+    damaged: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every object still matches its checksum."""
+        return not self.damaged
+
+
+def verify(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Re-read every stored object and report those that no longer match their checksum
+    (or are missing); damaged objects are marked and each finding is audited."""
+    require(subject, Action.LIST_FILES, Resource("file"))
+    store = object_store(settings)
+    files = ENTITY_TABLES["files"]
+    with factory() as session:
+        rows = session.execute(
+            select(archive_objects, files.c.accession).join(
+                files, files.c.id == archive_objects.c.file_id
+            )
+        ).all()
+    damaged: list[dict[str, Any]] = []
+    for row in rows:
+        problems = []
+        for key, size, digest in (
+            (row.object_key, row.body_size, row.body_sha256),
+            (row.index_key, row.index_body_size, row.index_body_sha256),
+        ):
+            if key is None:
+                continue
+            problem = _check_object(store, key, size, digest, progress)
+            if problem:
+                problems.append({"object": key, "problem": problem})
+        with factory() as session, session.begin():
+            session.execute(
+                update(archive_objects)
+                .where(archive_objects.c.id == row.id)
+                .values(
+                    state="damaged" if problems else "archived",
+                    verified_at=clock.now(),
+                )
+            )
+            if problems:
+                damaged.append({"accession": row.accession, "problems": problems})
+                record_event(
+                    session,
+                    tag=EventTag.OBJECT_DAMAGED,
+                    actor=subject.id,
+                    subject=f"file:{row.accession}",
+                    details={"problems": problems},
+                )
+    with factory() as session, session.begin():
+        record_event(
+            session,
+            tag=EventTag.OBJECT_VERIFIED,
+            actor=subject.id,
+            subject="archive",
+            details={"checked": len(rows), "damaged": [d["accession"] for d in damaged]},
+        )
+    return VerifyReport(len(rows), damaged)
+
+
+def _check_object(
+    store: ObjectStore, key: str, size: int, digest: str, progress: Progress | None
+) -> str | None:
+    try:
+        handle = store.open(key)
+    except NotFoundError:
+        return "missing"
+    digest_now = hashlib.sha256()
+    seen = 0
+    with handle:
+        while chunk := handle.read(4 * 1024 * 1024):
+            digest_now.update(chunk)
+            seen += len(chunk)
+            if progress:
+                progress(len(chunk))
+    if seen != size:
+        return f"size {seen}, expected {size}"
+    if digest_now.hexdigest() != digest:
+        return "sha256 differs"
+    return None
+
+
+# -- recipients' keys -----------------------------------------------------------------------------
+
+
+def register_public_key(
+    factory: sessionmaker[Session], *, subject: Subject, owner: str, public_key: bytes
+) -> None:
+    """Record the Crypt4GH public key that deliveries to `owner` are encrypted for."""
+    require(subject, Action.REGISTER_KEY, Resource("key", owner=owner))
+    now = clock.now()
+    with factory() as session, session.begin():
+        exists = session.execute(
+            select(recipient_keys.c.subject_id).where(recipient_keys.c.subject_id == owner)
+        ).first()
+        values = {"public_key": public_key, "registered_at": now}
+        if exists:
+            session.execute(
+                update(recipient_keys).where(recipient_keys.c.subject_id == owner).values(values)
+            )
+        else:
+            session.execute(insert(recipient_keys).values(subject_id=owner, **values))
+        record_event(
+            session,
+            tag=EventTag.KEY_REGISTERED,
+            actor=subject.id,
+            subject=owner,
+            details={"key_sha256": hashlib.sha256(public_key).hexdigest()},
+        )

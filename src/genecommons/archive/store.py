@@ -1,0 +1,274 @@
+"""Object stores for immutable encrypted objects: a local directory, or S3 through fsspec.
+
+An object becomes visible only complete: a failed write (a full disk, a broken connection, a
+check that fails while the bytes stream in) leaves nothing under its key.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, cast
+
+from genecommons.errors import (
+    ConfigurationError,
+    ConflictError,
+    GeneCommonsError,
+    InvalidInputError,
+    NotFoundError,
+    StorageError,
+    StorageFullError,
+)
+
+logger = logging.getLogger(__name__)
+
+KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){0,4}$")
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class ObjectStore(Protocol):
+    """Where encrypted objects are kept; objects are written once and never changed."""
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Write an object from `chunks`, all or nothing; its size."""
+
+    def open(self, key: str) -> BinaryIO:
+        """The object, for reading."""
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """`length` bytes of the object from `start` (fewer at its end)."""
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes."""
+
+    def exists(self, key: str) -> bool:
+        """Whether the object exists."""
+
+    def delete(self, key: str) -> None:
+        """Remove an object (only to undo an ingest that did not commit)."""
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys of the objects under `prefix`."""
+
+
+def check_key(key: str) -> str:
+    """`key` if it is a safe object key (no '..', no leading '/', plain characters)."""
+    if not KEY_RE.match(key) or ".." in key:
+        raise InvalidInputError(
+            f"{key!r} is not a valid object key.", message_zh=f"{key!r} 不是有效的对象键。"
+        )
+    return key
+
+
+def _os_error(error: OSError, key: str) -> GeneCommonsError:
+    if error.errno in FULL:
+        return StorageFullError(
+            f"The archive's storage is full; {key} was not stored and nothing of it remains. "
+            "The operator has to free or add space; then try again.",
+            message_zh=f"归档存储空间已满；{key} 未保存，也未留下任何部分。请运维人员释放或增加空间后重试。",
+        )
+    return StorageError(
+        f"The archive's storage failed while writing {key} ({error.strerror}); nothing of it "
+        "was kept. Try again; tell the operator if it persists.",
+        message_zh=f"写入 {key} 时归档存储出错；未保留任何部分。请重试，如持续出现请联系运维人员。",
+    )
+
+
+def _exists_error(key: str) -> ConflictError:
+    return ConflictError(
+        f"An object {key} exists already; objects are immutable.",
+        message_zh=f"对象 {key} 已存在；对象不可修改。",
+    )
+
+
+def _missing(key: str) -> NotFoundError:
+    return NotFoundError(f"No object {key} in the store.", message_zh=f"存储中不存在对象 {key}。")
+
+
+class LocalObjectStore:
+    """Objects as read-only files under a directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Write to a temporary file, fsync, then link it in place (never over another)."""
+        path = self._path(key)
+        if path.exists():
+            raise _exists_error(key)
+        size = 0
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with temporary.open("xb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    size += len(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, 0o440)
+            os.link(temporary, path)  # atomic, and refuses to replace an existing object
+        except FileExistsError:
+            raise _exists_error(key) from None
+        except OSError as error:
+            raise _os_error(error, key) from error
+        finally:
+            temporary.unlink(missing_ok=True)
+        return size
+
+    def open(self, key: str) -> BinaryIO:
+        """The object's file, read-only."""
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise _missing(key) from None
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Bytes of the object by position."""
+        with self.open(key) as handle:
+            handle.seek(start)
+            return handle.read(length)
+
+    def size(self, key: str) -> int:
+        """The file's size."""
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise _missing(key) from None
+
+    def exists(self, key: str) -> bool:
+        """Whether the file exists."""
+        return self._path(key).exists()
+
+    def delete(self, key: str) -> None:
+        """Remove the file."""
+        self._path(key).unlink(missing_ok=True)
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys of the complete objects (temporary files are not objects)."""
+        if not self.root.exists():
+            return
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+
+class FsspecObjectStore:
+    """Objects in an fsspec filesystem, e.g. S3 (`s3://bucket/prefix`) through s3fs.
+
+    S3 has no create-if-absent for multipart uploads: `put` checks that the key is free first.
+    Keys carry a random part chosen by the archive, so two writers never aim at one key.
+    """
+
+    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        self.fs, self.base = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+
+    def _path(self, key: str) -> str:
+        return f"{self.base}/{check_key(key)}"
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        """A multipart upload through fsspec's buffered file; aborted and removed on failure."""
+        path = self._path(key)
+        if self.fs.exists(path):
+            raise _exists_error(key)
+        size = 0
+        try:
+            handle = self.fs.open(path, "wb", block_size=16 * 1024 * 1024)
+            try:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    size += len(chunk)
+            except BaseException:
+                discard = getattr(handle, "discard", None)
+                if discard is not None:
+                    discard()  # abort the multipart upload: no part becomes an object
+                    handle.closed = True  # fsspec would otherwise flush the discarded buffer
+                raise
+            handle.close()
+        except OSError as error:
+            self._remove_partial(path)
+            raise _os_error(error, key) from error
+        except BaseException:
+            self._remove_partial(path)
+            raise
+        self.fs.invalidate_cache(path)
+        return size
+
+    def _remove_partial(self, path: str) -> None:
+        try:
+            if self.fs.exists(path):
+                self.fs.rm(path)
+        except OSError:
+            logger.exception("could not remove the partial object %s", path)
+
+    def open(self, key: str) -> BinaryIO:
+        """The object, read through fsspec (random access by ranged GETs)."""
+        path = self._path(key)
+        try:
+            return cast(BinaryIO, self.fs.open(path, "rb", block_size=4 * 1024 * 1024))
+        except FileNotFoundError:
+            raise _missing(key) from None
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """One ranged GET."""
+        path = self._path(key)
+        try:
+            return bytes(self.fs.cat_file(path, start=start, end=start + length))
+        except FileNotFoundError:
+            raise _missing(key) from None
+
+    def size(self, key: str) -> int:
+        """The object's size."""
+        try:
+            return int(self.fs.size(self._path(key)))
+        except FileNotFoundError:
+            raise _missing(key) from None
+
+    def exists(self, key: str) -> bool:
+        """Whether the object exists."""
+        return bool(self.fs.exists(self._path(key)))
+
+    def delete(self, key: str) -> None:
+        """Remove the object."""
+        path = self._path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path)
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys of the objects."""
+        self.fs.invalidate_cache()
+        try:
+            found = self.fs.find(self.base)
+        except FileNotFoundError:
+            return
+        for path in sorted(found):
+            key = str(path)[len(self.base) + 1 :]
+            if key.startswith(prefix):
+                yield key
+
+
+def open_store(url: str, *, storage_options: dict[str, Any] | None = None) -> ObjectStore:
+    """The store a URL names: a path or file:// URL (a directory), or s3://bucket/prefix."""
+    if url.startswith("s3://"):
+        return FsspecObjectStore(url, storage_options=storage_options)
+    if url.startswith("file://"):
+        return LocalObjectStore(Path(url[len("file://") :]))
+    if "://" in url:
+        raise ConfigurationError(
+            f"Unsupported archive URL {url!r}: use a directory or s3://bucket/prefix.",
+            message_zh=f"不支持的归档地址 {url!r}：请使用目录或 s3://bucket/prefix。",
+        )
+    return LocalObjectStore(Path(url))

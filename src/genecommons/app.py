@@ -12,6 +12,9 @@ from genecommons import __version__
 from genecommons.access.passport_service import key_store
 from genecommons.access.routes import router as access_router
 from genecommons.access.routes import wellknown
+from genecommons.archive.routes import drs as drs_router
+from genecommons.archive.routes import htsget as htsget_router
+from genecommons.archive.routes import router as archive_router
 from genecommons.audit.routes import router as audit_router
 from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
@@ -24,6 +27,26 @@ logger = logging.getLogger(__name__)
 
 def _problem(status: int, body: dict[str, object]) -> JSONResponse:
     return JSONResponse(status_code=status, content=body, media_type="application/problem+json")
+
+
+# htsget 1.3 names its errors; status codes follow the spec (input errors are 400 there)
+HTSGET_ERRORS = {
+    401: "InvalidAuthentication",
+    403: "PermissionDenied",
+    404: "NotFound",
+}
+
+
+def _htsget_error(error: GeneCommonsError) -> JSONResponse:
+    if error.http_status == 422:
+        status, name = (
+            400,
+            error.code if error.code in ("InvalidRange", "UnsupportedFormat") else "InvalidInput",
+        )
+    else:
+        status, name = error.http_status, HTSGET_ERRORS.get(error.http_status, "InternalError")
+    body = {"htsget": {"error": name, "message": error.message, "message_zh": error.message_zh}}
+    return JSONResponse(status_code=status, content=body)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,7 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.visa_keys = key_store(settings)
 
     @app.exception_handler(GeneCommonsError)
-    async def _gene_commons_error(_request: Request, error: GeneCommonsError) -> JSONResponse:
+    async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:
+        path = request.url.path
+        if path.startswith("/htsget/"):
+            return _htsget_error(error)
+        if path.startswith("/ga4gh/drs/"):
+            status = 400 if error.http_status == 422 else error.http_status
+            body = {"msg": error.message, "status_code": status, **error.to_dict()}
+            return JSONResponse(status_code=status, content=body)
         return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
 
     @app.exception_handler(RequestValidationError)
@@ -76,4 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(wellknown)
     app.include_router(compliance_router)
     app.include_router(audit_router)
+    app.include_router(archive_router)
+    app.include_router(drs_router)
+    app.include_router(htsget_router)
     return app

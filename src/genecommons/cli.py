@@ -12,6 +12,8 @@ from rich.markup import escape
 
 from genecommons.access import commands as access_commands
 from genecommons.access import service as access_service
+from genecommons.archive import commands as archive_commands
+from genecommons.archive import service as archive_service
 from genecommons.audit import commands as audit_commands
 from genecommons.audit import service as audit_service
 from genecommons.catalog import commands as catalog_commands
@@ -40,6 +42,7 @@ def init() -> None:
     typer.echo(f"Database ready: {context.settings.effective_database_url.split('@')[-1]}")
     typer.echo(f"Data directory: {context.settings.data_dir}")
     audit_service.signing_key(context.settings, create=True)
+    archive_service.archive_keys(context.settings, create=True)
     password = access_service.ensure_admin(context.factory)
     if password:
         typer.echo(
@@ -73,6 +76,8 @@ app.add_typer(access_commands.grants_app, name="grants")
 app.add_typer(access_commands.mail_app, name="mail")
 app.add_typer(compliance_commands.compliance_app, name="compliance")
 app.add_typer(audit_commands.audit_app, name="audit")
+app.command("upload")(archive_commands.upload)
+app.add_typer(archive_commands.archive_app, name="archive")
 
 app.command("demo")(demo_commands.demo)
 

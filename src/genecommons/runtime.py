@@ -29,6 +29,15 @@ def runtime() -> Runtime:
     return Runtime(settings, make_session_factory(engine))
 
 
+def reset() -> None:
+    """Forget the runtime, closing its database connections (the next use reads the settings
+    again)."""
+    if runtime.cache_info().currsize:
+        runtime().factory.kw["bind"].dispose()
+    runtime.cache_clear()
+    get_settings.cache_clear()
+
+
 def operator() -> Subject:
     """The operator running the CLI on this node."""
     try:

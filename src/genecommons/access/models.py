@@ -45,6 +45,9 @@ class Action(StrEnum):
     READ_AUDIT_PROOFS = "audit:proof:read"
     READ_AGGREGATES = "data:aggregate:read"  # counts (registered tier)
     READ_RECORDS = "data:record:read"  # genotypes, files, record-level answers (controlled)
+    UPLOAD_FILES = "archive:file:upload"
+    LIST_FILES = "archive:file:list"
+    REGISTER_KEY = "archive:key:register"
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,6 +119,27 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
             "Members of the dataset's DAC decide on its access.",
             "数据集所属数据访问委员会的成员决定其访问权限。",
         )
+    if action is Action.UPLOAD_FILES and (
+        subject.has_role(*STEWARDS)
+        or (subject.has_role(Role.SUBMITTER) and resource.owner == subject.id)
+    ):
+        return _allow(
+            "file-upload",
+            "Submitters upload the files they declared; stewards upload any declared file.",
+            "提交者可上传其声明的文件；数据管理员可上传任何已声明的文件。",
+        )
+    if action is Action.LIST_FILES and subject.has_role(*STEWARDS):
+        return _allow(
+            "file-list",
+            "Data stewards and administrators list the archived files.",
+            "数据管理员和系统管理员可查看归档文件列表。",
+        )
+    if action is Action.REGISTER_KEY and resource.owner == subject.id:
+        return _allow(
+            "own-key",
+            "Users register their own Crypt4GH public key.",
+            "用户可登记自己的 Crypt4GH 公钥。",
+        )
     if action is Action.READ_AUDIT and subject.has_role(Role.AUDITOR, Role.ADMIN):
         return _allow(
             "audit-entries",

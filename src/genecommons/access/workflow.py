@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,8 +27,9 @@ from genecommons.access.tables import (
     request_datasets,
     users,
 )
+from genecommons.archive.tables import archive_objects
 from genecommons.audit.events import EventTag, record_event
-from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
 from genecommons.compliance.facts import dataset_facts, sequence_individuals
 from genecommons.compliance.rules import JurisdictionDecision, Requester, evaluate
 from genecommons.errors import (
@@ -39,9 +40,6 @@ from genecommons.errors import (
 )
 
 MAX_GRANT_DAYS = 3 * 366
-# The archive (issue 4) keeps no file yet, so no backup copy is held here: foreign parties
-# are refused record-level access to human genetic resource data until it does.
-ARCHIVED_HERE = False
 
 
 def _user_id(session: Session, email: str) -> int:
@@ -240,16 +238,8 @@ def _jurisdiction(
     """The jurisdiction rules' verdict on this dataset for the requester's institution; the
     sequence individuals are counted over every request of that institution (so that
     splitting a request cannot avoid the security review)."""
-    facts = dataset_facts(session, dataset, archived_here=ARCHIVED_HERE)
-    country = actor.institution_country  # as verified by an administrator
-    if country is None:  # not verified yet: the location the institution declared
-        institutions = ENTITY_TABLES["institutions"]
-        country = session.execute(
-            select(institutions.c.country).where(institutions.c.accession == actor.institution)
-        ).scalar_one()
-    requester = Requester(
-        institution_country=country, foreign_controlled=actor.foreign_party and country == "CN"
-    )
+    facts = dataset_facts(session, dataset, archived_here=archived_here(session, dataset.id))
+    requester = _requester(session, actor)
     earlier = _institution_sequence_individuals(session, actor)
     decision = evaluate(
         requester=requester,
@@ -258,6 +248,76 @@ def _jurisdiction(
         on=today,
     )
     return _Jurisdiction(decision, facts.sequence_individuals)
+
+
+def _requester(session: Session, actor: Subject) -> Requester:
+    country = actor.institution_country  # as verified by an administrator
+    if country is None:  # not verified yet: the location the institution declared
+        institutions = ENTITY_TABLES["institutions"]
+        country = session.execute(
+            select(institutions.c.country).where(institutions.c.accession == actor.institution)
+        ).scalar_one()
+    return Requester(
+        institution_country=country, foreign_controlled=actor.foreign_party and country == "CN"
+    )
+
+
+def archived_here(session: Session, dataset_id: int) -> bool:
+    """Whether this node's archive holds every file of the dataset (the HGR backup copy)."""
+    datasets_runs = LINK_TABLES[("datasets", "runs")]
+    datasets_analyses = LINK_TABLES[("datasets", "analyses")]
+    files = ENTITY_TABLES["files"]
+    in_dataset = (
+        files.c.run_id.in_(
+            select(datasets_runs.c.target_id).where(datasets_runs.c.datasets_id == dataset_id)
+        )
+    ) | (
+        files.c.analysis_id.in_(
+            select(datasets_analyses.c.target_id).where(
+                datasets_analyses.c.datasets_id == dataset_id
+            )
+        )
+    )
+    row = session.execute(
+        select(
+            func.count(files.c.id),
+            func.count(archive_objects.c.id),
+        )
+        .select_from(files)
+        .outerjoin(
+            archive_objects,
+            (archive_objects.c.file_id == files.c.id) & (archive_objects.c.state == "archived"),
+        )
+        .where(in_dataset)
+    ).one()
+    return bool(row[0]) and row[0] == row[1]
+
+
+def dataset_resource(
+    session: Session, subject: Subject, accession: str, *, today: date | None = None
+) -> Resource:
+    """A dataset as the decision point sees it for a data read by `subject`: its tier and, for
+    a signed-in user of an institution, the jurisdiction rules' verdict on that institution."""
+    datasets = ENTITY_TABLES["datasets"]
+    row = session.execute(select(datasets).where(datasets.c.accession == accession)).first()
+    if row is None:
+        raise NotFoundError(f"No dataset {accession}.", message_zh=f"不存在数据集 {accession}。")
+    resource = Resource("dataset", accession=accession, tier=row.access_tier)
+    if subject.institution is None or accession not in subject.grants:
+        return resource  # no grant: the decision point refuses record-level data anyway
+    facts = dataset_facts(session, row, archived_here=archived_here(session, row.id))
+    verdict = evaluate(
+        requester=_requester(session, subject),
+        dataset=facts,
+        cumulative_individuals=facts.sequence_individuals,
+        on=today or clock.now().date(),
+    )
+    return dataclasses.replace(
+        resource,
+        jurisdiction_allows=verdict.allowed,
+        jurisdiction_reasons=verdict.reasons if not verdict.allowed else (),
+        jurisdiction_reasons_zh=verdict.reasons_zh if not verdict.allowed else (),
+    )
 
 
 def _institution_sequence_individuals(session: Session, actor: Subject) -> int:

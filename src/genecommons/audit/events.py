@@ -42,6 +42,16 @@ class EventTag(StrEnum):
     REQUEST_REJECTED = "access:request:reject"
     GRANT_CREATED = "access:grant:create"
     GRANT_REVOKED = "access:grant:revoke"
+    UPLOAD_STARTED = "archive:upload:start"
+    FILE_ARCHIVED = "archive:file:archive"
+    FILE_REJECTED = "archive:file:reject"
+    FILE_DOWNLOADED = "archive:file:download"
+    ACCESS_URL_ISSUED = "archive:drs:access"
+    HTSGET_TICKET = "archive:htsget:ticket"
+    HTSGET_DATA = "archive:htsget:data"
+    KEY_REGISTERED = "archive:key:register"
+    OBJECT_VERIFIED = "archive:object:verify"
+    OBJECT_DAMAGED = "archive:object:damage"
 
 
 @dataclass(frozen=True, slots=True)

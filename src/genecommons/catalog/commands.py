@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from genecommons.archive.service import BundleArchiver
 from genecommons.catalog import service
 from genecommons.catalog.export import write_sheets, write_templates
 from genecommons.errors import SubmissionRejectedError
@@ -31,13 +32,17 @@ def submit(
     """Validate a submission and commit it all or nothing. 验证并提交元数据。"""
     context = runtime()
     try:
-        with console.status("Validating… 正在验证…"):
+        with console.status("Validating… 正在验证…") as status:
+            subject = operator()
             result = service.submit(
                 context.factory,
                 path,
-                subject=operator(),
+                subject=subject,
                 dry_run=dry_run,
-                staging=context.settings.data_dir / "staging",
+                staging=context.settings.staging_dir,
+                data_files=BundleArchiver(
+                    context.settings, subject, progress=lambda what: status.update(escape(what))
+                ),
             )
     except SubmissionRejectedError as error:
         if as_json:
@@ -61,6 +66,8 @@ def submit(
             f"created, {result.counts.updated} updated, {result.counts.unchanged} "
             f"unchanged. 已提交。"
         )
+        for accession in result.archived:
+            console.print(f"  archived file {accession} 已归档")
         for entity in ("studies", "datasets"):
             for alias, accession in result.accessions.get(entity, {}).items():
                 console.print(

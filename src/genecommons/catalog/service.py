@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select, Table, func, insert, select, update
 from sqlalchemy.exc import OperationalError
@@ -40,6 +40,19 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
+class DataFileSink(Protocol):
+    """Takes the data files a submission's folder holds (the archive implements it)."""
+
+    def attach(
+        self, session: Session, files: Mapping[str, str], paths: Mapping[str, Path]
+    ) -> list[str]:
+        """Archive `paths` (file alias -> path) as the catalog files `files` (alias ->
+        accession) inside `session`; the accessions archived."""
+
+    def discard(self) -> None:
+        """Remove what `attach` stored (its transaction did not commit)."""
+
+
 @dataclass(slots=True)
 class SubmissionResult:
     """What happened to a submission."""
@@ -49,6 +62,7 @@ class SubmissionResult:
     submission_id: int | None = None
     counts: CommitCounts = field(default_factory=CommitCounts)
     accessions: dict[str, dict[str, str]] = field(default_factory=dict)
+    archived: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -59,6 +73,7 @@ class SubmissionResult:
             "updated": self.counts.updated,
             "unchanged": self.counts.unchanged,
             "accessions": self.accessions,
+            "archived": self.archived,
             "report": self.report.to_dict(),
         }
 
@@ -74,12 +89,15 @@ def submit(
     staging: Path | None = None,
     progress: Progress | None = None,
     before_commit: Callable[[], None] | None = None,
+    data_files: DataFileSink | None = None,
 ) -> SubmissionResult:
     """Validate the submission at `path` and, unless `dry_run`, commit it all or nothing.
 
     Raises SubmissionRejectedError (with the full report) when any error is found; the catalog
     is then exactly as it was. `before_commit` runs after everything is written, just before
-    the commit (tests use it to interleave concurrent submissions).
+    the commit (tests use it to interleave concurrent submissions). `data_files` archives the
+    declared data files the submission's folder holds, in the same transaction: if one fails
+    its checks, nothing of the submission is stored.
     """
     require(subject, Action.SUBMIT, Resource("submission"))
     today = today or clock.now().date()
@@ -107,11 +125,23 @@ def submit(
                 if progress:
                     progress("writing")
                 result = _commit(session, view, plan, subject=subject, source=path.name)
+                if data_files is not None:
+                    declared = result.accessions.get("files", {})
+                    present = {a: p for a, p in bundle.data_files.items() if a in declared}
+                    if present:
+                        if progress:
+                            progress("archiving")
+                        result.archived = data_files.attach(session, declared, present)
                 if before_commit:
                     before_commit()
             return result
-        except OperationalError as error:
-            if "locked" in str(error).lower() or "deadlock" in str(error).lower():
+        except BaseException as error:
+            if data_files is not None:
+                data_files.discard()
+            if not isinstance(error, OperationalError):
+                raise
+            error_text = str(error).lower()
+            if "locked" in error_text or "deadlock" in error_text:
                 raise ConflictError(
                     "Another submission was being written at the same time; nothing from yours "
                     "was stored. Submit again.",

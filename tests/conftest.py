@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pysam
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import genecommons.access.tables
+import genecommons.archive.tables
 import genecommons.audit.tables
 import genecommons.catalog.tables  # noqa: F401  (registers tables)
 from genecommons.config import Settings
@@ -241,3 +246,110 @@ def make_bundle(tmp_path: Path) -> Any:
         return write_sheets(tmp_path / f"bundle{next(counter)}", sheets or minimal_sheets())
 
     return make
+
+
+# -- data files: small real VCF and BAM files, and sheets declaring them ----------------------
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    """md5, sha256 and size of a file, as a files-sheet row declares them."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha256 = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest(), "size": path.stat().st_size}
+
+
+def write_vcf(
+    path: Path,
+    *,
+    samples: Sequence[str] = ("P1-S1", "P2-S1", "P3-S1"),
+    records: int = 3000,
+    contigs: Sequence[tuple[str, int]] = (("chr21", 46_709_983), ("chr22", 50_818_468)),
+    unsorted: bool = False,
+    seed: int = 7,
+) -> Path:
+    """A bgzipped VCF (GRCh38 contig names) with `records` sites per contig."""
+    rng = random.Random(seed)
+    header = pysam.VariantHeader()
+    for name, length in contigs:
+        header.contigs.add(name, length=length)
+    header.add_line('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
+    for sample in samples:
+        header.add_sample(sample)
+    lines = [str(header).rstrip("\n")]
+    for name, _ in contigs:
+        positions = sorted(rng.sample(range(10_000_000, 20_000_000), records))
+        if unsorted:
+            positions[10], positions[20] = positions[20], positions[10]
+        for position in positions:
+            ref, alt = rng.sample("ACGT", 2)
+            genotypes = "\t".join(rng.choice(["0/0", "0/1", "1/1"]) for _ in samples)
+            lines.append(f"{name}\t{position}\t.\t{ref}\t{alt}\t50\tPASS\t.\tGT\t{genotypes}")
+    plain = path.with_suffix("")
+    plain.write_text("\n".join(lines) + "\n", encoding="ascii")
+    pysam.tabix_compress(str(plain), str(path), force=True)
+    plain.unlink()
+    return path
+
+
+def write_bam(path: Path, *, reads: int = 20_000, seed: int = 11) -> Path:
+    """A coordinate-sorted BAM on chr21 and chr22."""
+    rng = random.Random(seed)
+    header = {
+        "HD": {"VN": "1.6", "SO": "coordinate"},
+        "SQ": [{"SN": "chr21", "LN": 46_709_983}, {"SN": "chr22", "LN": 50_818_468}],
+    }
+    records = []
+    for i in range(reads):
+        reference = i % 2
+        records.append((reference, rng.randrange(1_000_000, 3_000_000), i))
+    records.sort()
+    with pysam.AlignmentFile(str(path), "wb", header=header) as bam:
+        for reference, start, i in records:
+            read = pysam.AlignedSegment(bam.header)
+            read.query_name = f"read{i}"
+            read.reference_id = reference
+            read.reference_start = start
+            read.mapping_quality = 60
+            read.cigarstring = "100M"
+            read.query_sequence = "".join(rng.choice("ACGT") for _ in range(100))
+            read.query_qualities = pysam.qualitystring_to_array("I" * 100)
+            read.flag = 0
+            bam.write(read)
+    return path
+
+
+def archive_sheets(folder: Path, *, vcf: Path | None, bam: Path | None) -> dict[str, Any]:
+    """minimal_sheets plus an analysis with a VCF and a BAM of run P1-R1, both in DS1."""
+    data = minimal_sheets()
+    data["analyses"] = [
+        {
+            "alias": "A1",
+            "study": "ST1",
+            "analysis_type": "joint_genotyping",
+            "reference_assembly": "GRCh38",
+            "samples": "P1-S1;P2-S1;P3-S1",
+        }
+    ]
+    data["files"] = []
+    if vcf is not None:
+        data["files"].append(
+            {"alias": vcf.name, "analysis": "A1", "format": "vcf", **file_digest(vcf)}
+        )
+    if bam is not None:
+        data["files"].append(
+            {"alias": bam.name, "run": "P1-R1", "format": "bam", **file_digest(bam)}
+        )
+    data["datasets"][0]["analyses"] = "A1"
+    return data
+
+
+@pytest.fixture(scope="session")
+def datafiles() -> SimpleNamespace:
+    """Writers of small real data files and of the sheets that declare them."""
+    return SimpleNamespace(
+        digest=file_digest, vcf=write_vcf, bam=write_bam, sheets=archive_sheets, write=write_sheets
+    )

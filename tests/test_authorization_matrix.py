@@ -6,7 +6,9 @@ route table, so a route added without a rule here fails it.
 
 from __future__ import annotations
 
+import base64
 import io
+import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from genecommons.access import service, workflow
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.models import Role, Subject
 from genecommons.app import create_app
+from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
@@ -60,6 +63,25 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/audit/entries"): {"auditor", "admin"},
     ("GET", "/.well-known/jwks.json"): set(ROLES),
     ("GET", "/api/v1/userinfo"): SIGNED_IN,
+    ("POST", "/api/v1/uploads"): STEWARDS,  # the files were declared by the operator
+    ("GET", "/api/v1/uploads/{upload_id}"): {"data_steward"},  # the uploader only
+    ("PATCH", "/api/v1/uploads/{upload_id}"): {"data_steward"},
+    ("POST", "/api/v1/uploads/{upload_id}/complete"): {"data_steward"},
+    ("GET", "/api/v1/files"): STEWARDS,
+    ("GET", "/api/v1/archive/public-key"): set(ROLES),
+    ("PUT", "/api/v1/me/crypt4gh-key"): SIGNED_IN,
+    ("GET", "/ga4gh/drs/v1/service-info"): set(ROLES),
+    # file data: the holder of a grant (the researcher, granted on the tier's dataset) only
+    ("GET", "/ga4gh/drs/v1/objects/{object_id}"): {"researcher"},
+    ("GET", "/ga4gh/drs/v1/objects/{object_id}/access/{access_id}"): {"researcher"},
+    ("GET", "/ga4gh/drs/v1/objects/{object_id}/download"): {"researcher"},
+    ("GET", "/htsget/reads/service-info"): set(ROLES),
+    ("GET", "/htsget/variants/service-info"): set(ROLES),
+    ("GET", "/htsget/reads/{object_id}"): {"researcher"},
+    ("POST", "/htsget/reads/{object_id}"): {"researcher"},
+    ("GET", "/htsget/variants/{object_id}"): {"researcher"},
+    ("POST", "/htsget/variants/{object_id}"): {"researcher"},
+    ("GET", "/htsget/data/{object_id}"): {"researcher"},
 }
 
 
@@ -70,7 +92,15 @@ class World:
     def __init__(self, client: TestClient, bundle: Path) -> None:
         self.client = client
         self.factory = client.app.state.session_factory  # type: ignore[attr-defined]
-        result = catalog.submit(self.factory, bundle, subject=OPERATOR)
+        self.settings = client.app.state.settings  # type: ignore[attr-defined]
+        result = catalog.submit(
+            self.factory,
+            bundle,
+            subject=OPERATOR,
+            data_files=archive_service.BundleArchiver(self.settings, OPERATOR),
+        )
+        self.files = result.accessions["files"]
+        self.granted: set[str] = set()
         self.accessions = result.accessions
         self.datasets = {tier: result.accessions["datasets"][f"DS-{tier}"] for tier in TIERS}
         self.bundle = bundle
@@ -123,6 +153,36 @@ class World:
         assert grant is not None
         return grant
 
+    def with_grant(self, tier: str) -> None:
+        """The researcher holds a grant on the tier's dataset (which releases the files)."""
+        if tier not in self.granted:
+            self.grant(tier)
+            self.granted.add(tier)
+
+    def data(self, role: str, tier: str) -> dict[str, str]:
+        """Headers of a data call: the role's credentials after the researcher's grant."""
+        self.with_grant(tier)
+        return self.headers[role]
+
+    def upload(self, *, data: bytes = b"") -> str:
+        """An upload opened by the data steward (the operator declared the files)."""
+        steward = Subject.user(
+            "data_steward@example.org", roles=frozenset({"data_steward"}), institution=None
+        )
+        state = archive_service.start_upload(
+            self.factory, self.settings, subject=steward, accession=self.files["extra.vcf.gz"]
+        )
+        if data:
+            archive_service.append_upload(
+                self.factory,
+                self.settings,
+                subject=steward,
+                upload_id=state.id,
+                offset=0,
+                chunks=[data],
+            )
+        return state.id
+
     def own_token(self, role: str) -> int:
         email = "researcher@example.org" if role == "anonymous" else f"{role}@example.org"
         return service.create_token(self.factory, email=email, actor=OPERATOR).id
@@ -149,6 +209,8 @@ def zipped(folder: Path) -> bytes:
 
 
 Call = Callable[[World, str, str], Any]
+# a Crypt4GH public key (the base64 line of its PEM) to deliver to
+RECIPIENT = base64.b64encode(bytes(range(1, 33))).decode()
 
 CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/api/v1/schemas/{entity}"): lambda w, r, t: w.client.get(
@@ -261,6 +323,66 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/api/v1/userinfo"): lambda w, r, t: w.client.get(
         "/api/v1/userinfo", headers=w.headers[r]
     ),
+    ("POST", "/api/v1/uploads"): lambda w, r, t: w.client.post(
+        "/api/v1/uploads", json={"file": w.files["extra.vcf.gz"]}, headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/uploads/{upload_id}"): lambda w, r, t: w.client.get(
+        f"/api/v1/uploads/{w.upload()}", headers=w.headers[r]
+    ),
+    ("PATCH", "/api/v1/uploads/{upload_id}"): lambda w, r, t: w.client.patch(
+        f"/api/v1/uploads/{w.upload()}",
+        content=b"##fileformat=VCFv4.2\n",
+        headers={**w.headers[r], "Upload-Offset": "0"},
+    ),
+    ("POST", "/api/v1/uploads/{upload_id}/complete"): lambda w, r, t: w.client.post(
+        f"/api/v1/uploads/{w.upload(data=b'not the declared file')}/complete",
+        headers=w.headers[r],
+    ),
+    ("GET", "/api/v1/files"): lambda w, r, t: w.client.get("/api/v1/files", headers=w.headers[r]),
+    ("GET", "/api/v1/archive/public-key"): lambda w, r, t: w.client.get(
+        "/api/v1/archive/public-key", headers=w.headers[r]
+    ),
+    ("PUT", "/api/v1/me/crypt4gh-key"): lambda w, r, t: w.client.put(
+        "/api/v1/me/crypt4gh-key", json={"public_key": RECIPIENT}, headers=w.headers[r]
+    ),
+    ("GET", "/ga4gh/drs/v1/service-info"): lambda w, r, t: w.client.get(
+        "/ga4gh/drs/v1/service-info", headers=w.headers[r]
+    ),
+    ("GET", "/ga4gh/drs/v1/objects/{object_id}"): lambda w, r, t: w.client.get(
+        f"/ga4gh/drs/v1/objects/{w.files['calls.vcf.gz']}", headers=w.data(r, t)
+    ),
+    ("GET", "/ga4gh/drs/v1/objects/{object_id}/access/{access_id}"): lambda w, r, t: w.client.get(
+        f"/ga4gh/drs/v1/objects/{w.files['calls.vcf.gz']}/access/crypt4gh", headers=w.data(r, t)
+    ),
+    ("GET", "/ga4gh/drs/v1/objects/{object_id}/download"): lambda w, r, t: w.client.get(
+        f"/ga4gh/drs/v1/objects/{w.files['calls.vcf.gz']}/download",
+        headers={**w.data(r, t), "X-Crypt4GH-Public-Key": RECIPIENT},
+    ),
+    ("GET", "/htsget/reads/service-info"): lambda w, r, t: w.client.get(
+        "/htsget/reads/service-info", headers=w.headers[r]
+    ),
+    ("GET", "/htsget/variants/service-info"): lambda w, r, t: w.client.get(
+        "/htsget/variants/service-info", headers=w.headers[r]
+    ),
+    ("GET", "/htsget/reads/{object_id}"): lambda w, r, t: w.client.get(
+        f"/htsget/reads/{w.files['P1.bam']}?referenceName=chr22", headers=w.data(r, t)
+    ),
+    ("POST", "/htsget/reads/{object_id}"): lambda w, r, t: w.client.post(
+        f"/htsget/reads/{w.files['P1.bam']}",
+        json={"regions": [{"referenceName": "chr21", "start": 0, "end": 2_000_000}]},
+        headers=w.data(r, t),
+    ),
+    ("GET", "/htsget/variants/{object_id}"): lambda w, r, t: w.client.get(
+        f"/htsget/variants/{w.files['calls.vcf.gz']}?referenceName=chr22", headers=w.data(r, t)
+    ),
+    ("POST", "/htsget/variants/{object_id}"): lambda w, r, t: w.client.post(
+        f"/htsget/variants/{w.files['calls.vcf.gz']}", json={}, headers=w.data(r, t)
+    ),
+    ("GET", "/htsget/data/{object_id}"): lambda w, r, t: w.client.get(
+        f"/htsget/data/{w.files['calls.vcf.gz']}",
+        params={"start": 0, "end": 65536},
+        headers=w.data(r, t),
+    ),
 }
 
 
@@ -281,20 +403,34 @@ def test_every_route_has_a_rule(settings: Settings) -> None:
     app.state.engine.dispose()
 
 
-def test_authorization_matrix(settings: Settings, make_bundle: Any, sheets: Any) -> None:
+def test_authorization_matrix(
+    settings: Settings, make_bundle: Any, datafiles: Any, tmp_path: Path
+) -> None:
     engine = make_engine(settings.effective_database_url)
     Base.metadata.create_all(engine)
     engine.dispose()
-    data = sheets()
+    folder = tmp_path / "files"
+    folder.mkdir()
+    vcf = datafiles.vcf(folder / "calls.vcf.gz", records=200)
+    bam = datafiles.bam(folder / "P1.bam", reads=500)
+    extra = datafiles.vcf(tmp_path / "extra.vcf.gz", records=50, seed=3)
+    data = datafiles.sheets(folder, vcf=vcf, bam=bam)
+    data["files"].append(
+        {"alias": extra.name, "analysis": "A1", "format": "vcf", **datafiles.digest(extra)}
+    )
     dataset = data["datasets"][0]
     data["datasets"] = [dict(dataset, alias=f"DS-{tier}", access_tier=tier) for tier in TIERS]
     from genecommons.audit.service import signing_key
 
     signing_key(settings, create=True)
+    archive_service.archive_keys(settings, create=True)
+    bundle = make_bundle(data)
+    for path in (vcf, bam):
+        shutil.copy(path, bundle / path.name)  # the bundle holds two of its three files
     app = create_app(settings)
     mismatches = []
     with TestClient(app) as client:
-        world = World(client, make_bundle(data))
+        world = World(client, bundle)
         for key, call in CALLS.items():
             for role in ROLES:
                 for tier in TIERS:
@@ -305,6 +441,8 @@ def test_authorization_matrix(settings: Settings, make_bundle: Any, sheets: Any)
                         # reached the credential check (or, after five tries from one
                         # address, the sign-in throttle)
                         allowed = response.status_code in (401, 429)
+                    if key == ("POST", "/api/v1/uploads/{upload_id}/complete"):
+                        allowed = response.status_code == 422  # reached the checksum check
                     expected = role in EXPECTED[key]
                     if (expected and not allowed) or (not expected and not refused):
                         mismatches.append(

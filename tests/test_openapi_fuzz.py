@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from genecommons.app import create_app
+from genecommons.archive.service import archive_keys
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
 
@@ -24,7 +25,9 @@ def test_no_server_errors(tmp_path: Path) -> None:
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     engine.dispose()
-    app = create_app(Settings(data_dir=tmp_path / "data", database_url=url))
+    node = Settings(data_dir=tmp_path / "data", database_url=url)
+    archive_keys(node, create=True)  # as `genecommons init` leaves a platform
+    app = create_app(node)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20

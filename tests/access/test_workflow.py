@@ -267,7 +267,7 @@ def test_jurisdiction_refuses_a_foreign_party(
     # the consent forbids provision abroad and no provision-abroad filing is recorded
     assert outcomes[0].status == "rejected"
     assert "consent-no-abroad" in outcomes[0].jurisdiction_rules
-    monkeypatch.setattr(workflow, "ARCHIVED_HERE", True)
+    monkeypatch.setattr(workflow, "archived_here", lambda session, dataset_id: True)
     chinese = Subject.user(
         "cn@example.org",
         roles=frozenset({"researcher"}),

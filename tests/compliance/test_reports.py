@@ -25,7 +25,7 @@ def test_report_of_a_period(
     factory: Any, make_bundle: Any, sheets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # provision abroad needs the backup copy that archiving the data here provides
-    monkeypatch.setattr(workflow, "ARCHIVED_HERE", True)
+    monkeypatch.setattr(workflow, "archived_here", lambda session, dataset_id: True)
     today = date.today()
     data = sheets()
     data["consents"][0]["abroad_allowed"] = "yes"

@@ -1,0 +1,192 @@
+"""Fixtures of the archive's tests: a node with archived files and researchers, a live HTTP
+server, and a real S3 protocol server (moto's server mode) on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import uvicorn
+from pydantic import SecretStr
+
+from genecommons.access import service as access_service
+from genecommons.access import workflow
+from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.models import Subject
+from genecommons.app import create_app
+from genecommons.archive import service as archive_service
+from genecommons.catalog import service as catalog_service
+from genecommons.config import Settings
+
+
+@dataclass
+class World:
+    """A node with archived data: its settings, tokens and accessions."""
+
+    settings: Settings
+    factory: Any
+    tokens: dict[str, str]
+    accessions: dict[str, dict[str, str]]
+    files: dict[str, Path]
+    dataset: str
+
+    def headers(self, email: str) -> dict[str, str]:
+        """Authorization header of a user."""
+        return {"Authorization": f"Bearer {self.tokens[email]}"}
+
+
+OPERATOR = Subject.operator("tester")
+
+
+@pytest.fixture
+def archive_settings(settings: Settings) -> Settings:
+    """Settings whose archive keys exist (as `genecommons init` makes them)."""
+    archive_service.archive_keys(settings, create=True)
+    return settings
+
+
+@pytest.fixture
+def world(
+    archive_settings: Settings, factory: Any, tmp_path: Path, datafiles: SimpleNamespace
+) -> World:
+    """Submit a study whose folder holds a VCF and a BAM (archived on submit), with a granted
+    researcher, a researcher without a grant, a steward and their tokens."""
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    vcf = datafiles.vcf(folder / "calls.vcf.gz")
+    bam = datafiles.bam(folder / "P1.bam")
+    datafiles.write(folder, datafiles.sheets(folder, vcf=vcf, bam=bam))
+    result = catalog_service.submit(
+        factory,
+        folder,
+        subject=OPERATOR,
+        data_files=archive_service.BundleArchiver(archive_settings, OPERATOR),
+    )
+    institution = result.accessions["institutions"]["BGC"]
+    tokens = {}
+    for email, roles in (
+        ("granted@example.org", ["researcher"]),
+        ("nogrant@example.org", ["researcher"]),
+        ("steward@example.org", ["data_steward"]),
+        ("dac@example.org", ["dac_member"]),
+    ):
+        access_service.add_user(
+            factory, email=email, roles=roles, institution=institution, actor=OPERATOR
+        )
+        tokens[email] = access_service.create_token(factory, email=email, actor=OPERATOR).token
+    access_service.verify_institution(
+        factory,
+        institution=institution,
+        foreign_controlled=False,
+        attestation="Registered in Beijing; no foreign ownership.",
+        actor=OPERATOR,
+    )
+    workflow.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
+    workflow.add_member(factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR)
+    dataset = result.accessions["datasets"]["DS1"]
+    researcher = Subject.user(
+        "granted@example.org", roles=frozenset({"researcher"}), institution=institution
+    )
+    workflow.request_access(
+        factory,
+        actor=researcher,
+        purpose=ResearchPurpose(
+            title="Hearing loss genetics",
+            summary="Find variants.",
+            institution="BGC",
+            country="CN",
+            biomedical=True,
+            genetic_research=True,
+            ethics_approval=True,
+        ),
+        datasets=[dataset],
+        agreement_version="DAA v1",
+    )
+    member = Subject.user(
+        "dac@example.org", roles=frozenset({"dac_member"}), institution=institution
+    )
+    queue = workflow.review_queue(factory, actor=member)
+    workflow.decide_request(
+        factory,
+        item_id=queue[0]["item"],
+        approve=True,
+        reason="Fits the consent.",
+        actor=member,
+        expires=date.today() + timedelta(days=30),
+    )
+    return World(
+        settings=archive_settings,
+        factory=factory,
+        tokens=tokens,
+        accessions=result.accessions,
+        files={"vcf": vcf, "bam": bam},
+        dataset=dataset,
+    )
+
+
+@pytest.fixture
+def live_server(world: World) -> Iterator[str]:
+    """The app served by uvicorn on a loopback port, for clients that speak real HTTP."""
+    app = create_app(world.settings)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    app.state.engine.dispose()  # the server's own connections, before the schema goes
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3 protocol server (moto's server mode) on a loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_archive_url(moto_endpoint: str) -> dict[str, Any]:
+    """Settings that put the archive in a fresh bucket of the S3 server."""
+    import boto3
+
+    bucket = f"archive-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=bucket)
+    return {
+        "archive_url": f"s3://{bucket}/objects",
+        "archive_s3_endpoint_url": moto_endpoint,
+        "archive_s3_access_key": SecretStr("testing"),
+        "archive_s3_secret_key": SecretStr("testing"),
+    }

@@ -1,6 +1,7 @@
 """`make bench`: run every benchmark and print its table.
 
-The size can be lowered for a quick look: `BENCH_INDIVIDUALS=10000 make bench`.
+The sizes can be lowered for a quick look:
+`BENCH_INDIVIDUALS=10000 BENCH_BAM_GB=0.2 BENCH_BIG_BAM_GB=0.5 make bench`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import sys
 def main() -> None:
     """Run the benchmarks one after the other, each in its own process."""
     individuals = os.environ.get("BENCH_INDIVIDUALS", "100000")
+    bam_gb = os.environ.get("BENCH_BAM_GB", "2")
+    big_bam_gb = os.environ.get("BENCH_BIG_BAM_GB", "5")
     for module, args in (
         ("benchmarks.catalog_submission", ["--individuals", individuals]),
         ("benchmarks.access_policy", []),
         ("benchmarks.audit_merkle", ["--leaves", "10000000"]),
         ("benchmarks.audit_log", ["--events", "200000"]),
+        ("benchmarks.archive_delivery", ["--bam-gb", bam_gb, "--big-bam-gb", big_bam_gb]),
     ):
         print(f"== {module}", flush=True)
         subprocess.run([sys.executable, "-m", module, *args], check=True)

@@ -287,6 +287,67 @@ def test_jurisdiction_refuses_a_foreign_party(
     assert "hgr-chinese-party" in outcomes[0].jurisdiction_rules
 
 
+def test_security_review_and_filing_records_in_force_open_provision_abroad(
+    factory: Any, make_bundle: Any, sheets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workflow, "archived_here", lambda session, dataset_id: True)
+    data = sheets()
+    data["studies"][0].update(important_pedigree="yes", collection_licence="2024CJ0001")
+    data["consents"][0]["abroad_allowed"] = "yes"
+    data["institutions"].append(
+        {"alias": "OXF", "name_en": "Oxford", "country": "GB", "kind": "university"}
+    )
+    filing = {
+        "alias": "H2",
+        "study": "ST1",
+        "category": "provision_abroad",
+        "record_type": "filing",
+        "number": "2025BA0001",
+        "issued_on": "2025-01-01",
+        "valid_until": "2025-06-30",  # lapsed: not in force
+    }
+    data["hgr_records"].append(filing)
+    result = catalog.submit(factory, make_bundle(data), subject=OPERATOR)
+    dataset = result.accessions["datasets"]["DS1"]
+    workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+    oxford = result.accessions["institutions"]["OXF"]
+    foreigner = Subject.user("uk@example.org", roles=frozenset({"researcher"}), institution=oxford)
+    service.add_user(
+        factory, email="uk@example.org", roles=["researcher"], institution=oxford, actor=OPERATOR
+    )
+
+    def ask() -> Any:
+        _, outcomes = workflow.request_access(
+            factory,
+            actor=foreigner,
+            purpose=purpose(institution="OXF", country="GB"),
+            datasets=[dataset],
+            agreement_version="DAA v1",
+        )
+        return outcomes[0]
+
+    lapsed = ask()
+    assert lapsed.status == "rejected" and "hgr-filing-required" in lapsed.jurisdiction_rules
+    filing["valid_until"] = ""
+    catalog.submit(factory, make_bundle(data), subject=OPERATOR)
+    unreviewed = ask()  # an important family: the filing alone is not enough
+    assert unreviewed.status == "rejected"
+    assert "hgr-security-review" in unreviewed.jurisdiction_rules
+    data["hgr_records"].append(
+        {
+            "alias": "H3",
+            "study": "ST1",
+            "category": "security_review",
+            "record_type": "approval",
+            "number": "SR-2025-007",
+            "issued_on": "2025-03-01",
+        }
+    )
+    catalog.submit(factory, make_bundle(data), subject=OPERATOR)
+    reviewed = ask()
+    assert reviewed.status == "pending", reviewed
+
+
 def test_the_http_purpose_states_every_field_of_the_purpose() -> None:
     """The request body (with its length limits) and the matching's purpose stay in step."""
     import dataclasses

@@ -148,6 +148,34 @@ def test_pagination_and_filters(factory: Any, make_bundle: Any, sheets: Any) -> 
     assert {i["sex"] for i in women.items} == {"female"}
 
 
+def test_reads_of_individual_records_are_audited_with_who_was_seen(
+    factory: Any, make_bundle: Any, sheets: Any
+) -> None:
+    result = service.submit(factory, make_bundle(sheets(individuals=5)), subject=OPERATOR)
+    steward = Subject.user(
+        "steward@example.org", roles=frozenset({"data_steward"}), institution=None
+    )
+    listed = service.list_records(
+        factory, "individuals", subject=steward, page_size=3, filters={"sex": "female"}
+    )
+    one = result.accessions["individuals"]["P2"]
+    service.get_record(factory, "individuals", one, subject=steward, with_history=True)
+    service.list_records(factory, "studies", subject=steward)  # metadata: not a record read
+    study = result.accessions["studies"]["ST1"]
+    service.export_study(factory, study, subject=steward)
+    with factory() as session:
+        reads = session.execute(
+            select(audit_events).where(audit_events.c.tag == "catalog:record:read")
+        ).all()
+    assert [r.actor for r in reads] == ["user:steward@example.org"] * 3
+    listing, single, export = (r.details for r in reads)
+    assert listing["accessions"] == [i["accession"] for i in listed.items]
+    assert listing["filters"] == {"sex": "female"} and listing["entity"] == "individuals"
+    assert single["accessions"] == [one] and single["history"] is True
+    assert reads[1].subject == one
+    assert export == {"entity": "study export", "accessions": [study]}
+
+
 def test_concurrent_submissions_of_the_same_alias(factory: Any, make_bundle: Any) -> None:
     """Two submissions of the same new aliases at once: one wins, the other gets a conflict."""
     first_bundle, second_bundle = make_bundle(), make_bundle()

@@ -16,9 +16,9 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO
 
+from crypt4gh import header as c4gh_header
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from crypt4gh import header as c4gh_header
 
 from genecommons.archive.keys import KeyPair, format_public_key
 from genecommons.errors import InvalidInputError
@@ -197,9 +197,7 @@ def _decrypt_segment(cipher: bytes | memoryview, keys: Sequence[bytes], number: 
         out = bytearray(len(segment) - CIPHER_DIFF)
         for key in keys:
             try:
-                ChaCha20Poly1305(key).decrypt_into(
-                    segment[:NONCE], segment[NONCE:], None, out
-                )
+                ChaCha20Poly1305(key).decrypt_into(segment[:NONCE], segment[NONCE:], None, out)
             except InvalidTag:  # a wrong key and a forged segment are refused alike
                 continue
             return bytes(out)

@@ -251,7 +251,7 @@ def ingest(
             body_hash = hashlib.sha256()
             sizes = {"body": 0}
 
-            def checked_body() -> Iterator[bytes]:
+            def checked_body() -> Iterator[bytes | bytearray]:
                 for piece in body:
                     body_hash.update(piece)
                     sizes["body"] += len(piece)
@@ -287,7 +287,7 @@ def _plain_body(
     checker: FormatChecker | None,
     state: dict[str, Any],
     progress: Progress | None,
-) -> Iterator[bytes]:
+) -> Iterator[bytes | bytearray]:
     size = 0
     for chunk in chunks:
         hashes.update(chunk)
@@ -312,7 +312,7 @@ def _encrypted_body(
     checker: FormatChecker | None,
     state: dict[str, Any],
     progress: Progress | None,
-) -> Iterator[bytes]:
+) -> Iterator[bytes | bytearray]:
     decryptor = BodyDecryptor(keys_in_header)
     size = 0
     while cipher := stream.read(CHUNK):

@@ -367,7 +367,7 @@ class Ingestion:
             kind = index_path.suffix.lstrip(".")
             encryptor = BodyEncryptor()
             header = encryptor.header_for([keys.public], sender=keys)
-            body = encryptor.update(index_path.read_bytes()) + encryptor.finish()
+            body = bytes(encryptor.update(index_path.read_bytes()) + encryptor.finish())
             key = f"{base}.{kind}.c4gh"
             store.put(key, [body])
             self.stored.append(key)

@@ -34,7 +34,7 @@ FULL = (errno.ENOSPC, errno.EDQUOT)
 class ObjectStore(Protocol):
     """Where encrypted objects are kept; objects are written once and never changed."""
 
-    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+    def put(self, key: str, chunks: Iterable[bytes | bytearray]) -> int:
         """Write an object from `chunks`, all or nothing; its size."""
 
     def open(self, key: str) -> BinaryIO:
@@ -99,7 +99,7 @@ class LocalObjectStore:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+    def put(self, key: str, chunks: Iterable[bytes | bytearray]) -> int:
         """Write to a temporary file, fsync, then link it in place (never over another)."""
         path = self._path(key)
         if path.exists():
@@ -179,7 +179,7 @@ class FsspecObjectStore:
     def _path(self, key: str) -> str:
         return f"{self.base}/{check_key(key)}"
 
-    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+    def put(self, key: str, chunks: Iterable[bytes | bytearray]) -> int:
         """A multipart upload through fsspec's buffered file; aborted and removed on failure."""
         path = self._path(key)
         if self.fs.exists(path):

@@ -132,6 +132,7 @@ class HgrCategory(StrEnum):
     PRESERVATION = "preservation"
     INTERNATIONAL_COOPERATION = "international_cooperation"
     PROVISION_ABROAD = "provision_abroad"
+    SECURITY_REVIEW = "security_review"  # passed before some provisions abroad (Art. 28)
 
 
 class HgrRecordType(StrEnum):

@@ -249,6 +249,22 @@ FILTERS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _record_read(
+    session: Session, subject: Subject, what: str, accessions: list[str], **context: Any
+) -> None:
+    """Audit a read of individual-level records: who saw which participants, and how."""
+    details: dict[str, Any] = {"entity": what, "accessions": accessions}
+    details.update({k: v for k, v in context.items() if v})
+    record_event(
+        session,
+        tag=EventTag.RECORD_READ,
+        actor=subject.id,
+        subject=accessions[0] if len(accessions) == 1 else None,
+        details=details,
+    )
+    session.commit()
+
+
 def _public_studies() -> Select[tuple[int]]:
     studies = ENTITY_TABLES["studies"]
     return select(studies.c.id).where(studies.c.public.is_(True))
@@ -325,6 +341,16 @@ def list_records(
         rows = session.execute(
             statement.order_by(table.c.id).limit(page_size).offset((page - 1) * page_size)
         ).all()
+        if entity in INDIVIDUAL_LEVEL and rows:
+            _record_read(
+                session,
+                subject,
+                entity,
+                [r.accession for r in rows],
+                study=study,
+                filters=dict(filters or {}),
+                page=page,
+            )
     return Page([_item(r) for r in rows], int(total), page, page_size)
 
 
@@ -415,6 +441,8 @@ def get_record(
                     .order_by(record_history.c.revision)
                 )
             ]
+        if entity in INDIVIDUAL_LEVEL:
+            _record_read(session, subject, entity, [accession], history=with_history)
     return item
 
 
@@ -475,4 +503,5 @@ def export_study(
             )
             if rows:
                 sheets[name] = [dict(doc) for doc in rows]
+        _record_read(session, subject, "study export", [accession])
     return sheets

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
 
+from genecommons import clock
 from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
 from genecommons.compliance.rules import DatasetFacts
 
@@ -44,7 +45,6 @@ def sequence_individuals(session: Session, dataset_id: int) -> int:
 def dataset_facts(session: Session, dataset: Any, *, archived_here: bool) -> DatasetFacts:
     """The facts of a dataset row (id, study_id) for the jurisdiction rules."""
     studies, consents = ENTITY_TABLES["studies"], ENTITY_TABLES["consents"]
-    hgr = ENTITY_TABLES["hgr_records"]
     study = session.execute(
         select(studies.c.doc).where(studies.c.id == dataset.study_id)
     ).scalar_one()
@@ -55,15 +55,8 @@ def dataset_facts(session: Session, dataset: Any, *, archived_here: bool) -> Dat
         .scalars()
         .all()
     )
-    filing = (
-        session.execute(
-            select(hgr.c.number)
-            .where(hgr.c.study_id == dataset.study_id, hgr.c.category == "provision_abroad")
-            .order_by(hgr.c.id.desc())
-        )
-        .scalars()
-        .first()
-    )
+    filing = _record_in_force(session, dataset.study_id, "provision_abroad")
+    review = _record_in_force(session, dataset.study_id, "security_review")
     return DatasetFacts(
         hgr_information=bool(study.get("hgr_information", True)),
         sequence_individuals=sequence_individuals(session, dataset.id),
@@ -72,4 +65,25 @@ def dataset_facts(session: Session, dataset: Any, *, archived_here: bool) -> Dat
         important_pedigree=bool(study.get("important_pedigree")),
         specific_region_population=bool(study.get("specific_region_population")),
         provision_abroad_filing=filing,
+        security_review=review,
+    )
+
+
+def _record_in_force(session: Session, study_id: int, category: str) -> str | None:
+    """The number of the study's latest HGR record of `category` that is in force today."""
+    hgr = ENTITY_TABLES["hgr_records"]
+    today = clock.now().date()
+    return (
+        session.execute(
+            select(hgr.c.number)
+            .where(
+                hgr.c.study_id == study_id,
+                hgr.c.category == category,
+                hgr.c.issued_on <= today,
+                or_(hgr.c.valid_until.is_(None), hgr.c.valid_until >= today),
+            )
+            .order_by(hgr.c.issued_on.desc(), hgr.c.id.desc())
+        )
+        .scalars()
+        .first()
     )

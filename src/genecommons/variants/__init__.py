@@ -1,0 +1,1 @@
+"""Variant store, queries and GA4GH Beacon v2."""

@@ -78,11 +78,7 @@ def test_sex_and_homozygote_counts_agree_with_the_genotypes(kg: SimpleNamespace)
         found = kg.store.lookup(Variant("1", record.pos, record.ref, record.alts[0]))
         assert found is not None
         for sex in ("male", "female"):
-            calls = [
-                record.samples[s]["GT"]
-                for s, info in kg.samples.items()
-                if info.sex == sex
-            ]
+            calls = [record.samples[s]["GT"] for s, info in kg.samples.items() if info.sex == sex]
             assert found.counts[sex]["ac"] == sum(c.count(1) for c in calls)
             assert found.counts[sex]["hom"] == sum(1 for c in calls if c == (1, 1))
 

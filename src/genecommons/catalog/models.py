@@ -276,6 +276,11 @@ class Individual(Record):
     ethnic_group: OptCode = Field(
         default=None, description="GB/T 3304 code or name, or foreign / unknown"
     )
+    population: OptCode = Field(
+        default=None,
+        description="Genetic ancestry group: a 1000 Genomes / HGDP population code (CHB, JPT "
+        "...) or a HANCESTRO term; allele frequencies are tabulated by it",
+    )
     country: OptCode = Field(default=None, description="ISO 3166-1 nationality")
     province: OptCode = Field(default=None, description="GB/T 2260 province of origin")
     father: OptRef = None

@@ -244,7 +244,7 @@ INDIVIDUAL_LEVEL = {"individuals": "individual", "samples": "sample"}
 FILTERS: dict[str, tuple[str, ...]] = {
     "studies": ("study_type", "public"),
     "datasets": ("access_tier",),
-    "individuals": ("sex", "ethnic_group", "province", "country", "birth_year"),
+    "individuals": ("sex", "ethnic_group", "population", "province", "country", "birth_year"),
     "samples": ("tissue",),
 }
 

@@ -57,6 +57,7 @@ TYPED_COLUMNS: dict[str, dict[str, TypeEngine[Any]]] = {
         "birth_year": Integer(),
         "age": Float(),
         "ethnic_group": String(16),
+        "population": String(100),
         "country": String(2),
         "province": String(6),
     },

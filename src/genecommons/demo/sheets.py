@@ -309,6 +309,7 @@ def individual_rows(people: People) -> Iterable[dict[str, Any]]:
             "birth_year": int(people.birth_years[i]),
             "age": int(people.ages[i]),
             "ethnic_group": "01" if han else "foreign",
+            "population": people.populations[i],
             "country": people.countries[i],
             "province": people.provinces[i],
             "consent": CONSENT,

@@ -21,6 +21,7 @@ from genecommons.compliance import commands as compliance_commands
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError
 from genecommons.runtime import runtime
+from genecommons.variants import commands as variants_commands
 
 app = typer.Typer(
     name="genecommons",
@@ -78,6 +79,7 @@ app.add_typer(compliance_commands.compliance_app, name="compliance")
 app.add_typer(audit_commands.audit_app, name="audit")
 app.command("upload")(archive_commands.upload)
 app.add_typer(archive_commands.archive_app, name="archive")
+app.add_typer(variants_commands.variants_app, name="variants")
 
 app.command("demo")(demo_commands.demo)
 

@@ -30,6 +30,7 @@ class EventTag(StrEnum):
     SUBMISSION_ACCEPTED = "catalog:submission:accept"
     SUBMISSION_REJECTED = "catalog:submission:reject"
     RECORD_READ = "catalog:record:read"
+    VARIANT_STORE_BUILT = "variants:store:build"
     ACCESS_DENIED = "access:decision:deny"
     USER_CREATED = "access:user:create"
     INSTITUTION_VERIFIED = "access:institution:verify"

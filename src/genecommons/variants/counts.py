@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -64,13 +65,19 @@ def count_block(
     complete = called == ploidy  # calls without a missing allele
     variants = calls.shape[0]
     n_groups = members.shape[1]
+    # BLAS multiplies floating point only; counts stay far below 2**53, so they are exact
+    weights = members.astype(np.float64)
+
+    def by_group(per_sample: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+        return np.rint(per_sample.astype(np.float64) @ weights).astype(np.int64)
+
     ac = np.zeros((variants, n_alleles, n_groups), dtype=np.int64)
     hom = np.zeros_like(ac)
     hemi = np.zeros_like(ac)
     for allele in range(n_alleles):
         carried = (calls == allele).sum(axis=2, dtype=np.int32)
-        ac[:, allele, :] = carried @ members
-        hom[:, allele, :] = ((carried == 2) & (ploidy == 2)) @ members
-        hemi[:, allele, :] = ((carried == 1) & (ploidy == 1) & complete) @ members
-    an = (called @ members).astype(np.int64)
+        ac[:, allele, :] = by_group(carried)
+        hom[:, allele, :] = by_group((carried == 2) & (ploidy == 2))
+        hemi[:, allele, :] = by_group((carried == 1) & (ploidy == 1) & complete)
+    an = by_group(called)
     return GroupCounts(tuple(groups), ac, an, hom, hemi)

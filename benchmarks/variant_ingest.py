@@ -4,7 +4,7 @@ beside bio2zarr's `vcf2zarr convert` alone on the same VCF, in one run (goal: wi
 The VCF is generated once (random biallelic SNVs, 1000 Genomes-like allele frequencies, some
 multi-allelic records) into --workdir and kept.
 
-    .venv/bin/python -m benchmarks.variant_ingest [--sites 200000] [--samples 2000]
+    .venv/bin/python -m benchmarks.variant_ingest [--sites 50000] [--samples 2000]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main() -> None:
     """Generate once, then time vcf2zarr alone and the whole store build."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workdir", type=Path, default=Path(".bench-data/variants"))
-    parser.add_argument("--sites", type=int, default=200_000)
+    parser.add_argument("--sites", type=int, default=50_000)
     parser.add_argument("--samples", type=int, default=2000)
     args = parser.parse_args()
     work = args.workdir.resolve()

@@ -347,6 +347,15 @@ def archive_sheets(folder: Path, *, vcf: Path | None, bam: Path | None) -> dict[
     return data
 
 
+@pytest.fixture
+def archive_settings(settings: Settings) -> Settings:
+    """Settings whose archive keys exist (as `genecommons init` makes them)."""
+    from genecommons.archive import service as archive_service
+
+    archive_service.archive_keys(settings, create=True)
+    return settings
+
+
 @pytest.fixture(scope="session")
 def datafiles() -> SimpleNamespace:
     """Writers of small real data files and of the sheets that declare them."""

@@ -48,13 +48,6 @@ OPERATOR = Subject.operator("tester")
 
 
 @pytest.fixture
-def archive_settings(settings: Settings) -> Settings:
-    """Settings whose archive keys exist (as `genecommons init` makes them)."""
-    archive_service.archive_keys(settings, create=True)
-    return settings
-
-
-@pytest.fixture
 def world(
     archive_settings: Settings, factory: Any, tmp_path: Path, datafiles: SimpleNamespace
 ) -> World:

@@ -123,3 +123,72 @@ def test_cli_shows_a_variant(
         assert absent.exit_code == 1
     finally:
         runtime.reset()
+
+
+def _bundle(tmp_path: Path, datafiles: SimpleNamespace, *, bgzip: bool = True) -> Path:
+    folder = tmp_path / "submitted"
+    folder.mkdir()
+    vcf = datafiles.vcf(folder / "calls.vcf.gz", records=30)
+    if not bgzip:
+        import gzip
+
+        vcf.write_bytes(gzip.compress(gzip.decompress(vcf.read_bytes())))
+    sheets = datafiles.sheets(folder, vcf=vcf, bam=None)
+    for row in sheets["individuals"]:
+        row["population"] = "CHB"
+    datafiles.write(folder, sheets)
+    return folder
+
+
+def _submit(factory: Any, settings: Settings, folder: Path, **options: Any) -> Any:
+    from genecommons.archive.service import BundleArchiver
+
+    return catalog.submit(
+        factory,
+        folder,
+        subject=OPERATOR,
+        data_files=BundleArchiver(
+            settings, OPERATOR, after=service.VariantStoreSink(settings, OPERATOR)
+        ),
+        **options,
+    )
+
+
+def test_submitting_a_joint_called_vcf_fills_the_store(
+    factory: Any, archive_settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
+) -> None:
+    result = _submit(factory, archive_settings, _bundle(tmp_path, datafiles))
+    dataset = result.accessions["datasets"]["DS1"]
+    store = service.store_path(archive_settings, dataset)
+    assert store.exists()
+    with pysam.VariantFile(str(tmp_path / "submitted" / "calls.vcf.gz")) as vcf:
+        record = next(iter(vcf))
+    found = service.variant_counts(
+        archive_settings,
+        subject=OPERATOR,
+        dataset=dataset,
+        key=f"{record.chrom}-{record.pos}-{record.ref}-{record.alts[0]}",
+    )
+    assert found is not None and found.counts["CHB"]["an"] == 6
+    assert not list(archive_settings.staging_dir.glob("variants-*"))  # the index was temporary
+
+
+def test_a_submission_that_does_not_commit_leaves_no_store(
+    factory: Any, archive_settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
+) -> None:
+    def fail() -> None:
+        raise RuntimeError("the commit did not happen")
+
+    with pytest.raises(RuntimeError):
+        _submit(factory, archive_settings, _bundle(tmp_path, datafiles), before_commit=fail)
+    assert not (archive_settings.data_dir / "variants").exists() or not list(
+        (archive_settings.data_dir / "variants").iterdir()
+    )
+
+
+def test_a_vcf_that_is_not_bgzipped_is_archived_without_a_store(
+    factory: Any, archive_settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
+) -> None:
+    result = _submit(factory, archive_settings, _bundle(tmp_path, datafiles, bgzip=False))
+    assert result.archived
+    assert not service.store_path(archive_settings, result.accessions["datasets"]["DS1"]).exists()

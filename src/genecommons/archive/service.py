@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -386,16 +386,34 @@ class Ingestion:
         self.stored.clear()
 
 
+class ArchivedFileHook(Protocol):
+    """Told of each file a submission archives, with its plaintext, inside the submission's
+    transaction (the variant store builds from the VCFs); `discard` undoes what it did when
+    that transaction does not commit."""
+
+    def take(self, session: Session, file: CatalogFile, path: Path) -> None:
+        """Process a file just archived."""
+
+    def discard(self) -> None:
+        """Undo every `take`."""
+
+
 class BundleArchiver(Ingestion):
     """Archives the data files a submission's folder holds, in the submission's transaction
     (catalog.service.DataFileSink). Files archived before with the same content are skipped,
     so that submitting the same folder again changes nothing."""
 
     def __init__(
-        self, settings: Settings, subject: Subject, *, progress: Callable[[str], None] | None = None
+        self,
+        settings: Settings,
+        subject: Subject,
+        *,
+        progress: Callable[[str], None] | None = None,
+        after: ArchivedFileHook | None = None,
     ) -> None:
         super().__init__(settings, subject)
         self._say = progress
+        self._after = after
 
     def attach(
         self, session: Session, files: Mapping[str, str], paths: Mapping[str, Path]
@@ -416,7 +434,15 @@ class BundleArchiver(Ingestion):
                 source.seek(0)
                 self.archive(session, file, source, plain_path=None if encrypted else path)
             archived.append(file.accession)
+            if self._after is not None and not encrypted:
+                self._after.take(session, file, path)
         return archived
+
+    def discard(self) -> None:
+        """Remove what was stored (and what the hook made)."""
+        if self._after is not None:
+            self._after.discard()
+        super().discard()
 
 
 def archive_path(

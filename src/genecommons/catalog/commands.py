@@ -16,6 +16,7 @@ from genecommons.catalog import service
 from genecommons.catalog.export import write_sheets, write_templates
 from genecommons.errors import SubmissionRejectedError
 from genecommons.runtime import operator, runtime
+from genecommons.variants.service import VariantStoreSink
 
 console = Console()
 err = Console(stderr=True)
@@ -41,7 +42,10 @@ def submit(
                 dry_run=dry_run,
                 staging=context.settings.staging_dir,
                 data_files=BundleArchiver(
-                    context.settings, subject, progress=lambda what: status.update(escape(what))
+                    context.settings,
+                    subject,
+                    progress=lambda what: status.update(escape(what)),
+                    after=VariantStoreSink(context.settings, subject),
                 ),
             )
     except SubmissionRejectedError as error:

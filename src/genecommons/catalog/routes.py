@@ -16,6 +16,7 @@ from genecommons.catalog.bundle import Limits
 from genecommons.catalog.models import ENTITIES, PHENOTYPES_SHEET, Phenotype
 from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
 from genecommons.errors import InvalidInputError, NotFoundError
+from genecommons.variants.service import VariantStoreSink
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -90,7 +91,7 @@ async def post_submission(
             dry_run=dry_run,
             limits=limits,
             staging=staging,
-            data_files=BundleArchiver(settings, subject),
+            data_files=BundleArchiver(settings, subject, after=VariantStoreSink(settings, subject)),
         )
         return result.to_dict()
     finally:

@@ -3,7 +3,13 @@ samples grouped by what the catalog says of their individuals; look variants up.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +28,24 @@ from genecommons.variants.store import (
     VariantStore,
     build_store,
 )
+
+logger = logging.getLogger(__name__)
+
+
+class ArchivedVcf(Protocol):
+    """What the sink needs to know of an archived file (archive.service.CatalogFile)."""
+
+    @property
+    def alias(self) -> str:
+        """The file's name in its submission."""
+
+    @property
+    def format(self) -> str:
+        """Its declared format."""
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The datasets that release it."""
 
 
 def store_path(settings: Settings, dataset: str) -> Path:
@@ -70,6 +94,83 @@ def dataset_samples(session: Session, dataset: str) -> dict[str, SampleInfo]:
     return found
 
 
+@contextlib.contextmanager
+def _indexed(vcf: Path, staging: Path) -> Iterator[Path]:
+    """`vcf` with a tabix or CSI index beside it (made in a temporary folder when missing)."""
+    if any(vcf.with_name(vcf.name + suffix).exists() for suffix in (".tbi", ".csi")):
+        yield vcf
+        return
+    import pysam
+
+    staging.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=staging, prefix="variants-") as folder:
+        linked = Path(folder) / vcf.name
+        linked.symlink_to(vcf.resolve())
+        try:
+            pysam.tabix_index(str(linked), preset="vcf", keep_original=True, force=True)
+        except OSError:
+            pysam.tabix_index(str(linked), preset="vcf", keep_original=True, force=True, csi=True)
+        yield linked
+
+
+class VariantStoreSink:
+    """Builds the variant store of each dataset whose joint-called VCF a submission archives,
+    inside the submission's transaction (archive.service.ArchivedFileHook): the store appears
+    with the catalog records or not at all."""
+
+    def __init__(self, settings: Settings, subject: Subject) -> None:
+        self.settings = settings
+        self.subject = subject
+        self.built: list[StoreSummary] = []
+        self.skipped: list[str] = []
+
+    def take(self, session: Session, file: ArchivedVcf, path: Path) -> None:
+        """Build the stores of the datasets that release `file`, if it is a VCF."""
+        if file.format != "vcf":
+            return
+        for dataset in file.datasets:
+            target = store_path(self.settings, dataset)
+            if target.exists():
+                # a dataset has one store, from its first joint-called VCF; rebuilding on a
+                # new file is a separate step (genecommons variants build)
+                self.skipped.append(dataset)
+                continue
+            with open(path, "rb") as handle:
+                head = handle.read(18)
+            if len(head) < 14 or head[12:14] != b"BC":
+                self.skipped.append(dataset)
+                logger.warning("%s is not bgzipped: no variant store for %s", file.alias, dataset)
+                continue
+            with _indexed(path, self.settings.staging_dir) as vcf:
+                summary = build_store(vcf, target, samples=dataset_samples(session, dataset))
+            self.built.append(summary)
+            _record_build(session, self.subject, dataset, file.alias, summary)
+
+    def discard(self) -> None:
+        """Remove the stores built (the submission did not commit)."""
+        for summary in self.built:
+            shutil.rmtree(summary.path, ignore_errors=True)
+        self.built.clear()
+
+
+def _record_build(
+    session: Session, subject: Subject, dataset: str, name: str, summary: StoreSummary
+) -> None:
+    record_event(
+        session,
+        tag=EventTag.VARIANT_STORE_BUILT,
+        actor=subject.id,
+        subject=dataset,
+        details={
+            "file": name,
+            "samples": summary.samples,
+            "records": summary.records,
+            "sites": summary.sites,
+            "groups": list(summary.groups),
+        },
+    )
+
+
 def build_dataset_store(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -82,21 +183,10 @@ def build_dataset_store(
     require(subject, Action.SUBMIT, Resource("dataset", dataset))
     with factory() as session:
         samples = dataset_samples(session, dataset)
-    summary = build_store(vcf, store_path(settings, dataset), samples=samples)
+    with _indexed(vcf, settings.staging_dir) as indexed:
+        summary = build_store(indexed, store_path(settings, dataset), samples=samples)
     with factory.begin() as session:
-        record_event(
-            session,
-            tag=EventTag.VARIANT_STORE_BUILT,
-            actor=subject.id,
-            subject=dataset,
-            details={
-                "file": vcf.name,
-                "samples": summary.samples,
-                "records": summary.records,
-                "sites": summary.sites,
-                "groups": list(summary.groups),
-            },
-        )
+        _record_build(session, subject, dataset, vcf.name, summary)
     return summary
 
 

@@ -99,44 +99,6 @@ def test_expired_and_forged_tokens(factory: Any, institution: str) -> None:
             service.authenticate(factory, token)
 
 
-def test_token_uses_and_refusals_of_known_tokens_are_audited(
-    factory: Any, institution: str
-) -> None:
-    from sqlalchemy import select
-
-    from genecommons.audit.tables import audit_events
-
-    service.add_user(
-        factory, email="zhao@example.org", roles=["researcher"], institution=None, actor=OPERATOR
-    )
-    issued = service.create_token(factory, email="zhao@example.org", actor=OPERATOR)
-    service.authenticate(factory, issued.token)
-    service.authenticate(factory, issued.token)
-    service.revoke_token(factory, token_id=issued.id, actor=OPERATOR)
-    with pytest.raises(AuthenticationError):
-        service.authenticate(factory, issued.token)
-    with pytest.raises(AuthenticationError):
-        service.authenticate(factory, identity.new_token())  # unknown: no event
-    with factory() as session:
-        events = session.execute(
-            select(
-                audit_events.c.tag,
-                audit_events.c.actor,
-                audit_events.c.subject,
-                audit_events.c.details,
-            )
-            .where(audit_events.c.tag.in_(["access:token:use", "access:token:refuse"]))
-            .order_by(audit_events.c.leaf_index)
-        ).all()
-    token = f"token:{issued.id}"
-    assert [(e.tag, e.actor, e.subject) for e in events] == [
-        ("access:token:use", "user:zhao@example.org", token),
-        ("access:token:use", "user:zhao@example.org", token),
-        ("access:token:refuse", "user:zhao@example.org", token),
-    ]
-    assert events[-1].details == {"why": "revoked"}
-
-
 def test_bad_input_is_refused(factory: Any, institution: str) -> None:
     with pytest.raises(InvalidInputError):
         service.add_user(

@@ -270,26 +270,8 @@ def revoke_token(factory: sessionmaker[Session], *, token_id: int, actor: Subjec
         )
 
 
-def _token_problem(
-    revoked_at: datetime | None, active: bool, expires_at: datetime, now: datetime
-) -> str | None:
-    """Why a known token cannot be used now, or None."""
-    if revoked_at is not None:
-        return "revoked"
-    if not active:
-        return "inactive user"
-    if clock.as_utc(expires_at) <= now:
-        return "expired"
-    return None
-
-
 def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
-    """The user a bearer token belongs to; AuthenticationError if it is not valid now.
-
-    Each use is an audit event (`access:token:use`), and so is a refused use of a known token
-    that has expired or been revoked (`access:token:refuse`); unknown tokens leave no event, so
-    that random guesses cannot flood the log (login throttling and the web server's limits
-    deal with them)."""
+    """The user a bearer token belongs to; AuthenticationError if it is not valid now."""
     refused = AuthenticationError(
         "The token is not valid (unknown, expired or revoked).",
         message_zh="令牌无效（未知、已过期或已撤销）。",
@@ -321,45 +303,32 @@ def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
             )
             .where(api_tokens.c.digest == identity.token_digest(token))
         ).first()
-        if row is None:
+        if (
+            row is None
+            or row.revoked_at is not None
+            or not row.active
+            or clock.as_utc(row.expires_at) <= now
+        ):
             raise refused
-        problem = _token_problem(row.revoked_at, row.active, row.expires_at, now)
-        if problem is not None:
-            record_event(
-                session,
-                tag=EventTag.TOKEN_REFUSED,
-                actor=f"user:{row.email}",
-                subject=f"token:{row.id}",
-                details={"why": problem},
-            )
-        else:
-            record_event(
-                session,
-                tag=EventTag.TOKEN_USED,
-                actor=f"user:{row.email}",
-                subject=f"token:{row.id}",
-            )
-            roles = frozenset(
-                session.execute(
-                    select(user_roles.c.role).where(user_roles.c.user_id == row.user_id)
-                ).scalars()
-            )
+        roles = frozenset(
             session.execute(
-                update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
-            )
-            granted = frozenset(
-                session.execute(
-                    select(datasets.c.accession)
-                    .join(grants, grants.c.dataset_id == datasets.c.id)
-                    .where(
-                        grants.c.user_id == row.user_id,
-                        grants.c.revoked_at.is_(None),
-                        grants.c.expires_at > now,
-                    )
-                ).scalars()
-            )
-    if problem is not None:
-        raise refused
+                select(user_roles.c.role).where(user_roles.c.user_id == row.user_id)
+            ).scalars()
+        )
+        session.execute(
+            update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
+        )
+        granted = frozenset(
+            session.execute(
+                select(datasets.c.accession)
+                .join(grants, grants.c.dataset_id == datasets.c.id)
+                .where(
+                    grants.c.user_id == row.user_id,
+                    grants.c.revoked_at.is_(None),
+                    grants.c.expires_at > now,
+                )
+            ).scalars()
+        )
     scopes = frozenset(row.scopes) if row.scopes is not None else None
     verified = row.verified_country is not None
     return Subject.user(

@@ -36,8 +36,6 @@ class EventTag(StrEnum):
     INSTITUTION_VERIFIED = "access:institution:verify"
     TOKEN_CREATED = "access:token:create"  # noqa: S105 - an event tag, not a secret
     TOKEN_REVOKED = "access:token:revoke"  # noqa: S105 - an event tag, not a secret
-    TOKEN_USED = "access:token:use"  # noqa: S105 - an event tag, not a secret
-    TOKEN_REFUSED = "access:token:refuse"  # noqa: S105 - an event tag, not a secret
     SIGN_IN = "access:session:sign-in"
     SIGN_IN_FAILED = "access:session:fail"
     TOTP_ENROLLED = "access:totp:enrol"

@@ -192,3 +192,24 @@ def test_a_vcf_that_is_not_bgzipped_is_archived_without_a_store(
     result = _submit(factory, archive_settings, _bundle(tmp_path, datafiles, bgzip=False))
     assert result.archived
     assert not service.store_path(archive_settings, result.accessions["datasets"]["DS1"]).exists()
+
+
+def test_cli_submit_reports_the_store_it_built(
+    factory: Any,  # the schema
+    archive_settings: Settings,
+    tmp_path: Path,
+    datafiles: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from genecommons import runtime
+    from genecommons.cli import app
+
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(archive_settings.data_dir))
+    monkeypatch.setenv("GENECOMMONS_DATABASE_URL", archive_settings.effective_database_url)
+    runtime.reset()
+    try:
+        submitted = CliRunner().invoke(app, ["submit", str(_bundle(tmp_path, datafiles))])
+    finally:
+        runtime.reset()
+    assert submitted.exit_code == 0, submitted.output
+    assert "variant store GCD" in submitted.output and "60 sites, 3 samples" in submitted.output

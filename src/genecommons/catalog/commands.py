@@ -32,9 +32,10 @@ def submit(
 ) -> None:
     """Validate a submission and commit it all or nothing. 验证并提交元数据。"""
     context = runtime()
+    subject = operator()
+    variant_stores = VariantStoreSink(context.settings, subject)
     try:
         with console.status("Validating… 正在验证…") as status:
-            subject = operator()
             result = service.submit(
                 context.factory,
                 path,
@@ -45,7 +46,7 @@ def submit(
                     context.settings,
                     subject,
                     progress=lambda what: status.update(escape(what)),
-                    after=VariantStoreSink(context.settings, subject),
+                    after=variant_stores,
                 ),
             )
     except SubmissionRejectedError as error:
@@ -72,6 +73,11 @@ def submit(
         )
         for accession in result.archived:
             console.print(f"  archived file {accession} 已归档")
+        for built in variant_stores.built:
+            console.print(
+                f"  variant store {built.path.name}: {built.sites:,} sites, "
+                f"{built.samples:,} samples 变异库已建立"
+            )
         for entity in ("studies", "datasets"):
             for alias, accession in result.accessions.get(entity, {}).items():
                 console.print(

@@ -587,6 +587,19 @@ def _upload_row(session: Session, upload_id: str, subject: Subject) -> Any:
     return row
 
 
+def _open_upload(factory: sessionmaker[Session], upload_id: str, subject: Subject) -> Any:
+    """The row of an upload that still takes bytes; ConflictError once it is archived or
+    failed."""
+    with factory() as session:
+        row = _upload_row(session, upload_id, subject)
+    if row.state != "open":
+        raise ConflictError(
+            f"Upload {upload_id} is {row.state}; start a new upload.",
+            message_zh=f"上传 {upload_id} 的状态为 {row.state}；请重新开始上传。",
+        )
+    return row
+
+
 def _state(row: Any) -> UploadState:
     return UploadState(
         row.id, row.accession, int(row.received), row.expected_size, row.state, row.error
@@ -668,13 +681,7 @@ def open_append(
     offset: int,
 ) -> UploadAppender:
     """Start appending at `offset`, which must be the number of bytes received so far."""
-    with factory() as session:
-        row = _upload_row(session, upload_id, subject)
-    if row.state != "open":
-        raise ConflictError(
-            f"Upload {upload_id} is {row.state}; start a new upload.",
-            message_zh=f"上传 {upload_id} 的状态为 {row.state}；请重新开始上传。",
-        )
+    row = _open_upload(factory, upload_id, subject)
     if offset != row.received:
         raise ConflictError(
             f"Upload {upload_id} has {row.received} bytes; send the bytes from offset "
@@ -729,13 +736,7 @@ def complete_upload(
     progress: Progress | None = None,
 ) -> ArchivedFile:
     """Check, encrypt and archive a finished upload; the staged bytes are removed."""
-    with factory() as session:
-        row = _upload_row(session, upload_id, subject)
-    if row.state != "open":
-        raise ConflictError(
-            f"Upload {upload_id} is {row.state}.",
-            message_zh=f"上传 {upload_id} 的状态为 {row.state}。",
-        )
+    row = _open_upload(factory, upload_id, subject)
     if row.expected_size is not None and row.received < row.expected_size:
         raise InvalidInputError(
             f"Upload {upload_id} is incomplete: {row.received} of {row.expected_size} bytes. "

@@ -1,0 +1,1 @@
+"""Privacy by design: what aggregate answers may reveal, differential privacy, pseudonyms."""

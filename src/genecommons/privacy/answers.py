@@ -1,0 +1,66 @@
+"""The seam between the Beacon and the re-identification defence.
+
+A Beacon (variants/beacon.py) finds, for each dataset a query reaches, the variants that match
+it; what the caller is then *told* of them at boolean or count granularity is decided by a
+`VariantGuard`. The defended guard lives in privacy/ (budgets, withheld rare alleles, noise);
+`exact_answer` tells the truth and is what record granularity (a grant in force) gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from genecommons.access.models import Subject
+from genecommons.variants.store import SiteCounts
+
+
+class Granularity(StrEnum):
+    """Beacon v2 granularities, from least to most revealing."""
+
+    BOOLEAN = "boolean"
+    COUNT = "count"
+    RECORD = "record"
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetAnswer:
+    """What a caller is told of one dataset for one query."""
+
+    exists: bool
+    count: int | None = None  # matching variants, at count granularity and above
+    withheld: bool = False  # part of the true answer was hidden to protect participants
+    note: str | None = None  # why, in English
+    note_zh: str | None = None  # why, in Chinese
+
+
+class VariantGuard(Protocol):
+    """Decides what a caller is told of the variants of one dataset that match a query."""
+
+    def __call__(
+        self,
+        *,
+        subject: Subject,
+        address: str,
+        dataset: str,
+        granularity: Granularity,
+        matches: Sequence[SiteCounts],
+    ) -> DatasetAnswer:
+        """The answer for `dataset` (`matches` are its variants that the query matched)."""
+        ...
+
+
+def exact_answer(
+    *,
+    subject: Subject,
+    address: str,
+    dataset: str,
+    granularity: Granularity,
+    matches: Sequence[SiteCounts],
+) -> DatasetAnswer:
+    """The true answer, undefended: for record granularity, and for measuring the attacks."""
+    present = [m for m in matches if m.counts.get("all", {}).get("ac", 0) > 0]
+    count = None if granularity is Granularity.BOOLEAN else len(present)
+    return DatasetAnswer(exists=bool(present), count=count)

@@ -425,9 +425,7 @@ class OidcProvider:
         with OAuth2Client(
             client_id, "secret", scope="openid email profile", redirect_uri=redirect
         ) as client:
-            url, _ = client.create_authorization_url(
-                f"{self.issuer}/oauth2/authorize", nonce=nonce
-            )
+            url, _ = client.create_authorization_url(f"{self.issuer}/oauth2/authorize", nonce=nonce)
             query = parse_qs(urlsplit(self.authorize(url, sub)).query)
             token = client.fetch_token(f"{self.issuer}/oauth2/token", code=query["code"][0])
         value: str = token["id_token"]

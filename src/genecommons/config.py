@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from genecommons.errors import ConfigurationError
+
 
 class Settings(BaseSettings):
     """GeneCommons settings, read from `GENECOMMONS_*` environment variables."""
@@ -73,7 +75,15 @@ class Settings(BaseSettings):
         if self.oidc_client_secret is not None:
             return self.oidc_client_secret.get_secret_value()
         if self.oidc_client_secret_file is not None:
-            return self.oidc_client_secret_file.read_text(encoding="utf-8").strip()
+            try:
+                return self.oidc_client_secret_file.read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise ConfigurationError(
+                    f"GENECOMMONS_OIDC_CLIENT_SECRET_FILE {self.oidc_client_secret_file} "
+                    f"cannot be read ({error.strerror}).",
+                    message_zh=f"无法读取 GENECOMMONS_OIDC_CLIENT_SECRET_FILE "
+                    f"{self.oidc_client_secret_file}（{error.strerror}）。",
+                ) from error
         return None
 
     @property

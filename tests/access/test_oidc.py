@@ -8,6 +8,7 @@ import hmac
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -404,3 +405,16 @@ def test_discovery_documents_are_checked() -> None:
             oidc.parse_metadata(bad, issuer="https://idp.example.org")
     assert oidc.secure_url("http://127.0.0.1:8080/x") and oidc.secure_url("http://[::1]/x")
     assert not oidc.secure_url("http://10.0.0.1/x") and not oidc.secure_url("ftp://idp/x")
+
+
+def test_the_client_secret_comes_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "oidc-secret"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    configured = Settings(oidc_issuer="https://idp.example.org", oidc_client_id="gc")
+    assert configured.oidc_enabled and configured.oidc_secret() is None
+    from_file = configured.model_copy(update={"oidc_client_secret_file": secret})
+    assert from_file.oidc_secret() == "s3cret"
+    missing = configured.model_copy(update={"oidc_client_secret_file": tmp_path / "absent"})
+    with pytest.raises(ConfigurationError, match="CLIENT_SECRET_FILE"):
+        missing.oidc_secret()
+    assert not Settings(oidc_client_id="gc").oidc_enabled

@@ -80,15 +80,14 @@ def _count_attempt(session: Session, keys: tuple[str, ...], *, now: datetime) ->
         session.execute(insert(login_failures).values(key=key, failed_at=now))
 
 
-def _code_mail(settings: Settings, *, email: str, code: str, hours: int) -> tuple[str, str]:
-    link = f"{settings.issuer_url.rstrip('/')}/register/verify?email={email}&code={code}"
+def _code_mail(*, code: str, hours: int) -> tuple[str, str]:
     subject = "Verify your e-mail address / 验证您的电子邮件地址"
     body = (
         f"Your GeneCommons verification code is:\n\n    {code}\n\n"
-        f"Give it with POST /api/v1/auth/register/verify, or open {link}\n"
+        "Give it with your e-mail address to POST /api/v1/auth/register/verify.\n"
         f"It is valid for {hours} hours. If you did not register, ignore this message.\n\n"
         f"您的 GeneCommons 验证码为：\n\n    {code}\n\n"
-        f"请通过 POST /api/v1/auth/register/verify 提交，或打开上面的链接；{hours} 小时内有效。"
+        f"请连同电子邮件地址提交至 POST /api/v1/auth/register/verify；{hours} 小时内有效。"
         "如非本人注册，请忽略本邮件。\n"
     )
     return subject, body
@@ -118,9 +117,17 @@ def register(
             message_zh=f"{email!r} 不是有效的电子邮件地址。",
             details={"place": "email", "value": email},
         )
-    if not name:
+    if not name or not name.isprintable():
         raise InvalidInputError(
-            "Give your name.", message_zh="请填写姓名。", details={"place": "name"}
+            "Give your name (printable characters only).",
+            message_zh="请填写姓名（仅限可打印字符）。",
+            details={"place": "name"},
+        )
+    if not institution.strip().isprintable():
+        raise InvalidInputError(
+            f"{institution!r} is not an institution accession.",
+            message_zh=f"{institution!r} 不是机构登记号。",
+            details={"place": "institution", "value": institution},
         )
     if len(password) < identity.MIN_PASSWORD_LENGTH:
         raise InvalidInputError(
@@ -215,7 +222,7 @@ def register(
                     email_verified_at=None,
                 )
             )
-        subject, body = _code_mail(settings, email=email, code=code, hours=hours)
+        subject, body = _code_mail(code=code, hours=hours)
         notify.enqueue(session, recipient=email, subject=subject, body=body)
         record_event(
             session,
@@ -234,6 +241,12 @@ def verify_email(
     institution is verified, else `awaiting_institution`)."""
     email = email.strip().lower()
     now = clock.now()
+    if not identity.valid_email(email):
+        raise InvalidInputError(
+            f"{email!r} is not an e-mail address.",
+            message_zh=f"{email!r} 不是有效的电子邮件地址。",
+            details={"place": "email", "value": email},
+        )
     refused = InvalidInputError(
         "The code is wrong or has expired; register again to receive a new one.",
         message_zh="验证码错误或已过期，请重新注册以获取新的验证码。",

@@ -286,7 +286,8 @@ CALLS: dict[tuple[str, str], Call] = {
         },
     ),
     ("POST", "/api/v1/auth/register/verify"): lambda w, r, t: w.client.post(
-        "/api/v1/auth/register/verify", json={"email": f"new-{r}-{t}@example.org", "code": "x"}
+        "/api/v1/auth/register/verify",
+        json={"email": f"new-{r}-{t}@example.org", "code": "x", "password": "p" * 12},
     ),
     # sign-in is open to all: anyone may try, and wrong credentials are a 401 for everyone
     ("POST", "/api/v1/auth/token"): lambda w, r, t: w.client.post(

@@ -51,7 +51,8 @@ def register_and_sign_in(client: TestClient, factory: Any, email: str, instituti
     code = re.search(r"^    (\S+)$", mail.body, re.MULTILINE)
     assert code is not None
     verified = client.post(
-        "/api/v1/auth/register/verify", json={"email": email, "code": code.group(1)}
+        "/api/v1/auth/register/verify",
+        json={"email": email, "code": code.group(1), "password": PASSWORD},
     )
     assert verified.status_code == 200 and verified.json()["status"] == "active", verified.text
     signed_in = client.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})

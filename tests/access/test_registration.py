@@ -75,11 +75,13 @@ def test_register_verify_and_wait_for_the_institution(world: dict[str, Any]) -> 
     assert waiting.status_code == 403 and "Verify your e-mail" in waiting.json()["message"]
     code = code_for(factory, "zhang@example.org")
     wrong = client.post(
-        "/api/v1/auth/register/verify", json={"email": "zhang@example.org", "code": "nope"}
+        "/api/v1/auth/register/verify",
+        json={"email": "zhang@example.org", "code": "nope", "password": PASSWORD},
     )
     assert wrong.status_code == 422 and wrong.json()["message_zh"]
     verified = client.post(
-        "/api/v1/auth/register/verify", json={"email": "ZHANG@example.org", "code": code}
+        "/api/v1/auth/register/verify",
+        json={"email": "ZHANG@example.org", "code": code, "password": PASSWORD},
     )
     assert verified.json() == {"email": "zhang@example.org", "status": "awaiting_institution"}
     pending = sign_in(client)
@@ -107,7 +109,8 @@ def test_register_verify_and_wait_for_the_institution(world: dict[str, Any]) -> 
     assert "access:email:verify" in mine and "access:user:update" in mine
     # the code cannot be used again
     again = client.post(
-        "/api/v1/auth/register/verify", json={"email": "zhang@example.org", "code": code}
+        "/api/v1/auth/register/verify",
+        json={"email": "zhang@example.org", "code": code, "password": PASSWORD},
     )
     assert again.status_code == 422
 
@@ -120,7 +123,8 @@ def test_verified_institution_activates_at_once(world: dict[str, Any]) -> None:
     register(client, institution)
     code = code_for(factory, "zhang@example.org")
     verified = client.post(
-        "/api/v1/auth/register/verify", json={"email": "zhang@example.org", "code": code}
+        "/api/v1/auth/register/verify",
+        json={"email": "zhang@example.org", "code": code, "password": PASSWORD},
     )
     assert verified.json()["status"] == "active"
     assert sign_in(client).status_code == 200
@@ -147,16 +151,45 @@ def test_registering_again_sends_a_fresh_code(world: dict[str, Any]) -> None:
     second = code_for(factory, "zhang@example.org")
     assert first != second
     old = client.post(
-        "/api/v1/auth/register/verify", json={"email": "zhang@example.org", "code": first}
+        "/api/v1/auth/register/verify",
+        json={"email": "zhang@example.org", "code": first, "password": PASSWORD},
     )
     assert old.status_code == 422
     new = client.post(
-        "/api/v1/auth/register/verify", json={"email": "zhang@example.org", "code": second}
+        "/api/v1/auth/register/verify",
+        json={"email": "zhang@example.org", "code": second, "password": PASSWORD},
     )
     assert new.status_code == 200
     with factory() as session:
         count = session.execute(select(func.count()).select_from(users)).scalar_one()
     assert count == 1
+
+
+def test_a_stranger_cannot_set_the_password_of_a_pending_address(world: dict[str, Any]) -> None:
+    client, factory, institution = world["client"], world["factory"], world["institution"]
+    register(client, institution)  # the owner
+    register(client, institution, password="the stranger's password")  # someone else
+    newest = code_for(factory, "zhang@example.org")  # in the owner's mailbox
+    confirmed = client.post(
+        "/api/v1/auth/register/verify",
+        json={"email": "zhang@example.org", "code": newest, "password": PASSWORD},
+    )
+    assert confirmed.status_code == 422  # the owner notices, and registers again
+    register(client, institution)
+    again = client.post(
+        "/api/v1/auth/register/verify",
+        json={
+            "email": "zhang@example.org",
+            "code": code_for(factory, "zhang@example.org"),
+            "password": PASSWORD,
+        },
+    )
+    assert again.status_code == 200
+    stranger = client.post(
+        "/api/v1/auth/token",
+        data={"username": "zhang@example.org", "password": "the stranger's password"},
+    )
+    assert stranger.status_code == 401
 
 
 def test_bad_registrations_are_refused_and_leave_nothing(world: dict[str, Any]) -> None:
@@ -185,11 +218,13 @@ def test_registration_and_verification_are_throttled(world: dict[str, Any]) -> N
     assert blocked.status_code == 429 and "retry_after" in blocked.json()["details"]
     for _ in range(registration.THROTTLE.max_failures):
         wrong = client.post(
-            "/api/v1/auth/register/verify", json={"email": "r0@example.org", "code": "guess"}
+            "/api/v1/auth/register/verify",
+            json={"email": "r0@example.org", "code": "guess", "password": PASSWORD},
         )
         assert wrong.status_code == 422
     guessing = client.post(
-        "/api/v1/auth/register/verify", json={"email": "r0@example.org", "code": "guess"}
+        "/api/v1/auth/register/verify",
+        json={"email": "r0@example.org", "code": "guess", "password": PASSWORD},
     )
     assert guessing.status_code == 429
 
@@ -210,5 +245,7 @@ def test_registration_can_be_closed(settings: Settings, factory: Any) -> None:
 
 def test_verifying_an_unknown_address_says_nothing_more(factory: Any) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        registration.verify_email(factory, email="nobody@example.org", code="x", address="a")
-    assert "wrong or has expired" in caught.value.message
+        registration.verify_email(
+            factory, email="nobody@example.org", code="x", password=PASSWORD, address="a"
+        )
+    assert "wrong" in caught.value.message

@@ -84,10 +84,10 @@ def _code_mail(*, code: str, hours: int) -> tuple[str, str]:
     subject = "Verify your e-mail address / 验证您的电子邮件地址"
     body = (
         f"Your GeneCommons verification code is:\n\n    {code}\n\n"
-        "Give it with your e-mail address to POST /api/v1/auth/register/verify.\n"
+        "Give it with your e-mail address and password to POST /api/v1/auth/register/verify.\n"
         f"It is valid for {hours} hours. If you did not register, ignore this message.\n\n"
         f"您的 GeneCommons 验证码为：\n\n    {code}\n\n"
-        f"请连同电子邮件地址提交至 POST /api/v1/auth/register/verify；{hours} 小时内有效。"
+        f"请连同电子邮件地址和密码提交至 POST /api/v1/auth/register/verify；{hours} 小时内有效。"
         "如非本人注册，请忽略本邮件。\n"
     )
     return subject, body
@@ -235,10 +235,14 @@ def register(
 
 
 def verify_email(
-    factory: sessionmaker[Session], *, email: str, code: str, address: str
+    factory: sessionmaker[Session], *, email: str, code: str, password: str, address: str
 ) -> dict[str, str]:
-    """Check the e-mailed code; the account's status afterwards (`active` when its
-    institution is verified, else `awaiting_institution`)."""
+    """Check the e-mailed code with the password given at registration; the account's status
+    afterwards (`active` when its institution is verified, else `awaiting_institution`).
+
+    The password is asked too because anyone may register an address that is still awaiting
+    its code (sending the owner a fresh code, with the new details): a code alone would then
+    confirm a stranger's password for the owner's account."""
     email = email.strip().lower()
     now = clock.now()
     if not identity.valid_email(email):
@@ -248,8 +252,9 @@ def verify_email(
             details={"place": "email", "value": email},
         )
     refused = InvalidInputError(
-        "The code is wrong or has expired; register again to receive a new one.",
-        message_zh="验证码错误或已过期，请重新注册以获取新的验证码。",
+        "The code or the password is wrong, or the code has expired (only the newest code "
+        "counts); register again to receive a new one.",
+        message_zh="验证码或密码错误，或验证码已过期（仅最新的验证码有效），请重新注册以获取新的验证码。",
         details={"place": "code"},
     )
     with factory() as session, session.begin():
@@ -257,6 +262,7 @@ def verify_email(
             select(
                 users.c.id,
                 users.c.institution_id,
+                users.c.password_hash,
                 registrations.c.code_digest,
                 registrations.c.code_expires_at,
                 registrations.c.email_verified_at,
@@ -271,6 +277,8 @@ def verify_email(
             and row.code_digest
             and oidc.same_secret(oidc.digest(code), row.code_digest)
             and clock.as_utc(row.code_expires_at) > now
+            and row.password_hash
+            and identity.verify_password(row.password_hash, password)
         )
     if not good or row is None:
         with factory() as session, session.begin():

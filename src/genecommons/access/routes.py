@@ -136,10 +136,11 @@ class RegistrationBody(BaseModel):
 
 
 class VerificationBody(BaseModel):
-    """The code e-mailed at registration."""
+    """The code e-mailed at registration, with the password given then."""
 
     email: str = Field(min_length=3, max_length=200)
     code: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000, description="As given at registration")
 
 
 @router.post("/auth/register", summary="Register as a researcher", status_code=202)
@@ -169,7 +170,9 @@ def verify_registration(
     factory: SessionFactoryDep, address: AddressDep, body: VerificationBody
 ) -> dict[str, str]:
     """`active`, or `awaiting_institution` until an administrator verifies the institution."""
-    return registration.verify_email(factory, email=body.email, code=body.code, address=address)
+    return registration.verify_email(
+        factory, email=body.email, code=body.code, password=body.password, address=address
+    )
 
 
 @router.get("/auth/me", summary="The signed-in caller")

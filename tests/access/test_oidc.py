@@ -16,6 +16,9 @@ import httpx
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
@@ -418,3 +421,97 @@ def test_the_client_secret_comes_from_the_environment_or_a_file(tmp_path: Path) 
     with pytest.raises(ConfigurationError, match="CLIENT_SECRET_FILE"):
         missing.oidc_secret()
     assert not Settings(oidc_client_id="gc").oidc_enabled
+
+
+# -- property tests: the ID token check against an obviously correct reference ----------------
+
+KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+JWKS = {"keys": [KEY.as_dict(private=False)]}
+ISSUER = "https://idp.example.org"
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def accepted_by_reference(claims: dict[str, Any]) -> bool:
+    """OpenID Connect Core 3.1.3.7, the checks this node makes, written out plainly."""
+    moment = int(NOW.timestamp())
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    return (
+        claims.get("iss") == ISSUER
+        and CLIENT_ID in audiences
+        and (len(audiences) == 1 or claims.get("azp") == CLIENT_ID)
+        and isinstance(claims.get("sub"), str)
+        and claims["sub"] != ""
+        and isinstance(claims.get("exp"), int)
+        and claims["exp"] > moment - oidc.LEEWAY_SECONDS
+        and isinstance(claims.get("iat"), int)
+        and moment - oidc.MAX_TOKEN_AGE_SECONDS - oidc.LEEWAY_SECONDS
+        <= claims["iat"]
+        <= moment + oidc.LEEWAY_SECONDS
+        and claims.get("nonce") == "n-1"
+        and isinstance(claims.get("email"), str)
+        and claims.get("email_verified") is True
+    )
+
+
+GOOD = {
+    "iss": ISSUER,
+    "aud": CLIENT_ID,
+    "sub": "u-1",
+    "exp": int(NOW.timestamp()) + 600,
+    "iat": int(NOW.timestamp()) - 10,
+    "nonce": "n-1",
+    "email": "u@example.org",
+    "email_verified": True,
+}
+MOMENT = int(NOW.timestamp())
+WRONG: dict[str, list[Any]] = {
+    "iss": ["https://evil.example.org", ISSUER + "/", 7],
+    "aud": ["other", [CLIENT_ID, "other"], [CLIENT_ID], [], 7],
+    "azp": [CLIENT_ID, "other"],
+    "sub": ["", 7],
+    "exp": [MOMENT - 61, MOMENT - 59, MOMENT + 1, "soon"],
+    "iat": [MOMENT + 59, MOMENT + 61, MOMENT - 3661, MOMENT - 3659, "then"],
+    "nonce": ["n-2", "", 7],
+    "email": [7, ["u@example.org"]],
+    "email_verified": [False, "true", 1],
+}
+DROPPED = object()
+
+
+@st.composite
+def claim_sets(draw: st.DrawFn) -> dict[str, Any]:
+    """Good claims with up to three of them changed or left out."""
+    claims = dict(GOOD)
+    for name in draw(st.lists(st.sampled_from(sorted(WRONG)), max_size=3, unique=True)):
+        value = draw(st.sampled_from([*WRONG[name], DROPPED]))
+        if value is DROPPED:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    return claims
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(claims=claim_sets())
+def test_the_id_token_check_agrees_with_the_reference(claims: dict[str, Any]) -> None:
+    token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, KEY)
+    expected = accepted_by_reference(claims)
+    try:
+        found = oidc.verify_id_token(
+            token, jwks=JWKS, issuer=ISSUER, client_id=CLIENT_ID, nonce="n-1", now=NOW
+        )
+    except AuthenticationError:
+        assert not expected, claims
+    else:
+        assert expected, claims
+        assert found.subject == claims["sub"] and found.email == claims["email"]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(token=st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b64(b) + "." + b64(b)))
+def test_any_garbage_is_refused_cleanly(token: str) -> None:
+    with pytest.raises(AuthenticationError):
+        oidc.verify_id_token(
+            token, jwks=JWKS, issuer=ISSUER, client_id=CLIENT_ID, nonce="n-1", now=NOW
+        )

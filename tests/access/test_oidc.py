@@ -22,7 +22,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
-from genecommons.access import oidc, service
+from genecommons.access import notify, oidc, service
 from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.audit.tables import audit_events
@@ -155,10 +155,21 @@ def test_an_existing_address_is_linked_only_by_its_holder(
     oidc_provider.user("wang-at-idp", email="wang@example.org", email_verified=True)
     taken = login(client, oidc_provider, "wang-at-idp")
     assert taken.status_code == 409 and "link" in taken.json()["message"]
+    narrow = service.create_token(
+        factory, email="wang@example.org", actor=OPERATOR, scopes=["catalog:metadata:read"]
+    ).token
+    scoped = client.get(
+        "/api/v1/auth/oidc/login",
+        headers={"Authorization": f"Bearer {narrow}"},
+        follow_redirects=False,
+    )
+    assert scoped.status_code == 403  # a narrowly scoped token may not add a way in
     own = service.create_token(factory, email="wang@example.org", actor=OPERATOR).token
     linked = login(client, oidc_provider, "wang-at-idp", Authorization=f"Bearer {own}")
     assert linked.status_code == 200, linked.text
     assert linked.json()["account_created"] is False
+    told = [m.subject for m in notify.pending(factory) if m.recipient == "wang@example.org"]
+    assert told == ["A sign-in was linked to your account / 您的账号关联了新的登录方式"]
     plain = login(client, oidc_provider, "wang-at-idp")  # from now on, no token needed
     me = client.get(
         "/api/v1/auth/me", headers={"Authorization": f"Bearer {plain.json()['access_token']}"}

@@ -28,8 +28,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access import identity, oidc, service
-from genecommons.access.models import Role, Subject, SubjectKind
+from genecommons.access import identity, notify, oidc, service
+from genecommons.access.models import Action, Resource, Role, Subject, SubjectKind
+from genecommons.access.policy import require
 from genecommons.access.tables import (
     login_failures,
     oidc_identities,
@@ -84,7 +85,12 @@ def begin(
 ) -> oidc.LoginStart:
     """Start a sign-in; when `link_to` is a signed-in user, the identity the provider returns
     is linked to that account instead."""
-    started = _enabled(found).start()
+    chosen = _enabled(found)
+    if link_to.kind is SubjectKind.USER:
+        # a link is one more way into the account: only a credential that may manage the
+        # account's tokens may add it (a narrowly scoped token may not)
+        require(link_to, Action.MANAGE_TOKENS, Resource("token", link_to.id))
+    started = chosen.start()
     now = clock.now()
     with factory() as session, session.begin():
         session.execute(delete(oidc_logins).where(oidc_logins.c.expires_at < now))
@@ -276,6 +282,17 @@ def _sign_in(
             select(users.c.email, users.c.active).where(users.c.id == user_id)
         ).one()
         if linked is None:
+            notify.enqueue(
+                session,
+                recipient=account.email,
+                subject="A sign-in was linked to your account / 您的账号关联了新的登录方式",
+                body=(
+                    f"From now on you can sign in to GeneCommons through {asserted.issuer} "
+                    f"(as {asserted.email}). If this was not you, tell an administrator.\n\n"
+                    f"今后您可通过 {asserted.issuer}（{asserted.email}）登录 GeneCommons。"
+                    "如非本人操作，请告知系统管理员。\n"
+                ),
+            )
             record_event(
                 session,
                 tag=EventTag.IDENTITY_LINKED,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pysam
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -361,4 +362,91 @@ def datafiles() -> SimpleNamespace:
     """Writers of small real data files and of the sheets that declare them."""
     return SimpleNamespace(
         digest=file_digest, vcf=write_vcf, bam=write_bam, sheets=archive_sheets, write=write_sheets
+    )
+
+
+# -- a real OpenID Connect provider on loopback ------------------------------------------------
+
+
+class OidcProvider:
+    """oidc-provider-mock (an OpenID provider built on authlib) served on 127.0.0.1 in a thread.
+
+    `user(sub, **claims)` defines an account there; `authorize(url, sub)` plays that user
+    consenting at the authorization endpoint and returns where the provider sends the browser;
+    `id_token(...)` runs the whole code flow for another client, as a token a thief might hold.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        import oidc_provider_mock
+        import werkzeug.serving
+
+        self.server = werkzeug.serving.make_server(
+            "127.0.0.1", 0, oidc_provider_mock.app(require_nonce=True), threaded=True
+        )
+        self.issuer = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+        self.server.server_close()
+
+    def user(self, sub: str, **claims: Any) -> None:
+        import httpx
+
+        httpx.put(f"{self.issuer}/users/{sub}", json=claims, timeout=10).raise_for_status()
+
+    def authorize(self, url: str, sub: str) -> str:
+        import httpx
+
+        assert url.startswith(self.issuer), url
+        response = httpx.post(url, data={"sub": sub}, timeout=10)
+        assert response.status_code == 302, response.text[:300]
+        location: str = response.headers["location"]
+        return location
+
+    def jwks(self) -> dict[str, Any]:
+        import httpx
+
+        keys: dict[str, Any] = httpx.get(f"{self.issuer}/jwks", timeout=10).json()
+        return keys
+
+    def id_token(self, sub: str, *, client_id: str, nonce: str) -> str:
+        from urllib.parse import parse_qs, urlsplit
+
+        from authlib.integrations.httpx_client import OAuth2Client
+
+        redirect = "http://127.0.0.1:9/callback"
+        with OAuth2Client(
+            client_id, "secret", scope="openid email profile", redirect_uri=redirect
+        ) as client:
+            url, _ = client.create_authorization_url(f"{self.issuer}/oauth2/authorize", nonce=nonce)
+            query = parse_qs(urlsplit(self.authorize(url, sub)).query)
+            token = client.fetch_token(f"{self.issuer}/oauth2/token", code=query["code"][0])
+        value: str = token["id_token"]
+        return value
+
+
+@pytest.fixture
+def oidc_provider() -> Iterator[OidcProvider]:
+    """A real OpenID Connect provider on loopback (see `OidcProvider`)."""
+    provider = OidcProvider()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def oidc_settings(settings: Settings, oidc_provider: OidcProvider) -> Settings:
+    """The test settings with sign-in through `oidc_provider` configured."""
+    return settings.model_copy(
+        update={
+            "oidc_issuer": oidc_provider.issuer,
+            "oidc_client_id": "genecommons",
+            "oidc_client_secret": SecretStr("test-client-secret"),
+        }
     )

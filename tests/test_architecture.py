@@ -25,6 +25,7 @@ PURE = [
     "reports.py",
     "passports.py",
     "keys.py",
+    "oidc.py",
     "rules.py",
 ]
 

@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -46,6 +47,12 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/samples"): STEWARDS,
     ("GET", "/api/v1/samples/{accession}"): STEWARDS,
     ("POST", "/api/v1/auth/token"): set(ROLES),
+    # OIDC sign-in, registration: open to all (each reaches its own check, see the test)
+    ("GET", "/api/v1/auth/oidc/login"): set(ROLES),
+    ("GET", "/api/v1/auth/oidc/callback"): set(ROLES),
+    ("POST", "/api/v1/auth/oidc/second-factor"): set(ROLES),
+    ("POST", "/api/v1/auth/register"): set(ROLES),
+    ("POST", "/api/v1/auth/register/verify"): set(ROLES),
     ("GET", "/api/v1/auth/me"): SIGNED_IN,
     ("POST", "/api/v1/tokens"): SIGNED_IN,
     ("DELETE", "/api/v1/tokens/{token_id}"): SIGNED_IN,
@@ -89,8 +96,9 @@ class World:
     """A catalog with a dataset per tier, an account per role and the means to make fresh
     requests, tokens and grants for the calls that consume them."""
 
-    def __init__(self, client: TestClient, bundle: Path) -> None:
+    def __init__(self, client: TestClient, bundle: Path, provider: Any) -> None:
         self.client = client
+        self.provider = provider
         self.factory = client.app.state.session_factory  # type: ignore[attr-defined]
         self.settings = client.app.state.settings  # type: ignore[attr-defined]
         result = catalog.submit(
@@ -120,6 +128,16 @@ class World:
         workflow.add_member(
             self.factory, dac="BGC DAC", email="dac_member@example.org", chair=True, actor=OPERATOR
         )
+        for role in ROLES:  # each role's identity at the OpenID provider
+            provider.user(f"idp-{role}", email=f"idp-{role}@example.org", email_verified=True)
+
+    def oidc_round_trip(self, role: str) -> Any:
+        """Sign in through the OpenID provider (a signed-in role links its account)."""
+        start = self.client.get(
+            "/api/v1/auth/oidc/login", headers=self.headers[role], follow_redirects=False
+        )
+        back = urlsplit(self.provider.authorize(start.headers["location"], f"idp-{role}"))
+        return self.client.get(f"{back.path}?{back.query}")
 
     def request(self, tier: str) -> int:
         request_id, _ = workflow.request_access(
@@ -248,6 +266,28 @@ CALLS: dict[tuple[str, str], Call] = {
     ),
     ("GET", "/api/v1/samples/{accession}"): lambda w, r, t: w.client.get(
         f"/api/v1/samples/{w.accessions['samples']['P1-S1']}", headers=w.headers[r]
+    ),
+    # OIDC sign-in before the password sign-ins below: those fail on purpose, and five
+    # failures from one address throttle every sign-in from it
+    ("GET", "/api/v1/auth/oidc/login"): lambda w, r, t: w.client.get(
+        "/api/v1/auth/oidc/login", headers=w.headers[r], follow_redirects=False
+    ),
+    ("GET", "/api/v1/auth/oidc/callback"): lambda w, r, t: w.oidc_round_trip(r),
+    ("POST", "/api/v1/auth/oidc/second-factor"): lambda w, r, t: w.client.post(
+        "/api/v1/auth/oidc/second-factor", data={"ticket": "x" * 43, "otp": "123456"}
+    ),
+    ("POST", "/api/v1/auth/register"): lambda w, r, t: w.client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": f"new-{r}-{t}@example.org",
+            "name": "N",
+            "password": "p" * 12,
+            "institution": w.accessions["institutions"]["BGC"],
+        },
+    ),
+    ("POST", "/api/v1/auth/register/verify"): lambda w, r, t: w.client.post(
+        "/api/v1/auth/register/verify",
+        json={"email": f"new-{r}-{t}@example.org", "code": "x", "password": "p" * 12},
     ),
     # sign-in is open to all: anyone may try, and wrong credentials are a 401 for everyone
     ("POST", "/api/v1/auth/token"): lambda w, r, t: w.client.post(
@@ -404,8 +444,13 @@ def test_every_route_has_a_rule(settings: Settings) -> None:
 
 
 def test_authorization_matrix(
-    settings: Settings, make_bundle: Any, datafiles: Any, tmp_path: Path
+    oidc_settings: Settings,
+    oidc_provider: Any,
+    make_bundle: Any,
+    datafiles: Any,
+    tmp_path: Path,
 ) -> None:
+    settings = oidc_settings
     engine = make_engine(settings.effective_database_url)
     Base.metadata.create_all(engine)
     engine.dispose()
@@ -430,7 +475,7 @@ def test_authorization_matrix(
     app = create_app(settings)
     mismatches = []
     with TestClient(app) as client:
-        world = World(client, bundle)
+        world = World(client, bundle, oidc_provider)
         for key, call in CALLS.items():
             for role in ROLES:
                 for tier in TIERS:
@@ -441,6 +486,12 @@ def test_authorization_matrix(
                         # reached the credential check (or, after five tries from one
                         # address, the sign-in throttle)
                         allowed = response.status_code in (401, 429)
+                    if key == ("POST", "/api/v1/auth/oidc/second-factor"):
+                        allowed = response.status_code == 401  # reached the ticket check
+                    if key[1].startswith("/api/v1/auth/register"):
+                        # reached the registration (or the code) check, or after five tries
+                        # from one address within the hour, the registration throttle
+                        allowed = response.status_code in (202, 422, 429)
                     if key == ("POST", "/api/v1/uploads/{upload_id}/complete"):
                         allowed = response.status_code == 422  # reached the checksum check
                     expected = role in EXPECTED[key]

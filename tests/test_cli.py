@@ -95,6 +95,8 @@ def test_accounts_and_tokens_from_the_command_line(tmp_path: Path, make_bundle: 
         env,
     )
     assert added.returncode == 0, added.stderr
+    moved = _cli(["users", "set-institution", "li@example.org", "--institution", institution], env)
+    assert moved.returncode == 0, moved.stderr
     created = _cli(["tokens", "create", "li@example.org"], env)
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()

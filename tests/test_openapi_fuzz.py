@@ -18,14 +18,19 @@ schemathesis = pytest.importorskip("schemathesis")
 
 
 @pytest.mark.slow
-def test_no_server_errors(tmp_path: Path) -> None:
+def test_no_server_errors(tmp_path: Path, oidc_provider: Any) -> None:
     from schemathesis.checks import not_a_server_error
 
     url = f"sqlite:///{tmp_path / 'fuzz.sqlite3'}"
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     engine.dispose()
-    node = Settings(data_dir=tmp_path / "data", database_url=url)
+    node = Settings(  # with sign-in through a real OpenID provider on loopback
+        data_dir=tmp_path / "data",
+        database_url=url,
+        oidc_issuer=oidc_provider.issuer,
+        oidc_client_id="genecommons",
+    )
     archive_keys(node, create=True)  # as `genecommons init` leaves a platform
     app = create_app(node)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from genecommons import __version__
+from genecommons.access.oidc_service import provider as oidc_provider
 from genecommons.access.passport_service import key_store
 from genecommons.access.routes import router as access_router
 from genecommons.access.routes import wellknown
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.visa_keys = key_store(settings)
+    app.state.oidc = oidc_provider(settings)  # None when OIDC sign-in is off
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from genecommons.errors import ConfigurationError
+
 
 class Settings(BaseSettings):
     """GeneCommons settings, read from `GENECOMMONS_*` environment variables."""
@@ -42,6 +44,47 @@ class Settings(BaseSettings):
     visa_key_passphrase: SecretStr | None = None
     trusted_issuers_file: Path | None = None
     visa_lifetime_hours: int = 24
+    # Sign-in through an external OpenID Connect provider: off unless the issuer is set. The
+    # client secret comes from the environment or from a secret file (never from code).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_client_secret_file: Path | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_redirect_url: str | None = None  # default: ISSUER_URL/api/v1/auth/oidc/callback
+    oidc_login_seconds: int = 600  # how long a started sign-in waits for the provider
+    # Self-registration of researchers (e-mail verified through the outbox)
+    registration_open: bool = True
+    registration_code_hours: int = 24
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Whether sign-in through an OpenID Connect provider is configured."""
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def effective_oidc_redirect_url(self) -> str:
+        """Where the provider sends the browser back (registered with the provider)."""
+        return self.oidc_redirect_url or (
+            self.issuer_url.rstrip("/") + "/api/v1/auth/oidc/callback"
+        )
+
+    def oidc_secret(self) -> str | None:
+        """The OIDC client secret, from the environment or its secret file (None: a public
+        client, which relies on PKCE alone)."""
+        if self.oidc_client_secret is not None:
+            return self.oidc_client_secret.get_secret_value()
+        if self.oidc_client_secret_file is not None:
+            try:
+                return self.oidc_client_secret_file.read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise ConfigurationError(
+                    f"GENECOMMONS_OIDC_CLIENT_SECRET_FILE {self.oidc_client_secret_file} "
+                    f"cannot be read ({error.strerror}).",
+                    message_zh=f"无法读取 GENECOMMONS_OIDC_CLIENT_SECRET_FILE "
+                    f"{self.oidc_client_secret_file}（{error.strerror}）。",
+                ) from error
+        return None
 
     @property
     def visa_key_dir(self) -> Path:

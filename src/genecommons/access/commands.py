@@ -37,6 +37,19 @@ def users_add(
     console.print(f"Password (shown once / 仅显示一次): {created.password}", highlight=False)
 
 
+@users_app.command("set-institution")
+def users_set_institution(
+    email: str,
+    institution: Annotated[str, typer.Option("--institution", help="Accession")],
+) -> None:
+    """Put an account at an institution (e.g. one made at its first OpenID Connect sign-in).
+    设置账号所属机构。"""
+    service.set_institution(
+        runtime().factory, email=email, institution=institution, actor=operator()
+    )
+    console.print(f"{escape(email)} is now at {escape(institution)}. 已设置。")
+
+
 @users_app.command("totp")
 def users_totp(email: str) -> None:
     """Give an account a new TOTP secret for its authenticator app. 绑定一次性验证码。"""

@@ -6,11 +6,12 @@ import dataclasses
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Cookie, Form, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from genecommons.access import passport_service, service, workflow
+from genecommons.access import oidc_service, passport_service, registration, service, workflow
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.keys import KeyStore
 from genecommons.deps import AddressDep, SessionFactoryDep, SettingsDep, SubjectDep
@@ -38,11 +39,140 @@ def sign_in(
 ) -> dict[str, Any]:
     """An OAuth2-style password grant: returns a bearer token valid for 12 hours."""
     issued = service.sign_in(factory, email=username, password=password, address=address, otp=otp)
+    return _token_body(issued)
+
+
+OIDC_COOKIE = "gc_oidc_state"
+OIDC_COOKIE_PATH = "/api/v1/auth/oidc"
+
+
+def _token_body(issued: service.IssuedToken) -> dict[str, Any]:
     return {
         "access_token": issued.token,
         "token_type": "bearer",
         "expires_at": issued.expires_at.isoformat(),
     }
+
+
+@router.get(
+    "/auth/oidc/login",
+    summary="Sign in through the configured OpenID Connect provider",
+    status_code=302,
+    response_class=RedirectResponse,
+)
+def oidc_login(
+    request: Request, factory: SessionFactoryDep, settings: SettingsDep, subject: SubjectDep
+) -> RedirectResponse:
+    """Redirects to the provider (authorization code flow with PKCE, state and nonce). Called
+    with a bearer token, the provider's identity is linked to the caller's account."""
+    started = oidc_service.begin(
+        factory, request.app.state.oidc, settings=settings, link_to=subject
+    )
+    response = RedirectResponse(started.url, status_code=302)
+    response.set_cookie(
+        OIDC_COOKIE,
+        started.state,
+        max_age=settings.oidc_login_seconds,
+        path=OIDC_COOKIE_PATH,
+        secure=settings.effective_oidc_redirect_url.startswith("https://"),
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@router.get("/auth/oidc/callback", summary="Where the OpenID Connect provider returns")
+def oidc_callback(
+    request: Request,
+    response: Response,
+    factory: SessionFactoryDep,
+    address: AddressDep,
+    state: Annotated[str | None, Query(max_length=200)] = None,
+    code: Annotated[str | None, Query(max_length=2000)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+    browser_state: Annotated[str | None, Cookie(alias=OIDC_COOKIE, max_length=200)] = None,
+) -> dict[str, Any]:
+    """A bearer token valid for 12 hours, as `POST /auth/token` gives; administrators and DAC
+    members get a ticket to complete with their TOTP code (`POST /auth/oidc/second-factor`)."""
+    result = oidc_service.complete(
+        factory,
+        request.app.state.oidc,
+        state=state,
+        browser_state=browser_state,
+        code=code,
+        error=error,
+        address=address,
+    )
+    response.delete_cookie(OIDC_COOKIE, path=OIDC_COOKIE_PATH)
+    if result.token is None:
+        assert result.ticket is not None and result.ticket_expires_at is not None
+        return {
+            "second_factor": "totp",
+            "ticket": result.ticket,
+            "expires_at": result.ticket_expires_at.isoformat(),
+        }
+    return {**_token_body(result.token), "account_created": result.created}
+
+
+@router.post("/auth/oidc/second-factor", summary="Complete an OIDC sign-in with a TOTP code")
+def oidc_second_factor(
+    factory: SessionFactoryDep,
+    address: AddressDep,
+    ticket: Annotated[str, Form(max_length=200)],
+    otp: Annotated[str, Form(max_length=20, description="TOTP code")],
+) -> dict[str, Any]:
+    """The ticket of the callback and the authenticator's current code give the token."""
+    issued = oidc_service.second_factor(factory, ticket=ticket, otp=otp, address=address)
+    return _token_body(issued)
+
+
+class RegistrationBody(BaseModel):
+    """A researcher registering themselves."""
+
+    email: str = Field(min_length=3, max_length=200)
+    name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+    institution: str = Field(min_length=1, max_length=100, description="Accession (GCO…)")
+
+
+class VerificationBody(BaseModel):
+    """The code e-mailed at registration, with the password given then."""
+
+    email: str = Field(min_length=3, max_length=200)
+    code: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000, description="As given at registration")
+
+
+@router.post("/auth/register", summary="Register as a researcher", status_code=202)
+def register(
+    factory: SessionFactoryDep, settings: SettingsDep, address: AddressDep, body: RegistrationBody
+) -> dict[str, Any]:
+    """Creates an inactive researcher account and e-mails a verification code; the answer is
+    the same whether or not the address has an account."""
+    registered = registration.register(
+        factory,
+        settings,
+        email=body.email,
+        name=body.name,
+        password=body.password,
+        institution=body.institution,
+        address=address,
+    )
+    return {
+        "email": registered.email,
+        "status": "verification_sent",
+        "code_expires_at": registered.code_expires_at.isoformat(),
+    }
+
+
+@router.post("/auth/register/verify", summary="Verify a registration's e-mail address")
+def verify_registration(
+    factory: SessionFactoryDep, address: AddressDep, body: VerificationBody
+) -> dict[str, str]:
+    """`active`, or `awaiting_institution` until an administrator verifies the institution."""
+    return registration.verify_email(
+        factory, email=body.email, code=body.code, password=body.password, address=address
+    )
 
 
 @router.get("/auth/me", summary="The signed-in caller")

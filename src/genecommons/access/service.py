@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access import identity
+from genecommons.access import identity, registration
 from genecommons.access.models import Action, Resource, Role, Subject
 from genecommons.access.policy import require
 from genecommons.access.tables import (
@@ -26,6 +26,7 @@ from genecommons.access.tables import (
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.errors import (
+    AccessDeniedError,
     AuthenticationError,
     ConflictError,
     InvalidInputError,
@@ -120,6 +121,29 @@ def _institution_id(session: Session, accession: str) -> int:
             message_zh=f"不存在机构 {accession}，请先提交该机构。",
         )
     return int(found.id)
+
+
+def set_institution(
+    factory: sessionmaker[Session], *, email: str, institution: str, actor: Subject
+) -> None:
+    """Put the account `email` at `institution` (an accession), e.g. a first-time OpenID
+    Connect account, which has none; it is trusted once that institution is verified."""
+    require(actor, Action.MANAGE_USERS, Resource("user"))
+    email = email.strip().lower()
+    with factory() as session, session.begin():
+        institution_id = _institution_id(session, institution)
+        changed = session.execute(
+            update(users).where(users.c.email == email).values(institution_id=institution_id)
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
+        record_event(
+            session,
+            tag=EventTag.USER_UPDATED,
+            actor=actor.id,
+            subject=f"user:{email}",
+            details={"institution": institution},
+        )
 
 
 def list_users(factory: sessionmaker[Session], *, actor: Subject) -> list[dict[str, Any]]:
@@ -393,6 +417,7 @@ def verify_institution(
             subject=f"institution:{institution}",
             details={"country": row.country, "foreign_controlled": foreign_controlled},
         )
+        registration.activate_for_institution(session, institution_id=row.id, actor=actor.id)
     foreign = row.country != MAINLAND or foreign_controlled
     return {
         "institution": institution,
@@ -441,11 +466,16 @@ def sign_in(
                 users.c.email == email
             )
         ).first()
-        ok = bool(
-            row
-            and row.active
-            and row.password_hash
-            and identity.verify_password(row.password_hash, password)
+        password_ok = bool(
+            row and row.password_hash and identity.verify_password(row.password_hash, password)
+        )
+        ok = password_ok and row is not None and bool(row.active)
+        # a self-registered account that waits for its e-mail or institution says so, but
+        # only to someone who knows its password
+        pending = (
+            registration.pending_reason(session, row.id)
+            if password_ok and not ok and row is not None
+            else None
         )
         needs_otp = (
             ok
@@ -472,6 +502,8 @@ def sign_in(
                 actor=f"address:{address}",
                 subject=f"user:{email}",
             )
+    if pending is not None:
+        raise AccessDeniedError(pending[0], message_zh=pending[1], details={"rule": "pending"})
     if not ok and needs_otp:
         raise AuthenticationError(
             "Administrators and DAC members sign in with a one-time code as well: give the "

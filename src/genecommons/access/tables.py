@@ -1,4 +1,5 @@
-"""SQLAlchemy mappings of identities: users, their roles, API tokens, failed sign-ins."""
+"""SQLAlchemy mappings of identities: users, their roles, API tokens, failed sign-ins,
+linked OpenID Connect identities, pending sign-ins and self-registrations."""
 
 from __future__ import annotations
 
@@ -144,4 +145,52 @@ institution_verifications = Table(
     Column("attestation", String(2000), nullable=False),
     Column("verified_by", String(200), nullable=False),
     Column("verified_at", DateTime(timezone=True), nullable=False),
+)
+
+oidc_identities = Table(
+    "oidc_identities",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("issuer", String(500), nullable=False),
+    Column("subject", String(255), nullable=False),  # the provider's `sub`, stable per issuer
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("email", String(200), nullable=False),  # as the provider last asserted it
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+    Column("last_sign_in_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("issuer", "subject"),
+)
+
+oidc_logins = Table(
+    "oidc_logins",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("state_digest", String(64), nullable=False, unique=True),  # SHA-256 of the state
+    Column("nonce", String(100), nullable=False),
+    Column("code_verifier", String(128), nullable=False),  # PKCE, sent once at the exchange
+    # set when a signed-in user links the provider's identity to their account
+    Column("link_user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+sign_in_tickets = Table(
+    "sign_in_tickets",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),  # SHA-256 of the ticket
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("method", String(600), nullable=False),  # how the first factor was given
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+registrations = Table(
+    "registrations",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("code_digest", String(64), nullable=True),  # SHA-256 of the e-mailed code
+    Column("code_expires_at", DateTime(timezone=True), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("address", String(100), nullable=False),  # where the registration came from
+    Column("email_verified_at", DateTime(timezone=True), nullable=True),
 )

@@ -39,6 +39,10 @@ class EventTag(StrEnum):
     SIGN_IN = "access:session:sign-in"
     SIGN_IN_FAILED = "access:session:fail"
     TOTP_ENROLLED = "access:totp:enrol"
+    IDENTITY_LINKED = "access:identity:link"  # an OpenID Connect identity linked to an account
+    USER_REGISTERED = "access:user:register"  # a researcher registered themselves
+    EMAIL_VERIFIED = "access:email:verify"
+    USER_UPDATED = "access:user:update"  # an administrator changed an account's institution
     REQUEST_CREATED = "access:request:create"
     REQUEST_REJECTED = "access:request:reject"
     GRANT_CREATED = "access:grant:create"

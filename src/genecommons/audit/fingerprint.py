@@ -75,8 +75,7 @@ class Scheme:
     def __post_init__(self) -> None:
         if not 0 < self.rate <= 0.5 or not 0 < self.site_rate <= 0.5:
             raise InvalidInputError(
-                f"The fingerprint rates must be in (0, 0.5], not {self.rate} and "
-                f"{self.site_rate}.",
+                f"The fingerprint rates must be in (0, 0.5], not {self.rate} and {self.site_rate}.",
                 message_zh=f"指纹比例须在 (0, 0.5] 之间，而不是 {self.rate} 和 {self.site_rate}。",
             )
         if not 0 < self.plausibility < 1 or not 0 < self.cutoff < 0.5:
@@ -292,7 +291,9 @@ def make_plan(
     )
 
 
-def recipient_bits(plan: Plan, *, secret: bytes, dataset: str, recipient: str) -> npt.NDArray[np.bool_]:
+def recipient_bits(
+    plan: Plan, *, secret: bytes, dataset: str, recipient: str
+) -> npt.NDArray[np.bool_]:
     """Recipient's Tardos code over the plan's positions (block by block, keyed)."""
     bits = np.zeros(len(plan), dtype=np.bool_)
     ends = [*plan.block_starts[1:].tolist(), len(plan)]

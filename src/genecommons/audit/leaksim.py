@@ -146,9 +146,10 @@ def gwas_statistics(dosages: Dosages, trait: npt.NDArray[np.float64]) -> npt.NDA
     x -= x.mean(axis=1, keepdims=True)
     y = trait - trait.mean()
     sxx = np.einsum("ij,ij->i", x, x)
-    r = (x @ y) / np.sqrt(np.maximum(sxx, 1e-12) * float(y @ y))
+    r: npt.NDArray[np.float64] = (x @ y) / np.sqrt(np.maximum(sxx, 1e-12) * float(y @ y))
     n = dosages.shape[1]
-    return np.abs(r) * np.sqrt((n - 2) / np.maximum(1 - r**2, 1e-12))
+    t: npt.NDArray[np.float64] = np.abs(r) * np.sqrt((n - 2) / np.maximum(1 - r**2, 1e-12))
+    return t
 
 
 def spearman(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
@@ -203,8 +204,9 @@ def _combine(
     ones = codes[colluders].sum(axis=0)
     c = len(colluders)
     if strategy == "average":
-        return ones / c
-    share = (ones > c / 2).astype(np.float64)
+        average: npt.NDArray[np.float64] = ones / c
+        return average
+    share: npt.NDArray[np.float64] = (ones > c / 2).astype(np.float64)
     tie = 2 * ones == c
     share[tie] = rng.random(int(tie.sum())) < 0.5
     return share
@@ -255,11 +257,15 @@ def run_simulation(
         colluders = rng.choice(settings.recipients, size=c, replace=False)
         follow = _combine(plan, codes, colluders, strategy, rng)
         if settings.subset_of == "sites":
-            kept_sites = np.sort(rng.choice(sites, size=max(1, round(settings.subset * sites)), replace=False))
+            kept_sites = np.sort(
+                rng.choice(sites, size=max(1, round(settings.subset * sites)), replace=False)
+            )
             kept_samples = np.arange(samples)
         else:
             kept_sites = np.arange(sites)
-            kept_samples = rng.choice(samples, size=max(1, round(settings.subset * samples)), replace=False)
+            kept_samples = rng.choice(
+                samples, size=max(1, round(settings.subset * samples)), replace=False
+            )
         leak = _leak(dosages, plan, follow, kept_sites, kept_samples)
         marked = leak != dosages[np.ix_(kept_sites, kept_samples)]
         if settings.subset_of == "samples":  # the attack needs adjacent sites

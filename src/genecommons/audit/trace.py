@@ -96,7 +96,9 @@ def dense_observations(plan: Plan, leak: Leak) -> npt.NDArray[np.float64]:
         return np.where(weight > 0, total / np.maximum(weight, 1), 0.5)
 
 
-def bernstein_tail(score: npt.NDArray[np.float64], variance: float, bound: float) -> npt.NDArray[np.float64]:
+def bernstein_tail(
+    score: npt.NDArray[np.float64], variance: float, bound: float
+) -> npt.NDArray[np.float64]:
     """P(S >= score) <= exp(-s^2 / (2 (V + M s / 3))) for s > 0 (1 otherwise)."""
     s = np.maximum(score, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -174,8 +174,9 @@ def print_simulation(report: SimulationReport) -> None:
         f"{s.subset:.0%} of the {s.subset_of} leaked, {s.flips:.1%} flips, correlation attack "
         f"at q < {s.attack_threshold}; {report.trials} trials in {report.seconds:.0f} s."
     )
-    table = Table(title="Trials 试验")
-    for column in ("colluders", "strategy", "trials", "caught", "innocent named", "min z"):
+    table = Table(title="Trials 试验 (min z: weakest colluder; max z: strongest innocent)")
+    columns = ("colluders", "strategy", "trials", "caught", "innocent named", "min z", "max z")
+    for column in columns:
         table.add_column(column, justify="right")
     for o in report.outcomes:
         table.add_row(
@@ -185,6 +186,7 @@ def print_simulation(report: SimulationReport) -> None:
             str(o.caught),
             str(o.false_alarms),
             f"{o.min_colluder_z:.1f}",
+            f"{o.max_innocent_z:.1f}",
         )
     console.print(table)
     goal = Table(title="Goal 目标")

@@ -55,7 +55,7 @@ BLOCK_SITES = 4096
 DEFAULT_RATE = 0.01
 DEFAULT_PLAUSIBILITY = 0.2
 DEFAULT_CUTOFF = 0.02
-DEFAULT_SITE_RATE = 0.03
+DEFAULT_SITE_RATE = 0.04
 MIN_CONTEXT = 8  # samples in a neighbour context before its frequencies are trusted
 SECRET_BYTES = 32
 _MISSING = 3  # the context code of a missing neighbour
@@ -251,9 +251,12 @@ def make_plan(
         n_called = called.sum(axis=1)
         called_cells += int(n_called.sum())
         n_up, n_down = up_ok.sum(axis=1), down_ok.sum(axis=1)
-        # select each eligible cell with the probability that fills site_rate/2 of a site's
-        # cells on each side, then pair the i-th selected "up" cell with the i-th "down" cell
-        want = scheme.site_rate * n_called / 2
+        # select each eligible cell with the probability that fills site_rate * 4 p (1 - p) / 2
+        # of a site's cells on each side (p its ALT frequency: a change moves an association
+        # statistic by about 1 / sqrt(n p (1 - p)), so rarer sites get proportionally fewer),
+        # then pair the i-th selected "up" cell with the i-th "down" cell
+        alt = np.where(called, g, 0).sum(axis=1) / np.maximum(2 * n_called, 1)
+        want = scheme.site_rate * n_called * 4 * alt * (1 - alt) / 2
         take_up = np.where(n_up > 0, np.minimum(1.0, want / np.maximum(n_up, 1)), 0.0)
         take_down = np.where(n_down > 0, np.minimum(1.0, want / np.maximum(n_down, 1)), 0.0)
         sel_up = up_ok & (draw < take_up[:, None])

@@ -75,6 +75,7 @@ class Outcome:
     caught: int  # trials naming at least one colluder
     false_alarms: int  # trials naming at least one innocent
     min_colluder_z: float  # the weakest best-colluder z seen
+    max_innocent_z: float  # the strongest innocent z seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +251,7 @@ def run_simulation(
     rng = np.random.default_rng(settings.seed)
     groups: dict[tuple[int, str], list[int]] = {}
     weakest: dict[tuple[int, str], float] = {}
+    strongest: dict[tuple[int, str], float] = {}
     reverted, clean_changed = [], []
     for trial in range(settings.trials):
         c = 1 + trial % settings.max_colluders
@@ -288,16 +290,18 @@ def run_simulation(
         guilty = {recipients[i] for i in colluders}
         named = {s.recipient for s in verdict.named}
         best = max(s.z for s in verdict.scores if s.recipient in guilty)
+        worst = max((s.z for s in verdict.scores if s.recipient not in guilty), default=0.0)
         key = (c, strategy)
         tally = groups.setdefault(key, [0, 0, 0])
         tally[0] += 1
         tally[1] += bool(named & guilty)
         tally[2] += bool(named - guilty)
         weakest[key] = min(weakest.get(key, math.inf), best)
+        strongest[key] = max(strongest.get(key, -math.inf), worst)
         if progress is not None:
             progress(trial + 1)
     outcomes = tuple(
-        Outcome(c, strategy, t[0], t[1], t[2], weakest[(c, strategy)])
+        Outcome(c, strategy, t[0], t[1], t[2], weakest[(c, strategy)], strongest[(c, strategy)])
         for (c, strategy), t in sorted(groups.items())
     )
     return SimulationReport(

@@ -26,6 +26,10 @@ PURE = [
     "passports.py",
     "keys.py",
     "rules.py",
+    "fingerprint.py",
+    "trace.py",
+    "leaksim.py",
+    "genotypes.py",
 ]
 
 

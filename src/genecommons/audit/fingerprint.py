@@ -185,21 +185,24 @@ def conditional_counts(genotypes: Dosages) -> npt.NDArray[np.int64]:
 
 def neighbour_context(
     genotypes: Dosages, start: int = 0, stop: int | None = None
-) -> npt.NDArray[np.int64]:
+) -> npt.NDArray[np.int8]:
     """The context code 4 * g[j-1] + g[j+1] of every cell of rows [start, stop) (3 for a
     missing neighbour or one beyond the matrix's edge)."""
     sites, samples = genotypes.shape
     stop = sites if stop is None else stop
+    rows = stop - start
     lo, hi = max(0, start - 1), min(sites, stop + 1)
-    code = genotypes[lo:hi].astype(np.int64)
+    code = genotypes[lo:hi].astype(np.int8)
     code[code < 0] = _MISSING
-    left = np.full((stop - start, samples), _MISSING, dtype=np.int64)
-    right = np.full((stop - start, samples), _MISSING, dtype=np.int64)
     offset = start - lo  # 1 unless the block starts at the first site
-    left[1 - offset :] = code[: stop - start - 1 + offset]
-    right_rows = min(stop - start, hi - start - 1)
-    right[:right_rows] = code[offset + 1 : offset + 1 + right_rows]
-    return 4 * left + right
+    context = np.empty((rows, samples), dtype=np.int8)
+    if offset == 0 and rows:
+        context[0] = 4 * _MISSING
+    np.multiply(code[: rows - 1 + offset], 4, out=context[1 - offset :])
+    right_rows = min(rows, hi - start - 1)
+    context[:right_rows] += code[offset + 1 : offset + 1 + right_rows]
+    context[right_rows:] += _MISSING
+    return context
 
 
 def plausibility_of(
@@ -224,6 +227,34 @@ def _check_matrix(genotypes: npt.NDArray[np.generic]) -> None:
         )
 
 
+_UP, _DOWN = 1, 2
+
+
+def _eligibility(counts: npt.NDArray[np.int64], plausibility: float) -> npt.NDArray[np.int8]:
+    """For each (site, context, value 0..3): _UP when one ALT allele more is plausible (and at
+    least as likely as one fewer), _DOWN when one fewer is, else 0 (value 3: missing, never)."""
+    called = counts[:, :, :3]
+    totals = called.sum(axis=2, keepdims=True)
+    q = called / np.maximum(totals, 1)
+    trusted = totals >= MIN_CONTEXT
+    q_up = np.zeros_like(q)
+    q_down = np.zeros_like(q)
+    q_up[:, :, :2] = q[:, :, 1:]  # value v -> v + 1
+    q_down[:, :, 1:] = q[:, :, :2]  # value v -> v - 1
+    up = trusted & (q_up >= plausibility) & (q_up >= q_down)
+    down = trusted & (q_down >= plausibility) & ~up
+    table = np.zeros(counts.shape, dtype=np.int8)
+    table[:, :, :3] = np.where(up, _UP, np.where(down, _DOWN, 0))
+    return table
+
+
+def _rank_in_row(rows: npt.NDArray[np.intp], per_row: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Rank of each entry among its row's entries, for `rows` sorted ascending."""
+    starts = np.cumsum(per_row) - per_row
+    ranks: npt.NDArray[np.intp] = np.arange(len(rows)) - starts[rows]
+    return ranks
+
+
 def make_plan(
     genotypes: Dosages, *, secret: bytes, dataset: str, scheme: Scheme | None = None
 ) -> Plan:
@@ -231,7 +262,6 @@ def make_plan(
     _check_matrix(genotypes)
     scheme = scheme or Scheme()
     sites, samples = genotypes.shape
-    counts = conditional_counts(genotypes)
     parts: dict[str, list[npt.NDArray[np.generic]]] = {
         k: [] for k in ("site", "up", "down", "up_from", "down_from", "bias", "thin")
     }
@@ -239,34 +269,43 @@ def make_plan(
     called_cells = 0
     for block, start in enumerate(range(0, sites, BLOCK_SITES)):
         stop = min(sites, start + BLOCK_SITES)
-        g = genotypes[start:stop].astype(np.int64)
-        ctx = neighbour_context(genotypes, start, stop)
-        q_up = plausibility_of(counts[start:stop], ctx, g + 1)
-        q_down = plausibility_of(counts[start:stop], ctx, g - 1)
-        called = g >= 0
-        up_ok = called & (q_up >= scheme.plausibility) & (q_up >= q_down)
-        down_ok = called & (q_down >= scheme.plausibility) & ~up_ok
+        rows = stop - start
+        g = genotypes[start:stop]
+        # one index per cell: (row, context, value) with value 3 for a missing call
+        value = np.where(g >= 0, g, _MISSING).astype(np.int32)
+        cell = (
+            np.arange(rows, dtype=np.int32)[:, None] * 64
+            + neighbour_context(genotypes, start, stop) * np.int32(4)
+            + value
+        )
+        counts = np.bincount(cell.ravel(), minlength=rows * 64).reshape(rows, 16, 4)
+        kind = _eligibility(counts, scheme.plausibility).reshape(-1)[cell]  # 0, UP or DOWN
         rng = _generator(secret, "cells", dataset, block)
-        draw = rng.random(g.shape)
-        n_called = called.sum(axis=1)
+        draw = rng.random(g.shape, dtype=np.float32)
+        n_called = counts[:, :, :3].sum(axis=(1, 2))
         called_cells += int(n_called.sum())
-        n_up, n_down = up_ok.sum(axis=1), down_ok.sum(axis=1)
+        alt = (counts[:, :, 1].sum(axis=1) + 2 * counts[:, :, 2].sum(axis=1)) / np.maximum(
+            2 * n_called, 1
+        )
         # select each eligible cell with the probability that fills site_rate * 4 p (1 - p) / 2
         # of a site's cells on each side (p its ALT frequency: a change moves an association
         # statistic by about 1 / sqrt(n p (1 - p)), so rarer sites get proportionally fewer),
-        # then pair the i-th selected "up" cell with the i-th "down" cell
-        alt = np.where(called, g, 0).sum(axis=1) / np.maximum(2 * n_called, 1)
+        # then pair the i-th selected "up" cell with the i-th "down" cell of the same site
         want = scheme.site_rate * n_called * 4 * alt * (1 - alt) / 2
-        take_up = np.where(n_up > 0, np.minimum(1.0, want / np.maximum(n_up, 1)), 0.0)
-        take_down = np.where(n_down > 0, np.minimum(1.0, want / np.maximum(n_down, 1)), 0.0)
-        sel_up = up_ok & (draw < take_up[:, None])
-        sel_down = down_ok & (draw < take_down[:, None])
-        pairs = np.minimum(sel_up.sum(axis=1), sel_down.sum(axis=1))
-        keep_up = sel_up & (np.cumsum(sel_up, axis=1) <= pairs[:, None])
-        keep_down = sel_down & (np.cumsum(sel_down, axis=1) <= pairs[:, None])
-        # np.nonzero walks row by row, columns ascending: the k-th kept cells of a row pair up
-        up_rows, up_cols = np.nonzero(keep_up)
-        _, down_cols = np.nonzero(keep_down)
+        picked = []
+        for side in (_UP, _DOWN):
+            eligible = kind == side
+            n_side = eligible.sum(axis=1)
+            take = np.where(n_side > 0, np.minimum(1.0, want / np.maximum(n_side, 1)), 0.0)
+            # np.nonzero walks row by row, columns ascending
+            picked.append(np.nonzero(eligible & (draw < take[:, None])))
+        (up_rows, up_cols), (down_rows, down_cols) = picked
+        up_count = np.bincount(up_rows, minlength=rows)
+        down_count = np.bincount(down_rows, minlength=rows)
+        pairs = np.minimum(up_count, down_count)
+        keep_up = _rank_in_row(up_rows, up_count) < pairs[up_rows]
+        keep_down = _rank_in_row(down_rows, down_count) < pairs[down_rows]
+        up_rows, up_cols, down_cols = up_rows[keep_up], up_cols[keep_up], down_cols[keep_down]
         n = len(up_rows)
         parts["site"].append(up_rows.astype(np.int64) + start)
         parts["up"].append(up_cols.astype(np.int64))

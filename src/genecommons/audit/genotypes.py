@@ -59,10 +59,14 @@ class Genotypes:
     def dosages(self) -> Dosages:
         """ALT dosage of biallelic diploid calls; -1 for anything else (never marked)."""
         calls = self.calls
+        if calls.shape[2] != 2:
+            return np.full(calls.shape[:2], -1, dtype=np.int8)
+        first, second = calls[:, :, 0], calls[:, :, 1]
+        dosage = first + second
+        dosage[(first < 0) | (second < 0)] = -1
         biallelic = np.asarray([len(a) == 2 for a in self.alleles], dtype=np.bool_)
-        ok = (calls >= 0).all(axis=2) & biallelic[:, None]
-        dosage = np.where(ok, calls.sum(axis=2, dtype=np.int16), -1)
-        return dosage.astype(np.int8)
+        dosage[~biallelic] = -1
+        return dosage.astype(np.int8, copy=False)
 
 
 def site_key(chrom: str, pos: int, ref: str, alts: Sequence[str]) -> str:
@@ -160,19 +164,30 @@ def vcf_header(genotypes: Genotypes, *, source: str, extra: Sequence[str] = ()) 
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def _cell_table() -> npt.NDArray[np.uint32]:
+    """The 4 bytes of every diploid call "a|b\t" / "a/b\t" (a, b in -1..9), as uint32."""
+    table = np.empty((11, 11, 2, 4), dtype=np.uint8)
+    digits = np.array([_DOT, *range(_ZERO, _ZERO + 10)], dtype=np.uint8)
+    table[:, :, :, 0] = digits[:, None, None]
+    table[:, :, :, 1] = np.array([ord("/"), ord("|")], dtype=np.uint8)[None, None, :]
+    table[:, :, :, 2] = digits[None, :, None]
+    table[:, :, :, 3] = ord("\t")
+    return table.reshape(-1, 4).view(np.uint32).reshape(-1)
+
+
+_CELLS = _cell_table()
+
+
 def _format_cells(calls: Calls, phased: npt.NDArray[np.bool_]) -> bytes | None:
     """The sample columns of a block of diploid single-digit calls as bytes (None when a call is
     haploid or has an allele index above 9: the slow path formats those)."""
     if calls.shape[2] != 2 or (calls < -1).any() or (calls > 9).any():
         return None
-    sites, samples, _ = calls.shape
-    cells = np.empty((sites, samples, 4), dtype=np.uint8)
-    cells[:, :, 0] = np.where(calls[:, :, 0] < 0, _DOT, calls[:, :, 0] + _ZERO)
-    cells[:, :, 1] = np.where(phased, ord("|"), ord("/"))
-    cells[:, :, 2] = np.where(calls[:, :, 1] < 0, _DOT, calls[:, :, 1] + _ZERO)
-    cells[:, :, 3] = ord("\t")
+    index = (calls[:, :, 0].astype(np.int32) + 1) * 22 + (calls[:, :, 1].astype(np.int32) + 1) * 2
+    cells = _CELLS[index + phased].view(np.uint8).reshape(calls.shape[0], calls.shape[1], 4)
     cells[:, -1, 3] = ord("\n")
-    return cells.tobytes()
+    text: bytes = cells.tobytes()
+    return text
 
 
 def _slow_line(calls: Calls, phased: npt.NDArray[np.bool_]) -> str:

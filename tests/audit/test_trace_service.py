@@ -80,6 +80,7 @@ def test_an_export_is_a_marked_copy_recorded_as_a_delivery_and_an_event(
         changed, abs=1e-6
     )
     assert delivery.utility["max_af_deviation"] == 0.0
+    assert delivery.what["marked_positions"] > 1000
     again = _export(factory, node, PEOPLE[0], tmp_path / "again.vcf.gz")
     assert np.array_equal(_calls(tmp_path / "again.vcf.gz"), copy)  # deterministic
     assert again.delivery_id != delivery.delivery_id

@@ -154,13 +154,16 @@ def export_vcf(
     source = genotypes.from_zarr(_store(settings, dataset))
     with factory() as session:
         marked = fingerprint_required(session, dataset)
-    copy, cost = source, fingerprint.Utility(0, 0, 0.0)
+    copy, cost, positions = source, fingerprint.Utility(0, 0, 0.0), 0
     if marked:
         dosages = source.dosages()
         plan = fingerprint.make_plan(dosages, secret=secret, dataset=dataset, scheme=scheme)
         bits = fingerprint.recipient_bits(plan, secret=secret, dataset=dataset, recipient=recipient)
         copy = genotypes.mark(source, plan, bits)
         cost = fingerprint.utility(dosages, copy.dosages())
+        positions = len(plan)
+        if not positions:
+            logger.warning("%s: too few samples or common sites to mark any cell", dataset)
     delivery_id = str(uuid.uuid4())
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.{delivery_id}.partial")
@@ -185,6 +188,7 @@ def export_vcf(
             "sha256": digest,
             "sites": len(source.positions),
             "samples": len(source.samples),
+            "marked_positions": positions,
         }
         delivery = Delivery(
             delivery_id=delivery_id,

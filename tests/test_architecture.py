@@ -27,6 +27,10 @@ PURE = [
     "keys.py",
     "oidc.py",
     "rules.py",
+    "fingerprint.py",
+    "trace.py",
+    "leaksim.py",
+    "genotypes.py",
 ]
 
 

@@ -16,6 +16,7 @@ from genecommons.archive import commands as archive_commands
 from genecommons.archive import service as archive_service
 from genecommons.audit import commands as audit_commands
 from genecommons.audit import service as audit_service
+from genecommons.audit import trace_service
 from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
 from genecommons.demo import commands as demo_commands
@@ -43,6 +44,7 @@ def init() -> None:
     typer.echo(f"Database ready: {context.settings.effective_database_url.split('@')[-1]}")
     typer.echo(f"Data directory: {context.settings.data_dir}")
     audit_service.signing_key(context.settings, create=True)
+    trace_service.fingerprint_secret(context.settings, create=True)
     archive_service.archive_keys(context.settings, create=True)
     password = access_service.ensure_admin(context.factory)
     if password:
@@ -77,6 +79,8 @@ app.add_typer(access_commands.grants_app, name="grants")
 app.add_typer(access_commands.mail_app, name="mail")
 app.add_typer(compliance_commands.compliance_app, name="compliance")
 app.add_typer(audit_commands.audit_app, name="audit")
+app.command("trace")(audit_commands.trace)
+app.add_typer(audit_commands.fingerprint_app, name="fingerprint")
 app.command("upload")(archive_commands.upload)
 app.add_typer(archive_commands.archive_app, name="archive")
 app.add_typer(variants_commands.variants_app, name="variants")

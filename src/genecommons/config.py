@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         """Where the audit log's signing key lives (never in the database)."""
         return self.data_dir / "keys" / "tree-head-ed25519.pem"
 
+    # Fingerprinted deliveries: the node's secret that keys every recipient's marks (created on
+    # `genecommons init`; losing it makes past deliveries untraceable, so back it up).
+    @property
+    def fingerprint_key_file(self) -> Path:
+        """Where the fingerprint secret lives (never in the database)."""
+        return self.data_dir / "keys" / "fingerprint.key"
+
     # The archive: where encrypted objects live (a directory by default, or s3://bucket/prefix)
     # and the passphrase of its Crypt4GH secret key, from the environment or a secret file.
     archive_url: str | None = None

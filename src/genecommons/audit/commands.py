@@ -1,4 +1,5 @@
-"""CLI of the audit log: verify it, witness another node's. Parse, call, print."""
+"""CLI of the audit log (verify it, witness another node's), of fingerprinted deliveries and of
+leak tracing. Parse, call, print."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
+from rich.table import Table
 
-from genecommons.audit import service
-from genecommons.runtime import runtime
+from genecommons.audit import service, trace_service
+from genecommons.audit.leaksim import SimulationReport, SimulationSettings
+from genecommons.audit.trace import DEFAULT_ALPHA
+from genecommons.runtime import operator, runtime
 
 console = Console()
 audit_app = typer.Typer(help="The tamper-evident audit log. 防篡改审计日志。", no_args_is_help=True)
@@ -48,3 +54,197 @@ def witness(
         )
         raise typer.Exit(7)
     console.print(f"Consistent: {result.previous_size} -> {result.tree_size} events. 一致。")
+
+
+fingerprint_app = typer.Typer(
+    help="Fingerprinted deliveries and the leak simulation. 带指纹的数据交付与泄露模拟。",
+    no_args_is_help=True,
+)
+
+
+def trace(
+    leaked: Annotated[Path, typer.Argument(help="The leaked genotype file (VCF, VCF.gz or TSV)")],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="The dataset it came from (default: guess)")
+    ] = None,
+    alpha: Annotated[
+        float,
+        typer.Option("--alpha", min=1e-12, max=0.5, help="Chance of naming any innocent at most"),
+    ] = DEFAULT_ALPHA,
+) -> None:
+    """Score every recipient of the leaked data and name the likely sources. 追溯泄露来源。"""
+    context = runtime()
+    result = trace_service.trace_leak(
+        context.factory,
+        context.settings,
+        subject=operator(),
+        leaked=leaked,
+        dataset=dataset,
+        alpha=alpha,
+    )
+    verdict = result.verdict
+    console.print(
+        f"{escape(result.file)} ({result.format}): dataset {result.dataset}, "
+        f"{result.matched_sites:,} sites x {result.matched_samples:,} samples matched, "
+        f"{verdict.positions:,} marked positions read."
+    )
+    table = Table(title="Recipients 接收者")
+    for column in ("recipient", "score", "z", "p-value", "named", "deliveries"):
+        table.add_column(
+            column, justify="left" if column in ("recipient", "deliveries") else "right"
+        )
+    for score in verdict.scores:
+        table.add_row(
+            escape(score.recipient),
+            f"{score.score:.1f}",
+            f"{score.z:.2f}",
+            f"{score.p_value:.3g}",
+            "[red]YES 是[/red]" if score.named else "no",
+            ", ".join(result.deliveries.get(score.recipient, [])),
+        )
+    console.print(table)
+    if verdict.named:
+        console.print(
+            f"Likely source(s) 可能的来源: {', '.join(escape(s.recipient) for s in verdict.named)} "
+            f"(p <= {verdict.alpha:g}, corrected for {len(verdict.scores)} recipients)."
+        )
+    else:
+        console.print(
+            f"No recipient is named at p <= {verdict.alpha:g}. 没有接收者达到显著性阈值。"
+        )
+
+
+@fingerprint_app.command("simulate")
+def simulate(
+    trials: Annotated[int, typer.Option("--trials", min=1)] = 1000,
+    recipients: Annotated[int, typer.Option("--recipients", min=2)] = 100,
+    colluders: Annotated[int, typer.Option("--colluders", min=1, help="At most this many")] = 5,
+    subset: Annotated[float, typer.Option("--subset", min=0.001, max=1.0)] = 0.10,
+    subset_of: Annotated[str, typer.Option("--subset-of", help="samples or sites")] = "samples",
+    flips: Annotated[float, typer.Option("--flips", min=0.0, max=0.5)] = 0.01,
+    attack_threshold: Annotated[float, typer.Option("--attack-threshold", min=0.0, max=1.0)] = 0.25,
+    individuals: Annotated[int, typer.Option("--individuals", min=20)] = 1000,
+    length: Annotated[int, typer.Option("--length", min=10_000, help="bp of chr22")] = 2_000_000,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 42,
+) -> None:
+    """Run the leak simulation and check the goal. 运行泄露追溯模拟并检验目标。"""
+    if subset_of not in ("samples", "sites"):
+        raise typer.BadParameter("--subset-of is samples or sites")
+    settings = SimulationSettings(
+        recipients=recipients,
+        max_colluders=min(colluders, recipients),
+        trials=trials,
+        subset=subset,
+        subset_of=subset_of,
+        flips=flips,
+        attack_threshold=attack_threshold,
+        seed=seed,
+    )
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("trials", total=trials)
+        report = trace_service.simulate(
+            individuals=individuals,
+            length=length,
+            seed=seed,
+            settings=settings,
+            progress=lambda done: bar.update(task, completed=done),
+        )
+    print_simulation(report)
+    if not goal_met(report):
+        raise typer.Exit(1)
+
+
+def goal_met(report: SimulationReport) -> bool:
+    """Whether the simulation meets issue 6's goal."""
+    return (
+        report.caught_rate >= 0.99
+        and report.false_alarm_rate <= 0.001
+        and report.changed_share_max <= 0.005
+        and report.max_af_deviation <= 0.005
+        and report.gwas_spearman_min >= 0.99
+    )
+
+
+def print_simulation(report: SimulationReport) -> None:
+    """The figures of a simulation, beside the goal."""
+    s = report.settings
+    console.print(
+        f"{report.samples:,} samples x {report.sites:,} biallelic sites, {report.positions:,} "
+        f"marked positions; {s.recipients} recipients, up to {s.max_colluders} colluders, "
+        f"{s.subset:.0%} of the {s.subset_of} leaked, {s.flips:.1%} flips, correlation attack "
+        f"at q < {s.attack_threshold}; {report.trials} trials in {report.seconds:.0f} s."
+    )
+    table = Table(title="Trials 试验 (min z: weakest colluder; max z: strongest innocent)")
+    columns = ("colluders", "strategy", "trials", "caught", "innocent named", "min z", "max z")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for o in report.outcomes:
+        table.add_row(
+            str(o.colluders),
+            o.strategy,
+            str(o.trials),
+            str(o.caught),
+            str(o.false_alarms),
+            f"{o.min_colluder_z:.1f}",
+            f"{o.max_innocent_z:.1f}",
+        )
+    console.print(table)
+    goal = Table(title="Goal 目标")
+    for column in ("figure", "measured", "goal"):
+        goal.add_column(column, justify="left" if column == "figure" else "right")
+    goal.add_row("a colluder named", f"{report.caught_rate:.2%}", ">= 99%")
+    goal.add_row("an innocent named", f"{report.false_alarm_rate:.2%}", "<= 0.1%")
+    goal.add_row("cells changed (max copy)", f"{report.changed_share_max:.3%}", "<= 0.5%")
+    goal.add_row("max AF deviation", f"{report.max_af_deviation:.4f}", "<= 0.005")
+    goal.add_row("GWAS Spearman (min copy)", f"{report.gwas_spearman_min:.4f}", ">= 0.99")
+    goal.add_row("attack: marks reverted", f"{report.attack_marks_reverted:.1%}", "")
+    goal.add_row("attack: clean cells changed", f"{report.attack_clean_changed:.2%}", "")
+    console.print(goal)
+    console.print(
+        "Goal met. 达到目标。" if goal_met(report) else "[red]Goal NOT met. 未达到目标。[/red]"
+    )
+
+
+@fingerprint_app.command("policy")
+def policy(
+    dataset: Annotated[str, typer.Argument(help="Dataset accession (GCD...)")],
+    required: Annotated[
+        bool, typer.Option("--required/--off", help="Fingerprint its record-level deliveries")
+    ] = True,
+) -> None:
+    """Set whether a dataset's deliveries are fingerprinted. 设置数据集交付是否带指纹。"""
+    context = runtime()
+    trace_service.set_policy(
+        context.factory, subject=operator(), dataset=dataset, required=required
+    )
+    console.print(f"{dataset}: fingerprint {'required 必需' if required else 'off 关闭'}")
+
+
+@fingerprint_app.command("deliveries")
+def deliveries(
+    dataset: Annotated[str | None, typer.Option("--dataset")] = None,
+) -> None:
+    """List the recorded deliveries. 列出交付记录。"""
+    context = runtime()
+    table = Table(title="Deliveries 交付")
+    for column in (
+        "delivery",
+        "recipient",
+        "dataset",
+        "when",
+        "channel",
+        "marked",
+        "cells changed",
+    ):
+        table.add_column(column)
+    for d in trace_service.deliveries(context.factory, subject=operator(), dataset=dataset):
+        table.add_row(
+            d.delivery_id,
+            escape(d.recipient),
+            d.dataset,
+            d.delivered_at.isoformat(timespec="seconds"),
+            d.channel,
+            "yes" if d.fingerprinted else "no",
+            f"{float(d.utility.get('changed_share', 0.0)):.3%}",
+        )
+    console.print(table)

@@ -57,6 +57,9 @@ class EventTag(StrEnum):
     KEY_REGISTERED = "archive:key:register"
     OBJECT_VERIFIED = "archive:object:verify"
     OBJECT_DAMAGED = "archive:object:damage"
+    FINGERPRINT_DELIVERED = "audit:fingerprint:deliver"
+    FINGERPRINT_POLICY_SET = "audit:fingerprint:policy"
+    LEAK_TRACED = "audit:trace:run"
 
 
 @dataclass(frozen=True, slots=True)

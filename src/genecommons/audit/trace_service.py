@@ -1,0 +1,416 @@
+"""Use cases of fingerprinted deliveries and leak tracing.
+
+`export_vcf` writes a recipient's fingerprinted copy of a dataset's genotypes (from its variant
+store) and records it twice in the same transaction: a row of `fingerprint_deliveries` (what
+tracing scores) and an audit event. `trace` reads a leaked file, aligns it with the dataset it
+came from, and scores every recipient the deliveries table names. `simulate` runs the leak
+simulation of `audit/leaksim.py` on the demo's msprime cohort.
+
+The marks are recomputed, never stored: they are a function of the node's fingerprint secret
+(`Settings.fingerprint_key_file`), the dataset's genotypes and the recipient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.models import Action, Resource, Subject
+from genecommons.access.policy import require
+from genecommons.audit import fingerprint, genotypes, leaksim, trace
+from genecommons.audit.events import EventTag, record_event
+from genecommons.audit.tables import fingerprint_deliveries, fingerprint_policies
+from genecommons.config import Settings
+from genecommons.errors import ConfigurationError, InvalidInputError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+EXPORT = "export"
+MIN_MATCHED_SITES = 10
+
+
+def fingerprint_secret(settings: Settings, *, create: bool = False) -> bytes:
+    """The node's fingerprint secret (made, readable by its owner only, on `create`)."""
+    path = settings.fingerprint_key_file
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(fingerprint.new_secret())
+    try:
+        secret = path.read_bytes()
+    except OSError as error:
+        raise ConfigurationError(
+            f"The node has no fingerprint secret yet (no readable file at {path}): run "
+            "`genecommons init`.",
+            message_zh=f"节点尚无指纹密钥（{path} 不可读）：请运行 `genecommons init`。",
+        ) from error
+    if len(secret) != fingerprint.SECRET_BYTES:
+        raise ConfigurationError(
+            f"{path} is not a fingerprint secret ({len(secret)} bytes, not "
+            f"{fingerprint.SECRET_BYTES}); restore it from the backup.",
+            message_zh=f"{path} 不是有效的指纹密钥；请从备份恢复。",
+        )
+    return secret
+
+
+def _store(settings: Settings, dataset: str) -> Path:
+    from genecommons.variants.service import store_path
+
+    path = store_path(settings, dataset) / genotypes.ZARR
+    if not path.exists():
+        raise NotFoundError(
+            f"Dataset {dataset} has no variant store: build it with `genecommons variants build`.",
+            message_zh=f"数据集 {dataset} 尚无变异库：请用 `genecommons variants build` 建立。",
+            details={"dataset": dataset},
+        )
+    return path
+
+
+def fingerprint_required(session: Session, dataset: str) -> bool:
+    """The dataset's setting: whether record-level deliveries are fingerprinted (default yes)."""
+    found = session.execute(
+        select(fingerprint_policies.c.fingerprint).where(fingerprint_policies.c.dataset == dataset)
+    ).scalar_one_or_none()
+    return True if found is None else bool(found)
+
+
+def set_policy(
+    factory: sessionmaker[Session], *, subject: Subject, dataset: str, required: bool
+) -> None:
+    """Set whether the dataset's record-level deliveries carry a fingerprint (audited)."""
+    require(subject, Action.SUBMIT, Resource("dataset", dataset))
+    now = datetime.now(UTC)
+    with factory.begin() as session:
+        result = session.execute(
+            update(fingerprint_policies)
+            .where(fingerprint_policies.c.dataset == dataset)
+            .values(fingerprint=required, updated_at=now, updated_by=subject.id)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            session.execute(
+                insert(fingerprint_policies).values(
+                    dataset=dataset, fingerprint=required, updated_at=now, updated_by=subject.id
+                )
+            )
+        record_event(
+            session,
+            tag=EventTag.FINGERPRINT_POLICY_SET,
+            actor=subject.id,
+            subject=dataset,
+            details={"fingerprint": required},
+            now=now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A recorded delivery."""
+
+    delivery_id: str
+    recipient: str
+    dataset: str
+    delivered_at: datetime
+    channel: str
+    fingerprinted: bool
+    what: dict[str, Any]
+    key_id: str
+    utility: dict[str, Any]
+
+
+def export_vcf(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    dataset: str,
+    recipient: str,
+    out: Path,
+    scheme: fingerprint.Scheme | None = None,
+) -> Delivery:
+    """Write the recipient's copy of the dataset's genotypes to `out` (VCF, bgzipped when the
+    name ends in .gz) and record the delivery; nothing is left behind on failure."""
+    import pysam
+
+    require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
+    recipient = recipient.strip()
+    if not recipient:
+        raise InvalidInputError(
+            "Name the recipient (an e-mail address) of the export.",
+            message_zh="请指明导出的接收者（电子邮箱）。",
+        )
+    scheme = scheme or fingerprint.Scheme()
+    secret = fingerprint_secret(settings)
+    source = genotypes.from_zarr(_store(settings, dataset))
+    with factory() as session:
+        marked = fingerprint_required(session, dataset)
+    copy, cost, positions = source, fingerprint.Utility(0, 0, 0.0), 0
+    if marked:
+        dosages = source.dosages()
+        plan = fingerprint.make_plan(dosages, secret=secret, dataset=dataset, scheme=scheme)
+        bits = fingerprint.recipient_bits(plan, secret=secret, dataset=dataset, recipient=recipient)
+        copy = genotypes.mark(source, plan, bits)
+        cost = fingerprint.utility(dosages, copy.dosages())
+        positions = len(plan)
+        if not positions:
+            logger.warning("%s: too few samples or common sites to mark any cell", dataset)
+    delivery_id = str(uuid.uuid4())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.{delivery_id}.partial")
+    try:
+        if out.name.endswith(".gz"):
+            handle: Any = pysam.BGZFile(str(partial), "wb", index=None)
+        else:
+            handle = partial.open("wb")
+        try:
+            genotypes.write_vcf(
+                copy,
+                handle,
+                source=f"GeneCommons {dataset}",
+                extra=[f"##genecommons_delivery={delivery_id}"],
+            )
+        finally:
+            handle.close()
+        digest = _sha256(partial)
+        what = {
+            "format": "vcf.gz" if out.name.endswith(".gz") else "vcf",
+            "file": out.name,
+            "sha256": digest,
+            "sites": len(source.positions),
+            "samples": len(source.samples),
+            "marked_positions": positions,
+        }
+        delivery = Delivery(
+            delivery_id=delivery_id,
+            recipient=recipient,
+            dataset=dataset,
+            delivered_at=datetime.now(UTC),
+            channel=EXPORT,
+            fingerprinted=marked,
+            what=what,
+            key_id=fingerprint.key_id(secret),
+            utility=cost.as_json(),
+        )
+        with factory.begin() as session:
+            record_delivery(session, delivery, scheme=scheme, actor=subject.id)
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return delivery
+
+
+def record_delivery(
+    session: Session, delivery: Delivery, *, scheme: fingerprint.Scheme, actor: str
+) -> None:
+    """Record a delivery and its audit event, in the caller's transaction."""
+    session.execute(
+        insert(fingerprint_deliveries).values(
+            delivery_id=delivery.delivery_id,
+            recipient=delivery.recipient,
+            dataset=delivery.dataset,
+            delivered_at=delivery.delivered_at,
+            channel=delivery.channel,
+            fingerprinted=delivery.fingerprinted,
+            what=delivery.what,
+            key_id=delivery.key_id,
+            scheme=scheme.as_json(),
+            utility=delivery.utility,
+            actor=actor,
+        )
+    )
+    record_event(
+        session,
+        tag=EventTag.FINGERPRINT_DELIVERED,
+        actor=actor,
+        subject=delivery.dataset,
+        details={
+            "delivery_id": delivery.delivery_id,
+            "recipient": delivery.recipient,
+            "channel": delivery.channel,
+            "fingerprinted": delivery.fingerprinted,
+            "key_id": delivery.key_id,
+            "what": delivery.what,
+            "utility": delivery.utility,
+        },
+        now=delivery.delivered_at,
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def deliveries(
+    factory: sessionmaker[Session], *, subject: Subject, dataset: str | None = None
+) -> list[Delivery]:
+    """Recorded deliveries (of one dataset), oldest first."""
+    require(subject, Action.READ_AUDIT, Resource("audit"))
+    query = select(fingerprint_deliveries).order_by(fingerprint_deliveries.c.id)
+    if dataset is not None:
+        query = query.where(fingerprint_deliveries.c.dataset == dataset)
+    with factory() as session:
+        rows = session.execute(query).all()
+    return [
+        Delivery(
+            delivery_id=r.delivery_id,
+            recipient=r.recipient,
+            dataset=r.dataset,
+            delivered_at=r.delivered_at,
+            channel=r.channel,
+            fingerprinted=r.fingerprinted,
+            what=dict(r.what),
+            key_id=r.key_id,
+            utility=dict(r.utility),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceResult:
+    """What tracing a leaked file found."""
+
+    file: str
+    format: str
+    dataset: str
+    matched_sites: int
+    matched_samples: int
+    verdict: trace.Verdict
+    deliveries: dict[str, list[str]]  # recipient -> delivery ids
+
+
+def _candidates(session: Session, dataset: str | None) -> list[str]:
+    query = select(fingerprint_deliveries.c.dataset).distinct()
+    if dataset is not None:
+        query = query.where(fingerprint_deliveries.c.dataset == dataset)
+    return sorted(str(d) for d in session.execute(query).scalars())
+
+
+def trace_leak(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    leaked: Path,
+    dataset: str | None = None,
+    alpha: float = trace.DEFAULT_ALPHA,
+) -> TraceResult:
+    """Score every recipient of the dataset a leaked file came from; name the likely sources."""
+    require(subject, Action.READ_AUDIT, Resource("audit"))
+    secret = fingerprint_secret(settings)
+    current_key = fingerprint.key_id(secret)
+    matrix = genotypes.read_leak(leaked)
+    with factory() as session:
+        candidates = _candidates(session, dataset)
+    if not candidates:
+        raise NotFoundError(
+            "No fingerprinted delivery is recorded"
+            + (f" for dataset {dataset}." if dataset else "."),
+            message_zh="没有记录任何带指纹的交付"
+            + (f"（数据集 {dataset}）。" if dataset else "。"),
+        )
+    # the dataset the leak came from: the one sharing most of its sites and samples
+    best: tuple[int, str, genotypes.Genotypes, trace.Leak] | None = None
+    for name in candidates:
+        source = genotypes.from_zarr(_store(settings, name))
+        aligned = trace.align(
+            original_sites=source.site_keys,
+            original_samples=source.samples,
+            leaked_sites=matrix.sites,
+            leaked_samples=matrix.samples,
+            values=matrix.values,
+        )
+        overlap = aligned.values.size
+        if best is None or overlap > best[0]:
+            best = (overlap, name, source, aligned)
+    assert best is not None
+    _, name, source, aligned = best
+    if len(aligned.sites) < MIN_MATCHED_SITES or len(aligned.samples) == 0:
+        raise InvalidInputError(
+            f"{leaked.name}: only {len(aligned.sites)} sites and {len(aligned.samples)} samples "
+            "match a dataset delivered with a fingerprint; nothing to trace.",
+            message_zh=f"{leaked.name}：仅有 {len(aligned.sites)} 个位点和 {len(aligned.samples)} "
+            "个样本与带指纹交付的数据集相符，无法追溯。",
+            details={"file": leaked.name},
+        )
+    with factory() as session:
+        rows = session.execute(
+            select(fingerprint_deliveries.c.recipient, fingerprint_deliveries.c.delivery_id)
+            .where(fingerprint_deliveries.c.dataset == name)
+            .where(fingerprint_deliveries.c.fingerprinted.is_(True))
+            .where(fingerprint_deliveries.c.key_id == current_key)
+            .order_by(fingerprint_deliveries.c.id)
+        ).all()
+    by_recipient: dict[str, list[str]] = {}
+    for recipient, delivery_id in rows:
+        by_recipient.setdefault(recipient, []).append(delivery_id)
+    recipients = list(by_recipient)
+    plan = fingerprint.make_plan(source.dosages(), secret=secret, dataset=name)
+    codes = fingerprint.code_matrix(plan, secret=secret, dataset=name, recipients=recipients)
+    observed = trace.dense_observations(plan, aligned)
+    verdict = trace.accuse(observed, plan.bias, codes, recipients, alpha=alpha)
+    with factory.begin() as session:
+        record_event(
+            session,
+            tag=EventTag.LEAK_TRACED,
+            actor=subject.id,
+            subject=name,
+            details={
+                "file": leaked.name,
+                "sha256": _sha256(leaked),
+                "format": matrix.format,
+                "matched_sites": len(aligned.sites),
+                "matched_samples": len(aligned.samples),
+                "positions": verdict.positions,
+                "recipients": len(recipients),
+                "named": [
+                    {"recipient": s.recipient, "p_value": s.p_value, "z": round(s.z, 3)}
+                    for s in verdict.named
+                ],
+            },
+        )
+    return TraceResult(
+        file=leaked.name,
+        format=matrix.format,
+        dataset=name,
+        matched_sites=len(aligned.sites),
+        matched_samples=len(aligned.samples),
+        verdict=verdict,
+        deliveries=by_recipient,
+    )
+
+
+def simulate(
+    *,
+    individuals: int,
+    length: int,
+    seed: int,
+    settings: leaksim.SimulationSettings,
+    scheme: fingerprint.Scheme | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> leaksim.SimulationReport:
+    """The leak simulation on a demo cohort of `individuals` over `length` bp of chr22."""
+    dosages, trait = leaksim.demo_dosages(individuals=individuals, length=length, seed=seed)
+    return leaksim.run_simulation(
+        dosages,
+        trait,
+        settings=settings,
+        scheme=scheme,
+        secret=hashlib.sha256(f"genecommons-simulation-{seed}".encode()).digest(),
+        progress=progress,
+    )

@@ -20,6 +20,8 @@ from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError
+from genecommons.privacy import commands as privacy_commands
+from genecommons.privacy import service as privacy_service
 from genecommons.runtime import runtime
 from genecommons.variants import commands as variants_commands
 
@@ -44,6 +46,7 @@ def init() -> None:
     typer.echo(f"Data directory: {context.settings.data_dir}")
     audit_service.signing_key(context.settings, create=True)
     archive_service.archive_keys(context.settings, create=True)
+    privacy_service.beacon_key(context.settings, create=True)
     password = access_service.ensure_admin(context.factory)
     if password:
         typer.echo(
@@ -80,6 +83,7 @@ app.add_typer(audit_commands.audit_app, name="audit")
 app.command("upload")(archive_commands.upload)
 app.add_typer(archive_commands.archive_app, name="archive")
 app.add_typer(variants_commands.variants_app, name="variants")
+app.add_typer(privacy_commands.privacy_app, name="privacy")
 
 app.command("demo")(demo_commands.demo)
 

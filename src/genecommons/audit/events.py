@@ -53,6 +53,7 @@ class EventTag(StrEnum):
     KEY_REGISTERED = "archive:key:register"
     OBJECT_VERIFIED = "archive:object:verify"
     OBJECT_DAMAGED = "archive:object:damage"
+    PRIVACY_BUDGET_LOW = "privacy:budget:low"
 
 
 @dataclass(frozen=True, slots=True)

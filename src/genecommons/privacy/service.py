@@ -1,0 +1,226 @@
+"""Use cases of privacy: the defended Beacon guard and its ledger, the Beacon's key.
+
+`DefendedGuard` is the `VariantGuard` the Beacon uses below record granularity. Boolean answers
+(the open tier) follow the keyed threshold rule alone: they are safe by themselves, so an
+attacker gains nothing from a fresh account or address per victim. Count answers (the registered
+tier) follow the same rule and are also charged to a ledger: each variant an account, and the
+address it calls from, is answered about costs the chance that one member decided that answer
+(`ThresholdRule.exposure`, after Raisaro et al. 2017's per-participant risk), once per variant;
+when either has spent `beacon_budget`, every further answer is withheld, and passing
+`beacon_budget_warning` of it records `privacy:budget:low` for the early-warning rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.models import Subject, SubjectKind
+from genecommons.audit.events import EventTag, record_event
+from genecommons.clock import now
+from genecommons.config import Settings
+from genecommons.errors import ConfigurationError
+from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer
+from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer, spent_answer
+from genecommons.privacy.tables import privacy_budgets, privacy_charges
+from genecommons.variants.store import SiteCounts
+
+logger = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+
+
+def beacon_key(settings: Settings, *, create: bool = False) -> bytes:
+    """The key of the threshold PRF, from its file (made when `create` and none exists)."""
+    path = settings.beacon_key_file
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(secrets.token_bytes(KEY_BYTES))
+        path.chmod(0o600)
+    if not path.exists():
+        raise ConfigurationError(
+            f"The Beacon's threshold key {path} is missing; run `genecommons init`.",
+            message_zh=f"缺少 Beacon 阈值密钥 {path}；请运行 `genecommons init`。",
+        )
+    key = path.read_bytes()
+    if len(key) < KEY_BYTES:
+        raise ConfigurationError(
+            f"The Beacon's threshold key {path} is shorter than {KEY_BYTES} bytes; remove it "
+            "and run `genecommons init` to make a new one.",
+            message_zh=f"Beacon 阈值密钥 {path} 短于 {KEY_BYTES} 字节；请删除后运行 `genecommons init` 重新生成。",
+        )
+    return key
+
+
+def threshold_rule(settings: Settings, key: bytes | None = None) -> ThresholdRule:
+    """The rule the settings configure (with the node's key unless one is given)."""
+    return ThresholdRule(
+        key=key if key is not None else beacon_key(settings),
+        low=settings.beacon_threshold_min,
+        high=settings.beacon_threshold_max,
+    )
+
+
+def parties(subject: Subject, address: str) -> list[tuple[str, str]]:
+    """Who is charged for an answer: the account (signed-in callers) and the address, as
+    (kind, id) pairs."""
+    charged = [("address", address)]
+    if subject.kind is not SubjectKind.ANONYMOUS:
+        charged.insert(0, ("account", subject.id))
+    return charged
+
+
+class DefendedGuard:
+    """The Beacon's guard below record granularity (a `VariantGuard`)."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        *,
+        rule: ThresholdRule | None = None,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.rule = rule or threshold_rule(settings)
+
+    def __call__(
+        self,
+        *,
+        subject: Subject,
+        address: str,
+        dataset: str,
+        granularity: Granularity,
+        matches: Sequence[SiteCounts],
+    ) -> DatasetAnswer:
+        """The answer for `dataset`: exact at record granularity (a grant in force), the rule's
+        at boolean, the rule's within the budgets at count."""
+        if granularity is Granularity.RECORD:
+            return exact_answer(
+                subject=subject,
+                address=address,
+                dataset=dataset,
+                granularity=granularity,
+                matches=matches,
+            )
+        if granularity is Granularity.BOOLEAN:
+            return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
+        with self.factory.begin() as session:
+            if not self._charge(session, subject, address, dataset, matches):
+                return spent_answer(granularity)
+        return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
+
+    def _charge(
+        self,
+        session: Session,
+        subject: Subject,
+        address: str,
+        dataset: str,
+        matches: Sequence[SiteCounts],
+    ) -> bool:
+        """Charge every party for the variants new to it; False when one has spent its budget
+        (then nothing is charged or answered). Whether to answer depends only on what was
+        spent before, never on this query's truth."""
+        limit = self.settings.beacon_budget
+        exposures = {m.variant.key: self.rule.exposure(m) for m in matches}
+        moment = now()
+        rows = []
+        for kind, party_id in parties(subject, address):
+            party = f"{kind}:{party_id}"
+            row = _budget(session, party, dataset)
+            if row.spent >= limit:
+                return False
+            rows.append((kind, party_id, party, row))
+        for kind, party_id, party, row in rows:
+            seen = set(
+                session.execute(
+                    select(privacy_charges.c.variant).where(
+                        privacy_charges.c.party == party,
+                        privacy_charges.c.dataset == dataset,
+                        privacy_charges.c.variant.in_(list(exposures)),
+                    )
+                ).scalars()
+            )
+            new = {k: e for k, e in exposures.items() if k not in seen}
+            if not new:
+                continue
+            session.execute(
+                insert(privacy_charges),
+                [
+                    {
+                        "party": party,
+                        "dataset": dataset,
+                        "variant": k,
+                        "exposure": e,
+                        "charged_at": moment,
+                    }
+                    for k, e in new.items()
+                ],
+            )
+            spent = row.spent + sum(new.values())
+            warn = not row.warned and spent >= self.settings.beacon_budget_warning * limit
+            session.execute(
+                update(privacy_budgets)
+                .where(privacy_budgets.c.id == row.id)
+                .values(spent=spent, warned=row.warned or warn, updated_at=moment)
+            )
+            if warn:
+                record_event(
+                    session,
+                    tag=EventTag.PRIVACY_BUDGET_LOW,
+                    actor=subject.id,
+                    subject=dataset,
+                    details={kind: party_id, "dataset": dataset, "spent": spent, "limit": limit},
+                )
+                logger.info(
+                    "%s passed %.0f%% of its budget on %s", party, 100 * spent / limit, dataset
+                )
+        return True
+
+
+def _budget(session: Session, party: str, dataset: str) -> Budget:
+    """The party's budget row for `dataset`, made (at zero) and locked for this transaction."""
+    query = (
+        select(privacy_budgets.c.id, privacy_budgets.c.spent, privacy_budgets.c.warned)
+        .where(privacy_budgets.c.party == party, privacy_budgets.c.dataset == dataset)
+        .with_for_update()
+    )
+    found = session.execute(query).first()
+    if found is None:
+        try:
+            with session.begin_nested():
+                session.execute(
+                    insert(privacy_budgets).values(
+                        party=party, dataset=dataset, spent=0.0, warned=False, updated_at=now()
+                    )
+                )
+        except IntegrityError:
+            pass  # made by a concurrent first answer
+        found = session.execute(query).one()
+    return Budget(int(found.id), float(found.spent), bool(found.warned))
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A party's budget row, as read."""
+
+    id: int
+    spent: float
+    warned: bool
+
+
+def budget_spent(factory: sessionmaker[Session], *, party: str, dataset: str) -> float:
+    """What `party` ("account:<id>" or "address:<ip>") has spent on `dataset`."""
+    with factory() as session:
+        spent = session.execute(
+            select(privacy_budgets.c.spent).where(
+                privacy_budgets.c.party == party, privacy_budgets.c.dataset == dataset
+            )
+        ).scalar()
+    return float(spent or 0.0)

@@ -100,14 +100,18 @@ def statistics(
 def power_at(
     member_scores: Floats, outsider_scores: Floats, rate: float = FALSE_POSITIVE_RATE
 ) -> Floats:
-    """Per column: the share of members whose score exceeds the score that flags `rate` of the
-    non-members (a member tied with the threshold counts as half a detection)."""
+    """Per column: the power of the (randomised) test that flags exactly `rate` of the
+    non-members: scores above the cut are flagged, scores at it with the chance that makes the
+    false-positive rate `rate` (so that ties, as when every answer is the same, give `rate`)."""
     powers = np.zeros(member_scores.shape[1])
     for q in range(member_scores.shape[1]):
-        cut = np.quantile(outsider_scores[:, q], 1 - rate, method="higher")
-        above = np.mean(member_scores[:, q] > cut)
-        ties = np.mean(np.isclose(member_scores[:, q], cut))
-        powers[q] = above + 0.5 * ties if np.isclose(outsider_scores[:, q], cut).all() else above
+        outsiders, members = outsider_scores[:, q], member_scores[:, q]
+        cut = np.quantile(outsiders, 1 - rate, method="higher")
+        at_cut = np.isclose(outsiders, cut)
+        above = (outsiders > cut) & ~at_cut
+        chance = (rate - above.mean()) / at_cut.mean()
+        member_at = np.isclose(members, cut)
+        powers[q] = np.mean((members > cut) & ~member_at) + chance * member_at.mean()
     return powers
 
 

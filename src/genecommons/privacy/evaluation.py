@@ -262,14 +262,18 @@ def attack_beacon(
         http = HttpOracle(url, token=token)
         beacons["http"] = lambda vs, account: http.exists(vs, account=account)
         oracles["http"] = http
-    figures = evaluate(
-        drawn,
-        beacons,
-        beacon_size=variant_store.samples,
-        seed=seed,
-        truth=lambda vs, account: exact.exists(vs, account="truth"),
-        counts=exact.counts,
-        queries=queries,
-    )
+    try:
+        figures = evaluate(
+            drawn,
+            beacons,
+            beacon_size=variant_store.samples,
+            seed=seed,
+            truth=lambda vs, account: exact.exists(vs, account="truth"),
+            counts=exact.counts,
+            queries=queries,
+        )
+    finally:
+        if isinstance(oracles.get("http"), HttpOracle):
+            oracles["http"].close()
     figures.queries_made.update({name: o.asked for name, o in oracles.items()})
     return figures

@@ -136,6 +136,16 @@ class HttpOracle:
         self._cache: dict[tuple[str, Variant], bool] = {}
         self.asked = 0
 
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.client.close()
+
+    def __enter__(self) -> HttpOracle:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def _ask(self, variant: Variant) -> bool:
         params: dict[str, Any] = {
             "referenceName": variant.chrom.removeprefix("chr"),

@@ -26,6 +26,10 @@ PURE = [
     "passports.py",
     "keys.py",
     "rules.py",
+    "answers.py",
+    "beacon_guard.py",
+    "attack.py",
+    "dp.py",
 ]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pysam
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -25,6 +26,7 @@ from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
+from genecommons.variants import service as variants_service
 
 OPERATOR = Subject.operator("matrix")
 ROLES = ["anonymous", *(r.value for r in Role)]
@@ -82,6 +84,9 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/htsget/variants/{object_id}"): {"researcher"},
     ("POST", "/htsget/variants/{object_id}"): {"researcher"},
     ("GET", "/htsget/data/{object_id}"): {"researcher"},
+    # asked of the controlled dataset: its grant holder only (aggregates of the open tier are
+    # public, tested in tests/privacy/test_frequencies.py)
+    ("GET", "/api/v1/variants/{chrom}-{pos}-{ref}-{alt}"): {"researcher"},
 }
 
 
@@ -182,6 +187,21 @@ class World:
                 chunks=[data],
             )
         return state.id
+
+    def variant(self) -> str:
+        """A variant of the controlled dataset, whose variant store is built on first use."""
+        dataset = self.datasets["controlled"]
+        if not variants_service.store_path(self.settings, dataset).exists():
+            variants_service.build_dataset_store(
+                self.factory,
+                self.settings,
+                subject=OPERATOR,
+                dataset=dataset,
+                vcf=self.bundle / "calls.vcf.gz",
+            )
+        with pysam.VariantFile(str(self.bundle / "calls.vcf.gz")) as vcf:
+            record = next(iter(vcf))
+        return f"{record.chrom}-{record.pos}-{record.ref}-{record.alts[0]}"
 
     def own_token(self, role: str) -> int:
         email = "researcher@example.org" if role == "anonymous" else f"{role}@example.org"
@@ -382,6 +402,11 @@ CALLS: dict[tuple[str, str], Call] = {
         f"/htsget/data/{w.files['calls.vcf.gz']}",
         params={"start": 0, "end": 65536},
         headers=w.data(r, t),
+    ),
+    ("GET", "/api/v1/variants/{chrom}-{pos}-{ref}-{alt}"): lambda w, r, t: w.client.get(
+        f"/api/v1/variants/{w.variant()}",
+        params={"dataset": w.datasets["controlled"]},
+        headers=w.data(r, "controlled"),
     ),
 }
 

@@ -138,8 +138,7 @@ def test_http_oracle_speaks_beacon_v2_and_caches(beacon: tuple[Beacon, str]) -> 
 
 def test_http_oracle_reports_a_beacon_that_does_not_answer(beacon: tuple[Beacon, str]) -> None:
     _, url = beacon
-    with pytest.raises(StorageError) as raised:
-        with HttpOracle(url + "/nowhere") as oracle:
-            oracle.exists([Variant("chr22", 1, "A", "G")], account="x")
+    with pytest.raises(StorageError) as raised, HttpOracle(url + "/nowhere") as oracle:
+        oracle.exists([Variant("chr22", 1, "A", "G")], account="x")
     assert raised.value.details == {"variant": "chr22-1-A-G"}
     assert raised.value.message_zh

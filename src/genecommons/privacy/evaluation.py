@@ -258,8 +258,8 @@ def attack_beacon(
         "defended": lambda vs, account: defended.exists(vs, account=account),
     }
     oracles: dict[str, StoreOracle | HttpOracle] = {"undefended": exact, "defended": defended}
-    if url:
-        http = HttpOracle(url, token=token)
+    http = HttpOracle(url, token=token) if url else None
+    if http is not None:
         beacons["http"] = lambda vs, account: http.exists(vs, account=account)
         oracles["http"] = http
     try:
@@ -273,7 +273,7 @@ def attack_beacon(
             queries=queries,
         )
     finally:
-        if isinstance(oracles.get("http"), HttpOracle):
-            oracles["http"].close()
+        if http is not None:
+            http.close()
     figures.queries_made.update({name: o.asked for name, o in oracles.items()})
     return figures

@@ -21,7 +21,7 @@ from genecommons.access.models import Subject
 from genecommons.errors import InvalidInputError, StorageError
 from genecommons.privacy.answers import Granularity, VariantGuard
 from genecommons.variants.normalize import Variant
-from genecommons.variants.store import ALL, VariantStore
+from genecommons.variants.store import ALL, SiteCounts, VariantStore
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,14 @@ class StoreOracle:
         self.dataset = dataset
         self.granularity = granularity
         self._cache: dict[tuple[str, Variant], bool] = {}
+        self._sites: dict[Variant, SiteCounts | None] = {}
         self.asked = 0
+
+    def _site(self, variant: Variant) -> SiteCounts | None:
+        """The store's counts of `variant` (read once: they do not depend on who asks)."""
+        if variant not in self._sites:
+            self._sites[variant] = self.store.lookup(variant)
+        return self._sites[variant]
 
     def exists(self, variants: Sequence[Variant], *, account: str) -> npt.NDArray[np.int8]:
         """The Beacon's answers to `account` (a fresh name is a fresh account and address)."""
@@ -92,7 +99,7 @@ class StoreOracle:
         for i, variant in enumerate(variants):
             key = (account, variant)
             if key not in self._cache:
-                found = self.store.lookup(variant)
+                found = self._site(variant)
                 answer = self.guard(
                     subject=subject,
                     address=account,
@@ -110,7 +117,7 @@ class StoreOracle:
         ac = np.zeros(len(variants), dtype=np.int64)
         an = np.zeros(len(variants), dtype=np.int64)
         for i, variant in enumerate(variants):
-            found = self.store.lookup(variant)
+            found = self._site(variant)
             if found:
                 ac[i] = found.counts[ALL]["ac"]
                 an[i] = found.counts[ALL]["an"]

@@ -36,7 +36,8 @@ Ask = Callable[[int, Ints], npt.NDArray[np.int8]]
 
 QUERY_COUNTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 FALSE_POSITIVE_RATE = 0.05
-COMMON = 0.05  # von Thenen: alleles the victim shows, and those a naive Beacon answers
+COMMON = 0.05  # von Thenen: the victim shows alleles of this frequency and above only
+TARGET = 0.01  # and the attacker infers hidden alleles under this frequency
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +219,7 @@ def von_thenen(
     ask: Ask,
     truth: Callable[[Ints], npt.NDArray[np.int8]],
     seed: int,
-    candidates: int = 400,
+    candidates: int = 1000,
     queries: Sequence[int] = (1, 2, 5, 10, 20, 50),
 ) -> Inference:
     """The linkage attack: victims show only their common alleles; the attacker infers their
@@ -229,7 +230,8 @@ def von_thenen(
     rng = np.random.default_rng(seed)
     victims = np.concatenate([members, outsiders], axis=1)
     common = (f >= COMMON) & (f <= 1 - COMMON)
-    rare = np.flatnonzero((f > 0) & (f < COMMON))
+    # the attacker aims at the rarest alleles it can infer (seen in its panel, under 1%)
+    rare = np.flatnonzero((f > 0) & (f < TARGET))
     targets = np.sort(rng.choice(rare, size=min(candidates, len(rare)), replace=False))
     shown = np.where(common[:, None], victims, 0).astype(np.int8)
     carried = infer_hidden_alleles(shown, reference, common, targets)

@@ -66,13 +66,13 @@ def attack_beacon(
     evaluation.plot(figures, out / "power.png")
     (out / "figures.json").write_text(figures.to_json() + "\n", encoding="utf-8")
     for beacon, curves in figures.curves.items():
-        table = Table(title=f"{beacon}: power at 5% false-positive rate / 假阳性率 5% 时的检出率")
-        table.add_column("attack")
-        for q in curves[0].queries:
-            table.add_column(str(q), justify="right")
+        table = Table(title=f"{beacon}: power at 5% false positives / 假阳性率 5% 时的检出率")
+        table.add_column("queries", justify="right")
         for curve in curves:
-            cells = [f"{p:.2f}" for p in curve.power]
-            table.add_row(curve.name, *cells, *[""] * (len(curves[0].queries) - len(cells)))
+            table.add_column(curve.name.replace(", ", "\n"), justify="right")
+        for q in curves[0].queries:
+            cells = [f"{c.power[c.queries.index(q)]:.2f}" if q in c.queries else "" for c in curves]
+            table.add_row(str(q), *cells)
         console.print(table)
     for beacon, found in figures.inference.items():
         console.print(

@@ -134,15 +134,18 @@ class DefendedGuard:
         (then nothing is charged or answered). Whether to answer depends only on what was
         spent before, never on this query's truth."""
         limit = self.settings.beacon_budget
-        exposures = {m.variant.key: self.rule.exposure(m) for m in matches}
+        # common and absent alleles cost nothing (no member decides them): no writes for them
+        exposures = {m.variant.key: e for m in matches if (e := self.rule.exposure(m)) > 0}
         moment = now()
         rows = []
         for kind, party_id in parties(subject, address):
             party = f"{kind}:{party_id}"
-            row = _budget(session, party, dataset)
+            row = _budget(session, party, dataset, lock=bool(exposures))
             if row.spent >= limit:
                 return False
             rows.append((kind, party_id, party, row))
+        if not exposures:
+            return True
         for kind, party_id, party, row in rows:
             seen = set(
                 session.execute(
@@ -190,13 +193,18 @@ class DefendedGuard:
         return True
 
 
-def _budget(session: Session, party: str, dataset: str) -> Budget:
-    """The party's budget row for `dataset`, made (at zero) and locked for this transaction."""
-    query = (
-        select(privacy_budgets.c.id, privacy_budgets.c.spent, privacy_budgets.c.warned)
-        .where(privacy_budgets.c.party == party, privacy_budgets.c.dataset == dataset)
-        .with_for_update()
+def _budget(session: Session, party: str, dataset: str, *, lock: bool) -> Budget:
+    """The party's budget row for `dataset`; when `lock`, made (at zero) if missing and locked
+    for this transaction (otherwise read as is, a missing row reading as nothing spent)."""
+    query = select(privacy_budgets.c.id, privacy_budgets.c.spent, privacy_budgets.c.warned).where(
+        privacy_budgets.c.party == party, privacy_budgets.c.dataset == dataset
     )
+    if not lock:
+        found = session.execute(query).first()
+        if found is None:
+            return Budget(0, 0.0, False)
+        return Budget(int(found.id), float(found.spent), bool(found.warned))
+    query = query.with_for_update()
     found = session.execute(query).first()
     if found is None:
         try:

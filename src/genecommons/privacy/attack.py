@@ -144,6 +144,85 @@ def run_attack(
     return Curve(name, tuple(queries), tuple(float(p) for p in power))
 
 
+def rule_aware_ratios(
+    reference: Dosages, *, members: int, low: int, high: int
+) -> tuple[Floats, Floats, Floats]:
+    """The log-likelihood ratios (member against not) of a yes and a no, and the chance of a
+    yes for a member, for an attacker who
+    knows the defence's rule (a threshold uniform on [low, high]; [1, 1] is the undefended
+    Beacon) but not its key, per copies carried (rows 0 and 1: 1 and 2 copies) and site.
+
+    The attacker's belief about the count among the other members is a gamma-Poisson mixture:
+    the panel's count c of 2n alleles gives the rate a Gamma(c + 1/2) posterior, scaled to the
+    2N (or 2N - 2) alleles of the Beacon; so AC is negative binomial, computed by recursion.
+    """
+    counts = reference.sum(axis=1, dtype=np.int64).astype(np.float64)
+    alleles = 2.0 * reference.shape[1]
+    shape = counts + 0.5
+
+    def survival(scale_alleles: float) -> Floats:
+        # P(X >= k) for k = 0 .. high + 1, X ~ NegBin(shape, theta), theta = scale / panel
+        theta = scale_alleles / alleles
+        q = theta / (1 + theta)
+        pmf = np.exp(shape * np.log1p(-q))
+        cdf = np.zeros((high + 2, len(counts)))
+        running = np.zeros(len(counts))
+        for k in range(high + 2):
+            cdf[k] = running  # P(X < k)
+            running = running + pmf
+            pmf = pmf * (k + shape) / (k + 1) * q
+        return np.asarray(1 - cdf)
+
+    thresholds = np.arange(low, high + 1)
+    outsider = survival(2.0 * members)[thresholds].mean(axis=0)  # P(yes | not a member)
+    others = survival(2.0 * members - 2)
+    yes, no, said = (np.zeros((2, len(counts))) for _ in range(3))
+    for g in (1, 2):
+        # a member with g copies: AC = g + X, so AC >= t when X >= t - g
+        member = others[np.maximum(thresholds - g, 0)].mean(axis=0)
+        p1 = np.clip(member, 1e-12, 1 - 1e-12)
+        p0 = np.clip(outsider, 1e-12, 1 - 1e-12)
+        yes[g - 1] = np.log(p1 / p0)
+        no[g - 1] = np.log((1 - p1) / (1 - p0))
+        said[g - 1] = p1
+    return yes, no, said
+
+
+def run_rule_aware_attack(
+    name: str,
+    *,
+    members: Dosages,
+    outsiders: Dosages,
+    reference: Dosages,
+    beacon_size: int,
+    ask: Ask,
+    low: int,
+    high: int,
+    queries: Sequence[int] = QUERY_COUNTS,
+) -> Curve:
+    """The likelihood-ratio test of an attacker who knows the rule: each victim's alleles asked
+    most informative first (expected log-likelihood ratio under membership), each answer scored
+    by `rule_aware_ratios`."""
+    yes, no, said = rule_aware_ratios(reference, members=beacon_size, low=low, high=high)
+    victims = np.concatenate([members, outsiders], axis=1)
+    most = max(queries)
+    out = np.zeros((victims.shape[1], len(queries)))
+    for v in range(victims.shape[1]):
+        carried = np.flatnonzero(victims[:, v] > 0)
+        g = np.minimum(victims[carried, v], 2).astype(np.int64) - 1
+        p1 = said[g, carried]
+        gain = p1 * yes[g, carried] + (1 - p1) * no[g, carried]  # KL(member || not)
+        order = np.argsort(-gain, kind="stable")[:most]
+        sites, copies = carried[order], g[order]
+        answer = np.asarray(ask(v, sites), dtype=np.int8)
+        scores = np.where(answer > 0, yes[copies, sites], no[copies, sites])
+        running = np.concatenate([[0.0], np.cumsum(scores)])
+        out[v] = running[np.minimum(np.asarray(queries), len(sites))]
+    n = members.shape[1]
+    power = power_at(out[:n], out[n:])
+    return Curve(name, tuple(queries), tuple(float(p) for p in power))
+
+
 def infer_hidden_alleles(
     shown: Dosages,
     reference: Dosages,

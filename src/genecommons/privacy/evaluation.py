@@ -118,12 +118,15 @@ def evaluate(
     beacon_size: int,
     seed: int,
     truth: Exists,
+    rules: dict[str, tuple[int, int]] | None = None,
     counts: Callable[[Sequence[Variant]], tuple[npt.NDArray[np.int64], ...]] | None = None,
     queries: Sequence[int] = attack.QUERY_COUNTS,
     correctness_sites: int = 20_000,
 ) -> Figures:
-    """Run SB and rarest-first (one account, and a fresh account per victim) and von Thenen
-    against every Beacon, and score each Beacon's answers when the true counts are known."""
+    """Run SB and rarest-first (one account, and a fresh account per victim), von Thenen, and
+    (for the Beacons in `rules`, with the threshold range the attacker knows) an attacker who
+    knows the defence, against every Beacon; score each Beacon's answers when the true counts
+    are known."""
     figures = Figures(beacon_size=beacon_size, victims=victims.members.shape[1])
     truth_ask = asker(victims, truth, fresh_accounts=False)
     for name, exists in beacons.items():
@@ -158,6 +161,21 @@ def evaluate(
             seed=seed,
         )
         curves.append(inferred.curve)
+        if rules and name in rules:
+            low, high = rules[name]
+            curves.append(
+                attack.run_rule_aware_attack(
+                    "knows the rule, fresh account per victim",
+                    members=victims.members,
+                    outsiders=victims.outsiders,
+                    reference=victims.reference,
+                    beacon_size=beacon_size,
+                    ask=asker(victims, exists, fresh_accounts=True),
+                    low=low,
+                    high=high,
+                    queries=queries,
+                )
+            )
         figures.curves[name] = curves
         figures.inference[name] = {
             "allele_accuracy": inferred.accuracy,
@@ -269,6 +287,11 @@ def attack_beacon(
             beacon_size=variant_store.samples,
             seed=seed,
             truth=lambda vs, account: exact.exists(vs, account="truth"),
+            rules={
+                "undefended": (1, 1),  # the exact answer: a threshold of one copy
+                "defended": (settings.beacon_threshold_min, settings.beacon_threshold_max),
+                "http": (settings.beacon_threshold_min, settings.beacon_threshold_max),
+            },
             counts=exact.counts,
             queries=queries,
         )

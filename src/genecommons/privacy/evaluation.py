@@ -220,8 +220,14 @@ def plot(figures: Figures, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [c.name for c in next(iter(figures.curves.values()))]
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6), sharey=True)
-    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.4 * rows), sharey=True, squeeze=False
+    )
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names, strict=False):
         for beacon, curves in figures.curves.items():
             curve = next(c for c in curves if c.name == name)
             ax.plot(curve.queries, curve.power, marker="o", label=beacon)
@@ -231,8 +237,9 @@ def plot(figures: Figures, path: Path) -> None:
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("queries per victim")
         ax.set_ylim(-0.02, 1.02)
-    np.atleast_1d(axes)[0].set_ylabel("power at 5% false-positive rate")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("power at 5% false-positive rate")
+    axes[0, 0].legend(fontsize=8)
     fig.suptitle(
         f"Beacon membership attacks, {figures.beacon_size} members, "
         f"{figures.victims} + {figures.victims} victims"

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,6 +74,13 @@ def test_the_threshold_is_a_keyed_function_of_dataset_and_variant() -> None:
         for p in range(200)
     )
     assert differ > 150  # another key, other thresholds
+
+
+def test_settings_refuse_a_threshold_range_upside_down() -> None:
+    with pytest.raises(ValidationError, match="BEACON_THRESHOLD_MIN"):
+        Settings(beacon_threshold_min=50, beacon_threshold_max=40)
+    with pytest.raises(ValueError, match="low <= high"):
+        ThresholdRule(key=KEY, low=5, high=4)
 
 
 def test_not_disclosed_looks_the_same_for_absent_and_rare_alleles() -> None:

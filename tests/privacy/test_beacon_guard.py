@@ -4,6 +4,7 @@ the count granularity's ledger, budget and early warning (on SQLite and PostgreS
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -17,9 +18,10 @@ from genecommons.access.models import Subject
 from genecommons.audit.events import EventTag
 from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
+from genecommons.errors import ConfigurationError
 from genecommons.privacy.answers import Granularity
 from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer
-from genecommons.privacy.service import DefendedGuard, budget_spent
+from genecommons.privacy.service import DefendedGuard, beacon_key, budget_spent, threshold_rule
 from genecommons.variants.normalize import Variant
 from genecommons.variants.store import SiteCounts
 
@@ -185,3 +187,16 @@ def test_count_answers_spend_the_budget_warn_then_withhold(
     assert fresh.exists and fresh.count == 1
     # common and absent alleles cost nothing: no member decides them
     assert budget_spent(factory, party="address:10.2.2.2", dataset="GCD1") == 0.0
+
+
+def test_the_key_is_made_once_and_kept(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, environment="test")
+    first = threshold_rule(settings)
+    assert threshold_rule(settings).key == first.key == beacon_key(settings)
+    assert len(first.key) == 32 and list(settings.beacon_key_file.parent.iterdir()) == [
+        settings.beacon_key_file
+    ]
+    production = Settings(data_dir=tmp_path / "prod", environment="production")
+    with pytest.raises(ConfigurationError) as refused:
+        threshold_rule(production)
+    assert "genecommons init" in refused.value.message and refused.value.message_zh

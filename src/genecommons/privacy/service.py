@@ -13,6 +13,7 @@ when either has spent `beacon_budget`, every further answer is withheld, and pas
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -43,12 +44,21 @@ KEY_BYTES = 32
 
 
 def beacon_key(settings: Settings, *, create: bool = False) -> bytes:
-    """The key of the threshold PRF, from its file (made when `create` and none exists)."""
+    """The key of the threshold PRF, from its file (made when `create` and none exists: written
+    aside, then linked into place, so that workers starting together agree on one whole key)."""
     path = settings.beacon_key_file
     if create and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(secrets.token_bytes(KEY_BYTES))
-        path.chmod(0o600)
+        aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(secrets.token_bytes(KEY_BYTES))
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # made by a concurrent worker: that key stands
+        finally:
+            aside.unlink(missing_ok=True)
     if not path.exists():
         raise ConfigurationError(
             f"The Beacon's threshold key {path} is missing; run `genecommons init`.",
@@ -66,8 +76,11 @@ def beacon_key(settings: Settings, *, create: bool = False) -> bytes:
 
 def threshold_rule(settings: Settings, key: bytes | None = None) -> ThresholdRule:
     """The rule the settings configure (with the node's key unless one is given)."""
+    # outside production the key is made on first use (tests, a laptop); production makes it
+    # with `genecommons init` and refuses to run without it
+    made = settings.environment != "production"
     return ThresholdRule(
-        key=key if key is not None else beacon_key(settings),
+        key=key if key is not None else beacon_key(settings, create=made),
         low=settings.beacon_threshold_min,
         high=settings.beacon_threshold_max,
     )

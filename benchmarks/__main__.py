@@ -25,6 +25,7 @@ def main() -> None:
         ("benchmarks.variant_sites", ["--sites", os.environ.get("BENCH_SITES", "10000000")]),
         ("benchmarks.variant_ingest", []),
         ("benchmarks.fingerprint", []),
+        ("benchmarks.privacy_guard", []),
     ):
         print(f"== {module}", flush=True)
         subprocess.run([sys.executable, "-m", module, *args], check=True)

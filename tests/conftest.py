@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 import genecommons.access.tables
 import genecommons.archive.tables
 import genecommons.audit.tables
-import genecommons.catalog.tables  # noqa: F401  (registers tables)
+import genecommons.catalog.tables
+import genecommons.privacy.tables  # noqa: F401  (registers tables)
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine, make_session_factory
 

@@ -31,6 +31,10 @@ PURE = [
     "trace.py",
     "leaksim.py",
     "genotypes.py",
+    "answers.py",
+    "beacon_guard.py",
+    "attack.py",
+    "dp.py",
 ]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pysam
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -26,6 +27,7 @@ from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
+from genecommons.variants import service as variants_service
 
 OPERATOR = Subject.operator("matrix")
 ROLES = ["anonymous", *(r.value for r in Role)]
@@ -89,6 +91,9 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/htsget/variants/{object_id}"): {"researcher"},
     ("POST", "/htsget/variants/{object_id}"): {"researcher"},
     ("GET", "/htsget/data/{object_id}"): {"researcher"},
+    # asked of the controlled dataset: its grant holder only (aggregates of the open tier are
+    # public, tested in tests/privacy/test_frequencies.py)
+    ("GET", "/api/v1/variants/{chrom}-{pos}-{ref}-{alt}"): {"researcher"},
 }
 
 
@@ -200,6 +205,21 @@ class World:
                 chunks=[data],
             )
         return state.id
+
+    def variant(self) -> str:
+        """A variant of the controlled dataset, whose variant store is built on first use."""
+        dataset = self.datasets["controlled"]
+        if not variants_service.store_path(self.settings, dataset).exists():
+            variants_service.build_dataset_store(
+                self.factory,
+                self.settings,
+                subject=OPERATOR,
+                dataset=dataset,
+                vcf=self.bundle / "calls.vcf.gz",
+            )
+        with pysam.VariantFile(str(self.bundle / "calls.vcf.gz")) as vcf:
+            record = next(iter(vcf))
+        return f"{record.chrom}-{record.pos}-{record.ref}-{record.alts[0]}"
 
     def own_token(self, role: str) -> int:
         email = "researcher@example.org" if role == "anonymous" else f"{role}@example.org"
@@ -422,6 +442,11 @@ CALLS: dict[tuple[str, str], Call] = {
         f"/htsget/data/{w.files['calls.vcf.gz']}",
         params={"start": 0, "end": 65536},
         headers=w.data(r, t),
+    ),
+    ("GET", "/api/v1/variants/{chrom}-{pos}-{ref}-{alt}"): lambda w, r, t: w.client.get(
+        f"/api/v1/variants/{w.variant()}",
+        params={"dataset": w.datasets["controlled"]},
+        headers=w.data(r, "controlled"),
     ),
 }
 

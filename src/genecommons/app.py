@@ -22,6 +22,7 @@ from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import make_engine, make_session_factory
 from genecommons.errors import GeneCommonsError
+from genecommons.variants.routes import router as variants_router
 
 logger = logging.getLogger(__name__)
 
@@ -111,4 +112,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(archive_router)
     app.include_router(drs_router)
     app.include_router(htsget_router)
+    app.include_router(variants_router)
     return app

@@ -21,6 +21,8 @@ from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError
+from genecommons.privacy import commands as privacy_commands
+from genecommons.privacy import service as privacy_service
 from genecommons.runtime import runtime
 from genecommons.variants import commands as variants_commands
 
@@ -46,6 +48,7 @@ def init() -> None:
     audit_service.signing_key(context.settings, create=True)
     trace_service.fingerprint_secret(context.settings, create=True)
     archive_service.archive_keys(context.settings, create=True)
+    privacy_service.beacon_key(context.settings, create=True)
     password = access_service.ensure_admin(context.factory)
     if password:
         typer.echo(
@@ -84,6 +87,7 @@ app.add_typer(audit_commands.fingerprint_app, name="fingerprint")
 app.command("upload")(archive_commands.upload)
 app.add_typer(archive_commands.archive_app, name="archive")
 app.add_typer(variants_commands.variants_app, name="variants")
+app.add_typer(privacy_commands.privacy_app, name="privacy")
 
 app.command("demo")(demo_commands.demo)
 

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from genecommons.errors import ConfigurationError
@@ -135,10 +135,39 @@ class Settings(BaseSettings):
         """Where uploads wait until they are checked and encrypted."""
         return self.data_dir / "staging"
 
+    # The open tier's Beacon (privacy/beacon_guard.py): an allele is said to exist only when its
+    # count in the dataset clears a threshold drawn, once per variant, by a keyed PRF uniformly
+    # from [min, max] allele copies; max <= 1% of the alleles called keeps every allele of
+    # frequency >= 1% answered (a 2,000-person cohort calls 4,000). The key is made on init.
+    beacon_threshold_min: int = Field(default=10, ge=1)
+    beacon_threshold_max: int = Field(default=40, ge=1)
+    # Count granularity: what one account, and one network address, may learn about the members
+    # of a dataset (Raisaro et al. 2017), in expected pivotal answers; warned at the fraction.
+    beacon_budget: float = Field(default=100.0, gt=0)
+    beacon_budget_warning: float = Field(default=0.8, gt=0, le=1)
+    # Open-tier frequencies (privacy/dp.py): each noisy count is drawn once with OpenDP's
+    # discrete Laplace at this epsilon per count and stored; counts below the cell size are
+    # shown as "< k".
+    frequency_epsilon: float = Field(default=1.0, gt=0)
+    frequency_min_cell: int = Field(default=10, ge=1)
+
+    @property
+    def beacon_key_file(self) -> Path:
+        """Where the key of the Beacon's threshold PRF lives (never in the database)."""
+        return self.data_dir / "keys" / "beacon-threshold.key"
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Settings:
+        if self.beacon_threshold_min > self.beacon_threshold_max:
+            raise ValueError(
+                "GENECOMMONS_BEACON_THRESHOLD_MIN must not exceed GENECOMMONS_BEACON_THRESHOLD_MAX"
+            )
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -31,6 +31,7 @@ class EventTag(StrEnum):
     SUBMISSION_REJECTED = "catalog:submission:reject"
     RECORD_READ = "catalog:record:read"
     VARIANT_STORE_BUILT = "variants:store:build"
+    VARIANT_COUNTS_READ = "variants:counts:read"
     ACCESS_DENIED = "access:decision:deny"
     USER_CREATED = "access:user:create"
     INSTITUTION_VERIFIED = "access:institution:verify"
@@ -60,6 +61,7 @@ class EventTag(StrEnum):
     FINGERPRINT_DELIVERED = "audit:fingerprint:deliver"
     FINGERPRINT_POLICY_SET = "audit:fingerprint:policy"
     LEAK_TRACED = "audit:trace:run"
+    PRIVACY_BUDGET_LOW = "privacy:budget:low"
 
 
 @dataclass(frozen=True, slots=True)

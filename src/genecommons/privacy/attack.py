@@ -1,0 +1,365 @@
+"""Membership attacks on a Beacon, to measure what its answers reveal (pure numpy).
+
+- Shringarpure & Bustamante 2015 (SB): the attacker holds a victim's genome, asks the Beacon
+  about alleles the victim carries, and adds up the log-likelihood ratio of the answers under
+  "the victim is one of the N members" against "the victim is not":
+  a yes adds log((1 - d * D'(f)) / (1 - D(f))), a no adds log(d * D'(f) / D(f)), with
+  D(f) = (1 - f)^(2N) the chance that none of N others carries an allele of frequency f,
+  D'(f) = (1 - f)^(2N - 2) the same for the N - 1 others, and d the Beacon's error rate.
+  SB ask in random order; Raisaro et al. 2017 ask the victim's rarest alleles first.
+- von Thenen et al. 2019: the victim hides their rare alleles (frequency < 5%) and the Beacon
+  may hide its rare answers; the attacker infers the victim's alleles at hidden positions from
+  linkage disequilibrium with the common alleles shown (reference haplotypes matching the
+  victim's genotypes at the nearest common sites, a Markov chain of that order), asks about the
+  inferred alleles, and infers answers the Beacon withholds from the answer of the allele in
+  strongest LD with them.
+
+The attacker's allele frequencies come from a reference panel; answers from an `Ask` callback
+(an HTTP Beacon or a guard over a store), so the same code measures any Beacon. Power is the
+share of members flagged when the flagging threshold lets 5% of non-members through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+Dosages = npt.NDArray[np.int8]
+# answers to the Beacon about sites (indices), for the victim with this index:
+# 1 exists, 0 does not or withheld
+Ask = Callable[[int, Ints], npt.NDArray[np.int8]]
+
+QUERY_COUNTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+FALSE_POSITIVE_RATE = 0.05
+COMMON = 0.05  # von Thenen: the victim shows alleles of this frequency and above only
+TARGET = 0.01  # and the attacker infers hidden alleles under this frequency
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """Power at the false-positive rate after each number of queries."""
+
+    name: str
+    queries: tuple[int, ...]
+    power: tuple[float, ...]
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def frequencies(panel: Dosages) -> Floats:
+    """Alternate allele frequency of each site (rows) in a panel of dosages (sites x people)."""
+    called = panel.shape[1] * 2
+    return np.asarray(panel.sum(axis=1, dtype=np.int64) / max(called, 1), dtype=np.float64)
+
+
+def log_ratios(f: Floats, members: int, error: float = 1e-6) -> tuple[Floats, Floats]:
+    """The SB log-likelihood ratio (member against not) that a yes and a no add, per allele
+    of frequency `f` (clipped away from 0 and 1) in a Beacon of `members` people."""
+    f = np.clip(f, 1e-6, 1 - 1e-6)
+    log_none = 2 * members * np.log1p(-f)  # log D(f)
+    log_none_but_one = (2 * members - 2) * np.log1p(-f)  # log D'(f)
+    yes = np.log1p(-error * np.exp(log_none_but_one)) - np.log(-np.expm1(log_none))
+    no = np.log(error) + log_none_but_one - log_none
+    return np.asarray(yes), np.asarray(no)
+
+
+def query_order(
+    dosages: npt.NDArray[np.int8], f: Floats, *, rarest_first: bool, rng: np.random.Generator
+) -> Ints:
+    """The sites a victim (dosages per site) is asked about, in order: the alleles they carry,
+    at random (SB) or rarest first by the attacker's frequencies (Raisaro et al.)."""
+    carried = np.flatnonzero(dosages > 0)
+    carried = carried[rng.permutation(len(carried))]
+    if rarest_first:
+        carried = carried[np.argsort(f[carried], kind="stable")]
+    return np.asarray(carried, dtype=np.int64)
+
+
+def statistics(
+    orders: Sequence[Ints],
+    answers: Sequence[npt.NDArray[np.int8]],
+    f: Floats,
+    *,
+    members: int,
+    queries: Sequence[int] = QUERY_COUNTS,
+) -> Floats:
+    """The SB statistic of each victim (rows) after each number of queries (columns); a victim
+    with fewer alleles than asked keeps the statistic of all of them."""
+    yes, no = log_ratios(f, members)
+    out = np.zeros((len(orders), len(queries)))
+    for v, (order, answer) in enumerate(zip(orders, answers, strict=True)):
+        scores = np.where(answer[: len(order)] > 0, yes[order], no[order])
+        running = np.concatenate([[0.0], np.cumsum(scores)])
+        out[v] = running[np.minimum(np.asarray(queries), len(order))]
+    return out
+
+
+def power_at(
+    member_scores: Floats, outsider_scores: Floats, rate: float = FALSE_POSITIVE_RATE
+) -> Floats:
+    """Per column: the power of the (randomised) test that flags exactly `rate` of the
+    non-members: scores above the cut are flagged, scores at it with the chance that makes the
+    false-positive rate `rate` (so that ties, as when every answer is the same, give `rate`)."""
+    powers = np.zeros(member_scores.shape[1])
+    for q in range(member_scores.shape[1]):
+        outsiders, members = outsider_scores[:, q], member_scores[:, q]
+        cut = np.quantile(outsiders, 1 - rate, method="higher")
+        at_cut = np.isclose(outsiders, cut)
+        above = (outsiders > cut) & ~at_cut
+        chance = (rate - above.mean()) / at_cut.mean()
+        member_at = np.isclose(members, cut)
+        powers[q] = np.mean((members > cut) & ~member_at) + chance * member_at.mean()
+    return powers
+
+
+def run_attack(
+    name: str,
+    *,
+    members: Dosages,
+    outsiders: Dosages,
+    f: Floats,
+    beacon_size: int,
+    ask: Ask,
+    rarest_first: bool,
+    seed: int,
+    queries: Sequence[int] = QUERY_COUNTS,
+) -> Curve:
+    """SB (random order) or Raisaro (rarest first) against `ask`; victims are the columns of
+    `members` then of `outsiders` (ask gets the victim's index in that order)."""
+    rng = np.random.default_rng(seed)
+    victims = np.concatenate([members, outsiders], axis=1)
+    most = max(queries)
+    orders, answers = [], []
+    for v in range(victims.shape[1]):
+        order = query_order(victims[:, v], f, rarest_first=rarest_first, rng=rng)[:most]
+        orders.append(order)
+        answers.append(np.asarray(ask(v, order), dtype=np.int8))
+    scores = statistics(orders, answers, f, members=beacon_size, queries=queries)
+    n = members.shape[1]
+    power = power_at(scores[:n], scores[n:])
+    return Curve(name, tuple(queries), tuple(float(p) for p in power))
+
+
+def rule_aware_ratios(
+    reference: Dosages, *, members: int, low: int, high: int
+) -> tuple[Floats, Floats, Floats]:
+    """The log-likelihood ratios (member against not) of a yes and a no, and the chance of a
+    yes for a member, for an attacker who
+    knows the defence's rule (a threshold uniform on [low, high]; [1, 1] is the undefended
+    Beacon) but not its key, per copies carried (rows 0 and 1: 1 and 2 copies) and site.
+
+    The attacker's belief about the count among the other members is a gamma-Poisson mixture:
+    the panel's count c of 2n alleles gives the rate a Gamma(c + 1/2) posterior, scaled to the
+    2N (or 2N - 2) alleles of the Beacon; so AC is negative binomial, computed by recursion.
+    """
+    counts = reference.sum(axis=1, dtype=np.int64).astype(np.float64)
+    alleles = 2.0 * reference.shape[1]
+    shape = counts + 0.5
+
+    def survival(scale_alleles: float) -> Floats:
+        # P(X >= k) for k = 0 .. high + 1, X ~ NegBin(shape, theta), theta = scale / panel
+        theta = scale_alleles / alleles
+        q = theta / (1 + theta)
+        pmf = np.exp(shape * np.log1p(-q))
+        cdf = np.zeros((high + 2, len(counts)))
+        running = np.zeros(len(counts))
+        for k in range(high + 2):
+            cdf[k] = running  # P(X < k)
+            running = running + pmf
+            pmf = pmf * (k + shape) / (k + 1) * q
+        return np.asarray(1 - cdf)
+
+    thresholds = np.arange(low, high + 1)
+    outsider = survival(2.0 * members)[thresholds].mean(axis=0)  # P(yes | not a member)
+    others = survival(2.0 * members - 2)
+    yes, no, said = (np.zeros((2, len(counts))) for _ in range(3))
+    for g in (1, 2):
+        # a member with g copies: AC = g + X, so AC >= t when X >= t - g
+        member = others[np.maximum(thresholds - g, 0)].mean(axis=0)
+        p1 = np.clip(member, 1e-12, 1 - 1e-12)
+        p0 = np.clip(outsider, 1e-12, 1 - 1e-12)
+        yes[g - 1] = np.log(p1 / p0)
+        no[g - 1] = np.log((1 - p1) / (1 - p0))
+        said[g - 1] = p1
+    return yes, no, said
+
+
+def run_rule_aware_attack(
+    name: str,
+    *,
+    members: Dosages,
+    outsiders: Dosages,
+    reference: Dosages,
+    beacon_size: int,
+    ask: Ask,
+    low: int,
+    high: int,
+    queries: Sequence[int] = QUERY_COUNTS,
+) -> Curve:
+    """The likelihood-ratio test of an attacker who knows the rule: each victim's alleles asked
+    most informative first (expected log-likelihood ratio under membership), each answer scored
+    by `rule_aware_ratios`."""
+    yes, no, said = rule_aware_ratios(reference, members=beacon_size, low=low, high=high)
+    victims = np.concatenate([members, outsiders], axis=1)
+    most = max(queries)
+    out = np.zeros((victims.shape[1], len(queries)))
+    for v in range(victims.shape[1]):
+        carried = np.flatnonzero(victims[:, v] > 0)
+        g = np.minimum(victims[carried, v], 2).astype(np.int64) - 1
+        p1 = said[g, carried]
+        gain = p1 * yes[g, carried] + (1 - p1) * no[g, carried]  # KL(member || not)
+        order = np.argsort(-gain, kind="stable")[:most]
+        sites, copies = carried[order], g[order]
+        answer = np.asarray(ask(v, sites), dtype=np.int8)
+        scores = np.where(answer > 0, yes[copies, sites], no[copies, sites])
+        running = np.concatenate([[0.0], np.cumsum(scores)])
+        out[v] = running[np.minimum(np.asarray(queries), len(sites))]
+    n = members.shape[1]
+    power = power_at(out[:n], out[n:])
+    return Curve(name, tuple(queries), tuple(float(p) for p in power))
+
+
+def infer_hidden_alleles(
+    shown: Dosages,
+    reference: Dosages,
+    common: npt.NDArray[np.bool_],
+    targets: Ints,
+    *,
+    order: int = 4,
+) -> Floats:
+    """von Thenen et al.'s allele inference: for each victim (columns of `shown`, dosages known
+    at `common` sites only) the chance that they carry each target (hidden) site, from the
+    reference people whose genotypes at the `order` nearest common sites on either side match
+    the victim's (falling back to fewer sites where none match), with a Laplace prior."""
+    common_sites = np.flatnonzero(common)
+    out = np.zeros((len(targets), shown.shape[1]))
+    for t, site in enumerate(targets):
+        at = int(np.searchsorted(common_sites, site))
+        carriers = (reference[site] > 0).astype(np.float64)
+        todo = np.ones(shown.shape[1], dtype=bool)
+        for k in range(order, -1, -1):
+            context = np.concatenate([common_sites[max(0, at - k) : at], common_sites[at : at + k]])
+            ref = reference[context]  # context x reference people
+            vic = shown[context][:, todo]  # context x victims still without a match
+            match = (ref[:, None, :] == vic[:, :, None]).all(axis=0)  # victims x reference
+            found = match.sum(axis=1)
+            done = (found > 0) | (k == 0)
+            rows = np.flatnonzero(todo)[done]
+            out[t, rows] = (match[done] @ carriers + 0.5) / (found[done] + 1.0)
+            todo[rows] = False
+            if not todo.any():
+                break
+    return out
+
+
+def strongest_partners(reference: Dosages, sites: Ints, pool: Ints, *, window: int = 50) -> Ints:
+    """For each site, the site of `pool` within `window` sites whose dosages correlate most
+    (r squared in the reference panel): where a withheld answer is inferred from."""
+    pool_sorted = np.sort(pool)
+    partners = np.zeros(len(sites), dtype=np.int64)
+    for i, site in enumerate(sites):
+        at = np.searchsorted(pool_sorted, site)
+        near = pool_sorted[max(0, at - window) : at + window]
+        near = near[near != site]
+        if len(near) == 0:
+            partners[i] = site
+            continue
+        x = reference[site].astype(np.float64)
+        ys = reference[near].astype(np.float64)
+        xc, yc = x - x.mean(), ys - ys.mean(axis=1, keepdims=True)
+        denominator = np.sqrt((xc**2).sum() * (yc**2).sum(axis=1))
+        r2 = np.where(
+            denominator > 0, (yc @ xc) ** 2 / np.where(denominator > 0, denominator, 1) ** 2, 0
+        )
+        partners[i] = near[int(np.argmax(r2))]
+    return partners
+
+
+@dataclass(frozen=True, slots=True)
+class Inference:
+    """The von Thenen attack's outcome."""
+
+    curve: Curve
+    accuracy: float  # share of the inferred alleles asked about that the victim carries
+    answer_accuracy: float  # share of the answers the attacker used that were right
+
+
+def von_thenen(
+    *,
+    members: Dosages,
+    outsiders: Dosages,
+    reference: Dosages,
+    f: Floats,
+    beacon_size: int,
+    ask: Ask,
+    truth: Callable[[Ints], npt.NDArray[np.int8]],
+    seed: int,
+    candidates: int = 1000,
+    queries: Sequence[int] = (1, 2, 5, 10, 20, 50),
+) -> Inference:
+    """The linkage attack: victims show only their common alleles; the attacker infers their
+    alleles at `candidates` rare sites, asks about those most surely carried (rarest first
+    among the likely), and where an answer is withheld (0 from `ask` while the strongest-LD
+    partner's answer differs) uses that partner's answer instead. `truth(sites)` is the
+    Beacon's true answers, to score the inferred answers."""
+    rng = np.random.default_rng(seed)
+    victims = np.concatenate([members, outsiders], axis=1)
+    common = (f >= COMMON) & (f <= 1 - COMMON)
+    # the attacker aims at the rarest alleles it can infer (seen in its panel, under 1%)
+    rare = np.flatnonzero((f > 0) & (f < TARGET))
+    targets = np.sort(rng.choice(rare, size=min(candidates, len(rare)), replace=False))
+    shown = np.where(common[:, None], victims, 0).astype(np.int8)
+    carried = infer_hidden_alleles(shown, reference, common, targets)
+    partners = strongest_partners(reference, targets, np.flatnonzero(common))
+    most = max(queries)
+    orders, used, inferred_right, answers_right, asked = [], [], 0, 0, 0
+    for v in range(victims.shape[1]):
+        likely = np.flatnonzero(carried[:, v] >= 0.5)
+        likely = likely[np.lexsort((f[targets[likely]], -carried[likely, v]))][:most]
+        sites = targets[likely]
+        answer = np.asarray(ask(v, sites), dtype=np.int8)
+        partner_answer = np.asarray(ask(v, partners[likely]), dtype=np.int8)
+        answer = np.where(answer > 0, answer, partner_answer)
+        orders.append(sites)
+        used.append(answer)
+        inferred_right += int((victims[sites, v] > 0).sum())
+        answers_right += int((answer == truth(sites)).sum())
+        asked += len(sites)
+    scores = statistics(orders, used, f, members=beacon_size, queries=queries)
+    n = members.shape[1]
+    power = power_at(scores[:n], scores[n:])
+    curve = Curve("von Thenen", tuple(queries), tuple(float(p) for p in power))
+    return Inference(
+        curve,
+        accuracy=inferred_right / asked if asked else 0.0,
+        answer_accuracy=answers_right / asked if asked else 0.0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Correctness:
+    """How right a Beacon's answers are."""
+
+    common_correct: float  # share of alleles of frequency >= 1% answered "exists"
+    common_asked: int
+    absent_present: int  # absent alleles said to exist (must be 0)
+    absent_asked: int
+
+
+def correctness(
+    counts: Ints, numbers: Ints, answers: npt.NDArray[np.int8], *, common: float = 0.01
+) -> Correctness:
+    """Score answers against the dataset's allele counts (AC) and allele numbers (AN)."""
+    frequency = counts / np.maximum(numbers, 1)
+    is_common = frequency >= common
+    absent = counts == 0
+    return Correctness(
+        common_correct=float(answers[is_common].mean()) if is_common.any() else 1.0,
+        common_asked=int(is_common.sum()),
+        absent_present=int(answers[absent].sum()),
+        absent_asked=int(absent.sum()),
+    )

@@ -1,0 +1,309 @@
+"""The attack tool's use case: draw victims, run the attacks against Beacons, score answers.
+
+Members are people of the dataset's cohort VCF; non-members are people of the reference panel
+held out from the attacker's panel (the attacker's frequencies and LD come from the rest of the
+panel, so that a non-member is never part of the attacker's own data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.models import Action, Resource, Subject
+from genecommons.access.policy import require
+from genecommons.config import Settings
+from genecommons.errors import InvalidInputError
+from genecommons.privacy import attack
+from genecommons.privacy.answers import exact_answer
+from genecommons.privacy.oracles import Genotypes, HttpOracle, StoreOracle, read_dosages
+from genecommons.privacy.service import DefendedGuard
+from genecommons.variants.normalize import Variant
+from genecommons.variants.store import VariantStore
+
+logger = logging.getLogger(__name__)
+
+# variant lists -> answers, for the account named
+Exists = Callable[[Sequence[Variant], str], npt.NDArray[np.int8]]
+
+
+@dataclass(frozen=True, slots=True)
+class Victims:
+    """The people attacked and the attacker's knowledge."""
+
+    variants: tuple[Variant, ...]
+    members: npt.NDArray[np.int8]  # sites x members attacked
+    outsiders: npt.NDArray[np.int8]  # sites x non-members attacked
+    reference: npt.NDArray[np.int8]  # sites x the attacker's panel
+    frequencies: npt.NDArray[np.float64]  # the attacker's allele frequencies
+
+
+def draw_victims(cohort: Path, panel: Path, *, victims: int, seed: int) -> Victims:
+    """`victims` members from `cohort` and `victims` non-members from `panel`; the rest of the
+    panel is the attacker's."""
+    members = read_dosages(cohort)
+    reference = read_dosages(panel, sites=members.variants)
+    if len(reference.people) < victims + 10:
+        raise InvalidInputError(
+            f"The reference panel holds {len(reference.people)} people: too few for "
+            f"{victims} non-member victims plus an attacker's panel.",
+            message_zh=f"参考面板只有 {len(reference.people)} 人，不足以提供 {victims} 名非成员受试者和攻击者面板。",
+        )
+    if len(members.people) < victims:
+        raise InvalidInputError(
+            f"The cohort holds {len(members.people)} people, fewer than {victims} victims.",
+            message_zh=f"队列只有 {len(members.people)} 人，少于 {victims} 名受试者。",
+        )
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(members.people), size=victims, replace=False))
+    order = rng.permutation(len(reference.people))
+    outsiders, attacker = np.sort(order[:victims]), np.sort(order[victims:])
+    own = reference.dosages[:, attacker]
+    return Victims(
+        variants=members.variants,
+        members=members.dosages[:, chosen],
+        outsiders=reference.dosages[:, outsiders],
+        reference=own,
+        frequencies=attack.frequencies(own),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """Everything the tool measured, for the table, the plot and the JSON."""
+
+    beacon_size: int
+    victims: int
+    curves: dict[str, list[attack.Curve]] = field(default_factory=dict)  # per Beacon
+    inference: dict[str, dict[str, float]] = field(default_factory=dict)  # per Beacon
+    correctness: dict[str, attack.Correctness] = field(default_factory=dict)
+    queries_made: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The figures as JSON."""
+        return json.dumps(
+            {
+                "beacon_size": self.beacon_size,
+                "victims": self.victims,
+                "curves": {b: [asdict(c) for c in curves] for b, curves in self.curves.items()},
+                "von_thenen": self.inference,
+                "correctness": {b: asdict(c) for b, c in self.correctness.items()},
+                "queries_made": self.queries_made,
+            },
+            indent=1,
+        )
+
+
+def asker(victims: Victims, exists: Exists, *, fresh_accounts: bool) -> attack.Ask:
+    """An attack.Ask over `exists`: one account for every victim, or a fresh one each."""
+
+    def ask(victim: int, sites: npt.NDArray[np.int64]) -> npt.NDArray[np.int8]:
+        account = f"attacker-{victim}@example.org" if fresh_accounts else "attacker@example.org"
+        return exists([victims.variants[int(s)] for s in sites], account)
+
+    return ask
+
+
+def evaluate(
+    victims: Victims,
+    beacons: dict[str, Exists],
+    *,
+    beacon_size: int,
+    seed: int,
+    truth: Exists,
+    rules: dict[str, tuple[int, int]] | None = None,
+    counts: Callable[[Sequence[Variant]], tuple[npt.NDArray[np.int64], ...]] | None = None,
+    queries: Sequence[int] = attack.QUERY_COUNTS,
+    correctness_sites: int = 20_000,
+) -> Figures:
+    """Run SB and rarest-first (one account, and a fresh account per victim), von Thenen, and
+    (for the Beacons in `rules`, with the threshold range the attacker knows) an attacker who
+    knows the defence, against every Beacon; score each Beacon's answers when the true counts
+    are known."""
+    figures = Figures(beacon_size=beacon_size, victims=victims.members.shape[1])
+    truth_ask = asker(victims, truth, fresh_accounts=False)
+    for name, exists in beacons.items():
+        curves = []
+        for fresh in (False, True):
+            for rarest in (False, True):
+                label = ("rarest-first" if rarest else "SB") + (
+                    ", fresh account per victim" if fresh else ", one account"
+                )
+                logger.info("%s: %s", name, label)
+                curves.append(
+                    attack.run_attack(
+                        label,
+                        members=victims.members,
+                        outsiders=victims.outsiders,
+                        f=victims.frequencies,
+                        beacon_size=beacon_size,
+                        ask=asker(victims, exists, fresh_accounts=fresh),
+                        rarest_first=rarest,
+                        seed=seed,
+                        queries=queries,
+                    )
+                )
+        inferred = attack.von_thenen(
+            members=victims.members,
+            outsiders=victims.outsiders,
+            reference=victims.reference,
+            f=victims.frequencies,
+            beacon_size=beacon_size,
+            ask=asker(victims, exists, fresh_accounts=True),
+            truth=lambda sites: truth_ask(0, sites),
+            seed=seed,
+        )
+        curves.append(inferred.curve)
+        if rules and name in rules:
+            low, high = rules[name]
+            curves.append(
+                attack.run_rule_aware_attack(
+                    "knows the rule, fresh account per victim",
+                    members=victims.members,
+                    outsiders=victims.outsiders,
+                    reference=victims.reference,
+                    beacon_size=beacon_size,
+                    ask=asker(victims, exists, fresh_accounts=True),
+                    low=low,
+                    high=high,
+                    queries=queries,
+                )
+            )
+        figures.curves[name] = curves
+        figures.inference[name] = {
+            "allele_accuracy": inferred.accuracy,
+            "answer_accuracy": inferred.answer_accuracy,
+            "power_at_5_queries": inferred.curve.power[inferred.curve.queries.index(5)],
+            "power_max": max(inferred.curve.power),
+        }
+        if counts is not None:
+            figures.correctness[name] = score(victims, exists, counts, correctness_sites, seed)
+    return figures
+
+
+def score(
+    victims: Victims,
+    exists: Exists,
+    counts: Callable[[Sequence[Variant]], tuple[npt.NDArray[np.int64], ...]],
+    sites: int,
+    seed: int,
+) -> attack.Correctness:
+    """Answers about a sample of the dataset's sites, and about as many alleles it does not
+    hold (another alternate base at the same site), against the true counts."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(
+        len(victims.variants), size=min(sites, len(victims.variants)), replace=False
+    )
+    held = [victims.variants[int(i)] for i in chosen]
+    absent = []
+    for v in held:
+        other = next(b for b in "ACGT" if b not in (v.ref, v.alt))
+        absent.append(Variant(v.chrom, v.pos, v.ref, other))
+    asked = held + absent
+    ac, an = counts(asked)
+    answers = exists(asked, "correctness@example.org")
+    return attack.correctness(ac, np.maximum(an, 1), answers)
+
+
+def plot(figures: Figures, path: Path) -> None:
+    """Power at 5% false positives against queries, one panel per attack, a line per Beacon."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [c.name for c in next(iter(figures.curves.values()))]
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.4 * rows), sharey=True, squeeze=False
+    )
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        for beacon, curves in figures.curves.items():
+            curve = next(c for c in curves if c.name == name)
+            ax.plot(curve.queries, curve.power, marker="o", label=beacon)
+        ax.axhline(0.1, color="grey", linestyle=":", linewidth=1)
+        ax.axhline(0.05, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("queries per victim")
+        ax.set_ylim(-0.02, 1.02)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("power at 5% false-positive rate")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(
+        f"Beacon membership attacks, {figures.beacon_size} members, "
+        f"{figures.victims} + {figures.victims} victims"
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def genotypes_summary(genotypes: Genotypes) -> str:
+    """One line about a genotype matrix (for logs)."""
+    return f"{len(genotypes.variants):,} sites x {len(genotypes.people):,} people"
+
+
+def attack_beacon(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    subject: Subject,
+    cohort: Path,
+    panel: Path,
+    store: Path,
+    dataset: str,
+    url: str | None = None,
+    token: str | None = None,
+    victims: int = 100,
+    seed: int = 1,
+    queries: Sequence[int] = attack.QUERY_COUNTS,
+) -> Figures:
+    """Attack the dataset's store undefended (the exact answer) and through the defended guard,
+    in process, and the Beacon at `url` when given. Reading the store and the genotypes is
+    record-level access: the decision point must allow it."""
+    require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
+    drawn = draw_victims(cohort, panel, victims=victims, seed=seed)
+    variant_store = VariantStore(store)
+    exact = StoreOracle(variant_store, exact_answer, dataset=dataset)
+    defended = StoreOracle(variant_store, DefendedGuard(factory, settings), dataset=dataset)
+    beacons: dict[str, Exists] = {
+        "undefended": lambda vs, account: exact.exists(vs, account=account),
+        "defended": lambda vs, account: defended.exists(vs, account=account),
+    }
+    oracles: dict[str, StoreOracle | HttpOracle] = {"undefended": exact, "defended": defended}
+    http = HttpOracle(url, token=token) if url else None
+    if http is not None:
+        beacons["http"] = lambda vs, account: http.exists(vs, account=account)
+        oracles["http"] = http
+    try:
+        figures = evaluate(
+            drawn,
+            beacons,
+            beacon_size=variant_store.samples,
+            seed=seed,
+            truth=lambda vs, account: exact.exists(vs, account="truth"),
+            rules={
+                "undefended": (1, 1),  # the exact answer: a threshold of one copy
+                "defended": (settings.beacon_threshold_min, settings.beacon_threshold_max),
+                "http": (settings.beacon_threshold_min, settings.beacon_threshold_max),
+            },
+            counts=exact.counts,
+            queries=queries,
+        )
+    finally:
+        if http is not None:
+            http.close()
+    figures.queries_made.update({name: o.asked for name, o in oracles.items()})
+    return figures

@@ -1,0 +1,418 @@
+"""Use cases of privacy: the defended Beacon guard and its ledger, the Beacon's key.
+
+`DefendedGuard` is the `VariantGuard` the Beacon uses below record granularity. Boolean answers
+(the open tier) follow the keyed threshold rule alone: they are safe by themselves, so an
+attacker gains nothing from a fresh account or address per victim. Count answers (the registered
+tier) follow the same rule and are also charged to a ledger: each variant an account, and the
+address it calls from, is answered about costs the chance that one member decided that answer
+(`ThresholdRule.exposure`, after Raisaro et al. 2017's per-participant risk), once per variant;
+when either has spent `beacon_budget`, every further answer is withheld, and passing
+`beacon_budget_warning` of it records `privacy:budget:low` for the early-warning rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.models import Action, Subject, SubjectKind
+from genecommons.access.policy import decide, require
+from genecommons.access.workflow import dataset_resource
+from genecommons.audit.events import EventTag, record_event
+from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.clock import now
+from genecommons.config import Settings
+from genecommons.errors import ConfigurationError, NotFoundError
+from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer
+from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer, spent_answer
+from genecommons.privacy.dp import FrequencyRow, exact_rows, noisy_counts, shown_rows
+from genecommons.privacy.tables import privacy_budgets, privacy_charges, privacy_releases
+from genecommons.variants.normalize import Variant, parse_key
+from genecommons.variants.service import store_path
+from genecommons.variants.store import SiteCounts, VariantStore
+
+logger = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+
+
+def beacon_key(settings: Settings, *, create: bool = False) -> bytes:
+    """The key of the threshold PRF, from its file (made when `create` and none exists: written
+    aside, then linked into place, so that workers starting together agree on one whole key)."""
+    path = settings.beacon_key_file
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(secrets.token_bytes(KEY_BYTES))
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # made by a concurrent worker: that key stands
+        finally:
+            aside.unlink(missing_ok=True)
+    if not path.exists():
+        raise ConfigurationError(
+            f"The Beacon's threshold key {path} is missing; run `genecommons init`.",
+            message_zh=f"缺少 Beacon 阈值密钥 {path}；请运行 `genecommons init`。",
+        )
+    key = path.read_bytes()
+    if len(key) < KEY_BYTES:
+        raise ConfigurationError(
+            f"The Beacon's threshold key {path} is shorter than {KEY_BYTES} bytes; remove it "
+            "and run `genecommons init` to make a new one.",
+            message_zh=f"Beacon 阈值密钥 {path} 短于 {KEY_BYTES} 字节；请删除后运行 `genecommons init` 重新生成。",
+        )
+    return key
+
+
+def threshold_rule(settings: Settings, key: bytes | None = None) -> ThresholdRule:
+    """The rule the settings configure (with the node's key unless one is given)."""
+    # outside production the key is made on first use (tests, a laptop); production makes it
+    # with `genecommons init` and refuses to run without it
+    made = settings.environment != "production"
+    return ThresholdRule(
+        key=key if key is not None else beacon_key(settings, create=made),
+        low=settings.beacon_threshold_min,
+        high=settings.beacon_threshold_max,
+    )
+
+
+def parties(subject: Subject, address: str) -> list[tuple[str, str]]:
+    """Who is charged for an answer: the account (signed-in callers) and the address, as
+    (kind, id) pairs."""
+    charged = [("address", address)]
+    if subject.kind is not SubjectKind.ANONYMOUS:
+        charged.insert(0, ("account", subject.id))
+    return charged
+
+
+class DefendedGuard:
+    """The Beacon's guard below record granularity (a `VariantGuard`)."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        *,
+        rule: ThresholdRule | None = None,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.rule = rule or threshold_rule(settings)
+
+    def __call__(
+        self,
+        *,
+        subject: Subject,
+        address: str,
+        dataset: str,
+        granularity: Granularity,
+        matches: Sequence[SiteCounts],
+    ) -> DatasetAnswer:
+        """The answer for `dataset`: exact at record granularity (a grant in force), the rule's
+        at boolean, the rule's within the budgets at count."""
+        if granularity is Granularity.RECORD:
+            return exact_answer(
+                subject=subject,
+                address=address,
+                dataset=dataset,
+                granularity=granularity,
+                matches=matches,
+            )
+        if granularity is Granularity.BOOLEAN:
+            return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
+        with self.factory.begin() as session:
+            if not self._charge(session, subject, address, dataset, matches):
+                return spent_answer(granularity)
+        return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
+
+    def _charge(
+        self,
+        session: Session,
+        subject: Subject,
+        address: str,
+        dataset: str,
+        matches: Sequence[SiteCounts],
+    ) -> bool:
+        """Charge every party for the variants new to it; False when one has spent its budget
+        (then nothing is charged or answered). Whether to answer depends only on what was
+        spent before, never on this query's truth."""
+        limit = self.settings.beacon_budget
+        # common and absent alleles cost nothing (no member decides them): no writes for them
+        exposures = {m.variant.key: e for m in matches if (e := self.rule.exposure(m)) > 0}
+        moment = now()
+        rows = []
+        for kind, party_id in parties(subject, address):
+            party = f"{kind}:{party_id}"
+            row = _budget(session, party, dataset, lock=bool(exposures))
+            if row.spent >= limit:
+                return False
+            rows.append((kind, party_id, party, row))
+        if not exposures:
+            return True
+        for kind, party_id, party, row in rows:
+            seen = set(
+                session.execute(
+                    select(privacy_charges.c.variant).where(
+                        privacy_charges.c.party == party,
+                        privacy_charges.c.dataset == dataset,
+                        privacy_charges.c.variant.in_(list(exposures)),
+                    )
+                ).scalars()
+            )
+            new = {k: e for k, e in exposures.items() if k not in seen}
+            if not new:
+                continue
+            session.execute(
+                insert(privacy_charges),
+                [
+                    {
+                        "party": party,
+                        "dataset": dataset,
+                        "variant": k,
+                        "exposure": e,
+                        "charged_at": moment,
+                    }
+                    for k, e in new.items()
+                ],
+            )
+            spent = row.spent + sum(new.values())
+            warn = not row.warned and spent >= self.settings.beacon_budget_warning * limit
+            session.execute(
+                update(privacy_budgets)
+                .where(privacy_budgets.c.id == row.id)
+                .values(spent=spent, warned=row.warned or warn, updated_at=moment)
+            )
+            if warn:
+                record_event(
+                    session,
+                    tag=EventTag.PRIVACY_BUDGET_LOW,
+                    actor=subject.id,
+                    subject=dataset,
+                    details={kind: party_id, "dataset": dataset, "spent": spent, "limit": limit},
+                )
+                logger.info(
+                    "%s passed %.0f%% of its budget on %s", party, 100 * spent / limit, dataset
+                )
+        return True
+
+
+def _budget(session: Session, party: str, dataset: str, *, lock: bool) -> Budget:
+    """The party's budget row for `dataset`; when `lock`, made (at zero) if missing and locked
+    for this transaction (otherwise read as is, a missing row reading as nothing spent)."""
+    query = select(privacy_budgets.c.id, privacy_budgets.c.spent, privacy_budgets.c.warned).where(
+        privacy_budgets.c.party == party, privacy_budgets.c.dataset == dataset
+    )
+    if not lock:
+        found = session.execute(query).first()
+        if found is None:
+            return Budget(0, 0.0, False)
+        return Budget(int(found.id), float(found.spent), bool(found.warned))
+    query = query.with_for_update()
+    found = session.execute(query).first()
+    if found is None:
+        try:
+            with session.begin_nested():
+                session.execute(
+                    insert(privacy_budgets).values(
+                        party=party, dataset=dataset, spent=0.0, warned=False, updated_at=now()
+                    )
+                )
+        except IntegrityError:
+            pass  # made by a concurrent first answer
+        found = session.execute(query).one()
+    return Budget(int(found.id), float(found.spent), bool(found.warned))
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A party's budget row, as read."""
+
+    id: int
+    spent: float
+    warned: bool
+
+
+def budget_spent(factory: sessionmaker[Session], *, party: str, dataset: str) -> float:
+    """What `party` ("account:<id>" or "address:<ip>") has spent on `dataset`."""
+    with factory() as session:
+        spent = session.execute(
+            select(privacy_budgets.c.spent).where(
+                privacy_budgets.c.party == party, privacy_budgets.c.dataset == dataset
+            )
+        ).scalar()
+    return float(spent or 0.0)
+
+
+# -- allele frequencies ----------------------------------------------------------------------
+
+EXACT_NOTE = "Exact counts: an access grant in force covers this dataset."
+EXACT_NOTE_ZH = "精确计数：有效的访问授权涵盖该数据集。"
+NOISY_NOTE = (
+    "Counts carry differential-privacy noise (epsilon {epsilon} per variant, drawn once and "
+    "kept) and cells under {k} are shown as '< {k}'; an absent allele looks like a rare one."
+)
+NOISY_NOTE_ZH = (
+    "计数含差分隐私噪声（每个变异 epsilon {epsilon}，只抽取一次并保存），小于 {k} 的单元显示为"
+    "“< {k}”；不存在的等位基因与罕见等位基因显示相同。"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetFrequencies:
+    """A variant's table in one dataset, as the caller may see it."""
+
+    dataset: str
+    variant: str
+    exact: bool
+    epsilon: float | None
+    rows: list[FrequencyRow]
+    note: str
+    note_zh: str
+
+
+def _datasets_with_stores(session: Session, settings: Settings) -> list[str]:
+    datasets = ENTITY_TABLES["datasets"]
+    accessions = session.execute(select(datasets.c.accession).order_by(datasets.c.accession))
+    return [a for a in accessions.scalars() if store_path(settings, a).exists()]
+
+
+def _site(store: VariantStore, variant: Variant) -> SiteCounts | None:
+    """The variant in the store, under either chromosome spelling (22 or chr22)."""
+    found = store.lookup(variant)
+    if found is None:
+        other = (
+            variant.chrom.removeprefix("chr")
+            if variant.chrom.startswith("chr")
+            else f"chr{variant.chrom}"
+        )
+        found = store.lookup(replace(variant, chrom=other))
+    return found
+
+
+def _absent(store: VariantStore, variant: Variant) -> dict[str, dict[str, int]]:
+    """The table of an allele the dataset does not hold: no copies, the allele numbers of the
+    nearest site it does (so that it reads like a rare allele)."""
+    chrom = variant.chrom
+    near = None
+    for name in (chrom, chrom.removeprefix("chr"), f"chr{chrom.removeprefix('chr')}"):
+        near = next(
+            store.overlapping(name, max(1, variant.pos - 100_000), variant.pos, limit=1), None
+        )
+        near = near or next(
+            store.overlapping(name, variant.pos, variant.pos + 100_000, limit=1), None
+        )
+        if near:
+            break
+    return {
+        g: {"ac": 0, "an": near.counts[g]["an"] if near else 0, "hom": 0, "hemi": 0}
+        for g in store.groups
+    }
+
+
+def _release(
+    session: Session, dataset: str, key: str, counts: dict[str, dict[str, int]], epsilon: float
+) -> tuple[dict[str, dict[str, int]], float]:
+    """The stored noisy table of the variant, drawn now if it has none yet."""
+    query = select(privacy_releases.c.counts, privacy_releases.c.epsilon).where(
+        privacy_releases.c.dataset == dataset, privacy_releases.c.variant == key
+    )
+    found = session.execute(query).first()
+    if found is None:
+        noisy = noisy_counts(counts, epsilon=epsilon)
+        try:
+            with session.begin_nested():
+                session.execute(
+                    insert(privacy_releases).values(
+                        dataset=dataset,
+                        variant=key,
+                        epsilon=epsilon,
+                        counts=noisy,
+                        released_at=now(),
+                    )
+                )
+        except IntegrityError:
+            pass  # drawn by a concurrent request: that draw stands
+        found = session.execute(query).one()
+    return dict(found.counts), float(found.epsilon)
+
+
+def variant_frequencies(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    key: str,
+    dataset: str | None = None,
+) -> list[DatasetFrequencies]:
+    """The table of the variant `chrom-pos-ref-alt` in each dataset the caller may see (or in
+    `dataset`): exact with a grant in force (audited), noisy and suppressed on the aggregate
+    tiers. Datasets the caller may not see are left out, or refused when named."""
+    variant = parse_key(key)
+    tables = []
+    with factory.begin() as session:
+        accessions = [dataset] if dataset else _datasets_with_stores(session, settings)
+        for accession in accessions:
+            resource = dataset_resource(session, subject, accession)
+            path = store_path(settings, accession)
+            records = decide(subject, Action.READ_RECORDS, resource)
+            aggregates = (
+                records if records.allowed else decide(subject, Action.READ_AGGREGATES, resource)
+            )
+            if not aggregates.allowed:
+                if dataset:
+                    require(subject, Action.READ_AGGREGATES, resource)
+                continue
+            if not path.exists():
+                raise NotFoundError(
+                    f"Dataset {accession} has no variant store yet.",
+                    message_zh=f"数据集 {accession} 尚无变异库。",
+                )
+            store = VariantStore(path)
+            found = _site(store, variant)
+            if records.allowed:
+                record_event(
+                    session,
+                    tag=EventTag.VARIANT_COUNTS_READ,
+                    actor=subject.id,
+                    subject=accession,
+                    details={"variant": variant.key, "found": found is not None},
+                )
+                tables.append(
+                    DatasetFrequencies(
+                        accession,
+                        variant.key,
+                        exact=True,
+                        epsilon=None,
+                        rows=exact_rows(found.counts) if found else [],
+                        note=EXACT_NOTE,
+                        note_zh=EXACT_NOTE_ZH,
+                    )
+                )
+                continue
+            counts = found.counts if found else _absent(store, variant)
+            noisy, epsilon = _release(
+                session, accession, variant.key, counts, settings.frequency_epsilon
+            )
+            k = settings.frequency_min_cell
+            tables.append(
+                DatasetFrequencies(
+                    accession,
+                    variant.key,
+                    exact=False,
+                    epsilon=epsilon,
+                    rows=shown_rows(noisy, min_cell=k),
+                    note=NOISY_NOTE.format(epsilon=epsilon, k=k),
+                    note_zh=NOISY_NOTE_ZH.format(epsilon=epsilon, k=k),
+                )
+            )
+    return tables

@@ -1,0 +1,59 @@
+"""SQLAlchemy mappings of the privacy ledger: what each account and address has learnt."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from genecommons.db import Base
+
+# One row per party (an account "account:<subject id>" or an address "address:<ip>") and
+# dataset: the exposure its count-granularity answers have spent, and whether it was warned.
+privacy_budgets = Table(
+    "privacy_budgets",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("party", String(300), nullable=False),
+    Column("dataset", String(64), nullable=False),
+    Column("spent", Float, nullable=False),
+    Column("warned", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("party", "dataset"),
+)
+
+# One row per variant a party was answered about: asking again costs nothing more (the answer
+# is the same), so each variant is charged once.
+privacy_charges = Table(
+    "privacy_charges",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("party", String(300), nullable=False),
+    Column("dataset", String(64), nullable=False),
+    Column("variant", String(600), nullable=False),
+    Column("exposure", Float, nullable=False),
+    Column("charged_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("party", "dataset", "variant"),
+)
+
+# Open-tier frequency releases (privacy/dp.py): each noisy table is drawn once and kept, so
+# that asking again returns the same noise instead of a fresh draw to average.
+privacy_releases = Table(
+    "privacy_releases",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dataset", String(64), nullable=False),
+    Column("variant", String(600), nullable=False),
+    Column("epsilon", Float, nullable=False),
+    Column("counts", JSON, nullable=False),  # group -> {"ac", "an", "hom"}, noisy
+    Column("released_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("dataset", "variant"),
+)

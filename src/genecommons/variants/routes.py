@@ -1,0 +1,39 @@
+"""HTTP routes of the variant store under /api/v1: a variant's allele frequencies by population
+and sex, like gnomAD's table. They translate; privacy.service decides what each caller sees."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
+from genecommons.privacy import service
+
+router = APIRouter(prefix="/api/v1", tags=["variants"])
+
+Part = Annotated[str, Path(min_length=1, max_length=1000)]
+
+
+@router.get(
+    "/variants/{chrom}-{pos}-{ref}-{alt}",
+    summary="Allele counts and frequencies of a variant by population and sex",
+)
+def variant_frequencies(
+    chrom: Part,
+    pos: Part,
+    ref: Part,
+    alt: Part,
+    settings: SettingsDep,
+    factory: SessionFactoryDep,
+    subject: SubjectDep,
+    dataset: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+) -> dict[str, Any]:
+    """Per dataset the caller may see: exact with a grant in force; otherwise with
+    differential-privacy noise and small cells suppressed. 各数据集的等位基因频率。"""
+    key = f"{chrom}-{pos}-{ref}-{alt}"
+    tables = service.variant_frequencies(
+        factory, settings, subject=subject, key=key, dataset=dataset
+    )
+    return {"variant": key, "datasets": [asdict(t) for t in tables]}

@@ -1,0 +1,202 @@
+"""The defended Beacon: keyed thresholds (against a slow reference), what answers reveal, and
+the count granularity's ledger, budget and early warning (on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.models import Subject
+from genecommons.audit.events import EventTag
+from genecommons.audit.tables import audit_events
+from genecommons.config import Settings
+from genecommons.errors import ConfigurationError
+from genecommons.privacy.answers import Granularity
+from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer
+from genecommons.privacy.service import DefendedGuard, beacon_key, budget_spent, threshold_rule
+from genecommons.variants.normalize import Variant
+from genecommons.variants.store import SiteCounts
+
+KEY = bytes(range(32))
+RULE = ThresholdRule(key=KEY, low=10, high=40)
+USER = Subject.user("r@example.org", roles=frozenset({"researcher"}), institution=None)
+
+
+def site(ac: int, pos: int = 100, an: int = 4000) -> SiteCounts:
+    return SiteCounts(
+        Variant("chr22", pos, "A", "G"), {"all": {"ac": ac, "an": an, "hom": 0, "hemi": 0}}
+    )
+
+
+def slow_exposure(rule: ThresholdRule, ac: int) -> float:
+    """The share of thresholds at which removing a member (1 or 2 copies) changes the answer."""
+    changed = 0
+    for t in range(rule.low, rule.high + 1):
+        said = ac > 0 and ac >= t
+        without = [max(ac - g, 0) for g in (1, 2)]
+        if any(said != (w > 0 and w >= t) for w in without):
+            changed += 1
+    return changed / rule.width
+
+
+@given(ac=st.integers(min_value=0, max_value=200), pos=st.integers(min_value=1, max_value=10**8))
+def test_answers_follow_the_keyed_threshold(ac: int, pos: int) -> None:
+    answer = RULE.disclosed("GCD1", site(ac, pos))
+    threshold = RULE.threshold("GCD1", site(ac, pos).variant.key)
+    assert RULE.low <= threshold <= RULE.high
+    assert answer == (ac >= threshold and ac > 0)
+    if ac == 0:
+        assert not answer  # an absent allele is never said to exist
+    if ac >= RULE.high:
+        assert answer  # frequency >= high / AN is always answered
+
+
+@given(ac=st.integers(min_value=0, max_value=60), low=st.integers(1, 30), extra=st.integers(0, 30))
+def test_exposure_equals_the_slow_reference(ac: int, low: int, extra: int) -> None:
+    rule = ThresholdRule(key=KEY, low=low, high=low + extra)
+    assert rule.exposure(site(ac)) == pytest.approx(slow_exposure(rule, ac))
+
+
+def test_the_threshold_is_a_keyed_function_of_dataset_and_variant() -> None:
+    key = site(1).variant.key
+    assert RULE.threshold("GCD1", key) == RULE.threshold("GCD1", key)  # no fresh noise
+    other = ThresholdRule(key=bytes(32), low=10, high=40)
+    thresholds = {RULE.threshold("GCD1", f"chr22-{p}-A-G") for p in range(2000)}
+    assert thresholds == set(range(10, 41))  # spread over the whole range
+    differ = sum(
+        RULE.threshold("GCD1", f"chr22-{p}-A-G") != other.threshold("GCD1", f"chr22-{p}-A-G")
+        for p in range(200)
+    )
+    assert differ > 150  # another key, other thresholds
+
+
+def test_settings_refuse_a_threshold_range_upside_down() -> None:
+    with pytest.raises(ValidationError, match="BEACON_THRESHOLD_MIN"):
+        Settings(beacon_threshold_min=50, beacon_threshold_max=40)
+    with pytest.raises(ValueError, match="low <= high"):
+        ThresholdRule(key=KEY, low=5, high=4)
+
+
+def test_not_disclosed_looks_the_same_for_absent_and_rare_alleles() -> None:
+    absent = rule_answer(RULE, dataset="GCD1", granularity=Granularity.BOOLEAN, matches=[])
+    rare = rule_answer(RULE, dataset="GCD1", granularity=Granularity.BOOLEAN, matches=[site(3)])
+    assert absent == rare
+    assert absent.withheld and not absent.exists and absent.note and absent.note_zh
+    common = rule_answer(RULE, dataset="GCD1", granularity=Granularity.COUNT, matches=[site(400)])
+    assert common.exists and common.count == 1 and not common.withheld
+
+
+@hypothesis_settings(max_examples=50)
+@given(ac=st.integers(min_value=0, max_value=100))
+def test_boolean_answers_ignore_who_asks(ac: int) -> None:
+    guard = DefendedGuard(None, Settings(), rule=RULE)  # type: ignore[arg-type]  # no ledger
+    answers = {
+        guard(
+            subject=Subject.user(f"u{i}@example.org", roles=frozenset(), institution=None),
+            address=f"10.0.0.{i}",
+            dataset="GCD1",
+            granularity=Granularity.BOOLEAN,
+            matches=[site(ac)],
+        )
+        for i in range(3)
+    }
+    assert len(answers) == 1
+
+
+def test_count_answers_spend_the_budget_warn_then_withhold(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    settings = Settings(**{**settings.model_dump(), "beacon_budget": 0.2})
+    guard = DefendedGuard(factory, settings, rule=RULE)
+    in_window = [site(ac=20, pos=p) for p in range(1, 200)]  # each costs 2/31
+    answers = []
+    for m in in_window[:6]:
+        answers.append(
+            guard(
+                subject=USER,
+                address="10.1.1.1",
+                dataset="GCD1",
+                granularity=Granularity.COUNT,
+                matches=[m],
+            )
+        )
+    # asked again: charged once
+    guard(
+        subject=USER,
+        address="10.1.1.1",
+        dataset="GCD1",
+        granularity=Granularity.COUNT,
+        matches=[in_window[0]],
+    )
+    spent = budget_spent(factory, party=f"account:{USER.id}", dataset="GCD1")
+    assert spent == pytest.approx(4 * 2 / 31)  # the fourth answer passed the budget
+    assert [a.note is not None and "budget" in a.note for a in answers] == [False] * 4 + [True] * 2
+    assert all(a.withheld and not a.exists for a in answers[4:])
+    with factory() as session:
+        events = (
+            session.execute(
+                select(audit_events.c.details).where(
+                    audit_events.c.tag == str(EventTag.PRIVACY_BUDGET_LOW)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(events, key=str) == sorted(
+        [
+            {
+                "account": USER.id,
+                "dataset": "GCD1",
+                "spent": pytest.approx(3 * 2 / 31),
+                "limit": 0.2,
+            },
+            {
+                "address": "10.1.1.1",
+                "dataset": "GCD1",
+                "spent": pytest.approx(3 * 2 / 31),
+                "limit": 0.2,
+            },
+        ],
+        key=str,
+    )
+    # the spent address stops another account too; a fresh address and account still get answers
+    other = replace(USER, id="user:other@example.org")
+    refused = guard(
+        subject=other,
+        address="10.1.1.1",
+        dataset="GCD1",
+        granularity=Granularity.COUNT,
+        matches=[site(400)],
+    )
+    assert refused.withheld and not refused.exists
+    fresh = guard(
+        subject=other,
+        address="10.2.2.2",
+        dataset="GCD1",
+        granularity=Granularity.COUNT,
+        matches=[site(400)],
+    )
+    assert fresh.exists and fresh.count == 1
+    # common and absent alleles cost nothing: no member decides them
+    assert budget_spent(factory, party="address:10.2.2.2", dataset="GCD1") == 0.0
+
+
+def test_the_key_is_made_once_and_kept(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, environment="test")
+    first = threshold_rule(settings)
+    assert threshold_rule(settings).key == first.key == beacon_key(settings)
+    assert len(first.key) == 32 and list(settings.beacon_key_file.parent.iterdir()) == [
+        settings.beacon_key_file
+    ]
+    production = Settings(data_dir=tmp_path / "prod", environment="production")
+    with pytest.raises(ConfigurationError) as refused:
+        threshold_rule(production)
+    assert "genecommons init" in refused.value.message and refused.value.message_zh

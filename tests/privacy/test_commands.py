@@ -1,0 +1,118 @@
+"""The privacy CLI: arguments forwarded to the service (mocked), the plot and figures written;
+then the real tool end to end on a small demo cohort."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from typer.testing import CliRunner
+
+from genecommons.cli import app
+from genecommons.demo.cohort import write_demo
+from genecommons.privacy import attack
+from genecommons.privacy.evaluation import Figures
+
+runner = CliRunner()
+
+
+def figures() -> Figures:
+    found = Figures(beacon_size=10, victims=5)
+    found.curves["undefended"] = [
+        attack.Curve("SB, one account", (1, 10), (0.1, 1.0)),
+        attack.Curve("von Thenen", (1,), (0.05,)),
+    ]
+    found.inference["undefended"] = {
+        "allele_accuracy": 0.5,
+        "answer_accuracy": 1.0,
+        "power_at_5_queries": 0.05,
+        "power_max": 0.05,
+    }
+    found.correctness["undefended"] = attack.Correctness(1.0, 3, 0, 4)
+    return found
+
+
+def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(tmp_path / "data"))
+    with mock.patch(
+        "genecommons.privacy.commands.evaluation.attack_beacon", return_value=figures()
+    ) as run:
+        result = runner.invoke(
+            app,
+            [
+                *("privacy", "attack-beacon", "GCD00000001", "--demo", str(tmp_path / "demo")),
+                *("--victims", "7", "--seed", "3", "--url", "http://127.0.0.1:9/beacon"),
+                *("--out", str(tmp_path / "out")),
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    kwargs = run.call_args.kwargs
+    assert kwargs["cohort"] == tmp_path / "demo" / "cohort.vcf.gz"
+    assert kwargs["panel"] == tmp_path / "demo" / "reference_panel.vcf.gz"
+    assert kwargs["store"] == (tmp_path / "data").resolve() / "variants" / "GCD00000001"
+    assert (kwargs["dataset"], kwargs["victims"], kwargs["seed"]) == ("GCD00000001", 7, 3)
+    assert kwargs["url"] == "http://127.0.0.1:9/beacon"
+    assert kwargs["subject"].kind == "operator"
+    assert (tmp_path / "out" / "power.png").read_bytes()[:4] == b"\x89PNG"
+    written = json.loads((tmp_path / "out" / "figures.json").read_text())
+    assert written["curves"]["undefended"][0]["power"] == [0.1, 1.0]
+    assert "answered right 100.00%" in result.output
+
+
+def test_attack_beacon_needs_its_victims(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(tmp_path / "data"))
+    result = runner.invoke(app, ["privacy", "attack-beacon", "GCD00000001"])
+    assert result.exit_code == 2
+    assert "--demo" in result.output
+
+
+@pytest.mark.slow
+def test_attack_beacon_end_to_end_on_a_small_demo(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    write_demo(demo, individuals=150, reference_individuals=100, sequence_length=400_000, seed=5)
+    env = {**os.environ, "GENECOMMONS_DATA_DIR": str(tmp_path / "data")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "genecommons", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    cli("init")
+    cli("submit", str(demo))
+    out = tmp_path / "out"
+    cli(
+        "privacy",
+        "attack-beacon",
+        "GCD00000001",
+        "--demo",
+        str(demo),
+        "--victims",
+        "30",
+        "--out",
+        str(out),
+    )
+    found = json.loads((out / "figures.json").read_text())
+    power = {
+        (beacon, c["name"]): c["power"]
+        for beacon, curves in found["curves"].items()
+        for c in curves
+    }
+    assert power[("undefended", "rarest-first, one account")][-1] >= 0.6  # 400 kb, few private
+    assert max(power[("defended", "rarest-first, one account")]) <= 0.35  # 30 + 30 victims
+    assert found["correctness"]["defended"]["absent_present"] == 0
+    assert (out / "power.png").exists()

@@ -1,0 +1,133 @@
+"""A variant's frequency table through the decision point: noisy, suppressed and stable on the
+open tier (an absent allele reads like a rare one), exact and audited with a grant, refused
+where the caller may not see the dataset; the route's errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pysam
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from genecommons.access.models import Subject
+from genecommons.app import create_app
+from genecommons.audit.events import EventTag
+from genecommons.audit.tables import audit_events
+from genecommons.catalog import service as catalog
+from genecommons.config import Settings
+from genecommons.errors import AccessDeniedError
+from genecommons.privacy import service
+from genecommons.variants import service as variants
+
+OPERATOR = Subject.operator("tester")
+ANONYMOUS = Subject.anonymous()
+
+
+@pytest.fixture
+def datasets(
+    factory: Any, settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
+) -> SimpleNamespace:
+    """An open and a controlled dataset releasing the same three-person VCF, stores built."""
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    vcf = datafiles.vcf(folder / "calls.vcf.gz", records=30)
+    pysam.tabix_index(str(vcf), preset="vcf", force=True, keep_original=True)
+    sheets = datafiles.sheets(folder, vcf=vcf, bam=None)
+    first = sheets["datasets"][0]
+    sheets["datasets"] = [
+        dict(first, alias="DS-open", access_tier="open"),
+        dict(first, alias="DS-controlled", access_tier="controlled"),
+    ]
+    datafiles.write(folder, sheets)
+    accessions = catalog.submit(factory, folder, subject=OPERATOR).accessions["datasets"]
+    for accession in accessions.values():
+        variants.build_dataset_store(
+            factory, settings, subject=OPERATOR, dataset=accession, vcf=vcf
+        )
+    with pysam.VariantFile(str(vcf)) as handle:
+        record = next(iter(handle))
+    key = f"{record.chrom}-{record.pos}-{record.ref}-{record.alts[0]}"
+    absent = f"{record.chrom}-{record.pos}-{record.ref}-{'ACGT'.replace(record.ref, '').replace(record.alts[0], '')[0]}"
+    return SimpleNamespace(
+        open=accessions["DS-open"], controlled=accessions["DS-controlled"], key=key, absent=absent
+    )
+
+
+def test_the_open_tier_gets_a_noisy_table_drawn_once(
+    datasets: SimpleNamespace, factory: Any, settings: Settings
+) -> None:
+    first = service.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
+    assert [t.dataset for t in first] == [datasets.open]  # the controlled one is left out
+    table = first[0]
+    assert not table.exact and table.epsilon == settings.frequency_epsilon
+    assert table.note and table.note_zh and "epsilon" in table.note
+    again = service.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
+    assert again == first  # the same draw: nothing to average
+    k = settings.frequency_min_cell
+    for row in table.rows:
+        assert row.ac == f"< {k}" or row.ac >= k  # three people: AC <= 6, noise may lift it
+
+
+def test_an_absent_allele_reads_like_a_rare_one(
+    datasets: SimpleNamespace, factory: Any, settings: Settings
+) -> None:
+    present = service.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
+    absent = service.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.absent)
+    assert [r.group for r in absent[0].rows] == [r.group for r in present[0].rows]
+    assert absent[0].note == present[0].note
+
+
+def test_a_grant_gets_the_exact_table_and_is_audited(
+    datasets: SimpleNamespace, factory: Any, settings: Settings
+) -> None:
+    holder = Subject.user(
+        "r@example.org",
+        roles=frozenset({"researcher"}),
+        institution=None,
+        grants=frozenset({datasets.controlled}),
+    )
+    tables = service.variant_frequencies(
+        factory, settings, subject=holder, key=datasets.key, dataset=datasets.controlled
+    )
+    exact = variants.VariantStore(variants.store_path(settings, datasets.controlled)).lookup(
+        variants.parse_key(datasets.key)
+    )
+    assert exact is not None and tables[0].exact
+    assert {r.group: r.ac for r in tables[0].rows} == {g: c["ac"] for g, c in exact.counts.items()}
+    with factory() as session:
+        details = session.execute(
+            select(audit_events.c.details).where(
+                audit_events.c.tag == str(EventTag.VARIANT_COUNTS_READ)
+            )
+        ).scalar_one()
+    assert details == {"variant": exact.variant.key, "found": True}
+
+
+def test_a_named_dataset_the_caller_may_not_see_is_refused(
+    datasets: SimpleNamespace, factory: Any, settings: Settings
+) -> None:
+    with pytest.raises(AccessDeniedError):
+        service.variant_frequencies(
+            factory, settings, subject=ANONYMOUS, key=datasets.key, dataset=datasets.controlled
+        )
+
+
+def test_the_route_answers_and_rejects_bad_variants_in_both_languages(
+    datasets: SimpleNamespace, settings: Settings
+) -> None:
+    app = create_app(settings)
+    with TestClient(app) as client:
+        good = client.get(f"/api/v1/variants/{datasets.key}")
+        assert good.status_code == 200
+        assert good.json()["datasets"][0]["dataset"] == datasets.open
+        for bad in ("chr22-x-A-G", "chr22-5-A-Q", "chr22-5-A-A"):
+            response = client.get(f"/api/v1/variants/{bad}")
+            assert response.status_code == 422, bad
+            assert response.json()["message"] and response.json()["message_zh"]
+        unknown = client.get(f"/api/v1/variants/{datasets.key}", params={"dataset": "GCD99999999"})
+        assert unknown.status_code == 404
+    app.state.engine.dispose()

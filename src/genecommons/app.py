@@ -20,7 +20,10 @@ from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import make_engine, make_session_factory
-from genecommons.errors import GeneCommonsError
+from genecommons.errors import GeneCommonsError, InvalidInputError
+from genecommons.privacy.answers import exact_answer
+from genecommons.variants import beacon_routes
+from genecommons.variants.beacon_service import StoreCache
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +67,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.visa_keys = key_store(settings)
+    # what boolean and count Beacon answers reveal (privacy.answers.VariantGuard)
+    app.state.variant_guard = exact_answer
+    app.state.variant_stores = StoreCache()
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:
         path = request.url.path
         if path.startswith("/htsget/"):
             return _htsget_error(error)
+        if path.startswith("/beacon"):
+            return beacon_routes.error_response(request, error)
         if path.startswith("/ga4gh/drs/"):
             status = 400 if error.http_status == 422 else error.http_status
             body = {"msg": error.message, "status_code": status, **error.to_dict()}
@@ -77,11 +85,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
 
     @app.exception_handler(RequestValidationError)
-    async def _request_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _request_error(request: Request, error: RequestValidationError) -> JSONResponse:
         details = [
             {"place": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
             for e in error.errors()
         ]
+        if request.url.path.startswith("/beacon"):
+            return beacon_routes.error_response(
+                request,
+                InvalidInputError(
+                    "The request is malformed; see details.",
+                    message_zh="请求格式不正确，详见 details。",
+                    details=details,
+                ),
+            )
         return _problem(
             422,
             {
@@ -109,4 +126,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(archive_router)
     app.include_router(drs_router)
     app.include_router(htsget_router)
+    app.include_router(beacon_routes.router)
     return app

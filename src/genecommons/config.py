@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         """Where uploads wait until they are checked and encrypted."""
         return self.data_dir / "staging"
 
+    # The Beacon v2 (/beacon): who it says it is, and the largest question it answers.
+    beacon_id: str = "org.genecommons.beacon"
+    beacon_name: str = "GeneCommons Beacon"
+    beacon_organization: str = "GeneCommons node"
+    beacon_max_range: int = 1_000_000  # bases of a range or bracket query
+    beacon_max_variants: int = 10_000  # matching variants of one dataset
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

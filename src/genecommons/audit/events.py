@@ -31,6 +31,7 @@ class EventTag(StrEnum):
     SUBMISSION_REJECTED = "catalog:submission:reject"
     RECORD_READ = "catalog:record:read"
     VARIANT_STORE_BUILT = "variants:store:build"
+    BEACON_QUERY = "variants:beacon:query"
     ACCESS_DENIED = "access:decision:deny"
     USER_CREATED = "access:user:create"
     INSTITUTION_VERIFIED = "access:institution:verify"

@@ -1,0 +1,164 @@
+"""HTTP routes of the GA4GH Beacon v2 under /beacon: parse the request, call the service,
+return its document. Errors become a `beaconErrorResponse` (app.py calls `error_response`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from genecommons.deps import AddressDep, SessionFactoryDep, SettingsDep, SubjectDep
+from genecommons.errors import GeneCommonsError, InvalidInputError
+from genecommons.variants import beacon
+from genecommons.variants import beacon_service as service
+from genecommons.variants.beacon import BeaconRequest
+
+router = APIRouter(prefix="/beacon", tags=["beacon"])
+MAX_BODY = 64 * 1024
+
+
+def get_beacon(
+    request: Request, factory: SessionFactoryDep, settings: SettingsDep
+) -> service.Beacon:
+    """The Beacon of this app, with the variant guard the app holds (app.state.variant_guard)."""
+    state = request.app.state
+    return service.Beacon(factory, settings, guard=state.variant_guard, stores=state.variant_stores)
+
+
+BeaconDep = Annotated[service.Beacon, Depends(get_beacon)]
+
+
+def error_response(request: Request, error: GeneCommonsError) -> JSONResponse:
+    """A GeneCommons error as a Beacon error response (input errors are 400 in Beacon)."""
+    status = 400 if error.http_status == 422 else error.http_status
+    body = beacon.error_response(
+        service.beacon_info(request.app.state.settings),
+        status=status,
+        message=error.message,
+        message_zh=error.message_zh,
+    )
+    if error.details is not None:
+        body["error"]["details"] = error.details
+    return JSONResponse(status_code=status, content=body)
+
+
+async def _request(request: Request) -> BeaconRequest:
+    if request.method == "GET":
+        return beacon.parse_query_string(request.query_params.multi_items())
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise InvalidInputError(
+            f"The request body exceeds {MAX_BODY:,} bytes.",
+            message_zh=f"请求体超过 {MAX_BODY:,} 字节。",
+        )
+    if not raw.strip():
+        return beacon.parse_body(None)
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInputError(
+            "The request body is not JSON: send a Beacon v2 request (meta, query).",
+            message_zh="请求体不是 JSON：请发送 Beacon v2 请求（meta、query）。",
+        ) from error
+    return beacon.parse_body(document)
+
+
+@router.get("/", summary="Beacon information")
+@router.get("/info", summary="Beacon information")
+def get_info(beacon_app: BeaconDep) -> dict[str, Any]:
+    """Who this Beacon is: id, name, organisation, API version."""
+    return beacon.info_response(beacon_app.info)
+
+
+@router.get("/service-info", summary="GA4GH service-info")
+def get_service_info(beacon_app: BeaconDep) -> dict[str, Any]:
+    """The Beacon as a GA4GH service (service-info 1.0)."""
+    return beacon.service_info(beacon_app.info)
+
+
+@router.get("/configuration", summary="Beacon configuration")
+def get_configuration(beacon_app: BeaconDep) -> dict[str, Any]:
+    """Entry types, security levels and maturity."""
+    return beacon.configuration_response(beacon_app.info)
+
+
+@router.get("/map", summary="Beacon map")
+def get_map(beacon_app: BeaconDep) -> dict[str, Any]:
+    """Every endpoint of this Beacon."""
+    return beacon.map_response(beacon_app.info)
+
+
+@router.get("/entry_types", summary="Beacon entry types")
+def get_entry_types(beacon_app: BeaconDep) -> dict[str, Any]:
+    """The entry types this Beacon answers."""
+    return beacon.entry_types_response(beacon_app.info)
+
+
+@router.api_route("/filtering_terms", methods=["GET", "POST"], summary="Beacon filtering terms")
+async def get_filtering_terms(
+    beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
+) -> dict[str, Any]:
+    """The filters this Beacon reads, with the values of the datasets the caller may see."""
+    caller = service.Caller(subject, address)
+    return await run_in_threadpool(service.filtering_terms, beacon_app, caller=caller)
+
+
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def _handler(entry: str, scope_kind: str | None) -> Handler:
+    async def handle(
+        request: Request, beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
+    ) -> dict[str, Any]:
+        parsed = await _request(request)
+        scope = None
+        if scope_kind is not None:
+            scope = service.Scope(scope_kind, str(request.path_params["id"])[:200])
+        document: dict[str, Any] = await run_in_threadpool(
+            service.answer,
+            beacon_app,
+            entry=entry,
+            request=parsed,
+            caller=service.Caller(subject, address),
+            scope=scope,
+        )
+        return document
+
+    return handle
+
+
+for _entry in beacon.ENTRY_TYPES.values():
+    _path = _entry.path
+    _single = _handler(_path, _path)
+    _listing = _handler(_path, None)
+    _listing.__doc__ = f"Query {_entry.name.lower()} (Beacon v2, GET or POST)."
+    _single.__doc__ = f"One {_entry.name.lower()} by id (Beacon v2, GET or POST)."
+    router.add_api_route(
+        f"/{_path}",
+        _listing,
+        methods=["GET", "POST"],
+        summary=f"Beacon {_path}",
+        name=f"beacon_{_path}",
+    )
+    router.add_api_route(
+        f"/{_path}/{{id}}",
+        _single,
+        methods=["GET", "POST"],
+        summary=f"Beacon {_path} by id",
+        name=f"beacon_{_path}_one",
+    )
+
+for _source, _target in beacon.CROSS_LOOKUPS:
+    _cross = _handler(_target, _source)
+    _cross.__doc__ = f"The {_target} of one of {_source} (Beacon v2, GET or POST)."
+    router.add_api_route(
+        f"/{_source}/{{id}}/{_target}",
+        _cross,
+        methods=["GET", "POST"],
+        summary=f"Beacon {_target} of one of {_source}",
+        name=f"beacon_{_source}_{_target}",
+    )

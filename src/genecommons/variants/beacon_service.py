@@ -326,6 +326,7 @@ def check(settings: Settings, entry: str, request: BeaconRequest, scope: Scope |
         raise NotFoundError(
             f"No Beacon entry type {entry!r}.", message_zh=f"不存在条目类型 {entry!r}。"
         )
+    wanted = beacon.criteria(request.query.filters)
     variants = beacon.variant_query(
         request.query.requestParameters, max_range=settings.beacon_max_range
     )
@@ -341,7 +342,7 @@ def check(settings: Settings, entry: str, request: BeaconRequest, scope: Scope |
             message_zh="g_variants 查询需要 referenceName 与 start（并给出 alternateBases 或 end）。",
             details={"place": "requestParameters"},
         )
-    return Asked(BY_PATH[entry], request, variants, beacon.criteria(request.query.filters), scope)
+    return Asked(BY_PATH[entry], request, variants, wanted, scope)
 
 
 def _scoped_variant(scope: Scope) -> Variant:

@@ -30,6 +30,7 @@ POPULATIONS = ("CHB", "CHB", "JPT")  # P1 and P3 are male, P2 female (minimal_sh
 P2_TERM = "HP:0000407"
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 RAW = "https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/main/"
+VRS = "https://w3id.org/ga4gh/schema/vrs/1.3/vrs.json"
 
 
 def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) -> SimpleNamespace:
@@ -69,7 +70,11 @@ def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) ->
     )
     workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
-    for name, role in (("reader", "researcher"), ("researcher", "researcher"), ("dac", "dac_member")):
+    for name, role in (
+        ("reader", "researcher"),
+        ("researcher", "researcher"),
+        ("dac", "dac_member"),
+    ):
         email = f"{name}@example.org"
         access_service.add_user(
             factory, email=email, roles=[role], institution=institution, actor=OPERATOR
@@ -168,8 +173,16 @@ class BeaconSchemas:
     def _path(self, uri: str) -> Path | None:
         if uri.startswith(RAW):
             return self.root / uri.removeprefix(RAW).split("#")[0]
+        if uri.startswith(VRS):
+            # GA4GH VRS 1.3, which the genomicVariation model refers to, where it is provided
+            return SHARED / "specs" / "vrs" / "1.3" / "vrs.json"
         if uri.startswith("file://"):
-            return Path(uri.removeprefix("file://").split("#")[0])
+            path = Path(uri.removeprefix("file://").split("#")[0])
+            if not path.exists() and path.name == "info.json" and path.parent.name == "common":
+                # the default model's schemas refer to ../common/info.json, which upstream
+                # keeps in the framework only (framework/json/common/info.json)
+                return self.root / "framework" / "json" / "common" / "info.json"
+            return path
         return None
 
     def errors(self, document: Any, schema: str) -> list[str]:

@@ -27,7 +27,11 @@ def first_carried(world: SimpleNamespace) -> Any:
             calls = {name: record.samples[name]["GT"] for name in record.samples}
             if any(1 in gt for gt in calls.values()):
                 return SimpleNamespace(
-                    chrom=record.chrom, pos=record.pos, ref=record.ref, alt=record.alts[0], calls=calls
+                    chrom=record.chrom,
+                    pos=record.pos,
+                    ref=record.ref,
+                    alt=record.alts[0],
+                    calls=calls,
                 )
     raise AssertionError("no carried variant")
 
@@ -57,7 +61,9 @@ def sets_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_each_dataset_answers_at_the_granularity_of_the_caller(world: SimpleNamespace) -> None:
     site = first_carried(world)
-    opened, registered, controlled = (world.datasets[t] for t in ("open", "registered", "controlled"))
+    opened, registered, controlled = (
+        world.datasets[t] for t in ("open", "registered", "controlled")
+    )
     anonymous = post(world, "/beacon/g_variants", "anonymous", requestParameters=sequence(site))
     assert anonymous["meta"]["returnedGranularity"] == "boolean"
     assert anonymous["responseSummary"] == {"exists": True}
@@ -111,17 +117,25 @@ def test_a_variant_matches_however_it_is_written(world: SimpleNamespace) -> None
         sequence(site, referenceBases=site.ref.lower(), alternateBases=site.alt.lower()),
         # shared trailing and leading bases are trimmed away (no reference genome needed)
         sequence(site, referenceBases=site.ref + "C", alternateBases=site.alt + "C"),
-        sequence(site, start=site.pos - 3, referenceBases="TT" + site.ref, alternateBases="TT" + site.alt),
+        sequence(
+            site, start=site.pos - 3, referenceBases="TT" + site.ref, alternateBases="TT" + site.alt
+        ),
         sequence(site, referenceName=site.chrom.removeprefix("chr"), assemblyId="hg38"),
         sequence(site, referenceName="NC_0000" + site.chrom.removeprefix("chr") + ".11"),
         {"referenceName": site.chrom, "start": site.pos - 1, "alternateBases": site.alt},
         {"referenceName": site.chrom, "start": site.pos - 1, "end": site.pos, "variantType": "SNP"},
-        {"referenceName": site.chrom, "start": [site.pos - 5, site.pos - 1], "end": [site.pos, site.pos + 3]},
+        {
+            "referenceName": site.chrom,
+            "start": [site.pos - 5, site.pos - 1],
+            "end": [site.pos, site.pos + 3],
+        },
     ]
     key = f"{site.chrom}-{site.pos}-{site.ref}-{site.alt}"
     controlled = world.datasets["controlled"]
     for parameters in written:
-        found = sets_of(post(world, "/beacon/g_variants", "researcher", requestParameters=parameters))
+        found = sets_of(
+            post(world, "/beacon/g_variants", "researcher", requestParameters=parameters)
+        )
         ids = [r["variantInternalId"] for r in found[controlled]["results"]]
         assert f"{controlled}:{key}" in ids, parameters
     wrong = sequence(site, alternateBases="ACGT".replace(site.ref, "").replace(site.alt, "")[0])
@@ -144,11 +158,15 @@ def test_record_answers_give_carriers_and_frequencies(world: SimpleNamespace) ->
         if 1 in gt
     }
     assert {
-        (c["biosampleId"], c["individualId"], c["zygosity"]["label"]) for c in record["caseLevelData"]
+        (c["biosampleId"], c["individualId"], c["zygosity"]["label"])
+        for c in record["caseLevelData"]
     } == expected
     frequencies = {f["population"]: f for f in record["frequencyInPopulations"][0]["frequencies"]}
     chb = site.calls["P1-S1"] + site.calls["P2-S1"]
-    assert (frequencies["CHB"]["alleleCount"], frequencies["CHB"]["alleleNumber"]) == (chb.count(1), 4)
+    assert (frequencies["CHB"]["alleleCount"], frequencies["CHB"]["alleleNumber"]) == (
+        chb.count(1),
+        4,
+    )
     assert frequencies["all"]["alleleFrequency"] == pytest.approx(
         sum(gt.count(1) for gt in site.calls.values()) / 6
     )
@@ -165,16 +183,30 @@ def test_filters_select_the_individuals_asked_for(world: SimpleNamespace) -> Non
     individuals = world.accessions["individuals"]
 
     def people(*filters: Any, **parameters: Any) -> set[str]:
-        document = post(world, "/beacon/individuals", "researcher", filters=list(filters), **parameters)
-        return {r["id"] for r in sets_of(document)[controlled]["results"]} if sets_of(document).get(controlled) else set()
+        document = post(
+            world, "/beacon/individuals", "researcher", filters=list(filters), **parameters
+        )
+        return (
+            {r["id"] for r in sets_of(document)[controlled]["results"]}
+            if sets_of(document).get(controlled)
+            else set()
+        )
 
     everyone = {individuals[p] for p in ("P1", "P2", "P3")}
     assert people() == everyone
     assert people({"id": "NCIT:C16576"}) == {individuals["P2"]}  # female
-    assert people({"id": "sex", "operator": "=", "value": "male"}) == {individuals["P1"], individuals["P3"]}
+    assert people({"id": "sex", "operator": "=", "value": "male"}) == {
+        individuals["P1"],
+        individuals["P3"],
+    }
     assert people({"id": "population", "operator": "=", "value": "JPT"}) == {individuals["P3"]}
-    assert people({"id": "population", "operator": "!", "value": "JPT"}) == {individuals["P1"], individuals["P2"]}
-    assert people({"id": "ethnic_group", "operator": "=", "value": "汉族"}) == everyone  # GB/T 3304 01
+    assert people({"id": "population", "operator": "!", "value": "JPT"}) == {
+        individuals["P1"],
+        individuals["P2"],
+    }
+    assert (
+        people({"id": "ethnic_group", "operator": "=", "value": "汉族"}) == everyone
+    )  # GB/T 3304 01
     assert people({"id": "HP:0000365"}) == everyone  # P2's HP:0000407 lies below it
     assert people({"id": "HP:0000365", "includeDescendantTerms": False}) == {
         individuals["P1"],
@@ -249,7 +281,9 @@ class Withholding:
         matches: Sequence[SiteCounts],
     ) -> DatasetAnswer:
         self.calls.append((subject.id, address, dataset, granularity, len(matches)))
-        return DatasetAnswer(exists=False, count=0, withheld=True, note="withheld", note_zh="不予提供")
+        return DatasetAnswer(
+            exists=False, count=0, withheld=True, note="withheld", note_zh="不予提供"
+        )
 
 
 def test_the_guard_alone_shapes_boolean_and_count_answers(world: SimpleNamespace) -> None:
@@ -266,22 +300,43 @@ def test_the_guard_alone_shapes_boolean_and_count_answers(world: SimpleNamespace
     assert guard.calls == [
         ("anonymous", "testclient", world.datasets["open"], Granularity.BOOLEAN, 1),
         ("user:reader@example.org", "testclient", world.datasets["open"], Granularity.COUNT, 1),
-        ("user:reader@example.org", "testclient", world.datasets["registered"], Granularity.COUNT, 1),
+        (
+            "user:reader@example.org",
+            "testclient",
+            world.datasets["registered"],
+            Granularity.COUNT,
+            1,
+        ),
         ("user:researcher@example.org", "testclient", world.datasets["open"], Granularity.COUNT, 1),
-        ("user:researcher@example.org", "testclient", world.datasets["registered"], Granularity.COUNT, 1),
+        (
+            "user:researcher@example.org",
+            "testclient",
+            world.datasets["registered"],
+            Granularity.COUNT,
+            1,
+        ),
     ]
 
 
 BAD_GETS = [
-    ({"referenceName": "chr1", "start": 100, "alternateBases": "A", "assemblyId": "hg99"}, "assemblyId"),
+    (
+        {"referenceName": "chr1", "start": 100, "alternateBases": "A", "assemblyId": "hg99"},
+        "assemblyId",
+    ),
     ({"referenceName": "chr1", "start": 200, "end": 100}, "greater than start"),
     ({"referenceName": "chr1", "start": -5, "alternateBases": "A"}, "start"),
     ({"referenceName": "chr1", "start": 300_000_000, "end": 300_000_010}, "beyond the end"),
     ({"referenceName": "chr1", "start": 1, "end": 50_000_000}, "split the query"),
     ({"referenceName": "chr1", "start": "1,2", "end": "9,5"}, "bracket"),
     ({"referenceName": "chr1", "start": 100}, "sequence query"),
-    ({"referenceName": "chr1' OR '1'='1", "start": 100, "alternateBases": "A"}, "not a human chromosome"),
-    ({"referenceName": "chr1", "start": 100, "alternateBases": "A;DROP TABLE sites"}, "not a sequence"),
+    (
+        {"referenceName": "chr1' OR '1'='1", "start": 100, "alternateBases": "A"},
+        "not a human chromosome",
+    ),
+    (
+        {"referenceName": "chr1", "start": 100, "alternateBases": "A;DROP TABLE sites"},
+        "not a sequence",
+    ),
     ({"referenceName": "chr1", "start": 100, "alternateBases": "<DEL>"}, "not a sequence"),
     ({"referenceName": "chr1", "start": "1e9x", "alternateBases": "A"}, "start"),
     ({"referenceName": "chr1", "start": 100, "end": 200, "variantType": "DUP"}, "variantType"),
@@ -291,7 +346,10 @@ BAD_GETS = [
     ({"filters": "population=CHB' --"}, "Unknown filter"),
     ({"filters": "ethnic_group=Martian"}, "Unknown filter"),
     ({"filters": "<script>alert(1)</script>"}, "Unknown filter"),
-    ({"referenceName": "1", "start": 1, "alternateBases": "A", "hacker": "1"}, "Unknown query parameter"),
+    (
+        {"referenceName": "1", "start": 1, "alternateBases": "A", "hacker": "1"},
+        "Unknown query parameter",
+    ),
     ({"limit": 100_000}, "limit"),
     ({"requestedGranularity": "everything"}, "requestedGranularity"),
 ]
@@ -330,7 +388,9 @@ BAD_BODIES: list[Any] = [
 @pytest.mark.parametrize("body", BAD_BODIES, ids=[str(i) for i in range(len(BAD_BODIES))])
 def test_bad_bodies_get_a_beacon_error(shared_world: SimpleNamespace, body: bytes) -> None:
     for path in ("/beacon/g_variants", "/beacon/individuals"):
-        response = shared_world.client.post(path, content=body, headers={"content-type": "application/json"})
+        response = shared_world.client.post(
+            path, content=body, headers={"content-type": "application/json"}
+        )
         assert response.status_code == 400, response.text
         assert response.json()["error"]["errorCode"] == 400
 

@@ -945,7 +945,9 @@ def received_summary(request: BeaconRequest, entry: EntryType) -> dict[str, Any]
 
 def returned_granularity(requested: Granularity, sets: Sequence[ResultSet]) -> Granularity:
     """The response's granularity: the most any dataset was answered at, at most as requested."""
-    most = max((GRANULARITY_ORDER.index(s.granularity) for s in sets), default=0)
+    if not sets:
+        return requested  # nothing to tell, at whatever granularity was asked
+    most = max(GRANULARITY_ORDER.index(s.granularity) for s in sets)
     return GRANULARITY_ORDER[min(most, GRANULARITY_ORDER.index(requested))]
 
 

@@ -26,6 +26,9 @@ PURE = [
     "passports.py",
     "keys.py",
     "rules.py",
+    "beacon.py",
+    "normalize.py",
+    "counts.py",
 ]
 
 

@@ -208,7 +208,11 @@ def visible_datasets(
             assemblies.setdefault(int(dataset_id), str(assembly))
     views = []
     for row in rows:
-        resource = dataset_resource(session, subject, row.accession)
+        if row.accession in subject.grants:
+            # the jurisdiction rules decide on record-level data for grant holders only
+            resource = dataset_resource(session, subject, row.accession)
+        else:
+            resource = Resource("dataset", accession=row.accession, tier=row.access_tier)
         found = granularity(subject, resource, public=bool(row.study_public))
         if found is None:
             continue

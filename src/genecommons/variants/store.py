@@ -40,6 +40,14 @@ SITES = "sites.sqlite"
 ALL = "all"
 COUNT_FIELDS = ("ac", "an", "hom", "hemi")
 Progress = Callable[[int], None]
+# the sites index: one row per normalised variant, its counts packed as int32 (field, group)
+SITES_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE sites (chrom TEXT NOT NULL, pos INTEGER NOT NULL, end INTEGER NOT "
+    "NULL, ref TEXT NOT NULL, alt TEXT NOT NULL, record INTEGER NOT NULL, allele "
+    "INTEGER NOT NULL, counts BLOB NOT NULL);"
+)
+SITES_INDEX = "CREATE INDEX sites_locus ON sites (chrom, pos)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +170,7 @@ def _index(
     sites = 0
     longest = 0
     try:
-        connection.executescript(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-            "CREATE TABLE sites (chrom TEXT NOT NULL, pos INTEGER NOT NULL, end INTEGER NOT "
-            "NULL, ref TEXT NOT NULL, alt TEXT NOT NULL, record INTEGER NOT NULL, allele "
-            "INTEGER NOT NULL, counts BLOB NOT NULL);"
-        )
+        connection.executescript(SITES_SCHEMA)
         for start in range(0, records, step):
             block = slice(start, min(start + step, records))
             block_alleles = alleles[block]
@@ -209,7 +212,7 @@ def _index(
             sites += len(rows)
             if progress:
                 progress(len(positions))
-        connection.execute("CREATE INDEX sites_locus ON sites (chrom, pos)")
+        connection.execute(SITES_INDEX)
         meta = {
             "groups": json.dumps(list(groups)),
             "samples": str(len(sample_ids)),

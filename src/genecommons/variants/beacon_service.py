@@ -488,11 +488,20 @@ def find_variants(store: VariantStore, query: VariantQuery, *, limit: int) -> li
     return [c for c in candidates if query.matches(c.variant)]
 
 
+@dataclass(frozen=True, slots=True)
+class Subset:
+    """Sites counted among some members only, from the genotype store."""
+
+    counts: list[SiteCounts]  # each site's counts among the members, as group "all"
+    calls: np.ndarray[Any, Any]  # (sites, members, ploidy)
+    alleles: list[int]  # each site's allele index in its record
+    columns: list[int]  # the members' columns in the genotype store
+
+
 def _subset_counts(
     store: VariantStore, sites: Sequence[SiteCounts], members: Sequence[Member]
-) -> tuple[list[SiteCounts], np.ndarray[Any, Any], list[int], list[int]]:
-    """The counts of `sites` among `members` only (as group "all"), from the genotypes; also
-    the genotypes, the allele index of each site and the store columns of the members."""
+) -> Subset:
+    """The counts of `sites` among `members` only, from their genotypes."""
     column = {s: i for i, s in enumerate(store.sample_ids)}
     chosen = sorted({column[n] for m in members for n in (m.sample, m.sample_alias) if n in column})
     located = store.alleles([s.variant for s in sites])
@@ -510,7 +519,7 @@ def _subset_counts(
             "hemi": int(block.hemi[0, allele, 0]),
         }
         counted.append(SiteCounts(site.variant, {ALL: cell}))
-    return counted, calls, [a for _, a in located], chosen
+    return Subset(counted, calls, [a for _, a in located], chosen)
 
 
 def _group_view(site: SiteCounts, group: str) -> SiteCounts:
@@ -519,22 +528,17 @@ def _group_view(site: SiteCounts, group: str) -> SiteCounts:
 
 
 def _carriers(
-    store: VariantStore,
-    calls: np.ndarray[Any, Any],
-    index: int,
-    allele: int,
-    chosen: Sequence[int],
-    by_name: Mapping[str, Member],
+    store: VariantStore, subset: Subset, index: int, by_name: Mapping[str, Member]
 ) -> list[Carrier]:
+    """The members that carry site `index` of `subset`, with their zygosity."""
     carriers = []
-    for position, column in enumerate(chosen):
-        genotype = calls[index, position]
-        present = genotype[genotype >= -1]
+    allele = subset.alleles[index]
+    for position, column in enumerate(subset.columns):
+        genotype = subset.calls[index, position]
+        present = genotype[genotype >= -1]  # without the padding of a haploid call
         copies = int((present == allele).sum())
-        if not copies:
-            continue
         member = by_name.get(store.sample_ids[column])
-        if member is None:
+        if not copies or member is None:
             continue
         zygosity = (
             "hemizygous"
@@ -576,20 +580,14 @@ def _variants(
     group = beacon.index_group(asked.criteria)
     scoped = asked.scope is not None and asked.scope.kind in ("individuals", "biosamples")
     record = view.granularity is Granularity.RECORD
-    calls: np.ndarray[Any, Any] | None = None
-    alleles: list[int] = []
-    chosen: list[int] = []
     members: list[Member] = []
     if matches and (record or group is None or scoped):
         _members(session, [view])
         members = _scoped_members(view, asked)
-        if group is None or scoped:
-            seen, calls, alleles, chosen = _subset_counts(store, matches, members)
-        else:
-            seen = [_group_view(m, group) for m in matches]
-            _, calls, alleles, chosen = _subset_counts(store, matches, members)
+    if matches and (group is None or scoped):
+        seen = _subset_counts(store, matches, members).counts  # from the genotypes
     else:
-        seen = [_group_view(m, group or ALL) for m in matches]
+        seen = [_group_view(m, group or ALL) for m in matches]  # from the sites index
     if not record:
         told = beacon_app.guard(
             subject=caller.subject,
@@ -601,27 +599,21 @@ def _variants(
         return _told(view, told)
     present = [i for i, s in enumerate(seen) if s.counts[ALL]["ac"] > 0]
     page = asked.request.query.pagination
+    shown = present[page.skip : page.skip + page.limit]
+    genotypes = _subset_counts(store, [matches[i] for i in shown], members)  # the page only
     by_name = {n: m for m in members for n in (m.sample, m.sample_alias)}
-    results = []
-    for i in present[page.skip : page.skip + page.limit]:
-        carriers = (
-            _carriers(store, calls, i, alleles[i], chosen, by_name) if calls is not None else []
+    results = tuple(
+        beacon.variant_record(
+            _frequencies(matches[i], seen[i], group),
+            dataset=view.accession,
+            assembly=view.assembly,
+            base_url=beacon_app.info.base_url,
+            carriers=_carriers(store, genotypes, j, by_name),
         )
-        results.append(
-            beacon.variant_record(
-                _frequencies(matches[i], seen[i], group),
-                dataset=view.accession,
-                assembly=view.assembly,
-                base_url=beacon_app.info.base_url,
-                carriers=carriers,
-            )
-        )
+        for j, i in enumerate(shown)
+    )
     return ResultSet(
-        view.accession,
-        view.granularity,
-        exists=bool(present),
-        count=len(present),
-        results=tuple(results),
+        view.accession, view.granularity, exists=bool(present), count=len(present), results=results
     )
 
 
@@ -664,7 +656,7 @@ def _people(
             members = []
         else:
             store, matches = found
-            seen, calls, alleles, chosen = _subset_counts(store, matches, members)
+            subset = _subset_counts(store, matches, members)
             if view.granularity is not Granularity.RECORD:
                 # who carries a variant is record-level: below it, the guard says whether
                 # any selected individual does, and no count is given
@@ -673,7 +665,7 @@ def _people(
                     address=caller.address,
                     dataset=view.accession,
                     granularity=Granularity.BOOLEAN,
-                    matches=seen,
+                    matches=subset.counts,
                 )
                 return ResultSet(
                     view.accession,
@@ -683,10 +675,11 @@ def _people(
                     note_zh="携带者人数仅在记录级别提供。",
                 )
             by_name = {n: m for m in members for n in (m.sample, m.sample_alias)}
-            carrying: set[str] = set()
-            for i in range(len(seen)):
-                for carrier in _carriers(store, calls, i, alleles[i], chosen, by_name):
-                    carrying.add(carrier.biosample)
+            carrying = {
+                carrier.biosample
+                for i in range(len(matches))
+                for carrier in _carriers(store, subset, i, by_name)
+            }
             members = [m for m in members if m.sample in carrying]
     if asked.entry.path == "individuals":
         keys = list(dict.fromkeys(m.person.accession for m in members))

@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -67,7 +67,7 @@ async def _request(request: Request) -> BeaconRequest:
     return beacon.parse_body(document)
 
 
-@router.get("/", summary="Beacon information")
+@router.get("/", summary="Beacon information", operation_id="get_beacon_root")
 @router.get("/info", summary="Beacon information")
 def get_info(beacon_app: BeaconDep) -> dict[str, Any]:
     """Who this Beacon is: id, name, organisation, API version."""
@@ -98,7 +98,10 @@ def get_entry_types(beacon_app: BeaconDep) -> dict[str, Any]:
     return beacon.entry_types_response(beacon_app.info)
 
 
-@router.api_route("/filtering_terms", methods=["GET", "POST"], summary="Beacon filtering terms")
+@router.get("/filtering_terms", summary="Beacon filtering terms")
+@router.post(
+    "/filtering_terms", summary="Beacon filtering terms", operation_id="post_filtering_terms"
+)
 async def get_filtering_terms(
     beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
 ) -> dict[str, Any]:
@@ -109,56 +112,102 @@ async def get_filtering_terms(
 
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 
+# what OpenAPI says of the requests (the routes read them themselves, to answer in Beacon form)
+GET_QUERY = {
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in sorted(beacon.GET_PARAMETERS | beacon.GET_OPTIONS)
+    ]
+}
+POST_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "A Beacon v2 request body: meta, query (requestParameters, "
+                    "filters, pagination, requestedGranularity, includeResultsetResponses).",
+                }
+            }
+        },
+    }
+}
+
+
+async def _answer(
+    request: Request,
+    beacon_app: service.Beacon,
+    caller: service.Caller,
+    entry: str,
+    scope: service.Scope | None,
+) -> dict[str, Any]:
+    parsed = await _request(request)
+    document: dict[str, Any] = await run_in_threadpool(
+        service.answer, beacon_app, entry=entry, request=parsed, caller=caller, scope=scope
+    )
+    return document
+
 
 def _handler(entry: str, scope_kind: str | None) -> Handler:
-    async def handle(
-        request: Request, beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
-    ) -> dict[str, Any]:
-        parsed = await _request(request)
-        scope = None
-        if scope_kind is not None:
-            scope = service.Scope(scope_kind, str(request.path_params["id"])[:200])
-        document: dict[str, Any] = await run_in_threadpool(
-            service.answer,
-            beacon_app,
-            entry=entry,
-            request=parsed,
-            caller=service.Caller(subject, address),
-            scope=scope,
-        )
-        return document
+    if scope_kind is None:
 
-    return handle
+        async def listing(
+            request: Request, beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
+        ) -> dict[str, Any]:
+            return await _answer(request, beacon_app, service.Caller(subject, address), entry, None)
+
+        return listing
+
+    async def single(
+        id: Annotated[str, Path(max_length=200, description="The entry's id")],
+        request: Request,
+        beacon_app: BeaconDep,
+        subject: SubjectDep,
+        address: AddressDep,
+    ) -> dict[str, Any]:
+        scope = service.Scope(scope_kind, id)
+        return await _answer(request, beacon_app, service.Caller(subject, address), entry, scope)
+
+    return single
+
+
+def _routes(path: str, entry: str, scope_kind: str | None, summary: str, doc: str) -> None:
+    for method, extra in (("GET", GET_QUERY), ("POST", POST_BODY)):
+        handler = _handler(entry, scope_kind)
+        handler.__doc__ = doc
+        router.add_api_route(
+            path,
+            handler,
+            methods=[method],
+            summary=summary,
+            name=f"beacon{path.replace('/', '_').replace('{id}', 'id')}_{method.lower()}",
+            openapi_extra=extra,
+        )
 
 
 for _entry in beacon.ENTRY_TYPES.values():
     _path = _entry.path
-    _single = _handler(_path, _path)
-    _listing = _handler(_path, None)
-    _listing.__doc__ = f"Query {_entry.name.lower()} (Beacon v2, GET or POST)."
-    _single.__doc__ = f"One {_entry.name.lower()} by id (Beacon v2, GET or POST)."
-    router.add_api_route(
+    _routes(
         f"/{_path}",
-        _listing,
-        methods=["GET", "POST"],
-        summary=f"Beacon {_path}",
-        name=f"beacon_{_path}",
+        _path,
+        None,
+        f"Beacon {_path}",
+        f"Query {_entry.name.lower()} (Beacon v2, GET or POST).",
     )
-    router.add_api_route(
+    _routes(
         f"/{_path}/{{id}}",
-        _single,
-        methods=["GET", "POST"],
-        summary=f"Beacon {_path} by id",
-        name=f"beacon_{_path}_one",
+        _path,
+        _path,
+        f"Beacon {_path} by id",
+        f"One {_entry.name.lower()} by id (Beacon v2, GET or POST).",
     )
 
 for _source, _target in beacon.CROSS_LOOKUPS:
-    _cross = _handler(_target, _source)
-    _cross.__doc__ = f"The {_target} of one of {_source} (Beacon v2, GET or POST)."
-    router.add_api_route(
+    _routes(
         f"/{_source}/{{id}}/{_target}",
-        _cross,
-        methods=["GET", "POST"],
-        summary=f"Beacon {_target} of one of {_source}",
-        name=f"beacon_{_source}_{_target}",
+        _target,
+        _source,
+        f"Beacon {_target} of one of {_source}",
+        f"The {_target} of one of {_source} (Beacon v2, GET or POST).",
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from genecommons import __version__
 from genecommons.access.passport_service import key_store
@@ -20,7 +22,7 @@ from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import make_engine, make_session_factory
-from genecommons.errors import GeneCommonsError, InvalidInputError
+from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError
 from genecommons.privacy.answers import exact_answer
 from genecommons.variants import beacon_routes
 from genecommons.variants.beacon_service import StoreCache
@@ -83,6 +85,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             body = {"msg": error.message, "status_code": status, **error.to_dict()}
             return JSONResponse(status_code=status, content=body)
         return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, error: HTTPException) -> Response:
+        if request.url.path.startswith("/beacon") and error.status_code in (404, 405):
+            return beacon_routes.error_response(
+                request,
+                NotFoundError(
+                    f"No Beacon endpoint {request.method} {request.url.path[:100]}; GET /beacon/map "
+                    "lists them.",
+                    message_zh="不存在该 Beacon 端点；端点列表见 GET /beacon/map。",
+                ),
+                status=error.status_code,
+            )
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def _request_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -270,6 +270,7 @@ class Withholding:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str, Granularity, int]] = []
+        self.groups: set[str] = set()
 
     def __call__(
         self,
@@ -281,6 +282,7 @@ class Withholding:
         matches: Sequence[SiteCounts],
     ) -> DatasetAnswer:
         self.calls.append((subject.id, address, dataset, granularity, len(matches)))
+        self.groups = {group for site in matches for group in site.counts}
         return DatasetAnswer(
             exists=False, count=0, withheld=True, note="withheld", note_zh="不予提供"
         )
@@ -297,6 +299,7 @@ def test_the_guard_alone_shapes_boolean_and_count_answers(world: SimpleNamespace
     assert {s["info"]["note"] for s in sets_of(reader).values()} == {"withheld"}
     granted = post(world, "/beacon/g_variants", "researcher", requestParameters=sequence(site))
     assert sets_of(granted)[world.datasets["controlled"]]["exists"] is True  # records: exact
+    assert {"all", "CHB", "JPT", "female", "male"} <= guard.groups  # every group of the index
     assert guard.calls == [
         ("anonymous", "testclient", world.datasets["open"], Granularity.BOOLEAN, 1),
         ("user:reader@example.org", "testclient", world.datasets["open"], Granularity.COUNT, 1),
@@ -393,6 +396,15 @@ def test_bad_bodies_get_a_beacon_error(shared_world: SimpleNamespace, body: byte
         )
         assert response.status_code == 400, response.text
         assert response.json()["error"]["errorCode"] == 400
+
+
+def test_unknown_endpoints_get_a_beacon_error(shared_world: SimpleNamespace) -> None:
+    for method, path in (("GET", "/beacon/variants"), ("DELETE", "/beacon/g_variants")):
+        response = shared_world.client.request(method, path)
+        assert response.status_code in (404, 405)
+        assert "/beacon/map" in response.json()["error"]["errorMessage"]
+    long = shared_world.client.get("/beacon/individuals/" + "X" * 300)
+    assert long.status_code == 400 and long.json()["error"]["errorCode"] == 400
 
 
 def test_a_huge_range_in_a_dense_dataset_is_refused(world: SimpleNamespace) -> None:

@@ -137,7 +137,7 @@ _ASSEMBLY_NAMES = {
     "hs1": "T2T-CHM13",
 }
 _REFSEQ = re.compile(r"NC_0000(\d\d)\.\d{1,2}")
-_CHROMOSOME = re.compile(r"(?i:chr)?([1-9]|1[0-9]|2[0-2]|X|Y|M|MT)")
+_CHROMOSOME = re.compile(r"(?:chr)?([1-9]|1[0-9]|2[0-2]|X|Y|M|MT)", re.IGNORECASE)
 _ALLELE = re.compile(r"[ACGTN]+")
 _POPULATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:\-]{0,99}")
 _TERM = re.compile(r"[A-Za-z][A-Za-z0-9._\-]{0,30}:[A-Za-z0-9._\-]{1,60}")

@@ -32,9 +32,12 @@ def get_beacon(
 BeaconDep = Annotated[service.Beacon, Depends(get_beacon)]
 
 
-def error_response(request: Request, error: GeneCommonsError) -> JSONResponse:
+def error_response(
+    request: Request, error: GeneCommonsError, *, status: int | None = None
+) -> JSONResponse:
     """A GeneCommons error as a Beacon error response (input errors are 400 in Beacon)."""
-    status = 400 if error.http_status == 422 else error.http_status
+    if status is None:
+        status = 400 if error.http_status == 422 else error.http_status
     body = beacon.error_response(
         service.beacon_info(request.app.state.settings),
         status=status,

@@ -439,6 +439,7 @@ def _record_query(
         "requested_granularity": str(query.requestedGranularity),
         "scope": None if asked.scope is None else f"{asked.scope.kind}/{asked.scope.id}",
         "granularity": {s.dataset: str(s.granularity) for s in sets},
+        "caller": caller.subject.id,
         "address": caller.address,
     }
     with factory.begin() as session:
@@ -523,6 +524,10 @@ def _subset_counts(
 
 
 def _group_view(site: SiteCounts, group: str) -> SiteCounts:
+    """The site as seen within one group of the index: the group's counts stand as "all"
+    (without a filter, the site with every group)."""
+    if group == ALL:
+        return site
     cell = site.counts.get(group, {"ac": 0, "an": 0, "hom": 0, "hemi": 0})
     return SiteCounts(site.variant, {ALL: cell, **({group: cell} if group != ALL else {})})
 

@@ -281,16 +281,14 @@ def _members(session: Session, views: Sequence[DatasetView]) -> None:
         .join(individuals, individuals.c.id == samples.c.individual_id)
         .order_by(pairs.c.dataset_id, samples.c.id)
     ).all()
-    people_ids = {r.individual_id for r in rows}
     terms: dict[int, set[str]] = {}
-    if people_ids:
+    if rows:
+        people = select(samples.c.individual_id).where(samples.c.id.in_(select(pairs.c.sample_id)))
         for individual_id, term in session.execute(
             select(phenotype_terms.c.individual_id, phenotype_terms.c.term_id).where(
                 phenotype_terms.c.kind.in_(("feature", "disease")),
                 phenotype_terms.c.excluded.is_(False),
-                phenotype_terms.c.individual_id.in_(
-                    select(individuals.c.id).where(individuals.c.id.in_(people_ids))
-                ),
+                phenotype_terms.c.individual_id.in_(people),
             )
         ):
             terms.setdefault(int(individual_id), set()).add(str(term))

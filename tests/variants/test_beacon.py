@@ -256,6 +256,15 @@ def test_single_and_cross_entry_routes(world: SimpleNamespace) -> None:
         headers=headers,
     ).json()
     assert sets_of(own)[controlled]["exists"] is carried_by(world, site, ["P1-S1"])
+    for name in ("P1", "P2"):
+        run = world.accessions["runs"][f"{name}-R1"]
+        of_run = world.client.get(
+            f"/beacon/runs/{run}/g_variants",
+            params={**own["meta"]["receivedRequestSummary"]["requestParameters"]["g_variant"]},
+            headers=headers,
+        ).json()
+        answered = sets_of(of_run).get(controlled, {"exists": False})
+        assert answered["exists"] is carried_by(world, site, [f"{name}-S1"])
     runs = world.client.get(f"/beacon/datasets/{controlled}/individuals", headers=headers).json()
     assert set(sets_of(runs)) == {controlled}
     listed = world.client.get("/beacon/datasets", headers=world.headers["anonymous"]).json()

@@ -347,6 +347,18 @@ def check(settings: Settings, entry: str, request: BeaconRequest, scope: Scope |
     return Asked(BY_PATH[entry], request, variants, wanted, scope)
 
 
+def _run_biosample(session: Session, scope: Scope) -> Scope:
+    runs, experiments = ENTITY_TABLES["runs"], ENTITY_TABLES["experiments"]
+    samples = ENTITY_TABLES["samples"]
+    sample = session.execute(
+        select(samples.c.accession)
+        .join(experiments, experiments.c.sample_id == samples.c.id)
+        .join(runs, runs.c.experiment_id == experiments.c.id)
+        .where(runs.c.accession == scope.id)
+    ).scalar()
+    return Scope("biosamples", sample or scope.id)
+
+
 def _scoped_variant(scope: Scope) -> Variant:
     return parse_key(scope.id)
 
@@ -406,6 +418,9 @@ def answer(
     """The Beacon's response to one query, recorded in the audit log."""
     asked = check(beacon_app.settings, entry, request, scope)
     with beacon_app.factory() as session:
+        if scope is not None and scope.kind == "runs" and entry == "g_variants":
+            # a run's variants are those its biosample carries
+            asked = dataclasses.replace(asked, scope=_run_biosample(session, scope))
         views = _restrict(
             session,
             visible_datasets(session, caller.subject, request.query.requestedGranularity),

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from genecommons.deps import AddressDep, SessionFactoryDep, SettingsDep, SubjectDep
+from genecommons.deps import AddressDep, SubjectDep
 from genecommons.errors import GeneCommonsError, InvalidInputError
 from genecommons.variants import beacon
 from genecommons.variants import beacon_service as service
@@ -21,12 +21,16 @@ router = APIRouter(prefix="/beacon", tags=["beacon"])
 MAX_BODY = 64 * 1024
 
 
-def get_beacon(
-    request: Request, factory: SessionFactoryDep, settings: SettingsDep
-) -> service.Beacon:
-    """The Beacon of this app, with the variant guard the app holds (app.state.variant_guard)."""
+async def get_beacon(request: Request) -> service.Beacon:
+    """The Beacon of this app, with the variant guard the app holds (app.state.variant_guard).
+    (async: it only reads the app's state, so it needs no worker thread)"""
     state = request.app.state
-    return service.Beacon(factory, settings, guard=state.variant_guard, stores=state.variant_stores)
+    return service.Beacon(
+        state.session_factory,
+        state.settings,
+        guard=state.variant_guard,
+        stores=state.variant_stores,
+    )
 
 
 BeaconDep = Annotated[service.Beacon, Depends(get_beacon)]
@@ -72,31 +76,31 @@ async def _request(request: Request) -> BeaconRequest:
 
 @router.get("/", summary="Beacon information", operation_id="get_beacon_root")
 @router.get("/info", summary="Beacon information")
-def get_info(beacon_app: BeaconDep) -> dict[str, Any]:
+async def get_info(beacon_app: BeaconDep) -> dict[str, Any]:
     """Who this Beacon is: id, name, organisation, API version."""
     return beacon.info_response(beacon_app.info)
 
 
 @router.get("/service-info", summary="GA4GH service-info")
-def get_service_info(beacon_app: BeaconDep) -> dict[str, Any]:
+async def get_service_info(beacon_app: BeaconDep) -> dict[str, Any]:
     """The Beacon as a GA4GH service (service-info 1.0)."""
     return beacon.service_info(beacon_app.info)
 
 
 @router.get("/configuration", summary="Beacon configuration")
-def get_configuration(beacon_app: BeaconDep) -> dict[str, Any]:
+async def get_configuration(beacon_app: BeaconDep) -> dict[str, Any]:
     """Entry types, security levels and maturity."""
     return beacon.configuration_response(beacon_app.info)
 
 
 @router.get("/map", summary="Beacon map")
-def get_map(beacon_app: BeaconDep) -> dict[str, Any]:
+async def get_map(beacon_app: BeaconDep) -> dict[str, Any]:
     """Every endpoint of this Beacon."""
     return beacon.map_response(beacon_app.info)
 
 
 @router.get("/entry_types", summary="Beacon entry types")
-def get_entry_types(beacon_app: BeaconDep) -> dict[str, Any]:
+async def get_entry_types(beacon_app: BeaconDep) -> dict[str, Any]:
     """The entry types this Beacon answers."""
     return beacon.entry_types_response(beacon_app.info)
 

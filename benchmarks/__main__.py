@@ -26,6 +26,7 @@ def main() -> None:
         ("benchmarks.variant_ingest", []),
         ("benchmarks.fingerprint", []),
         ("benchmarks.privacy_guard", []),
+        ("benchmarks.beacon", ["--sites", os.environ.get("BENCH_SITES", "10000000")]),
     ):
         print(f"== {module}", flush=True)
         subprocess.run([sys.executable, "-m", module, *args], check=True)

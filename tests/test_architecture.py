@@ -35,6 +35,9 @@ PURE = [
     "beacon_guard.py",
     "attack.py",
     "dp.py",
+    "beacon.py",
+    "normalize.py",
+    "counts.py",
 ]
 
 

@@ -28,6 +28,7 @@ from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
 from genecommons.variants import service as variants_service
+from genecommons.variants.beacon import CROSS_LOOKUPS, ENTRY_TYPES
 
 OPERATOR = Subject.operator("matrix")
 ROLES = ["anonymous", *(r.value for r in Role)]
@@ -95,6 +96,24 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     # public, tested in tests/privacy/test_frequencies.py)
     ("GET", "/api/v1/variants/{chrom}-{pos}-{ref}-{alt}"): {"researcher"},
 }
+
+# The Beacon answers everyone: what each caller learns is decided per dataset inside
+# (tests/variants/test_beacon.py checks the granularity each role gets).
+BEACON_INFO = ["/", "/info", "/service-info", "/configuration", "/map", "/entry_types"]
+BEACON_QUERIES = [
+    "/filtering_terms",
+    *(f"/{entry}" for entry in ENTRY_TYPES),
+    *(f"/{entry}/{{id}}" for entry in ENTRY_TYPES),
+    *(f"/{source}/{{id}}/{target}" for source, target in CROSS_LOOKUPS),
+]
+EXPECTED.update({("GET", f"/beacon{path}"): set(ROLES) for path in BEACON_INFO})
+EXPECTED.update(
+    {
+        (method, f"/beacon{path}"): set(ROLES)
+        for path in BEACON_QUERIES
+        for method in ("GET", "POST")
+    }
+)
 
 
 class World:
@@ -449,6 +468,45 @@ CALLS: dict[tuple[str, str], Call] = {
         headers=w.data(r, "controlled"),
     ),
 }
+
+
+def beacon_call(method: str, path: str) -> Call:
+    """A Beacon query as `method`: a variant range where the entry type needs one, the
+    world's own records as ids."""
+
+    def call(w: World, r: str, t: str) -> Any:
+        ids = {
+            "g_variants": "chr22-10000100-A-G",
+            "individuals": w.accessions["individuals"]["P1"],
+            "biosamples": w.accessions["samples"]["P1-S1"],
+            "runs": w.accessions["runs"]["P1-R1"],
+            "analyses": w.accessions["analyses"]["A1"],
+            "datasets": w.datasets[t],
+            "cohorts": w.accessions["studies"]["ST1"],
+        }
+        parts = path.strip("/").split("/")
+        url = "/beacon/" + "/".join(ids[parts[0]] if p == "{id}" else p for p in parts)
+        variant = {"referenceName": "chr22", "start": 10_000_000, "end": 10_100_000}
+        # a variant range for g_variants listings; a variant's own routes take none
+        wanted = parts[-1] == "g_variants" and not (parts[0] == "g_variants" and len(parts) > 1)
+        parameters = variant if wanted else {}
+        if method == "GET":
+            return w.client.get(url, params=parameters, headers=w.headers[r])
+        body = {"meta": {"apiVersion": "v2.0.0"}, "query": {"requestParameters": parameters}}
+        return w.client.post(url, json=body, headers=w.headers[r])
+
+    return call
+
+
+CALLS.update(
+    {
+        (method, f"/beacon{path}"): beacon_call(method, path)
+        for method, path in [
+            *(("GET", p) for p in BEACON_INFO),
+            *((m, p) for p in BEACON_QUERIES for m in ("GET", "POST")),
+        ]
+    }
+)
 
 
 def routes_of(app: Any) -> set[tuple[str, str]]:

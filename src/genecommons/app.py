@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from genecommons import __version__
 from genecommons.access.oidc_service import provider as oidc_provider
@@ -21,7 +23,11 @@ from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import make_engine, make_session_factory
-from genecommons.errors import GeneCommonsError
+from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError
+from genecommons.privacy.answers import VariantGuard, exact_answer
+from genecommons.privacy.service import DefendedGuard
+from genecommons.variants import beacon_routes
+from genecommons.variants.beacon_service import StoreCache
 from genecommons.variants.routes import router as variants_router
 
 logger = logging.getLogger(__name__)
@@ -67,24 +73,57 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     app.state.visa_keys = key_store(settings)
     app.state.oidc = oidc_provider(settings)  # None when OIDC sign-in is off
+    # what boolean and count Beacon answers reveal (privacy.answers.VariantGuard)
+    guard: VariantGuard = (
+        exact_answer
+        if settings.beacon_guard == "exact"
+        else DefendedGuard(app.state.session_factory, settings)
+    )
+    app.state.variant_guard = guard
+    app.state.variant_stores = StoreCache()
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:
         path = request.url.path
         if path.startswith("/htsget/"):
             return _htsget_error(error)
+        if path.startswith("/beacon"):
+            return beacon_routes.error_response(request, error)
         if path.startswith("/ga4gh/drs/"):
             status = 400 if error.http_status == 422 else error.http_status
             body = {"msg": error.message, "status_code": status, **error.to_dict()}
             return JSONResponse(status_code=status, content=body)
         return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
 
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, error: HTTPException) -> Response:
+        if request.url.path.startswith("/beacon") and error.status_code in (404, 405):
+            return beacon_routes.error_response(
+                request,
+                NotFoundError(
+                    f"No Beacon endpoint {request.method} {request.url.path[:100]}; GET /beacon/map "
+                    "lists them.",
+                    message_zh="不存在该 Beacon 端点；端点列表见 GET /beacon/map。",
+                ),
+                status=error.status_code,
+            )
+        return await http_exception_handler(request, error)
+
     @app.exception_handler(RequestValidationError)
-    async def _request_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _request_error(request: Request, error: RequestValidationError) -> JSONResponse:
         details = [
             {"place": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
             for e in error.errors()
         ]
+        if request.url.path.startswith("/beacon"):
+            return beacon_routes.error_response(
+                request,
+                InvalidInputError(
+                    "The request is malformed; see details.",
+                    message_zh="请求格式不正确，详见 details。",
+                    details=details,
+                ),
+            )
         return _problem(
             422,
             {
@@ -113,4 +152,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(drs_router)
     app.include_router(htsget_router)
     app.include_router(variants_router)
+    app.include_router(beacon_routes.router)
     return app

@@ -156,6 +156,17 @@ class Settings(BaseSettings):
         """Where the key of the Beacon's threshold PRF lives (never in the database)."""
         return self.data_dir / "keys" / "beacon-threshold.key"
 
+    # What boolean and count Beacon answers reveal: "defended" (privacy/beacon_guard.py) or
+    # "exact", the undefended truth, only to measure the attacks against (refused in production).
+    beacon_guard: Literal["defended", "exact"] = "defended"
+
+    # The Beacon v2 (/beacon): who it says it is, and the largest question it answers.
+    beacon_id: str = "org.genecommons.beacon"
+    beacon_name: str = "GeneCommons Beacon"
+    beacon_organization: str = "GeneCommons node"
+    beacon_max_range: int = 1_000_000  # bases of a range or bracket query
+    beacon_max_variants: int = 10_000  # matching variants of one dataset
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -166,6 +177,11 @@ class Settings(BaseSettings):
         if self.beacon_threshold_min > self.beacon_threshold_max:
             raise ValueError(
                 "GENECOMMONS_BEACON_THRESHOLD_MIN must not exceed GENECOMMONS_BEACON_THRESHOLD_MAX"
+            )
+        if self.environment == "production" and self.beacon_guard == "exact":
+            raise ValueError(
+                "GENECOMMONS_BEACON_GUARD=exact answers the Beacon undefended; it is refused in "
+                "production (use it only to measure the re-identification attacks)"
             )
         return self
 

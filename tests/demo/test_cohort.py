@@ -123,10 +123,15 @@ def test_sheet_contents(demo: DemoSummary) -> None:
     assert all(r["hgr_records"] == "HGR-COLLECT;HGR-PRESERVE" for r in samples)
     (analysis,) = sheets["analyses"]
     assert analysis["samples"].split(";") == [r["alias"] for r in samples]
-    (dataset,) = sheets["datasets"]
-    assert (dataset["alias"], dataset["access_tier"], dataset["analyses"]) == (
+    controlled, opened = sheets["datasets"]
+    assert (controlled["alias"], controlled["access_tier"], controlled["analyses"]) == (
         "DEMO-DS",
         "controlled",
+        analysis["alias"],
+    )
+    assert (opened["alias"], opened["access_tier"], opened["analyses"]) == (
+        "DEMO-BEACON",
+        "open",
         analysis["alias"],
     )
     heights = [r for r in sheets["phenotypes"] if r["term"] == "LOINC:8302-2"]

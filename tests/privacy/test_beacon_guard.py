@@ -200,3 +200,9 @@ def test_the_key_is_made_once_and_kept(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as refused:
         threshold_rule(production)
     assert "genecommons init" in refused.value.message and refused.value.message_zh
+
+
+def test_production_refuses_the_undefended_beacon(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path, environment="test", beacon_guard="exact")
+    with pytest.raises(ValidationError, match="GENECOMMONS_BEACON_GUARD"):
+        Settings(data_dir=tmp_path, environment="production", beacon_guard="exact")

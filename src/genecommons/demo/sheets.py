@@ -32,6 +32,7 @@ HGR_COLLECT = "HGR-COLLECT"
 HGR_PRESERVE = "HGR-PRESERVE"
 ANALYSIS = "DEMO-JG1"
 DATASET = "DEMO-DS"
+OPEN_DATASET = "DEMO-BEACON"  # the same genotypes, open for discovery (boolean Beacon)
 COHORT_VCF = "cohort.vcf.gz"
 COLLECTION_LICENCE = "2020CJ1234"
 DUO_PERMISSION = "HMB"
@@ -481,6 +482,19 @@ def release_rows(
                 "policy": POLICY,
                 "runs": [],
                 "analyses": [ANALYSIS],
-            }
+            },
+            {
+                "alias": OPEN_DATASET,
+                "study": STUDY,
+                "title": "GeneCommons demo cohort variant discovery",
+                "description": "The demo cohort's variants, open for discovery: anyone may ask "
+                "the Beacon whether a variant is present; counts go to registered users.",
+                "access_tier": "open",
+                "duo_codes": [DUO_PERMISSION, *DUO_MODIFIERS],
+                "dac": DAC,
+                "policy": POLICY,
+                "runs": [],
+                "analyses": [ANALYSIS],
+            },
         ],
     }

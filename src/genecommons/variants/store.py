@@ -14,6 +14,7 @@ complete: a VCF that fails half way leaves nothing behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -39,6 +40,14 @@ SITES = "sites.sqlite"
 ALL = "all"
 COUNT_FIELDS = ("ac", "an", "hom", "hemi")
 Progress = Callable[[int], None]
+# the sites index: one row per normalised variant, its counts packed as int32 (field, group)
+SITES_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE sites (chrom TEXT NOT NULL, pos INTEGER NOT NULL, end INTEGER NOT "
+    "NULL, ref TEXT NOT NULL, alt TEXT NOT NULL, record INTEGER NOT NULL, allele "
+    "INTEGER NOT NULL, counts BLOB NOT NULL);"
+)
+SITES_INDEX = "CREATE INDEX sites_locus ON sites (chrom, pos)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +170,7 @@ def _index(
     sites = 0
     longest = 0
     try:
-        connection.executescript(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-            "CREATE TABLE sites (chrom TEXT NOT NULL, pos INTEGER NOT NULL, end INTEGER NOT "
-            "NULL, ref TEXT NOT NULL, alt TEXT NOT NULL, record INTEGER NOT NULL, allele "
-            "INTEGER NOT NULL, counts BLOB NOT NULL);"
-        )
+        connection.executescript(SITES_SCHEMA)
         for start in range(0, records, step):
             block = slice(start, min(start + step, records))
             block_alleles = alleles[block]
@@ -208,7 +212,7 @@ def _index(
             sites += len(rows)
             if progress:
                 progress(len(positions))
-        connection.execute("CREATE INDEX sites_locus ON sites (chrom, pos)")
+        connection.execute(SITES_INDEX)
         meta = {
             "groups": json.dumps(list(groups)),
             "samples": str(len(sample_ids)),
@@ -238,6 +242,46 @@ class VariantStore:
         self.groups: tuple[str, ...] = tuple(json.loads(meta["groups"]))
         self.samples = int(meta["samples"])
         self._longest = int(meta["longest"])
+
+    @functools.cached_property
+    def _zarr(self) -> Any:
+        import zarr
+
+        return zarr.open_group(str(self.path / ZARR), mode="r")  # zarr's types are loose
+
+    @functools.cached_property
+    def sample_ids(self) -> tuple[str, ...]:
+        """The samples of the genotype store, in its order (as the VCF named them)."""
+        return tuple(str(s) for s in self._zarr["sample_id"][:])
+
+    @functools.cached_property
+    def contigs(self) -> tuple[str, ...]:
+        """The contig names of the store, as the VCF wrote them."""
+        return tuple(str(c) for c in self._zarr["contig_id"][:])
+
+    def alleles(self, variants: Sequence[Variant]) -> list[tuple[int, int]]:
+        """For each stored variant, its record in the genotype store and its allele index."""
+        found: list[tuple[int, int]] = []
+        with self._connect() as connection:
+            for variant in variants:
+                row = connection.execute(
+                    "SELECT record, allele FROM sites WHERE chrom = ? AND pos = ? AND ref = ? "
+                    "AND alt = ?",
+                    (variant.chrom, variant.pos, variant.ref, variant.alt),
+                ).fetchone()
+                if row is None:
+                    raise KeyError(variant.key)
+                found.append((int(row[0]), int(row[1])))
+        return found
+
+    def genotypes(self, records: Sequence[int]) -> npt.NDArray[np.integer]:
+        """The calls of `records`: an array (len(records), samples, ploidy), read as one slice
+        of the genotype store from the first to the last record asked for."""
+        if not records:
+            return np.zeros((0, len(self.sample_ids), 2), dtype=np.int8)
+        low, high = min(records), max(records)
+        block = np.asarray(self._zarr["call_genotype"][low : high + 1])
+        return block[[r - low for r in records]]
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self._uri, uri=True, check_same_thread=False)

@@ -1,0 +1,355 @@
+"""Benchmark: the Beacon's g_variants point query, in the service and over HTTP, against the
+issue's goals (on 10 million sites x 2,000 samples: < 5 ms p50 in the server; >= 500 requests/s
+with 16 concurrent clients on this 2-core machine).
+
+The store is built large without simulating 20 billion genotypes: bio2zarr converts a small
+VCF of 2,000 samples (the genotype store, which boolean and count answers never read), and its
+sites index is then filled with `--sites` synthetic variants in the store's own schema, with
+the counts of 18 groups (all, 5 populations, 2 sexes, 10 population x sex). The catalog holds
+one open dataset whose store it is. The service is timed for an anonymous caller (boolean) and
+a verified user (count), with and without the audit event each query appends; HTTP is served
+by `genecommons serve` (uvicorn) in its own process and driven by 16 concurrent httpx clients.
+
+    .venv/bin/python -m benchmarks.beacon [--sites 10000000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pysam
+
+from benchmarks.catalog_submission import write_submission
+from genecommons.access.models import Subject
+from genecommons.app import create_app
+from genecommons.catalog import service as catalog
+from genecommons.config import Settings
+from genecommons.migrate import upgrade
+from genecommons.privacy.answers import exact_answer
+from genecommons.variants import beacon_service
+from genecommons.variants.beacon import parse_body, variant_query
+from genecommons.variants.service import store_path
+from genecommons.variants.store import SITES, SITES_INDEX, SITES_SCHEMA, SampleInfo, build_store
+
+OPERATOR = Subject.operator("bench")
+SAMPLES = 2000
+POPULATIONS = ("CHB", "CHS", "CDX", "JPT", "KHV")
+GROUPS = (
+    "all",
+    *POPULATIONS,
+    "female",
+    "male",
+    *(f"{p}:{s}" for p in POPULATIONS for s in ("female", "male")),
+)
+CHROMS = [f"chr{i}" for i in range(1, 23)]
+
+
+def small_vcf(path: Path) -> Path:
+    """A VCF of 2,000 samples with one site per chromosome (the genotype store's frame)."""
+    rng = random.Random(5)
+    header = pysam.VariantHeader()
+    for chrom in CHROMS:
+        header.contigs.add(chrom, length=250_000_000)
+    header.add_line('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
+    names = [f"S{i:04d}" for i in range(SAMPLES)]
+    for name in names:
+        header.add_sample(name)
+    lines = [str(header).rstrip("\n")]
+    for chrom in CHROMS:
+        calls = "\t".join(rng.choice(["0/0", "0/1"]) for _ in names)
+        lines.append(f"{chrom}\t5000\t.\tA\tG\t50\tPASS\t.\tGT\t{calls}")
+    plain = path.with_suffix("")
+    plain.write_text("\n".join(lines) + "\n", encoding="ascii")
+    pysam.tabix_compress(str(plain), str(path), force=True)
+    pysam.tabix_index(str(path), preset="vcf", force=True)
+    plain.unlink()
+    return path
+
+
+def fill_sites(store: Path, sites: int) -> list[tuple[str, int, str, str]]:
+    """Replace the store's sites index with `sites` synthetic variants; some keys to look up."""
+    rng = np.random.default_rng(11)
+    blobs = [
+        np.stack(
+            [
+                rng.integers(1, 50, len(GROUPS)),
+                np.full(len(GROUPS), 800),
+                rng.integers(0, 10, len(GROUPS)),
+                np.zeros(len(GROUPS), dtype=int),
+            ]
+        )
+        .astype("<i4")
+        .tobytes()
+        for _ in range(256)
+    ]
+    (store / SITES).unlink()
+    connection = sqlite3.connect(store / SITES)
+    connection.executescript(SITES_SCHEMA)
+    per_chrom = sites // len(CHROMS)
+    keys = []
+    bases = "ACGT"
+    for chrom in CHROMS:
+        positions = 10_000 + np.arange(per_chrom) * 25 + rng.integers(0, 20, per_chrom)
+        refs = rng.integers(0, 4, per_chrom)
+        shifts = rng.integers(1, 4, per_chrom)
+        rows = [
+            (chrom, int(p), int(p), bases[r], bases[(r + s) % 4], i, 1, blobs[i % 256])
+            for i, (p, r, s) in enumerate(zip(positions, refs, shifts, strict=True))
+        ]
+        connection.executemany("INSERT INTO sites VALUES (?,?,?,?,?,?,?,?)", rows)
+        keys.extend((chrom, row[1], row[3], row[4]) for row in rows[:: max(1, per_chrom // 200)])
+    connection.execute(SITES_INDEX)
+    meta = {
+        "groups": json.dumps(list(GROUPS)),
+        "samples": str(SAMPLES),
+        "records": str(sites),
+        "longest": "0",
+    }
+    connection.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+    connection.commit()
+    connection.close()
+    return keys
+
+
+def node(
+    settings: Settings, workdir: Path, sites: int
+) -> tuple[str, list[tuple[str, int, str, str]]]:
+    """A catalog with one open dataset, whose variant store holds `sites` variants."""
+    bundle = write_submission(workdir / "bundle", 200)
+    rows = [
+        "alias\tstudy\ttitle\taccess_tier\tduo_codes\truns",
+        "OPEN\tBIG\tOpen variants\topen\tGRU\tI000000-R",
+    ]
+    (bundle / "datasets.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    app = create_app(settings)
+    result = catalog.submit(app.state.session_factory, bundle, subject=OPERATOR)
+    app.state.engine.dispose()
+    dataset = result.accessions["datasets"]["OPEN"]
+    target = store_path(settings, dataset)
+    started = time.perf_counter()
+    build_store(
+        small_vcf(workdir / "frame.vcf.gz"),
+        target,
+        samples={f"S{i:04d}": SampleInfo() for i in range(SAMPLES)},
+    )
+    keys = fill_sites(target, sites)
+    size = (target / SITES).stat().st_size / 1e9
+    print(
+        f"  store: {sites:,} sites x {SAMPLES:,} samples, index {size:.1f} GB, "
+        f"built in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    return dataset, keys
+
+
+def timed(label: str, call: Callable[[Any], object], keys: Sequence[Any]) -> float:
+    """p50 in ms of `call` over the keys (and print p50/p99)."""
+    samples = []
+    for key in keys:
+        start = time.perf_counter()
+        call(key)
+        samples.append(time.perf_counter() - start)
+    cuts = statistics.quantiles(samples, n=100)
+    print(f"  {label:46s} p50 {cuts[49] * 1e3:8.3f} ms   p99 {cuts[98] * 1e3:8.3f} ms", flush=True)
+    return cuts[49] * 1e3
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def drive(url: str, paths: Sequence[str], clients: int, seconds: float) -> tuple[int, int]:
+    """Requests answered (and failed) by `clients` concurrent clients in `seconds`."""
+    import httpx
+
+    done = failed = 0
+    stop = time.perf_counter() + seconds
+
+    async def client(index: int) -> None:
+        nonlocal done, failed
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            i = index
+            while time.perf_counter() < stop:
+                response = await http.get(paths[i % len(paths)])
+                i += clients
+                if response.status_code == 200:
+                    done += 1
+                else:
+                    failed += 1
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return done, failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sites", type=int, default=10_000_000)
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--postgres", help="a PostgreSQL URL to run on (in a fresh schema)")
+    args = parser.parse_args()
+    args.database_url = None
+    schema = f"bench_beacon_{os.getpid()}"
+    if args.postgres:
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(args.postgres)
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        args.database_url = f"{args.postgres}?options=-csearch_path%3D{schema}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-beacon-") as folder:
+            run(Path(folder), args)
+    finally:
+        if args.postgres:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+def run(workdir: Path, args: argparse.Namespace) -> None:
+    settings = Settings(
+        data_dir=workdir / "data", database_url=args.database_url, environment="test"
+    )
+    settings.data_dir.mkdir(parents=True)
+    print(f"  database: {settings.effective_database_url.split('@')[-1].split('?')[0]}")
+    upgrade(settings.effective_database_url)
+    from genecommons.archive import service as archive_service
+    from genecommons.audit.service import signing_key
+
+    signing_key(settings, create=True)
+    archive_service.archive_keys(settings, create=True)
+    dataset, keys = node(settings, workdir, args.sites)
+    rng = random.Random(3)
+    chosen = [rng.choice(keys) for _ in range(args.queries)]
+    requests = [
+        parse_body(
+            {
+                "meta": {"apiVersion": "v2.0.0"},
+                "query": {
+                    "requestParameters": {
+                        "referenceName": c,
+                        "start": p - 1,
+                        "referenceBases": r,
+                        "alternateBases": a,
+                        "assemblyId": "GRCh38",
+                    }
+                },
+            }
+        )
+        for c, p, r, a in chosen
+    ]
+    app = create_app(settings)
+    beacon = beacon_service.Beacon(app.state.session_factory, settings, guard=exact_answer)
+    store = beacon.stores.get(store_path(settings, dataset))
+    assert store is not None
+    anonymous = beacon_service.Caller(Subject.anonymous(), "127.0.0.1")
+    reader = beacon_service.Caller(
+        Subject.user(
+            "reader@example.org",
+            roles=frozenset({"researcher"}),
+            institution="GCO00000001",
+            institution_verified=True,
+        ),
+        "127.0.0.1",
+    )
+    print(
+        f"g_variants point queries, {args.queries:,} existing variants (noisy shared 2-core machine):"
+    )
+
+    def lookup(request: Any) -> object:
+        query = variant_query(request.query.requestParameters, max_range=settings.beacon_max_range)
+        assert query is not None
+        found = beacon_service.find_variants(store, query, limit=10)
+        assert found
+        return found
+
+    timed("sites index lookup (find_variants)", lookup, requests)
+    for label, caller in (
+        ("service answer, anonymous (boolean)", anonymous),
+        ("service answer, verified user (count)", reader),
+    ):
+
+        def answer(request: Any, caller: beacon_service.Caller = caller) -> object:
+            document = beacon_service.answer(
+                beacon, entry="g_variants", request=request, caller=caller
+            )
+            assert document["responseSummary"]["exists"]
+            return document
+
+        p50 = timed(f"{label}", answer, requests)
+    audited = beacon_service._record_query
+    beacon_service._record_query = lambda *args: None  # type: ignore[assignment]
+    try:
+        bare = timed("service answer, verified user, without the audit append", answer, requests)
+    finally:
+        beacon_service._record_query = audited  # type: ignore[assignment]
+    print(
+        f"  goal: < 5 ms p50 at 10 M sites x 2,000 samples -> {p50:.2f} ms with the audit "
+        f"append ({5 / p50:.2f}x the budget), {bare:.2f} ms without it ({5 / bare:.2f}x)"
+    )
+    app.state.engine.dispose()
+    paths = [
+        f"/beacon/g_variants?referenceName={c}&start={p - 1}&referenceBases={r}&alternateBases={a}&assemblyId=GRCh38"
+        for c, p, r, a in chosen
+    ]
+    port = free_port()
+    env = {
+        **os.environ,
+        "GENECOMMONS_DATA_DIR": str(settings.data_dir),
+        "GENECOMMONS_ENVIRONMENT": "test",
+        "GENECOMMONS_DATABASE_URL": settings.effective_database_url,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "genecommons", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        import httpx
+
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        asyncio.run(drive(url, paths[:50], args.clients, 2))  # warm up
+        done, failed = asyncio.run(drive(url, ["/beacon/info"], args.clients, args.seconds / 2))
+        print(
+            f"  HTTP /beacon/info (no query, no audit), {args.clients} clients: "
+            f"{done / (args.seconds / 2):,.0f} req/s: the server's ceiling here"
+        )
+        done, failed = asyncio.run(drive(url, paths, args.clients, args.seconds))
+        rate = done / args.seconds
+        print(
+            f"  HTTP, {args.clients} concurrent clients, {args.seconds:.0f} s: {rate:,.0f} req/s "
+            f"({failed} failed); goal >= 500 req/s -> {rate / 500:.2f}x"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

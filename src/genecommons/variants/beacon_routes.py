@@ -1,0 +1,220 @@
+"""HTTP routes of the GA4GH Beacon v2 under /beacon: parse the request, call the service,
+return its document. Errors become a `beaconErrorResponse` (app.py calls `error_response`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from genecommons.deps import AddressDep, SubjectDep
+from genecommons.errors import GeneCommonsError, InvalidInputError
+from genecommons.variants import beacon
+from genecommons.variants import beacon_service as service
+from genecommons.variants.beacon import BeaconRequest
+
+router = APIRouter(prefix="/beacon", tags=["beacon"])
+MAX_BODY = 64 * 1024
+
+
+async def get_beacon(request: Request) -> service.Beacon:
+    """The Beacon of this app, with the variant guard the app holds (app.state.variant_guard).
+    (async: it only reads the app's state, so it needs no worker thread)"""
+    state = request.app.state
+    return service.Beacon(
+        state.session_factory,
+        state.settings,
+        guard=state.variant_guard,
+        stores=state.variant_stores,
+    )
+
+
+BeaconDep = Annotated[service.Beacon, Depends(get_beacon)]
+
+
+def error_response(
+    request: Request, error: GeneCommonsError, *, status: int | None = None
+) -> JSONResponse:
+    """A GeneCommons error as a Beacon error response (input errors are 400 in Beacon)."""
+    if status is None:
+        status = 400 if error.http_status == 422 else error.http_status
+    body = beacon.error_response(
+        service.beacon_info(request.app.state.settings),
+        status=status,
+        message=error.message,
+        message_zh=error.message_zh,
+    )
+    if error.details is not None:
+        body["error"]["details"] = error.details
+    return JSONResponse(status_code=status, content=body)
+
+
+async def _request(request: Request) -> BeaconRequest:
+    if request.method == "GET":
+        return beacon.parse_query_string(request.query_params.multi_items())
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise InvalidInputError(
+            f"The request body exceeds {MAX_BODY:,} bytes.",
+            message_zh=f"请求体超过 {MAX_BODY:,} 字节。",
+        )
+    if not raw.strip():
+        return beacon.parse_body(None)
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInputError(
+            "The request body is not JSON: send a Beacon v2 request (meta, query).",
+            message_zh="请求体不是 JSON：请发送 Beacon v2 请求（meta、query）。",
+        ) from error
+    return beacon.parse_body(document)
+
+
+@router.get("/", summary="Beacon information", operation_id="get_beacon_root")
+@router.get("/info", summary="Beacon information")
+async def get_info(beacon_app: BeaconDep) -> dict[str, Any]:
+    """Who this Beacon is: id, name, organisation, API version."""
+    return beacon.info_response(beacon_app.info)
+
+
+@router.get("/service-info", summary="GA4GH service-info")
+async def get_service_info(beacon_app: BeaconDep) -> dict[str, Any]:
+    """The Beacon as a GA4GH service (service-info 1.0)."""
+    return beacon.service_info(beacon_app.info)
+
+
+@router.get("/configuration", summary="Beacon configuration")
+async def get_configuration(beacon_app: BeaconDep) -> dict[str, Any]:
+    """Entry types, security levels and maturity."""
+    return beacon.configuration_response(beacon_app.info)
+
+
+@router.get("/map", summary="Beacon map")
+async def get_map(beacon_app: BeaconDep) -> dict[str, Any]:
+    """Every endpoint of this Beacon."""
+    return beacon.map_response(beacon_app.info)
+
+
+@router.get("/entry_types", summary="Beacon entry types")
+async def get_entry_types(beacon_app: BeaconDep) -> dict[str, Any]:
+    """The entry types this Beacon answers."""
+    return beacon.entry_types_response(beacon_app.info)
+
+
+@router.get("/filtering_terms", summary="Beacon filtering terms")
+@router.post(
+    "/filtering_terms", summary="Beacon filtering terms", operation_id="post_filtering_terms"
+)
+async def get_filtering_terms(
+    beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
+) -> dict[str, Any]:
+    """The filters this Beacon reads, with the values of the datasets the caller may see."""
+    caller = service.Caller(subject, address)
+    return await run_in_threadpool(service.filtering_terms, beacon_app, caller=caller)
+
+
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+
+# what OpenAPI says of the requests (the routes read them themselves, to answer in Beacon form)
+GET_QUERY = {
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in sorted(beacon.GET_PARAMETERS | beacon.GET_OPTIONS)
+    ]
+}
+POST_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "A Beacon v2 request body: meta, query (requestParameters, "
+                    "filters, pagination, requestedGranularity, includeResultsetResponses).",
+                }
+            }
+        },
+    }
+}
+
+
+async def _answer(
+    request: Request,
+    beacon_app: service.Beacon,
+    caller: service.Caller,
+    entry: str,
+    scope: service.Scope | None,
+) -> dict[str, Any]:
+    parsed = await _request(request)
+    document: dict[str, Any] = await run_in_threadpool(
+        service.answer, beacon_app, entry=entry, request=parsed, caller=caller, scope=scope
+    )
+    return document
+
+
+def _handler(entry: str, scope_kind: str | None) -> Handler:
+    if scope_kind is None:
+
+        async def listing(
+            request: Request, beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
+        ) -> dict[str, Any]:
+            return await _answer(request, beacon_app, service.Caller(subject, address), entry, None)
+
+        return listing
+
+    async def single(
+        id: Annotated[str, Path(max_length=200, description="The entry's id")],
+        request: Request,
+        beacon_app: BeaconDep,
+        subject: SubjectDep,
+        address: AddressDep,
+    ) -> dict[str, Any]:
+        scope = service.Scope(scope_kind, id)
+        return await _answer(request, beacon_app, service.Caller(subject, address), entry, scope)
+
+    return single
+
+
+def _routes(path: str, entry: str, scope_kind: str | None, summary: str, doc: str) -> None:
+    for method, extra in (("GET", GET_QUERY), ("POST", POST_BODY)):
+        handler = _handler(entry, scope_kind)
+        handler.__doc__ = doc
+        router.add_api_route(
+            path,
+            handler,
+            methods=[method],
+            summary=summary,
+            name=f"beacon{path.replace('/', '_').replace('{id}', 'id')}_{method.lower()}",
+            openapi_extra=extra,
+        )
+
+
+for _entry in beacon.ENTRY_TYPES.values():
+    _path = _entry.path
+    _routes(
+        f"/{_path}",
+        _path,
+        None,
+        f"Beacon {_path}",
+        f"Query {_entry.name.lower()} (Beacon v2, GET or POST).",
+    )
+    _routes(
+        f"/{_path}/{{id}}",
+        _path,
+        _path,
+        f"Beacon {_path} by id",
+        f"One {_entry.name.lower()} by id (Beacon v2, GET or POST).",
+    )
+
+for _source, _target in beacon.CROSS_LOOKUPS:
+    _routes(
+        f"/{_source}/{{id}}/{_target}",
+        _target,
+        _source,
+        f"Beacon {_target} of one of {_source}",
+        f"The {_target} of one of {_source} (Beacon v2, GET or POST).",
+    )

@@ -26,6 +26,7 @@ PURE = [
     "passports.py",
     "keys.py",
     "rules.py",
+    "alerts.py",
 ]
 
 

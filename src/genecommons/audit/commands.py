@@ -1,15 +1,19 @@
-"""CLI of the audit log: verify it, witness another node's. Parse, call, print."""
+"""CLI of the audit log: verify it, witness another node's, watch it for early warnings and
+list the alerts. Parse, call, print."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from genecommons.audit import service
-from genecommons.runtime import runtime
+from genecommons.audit import service, watch
+from genecommons.runtime import operator, runtime
 
 console = Console()
 audit_app = typer.Typer(help="The tamper-evident audit log. 防篡改审计日志。", no_args_is_help=True)
@@ -48,3 +52,59 @@ def witness(
         )
         raise typer.Exit(7)
     console.print(f"Consistent: {result.previous_size} -> {result.tree_size} events. 一致。")
+
+
+@audit_app.command("watch")
+def watch_log(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
+    interval: Annotated[
+        float | None, typer.Option("--interval", help="Seconds between passes", min=0.1)
+    ] = None,
+) -> None:
+    """Evaluate the early-warning rules over new events; store and send alerts. 审计预警。"""
+    context = runtime()
+    pause = interval or context.settings.audit_watch_interval_seconds
+    while True:
+        report = watch.watch_once(context.factory, context.settings)
+        console.print(
+            f"Read {report.read} events (cursor at {report.position}), raised {report.raised} "
+            f"alert(s), delivered {report.delivered}. 已读取 {report.read} 条事件，"
+            f"新预警 {report.raised} 条。"
+        )
+        if once:
+            return
+        time.sleep(pause)
+
+
+@audit_app.command("alerts")
+def alerts(
+    after: Annotated[int, typer.Option("--after", help="Alerts after this id", min=0)] = 0,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=watch.MAX_ALERTS)] = 20,
+    rule: Annotated[str | None, typer.Option("--rule", help="Only this rule's alerts")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With evidence and proofs")] = False,
+) -> None:
+    """List the early-warning alerts with the log entries behind them. 列出审计预警。"""
+    context = runtime()
+    result = watch.list_alerts(
+        context.factory,
+        context.settings,
+        service.signing_key(context.settings),
+        actor=operator(),
+        after=after,
+        limit=limit,
+        rule=rule,
+    )
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    for alert in result["alerts"]:
+        console.print(
+            f"#{alert['id']} {alert['raised_at']} [{alert['severity']}] {alert['rule']}: "
+            f"{escape(alert['summary'])}\n    {escape(alert['summary_zh'])}\n"
+            f"    leaves {alert['leaf_indices']} (delivery: {alert['delivery']})",
+            highlight=False,
+        )
+    console.print(
+        f"{len(result['alerts'])} alert(s); proofs against tree size "
+        f"{result['sth']['tree_size']}. 共 {len(result['alerts'])} 条预警。"
+    )

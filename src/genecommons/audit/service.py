@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import decide, require
-from genecommons.audit.events import leaf_document
+from genecommons.audit.events import leaf_document, sequence
 from genecommons.audit.merkle import (
     EMPTY_ROOT,
     MemoryNodeStore,
@@ -73,6 +73,18 @@ def _size(session: Session) -> int:
     return int(size or 0)
 
 
+def sequence_queued(factory: sessionmaker[Session], *, batch: int = 5000) -> int:
+    """Append every queued event (`record_soon`) to the log, one transaction per batch; how
+    many were appended."""
+    total = 0
+    while True:
+        with factory() as session, session.begin():
+            appended = sequence(session, limit=batch)
+        total += appended
+        if appended < batch:
+            return total
+
+
 def tree_head(
     factory: sessionmaker[Session],
     key: Ed25519PrivateKey,
@@ -83,6 +95,7 @@ def tree_head(
     """The newest signed tree head; a new one is signed when the log grew and the last is
     older than the interval (or there is none). Public: anyone may watch the log."""
     _public(actor)
+    sequence_queued(factory)  # a head covers every event committed before it was asked for
     now_ms = int(time.time() * 1000)
     with factory() as session, session.begin():
         size = _size(session)

@@ -3,6 +3,7 @@ quiet on normal use; what the rules remember survives being stored and read back
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -304,7 +305,7 @@ def test_the_state_survives_being_stored_between_passes(cuts: list[int]) -> None
     found: list[Finding] = []
     state: dict[str, Any] = {}
     bounds = [0, *sorted(c * len(events) // 260 for c in cuts), len(events)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         warning = EarlyWarning(default_rule_set(), json.loads(json.dumps(state)))
         for event in events[start:end]:
             found.extend(warning.feed(event, NoGrants()))

@@ -196,9 +196,10 @@ def record_soon(
         details=dict(details or {}),
         occurred_at=now or datetime.now(UTC),
     )
-    session.execute(insert(audit_queue).values(leaf=canonical_leaf(document)))
+    session.execute(_QUEUE, {"leaf": canonical_leaf(document)})
 
 
+_QUEUE = insert(audit_queue)  # built once: this runs on every authenticated request
 SEQUENCE_BATCH = 5000
 
 

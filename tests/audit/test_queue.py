@@ -78,6 +78,8 @@ def test_an_event_json_cannot_carry_fails_the_action_not_the_log(factory: Any) -
 def test_a_head_covers_the_queued_events(factory: Any, settings: Settings) -> None:
     queue(factory, 5)
     key = service.signing_key(settings, create=True)
+    waiting = service.verify(factory, key.public_key())
+    assert (waiting.tree_size, waiting.queued, waiting.problems) == (0, 5, [])
     assert service.tree_head(factory, key, interval_seconds=0).tree_size == 5
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Decision, Resource, Subject
+from genecommons.access.models import Action, Decision, Resource, Subject, SubjectKind
 from genecommons.access.policy import decide
 from genecommons.access.workflow import dataset_resource
 from genecommons.archive import bgzf
@@ -134,7 +134,9 @@ def _deliverable(
             refused = refusal
         else:
             return obj, decision
-    with factory() as session, session.begin():  # a refused attempt is an event too
+    if subject.kind is not SubjectKind.USER:
+        raise refused  # anonymous refusals leave no event: scanners cannot flood the log
+    with factory() as session, session.begin():  # a user's refused attempt is an event too
         record_soon(
             session,
             tag=EventTag.ACCESS_DENIED,

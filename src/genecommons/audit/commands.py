@@ -34,6 +34,11 @@ def verify() -> None:
         )
         raise typer.Exit(7)
     console.print(f"The audit log of {result.tree_size} events is intact. 审计日志完整。")
+    if result.queued:
+        console.print(
+            f"{result.queued} more event(s) are queued and join the tree at the next sequencing "
+            f"(`genecommons audit watch --once`). 另有 {result.queued} 条事件排队待入树。"
+        )
 
 
 @audit_app.command("witness")

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.models import Action, Resource, Subject
@@ -37,7 +37,13 @@ from genecommons.audit.sth import (
     verify_tree_head,
 )
 from genecommons.audit.store import SqlNodeStore
-from genecommons.audit.tables import audit_events, audit_head, merkle_nodes, tree_heads
+from genecommons.audit.tables import (
+    audit_events,
+    audit_head,
+    audit_queue,
+    merkle_nodes,
+    tree_heads,
+)
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError, InvalidInputError
 
@@ -187,6 +193,7 @@ class Verification:
 
     tree_size: int = 0
     problems: list[str] = field(default_factory=list)
+    queued: int = 0  # events committed with their action, not yet sequenced into the tree
 
 
 def _events(session: Session) -> Iterator[Any]:
@@ -231,6 +238,9 @@ def verify(factory: sessionmaker[Session], public_key: Ed25519PublicKey) -> Veri
         tree.append_many(batch)
         size = tree.size()
         result.tree_size = size
+        result.queued = int(
+            session.execute(select(func.count()).select_from(audit_queue)).scalar_one()
+        )
         head = _size(session)
         if head != size:
             result.problems.append(

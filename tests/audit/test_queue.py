@@ -150,3 +150,17 @@ def test_every_use_of_a_known_token_is_an_event(factory: Any) -> None:
     ]
     assert events[0].details == {"address": "192.0.2.7", "institution": None}
     assert events[-1].details == {"why": "revoked", "address": "198.51.100.9", "institution": None}
+
+
+def test_proofs_beyond_the_log_are_refused(factory: Any) -> None:
+    queue(factory, 6)
+    service.sequence_queued(factory)
+    assert len(service.inclusion(factory, leaf_index=5, tree_size=6)) == 2
+    for call in (
+        lambda: service.inclusion(factory, leaf_index=0, tree_size=7),
+        lambda: service.consistency(factory, first=2, second=7),
+        lambda: service.consistency(factory, first=0, second=7),
+        lambda: service.consistency(factory, first=7, second=7),
+    ):
+        with pytest.raises(InvalidInputError):
+            call()

@@ -142,7 +142,10 @@ def _deliverable(
             tag=EventTag.ACCESS_DENIED,
             actor=subject.id,
             subject=f"file:{obj.accession}",
-            details={"datasets": list(obj.datasets), "rule": refused.details.get("rule")},
+            details={
+                "datasets": list(obj.datasets),
+                "rule": (refused.details or {}).get("rule"),
+            },
         )
     raise refused
 

@@ -164,3 +164,13 @@ def test_proofs_beyond_the_log_are_refused(factory: Any) -> None:
     ):
         with pytest.raises(InvalidInputError):
             call()
+
+
+def test_a_large_batch_is_sequenced_intact(factory: Any, settings: Settings) -> None:
+    queue(factory, 300)  # large enough for PostgreSQL's COPY path
+    assert service.sequence_queued(factory) == 300
+    with factory() as session:
+        row = session.execute(select(audit_events).where(audit_events.c.leaf_index == 299)).one()
+    assert row.details == {"address": "10.0.0.49"} and row.subject == "token:299"
+    key = service.signing_key(settings, create=True)
+    assert service.verify(factory, key.public_key()).problems == []

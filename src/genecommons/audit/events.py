@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from genecommons.audit.merkle import MerkleTree, canonical_leaf
-from genecommons.audit.store import SqlNodeStore
+from genecommons.audit.store import SqlNodeStore, insert_rows
 from genecommons.audit.tables import audit_events, audit_head, audit_queue
 from genecommons.errors import ConflictError
 
@@ -149,7 +149,7 @@ def _append(
             "The audit log's tree and its head disagree; run `genecommons audit verify`.",
             message_zh="审计日志的树与其头部记录不一致，请运行 `genecommons audit verify`。",
         )
-    session.execute(insert(audit_events), rows)
+    insert_rows(session, audit_events, rows)
     return size
 
 

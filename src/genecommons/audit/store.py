@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import TextClause, func, insert, select, text
+from sqlalchemy import JSON, Table, TextClause, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from genecommons.audit.merkle import NodeKey
@@ -53,8 +55,7 @@ class SqlNodeStore:
     def put_many(self, items: Iterable[tuple[int, int, bytes]]) -> None:
         """Store new nodes (inside the caller's transaction)."""
         rows = [{"level": level, "idx": index, "hash": value} for level, index, value in items]
-        if rows:
-            self.session.execute(insert(merkle_nodes), rows)
+        insert_rows(self.session, merkle_nodes, rows)
 
     def leaf_count(self) -> int:
         """How many leaves the tree holds."""
@@ -62,3 +63,27 @@ class SqlNodeStore:
             select(func.max(merkle_nodes.c.idx)).where(merkle_nodes.c.level == 0)
         ).scalar()
         return 0 if count is None else int(count) + 1
+
+
+_COPY_FROM = 16  # rows from which PostgreSQL gets a COPY instead of an executemany
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows inside the caller's transaction: by COPY on PostgreSQL (psycopg), where
+    the driver's pipelined executemany of a batch of thousands of rows costs ten times as much,
+    else by executemany. JSON columns are written as JSON text."""
+    if not rows:
+        return
+    connection = session.connection()
+    if len(rows) < _COPY_FROM or connection.dialect.driver != "psycopg":
+        session.execute(insert(table), list(rows))
+        return
+    columns = list(rows[0])
+    encode = {name for name in columns if isinstance(table.c[name].type, JSON)}
+    driver: Any = connection.connection.driver_connection
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                [json.dumps(row[name]) if name in encode else row[name] for name in columns]
+            )

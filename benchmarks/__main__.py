@@ -20,7 +20,7 @@ def main() -> None:
         ("benchmarks.catalog_submission", ["--individuals", individuals]),
         ("benchmarks.access_policy", []),
         ("benchmarks.audit_merkle", ["--leaves", "10000000"]),
-        ("benchmarks.audit_log", ["--events", "200000"]),
+        ("benchmarks.audit_log", ["--events", "200000", "--proof-leaves", "10000000"]),
         ("benchmarks.archive_delivery", ["--bam-gb", bam_gb, "--big-bam-gb", big_bam_gb]),
         ("benchmarks.variant_sites", ["--sites", os.environ.get("BENCH_SITES", "10000000")]),
         ("benchmarks.variant_ingest", []),

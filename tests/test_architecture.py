@@ -38,6 +38,7 @@ PURE = [
     "beacon.py",
     "normalize.py",
     "counts.py",
+    "alerts.py",
 ]
 
 

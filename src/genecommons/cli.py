@@ -62,12 +62,20 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
 ) -> None:
-    """Start the HTTP API. 启动 API 服务。"""
+    """Start the HTTP API, with the audit log's sequencer and early-warning watcher in the
+    background. 启动 API 服务。"""
     import uvicorn
 
     from genecommons.app import create_app
+    from genecommons.audit.watch import Background
 
-    uvicorn.run(create_app(runtime().settings), host=host, port=port, log_level="info")
+    context = runtime()
+    background = Background(context.factory, context.settings)
+    background.start()
+    try:
+        uvicorn.run(create_app(context.settings), host=host, port=port, log_level="info")
+    finally:
+        background.stop()
 
 
 app.command("submit")(catalog_commands.submit)

@@ -95,6 +95,22 @@ class Settings(BaseSettings):
     audit_key_passphrase: SecretStr | None = None
     tree_head_interval_seconds: int = 60
 
+    # High-rate events (token use, Beacon queries) are queued with their action and appended to
+    # the log in batches this often by `genecommons serve`; the early-warning watcher runs at
+    # its own interval there, or by `genecommons audit watch`.
+    audit_sequence_interval_seconds: float = Field(default=0.5, gt=0)
+    audit_watch_interval_seconds: float = Field(default=30.0, gt=0)
+    # Early warning: the rule file (None: the packaged rules) and the webhook alerts are posted
+    # to (JSON; signed with HMAC-SHA256 when a secret is set), tried `alert_webhook_tries` times
+    # a pass with a timeout, given up after `alert_webhook_max_attempts` tries in all.
+    alert_rules_file: Path | None = None
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: SecretStr | None = None
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    alert_webhook_tries: int = Field(default=3, ge=1)
+    alert_webhook_backoff_seconds: float = Field(default=0.5, ge=0)
+    alert_webhook_max_attempts: int = Field(default=12, ge=1)
+
     @property
     def audit_key_file(self) -> Path:
         """Where the audit log's signing key lives (never in the database)."""

@@ -39,7 +39,9 @@ def get_subject(request: Request) -> Subject:
             "Send the token as 'Authorization: Bearer <token>'.",
             message_zh="请以 'Authorization: Bearer <令牌>' 的形式发送令牌。",
         )
-    subject = access_service.authenticate(get_session_factory(request), token.strip())
+    subject = access_service.authenticate(
+        get_session_factory(request), token.strip(), address=client_address(request)
+    )
     passport = request.headers.get("x-ga4gh-passport")
     if passport:
         subject = _with_passport(request, subject, passport)

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from genecommons.access.models import Subject
+from genecommons.audit import service as audit_service
 from genecommons.audit.tables import audit_events
 from genecommons.privacy.answers import DatasetAnswer, Granularity
 from genecommons.variants.store import SiteCounts
@@ -87,6 +88,8 @@ def test_each_dataset_answers_at_the_granularity_of_the_caller(world: SimpleName
         requestedGranularity="boolean",
     )
     assert lowered["meta"]["returnedGranularity"] == "boolean" and "response" not in lowered
+    # queued with each answer, in the tree once sequenced (as `serve` does every half second)
+    assert audit_service.sequence_queued(world.factory) >= 4  # with the token uses
     with world.factory() as session:
         logged = session.execute(
             select(audit_events.c.actor, audit_events.c.details)

@@ -23,7 +23,7 @@ from genecommons.access.tables import (
     user_roles,
     users,
 )
-from genecommons.audit.events import EventTag, record_event
+from genecommons.audit.events import EventTag, record_event, record_soon
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.errors import (
     AccessDeniedError,
@@ -294,8 +294,29 @@ def revoke_token(factory: sessionmaker[Session], *, token_id: int, actor: Subjec
         )
 
 
-def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
-    """The user a bearer token belongs to; AuthenticationError if it is not valid now."""
+def _token_problem(
+    revoked_at: datetime | None, active: bool, expires_at: datetime, now: datetime
+) -> str | None:
+    """Why a known token cannot be used now, or None."""
+    if revoked_at is not None:
+        return "revoked"
+    if not active:
+        return "inactive user"
+    if clock.as_utc(expires_at) <= now:
+        return "expired"
+    return None
+
+
+def authenticate(
+    factory: sessionmaker[Session], token: str, *, address: str | None = None
+) -> Subject:
+    """The user a bearer token belongs to; AuthenticationError if it is not valid now.
+
+    Each use is an audit event (`access:token:use`, with the caller's address), and so is a
+    refused use of a known token that has expired or been revoked (`access:token:refuse`),
+    queued in the same transaction (`record_soon`: one insert, no lock on the log). Unknown
+    tokens leave no event, so that random guesses cannot flood the log (sign-in throttling and
+    the web server's limits deal with them)."""
     refused = AuthenticationError(
         "The token is not valid (unknown, expired or revoked).",
         message_zh="令牌无效（未知、已过期或已撤销）。",
@@ -327,32 +348,49 @@ def authenticate(factory: sessionmaker[Session], token: str) -> Subject:
             )
             .where(api_tokens.c.digest == identity.token_digest(token))
         ).first()
-        if (
-            row is None
-            or row.revoked_at is not None
-            or not row.active
-            or clock.as_utc(row.expires_at) <= now
-        ):
+        if row is None:
             raise refused
-        roles = frozenset(
+        problem = _token_problem(row.revoked_at, row.active, row.expires_at, now)
+        seen = {"address": address, "institution": row.institution}
+        if problem is not None:
+            record_soon(
+                session,
+                tag=EventTag.TOKEN_REFUSED,
+                actor=f"user:{row.email}",
+                subject=f"token:{row.id}",
+                details={"why": problem, **seen},
+                now=now,
+            )
+        else:
+            record_soon(
+                session,
+                tag=EventTag.TOKEN_USED,
+                actor=f"user:{row.email}",
+                subject=f"token:{row.id}",
+                details=seen,
+                now=now,
+            )
+            roles = frozenset(
+                session.execute(
+                    select(user_roles.c.role).where(user_roles.c.user_id == row.user_id)
+                ).scalars()
+            )
             session.execute(
-                select(user_roles.c.role).where(user_roles.c.user_id == row.user_id)
-            ).scalars()
-        )
-        session.execute(
-            update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
-        )
-        granted = frozenset(
-            session.execute(
-                select(datasets.c.accession)
-                .join(grants, grants.c.dataset_id == datasets.c.id)
-                .where(
-                    grants.c.user_id == row.user_id,
-                    grants.c.revoked_at.is_(None),
-                    grants.c.expires_at > now,
-                )
-            ).scalars()
-        )
+                update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
+            )
+            granted = frozenset(
+                session.execute(
+                    select(datasets.c.accession)
+                    .join(grants, grants.c.dataset_id == datasets.c.id)
+                    .where(
+                        grants.c.user_id == row.user_id,
+                        grants.c.revoked_at.is_(None),
+                        grants.c.expires_at > now,
+                    )
+                ).scalars()
+            )
+    if problem is not None:
+        raise refused
     scopes = frozenset(row.scopes) if row.scopes is not None else None
     verified = row.verified_country is not None
     return Subject.user(

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Decision, Resource, Subject
+from genecommons.access.models import Action, Decision, Resource, Subject, SubjectKind
 from genecommons.access.policy import decide
 from genecommons.access.workflow import dataset_resource
 from genecommons.archive import bgzf
@@ -32,7 +32,7 @@ from genecommons.archive.keys import parse_public_key
 from genecommons.archive.service import archive_keys, catalog_file, object_store
 from genecommons.archive.store import ObjectStore
 from genecommons.archive.tables import archive_objects, recipient_keys
-from genecommons.audit.events import EventTag, record_event
+from genecommons.audit.events import EventTag, record_event, record_soon
 from genecommons.config import Settings
 from genecommons.errors import (
     AccessDeniedError,
@@ -128,8 +128,26 @@ def _deliverable(
 ) -> tuple[ArchivedObject, Decision]:
     with factory() as session:
         obj = _object(session, accession)
-        decision = _authorize(session, subject, obj)
-    return obj, decision
+        try:
+            decision = _authorize(session, subject, obj)
+        except AccessDeniedError as refusal:
+            refused = refusal
+        else:
+            return obj, decision
+    if subject.kind is not SubjectKind.USER:
+        raise refused  # anonymous refusals leave no event: scanners cannot flood the log
+    with factory() as session, session.begin():  # a user's refused attempt is an event too
+        record_soon(
+            session,
+            tag=EventTag.ACCESS_DENIED,
+            actor=subject.id,
+            subject=f"file:{obj.accession}",
+            details={
+                "datasets": list(obj.datasets),
+                "rule": (refused.details or {}).get("rule"),
+            },
+        )
+    raise refused
 
 
 # -- DRS -------------------------------------------------------------------------------------
@@ -186,7 +204,7 @@ def drs_access_url(
             tag=EventTag.ACCESS_URL_ISSUED,
             actor=subject.id,
             subject=f"file:{obj.accession}",
-            details={"obligations": list(decision.obligations)},
+            details={"datasets": list(obj.datasets), "obligations": list(decision.obligations)},
         )
     return {
         "url": f"{base_url.rstrip('/')}/ga4gh/drs/v1/objects/{obj.accession}/download",
@@ -259,6 +277,7 @@ def download(
             actor=subject.id,
             subject=f"file:{obj.accession}",
             details={
+                "datasets": list(obj.datasets),
                 "recipient_key_sha256": hashlib.sha256(recipient_public).hexdigest(),
                 "bytes": len(header) + obj.body_size,
                 "obligations": list(decision.obligations),
@@ -436,6 +455,7 @@ def htsget_ticket(
             actor=subject.id,
             subject=f"file:{obj.accession}",
             details={
+                "datasets": list(obj.datasets),
                 "regions": [
                     {"referenceName": r.reference_name, "start": r.start, "end": r.end}
                     for r in regions[:50]
@@ -501,7 +521,12 @@ def htsget_data(
             tag=EventTag.HTSGET_DATA,
             actor=subject.id,
             subject=f"file:{obj.accession}",
-            details={"start": start, "end": end, "obligations": list(decision.obligations)},
+            details={
+                "datasets": list(obj.datasets),
+                "start": start,
+                "end": end,
+                "obligations": list(decision.obligations),
+            },
         )
     return bgzf.slice_stream(prepared.plaintext.read_at, start_vo=start, end_vo=end)
 

@@ -1,8 +1,10 @@
-"""CLI of the audit log (verify it, witness another node's), of fingerprinted deliveries and of
-leak tracing. Parse, call, print."""
+"""CLI of the audit log (verify it, witness another node's, watch it for early warnings, list
+the alerts), of fingerprinted deliveries and of leak tracing. Parse, call, print."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from genecommons.audit import service, trace_service
+from genecommons.audit import service, trace_service, watch
 from genecommons.audit.leaksim import SimulationReport, SimulationSettings
 from genecommons.audit.trace import DEFAULT_ALPHA
 from genecommons.runtime import operator, runtime
@@ -36,6 +38,11 @@ def verify() -> None:
         )
         raise typer.Exit(7)
     console.print(f"The audit log of {result.tree_size} events is intact. 审计日志完整。")
+    if result.queued:
+        console.print(
+            f"{result.queued} more event(s) are queued and join the tree at the next sequencing "
+            f"(`genecommons audit watch --once`). 另有 {result.queued} 条事件排队待入树。"
+        )
 
 
 @audit_app.command("witness")
@@ -248,3 +255,59 @@ def deliveries(
             f"{float(d.utility.get('changed_share', 0.0)):.3%}",
         )
     console.print(table)
+
+
+@audit_app.command("watch")
+def watch_log(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
+    interval: Annotated[
+        float | None, typer.Option("--interval", help="Seconds between passes", min=0.1)
+    ] = None,
+) -> None:
+    """Evaluate the early-warning rules over new events; store and send alerts. 审计预警。"""
+    context = runtime()
+    pause = interval or context.settings.audit_watch_interval_seconds
+    while True:
+        report = watch.watch_once(context.factory, context.settings)
+        console.print(
+            f"Read {report.read} events (cursor at {report.position}), raised {report.raised} "
+            f"alert(s), delivered {report.delivered}. 已读取 {report.read} 条事件，"
+            f"新预警 {report.raised} 条。"
+        )
+        if once:
+            return
+        time.sleep(pause)
+
+
+@audit_app.command("alerts")
+def alerts(
+    after: Annotated[int, typer.Option("--after", help="Alerts after this id", min=0)] = 0,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=watch.MAX_ALERTS)] = 20,
+    rule: Annotated[str | None, typer.Option("--rule", help="Only this rule's alerts")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With evidence and proofs")] = False,
+) -> None:
+    """List the early-warning alerts with the log entries behind them. 列出审计预警。"""
+    context = runtime()
+    result = watch.list_alerts(
+        context.factory,
+        context.settings,
+        service.signing_key(context.settings),
+        actor=operator(),
+        after=after,
+        limit=limit,
+        rule=rule,
+    )
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    for alert in result["alerts"]:
+        console.print(
+            f"#{alert['id']} {alert['raised_at']} [{alert['severity']}] {alert['rule']}: "
+            f"{escape(alert['summary'])}\n    {escape(alert['summary_zh'])}\n"
+            f"    leaves {alert['leaf_indices']} (delivery: {alert['delivery']})",
+            highlight=False,
+        )
+    console.print(
+        f"{len(result['alerts'])} alert(s); proofs against tree size "
+        f"{result['sth']['tree_size']}. 共 {len(result['alerts'])} 条预警。"
+    )

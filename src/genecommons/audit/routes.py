@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from genecommons.audit import service
+from genecommons.audit import service, watch
 from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -74,3 +74,26 @@ def get_entries(
 def public_key(request: Request, settings: SettingsDep, subject: SubjectDep) -> dict[str, str]:
     """The Ed25519 public key (PEM)."""
     return service.public_key_document(_key(request, settings), actor=subject)
+
+
+@router.get("/alerts", summary="Early-warning alerts with their evidence (auditors)")
+def get_alerts(
+    request: Request,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    subject: SubjectDep,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=watch.MAX_ALERTS)] = 20,
+    rule: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Alerts after id `after`, each with the log entries behind it and their inclusion proofs
+    against the signed tree head given with them."""
+    return watch.list_alerts(
+        factory,
+        settings,
+        _key(request, settings),
+        actor=subject,
+        after=after,
+        limit=limit,
+        rule=rule,
+    )

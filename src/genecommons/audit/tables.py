@@ -14,6 +14,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
 )
 
 from genecommons.db import Base
@@ -89,4 +90,47 @@ fingerprint_policies = Table(
     Column("fingerprint", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(200), nullable=False),
+)
+
+# Events of high-rate paths (token use, Beacon queries) wait here, committed with the action
+# that caused them, until the sequencer appends them to the tree in batches (events.sequence).
+audit_queue = Table(
+    "audit_queue",
+    Base.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("leaf", LargeBinary, nullable=False),
+)
+
+# The early-warning watcher's durable cursor: the first leaf it has not read, and the state of
+# its rules (windows, addresses seen, a grant's past volume) as JSON.
+audit_watch = Table(
+    "audit_watch",
+    Base.metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Alerts the watcher raised: the rule, what it is about, the leaves behind it, and the state of
+# its delivery to the configured webhook.
+audit_alerts = Table(
+    "audit_alerts",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("rule", String(64), nullable=False, index=True),
+    Column("rule_set", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("key", String(400), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("summary_zh", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("leaf_indices", JSON, nullable=False),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+    Column("raised_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("delivery", String(16), nullable=False),  # none | pending | delivered | failed
+    Column("delivery_attempts", Integer, nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("delivery_error", String(500), nullable=True),
 )

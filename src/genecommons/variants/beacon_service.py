@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import decide
 from genecommons.access.workflow import dataset_resource
-from genecommons.audit.events import EventTag, record_event
+from genecommons.audit.events import EventTag, record_soon
 from genecommons.catalog.tables import (
     ENTITY_TABLES,
     LINK_TABLES,
@@ -443,7 +443,9 @@ def answer(
 def _record_query(
     factory: sessionmaker[Session], caller: Caller, asked: Asked, sets: Sequence[ResultSet]
 ) -> None:
-    """Every Beacon query is an audit event (the one place that writes it)."""
+    """Every Beacon query is an audit event (the one place that writes it), queued with the
+    answer and sequenced into the Merkle tree in batches (audit.events.record_soon): a query
+    takes no lock on the log."""
     query = asked.request.query
     details = {
         "entry_type": asked.entry.id,
@@ -456,7 +458,7 @@ def _record_query(
         "address": caller.address,
     }
     with factory.begin() as session:
-        record_event(session, tag=EventTag.BEACON_QUERY, actor=caller.subject.id, details=details)
+        record_soon(session, tag=EventTag.BEACON_QUERY, actor=caller.subject.id, details=details)
 
 
 # -- g_variants -------------------------------------------------------------------------------

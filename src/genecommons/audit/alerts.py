@@ -1,0 +1,727 @@
+"""Early warning: rules over the audit event stream, evaluated event by event (issue 6 part 4).
+
+The rules are versioned data (`alert_rules/*.json`, or the file `GENECOMMONS_ALERT_RULES_FILE`
+names) with their thresholds; the code only evaluates them. Six kinds:
+
+- `grant_volume`: downloads (events and bytes) per grant, i.e. per account and dataset, in
+  fixed windows, beyond a configured ceiling or beyond `history_factor` times the mean of the
+  grant's own past windows;
+- `after_grant_end`: a delivery, or a refused attempt, by an account whose grant on that dataset
+  had expired or was revoked (the grants are facts the caller looks up: `GrantFacts`);
+- `unexpected_network`: an account seen at an address it was never seen at before (once it has
+  a history), or outside the networks configured for its institution;
+- `event`: every event of the tags (a Beacon account near its privacy budget, the use of a
+  revoked or expired token), once per key and window;
+- `repeated`: `threshold` events of the tags (refusals, failed sign-ins) for one account or
+  address (the event's actor or subject, as `keys` says) within a window;
+- `many_accounts`: `threshold` distinct accounts from one address within a window.
+
+`EarlyWarning` holds what the rules remember (windows, addresses seen, past volumes) as a JSON
+document, so that a watcher can keep it beside its cursor and resume where it stopped. Each
+`Finding` names the leaves of the log behind it. This module is pure: no database, no web.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from genecommons.errors import InvalidInputError
+
+RULES_PACKAGE = "genecommons.audit"
+RULES_DIRECTORY = "alert_rules"
+DEFAULT_RULES = "early-warning-2026.json"
+MAX_EVIDENCE = 50
+"""At most this many leaves are named behind one alert (the latest)."""
+MAX_ADDRESSES = 50
+"""Addresses remembered per account (the most recent)."""
+
+
+class RuleKind(StrEnum):
+    """What a rule watches for."""
+
+    GRANT_VOLUME = "grant_volume"
+    AFTER_GRANT_END = "after_grant_end"
+    UNEXPECTED_NETWORK = "unexpected_network"
+    EVENT = "event"
+    REPEATED = "repeated"
+    MANY_ACCOUNTS = "many_accounts"
+
+
+SEVERITIES = ("low", "medium", "high")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """One rule and its thresholds."""
+
+    id: str
+    kind: RuleKind
+    severity: str
+    tags: frozenset[str]
+    title: str
+    title_zh: str
+    window_seconds: int = 3600
+    threshold: int = 0
+    keys: tuple[str, ...] = ("actor",)
+    ceiling_events: int | None = None
+    ceiling_bytes: int | None = None
+    history_factor: float | None = None
+    history_windows: int = 14
+    history_minimum: int = 3
+    minimum_events: int = 1
+    learn_first: int = 1
+    networks: Mapping[str, tuple[Network, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRuleSet:
+    """A versioned set of rules."""
+
+    id: str
+    version: str
+    rules: tuple[AlertRule, ...]
+
+    @property
+    def name(self) -> str:
+        """id@version, as alerts record it."""
+        return f"{self.id}@{self.version}"
+
+
+def _bad(source: str, place: str, problem: str, problem_zh: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{source}: {place}: {problem}. Fix the alert rule file and start the watcher again.",
+        message_zh=f"{source}：{place}：{problem_zh}。请修正预警规则文件后重新启动监视。",
+        details={"file": source, "place": place},
+    )
+
+
+def _positive(value: Any, *, source: str, place: str, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if type(value) is not int or value <= 0:
+        raise _bad(source, place, f"must be a positive integer, not {value!r}", "须为正整数")
+    return value
+
+
+def parse_rule_set(document: Any, *, source: str) -> AlertRuleSet:
+    """Read a rule set document; `InvalidInputError` names the place of any mistake."""
+    if not isinstance(document, dict):
+        raise _bad(source, "(top)", "must be a JSON object", "须为 JSON 对象")
+    for name in ("id", "version"):
+        if not isinstance(document.get(name), str) or not document[name]:
+            raise _bad(source, name, "must be a non-empty string", "须为非空字符串")
+    items = document.get("rules")
+    if not isinstance(items, list) or not items:
+        raise _bad(source, "rules", "must be a non-empty list", "须为非空列表")
+    rules: list[AlertRule] = []
+    for number, item in enumerate(items):
+        place = f"rules[{number}]"
+        if not isinstance(item, dict):
+            raise _bad(source, place, "must be an object", "须为对象")
+        rules.append(_parse_rule(item, source=source, place=place))
+    ids = [rule.id for rule in rules]
+    if len(set(ids)) != len(ids):
+        raise _bad(source, "rules", "rule ids must be unique", "规则 id 不得重复")
+    return AlertRuleSet(id=document["id"], version=document["version"], rules=tuple(rules))
+
+
+_KNOWN = {
+    "id",
+    "kind",
+    "severity",
+    "tags",
+    "title",
+    "window_seconds",
+    "threshold",
+    "keys",
+    "ceiling_events",
+    "ceiling_bytes",
+    "history_factor",
+    "history_windows",
+    "history_minimum",
+    "minimum_events",
+    "learn_first",
+    "institution_networks",
+    "notes",
+}
+
+
+def _parse_rule(item: dict[str, Any], *, source: str, place: str) -> AlertRule:
+    unknown = sorted(set(item) - _KNOWN)
+    if unknown:
+        raise _bad(source, place, f"unknown fields {unknown}", f"未知字段 {unknown}")
+    try:
+        kind = RuleKind(str(item.get("kind")))
+    except ValueError:
+        raise _bad(
+            source,
+            f"{place}.kind",
+            f"must be one of {[k.value for k in RuleKind]}",
+            f"须为 {[k.value for k in RuleKind]} 之一",
+        ) from None
+    if not isinstance(item.get("id"), str) or not item["id"]:
+        raise _bad(source, f"{place}.id", "must be a non-empty string", "须为非空字符串")
+    if item.get("severity") not in SEVERITIES:
+        raise _bad(source, f"{place}.severity", f"must be one of {SEVERITIES}", "取值无效")
+    tags = item.get("tags")
+    if not isinstance(tags, list) or not tags or not all(isinstance(t, str) for t in tags):
+        raise _bad(source, f"{place}.tags", "must be a non-empty list of tags", "须为非空标签列表")
+    title = item.get("title")
+    if not isinstance(title, dict) or not all(isinstance(title.get(k), str) for k in ("en", "zh")):
+        raise _bad(source, f"{place}.title", "needs en and zh strings", "须含 en 与 zh 字符串")
+    keys = item.get("keys", ["actor"])
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise _bad(source, f"{place}.keys", "must be a list of field names", "须为字段名列表")
+    for key in keys:
+        for part in key.split("|"):
+            if part not in ("actor", "subject") and not part.startswith("details."):
+                raise _bad(
+                    source,
+                    f"{place}.keys",
+                    f"{part!r} is not actor, subject or details.NAME",
+                    f"{part!r} 不是 actor、subject 或 details.NAME",
+                )
+    factor = item.get("history_factor")
+    if factor is not None and (not isinstance(factor, int | float) or factor <= 1):
+        raise _bad(source, f"{place}.history_factor", "must be a number above 1", "须为大于 1 的数")
+    networks: dict[str, tuple[Network, ...]] = {}
+    raw = item.get("institution_networks", {})
+    if not isinstance(raw, dict):
+        raise _bad(source, f"{place}.institution_networks", "must be an object", "须为对象")
+    for institution, cidrs in raw.items():
+        try:
+            networks[institution] = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+        except (TypeError, ValueError) as error:
+            raise _bad(
+                source,
+                f"{place}.institution_networks.{institution}",
+                f"not a list of networks (CIDR): {error}",
+                "须为网络（CIDR）列表",
+            ) from None
+    threshold = item.get("threshold", 0)
+    if kind in (RuleKind.REPEATED, RuleKind.MANY_ACCOUNTS):
+        _positive(threshold, source=source, place=f"{place}.threshold")
+    return AlertRule(
+        id=item["id"],
+        kind=kind,
+        severity=item["severity"],
+        tags=frozenset(tags),
+        title=title["en"],
+        title_zh=title["zh"],
+        window_seconds=_positive(
+            item.get("window_seconds", 3600), source=source, place=f"{place}.window_seconds"
+        ),
+        threshold=threshold,
+        keys=tuple(keys),
+        ceiling_events=_positive(
+            item.get("ceiling_events"),
+            source=source,
+            place=f"{place}.ceiling_events",
+            allow_none=True,
+        ),
+        ceiling_bytes=_positive(
+            item.get("ceiling_bytes"),
+            source=source,
+            place=f"{place}.ceiling_bytes",
+            allow_none=True,
+        ),
+        history_factor=float(factor) if factor is not None else None,
+        history_windows=_positive(
+            item.get("history_windows", 14), source=source, place=f"{place}.history_windows"
+        ),
+        history_minimum=_positive(
+            item.get("history_minimum", 3), source=source, place=f"{place}.history_minimum"
+        ),
+        minimum_events=_positive(
+            item.get("minimum_events", 1), source=source, place=f"{place}.minimum_events"
+        ),
+        learn_first=_positive(
+            item.get("learn_first", 1), source=source, place=f"{place}.learn_first"
+        ),
+        networks=networks,
+    )
+
+
+@functools.cache
+def default_rule_set() -> AlertRuleSet:
+    """The rule set shipped in the package; read once."""
+    item = resources.files(RULES_PACKAGE).joinpath(RULES_DIRECTORY).joinpath(DEFAULT_RULES)
+    return parse_rule_set(json.loads(item.read_text(encoding="utf-8")), source=DEFAULT_RULES)
+
+
+def load_rule_set(path: Path | None) -> AlertRuleSet:
+    """The rule set in `path`, or the packaged one when None."""
+    if path is None:
+        return default_rule_set()
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise _bad(
+            str(path), "(file)", f"cannot be read as JSON: {error}", "无法读取为 JSON"
+        ) from None
+    return parse_rule_set(document, source=str(path))
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedEvent:
+    """One event of the log, as the rules see it."""
+
+    leaf_index: int
+    occurred_at: datetime
+    tag: str
+    actor: str
+    subject: str | None
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class GrantEnd:
+    """A grant of an account on a dataset that had ended before some moment."""
+
+    grant: int
+    dataset: str
+    ended_at: datetime
+    why: str  # "expired" or "revoked"
+
+
+class GrantFacts(Protocol):
+    """What `after_grant_end` needs to know of grants (a database lookup at the edge)."""
+
+    def ended_grant(self, account: str, datasets: Sequence[str], at: datetime) -> GrantEnd | None:
+        """A grant of `account` on one of `datasets` that had ended by `at`, when the account
+        held none of them in force at `at`; else None."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a rule found: an alert to raise."""
+
+    rule: str
+    severity: str
+    key: str
+    summary: str
+    summary_zh: str
+    details: dict[str, Any]
+    leaf_indices: tuple[int, ...]
+    first_at: datetime
+    last_at: datetime
+
+
+def _field(event: WatchedEvent, name: str) -> Any:
+    for part in name.split("|"):
+        if part == "actor":
+            value: Any = event.actor
+        elif part == "subject":
+            value = event.subject
+        else:
+            value = event.details.get(part.removeprefix("details."))
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _address(event: WatchedEvent) -> str | None:
+    address = event.details.get("address")
+    if not address and event.subject and event.subject.startswith("address:"):
+        address = event.subject.removeprefix("address:")
+    if not address and event.actor.startswith("address:"):
+        address = event.actor.removeprefix("address:")
+    return str(address) if address and address != "unknown" else None
+
+
+def _account(event: WatchedEvent) -> str | None:
+    for value in (event.actor, event.subject):
+        if value and value.startswith("user:"):
+            return value
+    return None
+
+
+def _datasets(event: WatchedEvent) -> list[str]:
+    found = event.details.get("datasets")
+    if isinstance(found, list):
+        return [str(d) for d in found]
+    single = event.details.get("dataset")
+    return [str(single)] if single else []
+
+
+def _bytes(event: WatchedEvent) -> int:
+    value = event.details.get("bytes")
+    if type(value) is int and value >= 0:
+        return value
+    start, end = event.details.get("start"), event.details.get("end")
+    if type(start) is int and type(end) is int and end >= start >= 0:
+        return (end >> 16) - (start >> 16)  # BGZF virtual offsets: compressed bytes covered
+    return 0
+
+
+def _in_networks(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
+
+
+def _when(moment: float) -> datetime:
+    return datetime.fromtimestamp(moment, UTC)
+
+
+class EarlyWarning:
+    """Evaluates a rule set over events fed in log order; `state` is what it remembers."""
+
+    def __init__(self, rule_set: AlertRuleSet, state: Mapping[str, Any] | None = None) -> None:
+        self.rule_set = rule_set
+        loaded = json.loads(json.dumps(dict(state or {})))
+        self.state: dict[str, Any] = loaded if loaded.get("rule_set") == rule_set.id else {}
+        self.state["rule_set"] = rule_set.id
+        self._by_tag: dict[str, list[AlertRule]] = {}
+        for rule in rule_set.rules:
+            for tag in rule.tags:
+                self._by_tag.setdefault(tag, []).append(rule)
+
+    def _memory(self, rule: AlertRule) -> dict[str, Any]:
+        rules: dict[str, Any] = self.state.setdefault("rules", {})
+        memory: dict[str, Any] = rules.setdefault(rule.id, {})
+        return memory
+
+    def feed(self, event: WatchedEvent, facts: GrantFacts) -> list[Finding]:
+        """The findings this event raises, updating what the rules remember."""
+        findings: list[Finding] = []
+        for rule in self._by_tag.get(event.tag, ()):
+            evaluate = _KINDS[rule.kind]
+            for finding in evaluate(self, rule, event, facts):
+                if self._cooled(rule, finding.key, event):
+                    findings.append(finding)
+        return findings
+
+    def expire(self, now: datetime) -> None:
+        """Forget windows and cool-downs that ended before `now` (keeps the state small)."""
+        moment = now.timestamp()
+        for rule in self.rule_set.rules:
+            memory = self._memory(rule)
+            cooling = memory.get("cooldown", {})
+            for key in [k for k, until in cooling.items() if until <= moment]:
+                del cooling[key]
+            if rule.kind in (RuleKind.REPEATED, RuleKind.MANY_ACCOUNTS):
+                windows = memory.get("windows", {})
+                for key in [
+                    k for k, v in windows.items() if v[-1][0] < moment - rule.window_seconds
+                ]:
+                    del windows[key]
+
+    def _cooled(self, rule: AlertRule, key: str, event: WatchedEvent) -> bool:
+        """Whether an alert for `key` may be raised now (one per key per window)."""
+        cooling = self._memory(rule).setdefault("cooldown", {})
+        moment = event.occurred_at.timestamp()
+        if cooling.get(key, 0) > moment:
+            return False
+        cooling[key] = moment + rule.window_seconds
+        return True
+
+    def _finding(
+        self,
+        rule: AlertRule,
+        *,
+        key: str,
+        summary: str,
+        summary_zh: str,
+        details: dict[str, Any],
+        leaves: Sequence[tuple[float, int]],
+    ) -> Finding:
+        recent = list(leaves)[-MAX_EVIDENCE:]
+        return Finding(
+            rule=rule.id,
+            severity=rule.severity,
+            key=key,
+            summary=f"{rule.title}: {summary}",
+            summary_zh=f"{rule.title_zh}：{summary_zh}",
+            details=details,
+            leaf_indices=tuple(leaf for _, leaf in recent),
+            first_at=_when(recent[0][0]),
+            last_at=_when(recent[-1][0]),
+        )
+
+
+def _grant_volume(
+    warning: EarlyWarning, rule: AlertRule, event: WatchedEvent, _facts: GrantFacts
+) -> list[Finding]:
+    memory = warning._memory(rule).setdefault("grants", {})
+    moment = event.occurred_at.timestamp()
+    bucket = int(moment // rule.window_seconds)
+    amount = _bytes(event)
+    findings = []
+    for dataset in _datasets(event) or [str(event.subject)]:
+        key = f"{event.actor}|{dataset}"
+        grant = memory.setdefault(
+            key, {"bucket": bucket, "events": 0, "bytes": 0, "leaves": [], "history": []}
+        )
+        if grant["bucket"] != bucket:
+            if grant["events"]:
+                grant["history"] = [*grant["history"], [grant["events"], grant["bytes"]]][
+                    -rule.history_windows :
+                ]
+            grant.update(bucket=bucket, events=0, bytes=0, leaves=[], fired=False)
+        grant["events"] += 1
+        grant["bytes"] += amount
+        grant["leaves"] = [*grant["leaves"], [moment, event.leaf_index]][-MAX_EVIDENCE:]
+        if grant.get("fired"):
+            continue
+        reasons, reasons_zh = _volume_reasons(rule, grant)
+        if not reasons:
+            continue
+        grant["fired"] = True
+        account = event.actor
+        findings.append(
+            warning._finding(
+                rule,
+                key=key,
+                summary=f"{account} fetched {grant['events']} times, {grant['bytes']} bytes, "
+                f"of {dataset} within {rule.window_seconds} s ({'; '.join(reasons)})",
+                summary_zh=f"{account} 在 {rule.window_seconds} 秒内获取 {dataset} "
+                f"{grant['events']} 次、{grant['bytes']} 字节（{'；'.join(reasons_zh)}）",
+                details={
+                    "account": account,
+                    "dataset": dataset,
+                    "events": grant["events"],
+                    "bytes": grant["bytes"],
+                    "window_seconds": rule.window_seconds,
+                    "history": grant["history"],
+                    "reasons": reasons,
+                },
+                leaves=[(t, leaf) for t, leaf in grant["leaves"]],
+            )
+        )
+    return findings
+
+
+def _volume_reasons(rule: AlertRule, grant: dict[str, Any]) -> tuple[list[str], list[str]]:
+    reasons: list[str] = []
+    reasons_zh: list[str] = []
+    events, size = grant["events"], grant["bytes"]
+    if rule.ceiling_events is not None and events > rule.ceiling_events:
+        reasons.append(f"more than the ceiling of {rule.ceiling_events} downloads")
+        reasons_zh.append(f"超过上限 {rule.ceiling_events} 次")
+    if rule.ceiling_bytes is not None and size > rule.ceiling_bytes:
+        reasons.append(f"more than the ceiling of {rule.ceiling_bytes} bytes")
+        reasons_zh.append(f"超过上限 {rule.ceiling_bytes} 字节")
+    history = grant["history"]
+    if (
+        rule.history_factor is not None
+        and len(history) >= rule.history_minimum
+        and events >= rule.minimum_events
+    ):
+        usual_events = sum(h[0] for h in history) / len(history)
+        usual_bytes = sum(h[1] for h in history) / len(history)
+        if events > rule.history_factor * usual_events:
+            reasons.append(
+                f"{events / usual_events:.1f} times this grant's usual {usual_events:.1f} "
+                "downloads a window"
+            )
+            reasons_zh.append(
+                f"为该授权通常每窗口 {usual_events:.1f} 次的 {events / usual_events:.1f} 倍"
+            )
+        elif usual_bytes and size > rule.history_factor * usual_bytes:
+            reasons.append(
+                f"{size / usual_bytes:.1f} times this grant's usual {usual_bytes:.0f} bytes a window"
+            )
+            reasons_zh.append(
+                f"为该授权通常每窗口 {usual_bytes:.0f} 字节的 {size / usual_bytes:.1f} 倍"
+            )
+    return reasons, reasons_zh
+
+
+def _after_grant_end(
+    warning: EarlyWarning, rule: AlertRule, event: WatchedEvent, facts: GrantFacts
+) -> list[Finding]:
+    account = _account(event)
+    datasets = _datasets(event)
+    if account is None or not datasets:
+        return []
+    ended = facts.ended_grant(account, datasets, event.occurred_at)
+    if ended is None:
+        return []
+    what = "was refused" if event.tag == "access:decision:deny" else "was served"
+    what_zh = "被拒绝" if event.tag == "access:decision:deny" else "获得了数据"
+    moment = event.occurred_at.timestamp()
+    return [
+        warning._finding(
+            rule,
+            key=f"{account}|grant:{ended.grant}",
+            summary=f"{account} asked for {ended.dataset} ({event.tag}) and {what} after grant "
+            f"{ended.grant} {ended.why} at {ended.ended_at.isoformat()}",
+            summary_zh=f"{account} 在授权 {ended.grant} 于 {ended.ended_at.isoformat()} "
+            f"{'被撤销' if ended.why == 'revoked' else '到期'}后请求 {ended.dataset}（{event.tag}），{what_zh}",
+            details={
+                "account": account,
+                "dataset": ended.dataset,
+                "grant": ended.grant,
+                "ended_at": ended.ended_at.isoformat(),
+                "why": ended.why,
+                "tag": event.tag,
+            },
+            leaves=[(moment, event.leaf_index)],
+        )
+    ]
+
+
+def _unexpected_network(
+    warning: EarlyWarning, rule: AlertRule, event: WatchedEvent, _facts: GrantFacts
+) -> list[Finding]:
+    account, address = _account(event), _address(event)
+    if account is None or address is None:
+        return []
+    memory = warning._memory(rule)
+    institutions = memory.setdefault("institutions", {})
+    if event.details.get("institution"):
+        institutions[account] = str(event.details["institution"])
+    institution = institutions.get(account)
+    seen_by_account = memory.setdefault("seen", {})
+    seen: list[str] = seen_by_account.setdefault(account, [])
+    reasons, reasons_zh = [], []
+    networks = rule.networks.get(institution) if institution else None
+    if networks and not _in_networks(address, networks):
+        reasons.append(f"outside the networks of {institution}")
+        reasons_zh.append(f"不在 {institution} 登记的网络内")
+    if len(seen) >= rule.learn_first and address not in seen:
+        reasons.append(f"never seen for this account (seen before: {', '.join(seen[-5:])})")
+        reasons_zh.append(f"该账号从未使用过此地址（此前：{', '.join(seen[-5:])}）")
+    if address in seen:
+        seen.remove(address)
+    seen_by_account[account] = [*seen, address][-MAX_ADDRESSES:]
+    if not reasons:
+        return []
+    moment = event.occurred_at.timestamp()
+    return [
+        warning._finding(
+            rule,
+            key=f"{account}|{address}",
+            summary=f"{account} at {address}: {'; '.join(reasons)}",
+            summary_zh=f"{account} 来自 {address}：{'；'.join(reasons_zh)}",
+            details={
+                "account": account,
+                "address": address,
+                "institution": institution,
+                "reasons": reasons,
+                "tag": event.tag,
+            },
+            leaves=[(moment, event.leaf_index)],
+        )
+    ]
+
+
+def _event_key(rule: AlertRule, event: WatchedEvent) -> str | None:
+    parts = [_field(event, key) for key in rule.keys]
+    if any(part is None for part in parts):
+        return None
+    return "|".join(str(part) for part in parts)
+
+
+def _event(
+    warning: EarlyWarning, rule: AlertRule, event: WatchedEvent, _facts: GrantFacts
+) -> list[Finding]:
+    key = _event_key(rule, event)
+    if key is None:
+        return []
+    moment = event.occurred_at.timestamp()
+    facts = {k: v for k, v in event.details.items() if isinstance(v, str | int | float | bool)}
+    return [
+        warning._finding(
+            rule,
+            key=key,
+            summary=f"{key} ({event.tag})",
+            summary_zh=f"{key}（{event.tag}）",
+            details={"key": key, "tag": event.tag, "actor": event.actor, **facts},
+            leaves=[(moment, event.leaf_index)],
+        )
+    ]
+
+
+_WHO = ("user:", "address:")
+
+
+def _repeated(
+    warning: EarlyWarning, rule: AlertRule, event: WatchedEvent, _facts: GrantFacts
+) -> list[Finding]:
+    windows = warning._memory(rule).setdefault("windows", {})
+    moment = event.occurred_at.timestamp()
+    findings = []
+    for name in rule.keys:
+        value = _field(event, name)
+        if not isinstance(value, str) or not value.startswith(_WHO):
+            continue  # counted per account or address, not per file or token
+        key = value
+        window = [w for w in windows.get(key, []) if w[0] > moment - rule.window_seconds]
+        window.append([moment, event.leaf_index])
+        windows[key] = window
+        if len(window) < rule.threshold:
+            continue
+        del windows[key]
+        findings.append(
+            warning._finding(
+                rule,
+                key=key,
+                summary=f"{len(window)} for {key} within {rule.window_seconds} s",
+                summary_zh=f"{key} 在 {rule.window_seconds} 秒内 {len(window)} 次",
+                details={"key": key, "count": len(window), "window_seconds": rule.window_seconds},
+                leaves=[(t, leaf) for t, leaf in window],
+            )
+        )
+    return findings
+
+
+def _many_accounts(
+    warning: EarlyWarning, rule: AlertRule, event: WatchedEvent, _facts: GrantFacts
+) -> list[Finding]:
+    account, address = _account(event), _address(event)
+    if account is None or address is None:
+        return []
+    windows = warning._memory(rule).setdefault("windows", {})
+    moment = event.occurred_at.timestamp()
+    window = [w for w in windows.get(address, []) if w[0] > moment - rule.window_seconds]
+    window.append([moment, event.leaf_index, account])
+    windows[address] = window
+    accounts = sorted({w[2] for w in window})
+    if len(accounts) < rule.threshold:
+        return []
+    del windows[address]
+    return [
+        warning._finding(
+            rule,
+            key=address,
+            summary=f"{len(accounts)} accounts from {address} within {rule.window_seconds} s: "
+            f"{', '.join(accounts[:20])}",
+            summary_zh=f"{rule.window_seconds} 秒内有 {len(accounts)} 个账号来自 {address}："
+            f"{', '.join(accounts[:20])}",
+            details={
+                "address": address,
+                "accounts": accounts,
+                "window_seconds": rule.window_seconds,
+            },
+            leaves=[(w[0], w[1]) for w in window],
+        )
+    ]
+
+
+_KINDS = {
+    RuleKind.GRANT_VOLUME: _grant_volume,
+    RuleKind.AFTER_GRANT_END: _after_grant_end,
+    RuleKind.UNEXPECTED_NETWORK: _unexpected_network,
+    RuleKind.EVENT: _event,
+    RuleKind.REPEATED: _repeated,
+    RuleKind.MANY_ACCOUNTS: _many_accounts,
+}

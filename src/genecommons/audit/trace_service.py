@@ -36,6 +36,7 @@ from genecommons.errors import ConfigurationError, InvalidInputError, NotFoundEr
 logger = logging.getLogger(__name__)
 
 EXPORT = "export"
+VARIANT_STORE = "variant-store"  # the source of an export's marks
 MIN_MATCHED_SITES = 10
 
 
@@ -189,6 +190,7 @@ def export_vcf(
             "sites": len(source.positions),
             "samples": len(source.samples),
             "marked_positions": positions,
+            "source": VARIANT_STORE,
         }
         delivery = Delivery(
             delivery_id=delivery_id,
@@ -294,11 +296,31 @@ class TraceResult:
     deliveries: dict[str, list[str]]  # recipient -> delivery ids
 
 
-def _candidates(session: Session, dataset: str | None) -> list[str]:
-    query = select(fingerprint_deliveries.c.dataset).distinct()
+def _candidates(session: Session, dataset: str | None) -> list[tuple[str, str]]:
+    """(dataset, source) of every recorded delivery: a copy is marked on the genotypes of its
+    source, the dataset's variant store (exports) or an archived VCF (`file:ACC`, DRS/htsget)."""
+    query = select(fingerprint_deliveries.c.dataset, fingerprint_deliveries.c.what)
     if dataset is not None:
         query = query.where(fingerprint_deliveries.c.dataset == dataset)
-    return sorted(str(d) for d in session.execute(query).scalars())
+    found = {
+        (str(d), str((what or {}).get("source") or VARIANT_STORE))
+        for d, what in session.execute(query).all()
+    }
+    return sorted(found)
+
+
+def _source_genotypes(
+    factory: sessionmaker[Session], settings: Settings, dataset: str, source: str
+) -> genotypes.Genotypes:
+    """The genotypes a delivery's marks were made on."""
+    if source == VARIANT_STORE:
+        return genotypes.from_zarr(_store(settings, dataset))
+    from genecommons.archive.copies import archived_genotypes
+    from genecommons.archive.delivery import archived_object
+
+    with factory() as session:
+        obj = archived_object(session, source.removeprefix("file:"))
+    return archived_genotypes(settings, object_key=obj.object_key, header=obj.header, name=obj.name)
 
 
 def trace_leak(
@@ -325,9 +347,9 @@ def trace_leak(
             + (f"（数据集 {dataset}）。" if dataset else "。"),
         )
     # the dataset the leak came from: the one sharing most of its sites and samples
-    best: tuple[int, str, genotypes.Genotypes, trace.Leak] | None = None
-    for name in candidates:
-        source = genotypes.from_zarr(_store(settings, name))
+    best: tuple[int, tuple[str, str], genotypes.Genotypes, trace.Leak] | None = None
+    for candidate in candidates:
+        source = _source_genotypes(factory, settings, *candidate)
         aligned = trace.align(
             original_sites=source.site_keys,
             original_samples=source.samples,
@@ -337,9 +359,9 @@ def trace_leak(
         )
         overlap = aligned.values.size
         if best is None or overlap > best[0]:
-            best = (overlap, name, source, aligned)
+            best = (overlap, candidate, source, aligned)
     assert best is not None
-    _, name, source, aligned = best
+    _, (name, origin), source, aligned = best
     if len(aligned.sites) < MIN_MATCHED_SITES or len(aligned.samples) == 0:
         raise InvalidInputError(
             f"{leaked.name}: only {len(aligned.sites)} sites and {len(aligned.samples)} samples "
@@ -350,15 +372,20 @@ def trace_leak(
         )
     with factory() as session:
         rows = session.execute(
-            select(fingerprint_deliveries.c.recipient, fingerprint_deliveries.c.delivery_id)
+            select(
+                fingerprint_deliveries.c.recipient,
+                fingerprint_deliveries.c.delivery_id,
+                fingerprint_deliveries.c.what,
+            )
             .where(fingerprint_deliveries.c.dataset == name)
             .where(fingerprint_deliveries.c.fingerprinted.is_(True))
             .where(fingerprint_deliveries.c.key_id == current_key)
             .order_by(fingerprint_deliveries.c.id)
         ).all()
     by_recipient: dict[str, list[str]] = {}
-    for recipient, delivery_id in rows:
-        by_recipient.setdefault(recipient, []).append(delivery_id)
+    for recipient, delivery_id, what in rows:
+        if str((what or {}).get("source") or VARIANT_STORE) == origin:
+            by_recipient.setdefault(recipient, []).append(delivery_id)
     recipients = list(by_recipient)
     plan = fingerprint.make_plan(source.dosages(), secret=secret, dataset=name)
     codes = fingerprint.code_matrix(plan, secret=secret, dataset=name, recipients=recipients)
@@ -373,6 +400,7 @@ def trace_leak(
             details={
                 "file": leaked.name,
                 "sha256": _sha256(leaked),
+                "source": origin,
                 "format": matrix.format,
                 "matched_sites": len(aligned.sites),
                 "matched_samples": len(aligned.samples),

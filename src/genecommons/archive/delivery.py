@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Decision, Resource, Subject
+from genecommons.access.models import Action, Decision, Resource, Subject, SubjectKind
 from genecommons.access.policy import FINGERPRINT, decide
 from genecommons.access.workflow import dataset_resource
 from genecommons.archive import bgzf, copies
@@ -159,7 +159,7 @@ def _served(
         obj, decision = _deliverable(factory, subject, original)
         with factory() as session:
             copy = copies.find_copy(session, copy_id=object_id, accession=original)
-        if copy is None or copy.recipient != subject.id or copy.object_key is None:
+        if copy is None or copy.recipient != _recipient(subject) or copy.object_key is None:
             raise NotFoundError(
                 f"No object {object_id}: a fingerprinted copy is served to its recipient only; "
                 f"ask for {original}.",
@@ -184,11 +184,16 @@ def _served(
             header=obj.header,
         ),
         dataset=dataset,
-        recipient=subject.id,
+        recipient=_recipient(subject),
     )
     if copy.object_key is None:  # nothing to mark: the archived file, as it is
         return replace(obj, copy=copy), decision
     return _copy_object(obj, copy), decision
+
+
+def _recipient(subject: Subject) -> str:
+    """Who a copy is marked for: a user's e-mail address (as exports name recipients)."""
+    return subject.id.removeprefix("user:") if subject.kind is SubjectKind.USER else subject.id
 
 
 def _copy_object(obj: ArchivedObject, copy: copies.Copy) -> ArchivedObject:

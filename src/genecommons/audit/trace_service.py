@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
-from genecommons.audit import fingerprint, genotypes, leaksim, trace
+from genecommons.audit import fingerprint, genotypes, leaksim, relational, trace
 from genecommons.audit.events import EventTag, record_event
 from genecommons.audit.tables import fingerprint_deliveries, fingerprint_policies
 from genecommons.config import Settings
@@ -213,7 +213,11 @@ def export_vcf(
 
 
 def record_delivery(
-    session: Session, delivery: Delivery, *, scheme: fingerprint.Scheme, actor: str
+    session: Session,
+    delivery: Delivery,
+    *,
+    scheme: fingerprint.Scheme | relational.TableScheme,
+    actor: str,
 ) -> None:
     """Record a delivery and its audit event, in the caller's transaction."""
     session.execute(
@@ -246,6 +250,209 @@ def record_delivery(
             "utility": delivery.utility,
         },
         now=delivery.delivered_at,
+    )
+
+
+TABLE_KEY = "accession"
+
+
+def fingerprint_tables(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    study: str,
+    datasets: list[str],
+    sheets: dict[str, list[dict[str, Any]]],
+    columns: Mapping[str, Sequence[str]],
+    recipient: str,
+    scheme: relational.TableScheme | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], Delivery | None]:
+    """The recipient's copy of a study's exported sheets: when one of its datasets is
+    fingerprinted, the numeric cells of every sheet keyed by accession (individuals' age and
+    birth year, phenotype values) are marked for the recipient and the export is recorded as a
+    delivery (None: no dataset asks for it, the sheets are returned as they are). `columns`
+    are each sheet's columns as the export writes them."""
+    recipient = recipient.strip()
+    if not recipient:
+        raise InvalidInputError(
+            "Name the recipient (an e-mail address) of the export.",
+            message_zh="请指明导出的接收者（电子邮箱）。",
+        )
+    with factory() as session:
+        marked_by = next((d for d in sorted(datasets) if fingerprint_required(session, d)), None)
+    if marked_by is None:
+        return sheets, None
+    scheme = scheme or relational.TableScheme()
+    secret = fingerprint_secret(settings)
+    out: dict[str, list[dict[str, Any]]] = {}
+    costs: dict[str, Any] = {}
+    marked_columns: dict[str, list[str]] = {}
+    for name, rows in sheets.items():
+        marked = [c for c in relational.MARKED_COLUMNS if c in columns.get(name, ())]
+        if not marked or TABLE_KEY not in columns.get(name, ()):
+            out[name] = rows
+            continue
+        marked_columns[name] = marked
+        out[name], cost = relational.mark_rows(
+            rows,
+            key=TABLE_KEY,
+            columns=marked,
+            secret=secret,
+            dataset=marked_by,
+            recipient=recipient,
+            scheme=scheme,
+        )
+        costs[name] = cost.as_json()
+    delivery = Delivery(
+        delivery_id=str(uuid.uuid4()),
+        recipient=recipient,
+        dataset=marked_by,
+        delivered_at=datetime.now(UTC),
+        channel=EXPORT,
+        fingerprinted=True,
+        what={
+            "format": "tsv",
+            "source": f"table:{study}",
+            "study": study,
+            "sheets": sorted(sheets),
+            "rows": {name: len(rows) for name, rows in sheets.items()},
+            "marked_columns": marked_columns,
+        },
+        key_id=fingerprint.key_id(secret),
+        utility=costs,
+    )
+    with factory.begin() as session:
+        record_delivery(session, delivery, scheme=scheme, actor=subject.id)
+    return out, delivery
+
+
+def _read_table(path: Path) -> list[dict[str, Any]] | None:
+    """A leaked TSV/CSV sheet keyed by accession (None: not such a table)."""
+    import csv
+    import gzip
+    import io
+
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    try:
+        with gzip.open(path, "rb") if gzipped else path.open("rb") as handle:
+            first = handle.readline(1 << 16).decode("utf-8-sig")
+            delimiter = "\t" if "\t" in first else ","
+            header = [h.strip().lower() for h in first.rstrip("\r\n").split(delimiter)]
+            if TABLE_KEY not in header or first.startswith("#"):
+                return None
+            text = handle.read().decode("utf-8")
+    except (OSError, EOFError, UnicodeError) as error:
+        raise InvalidInputError(
+            f"{path.name}: the file cannot be read ({error}).",
+            message_zh=f"{path.name}：无法读取该文件。",
+            details={"file": path.name},
+        ) from error
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    return [dict(zip(header, row, strict=False)) for row in reader if row]
+
+
+def _trace_table(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    leaked: Path,
+    rows: list[dict[str, Any]],
+    dataset: str | None,
+    alpha: float,
+) -> TraceResult:
+    secret = fingerprint_secret(settings)
+    current_key = fingerprint.key_id(secret)
+    query = (
+        select(
+            fingerprint_deliveries.c.dataset,
+            fingerprint_deliveries.c.recipient,
+            fingerprint_deliveries.c.delivery_id,
+            fingerprint_deliveries.c.what,
+            fingerprint_deliveries.c.scheme,
+        )
+        .where(fingerprint_deliveries.c.fingerprinted.is_(True))
+        .where(fingerprint_deliveries.c.key_id == current_key)
+        .order_by(fingerprint_deliveries.c.id)
+    )
+    if dataset is not None:
+        query = query.where(fingerprint_deliveries.c.dataset == dataset)
+    with factory() as session:
+        found = session.execute(query).all()
+    by_dataset: dict[str, dict[str, list[str]]] = {}
+    schemes: dict[str, relational.TableScheme] = {}
+    layouts: dict[str, set[tuple[str, ...]]] = {}
+    for name, recipient, delivery_id, what, scheme in found:
+        if not str((what or {}).get("source", "")).startswith("table:"):
+            continue
+        by_dataset.setdefault(name, {}).setdefault(recipient, []).append(delivery_id)
+        layouts.setdefault(name, set()).update(
+            tuple(c) for c in (what.get("marked_columns") or {}).values()
+        )
+        schemes[name] = relational.TableScheme(
+            fraction=float(scheme.get("fraction", 0.25)), bits=int(scheme.get("bits", 32))
+        )
+    if not by_dataset:
+        raise NotFoundError(
+            "No fingerprinted export of tables is recorded"
+            + (f" for dataset {dataset}." if dataset else "."),
+            message_zh="没有记录任何带指纹的表格导出"
+            + (f"（数据集 {dataset}）。" if dataset else "。"),
+        )
+    best: tuple[float, str, relational.Votes, trace.Verdict] | None = None
+    for name, recipients in sorted(by_dataset.items()):
+        for layout in sorted(layouts.get(name, ())):
+            votes = relational.read_votes(
+                rows,
+                key=TABLE_KEY,
+                columns=layout,
+                secret=secret,
+                dataset=name,
+                scheme=schemes[name],
+            )
+            verdict = relational.accuse(
+                votes,
+                secret=secret,
+                dataset=name,
+                recipients=list(recipients),
+                scheme=schemes[name],
+                alpha=alpha,
+            )
+            strongest = verdict.scores[0].p_value if verdict.scores else 1.0
+            if best is None or strongest < best[0]:
+                best = (strongest, name, votes, verdict)
+    assert best is not None
+    _, name, votes, verdict = best
+    with factory.begin() as session:
+        record_event(
+            session,
+            tag=EventTag.LEAK_TRACED,
+            actor=subject.id,
+            subject=name,
+            details={
+                "file": leaked.name,
+                "sha256": _sha256(leaked),
+                "format": "table",
+                "rows": len(rows),
+                "cells": votes.cells,
+                "positions": verdict.positions,
+                "recipients": len(by_dataset[name]),
+                "named": [
+                    {"recipient": s.recipient, "p_value": s.p_value, "z": round(s.z, 3)}
+                    for s in verdict.named
+                ],
+            },
+        )
+    return TraceResult(
+        file=leaked.name,
+        format="table",
+        dataset=name,
+        matched_sites=votes.cells,
+        matched_samples=len(rows),
+        verdict=verdict,
+        deliveries=by_dataset[name],
     )
 
 
@@ -334,6 +541,17 @@ def trace_leak(
 ) -> TraceResult:
     """Score every recipient of the dataset a leaked file came from; name the likely sources."""
     require(subject, Action.READ_AUDIT, Resource("audit"))
+    table = _read_table(leaked)
+    if table is not None:
+        return _trace_table(
+            factory,
+            settings,
+            subject=subject,
+            leaked=leaked,
+            rows=table,
+            dataset=dataset,
+            alpha=alpha,
+        )
     secret = fingerprint_secret(settings)
     current_key = fingerprint.key_id(secret)
     matrix = genotypes.read_leak(leaked)

@@ -2,7 +2,7 @@
 
 After Agrawal and Kiernan 2002 ("Watermarking relational databases", VLDB) and Li, Swarup and
 Jajodia 2005 ("Fingerprinting relational databases: schemes and specialties", IEEE TDSC): a
-keyed hash of the node's secret, the dataset and a row's primary key (its accession) selects
+keyed hash of the node's secret, the dataset and a row's primary key (its alias or accession) selects
 about one row in `1 / fraction` and, in it, one of the marked numeric columns (by name, so a
 reordering of rows or columns changes nothing). The selected cell's least significant digit (in
 the precision it is written with) gets the parity `mask XOR f[l]`, where `f` is the recipient's
@@ -39,7 +39,7 @@ class TableScheme:
     length in bits."""
 
     fraction: float = 0.25
-    bits: int = 32
+    bits: int = 128
 
     def as_json(self) -> dict[str, object]:
         """JSON-ready form (stored with each delivery)."""

@@ -253,7 +253,7 @@ def record_delivery(
     )
 
 
-TABLE_KEY = "accession"
+TABLE_KEY = "alias"  # what identifies a row of an exported sheet
 
 
 def fingerprint_tables(
@@ -269,7 +269,7 @@ def fingerprint_tables(
     scheme: relational.TableScheme | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], Delivery | None]:
     """The recipient's copy of a study's exported sheets: when one of its datasets is
-    fingerprinted, the numeric cells of every sheet keyed by accession (individuals' age and
+    fingerprinted, the numeric cells of every sheet keyed by alias (individuals' age and
     birth year, phenotype values) are marked for the recipient and the export is recorded as a
     delivery (None: no dataset asks for it, the sheets are returned as they are). `columns`
     are each sheet's columns as the export writes them."""
@@ -328,7 +328,7 @@ def fingerprint_tables(
 
 
 def _read_table(path: Path) -> list[dict[str, Any]] | None:
-    """A leaked TSV/CSV sheet keyed by accession (None: not such a table)."""
+    """A leaked TSV/CSV sheet keyed by alias (None: not such a table)."""
     import csv
     import gzip
     import io
@@ -392,7 +392,7 @@ def _trace_table(
             tuple(c) for c in (what.get("marked_columns") or {}).values()
         )
         schemes[name] = relational.TableScheme(
-            fraction=float(scheme.get("fraction", 0.25)), bits=int(scheme.get("bits", 32))
+            fraction=float(scheme.get("fraction", 0.25)), bits=int(scheme.get("bits", 128))
         )
     if not by_dataset:
         raise NotFoundError(

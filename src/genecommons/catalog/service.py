@@ -514,6 +514,13 @@ def export_study(
             if rows:
                 sheets[name] = [dict(doc) for doc in rows]
         _record_read(session, subject, "study export", [accession])
+        datasets_table = ENTITY_TABLES["datasets"]
+        datasets = [
+            str(d)
+            for d in session.execute(
+                select(datasets_table.c.accession).where(datasets_table.c.study_id == study_id)
+            ).scalars()
+        ]
     if recipient is None:
         return sheets
     if settings is None:
@@ -523,7 +530,6 @@ def export_study(
         )
     from genecommons.audit import trace_service
 
-    datasets = [str(d["accession"]) for d in sheets.get("datasets", []) if d.get("accession")]
     marked, _ = trace_service.fingerprint_tables(
         factory,
         settings,

@@ -216,7 +216,6 @@ def _store_copy(
     stored: list[str],
 ) -> dict[str, Any]:
     """Write the copy bgzipped, index it, encrypt both for the archive and store them."""
-    import pysam
 
     staging = settings.staging_dir / "copies"
     staging.mkdir(parents=True, exist_ok=True)
@@ -225,7 +224,7 @@ def _store_copy(
     try:
         descriptor = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(descriptor)
-        handle: Any = pysam.BGZFile(str(plain), "wb", index=None)
+        handle: Any = genotypes.open_bgzf(plain)
         try:
             genotypes.write_vcf(
                 marked,

@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 ZARR = "calls.vcz"
 BLOCK_SITES = 4096
+# deflate level of bgzipped copies: at htslib's default (6) compression costs more CPU than all
+# the rest of an export; 4 is about twice as fast for some 12 % more bytes (see
+# benchmarks/fingerprint.py)
+BGZF_LEVEL = 4
 _ZERO = ord("0")
 _DOT = ord(".")
 _NA = frozenset({"", ".", "./.", ".|.", "NA", "na", "nan", "NaN"})
@@ -272,6 +276,14 @@ def _slow_line(calls: Calls, phased: npt.NDArray[np.bool_]) -> str:
         alleles = ["." if a == -1 else str(int(a)) for a in call if a != -2]
         fields.append(("|" if is_phased else "/").join(alleles))
     return "\t".join(fields) + "\n"
+
+
+def open_bgzf(path: Path) -> Any:
+    """A BGZF file writer (htslib's, through pysam) at `BGZF_LEVEL`."""
+    import pysam
+
+    opener: Any = pysam.BGZFile  # its stubs do not know the level suffix of htslib's modes
+    return opener(str(path), f"wb{BGZF_LEVEL}", index=None)
 
 
 def write_vcf(

@@ -141,7 +141,6 @@ def export_vcf(
 ) -> Delivery:
     """Write the recipient's copy of the dataset's genotypes to `out` (VCF, bgzipped when the
     name ends in .gz) and record the delivery; nothing is left behind on failure."""
-    import pysam
 
     require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
     recipient = recipient.strip()
@@ -170,7 +169,7 @@ def export_vcf(
     partial = out.with_name(f".{out.name}.{delivery_id}.partial")
     try:
         if out.name.endswith(".gz"):
-            handle: Any = pysam.BGZFile(str(partial), "wb", index=None)
+            handle: Any = genotypes.open_bgzf(partial)
         else:
             handle = partial.open("wb")
         try:

@@ -224,7 +224,7 @@ def _store_copy(
     try:
         descriptor = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(descriptor)
-        handle: Any = genotypes.open_bgzf(plain)
+        handle: Any = genotypes.BgzfFile(plain)
         try:
             genotypes.write_vcf(
                 marked,

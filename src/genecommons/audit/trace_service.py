@@ -169,7 +169,7 @@ def export_vcf(
     partial = out.with_name(f".{out.name}.{delivery_id}.partial")
     try:
         if out.name.endswith(".gz"):
-            handle: Any = genotypes.open_bgzf(partial)
+            handle: Any = genotypes.BgzfFile(partial)
         else:
             handle = partial.open("wb")
         try:

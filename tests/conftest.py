@@ -351,10 +351,13 @@ def archive_sheets(folder: Path, *, vcf: Path | None, bam: Path | None) -> dict[
 
 @pytest.fixture
 def archive_settings(settings: Settings) -> Settings:
-    """Settings whose archive keys exist (as `genecommons init` makes them)."""
+    """Settings whose archive keys and fingerprint secret exist (as `genecommons init` makes
+    them)."""
     from genecommons.archive import service as archive_service
+    from genecommons.audit import trace_service
 
     archive_service.archive_keys(settings, create=True)
+    trace_service.fingerprint_secret(settings, create=True)
     return settings
 
 

@@ -28,6 +28,7 @@ PURE = [
     "oidc.py",
     "rules.py",
     "fingerprint.py",
+    "relational.py",
     "trace.py",
     "leaksim.py",
     "genotypes.py",

@@ -24,6 +24,7 @@ from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.models import Role, Subject
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
+from genecommons.audit import trace_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
@@ -556,6 +557,7 @@ def test_authorization_matrix(
 
     signing_key(settings, create=True)
     archive_service.archive_keys(settings, create=True)
+    trace_service.fingerprint_secret(settings, create=True)  # as `genecommons init` does
     bundle = make_bundle(data)
     for path in (vcf, bam):
         shutil.copy(path, bundle / path.name)  # the bundle holds two of its three files

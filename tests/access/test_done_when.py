@@ -18,6 +18,7 @@ from genecommons.access import notify, service, workflow
 from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
+from genecommons.audit import trace_service
 from genecommons.audit.service import signing_key
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
@@ -69,6 +70,7 @@ def test_register_request_approve_passport_and_three_refusals(
     engine.dispose()
     signing_key(settings, create=True)
     archive_service.archive_keys(settings, create=True)
+    trace_service.fingerprint_secret(settings, create=True)  # as `genecommons init` does
     folder = tmp_path / "files"
     folder.mkdir()
     vcf = datafiles.vcf(folder / "calls.vcf.gz", records=50)

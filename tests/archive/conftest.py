@@ -53,9 +53,38 @@ def world(
 ) -> World:
     """Submit a study whose folder holds a VCF and a BAM (archived on submit), with a granted
     researcher, a researcher without a grant, a steward and their tokens."""
+    return build_world(archive_settings, factory, tmp_path, datafiles)
+
+
+@pytest.fixture
+def fingerprint_world(
+    archive_settings: Settings, factory: Any, tmp_path: Path, datafiles: SimpleNamespace
+) -> World:
+    """As `world`, with a VCF of 120 samples (enough to carry marks) and two granted
+    researchers (granted@ and second@example.org)."""
+    return build_world(
+        archive_settings,
+        factory,
+        tmp_path,
+        datafiles,
+        vcf_options={"samples": [f"S{i:03d}" for i in range(120)], "records": 400},
+        granted=("granted@example.org", "second@example.org"),
+    )
+
+
+def build_world(
+    archive_settings: Settings,
+    factory: Any,
+    tmp_path: Path,
+    datafiles: SimpleNamespace,
+    *,
+    vcf_options: dict[str, Any] | None = None,
+    granted: tuple[str, ...] = ("granted@example.org",),
+) -> World:
+    """A submitted study with archived files, users with tokens, and grants to `granted`."""
     folder = tmp_path / "bundle"
     folder.mkdir()
-    vcf = datafiles.vcf(folder / "calls.vcf.gz")
+    vcf = datafiles.vcf(folder / "calls.vcf.gz", **(vcf_options or {}))
     bam = datafiles.bam(folder / "P1.bam")
     datafiles.write(folder, datafiles.sheets(folder, vcf=vcf, bam=bam))
     result = catalog_service.submit(
@@ -66,12 +95,13 @@ def world(
     )
     institution = result.accessions["institutions"]["BGC"]
     tokens = {}
-    for email, roles in (
-        ("granted@example.org", ["researcher"]),
+    users = [(email, ["researcher"]) for email in granted]
+    users += [
         ("nogrant@example.org", ["researcher"]),
         ("steward@example.org", ["data_steward"]),
         ("dac@example.org", ["dac_member"]),
-    ):
+    ]
+    for email, roles in users:
         access_service.add_user(
             factory, email=email, roles=roles, institution=institution, actor=OPERATOR
         )
@@ -86,36 +116,35 @@ def world(
     workflow.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
     workflow.add_member(factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR)
     dataset = result.accessions["datasets"]["DS1"]
-    researcher = Subject.user(
-        "granted@example.org", roles=frozenset({"researcher"}), institution=institution
-    )
-    workflow.request_access(
-        factory,
-        actor=researcher,
-        purpose=ResearchPurpose(
-            title="Hearing loss genetics",
-            summary="Find variants.",
-            institution="BGC",
-            country="CN",
-            biomedical=True,
-            genetic_research=True,
-            ethics_approval=True,
-        ),
-        datasets=[dataset],
-        agreement_version="DAA v1",
-    )
     member = Subject.user(
         "dac@example.org", roles=frozenset({"dac_member"}), institution=institution
     )
-    queue = workflow.review_queue(factory, actor=member)
-    workflow.decide_request(
-        factory,
-        item_id=queue[0]["item"],
-        approve=True,
-        reason="Fits the consent.",
-        actor=member,
-        expires=date.today() + timedelta(days=30),
-    )
+    for email in granted:
+        researcher = Subject.user(email, roles=frozenset({"researcher"}), institution=institution)
+        workflow.request_access(
+            factory,
+            actor=researcher,
+            purpose=ResearchPurpose(
+                title="Hearing loss genetics",
+                summary="Find variants.",
+                institution="BGC",
+                country="CN",
+                biomedical=True,
+                genetic_research=True,
+                ethics_approval=True,
+            ),
+            datasets=[dataset],
+            agreement_version="DAA v1",
+        )
+        queue = workflow.review_queue(factory, actor=member)
+        workflow.decide_request(
+            factory,
+            item_id=queue[0]["item"],
+            approve=True,
+            reason="Fits the consent.",
+            actor=member,
+            expires=date.today() + timedelta(days=30),
+        )
     return World(
         settings=archive_settings,
         factory=factory,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from genecommons.archive.bgzf import (
     EOF_BLOCK,
+    BgzfWriter,
     compress_block,
     compress_blocks,
     header_end,
@@ -187,3 +188,35 @@ def test_damaged_block_is_refused_with_its_offset() -> None:
     assert error.value.details["offset"] == 0
     with pytest.raises(InvalidInputError):
         read_block(reader(b"not a block at all, not at all"), 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    pieces=st.lists(
+        st.binary(max_size=70_000) | st.just(b"chr1\t100\t.\tA\tG\n" * 5000), max_size=6
+    ),
+    level=st.integers(1, 9),
+)
+def test_the_libdeflate_writer_writes_what_gzip_and_htslib_read(
+    pieces: list[bytes], level: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import io
+
+    sink = io.BytesIO()
+    writer = BgzfWriter(sink, level=level)
+    for piece in pieces:
+        assert writer.write(piece) == len(piece)
+    writer.close()
+    data = sink.getvalue()
+    assert data.endswith(EOF_BLOCK)
+    assert gzip.decompress(data) == b"".join(pieces)
+    # every block is whole and at most 64 KiB, as BGZF requires
+    offset = 0
+    while offset < len(data):
+        block, size = read_block(reader(data), offset)
+        assert size <= 65536 and len(block) <= 0xFF00
+        offset += size
+    path = tmp_path_factory.mktemp("bgzf") / "out.gz"
+    path.write_bytes(data)
+    with pysam.BGZFile(str(path), "rb") as handle:
+        assert handle.read() == b"".join(pieces)

@@ -4,6 +4,11 @@ Every delivery asks the decision point (a grant in force for a dataset that rele
 jurisdiction rules allowing) and is recorded in the audit log. A download re-encrypts only the
 Crypt4GH header for the recipient and streams the stored body unchanged; htsget data blocks are
 cut from the encrypted store by decrypting only the segments that cover them.
+
+A VCF of a fingerprinted dataset, delivered under the decision's `fingerprint-delivery`
+obligation, is served as the recipient's own copy (`copies.py`): DRS describes that copy (its
+own id, size and checksums), downloads stream it and htsget cuts its ranges from it. Each such
+DRS download and htsget ticket is recorded as a delivery for leak tracing.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import base64
 import binascii
 import hashlib
 import threading
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -23,16 +29,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access.models import Action, Decision, Resource, Subject, SubjectKind
-from genecommons.access.policy import decide
+from genecommons.access.policy import FINGERPRINT, decide
 from genecommons.access.workflow import dataset_resource
-from genecommons.archive import bgzf
+from genecommons.archive import bgzf, copies
 from genecommons.archive.crypt import decrypt_range, reencrypt_header, session_keys
 from genecommons.archive.hts_index import HtsIndex, parse_index
 from genecommons.archive.keys import parse_public_key
 from genecommons.archive.service import archive_keys, catalog_file, object_store
 from genecommons.archive.store import ObjectStore
 from genecommons.archive.tables import archive_objects, recipient_keys
+from genecommons.audit import fingerprint
 from genecommons.audit.events import EventTag, record_event, record_soon
+from genecommons.audit.trace_service import Delivery, record_delivery
 from genecommons.config import Settings
 from genecommons.errors import (
     AccessDeniedError,
@@ -66,6 +74,8 @@ class ArchivedObject:
     index_header: bytes | None
     index_body_size: int | None
     state: str
+    file_id: int
+    copy: copies.Copy | None = None  # the recipient's fingerprinted copy this object is
 
 
 def _object(session: Session, accession: str) -> ArchivedObject:
@@ -101,7 +111,13 @@ def _object(session: Session, accession: str) -> ArchivedObject:
         index_header=row.index_header,
         index_body_size=row.index_body_size,
         state=row.state,
+        file_id=file.id,
     )
+
+
+def archived_object(session: Session, accession: str) -> ArchivedObject:
+    """An archived file, as delivery sees it (no access decision: the caller asked it)."""
+    return _object(session, accession)
 
 
 def _authorize(session: Session, subject: Subject, obj: ArchivedObject) -> Decision:
@@ -150,14 +166,127 @@ def _deliverable(
     raise refused
 
 
+def _served(
+    factory: sessionmaker[Session], settings: Settings, subject: Subject, object_id: str
+) -> tuple[ArchivedObject, Decision]:
+    """What the subject gets for `object_id`: the archived file, or, for a VCF of a
+    fingerprinted dataset delivered under the `fingerprint-delivery` obligation, the subject's
+    own copy (made on the first request). A copy's id serves its recipient only."""
+    original = copies.original_accession(object_id)
+    if original is not None:
+        obj, decision = _deliverable(factory, subject, original)
+        with factory() as session:
+            copy = copies.find_copy(session, copy_id=object_id, accession=original)
+        if copy is None or copy.recipient != _recipient(subject) or copy.object_key is None:
+            raise NotFoundError(
+                f"No object {object_id}: a fingerprinted copy is served to its recipient only; "
+                f"ask for {original}.",
+                message_zh=f"不存在对象 {object_id}：带指纹的副本仅提供给其接收者；请请求 {original}。",
+            )
+        return _copy_object(obj, copy), decision
+    obj, decision = _deliverable(factory, subject, object_id)
+    if obj.format != "vcf" or FINGERPRINT not in decision.obligations:
+        return obj, decision
+    with factory() as session:
+        dataset = copies.fingerprinted_dataset(session, obj.datasets)
+    if dataset is None:
+        return obj, decision
+    copy = copies.recipient_copy(
+        factory,
+        settings,
+        source=copies.Source(
+            file_id=obj.file_id,
+            accession=obj.accession,
+            name=obj.name,
+            object_key=obj.object_key,
+            header=obj.header,
+        ),
+        dataset=dataset,
+        recipient=_recipient(subject),
+    )
+    if copy.object_key is None:  # nothing to mark: the archived file, as it is
+        return replace(obj, copy=copy), decision
+    return _copy_object(obj, copy), decision
+
+
+def _recipient(subject: Subject) -> str:
+    """Who a copy is marked for: a user's e-mail address (as exports name recipients)."""
+    return subject.id.removeprefix("user:") if subject.kind is SubjectKind.USER else subject.id
+
+
+def _copy_object(obj: ArchivedObject, copy: copies.Copy) -> ArchivedObject:
+    assert copy.object_key is not None and copy.header is not None
+    assert copy.index_key is not None and copy.plain_size is not None
+    return replace(
+        obj,
+        accession=copy.copy_id,
+        size=copy.plain_size,
+        md5=copy.md5 or "",
+        sha256=copy.sha256 or "",
+        created=copy.created_at,
+        object_key=copy.object_key,
+        header=copy.header,
+        body_size=copy.body_size or 0,
+        index_key=copy.index_key,
+        index_kind=copy.index_key.rsplit(".", 2)[-2],
+        index_header=copy.index_header,
+        index_body_size=copy.index_body_size,
+        copy=copy,
+    )
+
+
+def _original(obj: ArchivedObject) -> str:
+    """The archived file's accession (of a copy: the file it was made from)."""
+    return obj.copy.accession if obj.copy is not None else obj.accession
+
+
+def _record_delivery(
+    session: Session, subject: Subject, obj: ArchivedObject, *, channel: str, **what: Any
+) -> None:
+    """A DRS or htsget delivery of a fingerprinted dataset's VCF, for leak tracing."""
+    copy = obj.copy
+    if copy is None:
+        return
+    record_delivery(
+        session,
+        Delivery(
+            delivery_id=str(uuid.uuid4()),
+            recipient=copy.recipient,
+            dataset=copy.dataset,
+            delivered_at=clock.now(),
+            channel=channel,
+            fingerprinted=copy.object_key is not None,
+            what={
+                "format": "vcf.gz",
+                "file": copy.accession,
+                "source": f"file:{copy.accession}",
+                "copy": copy.copy_id if copy.object_key is not None else None,
+                "sha256": obj.sha256,
+                "marked_positions": copy.marked_positions,
+                **what,
+            },
+            key_id=copy.key_id,
+            utility=copy.utility,
+        ),
+        scheme=fingerprint.Scheme(),
+        actor=subject.id,
+    )
+
+
 # -- DRS -------------------------------------------------------------------------------------
 
 
 def drs_object(
-    factory: sessionmaker[Session], *, subject: Subject, object_id: str, base_url: str
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    object_id: str,
+    base_url: str,
 ) -> dict[str, Any]:
-    """The DRS 1.4 DrsObject of an archived file the subject may read."""
-    obj, _ = _deliverable(factory, subject, object_id)
+    """The DRS 1.4 DrsObject of an archived file the subject may read (of the subject's own
+    copy, for a VCF of a fingerprinted dataset)."""
+    obj, _ = _served(factory, settings, subject, object_id)
     host = base_url.split("://", 1)[-1].rstrip("/")
     created = clock.as_utc(obj.created).isoformat()
     return {
@@ -174,9 +303,14 @@ def drs_object(
             {"type": "md5", "checksum": obj.md5},
         ],
         "description": (
-            f"{obj.format.upper()} file of dataset(s) {', '.join(obj.datasets)}. Delivered "
-            "Crypt4GH-encrypted for the recipient's public key; size and checksums are those "
-            "of the decrypted file."
+            f"{obj.format.upper()} file of dataset(s) {', '.join(obj.datasets)}"
+            + (
+                f", the fingerprinted copy of {obj.copy.accession} made for you"
+                if obj.copy is not None and obj.copy.object_key is not None
+                else ""
+            )
+            + ". Delivered Crypt4GH-encrypted for the recipient's public key; size and "
+            "checksums are those of the decrypted file."
         ),
         "access_methods": [{"type": "https", "access_id": "crypt4gh"}],
     }
@@ -184,6 +318,7 @@ def drs_object(
 
 def drs_access_url(
     factory: sessionmaker[Session],
+    settings: Settings,
     *,
     subject: Subject,
     object_id: str,
@@ -197,13 +332,13 @@ def drs_access_url(
             f"No access method {access_id!r}; use 'crypt4gh'.",
             message_zh=f"不存在访问方式 {access_id!r}；请使用 crypt4gh。",
         )
-    obj, decision = _deliverable(factory, subject, object_id)
+    obj, decision = _served(factory, settings, subject, object_id)
     with factory() as session, session.begin():
         record_event(
             session,
             tag=EventTag.ACCESS_URL_ISSUED,
             actor=subject.id,
-            subject=f"file:{obj.accession}",
+            subject=f"file:{_original(obj)}",
             details={"datasets": list(obj.datasets), "obligations": list(decision.obligations)},
         )
     return {
@@ -264,7 +399,7 @@ def download(
 ) -> Download:
     """The file as a Crypt4GH stream readable with the recipient's secret key only: the key
     given, else the one offered with the request, else the one the subject registered."""
-    obj, decision = _deliverable(factory, subject, object_id)
+    obj, decision = _served(factory, settings, subject, object_id)
     if recipient_public is None:
         recipient_public = recipient_key(factory, subject=subject, offered=offered_key)
     header = reencrypt_header(
@@ -275,7 +410,7 @@ def download(
             session,
             tag=EventTag.FILE_DOWNLOADED,
             actor=subject.id,
-            subject=f"file:{obj.accession}",
+            subject=f"file:{_original(obj)}",
             details={
                 "datasets": list(obj.datasets),
                 "recipient_key_sha256": hashlib.sha256(recipient_public).hexdigest(),
@@ -283,6 +418,7 @@ def download(
                 "obligations": list(decision.obligations),
             },
         )
+        _record_delivery(session, subject, obj, channel="drs")
     store = object_store(settings)
     return Download(
         name=f"{obj.name}.c4gh",
@@ -404,7 +540,7 @@ def htsget_ticket(
     """An htsget 1.3 ticket: URLs whose concatenated bytes are a valid file holding the records
     of `regions` (every record when there is none)."""
     formats = HTSGET_FORMATS[endpoint]
-    obj, decision = _deliverable(factory, subject, object_id)
+    obj, decision = _served(factory, settings, subject, object_id)
     if obj.format not in formats:
         raise UnsupportedFormatError(
             f"{object_id} is a {obj.format.upper()} file; /htsget/{endpoint} serves "
@@ -453,7 +589,7 @@ def htsget_ticket(
             session,
             tag=EventTag.HTSGET_TICKET,
             actor=subject.id,
-            subject=f"file:{obj.accession}",
+            subject=f"file:{_original(obj)}",
             details={
                 "datasets": list(obj.datasets),
                 "regions": [
@@ -462,6 +598,17 @@ def htsget_ticket(
                 ],
                 "obligations": list(decision.obligations),
             },
+        )
+        _record_delivery(
+            session,
+            subject,
+            obj,
+            channel="htsget",
+            regions=[
+                {"referenceName": r.reference_name, "start": r.start, "end": r.end}
+                for r in regions[:50]
+            ],
+            header_only=header_only,
         )
     return {"htsget": {"format": served, "urls": urls}}
 
@@ -508,7 +655,7 @@ def htsget_data(
     end: int,
 ) -> Iterator[bytes]:
     """The BGZF bytes between two virtual offsets of an archived file (a ticket's URL)."""
-    obj, decision = _deliverable(factory, subject, object_id)
+    obj, decision = _served(factory, settings, subject, object_id)
     if not 0 <= start <= end <= obj.size << 16:
         raise InvalidRangeError(
             f"start and end must be virtual offsets with 0 <= start <= end <= {obj.size << 16}.",
@@ -520,7 +667,7 @@ def htsget_data(
             session,
             tag=EventTag.HTSGET_DATA,
             actor=subject.id,
-            subject=f"file:{obj.accession}",
+            subject=f"file:{_original(obj)}",
             details={
                 "datasets": list(obj.datasets),
                 "start": start,

@@ -159,11 +159,15 @@ def drs_service_info(request: Request) -> dict[str, Any]:
 
 @drs.get("/objects/{object_id}", summary="A DRS object")
 def drs_object(
-    object_id: Accession, request: Request, factory: SessionFactoryDep, subject: SubjectDep
+    object_id: Accession,
+    request: Request,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    subject: SubjectDep,
 ) -> dict[str, Any]:
     """Size, checksums and access methods of an archived file you may read."""
     return delivery.drs_object(
-        factory, subject=subject, object_id=object_id, base_url=_base(request)
+        factory, settings, subject=subject, object_id=object_id, base_url=_base(request)
     )
 
 
@@ -173,12 +177,14 @@ def drs_access(
     access_id: Annotated[str, Path(max_length=40)],
     request: Request,
     factory: SessionFactoryDep,
+    settings: SettingsDep,
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """The download URL and the headers to send with it."""
     headers = [f"{k}: {v}" for k, v in _credentials(request).items()]
     return delivery.drs_access_url(
         factory,
+        settings,
         subject=subject,
         object_id=object_id,
         access_id=access_id,

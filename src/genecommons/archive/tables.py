@@ -13,6 +13,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    UniqueConstraint,
 )
 
 import genecommons.catalog.tables  # noqa: F401  (objects reference catalog files)
@@ -71,4 +72,32 @@ recipient_keys = Table(
     Column("subject_id", String(200), primary_key=True),
     Column("public_key", LargeBinary(32), nullable=False),
     Column("registered_at", DateTime(timezone=True), nullable=False),
+)
+
+# A recipient's fingerprinted copy of an archived VCF (DRS and htsget serve it in place of the
+# archived file when the file's dataset is fingerprinted): its own DRS id, checksums and size,
+# its body and index encrypted for the archive key like every archived object. A copy made with
+# no marks (too few samples or common sites) has no object: the archived file is served.
+fingerprint_copies = Table(
+    "fingerprint_copies",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("copy_id", String(80), nullable=False, unique=True),
+    Column("file_id", ForeignKey("files.id"), nullable=False),
+    Column("recipient", String(200), nullable=False),
+    Column("dataset", String(64), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("marked_positions", Integer, nullable=False),
+    Column("utility", JSON, nullable=False),
+    Column("object_key", String(200), nullable=True),
+    Column("header", LargeBinary, nullable=True),
+    Column("body_size", BigInteger, nullable=True),
+    Column("plain_size", BigInteger, nullable=True),
+    Column("md5", String(32), nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("index_key", String(200), nullable=True),
+    Column("index_header", LargeBinary, nullable=True),
+    Column("index_body_size", BigInteger, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("file_id", "recipient", "key_id"),
 )

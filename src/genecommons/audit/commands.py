@@ -70,7 +70,10 @@ fingerprint_app = typer.Typer(
 
 
 def trace(
-    leaked: Annotated[Path, typer.Argument(help="The leaked genotype file (VCF, VCF.gz or TSV)")],
+    leaked: Annotated[
+        Path,
+        typer.Argument(help="The leaked file: genotypes (VCF, VCF.gz, TSV) or a sheet (TSV/CSV)"),
+    ],
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="The dataset it came from (default: guess)")
     ] = None,

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
-from genecommons.audit import fingerprint, genotypes, leaksim, trace
+from genecommons.audit import fingerprint, genotypes, leaksim, relational, trace
 from genecommons.audit.events import EventTag, record_event
 from genecommons.audit.tables import fingerprint_deliveries, fingerprint_policies
 from genecommons.config import Settings
@@ -36,6 +36,7 @@ from genecommons.errors import ConfigurationError, InvalidInputError, NotFoundEr
 logger = logging.getLogger(__name__)
 
 EXPORT = "export"
+VARIANT_STORE = "variant-store"  # the source of an export's marks
 MIN_MATCHED_SITES = 10
 
 
@@ -140,7 +141,6 @@ def export_vcf(
 ) -> Delivery:
     """Write the recipient's copy of the dataset's genotypes to `out` (VCF, bgzipped when the
     name ends in .gz) and record the delivery; nothing is left behind on failure."""
-    import pysam
 
     require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
     recipient = recipient.strip()
@@ -169,7 +169,7 @@ def export_vcf(
     partial = out.with_name(f".{out.name}.{delivery_id}.partial")
     try:
         if out.name.endswith(".gz"):
-            handle: Any = pysam.BGZFile(str(partial), "wb", index=None)
+            handle: Any = genotypes.BgzfFile(partial)
         else:
             handle = partial.open("wb")
         try:
@@ -189,6 +189,7 @@ def export_vcf(
             "sites": len(source.positions),
             "samples": len(source.samples),
             "marked_positions": positions,
+            "source": VARIANT_STORE,
         }
         delivery = Delivery(
             delivery_id=delivery_id,
@@ -211,7 +212,11 @@ def export_vcf(
 
 
 def record_delivery(
-    session: Session, delivery: Delivery, *, scheme: fingerprint.Scheme, actor: str
+    session: Session,
+    delivery: Delivery,
+    *,
+    scheme: fingerprint.Scheme | relational.TableScheme,
+    actor: str,
 ) -> None:
     """Record a delivery and its audit event, in the caller's transaction."""
     session.execute(
@@ -244,6 +249,209 @@ def record_delivery(
             "utility": delivery.utility,
         },
         now=delivery.delivered_at,
+    )
+
+
+TABLE_KEY = "alias"  # what identifies a row of an exported sheet
+
+
+def fingerprint_tables(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    study: str,
+    datasets: list[str],
+    sheets: dict[str, list[dict[str, Any]]],
+    columns: Mapping[str, Sequence[str]],
+    recipient: str,
+    scheme: relational.TableScheme | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], Delivery | None]:
+    """The recipient's copy of a study's exported sheets: when one of its datasets is
+    fingerprinted, the numeric cells of every sheet keyed by alias (individuals' age and
+    birth year, phenotype values) are marked for the recipient and the export is recorded as a
+    delivery (None: no dataset asks for it, the sheets are returned as they are). `columns`
+    are each sheet's columns as the export writes them."""
+    recipient = recipient.strip()
+    if not recipient:
+        raise InvalidInputError(
+            "Name the recipient (an e-mail address) of the export.",
+            message_zh="请指明导出的接收者（电子邮箱）。",
+        )
+    with factory() as session:
+        marked_by = next((d for d in sorted(datasets) if fingerprint_required(session, d)), None)
+    if marked_by is None:
+        return sheets, None
+    scheme = scheme or relational.TableScheme()
+    secret = fingerprint_secret(settings)
+    out: dict[str, list[dict[str, Any]]] = {}
+    costs: dict[str, Any] = {}
+    marked_columns: dict[str, list[str]] = {}
+    for name, rows in sheets.items():
+        marked = [c for c in relational.MARKED_COLUMNS if c in columns.get(name, ())]
+        if not marked or TABLE_KEY not in columns.get(name, ()):
+            out[name] = rows
+            continue
+        marked_columns[name] = marked
+        out[name], cost = relational.mark_rows(
+            rows,
+            key=TABLE_KEY,
+            columns=marked,
+            secret=secret,
+            dataset=marked_by,
+            recipient=recipient,
+            scheme=scheme,
+        )
+        costs[name] = cost.as_json()
+    delivery = Delivery(
+        delivery_id=str(uuid.uuid4()),
+        recipient=recipient,
+        dataset=marked_by,
+        delivered_at=datetime.now(UTC),
+        channel=EXPORT,
+        fingerprinted=True,
+        what={
+            "format": "tsv",
+            "source": f"table:{study}",
+            "study": study,
+            "sheets": sorted(sheets),
+            "rows": {name: len(rows) for name, rows in sheets.items()},
+            "marked_columns": marked_columns,
+        },
+        key_id=fingerprint.key_id(secret),
+        utility=costs,
+    )
+    with factory.begin() as session:
+        record_delivery(session, delivery, scheme=scheme, actor=subject.id)
+    return out, delivery
+
+
+def _read_table(path: Path) -> list[dict[str, Any]] | None:
+    """A leaked TSV/CSV sheet keyed by alias (None: not such a table)."""
+    import csv
+    import gzip
+    import io
+
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    try:
+        with gzip.open(path, "rb") if gzipped else path.open("rb") as handle:
+            first = handle.readline(1 << 16).decode("utf-8-sig")
+            delimiter = "\t" if "\t" in first else ","
+            header = [h.strip().lower() for h in first.rstrip("\r\n").split(delimiter)]
+            if TABLE_KEY not in header or first.startswith("#"):
+                return None
+            text = handle.read().decode("utf-8")
+    except (OSError, EOFError, UnicodeError) as error:
+        raise InvalidInputError(
+            f"{path.name}: the file cannot be read ({error}).",
+            message_zh=f"{path.name}：无法读取该文件。",
+            details={"file": path.name},
+        ) from error
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    return [dict(zip(header, row, strict=False)) for row in reader if row]
+
+
+def _trace_table(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    leaked: Path,
+    rows: list[dict[str, Any]],
+    dataset: str | None,
+    alpha: float,
+) -> TraceResult:
+    secret = fingerprint_secret(settings)
+    current_key = fingerprint.key_id(secret)
+    query = (
+        select(
+            fingerprint_deliveries.c.dataset,
+            fingerprint_deliveries.c.recipient,
+            fingerprint_deliveries.c.delivery_id,
+            fingerprint_deliveries.c.what,
+            fingerprint_deliveries.c.scheme,
+        )
+        .where(fingerprint_deliveries.c.fingerprinted.is_(True))
+        .where(fingerprint_deliveries.c.key_id == current_key)
+        .order_by(fingerprint_deliveries.c.id)
+    )
+    if dataset is not None:
+        query = query.where(fingerprint_deliveries.c.dataset == dataset)
+    with factory() as session:
+        found = session.execute(query).all()
+    by_dataset: dict[str, dict[str, list[str]]] = {}
+    schemes: dict[str, relational.TableScheme] = {}
+    layouts: dict[str, set[tuple[str, ...]]] = {}
+    for name, recipient, delivery_id, what, scheme in found:
+        if not str((what or {}).get("source", "")).startswith("table:"):
+            continue
+        by_dataset.setdefault(name, {}).setdefault(recipient, []).append(delivery_id)
+        layouts.setdefault(name, set()).update(
+            tuple(c) for c in (what.get("marked_columns") or {}).values()
+        )
+        schemes[name] = relational.TableScheme(
+            fraction=float(scheme.get("fraction", 0.25)), bits=int(scheme.get("bits", 128))
+        )
+    if not by_dataset:
+        raise NotFoundError(
+            "No fingerprinted export of tables is recorded"
+            + (f" for dataset {dataset}." if dataset else "."),
+            message_zh="没有记录任何带指纹的表格导出"
+            + (f"（数据集 {dataset}）。" if dataset else "。"),
+        )
+    best: tuple[float, str, relational.Votes, trace.Verdict] | None = None
+    for name, recipients in sorted(by_dataset.items()):
+        for layout in sorted(layouts.get(name, ())):
+            votes = relational.read_votes(
+                rows,
+                key=TABLE_KEY,
+                columns=layout,
+                secret=secret,
+                dataset=name,
+                scheme=schemes[name],
+            )
+            verdict = relational.accuse(
+                votes,
+                secret=secret,
+                dataset=name,
+                recipients=list(recipients),
+                scheme=schemes[name],
+                alpha=alpha,
+            )
+            strongest = verdict.scores[0].p_value if verdict.scores else 1.0
+            if best is None or strongest < best[0]:
+                best = (strongest, name, votes, verdict)
+    assert best is not None
+    _, name, votes, verdict = best
+    with factory.begin() as session:
+        record_event(
+            session,
+            tag=EventTag.LEAK_TRACED,
+            actor=subject.id,
+            subject=name,
+            details={
+                "file": leaked.name,
+                "sha256": _sha256(leaked),
+                "format": "table",
+                "rows": len(rows),
+                "cells": votes.cells,
+                "positions": verdict.positions,
+                "recipients": len(by_dataset[name]),
+                "named": [
+                    {"recipient": s.recipient, "p_value": s.p_value, "z": round(s.z, 3)}
+                    for s in verdict.named
+                ],
+            },
+        )
+    return TraceResult(
+        file=leaked.name,
+        format="table",
+        dataset=name,
+        matched_sites=votes.cells,
+        matched_samples=len(rows),
+        verdict=verdict,
+        deliveries=by_dataset[name],
     )
 
 
@@ -294,11 +502,31 @@ class TraceResult:
     deliveries: dict[str, list[str]]  # recipient -> delivery ids
 
 
-def _candidates(session: Session, dataset: str | None) -> list[str]:
-    query = select(fingerprint_deliveries.c.dataset).distinct()
+def _candidates(session: Session, dataset: str | None) -> list[tuple[str, str]]:
+    """(dataset, source) of every recorded delivery: a copy is marked on the genotypes of its
+    source, the dataset's variant store (exports) or an archived VCF (`file:ACC`, DRS/htsget)."""
+    query = select(fingerprint_deliveries.c.dataset, fingerprint_deliveries.c.what)
     if dataset is not None:
         query = query.where(fingerprint_deliveries.c.dataset == dataset)
-    return sorted(str(d) for d in session.execute(query).scalars())
+    found = {
+        (str(d), str((what or {}).get("source") or VARIANT_STORE))
+        for d, what in session.execute(query).all()
+    }
+    return sorted(found)
+
+
+def _source_genotypes(
+    factory: sessionmaker[Session], settings: Settings, dataset: str, source: str
+) -> genotypes.Genotypes:
+    """The genotypes a delivery's marks were made on."""
+    if source == VARIANT_STORE:
+        return genotypes.from_zarr(_store(settings, dataset))
+    from genecommons.archive.copies import archived_genotypes
+    from genecommons.archive.delivery import archived_object
+
+    with factory() as session:
+        obj = archived_object(session, source.removeprefix("file:"))
+    return archived_genotypes(settings, object_key=obj.object_key, header=obj.header, name=obj.name)
 
 
 def trace_leak(
@@ -312,6 +540,17 @@ def trace_leak(
 ) -> TraceResult:
     """Score every recipient of the dataset a leaked file came from; name the likely sources."""
     require(subject, Action.READ_AUDIT, Resource("audit"))
+    table = _read_table(leaked)
+    if table is not None:
+        return _trace_table(
+            factory,
+            settings,
+            subject=subject,
+            leaked=leaked,
+            rows=table,
+            dataset=dataset,
+            alpha=alpha,
+        )
     secret = fingerprint_secret(settings)
     current_key = fingerprint.key_id(secret)
     matrix = genotypes.read_leak(leaked)
@@ -325,9 +564,9 @@ def trace_leak(
             + (f"（数据集 {dataset}）。" if dataset else "。"),
         )
     # the dataset the leak came from: the one sharing most of its sites and samples
-    best: tuple[int, str, genotypes.Genotypes, trace.Leak] | None = None
-    for name in candidates:
-        source = genotypes.from_zarr(_store(settings, name))
+    best: tuple[int, tuple[str, str], genotypes.Genotypes, trace.Leak] | None = None
+    for candidate in candidates:
+        source = _source_genotypes(factory, settings, *candidate)
         aligned = trace.align(
             original_sites=source.site_keys,
             original_samples=source.samples,
@@ -337,9 +576,9 @@ def trace_leak(
         )
         overlap = aligned.values.size
         if best is None or overlap > best[0]:
-            best = (overlap, name, source, aligned)
+            best = (overlap, candidate, source, aligned)
     assert best is not None
-    _, name, source, aligned = best
+    _, (name, origin), source, aligned = best
     if len(aligned.sites) < MIN_MATCHED_SITES or len(aligned.samples) == 0:
         raise InvalidInputError(
             f"{leaked.name}: only {len(aligned.sites)} sites and {len(aligned.samples)} samples "
@@ -350,15 +589,20 @@ def trace_leak(
         )
     with factory() as session:
         rows = session.execute(
-            select(fingerprint_deliveries.c.recipient, fingerprint_deliveries.c.delivery_id)
+            select(
+                fingerprint_deliveries.c.recipient,
+                fingerprint_deliveries.c.delivery_id,
+                fingerprint_deliveries.c.what,
+            )
             .where(fingerprint_deliveries.c.dataset == name)
             .where(fingerprint_deliveries.c.fingerprinted.is_(True))
             .where(fingerprint_deliveries.c.key_id == current_key)
             .order_by(fingerprint_deliveries.c.id)
         ).all()
     by_recipient: dict[str, list[str]] = {}
-    for recipient, delivery_id in rows:
-        by_recipient.setdefault(recipient, []).append(delivery_id)
+    for recipient, delivery_id, what in rows:
+        if str((what or {}).get("source") or VARIANT_STORE) == origin:
+            by_recipient.setdefault(recipient, []).append(delivery_id)
     recipients = list(by_recipient)
     plan = fingerprint.make_plan(source.dosages(), secret=secret, dataset=name)
     codes = fingerprint.code_matrix(plan, secret=secret, dataset=name, recipients=recipients)
@@ -373,6 +617,7 @@ def trace_leak(
             details={
                 "file": leaked.name,
                 "sha256": _sha256(leaked),
+                "source": origin,
                 "format": matrix.format,
                 "matched_sites": len(aligned.sites),
                 "matched_samples": len(aligned.samples),

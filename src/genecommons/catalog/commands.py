@@ -131,11 +131,25 @@ def studies_show(accession: str) -> None:
 
 @studies_app.command("export")
 def studies_export(
-    accession: str, out: Annotated[Path, typer.Option("--out")] = Path("export")
+    accession: str,
+    out: Annotated[Path, typer.Option("--out")] = Path("export"),
+    recipient: Annotated[
+        str | None,
+        typer.Option(
+            "--recipient",
+            help="Who receives it (e-mail): a fingerprinted dataset's numbers carry their marks",
+        ),
+    ] = None,
 ) -> None:
     """Export a study's records as TSV sheets, safe to open in Excel. 导出研究记录。"""
     context = runtime()
-    sheets = service.export_study(context.factory, accession, subject=operator())
+    sheets = service.export_study(
+        context.factory,
+        accession,
+        subject=operator(),
+        settings=context.settings if recipient is not None else None,
+        recipient=recipient,
+    )
     for path in write_sheets(out, sheets):
         console.print(str(path))
 

@@ -18,6 +18,7 @@ from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import decide, require
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.bundle import Limits, open_bundle
+from genecommons.catalog.export import sheet_columns
 from genecommons.catalog.models import ENTITIES, is_accession
 from genecommons.catalog.report import Report
 from genecommons.catalog.repository import CommitCounts, PlanWriter, SqlCatalogView
@@ -28,7 +29,9 @@ from genecommons.catalog.tables import (
     submissions,
 )
 from genecommons.catalog.validation import Plan, plan_submission
+from genecommons.config import Settings
 from genecommons.errors import (
+    ConfigurationError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -475,9 +478,16 @@ def list_submissions(
 
 
 def export_study(
-    factory: sessionmaker[Session], accession: str, *, subject: Subject
+    factory: sessionmaker[Session],
+    accession: str,
+    *,
+    subject: Subject,
+    settings: Settings | None = None,
+    recipient: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every record of a study as sheet rows (references written as accessions)."""
+    """Every record of a study as sheet rows (references written as accessions). For a
+    `recipient`, a study with a fingerprinted dataset gets the recipient's fingerprint in its
+    individual-level numbers, and the export is recorded as a delivery (audit.trace_service)."""
     require(subject, Action.READ_INDIVIDUAL_RECORDS, Resource("study", accession))
     sheets: dict[str, list[dict[str, Any]]] = {}
     with factory() as session:
@@ -504,4 +514,30 @@ def export_study(
             if rows:
                 sheets[name] = [dict(doc) for doc in rows]
         _record_read(session, subject, "study export", [accession])
-    return sheets
+        datasets_table = ENTITY_TABLES["datasets"]
+        datasets = [
+            str(d)
+            for d in session.execute(
+                select(datasets_table.c.accession).where(datasets_table.c.study_id == study_id)
+            ).scalars()
+        ]
+    if recipient is None:
+        return sheets
+    if settings is None:
+        raise ConfigurationError(
+            "A fingerprinted export needs the node's settings (its fingerprint secret).",
+            message_zh="带指纹的导出需要节点设置（指纹密钥）。",
+        )
+    from genecommons.audit import trace_service
+
+    marked, _ = trace_service.fingerprint_tables(
+        factory,
+        settings,
+        subject=subject,
+        study=accession,
+        datasets=datasets,
+        sheets=sheets,
+        columns={name: sheet_columns(name) for name in sheets},
+        recipient=recipient,
+    )
+    return marked

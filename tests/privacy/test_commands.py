@@ -50,7 +50,8 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
             [
                 *("privacy", "attack-beacon", "GCD00000001", "--demo", str(tmp_path / "demo")),
                 *("--victims", "7", "--seed", "3", "--url", "http://127.0.0.1:9/beacon"),
-                *("--out", str(tmp_path / "out")),
+                *("--url", "exact=http://127.0.0.1:10/beacon", "--max-queries", "100"),
+                *("--correctness-sites", "50", "--out", str(tmp_path / "out")),
             ],
         )
     assert result.exit_code == 0, result.output
@@ -59,12 +60,31 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
     assert kwargs["panel"] == tmp_path / "demo" / "reference_panel.vcf.gz"
     assert kwargs["store"] == (tmp_path / "data").resolve() / "variants" / "GCD00000001"
     assert (kwargs["dataset"], kwargs["victims"], kwargs["seed"]) == ("GCD00000001", 7, 3)
-    assert kwargs["url"] == "http://127.0.0.1:9/beacon"
+    assert kwargs["urls"] == {
+        "http": "http://127.0.0.1:9/beacon",
+        "exact": "http://127.0.0.1:10/beacon",
+    }
+    assert kwargs["queries"] == (1, 2, 5, 10, 20, 50, 100)
+    assert kwargs["correctness_sites"] == 50
     assert kwargs["subject"].kind == "operator"
     assert (tmp_path / "out" / "power.png").read_bytes()[:4] == b"\x89PNG"
     written = json.loads((tmp_path / "out" / "figures.json").read_text())
     assert written["curves"]["undefended"][0]["power"] == [0.1, 1.0]
     assert "answered right 100.00%" in result.output
+
+
+def test_attack_beacon_refuses_two_beacons_of_one_name(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(tmp_path / "data"))
+    for urls in (["a=http://x/beacon", "a=http://y/beacon"], ["defended=http://x/beacon"]):
+        result = runner.invoke(
+            app,
+            [
+                *("privacy", "attack-beacon", "GCD1", "--demo", str(tmp_path)),
+                *(arg for url in urls for arg in ("--url", url)),
+            ],
+        )
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for --url" in result.output
 
 
 def test_attack_beacon_needs_its_victims(tmp_path: Path, monkeypatch: Any) -> None:

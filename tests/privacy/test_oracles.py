@@ -1,6 +1,6 @@
 """The attack tool's oracles: a Beacon v2 server over real HTTP (a Beacon-shaped FastAPI app on
-loopback, since the platform's Beacon is built elsewhere), a guard over a built store, and the
-victims' dosages read from VCF."""
+loopback that records what it is asked; the platform's own Beacon is attacked end to end in
+test_attack_http.py), a guard over a built store, and the victims' dosages read from VCF."""
 
 from __future__ import annotations
 
@@ -97,6 +97,8 @@ class Beacon:
             self.requests.append(
                 {"referenceName": referenceName, "start": str(start), "assemblyId": assemblyId}
             )
+            if referenceBases == "N":
+                return {"meta": {"apiVersion": "v2.0.0"}, "error": {"errorCode": 400}}
             exists = (referenceName, start, referenceBases, alternateBases) in self.present
             return {"meta": {"apiVersion": "v2.0.0"}, "responseSummary": {"exists": exists}}
 
@@ -128,12 +130,29 @@ def test_http_oracle_speaks_beacon_v2_and_caches(beacon: tuple[Beacon, str]) -> 
         asked = [Variant("chr22", 101, "A", "G"), Variant("chr22", 101, "A", "T")]
         assert oracle.exists(asked, account="x").tolist() == [1, 0]
         assert oracle.exists(asked[:1], account="x").tolist() == [1]
+        # one HTTP identity: another victim's account asks nothing again
+        assert oracle.exists([*asked, asked[0]], account="y").tolist() == [1, 0, 1]
         # start is 0-based (POS 101 is start 100); asked once per variant
         assert served.requests == [
             {"referenceName": "22", "start": "100", "assemblyId": "GRCh38"},
             {"referenceName": "22", "start": "100", "assemblyId": "GRCh38"},
         ]
         assert oracle.asked == 2
+
+
+def test_http_oracle_asks_many_variants_at_once(beacon: tuple[Beacon, str]) -> None:
+    served, url = beacon
+    asked = [Variant("chr22", 101, "A", b) for b in "GTC"] * 20
+    with HttpOracle(url, workers=4) as oracle:
+        assert oracle.exists(asked, account="x").tolist() == [1, 0, 0] * 20
+    assert len(served.requests) == 3
+
+
+def test_http_oracle_reports_a_beacon_error_response(beacon: tuple[Beacon, str]) -> None:
+    _, url = beacon
+    with pytest.raises(StorageError) as raised, HttpOracle(url) as oracle:
+        oracle.exists([Variant("chr22", 101, "N", "G")], account="x")
+    assert raised.value.details == {"variant": "chr22-101-N-G"}
 
 
 def test_http_oracle_reports_a_beacon_that_does_not_answer(beacon: tuple[Beacon, str]) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genecommons.privacy import evaluation
+from genecommons.privacy import attack, evaluation
 from genecommons.runtime import operator, runtime
 from genecommons.variants.service import store_path
 
@@ -28,13 +28,26 @@ def attack_beacon(
     cohort: Annotated[Path | None, typer.Option("--cohort", help="Members' VCF")] = None,
     panel: Annotated[Path | None, typer.Option("--panel", help="Reference panel VCF")] = None,
     url: Annotated[
-        str | None, typer.Option("--url", help="Also attack this Beacon v2 (base URL)")
+        list[str] | None,
+        typer.Option(
+            "--url",
+            help="Also attack this Beacon v2 (base URL, or NAME=URL to name it; repeatable)",
+        ),
     ] = None,
     token: Annotated[str | None, typer.Option("--token", help="Bearer token for --url")] = None,
     victims: Annotated[
         int, typer.Option("--victims", min=5, help="Members (and non-members)")
     ] = 100,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 1,
+    max_queries: Annotated[
+        int, typer.Option("--max-queries", min=1, help="Queries per victim, at most")
+    ] = attack.QUERY_COUNTS[-1],
+    correctness_sites: Annotated[
+        int,
+        typer.Option(
+            "--correctness-sites", min=1, help="Sites (and as many absent alleles) to score"
+        ),
+    ] = 20_000,
     out: Annotated[Path, typer.Option("--out", help="Folder for the plot and the JSON")] = Path(
         "attack-beacon"
     ),
@@ -47,6 +60,7 @@ def attack_beacon(
         raise typer.BadParameter(
             "give --demo, or --cohort and --panel / 请给出 --demo 或 --cohort 与 --panel"
         )
+    urls = served_beacons(url or [])
     context = runtime()
     with console.status("attacking …"):
         figures = evaluation.attack_beacon(
@@ -57,10 +71,12 @@ def attack_beacon(
             panel=panel,
             store=store_path(context.settings, dataset),
             dataset=dataset,
-            url=url,
+            urls=urls,
             token=token,
             victims=victims,
             seed=seed,
+            queries=tuple(q for q in attack.QUERY_COUNTS if q <= max_queries) or (max_queries,),
+            correctness_sites=correctness_sites,
         )
     out.mkdir(parents=True, exist_ok=True)
     evaluation.plot(figures, out / "power.png")
@@ -86,3 +102,22 @@ def attack_beacon(
             f"(of {right.absent_asked:,})"
         )
     console.print(f"plot: {out / 'power.png'}  figures: {out / 'figures.json'}")
+
+
+def served_beacons(values: list[str]) -> dict[str, str]:
+    """`--url` values by name: NAME=URL, or a bare URL named http, http-2, ..."""
+    found: dict[str, str] = {}
+    for i, value in enumerate(values, start=1):
+        name, sep, rest = value.partition("=")
+        if sep and not name.startswith(("http://", "https://")) and "/" not in name:
+            name, value = name.strip(), rest.strip()
+        else:
+            name = "http" if i == 1 else f"http-{i}"
+        if not name or name in found or name in ("undefended", "defended"):
+            raise typer.BadParameter(
+                f"--url {value!r}: give each Beacon its own name, not undefended or defended "
+                f"/ 请为每个 Beacon 取不同的名称（不能用 undefended 或 defended）",
+                param_hint="--url",
+            )
+        found[name] = value
+    return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -250,6 +250,11 @@ def plot(figures: Figures, path: Path) -> None:
     plt.close(fig)
 
 
+def http_exists(oracle: HttpOracle) -> Exists:
+    """`oracle`'s answers as an Exists."""
+    return lambda vs, account: oracle.exists(vs, account=account)
+
+
 def genotypes_summary(genotypes: Genotypes) -> str:
     """One line about a genotype matrix (for logs)."""
     return f"{len(genotypes.variants):,} sites x {len(genotypes.people):,} people"
@@ -264,15 +269,16 @@ def attack_beacon(
     panel: Path,
     store: Path,
     dataset: str,
-    url: str | None = None,
+    urls: Mapping[str, str] | None = None,
     token: str | None = None,
     victims: int = 100,
     seed: int = 1,
     queries: Sequence[int] = attack.QUERY_COUNTS,
+    correctness_sites: int = 20_000,
 ) -> Figures:
     """Attack the dataset's store undefended (the exact answer) and through the defended guard,
-    in process, and the Beacon at `url` when given. Reading the store and the genotypes is
-    record-level access: the decision point must allow it."""
+    in process, and the Beacon v2 servers of `urls` (name -> base URL) when given. Reading the
+    store and the genotypes is record-level access: the decision point must allow it."""
     require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
     drawn = draw_victims(cohort, panel, victims=victims, seed=seed)
     variant_store = VariantStore(store)
@@ -283,10 +289,11 @@ def attack_beacon(
         "defended": lambda vs, account: defended.exists(vs, account=account),
     }
     oracles: dict[str, StoreOracle | HttpOracle] = {"undefended": exact, "defended": defended}
-    http = HttpOracle(url, token=token) if url else None
-    if http is not None:
-        beacons["http"] = lambda vs, account: http.exists(vs, account=account)
-        oracles["http"] = http
+    served = {name: HttpOracle(url, token=token) for name, url in (urls or {}).items()}
+    for name, http in served.items():
+        beacons[name] = http_exists(http)
+        oracles[name] = http
+    defence = (settings.beacon_threshold_min, settings.beacon_threshold_max)
     try:
         figures = evaluate(
             drawn,
@@ -296,14 +303,15 @@ def attack_beacon(
             truth=lambda vs, account: exact.exists(vs, account="truth"),
             rules={
                 "undefended": (1, 1),  # the exact answer: a threshold of one copy
-                "defended": (settings.beacon_threshold_min, settings.beacon_threshold_max),
-                "http": (settings.beacon_threshold_min, settings.beacon_threshold_max),
+                "defended": defence,
+                **dict.fromkeys(served, defence),  # the attacker assumes the node's defence
             },
             counts=exact.counts,
             queries=queries,
+            correctness_sites=correctness_sites,
         )
     finally:
-        if http is not None:
+        for http in served.values():
             http.close()
     figures.queries_made.update({name: o.asked for name, o in oracles.items()})
     return figures

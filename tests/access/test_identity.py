@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from genecommons.access import identity, service
+from genecommons.access import identity, service, throttle
 from genecommons.access.models import Role, Subject
 from genecommons.access.tables import api_tokens
 from genecommons.app import create_app
@@ -158,7 +158,7 @@ def test_sign_in_and_brute_force_throttling(factory: Any, institution: str) -> N
         factory, email="zhao@example.org", password="a long passphrase", address="10.0.0.1"
     )
     assert service.authenticate(factory, issued.token).id == "user:zhao@example.org"
-    for _ in range(service.THROTTLE.max_failures):
+    for _ in range(throttle.THROTTLE.max_failures):
         with pytest.raises(AuthenticationError):
             service.sign_in(factory, email="zhao@example.org", password="guess", address="10.0.0.2")
     with pytest.raises(TooManyAttemptsError) as raised:

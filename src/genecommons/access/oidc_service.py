@@ -39,13 +39,13 @@ from genecommons.access.tables import (
     user_roles,
     users,
 )
+from genecommons.access.throttle import refuse_if_throttled
 from genecommons.audit.events import EventTag, record_event
 from genecommons.config import Settings
 from genecommons.errors import (
     AuthenticationError,
     ConflictError,
     NotFoundError,
-    TooManyAttemptsError,
 )
 
 logger = logging.getLogger(__name__)
@@ -124,23 +124,13 @@ class SignInResult:
 
 
 def _throttle(session: Session, keys: tuple[str, ...], now: datetime) -> None:
-    session.execute(
-        delete(login_failures).where(login_failures.c.failed_at < now - service.THROTTLE.window)
+    refuse_if_throttled(
+        session,
+        keys,
+        now=now,
+        message="Too many failed sign-ins; try again later.",
+        message_zh="登录失败次数过多，请稍后再试。",
     )
-    for key in keys:
-        failures = [
-            clock.as_utc(f)
-            for f in session.execute(
-                select(login_failures.c.failed_at).where(login_failures.c.key == key)
-            ).scalars()
-        ]
-        retry = service.THROTTLE.blocked(failures, now=now)
-        if retry is not None:
-            raise TooManyAttemptsError(
-                "Too many failed sign-ins; try again later.",
-                message_zh="登录失败次数过多，请稍后再试。",
-                details={"retry_after": retry.isoformat()},
-            )
 
 
 def _failed(

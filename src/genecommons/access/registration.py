@@ -31,13 +31,13 @@ from genecommons.access.tables import (
     user_roles,
     users,
 )
+from genecommons.access.throttle import refuse_if_throttled
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
 from genecommons.errors import (
     AccessDeniedError,
     InvalidInputError,
-    TooManyAttemptsError,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,25 +57,14 @@ class Registered:
 
 def _count_attempt(session: Session, keys: tuple[str, ...], *, now: datetime) -> None:
     """Refuse when a key has used its attempts in the window, else count this one."""
-    session.execute(
-        delete(login_failures).where(
-            login_failures.c.key.in_(keys), login_failures.c.failed_at < now - THROTTLE.window
-        )
+    refuse_if_throttled(
+        session,
+        keys,
+        now=now,
+        message="Too many registration attempts; try again later.",
+        message_zh="注册尝试次数过多，请稍后再试。",
+        policy=THROTTLE,
     )
-    for key in keys:
-        attempts = [
-            clock.as_utc(a)
-            for a in session.execute(
-                select(login_failures.c.failed_at).where(login_failures.c.key == key)
-            ).scalars()
-        ]
-        retry = THROTTLE.blocked(attempts, now=now)
-        if retry is not None:
-            raise TooManyAttemptsError(
-                "Too many registration attempts; try again later.",
-                message_zh="注册尝试次数过多，请稍后再试。",
-                details={"retry_after": retry.isoformat()},
-            )
     for key in keys:
         session.execute(insert(login_failures).values(key=key, failed_at=now))
 

@@ -23,6 +23,7 @@ from genecommons.access.tables import (
     user_roles,
     users,
 )
+from genecommons.access.throttle import refuse_if_throttled
 from genecommons.audit.events import EventTag, record_event, record_soon
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.errors import (
@@ -31,13 +32,11 @@ from genecommons.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
-    TooManyAttemptsError,
 )
 
 logger = logging.getLogger(__name__)
 ADMIN_EMAIL = "admin@localhost"
 SESSION_TOKEN_HOURS = 12
-THROTTLE = identity.ThrottlePolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,23 +481,13 @@ def sign_in(
     now = clock.now()
     keys = (f"account:{email}", f"address:{address}")
     with factory() as session, session.begin():
-        session.execute(
-            delete(login_failures).where(login_failures.c.failed_at < now - THROTTLE.window)
+        refuse_if_throttled(
+            session,
+            keys,
+            now=now,
+            message="Too many failed sign-ins; try again later.",
+            message_zh="登录失败次数过多，请稍后再试。",
         )
-        for key in keys:
-            failures = [
-                clock.as_utc(f)
-                for f in session.execute(
-                    select(login_failures.c.failed_at).where(login_failures.c.key == key)
-                ).scalars()
-            ]
-            retry = THROTTLE.blocked(failures, now=now)
-            if retry is not None:
-                raise TooManyAttemptsError(
-                    "Too many failed sign-ins; try again later.",
-                    message_zh="登录失败次数过多，请稍后再试。",
-                    details={"retry_after": retry.isoformat()},
-                )
         row = session.execute(
             select(users.c.id, users.c.password_hash, users.c.active, users.c.totp_secret).where(
                 users.c.email == email

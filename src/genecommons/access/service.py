@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -306,6 +306,48 @@ def _token_problem(
     return None
 
 
+# authenticate runs on every request: its statements are built once (building a SQLAlchemy
+# expression costs more than running it on SQLite)
+_INSTITUTIONS = ENTITY_TABLES["institutions"]
+_DATASETS = ENTITY_TABLES["datasets"]
+_TOKEN_ROW = (
+    select(
+        api_tokens.c.id,
+        api_tokens.c.expires_at,
+        api_tokens.c.revoked_at,
+        api_tokens.c.scopes,
+        users.c.id.label("user_id"),
+        users.c.email,
+        users.c.active,
+        _INSTITUTIONS.c.accession.label("institution"),
+        institution_verifications.c.country.label("verified_country"),
+        institution_verifications.c.foreign_controlled,
+    )
+    .join(users, users.c.id == api_tokens.c.user_id)
+    .outerjoin(_INSTITUTIONS, users.c.institution_id == _INSTITUTIONS.c.id)
+    .outerjoin(
+        institution_verifications,
+        institution_verifications.c.institution_id == _INSTITUTIONS.c.id,
+    )
+    .where(api_tokens.c.digest == bindparam("digest"))
+)
+_ROLES = select(user_roles.c.role).where(user_roles.c.user_id == bindparam("user_id"))
+_TOUCH = (
+    update(api_tokens)
+    .where(api_tokens.c.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("now"))
+)
+_GRANTED = (
+    select(_DATASETS.c.accession)
+    .join(grants, grants.c.dataset_id == _DATASETS.c.id)
+    .where(
+        grants.c.user_id == bindparam("user_id"),
+        grants.c.revoked_at.is_(None),
+        grants.c.expires_at > bindparam("now"),
+    )
+)
+
+
 def authenticate(
     factory: sessionmaker[Session], token: str, *, address: str | None = None
 ) -> Subject:
@@ -323,30 +365,8 @@ def authenticate(
     if not identity.TOKEN_RE.match(token):
         raise refused
     now = clock.now()
-    institutions = ENTITY_TABLES["institutions"]
-    datasets = ENTITY_TABLES["datasets"]
     with factory() as session, session.begin():
-        row = session.execute(
-            select(
-                api_tokens.c.id,
-                api_tokens.c.expires_at,
-                api_tokens.c.revoked_at,
-                api_tokens.c.scopes,
-                users.c.id.label("user_id"),
-                users.c.email,
-                users.c.active,
-                institutions.c.accession.label("institution"),
-                institution_verifications.c.country.label("verified_country"),
-                institution_verifications.c.foreign_controlled,
-            )
-            .join(users, users.c.id == api_tokens.c.user_id)
-            .outerjoin(institutions, users.c.institution_id == institutions.c.id)
-            .outerjoin(
-                institution_verifications,
-                institution_verifications.c.institution_id == institutions.c.id,
-            )
-            .where(api_tokens.c.digest == identity.token_digest(token))
-        ).first()
+        row = session.execute(_TOKEN_ROW, {"digest": identity.token_digest(token)}).first()
         if row is None:
             raise refused
         problem = _token_problem(row.revoked_at, row.active, row.expires_at, now)
@@ -369,24 +389,10 @@ def authenticate(
                 details=seen,
                 now=now,
             )
-            roles = frozenset(
-                session.execute(
-                    select(user_roles.c.role).where(user_roles.c.user_id == row.user_id)
-                ).scalars()
-            )
-            session.execute(
-                update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
-            )
+            roles = frozenset(session.execute(_ROLES, {"user_id": row.user_id}).scalars())
+            session.execute(_TOUCH, {"token_id": row.id, "now": now})
             granted = frozenset(
-                session.execute(
-                    select(datasets.c.accession)
-                    .join(grants, grants.c.dataset_id == datasets.c.id)
-                    .where(
-                        grants.c.user_id == row.user_id,
-                        grants.c.revoked_at.is_(None),
-                        grants.c.expires_at > now,
-                    )
-                ).scalars()
+                session.execute(_GRANTED, {"user_id": row.user_id, "now": now}).scalars()
             )
     if problem is not None:
         raise refused

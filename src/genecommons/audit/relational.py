@@ -124,6 +124,25 @@ def _number(cell: Any) -> Decimal | None:
     return number
 
 
+def _marked_cell(
+    row: Mapping[str, Any],
+    *,
+    key: str,
+    secret: bytes,
+    dataset: str,
+    columns: Sequence[str],
+    scheme: TableScheme,
+) -> tuple[_Selection, Decimal] | None:
+    """The row's selected cell and its number, or None when the row carries no mark."""
+    if not row.get(key):
+        return None
+    where = _select(secret, dataset, str(row[key]), columns, scheme)
+    if where is None or where.column not in row:
+        return None
+    number = _number(row[where.column])
+    return None if number is None else (where, number)
+
+
 def _units(number: Decimal) -> tuple[int, int]:
     """(the number in units of its last digit, the count of decimals)."""
     exponent = number.as_tuple().exponent
@@ -163,14 +182,12 @@ def mark_rows(
         copy = dict(row)
         out.append(copy)
         eligible += sum(_number(row.get(c)) is not None for c in columns)
-        if not row.get(key):
+        marked = _marked_cell(
+            row, key=key, secret=secret, dataset=dataset, columns=columns, scheme=scheme
+        )
+        if marked is None:
             continue
-        where = _select(secret, dataset, str(row[key]), columns, scheme)
-        if where is None or where.column not in row:
-            continue
-        number = _number(row[where.column])
-        if number is None:
-            continue
+        where, number = marked
         selected += 1
         units, decimals = _units(number)
         want = where.mask ^ fingerprint[where.position]
@@ -206,14 +223,12 @@ def read_votes(
     ones, zeros = [0] * scheme.bits, [0] * scheme.bits
     cells = 0
     for row in rows:
-        if not row.get(key):
+        marked = _marked_cell(
+            row, key=key, secret=secret, dataset=dataset, columns=columns, scheme=scheme
+        )
+        if marked is None:
             continue
-        where = _select(secret, dataset, str(row[key]), columns, scheme)
-        if where is None or where.column not in row:
-            continue
-        number = _number(row[where.column])
-        if number is None:
-            continue
+        where, number = marked
         cells += 1
         if (_units(number)[0] % 2) ^ where.mask:
             ones[where.position] += 1

@@ -64,3 +64,28 @@ def exact_answer(
     present = [m for m in matches if m.counts.get("all", {}).get("ac", 0) > 0]
     count = None if granularity is Granularity.BOOLEAN else len(present)
     return DatasetAnswer(exists=bool(present), count=count)
+
+
+HIDE_RARE_BELOW = 0.05
+
+
+def hide_rare_answer(
+    *,
+    subject: Subject,
+    address: str,
+    dataset: str,
+    granularity: Granularity,
+    matches: Sequence[SiteCounts],
+) -> DatasetAnswer:
+    """A baseline, not a defence: the true answer for alleles of frequency >= 5% in the dataset
+    (AC / AN), every rarer one withheld (after Raisaro et al. 2017's hiding of rare alleles), to
+    measure the linkage attack against; the attack tool uses it, the Beacon never does."""
+    shown = [
+        m
+        for m in matches
+        if (c := m.counts.get("all", {})).get("ac", 0) > 0
+        and c.get("ac", 0) >= HIDE_RARE_BELOW * c.get("an", 0)
+    ]
+    count = None if granularity is Granularity.BOOLEAN else len(shown)
+    withheld = len(shown) < sum(1 for m in matches if m.counts.get("all", {}).get("ac", 0) > 0)
+    return DatasetAnswer(exists=bool(shown), count=count, withheld=withheld)

@@ -28,19 +28,17 @@ class Simulated:
 
 @pytest.fixture(scope="session")
 def simulated_region() -> Simulated:
-    """600 people of one population (Ne 10,000), 400 kb at 1 cM/Mb: a region with LD blocks
-    and many rare alleles, as the demo cohort has (fixed seeds)."""
-    import msprime
+    """600 people of the demo's out-of-Africa model, 1.5 Mb of chr22 (the demo's simulation, fixed
+    seed): a region with realistic LD and many rare alleles; biallelic sites only."""
+    from genecommons.demo.simulate import default_region, simulate
 
-    ts = msprime.sim_ancestry(
-        samples=600,
-        population_size=10_000,
-        sequence_length=400_000,
-        recombination_rate=1e-8,
-        random_seed=11,
+    sim = simulate(
+        individuals=600,
+        reference_individuals=0,
+        region=default_region(1_500_000),
+        seed_sequence=np.random.SeedSequence(5),
     )
-    ts = msprime.sim_mutations(ts, rate=1.2e-8, random_seed=12, model=msprime.BinaryMutationModel())
-    haplotypes = np.minimum(ts.genotype_matrix(), 1).astype(np.uint8)
-    positions = ts.tables.sites.position.astype(np.int64)
-    keep = np.concatenate([[True], np.diff(positions) > 0])  # one site per base
-    return Simulated(haplotypes[keep], positions[keep])
+    alleles = sim.ts.genotype_matrix()[:, sim.cohort_nodes]
+    positions = sim.ts.tables.sites.position.astype(np.int64)
+    keep = (alleles.max(axis=1) <= 1) & np.concatenate([[True], np.diff(positions) > 0])
+    return Simulated(alleles[keep].astype(np.uint8), positions[keep])

@@ -80,26 +80,31 @@ def copying_posteriors(
     switches: Floats,
     *,
     mismatch: float = MISMATCH,
-) -> Floats:
+    dtype: type[np.float32] | type[np.float64] = np.float64,
+) -> npt.NDArray[np.float32 | np.float64]:
     """Forward-backward over a run of sites: P(victim v copies haplotype h at site s | the
     victim's genotypes at every site of the run), as an array (sites, victims, haplotypes).
     `panel` is sites x haplotypes, `genotypes` sites x victims, `switches` per site."""
     sites, haplotypes = panel.shape
     victims = genotypes.shape[1]
-    forward = np.zeros((sites, victims, haplotypes))
-    state = np.full((victims, haplotypes), 1.0 / haplotypes)
+    # emission by (genotype, copied allele), as `emissions` gives it
+    table = np.array([[1 - mismatch, mismatch], [1.0, 1.0], [mismatch, 1 - mismatch]], dtype=dtype)
+    g = np.asarray(genotypes, dtype=np.intp)[:, :, None]
+    a = np.asarray(panel, dtype=np.intp)[:, None, :]
+    forward = np.zeros((sites, victims, haplotypes), dtype=dtype)
+    state = np.full((victims, haplotypes), 1.0 / haplotypes, dtype=dtype)
     for s in range(sites):
-        rho = switches[s] if s else 1.0
+        rho = dtype(switches[s] if s else 1.0)
         state = (1 - rho) * state + rho / haplotypes  # rows sum to 1
-        state = state * emissions(genotypes[s], panel[s], mismatch=mismatch)
+        state *= table[g[s], a[s]]
         state /= state.sum(axis=1, keepdims=True)
         forward[s] = state
     posterior = forward
-    back = np.ones((victims, haplotypes))
+    back = np.ones((victims, haplotypes), dtype=dtype)
     for s in range(sites - 2, -1, -1):
         # beta_s(h) = sum_h' T(h -> h') e_{s+1}(h') beta_{s+1}(h')
-        weighted = back * emissions(genotypes[s + 1], panel[s + 1], mismatch=mismatch)
-        rho = switches[s + 1]
+        weighted = back * table[g[s + 1], a[s + 1]]
+        rho = dtype(switches[s + 1])
         back = (1 - rho) * weighted + rho * weighted.mean(axis=1, keepdims=True)
         back /= back.max(axis=1, keepdims=True)
         posterior[s] = forward[s] * back
@@ -116,7 +121,7 @@ def carrier_chances(
     *,
     window: int = 400,
     margin: int = 100,
-    batch: int = 32,
+    batch: int = 64,
     per_bp: float = SWITCH_PER_BP,
     mismatch: float = MISMATCH,
 ) -> Floats:
@@ -140,27 +145,29 @@ def carrier_chances(
         span > 0, (positions[targets] - positions[marked[left]]) / np.where(span > 0, span, 1), 0.0
     )
     lam = np.clip(lam, 0.0, 1.0)
-    carried = panel[targets].astype(np.float32)  # targets x haplotypes
+    # the panel haplotypes carrying each target (few: the targets are rare), target-major
+    pair_target, pair_hap = np.nonzero(panel[targets])
     for start in range(0, len(marked), window):
         stop = min(start + window, len(marked))
         lo, hi = max(0, start - margin), min(len(marked), stop + margin)
-        near = (left >= start) & (left < stop) | (right >= start) & (right < stop)
-        chosen = np.flatnonzero(near)
-        if len(chosen) == 0:
-            continue
         for first in range(0, shown.shape[1], batch):
             cols = slice(first, min(first + batch, shown.shape[1]))
             post = copying_posteriors(
-                panel[marked[lo:hi]], shown[marked[lo:hi], cols], switches[lo:hi], mismatch=mismatch
-            ).astype(np.float32)
+                panel[marked[lo:hi]],
+                shown[marked[lo:hi], cols],
+                switches[lo:hi],
+                mismatch=mismatch,
+                dtype=np.float32,
+            )
             for flank, weight in ((left, 1.0 - lam), (right, lam)):
-                here = chosen[(flank[chosen] >= start) & (flank[chosen] < stop)]
-                if len(here) == 0:
+                inside = (flank[pair_target] >= start) & (flank[pair_target] < stop)
+                t, h = pair_target[inside], pair_hap[inside]
+                if len(t) == 0:
                     continue
                 # posterior weight on the haplotypes carrying each target, per victim
-                at = post[flank[here] - lo]  # targets x victims x haplotypes
-                mass = np.einsum("tvh,th->tv", at, carried[here])
-                out[here, cols] += weight[here, None] * mass
+                mass = post[flank[t] - lo, :, h] * weight[t, None]  # pairs x victims
+                groups = np.flatnonzero(np.diff(t, prepend=-1))
+                out[t[groups], cols] += np.add.reduceat(mass, groups, axis=0)
     # the copied haplotype stands for either of the victim's two
     return np.asarray(np.clip(2.0 * out, 0.0, 1.0), dtype=np.float64)
 
@@ -183,32 +190,43 @@ CALIBRATION_EDGES = (
     0.95,
     0.99,
 )
+COPY_CLASSES = (1, 2, 3, 5, 10)  # the panel's copies of an allele, classes from each of these
 
 
 def calibrate(
-    chances: Floats, carried: npt.NDArray[np.bool_], *, prior: float = 2.0
-) -> Callable[[Floats], Floats]:
+    chances: Floats,
+    carried: npt.NDArray[np.bool_],
+    copies: Ints,
+    *,
+    prior: float = 2.0,
+) -> Callable[[Floats, Ints], Floats]:
     """A map from inferred chances to observed rates, fitted on people whose genotypes the
-    attacker knows (held out of its own panel): the rate of carriers in each bin of chances
-    (`CALIBRATION_EDGES`), shrunk towards the bin's mean chance by `prior` pseudo-counts and
-    made non-decreasing; a chance of 0 stays 0."""
-    x = np.asarray(chances, dtype=np.float64).ravel()
-    y = np.asarray(carried, dtype=np.float64).ravel()
+    attacker knows (held out of its own panel): per class of the allele's copies in the panel
+    (`COPY_CLASSES`: an allele seen once may sit below where the victim's haplotype joins the
+    carrier's) and bin of chances (`CALIBRATION_EDGES`), the rate of carriers, shrunk towards
+    the bin's mean chance by `prior` pseudo-counts and made non-decreasing in the chance;
+    `chances` and `carried` are sites x people, `copies` per site. A chance of 0 stays 0."""
     edges = np.asarray(CALIBRATION_EDGES)
+    classes = np.asarray(COPY_CLASSES)
     slots = len(edges)
-    where = np.searchsorted(edges, x, side="right") - 1
-    hits = np.bincount(where, weights=y, minlength=slots)
-    totals = np.bincount(where, minlength=slots).astype(np.float64)
-    sums = np.bincount(where, weights=x, minlength=slots)
-    centre = np.where(
-        totals > 0, sums / np.maximum(totals, 1), edges + np.diff(edges, append=1.0) / 2
-    )
-    rates = np.maximum.accumulate((hits + prior * centre) / (totals + prior))
+    rates = np.zeros((len(classes), slots))
+    for c in range(len(classes)):
+        rows = np.searchsorted(classes, copies, side="right") - 1 == c
+        x = np.asarray(chances, dtype=np.float64)[rows].ravel()
+        y = np.asarray(carried, dtype=np.float64)[rows].ravel()
+        where = np.searchsorted(edges, x, side="right") - 1
+        hits = np.bincount(where, weights=y, minlength=slots)
+        totals = np.bincount(where, minlength=slots).astype(np.float64)
+        sums = np.bincount(where, weights=x, minlength=slots)
+        middle = edges + np.diff(edges, append=1.0) / 2
+        centre = np.where(totals > 0, sums / np.maximum(totals, 1), middle)
+        rates[c] = np.maximum.accumulate((hits + prior * centre) / (totals + prior))
 
-    def apply(p: Floats) -> Floats:
+    def apply(p: Floats, counts: Ints) -> Floats:
         p = np.asarray(p, dtype=np.float64)
         at = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, slots - 1)
-        return np.asarray(np.where(p > 0, rates[at], 0.0), dtype=np.float64)
+        c = np.clip(np.searchsorted(classes, counts, side="right") - 1, 0, len(classes) - 1)
+        return np.asarray(np.where(p > 0, rates[c[:, None], at], 0.0), dtype=np.float64)
 
     return apply
 
@@ -344,9 +362,12 @@ def infer(
     sample = targets[:: max(1, len(targets) // 20_000)]
     own = np.where(common[:, None], reference[:, held], 0).astype(np.int8)
     fitted = carrier_chances(haplotypes[:, columns], positions, own, common, sample)
-    adjust = calibrate(fitted, reference[sample][:, held] > 0)
+    copies = reference.sum(axis=1, dtype=np.int64)
+    adjust = calibrate(fitted, reference[sample][:, held] > 0, copies[sample])
     shown = np.where(common[:, None], victims, 0).astype(np.int8)
-    carried = adjust(carrier_chances(haplotypes, positions, shown, common, targets))
+    carried = adjust(
+        carrier_chances(haplotypes, positions, shown, common, targets), copies[targets]
+    )
     return Inferred(targets, carried, f)
 
 

@@ -4,7 +4,7 @@ frequency under 5%, an attacker whose panel is the rest of the super-population.
 
 Beacons, answered in process by the project's guards over the members' counts: the truth
 (`exact_answer`), the hide-rare baseline (`hide_rare_answer`) and the defended guard
-(`DefendedGuard`, a fresh key, the configured threshold range). Victims: the members and as many
+(`DefendedGuard`, a key drawn from the seed, the configured threshold range). Victims: the members and as many
 non-members of the super-population; the attacker's panel: the rest of it. Prints power at 5%
 false positives against queries and the inference's accuracy; writes the figures as JSON.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import tempfile
 import time
 from dataclasses import asdict
@@ -79,7 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
         factory = make_session_factory(make_engine(f"sqlite:///{tmp}/unused.db"))
-        rule = threshold_rule(settings, key=secrets.token_bytes(32))
+        rule = threshold_rule(settings, key=rng.bytes(32))  # a key of its own, fixed by the seed
         guards: dict[str, tuple[VariantGuard, tuple[int, int]]] = {
             "undefended": (exact_answer, (1, 1)),
             "hide-rare": (hide_rare_answer, (hide_cut(args.members),) * 2),
@@ -128,6 +127,16 @@ def main() -> None:
             truth=lambda s: truth[s],
             rule=believed,
         )
+        partners = linkage.von_thenen(
+            inferred,
+            victims=victims,
+            members=args.members,
+            reference=panel,
+            beacon_size=args.members,
+            ask=lambda _v, s, said=said: said[s],
+            truth=lambda s: truth[s],
+            from_partners=True,
+        )
         rarest = attack.run_attack(
             "rarest first, all alleles shown",
             members=cohort,
@@ -139,11 +148,16 @@ def main() -> None:
             seed=args.seed,
             queries=linkage.QUERIES,
         )
-        figures[name] = {"von_thenen": asdict(found), "rarest_first": asdict(rarest)}
+        figures[name] = {
+            "von_thenen": asdict(found),
+            "von_thenen_partners": asdict(partners),
+            "rarest_first": asdict(rarest),
+        }
         print(
             f"{name:>10}: von Thenen power {' '.join(f'{p:.2f}' for p in found.curve.power)} "
             f"at {found.curve.queries} queries; rarest first (victim hides nothing) "
-            f"{' '.join(f'{p:.2f}' for p in rarest.power)}"
+            f"{' '.join(f'{p:.2f}' for p in rarest.power)}; withheld answers from LD partners "
+            f"{' '.join(f'{p:.2f}' for p in partners.curve.power)}"
         )
         print(
             f"{'':>10}  asked alleles carried {found.accuracy:.1%}; inferred >= 50% "

@@ -175,6 +175,19 @@ def evaluate(
             rule=(rules or {}).get(name, (1, 1)),
         )
         curves.append(found.curve)
+        curves.append(
+            linkage.von_thenen(
+                inferred,
+                victims=people,
+                members=victims.members.shape[1],
+                reference=victims.reference,
+                beacon_size=beacon_size,
+                ask=asker(victims, exists, fresh_accounts=True),
+                truth=lambda sites: truth_ask(0, sites),
+                name="von Thenen, withheld answers from LD partners",
+                from_partners=True,
+            ).curve
+        )
         if rules and name in rules:
             low, high = rules[name]
             curves.append(

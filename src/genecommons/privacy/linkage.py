@@ -383,13 +383,20 @@ def von_thenen(
     rule: tuple[int, int] = (1, 1),
     queries: Sequence[int] = QUERIES,
     name: str = "von Thenen",
+    from_partners: bool = False,
 ) -> Inference:
     """The linkage attack on one Beacon: each victim (columns of `victims`, the first `members`
     of them members) asked about their most telling inferred alleles, the answers scored under
     the Beacon's `rule` (a threshold range in copies, as the attacker believes it) with the
-    other members' counts from `reference`. `truth(sites)` is the Beacon's true answers."""
+    other members' counts from `reference`. `truth(sites)` is the Beacon's true answers.
+    `from_partners`: the paper's reading of a withheld answer instead, every no taken for
+    withheld and replaced by the answer about the shown site in strongest LD with the allele,
+    scored as a true answer."""
     targets, carried, f = inferred.targets, inferred.carried, inferred.frequencies
+    if from_partners:
+        rule = (1, 1)
     chances = answer_chances(reference, members=beacon_size, low=rule[0], high=rule[1])
+    shown = np.flatnonzero((f >= COMMON) & (f <= 1 - COMMON))
     most = max(queries)
     out = np.zeros((victims.shape[1], len(queries)))
     asked = right = answered_right = 0
@@ -397,6 +404,10 @@ def von_thenen(
         best = choose_queries(carried[:, v], targets, chances, most=most)
         sites = targets[best]
         answer = np.asarray(ask(v, sites), dtype=np.int8)
+        if from_partners and (answer == 0).any():
+            silent = np.flatnonzero(answer == 0)
+            partners = strongest_partners(reference, sites[silent], shown)
+            answer[silent] = np.asarray(ask(v, partners), dtype=np.int8)
         _, yes, no = scored_answers(carried[best, v], sites, chances)
         running = np.concatenate([[0.0], np.cumsum(np.where(answer > 0, yes, no))])
         out[v] = running[np.minimum(np.asarray(queries), len(sites))]

@@ -151,3 +151,28 @@ def test_the_attack_finds_the_members_of_a_small_beacon(simulated_region: Simula
     assert power["undefended"][5] >= 0.4
     assert power["undefended"][20] >= 0.6
     assert max(power["hide-rare"].values()) >= 0.2  # four times the false-positive rate
+
+
+def test_the_hide_rare_baseline_withholds_alleles_under_five_percent() -> None:
+    from genecommons.access.models import Subject
+    from genecommons.privacy.answers import Granularity, hide_rare_answer
+    from genecommons.variants.normalize import Variant
+    from genecommons.variants.store import SiteCounts
+
+    subject = Subject.user("a@example.org", roles=frozenset(), institution=None)
+
+    def told(ac: int, an: int = 130) -> tuple[bool, bool]:
+        site = SiteCounts(Variant("chr22", 1, "A", "G"), {"all": {"ac": ac, "an": an}})
+        answer = hide_rare_answer(
+            subject=subject,
+            address="x",
+            dataset="GCD1",
+            granularity=Granularity.BOOLEAN,
+            matches=[site],
+        )
+        return answer.exists, answer.withheld
+
+    assert told(0) == (False, False)  # absent: never said to exist
+    assert told(6) == (False, True)  # 6 of 130 copies: 4.6%, withheld
+    assert told(7) == (True, False)  # 5.4%: the truth
+    assert told(130) == (True, False)

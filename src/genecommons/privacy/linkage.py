@@ -18,17 +18,20 @@ non-member (confidently inferred and rare), and adds up the log-likelihood ratio
   windows (`copying_posteriors`, forward-backward, exact within a window); the chance a hidden
   allele is on the copied haplotype is the posterior weight of the panel haplotypes carrying it
   (interpolated between the flanking shown sites), and, the copied haplotype standing for
-  either of the victim's two, the chance the victim carries it is about twice that.
+  either of the victim's two, the chance the victim carries it is about twice that. The
+  attacker calibrates these chances (`calibrate`) on people of its own panel, inferred from
+  the rest of it.
 - Answers (`answer_chances`): the attacker knows the Beacon's rule as a threshold in allele
   copies, uniform on [low, high] ([1, 1] answers the truth; hiding alleles under 5% is a fixed
   threshold of 5% of the alleles called; the defended guard is keyed on [10, 40]), and models
   the other members' count by a gamma-Poisson belief from its panel. A yes from a member who
   carries the allele with chance p has probability p * P(X + 1 >= T) + (1 - p) * P(X >= T).
-  This is how the attacker reads a withheld answer (`withheld` below): the paper infers a
-  withheld answer from the answer about a site in strong LD with it (`strongest_partners`);
-  against a Beacon that hides alleles under 5%, a hidden allele's LD partners are common
-  alleles the Beacon holds whoever the victim is, so the partner's yes says nothing, while the
-  rule says how likely the withheld answer is under each hypothesis.
+  This is how the attacker reads a withheld answer. The paper instead infers a withheld
+  answer from the answer about a shown site in strong LD with it (`strongest_partners`;
+  `von_thenen(from_partners=True)` measures that reading): against a Beacon that hides alleles
+  under 5%, a hidden allele's LD partners are common alleles the Beacon holds whoever the
+  victim is, so the partner's yes says little, while the rule says how likely the withheld
+  answer is under each hypothesis.
 - Queries (`choose_queries`): each victim's candidates ranked by the expected log-likelihood
   ratio under membership (the Kullback-Leibler divergence between the answer's distributions),
   which grows with the inferred chance and with rarity, as the paper's selection by confidence
@@ -64,16 +67,6 @@ def switch_chances(positions: Ints, haplotypes: int, *, per_bp: float = SWITCH_P
     return np.asarray(-np.expm1(-per_bp * distance / max(haplotypes, 1)), dtype=np.float64)
 
 
-def emissions(genotypes: Dosages, alleles: Haplotypes, *, mismatch: float = MISMATCH) -> Floats:
-    """The chance of each victim's genotype (rows) at a site, given the panel haplotype it copies
-    (columns, their `alleles` there): homozygous genotypes need the copied allele; a
-    heterozygous one is explained by any."""
-    g = np.asarray(genotypes, dtype=np.int64)[:, None]
-    a = np.asarray(alleles, dtype=np.int64)[None, :]
-    matched = np.where(a == g // 2, 1.0 - mismatch, mismatch)
-    return np.asarray(np.where(g == 1, 1.0, matched), dtype=np.float64)
-
-
 def copying_posteriors(
     panel: Haplotypes,
     genotypes: Dosages,
@@ -87,7 +80,7 @@ def copying_posteriors(
     `panel` is sites x haplotypes, `genotypes` sites x victims, `switches` per site."""
     sites, haplotypes = panel.shape
     victims = genotypes.shape[1]
-    # emission by (genotype, copied allele), as `emissions` gives it
+    # emission by (genotype 0/1/2, copied allele 0/1): a homozygous genotype needs the allele
     table = np.array([[1 - mismatch, mismatch], [1.0, 1.0], [mismatch, 1 - mismatch]], dtype=dtype)
     g = np.asarray(genotypes, dtype=np.intp)[:, :, None]
     a = np.asarray(panel, dtype=np.intp)[:, None, :]

@@ -104,24 +104,3 @@ def test_correctness_counts_common_alleles_and_absent_ones() -> None:
     right = attack.correctness(counts, numbers, np.array([0, 1, 0, 1, 1], dtype=np.int8))
     assert (right.common_correct, right.common_asked) == (1.0, 2)
     assert (right.absent_present, right.absent_asked) == (1, 2)
-
-
-def test_von_thenen_infers_hidden_alleles_from_linkage() -> None:
-    rng = np.random.default_rng(5)
-    # haplotype blocks: a rare allele rides on one common haplotype of its block
-    people, sites = 400, 40
-    hap = rng.integers(0, 4, size=(2, people))  # each person's two block haplotypes
-    common = np.zeros((sites, people), dtype=np.int8)
-    for s in range(0, sites, 2):
-        common[s] = (hap == (s // 2) % 4).sum(axis=0)
-    rare_site = 1
-    carriers = (hap == 0).any(axis=0) & (rng.random(people) < 0.3)
-    common[rare_site] = carriers.astype(np.int8)
-    f = attack.frequencies(common)
-    mask = (f >= attack.COMMON) & (f <= 1 - attack.COMMON)
-    mask[rare_site] = False
-    shown = np.where(mask[:, None], common, 0).astype(np.int8)
-    p = attack.infer_hidden_alleles(shown[:, :100], common[:, 100:], mask, np.array([rare_site]))
-    no_hap0 = ~(hap[:, :100] == 0).any(axis=0)
-    assert p[0, no_hap0].max() < 0.05  # people without the carrying haplotype: ruled out
-    assert p[0, ~no_hap0].mean() > 0.2

@@ -31,6 +31,9 @@ def figures() -> Figures:
     found.inference["undefended"] = {
         "allele_accuracy": 0.5,
         "answer_accuracy": 1.0,
+        "confident_accuracy": 0.8,
+        "confident": 10,
+        "prior_accuracy": 0.02,
         "power_at_5_queries": 0.05,
         "power_max": 0.05,
     }

@@ -80,3 +80,28 @@ def exact_people(granularity: Granularity, records: Sequence[str]) -> DatasetAns
     unique = set(records)
     count = None if granularity is Granularity.BOOLEAN else len(unique)
     return DatasetAnswer(exists=bool(unique), count=count)
+
+
+HIDE_RARE_BELOW = 0.05
+
+
+def hide_rare_answer(
+    *,
+    subject: Subject,
+    address: str,
+    dataset: str,
+    granularity: Granularity,
+    matches: Sequence[SiteCounts],
+) -> DatasetAnswer:
+    """A baseline, not a defence: the true answer for alleles of frequency >= 5% in the dataset
+    (AC / AN), every rarer one withheld (after Raisaro et al. 2017's hiding of rare alleles), to
+    measure the linkage attack against; the attack tool uses it, the Beacon never does."""
+    present = [m for m in matches if m.counts.get("all", {}).get("ac", 0) > 0]
+    shown = [
+        m
+        for m in present
+        if m.counts["all"]["ac"] >= HIDE_RARE_BELOW * m.counts["all"].get("an", 0)
+    ]
+    count = None if granularity is Granularity.BOOLEAN else len(shown)
+    withheld = len(shown) < len(present)
+    return DatasetAnswer(exists=bool(shown), count=count, withheld=withheld)

@@ -7,12 +7,8 @@
   D(f) = (1 - f)^(2N) the chance that none of N others carries an allele of frequency f,
   D'(f) = (1 - f)^(2N - 2) the same for the N - 1 others, and d the Beacon's error rate.
   SB ask in random order; Raisaro et al. 2017 ask the victim's rarest alleles first.
-- von Thenen et al. 2019: the victim hides their rare alleles (frequency < 5%) and the Beacon
-  may hide its rare answers; the attacker infers the victim's alleles at hidden positions from
-  linkage disequilibrium with the common alleles shown (reference haplotypes matching the
-  victim's genotypes at the nearest common sites, a Markov chain of that order), asks about the
-  inferred alleles, and infers answers the Beacon withholds from the answer of the allele in
-  strongest LD with them.
+- von Thenen et al. 2019's linkage attack, on victims who hide their rare alleles, is in
+  privacy/linkage.py.
 
 The attacker's allele frequencies come from a reference panel; answers from an `Ask` callback
 (an HTTP Beacon or a guard over a store), so the same code measures any Beacon. Power is the
@@ -36,8 +32,6 @@ Ask = Callable[[int, Ints], npt.NDArray[np.int8]]
 
 QUERY_COUNTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 FALSE_POSITIVE_RATE = 0.05
-COMMON = 0.05  # von Thenen: the victim shows alleles of this frequency and above only
-TARGET = 0.01  # and the attacker infers hidden alleles under this frequency
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,123 +215,6 @@ def run_rule_aware_attack(
     n = members.shape[1]
     power = power_at(out[:n], out[n:])
     return Curve(name, tuple(queries), tuple(float(p) for p in power))
-
-
-def infer_hidden_alleles(
-    shown: Dosages,
-    reference: Dosages,
-    common: npt.NDArray[np.bool_],
-    targets: Ints,
-    *,
-    order: int = 4,
-) -> Floats:
-    """von Thenen et al.'s allele inference: for each victim (columns of `shown`, dosages known
-    at `common` sites only) the chance that they carry each target (hidden) site, from the
-    reference people whose genotypes at the `order` nearest common sites on either side match
-    the victim's (falling back to fewer sites where none match), with a Laplace prior."""
-    common_sites = np.flatnonzero(common)
-    out = np.zeros((len(targets), shown.shape[1]))
-    for t, site in enumerate(targets):
-        at = int(np.searchsorted(common_sites, site))
-        carriers = (reference[site] > 0).astype(np.float64)
-        todo = np.ones(shown.shape[1], dtype=bool)
-        for k in range(order, -1, -1):
-            context = np.concatenate([common_sites[max(0, at - k) : at], common_sites[at : at + k]])
-            ref = reference[context]  # context x reference people
-            vic = shown[context][:, todo]  # context x victims still without a match
-            match = (ref[:, None, :] == vic[:, :, None]).all(axis=0)  # victims x reference
-            found = match.sum(axis=1)
-            done = (found > 0) | (k == 0)
-            rows = np.flatnonzero(todo)[done]
-            out[t, rows] = (match[done] @ carriers + 0.5) / (found[done] + 1.0)
-            todo[rows] = False
-            if not todo.any():
-                break
-    return out
-
-
-def strongest_partners(reference: Dosages, sites: Ints, pool: Ints, *, window: int = 50) -> Ints:
-    """For each site, the site of `pool` within `window` sites whose dosages correlate most
-    (r squared in the reference panel): where a withheld answer is inferred from."""
-    pool_sorted = np.sort(pool)
-    partners = np.zeros(len(sites), dtype=np.int64)
-    for i, site in enumerate(sites):
-        at = np.searchsorted(pool_sorted, site)
-        near = pool_sorted[max(0, at - window) : at + window]
-        near = near[near != site]
-        if len(near) == 0:
-            partners[i] = site
-            continue
-        x = reference[site].astype(np.float64)
-        ys = reference[near].astype(np.float64)
-        xc, yc = x - x.mean(), ys - ys.mean(axis=1, keepdims=True)
-        denominator = np.sqrt((xc**2).sum() * (yc**2).sum(axis=1))
-        r2 = np.where(
-            denominator > 0, (yc @ xc) ** 2 / np.where(denominator > 0, denominator, 1) ** 2, 0
-        )
-        partners[i] = near[int(np.argmax(r2))]
-    return partners
-
-
-@dataclass(frozen=True, slots=True)
-class Inference:
-    """The von Thenen attack's outcome."""
-
-    curve: Curve
-    accuracy: float  # share of the inferred alleles asked about that the victim carries
-    answer_accuracy: float  # share of the answers the attacker used that were right
-
-
-def von_thenen(
-    *,
-    members: Dosages,
-    outsiders: Dosages,
-    reference: Dosages,
-    f: Floats,
-    beacon_size: int,
-    ask: Ask,
-    truth: Callable[[Ints], npt.NDArray[np.int8]],
-    seed: int,
-    candidates: int = 1000,
-    queries: Sequence[int] = (1, 2, 5, 10, 20, 50),
-) -> Inference:
-    """The linkage attack: victims show only their common alleles; the attacker infers their
-    alleles at `candidates` rare sites, asks about those most surely carried (rarest first
-    among the likely), and where an answer is withheld (0 from `ask` while the strongest-LD
-    partner's answer differs) uses that partner's answer instead. `truth(sites)` is the
-    Beacon's true answers, to score the inferred answers."""
-    rng = np.random.default_rng(seed)
-    victims = np.concatenate([members, outsiders], axis=1)
-    common = (f >= COMMON) & (f <= 1 - COMMON)
-    # the attacker aims at the rarest alleles it can infer (seen in its panel, under 1%)
-    rare = np.flatnonzero((f > 0) & (f < TARGET))
-    targets = np.sort(rng.choice(rare, size=min(candidates, len(rare)), replace=False))
-    shown = np.where(common[:, None], victims, 0).astype(np.int8)
-    carried = infer_hidden_alleles(shown, reference, common, targets)
-    partners = strongest_partners(reference, targets, np.flatnonzero(common))
-    most = max(queries)
-    orders, used, inferred_right, answers_right, asked = [], [], 0, 0, 0
-    for v in range(victims.shape[1]):
-        likely = np.flatnonzero(carried[:, v] >= 0.5)
-        likely = likely[np.lexsort((f[targets[likely]], -carried[likely, v]))][:most]
-        sites = targets[likely]
-        answer = np.asarray(ask(v, sites), dtype=np.int8)
-        partner_answer = np.asarray(ask(v, partners[likely]), dtype=np.int8)
-        answer = np.where(answer > 0, answer, partner_answer)
-        orders.append(sites)
-        used.append(answer)
-        inferred_right += int((victims[sites, v] > 0).sum())
-        answers_right += int((answer == truth(sites)).sum())
-        asked += len(sites)
-    scores = statistics(orders, used, f, members=beacon_size, queries=queries)
-    n = members.shape[1]
-    power = power_at(scores[:n], scores[n:])
-    curve = Curve("von Thenen", tuple(queries), tuple(float(p) for p in power))
-    return Inference(
-        curve,
-        accuracy=inferred_right / asked if asked else 0.0,
-        answer_accuracy=answers_right / asked if asked else 0.0,
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,8 +92,10 @@ def attack_beacon(
         console.print(table)
     for beacon, found in figures.inference.items():
         console.print(
-            f"{beacon}: von Thenen alleles inferred right {found['allele_accuracy']:.1%}, answers "
-            f"right {found['answer_accuracy']:.1%}, power at 5 queries {found['power_at_5_queries']:.2f}"
+            f"{beacon}: von Thenen alleles asked carried {found['allele_accuracy']:.1%}, hidden "
+            f"alleles inferred at >= 50% carried {found['confident_accuracy']:.1%} (their "
+            f"frequency says {found['prior_accuracy']:.1%}), answers right "
+            f"{found['answer_accuracy']:.1%}, power at 5 queries {found['power_at_5_queries']:.2f}"
         )
     for beacon, right in figures.correctness.items():
         console.print(
@@ -113,10 +115,10 @@ def served_beacons(values: list[str]) -> dict[str, str]:
             name, value = name.strip(), rest.strip()
         else:
             name = "http" if i == 1 else f"http-{i}"
-        if not name or name in found or name in ("undefended", "defended"):
+        if not name or name in found or name in ("undefended", "hide-rare", "defended"):
             raise typer.BadParameter(
-                f"--url {value!r}: give each Beacon its own name, not undefended or defended "
-                f"/ 请为每个 Beacon 取不同的名称（不能用 undefended 或 defended）",
+                f"--url {value!r}: give each Beacon its own name, not undefended, hide-rare or "
+                f"defended / 请为每个 Beacon 取不同的名称（不能用 undefended、hide-rare 或 defended）",
                 param_hint="--url",
             )
         found[name] = value

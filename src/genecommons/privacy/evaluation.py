@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,9 +22,15 @@ from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
 from genecommons.config import Settings
 from genecommons.errors import InvalidInputError
-from genecommons.privacy import attack
-from genecommons.privacy.answers import exact_answer
-from genecommons.privacy.oracles import Genotypes, HttpOracle, StoreOracle, read_dosages
+from genecommons.privacy import attack, linkage
+from genecommons.privacy.answers import HIDE_RARE_BELOW, exact_answer, hide_rare_answer
+from genecommons.privacy.oracles import (
+    Genotypes,
+    HttpOracle,
+    StoreOracle,
+    read_dosages,
+    read_haplotypes,
+)
 from genecommons.privacy.service import DefendedGuard
 from genecommons.variants.normalize import Variant
 from genecommons.variants.store import VariantStore
@@ -43,6 +50,8 @@ class Victims:
     outsiders: npt.NDArray[np.int8]  # sites x non-members attacked
     reference: npt.NDArray[np.int8]  # sites x the attacker's panel
     frequencies: npt.NDArray[np.float64]  # the attacker's allele frequencies
+    haplotypes: npt.NDArray[np.uint8] | None = None  # sites x 2 * the attacker's panel, phased
+    positions: npt.NDArray[np.int64] | None = None  # of the sites, for the linkage attack
 
 
 def draw_victims(cohort: Path, panel: Path, *, victims: int, seed: int) -> Victims:
@@ -66,12 +75,15 @@ def draw_victims(cohort: Path, panel: Path, *, victims: int, seed: int) -> Victi
     order = rng.permutation(len(reference.people))
     outsiders, attacker = np.sort(order[:victims]), np.sort(order[victims:])
     own = reference.dosages[:, attacker]
+    _, haplotypes = read_haplotypes(panel, sites=members.variants)
     return Victims(
         variants=members.variants,
         members=members.dosages[:, chosen],
         outsiders=reference.dosages[:, outsiders],
         reference=own,
         frequencies=attack.frequencies(own),
+        haplotypes=haplotypes[:, np.ravel(np.stack([2 * attacker, 2 * attacker + 1], axis=1))],
+        positions=np.array([v.pos for v in members.variants], dtype=np.int64),
     )
 
 
@@ -129,6 +141,8 @@ def evaluate(
     are known."""
     figures = Figures(beacon_size=beacon_size, victims=victims.members.shape[1])
     truth_ask = asker(victims, truth, fresh_accounts=False)
+    people = np.concatenate([victims.members, victims.outsiders], axis=1)
+    inferred = linked(victims, people, seed=seed)
     for name, exists in beacons.items():
         curves = []
         for fresh in (False, True):
@@ -150,17 +164,30 @@ def evaluate(
                         queries=queries,
                     )
                 )
-        inferred = attack.von_thenen(
-            members=victims.members,
-            outsiders=victims.outsiders,
+        found = linkage.von_thenen(
+            inferred,
+            victims=people,
+            members=victims.members.shape[1],
             reference=victims.reference,
-            f=victims.frequencies,
             beacon_size=beacon_size,
             ask=asker(victims, exists, fresh_accounts=True),
             truth=lambda sites: truth_ask(0, sites),
-            seed=seed,
+            rule=(rules or {}).get(name, (1, 1)),
         )
-        curves.append(inferred.curve)
+        curves.append(found.curve)
+        curves.append(
+            linkage.von_thenen(
+                inferred,
+                victims=people,
+                members=victims.members.shape[1],
+                reference=victims.reference,
+                beacon_size=beacon_size,
+                ask=asker(victims, exists, fresh_accounts=True),
+                truth=lambda sites: truth_ask(0, sites),
+                name="von Thenen, withheld answers from LD partners",
+                from_partners=True,
+            ).curve
+        )
         if rules and name in rules:
             low, high = rules[name]
             curves.append(
@@ -178,14 +205,35 @@ def evaluate(
             )
         figures.curves[name] = curves
         figures.inference[name] = {
-            "allele_accuracy": inferred.accuracy,
-            "answer_accuracy": inferred.answer_accuracy,
-            "power_at_5_queries": inferred.curve.power[inferred.curve.queries.index(5)],
-            "power_max": max(inferred.curve.power),
+            "allele_accuracy": found.accuracy,
+            "answer_accuracy": found.answer_accuracy,
+            "confident_accuracy": found.confident_accuracy,
+            "confident": found.confident,
+            "prior_accuracy": found.prior_accuracy,
+            "power_at_5_queries": found.curve.power[found.curve.queries.index(5)],
+            "power_max": max(found.curve.power),
         }
         if counts is not None:
             figures.correctness[name] = score(victims, exists, counts, correctness_sites, seed)
     return figures
+
+
+def linked(victims: Victims, people: npt.NDArray[np.int8], *, seed: int) -> linkage.Inferred:
+    """The linkage attacker's inference of the victims' hidden alleles (once for every Beacon),
+    from its phased panel."""
+    if victims.haplotypes is None or victims.positions is None:
+        raise InvalidInputError(
+            "The linkage attack needs the attacker's panel phased, with the sites' positions.",
+            message_zh="连锁攻击需要攻击者的已定相参考面板及位点位置。",
+        )
+    logger.info("von Thenen: inferring hidden alleles")
+    return linkage.infer(
+        people,
+        reference=victims.reference,
+        haplotypes=victims.haplotypes,
+        positions=victims.positions,
+        seed=seed,
+    )
 
 
 def score(
@@ -260,6 +308,12 @@ def genotypes_summary(genotypes: Genotypes) -> str:
     return f"{len(genotypes.variants):,} sites x {len(genotypes.people):,} people"
 
 
+def hide_cut(samples: int) -> int:
+    """The copies an allele needs to be shown by the hide-rare Beacon of `samples` people
+    (diploid: 2 alleles each)."""
+    return max(1, math.ceil(HIDE_RARE_BELOW * 2 * samples - 1e-9))
+
+
 def attack_beacon(
     settings: Settings,
     factory: sessionmaker[Session],
@@ -284,11 +338,17 @@ def attack_beacon(
     variant_store = VariantStore(store)
     exact = StoreOracle(variant_store, exact_answer, dataset=dataset)
     defended = StoreOracle(variant_store, DefendedGuard(factory, settings), dataset=dataset)
+    hidden = StoreOracle(variant_store, hide_rare_answer, dataset=dataset)
     beacons: dict[str, Exists] = {
         "undefended": lambda vs, account: exact.exists(vs, account=account),
+        "hide-rare": lambda vs, account: hidden.exists(vs, account=account),
         "defended": lambda vs, account: defended.exists(vs, account=account),
     }
-    oracles: dict[str, StoreOracle | HttpOracle] = {"undefended": exact, "defended": defended}
+    oracles: dict[str, StoreOracle | HttpOracle] = {
+        "undefended": exact,
+        "hide-rare": hidden,
+        "defended": defended,
+    }
     served = {name: HttpOracle(url, token=token) for name, url in (urls or {}).items()}
     for name, http in served.items():
         beacons[name] = http_exists(http)
@@ -303,6 +363,8 @@ def attack_beacon(
             truth=lambda vs, account: exact.exists(vs, account="truth"),
             rules={
                 "undefended": (1, 1),  # the exact answer: a threshold of one copy
+                # alleles under 5% hidden: a threshold of 5% of the alleles called
+                "hide-rare": (hide_cut(variant_store.samples),) * 2,
                 "defended": defence,
                 **dict.fromkeys(served, defence),  # the attacker assumes the node's defence
             },

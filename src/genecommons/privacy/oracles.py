@@ -69,6 +69,34 @@ def read_dosages(vcf: Path, *, sites: Sequence[Variant] | None = None) -> Genoty
     return Genotypes(tuple(sites), people, aligned)
 
 
+def read_haplotypes(
+    vcf: Path, *, sites: Sequence[Variant]
+) -> tuple[tuple[str, ...], npt.NDArray[np.uint8]]:
+    """The people of a phased `vcf` and their haplotypes at `sites` (sites x 2 * people, a
+    person's two haplotypes side by side; an unphased call keeps the VCF's order, a missing
+    allele or a site the VCF lacks reads as the reference allele)."""
+    from cyvcf2 import VCF
+
+    if not vcf.exists():
+        raise InvalidInputError(f"No VCF at {vcf}.", message_zh=f"{vcf} 处没有 VCF 文件。")
+    where = {v: i for i, v in enumerate(sites)}
+    reader = VCF(str(vcf), lazy=True, threads=1)
+    try:
+        people = tuple(reader.samples)
+        out = np.zeros((len(sites), 2 * len(people)), dtype=np.uint8)
+        for record in reader:
+            if len(record.ALT) != 1:
+                continue
+            row = where.get(Variant(record.CHROM, int(record.POS), record.REF, record.ALT[0]))
+            if row is None:
+                continue
+            alleles = record.genotype.array()[:, :2]
+            out[row] = (alleles == 1).reshape(-1)
+    finally:
+        reader.close()
+    return people, out
+
+
 class StoreOracle:
     """Answers about variants of a dataset's store through a guard, as the Beacon gives them."""
 

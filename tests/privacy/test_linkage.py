@@ -1,0 +1,178 @@
+"""The linkage attack (von Thenen et al. 2019): haplotype copying equals a brute-force sum over
+paths; on simulated LD it infers hidden alleles far better than their frequency says; it finds
+the members of a small undefended Beacon and of one hiding rare alleles; it never infers an
+allele its panel lacks."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genecommons.privacy import linkage
+
+from .conftest import Simulated
+
+
+def brute_force(
+    panel: npt.NDArray[np.uint8], genotypes: npt.NDArray[np.int8], switches: list[float]
+) -> npt.NDArray[np.float64]:
+    """P(copying h at site s | genotypes), summing the joint chance over every path."""
+    sites, haps = panel.shape
+    victims = genotypes.shape[1]
+    out = np.zeros((sites, victims, haps))
+    for v in range(victims):
+        total = 0.0
+        for path in itertools.product(range(haps), repeat=sites):
+            p = 1.0 / haps
+            for s, h in enumerate(path):
+                if s:
+                    p *= (1 - switches[s]) * (path[s - 1] == h) + switches[s] / haps
+                g, a = int(genotypes[s, v]), int(panel[s, h])
+                p *= 1.0 if g == 1 else (1 - linkage.MISMATCH if a == g // 2 else linkage.MISMATCH)
+            total += p
+            for s, h in enumerate(path):
+                out[s, v, h] += p
+        out[:, v] /= total
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), sites=st.integers(1, 4), haps=st.integers(1, 3), victims=st.integers(1, 2))
+def test_copying_posteriors_equal_the_brute_force_sum(
+    data: st.DataObject, sites: int, haps: int, victims: int
+) -> None:
+    panel = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.integers(0, 1), min_size=haps, max_size=haps),
+                min_size=sites,
+                max_size=sites,
+            )
+        ),
+        dtype=np.uint8,
+    )
+    genotypes = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.integers(0, 2), min_size=victims, max_size=victims),
+                min_size=sites,
+                max_size=sites,
+            )
+        ),
+        dtype=np.int8,
+    )
+    switches = [
+        1.0,
+        *data.draw(st.lists(st.floats(0.0001, 0.99), min_size=sites - 1, max_size=sites - 1)),
+    ]
+    fast = linkage.copying_posteriors(panel, genotypes, np.array(switches))
+    np.testing.assert_allclose(fast, brute_force(panel, genotypes, switches), atol=1e-9)
+
+
+def split(region: Simulated, seed: int = 3) -> tuple[npt.NDArray[np.int64], ...]:
+    order = np.random.default_rng(seed).permutation(region.haplotypes.shape[1] // 2)
+    return order[:65], order[65:130], order[130:]  # members, non-members, the attacker's panel
+
+
+def test_inference_beats_the_allele_frequency_prior(simulated_region: Simulated) -> None:
+    _, victims, panel = split(simulated_region)
+    haps = simulated_region.haps(panel)
+    f = haps.mean(axis=1)
+    common = (f >= linkage.COMMON) & (f <= 1 - linkage.COMMON)
+    hidden = np.flatnonzero((f > 0) & (f < linkage.COMMON))
+    truth = simulated_region.dosages(victims)
+    shown = np.where(common[:, None], truth, 0).astype(np.int8)
+    chance = linkage.carrier_chances(haps, simulated_region.positions, shown, common, hidden)
+    sure = chance >= 0.5
+    carried = truth[hidden] > 0
+    prior = 1 - (1 - f[hidden, None]) ** 2  # the chance of carrying by frequency alone
+    assert sure.sum() >= 100
+    assert carried[sure].mean() >= 0.6
+    assert carried[sure].mean() >= 5 * np.broadcast_to(prior, sure.shape)[sure].mean()
+
+
+def test_an_allele_the_panel_lacks_is_never_inferred(simulated_region: Simulated) -> None:
+    _, victims, panel = split(simulated_region)
+    haps = simulated_region.haps(panel).copy()
+    f = haps.mean(axis=1)
+    common = (f >= linkage.COMMON) & (f <= 1 - linkage.COMMON)
+    hidden = np.flatnonzero((f > 0) & (f < linkage.COMMON))
+    haps[hidden[::2]] = 0  # alleles the attacker's panel does not hold
+    truth = simulated_region.dosages(victims)
+    shown = np.where(common[:, None], truth, 0).astype(np.int8)
+    chance = linkage.carrier_chances(haps, simulated_region.positions, shown, common, hidden)
+    assert (chance[::2] == 0).all()
+    reference = (haps[:, 0::2] + haps[:, 1::2]).astype(np.int8)
+    chances = linkage.answer_chances(reference, members=65, low=1, high=1)
+    for v in range(chance.shape[1]):
+        asked = linkage.choose_queries(chance[:, v], hidden, chances, most=50)
+        assert np.isin(asked, np.arange(1, len(hidden), 2)).all()
+
+
+@pytest.mark.slow
+def test_the_attack_finds_the_members_of_a_small_beacon(simulated_region: Simulated) -> None:
+    members, outsiders, panel = split(simulated_region)
+    cohort = simulated_region.dosages(members)
+    ac = cohort.sum(axis=1, dtype=np.int64)
+    cut = int(np.ceil(0.05 * 2 * len(members)))
+    victims = np.concatenate([cohort, simulated_region.dosages(outsiders)], axis=1)
+    reference = simulated_region.dosages(panel)
+    inferred = linkage.infer(
+        victims,
+        reference=reference,
+        haplotypes=simulated_region.haps(panel),
+        positions=simulated_region.positions,
+        seed=1,
+    )
+    power = {}
+    for name, answers, rule in (
+        ("undefended", ac > 0, (1, 1)),
+        ("hide-rare", ac >= cut, (cut, cut)),
+    ):
+        found = linkage.von_thenen(
+            inferred,
+            victims=victims,
+            members=len(members),
+            reference=reference,
+            beacon_size=len(members),
+            ask=lambda _v, sites, said=answers: said[sites].astype(np.int8),
+            truth=lambda sites: (ac[sites] > 0).astype(np.int8),
+            rule=rule,
+        )
+        power[name] = dict(zip(found.curve.queries, found.curve.power, strict=True))
+        assert found.confident_accuracy >= 0.6
+        assert found.confident_accuracy >= 5 * found.prior_accuracy
+    # 65 + 65 victims: a power of 0.1 carries about +-0.05 of sampling error
+    assert power["undefended"][5] >= 0.4
+    assert power["undefended"][20] >= 0.6
+    assert max(power["hide-rare"].values()) >= 0.2  # four times the false-positive rate
+
+
+def test_the_hide_rare_baseline_withholds_alleles_under_five_percent() -> None:
+    from genecommons.access.models import Subject
+    from genecommons.privacy.answers import Granularity, hide_rare_answer
+    from genecommons.variants.normalize import Variant
+    from genecommons.variants.store import SiteCounts
+
+    subject = Subject.user("a@example.org", roles=frozenset(), institution=None)
+
+    def told(ac: int, an: int = 130) -> tuple[bool, bool]:
+        site = SiteCounts(Variant("chr22", 1, "A", "G"), {"all": {"ac": ac, "an": an}})
+        answer = hide_rare_answer(
+            subject=subject,
+            address="x",
+            dataset="GCD1",
+            granularity=Granularity.BOOLEAN,
+            matches=[site],
+        )
+        return answer.exists, answer.withheld
+
+    assert told(0) == (False, False)  # absent: never said to exist
+    assert told(6) == (False, True)  # 6 of 130 copies: 4.6%, withheld
+    assert told(7) == (True, False)  # 5.4%: the truth
+    assert told(130) == (True, False)

@@ -27,7 +27,7 @@ from genecommons.variants.store import SiteCounts
 
 KEY = bytes(range(32))
 RULE = ThresholdRule(key=KEY, low=10, high=40)
-SHAPED = ThresholdRule(key=KEY, low=10, high=40, alpha=0.5, beta=3.0)  # the default shape
+SHAPED = ThresholdRule(key=KEY, low=10, high=40, alpha=0.5, beta=3.0)  # heavy near 10
 shapes = st.floats(min_value=0.2, max_value=5.0)
 USER = Subject.user("r@example.org", roles=frozenset({"researcher"}), institution=None)
 
@@ -259,6 +259,7 @@ def test_count_answers_spend_the_budget_warn_then_withhold(
 def test_the_key_is_made_once_and_kept(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, environment="test")
     first = threshold_rule(settings)
+    assert (first.low, first.high, first.alpha, first.beta) == (10, 40, 1.0, 1.0)  # uniform
     assert threshold_rule(settings).key == first.key == beacon_key(settings)
     assert len(first.key) == 32 and list(settings.beacon_key_file.parent.iterdir()) == [
         settings.beacon_key_file

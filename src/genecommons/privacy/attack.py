@@ -16,7 +16,9 @@
 
 The attacker's allele frequencies come from a reference panel; answers from an `Ask` callback
 (an HTTP Beacon or a guard over a store), so the same code measures any Beacon. Power is the
-share of members flagged when the flagging threshold lets 5% of non-members through.
+share of members flagged when the flagging threshold lets 5% of non-members through, with its
+95% bootstrap interval (`curve_of`). The attacker who knows the defence (`rule_aware_ratios`)
+knows its thresholds and their chances (`Thresholds`), not its key.
 """
 
 from __future__ import annotations

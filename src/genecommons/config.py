@@ -152,11 +152,16 @@ class Settings(BaseSettings):
         return self.data_dir / "staging"
 
     # The open tier's Beacon (privacy/beacon_guard.py): an allele is said to exist only when its
-    # count in the dataset clears a threshold drawn, once per variant, by a keyed PRF uniformly
-    # from [min, max] allele copies; max <= 1% of the alleles called keeps every allele of
-    # frequency >= 1% answered (a 2,000-person cohort calls 4,000). The key is made on init.
+    # count in the dataset clears a threshold drawn, once per variant, by a keyed PRF from
+    # [min, max] allele copies with the chances of a discretised Beta(alpha, beta) (1, 1, the
+    # default, is uniform: no other shape measured robustly better against an attacker who
+    # knows the rule, docs/privacy.md); max <= 1% of the alleles called keeps
+    # every allele of frequency >= 1% answered (a 2,000-person cohort calls 4,000). The key is
+    # made on init.
     beacon_threshold_min: int = Field(default=10, ge=1)
     beacon_threshold_max: int = Field(default=40, ge=1)
+    beacon_threshold_alpha: float = Field(default=1.0, gt=0, le=100)
+    beacon_threshold_beta: float = Field(default=1.0, gt=0, le=100)
     # Count granularity: what one account, and one network address, may learn about the members
     # of a dataset (Raisaro et al. 2017), in expected pivotal answers; warned at the fraction.
     beacon_budget: float = Field(default=100.0, gt=0)

@@ -4,15 +4,19 @@ members, against the defended rule they do not; the statistic equals a slow refe
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from genecommons.demo.cohort import write_demo
 from genecommons.privacy import attack
 from genecommons.privacy.beacon_guard import ThresholdRule
+from genecommons.privacy.oracles import read_dosages
 from genecommons.variants.normalize import Variant
 from genecommons.variants.store import SiteCounts
 
@@ -98,9 +102,137 @@ def test_undefended_beacon_falls_and_the_defended_one_holds() -> None:
         assert max(attack_both(defended, rarest=rarest_first).power) <= 0.2
 
 
+def slow_negative_binomial(k: int, shape: float, theta: float) -> float:
+    """P(X = k) for X Poisson with a Gamma(shape, scale theta) rate, from its closed form."""
+    q = theta / (1 + theta)
+    return math.exp(
+        math.lgamma(k + shape)
+        - math.lgamma(shape)
+        - math.lgamma(k + 1)
+        + shape * math.log1p(-q)
+        + k * math.log(q)
+    )
+
+
+def slow_ratios(
+    panel_count: int, panel_people: int, members: int, copies: int, thresholds: attack.Thresholds
+) -> tuple[float, float, float]:
+    """Yes and no log-likelihood ratios and a member's chance of a yes, summed over every
+    threshold and every count of the others."""
+
+    def yes_chance(alleles: float, own: int) -> float:
+        theta = alleles / (2 * panel_people)
+        total = 0.0
+        for t, chance in zip(thresholds.values, thresholds.chances, strict=True):
+            below = sum(
+                slow_negative_binomial(k, panel_count + 0.5, theta) for k in range(max(t - own, 0))
+            )
+            total += chance * (1 - below)
+        return total
+
+    # clipped as the attacker clips them, so that a certain answer scores finitely
+    p1 = min(max(yes_chance(2 * members - 2, copies), 1e-12), 1 - 1e-12)
+    p0 = min(max(yes_chance(2 * members, 0), 1e-12), 1 - 1e-12)
+    return math.log(p1 / p0), math.log((1 - p1) / (1 - p0)), p1
+
+
+@hypothesis_settings(max_examples=40)
+@given(
+    counts=st.lists(st.integers(0, 30), min_size=1, max_size=4),
+    members=st.integers(20, 400),
+    low=st.integers(1, 12),
+    chances=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=6),
+)
+def test_rule_aware_ratios_equal_the_brute_force_reference(
+    counts: list[int], members: int, low: int, chances: list[float]
+) -> None:
+    people = 40
+    # a panel of 40 people whose site counts are `counts`
+    reference = np.zeros((len(counts), people), dtype=np.int8)
+    for i, c in enumerate(counts):
+        reference[i, : c // 2] = 2
+        reference[i, c // 2 : c // 2 + c % 2] = 1
+    total = sum(chances)
+    thresholds = attack.Thresholds(
+        tuple(range(low, low + len(chances))), tuple(c / total for c in chances)
+    )
+    yes, no, said = attack.rule_aware_ratios(reference, members=members, thresholds=thresholds)
+    for i, c in enumerate(counts):
+        for g in (1, 2):
+            slow = slow_ratios(c, people, members, g, thresholds)
+            assert said[g - 1, i] == pytest.approx(slow[2], abs=1e-9)
+            # a chance near 0 or 1 is a difference of sums near 1: its rounding (~1e-16 of the sum) grows
+            # relatively as the chance nears the attacker's clip at 1e-12
+            p1 = slow[2]
+            p0 = p1 / math.exp(slow[0])
+            margin = min(p0, 1 - p0, p1, 1 - p1)
+            tolerance = max(1e-4, 1e-13 / margin)
+            assert (yes[g - 1, i], no[g - 1, i]) == pytest.approx(
+                slow[:2], rel=tolerance, abs=1e-6
+            )
+
+
+def test_rule_aware_ratios_of_a_uniform_rule_and_the_exact_beacon() -> None:
+    reference = np.zeros((1, 10), dtype=np.int8)
+    with pytest.raises(ValueError, match="distribution"):
+        attack.Thresholds((1, 2), (0.5, 0.6))
+    uniform = attack.Thresholds.uniform(10, 40)
+    assert uniform.values == tuple(range(10, 41)) and sum(uniform.chances) == pytest.approx(1)
+    # the exact Beacon: any copy makes a yes, so a member's yes is certain
+    _yes, no, said = attack.rule_aware_ratios(reference, members=100, thresholds=attack.EXACT)
+    assert said[:, 0] == pytest.approx(1.0) and (no[:, 0] < -20).all()
+
+
 def test_correctness_counts_common_alleles_and_absent_ones() -> None:
     counts = np.array([0, 0, 5, 40, 100])
     numbers = np.full(5, 4000)
     right = attack.correctness(counts, numbers, np.array([0, 1, 0, 1, 1], dtype=np.int8))
     assert (right.common_correct, right.common_asked) == (1.0, 2)
     assert (right.absent_present, right.absent_asked) == (1, 2)
+
+
+@pytest.mark.slow
+def test_the_attacker_who_knows_the_rule_stays_under_a_bound_on_a_small_demo(
+    tmp_path: Path,
+) -> None:
+    # a simulated 1,000-person cohort (2 Mb) and a 600-person panel: 300 members and 200
+    # non-members attacked, the attacker's frequencies from the other 400 of the panel
+    write_demo(
+        tmp_path, individuals=1000, reference_individuals=600, sequence_length=2_000_000, seed=5
+    )
+    cohort = read_dosages(tmp_path / "cohort.vcf.gz")
+    panel = read_dosages(tmp_path / "reference_panel.vcf.gz", sites=cohort.variants).dosages
+    counts = cohort.dosages.sum(axis=1, dtype=np.int64)
+    rng = np.random.default_rng(1)
+    members = cohort.dosages[:, rng.choice(1000, size=300, replace=False)]
+    order = rng.permutation(panel.shape[1])
+    outsiders, reference = panel[:, order[:200]], panel[:, order[200:]]
+    rule = ThresholdRule(key=bytes(range(32)), low=10, high=40)  # the default: uniform
+    defended = np.array(
+        [
+            rule.disclosed("GCD1", SiteCounts(v, {"all": {"ac": int(c), "an": 2000}}))
+            for v, c in zip(cohort.variants, counts, strict=True)
+        ],
+        dtype=np.int8,
+    )
+    exact = (counts > 0).astype(np.int8)
+
+    def run(answers: npt.NDArray[np.int8], thresholds: attack.Thresholds) -> attack.Curve:
+        return attack.run_rule_aware_attack(
+            "knows the rule",
+            members=members,
+            outsiders=outsiders,
+            reference=reference,
+            beacon_size=1000,
+            ask=lambda _v, sites: answers[sites],
+            thresholds=thresholds,
+            queries=(1, 10, 100, 1000, 5000),
+        )
+
+    undefended = run(exact, attack.EXACT)
+    assert undefended.power[2] >= 0.9  # 100 queries find the members of the exact Beacon
+    known = attack.Thresholds(tuple(range(rule.low, rule.high + 1)), rule.pmf)
+    guarded = run(defended, known)
+    assert max(guarded.power) <= 0.2  # measured 0.05-0.07 (300 + 200 victims: +-0.05)
+    assert len(guarded.low) == len(guarded.high) == len(guarded.power)
+    assert all(lo <= hi for lo, hi in zip(guarded.low, guarded.high, strict=True))

@@ -22,11 +22,13 @@ from genecommons.errors import ConfigurationError
 from genecommons.privacy.answers import Granularity
 from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer
 from genecommons.privacy.service import DefendedGuard, beacon_key, budget_spent, threshold_rule
-from genecommons.variants.normalize import Variant
+from genecommons.variants.normalize import Variant, parse_key
 from genecommons.variants.store import SiteCounts
 
 KEY = bytes(range(32))
 RULE = ThresholdRule(key=KEY, low=10, high=40)
+SHAPED = ThresholdRule(key=KEY, low=10, high=40, alpha=0.5, beta=3.0)  # heavy near 10
+shapes = st.floats(min_value=0.2, max_value=5.0)
 USER = Subject.user("r@example.org", roles=frozenset({"researcher"}), institution=None)
 
 
@@ -36,33 +38,94 @@ def site(ac: int, pos: int = 100, an: int = 4000) -> SiteCounts:
     )
 
 
+def slow_pmf(rule: ThresholdRule) -> list[float]:
+    """The Beta(alpha, beta) density at the middle of each threshold's cell, normalised."""
+    u = [(t - rule.low + 0.5) / rule.width for t in range(rule.low, rule.high + 1)]
+    w = [x ** (rule.alpha - 1) * (1 - x) ** (rule.beta - 1) for x in u]
+    return [x / sum(w) for x in w]
+
+
 def slow_exposure(rule: ThresholdRule, ac: int) -> float:
-    """The share of thresholds at which removing a member (1 or 2 copies) changes the answer."""
-    changed = 0
-    for t in range(rule.low, rule.high + 1):
+    """The chance of the thresholds at which removing a member (1 or 2 copies) changes the
+    answer."""
+    changed = 0.0
+    for t, chance in zip(range(rule.low, rule.high + 1), slow_pmf(rule), strict=True):
         said = ac > 0 and ac >= t
         without = [max(ac - g, 0) for g in (1, 2)]
         if any(said != (w > 0 and w >= t) for w in without):
-            changed += 1
-    return changed / rule.width
+            changed += chance
+    return changed
 
 
-@given(ac=st.integers(min_value=0, max_value=200), pos=st.integers(min_value=1, max_value=10**8))
-def test_answers_follow_the_keyed_threshold(ac: int, pos: int) -> None:
-    answer = RULE.disclosed("GCD1", site(ac, pos))
-    threshold = RULE.threshold("GCD1", site(ac, pos).variant.key)
-    assert RULE.low <= threshold <= RULE.high
+@given(
+    ac=st.integers(min_value=0, max_value=200),
+    pos=st.integers(min_value=1, max_value=10**8),
+    dataset=st.sampled_from(["GCD1", "GCD00000002"]),
+    low=st.integers(1, 40),
+    extra=st.integers(0, 40),
+    alpha=shapes,
+    beta=shapes,
+)
+def test_answers_follow_the_keyed_threshold(
+    ac: int, pos: int, dataset: str, low: int, extra: int, alpha: float, beta: float
+) -> None:
+    rule = ThresholdRule(key=KEY, low=low, high=low + extra, alpha=alpha, beta=beta)
+    answer = rule.disclosed(dataset, site(ac, pos))
+    threshold = rule.threshold(dataset, site(ac, pos).variant.key)
+    assert rule.low <= threshold <= rule.high
+    assert threshold == rule.threshold(dataset, site(ac, pos).variant.key)  # deterministic
     assert answer == (ac >= threshold and ac > 0)
     if ac == 0:
         assert not answer  # an absent allele is never said to exist
-    if ac >= RULE.high:
+    if ac >= rule.high:
         assert answer  # frequency >= high / AN is always answered
 
 
-@given(ac=st.integers(min_value=0, max_value=60), low=st.integers(1, 30), extra=st.integers(0, 30))
-def test_exposure_equals_the_slow_reference(ac: int, low: int, extra: int) -> None:
-    rule = ThresholdRule(key=KEY, low=low, high=low + extra)
-    assert rule.exposure(site(ac)) == pytest.approx(slow_exposure(rule, ac))
+@given(low=st.integers(1, 40), extra=st.integers(0, 60), alpha=shapes, beta=shapes)
+def test_the_chances_are_the_discretised_beta_and_sum_to_one(
+    low: int, extra: int, alpha: float, beta: float
+) -> None:
+    rule = ThresholdRule(key=KEY, low=low, high=low + extra, alpha=alpha, beta=beta)
+    assert len(rule.pmf) == rule.width
+    assert sum(rule.pmf) == pytest.approx(1.0, abs=1e-12)
+    assert min(rule.pmf) >= 0
+    assert rule.pmf == pytest.approx(slow_pmf(rule), abs=1e-12)
+
+
+def test_thresholds_are_drawn_with_the_chances_the_rule_states() -> None:
+    drawn = [SHAPED.threshold("GCD1", f"chr22-{p}-A-G") for p in range(1, 40_001)]
+    for t, chance in zip(range(SHAPED.low, SHAPED.high + 1), SHAPED.pmf, strict=True):
+        seen = drawn.count(t) / len(drawn)
+        # binomial sampling error over 40,000 variants: within 5 standard deviations
+        assert abs(seen - chance) <= 5 * (chance * (1 - chance) / len(drawn)) ** 0.5 + 1e-9
+    assert SHAPED.pmf[0] > 3 * SHAPED.pmf[-1]  # heavy near low, light near high
+
+
+@given(
+    pos=st.integers(min_value=2, max_value=10**8),
+    chrom=st.sampled_from(["22", "chr22", "X"]),
+    case=st.booleans(),
+)
+def test_respellings_of_a_variant_get_one_threshold(pos: int, chrom: str, case: bool) -> None:
+    plain = parse_key(f"{chrom}-{pos}-A-G")
+    # lower case, and a shared trailing base: normalised to the same variant
+    respelt = parse_key(f"{chrom}-{pos}-{'ac' if case else 'AC'}-{'gc' if case else 'GC'}")
+    assert respelt == plain
+    assert SHAPED.threshold("GCD1", respelt.key) == SHAPED.threshold("GCD1", plain.key)
+
+
+@given(
+    ac=st.integers(min_value=0, max_value=60),
+    low=st.integers(1, 30),
+    extra=st.integers(0, 30),
+    alpha=shapes,
+    beta=shapes,
+)
+def test_exposure_equals_the_slow_reference(
+    ac: int, low: int, extra: int, alpha: float, beta: float
+) -> None:
+    rule = ThresholdRule(key=KEY, low=low, high=low + extra, alpha=alpha, beta=beta)
+    assert rule.exposure(site(ac)) == pytest.approx(slow_exposure(rule, ac), abs=1e-12)
 
 
 def test_the_threshold_is_a_keyed_function_of_dataset_and_variant() -> None:
@@ -83,6 +146,10 @@ def test_settings_refuse_a_threshold_range_upside_down() -> None:
         Settings(beacon_threshold_min=50, beacon_threshold_max=40)
     with pytest.raises(ValueError, match="low <= high"):
         ThresholdRule(key=KEY, low=5, high=4)
+    with pytest.raises(ValueError, match="Beta shapes"):
+        ThresholdRule(key=KEY, low=5, high=9, alpha=0.0)
+    with pytest.raises(ValidationError, match="beacon_threshold_alpha"):
+        Settings(beacon_threshold_alpha=-1)
 
 
 def test_not_disclosed_looks_the_same_for_absent_and_rare_alleles() -> None:
@@ -192,6 +259,7 @@ def test_count_answers_spend_the_budget_warn_then_withhold(
 def test_the_key_is_made_once_and_kept(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, environment="test")
     first = threshold_rule(settings)
+    assert (first.low, first.high, first.alpha, first.beta) == (10, 40, 1.0, 1.0)  # uniform
     assert threshold_rule(settings).key == first.key == beacon_key(settings)
     assert len(first.key) == 32 and list(settings.beacon_key_file.parent.iterdir()) == [
         settings.beacon_key_file

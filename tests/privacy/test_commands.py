@@ -25,7 +25,7 @@ runner = CliRunner()
 def figures() -> Figures:
     found = Figures(beacon_size=10, victims=5)
     found.curves["undefended"] = [
-        attack.Curve("SB, one account", (1, 10), (0.1, 1.0)),
+        attack.Curve("SB, one account", (1, 10), (0.1, 1.0), low=(0.05, 0.9), high=(0.2, 1.0)),
         attack.Curve("von Thenen", (1,), (0.05,)),
     ]
     found.inference["undefended"] = {
@@ -52,7 +52,8 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
             app,
             [
                 *("privacy", "attack-beacon", "GCD00000001", "--demo", str(tmp_path / "demo")),
-                *("--victims", "7", "--seed", "3", "--url", "http://127.0.0.1:9/beacon"),
+                *("--victims", "7", "--outsiders", "9", "--seed", "3"),
+                *("--url", "http://127.0.0.1:9/beacon"),
                 *("--url", "exact=http://127.0.0.1:10/beacon", "--max-queries", "100"),
                 *("--correctness-sites", "50", "--out", str(tmp_path / "out")),
             ],
@@ -63,6 +64,7 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
     assert kwargs["panel"] == tmp_path / "demo" / "reference_panel.vcf.gz"
     assert kwargs["store"] == (tmp_path / "data").resolve() / "variants" / "GCD00000001"
     assert (kwargs["dataset"], kwargs["victims"], kwargs["seed"]) == ("GCD00000001", 7, 3)
+    assert kwargs["outsiders"] == 9
     assert kwargs["urls"] == {
         "http": "http://127.0.0.1:9/beacon",
         "exact": "http://127.0.0.1:10/beacon",
@@ -73,6 +75,8 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
     assert (tmp_path / "out" / "power.png").read_bytes()[:4] == b"\x89PNG"
     written = json.loads((tmp_path / "out" / "figures.json").read_text())
     assert written["curves"]["undefended"][0]["power"] == [0.1, 1.0]
+    assert written["curves"]["undefended"][0]["high"] == [0.2, 1.0]
+    assert "0.10 (0.05–0.20)" in result.output  # the power with its 95% interval
     assert "answered right 100.00%" in result.output
 
 

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genecommons.privacy import linkage
+from genecommons.privacy.attack import EXACT, Thresholds
 
 from .conftest import Simulated
 
@@ -108,7 +109,7 @@ def test_an_allele_the_panel_lacks_is_never_inferred(simulated_region: Simulated
     chance = linkage.carrier_chances(haps, simulated_region.positions, shown, common, hidden)
     assert (chance[::2] == 0).all()
     reference = (haps[:, 0::2] + haps[:, 1::2]).astype(np.int8)
-    chances = linkage.answer_chances(reference, members=65, low=1, high=1)
+    chances = linkage.answer_chances(reference, members=65, thresholds=EXACT)
     for v in range(chance.shape[1]):
         asked = linkage.choose_queries(chance[:, v], hidden, chances, most=50)
         assert np.isin(asked, np.arange(1, len(hidden), 2)).all()
@@ -131,8 +132,8 @@ def test_the_attack_finds_the_members_of_a_small_beacon(simulated_region: Simula
     )
     power = {}
     for name, answers, rule in (
-        ("undefended", ac > 0, (1, 1)),
-        ("hide-rare", ac >= cut, (cut, cut)),
+        ("undefended", ac > 0, EXACT),
+        ("hide-rare", ac >= cut, Thresholds((cut,), (1.0,))),
     ):
         found = linkage.von_thenen(
             inferred,

@@ -12,7 +12,9 @@
 
 The attacker's allele frequencies come from a reference panel; answers from an `Ask` callback
 (an HTTP Beacon or a guard over a store), so the same code measures any Beacon. Power is the
-share of members flagged when the flagging threshold lets 5% of non-members through.
+share of members flagged when the flagging threshold lets 5% of non-members through, with its
+95% bootstrap interval (`curve_of`). The attacker who knows the defence (`rule_aware_ratios`)
+knows its thresholds and their chances (`Thresholds`), not its key.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class Curve:
     queries: tuple[int, ...]
     power: tuple[float, ...]
     extra: dict[str, float] = field(default_factory=dict)
+    # the 95% bootstrap interval of each power (victims resampled), when measured
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
 
 
 def frequencies(panel: Dosages) -> Floats:
@@ -134,25 +139,81 @@ def run_attack(
         answers.append(np.asarray(ask(v, order), dtype=np.int8))
     scores = statistics(orders, answers, f, members=beacon_size, queries=queries)
     n = members.shape[1]
-    power = power_at(scores[:n], scores[n:])
-    return Curve(name, tuple(queries), tuple(float(p) for p in power))
+    return curve_of(name, scores[:n], scores[n:], queries)
+
+
+def curve_of(
+    name: str,
+    member_scores: Floats,
+    outsider_scores: Floats,
+    queries: Sequence[int],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Curve:
+    """The power at each number of queries (columns of the scores), with its 95% percentile
+    bootstrap interval: members and non-members resampled with replacement, the 5% cut chosen
+    again on each resample of the non-members."""
+    power = power_at(member_scores, outsider_scores)
+    rng = np.random.default_rng(seed)
+    n, m = len(member_scores), len(outsider_scores)
+    draws = np.zeros((resamples, len(power)))
+    for r in range(resamples):
+        draws[r] = power_at(
+            member_scores[rng.integers(0, n, size=n)], outsider_scores[rng.integers(0, m, size=m)]
+        )
+    low, high = np.quantile(draws, [0.025, 0.975], axis=0)
+    return Curve(
+        name,
+        tuple(queries),
+        tuple(float(p) for p in power),
+        low=tuple(float(x) for x in low),
+        high=tuple(float(x) for x in high),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """What an attacker who knows the defence's rule but not its key knows: the thresholds a
+    variant may have (allele copies) and the chance of each. The undefended Beacon is the
+    threshold 1 with chance 1."""
+
+    values: tuple[int, ...]
+    chances: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.values or len(self.values) != len(self.chances):
+            raise ValueError("need as many chances as thresholds, and at least one")
+        if min(self.values) < 1 or min(self.chances) < 0 or abs(sum(self.chances) - 1) > 1e-9:
+            raise ValueError("thresholds start at 1 and their chances are a distribution")
+
+    @classmethod
+    def uniform(cls, low: int, high: int) -> Thresholds:
+        """Every threshold of [low, high] equally likely."""
+        return cls(tuple(range(low, high + 1)), (1 / (high - low + 1),) * (high - low + 1))
+
+
+EXACT = Thresholds((1,), (1.0,))
 
 
 def rule_aware_ratios(
-    reference: Dosages, *, members: int, low: int, high: int
+    reference: Dosages, *, members: int, thresholds: Thresholds
 ) -> tuple[Floats, Floats, Floats]:
     """The log-likelihood ratios (member against not) of a yes and a no, and the chance of a
-    yes for a member, for an attacker who
-    knows the defence's rule (a threshold uniform on [low, high]; [1, 1] is the undefended
-    Beacon) but not its key, per copies carried (rows 0 and 1: 1 and 2 copies) and site.
+    yes for a member, for an attacker who knows the defence's rule (the thresholds' chances)
+    but not its key, per copies carried (rows 0 and 1: 1 and 2 copies) and site.
 
     The attacker's belief about the count among the other members is a gamma-Poisson mixture:
     the panel's count c of 2n alleles gives the rate a Gamma(c + 1/2) posterior, scaled to the
     2N (or 2N - 2) alleles of the Beacon; so AC is negative binomial, computed by recursion.
+    A yes means AC >= T, with T drawn from the thresholds independently of AC.
     """
     counts = reference.sum(axis=1, dtype=np.int64).astype(np.float64)
     alleles = 2.0 * reference.shape[1]
     shape = counts + 0.5
+    values = np.asarray(thresholds.values, dtype=np.int64)
+    chances = np.asarray(thresholds.chances, dtype=np.float64)
+    high = int(values.max())
 
     def survival(scale_alleles: float) -> Floats:
         # P(X >= k) for k = 0 .. high + 1, X ~ NegBin(shape, theta), theta = scale / panel
@@ -165,15 +226,14 @@ def rule_aware_ratios(
             cdf[k] = running  # P(X < k)
             running = running + pmf
             pmf = pmf * (k + shape) / (k + 1) * q
-        return np.asarray(1 - cdf)
+        return np.asarray(np.clip(1 - cdf, 0, 1))
 
-    thresholds = np.arange(low, high + 1)
-    outsider = survival(2.0 * members)[thresholds].mean(axis=0)  # P(yes | not a member)
+    outsider = chances @ survival(2.0 * members)[values]  # P(yes | not a member)
     others = survival(2.0 * members - 2)
     yes, no, said = (np.zeros((2, len(counts))) for _ in range(3))
     for g in (1, 2):
         # a member with g copies: AC = g + X, so AC >= t when X >= t - g
-        member = others[np.maximum(thresholds - g, 0)].mean(axis=0)
+        member = chances @ others[np.maximum(values - g, 0)]
         p1 = np.clip(member, 1e-12, 1 - 1e-12)
         p0 = np.clip(outsider, 1e-12, 1 - 1e-12)
         yes[g - 1] = np.log(p1 / p0)
@@ -190,14 +250,13 @@ def run_rule_aware_attack(
     reference: Dosages,
     beacon_size: int,
     ask: Ask,
-    low: int,
-    high: int,
+    thresholds: Thresholds,
     queries: Sequence[int] = QUERY_COUNTS,
 ) -> Curve:
     """The likelihood-ratio test of an attacker who knows the rule: each victim's alleles asked
     most informative first (expected log-likelihood ratio under membership), each answer scored
     by `rule_aware_ratios`."""
-    yes, no, said = rule_aware_ratios(reference, members=beacon_size, low=low, high=high)
+    yes, no, said = rule_aware_ratios(reference, members=beacon_size, thresholds=thresholds)
     victims = np.concatenate([members, outsiders], axis=1)
     most = max(queries)
     out = np.zeros((victims.shape[1], len(queries)))
@@ -213,8 +272,7 @@ def run_rule_aware_attack(
         running = np.concatenate([[0.0], np.cumsum(scores)])
         out[v] = running[np.minimum(np.asarray(queries), len(sites))]
     n = members.shape[1]
-    power = power_at(out[:n], out[n:])
-    return Curve(name, tuple(queries), tuple(float(p) for p in power))
+    return curve_of(name, out[:n], out[n:], queries)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,10 @@ def attack_beacon(
     victims: Annotated[
         int, typer.Option("--victims", min=5, help="Members (and non-members)")
     ] = 100,
+    outsiders: Annotated[
+        int | None,
+        typer.Option("--outsiders", min=5, help="Non-members, if not as many as --victims"),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 1,
     max_queries: Annotated[
         int, typer.Option("--max-queries", min=1, help="Queries per victim, at most")
@@ -74,6 +78,7 @@ def attack_beacon(
             urls=urls,
             token=token,
             victims=victims,
+            outsiders=outsiders,
             seed=seed,
             queries=tuple(q for q in attack.QUERY_COUNTS if q <= max_queries) or (max_queries,),
             correctness_sites=correctness_sites,
@@ -87,8 +92,7 @@ def attack_beacon(
         for curve in curves:
             table.add_column(curve.name.replace(", ", "\n"), justify="right")
         for q in curves[0].queries:
-            cells = [f"{c.power[c.queries.index(q)]:.2f}" if q in c.queries else "" for c in curves]
-            table.add_row(str(q), *cells)
+            table.add_row(str(q), *(cell(c, q) for c in curves))
         console.print(table)
     for beacon, found in figures.inference.items():
         console.print(
@@ -104,6 +108,16 @@ def attack_beacon(
             f"(of {right.absent_asked:,})"
         )
     console.print(f"plot: {out / 'power.png'}  figures: {out / 'figures.json'}")
+
+
+def cell(curve: attack.Curve, queries: int) -> str:
+    """The power after `queries`, with its 95% interval when measured."""
+    if queries not in curve.queries:
+        return ""
+    i = curve.queries.index(queries)
+    if not curve.low:
+        return f"{curve.power[i]:.2f}"
+    return f"{curve.power[i]:.2f} ({curve.low[i]:.2f}–{curve.high[i]:.2f})"
 
 
 def served_beacons(values: list[str]) -> dict[str, str]:

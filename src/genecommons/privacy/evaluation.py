@@ -54,16 +54,19 @@ class Victims:
     positions: npt.NDArray[np.int64] | None = None  # of the sites, for the linkage attack
 
 
-def draw_victims(cohort: Path, panel: Path, *, victims: int, seed: int) -> Victims:
-    """`victims` members from `cohort` and `victims` non-members from `panel`; the rest of the
-    panel is the attacker's."""
+def draw_victims(
+    cohort: Path, panel: Path, *, victims: int, seed: int, outsiders: int | None = None
+) -> Victims:
+    """`victims` members from `cohort` and `outsiders` (as many, unless given) non-members
+    from `panel`; the rest of the panel is the attacker's."""
+    outsiders = victims if outsiders is None else outsiders
     members = read_dosages(cohort)
     reference = read_dosages(panel, sites=members.variants)
-    if len(reference.people) < victims + 10:
+    if len(reference.people) < outsiders + 10:
         raise InvalidInputError(
             f"The reference panel holds {len(reference.people)} people: too few for "
-            f"{victims} non-member victims plus an attacker's panel.",
-            message_zh=f"参考面板只有 {len(reference.people)} 人，不足以提供 {victims} 名非成员受试者和攻击者面板。",
+            f"{outsiders} non-member victims plus an attacker's panel.",
+            message_zh=f"参考面板只有 {len(reference.people)} 人，不足以提供 {outsiders} 名非成员受试者和攻击者面板。",
         )
     if len(members.people) < victims:
         raise InvalidInputError(
@@ -73,13 +76,13 @@ def draw_victims(cohort: Path, panel: Path, *, victims: int, seed: int) -> Victi
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(members.people), size=victims, replace=False))
     order = rng.permutation(len(reference.people))
-    outsiders, attacker = np.sort(order[:victims]), np.sort(order[victims:])
+    held_out, attacker = np.sort(order[:outsiders]), np.sort(order[outsiders:])
     own = reference.dosages[:, attacker]
     _, haplotypes = read_haplotypes(panel, sites=members.variants)
     return Victims(
         variants=members.variants,
         members=members.dosages[:, chosen],
-        outsiders=reference.dosages[:, outsiders],
+        outsiders=reference.dosages[:, held_out],
         reference=own,
         frequencies=attack.frequencies(own),
         haplotypes=haplotypes[:, np.ravel(np.stack([2 * attacker, 2 * attacker + 1], axis=1))],
@@ -93,6 +96,7 @@ class Figures:
 
     beacon_size: int
     victims: int
+    outsiders: int = 0  # non-member victims (as many as members unless told)
     curves: dict[str, list[attack.Curve]] = field(default_factory=dict)  # per Beacon
     inference: dict[str, dict[str, float]] = field(default_factory=dict)  # per Beacon
     correctness: dict[str, attack.Correctness] = field(default_factory=dict)
@@ -104,6 +108,7 @@ class Figures:
             {
                 "beacon_size": self.beacon_size,
                 "victims": self.victims,
+                "outsiders": self.outsiders or self.victims,
                 "curves": {b: [asdict(c) for c in curves] for b, curves in self.curves.items()},
                 "von_thenen": self.inference,
                 "correctness": {b: asdict(c) for b, c in self.correctness.items()},
@@ -130,16 +135,20 @@ def evaluate(
     beacon_size: int,
     seed: int,
     truth: Exists,
-    rules: dict[str, tuple[int, int]] | None = None,
+    rules: dict[str, attack.Thresholds] | None = None,
     counts: Callable[[Sequence[Variant]], tuple[npt.NDArray[np.int64], ...]] | None = None,
     queries: Sequence[int] = attack.QUERY_COUNTS,
     correctness_sites: int = 20_000,
 ) -> Figures:
     """Run SB and rarest-first (one account, and a fresh account per victim), von Thenen, and
-    (for the Beacons in `rules`, with the threshold range the attacker knows) an attacker who
+    (for the Beacons in `rules`, with the thresholds' chances the attacker knows) an attacker who
     knows the defence, against every Beacon; score each Beacon's answers when the true counts
     are known."""
-    figures = Figures(beacon_size=beacon_size, victims=victims.members.shape[1])
+    figures = Figures(
+        beacon_size=beacon_size,
+        victims=victims.members.shape[1],
+        outsiders=victims.outsiders.shape[1],
+    )
     truth_ask = asker(victims, truth, fresh_accounts=False)
     people = np.concatenate([victims.members, victims.outsiders], axis=1)
     inferred = linked(victims, people, seed=seed)
@@ -172,7 +181,7 @@ def evaluate(
             beacon_size=beacon_size,
             ask=asker(victims, exists, fresh_accounts=True),
             truth=lambda sites: truth_ask(0, sites),
-            rule=(rules or {}).get(name, (1, 1)),
+            rule=(rules or {}).get(name, attack.EXACT),
         )
         curves.append(found.curve)
         curves.append(
@@ -189,7 +198,6 @@ def evaluate(
             ).curve
         )
         if rules and name in rules:
-            low, high = rules[name]
             curves.append(
                 attack.run_rule_aware_attack(
                     "knows the rule, fresh account per victim",
@@ -198,8 +206,7 @@ def evaluate(
                     reference=victims.reference,
                     beacon_size=beacon_size,
                     ask=asker(victims, exists, fresh_accounts=True),
-                    low=low,
-                    high=high,
+                    thresholds=rules[name],
                     queries=queries,
                 )
             )
@@ -278,7 +285,11 @@ def plot(figures: Figures, path: Path) -> None:
     for ax, name in zip(axes.flat, names, strict=False):
         for beacon, curves in figures.curves.items():
             curve = next(c for c in curves if c.name == name)
-            ax.plot(curve.queries, curve.power, marker="o", label=beacon)
+            (line,) = ax.plot(curve.queries, curve.power, marker="o", label=beacon)
+            if curve.low:
+                ax.fill_between(
+                    curve.queries, curve.low, curve.high, color=line.get_color(), alpha=0.15
+                )
         ax.axhline(0.1, color="grey", linestyle=":", linewidth=1)
         ax.axhline(0.05, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xscale("log")
@@ -290,7 +301,7 @@ def plot(figures: Figures, path: Path) -> None:
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(
         f"Beacon membership attacks, {figures.beacon_size} members, "
-        f"{figures.victims} + {figures.victims} victims"
+        f"{figures.victims} + {figures.outsiders or figures.victims} victims"
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -326,6 +337,7 @@ def attack_beacon(
     urls: Mapping[str, str] | None = None,
     token: str | None = None,
     victims: int = 100,
+    outsiders: int | None = None,
     seed: int = 1,
     queries: Sequence[int] = attack.QUERY_COUNTS,
     correctness_sites: int = 20_000,
@@ -334,10 +346,11 @@ def attack_beacon(
     in process, and the Beacon v2 servers of `urls` (name -> base URL) when given. Reading the
     store and the genotypes is record-level access: the decision point must allow it."""
     require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
-    drawn = draw_victims(cohort, panel, victims=victims, seed=seed)
+    drawn = draw_victims(cohort, panel, victims=victims, outsiders=outsiders, seed=seed)
     variant_store = VariantStore(store)
     exact = StoreOracle(variant_store, exact_answer, dataset=dataset)
-    defended = StoreOracle(variant_store, DefendedGuard(factory, settings), dataset=dataset)
+    guard = DefendedGuard(factory, settings)
+    defended = StoreOracle(variant_store, guard, dataset=dataset)
     hidden = StoreOracle(variant_store, hide_rare_answer, dataset=dataset)
     beacons: dict[str, Exists] = {
         "undefended": lambda vs, account: exact.exists(vs, account=account),
@@ -353,7 +366,8 @@ def attack_beacon(
     for name, http in served.items():
         beacons[name] = http_exists(http)
         oracles[name] = http
-    defence = (settings.beacon_threshold_min, settings.beacon_threshold_max)
+    # the attacker knows the rule's chances, not its key
+    defence = attack.Thresholds(tuple(range(guard.rule.low, guard.rule.high + 1)), guard.rule.pmf)
     try:
         figures = evaluate(
             drawn,
@@ -362,11 +376,11 @@ def attack_beacon(
             seed=seed,
             truth=lambda vs, account: exact.exists(vs, account="truth"),
             rules={
-                "undefended": (1, 1),  # the exact answer: a threshold of one copy
+                "undefended": attack.EXACT,  # the exact answer: a threshold of one copy
                 # alleles under 5% hidden: a threshold of 5% of the alleles called
-                "hide-rare": (hide_cut(variant_store.samples),) * 2,
+                "hide-rare": attack.Thresholds((hide_cut(variant_store.samples),), (1.0,)),
                 "defended": defence,
-                **dict.fromkeys(served, defence),  # the attacker assumes the node's defence
+                **dict.fromkeys(served, defence),  # the attacker assumes the node's rule
             },
             counts=exact.counts,
             queries=queries,

@@ -22,8 +22,9 @@ non-member (confidently inferred and rare), and adds up the log-likelihood ratio
   attacker calibrates these chances (`calibrate`) on people of its own panel, inferred from
   the rest of it.
 - Answers (`answer_chances`): the attacker knows the Beacon's rule as a threshold in allele
-  copies, uniform on [low, high] ([1, 1] answers the truth; hiding alleles under 5% is a fixed
-  threshold of 5% of the alleles called; the defended guard is keyed on [10, 40]), and models
+  copies with known chances (`attack.Thresholds`: one copy answers the truth; hiding alleles
+  under 5% is a fixed threshold of 5% of the alleles called; the defended guard draws its key's
+  thresholds on [10, 40]), and models
   the other members' count by a gamma-Poisson belief from its panel. A yes from a member who
   carries the allele with chance p has probability p * P(X + 1 >= T) + (1 - p) * P(X >= T).
   This is how the attacker reads a withheld answer. The paper instead infers a withheld
@@ -47,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from genecommons.privacy.attack import Ask, Curve, power_at
+from genecommons.privacy.attack import EXACT, Ask, Curve, Thresholds, power_at
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -233,14 +234,17 @@ class AnswerChances:
     member: tuple[Floats, Floats]
 
 
-def answer_chances(reference: Dosages, *, members: int, low: int, high: int) -> AnswerChances:
-    """The attacker's chances of a yes under a threshold rule uniform on [low, high] allele
-    copies ([1, 1] answers the truth), with the count among the Beacon's other members
+def answer_chances(reference: Dosages, *, members: int, thresholds: Thresholds) -> AnswerChances:
+    """The attacker's chances of a yes under a threshold rule with the thresholds' chances
+    known (`attack.EXACT` answers the truth), with the count among the Beacon's other members
     negative binomial: the panel's count c of 2n alleles gives the rate a Gamma(c + 1/2)
     posterior, scaled to the 2N (or 2N - 2) alleles of the Beacon."""
     counts = reference.sum(axis=1, dtype=np.int64).astype(np.float64)
     alleles = 2.0 * reference.shape[1]
     shape = counts + 0.5
+    values = np.asarray(thresholds.values, dtype=np.int64)
+    weights = np.asarray(thresholds.chances, dtype=np.float64)
+    high = int(values.max())
 
     def at_least(scale: float) -> Floats:
         # rows k = 0 .. high + 1: P(X >= k), X ~ NegBin(shape, q), q = theta / (1 + theta)
@@ -255,11 +259,10 @@ def answer_chances(reference: Dosages, *, members: int, low: int, high: int) -> 
             pmf = pmf * (k + shape) / (k + 1) * q
         return np.asarray(np.clip(out, 0.0, 1.0))
 
-    thresholds = np.arange(low, high + 1)
-    outsider = at_least(2.0 * members)[thresholds].mean(axis=0)
+    outsider = weights @ at_least(2.0 * members)[values]
     others = at_least(2.0 * members - 2)
-    none = others[thresholds].mean(axis=0)
-    one = others[np.maximum(thresholds - 1, 0)].mean(axis=0)
+    none = weights @ others[values]
+    one = weights @ others[np.maximum(values - 1, 0)]
     return AnswerChances(outsider, (none, one))
 
 
@@ -373,22 +376,22 @@ def von_thenen(
     beacon_size: int,
     ask: Ask,
     truth: Callable[[Ints], npt.NDArray[np.int8]],
-    rule: tuple[int, int] = (1, 1),
+    rule: Thresholds = EXACT,
     queries: Sequence[int] = QUERIES,
     name: str = "von Thenen",
     from_partners: bool = False,
 ) -> Inference:
     """The linkage attack on one Beacon: each victim (columns of `victims`, the first `members`
     of them members) asked about their most telling inferred alleles, the answers scored under
-    the Beacon's `rule` (a threshold range in copies, as the attacker believes it) with the
+    the Beacon's `rule` (its thresholds in copies and their chances, as the attacker believes them) with the
     other members' counts from `reference`. `truth(sites)` is the Beacon's true answers.
     `from_partners`: the paper's reading of a withheld answer instead, every no taken for
     withheld and replaced by the answer about the shown site in strongest LD with the allele,
     scored as a true answer."""
     targets, carried, f = inferred.targets, inferred.carried, inferred.frequencies
     if from_partners:
-        rule = (1, 1)
-    chances = answer_chances(reference, members=beacon_size, low=rule[0], high=rule[1])
+        rule = EXACT
+    chances = answer_chances(reference, members=beacon_size, thresholds=rule)
     shown = np.flatnonzero((f >= COMMON) & (f <= 1 - COMMON))
     most = max(queries)
     out = np.zeros((victims.shape[1], len(queries)))

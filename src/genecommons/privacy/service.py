@@ -89,6 +89,8 @@ def threshold_rule(settings: Settings, key: bytes | None = None) -> ThresholdRul
         key=key if key is not None else beacon_key(settings, create=made),
         low=settings.beacon_threshold_min,
         high=settings.beacon_threshold_max,
+        alpha=settings.beacon_threshold_alpha,
+        beta=settings.beacon_threshold_beta,
     )
 
 

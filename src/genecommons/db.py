@@ -38,8 +38,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# an execution option (set by `write_transaction`) that makes SQLite take the write lock at BEGIN
+IMMEDIATE = "genecommons_sqlite_immediate"
+
+
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    immediate = connection.get_execution_options().get(IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -55,6 +60,18 @@ def make_engine(url: str) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to `engine`; objects stay readable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """Like `transaction`, for work that reads and then writes while other connections (threads
+    or worker processes) write too: on SQLite it takes the write lock when it begins, waiting
+    up to the busy timeout for it. (A deferred SQLite transaction that has read cannot write
+    once another connection has committed since: it fails at once with "database is locked",
+    which no busy timeout retries.) PostgreSQL's row locks need nothing more."""
+    with factory() as session, session.begin():
+        session.connection(execution_options={IMMEDIATE: True})
+        yield session
 
 
 @contextmanager

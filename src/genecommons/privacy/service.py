@@ -29,6 +29,7 @@ from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.clock import now
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import ConfigurationError, NotFoundError
 from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer
 from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer, spent_answer
@@ -130,7 +131,10 @@ class DefendedGuard:
             )
         if granularity is Granularity.BOOLEAN:
             return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
-        with self.factory.begin() as session:
+        # a charge reads the budgets and then writes them: on SQLite that transaction must hold
+        # the write lock from its start (db.write_transaction) while other queries write
+        charges = any(self.rule.exposure(m) > 0 for m in matches)
+        with write_transaction(self.factory) if charges else self.factory.begin() as session:
             if not self._charge(session, subject, address, dataset, matches):
                 return spent_answer(granularity)
         return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)

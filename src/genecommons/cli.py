@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -89,6 +90,12 @@ def serve(
     count = workers or context.settings.workers
     background = Background(context.factory, context.settings)
     background.start()
+    typer.echo(
+        f"Audit log sequencer and early-warning watcher running in process {os.getpid()}, for "
+        f"{count} worker(s). 审计日志排序器与预警监视器在进程 {os.getpid()} 中运行，服务 {count} "
+        "个工作进程。",
+        err=True,
+    )
     try:
         # each worker builds its own app (and engine) from the environment's settings, as
         # this process read them; with one worker it runs in this process

@@ -49,12 +49,16 @@ def _sqlite_begin(connection: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """An engine for `url`, with SQLite set up for concurrent readers and foreign keys."""
+    # connections kept open for the requests served at once (a Beacon query holds two at most,
+    # and a server runs up to 40 in its worker threads): below that, each burst of requests
+    # opens and closes connections again (and sets SQLite's pragmas on each)
+    pooling = {"pool_size": 16, "max_overflow": 24}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pooling)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pooling)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -166,11 +166,7 @@ class DefendedGuard:
         for kind, party_id, party, row in rows:
             seen = set(
                 session.execute(
-                    select(privacy_charges.c.variant).where(
-                        privacy_charges.c.party == party,
-                        privacy_charges.c.dataset == dataset,
-                        privacy_charges.c.variant.in_(list(exposures)),
-                    )
+                    _CHARGED, {"party": party, "dataset": dataset, "variants": list(exposures)}
                 ).scalars()
             )
             new = {k: e for k, e in exposures.items() if k not in seen}
@@ -210,19 +206,28 @@ class DefendedGuard:
         return True
 
 
+# built once: count answers run them on every query
+_BUDGET = select(privacy_budgets.c.id, privacy_budgets.c.spent, privacy_budgets.c.warned).where(
+    privacy_budgets.c.party == bindparam("party"), privacy_budgets.c.dataset == bindparam("dataset")
+)
+_LOCKED_BUDGET = _BUDGET.with_for_update()
+_CHARGED = select(privacy_charges.c.variant).where(
+    privacy_charges.c.party == bindparam("party"),
+    privacy_charges.c.dataset == bindparam("dataset"),
+    privacy_charges.c.variant.in_(bindparam("variants", expanding=True)),
+)
+
+
 def _budget(session: Session, party: str, dataset: str, *, lock: bool) -> Budget:
     """The party's budget row for `dataset`; when `lock`, made (at zero) if missing and locked
     for this transaction (otherwise read as is, a missing row reading as nothing spent)."""
-    query = select(privacy_budgets.c.id, privacy_budgets.c.spent, privacy_budgets.c.warned).where(
-        privacy_budgets.c.party == party, privacy_budgets.c.dataset == dataset
-    )
+    key = {"party": party, "dataset": dataset}
     if not lock:
-        found = session.execute(query).first()
+        found = session.execute(_BUDGET, key).first()
         if found is None:
             return Budget(0, 0.0, False)
         return Budget(int(found.id), float(found.spent), bool(found.warned))
-    query = query.with_for_update()
-    found = session.execute(query).first()
+    found = session.execute(_LOCKED_BUDGET, key).first()
     if found is None:
         try:
             with session.begin_nested():
@@ -233,7 +238,7 @@ def _budget(session: Session, party: str, dataset: str, *, lock: bool) -> Budget
                 )
         except IntegrityError:
             pass  # made by a concurrent first answer
-        found = session.execute(query).one()
+        found = session.execute(_LOCKED_BUDGET, key).one()
     return Budget(int(found.id), float(found.spent), bool(found.warned))
 
 

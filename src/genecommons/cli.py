@@ -98,7 +98,8 @@ def serve(
     )
     try:
         # each worker builds its own app (and engine) from the environment's settings, as
-        # this process read them; with one worker it runs in this process
+        # this process read them; with one worker it runs in this process. uvicorn takes
+        # httptools and uvloop (dependencies) when they are installed.
         uvicorn.run(
             "genecommons.app:create_app",
             factory=True,

@@ -131,12 +131,17 @@ class DefendedGuard:
             )
         if granularity is Granularity.BOOLEAN:
             return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
-        # a charge reads the budgets and then writes them: on SQLite that transaction must hold
-        # the write lock from its start (db.write_transaction) while other queries write
-        charges = any(self.rule.exposure(m) > 0 for m in matches)
-        with write_transaction(self.factory) if charges else self.factory.begin() as session:
-            if not self._charge(session, subject, address, dataset, matches):
-                return spent_answer(granularity)
+        # first a read: a query that costs nothing new (no pivotal allele, or variants every
+        # party was charged for already) is decided by it, as of its snapshot, and writes
+        # nothing; otherwise the charge reads the budgets again and writes them, in a
+        # transaction that on SQLite holds the write lock from its start (db.write_transaction)
+        with self.factory() as session:
+            decided = self._charge(session, subject, address, dataset, matches, write=False)
+        if decided is None:
+            with write_transaction(self.factory) as session:
+                decided = self._charge(session, subject, address, dataset, matches, write=True)
+        if not decided:
+            return spent_answer(granularity)
         return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
 
     def _charge(
@@ -146,10 +151,13 @@ class DefendedGuard:
         address: str,
         dataset: str,
         matches: Sequence[SiteCounts],
-    ) -> bool:
+        *,
+        write: bool,
+    ) -> bool | None:
         """Charge every party for the variants new to it; False when one has spent its budget
         (then nothing is charged or answered). Whether to answer depends only on what was
-        spent before, never on this query's truth."""
+        spent before, never on this query's truth. Without `write`, only what needs no
+        charge is decided: None when something is to be charged."""
         limit = self.settings.beacon_budget
         # common and absent alleles cost nothing (no member decides them): no writes for them
         exposures = {m.variant.key: e for m in matches if (e := self.rule.exposure(m)) > 0}
@@ -157,7 +165,7 @@ class DefendedGuard:
         rows = []
         for kind, party_id in parties(subject, address):
             party = f"{kind}:{party_id}"
-            row = _budget(session, party, dataset, lock=bool(exposures))
+            row = _budget(session, party, dataset, lock=write and bool(exposures))
             if row.spent >= limit:
                 return False
             rows.append((kind, party_id, party, row))
@@ -172,6 +180,8 @@ class DefendedGuard:
             new = {k: e for k, e in exposures.items() if k not in seen}
             if not new:
                 continue
+            if not write:
+                return None
             session.execute(
                 insert(privacy_charges),
                 [

@@ -24,6 +24,7 @@ def main() -> None:
         ("benchmarks.archive_delivery", ["--bam-gb", bam_gb, "--big-bam-gb", big_bam_gb]),
         ("benchmarks.variant_sites", ["--sites", os.environ.get("BENCH_SITES", "10000000")]),
         ("benchmarks.variant_ingest", []),
+        ("benchmarks.variant_counts", []),
         ("benchmarks.fingerprint", []),
         ("benchmarks.privacy_guard", []),
         ("benchmarks.beacon", ["--sites", os.environ.get("BENCH_SITES", "10000000")]),

@@ -240,7 +240,9 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
         for c, p, r, a in chosen
     ]
     app = create_app(settings)
-    beacon = beacon_service.Beacon(app.state.session_factory, settings, guard=exact_answer)
+    beacon = beacon_service.Beacon(
+        app.state.session_factory, settings, guard=exact_answer, people=app.state.people_guard
+    )
     store = beacon.stores.get(store_path(settings, dataset))
     assert store is not None
     anonymous = beacon_service.Caller(Subject.anonymous(), "127.0.0.1")

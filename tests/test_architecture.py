@@ -34,6 +34,7 @@ PURE = [
     "genotypes.py",
     "answers.py",
     "beacon_guard.py",
+    "cells.py",
     "attack.py",
     "dp.py",
     "beacon.py",

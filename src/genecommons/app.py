@@ -25,8 +25,8 @@ from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import make_engine, make_session_factory
 from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError
-from genecommons.privacy.answers import VariantGuard, exact_answer
-from genecommons.privacy.service import DefendedGuard
+from genecommons.privacy.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
+from genecommons.privacy.service import DefendedGuard, DefendedPeople
 from genecommons.variants import beacon_routes
 from genecommons.variants.beacon_service import StoreCache
 from genecommons.variants.routes import router as variants_router
@@ -81,6 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else DefendedGuard(app.state.session_factory, settings)
     )
     app.state.variant_guard = guard
+    # what boolean and count answers about individuals and biosamples reveal
+    people: PeopleGuard = (
+        exact_people if settings.beacon_guard == "exact" else DefendedPeople(settings)
+    )
+    app.state.people_guard = people
     app.state.variant_stores = StoreCache()
     app.state.beacon_events = GroupedQueue(app.state.session_factory)
 

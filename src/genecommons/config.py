@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     beacon_organization: str = "GeneCommons node"
     beacon_max_range: int = 1_000_000  # bases of a range or bracket query
     beacon_max_variants: int = 10_000  # matching variants of one dataset
+    # Counts of individuals and biosamples below record granularity (privacy/cells.py): a
+    # keyed discrete Laplace noise at this scale, the same for the same set of people, and
+    # noisy counts under the cell size not disclosed.
+    beacon_people_min_cell: int = Field(default=10, ge=1)
+    beacon_people_noise: float = Field(default=2.0, gt=0)
 
     @field_validator("data_dir")
     @classmethod

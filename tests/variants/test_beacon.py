@@ -16,6 +16,8 @@ from genecommons.access.models import Subject
 from genecommons.audit import service as audit_service
 from genecommons.audit.tables import audit_events
 from genecommons.privacy.answers import DatasetAnswer, Granularity
+from genecommons.privacy.cells import CellRule
+from genecommons.privacy.service import DefendedPeople
 from genecommons.variants.store import SiteCounts
 
 GRCH38 = {"assemblyId": "GRCh38"}
@@ -274,6 +276,41 @@ def test_single_and_cross_entry_routes(world: SimpleNamespace) -> None:
     assert [c["id"] for c in listed["response"]["collections"]] == [world.datasets["open"]]
     cohorts = world.client.get("/beacon/cohorts", headers=headers).json()
     assert cohorts["response"]["collections"][0]["cohortSize"] == 3
+
+
+def test_counts_of_people_below_records_are_noisy_consistent_and_small_cells_withheld(
+    world: SimpleNamespace,
+) -> None:
+    opened, registered = world.datasets["open"], world.datasets["registered"]
+    controlled = world.datasets["controlled"]
+    world.app.state.people_guard = DefendedPeople(world.app.state.settings)  # world: "exact"
+    # the world's datasets hold 3 people each: under the cell size of 10, nothing is disclosed
+    reader = post(world, "/beacon/individuals", "reader")
+    for accession in (opened, registered):
+        told = sets_of(reader)[accession]
+        assert (told["exists"], told["resultsCount"]) == (False, 0)
+        assert "Not disclosed" in told["info"]["note"] and "未披露" in told["info"]["note_zh"]
+    anonymous = post(world, "/beacon/individuals", "anonymous")
+    assert anonymous["responseSummary"] == {"exists": False}
+    granted = post(world, "/beacon/individuals", "researcher")
+    assert sets_of(granted)[controlled]["resultsCount"] == 3  # records: exact
+    # with a cell size of 1 the noisy counts show: the same set of people, however it is
+    # asked for, gets the same count
+    rule = CellRule(key=b"c" * 32, minimum=1, scale=2.0)
+    world.app.state.people_guard = DefendedPeople(world.app.state.settings, rule=rule)
+    female = [
+        {"id": "NCIT:C16576"},
+        {"id": "sex", "operator": "=", "value": "female"},
+        {"id": "population", "operator": "!", "value": "JPT"},  # P1 and P2
+    ]
+    counts = []
+    for filters in (female[:1], female[1:2], female[2:]):
+        for _ in range(2):
+            told = sets_of(post(world, "/beacon/individuals", "reader", filters=filters))
+            counts.append(told[opened]["resultsCount"])
+    members = world.accessions["individuals"]
+    assert counts[:4] == [rule.released([members["P2"]])] * 4
+    assert counts[4:] == [rule.released([members["P1"], members["P2"]])] * 2
 
 
 class Withholding:

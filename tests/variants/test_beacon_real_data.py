@@ -26,7 +26,7 @@ from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
-from genecommons.privacy.answers import exact_answer
+from genecommons.privacy.answers import exact_answer, exact_people
 from genecommons.variants import beacon_service
 from genecommons.variants.beacon import parse_body
 from genecommons.variants.service import VariantStoreSink
@@ -128,7 +128,7 @@ def submit(folder: Path, document: dict[str, Any]) -> SimpleNamespace:
             settings, OPERATOR, after=VariantStoreSink(settings, OPERATOR)
         ),
     )
-    node = beacon_service.Beacon(factory, settings, guard=exact_answer)
+    node = beacon_service.Beacon(factory, settings, guard=exact_answer, people=exact_people)
     return SimpleNamespace(app=app, beacon=node, accessions=result.accessions, settings=settings)
 
 

@@ -4,6 +4,8 @@ recomputes AC and AN for a sample subset) by population on the 1000 Genomes slic
 from __future__ import annotations
 
 import csv
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +98,57 @@ def test_population_counts_equal_bcftools_on_1000_genomes(tmp_path: Path) -> Non
         ours = list(zip(counts.ac[:, 1, g].tolist(), counts.an[:, g].tolist(), strict=True))
         assert ours == theirs, group
     assert counts.an[0, groups.index("CHB")] == 2 * 103  # 103 CHB samples, all diploid here
+
+
+@pytest.mark.slow
+def test_population_counts_equal_bcftools_fill_tags_on_1000_genomes(tmp_path: Path) -> None:
+    if not VCF.exists() or not PANEL.exists():
+        pytest.skip(f"{SHARED} is absent (shared test data not mounted)")
+    bcftools = shutil.which("bcftools")
+    if bcftools is None:
+        pytest.skip(
+            "bcftools with its fill-tags plugin is not installed (apt-get install bcftools)"
+        )
+    import pysam
+    import zarr
+    from bio2zarr import vcf as vcf2zarr
+
+    store = tmp_path / "kg.vcz"
+    vcf2zarr.convert([str(VCF)], str(store), worker_processes=0)
+    root = zarr.open(str(store), mode="r")
+    samples = [str(s) for s in root["sample_id"][:]]
+    with PANEL.open() as handle:
+        population = {row["sample"]: row["pop"] for row in csv.DictReader(handle, delimiter="\t")}
+    groups = sorted({population[s] for s in samples})
+    groups_file = tmp_path / "groups.txt"
+    groups_file.write_text("".join(f"{s}\t{population[s]}\n" for s in samples))
+    tagged = tmp_path / "tagged.vcf"
+    subprocess.run(
+        [
+            bcftools,
+            "+fill-tags",
+            str(VCF),
+            "-Ov",
+            "-o",
+            str(tagged),
+            "--",
+            "-S",
+            str(groups_file),
+            "-t",
+            "AC,AN,AC_Hom,AC_Hemi",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    members = membership([population[s] for s in samples], groups)
+    counts = count_block(root["call_genotype"][:], n_alleles=2, members=members, groups=groups)
+    with pysam.VariantFile(str(tagged)) as vcf:
+        records = list(vcf)
+    assert len(records) == counts.ac.shape[0] > 4000
+    for v, record in enumerate(records):
+        for g, group in enumerate(groups):
+            info = record.info
+            assert info[f"AC_{group}"] == (counts.ac[v, 1, g],), (v, group)
+            assert info[f"AN_{group}"] == counts.an[v, g], (v, group)
+            assert info[f"AC_Hom_{group}"] == (2 * counts.hom[v, 1, g],), (v, group)
+            assert info[f"AC_Hemi_{group}"] == (counts.hemi[v, 1, g],), (v, group)

@@ -64,3 +64,19 @@ def exact_answer(
     present = [m for m in matches if m.counts.get("all", {}).get("ac", 0) > 0]
     count = None if granularity is Granularity.BOOLEAN else len(present)
     return DatasetAnswer(exists=bool(present), count=count)
+
+
+class PeopleGuard(Protocol):
+    """Decides what a caller is told of the individuals or biosamples of one dataset that match
+    a query, below record granularity."""
+
+    def __call__(self, granularity: Granularity, records: Sequence[str]) -> DatasetAnswer:
+        """The answer about the people `records` (accessions) of one dataset."""
+        ...
+
+
+def exact_people(granularity: Granularity, records: Sequence[str]) -> DatasetAnswer:
+    """The true count of people, undefended: for measuring, and for record granularity."""
+    unique = set(records)
+    count = None if granularity is Granularity.BOOLEAN else len(unique)
+    return DatasetAnswer(exists=bool(unique), count=count)

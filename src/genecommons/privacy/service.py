@@ -8,10 +8,15 @@ address it calls from, is answered about costs the chance that one member decide
 (`ThresholdRule.exposure`, after Raisaro et al. 2017's per-participant risk), once per variant;
 when either has spent `beacon_budget`, every further answer is withheld, and passing
 `beacon_budget_warning` of it records `privacy:budget:low` for the early-warning rules.
+
+`DefendedPeople` is the `PeopleGuard`: counts of individuals and biosamples below record
+granularity carry keyed, consistent noise and small cells are not disclosed (privacy/cells.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -31,8 +36,9 @@ from genecommons.clock import now
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import ConfigurationError, NotFoundError
-from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer
+from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer, exact_people
 from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer, spent_answer
+from genecommons.privacy.cells import CellRule, people_answer
 from genecommons.privacy.dp import FrequencyRow, exact_rows, noisy_counts, shown_rows
 from genecommons.privacy.tables import privacy_budgets, privacy_charges, privacy_releases
 from genecommons.variants.normalize import Variant, parse_key
@@ -85,6 +91,31 @@ def threshold_rule(settings: Settings, key: bytes | None = None) -> ThresholdRul
         low=settings.beacon_threshold_min,
         high=settings.beacon_threshold_max,
     )
+
+
+def cell_rule(settings: Settings, key: bytes | None = None) -> CellRule:
+    """The noise and smallest count of people the settings configure (its key derived from the
+    node's Beacon key unless one is given)."""
+    made = settings.environment != "production"
+    base = key if key is not None else beacon_key(settings, create=made)
+    return CellRule(
+        key=hmac.new(base, b"genecommons people cells", hashlib.sha256).digest(),
+        minimum=settings.beacon_people_min_cell,
+        scale=settings.beacon_people_noise,
+    )
+
+
+class DefendedPeople:
+    """What a caller below record granularity is told of a dataset's people (a `PeopleGuard`)."""
+
+    def __init__(self, settings: Settings, *, rule: CellRule | None = None) -> None:
+        self.rule = rule or cell_rule(settings)
+
+    def __call__(self, granularity: Granularity, records: Sequence[str]) -> DatasetAnswer:
+        """The consistent-noise, small-cell-suppressed answer about `records`."""
+        if granularity is Granularity.RECORD:
+            return exact_people(granularity, records)
+        return people_answer(self.rule, granularity, records)
 
 
 def parties(subject: Subject, address: str) -> list[tuple[str, str]]:

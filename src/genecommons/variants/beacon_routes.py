@@ -30,6 +30,7 @@ async def get_beacon(request: Request) -> service.Beacon:
         state.session_factory,
         state.settings,
         guard=state.variant_guard,
+        people=state.people_guard,
         stores=state.variant_stores,
         events=state.beacon_events,
     )

@@ -44,7 +44,7 @@ from genecommons.catalog.tables import (
 from genecommons.catalog.vocabularies import duo, hpo
 from genecommons.config import Settings
 from genecommons.errors import InvalidInputError, NotFoundError
-from genecommons.privacy.answers import DatasetAnswer, Granularity, VariantGuard
+from genecommons.privacy.answers import DatasetAnswer, Granularity, PeopleGuard, VariantGuard
 from genecommons.variants import beacon
 from genecommons.variants.beacon import (
     GRANULARITY_ORDER,
@@ -139,6 +139,7 @@ class Beacon:
     factory: sessionmaker[Session]
     settings: Settings
     guard: VariantGuard
+    people: PeopleGuard
     stores: StoreCache = field(default_factory=StoreCache)
     # the app's queue of Beacon query events, shared by its requests (None: one of its own)
     events: GroupedQueue | None = None
@@ -721,9 +722,7 @@ def _people(
     else:
         keys = list(dict.fromkeys(m.sample for m in members))
     if view.granularity is not Granularity.RECORD:
-        return ResultSet(
-            view.accession, view.granularity, exists=bool(keys), count=_count_of(view, len(keys))
-        )
+        return _told(view, beacon_app.people(view.granularity, keys))
     page = asked.request.query.pagination
     shown = keys[page.skip : page.skip + page.limit]
     if asked.entry.path == "individuals":

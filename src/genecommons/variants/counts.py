@@ -9,9 +9,8 @@ the groups, so a whole chromosome is counted block by block in bounded memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -59,25 +58,37 @@ def count_block(
     if genotypes.ndim != 3 or genotypes.shape[1] != members.shape[0]:
         raise ValueError("genotypes must be (variants, samples, ploidy) over the members' samples")
     calls = np.asarray(genotypes)
-    present = calls != PADDING
-    ploidy = present.sum(axis=2, dtype=np.int32)  # alleles the call has, missing or not
-    called = (calls >= 0).sum(axis=2, dtype=np.int32)
+    # per-sample quantities are summed over the (few) allele slots one slot at a time: a
+    # reduction along a last axis of length 2 costs numpy over ten times more
+    slots = [calls[..., p] for p in range(calls.shape[2])]
+    ploidy = _slot_sum(s != PADDING for s in slots)  # alleles the call has, missing or not
+    called = _slot_sum(s >= 0 for s in slots)
     complete = called == ploidy  # calls without a missing allele
-    variants = calls.shape[0]
-    n_groups = members.shape[1]
-    # BLAS multiplies floating point only; counts stay far below 2**53, so they are exact
-    weights = members.astype(np.float64)
-
-    def by_group(per_sample: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
-        return np.rint(per_sample.astype(np.float64) @ weights).astype(np.int64)
-
-    ac = np.zeros((variants, n_alleles, n_groups), dtype=np.int64)
-    hom = np.zeros_like(ac)
-    hemi = np.zeros_like(ac)
-    for allele in range(n_alleles):
-        carried = (calls == allele).sum(axis=2, dtype=np.int32)
-        ac[:, allele, :] = by_group(carried)
-        hom[:, allele, :] = by_group((carried == 2) & (ploidy == 2))
-        hemi[:, allele, :] = by_group((carried == 1) & (ploidy == 1) & complete)
-    an = by_group(called)
+    carried = [_slot_sum(s == allele for s in slots) for allele in range(n_alleles)]
+    rows = [
+        *carried,
+        *((c == 2) & (ploidy == 2) for c in carried),
+        *((c == 1) & (ploidy == 1) & complete for c in carried),
+        called,
+    ]
+    # products against the one-hot groups, one quantity at a time (memory stays one block's);
+    # BLAS multiplies floating point only, and float32 holds every integer below 2**24 exactly
+    # (counts are at most 2 x samples)
+    exact = np.float32 if 2 * calls.shape[1] * calls.shape[2] < 2**24 else np.float64
+    weights = members.astype(exact)
+    summed = np.stack([np.rint(row.astype(exact) @ weights).astype(np.int64) for row in rows])
+    ac = np.ascontiguousarray(summed[:n_alleles].transpose(1, 0, 2))
+    hom = np.ascontiguousarray(summed[n_alleles : 2 * n_alleles].transpose(1, 0, 2))
+    hemi = np.ascontiguousarray(summed[2 * n_alleles : 3 * n_alleles].transpose(1, 0, 2))
+    an = summed[-1]
     return GroupCounts(tuple(groups), ac, an, hom, hemi)
+
+
+def _slot_sum(flags: Iterable[npt.NDArray[np.bool_]]) -> npt.NDArray[np.int8]:
+    """The sum, per call, of one flag per allele slot."""
+    total: npt.NDArray[np.int8] | None = None
+    for flag in flags:
+        total = flag.astype(np.int8) if total is None else total + flag.view(np.int8)
+    if total is None:
+        raise ValueError("genotypes need at least one allele slot per call")
+    return total

@@ -18,6 +18,7 @@ from genecommons.access.routes import wellknown
 from genecommons.archive.routes import drs as drs_router
 from genecommons.archive.routes import htsget as htsget_router
 from genecommons.archive.routes import router as archive_router
+from genecommons.audit.events import GroupedQueue
 from genecommons.audit.routes import router as audit_router
 from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.people_guard = people
     app.state.variant_stores = StoreCache()
+    app.state.beacon_events = GroupedQueue(app.state.session_factory)
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:
@@ -148,6 +150,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def _health() -> dict[str, str]:
         return {"status": "ok"}
 
+    # FastAPI tries the routes in order: the Beacon, the high-rate endpoint, is tried first (no
+    # other router serves paths under /beacon, so the order changes nothing else)
+    app.include_router(beacon_routes.router)
     app.include_router(catalog_router)
     app.include_router(access_router)
     app.include_router(wellknown)
@@ -157,5 +162,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(drs_router)
     app.include_router(htsget_router)
     app.include_router(variants_router)
-    app.include_router(beacon_routes.router)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -61,19 +62,53 @@ def init() -> None:
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes answering requests (default GENECOMMONS_WORKERS, 1). "
+            "工作进程数。",
+        ),
+    ] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log a line per HTTP request (every data access is in the audit log either "
+            "way). 逐请求记录访问日志。",
+        ),
+    ] = False,
 ) -> None:
     """Start the HTTP API, with the audit log's sequencer and early-warning watcher in the
-    background. 启动 API 服务。"""
+    background of this process (one for all the workers). 启动 API 服务。"""
     import uvicorn
 
-    from genecommons.app import create_app
     from genecommons.audit.watch import Background
 
     context = runtime()
+    count = workers or context.settings.workers
     background = Background(context.factory, context.settings)
     background.start()
+    typer.echo(
+        f"Audit log sequencer and early-warning watcher running in process {os.getpid()}, for "
+        f"{count} worker(s). 审计日志排序器与预警监视器在进程 {os.getpid()} 中运行，服务 {count} "
+        "个工作进程。",
+        err=True,
+    )
     try:
-        uvicorn.run(create_app(context.settings), host=host, port=port, log_level="info")
+        # each worker builds its own app (and engine) from the environment's settings, as
+        # this process read them; with one worker it runs in this process. uvicorn takes
+        # httptools and uvloop (dependencies) when they are installed.
+        uvicorn.run(
+            "genecommons.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=count,
+            log_level="info",
+            access_log=access_log,
+        )
     finally:
         background.stop()
 

@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     # "exact", the undefended truth, only to measure the attacks against (refused in production).
     beacon_guard: Literal["defended", "exact"] = "defended"
 
+    # `genecommons serve`: how many worker processes answer HTTP requests (each with its own
+    # database connections; the audit log's sequencer and watcher run once, in the parent).
+    workers: int = Field(default=1, ge=1)
+
     # The Beacon v2 (/beacon): who it says it is, and the largest question it answers.
     beacon_id: str = "org.genecommons.beacon"
     beacon_name: str = "GeneCommons Beacon"

@@ -38,23 +38,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# an execution option (set by `write_transaction`) that makes SQLite take the write lock at BEGIN
+IMMEDIATE = "genecommons_sqlite_immediate"
+
+
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    immediate = connection.get_execution_options().get(IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
     """An engine for `url`, with SQLite set up for concurrent readers and foreign keys."""
+    # connections kept open for the requests served at once (a Beacon query holds two at most,
+    # and a server runs up to 40 in its worker threads): below that, each burst of requests
+    # opens and closes connections again (and sets SQLite's pragmas on each)
+    pooling = {"pool_size": 16, "max_overflow": 24}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pooling)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pooling)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to `engine`; objects stay readable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """Like `transaction`, for work that reads and then writes while other connections (threads
+    or worker processes) write too: on SQLite it takes the write lock when it begins, waiting
+    up to the busy timeout for it. (A deferred SQLite transaction that has read cannot write
+    once another connection has committed since: it fails at once with "database is locked",
+    which no busy timeout retries.) PostgreSQL's row locks need nothing more."""
+    with factory() as session, session.begin():
+        session.connection(execution_options={IMMEDIATE: True})
+        yield session
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import json
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access import passport_service
@@ -16,23 +17,38 @@ from genecommons.config import Settings
 from genecommons.errors import AuthenticationError
 
 
-def get_settings(request: Request) -> Settings:
-    """The settings the app was created with."""
+async def get_settings(request: Request) -> Settings:
+    """The settings the app was created with. (async, as the other dependencies that only read
+    the request or the app: FastAPI runs a plain function in a worker thread)"""
+    return _settings(request)
+
+
+def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session_factory(request: Request) -> sessionmaker[Session]:
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
     """The app's session factory."""
+    return _factory(request)
+
+
+def _factory(request: Request) -> sessionmaker[Session]:
     factory: sessionmaker[Session] = request.app.state.session_factory
     return factory
 
 
-def get_subject(request: Request) -> Subject:
-    """The caller: the user of the bearer token, or anonymous when there is none."""
+async def get_subject(request: Request) -> Subject:
+    """The caller: the user of the bearer token, or anonymous when there is none.
+    (async: an anonymous caller costs no worker thread; a token is looked up in one)"""
     header = request.headers.get("authorization")
     if not header:
         return Subject.anonymous()
+    return await run_in_threadpool(_token_subject, request, header)
+
+
+def _token_subject(request: Request, header: str) -> Subject:
+    """The user of the bearer token in `header` (with the grants of a passport, if sent)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError(
@@ -40,7 +56,7 @@ def get_subject(request: Request) -> Subject:
             message_zh="请以 'Authorization: Bearer <令牌>' 的形式发送令牌。",
         )
     subject = access_service.authenticate(
-        get_session_factory(request), token.strip(), address=client_address(request)
+        _factory(request), token.strip(), address=_address(request)
     )
     passport = request.headers.get("x-ga4gh-passport")
     if passport:
@@ -57,7 +73,7 @@ def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
             "X-GA4GH-Passport must be a JSON object with ga4gh_passport_v1.",
             message_zh="X-GA4GH-Passport 必须是包含 ga4gh_passport_v1 的 JSON 对象。",
         ) from error
-    settings = get_settings(request)
+    settings = _settings(request)
     trusted = getattr(request.app.state, "trusted_issuers", None)
     if trusted is None:
         trusted = passport_service.trusted_issuers(settings, request.app.state.visa_keys)
@@ -68,8 +84,13 @@ def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
     return dataclasses.replace(subject, grants=subject.grants | granted)
 
 
-def client_address(request: Request) -> str:
-    """The caller's network address (for sign-in throttling and the audit log)."""
+async def client_address(request: Request) -> str:
+    """The caller's network address (for sign-in throttling and the audit log). (async: it
+    only reads the request, so it needs no worker thread)"""
+    return _address(request)
+
+
+def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 

@@ -9,14 +9,22 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from genecommons.access import identity
 from genecommons.access import service as access
 from genecommons.access.models import Subject
 from genecommons.audit import service
-from genecommons.audit.events import EventTag, record_event, record_soon, sequence
+from genecommons.audit.events import (
+    EventTag,
+    GroupedQueue,
+    record_event,
+    record_soon,
+    sequence,
+)
 from genecommons.audit.tables import audit_events, audit_queue
 from genecommons.config import Settings
+from genecommons.db import make_engine, make_session_factory
 from genecommons.errors import AuthenticationError, InvalidInputError
 
 OPERATOR = Subject.operator("tester")
@@ -174,3 +182,63 @@ def test_a_large_batch_is_sequenced_intact(factory: Any, settings: Settings) -> 
     assert row.details == {"address": "10.0.0.49"} and row.subject == "token:299"
     key = service.signing_key(settings, create=True)
     assert service.verify(factory, key.public_key()).problems == []
+
+
+def test_grouped_events_from_many_threads_are_committed_before_record_returns(
+    factory: Any, settings: Settings
+) -> None:
+    grouped = GroupedQueue(factory)
+    missing: list[str] = []
+    failures: list[BaseException] = []
+
+    def record(thread: int) -> None:
+        try:
+            for i in range(15):
+                actor = f"user:t{thread}-{i}@example.org"
+                grouped.record(tag=EventTag.BEACON_QUERY, actor=actor, details={"i": i})
+                with factory() as session:  # committed: another connection sees it now
+                    leaves = session.execute(select(audit_queue.c.leaf)).scalars().all()
+                    if not any(actor.encode() in bytes(leaf) for leaf in leaves):
+                        missing.append(actor)
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=record, args=(t,)) for t in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert missing == []
+    assert service.sequence_queued(factory) == 12 * 15
+    with factory() as session:
+        actors = list(session.execute(select(audit_events.c.actor)).scalars())
+    assert sorted(actors) == sorted(
+        f"user:t{t}-{i}@example.org" for t in range(12) for i in range(15)
+    )
+    key = service.signing_key(settings, create=True)
+    assert service.verify(factory, key.public_key()).problems == []
+
+
+def test_a_failed_group_commit_fails_every_record_waiting_for_it(tmp_path: Any) -> None:
+    # a database without the queue table: every commit fails, and so must each record
+    empty = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}"))
+    grouped = GroupedQueue(empty)
+    raised: list[BaseException] = []
+    returned: list[int] = []
+
+    def record(thread: int) -> None:
+        try:
+            grouped.record(tag=EventTag.BEACON_QUERY, actor=f"user:t{thread}@example.org")
+            returned.append(thread)
+        except OperationalError as error:
+            raised.append(error)
+
+    threads = [threading.Thread(target=record, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert returned == []
+    assert len(raised) == 8
+    grouped.factory.kw["bind"].dispose()

@@ -34,7 +34,8 @@ def served(env: dict[str, str], log: Path) -> Iterator[str]:
     port = free_port()
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "genecommons", "serve", "--port", str(port)],
+            # the access log shows that the tool's queries reached this server
+            [sys.executable, "-m", "genecommons", "serve", "--port", str(port), "--access-log"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

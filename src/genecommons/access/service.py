@@ -26,6 +26,7 @@ from genecommons.access.tables import (
 from genecommons.access.throttle import refuse_if_throttled
 from genecommons.audit.events import EventTag, record_event, record_soon
 from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.db import write_transaction
 from genecommons.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -365,7 +366,8 @@ def authenticate(
     if not identity.TOKEN_RE.match(token):
         raise refused
     now = clock.now()
-    with factory() as session, session.begin():
+    # a use is read, then queued and touched: one transaction holding SQLite's write lock
+    with write_transaction(factory) as session:
         row = session.execute(_TOKEN_ROW, {"digest": identity.token_digest(token)}).first()
         if row is None:
             raise refused

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +34,7 @@ from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.clock import now
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import ConfigurationError, NotFoundError
 from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer, exact_people
 from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer, spent_answer
@@ -163,9 +164,17 @@ class DefendedGuard:
             )
         if granularity is Granularity.BOOLEAN:
             return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
-        with self.factory.begin() as session:
-            if not self._charge(session, subject, address, dataset, matches):
-                return spent_answer(granularity)
+        # first a read: a query that costs nothing new (no pivotal allele, or variants every
+        # party was charged for already) is decided by it, as of its snapshot, and writes
+        # nothing; otherwise the charge reads the budgets again and writes them, in a
+        # transaction that on SQLite holds the write lock from its start (db.write_transaction)
+        with self.factory() as session:
+            decided = self._charge(session, subject, address, dataset, matches, write=False)
+        if decided is None:
+            with write_transaction(self.factory) as session:
+                decided = self._charge(session, subject, address, dataset, matches, write=True)
+        if not decided:
+            return spent_answer(granularity)
         return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
 
     def _charge(
@@ -175,10 +184,13 @@ class DefendedGuard:
         address: str,
         dataset: str,
         matches: Sequence[SiteCounts],
-    ) -> bool:
+        *,
+        write: bool,
+    ) -> bool | None:
         """Charge every party for the variants new to it; False when one has spent its budget
         (then nothing is charged or answered). Whether to answer depends only on what was
-        spent before, never on this query's truth."""
+        spent before, never on this query's truth. Without `write`, only what needs no
+        charge is decided: None when something is to be charged."""
         limit = self.settings.beacon_budget
         # common and absent alleles cost nothing (no member decides them): no writes for them
         exposures = {m.variant.key: e for m in matches if (e := self.rule.exposure(m)) > 0}
@@ -186,7 +198,7 @@ class DefendedGuard:
         rows = []
         for kind, party_id in parties(subject, address):
             party = f"{kind}:{party_id}"
-            row = _budget(session, party, dataset, lock=bool(exposures))
+            row = _budget(session, party, dataset, lock=write and bool(exposures))
             if row.spent >= limit:
                 return False
             rows.append((kind, party_id, party, row))
@@ -195,16 +207,14 @@ class DefendedGuard:
         for kind, party_id, party, row in rows:
             seen = set(
                 session.execute(
-                    select(privacy_charges.c.variant).where(
-                        privacy_charges.c.party == party,
-                        privacy_charges.c.dataset == dataset,
-                        privacy_charges.c.variant.in_(list(exposures)),
-                    )
+                    _CHARGED, {"party": party, "dataset": dataset, "variants": list(exposures)}
                 ).scalars()
             )
             new = {k: e for k, e in exposures.items() if k not in seen}
             if not new:
                 continue
+            if not write:
+                return None
             session.execute(
                 insert(privacy_charges),
                 [
@@ -239,19 +249,28 @@ class DefendedGuard:
         return True
 
 
+# built once: count answers run them on every query
+_BUDGET = select(privacy_budgets.c.id, privacy_budgets.c.spent, privacy_budgets.c.warned).where(
+    privacy_budgets.c.party == bindparam("party"), privacy_budgets.c.dataset == bindparam("dataset")
+)
+_LOCKED_BUDGET = _BUDGET.with_for_update()
+_CHARGED = select(privacy_charges.c.variant).where(
+    privacy_charges.c.party == bindparam("party"),
+    privacy_charges.c.dataset == bindparam("dataset"),
+    privacy_charges.c.variant.in_(bindparam("variants", expanding=True)),
+)
+
+
 def _budget(session: Session, party: str, dataset: str, *, lock: bool) -> Budget:
     """The party's budget row for `dataset`; when `lock`, made (at zero) if missing and locked
     for this transaction (otherwise read as is, a missing row reading as nothing spent)."""
-    query = select(privacy_budgets.c.id, privacy_budgets.c.spent, privacy_budgets.c.warned).where(
-        privacy_budgets.c.party == party, privacy_budgets.c.dataset == dataset
-    )
+    key = {"party": party, "dataset": dataset}
     if not lock:
-        found = session.execute(query).first()
+        found = session.execute(_BUDGET, key).first()
         if found is None:
             return Budget(0, 0.0, False)
         return Budget(int(found.id), float(found.spent), bool(found.warned))
-    query = query.with_for_update()
-    found = session.execute(query).first()
+    found = session.execute(_LOCKED_BUDGET, key).first()
     if found is None:
         try:
             with session.begin_nested():
@@ -262,7 +281,7 @@ def _budget(session: Session, party: str, dataset: str, *, lock: bool) -> Budget
                 )
         except IntegrityError:
             pass  # made by a concurrent first answer
-        found = session.execute(query).one()
+        found = session.execute(_LOCKED_BUDGET, key).one()
     return Budget(int(found.id), float(found.spent), bool(found.warned))
 
 

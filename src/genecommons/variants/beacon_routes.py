@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from genecommons.deps import AddressDep, SubjectDep
 from genecommons.errors import GeneCommonsError, InvalidInputError
@@ -19,6 +19,7 @@ from genecommons.variants.beacon import BeaconRequest
 
 router = APIRouter(prefix="/beacon", tags=["beacon"])
 MAX_BODY = 64 * 1024
+Document = dict[str, Any]  # what OpenAPI says every route answers (a JSON object)
 
 
 async def get_beacon(request: Request) -> service.Beacon:
@@ -31,6 +32,7 @@ async def get_beacon(request: Request) -> service.Beacon:
         guard=state.variant_guard,
         people=state.people_guard,
         stores=state.variant_stores,
+        events=state.beacon_events,
     )
 
 
@@ -54,6 +56,12 @@ def error_response(
     return JSONResponse(status_code=status, content=body)
 
 
+def _json(document: dict[str, Any]) -> Response:
+    """The document as the response (its JSON made once: FastAPI would first copy it through
+    its encoder, for documents that are JSON already; the OpenAPI schema stays an object)."""
+    return JSONResponse(document)
+
+
 async def _request(request: Request) -> BeaconRequest:
     if request.method == "GET":
         return beacon.parse_query_string(request.query_params.multi_items())
@@ -75,50 +83,55 @@ async def _request(request: Request) -> BeaconRequest:
     return beacon.parse_body(document)
 
 
-@router.get("/", summary="Beacon information", operation_id="get_beacon_root")
-@router.get("/info", summary="Beacon information")
-async def get_info(beacon_app: BeaconDep) -> dict[str, Any]:
+@router.get(
+    "/", response_model=Document, summary="Beacon information", operation_id="get_beacon_root"
+)
+@router.get("/info", response_model=Document, summary="Beacon information")
+async def get_info(beacon_app: BeaconDep) -> Response:
     """Who this Beacon is: id, name, organisation, API version."""
-    return beacon.info_response(beacon_app.info)
+    return _json(beacon.info_response(beacon_app.info))
 
 
-@router.get("/service-info", summary="GA4GH service-info")
-async def get_service_info(beacon_app: BeaconDep) -> dict[str, Any]:
+@router.get("/service-info", response_model=Document, summary="GA4GH service-info")
+async def get_service_info(beacon_app: BeaconDep) -> Response:
     """The Beacon as a GA4GH service (service-info 1.0)."""
-    return beacon.service_info(beacon_app.info)
+    return _json(beacon.service_info(beacon_app.info))
 
 
-@router.get("/configuration", summary="Beacon configuration")
-async def get_configuration(beacon_app: BeaconDep) -> dict[str, Any]:
+@router.get("/configuration", response_model=Document, summary="Beacon configuration")
+async def get_configuration(beacon_app: BeaconDep) -> Response:
     """Entry types, security levels and maturity."""
-    return beacon.configuration_response(beacon_app.info)
+    return _json(beacon.configuration_response(beacon_app.info))
 
 
-@router.get("/map", summary="Beacon map")
-async def get_map(beacon_app: BeaconDep) -> dict[str, Any]:
+@router.get("/map", response_model=Document, summary="Beacon map")
+async def get_map(beacon_app: BeaconDep) -> Response:
     """Every endpoint of this Beacon."""
-    return beacon.map_response(beacon_app.info)
+    return _json(beacon.map_response(beacon_app.info))
 
 
-@router.get("/entry_types", summary="Beacon entry types")
-async def get_entry_types(beacon_app: BeaconDep) -> dict[str, Any]:
+@router.get("/entry_types", response_model=Document, summary="Beacon entry types")
+async def get_entry_types(beacon_app: BeaconDep) -> Response:
     """The entry types this Beacon answers."""
-    return beacon.entry_types_response(beacon_app.info)
+    return _json(beacon.entry_types_response(beacon_app.info))
 
 
-@router.get("/filtering_terms", summary="Beacon filtering terms")
+@router.get("/filtering_terms", response_model=Document, summary="Beacon filtering terms")
 @router.post(
-    "/filtering_terms", summary="Beacon filtering terms", operation_id="post_filtering_terms"
+    "/filtering_terms",
+    response_model=Document,
+    summary="Beacon filtering terms",
+    operation_id="post_filtering_terms",
 )
 async def get_filtering_terms(
     beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
-) -> dict[str, Any]:
+) -> Response:
     """The filters this Beacon reads, with the values of the datasets the caller may see."""
     caller = service.Caller(subject, address)
-    return await run_in_threadpool(service.filtering_terms, beacon_app, caller=caller)
+    return _json(await run_in_threadpool(service.filtering_terms, beacon_app, caller=caller))
 
 
-Handler = Callable[..., Awaitable[dict[str, Any]]]
+Handler = Callable[..., Awaitable[Response]]
 
 # what OpenAPI says of the requests (the routes read them themselves, to answer in Beacon form)
 GET_QUERY = {
@@ -149,12 +162,12 @@ async def _answer(
     caller: service.Caller,
     entry: str,
     scope: service.Scope | None,
-) -> dict[str, Any]:
+) -> Response:
     parsed = await _request(request)
     document: dict[str, Any] = await run_in_threadpool(
         service.answer, beacon_app, entry=entry, request=parsed, caller=caller, scope=scope
     )
-    return document
+    return _json(document)
 
 
 def _handler(entry: str, scope_kind: str | None) -> Handler:
@@ -162,7 +175,7 @@ def _handler(entry: str, scope_kind: str | None) -> Handler:
 
         async def listing(
             request: Request, beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
-        ) -> dict[str, Any]:
+        ) -> Response:
             return await _answer(request, beacon_app, service.Caller(subject, address), entry, None)
 
         return listing
@@ -173,7 +186,7 @@ def _handler(entry: str, scope_kind: str | None) -> Handler:
         beacon_app: BeaconDep,
         subject: SubjectDep,
         address: AddressDep,
-    ) -> dict[str, Any]:
+    ) -> Response:
         scope = service.Scope(scope_kind, id)
         return await _answer(request, beacon_app, service.Caller(subject, address), entry, scope)
 
@@ -189,6 +202,7 @@ def _routes(path: str, entry: str, scope_kind: str | None, summary: str, doc: st
             handler,
             methods=[method],
             summary=summary,
+            response_model=Document,
             name=f"beacon{path.replace('/', '_').replace('{id}', 'id')}_{method.lower()}",
             openapi_extra=extra,
         )

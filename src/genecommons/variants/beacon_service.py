@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import decide
 from genecommons.access.workflow import dataset_resource
-from genecommons.audit.events import EventTag, record_soon
+from genecommons.audit.events import EventTag, GroupedQueue
 from genecommons.catalog.tables import (
     ENTITY_TABLES,
     LINK_TABLES,
@@ -141,6 +141,12 @@ class Beacon:
     guard: VariantGuard
     people: PeopleGuard
     stores: StoreCache = field(default_factory=StoreCache)
+    # the app's queue of Beacon query events, shared by its requests (None: one of its own)
+    events: GroupedQueue | None = None
+
+    def __post_init__(self) -> None:
+        if self.events is None:
+            self.events = GroupedQueue(self.factory)
 
     @property
     def info(self) -> BeaconInfo:
@@ -187,24 +193,32 @@ def _lower(a: Granularity, b: Granularity) -> Granularity:
     return GRANULARITY_ORDER[min(GRANULARITY_ORDER.index(a), GRANULARITY_ORDER.index(b))]
 
 
+def _visible_statements() -> tuple[Any, Any]:
+    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
+    analyses = ENTITY_TABLES["analyses"]
+    links = LINK_TABLES[("datasets", "analyses")]
+    rows = (
+        select(datasets, studies.c.public.label("study_public"))
+        .join(studies, studies.c.id == datasets.c.study_id)
+        .order_by(datasets.c.id)
+    )
+    assemblies = select(links.c.datasets_id, analyses.c.reference_assembly).join(
+        analyses, analyses.c.id == links.c.target_id
+    )
+    return rows, assemblies
+
+
+# built once: every Beacon query reads the catalog's datasets afresh with them
+_DATASETS, _ASSEMBLIES = _visible_statements()
+
+
 def visible_datasets(
     session: Session, subject: Subject, requested: Granularity
 ) -> list[DatasetView]:
     """The datasets the caller may learn something of, each with its granularity."""
-    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
-    analyses = ENTITY_TABLES["analyses"]
-    links = LINK_TABLES[("datasets", "analyses")]
-    rows = session.execute(
-        select(datasets, studies.c.public.label("study_public"))
-        .join(studies, studies.c.id == datasets.c.study_id)
-        .order_by(datasets.c.id)
-    ).all()
+    rows = session.execute(_DATASETS).all()
     assemblies: dict[int, str] = {}
-    for dataset_id, assembly in session.execute(
-        select(links.c.datasets_id, analyses.c.reference_assembly).join(
-            analyses, analyses.c.id == links.c.target_id
-        )
-    ):
+    for dataset_id, assembly in session.execute(_ASSEMBLIES):
         if assembly:
             assemblies.setdefault(int(dataset_id), str(assembly))
     views = []
@@ -437,16 +451,17 @@ def answer(
         else:
             sets = list(_collections(session, views, asked))
     answered = [s for s in sets if s is not None]
-    _record_query(beacon_app.factory, caller, asked, answered)
+    _record_query(beacon_app, caller, asked, answered)
     return beacon.query_response(beacon_app.info, asked.entry, request, answered)
 
 
 def _record_query(
-    factory: sessionmaker[Session], caller: Caller, asked: Asked, sets: Sequence[ResultSet]
+    beacon_app: Beacon, caller: Caller, asked: Asked, sets: Sequence[ResultSet]
 ) -> None:
-    """Every Beacon query is an audit event (the one place that writes it), queued with the
-    answer and sequenced into the Merkle tree in batches (audit.events.record_soon): a query
-    takes no lock on the log."""
+    """Every Beacon query is an audit event (the one place that writes it), queued before the
+    answer is returned, in one transaction with the queries answered at the same time
+    (audit.events.GroupedQueue), and sequenced into the Merkle tree in batches: a query takes
+    no lock on the log."""
     query = asked.request.query
     details = {
         "entry_type": asked.entry.id,
@@ -458,8 +473,8 @@ def _record_query(
         "caller": caller.subject.id,
         "address": caller.address,
     }
-    with factory.begin() as session:
-        record_soon(session, tag=EventTag.BEACON_QUERY, actor=caller.subject.id, details=details)
+    assert beacon_app.events is not None  # made with the Beacon
+    beacon_app.events.record(tag=EventTag.BEACON_QUERY, actor=caller.subject.id, details=details)
 
 
 # -- g_variants -------------------------------------------------------------------------------

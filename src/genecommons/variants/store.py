@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -237,6 +238,7 @@ class VariantStore:
             )
         self.path = path
         self._uri = f"file:{sites}?mode=ro&immutable=1"
+        self._local = threading.local()
         with self._connect() as connection:
             meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
         self.groups: tuple[str, ...] = tuple(json.loads(meta["groups"]))
@@ -284,7 +286,14 @@ class VariantStore:
         return block[[r - low for r in records]]
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        # one connection per thread, kept: opening one (and reading the schema again) cost a
+        # point lookup ~50 times the query itself; the file is immutable, so a kept connection
+        # never reads stale data (a rebuilt store is a new file, opened as a new VariantStore)
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+            self._local.connection = connection
+        return connection
 
     def _counts(self, row: Any) -> SiteCounts:
         chrom, pos, _end, ref, alt, packed = row

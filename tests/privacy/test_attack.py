@@ -167,9 +167,7 @@ def test_rule_aware_ratios_equal_the_brute_force_reference(
             p0 = p1 / math.exp(slow[0])
             margin = min(p0, 1 - p0, p1, 1 - p1)
             tolerance = max(1e-4, 1e-13 / margin)
-            assert (yes[g - 1, i], no[g - 1, i]) == pytest.approx(
-                slow[:2], rel=tolerance, abs=1e-6
-            )
+            assert (yes[g - 1, i], no[g - 1, i]) == pytest.approx(slow[:2], rel=tolerance, abs=1e-6)
 
 
 def test_rule_aware_ratios_of_a_uniform_rule_and_the_exact_beacon() -> None:

@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.people_guard = people
     app.state.variant_stores = StoreCache()
-    app.state.beacon_events = GroupedQueue(app.state.session_factory)
+    # events that are their own transaction (Beacon queries, token uses): group-committed
+    app.state.grouped_events = GroupedQueue(app.state.session_factory)
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:

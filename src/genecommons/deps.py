@@ -56,7 +56,10 @@ def _token_subject(request: Request, header: str) -> Subject:
             message_zh="请以 'Authorization: Bearer <令牌>' 的形式发送令牌。",
         )
     subject = access_service.authenticate(
-        _factory(request), token.strip(), address=_address(request)
+        _factory(request),
+        token.strip(),
+        address=_address(request),
+        events=request.app.state.grouped_events,
     )
     passport = request.headers.get("x-ga4gh-passport")
     if passport:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from genecommons.access import identity
 from genecommons.access import service as access
 from genecommons.access.models import Subject
+from genecommons.access.tables import api_tokens
 from genecommons.audit import service
 from genecommons.audit.events import (
     EventTag,
@@ -126,18 +127,28 @@ def test_concurrent_sequencers_append_each_event_once(factory: Any, settings: Se
     assert service.verify(factory, key.public_key()).problems == []
 
 
-def test_every_use_of_a_known_token_is_an_event(factory: Any) -> None:
+@pytest.mark.parametrize("grouped", [False, True], ids=["one-transaction", "group-commit"])
+def test_every_use_of_a_known_token_is_an_event(factory: Any, grouped: bool) -> None:
     access.add_user(
         factory, email="zhao@example.org", roles=["researcher"], institution=None, actor=OPERATOR
     )
     issued = access.create_token(factory, email="zhao@example.org", actor=OPERATOR)
-    access.authenticate(factory, issued.token, address="192.0.2.7")
-    access.authenticate(factory, issued.token)
+    events = GroupedQueue(factory) if grouped else None
+    first = access.authenticate(factory, issued.token, address="192.0.2.7", events=events)
+    assert first.id == "user:zhao@example.org"
+    with factory() as session:
+        touched = session.execute(select(api_tokens.c.last_used_at)).scalar_one()
+    assert touched is not None
+    access.authenticate(factory, issued.token, events=events)
+    with factory() as session:
+        again = session.execute(select(api_tokens.c.last_used_at)).scalar_one()
+    # the group-commit path writes the last use at most once a minute
+    assert (again == touched) if grouped else (again >= touched)
     access.revoke_token(factory, token_id=issued.id, actor=OPERATOR)
     with pytest.raises(AuthenticationError):
-        access.authenticate(factory, issued.token, address="198.51.100.9")
+        access.authenticate(factory, issued.token, address="198.51.100.9", events=events)
     with pytest.raises(AuthenticationError):
-        access.authenticate(factory, identity.new_token())  # unknown: no event
+        access.authenticate(factory, identity.new_token(), events=events)  # unknown: no event
     service.sequence_queued(factory)
     with factory() as session:
         events = session.execute(

@@ -32,7 +32,7 @@ async def get_beacon(request: Request) -> service.Beacon:
         guard=state.variant_guard,
         people=state.people_guard,
         stores=state.variant_stores,
-        events=state.beacon_events,
+        events=state.grouped_events,
     )
 
 

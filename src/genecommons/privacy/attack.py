@@ -196,6 +196,25 @@ class Thresholds:
 EXACT = Thresholds((1,), (1.0,))
 
 
+def count_at_least(reference: Dosages, *, beacon_alleles: float, high: int) -> Floats:
+    """The attacker's belief about an allele's count X among `beacon_alleles` alleles of the
+    Beacon, per site: P(X >= k) for k = 0 .. high + 1 (rows). X is gamma-Poisson: the panel's
+    count c of 2n alleles gives the rate a Gamma(c + 1/2) posterior, scaled to the Beacon's
+    alleles, so X is negative binomial, computed by recursion."""
+    counts = reference.sum(axis=1, dtype=np.int64).astype(np.float64)
+    shape = counts + 0.5
+    theta = beacon_alleles / (2.0 * reference.shape[1])
+    q = theta / (1 + theta)
+    pmf = np.exp(shape * np.log1p(-q))
+    out = np.zeros((high + 2, len(counts)))
+    below = np.zeros(len(counts))
+    for k in range(high + 2):
+        out[k] = 1 - below  # P(X >= k)
+        below = below + pmf
+        pmf = pmf * (k + shape) / (k + 1) * q
+    return np.asarray(np.clip(out, 0.0, 1.0))
+
+
 def rule_aware_ratios(
     reference: Dosages, *, members: int, thresholds: Thresholds
 ) -> tuple[Floats, Floats, Floats]:
@@ -203,34 +222,18 @@ def rule_aware_ratios(
     yes for a member, for an attacker who knows the defence's rule (the thresholds' chances)
     but not its key, per copies carried (rows 0 and 1: 1 and 2 copies) and site.
 
-    The attacker's belief about the count among the other members is a gamma-Poisson mixture:
-    the panel's count c of 2n alleles gives the rate a Gamma(c + 1/2) posterior, scaled to the
-    2N (or 2N - 2) alleles of the Beacon; so AC is negative binomial, computed by recursion.
-    A yes means AC >= T, with T drawn from the thresholds independently of AC.
+    The attacker's belief about the count among the other members is `count_at_least`'s, over
+    the 2N (or 2N - 2) alleles of the Beacon; a yes means AC >= T, with T drawn from the
+    thresholds independently of AC.
     """
-    counts = reference.sum(axis=1, dtype=np.int64).astype(np.float64)
-    alleles = 2.0 * reference.shape[1]
-    shape = counts + 0.5
     values = np.asarray(thresholds.values, dtype=np.int64)
     chances = np.asarray(thresholds.chances, dtype=np.float64)
     high = int(values.max())
-
-    def survival(scale_alleles: float) -> Floats:
-        # P(X >= k) for k = 0 .. high + 1, X ~ NegBin(shape, theta), theta = scale / panel
-        theta = scale_alleles / alleles
-        q = theta / (1 + theta)
-        pmf = np.exp(shape * np.log1p(-q))
-        cdf = np.zeros((high + 2, len(counts)))
-        running = np.zeros(len(counts))
-        for k in range(high + 2):
-            cdf[k] = running  # P(X < k)
-            running = running + pmf
-            pmf = pmf * (k + shape) / (k + 1) * q
-        return np.asarray(np.clip(1 - cdf, 0, 1))
-
-    outsider = chances @ survival(2.0 * members)[values]  # P(yes | not a member)
-    others = survival(2.0 * members - 2)
-    yes, no, said = (np.zeros((2, len(counts))) for _ in range(3))
+    sites = reference.shape[0]
+    # P(yes | not a member)
+    outsider = chances @ count_at_least(reference, beacon_alleles=2.0 * members, high=high)[values]
+    others = count_at_least(reference, beacon_alleles=2.0 * members - 2, high=high)
+    yes, no, said = (np.zeros((2, sites)) for _ in range(3))
     for g in (1, 2):
         # a member with g copies: AC = g + X, so AC >= t when X >= t - g
         member = chances @ others[np.maximum(values - g, 0)]

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from genecommons.privacy.attack import EXACT, Ask, Curve, Thresholds, power_at
+from genecommons.privacy.attack import EXACT, Ask, Curve, Thresholds, count_at_least, power_at
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -237,30 +237,12 @@ class AnswerChances:
 def answer_chances(reference: Dosages, *, members: int, thresholds: Thresholds) -> AnswerChances:
     """The attacker's chances of a yes under a threshold rule with the thresholds' chances
     known (`attack.EXACT` answers the truth), with the count among the Beacon's other members
-    negative binomial: the panel's count c of 2n alleles gives the rate a Gamma(c + 1/2)
-    posterior, scaled to the 2N (or 2N - 2) alleles of the Beacon."""
-    counts = reference.sum(axis=1, dtype=np.int64).astype(np.float64)
-    alleles = 2.0 * reference.shape[1]
-    shape = counts + 0.5
+    believed as `attack.count_at_least` says."""
     values = np.asarray(thresholds.values, dtype=np.int64)
     weights = np.asarray(thresholds.chances, dtype=np.float64)
     high = int(values.max())
-
-    def at_least(scale: float) -> Floats:
-        # rows k = 0 .. high + 1: P(X >= k), X ~ NegBin(shape, q), q = theta / (1 + theta)
-        theta = scale / alleles
-        q = theta / (1 + theta)
-        pmf = np.exp(shape * np.log1p(-q))
-        out = np.zeros((high + 2, len(counts)))
-        below = np.zeros(len(counts))
-        for k in range(high + 2):
-            out[k] = 1 - below
-            below = below + pmf
-            pmf = pmf * (k + shape) / (k + 1) * q
-        return np.asarray(np.clip(out, 0.0, 1.0))
-
-    outsider = weights @ at_least(2.0 * members)[values]
-    others = at_least(2.0 * members - 2)
+    outsider = weights @ count_at_least(reference, beacon_alleles=2.0 * members, high=high)[values]
+    others = count_at_least(reference, beacon_alleles=2.0 * members - 2, high=high)
     none = weights @ others[values]
     one = weights @ others[np.maximum(values - 1, 0)]
     return AnswerChances(outsider, (none, one))

@@ -79,10 +79,14 @@ def main() -> None:
         settings = Settings(data_dir=Path(tmp))
         factory = make_session_factory(make_engine(f"sqlite:///{tmp}/unused.db"))
         rule = threshold_rule(settings, key=rng.bytes(32))  # a key of its own, fixed by the seed
-        guards: dict[str, tuple[VariantGuard, tuple[int, int]]] = {
-            "undefended": (exact_answer, (1, 1)),
-            "hide-rare": (hide_rare_answer, (hide_cut(args.members),) * 2),
-            "defended": (DefendedGuard(factory, settings, rule=rule), (rule.low, rule.high)),
+        # each Beacon, and its rule as the attacker believes it (the chances, not the key)
+        guards: dict[str, tuple[VariantGuard, attack.Thresholds]] = {
+            "undefended": (exact_answer, attack.EXACT),
+            "hide-rare": (hide_rare_answer, attack.Thresholds((hide_cut(args.members),), (1.0,))),
+            "defended": (
+                DefendedGuard(factory, settings, rule=rule),
+                attack.Thresholds(tuple(range(rule.low, rule.high + 1)), rule.pmf),
+            ),
         }
         subject = Subject.user("attacker@example.org", roles=frozenset(), institution=None)
 

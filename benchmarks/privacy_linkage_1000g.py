@@ -121,25 +121,19 @@ def main() -> None:
     figures: dict[str, object] = {}
     for name, (_, believed) in guards.items():
         said = told[name]
-        found = linkage.von_thenen(
-            inferred,
-            victims=victims,
-            members=args.members,
-            reference=panel,
-            beacon_size=args.members,
-            ask=lambda _v, s, said=said: said[s],
-            truth=lambda s: truth[s],
-            rule=believed,
-        )
-        partners = linkage.von_thenen(
-            inferred,
-            victims=victims,
-            members=args.members,
-            reference=panel,
-            beacon_size=args.members,
-            ask=lambda _v, s, said=said: said[s],
-            truth=lambda s: truth[s],
-            from_partners=True,
+        found, partners = (
+            linkage.von_thenen(
+                inferred,
+                victims=victims,
+                members=args.members,
+                reference=panel,
+                beacon_size=args.members,
+                ask=lambda _v, s, said=said: said[s],
+                truth=lambda s: truth[s],
+                rule=believed,
+                from_partners=from_partners,
+            )
+            for from_partners in (False, True)
         )
         rarest = attack.run_attack(
             "rarest first, all alleles shown",

@@ -173,18 +173,7 @@ def evaluate(
                         queries=queries,
                     )
                 )
-        found = linkage.von_thenen(
-            inferred,
-            victims=people,
-            members=victims.members.shape[1],
-            reference=victims.reference,
-            beacon_size=beacon_size,
-            ask=asker(victims, exists, fresh_accounts=True),
-            truth=lambda sites: truth_ask(0, sites),
-            rule=(rules or {}).get(name, attack.EXACT),
-        )
-        curves.append(found.curve)
-        curves.append(
+        found, partners = (
             linkage.von_thenen(
                 inferred,
                 victims=people,
@@ -193,10 +182,14 @@ def evaluate(
                 beacon_size=beacon_size,
                 ask=asker(victims, exists, fresh_accounts=True),
                 truth=lambda sites: truth_ask(0, sites),
-                name="von Thenen, withheld answers from LD partners",
-                from_partners=True,
-            ).curve
+                rule=(rules or {}).get(name, attack.EXACT),
+                # the paper's reading of a withheld answer: the shown site's in strongest LD
+                name="von Thenen, withheld answers from LD partners" if from_ld else "von Thenen",
+                from_partners=from_ld,
+            )
+            for from_ld in (False, True)
         )
+        curves += [found.curve, partners.curve]
         if rules and name in rules:
             curves.append(
                 attack.run_rule_aware_attack(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -83,3 +86,112 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+class Prepared:
+    """A read statement compiled once for an engine, run on one of its pooled driver
+    connections without the ORM and SQLAlchemy's execution layer (for reads that run on every
+    request; their columns come back as the driver gives them). A single statement reads one
+    snapshot of the database, on SQLite as on PostgreSQL."""
+
+    def __init__(self, engine: Engine, statement: ClauseElement) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.engine = engine
+        self.sql = compiled.string
+        self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
+
+    def rows(self, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows the statement reads with `params` (by bind parameter name)."""
+        values: Any = params if self.order is None else [params[n] for n in self.order]
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self.sql, values)
+                return [tuple(row) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool, which ends its transaction
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class _Waiting(Generic[Item, Result]):
+    """One item waiting for the transaction that does it."""
+
+    __slots__ = ("done", "error", "item", "lead", "result")
+
+    def __init__(self, item: Item) -> None:
+        self.item = item
+        self.done = threading.Event()
+        self.lead = False  # woken to commit the next group rather than because it is done
+        self.error: BaseException | None = None
+        self.result: Result | None = None
+
+
+class GroupCommit(Generic[Item, Result]):
+    """Work that is its own write transaction, from many threads at once: the items that
+    arrive while one group is being committed are done together, in submission order, by
+    `work(session, items)` in the next `write_transaction` (a group commit), and `submit`
+    returns an item's result only once its group is committed (or raises what failed the
+    group, for every item of it). One thread at a time writes, the first of a group; the
+    others wait for it without contending for the database's write lock."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        work: Callable[[Session, Sequence[Item]], Sequence[Result]],
+    ) -> None:
+        self.factory = factory
+        self.work = work
+        self._mutex = threading.Lock()
+        self._waiting: list[_Waiting[Item, Result]] = []
+        self._writing = False
+
+    def submit(self, item: Item) -> Result:
+        """Do `item` in a transaction of its own or shared with items submitted at the same
+        time; its result, once committed."""
+        mine: _Waiting[Item, Result] = _Waiting(item)
+        with self._mutex:
+            self._waiting.append(mine)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            mine.done.wait()
+        if mine.lead:
+            mine.lead = False
+            lead = True
+        if lead:
+            self._commit_group()  # a group that holds this item: it was waiting when taken
+        if mine.error is not None:
+            raise mine.error
+        return mine.result  # type: ignore[return-value]  # set with the group's commit
+
+    def _commit_group(self) -> None:
+        with self._mutex:
+            group, self._waiting = self._waiting, []
+        error: BaseException | None = None
+        results: Sequence[Result] = ()
+        try:
+            with write_transaction(self.factory) as session:
+                results = self.work(session, [w.item for w in group])
+                if len(results) != len(group):
+                    raise RuntimeError("a group commit's work gave a result per item")
+        except BaseException as failure:  # each waiting item fails with it
+            error = failure
+        for index, waiting in enumerate(group):
+            waiting.error = error
+            if error is None:
+                waiting.result = results[index]
+            waiting.done.set()
+        with self._mutex:
+            if self._waiting:  # the next group's first item commits it
+                following = self._waiting[0]
+                following.lead = True
+                following.done.set()
+            else:
+                self._writing = False

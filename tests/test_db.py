@@ -27,7 +27,7 @@ def test_a_group_commit_gives_each_item_its_own_result_once_committed(
         session.execute(insert(privacy_releases), rows)
         return [i * i for i in items]
 
-    grouped: GroupCommit[int, int] = GroupCommit(factory, work)
+    grouped = GroupCommit(factory)
     wrong: list[int] = []
     unseen: list[int] = []
     read = Prepared(
@@ -40,7 +40,7 @@ def test_a_group_commit_gives_each_item_its_own_result_once_committed(
     def submit(thread: int) -> None:
         try:
             for i in range(thread * 20, thread * 20 + 20):
-                if grouped.submit(i) != i * i:
+                if grouped.submit(work, i) != i * i:
                     wrong.append(i)
                 if read.rows({"v": str(i)}) != [(str(i),)]:  # committed: others see it now
                     unseen.append(i)
@@ -56,3 +56,45 @@ def test_a_group_commit_gives_each_item_its_own_result_once_committed(
     with factory() as session:
         variants = session.execute(select(privacy_releases.c.variant)).scalars().all()
     assert sorted(variants, key=int) == [str(i) for i in range(200)]
+
+
+def test_items_of_several_kinds_share_a_group_and_fail_with_it(
+    factory: sessionmaker[Session],
+) -> None:
+    # one kind writes, the other fails: a group holding both commits nothing, and each of its
+    # items raises what failed it
+    def write(session: Session, items: Sequence[int]) -> list[int]:
+        rows = [
+            {"dataset": "D", "variant": str(i), "epsilon": 1.0, "counts": {}, "released_at": MOMENT}
+            for i in items
+        ]
+        session.execute(insert(privacy_releases), rows)
+        return list(items)
+
+    def refuse(session: Session, items: Sequence[int]) -> list[int]:
+        raise LookupError(f"refused {list(items)}")
+
+    grouped = GroupCommit(factory)
+    outcomes: dict[int, object] = {}
+
+    def submit(i: int) -> None:
+        try:
+            outcomes[i] = grouped.submit(refuse if i % 5 == 0 else write, i)
+        except LookupError as error:
+            outcomes[i] = error
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with factory() as session:
+        written = {int(v) for v in session.execute(select(privacy_releases.c.variant)).scalars()}
+    assert len(outcomes) == 40
+    for i, outcome in outcomes.items():
+        if i % 5 == 0:
+            assert isinstance(outcome, LookupError)  # its own kind failed
+        elif isinstance(outcome, LookupError):
+            assert i not in written  # failed with its group: nothing of it committed
+        else:
+            assert outcome == i and i in written

@@ -230,9 +230,11 @@ class GroupedQueue:
     sent without its event. One thread at a time writes, the first of a group; the others wait
     for it without contending for the database's write lock."""
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self, factory: sessionmaker[Session], *, writes: GroupCommit | None = None
+    ) -> None:
         self.factory = factory
-        self._group: GroupCommit[bytes, None] = GroupCommit(factory, _queue_leaves)
+        self.writes = writes or GroupCommit(factory)  # the app's, shared with its other writes
 
     def record(
         self,
@@ -245,7 +247,7 @@ class GroupedQueue:
     ) -> None:
         """Queue one event, durably, in a transaction of its own or shared with events
         recorded at the same time; return when it is committed."""
-        self._group.submit(_queued_leaf(tag, actor, subject, details, now))
+        self.writes.submit(_queue_leaves, _queued_leaf(tag, actor, subject, details, now))
 
 
 def _queue_leaves(session: Session, leaves: Sequence[bytes]) -> list[None]:

@@ -169,11 +169,12 @@ class DefendedGuard:
         settings: Settings,
         *,
         rule: ThresholdRule | None = None,
+        writes: GroupCommit | None = None,
     ) -> None:
         self.factory = factory
         self.settings = settings
         self.rule = rule or threshold_rule(settings)
-        self.charges: GroupCommit[Charge, bool] = GroupCommit(factory, self._charge_group)
+        self.writes = writes or GroupCommit(factory)  # the app's, shared with its other writes
         self._known: set[tuple[str, str, str]] = set()
         self._ledger: dict[tuple[int, int], Prepared] = {}
 
@@ -203,7 +204,7 @@ class DefendedGuard:
         charge = Charge(subject.id, tuple(parties(subject, address)), dataset, exposures)
         decided = self._read(charge)
         if decided is None:
-            decided = self.charges.submit(charge)
+            decided = self.writes.submit(self._charge_group, charge)
             if decided:  # committed: each of its variants is charged to each party now
                 self._remember((p, dataset, k) for p in charge.names for k in exposures)
         if not decided:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.db import GroupCommit, Prepared
+from genecommons.db import (
+    Base,
+    GroupCommit,
+    Prepared,
+    make_engine,
+    make_session_factory,
+    write_transaction,
+)
 from genecommons.privacy.tables import privacy_releases
 
 MOMENT = datetime(2026, 12, 1, tzinfo=UTC)
@@ -98,3 +107,41 @@ def test_items_of_several_kinds_share_a_group_and_fail_with_it(
             assert i not in written  # failed with its group: nothing of it committed
         else:
             assert outcome == i and i in written
+
+
+def test_a_write_transaction_waits_for_the_sqlite_write_lock_then_writes(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'locked.sqlite3'}")
+    Base.metadata.create_all(engine, tables=[privacy_releases])
+    factory = make_session_factory(engine)
+    held, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+    row = {"dataset": "D", "epsilon": 1.0, "counts": {}, "released_at": MOMENT}
+
+    def hold() -> None:
+        with write_transaction(factory) as session:
+            session.execute(insert(privacy_releases), [{**row, "variant": "first"}])
+            held.set()
+            release.wait()
+
+    def write() -> None:
+        try:
+            with write_transaction(factory) as session:  # waits for the lock, retrying
+                seen = session.execute(select(privacy_releases.c.variant)).scalars().all()
+                session.execute(insert(privacy_releases), [{**row, "variant": f"after {seen}"}])
+        except BaseException as error:
+            failures.append(error)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.05)  # let the writer try while the lock is held (the outcome is the same)
+    release.set()
+    holder.join()
+    writer.join()
+    assert failures == []
+    with factory() as session:
+        variants = set(session.execute(select(privacy_releases.c.variant)).scalars())
+    assert variants == {"first", "after ['first']"}  # it began once the first had committed
+    engine.dispose()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import sqlite3
 import threading
+import time
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,6 +33,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+BUSY_SECONDS = 10.0  # how long a connection waits for SQLite's write lock (its busy timeout)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # let SQLAlchemy, not the sqlite3 module, decide where transactions begin, so that a
     # transaction's reads and writes see one snapshot (the sqlite3 module starts transactions
@@ -39,7 +45,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
     cursor.close()
 
 
@@ -47,9 +53,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 IMMEDIATE = "genecommons_sqlite_immediate"
 
 
+_PAUSES = (0.0001, 0.0002, 0.0005, 0.001)  # between tries for the write lock, then the last
+
+
 def _sqlite_begin(connection: Any) -> None:
-    immediate = connection.get_execution_options().get(IMMEDIATE, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if not connection.get_execution_options().get(IMMEDIATE, False):
+        connection.exec_driver_sql("BEGIN")
+        return
+    # the write lock, tried again after short pauses: SQLite's own busy handler sleeps 1, 2,
+    # 5, 10 ms... between tries, while the lock is held for a fraction of a millisecond (a
+    # group commit), and all the requests of a group wait for it
+    driver = connection.connection.dbapi_connection
+    deadline = time.monotonic() + BUSY_SECONDS
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        for attempt in itertools.count():
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(_PAUSES[min(attempt, len(_PAUSES) - 1)])
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
 
 
 def make_engine(url: str) -> Engine:

@@ -52,14 +52,26 @@ def attack_beacon(
             "--correctness-sites", min=1, help="Sites (and as many absent alleles) to score"
         ),
     ] = 20_000,
+    public_people: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-people",
+            help="File of the panel's people whose counts are the node's public reference "
+            "(never drawn as non-members; --demo reads them from truth.json)",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the plot and the JSON")] = Path(
         "attack-beacon"
     ),
 ) -> None:
     """Re-identification attacks on the Beacon, undefended and defended. 对 Beacon 的再识别攻击评估。"""
+    public: tuple[str, ...] = ()
     if demo is not None:
         cohort = cohort or demo / "cohort.vcf.gz"
         panel = panel or demo / "reference_panel.vcf.gz"
+        public = evaluation.demo_public_people(demo)
+    if public_people is not None:
+        public = tuple(n for n in public_people.read_text(encoding="utf-8").split() if n)
     if cohort is None or panel is None:
         raise typer.BadParameter(
             "give --demo, or --cohort and --panel / 请给出 --demo 或 --cohort 与 --panel"
@@ -82,6 +94,7 @@ def attack_beacon(
             seed=seed,
             queries=tuple(q for q in attack.QUERY_COUNTS if q <= max_queries) or (max_queries,),
             correctness_sites=correctness_sites,
+            public=public,
         )
     out.mkdir(parents=True, exist_ok=True)
     evaluation.plot(figures, out / "power.png")

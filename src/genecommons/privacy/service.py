@@ -37,7 +37,12 @@ from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import ConfigurationError, NotFoundError
 from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer, exact_people
-from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer, spent_answer
+from genecommons.privacy.beacon_guard import (
+    PublicCounts,
+    ThresholdRule,
+    rule_answer,
+    spent_answer,
+)
 from genecommons.privacy.cells import CellRule, people_answer
 from genecommons.privacy.dp import FrequencyRow, exact_rows, noisy_counts, shown_rows
 from genecommons.privacy.tables import privacy_budgets, privacy_charges, privacy_releases
@@ -81,8 +86,11 @@ def beacon_key(settings: Settings, *, create: bool = False) -> bytes:
     return key
 
 
-def threshold_rule(settings: Settings, key: bytes | None = None) -> ThresholdRule:
-    """The rule the settings configure (with the node's key unless one is given)."""
+def threshold_rule(
+    settings: Settings, key: bytes | None = None, *, reference: PublicCounts | None = None
+) -> ThresholdRule:
+    """The rule the settings configure (with the node's key unless one is given; windows
+    placed by `reference`'s public counts when one is given)."""
     # outside production the key is made on first use (tests, a laptop); production makes it
     # with `genecommons init` and refuses to run without it
     made = settings.environment != "production"
@@ -92,6 +100,8 @@ def threshold_rule(settings: Settings, key: bytes | None = None) -> ThresholdRul
         high=settings.beacon_threshold_max,
         alpha=settings.beacon_threshold_alpha,
         beta=settings.beacon_threshold_beta,
+        reference=reference,
+        window_size=settings.beacon_threshold_window,
     )
 
 

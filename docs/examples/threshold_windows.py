@@ -48,7 +48,10 @@ def main(demo: Path, keys: int) -> None:
     counts = panel.dosages[:, in_public].sum(axis=1, dtype=np.int64)
     table = Counts(
         2 * int(in_public.sum()),
-        {v.key: (int(c), 2 * int(in_public.sum())) for v, c in zip(cohort.variants, counts, strict=True)},
+        {
+            v.key: (int(c), 2 * int(in_public.sum()))
+            for v, c in zip(cohort.variants, counts, strict=True)
+        },
     )
     ac = cohort.dosages.sum(axis=1, dtype=np.int64)
     alleles = 2 * cohort.dosages.shape[1]

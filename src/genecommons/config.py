@@ -159,12 +159,12 @@ class Settings(BaseSettings):
     # every allele of frequency >= 1% answered (a 2,000-person cohort calls 4,000). The key is
     # made on init. With a public reference loaded (`genecommons variants load-reference`), each
     # variant's window is instead `window` thresholds within [1, max], placed where its public
-    # count says the dataset's count is unlikely to be (4 measured best, docs/privacy.md).
+    # count says the dataset's count is unlikely to be (3 measured best, docs/privacy.md).
     beacon_threshold_min: int = Field(default=10, ge=1)
     beacon_threshold_max: int = Field(default=40, ge=1)
     beacon_threshold_alpha: float = Field(default=1.0, gt=0, le=100)
     beacon_threshold_beta: float = Field(default=1.0, gt=0, le=100)
-    beacon_threshold_window: int = Field(default=4, ge=1)
+    beacon_threshold_window: int = Field(default=3, ge=1)
     # Count granularity: what one account, and one network address, may learn about the members
     # of a dataset (Raisaro et al. 2017), in expected pivotal answers; warned at the fraction.
     beacon_budget: float = Field(default=100.0, gt=0)

@@ -124,7 +124,7 @@ class ThresholdRule:
     alpha: float = 1.0  # the Beta shape of the thresholds' chances on a window
     beta: float = 1.0
     reference: PublicCounts | None = None  # windows placed by public counts, when given
-    window_size: int = 4  # thresholds in a window placed by the reference
+    window_size: int = 3  # thresholds in a window placed by the reference
 
     def __post_init__(self) -> None:
         if not 1 <= self.low <= self.high:

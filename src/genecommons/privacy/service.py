@@ -27,7 +27,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Action, Subject, SubjectKind
+from genecommons.access.models import Action, Resource, Subject, SubjectKind
 from genecommons.access.policy import decide, require
 from genecommons.access.workflow import dataset_resource
 from genecommons.audit.events import EventTag, record_event
@@ -45,10 +45,11 @@ from genecommons.privacy.beacon_guard import (
 )
 from genecommons.privacy.cells import CellRule, people_answer
 from genecommons.privacy.dp import FrequencyRow, exact_rows, noisy_counts, shown_rows
+from genecommons.privacy.fit import ReferenceFit, reference_fit
 from genecommons.privacy.tables import privacy_budgets, privacy_charges, privacy_releases
 from genecommons.variants.normalize import Variant, parse_key
 from genecommons.variants.service import store_path
-from genecommons.variants.store import SiteCounts, VariantStore
+from genecommons.variants.store import SITES, SiteCounts, VariantStore
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,23 @@ def threshold_rule(
         reference=reference,
         window_size=settings.beacon_threshold_window,
     )
+
+
+def check_reference(
+    settings: Settings, *, subject: Subject, dataset: str, reference: PublicCounts
+) -> ReferenceFit:
+    """How much windows placed by `reference` cut what the alleles of `dataset` expose, against
+    the rule without it (reads every exact count of the dataset: the decision point must allow
+    record-level access)."""
+    require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
+    path = store_path(settings, dataset)
+    if not (path / SITES).exists():
+        raise NotFoundError(
+            f"Dataset {dataset} has no variant store; submit its analysis VCF first.",
+            message_zh=f"数据集 {dataset} 没有变异库；请先提交其分析 VCF。",
+        )
+    rule = threshold_rule(settings, reference=reference)
+    return reference_fit(rule, VariantStore(path).all_sites())
 
 
 def cell_rule(settings: Settings, key: bytes | None = None) -> CellRule:

@@ -23,6 +23,7 @@ complete: a file that fails half way leaves nothing, and the previous reference 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -141,9 +142,20 @@ def _open_vcf(vcf: Path) -> Any:
             "Give a VCF or BCF with a header and at least one record.",
             "请提供带文件头且至少有一条记录的 VCF 或 BCF。",
         )
+    with vcf.open("rb") as head:
+        start = head.read(18)
+    if start[:2] == b"\x1f\x8b" and start[12:14] != b"BC":
+        raise _bad(
+            vcf,
+            "header",
+            "the file is compressed with gzip, not bgzip",
+            "文件用 gzip 而非 bgzip 压缩",
+            "Recompress it: `gunzip -c FILE | bgzip > FILE.vcf.gz` (or give it uncompressed).",
+            "请重新压缩：`gunzip -c 文件 | bgzip > 文件.vcf.gz`（或提供未压缩的文件）。",
+        )
     try:
         return pysam.VariantFile(str(vcf), "r")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, NotImplementedError) as error:
         raise _bad(
             vcf,
             "header",
@@ -390,9 +402,11 @@ def build_reference(
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.parent / f".{target.name}.building-{uuid.uuid4().hex}"
     try:
-        with handle:
+        try:
             reader = _Reader(vcf, handle, samples)
             sites, alleles = _write(building, reader)
+        finally:
+            _close(handle)
         if sites == 0:
             raise _bad(
                 vcf,
@@ -425,6 +439,12 @@ def build_reference(
         raise
     _sync_directory(target.parent)
     return summary
+
+
+def _close(handle: Any) -> None:
+    # htslib fails to close a damaged file; the read already failed and said why
+    with contextlib.suppress(OSError):
+        handle.close()
 
 
 def read_sample_names(path: Path) -> list[str]:

@@ -153,6 +153,7 @@ def _open_vcf(vcf: Path) -> Any:
             "Recompress it: `gunzip -c FILE | bgzip > FILE.vcf.gz` (or give it uncompressed).",
             "请重新压缩：`gunzip -c 文件 | bgzip > 文件.vcf.gz`（或提供未压缩的文件）。",
         )
+    quiet = pysam.set_verbosity(0)  # htslib says on stderr that an index is absent: none needed
     try:
         return pysam.VariantFile(str(vcf), "r")
     except (OSError, ValueError, NotImplementedError) as error:
@@ -167,6 +168,8 @@ def _open_vcf(vcf: Path) -> Any:
             "请提供完整的 VCF（以 ##fileformat=VCF 开头）或 BCF，可未压缩或 bgzip 压缩："
             "`bcftools view -h` 应能显示其文件头，压缩文件应能通过 `gzip -t` 检查。",
         ) from error
+    finally:
+        pysam.set_verbosity(quiet)
 
 
 def _integers(value: Any) -> tuple[int | None, ...]:

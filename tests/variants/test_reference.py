@@ -85,7 +85,7 @@ def pysam_counts(vcf: Path, samples: Sequence[str] | None = None) -> dict[str, t
         for record in handle:
             calls = [a for s in chosen for a in (record.samples[s]["GT"] or ()) if a is not None]
             for index, variant in normalize(
-                record.chrom, record.pos, record.ref, list(record.alts or ())
+                record.chrom, record.pos, record.ref or "", list(record.alts or ())
             ):
                 ac, an = calls.count(index), len(calls)
                 if variant.key in found:
@@ -212,6 +212,24 @@ def test_a_variant_written_twice_is_merged(tmp_path: Path) -> None:
         "chr1-101-C-G": (5, 12),
         "chr1-300-A-G": (8, 8),
     }
+
+
+def test_a_variant_met_again_after_a_written_batch_is_merged_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genecommons.variants import reference
+
+    records = [
+        "chr1\t100\t.\tACT\tA,AGT\t.\t.\tAC=1,2;AN=10",
+        "chr1\t101\t.\tC\tG\t.\t.\tAC=3;AN=12",
+        "chr1\t300\t.\tA\tG\t.\t.\tAC=6;AN=8",
+        "chr1\t300\t.\tA\tG\t.\t.\tAC=5;AN=8",
+    ]
+    vcf = write_vcf(tmp_path / "twice.vcf", records)
+    build_reference(vcf, tmp_path / "at-once.sqlite")
+    monkeypatch.setattr(reference, "_BATCH", 1)  # every key written before the next record
+    build_reference(vcf, tmp_path / "one-by-one.sqlite")
+    assert rows(tmp_path / "one-by-one.sqlite") == rows(tmp_path / "at-once.sqlite")
 
 
 def test_reads_bcf(tmp_path: Path) -> None:
@@ -519,7 +537,7 @@ def test_the_1000_genomes_slice(tmp_path: Path) -> None:
         for k, record in enumerate(vcf):
             if k % 97 or not record.alts or record.alts[0].startswith("<"):
                 continue
-            ((_, variant),) = normalize(record.chrom, record.pos, record.ref, record.alts)
+            ((_, variant),) = normalize(record.chrom, record.pos, record.ref or "", record.alts)
             everyone = [a for s in record.samples.values() for a in s["GT"] if a is not None]
             chosen = [a for s in han for a in record.samples[s]["GT"] if a is not None]
             assert counts.get(variant.key) == (everyone.count(1), len(everyone)), variant.key

@@ -187,7 +187,8 @@ def _integers(value: Any) -> tuple[int | None, ...]:
 
 
 class _Reader:
-    """The (ALT index, AC, AN) of each allele of each record of one VCF, checked."""
+    """The records of one VCF that have ALT alleles, each with the (AC, AN) of its ALTs,
+    checked."""
 
     def __init__(self, vcf: Path, handle: Any, samples: Sequence[str] | None) -> None:
         self.vcf = vcf

@@ -419,6 +419,17 @@ def test_lookups_from_many_threads(tmp_path: Path) -> None:
     assert failures == []
 
 
+def test_a_reference_pickles_without_its_connections(tmp_path: Path) -> None:
+    import pickle
+
+    vcf = write_vcf(tmp_path / "sites.vcf", ["chr1\t10\t.\tA\tG\t.\t.\tAC=3;AN=100"])
+    build_reference(vcf, tmp_path / "ref.sqlite")
+    counts = ReferenceCounts(tmp_path / "ref.sqlite")
+    assert counts.get("chr1-10-A-G") == (3, 100)
+    copy = pickle.loads(pickle.dumps(counts))  # noqa: S301 - our own bytes
+    assert (copy.get("chr1-10-A-G"), copy.alleles, copy.source) == ((3, 100), 100, counts.source)
+
+
 def test_opening_a_missing_or_foreign_file_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="No public reference") as caught:
         ReferenceCounts.open(tmp_path / "absent.sqlite")

@@ -618,5 +618,14 @@ class ReferenceCounts:
         )
         return (row[0], row[1]) if row else None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled (to a worker process) without this process's connections
+        return {"path": self.path, "uri": self._uri, "source": self.source}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path, self._uri, self.source = state["path"], state["uri"], state["source"]
+        self.alleles = self.source.alleles
+        self._local = threading.local()
+
     def __repr__(self) -> str:
         return f"ReferenceCounts({str(self.path)!r}, sites={self.source.sites}, alleles={self.alleles})"

@@ -121,11 +121,13 @@ def load_reference(
         )
     source = summary.source
     table = Table(title="Public reference counts 公共参考计数", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # a digest or a path is shown whole
     table.add_row("source 来源", escape(source.file))
     table.add_row("sha256", source.sha256)
     table.add_row("records 记录", f"{summary.records:,}")
     table.add_row("variants 变异", f"{source.sites:,}")
-    table.add_row("alleles (largest AN) 等位基因数（最大 AN）", f"{source.alleles:,}")
+    table.add_row("alleles (max AN) 等位基因数", f"{source.alleles:,}")
     counted = {
         "info": "INFO AC/AN",
         "genotypes": f"GT of {source.samples:,} samples 个样本的基因型",

@@ -180,6 +180,16 @@ class Settings(BaseSettings):
         """Where the key of the Beacon's threshold PRF lives (never in the database)."""
         return self.data_dir / "keys" / "beacon-threshold.key"
 
+    # Public reference allele counts (variants/reference.py: gnomAD, ChinaMAP, or another panel
+    # of people outside the cohort, matching its ancestry), by which the Beacon's defence places
+    # each variant's threshold window; built by `genecommons variants load-reference VCF`.
+    beacon_reference: Path | None = None
+
+    @property
+    def effective_beacon_reference(self) -> Path:
+        """The public reference file: the configured one, or one in the data directory."""
+        return self.beacon_reference or self.data_dir / "variants" / "reference.sqlite"
+
     # What boolean and count Beacon answers reveal: "defended" (privacy/beacon_guard.py) or
     # "exact", the undefended truth, only to measure the attacks against (refused in production).
     beacon_guard: Literal["defended", "exact"] = "defended"
@@ -200,10 +210,10 @@ class Settings(BaseSettings):
     beacon_people_min_cell: int = Field(default=10, ge=1)
     beacon_people_noise: float = Field(default=2.0, gt=0)
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "beacon_reference")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:

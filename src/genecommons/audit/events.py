@@ -34,6 +34,7 @@ class EventTag(StrEnum):
     RECORD_READ = "catalog:record:read"
     VARIANT_STORE_BUILT = "variants:store:build"
     VARIANT_COUNTS_READ = "variants:counts:read"
+    REFERENCE_LOADED = "variants:reference:load"  # public reference counts for the Beacon
     BEACON_QUERY = "variants:beacon:query"
     ACCESS_DENIED = "access:decision:deny"
     USER_CREATED = "access:user:create"

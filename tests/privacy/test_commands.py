@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -14,12 +15,21 @@ from unittest import mock
 import pytest
 from typer.testing import CliRunner
 
+from genecommons import runtime
 from genecommons.cli import app
 from genecommons.demo.cohort import write_demo
 from genecommons.privacy import attack
 from genecommons.privacy.evaluation import Figures
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime() -> Iterator[None]:
+    """Settings read from each test's environment, not cached by an earlier test's CLI run."""
+    runtime.reset()
+    yield
+    runtime.reset()
 
 
 def figures() -> Figures:

@@ -68,6 +68,7 @@ class EventTag(StrEnum):
     FINGERPRINT_POLICY_SET = "audit:fingerprint:policy"
     LEAK_TRACED = "audit:trace:run"
     PRIVACY_BUDGET_LOW = "privacy:budget:low"
+    REFERENCE_CHECKED = "privacy:reference:check"  # whether the public reference suits a dataset
     ALERT_RAISED = "audit:alert:raise"
 
 

@@ -125,6 +125,9 @@ class ThresholdRule:
     beta: float = 1.0
     reference: PublicCounts | None = None  # windows placed by public counts, when given
     window_size: int = 3  # thresholds in a window placed by the reference
+    # the datasets whose windows the reference places (None: every dataset); the others get
+    # [low, high] (a reference that does not suit a dataset is not used for it: privacy/fit.py)
+    placed: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.low <= self.high:
@@ -147,19 +150,28 @@ class ThresholdRule:
         reference (what an attacker who knows the rule but not the key knows); they sum to 1."""
         return _pmf(self.low, self.high, self.alpha, self.beta)
 
-    def window(self, key: str, alleles: int) -> tuple[int, int]:
-        """The first and last threshold the variant `key` may have in a dataset of `alleles`
-        called alleles (AN): [low, high] without a reference, else the placed window."""
+    def places(self, dataset: str | None) -> bool:
+        """Whether the reference places the windows of `dataset` (None: a dataset of any)."""
         if self.reference is None:
+            return False
+        return self.placed is None or (dataset is not None and dataset in self.placed)
+
+    def window(self, key: str, alleles: int, dataset: str | None = None) -> tuple[int, int]:
+        """The first and last threshold the variant `key` may have in `dataset`, of `alleles`
+        called alleles (AN): [low, high] unless the reference places the dataset's windows."""
+        if self.reference is None or not self.places(dataset):
             return self.low, self.high
         found = self.reference.get(key)
         count, called = found if found is not None else (0, self.reference.alleles)
         first = window_start(count, called, alleles, width=self.window_size, high=self.high)
         return first, first + self.window_size - 1
 
-    def thresholds(self, key: str, alleles: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
-        """The thresholds the variant `key` may have and the chance of each over the key."""
-        first, last = self.window(key, alleles)
+    def thresholds(
+        self, key: str, alleles: int, dataset: str | None = None
+    ) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """The thresholds the variant `key` may have in `dataset` and the chance of each over
+        the key."""
+        first, last = self.window(key, alleles, dataset)
         return tuple(range(first, last + 1)), _pmf(first, last, self.alpha, self.beta)
 
     def threshold(self, dataset: str, key: str, alleles: int = 0) -> int:
@@ -168,7 +180,7 @@ class ThresholdRule:
         message = f"{dataset}\x00{key}".encode()
         digest = hmac.new(self.key, message, hashlib.sha256).digest()
         draw = int.from_bytes(digest[:8], "big")
-        first, last = self.window(key, alleles)
+        first, last = self.window(key, alleles, dataset)
         return first + bisect.bisect_right(_cuts(first, last, self.alpha, self.beta), draw)
 
     def disclosed(self, dataset: str, site: SiteCounts) -> bool:
@@ -179,14 +191,15 @@ class ThresholdRule:
             return False
         return count >= self.threshold(dataset, site.variant.key, counts.get("an", 0))
 
-    def exposure(self, site: SiteCounts) -> float:
-        """The chance, over the key, that one member decides the answer about `site`: the
-        chance of a threshold in (count - 2, count] (a member carries at most two copies)."""
+    def exposure(self, site: SiteCounts, dataset: str | None = None) -> float:
+        """The chance, over the key, that one member decides the answer about `site` of
+        `dataset`: the chance of a threshold in (count - 2, count] (a member carries at most
+        two copies)."""
         counts = site.counts.get(ALL, {})
         count = counts.get("ac", 0)
         if count <= 0:
             return 0.0
-        values, chances = self.thresholds(site.variant.key, counts.get("an", 0))
+        values, chances = self.thresholds(site.variant.key, counts.get("an", 0), dataset)
         return sum(p for t, p in zip(values, chances, strict=True) if count - 2 < t <= count)
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genecommons.privacy import attack, evaluation
+from genecommons.privacy import attack, evaluation, service
 from genecommons.runtime import operator, runtime
 from genecommons.variants.service import store_path
 
@@ -121,6 +121,44 @@ def attack_beacon(
             f"(of {right.absent_asked:,})"
         )
     console.print(f"plot: {out / 'power.png'}  figures: {out / 'figures.json'}")
+
+
+@privacy_app.command("check-reference")
+def check_reference(
+    datasets: Annotated[
+        list[str] | None,
+        typer.Argument(help="Dataset accessions (default: every dataset with a variant store)"),
+    ] = None,
+) -> None:
+    """Check whether the public reference suits each dataset; the Beacon places a dataset's
+    windows by it only when it does (from its next start). 检查公共参考是否适用于各数据集。"""
+    context = runtime()
+    chosen = datasets or service.datasets_with_stores(context.factory, context.settings)
+    table = Table(title="Public reference against each dataset / 公共参考与各数据集")
+    for column in ("dataset", "alleles", "listed", "exposure with / without", "ratio", "used"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for dataset in chosen:
+        with console.status(f"checking {dataset} …"):
+            fit = service.check_reference(
+                context.factory, context.settings, subject=operator(), dataset=dataset
+            )
+        used = "yes 是" if fit.suits else "no 否"
+        table.add_row(
+            dataset,
+            f"{fit.sites:,}",
+            f"{fit.listed:,}",
+            f"{fit.placed:,.1f} / {fit.unplaced:,.1f}",
+            f"{fit.ratio:.2f}",
+            used,
+        )
+    console.print(table)
+    if not chosen:
+        console.print("No dataset has a variant store. 没有数据集拥有变异库。")
+    console.print(
+        "A reference is used for a dataset when its windows at least halve what the dataset's "
+        "alleles expose; restart `genecommons serve` to apply. 窗口使暴露至少减半时才对该数据集"
+        "使用公共参考；重启 `genecommons serve` 后生效。"
+    )
 
 
 def cell(curve: attack.Curve, queries: int) -> str:

@@ -342,17 +342,19 @@ def hide_cut(samples: int) -> int:
     return max(1, math.ceil(HIDE_RARE_BELOW * 2 * samples - 1e-9))
 
 
-def known_rule(rule: ThresholdRule, variants: Sequence[Variant], *, alleles: int) -> attack.Rule:
+def known_rule(
+    rule: ThresholdRule, variants: Sequence[Variant], *, alleles: int, dataset: str | None = None
+) -> attack.Rule:
     """What an attacker who knows the defence but not its key knows of it about `variants`, in
-    a dataset of `alleles` called alleles: the thresholds and their chances, per site when the
-    windows are placed by the node's public reference (which is public)."""
-    if rule.reference is None:
+    `dataset` of `alleles` called alleles: the thresholds and their chances, per site when the
+    node's public reference (which is public) places the dataset's windows."""
+    if not rule.places(dataset):
         return attack.Thresholds(tuple(range(rule.low, rule.high + 1)), rule.pmf)
     index: dict[tuple[int, ...], int] = {}
     rules: list[attack.Thresholds] = []
     of_site = np.zeros(len(variants), dtype=np.int64)
     for i, variant in enumerate(variants):
-        values, chances = rule.thresholds(variant.key, alleles)
+        values, chances = rule.thresholds(variant.key, alleles, dataset)
         if values not in index:
             index[values] = len(rules)
             rules.append(attack.Thresholds(values, chances))
@@ -416,7 +418,9 @@ def attack_beacon(
         beacons[name] = http_exists(http)
         oracles[name] = http
     # the attacker knows the rule's chances (and the public reference), not its key
-    defence = known_rule(guard.rule, drawn.variants, alleles=2 * variant_store.samples)
+    defence = known_rule(
+        guard.rule, drawn.variants, alleles=2 * variant_store.samples, dataset=dataset
+    )
     try:
         figures = evaluate(
             drawn,

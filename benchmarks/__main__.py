@@ -25,6 +25,7 @@ def main() -> None:
         ("benchmarks.variant_sites", ["--sites", os.environ.get("BENCH_SITES", "10000000")]),
         ("benchmarks.variant_ingest", []),
         ("benchmarks.variant_counts", []),
+        ("benchmarks.reference_lookup", []),
         ("benchmarks.fingerprint", []),
         ("benchmarks.privacy_guard", []),
         ("benchmarks.beacon", ["--sites", os.environ.get("BENCH_SITES", "10000000")]),

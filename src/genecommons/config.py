@@ -157,11 +157,14 @@ class Settings(BaseSettings):
     # default, is uniform: no other shape measured robustly better against an attacker who
     # knows the rule, docs/privacy.md); max <= 1% of the alleles called keeps
     # every allele of frequency >= 1% answered (a 2,000-person cohort calls 4,000). The key is
-    # made on init.
+    # made on init. With a public reference loaded (`genecommons variants load-reference`), each
+    # variant's window is instead `window` thresholds within [1, max], placed where its public
+    # count says the dataset's count is unlikely to be (3 measured best, docs/privacy.md).
     beacon_threshold_min: int = Field(default=10, ge=1)
     beacon_threshold_max: int = Field(default=40, ge=1)
     beacon_threshold_alpha: float = Field(default=1.0, gt=0, le=100)
     beacon_threshold_beta: float = Field(default=1.0, gt=0, le=100)
+    beacon_threshold_window: int = Field(default=3, ge=1)
     # Count granularity: what one account, and one network address, may learn about the members
     # of a dataset (Raisaro et al. 2017), in expected pivotal answers; warned at the fraction.
     beacon_budget: float = Field(default=100.0, gt=0)
@@ -176,6 +179,16 @@ class Settings(BaseSettings):
     def beacon_key_file(self) -> Path:
         """Where the key of the Beacon's threshold PRF lives (never in the database)."""
         return self.data_dir / "keys" / "beacon-threshold.key"
+
+    # Public reference allele counts (variants/reference.py: gnomAD, ChinaMAP, or another panel
+    # of people outside the cohort, matching its ancestry), by which the Beacon's defence places
+    # each variant's threshold window; built by `genecommons variants load-reference VCF`.
+    beacon_reference: Path | None = None
+
+    @property
+    def effective_beacon_reference(self) -> Path:
+        """The public reference file: the configured one, or one in the data directory."""
+        return self.beacon_reference or self.data_dir / "variants" / "reference.sqlite"
 
     # What boolean and count Beacon answers reveal: "defended" (privacy/beacon_guard.py) or
     # "exact", the undefended truth, only to measure the attacks against (refused in production).
@@ -197,16 +210,20 @@ class Settings(BaseSettings):
     beacon_people_min_cell: int = Field(default=10, ge=1)
     beacon_people_noise: float = Field(default=2.0, gt=0)
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "beacon_reference")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:
         if self.beacon_threshold_min > self.beacon_threshold_max:
             raise ValueError(
                 "GENECOMMONS_BEACON_THRESHOLD_MIN must not exceed GENECOMMONS_BEACON_THRESHOLD_MAX"
+            )
+        if self.beacon_threshold_window > self.beacon_threshold_max:
+            raise ValueError(
+                "GENECOMMONS_BEACON_THRESHOLD_WINDOW must not exceed GENECOMMONS_BEACON_THRESHOLD_MAX"
             )
         if self.environment == "production" and self.beacon_guard == "exact":
             raise ValueError(

@@ -75,6 +75,8 @@ def test_writes_every_file(demo: DemoSummary) -> None:
         demo.truth,
         demo.reference_panel_vcf,
         demo.reference_panel_index,
+        demo.public_frequencies_vcf,
+        demo.public_frequencies_index,
     ):
         assert path is not None
         assert path.is_file()
@@ -216,6 +218,58 @@ def test_reference_panel(demo: DemoSummary, truth: dict[str, Any]) -> None:
     assert cohort_sites == panel_sites
 
 
+def test_public_frequencies_count_the_first_half_of_the_panel(
+    demo: DemoSummary, truth: dict[str, Any]
+) -> None:
+    assert demo.public_frequencies_vcf is not None and demo.public_frequencies_index is not None
+    assert demo.public_frequencies_index.is_file()
+    half = INDIVIDUALS // 2 // 2
+    public = truth["public_frequencies"]
+    assert public == {
+        "file": demo.public_frequencies_vcf.name,
+        "samples": truth["reference_panel"]["sample"][:half],
+    }
+    assert demo.reference_panel_vcf is not None
+    expected = {}
+    with pysam.VariantFile(str(demo.reference_panel_vcf)) as panel:
+        for record in panel:
+            alleles = [a for s in public["samples"] for a in record.samples[s]["GT"]]
+            if alleles.count(1):
+                expected[(record.pos, record.ref, record.alts)] = (alleles.count(1), len(alleles))
+    with pysam.VariantFile(str(demo.public_frequencies_vcf)) as sites:
+        assert list(sites.header.samples) == []
+        assert sites.header.info["AC"].number == "A" and sites.header.info["AN"].number == 1
+        found = {
+            (r.pos, r.ref, r.alts): (r.info["AC"][0], r.info["AN"]) for r in sites.fetch("chr22")
+        }
+    assert found == expected and len(found) > 100
+
+
+def test_public_frequencies_load_as_the_reference(demo: DemoSummary, tmp_path: Path) -> None:
+    from genecommons.variants.reference import ReferenceCounts, build_reference
+
+    assert demo.public_frequencies_vcf is not None
+    summary = build_reference(demo.public_frequencies_vcf, tmp_path / "ref.sqlite")
+    counts = ReferenceCounts(tmp_path / "ref.sqlite")
+    assert counts.alleles == 2 * (INDIVIDUALS // 2 // 2)
+    assert summary.source.counted_from == "info"
+    (record,) = vcf_records(demo.public_frequencies_vcf)[:1]
+    ac_an = counts.get(f"{record[0]}-{record[1]}-{record[2]}-{record[3][0]}")
+    assert ac_an is not None and 0 < ac_an[0] <= ac_an[1] == counts.alleles
+
+
+@pytest.mark.parametrize("panel", [0, 1])
+def test_no_public_frequencies_from_a_panel_of_one_or_none(tmp_path: Path, panel: int) -> None:
+    (tmp_path / "public_frequencies.vcf.gz").write_bytes(b"stale")
+    summary = write_demo(
+        tmp_path, individuals=5, reference_individuals=panel, sequence_length=20_000
+    )
+    assert summary.public_frequencies_vcf is None and summary.public_frequencies_index is None
+    assert not (tmp_path / "public_frequencies.vcf.gz").exists()
+    truth = json.loads(summary.truth.read_text())
+    assert truth["public_frequencies"] == {"file": None, "samples": []}
+
+
 def test_populations(truth: dict[str, Any]) -> None:
     populations = truth["cohort"]["population"]
     assert {p: populations.count(p) for p in set(populations)} == {
@@ -283,7 +337,12 @@ def test_diabetes_is_a_liability_threshold(demo: DemoSummary, truth: dict[str, A
 def _contents(summary: DemoSummary) -> dict[str, bytes]:
     out = {p.name: p.read_bytes() for p in summary.sheets}
     out["truth"] = summary.truth.read_bytes()
-    for path in (summary.cohort_vcf, summary.reference_panel_vcf, summary.cohort_index):
+    for path in (
+        summary.cohort_vcf,
+        summary.reference_panel_vcf,
+        summary.cohort_index,
+        summary.public_frequencies_vcf,
+    ):
         assert path is not None
         out[path.name] = path.read_bytes()
     with gzip.open(summary.cohort_vcf) as handle:

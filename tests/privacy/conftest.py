@@ -1,4 +1,5 @@
-"""Fixtures of the privacy tests: a small coalescent simulation with real linkage disequilibrium."""
+"""Fixtures of the privacy tests: a small coalescent simulation with real linkage disequilibrium,
+and public allele counts held in memory."""
 
 from __future__ import annotations
 
@@ -24,6 +25,21 @@ class Simulated:
     def haps(self, people: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
         """The two haplotypes of each of `people`, side by side."""
         return self.haplotypes[:, np.ravel(np.stack([2 * people, 2 * people + 1], axis=1))]
+
+
+class PublicTable(dict[str, tuple[int, int]]):
+    """Public allele counts (AC, AN) by variant key, held in memory: a `PublicCounts` for tests
+    of the rule itself (variants/reference.py's store is tested with its files)."""
+
+    def __init__(self, alleles: int, counts: dict[str, tuple[int, int]]) -> None:
+        super().__init__(counts)
+        self.alleles = alleles
+
+
+@pytest.fixture(scope="session")
+def public_table() -> type[PublicTable]:
+    """The in-memory public counts' class."""
+    return PublicTable
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ members, against the defended rule they do not; the statistic equals a slow refe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from genecommons.demo.cohort import write_demo
 from genecommons.privacy import attack
-from genecommons.privacy.beacon_guard import ThresholdRule
+from genecommons.privacy.beacon_guard import PublicCounts, ThresholdRule
 from genecommons.privacy.oracles import read_dosages
 from genecommons.variants.normalize import Variant
 from genecommons.variants.store import SiteCounts
@@ -191,7 +193,7 @@ def test_correctness_counts_common_alleles_and_absent_ones() -> None:
 
 @pytest.mark.slow
 def test_the_attacker_who_knows_the_rule_stays_under_a_bound_on_a_small_demo(
-    tmp_path: Path,
+    tmp_path: Path, public_table: Callable[[int, dict[str, tuple[int, int]]], PublicCounts]
 ) -> None:
     # a simulated 1,000-person cohort (2 Mb) and a 600-person panel: 300 members and 200
     # non-members attacked, the attacker's frequencies from the other 400 of the panel
@@ -234,3 +236,49 @@ def test_the_attacker_who_knows_the_rule_stays_under_a_bound_on_a_small_demo(
     assert max(guarded.power) <= 0.2  # measured 0.05-0.07 (300 + 200 victims: +-0.05)
     assert len(guarded.low) == len(guarded.high) == len(guarded.power)
     assert all(lo <= hi for lo, hi in zip(guarded.low, guarded.high, strict=True))
+    # windows placed by public counts: half the attacker's panel is the public reference
+    public = reference[:, :200].sum(axis=1, dtype=np.int64)
+    table = public_table(
+        400, {v.key: (int(c), 400) for v, c in zip(cohort.variants, public, strict=True)}
+    )
+    placed = replace(rule, reference=table, window_size=4)
+    windowed = np.array(
+        [
+            placed.disclosed("GCD1", SiteCounts(v, {"all": {"ac": int(c), "an": 2000}}))
+            for v, c in zip(cohort.variants, counts, strict=True)
+        ],
+        dtype=np.int8,
+    )
+    of_site = [placed.thresholds(v.key, 2000) for v in cohort.variants]
+    rules = sorted(set(of_site))
+    site_rules = attack.SiteThresholds(
+        tuple(attack.Thresholds(*r) for r in rules),
+        np.array([rules.index(r) for r in of_site], dtype=np.int64),
+    )
+    guarded = run(windowed, site_rules)
+    assert max(guarded.power) <= 0.15  # measured 0.03-0.04
+
+
+def test_site_thresholds_give_each_site_its_own_rule() -> None:
+    rng = np.random.default_rng(3)
+    reference = rng.binomial(2, 0.02, size=(12, 200)).astype(np.int8)
+    low, high = attack.Thresholds.uniform(1, 4), attack.Thresholds.uniform(37, 40)
+    of_site = rng.integers(0, 2, size=12).astype(np.int64)
+    mixed = attack.yes_chances(
+        reference, members=1000, thresholds=attack.SiteThresholds((low, high), of_site)
+    )
+    for r, rule in enumerate((low, high)):
+        alone = attack.yes_chances(reference, members=1000, thresholds=rule)
+        at = of_site == r
+        assert mixed.outsider[at] == pytest.approx(alone.outsider[at])
+        for g in (0, 1, 2):
+            assert mixed.member[g][at] == pytest.approx(alone.member[g][at])
+    # a member's copies make a yes likelier; more copies likelier still
+    assert (mixed.member[2] >= mixed.member[1] - 1e-12).all()
+    assert (mixed.member[1] >= mixed.member[0] - 1e-12).all()
+    with pytest.raises(ValueError, match="one of the rules"):
+        attack.SiteThresholds((low,), np.array([0, 1]))
+    with pytest.raises(ValueError, match="sites have thresholds"):
+        attack.yes_chances(
+            reference, members=10, thresholds=attack.SiteThresholds((low,), np.zeros(3, np.int64))
+        )

@@ -4,8 +4,10 @@ the count granularity's ledger, budget and early warning (on SQLite and PostgreS
 from __future__ import annotations
 
 import collections
+import math
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,13 +28,14 @@ from genecommons.config import Settings
 from genecommons.db import Base, make_engine, make_session_factory
 from genecommons.errors import ConfigurationError
 from genecommons.privacy.answers import Granularity
-from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer
+from genecommons.privacy.beacon_guard import PublicCounts, ThresholdRule, rule_answer, window_start
 from genecommons.privacy.service import DefendedGuard, beacon_key, budget_spent, threshold_rule
 from genecommons.privacy.tables import privacy_charges
 from genecommons.variants.normalize import Variant, parse_key
 from genecommons.variants.store import SiteCounts
 
 KEY = bytes(range(32))
+Tables = Callable[[int, dict[str, tuple[int, int]]], PublicCounts]  # conftest's public_table
 RULE = ThresholdRule(key=KEY, low=10, high=40)
 SHAPED = ThresholdRule(key=KEY, low=10, high=40, alpha=0.5, beta=3.0)  # heavy near 10
 shapes = st.floats(min_value=0.2, max_value=5.0)
@@ -157,6 +160,100 @@ def test_settings_refuse_a_threshold_range_upside_down() -> None:
         ThresholdRule(key=KEY, low=5, high=9, alpha=0.0)
     with pytest.raises(ValidationError, match="beacon_threshold_alpha"):
         Settings(beacon_threshold_alpha=-1)
+
+
+def slow_window(count: int, public: int, cohort: int, size: int, high: int) -> int:
+    """The window's first threshold by brute force: the closed-form negative binomial belief
+    about the others' count, each window weighed by its chance, the lightest (lowest on ties)."""
+    r, theta = count + 0.5, cohort / public
+    q = theta / (1 + theta)
+
+    def chance(x: int) -> float:
+        if q == 0:
+            return 1.0 if x == 0 else 0.0
+        log = math.lgamma(x + r) - math.lgamma(x + 1) - math.lgamma(r)
+        return math.exp(log + r * math.log1p(-q) + (x * math.log(q) if x else 0.0))
+
+    weights = [
+        (sum(chance(t - 1) for t in range(a, a + size)), a) for a in range(1, high - size + 2)
+    ]
+    lightest = min(w for w, _ in weights)
+    # the rule sums numpy floats: windows within rounding of the lightest are as good
+    return min(a for w, a in weights if w <= lightest * (1 + 1e-9) + 1e-300)
+
+
+@given(
+    count=st.integers(0, 400),
+    public=st.integers(2, 3000),
+    cohort=st.integers(0, 8000),
+    size=st.integers(1, 10),
+    extra=st.integers(0, 40),
+)
+def test_windows_sit_where_the_public_count_says_the_count_is_least_likely(
+    count: int, public: int, cohort: int, size: int, extra: int
+) -> None:
+    high = size + extra
+    first = window_start(count, public, cohort, width=size, high=high)
+    assert 1 <= first <= high - size + 1
+    assert first == slow_window(count, public, cohort, size, high)
+
+
+def test_common_public_alleles_get_low_windows_and_unseen_ones_high(
+    public_table: Tables,
+) -> None:
+    table = public_table(2000, {site(0, pos=1).variant.key: (300, 2000)})
+    rule = ThresholdRule(key=KEY, low=10, high=40, reference=table, window_size=4)
+    common, unseen = site(0, pos=1).variant.key, site(0, pos=2).variant.key
+    assert rule.window(common, 4000) == (1, 4)  # about 600 copies expected: never near 1-4
+    assert rule.window(unseen, 4000) == (37, 40)  # most likely absent: never near 37-40
+    assert rule.thresholds(unseen, 4000) == ((37, 38, 39, 40), (0.25, 0.25, 0.25, 0.25))
+    # a member decides an answer only where the count meets the window
+    assert rule.exposure(site(3, pos=1)) == pytest.approx(0.5)  # thresholds 2, 3
+    assert rule.exposure(site(20, pos=1)) == 0.0
+    assert rule.exposure(site(38, pos=2)) == pytest.approx(0.5)  # thresholds 37, 38
+    assert rule.exposure(site(20, pos=2)) == 0.0
+    assert RULE.window(common, 4000) == (10, 40)  # without a reference: [low, high]
+    with pytest.raises(ValueError, match="window size"):
+        ThresholdRule(key=KEY, low=10, high=40, reference=table, window_size=41)
+    with pytest.raises(ValidationError, match="BEACON_THRESHOLD_WINDOW"):
+        Settings(beacon_threshold_window=41)
+
+
+@given(
+    ac=st.integers(0, 200),
+    public=st.none() | st.integers(0, 2000),
+    pos=st.integers(1, 10**8),
+    size=st.integers(1, 8),
+    alpha=shapes,
+    beta=shapes,
+)
+def test_windowed_answers_keep_the_correctness_guarantees(
+    public_table: Tables,
+    ac: int,
+    public: int | None,
+    pos: int,
+    size: int,
+    alpha: float,
+    beta: float,
+) -> None:
+    key = site(ac, pos).variant.key
+    table = public_table(2000, {} if public is None else {key: (public, 2000)})
+    rule = ThresholdRule(
+        key=KEY, low=10, high=40, alpha=alpha, beta=beta, reference=table, window_size=size
+    )
+    first, last = rule.window(key, 4000)
+    assert first >= 1 and last == first + size - 1 <= 40
+    threshold = rule.threshold("GCD1", key, 4000)
+    assert first <= threshold <= last
+    answer = rule.disclosed("GCD1", site(ac, pos))
+    assert answer == (ac > 0 and ac >= threshold)
+    if ac == 0:
+        assert not answer  # an absent allele is never said to exist
+    if ac >= 40:
+        assert answer  # frequency >= 1% of 4,000 alleles is always answered
+    values, chances = rule.thresholds(key, 4000)
+    expected = sum(c for t, c in zip(values, chances, strict=True) if ac - 2 < t <= ac)
+    assert rule.exposure(site(ac, pos)) == pytest.approx(expected if ac > 0 else 0.0)
 
 
 def test_not_disclosed_looks_the_same_for_absent_and_rare_alleles() -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -14,12 +15,21 @@ from unittest import mock
 import pytest
 from typer.testing import CliRunner
 
+from genecommons import runtime
 from genecommons.cli import app
 from genecommons.demo.cohort import write_demo
 from genecommons.privacy import attack
 from genecommons.privacy.evaluation import Figures
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime() -> Iterator[None]:
+    """Settings read from each test's environment, not cached by an earlier test's CLI run."""
+    runtime.reset()
+    yield
+    runtime.reset()
 
 
 def figures() -> Figures:
@@ -71,6 +81,7 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
     }
     assert kwargs["queries"] == (1, 2, 5, 10, 20, 50, 100)
     assert kwargs["correctness_sites"] == 50
+    assert kwargs["public"] == ()  # no truth.json naming a public reference
     assert kwargs["subject"].kind == "operator"
     assert (tmp_path / "out" / "power.png").read_bytes()[:4] == b"\x89PNG"
     written = json.loads((tmp_path / "out" / "figures.json").read_text())
@@ -102,6 +113,35 @@ def test_attack_beacon_needs_its_victims(tmp_path: Path, monkeypatch: Any) -> No
 
 
 @pytest.mark.slow
+def test_attack_beacon_reads_who_is_in_the_public_reference(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(tmp_path / "data"))
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    truth = {"public_frequencies": {"file": "public.vcf.gz", "samples": ["REF00001", "REF00002"]}}
+    (demo / "truth.json").write_text(json.dumps(truth))
+    listed = tmp_path / "public.txt"
+    listed.write_text("P1\nP2  P3\n")
+    with mock.patch(
+        "genecommons.privacy.commands.evaluation.attack_beacon", return_value=figures()
+    ) as run:
+        from_demo = runner.invoke(
+            app, ["privacy", "attack-beacon", "GCD1", "--demo", str(demo), "--out", str(tmp_path)]
+        )
+        assert from_demo.exit_code == 0, from_demo.output
+        assert run.call_args.kwargs["public"] == ("REF00001", "REF00002")
+        given = runner.invoke(
+            app,
+            [
+                *("privacy", "attack-beacon", "GCD1", "--demo", str(demo)),
+                *("--public-people", str(listed), "--out", str(tmp_path)),
+            ],
+        )
+        assert given.exit_code == 0, given.output
+        assert run.call_args.kwargs["public"] == ("P1", "P2", "P3")
+
+
 def test_attack_beacon_end_to_end_on_a_small_demo(tmp_path: Path) -> None:
     demo = tmp_path / "demo"
     write_demo(demo, individuals=150, reference_individuals=100, sequence_length=400_000, seed=5)
@@ -121,6 +161,11 @@ def test_attack_beacon_end_to_end_on_a_small_demo(tmp_path: Path) -> None:
 
     cli("init")
     cli("submit", str(demo))
+    # the demo's public reference, checked against its datasets: the defended Beacon places
+    # windows by it where it suits, and the rule-aware attacker knows them
+    cli("variants", "load-reference", str(demo / "public_frequencies.vcf.gz"))
+    checked = cli("privacy", "check-reference", "GCD00000001").stdout
+    assert "GCD00000001" in checked
     out = tmp_path / "out"
     cli(
         "privacy",
@@ -141,5 +186,6 @@ def test_attack_beacon_end_to_end_on_a_small_demo(tmp_path: Path) -> None:
     }
     assert power[("undefended", "rarest-first, one account")][-1] >= 0.6  # 400 kb, few private
     assert max(power[("defended", "rarest-first, one account")]) <= 0.35  # 30 + 30 victims
+    assert max(power[("defended", "knows the rule, fresh account per victim")]) <= 0.35
     assert found["correctness"]["defended"]["absent_present"] == 0
     assert (out / "power.png").exists()

@@ -213,3 +213,134 @@ def test_cli_submit_reports_the_store_it_built(
         runtime.reset()
     assert submitted.exit_code == 0, submitted.output
     assert "variant store GCD" in submitted.output and "60 sites, 3 samples" in submitted.output
+
+
+# -- the public reference counts ------------------------------------------------------------
+
+SITES_VCF = (
+    "##fileformat=VCFv4.3\n##contig=<ID=chr22>\n"
+    '##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count">\n'
+    '##INFO=<ID=AN,Number=1,Type=Integer,Description="Allele number">\n'
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tP1\tP2\n"
+    "chr22\t100\t.\tA\tG,T\t.\tPASS\tAC=12,1;AN=400\tGT\t0/1\t1/1\n"
+    "chr22\t200\t.\tCA\tC\t.\tPASS\tAC=3;AN=398\tGT\t0/0\t0/1\n"
+)
+
+
+def _reference_events(factory: Any) -> list[dict[str, Any]]:
+    with factory() as session:
+        rows = session.execute(
+            select(audit_events.c.actor, audit_events.c.subject, audit_events.c.details).where(
+                audit_events.c.tag == "variants:reference:load"
+            )
+        ).all()
+    return [{"actor": r.actor, "subject": r.subject, **r.details} for r in rows]
+
+
+def test_loading_the_reference_is_audited(factory: Any, settings: Settings, tmp_path: Path) -> None:
+    import hashlib
+
+    vcf = tmp_path / "gnomad.sites.vcf"
+    vcf.write_text(SITES_VCF, encoding="utf-8")
+    assert service.open_reference(settings) is None
+    summary = service.load_reference(factory, settings, subject=OPERATOR, vcf=vcf)
+    assert summary.path == settings.data_dir / "variants" / "reference.sqlite"
+    opened = service.open_reference(settings)
+    assert opened is not None and opened.alleles == 400
+    assert opened.get("chr22-100-A-T") == (1, 400) and opened.get("chr22-200-CA-C") == (3, 398)
+    (event,) = _reference_events(factory)
+    assert event == {
+        "actor": OPERATOR.id,
+        "subject": "gnomad.sites.vcf",
+        "source": "gnomad.sites.vcf",
+        "sha256": hashlib.sha256(vcf.read_bytes()).hexdigest(),
+        "sites": 3,
+        "alleles": 400,
+        "records": 2,
+        "counted_from": "info",
+        "samples": 0,
+    }
+    names = tmp_path / "names.txt"
+    names.write_text("P2\n", encoding="utf-8")
+    service.load_reference(factory, settings, subject=OPERATOR, vcf=vcf, samples_file=names)
+    again = service.open_reference(settings)
+    assert again is not None and again.get("chr22-100-A-G") == (2, 2)
+    assert [e["counted_from"] for e in _reference_events(factory)] == ["info", "genotypes"]
+
+
+def test_a_reference_that_fails_is_neither_loaded_nor_audited(
+    factory: Any, settings: Settings, tmp_path: Path
+) -> None:
+    from genecommons.errors import InvalidInputError
+
+    good = tmp_path / "good.vcf"
+    good.write_text(SITES_VCF, encoding="utf-8")
+    service.load_reference(factory, settings, subject=OPERATOR, vcf=good)
+    bad = tmp_path / "bad.vcf"
+    bad.write_text(SITES_VCF.replace("AC=3;AN=398", "AC=3"), encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="record 2"):
+        service.load_reference(factory, settings, subject=OPERATOR, vcf=bad)
+    names = tmp_path / "names.txt"
+    names.write_text("P9\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="'P9'"):
+        service.load_reference(factory, settings, subject=OPERATOR, vcf=good, samples_file=names)
+    assert len(_reference_events(factory)) == 1
+    kept = service.open_reference(settings)
+    assert kept is not None and kept.source.file == "good.vcf"
+
+
+def test_cli_loads_the_reference(
+    factory: Any,  # the schema
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from genecommons import runtime
+    from genecommons.cli import app
+    from genecommons.errors import InvalidInputError
+
+    vcf = tmp_path / "public_frequencies.vcf"
+    vcf.write_text(SITES_VCF, encoding="utf-8")
+    target = tmp_path / "elsewhere" / "reference.sqlite"
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("GENECOMMONS_DATABASE_URL", settings.effective_database_url)
+    monkeypatch.setenv("GENECOMMONS_BEACON_REFERENCE", str(target))
+    runtime.reset()
+    try:
+        loaded = CliRunner().invoke(app, ["variants", "load-reference", str(vcf)])
+        assert loaded.exit_code == 0, loaded.output
+        assert "Public reference counts" in loaded.output and "公共参考计数" in loaded.output
+        assert "400" in loaded.output and "INFO AC/AN" in loaded.output
+        assert target.is_file()
+        refused = CliRunner().invoke(app, ["variants", "load-reference", str(tmp_path / "no")])
+        assert refused.exit_code != 0
+        assert isinstance(refused.exception, InvalidInputError)
+    finally:
+        runtime.reset()
+    assert len(_reference_events(factory)) == 1
+
+
+def test_cli_prints_why_a_reference_is_refused(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.vcf"
+    bad.write_text(SITES_VCF.replace("AN=400", "AN=4"), encoding="utf-8")
+    env = {**os.environ, "GENECOMMONS_DATA_DIR": str(tmp_path / "data")}
+    env.pop("GENECOMMONS_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "genecommons", "variants", "load-reference", str(bad)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert (
+        "bad.vcf, record 1 (chr22:100)" in done.stderr
+        and "错误：bad.vcf，第 1 条记录" in done.stderr
+    )
+    assert not (tmp_path / "data" / "variants" / "reference.sqlite").exists()

@@ -93,6 +93,17 @@ def test_lookups_of_absent_variants_and_ranges(kg: SimpleNamespace) -> None:
     assert list(kg.store.overlapping("1", 1, 100)) == []
 
 
+@pytest.mark.slow
+def test_every_site_is_read_back_in_order(kg: SimpleNamespace) -> None:
+    every = list(kg.store.all_sites(batch=1000))  # more than one batch
+    assert len(every) == kg.summary.sites
+    assert len({s.variant for s in every}) == len(every)
+    for site in every[:: max(1, len(every) // 50)]:
+        assert kg.store.lookup(site.variant) == site
+    positions = [s.variant.pos for s in every]
+    assert positions == sorted(positions)  # the VCF's order, one chromosome
+
+
 def test_a_vcf_that_fails_half_way_leaves_no_store(
     tmp_path: Path, datafiles: SimpleNamespace
 ) -> None:

@@ -34,6 +34,7 @@ class EventTag(StrEnum):
     RECORD_READ = "catalog:record:read"
     VARIANT_STORE_BUILT = "variants:store:build"
     VARIANT_COUNTS_READ = "variants:counts:read"
+    REFERENCE_LOADED = "variants:reference:load"  # public reference counts for the Beacon
     BEACON_QUERY = "variants:beacon:query"
     ACCESS_DENIED = "access:decision:deny"
     USER_CREATED = "access:user:create"
@@ -67,6 +68,7 @@ class EventTag(StrEnum):
     FINGERPRINT_POLICY_SET = "audit:fingerprint:policy"
     LEAK_TRACED = "audit:trace:run"
     PRIVACY_BUDGET_LOW = "privacy:budget:low"
+    REFERENCE_CHECKED = "privacy:reference:check"  # whether the public reference suits a dataset
     ALERT_RAISED = "audit:alert:raise"
 
 

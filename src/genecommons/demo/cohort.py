@@ -6,6 +6,8 @@ The folder it writes:
     cohort.vcf.gz, cohort.vcf.gz.tbi                     the analysis file the sheets declare
     truth.json                                           seed, model, populations, traits, effects
     reference_panel.vcf.gz(.tbi)                         non-members from the same simulation
+    public_frequencies.vcf.gz(.tbi)                      sites-only AC/AN of the panel's first
+                                                         half: the stand-in for gnomAD
 
 The bundle reader takes only `submission.json|yaml` as a document, so truth.json beside the
 sheets is a plain file. Everything is a function of the seed: no clock, no network.
@@ -37,6 +39,7 @@ MAX_INDIVIDUALS = 100_000
 MIN_SEQUENCE_LENGTH = 1_000
 TRUTH_JSON = "truth.json"
 PANEL_VCF = "reference_panel.vcf.gz"
+PUBLIC_VCF = "public_frequencies.vcf.gz"
 TRUTH_FORMAT = "genecommons-demo-truth/1"
 
 Progress = Callable[[str, float], None]
@@ -62,6 +65,8 @@ class DemoSummary:
     reference_individuals: int
     sites: int
     t2d_cases: int
+    public_frequencies_vcf: Path | None = None  # sites-only AC/AN of the panel's first half
+    public_frequencies_index: Path | None = None
 
 
 def file_digests(path: Path) -> tuple[str, str, int]:
@@ -116,6 +121,7 @@ def write_demo(
     """Simulate a cohort and write it to `out_dir` as a submission bundle plus its truth.
 
     `reference_individuals` defaults to half the cohort (at least one; 0 writes no panel);
+    the public frequency file counts the panel's first half (none for a panel of 0 or 1);
     `sequence_length` shrinks the region from chr22's whole q arm to its first bases.
     `progress(stage, fraction)` is called as the work advances.
     """
@@ -145,16 +151,29 @@ def write_demo(
     panel_names = tuple(sheets.panel_alias(i + 1) for i in range(reference_individuals))
     cohort_vcf = out_dir / sheets.COHORT_VCF
     panel_vcf = extras / PANEL_VCF
+    public_vcf = extras / PUBLIC_VCF
+    # the public counts' people: the panel's first half, outside the cohort (two nodes each)
+    public_names = panel_names[: reference_individuals // 2]
     outputs = [(cohort_vcf, people.samples, simulation.cohort_nodes)]
+    sites_only = []
     if reference_individuals:
         outputs.append((panel_vcf, panel_names, simulation.panel_nodes))
     else:
         for stale in (panel_vcf, panel_vcf.with_name(panel_vcf.name + ".tbi")):
             stale.unlink(missing_ok=True)
+    if public_names:
+        sites_only.append((public_vcf, simulation.panel_nodes[: 2 * len(public_names)]))
+    else:
+        for stale in (public_vcf, public_vcf.with_name(public_vcf.name + ".tbi")):
+            stale.unlink(missing_ok=True)
     source = f"genecommons-demo;{SPECIES}/{simulation.model_id};seed={seed}"
     report("writing VCFs", 0.0)
     sites = write_vcfs(
-        simulation, outputs, source=source, progress=lambda f: report("writing VCFs", f)
+        simulation,
+        outputs,
+        source=source,
+        sites_only=sites_only,
+        progress=lambda f: report("writing VCFs", f),
     )
 
     report("planting traits", 0.0)
@@ -195,6 +214,7 @@ def write_demo(
         simulation=simulation,
         people=people,
         panel_names=panel_names,
+        public_names=public_names,
         planted=planted,
         sites=len(sites),
         md5=md5,
@@ -220,6 +240,10 @@ def write_demo(
         reference_individuals=reference_individuals,
         sites=len(sites),
         t2d_cases=int(planted.t2d_case.sum()),
+        public_frequencies_vcf=public_vcf if public_names else None,
+        public_frequencies_index=(
+            public_vcf.with_name(public_vcf.name + ".tbi") if public_names else None
+        ),
     )
 
 
@@ -229,6 +253,7 @@ def _truth(
     simulation: Any,
     people: sheets.People,
     panel_names: tuple[str, ...],
+    public_names: tuple[str, ...],
     planted: traits.Traits,
     sites: int,
     md5: str,
@@ -275,6 +300,11 @@ def _truth(
         "reference_panel": {
             "sample": list(panel_names),
             "population": list(simulation.panel_populations),
+        },
+        # sites-only AC/AN of these panel people (the first half): the public reference
+        "public_frequencies": {
+            "file": PUBLIC_VCF if public_names else None,
+            "samples": list(public_names),
         },
         "traits": {
             "height": {

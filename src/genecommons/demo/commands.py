@@ -73,6 +73,8 @@ def demo(
     table.add_row("sites", str(summary.sites))
     table.add_row("T2D cases", str(summary.t2d_cases))
     table.add_row("cohort VCF", escape(str(summary.cohort_vcf)))
+    if summary.public_frequencies_vcf is not None:
+        table.add_row("public frequencies", escape(str(summary.public_frequencies_vcf)))
     table.add_row("truth", escape(str(summary.truth)))
     console.print(table)
     console.print(f"Submit it with: genecommons submit {escape(str(summary.out_dir))}")

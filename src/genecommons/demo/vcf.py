@@ -58,6 +58,42 @@ def header(samples: Sequence[str], *, chrom: str, source: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def sites_header(*, chrom: str, source: str) -> bytes:
+    """The header of a sites-only VCF: meta lines, INFO AC/AN/AF, no samples."""
+    lines = [
+        "##fileformat=VCFv4.3",
+        '##FILTER=<ID=PASS,Description="All filters passed">',
+        f"##source={source}",
+        f"##reference={ASSEMBLY}",
+        f'##contig=<ID={chrom},length={CHROM_LENGTH},assembly={ASSEMBLY},species="Homo sapiens">',
+        '##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count in genotypes">',
+        '##INFO=<ID=AN,Number=1,Type=Integer,Description="Total number of alleles in called '
+        'genotypes">',
+        '##INFO=<ID=AF,Number=A,Type=Float,Description="Allele frequency">',
+        "\t".join(("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")),
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def format_sites(
+    genotypes: np.ndarray,
+    chrom: str,
+    positions: Sequence[int],
+    refs: Sequence[str],
+    alts: Sequence[str],
+) -> bytes:
+    """Sites-only VCF lines (INFO AC, AN, AF) for the sites of a block that these haplotypes
+    carry; `genotypes` is (sites, haplotypes) of 0/1."""
+    haplotypes = genotypes.shape[1]
+    counts = genotypes.sum(axis=1, dtype=np.int64)
+    out = []
+    for j in (int(j) for j in np.flatnonzero(counts)):
+        count = int(counts[j])
+        info = f"AC={count};AN={haplotypes};AF={count / haplotypes:.6g}"
+        out.append(f"{chrom}\t{positions[j]}\t.\t{refs[j]}\t{alts[j]}\t.\tPASS\t{info}\n")
+    return "".join(out).encode()
+
+
 def format_block(
     genotypes: np.ndarray,
     chrom: str,
@@ -91,12 +127,16 @@ def write_vcfs(
     outputs: Sequence[tuple[Path, Sequence[str], np.ndarray]],
     *,
     source: str,
+    sites_only: Sequence[tuple[Path, np.ndarray]] = (),
     progress: Callable[[float], None] | None = None,
 ) -> Sites:
     """Write one bgzipped, indexed VCF per (path, sample names, sample nodes) over the same sites.
 
     The first output is the cohort: its ALT counts are returned with the sites. A site is written
     if it is biallelic with nucleotide alleles and polymorphic among all the samples written.
+    Each of `sites_only` (path, sample nodes among those of `outputs`) is a bgzipped, indexed
+    sites-only VCF of the AC and AN of those nodes, at the written sites they carry (as a public
+    frequency file such as gnomAD's lists the variants seen in its people).
     """
     ts = simulation.ts
     region = simulation.region
@@ -105,6 +145,8 @@ def write_vcfs(
     total = int(bounds[-1])
     block = max(1, min(4096, _CELLS_PER_BLOCK // max(total, 1)))
     buffer = np.empty((block, total), dtype=np.uint8)
+    column = {int(node): j for j, node in enumerate(nodes)}
+    summary_columns = [np.asarray([column[int(n)] for n in group]) for _, group in sites_only]
     kept_ids: list[int] = []
     kept_positions: list[int] = []
     refs: list[str] = []
@@ -116,13 +158,29 @@ def write_vcfs(
             handle = pysam.BGZFile(str(path), "wb", index=None)
             files.append(handle)
             handle.write(header(samples, chrom=region.chrom, source=source))
+        summaries = []
+        for path, _ in sites_only:
+            handle = pysam.BGZFile(str(path), "wb", index=None)
+            files.append(handle)
+            summaries.append(handle)
+            handle.write(sites_header(chrom=region.chrom, source=source))
         filled = 0
         block_positions: list[int] = []
         block_refs: list[str] = []
         block_alts: list[str] = []
 
         def flush() -> None:
-            for k, handle in enumerate(files):
+            for handle, columns in zip(summaries, summary_columns, strict=True):
+                handle.write(
+                    format_sites(
+                        buffer[:filled, columns],
+                        region.chrom,
+                        block_positions,
+                        block_refs,
+                        block_alts,
+                    )
+                )
+            for k, handle in enumerate(files[: len(outputs)]):
                 lo, hi = int(bounds[k]), int(bounds[k + 1])
                 handle.write(
                     format_block(
@@ -170,11 +228,11 @@ def write_vcfs(
     finally:
         for handle in files:
             handle.close()
-    for path, _, _ in outputs:
+    for path in [path for path, _, _ in outputs] + [path for path, _ in sites_only]:
         pysam.tabix_index(str(path), preset="vcf", force=True)
     if progress is not None:
         progress(1.0)
-    logger.info("wrote %d sites to %d VCFs", len(kept_ids), len(outputs))
+    logger.info("wrote %d sites to %d VCFs", len(kept_ids), len(outputs) + len(sites_only))
     return Sites(
         site_ids=np.asarray(kept_ids, dtype=np.int64),
         positions=np.asarray(kept_positions, dtype=np.int64),

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from genecommons.privacy import belief
+
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Dosages = npt.NDArray[np.int8]
@@ -196,49 +198,88 @@ class Thresholds:
 EXACT = Thresholds((1,), (1.0,))
 
 
+@dataclass(frozen=True, slots=True)
+class SiteThresholds:
+    """Thresholds that differ from site to site (the defence's windows placed by public
+    counts): site i has the thresholds `rules[of_site[i]]`."""
+
+    rules: tuple[Thresholds, ...]
+    of_site: Ints
+
+    def __post_init__(self) -> None:
+        known = len(self.of_site) == 0 or (
+            int(self.of_site.min()) >= 0 and int(self.of_site.max()) < len(self.rules)
+        )
+        if not self.rules or not known:
+            raise ValueError("every site needs one of the rules")
+
+
+Rule = Thresholds | SiteThresholds
+
+
 def count_at_least(reference: Dosages, *, beacon_alleles: float, high: int) -> Floats:
     """The attacker's belief about an allele's count X among `beacon_alleles` alleles of the
-    Beacon, per site: P(X >= k) for k = 0 .. high + 1 (rows). X is gamma-Poisson: the panel's
-    count c of 2n alleles gives the rate a Gamma(c + 1/2) posterior, scaled to the Beacon's
-    alleles, so X is negative binomial, computed by recursion."""
-    counts = reference.sum(axis=1, dtype=np.int64).astype(np.float64)
-    shape = counts + 0.5
-    theta = beacon_alleles / (2.0 * reference.shape[1])
-    q = theta / (1 + theta)
-    pmf = np.exp(shape * np.log1p(-q))
-    out = np.zeros((high + 2, len(counts)))
-    below = np.zeros(len(counts))
-    for k in range(high + 2):
-        out[k] = 1 - below  # P(X >= k)
-        below = below + pmf
-        pmf = pmf * (k + shape) / (k + 1) * q
-    return np.asarray(np.clip(out, 0.0, 1.0))
+    Beacon, per site: P(X >= k) for k = 0 .. high + 1 (rows), from the panel's counts
+    (privacy/belief.py: gamma-Poisson, the belief the defence places its windows by)."""
+    return belief.count_at_least(
+        reference.sum(axis=1, dtype=np.int64),
+        panel_alleles=2.0 * reference.shape[1],
+        cohort_alleles=beacon_alleles,
+        high=high,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class YesChances:
+    """Per site, the chance the Beacon says yes as the attacker believes it: about a
+    non-member (`outsider`), and about a member carrying 0, 1 or 2 copies (`member[g]`)."""
+
+    outsider: Floats
+    member: tuple[Floats, Floats, Floats]
+
+
+def yes_chances(reference: Dosages, *, members: int, thresholds: Rule) -> YesChances:
+    """The attacker's chances of a yes under a threshold rule whose thresholds' chances it
+    knows (per site, for `SiteThresholds`), with the count among the Beacon's other members
+    believed as `count_at_least` says; a yes means AC >= T, T drawn independently of AC."""
+    sites = reference.shape[0]
+    rules, of_site = (
+        ((thresholds,), np.zeros(sites, dtype=np.int64))
+        if isinstance(thresholds, Thresholds)
+        else (thresholds.rules, thresholds.of_site)
+    )
+    if len(of_site) != sites:
+        raise ValueError(f"{len(of_site)} sites have thresholds, the panel has {sites}")
+    high = max(max(r.values) for r in rules)
+    everyone = count_at_least(reference, beacon_alleles=2.0 * members, high=high)
+    others = count_at_least(reference, beacon_alleles=2.0 * members - 2, high=high)
+    outsider = np.zeros(sites)
+    member = tuple(np.zeros(sites) for _ in range(3))
+    for r, rule in enumerate(rules):
+        at = np.flatnonzero(of_site == r)
+        if not len(at):
+            continue
+        values = np.asarray(rule.values, dtype=np.int64)
+        chances = np.asarray(rule.chances, dtype=np.float64)
+        outsider[at] = chances @ everyone[values][:, at]
+        for g in (0, 1, 2):  # AC = g + X, so AC >= t when X >= t - g
+            member[g][at] = chances @ others[np.maximum(values - g, 0)][:, at]
+    return YesChances(outsider, (member[0], member[1], member[2]))
 
 
 def rule_aware_ratios(
-    reference: Dosages, *, members: int, thresholds: Thresholds
+    reference: Dosages, *, members: int, thresholds: Rule
 ) -> tuple[Floats, Floats, Floats]:
     """The log-likelihood ratios (member against not) of a yes and a no, and the chance of a
-    yes for a member, for an attacker who knows the defence's rule (the thresholds' chances)
-    but not its key, per copies carried (rows 0 and 1: 1 and 2 copies) and site.
-
-    The attacker's belief about the count among the other members is `count_at_least`'s, over
-    the 2N (or 2N - 2) alleles of the Beacon; a yes means AC >= T, with T drawn from the
-    thresholds independently of AC.
-    """
-    values = np.asarray(thresholds.values, dtype=np.int64)
-    chances = np.asarray(thresholds.chances, dtype=np.float64)
-    high = int(values.max())
+    yes for a member, for an attacker who knows the defence's rule (the thresholds' chances,
+    per site when they differ) but not its key, per copies carried (rows 0 and 1: 1 and 2
+    copies) and site, under `yes_chances`' belief."""
+    chances = yes_chances(reference, members=members, thresholds=thresholds)
     sites = reference.shape[0]
-    # P(yes | not a member)
-    outsider = chances @ count_at_least(reference, beacon_alleles=2.0 * members, high=high)[values]
-    others = count_at_least(reference, beacon_alleles=2.0 * members - 2, high=high)
     yes, no, said = (np.zeros((2, sites)) for _ in range(3))
+    p0 = np.clip(chances.outsider, 1e-12, 1 - 1e-12)
     for g in (1, 2):
-        # a member with g copies: AC = g + X, so AC >= t when X >= t - g
-        member = chances @ others[np.maximum(values - g, 0)]
-        p1 = np.clip(member, 1e-12, 1 - 1e-12)
-        p0 = np.clip(outsider, 1e-12, 1 - 1e-12)
+        p1 = np.clip(chances.member[g], 1e-12, 1 - 1e-12)
         yes[g - 1] = np.log(p1 / p0)
         no[g - 1] = np.log((1 - p1) / (1 - p0))
         said[g - 1] = p1
@@ -253,7 +294,7 @@ def run_rule_aware_attack(
     reference: Dosages,
     beacon_size: int,
     ask: Ask,
-    thresholds: Thresholds,
+    thresholds: Rule,
     queries: Sequence[int] = QUERY_COUNTS,
 ) -> Curve:
     """The likelihood-ratio test of an attacker who knows the rule: each victim's alleles asked

@@ -1,25 +1,34 @@
 """The defended Beacon's rule: what the open and registered tiers are told of a dataset's alleles.
 
 An allele is said to exist only when its count in the dataset clears a threshold, and the
-threshold is drawn for each variant from [low, high] allele copies by a keyed PRF (HMAC-SHA256
+threshold is drawn for each variant from a window of allele copies by a keyed PRF (HMAC-SHA256
 of the dataset and the normalised variant under a node secret), with the chances of a
-discretised Beta(alpha, beta) on that range (alpha = beta = 1 is uniform). Because the threshold
+discretised Beta(alpha, beta) on the window (alpha = beta = 1 is uniform). Because the threshold
 is a function of the variant, asking again, from another account or another address, or
 spelling the variant differently gets the same answer: there is no fresh noise to average away.
-Because the key is secret, an attacker cannot tell where inside [low, high] a variant's
-threshold lies; it can know the chances (`ThresholdRule.pmf`), and the attack tool's rule-aware
-attacker does.
+Because the key is secret, an attacker cannot tell where inside its window a variant's
+threshold lies; it can know the window and the chances (`ThresholdRule.thresholds`), and the
+attack tool's rule-aware attacker does.
 
-What an answer can reveal about one member: a member carrying g <= 2 copies changes the answer
-only when the threshold falls in (count - g, count], which happens with the chance
-`ThresholdRule.exposure`; alleles seen fewer than `low - 2` times (the rare ones that
-re-identify) never influence an answer, and alleles seen `high` times or more are always
-answered yes (with `high` <= 1% of the alleles called, every allele of frequency >= 1% is
-answered correctly). An absent allele (count 0) is never said to exist. Answers that are not
-"exists" are marked withheld whether the allele is absent or rare, so that the mark itself says
-nothing. Any stateless rule whose answer depends on the count alone is such a threshold with
-some chances, so the shape is the whole design space; docs/privacy.md gives the argument, the
-shape chosen and the measured attacks.
+Where the window lies:
+
+- Without a public reference, every variant's window is [low, high]: alleles seen fewer than
+  `low - 2` times (the rare ones that re-identify) never influence an answer.
+- With a public reference (allele counts of people outside the dataset, like gnomAD's or
+  ChinaMAP's: `PublicCounts`), each variant's window is the `window_size` thresholds within
+  [1, high] that the belief about its count in the dataset, from its public count
+  (privacy/belief.py), weighs least (`window_start`): a common allele of the reference gets a
+  window near 1, a rare or unseen one a window near `high`. A member decides an answer only
+  when the dataset's count sits at the window, and the window is where the public counts, which
+  the attacker holds too, say the count is unlikely to be. Any stateless rule whose answer
+  depends on the count alone is a threshold with some chances, and what one member changes,
+  summed over the counts of the others, is the same for every such rule; the windows put that
+  change where no one expects the count (docs/privacy.md gives the argument and the attacks).
+
+Either way alleles seen `high` times or more are always answered yes (with `high` <= 1% of the
+alleles called, every allele of frequency >= 1% is answered correctly) and an absent allele
+(count 0) is never said to exist. Answers that are not "exists" are marked withheld whether the
+allele is absent or rare, so that the mark itself says nothing.
 """
 
 from __future__ import annotations
@@ -30,8 +39,10 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 from genecommons.privacy.answers import DatasetAnswer, Granularity
+from genecommons.privacy.belief import count_chances
 from genecommons.variants.store import ALL, SiteCounts
 
 WITHHELD_NOTE = (
@@ -73,6 +84,36 @@ def _cuts(low: int, high: int, alpha: float, beta: float) -> tuple[int, ...]:
     return tuple(cuts)
 
 
+class PublicCounts(Protocol):
+    """Allele counts of a public reference (people outside the dataset), by normalised
+    variant key."""
+
+    alleles: int  # the reference's allele number, for the variants it does not list
+
+    def get(self, key: str) -> tuple[int, int] | None:
+        """(AC, AN) of the variant `key` (CHROM-POS-REF-ALT, normalised), None if not listed."""
+        ...
+
+
+@lru_cache(maxsize=65_536)
+def window_start(
+    public_count: int, public_alleles: int, cohort_alleles: int, *, width: int, high: int
+) -> int:
+    """The first threshold of the window of `width` thresholds within [1, high] where a member
+    carrying one copy is least likely to decide the answer, as the public count (of
+    `public_alleles`) says of the count among the dataset's `cohort_alleles`: the window
+    [a, a + width - 1] is weighed by the chance that the others' count is a - 1 .. a + width - 2
+    (ties go to the lower window, which answers more)."""
+    chances = count_chances(
+        [public_count],
+        panel_alleles=max(public_alleles, 1),
+        cohort_alleles=max(cohort_alleles, 0),
+        high=high,
+    )[:, 0]
+    weights = [(float(chances[a - 1 : a - 1 + width].sum()), a) for a in range(1, high - width + 2)]
+    return min(weights)[1]
+
+
 @dataclass(frozen=True, slots=True)
 class ThresholdRule:
     """The keyed threshold of each variant, and what an answer can reveal about a member."""
@@ -80,12 +121,19 @@ class ThresholdRule:
     key: bytes
     low: int
     high: int
-    alpha: float = 1.0  # the Beta shape of the thresholds' chances on [low, high]
+    alpha: float = 1.0  # the Beta shape of the thresholds' chances on a window
     beta: float = 1.0
+    reference: PublicCounts | None = None  # windows placed by public counts, when given
+    window_size: int = 3  # thresholds in a window placed by the reference
+    # the datasets whose windows the reference places (None: every dataset); the others get
+    # [low, high] (a reference that does not suit a dataset is not used for it: privacy/fit.py)
+    placed: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.low <= self.high:
             raise ValueError(f"need 1 <= low <= high, not [{self.low}, {self.high}]")
+        if self.reference is not None and not 1 <= self.window_size <= self.high:
+            raise ValueError(f"need 1 <= window size <= high ({self.high}), not {self.window_size}")
         if not (0 < self.alpha <= 100 and 0 < self.beta <= 100):
             raise ValueError(f"need Beta shapes in (0, 100], not {self.alpha}, {self.beta}")
         if len(self.key) < 16:
@@ -93,38 +141,72 @@ class ThresholdRule:
 
     @property
     def width(self) -> int:
-        """How many thresholds the PRF draws from."""
+        """How many thresholds the PRF draws from without a reference ([low, high])."""
         return self.high - self.low + 1
 
     @property
     def pmf(self) -> tuple[float, ...]:
-        """The chance of each threshold low, low + 1, ..., high over the key (what an attacker
-        who knows the rule but not the key knows); they sum to 1."""
-        cuts = _cuts(self.low, self.high, self.alpha, self.beta)
-        return tuple((b - a) / DRAWS for a, b in zip((0, *cuts[:-1]), cuts, strict=True))
+        """The chance of each threshold low, low + 1, ..., high over the key, without a
+        reference (what an attacker who knows the rule but not the key knows); they sum to 1."""
+        return _pmf(self.low, self.high, self.alpha, self.beta)
 
-    def threshold(self, dataset: str, key: str) -> int:
-        """The threshold of the variant `key` (CHROM-POS-REF-ALT, normalised) in `dataset`."""
+    def places(self, dataset: str | None) -> bool:
+        """Whether the reference places the windows of `dataset` (None: a dataset of any)."""
+        if self.reference is None:
+            return False
+        return self.placed is None or (dataset is not None and dataset in self.placed)
+
+    def window(self, key: str, alleles: int, dataset: str | None = None) -> tuple[int, int]:
+        """The first and last threshold the variant `key` may have in `dataset`, of `alleles`
+        called alleles (AN): [low, high] unless the reference places the dataset's windows."""
+        if self.reference is None or not self.places(dataset):
+            return self.low, self.high
+        found = self.reference.get(key)
+        count, called = found if found is not None else (0, self.reference.alleles)
+        first = window_start(count, called, alleles, width=self.window_size, high=self.high)
+        return first, first + self.window_size - 1
+
+    def thresholds(
+        self, key: str, alleles: int, dataset: str | None = None
+    ) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """The thresholds the variant `key` may have in `dataset` and the chance of each over
+        the key."""
+        first, last = self.window(key, alleles, dataset)
+        return tuple(range(first, last + 1)), _pmf(first, last, self.alpha, self.beta)
+
+    def threshold(self, dataset: str, key: str, alleles: int = 0) -> int:
+        """The threshold of the variant `key` (CHROM-POS-REF-ALT, normalised) in `dataset`, of
+        `alleles` called alleles (needed only to place a window by the reference)."""
         message = f"{dataset}\x00{key}".encode()
         digest = hmac.new(self.key, message, hashlib.sha256).digest()
         draw = int.from_bytes(digest[:8], "big")
-        return self.low + bisect.bisect_right(
-            _cuts(self.low, self.high, self.alpha, self.beta), draw
-        )
+        first, last = self.window(key, alleles, dataset)
+        return first + bisect.bisect_right(_cuts(first, last, self.alpha, self.beta), draw)
 
     def disclosed(self, dataset: str, site: SiteCounts) -> bool:
         """Whether `site` is said to exist: its count clears the variant's threshold."""
-        count = site.counts.get(ALL, {}).get("ac", 0)
-        return count > 0 and count >= self.threshold(dataset, site.variant.key)
+        counts = site.counts.get(ALL, {})
+        count = counts.get("ac", 0)
+        if count <= 0:
+            return False
+        return count >= self.threshold(dataset, site.variant.key, counts.get("an", 0))
 
-    def exposure(self, site: SiteCounts) -> float:
-        """The chance, over the key, that one member decides the answer about `site`: the
-        chance of a threshold in (count - 2, count] (a member carries at most two copies)."""
-        count = site.counts.get(ALL, {}).get("ac", 0)
+    def exposure(self, site: SiteCounts, dataset: str | None = None) -> float:
+        """The chance, over the key, that one member decides the answer about `site` of
+        `dataset`: the chance of a threshold in (count - 2, count] (a member carries at most
+        two copies)."""
+        counts = site.counts.get(ALL, {})
+        count = counts.get("ac", 0)
         if count <= 0:
             return 0.0
-        pmf = self.pmf
-        return sum(pmf[t - self.low] for t in (count - 1, count) if self.low <= t <= self.high)
+        values, chances = self.thresholds(site.variant.key, counts.get("an", 0), dataset)
+        return sum(p for t, p in zip(values, chances, strict=True) if count - 2 < t <= count)
+
+
+@lru_cache(maxsize=1024)
+def _pmf(low: int, high: int, alpha: float, beta: float) -> tuple[float, ...]:
+    cuts = _cuts(low, high, alpha, beta)
+    return tuple((b - a) / DRAWS for a, b in zip((0, *cuts[:-1]), cuts, strict=True))
 
 
 def rule_answer(

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genecommons.privacy import attack, evaluation
+from genecommons.privacy import attack, evaluation, service
 from genecommons.runtime import operator, runtime
 from genecommons.variants.service import store_path
 
@@ -52,14 +52,26 @@ def attack_beacon(
             "--correctness-sites", min=1, help="Sites (and as many absent alleles) to score"
         ),
     ] = 20_000,
+    public_people: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-people",
+            help="File of the panel's people whose counts are the node's public reference "
+            "(never drawn as non-members; --demo reads them from truth.json)",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the plot and the JSON")] = Path(
         "attack-beacon"
     ),
 ) -> None:
     """Re-identification attacks on the Beacon, undefended and defended. 对 Beacon 的再识别攻击评估。"""
+    public: tuple[str, ...] = ()
     if demo is not None:
         cohort = cohort or demo / "cohort.vcf.gz"
         panel = panel or demo / "reference_panel.vcf.gz"
+        public = evaluation.demo_public_people(demo)
+    if public_people is not None:
+        public = tuple(n for n in public_people.read_text(encoding="utf-8").split() if n)
     if cohort is None or panel is None:
         raise typer.BadParameter(
             "give --demo, or --cohort and --panel / 请给出 --demo 或 --cohort 与 --panel"
@@ -82,6 +94,7 @@ def attack_beacon(
             seed=seed,
             queries=tuple(q for q in attack.QUERY_COUNTS if q <= max_queries) or (max_queries,),
             correctness_sites=correctness_sites,
+            public=public,
         )
     out.mkdir(parents=True, exist_ok=True)
     evaluation.plot(figures, out / "power.png")
@@ -108,6 +121,44 @@ def attack_beacon(
             f"(of {right.absent_asked:,})"
         )
     console.print(f"plot: {out / 'power.png'}  figures: {out / 'figures.json'}")
+
+
+@privacy_app.command("check-reference")
+def check_reference(
+    datasets: Annotated[
+        list[str] | None,
+        typer.Argument(help="Dataset accessions (default: every dataset with a variant store)"),
+    ] = None,
+) -> None:
+    """Check whether the public reference suits each dataset; the Beacon places a dataset's
+    windows by it only when it does (from its next start). 检查公共参考是否适用于各数据集。"""
+    context = runtime()
+    chosen = datasets or service.datasets_with_stores(context.factory, context.settings)
+    table = Table(title="Public reference against each dataset / 公共参考与各数据集")
+    for column in ("dataset", "alleles", "listed", "exposure with / without", "ratio", "used"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for dataset in chosen:
+        with console.status(f"checking {dataset} …"):
+            fit = service.check_reference(
+                context.factory, context.settings, subject=operator(), dataset=dataset
+            )
+        used = "yes 是" if fit.suits else "no 否"
+        table.add_row(
+            dataset,
+            f"{fit.sites:,}",
+            f"{fit.listed:,}",
+            f"{fit.placed:,.1f} / {fit.unplaced:,.1f}",
+            f"{fit.ratio:.2f}",
+            used,
+        )
+    console.print(table)
+    if not chosen:
+        console.print("No dataset has a variant store. 没有数据集拥有变异库。")
+    console.print(
+        "A reference is used for a dataset when its windows at least halve what the dataset's "
+        "alleles expose; restart `genecommons serve` to apply. 窗口使暴露至少减半时才对该数据集"
+        "使用公共参考；重启 `genecommons serve` 后生效。"
+    )
 
 
 def cell(curve: attack.Curve, queries: int) -> str:

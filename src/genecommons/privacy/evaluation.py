@@ -24,6 +24,7 @@ from genecommons.config import Settings
 from genecommons.errors import InvalidInputError
 from genecommons.privacy import attack, linkage
 from genecommons.privacy.answers import HIDE_RARE_BELOW, exact_answer, hide_rare_answer
+from genecommons.privacy.beacon_guard import ThresholdRule
 from genecommons.privacy.oracles import (
     Genotypes,
     HttpOracle,
@@ -55,18 +56,37 @@ class Victims:
 
 
 def draw_victims(
-    cohort: Path, panel: Path, *, victims: int, seed: int, outsiders: int | None = None
+    cohort: Path,
+    panel: Path,
+    *,
+    victims: int,
+    seed: int,
+    outsiders: int | None = None,
+    public: Sequence[str] = (),
 ) -> Victims:
     """`victims` members from `cohort` and `outsiders` (as many, unless given) non-members
-    from `panel`; the rest of the panel is the attacker's."""
+    from `panel`, never one of the `public` people (those whose counts are in the node's public
+    reference); the rest of the panel, the public people with it, is the attacker's."""
     outsiders = victims if outsiders is None else outsiders
     members = read_dosages(cohort)
     reference = read_dosages(panel, sites=members.variants)
-    if len(reference.people) < outsiders + 10:
+    in_public = np.isin(np.asarray(reference.people), np.asarray(list(public), dtype=str))
+    unknown = sorted(set(public) - set(reference.people))
+    if unknown:
         raise InvalidInputError(
-            f"The reference panel holds {len(reference.people)} people: too few for "
-            f"{outsiders} non-member victims plus an attacker's panel.",
-            message_zh=f"参考面板只有 {len(reference.people)} 人，不足以提供 {outsiders} 名非成员受试者和攻击者面板。",
+            f"{len(unknown)} people of the public reference are not in the panel {panel} "
+            f"(first: {unknown[0]}); give the panel the public counts were taken from.",
+            message_zh=f"公共参考中有 {len(unknown)} 人不在参考面板 {panel} 中（首个：{unknown[0]}）；"
+            "请给出公共计数所取自的面板。",
+        )
+    drawable = np.flatnonzero(~in_public)
+    if len(drawable) < outsiders or len(reference.people) < outsiders + 10:
+        raise InvalidInputError(
+            f"The reference panel holds {len(reference.people)} people, {len(drawable)} of them "
+            f"outside the public reference: too few for {outsiders} non-member victims plus an "
+            "attacker's panel.",
+            message_zh=f"参考面板只有 {len(reference.people)} 人（其中公共参考以外 {len(drawable)} 人），"
+            f"不足以提供 {outsiders} 名非成员受试者和攻击者面板。",
         )
     if len(members.people) < victims:
         raise InvalidInputError(
@@ -75,8 +95,12 @@ def draw_victims(
         )
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(members.people), size=victims, replace=False))
-    order = rng.permutation(len(reference.people))
-    held_out, attacker = np.sort(order[:outsiders]), np.sort(order[outsiders:])
+    if len(drawable) == len(reference.people):  # as drawn before public references existed
+        order = rng.permutation(len(reference.people))
+        held_out, attacker = np.sort(order[:outsiders]), np.sort(order[outsiders:])
+    else:
+        held_out = np.sort(rng.choice(drawable, size=outsiders, replace=False))
+        attacker = np.setdiff1d(np.arange(len(reference.people)), held_out)
     own = reference.dosages[:, attacker]
     _, haplotypes = read_haplotypes(panel, sites=members.variants)
     return Victims(
@@ -135,7 +159,7 @@ def evaluate(
     beacon_size: int,
     seed: int,
     truth: Exists,
-    rules: dict[str, attack.Thresholds] | None = None,
+    rules: dict[str, attack.Rule] | None = None,
     counts: Callable[[Sequence[Variant]], tuple[npt.NDArray[np.int64], ...]] | None = None,
     queries: Sequence[int] = attack.QUERY_COUNTS,
     correctness_sites: int = 20_000,
@@ -318,6 +342,36 @@ def hide_cut(samples: int) -> int:
     return max(1, math.ceil(HIDE_RARE_BELOW * 2 * samples - 1e-9))
 
 
+def known_rule(
+    rule: ThresholdRule, variants: Sequence[Variant], *, alleles: int, dataset: str | None = None
+) -> attack.Rule:
+    """What an attacker who knows the defence but not its key knows of it about `variants`, in
+    `dataset` of `alleles` called alleles: the thresholds and their chances, per site when the
+    node's public reference (which is public) places the dataset's windows."""
+    if not rule.places(dataset):
+        return attack.Thresholds(tuple(range(rule.low, rule.high + 1)), rule.pmf)
+    index: dict[tuple[int, ...], int] = {}
+    rules: list[attack.Thresholds] = []
+    of_site = np.zeros(len(variants), dtype=np.int64)
+    for i, variant in enumerate(variants):
+        values, chances = rule.thresholds(variant.key, alleles, dataset)
+        if values not in index:
+            index[values] = len(rules)
+            rules.append(attack.Thresholds(values, chances))
+        of_site[i] = index[values]
+    return attack.SiteThresholds(tuple(rules), of_site)
+
+
+def demo_public_people(demo: Path) -> tuple[str, ...]:
+    """The demo's panel people whose counts are its public reference (truth.json), if any."""
+    path = demo / "truth.json"
+    if not path.exists():
+        return ()
+    truth = json.loads(path.read_text(encoding="utf-8"))
+    public = truth.get("public_frequencies") or {}
+    return tuple(str(name) for name in public.get("samples", ()))
+
+
 def attack_beacon(
     settings: Settings,
     factory: sessionmaker[Session],
@@ -334,12 +388,16 @@ def attack_beacon(
     seed: int = 1,
     queries: Sequence[int] = attack.QUERY_COUNTS,
     correctness_sites: int = 20_000,
+    public: Sequence[str] = (),
 ) -> Figures:
     """Attack the dataset's store undefended (the exact answer) and through the defended guard,
     in process, and the Beacon v2 servers of `urls` (name -> base URL) when given. Reading the
-    store and the genotypes is record-level access: the decision point must allow it."""
+    store and the genotypes is record-level access: the decision point must allow it. `public`:
+    the panel's people whose counts are in the node's public reference (never non-members)."""
     require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
-    drawn = draw_victims(cohort, panel, victims=victims, outsiders=outsiders, seed=seed)
+    drawn = draw_victims(
+        cohort, panel, victims=victims, outsiders=outsiders, seed=seed, public=public
+    )
     variant_store = VariantStore(store)
     exact = StoreOracle(variant_store, exact_answer, dataset=dataset)
     guard = DefendedGuard(factory, settings)
@@ -359,8 +417,10 @@ def attack_beacon(
     for name, http in served.items():
         beacons[name] = http_exists(http)
         oracles[name] = http
-    # the attacker knows the rule's chances, not its key
-    defence = attack.Thresholds(tuple(range(guard.rule.low, guard.rule.high + 1)), guard.rule.pmf)
+    # the attacker knows the rule's chances (and the public reference), not its key
+    defence = known_rule(
+        guard.rule, drawn.variants, alleles=2 * variant_store.samples, dataset=dataset
+    )
     try:
         figures = evaluate(
             drawn,

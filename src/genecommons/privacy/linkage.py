@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from genecommons.privacy.attack import EXACT, Ask, Curve, Thresholds, count_at_least, power_at
+from genecommons.privacy.attack import EXACT, Ask, Curve, Rule, power_at, yes_chances
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -234,18 +234,12 @@ class AnswerChances:
     member: tuple[Floats, Floats]
 
 
-def answer_chances(reference: Dosages, *, members: int, thresholds: Thresholds) -> AnswerChances:
+def answer_chances(reference: Dosages, *, members: int, thresholds: Rule) -> AnswerChances:
     """The attacker's chances of a yes under a threshold rule with the thresholds' chances
-    known (`attack.EXACT` answers the truth), with the count among the Beacon's other members
-    believed as `attack.count_at_least` says."""
-    values = np.asarray(thresholds.values, dtype=np.int64)
-    weights = np.asarray(thresholds.chances, dtype=np.float64)
-    high = int(values.max())
-    outsider = weights @ count_at_least(reference, beacon_alleles=2.0 * members, high=high)[values]
-    others = count_at_least(reference, beacon_alleles=2.0 * members - 2, high=high)
-    none = weights @ others[values]
-    one = weights @ others[np.maximum(values - 1, 0)]
-    return AnswerChances(outsider, (none, one))
+    known (`attack.EXACT` answers the truth; per site for windows placed by public counts),
+    with the count among the Beacon's other members believed as `attack.count_at_least` says."""
+    chances = yes_chances(reference, members=members, thresholds=thresholds)
+    return AnswerChances(chances.outsider, (chances.member[0], chances.member[1]))
 
 
 def scored_answers(
@@ -358,7 +352,7 @@ def von_thenen(
     beacon_size: int,
     ask: Ask,
     truth: Callable[[Ints], npt.NDArray[np.int8]],
-    rule: Thresholds = EXACT,
+    rule: Rule = EXACT,
     queries: Sequence[int] = QUERIES,
     name: str = "von Thenen",
     from_partners: bool = False,

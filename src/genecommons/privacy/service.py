@@ -18,18 +18,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import logging
 import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Final, Literal
 
 from sqlalchemy import Float, String, bindparam, cast, insert, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Action, Subject, SubjectKind
+from genecommons.access.models import Action, Resource, Subject, SubjectKind
 from genecommons.access.policy import decide, require
 from genecommons.access.workflow import dataset_resource
 from genecommons.audit.events import EventTag, record_event
@@ -39,13 +41,20 @@ from genecommons.config import Settings
 from genecommons.db import GroupCommit, Prepared
 from genecommons.errors import ConfigurationError, NotFoundError
 from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer, exact_people
-from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer, spent_answer
+from genecommons.privacy.beacon_guard import (
+    PublicCounts,
+    ThresholdRule,
+    rule_answer,
+    spent_answer,
+)
 from genecommons.privacy.cells import CellRule, people_answer
 from genecommons.privacy.dp import FrequencyRow, exact_rows, noisy_counts, shown_rows
+from genecommons.privacy.fit import ReferenceFit, reference_fit
 from genecommons.privacy.tables import privacy_budgets, privacy_charges, privacy_releases
 from genecommons.variants.normalize import Variant, parse_key
-from genecommons.variants.service import store_path
-from genecommons.variants.store import SiteCounts, VariantStore
+from genecommons.variants.reference import ReferenceCounts
+from genecommons.variants.service import open_reference, store_path
+from genecommons.variants.store import SITES, SiteCounts, VariantStore
 
 logger = logging.getLogger(__name__)
 
@@ -83,18 +92,142 @@ def beacon_key(settings: Settings, *, create: bool = False) -> bytes:
     return key
 
 
-def threshold_rule(settings: Settings, key: bytes | None = None) -> ThresholdRule:
-    """The rule the settings configure (with the node's key unless one is given)."""
+NODE: Final = "node"  # threshold_rule's reference: the node's, where it suits
+
+
+def threshold_rule(
+    settings: Settings,
+    key: bytes | None = None,
+    *,
+    reference: PublicCounts | Literal["node"] | None = NODE,
+) -> ThresholdRule:
+    """The rule the settings configure (with the node's key unless one is given). Windows are
+    placed by the node's public reference for the datasets it was checked to suit
+    (`check_reference`), or by `reference`, for every dataset, when one is given."""
     # outside production the key is made on first use (tests, a laptop); production makes it
     # with `genecommons init` and refuses to run without it
     made = settings.environment != "production"
+    placed: frozenset[str] | None = None
+    counts: PublicCounts | None
+    if isinstance(reference, str):  # NODE
+        node = open_reference(settings)
+        placed = suited_datasets(settings, node) if node is not None else None
+        counts = node
+    else:
+        counts = reference
     return ThresholdRule(
         key=key if key is not None else beacon_key(settings, create=made),
         low=settings.beacon_threshold_min,
         high=settings.beacon_threshold_max,
         alpha=settings.beacon_threshold_alpha,
         beta=settings.beacon_threshold_beta,
+        reference=counts,
+        window_size=settings.beacon_threshold_window,
+        placed=placed,
     )
+
+
+def fit_path(settings: Settings, dataset: str) -> Path:
+    """Where the check of the public reference against `dataset` is recorded."""
+    return settings.data_dir / "privacy" / "reference-fit" / f"{dataset}.json"
+
+
+def _store_identity(settings: Settings, dataset: str) -> str:
+    # a rebuilt store is a new file: its size, time and inode change
+    found = (store_path(settings, dataset) / SITES).stat()
+    return f"{found.st_size}:{found.st_mtime_ns}:{found.st_ino}"
+
+
+def _rule_settings(settings: Settings) -> dict[str, float]:
+    return {
+        "low": settings.beacon_threshold_min,
+        "high": settings.beacon_threshold_max,
+        "alpha": settings.beacon_threshold_alpha,
+        "beta": settings.beacon_threshold_beta,
+        "window": settings.beacon_threshold_window,
+    }
+
+
+def suited_datasets(settings: Settings, reference: ReferenceCounts) -> frozenset[str]:
+    """The datasets the node's public reference was checked to suit, for this reference, this
+    store and these rule settings (a check of anything else no longer counts)."""
+    folder = settings.data_dir / "privacy" / "reference-fit"
+    suited = set()
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            current = (
+                record["reference_sha256"] == reference.source.sha256
+                and record["rule"] == _rule_settings(settings)
+                and record["store"] == _store_identity(settings, record["dataset"])
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.warning("ignoring an unreadable reference check %s", path)
+            continue
+        if current and record["suits"]:
+            suited.add(str(record["dataset"]))
+    return frozenset(suited)
+
+
+def datasets_with_stores(factory: sessionmaker[Session], settings: Settings) -> list[str]:
+    """The catalog's datasets that have a variant store, by accession."""
+    with factory() as session:
+        return _datasets_with_stores(session, settings)
+
+
+def check_reference(
+    factory: sessionmaker[Session], settings: Settings, *, subject: Subject, dataset: str
+) -> ReferenceFit:
+    """Check whether the node's public reference suits `dataset` (windows placed by it must at
+    least halve what the dataset's alleles expose: privacy/fit.py), record the result, which
+    decides whether the Beacon places the dataset's windows by the reference from its next
+    start, and audit it. Reads every exact count of the dataset: the decision point must allow
+    record-level access."""
+    require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
+    reference = open_reference(settings)
+    if reference is None:
+        raise ConfigurationError(
+            "No public reference is loaded; run `genecommons variants load-reference VCF` first.",
+            message_zh="尚未载入公共参考；请先运行 `genecommons variants load-reference VCF`。",
+        )
+    path = store_path(settings, dataset)
+    if not (path / SITES).exists():
+        raise NotFoundError(
+            f"Dataset {dataset} has no variant store; submit its analysis VCF first.",
+            message_zh=f"数据集 {dataset} 没有变异库；请先提交其分析 VCF。",
+        )
+    fit = reference_fit(
+        threshold_rule(settings, reference=reference), VariantStore(path).all_sites()
+    )
+    record = {
+        "dataset": dataset,
+        "reference_sha256": reference.source.sha256,
+        "reference": reference.source.file,
+        "store": _store_identity(settings, dataset),
+        "rule": _rule_settings(settings),
+        "suits": fit.suits,
+        "ratio": fit.ratio,
+        **{k: getattr(fit, k) for k in ("sites", "listed", "placed", "unplaced")},
+        "checked_at": now().isoformat(),
+    }
+    target = fit_path(settings, dataset)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    aside = target.with_name(f".{target.name}.{secrets.token_hex(8)}")
+    with factory.begin() as session:
+        record_event(
+            session,
+            tag=EventTag.REFERENCE_CHECKED,
+            actor=subject.id,
+            subject=dataset,
+            details={k: record[k] for k in ("reference_sha256", "suits", "ratio", "sites")},
+        )
+        session.flush()
+        try:  # written before the commit: an event that cannot be written changes nothing
+            aside.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+            os.replace(aside, target)
+        finally:
+            aside.unlink(missing_ok=True)
+    return fit
 
 
 def cell_rule(settings: Settings, key: bytes | None = None) -> CellRule:
@@ -200,7 +333,7 @@ class DefendedGuard:
         if granularity is Granularity.BOOLEAN:
             return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
         # common and absent alleles cost nothing (no member decides them): no writes for them
-        exposures = {m.variant.key: e for m in matches if (e := self.rule.exposure(m)) > 0}
+        exposures = {m.variant.key: e for m in matches if (e := self.rule.exposure(m, dataset)) > 0}
         charge = Charge(subject.id, tuple(parties(subject, address)), dataset, exposures)
         decided = self._read(charge)
         if decided is None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from genecommons.audit import trace_service
@@ -91,3 +92,47 @@ def export(
             f"cells changed {float(delivery.utility['changed_share']):.3%}, max AF deviation "
             f"{float(delivery.utility['max_af_deviation']):.4f}"
         )
+
+
+@variants_app.command("load-reference")
+def load_reference(
+    vcf: Annotated[
+        Path,
+        typer.Argument(
+            help="Public allele counts: a sites VCF/BCF with INFO AC and AN (gnomAD-style), or "
+            "one with genotypes"
+        ),
+    ],
+    samples: Annotated[
+        Path | None,
+        typer.Option(
+            "--samples",
+            help="Count the genotypes of only the samples this file names, one a line. "
+            "只统计该文件列出的样本（每行一个）。",
+        ),
+    ] = None,
+) -> None:
+    """Load the public reference allele counts by which the Beacon places each variant's
+    threshold, replacing the previous reference. 载入公共参考等位基因计数（替换原有参考）。"""
+    context = runtime()
+    with console.status(f"loading public reference counts from {vcf.name} …"):
+        summary = service.load_reference(
+            context.factory, context.settings, subject=operator(), vcf=vcf, samples_file=samples
+        )
+    source = summary.source
+    table = Table(title="Public reference counts 公共参考计数", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # a digest or a path is shown whole
+    table.add_row("source 来源", escape(source.file))
+    table.add_row("sha256", source.sha256)
+    table.add_row("records 记录", f"{summary.records:,}")
+    table.add_row("variants 变异", f"{source.sites:,}")
+    table.add_row("alleles (max AN) 等位基因数", f"{source.alleles:,}")
+    counted = {
+        "info": "INFO AC/AN",
+        "genotypes": f"GT of {source.samples:,} samples 个样本的基因型",
+        "info+genotypes": f"INFO AC/AN, else GT of {source.samples:,} samples 个样本的基因型",
+    }[source.counted_from]
+    table.add_row("counted from 计数来源", counted)
+    table.add_row("file 文件", escape(str(summary.path)))
+    console.print(table)

@@ -1,5 +1,6 @@
 """Use cases of the variant store: build a dataset's store from its joint-called VCF, with the
-samples grouped by what the catalog says of their individuals; look variants up."""
+samples grouped by what the catalog says of their individuals; look variants up; load the
+node's public reference counts and open them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
 from genecommons.config import Settings
 from genecommons.errors import NotFoundError
 from genecommons.variants.normalize import parse_key
+from genecommons.variants.reference import (
+    ReferenceCounts,
+    ReferenceSummary,
+    build_reference,
+    read_sample_names,
+)
 from genecommons.variants.store import (
     SampleInfo,
     SiteCounts,
@@ -203,3 +210,53 @@ def variant_counts(
             message_zh=f"数据集 {dataset} 尚无变异库：请用 `genecommons variants build` 建立。",
         )
     return VariantStore(path).lookup(parse_key(key))
+
+
+def open_reference(settings: Settings) -> ReferenceCounts | None:
+    """The node's public reference counts (GENECOMMONS_BEACON_REFERENCE), or None when no
+    reference has been loaded; ConfigurationError when the file is not a reference."""
+    path = settings.effective_beacon_reference
+    if not path.exists():
+        return None
+    return ReferenceCounts(path)
+
+
+def load_reference(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    vcf: Path,
+    samples_file: Path | None = None,
+) -> ReferenceSummary:
+    """Build the node's public reference counts from `vcf` (a sites VCF with AC and AN, or
+    genotypes: of all samples, or of those `samples_file` names), replacing the previous
+    reference, and record it in the audit log."""
+    require(subject, Action.SUBMIT, Resource("reference"))
+    samples = read_sample_names(samples_file) if samples_file is not None else None
+    with factory.begin() as session:
+
+        def record(summary: ReferenceSummary) -> None:
+            # inside the transaction, before the new file replaces the old: an event that
+            # cannot be written leaves the previous reference in place
+            source = summary.source
+            record_event(
+                session,
+                tag=EventTag.REFERENCE_LOADED,
+                actor=subject.id,
+                subject=source.file,
+                details={
+                    "source": source.file,
+                    "sha256": source.sha256,
+                    "sites": source.sites,
+                    "alleles": source.alleles,
+                    "records": summary.records,
+                    "counted_from": source.counted_from,
+                    "samples": source.samples,
+                },
+            )
+            session.flush()
+
+        return build_reference(
+            vcf, settings.effective_beacon_reference, samples=samples, before_replace=record
+        )

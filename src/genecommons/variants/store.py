@@ -314,6 +314,19 @@ class VariantStore:
             ).fetchone()
         return self._counts(row) if row else None
 
+    def all_sites(self, *, batch: int = 10_000) -> Iterator[SiteCounts]:
+        """Every variant of the store with its counts, in the order they were indexed."""
+        connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        try:
+            rows = connection.execute(
+                "SELECT chrom, pos, end, ref, alt, counts FROM sites ORDER BY rowid"
+            )
+            while chunk := rows.fetchmany(batch):
+                for row in chunk:
+                    yield self._counts(row)
+        finally:
+            connection.close()
+
     def overlapping(
         self, chrom: str, start: int, end: int, *, limit: int = 1000
     ) -> Iterator[SiteCounts]:

@@ -23,7 +23,7 @@ from genecommons.audit.routes import router as audit_router
 from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
-from genecommons.db import make_engine, make_session_factory
+from genecommons.db import GroupCommit, make_engine, make_session_factory
 from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError
 from genecommons.privacy.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
 from genecommons.privacy.service import DefendedGuard, DefendedPeople
@@ -75,10 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.visa_keys = key_store(settings)
     app.state.oidc = oidc_provider(settings)  # None when OIDC sign-in is off
     # what boolean and count Beacon answers reveal (privacy.answers.VariantGuard)
+    # the app's high-rate writes, each its own transaction (Beacon query events, token uses,
+    # budget charges): group-committed together, one writing thread at a time
+    writes = GroupCommit(app.state.session_factory)
     guard: VariantGuard = (
         exact_answer
         if settings.beacon_guard == "exact"
-        else DefendedGuard(app.state.session_factory, settings)
+        else DefendedGuard(app.state.session_factory, settings, writes=writes)
     )
     app.state.variant_guard = guard
     # what boolean and count answers about individuals and biosamples reveal
@@ -87,8 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.people_guard = people
     app.state.variant_stores = StoreCache()
-    # events that are their own transaction (Beacon queries, token uses): group-committed
-    app.state.grouped_events = GroupedQueue(app.state.session_factory)
+    app.state.grouped_events = GroupedQueue(app.state.session_factory, writes=writes)
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import sqlite3
+import threading
+import time
+import weakref
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql import CompoundSelect, Select
+from sqlalchemy.sql.compiler import SQLCompiler
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -25,6 +33,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+BUSY_SECONDS = 10.0  # how long a connection waits for SQLite's write lock (its busy timeout)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # let SQLAlchemy, not the sqlite3 module, decide where transactions begin, so that a
     # transaction's reads and writes see one snapshot (the sqlite3 module starts transactions
@@ -34,7 +45,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
     cursor.close()
 
 
@@ -42,9 +53,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 IMMEDIATE = "genecommons_sqlite_immediate"
 
 
+_PAUSES = (0.0001, 0.0002, 0.0005, 0.001)  # between tries for the write lock, then the last
+
+
 def _sqlite_begin(connection: Any) -> None:
-    immediate = connection.get_execution_options().get(IMMEDIATE, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if not connection.get_execution_options().get(IMMEDIATE, False):
+        connection.exec_driver_sql("BEGIN")
+        return
+    # the write lock, tried again after short pauses: SQLite's own busy handler sleeps 1, 2,
+    # 5, 10 ms... between tries, while the lock is held for a fraction of a millisecond (a
+    # group commit), and all the requests of a group wait for it
+    driver = connection.connection.dbapi_connection
+    deadline = time.monotonic() + BUSY_SECONDS
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        for attempt in itertools.count():
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(_PAUSES[min(attempt, len(_PAUSES) - 1)])
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
 
 
 def make_engine(url: str) -> Engine:
@@ -83,3 +115,167 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+class Prepared:
+    """A read statement compiled once for an engine, run on one of its pooled driver
+    connections without the ORM and SQLAlchemy's execution layer (for reads that run on every
+    request), its parameters and columns converted by their SQLAlchemy types as SQLAlchemy
+    would. A single statement reads one snapshot of the database, on SQLite as on PostgreSQL."""
+
+    def __init__(self, engine: Engine, statement: Select[Any] | CompoundSelect[Any]) -> None:
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=engine.dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.engine = engine
+        self.sql = compiled.string
+        self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.binds = {
+            name: processor
+            for name, bind in compiled.binds.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        columns = list(statement.selected_columns)
+        self.row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
+        self.types = [c.type.dialect_impl(dialect) for c in columns]
+        self.columns: list[Callable[[Any], Any] | None] | None = None  # at the first read
+
+    def rows(self, params: Mapping[str, Any]) -> list[Any]:
+        """The rows the statement reads with `params` (by bind parameter name), as named
+        tuples."""
+        given = {
+            name: (self.binds[name](value) if name in self.binds else value)
+            for name, value in params.items()
+        }
+        values: Any = given if self.order is None else [given[n] for n in self.order]
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self.sql, values)
+                found = cursor.fetchall()
+                if self.columns is None:  # as SQLAlchemy makes them, for the driver's types
+                    dialect = self.engine.dialect
+                    self.columns = [
+                        t.result_processor(dialect, d[1])
+                        for t, d in zip(self.types, cursor.description, strict=True)
+                    ]
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool, which ends its transaction
+        columns, row = self.columns or [], self.row
+        if not any(columns):
+            return [row(*r) for r in found]
+        return [row(*_converted(columns, r)) for r in found]
+
+
+def _converted(columns: Sequence[Callable[[Any], Any] | None], values: Sequence[Any]) -> list[Any]:
+    return [v if p is None else p(v) for p, v in zip(columns, values, strict=True)]
+
+
+_PREPARED: weakref.WeakKeyDictionary[Engine, dict[int, tuple[Any, Prepared]]] = (
+    weakref.WeakKeyDictionary()
+)
+_PREPARING = threading.Lock()
+
+
+def prepared(engine: Engine, statement: Select[Any] | CompoundSelect[Any]) -> Prepared:
+    """`statement` (one built once, at import) prepared for `engine`, the first time only."""
+    by_statement = _PREPARED.get(engine)
+    found = by_statement.get(id(statement)) if by_statement is not None else None
+    if found is None or found[0] is not statement:
+        with _PREPARING:
+            found = (statement, Prepared(engine, statement))
+            _PREPARED.setdefault(engine, {})[id(statement)] = found
+    return found[1]
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+Work = Callable[[Session, Sequence[Item]], Sequence[Result]]
+
+
+class _Waiting:
+    """One item waiting for the transaction that does it."""
+
+    __slots__ = ("done", "error", "item", "lead", "result", "work")
+
+    def __init__(self, work: Callable[[Session, Sequence[Any]], Sequence[Any]], item: Any) -> None:
+        self.work = work
+        self.item = item
+        self.done = threading.Event()
+        self.lead = False  # woken to commit the next group rather than because it is done
+        self.error: BaseException | None = None
+        self.result: Any = None
+
+
+class GroupCommit:
+    """Writes that are their own transaction, from many threads at once: the items that arrive
+    while one group is being committed are done together in the next `write_transaction` (a
+    group commit), each kind by its `work(session, items)`, in submission order, and `submit`
+    returns an item's result only once its group is committed (or raises what failed the
+    group, for every item of it). One thread at a time writes, the first of a group; the
+    others wait for it without contending for the database's write lock. An app shares one
+    for all its high-rate writes (audit events, budget charges), so that its threads never
+    contend with each other for the lock either."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        self._mutex = threading.Lock()
+        self._waiting: list[_Waiting] = []
+        self._writing = False
+
+    def submit(
+        self, work: Callable[[Session, Sequence[Item]], Sequence[Result]], item: Item
+    ) -> Result:
+        """Do `item` with `work` (a function: the same one for items of the same kind) in a
+        transaction of its own or shared with items submitted at the same time; its result,
+        once committed."""
+        mine = _Waiting(work, item)
+        with self._mutex:
+            self._waiting.append(mine)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            mine.done.wait()
+        if mine.lead:
+            mine.lead = False
+            lead = True
+        if lead:
+            self._commit_group()  # a group that holds this item: it was waiting when taken
+        if mine.error is not None:
+            raise mine.error
+        result: Result = mine.result
+        return result
+
+    def _commit_group(self) -> None:
+        with self._mutex:
+            group, self._waiting = self._waiting, []
+        kinds: dict[Callable[[Session, Sequence[Any]], Sequence[Any]], list[_Waiting]] = {}
+        for waiting in group:
+            kinds.setdefault(waiting.work, []).append(waiting)
+        error: BaseException | None = None
+        results: list[tuple[_Waiting, Any]] = []
+        try:
+            with write_transaction(self.factory) as session:
+                for work, items in kinds.items():
+                    done = work(session, [w.item for w in items])
+                    if len(done) != len(items):
+                        raise RuntimeError("a group commit's work must give a result per item")
+                    results.extend(zip(items, done, strict=True))
+        except BaseException as failure:  # each waiting item fails with it
+            error = failure
+        if error is None:
+            for waiting, result in results:
+                waiting.result = result
+        for waiting in group:
+            waiting.error = error
+            waiting.done.set()
+        with self._mutex:
+            if self._waiting:  # the next group's first item commits it
+                following = self._waiting[0]
+                following.lead = True
+                following.done.set()
+            else:
+                self._writing = False

@@ -3,7 +3,10 @@ the count granularity's ledger, budget and early warning (on SQLite and PostgreS
 
 from __future__ import annotations
 
+import collections
 import math
+import random
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,17 +16,21 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Column, Integer, MetaData, Table, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.models import Subject
 from genecommons.audit.events import EventTag
 from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
+from genecommons.db import Base, make_engine, make_session_factory
 from genecommons.errors import ConfigurationError
 from genecommons.privacy.answers import Granularity
 from genecommons.privacy.beacon_guard import PublicCounts, ThresholdRule, rule_answer, window_start
 from genecommons.privacy.service import DefendedGuard, beacon_key, budget_spent, threshold_rule
+from genecommons.privacy.tables import privacy_charges
 from genecommons.variants.normalize import Variant, parse_key
 from genecommons.variants.store import SiteCounts
 
@@ -371,3 +378,127 @@ def test_production_refuses_the_undefended_beacon(tmp_path: Path) -> None:
     assert Settings(data_dir=tmp_path, environment="test", beacon_guard="exact")
     with pytest.raises(ValidationError, match="GENECOMMONS_BEACON_GUARD"):
         Settings(data_dir=tmp_path, environment="production", beacon_guard="exact")
+
+
+def _guards(database_url: str, settings: Settings, count: int) -> list[DefendedGuard]:
+    """Guards of `count` apps on one database (as worker processes have: each its own engine,
+    group commit and memory of charged variants)."""
+    return [
+        DefendedGuard(make_session_factory(make_engine(database_url)), settings, rule=RULE)
+        for _ in range(count)
+    ]
+
+
+def test_concurrent_count_answers_never_overspend_and_charge_each_variant_once(
+    engine: Engine, database_url: str, settings: Settings
+) -> None:
+    # budget 0.5 at 2/31 a variant: asked one after the other, the address would be answered
+    # about 8 new variants (the 8th passes the budget), warned once on the 7th (0.8 of it)
+    settings = Settings(**{**settings.model_dump(), "beacon_budget": 0.5})
+    guards = _guards(database_url, settings, 2)
+    variants = [site(ac=20, pos=p) for p in range(1, 25)]
+    same = USER
+    given: list[tuple[str, str]] = []
+    failures: list[BaseException] = []
+
+    def ask(thread: int) -> None:
+        subject = same if thread % 2 else replace(USER, id=f"user:t{thread}@example.org")
+        order = random.Random(thread).sample(variants, len(variants))
+        try:
+            for m in order * 2:  # each asked twice: the second time costs nothing new
+                answer = guards[thread % 2](
+                    subject=subject,
+                    address="10.3.3.3",
+                    dataset="GCD1",
+                    granularity=Granularity.COUNT,
+                    matches=[m],
+                )
+                if not (answer.note and "budget" in answer.note):
+                    given.append((subject.id, m.variant.key))
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with make_session_factory(engine)() as session:
+        charges = session.execute(
+            select(privacy_charges.c.party, privacy_charges.c.variant, privacy_charges.c.exposure)
+        ).all()
+        low = session.execute(
+            select(audit_events.c.details).where(
+                audit_events.c.tag == str(EventTag.PRIVACY_BUDGET_LOW)
+            )
+        ).scalars()
+        warned = collections.Counter(next(iter(d.items())) for d in low)
+    by_party = collections.defaultdict(list)
+    for party, variant, _ in charges:
+        by_party[party].append(variant)
+    address = by_party.pop("address:10.3.3.3")
+    assert len(address) == len(set(address)) == 8  # never past what one-at-a-time allows
+    factory = make_session_factory(engine)
+    assert budget_spent(factory, party="address:10.3.3.3", dataset="GCD1") == pytest.approx(
+        8 * 2 / 31
+    )
+    for party, charged in by_party.items():  # each variant once per party, within the address's
+        assert len(charged) == len(set(charged)) and set(charged) <= set(address)
+        assert budget_spent(factory, party=party, dataset="GCD1") == pytest.approx(
+            len(charged) * 2 / 31
+        )
+    assert {key for _, key in given} == set(address)  # an answer given is an answer charged
+    assert all(key in by_party[f"account:{who}"] for who, key in given)
+    assert warned[("address", "10.3.3.3")] == 1  # once, whichever worker passed it
+    assert all(n == 1 for n in warned.values())
+    for guard in guards:
+        guard.factory.kw["bind"].dispose()
+
+
+def test_a_failed_charge_commit_fails_every_answer_waiting_for_it(
+    database_url: str, settings: Settings
+) -> None:
+    # a ledger whose charges cannot be written (a column the code does not fill): the reads
+    # work, every group commit fails, and so must each answer that waited for one
+    engine = make_engine(database_url)
+    tables = [t for t in Base.metadata.sorted_tables if t.name != "privacy_charges"]
+    Base.metadata.create_all(engine, tables=tables)
+    refusing = MetaData()
+    Table(
+        "privacy_charges",
+        refusing,
+        *(
+            Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in privacy_charges.columns
+        ),
+        Column("blocker", Integer, nullable=False),
+    )
+    refusing.create_all(engine)
+    guard = DefendedGuard(make_session_factory(engine), settings, rule=RULE)
+    raised: list[BaseException] = []
+    returned: list[int] = []
+
+    def ask(thread: int) -> None:
+        try:
+            guard(
+                subject=USER,
+                address="10.4.4.4",
+                dataset="GCD1",
+                granularity=Granularity.COUNT,
+                matches=[site(ac=20, pos=1000 + thread)],
+            )
+            returned.append(thread)
+        except IntegrityError as error:
+            raised.append(error)
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert returned == []
+    assert len(raised) == 8
+    factory = make_session_factory(engine)
+    assert budget_spent(factory, party=f"account:{USER.id}", dataset="GCD1") == 0.0
+    engine.dispose()

@@ -26,7 +26,7 @@ from genecommons.access.tables import (
 from genecommons.access.throttle import refuse_if_throttled
 from genecommons.audit.events import EventTag, GroupedQueue, record_event, record_soon
 from genecommons.catalog.tables import ENTITY_TABLES
-from genecommons.db import write_transaction
+from genecommons.db import prepared, write_transaction
 from genecommons.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -377,28 +377,29 @@ def authenticate(
         raise refused
     now = clock.now()
     if events is not None:
-        with factory() as session:
-            row = session.execute(_TOKEN_ROW, {"digest": identity.token_digest(token)}).first()
-            if row is None:
-                raise refused
-            if _token_problem(row.revoked_at, row.active, row.expires_at, now) is None:
-                roles = frozenset(session.execute(_ROLES, {"user_id": row.user_id}).scalars())
-                granted = frozenset(
-                    session.execute(_GRANTED, {"user_id": row.user_id, "now": now}).scalars()
-                )
-                session.rollback()  # the read ends before the writes: no lock is held
-                events.record(
-                    tag=EventTag.TOKEN_USED,
-                    actor=f"user:{row.email}",
-                    subject=f"token:{row.id}",
-                    details={"address": address, "institution": row.institution},
-                    now=now,
-                )
-                last = row.last_used_at
-                if last is None or clock.as_utc(last) <= now - TOUCH_EVERY:
-                    with write_transaction(factory) as touching:
-                        touching.execute(_TOUCH, {"token_id": row.id, "now": now})
-                return _token_subject(row, roles, granted)
+        engine = factory.kw["bind"]
+        rows = prepared(engine, _TOKEN_ROW).rows({"digest": identity.token_digest(token)})
+        if not rows:
+            raise refused
+        row = rows[0]
+        if _token_problem(row.revoked_at, row.active, row.expires_at, now) is None:
+            # read without the ORM, no lock held (the token's row, then its user's roles and
+            # grants, as they stand when each is read)
+            user = {"user_id": row.user_id, "now": now}
+            roles = frozenset(r.role for r in prepared(engine, _ROLES).rows(user))
+            granted = frozenset(r.accession for r in prepared(engine, _GRANTED).rows(user))
+            events.record(
+                tag=EventTag.TOKEN_USED,
+                actor=f"user:{row.email}",
+                subject=f"token:{row.id}",
+                details={"address": address, "institution": row.institution},
+                now=now,
+            )
+            last = row.last_used_at
+            if last is None or clock.as_utc(last) <= now - TOUCH_EVERY:
+                with write_transaction(factory) as touching:
+                    touching.execute(_TOUCH, {"token_id": row.id, "now": now})
+            return _token_subject(row, roles, granted)
         # a refused use is recorded in a transaction of its own, as below
     # a use is read, then queued and touched: one transaction holding SQLite's write lock
     with write_transaction(factory) as session:

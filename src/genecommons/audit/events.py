@@ -9,7 +9,6 @@ the same transaction. Tags follow `capability:subject:action`.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons.audit.merkle import MerkleTree, canonical_leaf
 from genecommons.audit.store import SqlNodeStore, insert_rows
 from genecommons.audit.tables import audit_events, audit_head, audit_queue
+from genecommons.db import GroupCommit
 from genecommons.errors import ConflictError
 
 
@@ -224,31 +224,19 @@ def _queued_leaf(
 _QUEUE = insert(audit_queue)  # built once: this runs on every authenticated request
 
 
-class _Waiting:
-    """One event waiting for the transaction that queues it."""
-
-    __slots__ = ("done", "error", "lead", "leaf")
-
-    def __init__(self, leaf: bytes) -> None:
-        self.leaf = leaf
-        self.done = threading.Event()
-        self.lead = False  # woken to commit the next group rather than because it is in
-        self.error: BaseException | None = None
-
-
 class GroupedQueue:
     """`record_soon` for events that are their own transaction (a Beacon query's), from many
     threads at once: the events that arrive while one group is being committed are queued
-    together in the next transaction (a group commit), and `record` returns only once its
-    event is committed (or raises what failed the commit), so an answer is never sent
-    without its event. One thread at a time writes, the first of a group; the others wait for
-    it without contending for the database's write lock."""
+    together in the next transaction (a group commit, `db.GroupCommit`), and `record` returns
+    only once its event is committed (or raises what failed the commit), so an answer is never
+    sent without its event. One thread at a time writes, the first of a group; the others wait
+    for it without contending for the database's write lock."""
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self, factory: sessionmaker[Session], *, writes: GroupCommit | None = None
+    ) -> None:
         self.factory = factory
-        self._mutex = threading.Lock()
-        self._waiting: list[_Waiting] = []
-        self._writing = False
+        self.writes = writes or GroupCommit(factory)  # the app's, shared with its other writes
 
     def record(
         self,
@@ -261,40 +249,12 @@ class GroupedQueue:
     ) -> None:
         """Queue one event, durably, in a transaction of its own or shared with events
         recorded at the same time; return when it is committed."""
-        mine = _Waiting(_queued_leaf(tag, actor, subject, details, now))
-        with self._mutex:
-            self._waiting.append(mine)
-            lead = not self._writing
-            self._writing = True
-        if not lead:
-            mine.done.wait()
-        if mine.lead:
-            mine.lead = False
-            lead = True
-        if lead:
-            self._commit_group()  # a group that holds this event: it was waiting when taken
-        if mine.error is not None:
-            raise mine.error
+        self.writes.submit(_queue_leaves, _queued_leaf(tag, actor, subject, details, now))
 
-    def _commit_group(self) -> None:
-        with self._mutex:
-            group, self._waiting = self._waiting, []
-        error: BaseException | None = None
-        try:
-            with self.factory.begin() as session:
-                session.execute(_QUEUE, [{"leaf": w.leaf} for w in group])
-        except BaseException as failure:  # each waiting request fails with it
-            error = failure
-        for waiting in group:
-            waiting.error = error
-            waiting.done.set()
-        with self._mutex:
-            if self._waiting:  # the next group's first event commits it
-                following = self._waiting[0]
-                following.lead = True
-                following.done.set()
-            else:
-                self._writing = False
+
+def _queue_leaves(session: Session, leaves: Sequence[bytes]) -> list[None]:
+    session.execute(_QUEUE, [{"leaf": leaf} for leaf in leaves])
+    return [None] * len(leaves)
 
 
 SEQUENCE_BATCH = 5000

@@ -15,18 +15,19 @@ granularity carry keyed, consistent noise and small cells are not disclosed (pri
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Float, String, bindparam, cast, insert, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,7 +38,7 @@ from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.clock import now
 from genecommons.config import Settings
-from genecommons.db import write_transaction
+from genecommons.db import GroupCommit, Prepared
 from genecommons.errors import ConfigurationError, NotFoundError
 from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer, exact_people
 from genecommons.privacy.beacon_guard import (
@@ -263,8 +264,37 @@ def parties(subject: Subject, address: str) -> list[tuple[str, str]]:
     return charged
 
 
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What one count answer is to be charged: each party for the exposure of each variant
+    new to it."""
+
+    actor: str
+    parties: tuple[tuple[str, str], ...]  # (kind, id)
+    dataset: str
+    exposures: Mapping[str, float]  # variant key -> exposure, > 0
+
+    @property
+    def names(self) -> list[str]:
+        """The parties as the ledger names them ("kind:id")."""
+        return [f"{kind}:{party_id}" for kind, party_id in self.parties]
+
+
+KNOWN_LIMIT = 1_000_000  # charged (party, dataset, variant) an app remembers; past it, it forgets
+
+
 class DefendedGuard:
-    """The Beacon's guard below record granularity (a `VariantGuard`)."""
+    """The Beacon's guard below record granularity (a `VariantGuard`).
+
+    A count answer first reads the ledger (both parties' budgets, and whether its variants are
+    charged to them, in one statement): a query that costs nothing new is decided by that read
+    and writes nothing. Otherwise its charge goes through a group commit (`db.GroupCommit`):
+    the charges that arrive together are done in one write transaction, one after the other,
+    each against the budgets as the charges before it left them, so that whether an answer is
+    given depends only on what was spent before it, across threads and worker processes alike
+    (the database is the authority: on SQLite the transaction holds the write lock, on
+    PostgreSQL the budget rows are locked). The guard remembers which variants were charged to
+    whom, facts that never change, only to skip reading them again."""
 
     def __init__(
         self,
@@ -272,10 +302,14 @@ class DefendedGuard:
         settings: Settings,
         *,
         rule: ThresholdRule | None = None,
+        writes: GroupCommit | None = None,
     ) -> None:
         self.factory = factory
         self.settings = settings
         self.rule = rule or threshold_rule(settings)
+        self.writes = writes or GroupCommit(factory)  # the app's, shared with its other writes
+        self._known: set[tuple[str, str, str]] = set()
+        self._ledger: dict[tuple[int, int], Prepared] = {}
 
     def __call__(
         self,
@@ -298,60 +332,95 @@ class DefendedGuard:
             )
         if granularity is Granularity.BOOLEAN:
             return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
-        # first a read: a query that costs nothing new (no pivotal allele, or variants every
-        # party was charged for already) is decided by it, as of its snapshot, and writes
-        # nothing; otherwise the charge reads the budgets again and writes them, in a
-        # transaction that on SQLite holds the write lock from its start (db.write_transaction)
-        with self.factory() as session:
-            decided = self._charge(session, subject, address, dataset, matches, write=False)
+        # common and absent alleles cost nothing (no member decides them): no writes for them
+        exposures = {m.variant.key: e for m in matches if (e := self.rule.exposure(m, dataset)) > 0}
+        charge = Charge(subject.id, tuple(parties(subject, address)), dataset, exposures)
+        decided = self._read(charge)
         if decided is None:
-            with write_transaction(self.factory) as session:
-                decided = self._charge(session, subject, address, dataset, matches, write=True)
+            decided = self.writes.submit(self._charge_group, charge)
+            if decided:  # committed: each of its variants is charged to each party now
+                self._remember((p, dataset, k) for p in charge.names for k in exposures)
         if not decided:
             return spent_answer(granularity)
         return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
 
-    def _charge(
-        self,
-        session: Session,
-        subject: Subject,
-        address: str,
-        dataset: str,
-        matches: Sequence[SiteCounts],
-        *,
-        write: bool,
-    ) -> bool | None:
-        """Charge every party for the variants new to it; False when one has spent its budget
-        (then nothing is charged or answered). Whether to answer depends only on what was
-        spent before, never on this query's truth. Without `write`, only what needs no
-        charge is decided: None when something is to be charged."""
+    def _remember(self, facts: Iterable[tuple[str, str, str]]) -> None:
+        if len(self._known) > KNOWN_LIMIT:
+            self._known = set()
+        self._known.update(facts)
+
+    def _read(self, charge: Charge) -> bool | None:
+        """Decide `charge` by one read of the ledger: False when a party has spent its budget,
+        True when nothing of it is new to any party, None when something is to be charged.
+        Whether to answer depends only on what was spent before, never on this query's
+        truth."""
+        names, dataset, known = charge.names, charge.dataset, self._known
+        unknown = [v for v in charge.exposures if any((p, dataset, v) not in known for p in names)]
+        shape = (len(names), len(unknown))
+        statement = self._ledger.get(shape)
+        if statement is None:
+            statement = Prepared(self.factory.kw["bind"], _ledger_statement(*shape))
+            self._ledger[shape] = statement
+        params: dict[str, object] = {"dataset": dataset}
+        params.update((f"p{i}", p) for i, p in enumerate(names))
+        params.update((f"v{i}", v) for i, v in enumerate(unknown))
         limit = self.settings.beacon_budget
-        # common and absent alleles cost nothing (no member decides them): no writes for them
-        exposures = {m.variant.key: e for m in matches if (e := self.rule.exposure(m, dataset)) > 0}
-        moment = now()
-        rows = []
-        for kind, party_id in parties(subject, address):
-            party = f"{kind}:{party_id}"
-            row = _budget(session, party, dataset, lock=write and bool(exposures))
-            if row.spent >= limit:
-                return False
-            rows.append((kind, party_id, party, row))
-        if not exposures:
+        charged = []
+        for party, spent, variant in statement.rows(params):
+            if variant is None:
+                if float(spent) >= limit:
+                    return False
+            else:
+                charged.append((str(party), dataset, str(variant)))
+        if not charge.exposures:
             return True
-        for kind, party_id, party, row in rows:
-            seen = set(
-                session.execute(
-                    _CHARGED, {"party": party, "dataset": dataset, "variants": list(exposures)}
-                ).scalars()
-            )
-            new = {k: e for k, e in exposures.items() if k not in seen}
-            if not new:
+        seen = set(charged)
+        if all((p, dataset, v) in seen for p in names for v in unknown):
+            self._remember(seen)
+            return True
+        self._remember(seen)
+        return None
+
+    def _charge_group(self, session: Session, charges: Sequence[Charge]) -> list[bool]:
+        """Charge each of `charges` in turn, in the caller's write transaction: each party for
+        the variants new to it; False for a charge when one of its parties has spent its
+        budget (then nothing of it is charged or answered). Passing `beacon_budget_warning` of
+        the budget records `privacy:budget:low`, once per party and dataset."""
+        limit = self.settings.beacon_budget
+        warning = self.settings.beacon_budget_warning * limit
+        moment = now()
+        wanted: dict[str, tuple[set[str], set[str]]] = {}
+        for charge in charges:
+            names, variants = wanted.setdefault(charge.dataset, (set(), set()))
+            names.update(charge.names)
+            variants.update(charge.exposures)
+        budgets: dict[tuple[str, str], Budget] = {}
+        charged: set[tuple[str, str, str]] = set()
+        for dataset, (names, variants) in wanted.items():
+            budgets.update(_locked_budgets(session, dataset, sorted(names)))
+            if variants:
+                found = session.execute(
+                    _CHARGED,
+                    {"parties": sorted(names), "dataset": dataset, "variants": sorted(variants)},
+                )
+                charged.update((str(p), dataset, str(v)) for p, v in found)
+        rows: list[dict[str, object]] = []
+        changed: dict[tuple[str, str], Budget] = {}
+        results = []
+        for charge in charges:
+            dataset = charge.dataset
+            keys = [(name, dataset) for name in charge.names]
+            if any(budgets[key].spent >= limit for key in keys):
+                results.append(False)
                 continue
-            if not write:
-                return None
-            session.execute(
-                insert(privacy_charges),
-                [
+            for (kind, party_id), key in zip(charge.parties, keys, strict=True):
+                party = key[0]
+                new = {
+                    k: e for k, e in charge.exposures.items() if (party, dataset, k) not in charged
+                }
+                if not new:
+                    continue
+                rows.extend(
                     {
                         "party": party,
                         "dataset": dataset,
@@ -360,38 +429,107 @@ class DefendedGuard:
                         "charged_at": moment,
                     }
                     for k, e in new.items()
+                )
+                charged.update((party, dataset, k) for k in new)
+                row = budgets[key]
+                spent = row.spent + sum(new.values())
+                warn = not row.warned and spent >= warning
+                budgets[key] = changed[key] = Budget(row.id, spent, row.warned or warn)
+                if warn:
+                    record_event(
+                        session,
+                        tag=EventTag.PRIVACY_BUDGET_LOW,
+                        actor=charge.actor,
+                        subject=dataset,
+                        details={
+                            kind: party_id,
+                            "dataset": dataset,
+                            "spent": spent,
+                            "limit": limit,
+                        },
+                    )
+                    logger.info(
+                        "%s passed %.0f%% of its budget on %s", party, 100 * spent / limit, dataset
+                    )
+            results.append(True)
+        if rows:
+            session.execute(insert(privacy_charges), rows)
+        if changed:
+            session.execute(
+                _SPEND,
+                [
+                    {"budget_id": b.id, "spent": b.spent, "warned": b.warned, "now": moment}
+                    for b in changed.values()
                 ],
             )
-            spent = row.spent + sum(new.values())
-            warn = not row.warned and spent >= self.settings.beacon_budget_warning * limit
-            session.execute(
-                update(privacy_budgets)
-                .where(privacy_budgets.c.id == row.id)
-                .values(spent=spent, warned=row.warned or warn, updated_at=moment)
-            )
-            if warn:
-                record_event(
-                    session,
-                    tag=EventTag.PRIVACY_BUDGET_LOW,
-                    actor=subject.id,
-                    subject=dataset,
-                    details={kind: party_id, "dataset": dataset, "spent": spent, "limit": limit},
-                )
-                logger.info(
-                    "%s passed %.0f%% of its budget on %s", party, 100 * spent / limit, dataset
-                )
-        return True
+        return results
 
 
-# built once: count answers run them on every query
+@functools.lru_cache(maxsize=64)
+def _ledger_statement(parties: int, variants: int) -> Any:
+    """The parties' budget rows of a dataset, as (party, spent, NULL), and which of some
+    variants are charged to them, as (party, NULL, variant): one statement, one snapshot."""
+    names: list[Any] = [bindparam(f"p{i}") for i in range(parties)]
+    budgets = select(
+        privacy_budgets.c.party,
+        privacy_budgets.c.spent,
+        cast(null(), String).label("variant"),
+    ).where(privacy_budgets.c.dataset == bindparam("dataset"), privacy_budgets.c.party.in_(names))
+    if not variants:
+        return budgets
+    charges = select(
+        privacy_charges.c.party, cast(null(), Float).label("spent"), privacy_charges.c.variant
+    ).where(
+        privacy_charges.c.dataset == bindparam("dataset"),
+        privacy_charges.c.party.in_(names),
+        privacy_charges.c.variant.in_([bindparam(f"v{i}") for i in range(variants)]),
+    )
+    return union_all(budgets, charges)
+
+
+def _locked_budgets(
+    session: Session, dataset: str, names: Sequence[str]
+) -> dict[tuple[str, str], Budget]:
+    """The parties' budget rows of `dataset`, made (at zero) where missing, locked for this
+    transaction (in the order of their names, as every group of charges locks them)."""
+    found = {
+        (str(row.party), dataset): Budget(int(row.id), float(row.spent), bool(row.warned))
+        for row in session.execute(_LOCKED_BUDGETS, {"parties": list(names), "dataset": dataset})
+    }
+    for name in names:
+        if (name, dataset) not in found:
+            found[(name, dataset)] = _budget(session, name, dataset, lock=True)
+    return found
+
+
+# built once: count answers run them
 _BUDGET = select(privacy_budgets.c.id, privacy_budgets.c.spent, privacy_budgets.c.warned).where(
     privacy_budgets.c.party == bindparam("party"), privacy_budgets.c.dataset == bindparam("dataset")
 )
 _LOCKED_BUDGET = _BUDGET.with_for_update()
-_CHARGED = select(privacy_charges.c.variant).where(
-    privacy_charges.c.party == bindparam("party"),
+_LOCKED_BUDGETS = (
+    select(
+        privacy_budgets.c.id,
+        privacy_budgets.c.party,
+        privacy_budgets.c.spent,
+        privacy_budgets.c.warned,
+    )
+    .where(
+        privacy_budgets.c.dataset == bindparam("dataset"),
+        privacy_budgets.c.party.in_(bindparam("parties", expanding=True)),
+    )
+    .order_by(privacy_budgets.c.party)
+    .with_for_update()
+)
+_CHARGED = select(privacy_charges.c.party, privacy_charges.c.variant).where(
     privacy_charges.c.dataset == bindparam("dataset"),
+    privacy_charges.c.party.in_(bindparam("parties", expanding=True)),
     privacy_charges.c.variant.in_(bindparam("variants", expanding=True)),
+)
+_SPEND = (
+    update(privacy_budgets)
+    .where(privacy_budgets.c.id == bindparam("budget_id"))
+    .values(spent=bindparam("spent"), warned=bindparam("warned"), updated_at=bindparam("now"))
 )
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.models import Action, Resource, Subject
@@ -43,6 +44,7 @@ from genecommons.catalog.tables import (
 )
 from genecommons.catalog.vocabularies import duo, hpo
 from genecommons.config import Settings
+from genecommons.db import prepared
 from genecommons.errors import InvalidInputError, NotFoundError
 from genecommons.privacy.answers import DatasetAnswer, Granularity, PeopleGuard, VariantGuard
 from genecommons.variants import beacon
@@ -216,9 +218,12 @@ def visible_datasets(
     session: Session, subject: Subject, requested: Granularity
 ) -> list[DatasetView]:
     """The datasets the caller may learn something of, each with its granularity."""
-    rows = session.execute(_DATASETS).all()
+    # read on every query, without the ORM (the session is left unused unless needed)
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    rows = prepared(engine, _DATASETS).rows({})
     assemblies: dict[int, str] = {}
-    for dataset_id, assembly in session.execute(_ASSEMBLIES):
+    for dataset_id, assembly in prepared(engine, _ASSEMBLIES).rows({}):
         if assembly:
             assemblies.setdefault(int(dataset_id), str(assembly))
     views = []

@@ -1,0 +1,147 @@
+"""db.GroupCommit and db.Prepared on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.db import (
+    Base,
+    GroupCommit,
+    Prepared,
+    make_engine,
+    make_session_factory,
+    write_transaction,
+)
+from genecommons.privacy.tables import privacy_releases
+
+MOMENT = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_a_group_commit_gives_each_item_its_own_result_once_committed(
+    factory: sessionmaker[Session], engine: Engine
+) -> None:
+    def work(session: Session, items: Sequence[int]) -> list[int]:
+        rows = [
+            {"dataset": "D", "variant": str(i), "epsilon": 1.0, "counts": {}, "released_at": MOMENT}
+            for i in items
+        ]
+        session.execute(insert(privacy_releases), rows)
+        return [i * i for i in items]
+
+    grouped = GroupCommit(factory)
+    wrong: list[int] = []
+    unseen: list[int] = []
+    read = Prepared(
+        engine,
+        select(privacy_releases.c.variant).where(privacy_releases.c.variant == bindparam("v")),
+    )
+
+    failures: list[BaseException] = []
+
+    def submit(thread: int) -> None:
+        try:
+            for i in range(thread * 20, thread * 20 + 20):
+                if grouped.submit(work, i) != i * i:
+                    wrong.append(i)
+                if read.rows({"v": str(i)}) != [(str(i),)]:  # committed: others see it now
+                    unseen.append(i)
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=submit, args=(t,)) for t in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and wrong == [] and unseen == []
+    with factory() as session:
+        variants = session.execute(select(privacy_releases.c.variant)).scalars().all()
+    assert sorted(variants, key=int) == [str(i) for i in range(200)]
+
+
+def test_items_of_several_kinds_share_a_group_and_fail_with_it(
+    factory: sessionmaker[Session],
+) -> None:
+    # one kind writes, the other fails: a group holding both commits nothing, and each of its
+    # items raises what failed it
+    def write(session: Session, items: Sequence[int]) -> list[int]:
+        rows = [
+            {"dataset": "D", "variant": str(i), "epsilon": 1.0, "counts": {}, "released_at": MOMENT}
+            for i in items
+        ]
+        session.execute(insert(privacy_releases), rows)
+        return list(items)
+
+    def refuse(session: Session, items: Sequence[int]) -> list[int]:
+        raise LookupError(f"refused {list(items)}")
+
+    grouped = GroupCommit(factory)
+    outcomes: dict[int, object] = {}
+
+    def submit(i: int) -> None:
+        try:
+            outcomes[i] = grouped.submit(refuse if i % 5 == 0 else write, i)
+        except LookupError as error:
+            outcomes[i] = error
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with factory() as session:
+        written = {int(v) for v in session.execute(select(privacy_releases.c.variant)).scalars()}
+    assert len(outcomes) == 40
+    for i, outcome in outcomes.items():
+        if i % 5 == 0:
+            assert isinstance(outcome, LookupError)  # its own kind failed
+        elif isinstance(outcome, LookupError):
+            assert i not in written  # failed with its group: nothing of it committed
+        else:
+            assert outcome == i and i in written
+
+
+def test_a_write_transaction_waits_for_the_sqlite_write_lock_then_writes(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'locked.sqlite3'}")
+    Base.metadata.create_all(engine, tables=[privacy_releases])
+    factory = make_session_factory(engine)
+    held, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+    row = {"dataset": "D", "epsilon": 1.0, "counts": {}, "released_at": MOMENT}
+
+    def hold() -> None:
+        with write_transaction(factory) as session:
+            session.execute(insert(privacy_releases), [{**row, "variant": "first"}])
+            held.set()
+            release.wait()
+
+    def write() -> None:
+        try:
+            with write_transaction(factory) as session:  # waits for the lock, retrying
+                seen = session.execute(select(privacy_releases.c.variant)).scalars().all()
+                session.execute(insert(privacy_releases), [{**row, "variant": f"after {seen}"}])
+        except BaseException as error:
+            failures.append(error)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.05)  # let the writer try while the lock is held (the outcome is the same)
+    release.set()
+    holder.join()
+    writer.join()
+    assert failures == []
+    with factory() as session:
+        variants = set(session.execute(select(privacy_releases.c.variant)).scalars())
+    assert variants == {"first", "after ['first']"}  # it began once the first had committed
+    engine.dispose()

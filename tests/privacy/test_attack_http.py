@@ -78,6 +78,14 @@ def test_attack_tool_against_the_served_beacon_exact_and_defended(tmp_path: Path
 
     cli("init")
     cli("submit", str(demo))
+    # the demo's public reference, checked: the served Beacon places windows by it as the
+    # in-process guard does
+    cli("variants", "load-reference", str(demo / "public_frequencies.vcf.gz"))
+    cli("privacy", "check-reference", OPEN_DATASET)
+    fit = json.loads(
+        (tmp_path / "data" / "privacy" / "reference-fit" / f"{OPEN_DATASET}.json").read_text()
+    )
+    assert fit["suits"], fit
     out = tmp_path / "out"
     with (
         served({**env, "GENECOMMONS_BEACON_GUARD": "exact"}, tmp_path / "exact.log") as exact,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -39,6 +41,31 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"../shared/{'/'.join(parts)} is not present on this machine")
     return path
+
+
+CliRun = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(scope="session")
+def genecommons_cli() -> CliRun:
+    """`run(env, *args)`: `python -m genecommons ARGS` in a process of its own with the
+    environment `env`, failing the test with its output unless it exits 0."""
+
+    def run(
+        env: Mapping[str, str], *args: str, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "genecommons", *args],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    return run
 
 
 _pg_state: dict[str, str | None] = {}

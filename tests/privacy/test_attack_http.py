@@ -10,9 +10,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -59,22 +60,16 @@ def served(env: dict[str, str], log: Path) -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_attack_tool_against_the_served_beacon_exact_and_defended(tmp_path: Path) -> None:
+def test_attack_tool_against_the_served_beacon_exact_and_defended(
+    tmp_path: Path, genecommons_cli: Callable[..., Any]
+) -> None:
     demo = tmp_path / "demo"
     write_demo(demo, individuals=65, reference_individuals=40, sequence_length=300_000, seed=42)
     env = {**os.environ, "GENECOMMONS_DATA_DIR": str(tmp_path / "data")}
     env.pop("GENECOMMONS_BEACON_GUARD", None)
 
     def cli(*args: str) -> None:
-        done = subprocess.run(
-            [sys.executable, "-m", "genecommons", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+        genecommons_cli(env, *args)
 
     cli("init")
     cli("submit", str(demo))

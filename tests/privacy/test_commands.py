@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -142,22 +141,15 @@ def test_attack_beacon_reads_who_is_in_the_public_reference(
         assert run.call_args.kwargs["public"] == ("P1", "P2", "P3")
 
 
-def test_attack_beacon_end_to_end_on_a_small_demo(tmp_path: Path) -> None:
+def test_attack_beacon_end_to_end_on_a_small_demo(
+    tmp_path: Path, genecommons_cli: Callable[..., Any]
+) -> None:
     demo = tmp_path / "demo"
     write_demo(demo, individuals=150, reference_individuals=100, sequence_length=400_000, seed=5)
     env = {**os.environ, "GENECOMMONS_DATA_DIR": str(tmp_path / "data")}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "genecommons", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done
+        return genecommons_cli(env, *args)
 
     cli("init")
     cli("submit", str(demo))

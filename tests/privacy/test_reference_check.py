@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -23,23 +23,11 @@ from genecommons.privacy import service
 from genecommons.variants.service import open_reference, store_path
 
 OPERATOR = Subject.operator("tester")
-
-
-def cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "genecommons", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+CliRun = Callable[..., Any]  # conftest's genecommons_cli
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+def node(tmp_path_factory: pytest.TempPathFactory, genecommons_cli: CliRun) -> SimpleNamespace:
     """A small demo submitted to a node, with the demo's public reference loaded."""
     root = tmp_path_factory.mktemp("node")
     demo = root / "demo"
@@ -47,10 +35,15 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     env = {**os.environ, "GENECOMMONS_DATA_DIR": str(root / "data")}
     for name in [k for k in env if k.startswith("GENECOMMONS_") and k != "GENECOMMONS_DATA_DIR"]:
         env.pop(name)
-    cli(env, "init")
-    cli(env, "submit", str(demo))
+    genecommons_cli(env, "init")
+    genecommons_cli(env, "submit", str(demo))
     settings = Settings(data_dir=root / "data")
+
+    def cli(*args: str) -> str:
+        return str(genecommons_cli(env, *args).stdout)
+
     return SimpleNamespace(
+        cli=cli,
         env=env,
         demo=demo,
         settings=settings,
@@ -66,9 +59,9 @@ def test_the_reference_is_used_only_where_checked_and_suited(node: SimpleNamespa
         service.check_reference(
             node.factory, node.settings, subject=OPERATOR, dataset="GCD00000001"
         )
-    cli(node.env, "variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
+    node.cli("variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
     assert service.threshold_rule(node.settings).placed == frozenset()  # loaded, not checked
-    shown = cli(node.env, "privacy", "check-reference")
+    shown = node.cli("privacy", "check-reference")
     assert "GCD00000001" in shown and "GCD00000002" in shown
     fit = service.check_reference(
         node.factory, node.settings, subject=OPERATOR, dataset="GCD00000001"
@@ -99,7 +92,7 @@ def test_the_reference_is_used_only_where_checked_and_suited(node: SimpleNamespa
 def test_a_check_of_other_settings_or_another_store_no_longer_counts(
     node: SimpleNamespace,
 ) -> None:
-    cli(node.env, "variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
+    node.cli("variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
     fit = service.check_reference(
         node.factory, node.settings, subject=OPERATOR, dataset="GCD00000001"
     )
@@ -109,10 +102,10 @@ def test_a_check_of_other_settings_or_another_store_no_longer_counts(
     wider = Settings(data_dir=node.settings.data_dir, beacon_threshold_window=5)
     assert not service.threshold_rule(wider).places("GCD00000001")
     # another reference: the panel's genotypes, all 200 people
-    cli(node.env, "variants", "load-reference", str(node.demo / "reference_panel.vcf.gz"))
+    node.cli("variants", "load-reference", str(node.demo / "reference_panel.vcf.gz"))
     assert not service.threshold_rule(node.settings).places("GCD00000001")
     # the store rebuilt (a new file): its old check no longer counts
-    cli(node.env, "variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
+    node.cli("variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
     assert service.threshold_rule(node.settings).places("GCD00000001")
     sites = store_path(node.settings, "GCD00000001") / "sites.sqlite"
     os.utime(sites, ns=(sites.stat().st_atime_ns, sites.stat().st_mtime_ns + 1))
@@ -124,7 +117,7 @@ def test_a_check_of_other_settings_or_another_store_no_longer_counts(
 
 @pytest.mark.slow
 def test_checking_needs_record_access_and_a_store(node: SimpleNamespace) -> None:
-    cli(node.env, "variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
+    node.cli("variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
     reader = Subject.user("r@example.org", roles=frozenset({"researcher"}), institution=None)
     with pytest.raises(AccessDeniedError):
         service.check_reference(node.factory, node.settings, subject=reader, dataset="GCD00000001")

@@ -38,8 +38,9 @@ class Sites:
         return len(self.site_ids)
 
 
-def header(samples: Sequence[str], *, chrom: str, source: str) -> bytes:
-    """The VCF header: meta lines and the column line naming `samples`."""
+def header(samples: Sequence[str] | None, *, chrom: str, source: str) -> bytes:
+    """The VCF header: meta lines and the column line naming `samples` (None: a sites-only
+    VCF, no FORMAT and no sample columns)."""
     lines = [
         "##fileformat=VCFv4.3",
         '##FILTER=<ID=PASS,Description="All filters passed">',
@@ -50,28 +51,12 @@ def header(samples: Sequence[str], *, chrom: str, source: str) -> bytes:
         '##INFO=<ID=AN,Number=1,Type=Integer,Description="Total number of alleles in called '
         'genotypes">',
         '##INFO=<ID=AF,Number=A,Type=Float,Description="Allele frequency">',
-        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-        "\t".join(
-            ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *samples)
-        ),
     ]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def sites_header(*, chrom: str, source: str) -> bytes:
-    """The header of a sites-only VCF: meta lines, INFO AC/AN/AF, no samples."""
-    lines = [
-        "##fileformat=VCFv4.3",
-        '##FILTER=<ID=PASS,Description="All filters passed">',
-        f"##source={source}",
-        f"##reference={ASSEMBLY}",
-        f'##contig=<ID={chrom},length={CHROM_LENGTH},assembly={ASSEMBLY},species="Homo sapiens">',
-        '##INFO=<ID=AC,Number=A,Type=Integer,Description="Allele count in genotypes">',
-        '##INFO=<ID=AN,Number=1,Type=Integer,Description="Total number of alleles in called '
-        'genotypes">',
-        '##INFO=<ID=AF,Number=A,Type=Float,Description="Allele frequency">',
-        "\t".join(("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")),
-    ]
+    columns = ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]
+    if samples is not None:
+        lines.append('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
+        columns += ["FORMAT", *samples]
+    lines.append("\t".join(columns))
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -163,7 +148,7 @@ def write_vcfs(
             handle = pysam.BGZFile(str(path), "wb", index=None)
             files.append(handle)
             summaries.append(handle)
-            handle.write(sites_header(chrom=region.chrom, source=source))
+            handle.write(header(None, chrom=region.chrom, source=source))
         filled = 0
         block_positions: list[int] = []
         block_refs: list[str] = []

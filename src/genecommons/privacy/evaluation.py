@@ -2,7 +2,9 @@
 
 Members are people of the dataset's cohort VCF; non-members are people of the reference panel
 held out from the attacker's panel (the attacker's frequencies and LD come from the rest of the
-panel, so that a non-member is never part of the attacker's own data).
+panel, so that a non-member is never part of the attacker's own data) and never people whose
+counts are the node's public reference (they would shift the windows the reference places).
+The attacker who knows the defence knows the public reference too (`known_rule`).
 """
 
 from __future__ import annotations

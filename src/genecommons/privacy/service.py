@@ -222,7 +222,9 @@ def check_reference(
             details={k: record[k] for k in ("reference_sha256", "suits", "ratio", "sites")},
         )
         session.flush()
-        try:  # written before the commit: an event that cannot be written changes nothing
+        # the event is flushed first: one that cannot be written leaves the old record (a
+        # commit failing after the replace would leave the new record without its event)
+        try:
             aside.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
             os.replace(aside, target)
         finally:

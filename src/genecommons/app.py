@@ -25,6 +25,7 @@ from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import GroupCommit, make_engine, make_session_factory
 from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError
+from genecommons.held_events import HeldEventsMiddleware
 from genecommons.privacy.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
 from genecommons.privacy.service import DefendedGuard, DefendedPeople
 from genecommons.variants import beacon_routes
@@ -91,6 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.people_guard = people
     app.state.variant_stores = StoreCache()
     app.state.grouped_events = GroupedQueue(app.state.session_factory, writes=writes)
+    # a Beacon query's token use is committed with its event (one commit), and whatever a
+    # request still holds before its response starts
+    app.add_middleware(HeldEventsMiddleware, events=app.state.grouped_events)
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:

@@ -15,6 +15,7 @@ from genecommons.access import service as access_service
 from genecommons.access.models import Subject
 from genecommons.config import Settings
 from genecommons.errors import AuthenticationError
+from genecommons.held_events import held
 
 
 async def get_settings(request: Request) -> Settings:
@@ -60,6 +61,7 @@ def _token_subject(request: Request, header: str) -> Subject:
         token.strip(),
         address=_address(request),
         events=request.app.state.grouped_events,
+        held=held(request.scope),  # a Beacon query commits its token's use with its event
     )
     passport = request.headers.get("x-ga4gh-passport")
     if passport:

@@ -246,15 +246,36 @@ class GroupedQueue:
         subject: str | None = None,
         details: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        after: Sequence[bytes] = (),
     ) -> None:
         """Queue one event, durably, in a transaction of its own or shared with events
-        recorded at the same time; return when it is committed."""
-        self.writes.submit(_queue_leaves, _queued_leaf(tag, actor, subject, details, now))
+        recorded at the same time, with the events `after` held back for it (`event_leaf`: queued
+        before it, in the same transaction); return when it is committed."""
+        leaf = _queued_leaf(tag, actor, subject, details, now)
+        self.writes.submit(_queue_leaves, (*after, leaf))
+
+    def flush(self, leaves: Sequence[bytes]) -> None:
+        """Queue events held back (`event_leaf`), durably; return when they are committed."""
+        if leaves:
+            self.writes.submit(_queue_leaves, tuple(leaves))
 
 
-def _queue_leaves(session: Session, leaves: Sequence[bytes]) -> list[None]:
-    session.execute(_QUEUE, [{"leaf": leaf} for leaf in leaves])
-    return [None] * len(leaves)
+def event_leaf(
+    *,
+    tag: EventTag,
+    actor: str,
+    subject: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> bytes:
+    """An event as it is queued, to be committed later with another (`GroupedQueue.record`'s
+    `after`) or on its own (`GroupedQueue.flush`)."""
+    return _queued_leaf(tag, actor, subject, details, now)
+
+
+def _queue_leaves(session: Session, items: Sequence[tuple[bytes, ...]]) -> list[None]:
+    session.execute(_QUEUE, [{"leaf": leaf} for item in items for leaf in item])
+    return [None] * len(items)
 
 
 SEQUENCE_BATCH = 5000

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from genecommons.deps import AddressDep, SubjectDep
 from genecommons.errors import GeneCommonsError, InvalidInputError
+from genecommons.held_events import held
 from genecommons.variants import beacon
 from genecommons.variants import beacon_service as service
 from genecommons.variants.beacon import BeaconRequest
@@ -33,6 +34,7 @@ async def get_beacon(request: Request) -> service.Beacon:
         people=state.people_guard,
         stores=state.variant_stores,
         events=state.grouped_events,
+        held=held(request.scope),
     )
 
 

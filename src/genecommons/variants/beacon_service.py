@@ -145,6 +145,8 @@ class Beacon:
     stores: StoreCache = field(default_factory=StoreCache)
     # the app's queue of Beacon query events, shared by its requests (None: one of its own)
     events: GroupedQueue | None = None
+    # events the request holds back (its token's use), committed with the query's event
+    held: list[bytes] | None = None
 
     def __post_init__(self) -> None:
         if self.events is None:
@@ -479,7 +481,11 @@ def _record_query(
         "address": caller.address,
     }
     assert beacon_app.events is not None  # made with the Beacon
-    beacon_app.events.record(tag=EventTag.BEACON_QUERY, actor=caller.subject.id, details=details)
+    held = beacon_app.held if beacon_app.held is not None else []
+    beacon_app.events.record(
+        tag=EventTag.BEACON_QUERY, actor=caller.subject.id, details=details, after=tuple(held)
+    )
+    held.clear()  # committed (a failed commit leaves them held, for the response's check)
 
 
 # -- g_variants -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -64,6 +65,33 @@ def genecommons_cli() -> CliRun:
         )
         assert done.returncode == 0, done.stdout + done.stderr
         return done
+
+    return run
+
+
+InThreads = Callable[[int, Callable[[int], object]], "list[BaseException | None]"]
+
+
+@pytest.fixture(scope="session")
+def in_threads() -> InThreads:
+    """`run(count, work)`: `work(0)` ... `work(count - 1)` each in a thread of its own, all at
+    once; what each raised (None where it returned), in thread order."""
+
+    def run(count: int, work: Callable[[int], object]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = [None] * count
+
+        def guarded(i: int) -> None:
+            try:
+                work(i)
+            except BaseException as error:  # handed back to the test, not lost in the thread
+                outcomes[i] = error
+
+        threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return outcomes
 
     return run
 

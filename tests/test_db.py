@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,10 +23,11 @@ from genecommons.db import (
 from genecommons.privacy.tables import privacy_releases
 
 MOMENT = datetime(2026, 12, 1, tzinfo=UTC)
+InThreads = Callable[[int, Callable[[int], object]], list[BaseException | None]]  # conftest's
 
 
 def test_a_group_commit_gives_each_item_its_own_result_once_committed(
-    factory: sessionmaker[Session], engine: Engine
+    factory: sessionmaker[Session], engine: Engine, in_threads: InThreads
 ) -> None:
     def work(session: Session, items: Sequence[int]) -> list[int]:
         rows = [
@@ -44,23 +45,14 @@ def test_a_group_commit_gives_each_item_its_own_result_once_committed(
         select(privacy_releases.c.variant).where(privacy_releases.c.variant == bindparam("v")),
     )
 
-    failures: list[BaseException] = []
-
     def submit(thread: int) -> None:
-        try:
-            for i in range(thread * 20, thread * 20 + 20):
-                if grouped.submit(work, i) != i * i:
-                    wrong.append(i)
-                if read.rows({"v": str(i)}) != [(str(i),)]:  # committed: others see it now
-                    unseen.append(i)
-        except BaseException as error:
-            failures.append(error)
+        for i in range(thread * 20, thread * 20 + 20):
+            if grouped.submit(work, i) != i * i:
+                wrong.append(i)
+            if read.rows({"v": str(i)}) != [(str(i),)]:  # committed: others see it now
+                unseen.append(i)
 
-    threads = [threading.Thread(target=submit, args=(t,)) for t in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = [e for e in in_threads(10, submit) if e is not None]
     assert failures == [] and wrong == [] and unseen == []
     with factory() as session:
         variants = session.execute(select(privacy_releases.c.variant)).scalars().all()
@@ -68,7 +60,7 @@ def test_a_group_commit_gives_each_item_its_own_result_once_committed(
 
 
 def test_items_of_several_kinds_share_a_group_and_fail_with_it(
-    factory: sessionmaker[Session],
+    factory: sessionmaker[Session], in_threads: InThreads
 ) -> None:
     # one kind writes, the other fails: a group holding both commits nothing, and each of its
     # items raises what failed it
@@ -92,11 +84,7 @@ def test_items_of_several_kinds_share_a_group_and_fail_with_it(
         except LookupError as error:
             outcomes[i] = error
 
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(40)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert in_threads(40, submit) == [None] * 40  # each outcome is kept below
     with factory() as session:
         written = {int(v) for v in session.execute(select(privacy_releases.c.variant)).scalars()}
     assert len(outcomes) == 40

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,33 +27,20 @@ import numpy as np
 from genecommons.privacy import attack, evaluation
 from genecommons.privacy.beacon_guard import ThresholdRule
 from genecommons.privacy.oracles import read_dosages
+from genecommons.variants.reference import ReferenceCounts, build_reference
 
 QUERIES = (1, 5, 10, 100, 1000, 5000)
 SIZES = (2, 3, 4, 5, 6, 8)
-
-
-class Counts(dict[str, tuple[int, int]]):
-    """Public counts by variant key (the demo's public half of the panel)."""
-
-    def __init__(self, alleles: int, counts: dict[str, tuple[int, int]]) -> None:
-        super().__init__(counts)
-        self.alleles = alleles
 
 
 def main(demo: Path, keys: int) -> None:
     truth = json.loads((demo / "truth.json").read_text(encoding="utf-8"))
     public = tuple(truth["public_frequencies"]["samples"])
     cohort = read_dosages(demo / "cohort.vcf.gz")
-    panel = read_dosages(demo / "reference_panel.vcf.gz", sites=cohort.variants)
-    in_public = np.isin(np.asarray(panel.people), np.asarray(public))
-    counts = panel.dosages[:, in_public].sum(axis=1, dtype=np.int64)
-    table = Counts(
-        2 * int(in_public.sum()),
-        {
-            v.key: (int(c), 2 * int(in_public.sum()))
-            for v, c in zip(cohort.variants, counts, strict=True)
-        },
-    )
+    # the node's own reference store, built from the demo's public AC/AN (what make run loads)
+    built = Path(tempfile.mkdtemp()) / "reference.sqlite"
+    build_reference(demo / truth["public_frequencies"]["file"], built)
+    table = ReferenceCounts(built)
     ac = cohort.dosages.sum(axis=1, dtype=np.int64)
     alleles = 2 * cohort.dosages.shape[1]
     uniform = ThresholdRule(key=bytes(32), low=10, high=40)

@@ -196,29 +196,21 @@ def test_a_large_batch_is_sequenced_intact(factory: Any, settings: Settings) -> 
 
 
 def test_grouped_events_from_many_threads_are_committed_before_record_returns(
-    factory: Any, settings: Settings
+    factory: Any, settings: Settings, in_threads: Any
 ) -> None:
     grouped = GroupedQueue(factory)
     missing: list[str] = []
-    failures: list[BaseException] = []
 
     def record(thread: int) -> None:
-        try:
-            for i in range(15):
-                actor = f"user:t{thread}-{i}@example.org"
-                grouped.record(tag=EventTag.BEACON_QUERY, actor=actor, details={"i": i})
-                with factory() as session:  # committed: another connection sees it now
-                    leaves = session.execute(select(audit_queue.c.leaf)).scalars().all()
-                    if not any(actor.encode() in bytes(leaf) for leaf in leaves):
-                        missing.append(actor)
-        except BaseException as error:
-            failures.append(error)
+        for i in range(15):
+            actor = f"user:t{thread}-{i}@example.org"
+            grouped.record(tag=EventTag.BEACON_QUERY, actor=actor, details={"i": i})
+            with factory() as session:  # committed: another connection sees it now
+                leaves = session.execute(select(audit_queue.c.leaf)).scalars().all()
+                if not any(actor.encode() in bytes(leaf) for leaf in leaves):
+                    missing.append(actor)
 
-    threads = [threading.Thread(target=record, args=(t,)) for t in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = [e for e in in_threads(12, record) if e is not None]
     assert failures == []
     assert missing == []
     assert service.sequence_queued(factory) == 12 * 15
@@ -231,25 +223,19 @@ def test_grouped_events_from_many_threads_are_committed_before_record_returns(
     assert service.verify(factory, key.public_key()).problems == []
 
 
-def test_a_failed_group_commit_fails_every_record_waiting_for_it(tmp_path: Any) -> None:
+def test_a_failed_group_commit_fails_every_record_waiting_for_it(
+    tmp_path: Any, in_threads: Any
+) -> None:
     # a database without the queue table: every commit fails, and so must each record
     empty = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}"))
     grouped = GroupedQueue(empty)
-    raised: list[BaseException] = []
     returned: list[int] = []
 
     def record(thread: int) -> None:
-        try:
-            grouped.record(tag=EventTag.BEACON_QUERY, actor=f"user:t{thread}@example.org")
-            returned.append(thread)
-        except OperationalError as error:
-            raised.append(error)
+        grouped.record(tag=EventTag.BEACON_QUERY, actor=f"user:t{thread}@example.org")
+        returned.append(thread)
 
-    threads = [threading.Thread(target=record, args=(t,)) for t in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    raised = [e for e in in_threads(8, record) if isinstance(e, OperationalError)]
     assert returned == []
     assert len(raised) == 8
     grouped.factory.kw["bind"].dispose()

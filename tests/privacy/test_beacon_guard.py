@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections
 import math
 import random
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from genecommons.variants.store import SiteCounts
 
 KEY = bytes(range(32))
 Tables = Callable[[int, dict[str, tuple[int, int]]], PublicCounts]  # conftest's public_table
+InThreads = Callable[[int, Callable[[int], object]], list[BaseException | None]]  # conftest's
 RULE = ThresholdRule(key=KEY, low=10, high=40)
 SHAPED = ThresholdRule(key=KEY, low=10, high=40, alpha=0.5, beta=3.0)  # heavy near 10
 shapes = st.floats(min_value=0.2, max_value=5.0)
@@ -390,7 +390,7 @@ def _guards(database_url: str, settings: Settings, count: int) -> list[DefendedG
 
 
 def test_concurrent_count_answers_never_overspend_and_charge_each_variant_once(
-    engine: Engine, database_url: str, settings: Settings
+    engine: Engine, database_url: str, settings: Settings, in_threads: InThreads
 ) -> None:
     # budget 0.5 at 2/31 a variant: asked one after the other, the address would be answered
     # about 8 new variants (the 8th passes the budget), warned once on the 7th (0.8 of it)
@@ -399,30 +399,22 @@ def test_concurrent_count_answers_never_overspend_and_charge_each_variant_once(
     variants = [site(ac=20, pos=p) for p in range(1, 25)]
     same = USER
     given: list[tuple[str, str]] = []
-    failures: list[BaseException] = []
 
     def ask(thread: int) -> None:
         subject = same if thread % 2 else replace(USER, id=f"user:t{thread}@example.org")
         order = random.Random(thread).sample(variants, len(variants))
-        try:
-            for m in order * 2:  # each asked twice: the second time costs nothing new
-                answer = guards[thread % 2](
-                    subject=subject,
-                    address="10.3.3.3",
-                    dataset="GCD1",
-                    granularity=Granularity.COUNT,
-                    matches=[m],
-                )
-                if not (answer.note and "budget" in answer.note):
-                    given.append((subject.id, m.variant.key))
-        except BaseException as error:
-            failures.append(error)
+        for m in order * 2:  # each asked twice: the second time costs nothing new
+            answer = guards[thread % 2](
+                subject=subject,
+                address="10.3.3.3",
+                dataset="GCD1",
+                granularity=Granularity.COUNT,
+                matches=[m],
+            )
+            if not (answer.note and "budget" in answer.note):
+                given.append((subject.id, m.variant.key))
 
-    threads = [threading.Thread(target=ask, args=(t,)) for t in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = [e for e in in_threads(12, ask) if e is not None]
     assert failures == []
     with make_session_factory(engine)() as session:
         charges = session.execute(
@@ -457,7 +449,7 @@ def test_concurrent_count_answers_never_overspend_and_charge_each_variant_once(
 
 
 def test_a_failed_charge_commit_fails_every_answer_waiting_for_it(
-    database_url: str, settings: Settings
+    database_url: str, settings: Settings, in_threads: InThreads
 ) -> None:
     # a ledger whose charges cannot be written (a column the code does not fill): the reads
     # work, every group commit fails, and so must each answer that waited for one
@@ -476,27 +468,19 @@ def test_a_failed_charge_commit_fails_every_answer_waiting_for_it(
     )
     refusing.create_all(engine)
     guard = DefendedGuard(make_session_factory(engine), settings, rule=RULE)
-    raised: list[BaseException] = []
     returned: list[int] = []
 
     def ask(thread: int) -> None:
-        try:
-            guard(
-                subject=USER,
-                address="10.4.4.4",
-                dataset="GCD1",
-                granularity=Granularity.COUNT,
-                matches=[site(ac=20, pos=1000 + thread)],
-            )
-            returned.append(thread)
-        except IntegrityError as error:
-            raised.append(error)
+        guard(
+            subject=USER,
+            address="10.4.4.4",
+            dataset="GCD1",
+            granularity=Granularity.COUNT,
+            matches=[site(ac=20, pos=1000 + thread)],
+        )
+        returned.append(thread)
 
-    threads = [threading.Thread(target=ask, args=(t,)) for t in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    raised = [e for e in in_threads(8, ask) if isinstance(e, IntegrityError)]
     assert returned == []
     assert len(raised) == 8
     factory = make_session_factory(engine)

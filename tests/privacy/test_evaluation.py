@@ -34,6 +34,7 @@ def test_non_members_are_drawn_outside_the_public_reference(small_demo: Path) ->
     assert drawn.reference.shape[1] == 80 - 30
     truth = json.loads((small_demo / "truth.json").read_text())
     named = truth.get("public_frequencies", {}).get("samples", ())
+    assert len(named) == 40  # the first half of the 80-person panel
     assert evaluation.demo_public_people(small_demo) == tuple(named)
 
 

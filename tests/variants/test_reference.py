@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pysam
 import pytest
@@ -395,7 +396,7 @@ def test_a_new_reference_replaces_the_old(tmp_path: Path) -> None:
 # -- lookups --------------------------------------------------------------------------------
 
 
-def test_lookups_from_many_threads(tmp_path: Path) -> None:
+def test_lookups_from_many_threads(tmp_path: Path, in_threads: Any) -> None:
     records = [f"chr1\t{p}\t.\tA\tG\t.\t.\tAC={p % 97};AN=200" for p in range(1, 5001)]
     build_reference(write_vcf(tmp_path / "sites.vcf.gz", records), tmp_path / "ref.sqlite")
     counts: PublicCounts = ReferenceCounts(tmp_path / "ref.sqlite")
@@ -411,11 +412,7 @@ def test_lookups_from_many_threads(tmp_path: Path) -> None:
             if counts.get(f"chr1-{p}-A-T") is not None:
                 failures.append(f"chr1-{p}-A-T")
 
-    threads = [threading.Thread(target=look, args=(k,)) for k in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert in_threads(8, look) == [None] * 8
     assert failures == []
 
 

@@ -13,7 +13,7 @@ whole dataset that says nothing about any one person.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from genecommons.privacy.beacon_guard import ThresholdRule
 from genecommons.variants.store import SiteCounts
@@ -50,7 +50,7 @@ def reference_fit(placed: ThresholdRule, sites: Iterable[SiteCounts]) -> Referen
     if placed.reference is None:
         raise ValueError("the rule has no public reference to check")
     reference = placed.reference
-    unplaced = ThresholdRule(placed.key, placed.low, placed.high, placed.alpha, placed.beta)
+    unplaced = replace(placed, reference=None, placed=None)
     held = listed = exposed_placed = exposed_unplaced = 0
     with_windows = without = 0.0
     for site in sites:

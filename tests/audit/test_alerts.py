@@ -273,6 +273,77 @@ def test_many_accounts_from_one_address_and_a_used_revoked_token() -> None:
     assert found[1].details["why"] == "revoked"
 
 
+def test_a_busy_address_is_remembered_by_its_accounts_not_its_events() -> None:
+    """A gateway's one account making thousands of token uses is one entry in what the rule
+    remembers (it used to keep every event of the window, and rescan it on each one)."""
+    warning = EarlyWarning(default_rule_set())
+    stream = Stream()
+    for second in range(20_000):
+        stream.add(
+            T0 + timedelta(seconds=second / 10),
+            EventTag.TOKEN_USED,
+            "user:gateway@example.org",
+            "token:3",
+            address="198.51.100.7",
+        )
+    assert not [f for e in stream.events for f in warning.feed(e, NoGrants())]
+    remembered = warning.state["rules"]["many-accounts"]["latest"]
+    assert remembered == {
+        "198.51.100.7": {
+            "user:gateway@example.org": [stream.events[-1].occurred_at.timestamp(), 19_999]
+        }
+    }
+    later = T0 + timedelta(minutes=40)
+    for number in range(4):
+        stream.add(later, EventTag.SIGN_IN, f"user:g{number}@example.org", "address:198.51.100.7")
+    found = [f for e in stream.events[20_000:] for f in warning.feed(e, NoGrants())]
+    assert [(f.rule, f.key, len(f.details["accounts"])) for f in found] == [
+        ("many-accounts", "198.51.100.7", 5)
+    ]
+    assert found[0].leaf_indices == (19_999, 20_000, 20_001, 20_002, 20_003)  # one per account
+
+
+def test_an_account_whose_last_use_left_the_window_no_longer_counts() -> None:
+    stream = Stream()
+    for number, minute in enumerate((0, 30, 40, 50, 65)):  # w0 is out of the hour by minute 65
+        at = T0 + timedelta(minutes=minute)
+        stream.add(at, EventTag.SIGN_IN, f"user:w{number}@example.org", "address:192.0.2.8")
+    assert run(stream.events) == []
+    again = T0 + timedelta(minutes=66)
+    stream.add(again, EventTag.SIGN_IN, "user:w0@example.org", "address:192.0.2.8")
+    assert [f.details["accounts"] for f in run(stream.events)] == [
+        [f"user:w{n}@example.org" for n in range(5)]
+    ]
+
+
+def test_state_stored_before_december_2026_is_folded_in() -> None:
+    """The rule once stored every event of the window; such a state still counts its accounts."""
+    moment = T0.timestamp()
+    old = {
+        "rule_set": default_rule_set().id,
+        "rules": {
+            "many-accounts": {
+                "windows": {
+                    "192.0.2.9": [[moment + n, n, f"user:o{n % 4}@example.org"] for n in range(40)]
+                }
+            }
+        },
+    }
+    warning = EarlyWarning(default_rule_set(), old)
+    fifth = WatchedEvent(
+        40,
+        T0 + timedelta(minutes=1),
+        EventTag.SIGN_IN,
+        "user:o4@example.org",
+        "address:192.0.2.9",
+        {},
+    )
+    found = warning.feed(fifth, NoGrants())
+    assert [(f.key, len(f.details["accounts"])) for f in found] == [("192.0.2.9", 5)]
+    assert found[0].leaf_indices == (36, 37, 38, 39, 40)  # each account's latest
+    assert "windows" not in warning.state["rules"]["many-accounts"]
+
+
 def attack_stream() -> list[WatchedEvent]:
     stream = Stream()
     normal_use(stream, days=5)

@@ -417,12 +417,19 @@ class EarlyWarning:
             cooling = memory.get("cooldown", {})
             for key in [k for k, until in cooling.items() if until <= moment]:
                 del cooling[key]
-            if rule.kind in (RuleKind.REPEATED, RuleKind.MANY_ACCOUNTS):
+            since = moment - rule.window_seconds
+            if rule.kind is RuleKind.REPEATED:
                 windows = memory.get("windows", {})
-                for key in [
-                    k for k, v in windows.items() if v[-1][0] < moment - rule.window_seconds
-                ]:
+                for key in [k for k, v in windows.items() if v[-1][0] < since]:
                     del windows[key]
+            elif rule.kind is RuleKind.MANY_ACCOUNTS:
+                latest = _latest(memory)
+                for key in [
+                    k
+                    for k, v in latest.items()
+                    if max((at for at, _ in v.values()), default=0) < since
+                ]:
+                    del latest[key]
 
     def _cooled(self, rule: AlertRule, key: str, event: WatchedEvent) -> bool:
         """Whether an alert for `key` may be raised now (one per key per window)."""
@@ -684,21 +691,38 @@ def _repeated(
     return findings
 
 
+def _latest(memory: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    """Per address, each account's latest [moment, leaf] (state stored before 2026-12 kept
+    every event of the window instead: it is folded in)."""
+    latest: dict[str, dict[str, list[Any]]] = memory.setdefault("latest", {})
+    for address, window in memory.pop("windows", {}).items():
+        seen = latest.setdefault(address, {})
+        for moment, leaf, account in window:
+            if account not in seen or seen[account][0] <= moment:
+                seen[account] = [moment, leaf]
+    return latest
+
+
 def _many_accounts(
     warning: EarlyWarning, rule: AlertRule, event: WatchedEvent, _facts: GrantFacts
 ) -> list[Finding]:
     account, address = _account(event), _address(event)
     if account is None or address is None:
         return []
-    windows = warning._memory(rule).setdefault("windows", {})
+    # per address, each account's latest event from it: as many entries as accounts, however
+    # busy the address (one account's thousands of token uses from a gateway stay one entry)
+    latest = _latest(warning._memory(rule))
     moment = event.occurred_at.timestamp()
-    window = [w for w in windows.get(address, []) if w[0] > moment - rule.window_seconds]
-    window.append([moment, event.leaf_index, account])
-    windows[address] = window
-    accounts = sorted({w[2] for w in window})
-    if len(accounts) < rule.threshold:
+    since = moment - rule.window_seconds
+    seen = latest.setdefault(address, {})
+    seen[account] = [moment, event.leaf_index]
+    for gone in [a for a, (at, _leaf) in seen.items() if at <= since]:
+        del seen[gone]
+    if len(seen) < rule.threshold:
         return []
-    del windows[address]
+    del latest[address]
+    accounts = sorted(seen)
+    evidence = sorted((at, leaf) for at, leaf in seen.values())
     return [
         warning._finding(
             rule,
@@ -712,7 +736,7 @@ def _many_accounts(
                 "accounts": accounts,
                 "window_seconds": rule.window_seconds,
             },
-            leaves=[(w[0], w[1]) for w in window],
+            leaves=evidence,  # each account's latest event from the address
         )
     ]
 

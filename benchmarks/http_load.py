@@ -26,8 +26,10 @@ class Load:
     done: int  # responses with status 200
     failed: int  # other statuses
     latencies: list[float]  # seconds, of every response
+    reconnects: int  # connections the server closed (Connection: close) and the client reopened
     generator_cpu: float  # CPU seconds the generator used per second of the run
     server_cpu: float | None  # the same for the server's processes (None: not measured)
+    server_split: tuple[float, ...] = ()  # the same per server process using >= 0.05 core
 
     @property
     def rate(self) -> float:
@@ -49,6 +51,10 @@ class Load:
         if goal:
             text += f"  -> {self.rate / goal:.2f}x the {goal:,.0f} req/s goal"
         server = "" if self.server_cpu is None else f", server {self.server_cpu:.2f}"
+        if len(self.server_split) > 1:  # how the work spread over the server's processes
+            server += " (" + " + ".join(f"{u:.2f}" for u in self.server_split) + ")"
+        if self.reconnects:
+            server += f"; {self.reconnects:,} connections closed by the server and reopened"
         return text + f"\n  {'':44s} CPU in cores: generator {self.generator_cpu:.2f}{server}"
 
 
@@ -60,6 +66,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.waiter: asyncio.Future[int] | None = None
         self.lost: Exception | None = None
+        self.closing = False  # the last response said `Connection: close`
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -72,8 +79,11 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        status = _complete(self.buffer)
-        if status is not None and self.waiter is not None and not self.waiter.done():
+        complete = _complete(self.buffer)
+        if complete is None:
+            return
+        status, self.closing = complete
+        if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(status)
 
     def send(self, request: bytes) -> asyncio.Future[int]:
@@ -86,8 +96,9 @@ class _Connection(asyncio.Protocol):
         return self.waiter
 
 
-def _complete(buffer: bytearray) -> int | None:
-    """The status of the response at the head of `buffer` once it is whole (and drop it)."""
+def _complete(buffer: bytearray) -> tuple[int, bool] | None:
+    """The status of the response at the head of `buffer` once it is whole (and drop it), and
+    whether the server closes the connection after it."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
         return None
@@ -95,6 +106,7 @@ def _complete(buffer: bytearray) -> int | None:
     status = int(head[0].split(b" ", 2)[1])
     length = None
     chunked = False
+    closing = False
     for line in head[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
@@ -102,6 +114,8 @@ def _complete(buffer: bytearray) -> int | None:
             length = int(value)
         elif name == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
+        elif name == b"connection" and b"close" in value.lower():
+            closing = True
     start = end + 4
     if chunked:
         position = start
@@ -115,24 +129,30 @@ def _complete(buffer: bytearray) -> int | None:
                 return None
             if size == 0:
                 del buffer[:position]
-                return status
+                return status, closing
     if length is None:
         raise ValueError("a response without Content-Length or chunked encoding")
     if len(buffer) < start + length:
         return None
     del buffer[: start + length]
-    return status
+    return status, closing
 
 
 def process_cpu(pids: Sequence[int]) -> float:
     """CPU seconds used so far by the processes and their children (Linux /proc; 0 elsewhere)."""
+    return sum(process_cpus(pids).values())
+
+
+def process_cpus(pids: Sequence[int]) -> dict[int, float]:
+    """CPU seconds used so far by each of the processes and their children, by process id
+    (Linux /proc; empty elsewhere)."""
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     wanted = set(pids)
-    total = 0
+    found: dict[int, float] = {}
     try:
         entries = list(Path("/proc").iterdir())
     except OSError:
-        return 0.0
+        return found
     for entry in entries:
         if not entry.name.isdigit():
             continue
@@ -142,8 +162,8 @@ def process_cpu(pids: Sequence[int]) -> float:
             continue
         pid, parent = int(entry.name), int(fields[1])
         if pid in wanted or parent in wanted:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+            found[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return found
 
 
 async def _run(
@@ -160,8 +180,9 @@ async def _run(
     ]
     latencies: list[float] = []
     counts = [0, 0]
+    reconnects = [0]
     started_cpu = time.process_time()
-    started_server = process_cpu(server_pids) if server_pids else None
+    started_server = process_cpus(server_pids) if server_pids else None
     started = time.perf_counter()
     stop = started + seconds
 
@@ -176,6 +197,12 @@ async def _run(
             latencies.append(clock() - sent)
             counts[status != 200] += 1
             i += clients
+            if connection.closing:  # as an HTTP/1.1 client does: a new connection (timed)
+                if connection.transport is not None:
+                    connection.transport.close()
+                connection = (await loop.create_connection(_Connection, host, port))[1]
+                connections[index] = connection
+                reconnects[0] += 1
 
     try:
         await asyncio.gather(*(client(i, c) for i, c in enumerate(connections)))
@@ -185,15 +212,21 @@ async def _run(
                 connection.transport.close()
     elapsed = time.perf_counter() - started
     server = None
+    split: tuple[float, ...] = ()
     if started_server is not None:
-        server = (process_cpu(server_pids) - started_server) / elapsed
+        ended = process_cpus(server_pids)
+        used = {p: (t - started_server.get(p, 0.0)) / elapsed for p, t in ended.items()}
+        server = sum(used.values())
+        split = tuple(sorted((u for u in used.values() if u >= 0.05), reverse=True))
     return Load(
         seconds=elapsed,
         done=counts[0],
         failed=counts[1],
         latencies=latencies,
+        reconnects=reconnects[0],
         generator_cpu=(time.process_time() - started_cpu) / elapsed,
         server_cpu=server,
+        server_split=split,
     )
 
 

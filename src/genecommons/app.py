@@ -26,6 +26,7 @@ from genecommons.config import Settings, get_settings
 from genecommons.db import GroupCommit, make_engine, make_session_factory
 from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError
 from genecommons.held_events import HeldEventsMiddleware
+from genecommons.keepalive import KeepAliveLimit
 from genecommons.privacy.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
 from genecommons.privacy.service import DefendedGuard, DefendedPeople
 from genecommons.variants import beacon_routes
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # a Beacon query's token use is committed with its event (one commit), and whatever a
     # request still holds before its response starts
     app.add_middleware(HeldEventsMiddleware, events=app.state.grouped_events)
+    # connections closed now and then, so that they spread over the server's workers
+    app.add_middleware(KeepAliveLimit, requests=settings.keepalive_requests)
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:

@@ -67,8 +67,8 @@ def serve(
         typer.Option(
             "--workers",
             min=1,
-            help="Worker processes answering requests (default GENECOMMONS_WORKERS, 1). "
-            "工作进程数。",
+            help="Worker processes answering requests (default GENECOMMONS_WORKERS, else one "
+            "per core, up to 4). 工作进程数（默认每核一个，最多 4 个）。",
         ),
     ] = None,
     access_log: Annotated[
@@ -87,7 +87,7 @@ def serve(
     from genecommons.audit.watch import Background
 
     context = runtime()
-    count = workers or context.settings.workers
+    count = workers or context.settings.effective_workers
     background = Background(context.factory, context.settings)
     background.start()
     typer.echo(

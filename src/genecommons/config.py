@@ -6,6 +6,7 @@ local data directory. Production sets `GENECOMMONS_DATABASE_URL` to PostgreSQL.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,15 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from genecommons.errors import ConfigurationError
+
+MAX_DEFAULT_WORKERS = 4  # SQLite's one writer: more processes would mostly wait for it
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -196,7 +206,19 @@ class Settings(BaseSettings):
 
     # `genecommons serve`: how many worker processes answer HTTP requests (each with its own
     # database connections; the audit log's sequencer and watcher run once, in the parent).
-    workers: int = Field(default=1, ge=1)
+    # Unset: one per core, up to MAX_DEFAULT_WORKERS (one Python process runs Python code on
+    # one core at a time).
+    workers: int | None = Field(default=None, ge=1)
+
+    @property
+    def effective_workers(self) -> int:
+        """The worker processes `genecommons serve` starts: the setting, or one per core."""
+        return self.workers or max(1, min(_usable_cores(), MAX_DEFAULT_WORKERS))
+
+    # ... and how many requests one keep-alive connection carries before the server closes it
+    # (the client reconnects), so that clients that connected together spread over the
+    # workers (genecommons/keepalive.py); 0 keeps connections open as long as clients do.
+    keepalive_requests: int = Field(default=100, ge=0)
 
     # The Beacon v2 (/beacon): who it says it is, and the largest question it answers.
     beacon_id: str = "org.genecommons.beacon"

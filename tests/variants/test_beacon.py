@@ -447,6 +447,26 @@ def test_bad_bodies_get_a_beacon_error(shared_world: SimpleNamespace, body: byte
         assert response.json()["error"]["errorCode"] == 400
 
 
+def test_who_asks_is_checked_before_what_is_asked(shared_world: SimpleNamespace) -> None:
+    """The token is checked in the thread that answers; a bad token is still a 401 before any
+    complaint about the query, by GET and POST, and a good one gets the query's own error."""
+    bad = {"Authorization": "Bearer gct_" + "0" * 43}  # well formed, unknown
+    malformed = {"referenceName": "chr22", "start": "abc"}
+    asked = [
+        shared_world.client.get("/beacon/g_variants", params=malformed, headers=bad),
+        shared_world.client.post("/beacon/g_variants", content=b"{not json", headers=bad),
+        shared_world.client.get("/beacon/filtering_terms", headers=bad),
+        shared_world.client.get("/beacon/g_variants", headers={"Authorization": "Basic x"}),
+    ]
+    assert [r.status_code for r in asked] == [401, 401, 401, 401], [r.text for r in asked]
+    for response in asked:
+        assert response.json()["error"]["errorCode"] == 401
+        assert " / " in response.json()["error"]["errorMessage"]  # English / Chinese
+    good = shared_world.headers["reader"]
+    response = shared_world.client.get("/beacon/g_variants", params=malformed, headers=good)
+    assert response.status_code == 400, response.text
+
+
 def test_unknown_endpoints_get_a_beacon_error(shared_world: SimpleNamespace) -> None:
     for method, path in (("GET", "/beacon/variants"), ("DELETE", "/beacon/g_variants")):
         response = shared_world.client.request(method, path)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from genecommons.deps import AddressDep, SubjectDep
+from genecommons.deps import AddressDep, Credentials, CredentialsDep
 from genecommons.errors import GeneCommonsError, InvalidInputError
 from genecommons.held_events import held
 from genecommons.variants import beacon
@@ -64,10 +64,15 @@ def _json(document: dict[str, Any]) -> Response:
     return JSONResponse(document)
 
 
-async def _request(request: Request) -> BeaconRequest:
-    if request.method == "GET":
+async def _body(request: Request) -> bytes | None:
+    """A POST request's body, as sent (None for GET): read here, parsed in the worker thread
+    once the caller is known."""
+    return await request.body() if request.method != "GET" else None
+
+
+def _request(request: Request, raw: bytes | None) -> BeaconRequest:
+    if raw is None:
         return beacon.parse_query_string(request.query_params.multi_items())
-    raw = await request.body()
     if len(raw) > MAX_BODY:
         raise InvalidInputError(
             f"The request body exceeds {MAX_BODY:,} bytes.",
@@ -126,11 +131,15 @@ async def get_entry_types(beacon_app: BeaconDep) -> Response:
     operation_id="post_filtering_terms",
 )
 async def get_filtering_terms(
-    beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
+    beacon_app: BeaconDep, credentials: CredentialsDep, address: AddressDep
 ) -> Response:
     """The filters this Beacon reads, with the values of the datasets the caller may see."""
-    caller = service.Caller(subject, address)
-    return _json(await run_in_threadpool(service.filtering_terms, beacon_app, caller=caller))
+
+    def terms() -> dict[str, Any]:
+        caller = service.Caller(credentials.subject(), address)
+        return service.filtering_terms(beacon_app, caller=caller)
+
+    return _json(await run_in_threadpool(terms))
 
 
 Handler = Callable[..., Awaitable[Response]]
@@ -161,24 +170,33 @@ POST_BODY = {
 async def _answer(
     request: Request,
     beacon_app: service.Beacon,
-    caller: service.Caller,
+    credentials: Credentials,
+    address: str,
     entry: str,
     scope: service.Scope | None,
 ) -> Response:
-    parsed = await _request(request)
-    document: dict[str, Any] = await run_in_threadpool(
-        service.answer, beacon_app, entry=entry, request=parsed, caller=caller, scope=scope
-    )
-    return _json(document)
+    raw = await _body(request)
+
+    def answered() -> dict[str, Any]:
+        # in one worker thread: who asks (401 before any complaint about the query), the
+        # query, the answer
+        caller = service.Caller(credentials.subject(), address)
+        parsed = _request(request, raw)
+        return service.answer(beacon_app, entry=entry, request=parsed, caller=caller, scope=scope)
+
+    return _json(await run_in_threadpool(answered))
 
 
 def _handler(entry: str, scope_kind: str | None) -> Handler:
     if scope_kind is None:
 
         async def listing(
-            request: Request, beacon_app: BeaconDep, subject: SubjectDep, address: AddressDep
+            request: Request,
+            beacon_app: BeaconDep,
+            credentials: CredentialsDep,
+            address: AddressDep,
         ) -> Response:
-            return await _answer(request, beacon_app, service.Caller(subject, address), entry, None)
+            return await _answer(request, beacon_app, credentials, address, entry, None)
 
         return listing
 
@@ -186,11 +204,11 @@ def _handler(entry: str, scope_kind: str | None) -> Handler:
         id: Annotated[str, Path(max_length=200, description="The entry's id")],
         request: Request,
         beacon_app: BeaconDep,
-        subject: SubjectDep,
+        credentials: CredentialsDep,
         address: AddressDep,
     ) -> Response:
         scope = service.Scope(scope_kind, id)
-        return await _answer(request, beacon_app, service.Caller(subject, address), entry, scope)
+        return await _answer(request, beacon_app, credentials, address, entry, scope)
 
     return single
 

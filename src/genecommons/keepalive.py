@@ -1,0 +1,50 @@
+"""Keep-alive connections closed after a number of requests, as nginx's `keepalive_requests`.
+
+The worker processes of `genecommons serve` share one listening socket, and a connection stays
+with the worker that accepted it. Clients that open their connections together and keep them
+(a load balancer's upstream pool, a Beacon network's aggregator, 16 benchmark clients) can all
+land on one worker and leave the others idle; nothing moves them afterwards. Closing each
+connection after `keepalive_requests` responses (`Connection: close` on the last, which the
+client follows by reconnecting, as HTTP/1.1 clients do) lets them be accepted again, and the
+worker with the least to do is the one that is free to accept: the load evens out within a few
+seconds. A reconnect costs a TCP handshake per `keepalive_requests` requests.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_TRACKED = 65_536  # connections counted at once (past it, counting starts again)
+
+
+class KeepAliveLimit:
+    """Sends `Connection: close` with every `requests`-th response on a connection (0: never)."""
+
+    def __init__(self, app: ASGIApp, *, requests: int) -> None:
+        self.app = app
+        self.requests = requests
+        # responses so far per open connection, by the client's (address, port); a connection
+        # the client closes first leaves its count behind, hence the bound
+        self._served: dict[tuple[str, int], int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] != "http" or not client or self.requests <= 0:
+            await self.app(scope, receive, send)
+            return
+        key = (str(client[0]), int(client[1]))
+        served = self._served.pop(key, 0) + 1
+        if served < self.requests:
+            if len(self._served) >= MAX_TRACKED:
+                self._served.clear()
+            self._served[key] = served
+            await self.app(scope, receive, send)
+            return
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing)

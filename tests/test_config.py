@@ -1,0 +1,27 @@
+"""Settings that are derived rather than given: how many workers `genecommons serve` starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from genecommons.config import MAX_DEFAULT_WORKERS, Settings
+
+
+def test_serve_starts_one_worker_per_core_unless_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GENECOMMONS_WORKERS", raising=False)
+    for cores, expected in ((1, 1), (2, 2), (3, 3), (64, MAX_DEFAULT_WORKERS)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert Settings(data_dir=tmp_path).effective_workers == expected
+    assert Settings(data_dir=tmp_path, workers=7).effective_workers == 7
+    monkeypatch.setenv("GENECOMMONS_WORKERS", "3")
+    assert Settings(data_dir=tmp_path).effective_workers == 3
+
+
+def test_a_worker_count_below_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="workers"):
+        Settings(data_dir=tmp_path, workers=0)

@@ -8,10 +8,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import db
 from genecommons.db import (
     Base,
     GroupCommit,
@@ -133,3 +135,61 @@ def test_a_write_transaction_waits_for_the_sqlite_write_lock_then_writes(tmp_pat
         variants = set(session.execute(select(privacy_releases.c.variant)).scalars())
     assert variants == {"first", "after ['first']"}  # it began once the first had committed
     engine.dispose()
+
+
+def test_a_prepared_read_leaves_its_connection_as_it_found_it(
+    engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    """On PostgreSQL the read runs on its own (autocommit: no transaction to end); its
+    connection goes back to the pool in transactions again, so that the ORM's writes on it
+    still commit or roll back as a whole."""
+    read = Prepared(engine, select(privacy_releases.c.variant))
+    for _ in range(3):
+        assert read.rows({}) == []
+    with engine.connect() as connection:  # the pool's one idle connection, as reads left it
+        driver = connection.connection.dbapi_connection
+        if engine.dialect.name == "postgresql":
+            assert driver.autocommit is False  # type: ignore[union-attr]
+            assert driver.info.transaction_status.name == "IDLE"  # type: ignore[union-attr]
+    try:
+        with factory.begin() as session:
+            session.execute(
+                insert(privacy_releases),
+                [
+                    {
+                        "dataset": "d",
+                        "variant": "v",
+                        "epsilon": 1.0,
+                        "counts": {},
+                        "released_at": MOMENT,
+                    }
+                ],
+            )
+            raise RuntimeError("roll it back")
+    except RuntimeError:
+        pass
+    assert read.rows({}) == []  # the failed transaction wrote nothing
+
+
+def test_a_connection_the_server_dropped_while_idle_is_replaced(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection that sat idle (IDLE_PING_SECONDS) is pinged before it is handed out:
+    one the server dropped meanwhile (a restart, an idle timeout) is replaced, and the read
+    succeeds; one in steady use is not pinged."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to drop connections")
+    read = Prepared(engine, select(privacy_releases.c.variant))
+    assert read.rows({}) == []
+    with engine.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = make_engine(str(engine.url))
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    finally:
+        admin.dispose()
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)  # as if it had been idle long
+    assert read.rows({}) == []  # on a new connection
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql import CompoundSelect, Select
@@ -90,7 +90,38 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, **pooling)
+    engine = create_engine(url, **pooling)
+    event.listen(engine, "checkin", _stamp_checkin)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+IDLE_PING_SECONDS = 10.0
+"""A pooled server connection unused this long is pinged before it is handed out again."""
+
+
+def _stamp_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat idle in the pool (the server may have restarted or dropped
+    it since), and have the pool replace it if the ping fails. A connection in steady use is
+    not pinged: SQLAlchemy's `pool_pre_ping` pings on every checkout, a round trip more for
+    every statement `Prepared` runs (a Beacon count query makes five); a connection that the
+    server dropped while in use fails its request, and the pool, told of the disconnect,
+    replaces all its connections."""
+    if time.monotonic() - record.info.get("checked_in", 0.0) < IDLE_PING_SECONDS:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_connection.rollback()
+    except Exception as error:  # any failure: the pool opens a new connection in its place
+        raise exc.DisconnectionError(f"a pooled connection failed its ping: {error}") from error
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -139,6 +170,7 @@ class Prepared:
         self.row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
         self.types = [c.type.dialect_impl(dialect) for c in columns]
         self.columns: list[Callable[[Any], Any] | None] | None = None  # at the first read
+        self.autocommit = dialect.name == "postgresql"
 
     def rows(self, params: Mapping[str, Any]) -> list[Any]:
         """The rows the statement reads with `params` (by bind parameter name), as named
@@ -149,7 +181,13 @@ class Prepared:
         }
         values: Any = given if self.order is None else [given[n] for n in self.order]
         connection = self.engine.raw_connection()
+        driver = connection.dbapi_connection
+        # on a server, the statement runs on its own (autocommit): no transaction is begun, so
+        # none needs ending when the connection goes back to the pool (a round trip fewer)
+        alone = self.autocommit and driver is not None
         try:
+            if alone:
+                driver.autocommit = True  # type: ignore[union-attr]
             cursor = connection.cursor()
             try:
                 cursor.execute(self.sql, values)
@@ -163,7 +201,12 @@ class Prepared:
             finally:
                 cursor.close()
         finally:
-            connection.close()  # back to the pool, which ends its transaction
+            if alone:
+                try:
+                    driver.autocommit = False  # type: ignore[union-attr]
+                except Exception:  # a broken connection: never back to the pool in autocommit
+                    connection.invalidate()
+            connection.close()  # back to the pool, which ends any transaction
         columns, row = self.columns or [], self.row
         if not any(columns):
             return [row(*r) for r in found]

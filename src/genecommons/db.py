@@ -166,6 +166,10 @@ class Prepared:
             for name, bind in compiled.binds.items()
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
+        # the values the statement itself carries (literals SQLAlchemy binds, e.g. a separator)
+        self.fixed = {
+            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+        }
         columns = list(statement.selected_columns)
         self.row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
         self.types = [c.type.dialect_impl(dialect) for c in columns]
@@ -177,7 +181,7 @@ class Prepared:
         tuples."""
         given = {
             name: (self.binds[name](value) if name in self.binds else value)
-            for name, value in params.items()
+            for name, value in {**self.fixed, **params}.items()
         }
         values: Any = given if self.order is None else [given[n] for n in self.order]
         connection = self.engine.raw_connection()

@@ -5,14 +5,19 @@ answers, every query is audited, and bad input gets a Beacon error response."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import pysam
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
+from genecommons import clock
+from genecommons.access import service as access_service
+from genecommons.access import workflow
 from genecommons.access.models import Subject
+from genecommons.access.tables import grants, user_roles, users
 from genecommons.audit import service as audit_service
 from genecommons.audit.tables import audit_events
 from genecommons.privacy.answers import DatasetAnswer, Granularity
@@ -113,6 +118,58 @@ def test_each_dataset_answers_at_the_granularity_of_the_caller(world: SimpleName
     first = logged[0].details
     assert first["entry_type"] == "genomicVariant" and first["address"] == "testclient"
     assert first["parameters"]["referenceName"] == site.chrom and first["filters"] == []
+
+
+def test_a_token_sees_its_grants_and_roles_as_they_stand_at_each_query(
+    world: SimpleNamespace,
+) -> None:
+    """The token, its user's roles and grants in force are read in one statement on every
+    query: an expired or revoked grant no longer opens records to the very next query, and a
+    role given since counts at once."""
+    site = first_carried(world)
+    controlled = world.datasets["controlled"]
+
+    def granularity() -> str | None:
+        answer = post(world, "/beacon/g_variants", "researcher", requestParameters=sequence(site))
+        shown = sets_of(answer).get(controlled)
+        return None if shown is None else str(shown["info"]["returnedGranularity"])
+
+    assert granularity() == "record"
+    (grant,) = workflow.active_grants(world.factory, email="researcher@example.org")
+    with world.factory.begin() as session:  # expired a second ago
+        session.execute(
+            update(grants)
+            .where(grants.c.id == grant["id"])
+            .values(expires_at=clock.now() - timedelta(seconds=1))
+        )
+    assert granularity() is None  # the controlled dataset is not shown below record
+    with world.factory.begin() as session:
+        session.execute(
+            update(grants)
+            .where(grants.c.id == grant["id"])
+            .values(expires_at=clock.now() + timedelta(days=30))
+        )
+    assert granularity() == "record"
+    dac = Subject.user("dac@example.org", roles=frozenset({"dac_member"}), institution=None)
+    workflow.revoke_grant(world.factory, grant_id=grant["id"], reason="Ended.", actor=dac)
+    assert granularity() is None
+    subject = access_service.authenticate(
+        world.factory,
+        world.headers["researcher"]["Authorization"].removeprefix("Bearer "),
+        events=world.app.state.grouped_events,
+    )
+    assert subject.roles == {"researcher"} and subject.grants == frozenset()
+    with world.factory.begin() as session:
+        user_id = session.execute(
+            select(users.c.id).where(users.c.email == "researcher@example.org")
+        ).scalar_one()
+        session.execute(insert(user_roles).values(user_id=user_id, role="dac_member"))
+    subject = access_service.authenticate(
+        world.factory,
+        world.headers["researcher"]["Authorization"].removeprefix("Bearer "),
+        events=world.app.state.grouped_events,
+    )
+    assert subject.roles == {"researcher", "dac_member"}
 
 
 def test_a_variant_matches_however_it_is_written(world: SimpleNamespace) -> None:

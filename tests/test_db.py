@@ -193,3 +193,28 @@ def test_a_connection_the_server_dropped_while_idle_is_replaced(
     assert read.rows({}) == []  # on a new connection
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+
+
+def test_a_connection_dropped_while_in_steady_use_fails_one_read_then_is_replaced(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The price of pinging only idle connections: a read on a connection the server dropped
+    a moment ago fails (the driver's error), and that connection is not handed out again."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to drop connections")
+    read = Prepared(engine, select(privacy_releases.c.variant))
+    assert read.rows({}) == []
+    with engine.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = make_engine(str(engine.url))
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    finally:
+        admin.dispose()
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 1e9)  # in steady use: not pinged
+    import psycopg
+
+    with pytest.raises(psycopg.OperationalError):
+        read.rows({})
+    assert read.rows({}) == []  # on a new connection

@@ -349,9 +349,9 @@ def _token_subject_statement(dialect: str) -> Any:
     trip, one snapshot; roles and dataset accessions are identifiers, without commas)."""
 
     def joined(column: Any) -> Any:
-        if dialect == "sqlite":
-            return func.group_concat(column, ",")
-        return func.string_agg(column, ",")
+        if dialect == "postgresql":
+            return func.string_agg(column, ",")
+        return func.group_concat(column, ",")  # SQLite's (and MySQL's) name
 
     roles = select(joined(user_roles.c.role)).where(user_roles.c.user_id == users.c.id)
     granted = (

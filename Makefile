@@ -8,6 +8,8 @@ DEMO_DIR ?= genecommons-data/demo
 DEMO_ARGS ?= --length 10000000
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# processes running the test suite (pytest-xdist): one per core
+TEST_WORKERS ?= auto
 
 .PHONY: venv run test lint typecheck bench clean
 
@@ -34,7 +36,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

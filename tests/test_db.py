@@ -171,24 +171,31 @@ def test_a_prepared_read_leaves_its_connection_as_it_found_it(
     assert read.rows({}) == []  # the failed transaction wrote nothing
 
 
-def test_a_connection_the_server_dropped_while_idle_is_replaced(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A pooled connection that sat idle (IDLE_PING_SECONDS) is pinged before it is handed out:
-    one the server dropped meanwhile (a restart, an idle timeout) is replaced, and the read
-    succeeds; one in steady use is not pinged."""
+def _drop_the_pooled_connection(engine: Engine) -> tuple[Prepared, int]:
+    """A read that has used the engine's one pooled connection, and that connection's server
+    process id, after the server has terminated it (as a restart would)."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has no server to drop connections")
     read = Prepared(engine, select(privacy_releases.c.variant))
     assert read.rows({}) == []
     with engine.connect() as connection:
-        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        pid = int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
     admin = make_engine(str(engine.url))
     try:
         with admin.connect() as connection:
-            connection.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
     finally:
         admin.dispose()
+    return read, pid
+
+
+def test_a_connection_the_server_dropped_while_idle_is_replaced(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection that sat idle (IDLE_PING_SECONDS) is pinged before it is handed out:
+    one the server dropped meanwhile (a restart, an idle timeout) is replaced, and the read
+    succeeds."""
+    read, pid = _drop_the_pooled_connection(engine)
     monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)  # as if it had been idle long
     assert read.rows({}) == []  # on a new connection
     with engine.connect() as connection:
@@ -200,21 +207,10 @@ def test_a_connection_dropped_while_in_steady_use_fails_one_read_then_is_replace
 ) -> None:
     """The price of pinging only idle connections: a read on a connection the server dropped
     a moment ago fails (the driver's error), and that connection is not handed out again."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no server to drop connections")
-    read = Prepared(engine, select(privacy_releases.c.variant))
-    assert read.rows({}) == []
-    with engine.connect() as connection:
-        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    admin = make_engine(str(engine.url))
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
-    finally:
-        admin.dispose()
-    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 1e9)  # in steady use: not pinged
     import psycopg
 
+    read, _ = _drop_the_pooled_connection(engine)
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 1e9)  # in steady use: not pinged
     with pytest.raises(psycopg.OperationalError):
         read.rows({})
     assert read.rows({}) == []  # on a new connection

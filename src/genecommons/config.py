@@ -215,9 +215,9 @@ class Settings(BaseSettings):
         """The worker processes `genecommons serve` starts: the setting, or one per core."""
         return self.workers or max(1, min(_usable_cores(), MAX_DEFAULT_WORKERS))
 
-    # ... and how many requests one keep-alive connection carries before the server closes it
-    # (the client reconnects), so that clients that connected together spread over the
-    # workers (genecommons/keepalive.py); 0 keeps connections open as long as clients do.
+    # `genecommons serve`: how many requests one keep-alive connection carries before the
+    # server closes it (the client reconnects), so that clients that connected together spread
+    # over the workers (genecommons/keepalive.py); 0 keeps connections open as long as clients do.
     keepalive_requests: int = Field(default=100, ge=0)
 
     # The Beacon v2 (/beacon): who it says it is, and the largest question it answers.

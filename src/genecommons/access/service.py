@@ -340,7 +340,6 @@ _TOKEN_FROM = (
     )
 )
 _BY_DIGEST = api_tokens.c.digest == bindparam("digest")
-_TOKEN_ROW = select(*_TOKEN_COLUMNS).select_from(_TOKEN_FROM).where(_BY_DIGEST)
 
 
 @functools.cache
@@ -375,20 +374,10 @@ def _token_subject_statement(dialect: str) -> Any:
 
 
 TOUCH_EVERY = timedelta(minutes=1)  # how stale a token's last use may be shown
-_ROLES = select(user_roles.c.role).where(user_roles.c.user_id == bindparam("user_id"))
 _TOUCH = (
     update(api_tokens)
     .where(api_tokens.c.id == bindparam("token_id"))
     .values(last_used_at=bindparam("now"))
-)
-_GRANTED = (
-    select(_DATASETS.c.accession)
-    .join(grants, grants.c.dataset_id == _DATASETS.c.id)
-    .where(
-        grants.c.user_id == bindparam("user_id"),
-        grants.c.revoked_at.is_(None),
-        grants.c.expires_at > bindparam("now"),
-    )
 )
 
 
@@ -432,8 +421,6 @@ def authenticate(
         if _token_problem(row.revoked_at, row.active, row.expires_at, now) is None:
             # read without the ORM, no lock held: the token's row with its user's roles and
             # grants, in one statement
-            roles = frozenset(row.roles.split(",")) if row.roles else frozenset()
-            granted = frozenset(row.granted.split(",")) if row.granted else frozenset()
             actor, token_id = f"user:{row.email}", f"token:{row.id}"
             seen = {"address": address, "institution": row.institution}
             if held is not None:
@@ -454,11 +441,14 @@ def authenticate(
             if last is None or clock.as_utc(last) <= now - TOUCH_EVERY:
                 with write_transaction(factory) as touching:
                     touching.execute(_TOUCH, {"token_id": row.id, "now": now})
-            return _token_subject(row, roles, granted)
+            return _token_subject(row)
         # a refused use is recorded in a transaction of its own, as below
     # a use is read, then queued and touched: one transaction holding SQLite's write lock
     with write_transaction(factory) as session:
-        row = session.execute(_TOKEN_ROW, {"digest": identity.token_digest(token)}).first()
+        statement = _token_subject_statement(session.get_bind().dialect.name)
+        row = session.execute(
+            statement, {"digest": identity.token_digest(token), "now": now}
+        ).first()
         if row is None:
             raise refused
         problem = _token_problem(row.revoked_at, row.active, row.expires_at, now)
@@ -481,18 +471,16 @@ def authenticate(
                 details=seen,
                 now=now,
             )
-            roles = frozenset(session.execute(_ROLES, {"user_id": row.user_id}).scalars())
             session.execute(_TOUCH, {"token_id": row.id, "now": now})
-            granted = frozenset(
-                session.execute(_GRANTED, {"user_id": row.user_id, "now": now}).scalars()
-            )
     if problem is not None:
         raise refused
-    return _token_subject(row, roles, granted)
+    return _token_subject(row)
 
 
-def _token_subject(row: Any, roles: frozenset[str], granted: frozenset[str]) -> Subject:
-    """The subject of a valid token's row."""
+def _token_subject(row: Any) -> Subject:
+    """The subject of a valid token's row (`_token_subject_statement`'s)."""
+    roles = frozenset(row.roles.split(",")) if row.roles else frozenset()
+    granted = frozenset(row.granted.split(",")) if row.granted else frozenset()
     scopes = frozenset(row.scopes) if row.scopes is not None else None
     verified = row.verified_country is not None
     return Subject.user(

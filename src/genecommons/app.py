@@ -29,6 +29,7 @@ from genecommons.held_events import HeldEventsMiddleware
 from genecommons.keepalive import KeepAliveLimit
 from genecommons.privacy.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
 from genecommons.privacy.service import DefendedGuard, DefendedPeople
+from genecommons.secrets import restrict_umask
 from genecommons.variants import beacon_routes
 from genecommons.variants.beacon_service import StoreCache
 from genecommons.variants.routes import router as variants_router
@@ -63,6 +64,7 @@ def _htsget_error(error: GeneCommonsError) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """An application bound to `settings` (read from the environment when omitted)."""
     settings = settings or get_settings()
+    restrict_umask()  # whatever the node writes is readable by its own user only
     app = FastAPI(
         title="GeneCommons",
         version=__version__,

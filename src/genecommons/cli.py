@@ -25,6 +25,7 @@ from genecommons.errors import GeneCommonsError
 from genecommons.privacy import commands as privacy_commands
 from genecommons.privacy import service as privacy_service
 from genecommons.runtime import runtime
+from genecommons.secrets import node_keys, private_directory, restrict_umask
 from genecommons.variants import commands as variants_commands
 
 app = typer.Typer(
@@ -42,7 +43,8 @@ def init() -> None:
     from genecommons.migrate import upgrade
 
     context = runtime()
-    context.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(context.settings.data_dir)
+    node_keys(context.settings, create=True)  # first: the other secrets may be sealed by it
     upgrade(context.settings.effective_database_url)
     typer.echo(f"Database ready: {context.settings.effective_database_url.split('@')[-1]}")
     typer.echo(f"Data directory: {context.settings.data_dir}")
@@ -138,6 +140,7 @@ app.command("demo")(demo_commands.demo)
 def main() -> None:
     """Run the CLI, turning GeneCommons errors into a bilingual message and an exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    restrict_umask()  # whatever the node writes is readable by its own user only
     try:
         app()
     except GeneCommonsError as error:

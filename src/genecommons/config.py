@@ -101,6 +101,22 @@ class Settings(BaseSettings):
         """Where the visa signing keys live."""
         return self.data_dir / "keys" / "visas"
 
+    # The node key store (genecommons/secrets.py): a master key in keys/node.key, wrapped by this
+    # passphrase (from the environment or a secret file; outside production `init` makes a file
+    # in the key directory), from which the keys that encrypt what the node keeps are derived.
+    node_key_passphrase: SecretStr | None = None
+    node_key_passphrase_file: Path | None = None
+
+    @property
+    def key_dir(self) -> Path:
+        """Where the node's keys and secrets live (never in the database)."""
+        return self.data_dir / "keys"
+
+    @property
+    def node_key_file(self) -> Path:
+        """The node's master key, wrapped by its passphrase."""
+        return self.key_dir / "node.key"
+
     # Signed tree heads of the audit log: an Ed25519 key, created on `genecommons init`.
     audit_key_passphrase: SecretStr | None = None
     tree_head_interval_seconds: int = 60

@@ -277,8 +277,9 @@ AUDIT = "record-in-audit-log"
 
 def _data_rule(subject: Subject, action: Action, resource: Resource) -> Decision:
     """Data by tier: open -> aggregates for anyone; registered -> aggregates for signed-in
-    researchers of a verified institution; controlled -> records for holders of a grant in
-    force whose institution's location the jurisdiction rules allow."""
+    researchers of a verified institution; controlled -> aggregates for holders of a grant in
+    force, as the Beacon answers; records (any tier) for holders of a grant in force whose
+    institution's location the jurisdiction rules allow."""
     tier = resource.tier or "controlled"
     if action is Action.READ_AGGREGATES:
         if tier == "open":
@@ -287,11 +288,8 @@ def _data_rule(subject: Subject, action: Action, resource: Resource) -> Decision
                 "Aggregates of open datasets are public.",
                 "开放数据集的汇总数据是公开的。",
             )
-        if (
-            tier == "registered"
-            and subject.kind is SubjectKind.USER
-            and (subject.institution_verified)
-        ):
+        verified = subject.kind is SubjectKind.USER and subject.institution_verified
+        if tier == "registered" and verified:
             return _allow(
                 "registered-aggregates",
                 "Signed-in users of a verified institution see aggregates.",

@@ -11,11 +11,18 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import typer
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from genecommons import cli
+from genecommons.access.models import Subject
+from genecommons.audit import service as audit_service
+from genecommons.audit.tables import audit_events
 from genecommons.catalog.report import Report
 from genecommons.catalog.service import SubmissionResult
 from genecommons.cli import app
+from genecommons.runtime import reset, runtime
 
 runner = CliRunner()
 
@@ -105,3 +112,38 @@ def test_accounts_and_tokens_from_the_command_line(tmp_path: Path, make_bundle: 
     assert unknown.returncode != 0 and "nobody@example.org" in unknown.stderr
     bad_role = _cli(["users", "add", "x@example.org", "--role", "wizard"], env)
     assert bad_role.returncode != 0
+
+
+def test_a_refusal_on_the_command_line_is_audited(
+    database_url: str, engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's error mapping writes a refusal of the decision point to the audit log, as the
+    app's does (every command runs as the operator today, whom no rule refuses: a command that
+    reads the audit entries as an anonymous caller stands in for a refused one)."""
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GENECOMMONS_DATABASE_URL", database_url)
+    reset()
+    refused = typer.Typer()
+
+    @refused.callback()
+    def _group() -> None:
+        """Commands that the decision point refuses."""
+
+    @refused.command()
+    def entries() -> None:
+        audit_service.entries(runtime().factory, start=0, end=1, actor=Subject.anonymous())
+
+    monkeypatch.setattr(cli, "app", refused)
+    monkeypatch.setattr(sys, "argv", ["genecommons", "entries"])
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        reset()
+    assert exited.value.code == 4
+    with engine.connect() as connection:
+        (event,) = connection.execute(select(audit_events)).all()
+    assert event.tag == "access:decision:deny" and event.actor == "address:local"
+    assert event.subject == "audit"
+    assert event.details["route"] == "cli entries" and event.details["answered"] == 4
+    assert event.details["rule"] == "auditors-only" and event.details["caller"] == "anonymous"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
 from genecommons import __version__
@@ -18,13 +22,14 @@ from genecommons.access.routes import wellknown
 from genecommons.archive.routes import drs as drs_router
 from genecommons.archive.routes import htsget as htsget_router
 from genecommons.archive.routes import router as archive_router
-from genecommons.audit.events import GroupedQueue
+from genecommons.audit.events import GroupedQueue, record_refusal
 from genecommons.audit.routes import router as audit_router
 from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import GroupCommit, make_engine, make_session_factory
-from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError
+from genecommons.deps import request_address, request_route
+from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError, Refusal
 from genecommons.held_events import HeldEventsMiddleware
 from genecommons.keepalive import KeepAliveLimit
 from genecommons.privacy.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
@@ -59,6 +64,18 @@ def _htsget_error(error: GeneCommonsError) -> JSONResponse:
         status, name = error.http_status, HTSGET_ERRORS.get(error.http_status, "InternalError")
     body = {"htsget": {"error": name, "message": error.message, "message_zh": error.message_zh}}
     return JSONResponse(status_code=status, content=body)
+
+
+def _refusal_record(request: Request, refusal: Refusal, answered: int) -> Callable[[], None]:
+    """Committing the audit event of a refusal, with the refusals of the same moment."""
+    return functools.partial(
+        record_refusal,
+        request.app.state.grouped_events,
+        refusal,
+        address=request_address(request),
+        route=request_route(request),
+        answered=answered,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -103,6 +120,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:
+        response = _error_response(request, error)
+        if error.refusal is None:
+            return response
+        # every refusal of the decision point is audited, before the answer leaves; one
+        # answered "not found" just after it, since waiting for its commit would tell a record
+        # the caller may not see from one that does not exist by the time the answer takes
+        record = _refusal_record(request, error.refusal, response.status_code)
+        if isinstance(error, NotFoundError):
+            response.background = BackgroundTask(record)
+            return response
+        try:
+            await run_in_threadpool(record)
+        except Exception:  # the refusal could not be recorded: no answer goes out without it
+            logger.exception("a refusal could not be recorded in the audit log")
+            return _problem(
+                503,
+                {
+                    "status": 503,
+                    "code": "audit_unavailable",
+                    "message": "The audit log could not record this request; try again.",
+                    "message_zh": "审计日志无法记录此请求，请重试。",
+                },
+            )
+        return response
+
+    def _error_response(request: Request, error: GeneCommonsError) -> JSONResponse:
         path = request.url.path
         if path.startswith("/htsget/"):
             return _htsget_error(error)

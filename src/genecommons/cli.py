@@ -18,10 +18,11 @@ from genecommons.archive import service as archive_service
 from genecommons.audit import commands as audit_commands
 from genecommons.audit import service as audit_service
 from genecommons.audit import trace_service
+from genecommons.audit.events import record_events, refusal_event
 from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
 from genecommons.demo import commands as demo_commands
-from genecommons.errors import GeneCommonsError
+from genecommons.errors import GeneCommonsError, Refusal
 from genecommons.privacy import commands as privacy_commands
 from genecommons.privacy import service as privacy_service
 from genecommons.runtime import runtime
@@ -137,13 +138,33 @@ app.add_typer(privacy_commands.privacy_app, name="privacy")
 app.command("demo")(demo_commands.demo)
 
 
+def _audit_refusal(refusal: Refusal, *, answered: int) -> None:
+    """Write a refusal of the decision point to the audit log (as the app's error mapping
+    does for HTTP), saying so on stderr when the log cannot take it."""
+    event = refusal_event(
+        refusal, address="local", route="cli " + " ".join(sys.argv[1:3]), answered=answered
+    )
+    try:
+        with runtime().factory() as session, session.begin():
+            record_events(session, [event])
+    except Exception as failure:  # the refusal stands; the operator must know it is unrecorded
+        err.print(
+            f"Warning: this refusal could not be written to the audit log ({escape(str(failure))}).",
+            highlight=False,
+        )
+        err.print("警告：此次拒绝未能写入审计日志。", highlight=False)
+
+
 def main() -> None:
-    """Run the CLI, turning GeneCommons errors into a bilingual message and an exit code."""
+    """Run the CLI, turning GeneCommons errors into a bilingual message and an exit code (a
+    refusal of the decision point written to the audit log first)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     restrict_umask()  # whatever the node writes is readable by its own user only
     try:
         app()
     except GeneCommonsError as error:
+        if error.refusal is not None:
+            _audit_refusal(error.refusal, answered=error.exit_code)
         err.print(f"Error: {escape(error.message)}", highlight=False)
         err.print(f"错误：{escape(error.message_zh)}", highlight=False)
         sys.exit(error.exit_code)

@@ -14,9 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons.access import passport_service
 from genecommons.access import service as access_service
 from genecommons.access.models import Subject
+from genecommons.audit.events import record_refusal
 from genecommons.config import Settings
-from genecommons.errors import AuthenticationError
+from genecommons.errors import AccessDeniedError, AuthenticationError, Refusal
 from genecommons.held_events import held
+
+TOKEN_USE = "access:token:use"  # noqa: S105 - what a refused credential tried, not a secret
+PASSPORT_USE = "access:passport:use"
 
 
 async def get_settings(request: Request) -> Settings:
@@ -82,6 +86,7 @@ def _token_subject(request: Request, header: str) -> Subject:
         raise AuthenticationError(
             "Send the token as 'Authorization: Bearer <token>'.",
             message_zh="请以 'Authorization: Bearer <令牌>' 的形式发送令牌。",
+            refusal=Refusal("anonymous", TOKEN_USE, "token", rule="malformed-credentials"),
         )
     subject = access_service.authenticate(
         _factory(request),
@@ -104,15 +109,35 @@ def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
         raise AuthenticationError(
             "X-GA4GH-Passport must be a JSON object with ga4gh_passport_v1.",
             message_zh="X-GA4GH-Passport 必须是包含 ga4gh_passport_v1 的 JSON 对象。",
+            refusal=Refusal(subject.id, PASSPORT_USE, "passport", rule="malformed-passport"),
         ) from error
     settings = _settings(request)
     trusted = getattr(request.app.state, "trusted_issuers", None)
     if trusted is None:
         trusted = passport_service.trusted_issuers(settings, request.app.state.visa_keys)
         request.app.state.trusted_issuers = trusted
-    granted = passport_service.granted_by_passport(
-        document, subject=subject, settings=settings, trusted=trusted
-    )
+    refused: list[str] = []
+    try:
+        granted = passport_service.granted_by_passport(
+            document, subject=subject, settings=settings, trusted=trusted, refused=refused
+        )
+    except AccessDeniedError as error:  # not a passport at all
+        reason = error.details.get("reason") if isinstance(error.details, dict) else None
+        error.refusal = Refusal(subject.id, PASSPORT_USE, "passport", rule=f"visa:{reason}")
+        raise
+    if refused:  # forged, expired or someone else's visas: refused, though the request goes on
+        record_refusal(
+            request.app.state.grouped_events,
+            Refusal(
+                subject.id,
+                PASSPORT_USE,
+                "passport",
+                rule=",".join(f"visa:{why}" for why in sorted(set(refused))),
+            ),
+            address=_address(request),
+            route=request_route(request),
+            answered=None,
+        )
     return dataclasses.replace(subject, grants=subject.grants | granted)
 
 
@@ -124,6 +149,19 @@ async def client_address(request: Request) -> str:
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def request_address(request: Request) -> str:
+    """The caller's network address, as the audit log records it."""
+    return _address(request)
+
+
+def request_route(request: Request) -> str:
+    """The method and route template a request took (its path, before routing), as the audit
+    log records it."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path[:200]
+    return f"{request.method} {path}"
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

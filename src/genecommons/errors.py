@@ -6,7 +6,24 @@ each in one place. Every message is given in English and Chinese.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What the decision point refused, for the audit log only: never part of an answer.
+
+    A refusal answered "not found" (a record the caller may not see) keeps the truth here, so
+    the log records it as the refusal it is.
+    """
+
+    actor: str  # the subject's id ("anonymous" when nobody signed in)
+    action: str
+    kind: str  # the kind of resource: dataset, file, grant, token, ...
+    rule: str  # the rule that refused
+    accession: str | None = None
+    datasets: tuple[str, ...] = ()  # the datasets concerned, when a file or a dataset
 
 
 class GeneCommonsError(Exception):
@@ -20,11 +37,19 @@ class GeneCommonsError(Exception):
     exit_code = 1
     code = "error"
 
-    def __init__(self, message: str, *, message_zh: str | None = None, details: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        message_zh: str | None = None,
+        details: Any = None,
+        refusal: Refusal | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.message_zh = message_zh or message
         self.details = details
+        self.refusal = refusal  # set when the decision point refused: audited, never shown
 
     def to_dict(self) -> dict[str, Any]:
         """The error as a JSON-ready problem document."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from genecommons.access.models import Action, Resource, Role, Subject
-from genecommons.access.policy import AUDIT, FINGERPRINT, decide
+from genecommons.access.policy import AUDIT, FINGERPRINT, decide, require, visible
+from genecommons.errors import AccessDeniedError, NotFoundError
 
 ANON = Subject.anonymous()
 
@@ -92,3 +94,92 @@ def test_every_decision_is_explained(roles: frozenset[str], action: Action, kind
 )
 def test_anonymous_is_denied_all_but_public_reads(action: Action, kind: str) -> None:
     assert not decide(ANON, action, Resource(kind)).allowed
+
+
+def test_aggregates_of_a_controlled_dataset_come_with_a_grant() -> None:
+    refused = decide(researcher(), Action.READ_AGGREGATES, dataset("controlled"))
+    assert not refused.allowed and refused.rule == "controlled-aggregates"
+    granted = researcher(grants=frozenset({"GCD00000001"}))
+    assert decide(granted, Action.READ_AGGREGATES, dataset("controlled")).allowed
+
+
+def user(email: str, *roles: Role, scopes: frozenset[str] | None = None) -> Subject:
+    return Subject.user(
+        email, roles=frozenset(str(r) for r in roles), institution="GCO1", scopes=scopes
+    )
+
+
+def test_who_may_know_that_a_record_exists() -> None:
+    owner, stranger = user("o@example.org", Role.RESEARCHER), user("s@example.org")
+    steward, admin = user("d@example.org", Role.DATA_STEWARD), user("a@example.org", Role.ADMIN)
+    auditor, member = user("u@example.org", Role.AUDITOR), user("m@example.org", Role.DAC_MEMBER)
+    private = Resource("dataset", "GCD00000001", public=False)
+    assert visible(ANON, Resource("study", "GCS00000001", public=True))
+    assert not visible(ANON, private) and not visible(stranger, private)
+    assert visible(steward, private) and visible(admin, private)
+    assert visible(researcher(grants=frozenset({"GCD00000001"})), private)
+    grant = Resource("grant", "7", owner=owner.id, reviewers=frozenset({member.id}))
+    assert [visible(s, grant) for s in (owner, member, admin, auditor, steward, stranger)] == [
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+    token = Resource("token", "3", owner=owner.id)
+    assert [visible(s, token) for s in (owner, admin, auditor, stranger)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    upload = Resource("upload", "u", owner=steward.id)
+    assert visible(steward, upload) and not visible(admin, upload)
+    # a steward's token scoped to something else sees what anyone sees
+    scoped = user("d@example.org", Role.DATA_STEWARD, scopes=frozenset({str(Action.SUBMIT)}))
+    assert not visible(scoped, private)
+    assert visible(Subject.operator("x"), upload)
+
+
+SUBJECTS = st.builds(
+    lambda email, roles, grants: Subject.user(
+        email, roles=roles, institution="GCO1", grants=grants
+    ),
+    st.sampled_from(["o@example.org", "s@example.org"]),
+    st.frozensets(st.sampled_from([r.value for r in Role])),
+    st.frozensets(st.sampled_from(["GCD00000001", "GCD00000002"])),
+)
+RESOURCES = st.builds(
+    Resource,
+    kind=st.sampled_from(
+        ["study", "dataset", "file", "individual", "grant", "token", "request", "upload", "x"]
+    ),
+    accession=st.sampled_from(["GCD00000001", "GCD00000002", "7"]),
+    public=st.booleans(),
+    owner=st.sampled_from([None, "user:o@example.org"]),
+    reviewers=st.sampled_from([frozenset(), frozenset({"user:s@example.org"})]),
+    tier=st.sampled_from(["open", "registered", "controlled"]),
+)
+
+
+@given(subject=SUBJECTS | st.just(ANON), action=st.sampled_from(list(Action)), resource=RESOURCES)
+def test_a_refusal_of_what_one_may_not_see_is_the_missing_answer(
+    subject: Subject, action: Action, resource: Resource
+) -> None:
+    missing = NotFoundError("No such record.", message_zh="不存在该记录。", details={"id": "7"})
+    decision = decide(subject, action, resource)
+    if decision.allowed:
+        assert require(subject, action, resource, missing=missing) == decision
+        return
+    with pytest.raises((AccessDeniedError, NotFoundError)) as raised:
+        require(subject, action, resource, missing=missing)
+    error = raised.value
+    if visible(subject, resource):
+        assert isinstance(error, AccessDeniedError)
+    else:  # the very answer a missing record gets, the truth kept for the audit log
+        assert isinstance(error, NotFoundError) and error.to_dict() == missing.to_dict()
+    assert error.refusal is not None
+    assert (error.refusal.actor, error.refusal.action) == (subject.id, str(action))
+    assert (error.refusal.kind, error.refusal.rule) == (resource.kind, decision.rule)
+    assert "refusal" not in str(error.to_dict())

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from genecommons.access.models import Subject
+from genecommons.access.workflow import dataset_resource
 from genecommons.app import create_app
 from genecommons.audit.events import EventTag
 from genecommons.audit.tables import audit_events
@@ -22,6 +23,7 @@ from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError
 from genecommons.privacy import service
 from genecommons.variants import service as variants
+from genecommons.variants.beacon_service import granularity
 
 OPERATOR = Subject.operator("tester")
 ANONYMOUS = Subject.anonymous()
@@ -113,6 +115,34 @@ def test_a_named_dataset_the_caller_may_not_see_is_refused(
     with pytest.raises(AccessDeniedError):
         service.variant_frequencies(
             factory, settings, subject=ANONYMOUS, key=datasets.key, dataset=datasets.controlled
+        )
+
+
+def test_a_verified_researcher_sees_the_datasets_the_beacon_answers_for(
+    datasets: SimpleNamespace, factory: Any, settings: Settings
+) -> None:
+    """Noisy tables of a controlled dataset are not given to a verified researcher without a
+    grant, as the Beacon gives them nothing of it: the listing holds exactly the datasets the
+    Beacon answers the caller something of."""
+    verified = Subject.user(
+        "v@example.org",
+        roles=frozenset({"researcher"}),
+        institution="GCO00000001",
+        institution_verified=True,
+    )
+    listed = service.variant_frequencies(factory, settings, subject=verified, key=datasets.key)
+    assert [t.dataset for t in listed] == [datasets.open]
+    with factory() as session:
+        answered = {
+            accession
+            for accession in (datasets.open, datasets.controlled)
+            if granularity(verified, dataset_resource(session, verified, accession), public=True)
+            is not None
+        }
+    assert answered == {t.dataset for t in listed}
+    with pytest.raises(AccessDeniedError):  # a public study's dataset: refused, not hidden
+        service.variant_frequencies(
+            factory, settings, subject=verified, key=datasets.key, dataset=datasets.controlled
         )
 
 

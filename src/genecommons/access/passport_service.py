@@ -164,13 +164,18 @@ def granted_by_passport(
     settings: Settings,
     trusted: TrustedIssuers,
     now: datetime | None = None,
+    refused: list[str] | None = None,
 ) -> frozenset[str]:
     """The datasets of this node that valid visas of the caller grant (another node's DAC may
-    have approved them); visas for someone else are ignored."""
+    have approved them); visas for someone else are ignored. Why each other visa was refused
+    (a `VisaRejection`, or `someone_else`) is appended to `refused`, for the audit log."""
     now = now or clock.now()
     email = subject.id.removeprefix("user:")
-    accepted, _rejected = verify_passport(document, trusted=trusted, now=now)
+    accepted, rejected = verify_passport(document, trusted=trusted, now=now)
     mine = [v for v in accepted if v.subject == email]
+    if refused is not None:
+        refused.extend(str(r.reason) for r in rejected)
+        refused.extend("someone_else" for v in accepted if v.subject != email)
     prefix = f"{settings.issuer_url}/datasets/"
     return frozenset(
         uri.removeprefix(prefix)

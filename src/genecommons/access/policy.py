@@ -2,16 +2,36 @@
 
 Every route and command asks `decide`; anything no rule allows is denied. The access issue adds
 users, grants, DUO matching and jurisdiction rules here; the catalog's rules are below.
+
+What a caller may not see does not exist for them: `visible` says whether a caller may know
+that a record exists, and `require(..., missing=)` answers the refusal of a record the caller
+may not see with the very error a missing record gets. Every refusal raised here carries a
+`Refusal` that the one error mapping of the app (and of the CLI) writes to the audit log,
+whatever the answer says.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from genecommons.access.models import Action, Decision, Resource, Role, Subject, SubjectKind
-from genecommons.errors import AccessDeniedError
+from genecommons.errors import AccessDeniedError, NotFoundError, Refusal
 
 METADATA_KINDS = frozenset({"study", "dataset"})
 # roles that look after the catalog's records (the access issue adds grants for researchers)
 STEWARDS = (Role.DATA_STEWARD, Role.ADMIN)
+# who, beyond a record's owner and reviewers, may know that a record of a kind exists, and the
+# action a token's scopes must include for them to (a kind not named: owner and reviewers only)
+WATCHERS: dict[str, tuple[Action, tuple[Role, ...]]] = {
+    "study": (Action.READ_METADATA, STEWARDS),
+    "dataset": (Action.READ_METADATA, STEWARDS),
+    "file": (Action.READ_METADATA, STEWARDS),
+    "individual": (Action.READ_INDIVIDUAL_RECORDS, STEWARDS),
+    "sample": (Action.READ_INDIVIDUAL_RECORDS, STEWARDS),
+    "request": (Action.READ_REQUEST, (Role.ADMIN, Role.AUDITOR)),
+    "grant": (Action.READ_REQUEST, (Role.ADMIN, Role.AUDITOR)),
+    "token": (Action.MANAGE_TOKENS, (Role.ADMIN,)),
+}
 
 
 def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
@@ -50,6 +70,13 @@ def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
             ("该研究的元数据未公开。",),
             rule="private-metadata",
         )
+    if action is Action.READ_AUDIT:
+        return Decision(
+            False,
+            ("The audit entries and alerts are for auditors and administrators.",),
+            ("审计条目和预警仅供审计人员和系统管理员查看。",),
+            rule="auditors-only",
+        )
     if action is Action.READ_INDIVIDUAL_RECORDS:
         return Decision(
             False,
@@ -68,16 +95,80 @@ def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
     )
 
 
-def require(subject: Subject, action: Action, resource: Resource) -> Decision:
-    """`decide`, raising AccessDeniedError (with the reasons) when the answer is no."""
+def require(
+    subject: Subject, action: Action, resource: Resource, *, missing: NotFoundError | None = None
+) -> Decision:
+    """`decide`, raising AccessDeniedError (with the reasons) when the answer is no; with
+    `missing` (the error a record that does not exist gets), a record the subject may not see
+    is refused with that error instead. Either carries the refusal for the audit log."""
     decision = decide(subject, action, resource)
     if not decision.allowed:
+        record = refusal(subject, action, resource, rule=decision.rule)
+        if missing is not None and not visible(subject, resource):
+            raise hidden(missing, record)
         raise AccessDeniedError(
             " ".join(decision.reasons),
             message_zh="".join(decision.reasons_zh),
             details={"rule": decision.rule},
+            refusal=record,
         )
     return decision
+
+
+def visible(subject: Subject, resource: Resource) -> bool:
+    """Whether `subject` may know that `resource` exists: anyone a public record; its owner
+    and reviewers (a request's researcher and DAC, a token's user); the holder of a grant on a
+    dataset; the roles `WATCHERS` names for its kind, within a token's scopes; the operator."""
+    if subject.kind is SubjectKind.OPERATOR or resource.public:
+        return True
+    if subject.kind is not SubjectKind.USER:
+        return False
+    if resource.owner == subject.id or subject.id in resource.reviewers:
+        return True
+    if resource.kind == "dataset" and resource.accession in subject.grants:
+        return True
+    watch = WATCHERS.get(resource.kind)
+    if watch is None:
+        return False
+    action, roles = watch
+    in_scope = subject.scopes is None or str(action) in subject.scopes
+    return in_scope and subject.has_role(*roles)
+
+
+def require_visible(
+    subject: Subject, action: Action, resource: Resource, *, missing: NotFoundError
+) -> None:
+    """Raise `missing` (as for a record that does not exist, the refusal carried for the audit
+    log) unless `subject` may know that `resource` exists."""
+    if not visible(subject, resource):
+        raise hidden(missing, refusal(subject, action, resource, rule="not-visible"))
+
+
+def refusal(
+    subject: Subject,
+    action: Action | str,
+    resource: Resource,
+    *,
+    rule: str,
+    datasets: Iterable[str] = (),
+) -> Refusal:
+    """The audit record of refusing `subject` `action` on `resource` by `rule`."""
+    return Refusal(
+        actor=subject.id,
+        action=str(action),
+        kind=resource.kind,
+        rule=rule,
+        accession=resource.accession,
+        datasets=tuple(datasets),
+    )
+
+
+def hidden(missing: NotFoundError, record: Refusal) -> NotFoundError:
+    """`missing` as it is (same message, same details), carrying the refusal `record`: the
+    answer says what a missing record's says, the audit log what happened."""
+    return NotFoundError(
+        missing.message, message_zh=missing.message_zh, details=missing.details, refusal=record
+    )
 
 
 def _allow(rule: str, en: str, zh: str) -> Decision:
@@ -119,6 +210,15 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
             "Members of the dataset's DAC decide on its access.",
             "数据集所属数据访问委员会的成员决定其访问权限。",
         )
+    if action is Action.UPLOAD_FILES and resource.kind == "upload":
+        if resource.owner != subject.id:
+            return Decision(
+                False,
+                ("An upload is continued by the account that opened it.",),
+                ("上传只能由开启它的账号继续。",),
+                rule="own-upload",
+            )
+        return _allow("own-upload", "Uploaders continue their uploads.", "上传者可继续其上传。")
     if action is Action.UPLOAD_FILES and (
         subject.has_role(*STEWARDS)
         or (subject.has_role(Role.SUBMITTER) and resource.owner == subject.id)
@@ -163,7 +263,7 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
     ):
         return _allow("admin-users", "Administrators manage accounts.", "系统管理员管理账号。")
     if action is Action.MANAGE_TOKENS and (
-        subject.has_role(Role.ADMIN) or resource.accession == subject.id
+        subject.has_role(Role.ADMIN) or subject.id in (resource.accession, resource.owner)
     ):
         return _allow(
             "own-tokens", "Users manage their own API tokens.", "用户可管理自己的 API 令牌。"
@@ -177,8 +277,9 @@ AUDIT = "record-in-audit-log"
 
 def _data_rule(subject: Subject, action: Action, resource: Resource) -> Decision:
     """Data by tier: open -> aggregates for anyone; registered -> aggregates for signed-in
-    researchers of a verified institution; controlled -> records for holders of a grant in
-    force whose institution's location the jurisdiction rules allow."""
+    researchers of a verified institution; controlled -> aggregates for holders of a grant in
+    force, as the Beacon answers; records (any tier) for holders of a grant in force whose
+    institution's location the jurisdiction rules allow."""
     tier = resource.tier or "controlled"
     if action is Action.READ_AGGREGATES:
         if tier == "open":
@@ -187,7 +288,8 @@ def _data_rule(subject: Subject, action: Action, resource: Resource) -> Decision
                 "Aggregates of open datasets are public.",
                 "开放数据集的汇总数据是公开的。",
             )
-        if subject.kind is SubjectKind.USER and subject.institution_verified:
+        verified = subject.kind is SubjectKind.USER and subject.institution_verified
+        if tier == "registered" and verified:
             return _allow(
                 "registered-aggregates",
                 "Signed-in users of a verified institution see aggregates.",
@@ -197,11 +299,21 @@ def _data_rule(subject: Subject, action: Action, resource: Resource) -> Decision
             return _allow(
                 "granted-aggregates", "A grant covers the aggregates.", "访问授权包含汇总数据。"
             )
+        if tier == "registered":
+            return Decision(
+                False,
+                ("Sign in with an account of a verified institution.",),
+                ("请使用已核验机构的账号登录。",),
+                rule="registered-only",
+            )
         return Decision(
             False,
-            ("Sign in with an account of a verified institution.",),
-            ("请使用已核验机构的账号登录。",),
-            rule="registered-only",
+            (
+                "Aggregates of a controlled dataset come with an approved access grant for it, "
+                "as its records do; request access (POST /api/v1/requests).",
+            ),
+            ("受控数据集的汇总数据与其记录一样，需要该数据集已批准的访问授权；请提交访问申请。",),
+            rule="controlled-aggregates",
         )
     if resource.accession not in subject.grants:
         return Decision(

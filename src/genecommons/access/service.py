@@ -40,6 +40,7 @@ from genecommons.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    Refusal,
 )
 
 logger = logging.getLogger(__name__)
@@ -286,9 +287,15 @@ def revoke_token(factory: sessionmaker[Session], *, token_id: int, actor: Subjec
             .join(users, users.c.id == api_tokens.c.user_id)
             .where(api_tokens.c.id == token_id)
         ).first()
+        missing = NotFoundError(f"No token {token_id}.", message_zh=f"不存在令牌 {token_id}。")
         if row is None:
-            raise NotFoundError(f"No token {token_id}.", message_zh=f"不存在令牌 {token_id}。")
-        require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{row.email}"))
+            raise missing
+        require(  # someone else's token does not exist for the actor
+            actor,
+            Action.MANAGE_TOKENS,
+            Resource("token", str(token_id), owner=f"user:{row.email}"),
+            missing=missing,
+        )
         session.execute(
             update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=clock.now())
         )
@@ -393,9 +400,10 @@ def authenticate(
 
     Each use is an audit event (`access:token:use`, with the caller's address), and so is a
     refused use of a known token that has expired or been revoked (`access:token:refuse`),
-    queued in the same transaction (`record_soon`: one insert, no lock on the log). Unknown
-    tokens leave no event, so that random guesses cannot flood the log (sign-in throttling and
-    the web server's limits deal with them).
+    queued in the same transaction (`record_soon`: one insert, no lock on the log). An unknown
+    token is a refusal that the app's error mapping records (`access:decision:deny` by the
+    caller's address, group-committed with the refusals of the same moment), so that guessing
+    is seen by the early-warning rules.
 
     With `events` (the app's group commit), a valid use is read without the write lock and its
     event committed with those of concurrent requests before this returns, and the token's
@@ -407,8 +415,14 @@ def authenticate(
         "The token is not valid (unknown, expired or revoked).",
         message_zh="令牌无效（未知、已过期或已撤销）。",
     )
+    # the same answer, carrying its refusal for the app's error mapping to audit
+    unknown = AuthenticationError(
+        refused.message,
+        message_zh=refused.message_zh,
+        refusal=Refusal("anonymous", str(EventTag.TOKEN_USED), "token", rule="unknown-token"),
+    )
     if not identity.TOKEN_RE.match(token):
-        raise refused
+        raise unknown
     now = clock.now()
     if events is not None:
         engine = factory.kw["bind"]
@@ -416,7 +430,7 @@ def authenticate(
         statement = _token_subject_statement(engine.dialect.name)
         rows = prepared(engine, statement).rows(read)
         if not rows:
-            raise refused
+            raise unknown
         row = rows[0]
         if _token_problem(row.revoked_at, row.active, row.expires_at, now) is None:
             # read without the ORM, no lock held: the token's row with its user's roles and
@@ -450,7 +464,7 @@ def authenticate(
             statement, {"digest": identity.token_digest(token), "now": now}
         ).first()
         if row is None:
-            raise refused
+            raise unknown
         problem = _token_problem(row.revoked_at, row.active, row.expires_at, now)
         seen = {"address": address, "institution": row.institution}
         if problem is not None:

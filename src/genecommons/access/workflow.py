@@ -18,7 +18,7 @@ from genecommons import clock
 from genecommons.access import notify
 from genecommons.access.duo_matching import ResearchPurpose, Verdict, match_purpose
 from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide, require
+from genecommons.access.policy import require, require_visible
 from genecommons.access.tables import (
     access_requests,
     dac_members,
@@ -111,16 +111,33 @@ class DatasetOutcome:
     jurisdiction_rules: tuple[str, ...] = ()
 
 
-def _dataset_facts(session: Session, accession: str) -> Any:
-    datasets = ENTITY_TABLES["datasets"]
+def _dataset_facts(session: Session, accession: str, *, actor: Subject) -> Any:
+    """A dataset the actor may see, for a request; NotFoundError alike when there is none and
+    when its study is private to the actor."""
+    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
     row = session.execute(
-        select(datasets.c.id, datasets.c.study_id, datasets.c.doc, datasets.c.access_tier).where(
-            datasets.c.accession == accession
+        select(
+            datasets.c.id,
+            datasets.c.study_id,
+            datasets.c.doc,
+            datasets.c.access_tier,
+            studies.c.public.label("study_public"),
         )
+        .join(studies, studies.c.id == datasets.c.study_id)
+        .where(datasets.c.accession == accession)
     ).first()
+    missing = missing_dataset(accession)
     if row is None:
-        raise NotFoundError(f"No dataset {accession}.", message_zh=f"不存在数据集 {accession}。")
+        raise missing
+    resource = Resource("dataset", accession, public=bool(row.study_public))
+    require_visible(actor, Action.REQUEST_ACCESS, resource, missing=missing)
     return row
+
+
+def missing_dataset(accession: str) -> NotFoundError:
+    """What asking for a dataset that does not exist answers (and asking for one the caller
+    may not see)."""
+    return NotFoundError(f"No dataset {accession}.", message_zh=f"不存在数据集 {accession}。")
 
 
 def request_access(
@@ -165,7 +182,7 @@ def request_access(
             },
         ).scalar_one()
         for accession in dict.fromkeys(datasets):
-            row = _dataset_facts(session, accession)
+            row = _dataset_facts(session, accession, actor=actor)
             doc = row.doc
             dac_id = None
             if doc.get("dac"):
@@ -296,13 +313,20 @@ def archived_here(session: Session, dataset_id: int) -> bool:
 def dataset_resource(
     session: Session, subject: Subject, accession: str, *, today: date | None = None
 ) -> Resource:
-    """A dataset as the decision point sees it for a data read by `subject`: its tier and, for
-    a signed-in user of an institution, the jurisdiction rules' verdict on that institution."""
-    datasets = ENTITY_TABLES["datasets"]
-    row = session.execute(select(datasets).where(datasets.c.accession == accession)).first()
+    """A dataset as the decision point sees it for a data read by `subject`: its tier, whether
+    its study is public and, for a signed-in user of an institution, the jurisdiction rules'
+    verdict on that institution."""
+    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
+    row = session.execute(
+        select(datasets, studies.c.public.label("study_public"))
+        .join(studies, studies.c.id == datasets.c.study_id)
+        .where(datasets.c.accession == accession)
+    ).first()
     if row is None:
-        raise NotFoundError(f"No dataset {accession}.", message_zh=f"不存在数据集 {accession}。")
-    resource = Resource("dataset", accession=accession, tier=row.access_tier)
+        raise missing_dataset(accession)
+    resource = Resource(
+        "dataset", accession=accession, tier=row.access_tier, public=bool(row.study_public)
+    )
     if subject.institution is None or accession not in subject.grants:
         return resource  # no grant: the decision point refuses record-level data anyway
     facts = dataset_facts(session, row, archived_here=archived_here(session, row.id))
@@ -360,23 +384,23 @@ def get_request(
             .join(users, users.c.id == access_requests.c.user_id)
             .where(access_requests.c.id == request_id)
         ).first()
+        missing = NotFoundError(
+            f"No request {request_id}.", message_zh=f"不存在申请 {request_id}。"
+        )
         if row is None:
-            raise NotFoundError(
-                f"No request {request_id}.", message_zh=f"不存在申请 {request_id}。"
-            )
+            raise missing
         items = session.execute(
             select(request_datasets, datasets.c.accession)
             .join(datasets, datasets.c.id == request_datasets.c.dataset_id)
             .where(request_datasets.c.request_id == request_id)
         ).all()
         reviewers = frozenset().union(*(_reviewers(session, i.dac_id) for i in items))
-    decision = decide(
+    require(  # someone else's request does not exist for the actor
         actor,
         Action.READ_REQUEST,
         Resource("request", str(request_id), owner=f"user:{row.email}", reviewers=reviewers),
+        missing=missing,
     )
-    if not decision.allowed:  # do not confirm that someone else's request exists
-        raise NotFoundError(f"No request {request_id}.", message_zh=f"不存在申请 {request_id}。")
     return {
         "id": row.id,
         "requester": row.email,
@@ -458,14 +482,21 @@ def decide_request(
             .join(datasets, datasets.c.id == request_datasets.c.dataset_id)
             .where(request_datasets.c.id == item_id)
         ).first()
+        missing = NotFoundError(
+            f"No request item {item_id}.", message_zh=f"不存在申请项 {item_id}。"
+        )
         if item is None:
-            raise NotFoundError(
-                f"No request item {item_id}.", message_zh=f"不存在申请项 {item_id}。"
-            )
-        require(
+            raise missing
+        require(  # an item of someone else's request, not for the actor's DAC, does not exist
             actor,
             Action.REVIEW_REQUEST,
-            Resource("request", str(item.request_id), reviewers=_reviewers(session, item.dac_id)),
+            Resource(
+                "request",
+                str(item.request_id),
+                owner=f"user:{item.email}",
+                reviewers=_reviewers(session, item.dac_id),
+            ),
+            missing=missing,
         )
         if item.status != "pending":
             raise ConflictError(
@@ -549,12 +580,19 @@ def revoke_grant(
             .join(users, users.c.id == grants.c.user_id)
             .where(grants.c.id == grant_id)
         ).first()
+        missing = NotFoundError(f"No grant {grant_id}.", message_zh=f"不存在授权 {grant_id}。")
         if row is None:
-            raise NotFoundError(f"No grant {grant_id}.", message_zh=f"不存在授权 {grant_id}。")
-        require(
+            raise missing
+        require(  # someone else's grant, not of the actor's DAC, does not exist for the actor
             actor,
             Action.REVOKE_GRANT,
-            Resource("grant", str(grant_id), reviewers=_reviewers(session, row.dac_id)),
+            Resource(
+                "grant",
+                str(grant_id),
+                owner=f"user:{row.email}",
+                reviewers=_reviewers(session, row.dac_id),
+            ),
+            missing=missing,
         )
         if row.revoked_at is not None:
             raise ConflictError(

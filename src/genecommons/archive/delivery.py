@@ -29,17 +29,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access.models import Action, Decision, Resource, Subject, SubjectKind
-from genecommons.access.policy import FINGERPRINT, decide
+from genecommons.access.policy import FINGERPRINT, decide, hidden, refusal, visible
 from genecommons.access.workflow import dataset_resource
 from genecommons.archive import bgzf, copies
 from genecommons.archive.crypt import decrypt_range, reencrypt_header, session_keys
 from genecommons.archive.hts_index import HtsIndex, parse_index
 from genecommons.archive.keys import parse_public_key
-from genecommons.archive.service import archive_keys, catalog_file, object_store
+from genecommons.archive.service import (
+    CatalogFile,
+    archive_keys,
+    catalog_file,
+    missing_file,
+    object_store,
+)
 from genecommons.archive.store import ObjectStore
 from genecommons.archive.tables import archive_objects, recipient_keys
 from genecommons.audit import fingerprint
-from genecommons.audit.events import EventTag, record_event, record_soon
+from genecommons.audit.events import EventTag, record_event
 from genecommons.audit.trace_service import Delivery, record_delivery
 from genecommons.config import Settings
 from genecommons.errors import (
@@ -78,8 +84,8 @@ class ArchivedObject:
     copy: copies.Copy | None = None  # the recipient's fingerprinted copy this object is
 
 
-def _object(session: Session, accession: str) -> ArchivedObject:
-    file = catalog_file(session, accession)
+def _object(session: Session, accession: str, *, file: CatalogFile | None = None) -> ArchivedObject:
+    file = file or catalog_file(session, accession)
     row = session.execute(
         select(archive_objects).where(archive_objects.c.file_id == file.id)
     ).first()
@@ -120,22 +126,33 @@ def archived_object(session: Session, accession: str) -> ArchivedObject:
     return _object(session, accession)
 
 
-def _authorize(session: Session, subject: Subject, obj: ArchivedObject) -> Decision:
-    """Allow when a dataset that releases the file allows the subject its records."""
-    decisions = [
-        decide(subject, Action.READ_RECORDS, dataset_resource(session, subject, accession))
-        for accession in obj.datasets
-    ]
+def _authorize(session: Session, subject: Subject, file: CatalogFile) -> Decision:
+    """Allow when a dataset that releases the file allows the subject its records. A file
+    whose datasets the subject may not see does not exist for them (the refusal answered as
+    its absence would be); either refusal carries its record for the audit log."""
+    resources = [dataset_resource(session, subject, accession) for accession in file.datasets]
+    decisions = [decide(subject, Action.READ_RECORDS, resource) for resource in resources]
     for decision in decisions:
         if decision.allowed:
             return decision
     if not decisions:
         decisions = [decide(subject, Action.READ_RECORDS, Resource("dataset", tier="controlled"))]
-    refusal = decisions[0]
+    refused = decisions[0]
+    record = refusal(
+        subject,
+        Action.READ_RECORDS,
+        Resource("file", file.accession),
+        rule=refused.rule,
+        datasets=file.datasets,
+    )
+    shown = [r.accession for r in resources if visible(subject, r)]
+    if not shown and not visible(subject, Resource("file", owner=file.created_by)):
+        raise hidden(missing_file(file.accession), record)
     raise AccessDeniedError(
-        f"{obj.accession}: " + " ".join(refusal.reasons),
-        message_zh=f"{obj.accession}：" + "".join(refusal.reasons_zh),
-        details={"rule": refusal.rule, "datasets": list(obj.datasets)},
+        f"{file.accession}: " + " ".join(refused.reasons),
+        message_zh=f"{file.accession}：" + "".join(refused.reasons_zh),
+        details={"rule": refused.rule, "datasets": shown},
+        refusal=record,
     )
 
 
@@ -143,27 +160,9 @@ def _deliverable(
     factory: sessionmaker[Session], subject: Subject, accession: str
 ) -> tuple[ArchivedObject, Decision]:
     with factory() as session:
-        obj = _object(session, accession)
-        try:
-            decision = _authorize(session, subject, obj)
-        except AccessDeniedError as refusal:
-            refused = refusal
-        else:
-            return obj, decision
-    if subject.kind is not SubjectKind.USER:
-        raise refused  # anonymous refusals leave no event: scanners cannot flood the log
-    with factory() as session, session.begin():  # a user's refused attempt is an event too
-        record_soon(
-            session,
-            tag=EventTag.ACCESS_DENIED,
-            actor=subject.id,
-            subject=f"file:{obj.accession}",
-            details={
-                "datasets": list(obj.datasets),
-                "rule": (refused.details or {}).get("rule"),
-            },
-        )
-    raise refused
+        file = catalog_file(session, accession)
+        decision = _authorize(session, subject, file)  # before anything else is said of it
+        return _object(session, accession, file=file), decision
 
 
 def _served(

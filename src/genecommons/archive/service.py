@@ -21,7 +21,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Resource, Subject, SubjectKind
+from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
 from genecommons.archive import formats
 from genecommons.archive.crypt import BodyEncryptor
@@ -182,10 +182,7 @@ def catalog_file(session: Session, accession: str) -> CatalogFile:
         .where(files.c.accession == accession)
     ).first()
     if row is None:
-        raise NotFoundError(
-            f"No data file {accession} in the catalog; submit its metadata first.",
-            message_zh=f"目录中不存在数据文件 {accession}；请先提交其元数据。",
-        )
+        raise missing_file(accession)
     return CatalogFile(
         id=row.id,
         accession=row.accession,
@@ -198,6 +195,31 @@ def catalog_file(session: Session, accession: str) -> CatalogFile:
         assembly=row.reference_assembly,
         datasets=file_datasets(session, row.run_id, row.analysis_id),
     )
+
+
+def missing_file(accession: str) -> NotFoundError:
+    """What asking for a data file that is not in the catalog answers (and asking for one the
+    caller may not see)."""
+    return NotFoundError(
+        f"No data file {accession} in the catalog; submit its metadata first.",
+        message_zh=f"目录中不存在数据文件 {accession}；请先提交其元数据。",
+    )
+
+
+def file_resource(session: Session, file: CatalogFile) -> Resource:
+    """A data file as the decision point sees it: its submitter, and public when a dataset
+    that releases it belongs to a public study."""
+    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
+    public = bool(file.datasets) and (
+        session.execute(
+            select(studies.c.id)
+            .join(datasets, datasets.c.study_id == studies.c.id)
+            .where(datasets.c.accession.in_(file.datasets), studies.c.public.is_(True))
+            .limit(1)
+        ).first()
+        is not None
+    )
+    return Resource("file", file.accession, public=public, owner=file.created_by)
 
 
 def file_datasets(session: Session, run_id: int | None, analysis_id: int | None) -> tuple[str, ...]:
@@ -534,7 +556,12 @@ def start_upload(
     now = clock.now()
     with factory() as session, session.begin():
         file = catalog_file(session, accession)
-        require(subject, Action.UPLOAD_FILES, Resource("file", owner=file.created_by))
+        require(  # a file the subject may not see does not exist for them
+            subject,
+            Action.UPLOAD_FILES,
+            file_resource(session, file),
+            missing=missing_file(accession),
+        )
         archived = session.execute(
             select(archive_objects.c.id).where(archive_objects.c.file_id == file.id)
         ).first()
@@ -580,10 +607,17 @@ def _upload_row(session: Session, upload_id: str, subject: Subject) -> Any:
             .join(files, files.c.id == uploads.c.file_id)
             .where(uploads.c.id == upload_id)
         ).first()
-    if row is None or (row.uploader != subject.id and subject.kind is not SubjectKind.OPERATOR):
-        raise NotFoundError(
-            f"No upload {upload_id} of yours.", message_zh=f"不存在您的上传 {upload_id}。"
-        )
+    missing = NotFoundError(
+        f"No upload {upload_id} of yours.", message_zh=f"不存在您的上传 {upload_id}。"
+    )
+    if row is None:
+        raise missing
+    require(  # someone else's upload does not exist for the subject
+        subject,
+        Action.UPLOAD_FILES,
+        Resource("upload", upload_id, owner=row.uploader),
+        missing=missing,
+    )
     return row
 
 

@@ -23,7 +23,7 @@ from genecommons.audit.merkle import MerkleTree, canonical_leaf
 from genecommons.audit.store import SqlNodeStore, insert_rows
 from genecommons.audit.tables import audit_events, audit_head, audit_queue
 from genecommons.db import GroupCommit
-from genecommons.errors import ConflictError
+from genecommons.errors import ConflictError, Refusal
 
 
 class EventTag(StrEnum):
@@ -276,6 +276,41 @@ def event_leaf(
 def _queue_leaves(session: Session, items: Sequence[tuple[bytes, ...]]) -> list[None]:
     session.execute(_QUEUE, [{"leaf": leaf} for item in items for leaf in item])
     return [None] * len(items)
+
+
+# -- refusals: every refusal of the decision point, whatever the caller was answered ---------
+
+
+def refusal_event(refusal: Refusal, *, address: str, route: str, answered: int | None) -> Event:
+    """The audit event of a refusal (`access:decision:deny`): who (the caller; for an anonymous
+    one its address, so that an anonymous prober is counted by address), what action on which
+    record, the rule that refused, from where, through which route, and the status the caller
+    was answered (404 for a record the caller may not see; None when the request went on
+    without what was refused, such as a forged visa)."""
+    actor = f"address:{address}" if refusal.actor == "anonymous" else refusal.actor
+    details: dict[str, Any] = {
+        "action": refusal.action,
+        "kind": refusal.kind,
+        "rule": refusal.rule,
+        "address": address,
+        "route": route,
+        "answered": answered,
+    }
+    if refusal.actor != actor:
+        details["caller"] = refusal.actor  # anonymous
+    if refusal.datasets:
+        details["datasets"] = list(refusal.datasets)
+    subject = f"{refusal.kind}:{refusal.accession}" if refusal.accession else refusal.kind
+    return Event(EventTag.ACCESS_DENIED, actor, subject, details)
+
+
+def record_refusal(
+    events: GroupedQueue, refusal: Refusal, *, address: str, route: str, answered: int | None
+) -> None:
+    """Queue the event of a refusal with those recorded at the same time (one commit per
+    group, however many refusals a prober causes); return once it is committed."""
+    event = refusal_event(refusal, address=address, route=route, answered=answered)
+    events.record(tag=event.tag, actor=event.actor, subject=event.subject, details=event.details)
 
 
 SEQUENCE_BATCH = 5000

@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide, require
+from genecommons.access.policy import require
 from genecommons.audit.events import leaf_document, sequence
 from genecommons.audit.merkle import (
     EMPTY_ROOT,
@@ -45,7 +45,7 @@ from genecommons.audit.tables import (
     tree_heads,
 )
 from genecommons.config import Settings
-from genecommons.errors import AccessDeniedError, InvalidInputError
+from genecommons.errors import InvalidInputError
 
 MAX_ENTRIES = 1000
 
@@ -155,11 +155,7 @@ def entries(
     factory: sessionmaker[Session], *, start: int, end: int, actor: Subject
 ) -> list[dict[str, Any]]:
     """Leaves start..end-1: their exact bytes (base64) and decoded."""
-    if not decide(actor, Action.READ_AUDIT, Resource("audit")).allowed:
-        raise AccessDeniedError(
-            "The audit entries are for auditors and administrators.",
-            message_zh="审计条目仅供审计人员和系统管理员查看。",
-        )
+    require(actor, Action.READ_AUDIT, Resource("audit"))
     if not 0 <= start < end or end - start > MAX_ENTRIES:
         raise InvalidInputError(
             f"Ask for 1 to {MAX_ENTRIES} entries with 0 <= start < end.",

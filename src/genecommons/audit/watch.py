@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide
+from genecommons.access.policy import require
 from genecommons.access.tables import grants, users
 from genecommons.audit.alerts import (
     AlertRuleSet,
@@ -45,7 +45,7 @@ from genecommons.audit.tables import audit_alerts, audit_events, audit_watch
 from genecommons.audit.webhook import WebhookError, post_alert
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
-from genecommons.errors import AccessDeniedError, InvalidInputError
+from genecommons.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -298,11 +298,7 @@ def list_alerts(
 ) -> dict[str, Any]:
     """Alerts after id `after`, oldest first, each with the log entries behind it and their
     inclusion proofs against the signed tree head returned with them (auditors, admins)."""
-    if not decide(actor, Action.READ_AUDIT, Resource("audit")).allowed:
-        raise AccessDeniedError(
-            "Alerts are for auditors and administrators.",
-            message_zh="预警仅供审计人员和系统管理员查看。",
-        )
+    require(actor, Action.READ_AUDIT, Resource("audit"))
     if not 1 <= limit <= MAX_ALERTS or after < 0:
         raise InvalidInputError(
             f"Ask for 1 to {MAX_ALERTS} alerts after an id of 0 or more.",

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide, require
+from genecommons.access.policy import decide, require, require_visible
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.bundle import Limits, open_bundle
 from genecommons.catalog.export import sheet_columns
@@ -338,7 +338,7 @@ def list_records(
         statement = statement.where(column == typed)
     with factory() as session:
         if study is not None and entity != "studies":
-            study_id = _study_id(session, study)
+            study_id = _study_id(session, study, subject=subject)
             statement = statement.where(table.c.study_id == study_id)
         total = session.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
         rows = session.execute(
@@ -357,11 +357,18 @@ def list_records(
     return Page([_item(r) for r in rows], int(total), page, page_size)
 
 
-def _study_id(session: Session, accession: str) -> int:
+def _study_id(session: Session, accession: str, *, subject: Subject) -> int:
+    """The id of a study the subject may see; NotFoundError alike when there is none and when
+    the subject may not see it."""
     studies = ENTITY_TABLES["studies"]
-    found = session.execute(select(studies.c.id).where(studies.c.accession == accession)).first()
+    found = session.execute(
+        select(studies.c.id, studies.c.public).where(studies.c.accession == accession)
+    ).first()
+    missing = NotFoundError(f"No study {accession}.", message_zh=f"不存在研究 {accession}。")
     if found is None:
-        raise NotFoundError(f"No study {accession}.", message_zh=f"不存在研究 {accession}。")
+        raise missing
+    resource = Resource("study", accession, public=bool(found.public))
+    require_visible(subject, Action.READ_METADATA, resource, missing=missing)
     return int(found.id)
 
 
@@ -377,18 +384,20 @@ def get_record(
     if entity not in FILTERS or not is_accession(accession):
         raise NotFoundError(f"No {entity} {accession}.", message_zh=f"不存在 {accession}。")
     table: Table = ENTITY_TABLES[entity]
+    missing = NotFoundError(
+        f"No {ENTITIES[entity].label_en} {accession}.",
+        message_zh=f"不存在{ENTITIES[entity].label_zh} {accession}。",
+    )
     with factory() as session:
         row = session.execute(select(table).where(table.c.accession == accession)).first()
         if row is None:
-            raise NotFoundError(
-                f"No {ENTITIES[entity].label_en} {accession}.",
-                message_zh=f"不存在{ENTITIES[entity].label_zh} {accession}。",
-            )
+            raise missing
         if entity in INDIVIDUAL_LEVEL:
             require(
                 subject,
                 Action.READ_INDIVIDUAL_RECORDS,
                 Resource(INDIVIDUAL_LEVEL[entity], accession),
+                missing=missing,
             )
         else:
             study_id = row.id if entity == "studies" else row.study_id
@@ -398,17 +407,13 @@ def get_record(
                     select(studies.c.public).where(studies.c.id == study_id)
                 ).scalar_one()
             )
-            decision = decide(
+            # not visible: "not found", as for a record that does not exist
+            require(
                 subject,
                 Action.READ_METADATA,
                 Resource(METADATA_ENTITIES[entity], accession, public),
+                missing=missing,
             )
-            if not decision.allowed:
-                # not visible: say "not found" rather than confirm that it exists
-                raise NotFoundError(
-                    f"No {ENTITIES[entity].label_en} {accession}.",
-                    message_zh=f"不存在{ENTITIES[entity].label_zh} {accession}。",
-                )
         item = _item(row)
         if entity == "individuals":
             packet = session.execute(
@@ -491,7 +496,7 @@ def export_study(
     require(subject, Action.READ_INDIVIDUAL_RECORDS, Resource("study", accession))
     sheets: dict[str, list[dict[str, Any]]] = {}
     with factory() as session:
-        study_id = _study_id(session, accession)
+        study_id = _study_id(session, accession, subject=subject)
         studies = ENTITY_TABLES["studies"]
         study = session.execute(select(studies).where(studies.c.id == study_id)).one()
         institutions = ENTITY_TABLES["institutions"]

@@ -32,8 +32,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.models import Action, Resource, Subject, SubjectKind
-from genecommons.access.policy import decide, require
-from genecommons.access.workflow import dataset_resource
+from genecommons.access.policy import decide, require, require_visible, visible
+from genecommons.access.workflow import dataset_resource, missing_dataset
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.clock import now
@@ -682,13 +682,23 @@ def variant_frequencies(
 ) -> list[DatasetFrequencies]:
     """The table of the variant `chrom-pos-ref-alt` in each dataset the caller may see (or in
     `dataset`): exact with a grant in force (audited), noisy and suppressed on the aggregate
-    tiers. Datasets the caller may not see are left out, or refused when named."""
+    tiers. Datasets the caller may not see, or may see no aggregates of, are left out, or
+    refused when named (a dataset of a private study as if it did not exist)."""
     variant = parse_key(key)
     tables = []
     with factory.begin() as session:
         accessions = [dataset] if dataset else _datasets_with_stores(session, settings)
         for accession in accessions:
             resource = dataset_resource(session, subject, accession)
+            if not visible(subject, resource):
+                if dataset:
+                    require_visible(
+                        subject,
+                        Action.READ_AGGREGATES,
+                        resource,
+                        missing=missing_dataset(accession),
+                    )
+                continue
             path = store_path(settings, accession)
             records = decide(subject, Action.READ_RECORDS, resource)
             aggregates = (

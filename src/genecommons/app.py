@@ -9,12 +9,17 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from genecommons import __version__
 from genecommons.access.oidc_service import provider as oidc_provider
 from genecommons.access.passport_service import key_store
 from genecommons.access.routes import router as access_router
 from genecommons.access.routes import wellknown
+from genecommons.archive.drs import status_of as drs_status
+from genecommons.archive.htsget import UnsupportedFormatError
 from genecommons.archive.routes import drs as drs_router
 from genecommons.archive.routes import htsget as htsget_router
 from genecommons.archive.routes import router as archive_router
@@ -45,6 +50,7 @@ HTSGET_ERRORS = {
     401: "InvalidAuthentication",
     403: "PermissionDenied",
     404: "NotFound",
+    413: "PayloadTooLarge",
 }
 
 
@@ -57,7 +63,50 @@ def _htsget_error(error: GeneCommonsError) -> JSONResponse:
     else:
         status, name = error.http_status, HTSGET_ERRORS.get(error.http_status, "InternalError")
     body = {"htsget": {"error": name, "message": error.message, "message_zh": error.message_zh}}
+    if error.details is not None:
+        body["htsget"]["details"] = error.details
     return JSONResponse(status_code=status, content=body)
+
+
+def _drs_error(request: Request, error: GeneCommonsError) -> JSONResponse:
+    """A DRS Error (msg, status_code), with the problem fields beside them."""
+    anonymous = not request.headers.get("authorization")
+    status = drs_status(error, anonymous=anonymous)
+    body = {"msg": error.message, "status_code": status, **error.to_dict()}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods some route serves at the request's path (for a 405's Allow header)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+class HtsgetCors:
+    """CORS on htsget's resources as htsget 1.3 asks: the request's Origin propagated to
+    Access-Control-Allow-Origin, preflights of GET (and POST) accepted with the requested
+    headers, kept 30 days. No credentials mode: htsget callers send bearer tokens."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origin_regex=".*",
+            allow_methods=("GET", "POST"),
+            allow_headers=("*",),
+            max_age=30 * 24 * 3600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/htsget/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -98,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeldEventsMiddleware, events=app.state.grouped_events)
     # connections closed now and then, so that they spread over the server's workers
     app.add_middleware(KeepAliveLimit, requests=settings.keepalive_requests)
+    app.add_middleware(HtsgetCors)
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:
@@ -107,15 +157,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if path.startswith("/beacon"):
             return beacon_routes.error_response(request, error)
         if path.startswith("/ga4gh/drs/"):
-            status = 400 if error.http_status == 422 else error.http_status
-            body = {"msg": error.message, "status_code": status, **error.to_dict()}
-            return JSONResponse(status_code=status, content=body)
+            return _drs_error(request, error)
         return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 405:  # every method served at the path, not one route's
+            error.headers = {**(error.headers or {}), "Allow": _allowed_methods(request)}
         if request.url.path.startswith("/beacon") and error.status_code in (404, 405):
-            return beacon_routes.error_response(
+            answer = beacon_routes.error_response(
                 request,
                 NotFoundError(
                     f"No Beacon endpoint {request.method} {request.url.path[:100]}; GET /beacon/map "
@@ -124,6 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
                 status=error.status_code,
             )
+            answer.headers.update(error.headers or {})
+            return answer
         return await http_exception_handler(request, error)
 
     @app.exception_handler(RequestValidationError)
@@ -132,15 +184,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"place": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
             for e in error.errors()
         ]
-        if request.url.path.startswith("/beacon"):
-            return beacon_routes.error_response(
-                request,
-                InvalidInputError(
-                    "The request is malformed; see details.",
-                    message_zh="请求格式不正确，详见 details。",
+        malformed = InvalidInputError(
+            "The request is malformed; see details.",
+            message_zh="请求格式不正确，详见 details。",
+            details=details,
+        )
+        path = request.url.path
+        if path.startswith("/beacon"):
+            return beacon_routes.error_response(request, malformed)
+        if path.startswith("/htsget/"):
+            if any(d["place"] == "query.format" for d in details):
+                malformed = UnsupportedFormatError(
+                    "The format asked for is not served here; see details.",
+                    message_zh="不提供所请求的格式，详见 details。",
                     details=details,
-                ),
-            )
+                )
+            return _htsget_error(malformed)
+        if path.startswith("/ga4gh/drs/"):
+            return _drs_error(request, malformed)
         return _problem(
             422,
             {

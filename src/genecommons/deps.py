@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -13,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access import passport_service
 from genecommons.access import service as access_service
-from genecommons.access.models import Subject
+from genecommons.access.models import Subject, SubjectKind
+from genecommons.access.passports import passport_of_tokens
 from genecommons.config import Settings
 from genecommons.errors import AuthenticationError
 from genecommons.held_events import held
@@ -105,6 +107,25 @@ def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
             "X-GA4GH-Passport must be a JSON object with ga4gh_passport_v1.",
             message_zh="X-GA4GH-Passport 必须是包含 ga4gh_passport_v1 的 JSON 对象。",
         ) from error
+    return _with_visas(request, subject, document)
+
+
+def with_passports(request: Request, subject: Subject, passports: Sequence[str]) -> Subject:
+    """The caller with the grants that the visas of `passports` (passport or visa JWTs sent
+    in a request body, as DRS's PassportAuth sends them) carry. A passport speaks for the user
+    it was issued to: it is taken with that user's bearer token only, never in its place."""
+    if not passports:
+        return subject
+    if subject.kind is not SubjectKind.USER:
+        raise AuthenticationError(
+            "Passports are taken with the bearer token of the user they were issued to: send "
+            "'Authorization: Bearer <token>' with them.",
+            message_zh="护照须与其所属用户的令牌一同使用：请同时发送 'Authorization: Bearer <令牌>'。",
+        )
+    return _with_visas(request, subject, passport_of_tokens(passports))
+
+
+def _with_visas(request: Request, subject: Subject, document: object) -> Subject:
     settings = _settings(request)
     trusted = getattr(request.app.state, "trusted_issuers", None)
     if trusted is None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Match
+from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from genecommons import __version__
@@ -77,13 +78,23 @@ def _drs_error(request: Request, error: GeneCommonsError) -> JSONResponse:
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-def _allowed_methods(request: Request) -> str:
-    """The methods some route serves at the request's path (for a 405's Allow header)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
+MethodTable = list[tuple[re.Pattern[str], frozenset[str]]]
+
+
+def _method_table(routers: list[APIRouter | Router]) -> MethodTable:
+    """Each route's path pattern and methods, from the routers the app includes."""
+    return [
+        (route.path_regex, frozenset(route.methods or ()))
+        for router in routers
+        for route in router.routes
+        if isinstance(route, Route)
+    ]
+
+
+def _allowed_methods(table: MethodTable, path: str) -> str:
+    """The methods some route serves at `path` (a 405's Allow header: every route there, where
+    a route alone knows only its own)."""
+    methods = {m for pattern, served in table if pattern.match(path) for m in served}
     return ", ".join(sorted(methods))
 
 
@@ -149,6 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(KeepAliveLimit, requests=settings.keepalive_requests)
     app.add_middleware(HtsgetCors)
 
+    methods: MethodTable = []  # filled once the routers are included
+
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:
         path = request.url.path
@@ -163,7 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> Response:
         if error.status_code == 405:  # every method served at the path, not one route's
-            error.headers = {**(error.headers or {}), "Allow": _allowed_methods(request)}
+            allowed = _allowed_methods(methods, request.url.path)
+            error.headers = {**(error.headers or {}), "Allow": allowed}
         if request.url.path.startswith("/beacon") and error.status_code in (404, 405):
             answer = beacon_routes.error_response(
                 request,
@@ -223,14 +237,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # FastAPI tries the routes in order: the Beacon, the high-rate endpoint, is tried first (no
     # other router serves paths under /beacon, so the order changes nothing else)
-    app.include_router(beacon_routes.router)
-    app.include_router(catalog_router)
-    app.include_router(access_router)
-    app.include_router(wellknown)
-    app.include_router(compliance_router)
-    app.include_router(audit_router)
-    app.include_router(archive_router)
-    app.include_router(drs_router)
-    app.include_router(htsget_router)
-    app.include_router(variants_router)
+    routers = [
+        beacon_routes.router,
+        catalog_router,
+        access_router,
+        wellknown,
+        compliance_router,
+        audit_router,
+        archive_router,
+        drs_router,
+        htsget_router,
+        variants_router,
+    ]
+    for router in routers:
+        app.include_router(router)
+    methods.extend(_method_table([app.router, *routers]))
     return app

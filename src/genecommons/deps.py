@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
@@ -135,6 +136,29 @@ def _with_visas(request: Request, subject: Subject, document: object) -> Subject
         document, subject=subject, settings=settings, trusted=trusted
     )
     return dataclasses.replace(subject, grants=subject.grants | granted)
+
+
+# a Host header this node repeats in the URLs it hands out: a host name, IPv4 or [IPv6] address,
+# and a port; anything else (paths, user info, spaces) is not taken from the request
+_HOST_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$"
+)
+
+
+def public_base_url(request: Request) -> str:
+    """Where this node is reached, for the URLs it hands out: the configured `issuer_url`
+    whenever it is set (and always in production), else the scheme and Host the request was
+    sent to, so that a node served on another port than the default names its own URLs. A Host
+    that is not a plain host[:port] falls back to `issuer_url` (no path or user info injected)."""
+    settings = _settings(request)
+    configured = settings.issuer_url.rstrip("/")
+    if "issuer_url" in settings.model_fields_set or settings.environment == "production":
+        return configured
+    host = request.headers.get("host", "")
+    if len(host) > 260 or not _HOST_RE.match(host):
+        return configured
+    return f"{request.url.scheme}://{host}"
 
 
 async def client_address(request: Request) -> str:

@@ -18,7 +18,13 @@ from genecommons.archive import delivery, service
 from genecommons.archive import drs as drs_bulk
 from genecommons.archive import htsget as hts
 from genecommons.archive.keys import format_public_key, parse_public_key
-from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep, with_passports
+from genecommons.deps import (
+    SessionFactoryDep,
+    SettingsDep,
+    SubjectDep,
+    public_base_url,
+    with_passports,
+)
 from genecommons.errors import RequestTooLargeError
 
 router = APIRouter(prefix="/api/v1", tags=["archive"])
@@ -49,7 +55,7 @@ class KeyBody(BaseModel):
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return public_base_url(request)
 
 
 def _credentials(request: Request) -> dict[str, str]:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from genecommons.deps import AddressDep, Credentials, CredentialsDep
+from genecommons.deps import AddressDep, Credentials, CredentialsDep, public_base_url
 from genecommons.errors import GeneCommonsError, InvalidInputError
 from genecommons.held_events import held
 from genecommons.variants import beacon
@@ -35,6 +35,7 @@ async def get_beacon(request: Request) -> service.Beacon:
         stores=state.variant_stores,
         events=state.grouped_events,
         held=held(request.scope),
+        base_url=public_base_url(request),
     )
 
 
@@ -48,7 +49,7 @@ def error_response(
     if status is None:
         status = 400 if error.http_status == 422 else error.http_status
     body = beacon.error_response(
-        service.beacon_info(request.app.state.settings),
+        service.beacon_info(request.app.state.settings, base_url=public_base_url(request)),
         status=status,
         message=error.message,
         message_zh=error.message_zh,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -14,7 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from genecommons import __version__
+from genecommons import __version__, openapi_errors
 from genecommons.access.oidc_service import provider as oidc_provider
 from genecommons.access.passport_service import key_store
 from genecommons.access.routes import router as access_router
@@ -30,6 +31,7 @@ from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import GroupCommit, make_engine, make_session_factory
+from genecommons.deps import refuse_nul
 from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError
 from genecommons.held_events import HeldEventsMiddleware
 from genecommons.keepalive import KeepAliveLimit
@@ -92,9 +94,12 @@ def _method_table(routers: list[APIRouter | Router]) -> MethodTable:
 
 
 def _allowed_methods(table: MethodTable, path: str) -> str:
-    """The methods some route serves at `path` (a 405's Allow header: every route there, where
-    a route alone knows only its own)."""
-    methods = {m for pattern, served in table if pattern.match(path) for m in served}
+    """The methods served at `path` (a 405's Allow header: every route there, where a route
+    alone knows only its own). A path a route names as it is (`/objects/access`) is that route's
+    resource, not also an id of a route with a parameter (`/objects/{object_id}`)."""
+    matching = [(pattern, served) for pattern, served in table if pattern.match(path)]
+    exact = [(p, s) for p, s in matching if "(?P<" not in p.pattern]
+    methods = {m for _, served in exact or matching for m in served}
     return ", ".join(sorted(methods))
 
 
@@ -129,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Keep, protect and share human genetic data. 人类遗传数据的保存、保护与共享。",
         docs_url="/docs",
         openapi_url="/openapi.json",
+        dependencies=[Depends(refuse_nul)],
     )
     engine = make_engine(settings.effective_database_url)
     app.state.settings = settings
@@ -175,6 +181,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 400:  # a body FastAPI could not parse (JSON, multipart)
+            unreadable = InvalidInputError(
+                f"The request body could not be read ({error.detail}); send it in the media "
+                "type it declares.",
+                message_zh="无法读取请求体；请按其声明的媒体类型发送。",
+            )
+            return await _gene_commons_error(request, unreadable)
         if error.status_code == 405:  # every method served at the path, not one route's
             allowed = _allowed_methods(methods, request.url.path)
             error.headers = {**(error.headers or {}), "Allow": allowed}
@@ -226,6 +239,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "details": details,
             },
         )
+
+    make_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with every operation's error answers stated."""
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_errors.complete(make_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/", include_in_schema=False)
     def _root() -> dict[str, str]:

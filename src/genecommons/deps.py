@@ -18,7 +18,7 @@ from genecommons.access import service as access_service
 from genecommons.access.models import Subject, SubjectKind
 from genecommons.access.passports import passport_of_tokens
 from genecommons.config import Settings
-from genecommons.errors import AuthenticationError
+from genecommons.errors import AuthenticationError, InvalidInputError
 from genecommons.held_events import held
 
 
@@ -169,6 +169,35 @@ async def client_address(request: Request) -> str:
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse a NUL character anywhere in the request's path, query or parsed body: no text
+    the node keeps may hold one (PostgreSQL refuses it), so no route may pass one on. (Bodies
+    are looked at where FastAPI has parsed them for the route already: nothing is read twice.)"""
+    where = None
+    if "\x00" in request.scope["path"] or "%00" in request.url.query or "\x00" in request.url.query:
+        where = "URL"
+    else:
+        route = request.scope.get("route")
+        if getattr(route, "body_field", None) is not None:
+            kind = request.headers.get("content-type", "")
+            if kind.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+                form = await request.form()
+                if any(isinstance(v, str) and "\x00" in v for v in form.values()) or any(
+                    "\x00" in k for k in form
+                ):
+                    where = "form"
+            else:
+                body = await request.body()
+                if b"\x00" in body or b"\\u0000" in body:
+                    where = "body"
+    if where is not None:
+        raise InvalidInputError(
+            f"The request's {where} holds a NUL character (U+0000), which no field accepts; "
+            "remove it.",
+            message_zh=f"请求的 {where} 中含有 NUL 字符（U+0000），任何字段均不接受；请删除。",
+        )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

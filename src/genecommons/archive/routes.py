@@ -44,7 +44,8 @@ class UploadBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     file: str = Field(min_length=1, max_length=40, description="Accession of the catalog file")
-    size: int | None = Field(default=None, ge=0, le=2**62, description="Size in bytes")
+    # 2^53 - 1 (8 PiB): exact in every JSON reader, JavaScript's too
+    size: int | None = Field(default=None, ge=0, le=2**53 - 1, description="Size in bytes")
 
 
 class KeyBody(BaseModel):
@@ -94,7 +95,7 @@ async def append_to_upload(
     factory: SessionFactoryDep,
     settings: SettingsDep,
     subject: SubjectDep,
-    upload_offset: Annotated[int, Header(ge=0, le=2**62)],
+    upload_offset: Annotated[int, Header(ge=0, le=2**53 - 1)],
 ) -> dict[str, Any]:
     """The body is streamed to disk as it arrives; a broken connection keeps what arrived."""
     appender = await run_in_threadpool(

@@ -88,6 +88,11 @@ def _request(request: Request, raw: bytes | None) -> BeaconRequest:
             "The request body is not JSON: send a Beacon v2 request (meta, query).",
             message_zh="请求体不是 JSON：请发送 Beacon v2 请求（meta、query）。",
         ) from error
+    if not isinstance(document, dict):  # null included: an empty body asks the defaults
+        raise InvalidInputError(
+            "The request body must be a JSON object: a Beacon v2 request (meta, query).",
+            message_zh="请求体须为 JSON 对象：即 Beacon v2 请求（meta、query）。",
+        )
     return beacon.parse_body(document)
 
 
@@ -145,6 +150,25 @@ async def get_filtering_terms(
 
 Handler = Callable[..., Awaitable[Response]]
 
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic model's JSON Schema with its `$defs` written in place (the OpenAPI document
+    has no room for a schema's own definitions)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = resolve(schema)
+    return inlined
+
+
 # what OpenAPI says of the requests (the routes read them themselves, to answer in Beacon form)
 GET_QUERY = {
     "parameters": [
@@ -155,15 +179,7 @@ GET_QUERY = {
 POST_BODY = {
     "requestBody": {
         "required": False,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "A Beacon v2 request body: meta, query (requestParameters, "
-                    "filters, pagination, requestedGranularity, includeResultsetResponses).",
-                }
-            }
-        },
+        "content": {"application/json": {"schema": _inlined(BeaconRequest.model_json_schema())}},
     }
 }
 

@@ -34,6 +34,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
         ("GET", "/api/v1/datasets/GCD%0000000001", {}, 422),
         ("POST", "/ga4gh/drs/v1/objects", {"json": {"bulk_object_ids": ["GCF\x00"]}}, 400),
         ("GET", "/ga4gh/drs/v1/objects/GCF%0000000001", {}, 400),
+        ("POST", "/htsget/variants/GCF00000001", {"json": {"fields": ["\x00"]}}, 400),
     ],
 )
 def test_nul_is_refused_everywhere(

@@ -112,6 +112,11 @@ def post_request(raw: bytes, *, query: Iterable[str]) -> TicketRequest:
             f"(got {', '.join(sent)[:200]}).",
             message_zh="htsget 的 POST 请求须在 JSON 请求体中给出参数，而不是在 URL 中。",
         )
+    if b"\x00" in raw or b"\\u0000" in raw:
+        raise InvalidInputError(
+            "The request body holds a NUL character (U+0000), which no field accepts; remove it.",
+            message_zh="请求体中含有 NUL 字符（U+0000），任何字段均不接受；请删除。",
+        )
     if len(raw) > MAX_TICKET_BODY:
         raise RequestTooLargeError(
             f"The request body exceeds {MAX_TICKET_BODY:,} bytes; ask for fewer regions at a time.",

@@ -11,7 +11,7 @@ PORT ?= 8000
 # processes running the test suite (pytest-xdist): one per core
 TEST_WORKERS ?= auto
 
-.PHONY: venv run test lint typecheck bench clean
+.PHONY: venv run test lint typecheck bench clean conformance
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,24 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
+# GA4GH's DRS compliance suite pins old pytest, Flask and requests: it gets its own environment
+CONFORMANCE_VENV := .venv-conformance
+CONFORMANCE_STAMP := $(CONFORMANCE_VENV)/.installed
+
+$(CONFORMANCE_STAMP):
+	$(PYTHON) -m venv $(CONFORMANCE_VENV)
+	$(CONFORMANCE_VENV)/bin/pip install --quiet --upgrade pip
+	# jsonschema: imported by the suite, missing from its requirements; werkzeug: Flask 2.2.0,
+	# which it pins, does not run on Werkzeug 3
+	$(CONFORMANCE_VENV)/bin/pip install --quiet "drs-compliance-suite==1.0.3" "jsonschema==4.26.0" "werkzeug==2.2.3"
+	touch $(CONFORMANCE_STAMP)
+
+# third-party GA4GH clients against a real server: the DRS compliance suite (docs/archive.md)
+conformance: $(STAMP) $(CONFORMANCE_STAMP)
+	$(BIN)/pytest -p no:randomly tests/archive/test_drs_compliance_suite.py
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CONFORMANCE_VENV) .pytest_cache .mypy_cache .ruff_cache

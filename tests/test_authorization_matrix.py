@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pysam
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from genecommons.access import service, workflow
@@ -87,6 +87,10 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/ga4gh/drs/v1/objects/{object_id}"): {"researcher"},
     ("GET", "/ga4gh/drs/v1/objects/{object_id}/access/{access_id}"): {"researcher"},
     ("GET", "/ga4gh/drs/v1/objects/{object_id}/download"): {"researcher"},
+    ("POST", "/ga4gh/drs/v1/objects/{object_id}"): {"researcher"},
+    ("POST", "/ga4gh/drs/v1/objects/{object_id}/access/{access_id}"): {"researcher"},
+    ("POST", "/ga4gh/drs/v1/objects"): {"researcher"},
+    ("POST", "/ga4gh/drs/v1/objects/access"): {"researcher"},
     ("GET", "/htsget/reads/service-info"): set(ROLES),
     ("GET", "/htsget/variants/service-info"): set(ROLES),
     ("GET", "/htsget/reads/{object_id}"): {"researcher"},
@@ -442,6 +446,34 @@ CALLS: dict[tuple[str, str], Call] = {
         f"/ga4gh/drs/v1/objects/{w.files['calls.vcf.gz']}/download",
         headers={**w.data(r, t), "X-Crypt4GH-Public-Key": RECIPIENT},
     ),
+    ("POST", "/ga4gh/drs/v1/objects/{object_id}"): lambda w, r, t: w.client.post(
+        f"/ga4gh/drs/v1/objects/{w.files['calls.vcf.gz']}", json={}, headers=w.data(r, t)
+    ),
+    ("POST", "/ga4gh/drs/v1/objects/{object_id}/access/{access_id}"): lambda w, r, t: w.client.post(
+        f"/ga4gh/drs/v1/objects/{w.files['calls.vcf.gz']}/access/crypt4gh",
+        json={},
+        headers=w.data(r, t),
+    ),
+    ("POST", "/ga4gh/drs/v1/objects"): lambda w, r, t: _bulk_answer(
+        w.client.post(
+            "/ga4gh/drs/v1/objects",
+            json={"bulk_object_ids": [w.files["calls.vcf.gz"]]},
+            headers=w.data(r, t),
+        ),
+        "resolved_drs_object",
+    ),
+    ("POST", "/ga4gh/drs/v1/objects/access"): lambda w, r, t: _bulk_answer(
+        w.client.post(
+            "/ga4gh/drs/v1/objects/access",
+            json={
+                "bulk_object_access_ids": [
+                    {"bulk_object_id": w.files["calls.vcf.gz"], "bulk_access_ids": ["crypt4gh"]}
+                ]
+            },
+            headers=w.data(r, t),
+        ),
+        "resolved_drs_object_access_urls",
+    ),
     ("GET", "/htsget/reads/service-info"): lambda w, r, t: w.client.get(
         "/htsget/reads/service-info", headers=w.headers[r]
     ),
@@ -514,12 +546,25 @@ CALLS.update(
 )
 
 
+def _bulk_answer(response: httpx.Response, resolved: str) -> httpx.Response:
+    """A bulk DRS answer (200 whatever each id's outcome) as the status of its one id: 200 if it
+    was resolved, else the status it is listed under."""
+    if response.status_code != 200:
+        return response
+    body = response.json()
+    if body[resolved]:
+        return response
+    return httpx.Response(body["unresolved_drs_objects"][0]["error_code"], json=body)
+
+
 def routes_of(app: Any) -> set[tuple[str, str]]:
+    """Every operation of the app, as its OpenAPI document lists them (the included routers'
+    routes are not in `app.routes` itself: FastAPI keeps them with their routers)."""
     return {
-        (method, route.path)
-        for route in app.routes
-        if isinstance(route, APIRoute) and route.include_in_schema
-        for method in route.methods
+        (method.upper(), path)
+        for path, item in app.openapi()["paths"].items()
+        for method in item
+        if method.upper() in {"GET", "POST", "PUT", "PATCH", "DELETE"}
     }
 
 

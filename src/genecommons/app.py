@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from genecommons import __version__
+from genecommons import __version__, openapi_errors
 from genecommons.access.oidc_service import provider as oidc_provider
 from genecommons.access.passport_service import key_store
 from genecommons.access.routes import router as access_router
 from genecommons.access.routes import wellknown
+from genecommons.archive.drs import status_of as drs_status
+from genecommons.archive.htsget import UnsupportedFormatError
 from genecommons.archive.routes import drs as drs_router
 from genecommons.archive.routes import htsget as htsget_router
 from genecommons.archive.routes import router as archive_router
@@ -28,7 +35,7 @@ from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import GroupCommit, make_engine, make_session_factory
-from genecommons.deps import request_address, request_route
+from genecommons.deps import refuse_nul, request_address, request_route
 from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError, Refusal
 from genecommons.held_events import HeldEventsMiddleware
 from genecommons.keepalive import KeepAliveLimit
@@ -51,6 +58,7 @@ HTSGET_ERRORS = {
     401: "InvalidAuthentication",
     403: "PermissionDenied",
     404: "NotFound",
+    413: "PayloadTooLarge",
 }
 
 
@@ -63,6 +71,8 @@ def _htsget_error(error: GeneCommonsError) -> JSONResponse:
     else:
         status, name = error.http_status, HTSGET_ERRORS.get(error.http_status, "InternalError")
     body = {"htsget": {"error": name, "message": error.message, "message_zh": error.message_zh}}
+    if error.details is not None:
+        body["htsget"]["details"] = error.details
     return JSONResponse(status_code=status, content=body)
 
 
@@ -78,6 +88,60 @@ def _refusal_record(request: Request, refusal: Refusal, answered: int) -> Callab
     )
 
 
+def _drs_error(request: Request, error: GeneCommonsError) -> JSONResponse:
+    """A DRS Error (msg, status_code), with the problem fields beside them."""
+    anonymous = not request.headers.get("authorization")
+    status = drs_status(error, anonymous=anonymous)
+    body = {"msg": error.message, "status_code": status, **error.to_dict()}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+MethodTable = list[tuple[re.Pattern[str], frozenset[str]]]
+
+
+def _method_table(routers: list[APIRouter | Router]) -> MethodTable:
+    """Each route's path pattern and methods, from the routers the app includes."""
+    return [
+        (route.path_regex, frozenset(route.methods or ()))
+        for router in routers
+        for route in router.routes
+        if isinstance(route, Route)
+    ]
+
+
+def _allowed_methods(table: MethodTable, path: str) -> str:
+    """The methods served at `path` (a 405's Allow header: every route there, where a route
+    alone knows only its own). A path a route names as it is (`/objects/access`) is that route's
+    resource, not also an id of a route with a parameter (`/objects/{object_id}`)."""
+    matching = [(pattern, served) for pattern, served in table if pattern.match(path)]
+    exact = [(p, s) for p, s in matching if "(?P<" not in p.pattern]
+    methods = {m for _, served in exact or matching for m in served}
+    return ", ".join(sorted(methods))
+
+
+class HtsgetCors:
+    """CORS on htsget's resources as htsget 1.3 asks: the request's Origin propagated to
+    Access-Control-Allow-Origin, preflights of GET (and POST) accepted with the requested
+    headers, kept 30 days. No credentials mode: htsget callers send bearer tokens."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origin_regex=".*",
+            allow_methods=("GET", "POST"),
+            allow_headers=("*",),
+            max_age=30 * 24 * 3600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/htsget/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """An application bound to `settings` (read from the environment when omitted)."""
     settings = settings or get_settings()
@@ -88,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Keep, protect and share human genetic data. 人类遗传数据的保存、保护与共享。",
         docs_url="/docs",
         openapi_url="/openapi.json",
+        dependencies=[Depends(refuse_nul)],
     )
     engine = make_engine(settings.effective_database_url)
     app.state.settings = settings
@@ -117,6 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeldEventsMiddleware, events=app.state.grouped_events)
     # connections closed now and then, so that they spread over the server's workers
     app.add_middleware(KeepAliveLimit, requests=settings.keepalive_requests)
+    app.add_middleware(HtsgetCors)
+
+    methods: MethodTable = []  # filled once the routers are included
 
     @app.exception_handler(GeneCommonsError)
     async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:
@@ -152,15 +220,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if path.startswith("/beacon"):
             return beacon_routes.error_response(request, error)
         if path.startswith("/ga4gh/drs/"):
-            status = 400 if error.http_status == 422 else error.http_status
-            body = {"msg": error.message, "status_code": status, **error.to_dict()}
-            return JSONResponse(status_code=status, content=body)
+            return _drs_error(request, error)
         return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 400:  # a body FastAPI could not parse (JSON, multipart)
+            unreadable = InvalidInputError(
+                f"The request body could not be read ({error.detail}); send it in the media "
+                "type it declares.",
+                message_zh="无法读取请求体；请按其声明的媒体类型发送。",
+            )
+            return await _gene_commons_error(request, unreadable)
+        if error.status_code == 405:  # every method served at the path, not one route's
+            allowed = _allowed_methods(methods, request.url.path)
+            error.headers = {**(error.headers or {}), "Allow": allowed}
         if request.url.path.startswith("/beacon") and error.status_code in (404, 405):
-            return beacon_routes.error_response(
+            answer = beacon_routes.error_response(
                 request,
                 NotFoundError(
                     f"No Beacon endpoint {request.method} {request.url.path[:100]}; GET /beacon/map "
@@ -169,6 +245,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
                 status=error.status_code,
             )
+            answer.headers.update(error.headers or {})
+            return answer
         return await http_exception_handler(request, error)
 
     @app.exception_handler(RequestValidationError)
@@ -177,15 +255,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"place": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
             for e in error.errors()
         ]
-        if request.url.path.startswith("/beacon"):
-            return beacon_routes.error_response(
-                request,
-                InvalidInputError(
-                    "The request is malformed; see details.",
-                    message_zh="请求格式不正确，详见 details。",
+        malformed = InvalidInputError(
+            "The request is malformed; see details.",
+            message_zh="请求格式不正确，详见 details。",
+            details=details,
+        )
+        path = request.url.path
+        if path.startswith("/beacon"):
+            return beacon_routes.error_response(request, malformed)
+        if path.startswith("/htsget/"):
+            if any(d["place"] == "query.format" for d in details):
+                malformed = UnsupportedFormatError(
+                    "The format asked for is not served here; see details.",
+                    message_zh="不提供所请求的格式，详见 details。",
                     details=details,
-                ),
-            )
+                )
+            return _htsget_error(malformed)
+        if path.startswith("/ga4gh/drs/"):
+            return _drs_error(request, malformed)
         return _problem(
             422,
             {
@@ -197,6 +284,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
         )
 
+    make_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with every operation's error answers stated."""
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_errors.complete(make_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.get("/", include_in_schema=False)
     def _root() -> dict[str, str]:
         return {"name": "GeneCommons", "version": __version__, "api": "/api/v1", "docs": "/docs"}
@@ -207,14 +304,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # FastAPI tries the routes in order: the Beacon, the high-rate endpoint, is tried first (no
     # other router serves paths under /beacon, so the order changes nothing else)
-    app.include_router(beacon_routes.router)
-    app.include_router(catalog_router)
-    app.include_router(access_router)
-    app.include_router(wellknown)
-    app.include_router(compliance_router)
-    app.include_router(audit_router)
-    app.include_router(archive_router)
-    app.include_router(drs_router)
-    app.include_router(htsget_router)
-    app.include_router(variants_router)
+    routers = [
+        beacon_routes.router,
+        catalog_router,
+        access_router,
+        wellknown,
+        compliance_router,
+        audit_router,
+        archive_router,
+        drs_router,
+        htsget_router,
+        variants_router,
+    ]
+    for router in routers:
+        app.include_router(router)
+    methods.extend(_method_table([app.router, *routers]))
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -13,10 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access import passport_service
 from genecommons.access import service as access_service
-from genecommons.access.models import Subject
+from genecommons.access.models import Subject, SubjectKind
+from genecommons.access.passports import passport_of_tokens
 from genecommons.audit.events import record_refusal
 from genecommons.config import Settings
-from genecommons.errors import AccessDeniedError, AuthenticationError, Refusal
+from genecommons.errors import AccessDeniedError, AuthenticationError, InvalidInputError, Refusal
 from genecommons.held_events import held
 
 TOKEN_USE = "access:token:use"  # noqa: S105 - what a refused credential tried, not a secret
@@ -111,6 +114,25 @@ def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
             message_zh="X-GA4GH-Passport 必须是包含 ga4gh_passport_v1 的 JSON 对象。",
             refusal=Refusal(subject.id, PASSPORT_USE, "passport", rule="malformed-passport"),
         ) from error
+    return _with_visas(request, subject, document)
+
+
+def with_passports(request: Request, subject: Subject, passports: Sequence[str]) -> Subject:
+    """The caller with the grants that the visas of `passports` (passport or visa JWTs sent
+    in a request body, as DRS's PassportAuth sends them) carry. A passport speaks for the user
+    it was issued to: it is taken with that user's bearer token only, never in its place."""
+    if not passports:
+        return subject
+    if subject.kind is not SubjectKind.USER:
+        raise AuthenticationError(
+            "Passports are taken with the bearer token of the user they were issued to: send "
+            "'Authorization: Bearer <token>' with them.",
+            message_zh="护照须与其所属用户的令牌一同使用：请同时发送 'Authorization: Bearer <令牌>'。",
+        )
+    return _with_visas(request, subject, passport_of_tokens(passports))
+
+
+def _with_visas(request: Request, subject: Subject, document: object) -> Subject:
     settings = _settings(request)
     trusted = getattr(request.app.state, "trusted_issuers", None)
     if trusted is None:
@@ -141,6 +163,29 @@ def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
     return dataclasses.replace(subject, grants=subject.grants | granted)
 
 
+# a Host header this node repeats in the URLs it hands out: a host name, IPv4 or [IPv6] address,
+# and a port; anything else (paths, user info, spaces) is not taken from the request
+_HOST_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$"
+)
+
+
+def public_base_url(request: Request) -> str:
+    """Where this node is reached, for the URLs it hands out: the configured `issuer_url`
+    whenever it is set (and always in production), else the scheme and Host the request was
+    sent to, so that a node served on another port than the default names its own URLs. A Host
+    that is not a plain host[:port] falls back to `issuer_url` (no path or user info injected)."""
+    settings = _settings(request)
+    configured = settings.issuer_url.rstrip("/")
+    if "issuer_url" in settings.model_fields_set or settings.environment == "production":
+        return configured
+    host = request.headers.get("host", "")
+    if len(host) > 260 or not _HOST_RE.match(host):
+        return configured
+    return f"{request.url.scheme}://{host}"
+
+
 async def client_address(request: Request) -> str:
     """The caller's network address (for sign-in throttling and the audit log). (async: it
     only reads the request, so it needs no worker thread)"""
@@ -162,6 +207,35 @@ def request_route(request: Request) -> str:
     route = request.scope.get("route")
     path = getattr(route, "path", None) or request.url.path[:200]
     return f"{request.method} {path}"
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse a NUL character anywhere in the request's path, query or parsed body: no text
+    the node keeps may hold one (PostgreSQL refuses it), so no route may pass one on. (Bodies
+    are looked at where FastAPI has parsed them for the route already: nothing is read twice.)"""
+    where = None
+    if "\x00" in request.scope["path"] or "%00" in request.url.query or "\x00" in request.url.query:
+        where = "URL"
+    else:
+        route = request.scope.get("route")
+        if getattr(route, "body_field", None) is not None:
+            kind = request.headers.get("content-type", "")
+            if kind.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+                form = await request.form()
+                if any(isinstance(v, str) and "\x00" in v for v in form.values()) or any(
+                    "\x00" in k for k in form
+                ):
+                    where = "form"
+            else:
+                body = await request.body()
+                if b"\x00" in body or b"\\u0000" in body:
+                    where = "body"
+    if where is not None:
+        raise InvalidInputError(
+            f"The request's {where} holds a NUL character (U+0000), which no field accepts; "
+            "remove it.",
+            message_zh=f"请求的 {where} 中含有 NUL 字符（U+0000），任何字段均不接受；请删除。",
+        )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -81,6 +81,14 @@ class SubmissionRejectedError(InvalidInputError):
     code = "submission_rejected"
 
 
+class RequestTooLargeError(InvalidInputError):
+    """The request is larger than the endpoint accepts (a body, or a bulk request's list of
+    ids). Send less in one request, or split it into several."""
+
+    http_status = 413
+    code = "request_too_large"
+
+
 class NotFoundError(GeneCommonsError):
     """The named record does not exist (or is not visible to you). Check the accession."""
 

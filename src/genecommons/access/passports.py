@@ -463,6 +463,26 @@ def verify_passport(
     return good, rejected
 
 
+def passport_of_tokens(tokens: Sequence[object]) -> dict[str, list[object]]:
+    """The passport `{"ga4gh_passport_v1": [...]}` of passports sent as JWTs (DRS's
+    PassportAuth, a `passports` list in a request body): a passport JWT gives the visas it
+    carries, any other token is taken as a visa. Only visas are trusted, each one verified by
+    `verify_passport`; the envelope's own signature would add nothing they do not say."""
+    visas: list[object] = []
+    for token in tokens:
+        try:
+            _, payload = _decode_unverified(token)
+        except AccessDeniedError:
+            visas.append(token)  # refused by verify_passport, as a visa
+            continue
+        carried = payload.get(PASSPORT_CLAIM)
+        if isinstance(carried, list) and VISA_CLAIM not in payload:
+            visas.extend(carried)
+        else:
+            visas.append(token)
+    return {PASSPORT_CLAIM: visas}
+
+
 def conditions_met(visa: Visa, visas: Iterable[Visa], *, now: datetime) -> bool:
     """Whether `visa`'s conditions are met by `visas` (true when it has none).
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from genecommons.access import oidc_service, passport_service, registration, service, workflow
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.keys import KeyStore
+from genecommons.access.models import Action
 from genecommons.deps import AddressDep, SessionFactoryDep, SettingsDep, SubjectDep
 from genecommons.errors import AuthenticationError
 
@@ -25,7 +26,8 @@ class TokenRequest(BaseModel):
     """A request for a new API token for the signed-in user."""
 
     days: int = Field(default=90, ge=1, le=366)
-    scopes: list[str] | None = None
+    # the actions the token may be used for (declared, so that OpenAPI lists them)
+    scopes: list[Action] | None = None
     label: str | None = Field(default=None, max_length=200)
 
 
@@ -33,8 +35,8 @@ class TokenRequest(BaseModel):
 def sign_in(
     factory: SessionFactoryDep,
     address: AddressDep,
-    username: Annotated[str, Form(description="E-mail address")],
-    password: Annotated[str, Form()],
+    username: Annotated[str, Form(min_length=1, description="E-mail address")],
+    password: Annotated[str, Form(min_length=1)],
     otp: Annotated[str | None, Form(description="TOTP code (administrators, DAC members)")] = None,
 ) -> dict[str, Any]:
     """An OAuth2-style password grant: returns a bearer token valid for 12 hours."""
@@ -118,8 +120,8 @@ def oidc_callback(
 def oidc_second_factor(
     factory: SessionFactoryDep,
     address: AddressDep,
-    ticket: Annotated[str, Form(max_length=200)],
-    otp: Annotated[str, Form(max_length=20, description="TOTP code")],
+    ticket: Annotated[str, Form(min_length=1, max_length=200)],
+    otp: Annotated[str, Form(min_length=1, max_length=20, description="TOTP code")],
 ) -> dict[str, Any]:
     """The ticket of the callback and the authenticator's current code give the token."""
     issued = oidc_service.second_factor(factory, ticket=ticket, otp=otp, address=address)
@@ -200,7 +202,7 @@ def create_token(
         email=subject.id.removeprefix("user:"),
         actor=subject,
         days=body.days,
-        scopes=body.scopes,
+        scopes=None if body.scopes is None else [str(s) for s in body.scopes],
         label=body.label,
     )
     return {"id": issued.id, "token": issued.token, "expires_at": issued.expires_at.isoformat()}

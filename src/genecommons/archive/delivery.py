@@ -18,7 +18,7 @@ import binascii
 import hashlib
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -34,6 +34,12 @@ from genecommons.access.workflow import dataset_resource
 from genecommons.archive import bgzf, copies
 from genecommons.archive.crypt import decrypt_range, reencrypt_header, session_keys
 from genecommons.archive.hts_index import HtsIndex, parse_index
+from genecommons.archive.htsget import (
+    MAX_REGIONS,
+    InvalidRangeError,
+    Region,
+    UnsupportedFormatError,
+)
 from genecommons.archive.keys import parse_public_key
 from genecommons.archive.service import (
     CatalogFile,
@@ -57,7 +63,6 @@ from genecommons.errors import (
 
 READ_SIZE = 4 * 1024 * 1024
 HTSGET_FORMATS = {"reads": {"bam": "BAM"}, "variants": {"vcf": "VCF"}}
-MAX_REGIONS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,15 +441,6 @@ def _stream(header: bytes, store: ObjectStore, key: str) -> Iterator[bytes]:
 # -- htsget ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Region:
-    """A genomic region of an htsget request (0-based, half-open; end None: to the end)."""
-
-    reference_name: str
-    start: int = 0
-    end: int | None = None
-
-
 class _Plaintext:
     """Random access to the plaintext of an archived object, decrypting only what is read."""
 
@@ -617,11 +613,11 @@ def _chunks(prepared: _Prepared, regions: list[Region]) -> list[tuple[int, int]]
     ranges: list[tuple[int, int]] = []
     for region in regions:
         reference = _reference_index(prepared, region.reference_name)
-        if region.end is not None and region.end <= region.start:
+        if region.end is not None and region.end < region.start:
             raise InvalidRangeError(
-                f"The region {region.reference_name}:{region.start}-{region.end} is empty: end "
-                "must be greater than start.",
-                message_zh="区域为空：end 必须大于 start。",
+                f"The region {region.reference_name}:{region.start}-{region.end} ends before it "
+                "starts.",
+                message_zh="区域的 end 小于 start。",
             )
         ranges.extend(prepared.index.chunks(reference, region.start, region.end))
     ranges.sort()
@@ -675,55 +671,3 @@ def htsget_data(
             },
         )
     return bgzf.slice_stream(prepared.plaintext.read_at, start_vo=start, end_vo=end)
-
-
-class UnsupportedFormatError(InvalidInputError):
-    """The file is not in a format this htsget endpoint serves; ask for the file's format."""
-
-    code = "UnsupportedFormat"
-
-
-class InvalidRangeError(InvalidInputError):
-    """The requested range is not valid; give 0 <= start < end."""
-
-    code = "InvalidRange"
-
-
-def parse_regions(reference_name: str | None, start: int | None, end: int | None) -> list[Region]:
-    """The region of an htsget GET request (none: the whole file)."""
-    if reference_name is None:
-        if start is not None or end is not None:
-            raise InvalidInputError(
-                "start and end need referenceName.", message_zh="start 与 end 需要 referenceName。"
-            )
-        return []
-    if reference_name == "*":
-        raise InvalidInputError(
-            "Unplaced unmapped reads (referenceName=*) are not served; ask for the whole file.",
-            message_zh="不提供未定位的未比对读段（referenceName=*）。",
-        )
-    if (start is not None and start < 0) or (end is not None and end < 0):
-        raise InvalidRangeError(
-            "start and end must not be negative.", message_zh="start 与 end 不能为负。"
-        )
-    if start is not None and end is not None and end <= start:
-        raise InvalidRangeError(
-            f"end ({end}) must be greater than start ({start}).",
-            message_zh=f"end（{end}）必须大于 start（{start}）。",
-        )
-    return [Region(reference_name, start or 0, end)]
-
-
-ReadAt = Callable[[int, int], bytes]
-
-
-def header_class(value: str | None) -> bool:
-    """Whether an htsget request asks for the header only (`class=header`)."""
-    if value is None:
-        return False
-    if value == "header":
-        return True
-    raise InvalidInputError(
-        f"class must be 'header' or absent, not {value!r}.",
-        message_zh=f"class 只能为 header 或省略，而不是 {value!r}。",
-    )

@@ -3,17 +3,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from genecommons import __version__
+from genecommons.access.models import Subject
+from genecommons.access.passports import MAX_TOKEN_LENGTH, MAX_VISAS, passport_of_tokens
 from genecommons.archive import delivery, service
+from genecommons.archive import drs as drs_bulk
+from genecommons.archive import htsget as hts
 from genecommons.archive.keys import format_public_key, parse_public_key
-from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
+from genecommons.deps import (
+    SessionFactoryDep,
+    SettingsDep,
+    SubjectDep,
+    public_base_url,
+    with_passports,
+)
+from genecommons.errors import RequestTooLargeError
 
 router = APIRouter(prefix="/api/v1", tags=["archive"])
 drs = APIRouter(prefix="/ga4gh/drs/v1", tags=["drs"])
@@ -23,7 +35,7 @@ Accession = Annotated[str, Path(min_length=1, max_length=40)]
 UploadId = Annotated[str, Path(min_length=1, max_length=64)]
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Query(ge=1, le=1000)]
-Coordinate = Annotated[int | None, Query(ge=0, le=2**31 - 1)]
+Coordinate = Annotated[int | None, Query(ge=0, le=hts.MAX_COORDINATE)]
 Offset = Annotated[int, Query(ge=0, le=2**62)]
 
 
@@ -32,7 +44,8 @@ class UploadBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     file: str = Field(min_length=1, max_length=40, description="Accession of the catalog file")
-    size: int | None = Field(default=None, ge=0, le=2**62, description="Size in bytes")
+    # 2^53 - 1 (8 PiB): exact in every JSON reader, JavaScript's too
+    size: int | None = Field(default=None, ge=0, le=2**53 - 1, description="Size in bytes")
 
 
 class KeyBody(BaseModel):
@@ -43,7 +56,7 @@ class KeyBody(BaseModel):
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return public_base_url(request)
 
 
 def _credentials(request: Request) -> dict[str, str]:
@@ -82,7 +95,7 @@ async def append_to_upload(
     factory: SessionFactoryDep,
     settings: SettingsDep,
     subject: SubjectDep,
-    upload_offset: Annotated[int, Header(ge=0, le=2**62)],
+    upload_offset: Annotated[int, Header(ge=0, le=2**53 - 1)],
 ) -> dict[str, Any]:
     """The body is streamed to disk as it arrives; a broken connection keeps what arrived."""
     appender = await run_in_threadpool(
@@ -143,6 +156,68 @@ def register_key(body: KeyBody, factory: SessionFactoryDep, subject: SubjectDep)
 # -- DRS ------------------------------------------------------------------------------------
 
 
+Passports = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_LENGTH)]],
+    Field(
+        max_length=MAX_VISAS,
+        description="GA4GH passports (or visas) as JWTs; sent with the bearer token of the "
+        "user they were issued to",
+    ),
+]
+
+
+class PassportsBody(BaseModel):
+    """DRS's PassportAuth: passports in the body of a POST."""
+
+    passports: Passports = []
+
+
+class ObjectBody(PassportsBody):
+    """DRS `PostObject`: passports, and `expand` (ignored: no object here is a bundle)."""
+
+    expand: bool = False
+
+
+class BulkObjectsBody(PassportsBody):
+    """DRS `GetBulkObjects`: the ids of the objects wanted."""
+
+    bulk_object_ids: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+        min_length=1, description=f"At most {drs_bulk.MAX_BULK} ids (maxBulkRequestLength)"
+    )
+
+
+class BulkAccess(BaseModel):
+    """One object of a bulk access request, with the access ids wanted for it."""
+
+    bulk_object_id: str = Field(min_length=1, max_length=40)
+    bulk_access_ids: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+        min_length=1, max_length=10
+    )
+
+
+class BulkAccessBody(PassportsBody):
+    """DRS `GetBulkAccessURL`: (object id, access ids) of the URLs wanted."""
+
+    bulk_object_access_ids: list[BulkAccess] = Field(
+        min_length=1, description=f"At most {drs_bulk.MAX_BULK} ids (maxBulkRequestLength)"
+    )
+
+
+def _drs_caller(request: Request, subject: Subject, body: PassportsBody) -> Subject:
+    return with_passports(request, subject, body.passports)
+
+
+def _access_headers(request: Request, body: PassportsBody | None = None) -> list[str]:
+    """The headers a download URL is fetched with: the caller's credentials, and the visas of
+    the passports sent in the body, as the X-GA4GH-Passport header the download reads."""
+    headers = [f"{k}: {v}" for k, v in _credentials(request).items()]
+    if body is not None and body.passports:
+        passport = json.dumps(passport_of_tokens(body.passports), separators=(",", ":"))
+        headers = [h for h in headers if not h.startswith("X-GA4GH-Passport:")]
+        headers.append(f"X-GA4GH-Passport: {passport}")
+    return headers
+
+
 @drs.get("/service-info", summary="DRS service information")
 def drs_service_info(request: Request) -> dict[str, Any]:
     """GA4GH service-info for this DRS endpoint."""
@@ -153,7 +228,8 @@ def drs_service_info(request: Request) -> dict[str, Any]:
         "description": "Files of the GeneCommons archive, delivered Crypt4GH-encrypted.",
         "organization": {"name": "GeneCommons", "url": _base(request)},
         "version": __version__,
-        "maxBulkRequestLength": 1,
+        "maxBulkRequestLength": drs_bulk.MAX_BULK,  # where DRS 1.4 reads it (deprecated there)
+        "drs": {"maxBulkRequestLength": drs_bulk.MAX_BULK},
     }
 
 
@@ -164,6 +240,7 @@ def drs_object(
     factory: SessionFactoryDep,
     settings: SettingsDep,
     subject: SubjectDep,
+    expand: bool = False,
 ) -> dict[str, Any]:
     """Size, checksums and access methods of an archived file you may read."""
     return delivery.drs_object(
@@ -171,17 +248,76 @@ def drs_object(
     )
 
 
+@drs.post("/objects", summary="Several DRS objects at once")
+def drs_objects(
+    body: BulkObjectsBody,
+    request: Request,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    subject: SubjectDep,
+) -> dict[str, Any]:
+    """Each object as GET /objects/{id} answers it; the others under unresolved_drs_objects
+    with the status their own request would have had."""
+    return drs_bulk.drs_objects(
+        factory,
+        settings,
+        subject=_drs_caller(request, subject, body),
+        object_ids=body.bulk_object_ids,
+        base_url=_base(request),
+    )
+
+
+@drs.post("/objects/access", summary="URLs to fetch several DRS objects at once")
+def drs_access_urls(
+    body: BulkAccessBody,
+    request: Request,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    subject: SubjectDep,
+) -> dict[str, Any]:
+    """Each URL as GET /objects/{id}/access/{access_id} answers it."""
+    return drs_bulk.drs_access_urls(
+        factory,
+        settings,
+        subject=_drs_caller(request, subject, body),
+        wanted=[
+            (item.bulk_object_id, item.bulk_access_ids) for item in body.bulk_object_access_ids
+        ],
+        base_url=_base(request),
+        headers=_access_headers(request, body),
+    )
+
+
+# after /objects/access, which it would otherwise take for an object id
+@drs.post("/objects/{object_id}", summary="A DRS object, with passports in the body")
+def drs_object_post(
+    object_id: Accession,
+    body: ObjectBody,
+    request: Request,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    subject: SubjectDep,
+) -> dict[str, Any]:
+    """As GET, with the grants of the passports sent (with your bearer token)."""
+    return delivery.drs_object(
+        factory,
+        settings,
+        subject=_drs_caller(request, subject, body),
+        object_id=object_id,
+        base_url=_base(request),
+    )
+
+
 @drs.get("/objects/{object_id}/access/{access_id}", summary="A URL to fetch a DRS object")
 def drs_access(
     object_id: Accession,
-    access_id: Annotated[str, Path(max_length=40)],
+    access_id: Annotated[str, Path(min_length=1, max_length=40)],
     request: Request,
     factory: SessionFactoryDep,
     settings: SettingsDep,
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """The download URL and the headers to send with it."""
-    headers = [f"{k}: {v}" for k, v in _credentials(request).items()]
     return delivery.drs_access_url(
         factory,
         settings,
@@ -189,7 +325,32 @@ def drs_access(
         object_id=object_id,
         access_id=access_id,
         base_url=_base(request),
-        headers=headers,
+        headers=_access_headers(request),
+    )
+
+
+@drs.post(
+    "/objects/{object_id}/access/{access_id}",
+    summary="A URL to fetch a DRS object, with passports in the body",
+)
+def drs_access_post(
+    object_id: Accession,
+    access_id: Annotated[str, Path(min_length=1, max_length=40)],
+    body: PassportsBody,
+    request: Request,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    subject: SubjectDep,
+) -> dict[str, Any]:
+    """As GET, with the grants of the passports sent (with your bearer token)."""
+    return delivery.drs_access_url(
+        factory,
+        settings,
+        subject=_drs_caller(request, subject, body),
+        object_id=object_id,
+        access_id=access_id,
+        base_url=_base(request),
+        headers=_access_headers(request, body),
     )
 
 
@@ -222,23 +383,10 @@ def drs_download(
 # -- htsget -----------------------------------------------------------------------------------
 
 
-class RegionBody(BaseModel):
-    """One region of an htsget POST request."""
+class HtsgetTicket(JSONResponse):
+    """An htsget ticket, with the Content-Type htsget 1.3 names for it."""
 
-    model_config = ConfigDict(populate_by_name=True)
-    referenceName: str = Field(min_length=1, max_length=200)  # noqa: N815 - htsget's name
-    start: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    end: int | None = Field(default=None, ge=0, le=2**31 - 1)
-
-
-class TicketBody(BaseModel):
-    """An htsget POST request."""
-
-    format: str | None = Field(default=None, max_length=10)
-    fields: list[str] | None = Field(default=None, max_length=100)
-    tags: list[str] | None = Field(default=None, max_length=100)
-    notags: list[str] | None = Field(default=None, max_length=100)
-    regions: list[RegionBody] | None = Field(default=None, max_length=delivery.MAX_REGIONS)
+    media_type = f"{hts.MEDIA_TYPE}; charset=utf-8"
 
 
 def _service_info(endpoint: str, request: Request) -> dict[str, Any]:
@@ -252,7 +400,7 @@ def _service_info(endpoint: str, request: Request) -> dict[str, Any]:
         "htsget": {
             "datatype": endpoint,
             "formats": formats,
-            "fieldsParametersEffective": False,
+            "fieldsParameterEffective": False,
             "tagsParametersEffective": False,
         },
     }
@@ -265,85 +413,128 @@ def _ticket(
     factory: Any,
     settings: Any,
     subject: Any,
-    *,
-    format_: str | None,
-    regions: list[delivery.Region],
-    header_only: bool,
-) -> dict[str, Any]:
-    return delivery.htsget_ticket(
-        factory,
-        settings,
-        subject=subject,
-        endpoint=endpoint,
-        object_id=object_id,
-        requested_format=format_,
-        regions=regions,
-        header_only=header_only,
-        base_url=_base(request),
-        headers=_credentials(request),
+    asked: hts.TicketRequest,
+) -> HtsgetTicket:
+    return HtsgetTicket(
+        delivery.htsget_ticket(
+            factory,
+            settings,
+            subject=subject,
+            endpoint=endpoint,
+            object_id=object_id,
+            requested_format=asked.format,
+            regions=list(asked.regions),
+            header_only=asked.header_only,
+            base_url=_base(request),
+            headers=_credentials(request),
+        )
     )
 
 
+# the formats each endpoint is asked for, in either case (the spec's own POST example says "bam")
+def _format_names(endpoint: str) -> list[str]:
+    served = delivery.HTSGET_FORMATS[endpoint].values()
+    return sorted({name for f in served for name in (f, f.lower())})
+
+
 def _add_endpoint(endpoint: str) -> None:
+    formats = _format_names(endpoint)
+
     @htsget.get(f"/{endpoint}/service-info", summary=f"htsget {endpoint} service information")
     def info(request: Request) -> dict[str, Any]:
         return _service_info(endpoint, request)
 
-    @htsget.get(f"/{endpoint}/{{object_id}}", summary=f"An htsget {endpoint} ticket")
     def ticket(
         object_id: Accession,
         request: Request,
         factory: SessionFactoryDep,
         settings: SettingsDep,
         subject: SubjectDep,
-        format: Annotated[str | None, Query(max_length=10)] = None,
-        referenceName: Annotated[str | None, Query(max_length=200)] = None,  # noqa: N803
+        format: str | None = None,  # the endpoint's formats: annotated below
+        referenceName: Annotated[str | None, Query(min_length=1, max_length=200)] = None,  # noqa: N803
         start: Coordinate = None,
         end: Coordinate = None,
-        klass: Annotated[str | None, Query(alias="class", max_length=10)] = None,
+        klass: Annotated[Literal["header"] | None, Query(alias="class")] = None,
         fields: Annotated[str | None, Query(max_length=1000)] = None,
         tags: Annotated[str | None, Query(max_length=1000)] = None,
         notags: Annotated[str | None, Query(max_length=1000)] = None,
-    ) -> dict[str, Any]:
-        header_only = delivery.header_class(klass)
-        regions = delivery.parse_regions(referenceName, start, end)
-        return _ticket(
-            endpoint,
-            object_id,
-            request,
-            factory,
-            settings,
-            subject,
-            format_=format,
-            regions=regions,
-            header_only=header_only,
+    ) -> HtsgetTicket:
+        asked = hts.get_request(
+            format=format,
+            klass=klass,
+            reference_name=referenceName,
+            start=start,
+            end=end,
+            fields=fields,
+            tags=tags,
+            notags=notags,
         )
+        return _ticket(endpoint, object_id, request, factory, settings, subject, asked)
 
-    @htsget.post(f"/{endpoint}/{{object_id}}", summary=f"An htsget {endpoint} ticket (POST)")
-    def ticket_post(
+    # the formats differ by endpoint, which a string annotation could not name
+    ticket.__annotations__["format"] = Annotated[
+        str | None, Query(json_schema_extra={"enum": formats})
+    ]
+    htsget.get(
+        f"/{endpoint}/{{object_id}}",
+        summary=f"An htsget {endpoint} ticket",
+        response_class=HtsgetTicket,
+    )(ticket)
+
+    @htsget.post(
+        f"/{endpoint}/{{object_id}}",
+        summary=f"An htsget {endpoint} ticket (POST)",
+        response_class=HtsgetTicket,
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _ticket_body_schema(formats)}},
+            }
+        },
+    )
+    async def ticket_post(
         object_id: Accession,
-        body: TicketBody,
         request: Request,
         factory: SessionFactoryDep,
         settings: SettingsDep,
         subject: SubjectDep,
-    ) -> dict[str, Any]:
-        regions = [
-            region
-            for item in body.regions or []
-            for region in delivery.parse_regions(item.referenceName, item.start, item.end)
-        ]
-        return _ticket(
-            endpoint,
-            object_id,
-            request,
-            factory,
-            settings,
-            subject,
-            format_=body.format,
-            regions=regions,
-            header_only=False,
+    ) -> HtsgetTicket:
+        """The body is read here (not by FastAPI) so that a body too large is refused with
+        htsget's PayloadTooLarge before it is all in memory."""
+        raw = await _limited_body(request, hts.MAX_TICKET_BODY)
+        asked = hts.post_request(raw, query=request.query_params.keys())
+        return await run_in_threadpool(
+            _ticket, endpoint, object_id, request, factory, settings, subject, asked
         )
+
+
+def _ticket_body_schema(formats: list[str]) -> dict[str, Any]:
+    """The POST body's JSON Schema, with the endpoint's formats (OpenAPI 3.1 is JSON Schema)."""
+    schema = hts.TicketBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions = schema.pop("$defs", {})
+    schema["properties"]["format"] = {"anyOf": [{"enum": formats}, {"type": "null"}]}
+    region = definitions["RegionBody"]
+    schema["properties"]["regions"]["anyOf"][0]["items"] = region
+    return schema
+
+
+async def _limited_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused past `limit` bytes (without reading more than that)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(
+            f"The request body exceeds {limit:,} bytes.",
+            message_zh=f"请求体超过 {limit:,} 字节。",
+        )
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise RequestTooLargeError(
+                f"The request body exceeds {limit:,} bytes.",
+                message_zh=f"请求体超过 {limit:,} 字节。",
+            )
+    return bytes(received)
 
 
 for _endpoint in delivery.HTSGET_FORMATS:

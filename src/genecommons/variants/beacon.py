@@ -1029,6 +1029,17 @@ class Carrier:
     zygosity: str  # heterozygous | homozygous | hemizygous
 
 
+# a genomicVariant's variantInternalId: the dataset's accession, then the variant's key
+_INTERNAL_ID_RE = re.compile(r"^(GCD[0-9]{8}):(.+)$")
+
+
+def split_variant_id(value: str) -> tuple[str | None, str]:
+    """The dataset a `/g_variants/{id}` id names (None for a plain CHROM-POS-REF-ALT key) and
+    the variant's key: the id is a key, or a variantInternalId (`GCD…:chr22-…`)."""
+    found = _INTERNAL_ID_RE.match(value)
+    return (found.group(1), found.group(2)) if found else (None, value)
+
+
 def variant_record(
     site: SiteCounts,
     *,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from genecommons.deps import AddressDep, Credentials, CredentialsDep
+from genecommons.deps import AddressDep, Credentials, CredentialsDep, public_base_url
 from genecommons.errors import GeneCommonsError, InvalidInputError
 from genecommons.held_events import held
 from genecommons.variants import beacon
@@ -35,6 +35,7 @@ async def get_beacon(request: Request) -> service.Beacon:
         stores=state.variant_stores,
         events=state.grouped_events,
         held=held(request.scope),
+        base_url=public_base_url(request),
     )
 
 
@@ -48,7 +49,7 @@ def error_response(
     if status is None:
         status = 400 if error.http_status == 422 else error.http_status
     body = beacon.error_response(
-        service.beacon_info(request.app.state.settings),
+        service.beacon_info(request.app.state.settings, base_url=public_base_url(request)),
         status=status,
         message=error.message,
         message_zh=error.message_zh,
@@ -87,6 +88,11 @@ def _request(request: Request, raw: bytes | None) -> BeaconRequest:
             "The request body is not JSON: send a Beacon v2 request (meta, query).",
             message_zh="请求体不是 JSON：请发送 Beacon v2 请求（meta、query）。",
         ) from error
+    if not isinstance(document, dict):  # null included: an empty body asks the defaults
+        raise InvalidInputError(
+            "The request body must be a JSON object: a Beacon v2 request (meta, query).",
+            message_zh="请求体须为 JSON 对象：即 Beacon v2 请求（meta、query）。",
+        )
     return beacon.parse_body(document)
 
 
@@ -144,6 +150,25 @@ async def get_filtering_terms(
 
 Handler = Callable[..., Awaitable[Response]]
 
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic model's JSON Schema with its `$defs` written in place (the OpenAPI document
+    has no room for a schema's own definitions)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = resolve(schema)
+    return inlined
+
+
 # what OpenAPI says of the requests (the routes read them themselves, to answer in Beacon form)
 GET_QUERY = {
     "parameters": [
@@ -154,15 +179,7 @@ GET_QUERY = {
 POST_BODY = {
     "requestBody": {
         "required": False,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "A Beacon v2 request body: meta, query (requestParameters, "
-                    "filters, pagination, requestedGranularity, includeResultsetResponses).",
-                }
-            }
-        },
+        "content": {"application/json": {"schema": _inlined(BeaconRequest.model_json_schema())}},
     }
 }
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -147,6 +148,8 @@ class Beacon:
     events: GroupedQueue | None = None
     # events the request holds back (its token's use), committed with the query's event
     held: list[bytes] | None = None
+    # where this node is reached (None: the configured issuer URL)
+    base_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.events is None:
@@ -155,11 +158,12 @@ class Beacon:
     @property
     def info(self) -> BeaconInfo:
         """Who this Beacon says it is."""
-        return beacon_info(self.settings)
+        return beacon_info(self.settings, base_url=self.base_url)
 
 
-def beacon_info(settings: Settings) -> BeaconInfo:
-    """Who the Beacon of these settings says it is."""
+def beacon_info(settings: Settings, *, base_url: str | None = None) -> BeaconInfo:
+    """Who the Beacon of these settings says it is, reached at `base_url` (None: the
+    configured issuer URL)."""
     from genecommons import __version__
 
     return BeaconInfo(
@@ -168,7 +172,7 @@ def beacon_info(settings: Settings) -> BeaconInfo:
         organization=settings.beacon_organization,
         environment=settings.environment,
         version=__version__,
-        base_url=f"{settings.issuer_url.rstrip('/')}/beacon",
+        base_url=f"{(base_url or settings.issuer_url).rstrip('/')}/beacon",
     )
 
 
@@ -361,11 +365,7 @@ def check(settings: Settings, entry: str, request: BeaconRequest, scope: Scope |
                 message_zh="单个变异的端点不接受变异参数。",
             )
     elif entry == "g_variants" and variants is None:
-        raise InvalidInputError(
-            "A g_variants query needs referenceName and start (with alternateBases, or end).",
-            message_zh="g_variants 查询需要 referenceName 与 start（并给出 alternateBases 或 end）。",
-            details={"place": "requestParameters"},
-        )
+        _listing_reach(settings, request)  # no parameters: the variants, a page at a time
     return Asked(BY_PATH[entry], request, variants, wanted, scope)
 
 
@@ -382,14 +382,17 @@ def _run_biosample(session: Session, scope: Scope) -> Scope:
 
 
 def _scoped_variant(scope: Scope) -> Variant:
-    return parse_key(scope.id)
+    return parse_key(beacon.split_variant_id(scope.id)[1])
 
 
 def _restrict(session: Session, views: list[DatasetView], asked: Asked) -> list[DatasetView]:
     """The datasets a scoped route speaks of."""
     scope = asked.scope
-    if scope is None or scope.kind == "g_variants":
+    if scope is None:
         return views
+    if scope.kind == "g_variants":  # a variantInternalId names its dataset
+        dataset, _ = beacon.split_variant_id(scope.id)
+        return views if dataset is None else [v for v in views if v.accession == dataset]
     if scope.kind == "datasets":
         return [v for v in views if v.accession == scope.id]
     if scope.kind == "cohorts":
@@ -609,12 +612,40 @@ def _dataset_matches(
         return store, []
     if query is None:
         if asked.scope is None or asked.scope.kind != "g_variants":
-            return store, []
+            return store, _listed_sites(store, asked.request, settings=beacon_app.settings)
         variant = _scoped_variant(asked.scope)
         contig = _contig(store, variant.chrom)
         found = store.lookup(dataclasses.replace(variant, chrom=contig)) if contig else None
         return store, [found] if found else []
     return store, find_variants(store, query, limit=beacon_app.settings.beacon_max_variants)
+
+
+def _listing_reach(settings: Settings, request: BeaconRequest) -> int:
+    """How many of a dataset's variants a query without variant parameters looks at: as far as
+    its page reaches, within the most one query may match (`beacon_max_variants`)."""
+    page = request.query.pagination
+    reach = page.skip + max(page.limit, 1)
+    if reach > settings.beacon_max_variants:
+        raise InvalidInputError(
+            f"A g_variants query without variant parameters pages through the first "
+            f"{settings.beacon_max_variants:,} variants of each dataset; skip + limit is {reach:,}. "
+            "Ask with referenceName and start to reach further.",
+            message_zh=f"不带变异参数的 g_variants 查询只能翻阅每个数据集的前 "
+            f"{settings.beacon_max_variants:,} 个变异；请用 referenceName 与 start 查询更远的变异。",
+            details={"place": "pagination"},
+        )
+    return reach
+
+
+def _listed_sites(
+    store: VariantStore, request: BeaconRequest, *, settings: Settings
+) -> list[SiteCounts]:
+    """The variants a query without variant parameters asks about: the dataset's, in the order
+    they were indexed, as far as the page reaches (each answered through the same guard as any
+    query's matches)."""
+    reach = _listing_reach(settings, request)
+    # the generator, dropped here, closes its connection at once (CPython frees it on the spot)
+    return list(itertools.islice(store.all_sites(batch=reach), reach))
 
 
 def _variants(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -139,21 +139,25 @@ def test_private_directory_closes_an_open_one(tmp_path: Path) -> None:
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
 
 
-def _make(path: str, barrier: multiprocessing.synchronize.Barrier, index: int) -> None:
-    barrier.wait()
-    create_secret_file(Path(path), f"writer {index}".encode())
+_RACER = """
+import sys, time
+from pathlib import Path
+from genecommons.secrets import create_secret_file
+start = float(sys.argv[3])
+while time.time() < start:  # every writer starts at the same moment
+    time.sleep(0.001)
+create_secret_file(Path(sys.argv[1]), f"writer {sys.argv[2]}".encode())
+"""
 
 
 def test_writers_racing_agree_on_one_whole_file(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "raced"
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(4)
-    writers = [context.Process(target=_make, args=(str(path), barrier, i)) for i in range(4)]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(60)
-        assert writer.exitcode == 0
+    start = time.time() + 3
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _RACER, str(path), str(i), str(start)])
+        for i in range(4)
+    ]
+    assert [writer.wait(120) for writer in writers] == [0, 0, 0, 0]
     assert path.read_bytes() in {f"writer {i}".encode() for i in range(4)}
     assert [p.name for p in path.parent.iterdir()] == ["raced"]  # nothing left aside
 

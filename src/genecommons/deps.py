@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import bounded
 from genecommons.access import passport_service
 from genecommons.access import service as access_service
 from genecommons.access.models import Subject
 from genecommons.config import Settings
-from genecommons.errors import AuthenticationError
+from genecommons.errors import AuthenticationError, NestingTooDeepError
 from genecommons.held_events import held
 
 
@@ -98,13 +98,7 @@ def _token_subject(request: Request, header: str) -> Subject:
 
 def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
     """Add the grants that visas from trusted issuers (another node's DAC) carry."""
-    try:
-        document = json.loads(header)
-    except ValueError as error:
-        raise AuthenticationError(
-            "X-GA4GH-Passport must be a JSON object with ga4gh_passport_v1.",
-            message_zh="X-GA4GH-Passport 必须是包含 ga4gh_passport_v1 的 JSON 对象。",
-        ) from error
+    document = _passport_document(header)
     settings = _settings(request)
     trusted = getattr(request.app.state, "trusted_issuers", None)
     if trusted is None:
@@ -114,6 +108,41 @@ def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
         document, subject=subject, settings=settings, trusted=trusted
     )
     return dataclasses.replace(subject, grants=subject.grants | granted)
+
+
+def _passport_document(header: str) -> dict[str, Any]:
+    """The X-GA4GH-Passport header as a JSON object (AuthenticationError if it is not one)."""
+    try:
+        document = bounded.loads_json(header, place="The X-GA4GH-Passport header")
+    except NestingTooDeepError as error:
+        raise AuthenticationError(
+            error.message, message_zh=error.message_zh, details=error.details
+        ) from error
+    except ValueError as error:
+        raise AuthenticationError(
+            "X-GA4GH-Passport is not JSON: send a JSON object with ga4gh_passport_v1.",
+            message_zh="X-GA4GH-Passport 不是 JSON：请发送包含 ga4gh_passport_v1 的 JSON 对象。",
+        ) from error
+    if not isinstance(document, dict):
+        raise AuthenticationError(
+            f"X-GA4GH-Passport is a JSON {_json_kind(document)}, not an object: send a JSON "
+            "object with ga4gh_passport_v1.",
+            message_zh=f"X-GA4GH-Passport 是 JSON {_json_kind(document)}，而不是对象：请发送包含 "
+            "ga4gh_passport_v1 的 JSON 对象。",
+        )
+    return document
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "number"
 
 
 async def client_address(request: Request) -> str:

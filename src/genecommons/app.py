@@ -26,6 +26,7 @@ from genecommons.config import Settings, get_settings
 from genecommons.db import GroupCommit, make_engine, make_session_factory
 from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError
 from genecommons.held_events import HeldEventsMiddleware
+from genecommons.json_bodies import BoundedJsonBodies
 from genecommons.keepalive import KeepAliveLimit
 from genecommons.privacy.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
 from genecommons.privacy.service import DefendedGuard, DefendedPeople
@@ -45,6 +46,7 @@ HTSGET_ERRORS = {
     401: "InvalidAuthentication",
     403: "PermissionDenied",
     404: "NotFound",
+    413: "PayloadTooLarge",
 }
 
 
@@ -58,6 +60,21 @@ def _htsget_error(error: GeneCommonsError) -> JSONResponse:
         status, name = error.http_status, HTSGET_ERRORS.get(error.http_status, "InternalError")
     body = {"htsget": {"error": name, "message": error.message, "message_zh": error.message_zh}}
     return JSONResponse(status_code=status, content=body)
+
+
+async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:
+    """A GeneCommons error as the answer of the API the request was for: a Beacon error
+    response, an htsget error object, a DRS error, else a problem document."""
+    path = request.url.path
+    if path.startswith("/htsget/"):
+        return _htsget_error(error)
+    if path.startswith("/beacon"):
+        return beacon_routes.error_response(request, error)
+    if path.startswith("/ga4gh/drs/"):
+        status = 400 if error.http_status == 422 else error.http_status
+        body = {"msg": error.message, "status_code": status, **error.to_dict()}
+        return JSONResponse(status_code=status, content=body)
+    return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -93,24 +110,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.people_guard = people
     app.state.variant_stores = StoreCache()
     app.state.grouped_events = GroupedQueue(app.state.session_factory, writes=writes)
+    # JSON bodies bounded in size and nesting before a route parses them (answered as the
+    # route's API answers errors)
+    app.add_middleware(
+        BoundedJsonBodies, max_bytes=settings.max_json_body_bytes, render=_gene_commons_error
+    )
     # a Beacon query's token use is committed with its event (one commit), and whatever a
     # request still holds before its response starts
     app.add_middleware(HeldEventsMiddleware, events=app.state.grouped_events)
     # connections closed now and then, so that they spread over the server's workers
     app.add_middleware(KeepAliveLimit, requests=settings.keepalive_requests)
 
-    @app.exception_handler(GeneCommonsError)
-    async def _gene_commons_error(request: Request, error: GeneCommonsError) -> JSONResponse:
-        path = request.url.path
-        if path.startswith("/htsget/"):
-            return _htsget_error(error)
-        if path.startswith("/beacon"):
-            return beacon_routes.error_response(request, error)
-        if path.startswith("/ga4gh/drs/"):
-            status = 400 if error.http_status == 422 else error.http_status
-            body = {"msg": error.message, "status_code": status, **error.to_dict()}
-            return JSONResponse(status_code=status, content=body)
-        return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
+    app.exception_handler(GeneCommonsError)(_gene_commons_error)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> Response:

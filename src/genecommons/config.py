@@ -220,6 +220,9 @@ class Settings(BaseSettings):
     # over the workers (genecommons/keepalive.py); 0 keeps connections open as long as clients do.
     keepalive_requests: int = Field(default=100, ge=0)
 
+    # The largest JSON request body a route reads (json_bodies.py); files go through uploads.
+    max_json_body_bytes: int = Field(default=1024**2, ge=1024)
+
     # The Beacon v2 (/beacon): who it says it is, and the largest question it answers.
     beacon_id: str = "org.genecommons.beacon"
     beacon_name: str = "GeneCommons Beacon"

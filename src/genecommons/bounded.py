@@ -48,6 +48,8 @@ def json_nesting_offset(text: str, *, limit: int = MAX_NESTING) -> int | None:
     """Where (the character offset of the bracket) the JSON text first nests deeper than
     `limit`, or None if it never does. Text that is not JSON is scanned all the same: what it
     says of nesting is right for the part of it that is valid JSON."""
+    if text.count("[") + text.count("{") <= limit:
+        return None  # too few brackets to nest deeper, wherever they are (most documents)
     depth = 0
     for match in _STRUCTURE.finditer(text):
         bracket = match.group(1)

@@ -121,8 +121,9 @@ class _Watchdog:
     def reconcile(self) -> None:
         """Arm, keep or stop the timer for what the connection now waits for."""
         phase = self.connection.phase()
-        if phase is not Phase.HEAD:
+        if phase is not Phase.HEAD and self.head_since is not None:
             self.head_since = None
+            self.cancel()  # the head's timer
         if phase is Phase.HEAD:
             self.window_start = None
             if self.head_since is None:

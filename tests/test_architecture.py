@@ -41,6 +41,7 @@ PURE = [
     "normalize.py",
     "counts.py",
     "alerts.py",
+    "bounded.py",
 ]
 
 

@@ -38,6 +38,7 @@ from genecommons.db import GroupCommit, make_engine, make_session_factory
 from genecommons.deps import refuse_nul, request_address, request_route
 from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError, Refusal
 from genecommons.held_events import HeldEventsMiddleware
+from genecommons.json_bodies import BoundedJsonBodies
 from genecommons.keepalive import KeepAliveLimit
 from genecommons.privacy.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
 from genecommons.privacy.service import DefendedGuard, DefendedPeople
@@ -142,6 +143,24 @@ class HtsgetCors:
             await self.app(scope, receive, send)
 
 
+def _error_response(request: Request, error: GeneCommonsError) -> JSONResponse:
+    """A GeneCommons error as the answer of the API the request was for: a Beacon error
+    response, an htsget error object, a DRS error, else a problem document."""
+    path = request.url.path
+    if path.startswith("/htsget/"):
+        return _htsget_error(error)
+    if path.startswith("/beacon"):
+        return beacon_routes.error_response(request, error)
+    if path.startswith("/ga4gh/drs/"):
+        return _drs_error(request, error)
+    return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
+
+
+async def _render_error(request: Request, error: GeneCommonsError) -> Response:
+    """`_error_response`, for middleware that answers before any route (no refusal there)."""
+    return _error_response(request, error)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """An application bound to `settings` (read from the environment when omitted)."""
     settings = settings or get_settings()
@@ -177,6 +196,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.people_guard = people
     app.state.variant_stores = StoreCache()
     app.state.grouped_events = GroupedQueue(app.state.session_factory, writes=writes)
+    # JSON bodies bounded in size and nesting before a route parses them (answered as the
+    # route's API answers errors)
+    app.add_middleware(
+        BoundedJsonBodies, max_bytes=settings.max_json_body_bytes, render=_render_error
+    )
     # a Beacon query's token use is committed with its event (one commit), and whatever a
     # request still holds before its response starts
     app.add_middleware(HeldEventsMiddleware, events=app.state.grouped_events)
@@ -212,16 +236,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 },
             )
         return response
-
-    def _error_response(request: Request, error: GeneCommonsError) -> JSONResponse:
-        path = request.url.path
-        if path.startswith("/htsget/"):
-            return _htsget_error(error)
-        if path.startswith("/beacon"):
-            return beacon_routes.error_response(request, error)
-        if path.startswith("/ga4gh/drs/"):
-            return _drs_error(request, error)
-        return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> Response:

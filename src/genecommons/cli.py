@@ -85,8 +85,7 @@ def serve(
 ) -> None:
     """Start the HTTP API, with the audit log's sequencer and early-warning watcher in the
     background of this process (one for all the workers). 启动 API 服务。"""
-    import uvicorn
-
+    from genecommons import serving
     from genecommons.audit.watch import Background
 
     context = runtime()
@@ -101,16 +100,9 @@ def serve(
     )
     try:
         # each worker builds its own app (and engine) from the environment's settings, as
-        # this process read them; with one worker it runs in this process. uvicorn takes
-        # httptools and uvloop (dependencies) when they are installed.
-        uvicorn.run(
-            "genecommons.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=count,
-            log_level="info",
-            access_log=access_log,
+        # this process read them; with one worker it runs in this process
+        serving.run(
+            settings=context.settings, host=host, port=port, workers=count, access_log=access_log
         )
     finally:
         background.stop()

@@ -6,6 +6,7 @@ local data directory. Production sets `GENECOMMONS_DATABASE_URL` to PostgreSQL.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import cache
 from pathlib import Path
@@ -236,6 +237,23 @@ class Settings(BaseSettings):
     # over the workers (genecommons/keepalive.py); 0 keeps connections open as long as clients do.
     keepalive_requests: int = Field(default=100, ge=0)
 
+    # `genecommons serve`: the peers whose X-Forwarded-For and X-Forwarded-Proto are believed
+    # (comma-separated addresses or networks: the reverse proxies in front of the node). Empty,
+    # the default, believes no one: the address of a request (in the audit log, and for the
+    # sign-in throttle) is then always the peer that connected. 信任其转发头的代理地址。
+    forwarded_allow_ips: str = ""
+    # `genecommons serve`: how long a client may take to send a request's head (request line and
+    # headers), from connecting or from its first byte; and how long a request body may go
+    # without arriving at `body_min_bytes_per_second` on average (checked over windows of
+    # `body_timeout_seconds`; the time the server itself is not reading does not count, so a
+    # slow but progressing upload of any size goes through). Past either, the server answers
+    # 408 and closes the connection (serving.py). 请求头与请求体超时。
+    header_timeout_seconds: float = Field(default=20.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    body_min_bytes_per_second: int = Field(default=240, ge=0)
+    # The largest JSON request body a route reads (json_bodies.py); files go through uploads.
+    max_json_body_bytes: int = Field(default=1024**2, ge=1024)
+
     # The Beacon v2 (/beacon): who it says it is, and the largest question it answers.
     beacon_id: str = "org.genecommons.beacon"
     beacon_name: str = "GeneCommons Beacon"
@@ -247,6 +265,31 @@ class Settings(BaseSettings):
     # noisy counts under the cell size not disclosed.
     beacon_people_min_cell: int = Field(default=10, ge=1)
     beacon_people_noise: float = Field(default=2.0, gt=0)
+
+    @property
+    def forwarded_proxies(self) -> list[str]:
+        """The trusted proxies of `forwarded_allow_ips`, each an address or a network written
+        canonically (`10.0.0.7/24` is the network 10.0.0.0/24)."""
+        return [
+            str(ipaddress.ip_network(p, strict=False)) if "/" in p else str(ipaddress.ip_address(p))
+            for p in (p.strip() for p in self.forwarded_allow_ips.split(","))
+            if p
+        ]
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for proxy in (p.strip() for p in value.split(",")):
+            if not proxy:
+                continue
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"GENECOMMONS_FORWARDED_ALLOW_IPS: {proxy[:60]!r} is not an IP address or "
+                    "network; name each reverse proxy (e.g. 10.0.0.5 or 10.0.0.0/24), never '*'"
+                ) from None
+        return value
 
     @field_validator("data_dir", "beacon_reference")
     @classmethod

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import bounded
 from genecommons.access import passport_service
 from genecommons.access import service as access_service
 from genecommons.access.models import Subject, SubjectKind
 from genecommons.access.passports import passport_of_tokens
 from genecommons.audit.events import record_refusal
 from genecommons.config import Settings
-from genecommons.errors import AccessDeniedError, AuthenticationError, InvalidInputError, Refusal
+from genecommons.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    InvalidInputError,
+    NestingTooDeepError,
+    Refusal,
+)
 from genecommons.held_events import held
 
 TOKEN_USE = "access:token:use"  # noqa: S105 - what a refused credential tried, not a secret
@@ -107,13 +113,10 @@ def _token_subject(request: Request, header: str) -> Subject:
 def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
     """Add the grants that visas from trusted issuers (another node's DAC) carry."""
     try:
-        document = json.loads(header)
-    except ValueError as error:
-        raise AuthenticationError(
-            "X-GA4GH-Passport must be a JSON object with ga4gh_passport_v1.",
-            message_zh="X-GA4GH-Passport 必须是包含 ga4gh_passport_v1 的 JSON 对象。",
-            refusal=Refusal(subject.id, PASSPORT_USE, "passport", rule="malformed-passport"),
-        ) from error
+        document = _passport_document(header)
+    except AuthenticationError as error:
+        error.refusal = Refusal(subject.id, PASSPORT_USE, "passport", rule="malformed-passport")
+        raise
     return _with_visas(request, subject, document)
 
 
@@ -184,6 +187,41 @@ def public_base_url(request: Request) -> str:
     if len(host) > 260 or not _HOST_RE.match(host):
         return configured
     return f"{request.url.scheme}://{host}"
+
+
+def _passport_document(header: str) -> dict[str, Any]:
+    """The X-GA4GH-Passport header as a JSON object (AuthenticationError if it is not one)."""
+    try:
+        document = bounded.loads_json(header, place="The X-GA4GH-Passport header")
+    except NestingTooDeepError as error:
+        raise AuthenticationError(
+            error.message, message_zh=error.message_zh, details=error.details
+        ) from error
+    except ValueError as error:
+        raise AuthenticationError(
+            "X-GA4GH-Passport is not JSON: send a JSON object with ga4gh_passport_v1.",
+            message_zh="X-GA4GH-Passport 不是 JSON：请发送包含 ga4gh_passport_v1 的 JSON 对象。",
+        ) from error
+    if not isinstance(document, dict):
+        raise AuthenticationError(
+            f"X-GA4GH-Passport is a JSON {_json_kind(document)}, not an object: send a JSON "
+            "object with ga4gh_passport_v1.",
+            message_zh=f"X-GA4GH-Passport 是 JSON {_json_kind(document)}，而不是对象：请发送包含 "
+            "ga4gh_passport_v1 的 JSON 对象。",
+        )
+    return document
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "number"
 
 
 async def client_address(request: Request) -> str:

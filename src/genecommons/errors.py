@@ -153,3 +153,18 @@ class StorageFullError(StorageError):
 
     http_status = 507
     code = "storage_full"
+
+
+class NestingTooDeepError(InvalidInputError):
+    """A JSON or YAML document nests arrays and objects deeper than GeneCommons reads (see
+    `details.max_nesting`). Flatten the document; no format of the node needs such depth."""
+
+    code = "nesting_too_deep"
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """The request body is larger than this kind of request may be (see `details.max_bytes`).
+    Send a smaller body; large files go through the resumable uploads instead."""
+
+    http_status = 413
+    code = "payload_too_large"

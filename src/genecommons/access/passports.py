@@ -31,8 +31,14 @@ from urllib.parse import urlsplit
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from genecommons import bounded
 from genecommons.access.keys import KeyStore, b64url
-from genecommons.errors import AccessDeniedError, ConfigurationError, InvalidInputError
+from genecommons.errors import (
+    AccessDeniedError,
+    ConfigurationError,
+    InvalidInputError,
+    NestingTooDeepError,
+)
 
 PASSPORT_CLAIM = "ga4gh_passport_v1"
 VISA_CLAIM = "ga4gh_visa_v1"
@@ -641,8 +647,8 @@ def _decode_unverified(token: object) -> tuple[dict[str, Any], dict[str, Any]]:
     decoded = []
     for raw in raws[:2]:
         try:
-            value = json.loads(raw, object_pairs_hook=_no_duplicates)
-        except (binascii.Error, ValueError, UnicodeDecodeError):
+            value = bounded.loads_json(raw, place="A visa", object_pairs_hook=_no_duplicates)
+        except (binascii.Error, ValueError, NestingTooDeepError):
             raise _malformed(
                 "its header or payload is not base64url-encoded JSON",
                 "其头部或载荷不是 base64url 编码的 JSON",

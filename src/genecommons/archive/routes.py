@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from genecommons import __version__
 from genecommons.access.models import Subject
@@ -110,6 +111,8 @@ async def append_to_upload(
         async for chunk in request.stream():
             if chunk:
                 await run_in_threadpool(appender.write, chunk)
+    except ClientDisconnect:
+        pass  # the client went away, or was cut off for sending too slowly: no one to answer
     finally:
         state = await run_in_threadpool(appender.close)
     return state.to_dict()

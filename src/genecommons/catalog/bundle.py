@@ -3,7 +3,8 @@
 The reader turns any of these into rows of strings (or JSON values) per sheet, each row knowing
 its place (file or sheet, row number), and lists the data files that came with the sheets. It
 never evaluates anything: spreadsheet formulas stay text, YAML is read without tags or aliases,
-and archives are unpacked with limits on size, member count and compression ratio.
+JSON and YAML documents nest at most `bounded.MAX_NESTING` deep, and archives are unpacked with
+limits on size, member count and compression ratio.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from typing import Any
 
 import yaml
 
+from genecommons import bounded
 from genecommons.catalog.models import PHENOPACKETS_KEY, SHEETS
 from genecommons.catalog.report import Problem
+from genecommons.errors import NestingTooDeepError
 
 logger = logging.getLogger(__name__)
 
@@ -255,18 +258,6 @@ def read_workbook(
         workbook.close()
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """A safe YAML loader that also refuses anchors and aliases (no 'billion laughs')."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases are not allowed in submissions", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
 def read_document(
     path: Path, bundle: Bundle, problems: list[Problem], *, name: str, limits: Limits
 ) -> None:
@@ -291,10 +282,22 @@ def read_document(
         return
     try:
         document = (
-            json.loads(text)
+            bounded.loads_json(text, place=name)
             if path.suffix.lower() == ".json"
-            else yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+            else bounded.load_yaml(text, place=name)
         )
+    except NestingTooDeepError as error:
+        problems.append(
+            _problem(
+                "document.nesting",
+                error.message,
+                error.message_zh,
+                file=name,
+                suggestion=f"Nest at most {bounded.MAX_NESTING} levels / "
+                f"嵌套不超过 {bounded.MAX_NESTING} 层",
+            )
+        )
+        return
     except json.JSONDecodeError as error:
         problems.append(
             _problem(

@@ -44,9 +44,11 @@ from typing import Any
 from google.protobuf import json_format, message_factory
 from phenopackets.schema.v2 import Phenopacket
 
+from genecommons import bounded
 from genecommons.catalog.models import Phenotype, PhenotypeKind, Sex
 from genecommons.catalog.report import Problem, Severity
 from genecommons.catalog.vocabularies import Term, disease_term, hpo
+from genecommons.errors import NestingTooDeepError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -325,7 +327,12 @@ class _Reader:
             return obj
 
         try:
-            data = json.loads(text, object_pairs_hook=pairs, parse_constant=_refuse_constant)
+            data = bounded.loads_json(
+                text,
+                place="The phenopacket",
+                object_pairs_hook=pairs,
+                parse_constant=_refuse_constant,
+            )
         except _NotJsonError as error:
             self.add(
                 "phenopacket.json",
@@ -348,12 +355,14 @@ class _Reader:
                 suggestion="Check the JSON with a validator / 请用 JSON 校验工具检查",
             )
             return None
-        except RecursionError:
+        except NestingTooDeepError as error:
             self.add(
                 "phenopacket.json",
-                "The phenopacket is nested too deeply to read.",
-                "表型包嵌套层级过深，无法读取。",
+                error.message,
+                error.message_zh,
                 column=ROOT,
+                suggestion=f"Nest at most {bounded.MAX_NESTING} levels / "
+                f"嵌套不超过 {bounded.MAX_NESTING} 层",
             )
             return None
         if duplicates:

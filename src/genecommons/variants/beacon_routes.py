@@ -3,7 +3,6 @@ return its document. Errors become a `beaconErrorResponse` (app.py calls `error_
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -11,8 +10,9 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from genecommons import bounded
 from genecommons.deps import AddressDep, Credentials, CredentialsDep, public_base_url
-from genecommons.errors import GeneCommonsError, InvalidInputError
+from genecommons.errors import GeneCommonsError, InvalidInputError, PayloadTooLargeError
 from genecommons.held_events import held
 from genecommons.variants import beacon
 from genecommons.variants import beacon_service as service
@@ -67,23 +67,31 @@ def _json(document: dict[str, Any]) -> Response:
 
 async def _body(request: Request) -> bytes | None:
     """A POST request's body, as sent (None for GET): read here, parsed in the worker thread
-    once the caller is known."""
-    return await request.body() if request.method != "GET" else None
+    once the caller is known. Reading stops past MAX_BODY bytes (the request is refused)."""
+    if request.method == "GET":
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            break
+    return bytes(body)
 
 
 def _request(request: Request, raw: bytes | None) -> BeaconRequest:
     if raw is None:
         return beacon.parse_query_string(request.query_params.multi_items())
     if len(raw) > MAX_BODY:
-        raise InvalidInputError(
+        raise PayloadTooLargeError(
             f"The request body exceeds {MAX_BODY:,} bytes.",
             message_zh=f"请求体超过 {MAX_BODY:,} 字节。",
+            details={"max_bytes": MAX_BODY},
         )
     if not raw.strip():
         return beacon.parse_body(None)
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
+        document = bounded.loads_json(raw, place="The request body")
+    except ValueError as error:
         raise InvalidInputError(
             "The request body is not JSON: send a Beacon v2 request (meta, query).",
             message_zh="请求体不是 JSON：请发送 Beacon v2 请求（meta、query）。",

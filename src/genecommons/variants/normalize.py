@@ -29,6 +29,10 @@ from dataclasses import dataclass
 from genecommons.errors import InvalidInputError
 
 BASES = re.compile(r"[ACGTN]+")
+DIGITS = re.compile(r"[0-9]+")
+# The largest position a variant may have: the 32-bit unsigned range of htsget and the BAM/CRAM
+# index formats, longer than any assembled chromosome.
+MAX_POSITION = 2**32 - 1
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -79,6 +83,13 @@ def normalize(chrom: str, pos: int, ref: str, alts: Sequence[str]) -> Iterator[t
         raise InvalidInputError(
             f"{chrom}:{pos}: positions start at 1.", message_zh=f"{chrom}:{pos}：位置从 1 开始。"
         )
+    if pos > MAX_POSITION:
+        raise InvalidInputError(
+            f"{chrom[:50]}:{pos}: the position is beyond {MAX_POSITION:,}, the end of the "
+            "longest sequence a variant can be on.",
+            message_zh=f"{chrom[:50]}:{pos}：位置超过 {MAX_POSITION:,}，即变异所在序列可能的最大长度。",
+            details={"place": "position", "max": MAX_POSITION},
+        )
     if not BASES.fullmatch(ref.upper()):
         raise InvalidInputError(
             f"{chrom}:{pos}: REF {ref[:50]!r} is not a sequence of A, C, G, T, N.",
@@ -94,13 +105,21 @@ def normalize(chrom: str, pos: int, ref: str, alts: Sequence[str]) -> Iterator[t
 def parse_key(key: str) -> Variant:
     """A variant from its `chrom-pos-ref-alt` identifier, normalised."""
     parts = key.rsplit("-", 3)
-    if len(parts) != 4 or not parts[1].isdigit():
+    if len(parts) != 4 or not DIGITS.fullmatch(parts[1]):
         raise InvalidInputError(
             f"{key[:100]!r} is not a variant identifier: write CHROM-POS-REF-ALT, e.g. "
             "22-16050075-A-G.",
             message_zh=f"{key[:100]!r} 不是变异标识：请写成 CHROM-POS-REF-ALT，例如 22-16050075-A-G。",
         )
     chrom, pos, ref, alt = parts
+    if len(pos.lstrip("0")) > len(str(MAX_POSITION)):  # int() of it would be slow, or refused
+        raise InvalidInputError(
+            f"{key[:100]!r}: the position {pos[:30]}{'…' if len(pos) > 30 else ''} is beyond "
+            f"{MAX_POSITION:,}, the end of the longest sequence a variant can be on.",
+            message_zh=f"{key[:100]!r}：位置 {pos[:30]}{'…' if len(pos) > 30 else ''} 超过 "
+            f"{MAX_POSITION:,}，即变异所在序列可能的最大长度。",
+            details={"place": "position", "max": MAX_POSITION},
+        )
     if not is_sequence_allele(alt):
         raise InvalidInputError(
             f"ALT {alt[:50]!r} is not a sequence of A, C, G, T, N.",

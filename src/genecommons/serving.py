@@ -1,0 +1,308 @@
+"""How `genecommons serve` runs uvicorn: which forwarded headers it believes, and how long it
+waits for a client's request.
+
+Forwarded headers: uvicorn believes X-Forwarded-For from loopback unless told otherwise, so any
+local process (or a proxy that passes the header through) could name the address that the audit
+log records and the sign-in throttle counts. The node believes them only from the proxies named
+in GENECOMMONS_FORWARDED_ALLOW_IPS (none by default); every part of the app then reads the one
+address uvicorn resolved (`request.client`, through `deps.client_address`).
+
+Timeouts: uvicorn closes idle keep-alive connections, but waits without end for a connection
+that sends nothing, and for a request whose head or body arrives slowly (a "slow-loris" holds a
+connection with a byte now and then). `TimedHttpToolsProtocol`, uvicorn's httptools protocol
+with a watchdog per connection, closes a connection whose request head is not complete within
+`header_seconds` (from connecting, for its first request; from its first byte, for the next
+ones), and one whose body goes `body_seconds` without a byte or brings less than
+`body_min_bytes_per_second` on average over a window of `body_seconds`. While the server itself
+holds the body up (its buffer is full because the app has not taken the body yet, or it owes
+the client a `100 Continue`), the body's clock stands still: a slow but progressing upload of
+any size goes through. The client gets `408 Request Timeout` when no response has started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar, Protocol
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from genecommons.config import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+_TIMEOUT_TEXT = b"The request did not arrive in time; send it again.\n"
+TIMEOUT_RESPONSE = b"".join(
+    [
+        b"HTTP/1.1 408 Request Timeout\r\n",
+        b"content-type: text/plain; charset=utf-8\r\n",
+        b"content-length: %d\r\n" % len(_TIMEOUT_TEXT),
+        b"connection: close\r\n\r\n",
+        _TIMEOUT_TEXT,
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTimeouts:
+    """How long the server waits for a request's head, and how its body must progress."""
+
+    header_seconds: float
+    body_seconds: float
+    body_min_bytes_per_second: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> ReadTimeouts:
+        """The timeouts the settings give."""
+        return cls(
+            header_seconds=settings.header_timeout_seconds,
+            body_seconds=settings.body_timeout_seconds,
+            body_min_bytes_per_second=settings.body_min_bytes_per_second,
+        )
+
+    @property
+    def body_min_bytes(self) -> float:
+        """The bytes a body must bring in each window (at least one: some progress)."""
+        return max(1.0, self.body_min_bytes_per_second * self.body_seconds)
+
+
+class Phase(Enum):
+    """What a connection waits for from its client."""
+
+    HEAD = "head"  # the (rest of the) head of a request
+    BODY = "body"  # the rest of a request's body
+    NONE = "none"  # nothing: the app is answering, or the connection idles between requests
+
+
+class _Connection(Protocol):
+    """What the watchdog needs of the connection it watches."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def phase(self) -> Phase: ...
+
+    def server_holds_body(self) -> tuple[bool, bool]: ...
+
+    def time_out(self, phase: Phase) -> None: ...
+
+
+class _Watchdog:
+    """The read timeouts of one connection: one timer, moved as the request progresses.
+
+    Timers are armed only when the connection starts waiting for something; a request that
+    arrives whole in one read (most do) arms none."""
+
+    def __init__(self, connection: _Connection, timeouts: ReadTimeouts) -> None:
+        self.connection = connection
+        self.timeouts = timeouts
+        self.timer: asyncio.TimerHandle | None = None
+        self.head_since: float | None = None  # when the connection began to wait for a head
+        self.window_start: float | None = None  # None: the body's clock is not running
+        self.window_bytes = 0
+        self.last_byte_at = 0.0
+
+    def received(self, count: int) -> None:
+        """`count` bytes arrived and were parsed."""
+        if self.window_start is not None:
+            self.window_bytes += count
+            self.last_byte_at = self.connection.loop.time()
+        self.reconcile()
+
+    def new_head(self) -> None:
+        """A new request begins after one that is complete: its head has its own clock."""
+        self.head_since = None
+
+    def reconcile(self) -> None:
+        """Arm, keep or stop the timer for what the connection now waits for."""
+        phase = self.connection.phase()
+        if phase is not Phase.HEAD and self.head_since is not None:
+            self.head_since = None
+            self.cancel()  # the head's timer
+        if phase is Phase.HEAD:
+            self.window_start = None
+            if self.head_since is None:
+                self.head_since = self.connection.loop.time()
+                self._arm(self.timeouts.header_seconds)
+            return
+        if phase is Phase.NONE:
+            self.window_start = None
+            self.cancel()
+            return
+        paused, owes_continue = self.connection.server_holds_body()
+        if paused:  # the server reads again later, and reconciles then
+            self.window_start = None
+            self.cancel()
+        elif owes_continue:  # nothing tells when the app takes the body: look now and then
+            self.window_start = None
+            if self.timer is None:
+                self._arm(self.timeouts.body_seconds)
+        elif self.window_start is None:
+            self._start_window()
+
+    def cancel(self) -> None:
+        """Stop the timer (the connection closes, or waits for nothing)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _start_window(self) -> None:
+        self.window_start = self.last_byte_at = self.connection.loop.time()
+        self.window_bytes = 0
+        self._arm(self.timeouts.body_seconds)
+
+    def _arm(self, delay: float) -> None:
+        self.cancel()
+        self.timer = self.connection.loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self.timer = None
+        phase = self.connection.phase()
+        now = self.connection.loop.time()
+        if phase is Phase.HEAD and self.head_since is not None:
+            left = self.head_since + self.timeouts.header_seconds - now
+            if left > 0:  # the loop may run a timer a little early
+                self._arm(left)
+            else:
+                self.connection.time_out(phase)
+            return
+        if phase is not Phase.BODY or self.window_start is None:
+            self.reconcile()  # the server held the body up at the last look
+            return
+        idle = now - self.last_byte_at
+        elapsed = now - self.window_start
+        limit = self.timeouts.body_seconds
+        if idle >= limit:
+            self.connection.time_out(phase)
+        elif elapsed < limit:
+            self._arm(min(limit - idle, limit - elapsed))
+        elif self.window_bytes < self.timeouts.body_min_bytes:
+            self.connection.time_out(phase)
+        else:
+            self._start_window()
+
+
+class _WatchedFlow(FlowControl):
+    """uvicorn's flow control, telling the watchdog when the server stops and starts reading."""
+
+    def __init__(self, transport: asyncio.Transport, watchdog: _Watchdog) -> None:
+        super().__init__(transport)
+        self._watchdog = watchdog
+
+    def pause_reading(self) -> None:
+        super().pause_reading()
+        self._watchdog.reconcile()
+
+    def resume_reading(self) -> None:
+        if self.read_paused:
+            super().resume_reading()
+            self._watchdog.reconcile()
+
+
+class TimedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with read timeouts: `timeouts`, or else the settings'."""
+
+    timeouts: ClassVar[ReadTimeouts | None] = None
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._phase = Phase.HEAD
+        self._watchdog = _Watchdog(self, self.timeouts or ReadTimeouts.of(get_settings()))
+
+    # the watched connection
+
+    def phase(self) -> Phase:
+        """What the connection waits for from its client."""
+        return self._phase
+
+    def server_holds_body(self) -> tuple[bool, bool]:
+        """Whether the server stopped reading, and whether it owes the client `100 Continue`
+        (either way, the body waits for the server, not the client)."""
+        owes = self.cycle is not None and self.cycle.waiting_for_100_continue
+        return self.flow.read_paused, owes
+
+    def time_out(self, phase: Phase) -> None:
+        """Close the connection: its client took too long to send `phase`."""
+        cycle = self.cycle
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
+        logger.info(
+            "Closed the connection of %s: its request %s came too slowly.", client, phase.value
+        )
+        answering = cycle is not None and cycle.response_started and not cycle.response_complete
+        if not answering:  # (a complete response was the previous request's)
+            self.transport.write(TIMEOUT_RESPONSE)
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the app reads a disconnect, and its answer is dropped
+            cycle.message_event.set()
+        self.transport.close()
+
+    # uvicorn's protocol, told to the watchdog
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.flow = _WatchedFlow(transport, self._watchdog)
+        self._watchdog.reconcile()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._watchdog.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.transport.is_closing():
+            self._watchdog.received(len(data))
+
+    def on_message_begin(self) -> None:
+        if self._phase is not Phase.HEAD:
+            self._watchdog.new_head()
+        self._phase = Phase.HEAD
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._phase = Phase.BODY
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._phase = Phase.NONE
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._watchdog.reconcile()
+
+
+PROTOCOL = f"{__name__}:{TimedHttpToolsProtocol.__name__}"
+
+
+def run(*, settings: Settings, host: str, port: int, workers: int, access_log: bool) -> None:
+    """Serve the app with uvicorn on `host`:`port` with `workers` processes, until stopped.
+    Each worker builds its app, and its protocol's timeouts, from the environment's settings
+    (as this process read them)."""
+    import uvicorn
+
+    proxies = settings.forwarded_proxies
+    uvicorn.run(
+        "genecommons.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=access_log,
+        http=PROTOCOL,
+        # forwarded headers only from the configured proxies (uvicorn's default: loopback)
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or [],
+    )

@@ -1,6 +1,19 @@
-"""The variant store of one dataset: its joint-called VCF as VCF Zarr (bio2zarr), the genotype
-store for analysis, and a sites index of normalised variants with allele counts by group
+"""The variant store of one dataset: its joint-called VCF as VCF Zarr (bio2zarr's layout), the
+genotype store for analysis, and a sites index of normalised variants with allele counts by group
 (all samples, each population, each sex, each population and sex) for fast lookup.
+
+Both are encrypted at rest under the store's own data key, which the node key store seals to the
+store's identity (dataset and store id) in the store's manifest (`store.json`): the genotype
+store through `sealed.SealedStore` (every chunk and every metadata document sealed with its key
+path), the sites index as an SQLCipher database (every page encrypted and authenticated).
+Removing a store's manifest shreds it. The sites index is encrypted too because its groups can
+be small (a population and sex with one person holds that person's genotypes) and its list of
+rare variants is what the Beacon's defence withholds.
+
+A store is bound to its dataset and source: the binding (store id, dataset accession, SHA-256 of
+the VCF) is recorded with the catalog by the service and sealed inside the store (the Zarr root
+attributes and the sites index's meta); opening a store with the binding the catalog holds
+checks that all agree, so a leftover or a foreign store is refused rather than served.
 
 The sites index is an SQLite file in the store (`sites.sqlite`): one row per normalised
 variant, found through a B-tree on (chrom, pos), its counts a packed int32 array (AC, AN,
@@ -14,31 +27,41 @@ complete: a VCF that fails half way leaves nothing behind.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
 import os
 import shutil
-import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from genecommons.errors import ConflictError, InvalidInputError
+from genecommons.errors import ConflictError, InvalidInputError, StorageFullError
+from genecommons.secrets import NodeKeys, SealedValueError, private_directory
+from genecommons.variants import sealed
 from genecommons.variants.counts import count_block, membership
 from genecommons.variants.normalize import Variant, normalize
+from genecommons.variants.sealed import KEY_BYTES, StoreIntegrityError, ValueSealer, derive_key
+from genecommons.variants.upkeep import BUILDING, MANIFEST, Lease, is_legacy
+from genecommons.variants.vcz import FULL, Block, encode_vcf
 
 logger = logging.getLogger(__name__)
 
 ZARR = "calls.vcz"
 SITES = "sites.sqlite"
 ALL = "all"
+FORMAT = "genecommons-variant-store/2"
+KEY_PURPOSE = "variant-store"
+# a store takes about as much space as its bgzipped VCF (genotypes compress alike, the sites
+# index adds a fraction); twice that is asked for when the disk turns out to be full
+SPACE_PER_VCF_BYTE = 2
 COUNT_FIELDS = ("ac", "an", "hom", "hemi")
 Progress = Callable[[int], None]
 # the sites index: one row per normalised variant, its counts packed as int32 (field, group)
@@ -49,6 +72,49 @@ SITES_SCHEMA = (
     "INTEGER NOT NULL, counts BLOB NOT NULL);"
 )
 SITES_INDEX = "CREATE INDEX sites_locus ON sites (chrom, pos)"
+
+
+class LegacyStoreError(StoreIntegrityError):
+    """A variant store built before stores were encrypted and bound (plaintext genotypes).
+    Rebuild it with `genecommons variants build DATASET VCF`; `variants verify --remove`
+    removes it."""
+
+    code = "store_legacy"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreBinding:
+    """What ties a store to its dataset and its source: a random store id (never reused), the
+    dataset's accession, and the SHA-256 and name of the VCF it was built from."""
+
+    store_id: str
+    dataset: str
+    source_sha256: str
+    source_name: str
+
+    @property
+    def context(self) -> str:
+        """The identity the store's keys and values are sealed to."""
+        return f"{self.dataset}/{self.store_id}"
+
+    def attrs(self) -> dict[str, str]:
+        """The binding as stored inside the store."""
+        return {
+            "store_id": self.store_id,
+            "dataset": self.dataset,
+            "source_sha256": self.source_sha256,
+            "source_name": self.source_name,
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> StoreBinding:
+        """The binding stored by `attrs`."""
+        return cls(
+            str(attrs["store_id"]),
+            str(attrs["dataset"]),
+            str(attrs["source_sha256"]),
+            str(attrs["source_name"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +143,15 @@ class SiteCounts:
 
 @dataclass(frozen=True, slots=True)
 class StoreSummary:
-    """What a build produced."""
+    """What a build produced; `lease` is held until the caller releases it."""
 
     path: Path
     samples: int
     records: int
     sites: int
     groups: tuple[str, ...]
+    binding: StoreBinding
+    lease: Lease = field(compare=False, repr=False)
 
 
 def group_names(samples: Mapping[str, SampleInfo]) -> tuple[str, ...]:
@@ -107,149 +175,373 @@ def _members(
     return matrix
 
 
+def new_binding(*, dataset: str, source_sha256: str, source_name: str) -> StoreBinding:
+    """The binding of a store about to be built: a new random store id, never used before."""
+    return StoreBinding(uuid.uuid4().hex, dataset, source_sha256.lower(), source_name)
+
+
+def building_path(destination: Path) -> Path:
+    """A new hidden directory beside `destination` where its store is built."""
+    return destination.parent / f".{destination.name}{BUILDING}{uuid.uuid4().hex}"
+
+
+def write_manifest(folder: Path, *, binding: StoreBinding, data_key: bytes, keys: NodeKeys) -> None:
+    """Write the store's manifest: its identity and its data key, sealed by the node key
+    store to that identity (readable by the node's user only)."""
+    sealed_key = keys.seal(data_key, purpose=KEY_PURPOSE, context=binding.context)
+    document = {
+        "format": FORMAT,
+        "store_id": binding.store_id,
+        "dataset": binding.dataset,
+        "node_key": keys.key_id,
+        "data_key": base64.b64encode(sealed_key).decode(),
+    }
+    descriptor = os.open(folder / MANIFEST, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_manifest(path: Path, *, keys: NodeKeys) -> tuple[str, str, bytes]:
+    """(store id, dataset, data key) of the store at `path`."""
+    try:
+        document = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if is_legacy(path):
+            raise LegacyStoreError(
+                f"The variant store at {path} was built before stores were encrypted: its "
+                "genotypes are plaintext. Rebuild it with `genecommons variants build "
+                f"{path.name} VCF`.",
+                message_zh=f"{path} 的变异库建于加密之前，其基因型为明文。请用 "
+                f"`genecommons variants build {path.name} VCF` 重建。",
+                details={"store": str(path)},
+            ) from None
+        raise InvalidInputError(
+            f"No variant store at {path}.", message_zh=f"{path} 处没有变异库。"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise StoreIntegrityError(
+            f"The manifest of the variant store at {path} cannot be read ({error}).",
+            message_zh=f"无法读取 {path} 变异库的清单。",
+            details={"store": str(path)},
+        ) from error
+    try:
+        if document["format"] != FORMAT:
+            raise ValueError(f"format {document['format']!r}")
+        store_id, dataset = str(document["store_id"]), str(document["dataset"])
+        sealed_key = base64.b64decode(document["data_key"], validate=True)
+        data_key = keys.open(sealed_key, purpose=KEY_PURPOSE, context=f"{dataset}/{store_id}")
+    except (KeyError, TypeError, ValueError, SealedValueError) as error:
+        raise StoreIntegrityError(
+            f"The variant store at {path} cannot be opened: its manifest is damaged, was moved "
+            f"from another store, or was sealed by another node key ({error}).",
+            message_zh=f"无法打开 {path} 的变异库：清单已损坏、来自其他库或由其他节点密钥加密。",
+            details={"store": str(path)},
+        ) from error
+    return store_id, dataset, data_key
+
+
+def _calls_sealer(data_key: bytes, binding: StoreBinding) -> ValueSealer:
+    return ValueSealer(derive_key(data_key, "calls"), context=binding.context)
+
+
+def connect_sites(path: Path, *, key: bytes, read_only: bool) -> Any:  # a DB-API connection
+    """A connection to a sites index (SQLCipher) under `key`; StoreIntegrityError when the key
+    does not open it."""
+    import sqlcipher3.dbapi2 as sqlcipher
+
+    uri = path.absolute().as_uri() + ("?mode=ro&immutable=1" if read_only else "")
+    connection = sqlcipher.connect(uri, uri=True, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA cipher_log_level = NONE")
+        connection.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        connection.execute("PRAGMA temp_store = MEMORY")  # no plaintext spills to /tmp
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher.DatabaseError as error:
+        connection.close()
+        raise StoreIntegrityError(
+            f"The sites index {path} does not open under its store's key: it was altered, or "
+            "belongs to another store.",
+            message_zh=f"位点索引 {path} 无法用其库的密钥打开：已被篡改或属于其他库。",
+            details={"store": str(path.parent)},
+        ) from error
+    return connection
+
+
 def build_store(
     vcf: Path,
     destination: Path,
     *,
     samples: Mapping[str, SampleInfo],
+    keys: NodeKeys,
+    binding: StoreBinding,
     progress: Progress | None = None,
+    into_place: bool = True,
 ) -> StoreSummary:
-    """Build the store of `vcf` (bgzipped and indexed, with genotypes) at `destination`, which
-    must not exist yet; nothing is left behind on failure."""
-    if destination.exists():
+    """Build the store of `vcf` (bgzipped, with genotypes; a path or /dev/fd/N) at
+    `destination`, which must not exist yet, bound to `binding` and sealed under a new data key
+    that `keys` seals in turn; nothing is left behind on failure. Unless `into_place`, the store
+    is left in its hidden directory beside `destination` (`summary.path`) for the caller to
+    move. The store stays leased (see `upkeep.Lease`) until the caller releases
+    `summary.lease`, once its binding is committed."""
+    if into_place and destination.exists():
         raise ConflictError(
             f"A variant store already exists at {destination}; remove it to rebuild.",
             message_zh=f"{destination} 已有变异库；如需重建请先删除。",
         )
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    building = destination.parent / f".{destination.name}.building-{uuid.uuid4().hex}"
-    building.mkdir()
+    building = building_path(destination)
     try:
-        _convert(vcf, building / ZARR)
-        summary = _index(building, samples, progress)
-        os.rename(building, destination)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
+        private_directory(destination.parent)
+        building.mkdir(mode=0o700)
+    except OSError as error:
+        if error.errno in FULL:
+            raise _full(vcf, destination) from error
         raise
-    return StoreSummary(destination, *summary)
-
-
-def _convert(vcf: Path, target: Path) -> None:
-    from bio2zarr import vcf as vcf2zarr
-
+    lease = Lease.take(building)
+    assert lease is not None  # a directory this process has just made
     try:
-        vcf2zarr.convert([str(vcf)], str(target), worker_processes=0)
-    except Exception as error:  # cyvcf2 raises a bare Exception on a damaged record
-        raise InvalidInputError(
-            f"{vcf.name}: the VCF cannot be converted to VCF Zarr ({error}). Check that it is "
-            "bgzipped, indexed and complete (bcftools view should read it to the end).",
-            message_zh=f"{vcf.name}：无法转换为 VCF Zarr。请确认文件经 bgzip 压缩、已建索引且完整。",
-            details={"file": vcf.name},
-        ) from error
-
-
-def _index(
-    root_dir: Path, samples: Mapping[str, SampleInfo], progress: Progress | None
-) -> tuple[int, int, int, tuple[str, ...]]:
-    import zarr
-
-    root: Any = zarr.open_group(str(root_dir / ZARR), mode="r")  # zarr's types are loose
-    if "call_genotype" not in root:
-        raise InvalidInputError(
-            "The VCF has no genotypes (GT): a variant store needs joint-called genotypes.",
-            message_zh="该 VCF 没有基因型（GT）：变异库需要联合分型的基因型。",
+        data_key = os.urandom(KEY_BYTES)
+        write_manifest(building, binding=binding, data_key=data_key, keys=keys)
+        root = sealed.open_group(
+            building / ZARR, sealer=_calls_sealer(data_key, binding), mode="w-"
         )
-    sample_ids = [str(s) for s in root["sample_id"][:]]
-    groups = group_names({s: samples[s] for s in sample_ids if s in samples})
-    members = _members(sample_ids, samples, groups)
-    contigs = [str(c) for c in root["contig_id"][:]]
-    genotypes = root["call_genotype"]
-    alleles = root["variant_allele"]
-    step = genotypes.chunks[0]
-    records = genotypes.shape[0]
-    connection = sqlite3.connect(root_dir / SITES)
-    sites = 0
-    longest = 0
-    try:
-        connection.executescript(SITES_SCHEMA)
-        for start in range(0, records, step):
-            block = slice(start, min(start + step, records))
-            block_alleles = alleles[block]
-            counts = count_block(
-                genotypes[block],
-                n_alleles=block_alleles.shape[1],
-                members=members,
-                groups=groups,
+        with SitesWriter(
+            building / SITES,
+            key=derive_key(data_key, "sites"),
+            samples=samples,
+            binding=binding,
+            progress=progress,
+        ) as sites:
+            encoded = encode_vcf(
+                str(vcf),
+                root,
+                name=binding.source_name or Path(vcf).name,
+                attrs={"genecommons": binding.attrs()},
+                on_block=sites.add,
             )
-            rows = []
-            contig_ids = root["variant_contig"][block]
-            positions = root["variant_position"][block]
-            for v in range(len(positions)):
-                ref, *alts = (str(a) for a in block_alleles[v])
-                chrom = contigs[int(contig_ids[v])]
-                for allele, variant in normalize(chrom, int(positions[v]), ref, alts):
-                    packed = np.stack(
-                        [
-                            counts.ac[v, allele],
-                            counts.an[v],
-                            counts.hom[v, allele],
-                            counts.hemi[v, allele],
-                        ]
-                    ).astype("<i4")
-                    rows.append(
-                        (
-                            variant.chrom,
-                            variant.pos,
-                            variant.end,
-                            variant.ref,
-                            variant.alt,
-                            start + v,
-                            allele,
-                            packed.tobytes(),
-                        )
+            counted = sites.finish(encoded.samples, encoded.records)
+        if into_place:
+            os.rename(building, destination)
+    except BaseException as error:
+        shutil.rmtree(building, ignore_errors=True)
+        lease.release()
+        if _is_full(error):
+            raise _full(vcf, destination) from error
+        raise
+    path = destination if into_place else building
+    return StoreSummary(path, *counted, binding=binding, lease=lease)
+
+
+def _is_full(error: BaseException) -> bool:
+    if isinstance(error, OSError):
+        return error.errno in FULL
+    return getattr(error, "sqlite_errorname", None) == "SQLITE_FULL"  # SQLCipher's disk full
+
+
+def _full(vcf: Path, destination: Path) -> StorageFullError:
+    """The disk holding the stores is full: say so, with the space it has and the space a
+    store of `vcf` needs (rather than blame the VCF)."""
+    try:
+        free = shutil.disk_usage(destination.parent).free
+    except OSError:
+        free = 0
+    try:
+        needed = Path(vcf).stat().st_size * SPACE_PER_VCF_BYTE
+    except OSError:
+        needed = 0
+    return StorageFullError(
+        f"The disk holding the variant stores ({destination.parent}) is full: {_size(free)} "
+        f"free, while the store of {destination.name} from {Path(vcf).name} needs about "
+        f"{_size(needed)}. Free or add space there, then build it again (submit again, or "
+        "`genecommons variants build`); nothing of this store was kept.",
+        message_zh=f"变异库所在磁盘（{destination.parent}）已满：剩余 {_size(free)}，而由 "
+        f"{Path(vcf).name} 建立 {destination.name} 的变异库约需 {_size(needed)}。请释放或增加"
+        "空间后重新建库（重新提交或运行 `genecommons variants build`）；本次未保留任何内容。",
+        details={
+            "store": destination.name,
+            "directory": str(destination.parent),
+            "free_bytes": free,
+            "needed_bytes": needed,
+        },
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TB"
+
+
+class SitesWriter:
+    """Counts each block of calls by group as the genotype store is written, into the sites
+    index (an SQLCipher file under the store's sites key)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        key: bytes,
+        samples: Mapping[str, SampleInfo],
+        binding: StoreBinding,
+        progress: Progress | None,
+    ) -> None:
+        self.samples = samples
+        self.binding = binding
+        self.progress = progress
+        self.connection = connect_sites(path, key=key, read_only=False)
+        self.connection.executescript(SITES_SCHEMA)
+        self.groups: tuple[str, ...] = ()
+        self.members: npt.NDArray[np.int32] | None = None
+        self.sites = 0
+        self.longest = 0
+
+    def __enter__(self) -> SitesWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.connection.close()
+
+    def _start(self, sample_ids: Sequence[str]) -> npt.NDArray[np.int32]:
+        if self.members is None:
+            known = {s: self.samples[s] for s in sample_ids if s in self.samples}
+            self.groups = group_names(known)
+            self.members = _members(sample_ids, self.samples, self.groups)
+        return self.members
+
+    def add(self, block: Block) -> None:
+        """Count and index one block of records."""
+        members = self._start(block.samples)
+        counts = count_block(
+            block.genotypes,
+            n_alleles=max(len(a) for a in block.alleles),
+            members=members,
+            groups=self.groups,
+        )
+        rows = []
+        for v, alleles in enumerate(block.alleles):
+            ref, *alts = alleles
+            chrom = block.contigs[int(block.contig[v])]
+            for allele, variant in normalize(chrom, int(block.position[v]), ref, alts):
+                packed = np.stack(
+                    [
+                        counts.ac[v, allele],
+                        counts.an[v],
+                        counts.hom[v, allele],
+                        counts.hemi[v, allele],
+                    ]
+                ).astype("<i4")
+                rows.append(
+                    (
+                        variant.chrom,
+                        variant.pos,
+                        variant.end,
+                        variant.ref,
+                        variant.alt,
+                        block.start + v,
+                        allele,
+                        packed.tobytes(),
                     )
-                    longest = max(longest, variant.end - variant.pos)
-            connection.executemany("INSERT INTO sites VALUES (?,?,?,?,?,?,?,?)", rows)
-            sites += len(rows)
-            if progress:
-                progress(len(positions))
-        connection.execute(SITES_INDEX)
+                )
+                self.longest = max(self.longest, variant.end - variant.pos)
+        self.connection.executemany("INSERT INTO sites VALUES (?,?,?,?,?,?,?,?)", rows)
+        self.sites += len(rows)
+        if self.progress:
+            self.progress(len(block.alleles))
+
+    def finish(
+        self, sample_ids: Sequence[str], records: int
+    ) -> tuple[int, int, int, tuple[str, ...]]:
+        """Index the sites and write what the store is; (samples, records, sites, groups)."""
+        self._start(sample_ids)
+        self.connection.execute(SITES_INDEX)
         meta = {
-            "groups": json.dumps(list(groups)),
+            "groups": json.dumps(list(self.groups)),
             "samples": str(len(sample_ids)),
             "records": str(records),
-            "longest": str(longest),
+            "longest": str(self.longest),
+            "binding": json.dumps(self.binding.attrs(), sort_keys=True),
         }
-        connection.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-        connection.commit()
-    finally:
-        connection.close()
-    return len(sample_ids), records, sites, groups
+        self.connection.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+        self.connection.commit()
+        return len(sample_ids), records, self.sites, self.groups
 
 
 class VariantStore:
-    """Lookups in a built store (read only; safe to share between threads)."""
+    """Lookups in a built store (read only; safe to share between threads). Opened with the
+    binding the catalog holds, a store that does not carry that binding is refused."""
 
-    def __init__(self, path: Path) -> None:
-        sites = path / SITES
-        if not sites.exists():
-            raise InvalidInputError(
-                f"No variant store at {path}.", message_zh=f"{path} 处没有变异库。"
-            )
+    def __init__(self, path: Path, *, keys: NodeKeys, binding: StoreBinding | None = None) -> None:
+        store_id, dataset, data_key = read_manifest(path, keys=keys)
+        if binding is not None and (store_id, dataset) != (binding.store_id, binding.dataset):
+            raise _foreign(path, binding, f"store {store_id} of {dataset}")
         self.path = path
-        self._uri = f"file:{sites}?mode=ro&immutable=1"
+        self._data_key = data_key
         self._local = threading.local()
+        self._uri_path = path / SITES
+        self._sites_key = derive_key(data_key, "sites")
         with self._connect() as connection:
             meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+        try:
+            self.binding = StoreBinding.from_attrs(json.loads(meta["binding"]))
+        except (KeyError, ValueError, TypeError) as error:
+            raise _foreign(path, binding, "no binding in its sites index") from error
+        if (self.binding.store_id, self.binding.dataset) != (store_id, dataset) or (
+            binding is not None and self.binding != binding
+        ):
+            raise _foreign(path, binding, f"sites index of {self.binding.context}")
         self.groups: tuple[str, ...] = tuple(json.loads(meta["groups"]))
         self.samples = int(meta["samples"])
         self._longest = int(meta["longest"])
 
+    def __repr__(self) -> str:
+        return f"VariantStore({self.path}, {self.binding.context})"
+
     @functools.cached_property
     def _zarr(self) -> Any:
-        import zarr
+        return self.calls()
 
-        return zarr.open_group(str(self.path / ZARR), mode="r")  # zarr's types are loose
+    def calls(self) -> Any:  # zarr's group type is loose
+        """The genotype store as a Zarr group (bio2zarr's layout), opened through its sealed
+        store; StoreIntegrityError when its sealed attributes name another binding."""
+        root = sealed.open_group(
+            self.path / ZARR, sealer=_calls_sealer(self._data_key, self.binding)
+        )
+        try:
+            inside = StoreBinding.from_attrs(dict(root.attrs)["genecommons"])
+        except (KeyError, TypeError) as error:
+            raise _foreign(self.path, self.binding, "no binding in its genotypes") from error
+        if inside != self.binding:
+            raise _foreign(self.path, self.binding, f"genotypes of {inside.context}")
+        return root
+
+    def authenticate(self) -> None:
+        """Open every sealed value of the genotype store and check every page of the sites
+        index; StoreIntegrityError at the first that fails."""
+        sealer = _calls_sealer(self._data_key, self.binding)
+        calls = self.path / ZARR
+        for folder, _, files in os.walk(calls):
+            for name in sorted(files):
+                value = Path(folder) / name
+                sealer.open(value.relative_to(calls).as_posix(), value.read_bytes())
+        connection = connect_sites(self.path / SITES, key=self._sites_key, read_only=True)
+        try:
+            problems = [
+                str(row[0])
+                for pragma in ("cipher_integrity_check", "quick_check")
+                for row in connection.execute(f"PRAGMA {pragma}").fetchall()
+                if str(row[0]) != "ok"
+            ]
+        finally:
+            connection.close()
+        if problems:
+            raise StoreIntegrityError(
+                f"The sites index of {self.path} fails its integrity check: {problems[0]}",
+                message_zh=f"{self.path} 的位点索引未通过完整性检查。",
+                details={"store": str(self.path), "problems": problems[:10]},
+            )
 
     @functools.cached_property
     def sample_ids(self) -> tuple[str, ...]:
@@ -285,13 +577,13 @@ class VariantStore:
         block = np.asarray(self._zarr["call_genotype"][low : high + 1])
         return block[[r - low for r in records]]
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> Any:  # a DB-API connection (SQLCipher)
         # one connection per thread, kept: opening one (and reading the schema again) cost a
         # point lookup ~50 times the query itself; the file is immutable, so a kept connection
         # never reads stale data (a rebuilt store is a new file, opened as a new VariantStore)
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+            connection = connect_sites(self._uri_path, key=self._sites_key, read_only=True)
             self._local.connection = connection
         return connection
 
@@ -316,7 +608,7 @@ class VariantStore:
 
     def all_sites(self, *, batch: int = 10_000) -> Iterator[SiteCounts]:
         """Every variant of the store with its counts, in the order they were indexed."""
-        connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        connection = connect_sites(self._uri_path, key=self._sites_key, read_only=True)
         try:
             rows = connection.execute(
                 "SELECT chrom, pos, end, ref, alt, counts FROM sites ORDER BY rowid"
@@ -340,3 +632,15 @@ class VariantStore:
             ).fetchall()
         for row in rows:
             yield self._counts(row)
+
+
+def _foreign(path: Path, binding: StoreBinding | None, found: str) -> StoreIntegrityError:
+    expected = binding.context if binding is not None else "its own manifest"
+    return StoreIntegrityError(
+        f"The variant store at {path} is not the one the catalog recorded ({expected}): it "
+        f"holds the {found}. It is a leftover or was moved; run `genecommons variants verify "
+        "--remove`, then rebuild the dataset's store.",
+        message_zh=f"{path} 的变异库不是目录记录的那一个（{expected}）：可能是残留或被移动。"
+        "请运行 `genecommons variants verify --remove`，然后重建该数据集的变异库。",
+        details={"store": str(path), "expected": expected, "found": found},
+    )

@@ -115,12 +115,12 @@ def submit(
     limits = limits or Limits()
     with open_bundle(path, limits=limits, staging=staging) as (bundle, read_problems):
         reservation = None
-        if not dry_run:
-            # committed first: numbers a submission that never commits was given stay used
-            needs = {spec.prefix: len(bundle.sheet(name)) for name, spec in ENTITIES.items()}
-            with write_transaction(factory) as session:
-                reservation = reserve_accessions(session, needs)
         try:
+            if not dry_run:
+                # committed first: numbers a submission that never commits was given stay used
+                needs = {spec.prefix: len(bundle.sheet(name)) for name, spec in ENTITIES.items()}
+                with write_transaction(factory) as session:
+                    reservation = reserve_accessions(session, needs)
             with factory() as session, session.begin():
                 view = SqlCatalogView(session)
                 plan = plan_submission(

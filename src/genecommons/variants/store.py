@@ -351,8 +351,9 @@ def _full(vcf: Path, destination: Path) -> StorageFullError:
     except OSError:
         needed = 0
     return StorageFullError(
-        f"The disk holding the variant stores ({destination.parent}) is full: {_size(free)} "
-        f"free, while the store of {destination.name} from {Path(vcf).name} needs about "
+        f"The disk holding the variant stores ({destination.parent}) is full: it has "
+        f"{_size(free)} free, while the store of {destination.name} from {Path(vcf).name} "
+        "needs about "
         f"{_size(needed)}. Free or add space there, then build it again (submit again, or "
         "`genecommons variants build`); nothing of this store was kept.",
         message_zh=f"变异库所在磁盘（{destination.parent}）已满：剩余 {_size(free)}，而由 "

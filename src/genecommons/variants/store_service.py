@@ -240,13 +240,19 @@ def _leftover(
     with lease:
         with factory() as session:  # read after taking the lease: a build commits first
             binding = binding_of(session, found.dataset or "") if found.dataset else None
-        if binding is not None and found.store_id == binding.store_id:
-            target = store_path(settings, binding.dataset)
+        current = upkeep.store_id_of(found.path)  # it may have changed since the scan
+        if binding is not None and current == binding.store_id:
+            # the bound store itself, out of its place: never removed, put back
             if found.kind == "store":
-                return Finding(found.path, found.dataset, "ok", "committed meanwhile")
-            if not target.exists():
-                os.rename(found.path, target)  # an interrupted replacement: put it back
-                return Finding(target, found.dataset, "restored", what)
+                return Finding(found.path, found.dataset, "ok", f"store {current}")
+            target = store_path(settings, binding.dataset)
+            misplaced = target.exists() and upkeep.store_id_of(target) != binding.store_id
+            if misplaced and not upkeep.remove(target):  # a leftover there goes first
+                return Finding(found.path, found.dataset, "in-progress", "its place is busy")
+            if target.exists():
+                return Finding(found.path, found.dataset, state, what)
+            os.rename(found.path, target)  # an interrupted replacement: put it back
+            return Finding(found.path, found.dataset, "restored", f"{what}, put back in place")
         shutil.rmtree(found.path)
     return Finding(found.path, found.dataset, state, what, removed=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -159,7 +160,8 @@ def submit(
         except BaseException as error:
             if data_files is not None:
                 data_files.discard()
-            if not isinstance(error, OperationalError):
+            # the driver's own error where the write lock was not granted (db._sqlite_begin)
+            if not isinstance(error, OperationalError | sqlite3.OperationalError):
                 raise
             error_text = str(error).lower()
             if "locked" in error_text or "deadlock" in error_text:

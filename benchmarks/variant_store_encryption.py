@@ -55,16 +55,21 @@ LOOKUP = (
 )
 
 
-def timed(label: str, call: Callable[[Any], object], items: Sequence[Any]) -> float:
-    """p50 in µs of `call` over `items` (p50 and p99 printed)."""
-    samples = []
+def paired(calls: dict[str, Callable[[Any], object]], items: Sequence[Any]) -> dict[str, float]:
+    """p50 in µs of each of `calls` over `items`, timed in turn item by item (so that the
+    machine's load drifts over all of them alike); p50 and p99 printed."""
+    samples: dict[str, list[float]] = {label: [] for label in calls}
     for item in items:
-        start = time.perf_counter()
-        call(item)
-        samples.append(time.perf_counter() - start)
-    cuts = statistics.quantiles(samples, n=100)
-    print(f"  {label:44s} p50 {cuts[49] * 1e6:9.1f} µs   p99 {cuts[98] * 1e6:9.1f} µs")
-    return cuts[49] * 1e6
+        for label, call in calls.items():
+            start = time.perf_counter()
+            call(item)
+            samples[label].append(time.perf_counter() - start)
+    found = {}
+    for label, seen in samples.items():
+        cuts = statistics.quantiles(seen, n=100)
+        print(f"  {label:44s} p50 {cuts[49] * 1e6:9.1f} µs   p99 {cuts[98] * 1e6:9.1f} µs")
+        found[label] = cuts[49] * 1e6
+    return found
 
 
 def old_build(vcf: Path, folder: Path, samples: dict[str, SampleInfo]) -> None:
@@ -149,17 +154,20 @@ def lookups(work: Path, sites: int, queries: int) -> None:
     }
     chosen = [random.Random(3).choice(keys) for _ in range(queries)]
     print(f"Beacon count path: sites index point lookups, {sites:,} sites x {GROUPS} groups")
-    p50 = {}
-    for label, connection in readers.items():
 
-        def lookup(found: tuple[str, int, str, str], connection: Any = connection) -> object:
+    def lookup(connection: Any) -> Callable[[tuple[str, int, str, str]], object]:
+        def call(found: tuple[str, int, str, str]) -> object:
             row = connection.execute(LOOKUP, found).fetchone()
             assert row is not None
             return np.frombuffer(row[5], dtype="<i4").reshape(4, GROUPS)
 
-        for item in chosen[:200]:
-            lookup(item)  # warm the page cache, as a serving process is
-        p50[label] = timed(label, lookup, chosen)
+        return call
+
+    calls = {label: lookup(connection) for label, connection in readers.items()}
+    for item in chosen[:300]:
+        for call in calls.values():
+            call(item)  # warm the page cache, as a serving process is
+    p50 = paired(calls, chosen)
     ratio = p50["SQLCipher (new)"] / p50["plain SQLite (old)"]
     print(f"  ratio new / old (p50): {ratio:.2f}")
 
@@ -179,16 +187,14 @@ def genotype_reads(work: Path, vcf: Path, samples: dict[str, SampleInfo], record
     rng = random.Random(5)
     chosen = [rng.randrange(records) for _ in range(300)]
     print(f"Record-level path: calls of one record ({len(samples):,} samples)")
-    p50 = {
-        "plaintext bio2zarr store (old)": timed(
-            "plaintext bio2zarr store (old)",
-            lambda r: np.asarray(old["call_genotype"][r : r + 1]),
-            chosen,
-        ),
-        "sealed store (new)": timed(
-            "sealed store (new)", lambda r: np.asarray(new["call_genotype"][r : r + 1]), chosen
-        ),
-    }
+    old_calls, new_calls = old["call_genotype"], new["call_genotype"]
+    p50 = paired(
+        {
+            "plaintext bio2zarr store (old)": lambda r: np.asarray(old_calls[r : r + 1]),
+            "sealed store (new)": lambda r: np.asarray(new_calls[r : r + 1]),
+        },
+        chosen,
+    )
     print(
         f"  ratio new / old (p50): {p50['sealed store (new)'] / p50['plaintext bio2zarr store (old)']:.2f}"
     )

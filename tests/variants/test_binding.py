@@ -94,6 +94,8 @@ def test_a_leftover_at_a_datasets_place_is_never_adopted(
     with factory() as session:
         binding = store_service.binding_of(session, dataset)
     assert binding is not None and binding.store_id != left.binding.store_id
+    with Lease.take(store_service.store_path(archive_settings, dataset)) as lease:
+        assert lease is not None  # the build's lease ended with its commit
     assert binding.source_sha256 == datafiles.digest(second / "calls.vcf.gz")["sha256"]
 
 

@@ -45,15 +45,10 @@ from genecommons.privacy.answers import exact_answer
 from genecommons.secrets import NodeKeys, node_keys
 from genecommons.variants import beacon_service
 from genecommons.variants.beacon import parse_body, variant_query
+from genecommons.variants.manifest import connect_sites, read_manifest
 from genecommons.variants.sealed import derive_key
 from genecommons.variants.service import build_dataset_store, store_path
-from genecommons.variants.store import (
-    SITES,
-    SITES_INDEX,
-    SITES_SCHEMA,
-    connect_sites,
-    read_manifest,
-)
+from genecommons.variants.store import SITES, SITES_INDEX, SITES_SCHEMA
 
 OPERATOR = Subject.operator("bench")
 SAMPLES = 2000

@@ -21,7 +21,8 @@ import numpy as np
 import pysam
 
 from genecommons.secrets import LocalNodeKeys
-from genecommons.variants.store import SampleInfo, build_store, new_binding
+from genecommons.variants.manifest import new_binding
+from genecommons.variants.store import SampleInfo, build_store
 
 POPULATIONS = ("CHB", "CHS", "JPT", "CEU", "YRI")
 

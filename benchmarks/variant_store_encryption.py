@@ -34,6 +34,7 @@ import numpy as np
 from benchmarks.variant_ingest import POPULATIONS, write_vcf
 from genecommons.secrets import LocalNodeKeys
 from genecommons.variants.counts import count_block
+from genecommons.variants.manifest import connect_sites, new_binding, read_manifest
 from genecommons.variants.normalize import normalize
 from genecommons.variants.sealed import derive_key
 from genecommons.variants.store import (
@@ -42,10 +43,7 @@ from genecommons.variants.store import (
     SampleInfo,
     VariantStore,
     build_store,
-    connect_sites,
     group_names,
-    new_binding,
-    read_manifest,
 )
 
 GROUPS = 18

@@ -425,7 +425,8 @@ def sealed_store() -> Callable[..., Any]:
     """`build(vcf, destination, samples={})`: a variant store of `vcf` at `destination` (bound
     to a dataset named as the directory, sealed under a node key store of its own), opened."""
     from genecommons.secrets import LocalNodeKeys
-    from genecommons.variants.store import VariantStore, build_store, new_binding
+    from genecommons.variants.manifest import new_binding
+    from genecommons.variants.store import VariantStore, build_store
 
     keys = LocalNodeKeys(os.urandom(32))
 

@@ -24,8 +24,9 @@ from genecommons.config import Settings
 from genecommons.errors import SubmissionRejectedError
 from genecommons.secrets import node_keys
 from genecommons.variants import service, store_service
+from genecommons.variants.manifest import new_binding
 from genecommons.variants.normalize import Variant
-from genecommons.variants.store import build_store, new_binding
+from genecommons.variants.store import build_store
 from genecommons.variants.upkeep import Lease
 
 OPERATOR = Subject.operator("tester")

@@ -18,7 +18,8 @@ import json, os, sys
 from pathlib import Path
 from genecommons.errors import StorageFullError
 from genecommons.secrets import LocalNodeKeys
-from genecommons.variants.store import build_store, new_binding
+from genecommons.variants.store import build_store
+from genecommons.variants.manifest import new_binding
 
 vcf, disk = Path(sys.argv[1]), Path(sys.argv[2])
 binding = new_binding(dataset="GCD00000001", source_sha256="0" * 64, source_name=vcf.name)

@@ -18,14 +18,9 @@ from hypothesis import strategies as st
 
 from genecommons.secrets import LocalNodeKeys
 from genecommons.variants import sealed
+from genecommons.variants.manifest import LegacyStoreError, new_binding
 from genecommons.variants.sealed import StoreIntegrityError, ValueSealer
-from genecommons.variants.store import (
-    LegacyStoreError,
-    SampleInfo,
-    VariantStore,
-    build_store,
-    new_binding,
-)
+from genecommons.variants.store import SampleInfo, VariantStore, build_store
 
 SAMPLES = ("Zhang-San-0001", "Li-Si-0002", "Wang-Wu-0003")
 PATHS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_/.0123456789", min_size=1, max_size=40)

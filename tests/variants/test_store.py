@@ -12,8 +12,9 @@ import pytest
 
 from genecommons.errors import ConflictError, InvalidInputError
 from genecommons.secrets import LocalNodeKeys
+from genecommons.variants.manifest import new_binding
 from genecommons.variants.normalize import Variant, parse_key
-from genecommons.variants.store import SampleInfo, StoreSummary, VariantStore, new_binding
+from genecommons.variants.store import SampleInfo, StoreSummary, VariantStore
 from genecommons.variants.store import build_store as build_sealed_store
 
 SHARED = Path("../shared/data/1000g")

@@ -27,6 +27,7 @@ from genecommons.db import write_transaction
 from genecommons.errors import ConflictError, NotFoundError
 from genecommons.secrets import node_keys
 from genecommons.variants import store_service, upkeep
+from genecommons.variants.manifest import new_binding
 from genecommons.variants.normalize import parse_key
 from genecommons.variants.reference import (
     ReferenceCounts,
@@ -34,13 +35,7 @@ from genecommons.variants.reference import (
     build_reference,
     read_sample_names,
 )
-from genecommons.variants.store import (
-    SampleInfo,
-    SiteCounts,
-    StoreSummary,
-    build_store,
-    new_binding,
-)
+from genecommons.variants.store import SampleInfo, SiteCounts, StoreSummary, build_store
 from genecommons.variants.store_service import store_path
 from genecommons.variants.upkeep import RETIRED, Lease
 

@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,8 +30,9 @@ from genecommons.config import Settings
 from genecommons.errors import NotFoundError
 from genecommons.secrets import node_keys
 from genecommons.variants import upkeep
+from genecommons.variants.manifest import StoreBinding
 from genecommons.variants.sealed import StoreIntegrityError
-from genecommons.variants.store import StoreBinding, StoreSummary, VariantStore
+from genecommons.variants.store import StoreSummary, VariantStore
 from genecommons.variants.tables import variant_stores
 
 logger = logging.getLogger(__name__)
@@ -63,12 +64,9 @@ def dataset_id(session: Session, dataset: str) -> int:
     return int(found.id)
 
 
-def _binding(row: object) -> StoreBinding:
+def _binding(row: Any) -> StoreBinding:  # a row of variant_stores
     return StoreBinding(
-        str(row.store_id),  # type: ignore[attr-defined]
-        str(row.dataset),  # type: ignore[attr-defined]
-        str(row.source_sha256),  # type: ignore[attr-defined]
-        str(row.source_name),  # type: ignore[attr-defined]
+        str(row.store_id), str(row.dataset), str(row.source_sha256), str(row.source_name)
     )
 
 

@@ -260,7 +260,7 @@ def encode_vcf(
 
     try:
         reader = cyvcf2.VCF(source, gts012=False, lazy=False)
-    except (OSError, Exception) as error:  # cyvcf2 raises OSError or a bare Exception
+    except Exception as error:  # cyvcf2 raises OSError or a bare Exception
         if isinstance(error, OSError) and error.errno in FULL:
             raise
         raise _unreadable(name, 0, error) from error

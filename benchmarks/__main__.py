@@ -24,6 +24,7 @@ def main() -> None:
         ("benchmarks.archive_delivery", ["--bam-gb", bam_gb, "--big-bam-gb", big_bam_gb]),
         ("benchmarks.variant_sites", ["--sites", os.environ.get("BENCH_SITES", "10000000")]),
         ("benchmarks.variant_ingest", []),
+        ("benchmarks.variant_store_encryption", []),
         ("benchmarks.variant_counts", []),
         ("benchmarks.reference_lookup", []),
         ("benchmarks.fingerprint", []),

@@ -2,9 +2,10 @@
 issue's goals (on 10 million sites x 2,000 samples: < 5 ms p50 in the server; >= 500 requests/s
 with 16 concurrent clients on this 2-core machine).
 
-The store is built large without simulating 20 billion genotypes: bio2zarr converts a small
-VCF of 2,000 samples (the genotype store, which boolean and count answers never read), and its
-sites index is then filled with `--sites` synthetic variants in the store's own schema, with
+The store is built large without simulating 20 billion genotypes: a small VCF of 2,000 samples
+is built into the dataset's store (the genotype store, which boolean and count answers never
+read), and its sites index (SQLCipher, under the store's key) is then filled with `--sites`
+synthetic variants in the store's own schema, with
 the counts of 18 groups (all, 5 populations, 2 sexes, 10 population x sex). The catalog holds
 one open dataset whose store it is. The service is timed for an anonymous caller (boolean) and
 a verified user (count), with and without the audit event each query appends; HTTP is served
@@ -22,7 +23,6 @@ import json
 import os
 import random
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -42,10 +42,13 @@ from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.migrate import upgrade
 from genecommons.privacy.answers import exact_answer
+from genecommons.secrets import NodeKeys, node_keys
 from genecommons.variants import beacon_service
 from genecommons.variants.beacon import parse_body, variant_query
-from genecommons.variants.service import store_path
-from genecommons.variants.store import SITES, SITES_INDEX, SITES_SCHEMA, SampleInfo, build_store
+from genecommons.variants.manifest import connect_sites, read_manifest
+from genecommons.variants.sealed import derive_key
+from genecommons.variants.service import build_dataset_store, store_path
+from genecommons.variants.store import SITES, SITES_INDEX, SITES_SCHEMA
 
 OPERATOR = Subject.operator("bench")
 SAMPLES = 2000
@@ -82,8 +85,9 @@ def small_vcf(path: Path) -> Path:
     return path
 
 
-def fill_sites(store: Path, sites: int) -> list[tuple[str, int, str, str]]:
-    """Replace the store's sites index with `sites` synthetic variants; some keys to look up."""
+def fill_sites(store: Path, sites: int, keys: NodeKeys) -> list[tuple[str, int, str, str]]:
+    """Replace the store's sites index with `sites` synthetic variants (under the store's own
+    key, with its binding); some keys to look up."""
     rng = np.random.default_rng(11)
     blobs = [
         np.stack(
@@ -98,8 +102,11 @@ def fill_sites(store: Path, sites: int) -> list[tuple[str, int, str, str]]:
         .tobytes()
         for _ in range(256)
     ]
+    old = connect_sites(store / SITES, key=_sites_key(store, keys), read_only=True)
+    binding = dict(old.execute("SELECT key, value FROM meta").fetchall())["binding"]
+    old.close()
     (store / SITES).unlink()
-    connection = sqlite3.connect(store / SITES)
+    connection = connect_sites(store / SITES, key=_sites_key(store, keys), read_only=False)
     connection.executescript(SITES_SCHEMA)
     per_chrom = sites // len(CHROMS)
     keys = []
@@ -120,11 +127,17 @@ def fill_sites(store: Path, sites: int) -> list[tuple[str, int, str, str]]:
         "samples": str(SAMPLES),
         "records": str(sites),
         "longest": "0",
+        "binding": binding,
     }
     connection.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
     connection.commit()
     connection.close()
     return keys
+
+
+def _sites_key(store: Path, keys: NodeKeys) -> bytes:
+    _, _, data_key = read_manifest(store, keys=keys)
+    return derive_key(data_key, "sites")
 
 
 def node(
@@ -140,16 +153,18 @@ def node(
     (bundle / "datasets.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     app = create_app(settings)
     result = catalog.submit(app.state.session_factory, bundle, subject=OPERATOR)
-    app.state.engine.dispose()
     dataset = result.accessions["datasets"]["OPEN"]
     target = store_path(settings, dataset)
     started = time.perf_counter()
-    build_store(
-        small_vcf(workdir / "frame.vcf.gz"),
-        target,
-        samples={f"S{i:04d}": SampleInfo() for i in range(SAMPLES)},
+    build_dataset_store(
+        app.state.session_factory,
+        settings,
+        subject=OPERATOR,
+        dataset=dataset,
+        vcf=small_vcf(workdir / "frame.vcf.gz"),
     )
-    keys = fill_sites(target, sites)
+    keys = fill_sites(target, sites, node_keys(settings))
+    app.state.engine.dispose()
     size = (target / SITES).stat().st_size / 1e9
     print(
         f"  store: {sites:,} sites x {SAMPLES:,} samples, index {size:.1f} GB, "
@@ -217,6 +232,7 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
     from genecommons.archive import service as archive_service
     from genecommons.audit.service import signing_key
 
+    node_keys(settings, create=True)
     signing_key(settings, create=True)
     archive_service.archive_keys(settings, create=True)
     dataset, keys, institution = node(settings, workdir, args.sites)
@@ -243,7 +259,8 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
     beacon = beacon_service.Beacon(
         app.state.session_factory, settings, guard=exact_answer, people=app.state.people_guard
     )
-    store = beacon.stores.get(store_path(settings, dataset))
+    with app.state.session_factory() as session:
+        store = beacon.stores.get(session, settings, dataset)
     assert store is not None
     anonymous = beacon_service.Caller(Subject.anonymous(), "127.0.0.1")
     reader = beacon_service.Caller(

@@ -10,6 +10,7 @@ multi-allelic records) into --workdir and kept.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pysam
 
+from genecommons.secrets import LocalNodeKeys
+from genecommons.variants.manifest import new_binding
 from genecommons.variants.store import SampleInfo, build_store
 
 POPULATIONS = ("CHB", "CHS", "JPT", "CEU", "YRI")
@@ -97,7 +100,9 @@ def main() -> None:
         store = work / "store"
         shutil.rmtree(store, ignore_errors=True)
         start = time.perf_counter()
-        summary = build_store(vcf, store, samples=samples)
+        keys = LocalNodeKeys(os.urandom(32))
+        binding = new_binding(dataset=store.name, source_sha256="0" * 64, source_name=vcf.name)
+        summary = build_store(vcf, store, samples=samples, keys=keys, binding=binding)
         ours.append(time.perf_counter() - start)
         shutil.rmtree(store)
     print(f"variant store of {args.sites:,} records x {args.samples:,} samples (best of 2)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -25,7 +26,8 @@ import genecommons.access.tables
 import genecommons.archive.tables
 import genecommons.audit.tables
 import genecommons.catalog.tables
-import genecommons.privacy.tables  # noqa: F401  (registers tables)
+import genecommons.privacy.tables
+import genecommons.variants.tables  # noqa: F401  (registers tables)
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine, make_session_factory
 
@@ -406,14 +408,79 @@ def archive_sheets(folder: Path, *, vcf: Path | None, bam: Path | None) -> dict[
 
 @pytest.fixture
 def archive_settings(settings: Settings) -> Settings:
-    """Settings whose archive keys and fingerprint secret exist (as `genecommons init` makes
-    them)."""
+    """Settings whose node key, archive keys and fingerprint secret exist (as `genecommons
+    init` makes them)."""
     from genecommons.archive import service as archive_service
     from genecommons.audit import trace_service
+    from genecommons.secrets import node_keys
 
+    node_keys(settings, create=True)
     archive_service.archive_keys(settings, create=True)
     trace_service.fingerprint_secret(settings, create=True)
     return settings
+
+
+@pytest.fixture
+def sealed_store() -> Callable[..., Any]:
+    """`build(vcf, destination, samples={})`: a variant store of `vcf` at `destination` (bound
+    to a dataset named as the directory, sealed under a node key store of its own), opened."""
+    from genecommons.secrets import LocalNodeKeys
+    from genecommons.variants.manifest import new_binding
+    from genecommons.variants.store import VariantStore, build_store
+
+    keys = LocalNodeKeys(os.urandom(32))
+
+    def build(vcf: Path, destination: Path, samples: Mapping[str, Any] | None = None) -> Any:
+        binding = new_binding(
+            dataset=destination.name, source_sha256="0" * 64, source_name=vcf.name
+        )
+        summary = build_store(vcf, destination, samples=samples or {}, keys=keys, binding=binding)
+        summary.lease.release()
+        return SimpleNamespace(
+            summary=summary, store=VariantStore(destination, keys=keys, binding=binding)
+        )
+
+    return build
+
+
+@pytest.fixture
+def catalog_dataset(factory: sessionmaker[Session]) -> Callable[[str], int]:
+    """`make(accession)`: a catalog row for the dataset `accession` (with an institution and a
+    study for it to belong to), written directly: what a variant store's binding refers to,
+    without a submission. The dataset's row id."""
+    return functools.partial(_insert_dataset, factory)
+
+
+def _insert_dataset(factory: sessionmaker[Session], accession: str) -> int:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from genecommons.catalog.tables import ENTITY_TABLES
+
+    now = datetime.now(UTC)
+    ids: dict[str, int] = {}
+    with factory.begin() as session:
+        for entity, prefix in (("institutions", "GCO"), ("studies", "GCS"), ("datasets", "GCD")):
+            table = ENTITY_TABLES[entity]
+            row: dict[str, Any] = {
+                "accession": accession if entity == "datasets" else f"{prefix}{accession[3:]}",
+                "alias": f"{entity}-{accession}",
+                "revision": 1,
+                "doc": {},
+                "created_at": now,
+                "updated_at": now,
+                "created_by": "tests",
+                "updated_by": "tests",
+            }
+            for column in table.columns:
+                if column.name.endswith("_id") and not column.nullable and column.name != "id":
+                    row[column.name] = ids[
+                        {"institution_id": "institutions", "study_id": "studies"}[column.name]
+                    ]
+            inserted = insert(table).values(**row).returning(table.c.id)
+            ids[entity] = session.execute(inserted).scalar_one()
+    return ids["datasets"]
 
 
 @pytest.fixture(scope="session")

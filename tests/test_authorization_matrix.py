@@ -28,6 +28,7 @@ from genecommons.audit import trace_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
+from genecommons.secrets import node_keys
 from genecommons.variants import service as variants_service
 from genecommons.variants.beacon import CROSS_LOOKUPS, ENTRY_TYPES
 
@@ -601,6 +602,7 @@ def test_authorization_matrix(
     from genecommons.audit.service import signing_key
 
     signing_key(settings, create=True)
+    node_keys(settings, create=True)
     archive_service.archive_keys(settings, create=True)
     trace_service.fingerprint_secret(settings, create=True)  # as `genecommons init` does
     bundle = make_bundle(data)

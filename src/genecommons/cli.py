@@ -90,6 +90,7 @@ def serve(
 
     context = runtime()
     count = workers or context.settings.effective_workers
+    variants_commands.clear_leftovers(context)
     background = Background(context.factory, context.settings)
     background.start()
     typer.echo(

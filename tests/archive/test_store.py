@@ -90,7 +90,7 @@ def test_delete_undoes_an_ingest(object_store: ObjectStore) -> None:
 def test_local_objects_are_read_only_files(tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path / "objects")
     store.put("k/file", [b"data"])
-    assert (tmp_path / "objects" / "k" / "file").stat().st_mode & 0o777 == 0o440
+    assert (tmp_path / "objects" / "k" / "file").stat().st_mode & 0o777 == 0o400
     assert not [p for p in (tmp_path / "objects").rglob(".*")]  # no temporary file left
 
 

@@ -3,7 +3,7 @@ small demo cohort's real VCF Zarr store; then the CLI's forwarding with the serv
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,9 @@ from genecommons.cli import app
 from genecommons.config import Settings
 from genecommons.demo.cohort import write_demo
 from genecommons.errors import AccessDeniedError, InvalidInputError, NotFoundError
-from genecommons.variants.service import store_path
-from genecommons.variants.store import build_store
+from genecommons.secrets import node_keys
+from genecommons.variants.service import build_dataset_store
+from genecommons.variants.store_service import open_store
 
 OPERATOR = Subject.operator("tester")
 DATASET = "GCD00000042"
@@ -34,23 +35,32 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def built_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A variant store of 300 demo individuals over 300 kb (built once)."""
+def cohort_vcf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The VCF of 300 demo individuals over 300 kb (simulated once)."""
     root = tmp_path_factory.mktemp("fingerprint-demo")
     demo = write_demo(
         root / "demo", individuals=300, reference_individuals=0, sequence_length=300_000, seed=5
     )
-    destination = root / "store"
-    build_store(demo.cohort_vcf, destination, samples={})
-    return destination
+    return Path(demo.cohort_vcf)
 
 
 @pytest.fixture
-def node(settings: Settings, built_store: Path) -> Settings:
-    """A node holding the store as DATASET's, with a fingerprint secret."""
-    shutil.copytree(built_store, store_path(settings, DATASET))
+def node(
+    factory: Any, settings: Settings, cohort_vcf: Path, catalog_dataset: Callable[[str], int]
+) -> Settings:
+    """A node holding the store of the demo VCF as DATASET's, with a fingerprint secret."""
+    node_keys(settings, create=True)
+    catalog_dataset(DATASET)
+    build_dataset_store(factory, settings, subject=OPERATOR, dataset=DATASET, vcf=cohort_vcf)
     trace_service.fingerprint_secret(settings, create=True)
     return settings
+
+
+def _original(factory: Any, settings: Settings) -> genotypes.Genotypes:
+    with factory() as session:
+        store = open_store(session, settings, DATASET)
+    assert store is not None
+    return genotypes.from_zarr(store.calls())
 
 
 def _export(factory: Any, settings: Settings, who: str, out: Path) -> trace_service.Delivery:
@@ -70,7 +80,7 @@ def test_an_export_is_a_marked_copy_recorded_as_a_delivery_and_an_event(
     factory: Any, node: Settings, tmp_path: Path
 ) -> None:
     delivery = _export(factory, node, PEOPLE[0], tmp_path / "alice.vcf.gz")
-    original = genotypes.from_zarr(store_path(node, DATASET) / genotypes.ZARR).dosages()
+    original = _original(factory, node).dosages()
     copy = _calls(tmp_path / "alice.vcf.gz")
     assert copy.shape == original.shape
     changed = np.count_nonzero(copy != original) / original.size
@@ -158,7 +168,7 @@ def test_with_the_policy_off_a_copy_is_unmarked_and_names_no_one(
     trace_service.set_policy(factory, subject=OPERATOR, dataset=DATASET, required=False)
     plain = _export(factory, node, PEOPLE[1], tmp_path / "bob.vcf")
     assert not plain.fingerprinted
-    original = genotypes.from_zarr(store_path(node, DATASET) / genotypes.ZARR).dosages()
+    original = _original(factory, node).dosages()
     assert np.array_equal(_calls(tmp_path / "bob.vcf"), original)
     result = trace_service.trace_leak(factory, node, subject=OPERATOR, leaked=tmp_path / "bob.vcf")
     assert result.verdict.named == ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +212,12 @@ def test_concurrent_submissions_of_the_same_alias(factory: Any, make_bundle: Any
         )
     )
     second_thread.start()
-    assert validated.wait(timeout=60)
+    # the second reads the catalog without the first's records, or (SQLite, one writer at a
+    # time) waits for the write lock it reserves its accessions under, until its busy timeout
+    deadline = time.monotonic() + 60
+    while not validated.is_set() and second_thread.is_alive():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     second_thread.join(timeout=0.5)  # give it time to block on the first one's writes
     release.set()
     thread.join(timeout=60)

@@ -71,7 +71,6 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
     kwargs = run.call_args.kwargs
     assert kwargs["cohort"] == tmp_path / "demo" / "cohort.vcf.gz"
     assert kwargs["panel"] == tmp_path / "demo" / "reference_panel.vcf.gz"
-    assert kwargs["store"] == (tmp_path / "data").resolve() / "variants" / "GCD00000001"
     assert (kwargs["dataset"], kwargs["victims"], kwargs["seed"]) == ("GCD00000001", 7, 3)
     assert kwargs["outsiders"] == 9
     assert kwargs["urls"] == {

@@ -22,8 +22,11 @@ from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError
 from genecommons.privacy import service
+from genecommons.secrets import node_keys
 from genecommons.variants import service as variants
 from genecommons.variants.beacon_service import granularity
+from genecommons.variants.normalize import parse_key
+from genecommons.variants.store_service import open_store
 
 OPERATOR = Subject.operator("tester")
 ANONYMOUS = Subject.anonymous()
@@ -34,6 +37,7 @@ def datasets(
     factory: Any, settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
 ) -> SimpleNamespace:
     """An open and a controlled dataset releasing the same three-person VCF, stores built."""
+    node_keys(settings, create=True)
     folder = tmp_path / "bundle"
     folder.mkdir()
     vcf = datafiles.vcf(folder / "calls.vcf.gz", records=30)
@@ -95,9 +99,10 @@ def test_a_grant_gets_the_exact_table_and_is_audited(
     tables = service.variant_frequencies(
         factory, settings, subject=holder, key=datasets.key, dataset=datasets.controlled
     )
-    exact = variants.VariantStore(variants.store_path(settings, datasets.controlled)).lookup(
-        variants.parse_key(datasets.key)
-    )
+    with factory() as session:
+        store = open_store(session, settings, datasets.controlled)
+    assert store is not None
+    exact = store.lookup(parse_key(datasets.key))
     assert exact is not None and tables[0].exact
     assert {r.group: r.ac for r in tables[0].rows} == {g: c["ac"] for g, c in exact.counts.items()}
     with factory() as session:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from genecommons.errors import StorageError
 from genecommons.privacy.answers import exact_answer
 from genecommons.privacy.oracles import HttpOracle, StoreOracle, read_dosages
 from genecommons.variants.normalize import Variant
-from genecommons.variants.store import SampleInfo, VariantStore, build_store
+from genecommons.variants.store import SampleInfo
 
 PEOPLE = ["P1", "P2", "P3"]
 # pos, ref, alt, genotypes of P1..P3
@@ -57,16 +57,18 @@ def test_dosages_of_biallelic_sites_in_the_order_asked(tmp_path: Path) -> None:
     assert read_dosages(vcf, sites=asked).dosages.tolist() == [[0, 0, 0], [0, 0, 0]]
 
 
-def test_store_oracle_answers_through_the_guard_and_caches(tmp_path: Path) -> None:
+def test_store_oracle_answers_through_the_guard_and_caches(
+    tmp_path: Path, sealed_store: Callable[..., Any]
+) -> None:
     vcf = write_vcf(tmp_path / "c.vcf.gz")
-    build_store(vcf, tmp_path / "store", samples={p: SampleInfo() for p in PEOPLE})
+    built = sealed_store(vcf, tmp_path / "store", {p: SampleInfo() for p in PEOPLE})
     seen: list[str] = []
 
     def guard(**kwargs: Any) -> Any:
         seen.append(kwargs["subject"].id)
         return exact_answer(**kwargs)
 
-    oracle = StoreOracle(VariantStore(tmp_path / "store"), guard, dataset="GCD1")
+    oracle = StoreOracle(built.store, guard, dataset="GCD1")
     asked = [
         Variant("chr22", 101, "A", "G"),
         Variant("chr22", 202, "C", "T"),

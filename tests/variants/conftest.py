@@ -21,6 +21,7 @@ from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
+from genecommons.secrets import node_keys
 from genecommons.variants.service import VariantStoreSink
 
 OPERATOR = Subject.operator("beacon-tests")
@@ -39,6 +40,7 @@ def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) ->
     engine = make_engine(settings.effective_database_url)
     Base.metadata.create_all(engine)
     engine.dispose()
+    node_keys(settings, create=True)
     archive_service.archive_keys(settings, create=True)
     folder.mkdir(parents=True)
     vcf = datafiles.vcf(folder / "calls.vcf.gz", records=60)

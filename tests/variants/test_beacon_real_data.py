@@ -27,6 +27,7 @@ from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
 from genecommons.privacy.answers import exact_answer, exact_people
+from genecommons.secrets import node_keys
 from genecommons.variants import beacon_service
 from genecommons.variants.beacon import parse_body
 from genecommons.variants.service import VariantStoreSink
@@ -115,6 +116,7 @@ def submit(folder: Path, document: dict[str, Any]) -> SimpleNamespace:
     engine = make_engine(settings.effective_database_url)
     Base.metadata.create_all(engine)
     engine.dispose()
+    node_keys(settings, create=True)
     archive_service.archive_keys(settings, create=True)
     (folder / "bundle" / "submission.json").write_text(json.dumps(document), encoding="utf-8")
     app = create_app(settings)

@@ -10,7 +10,7 @@ import random
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ from genecommons.variants.reference import (
     read_sample_names,
 )
 from genecommons.variants.service import open_reference
-from genecommons.variants.store import VariantStore, build_store
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "1000g"
 KG_VCF = SHARED / "chr1_11697036-11836540.vcf.gz"
@@ -129,7 +128,9 @@ def test_genotype_counts_equal_the_calls_read_by_pysam(tmp_path: Path) -> None:
     assert rows(tmp_path / "some.sqlite") == pysam_counts(vcf, chosen)
 
 
-def test_multiallelic_records_split_and_trim_as_the_store_does(tmp_path: Path) -> None:
+def test_multiallelic_records_split_and_trim_as_the_store_does(
+    tmp_path: Path, sealed_store: Callable[..., Any]
+) -> None:
     vcf = write_vcf(
         tmp_path / "calls.vcf.gz",
         [
@@ -151,8 +152,8 @@ def test_multiallelic_records_split_and_trim_as_the_store_does(tmp_path: Path) -
         "chr1-150-G-GA": (1, 6),
         "chr1-200-TC-T": (3, 6),
     }
-    store = build_store(vcf, tmp_path / "store", samples={})
-    opened = VariantStore(store.path)
+    built = sealed_store(vcf, tmp_path / "store")
+    store, opened = built.summary, built.store
     for key in rows(tmp_path / "ref.sqlite"):
         found = opened.lookup(parse_key(key))
         assert found is not None, key

@@ -17,6 +17,7 @@ from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError, NotFoundError
+from genecommons.secrets import node_keys
 from genecommons.variants import service
 
 OPERATOR = Subject.operator("tester")
@@ -27,6 +28,7 @@ def dataset(
     factory: Any, settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
 ) -> SimpleNamespace:
     """A submitted study whose analysis VCF (P1-S1, P2-S1, P3-S1) is built into a store."""
+    node_keys(settings, create=True)
     folder = tmp_path / "bundle"
     folder.mkdir()
     vcf = datafiles.vcf(folder / "calls.vcf.gz", records=40)
@@ -66,7 +68,7 @@ def test_counts_equal_the_genotypes(
         record = next(iter(vcf))
         key = f"{record.chrom}-{record.pos}-{record.ref}-{record.alts[0]}"
         found = service.variant_counts(
-            settings, subject=OPERATOR, dataset=dataset.accession, key=key
+            factory, settings, subject=OPERATOR, dataset=dataset.accession, key=key
         )
         assert found is not None
         calls = {name: record.samples[name]["GT"] for name in record.samples}
@@ -86,18 +88,20 @@ def test_counts_equal_the_genotypes(
 
 
 def test_counts_need_a_grant_and_an_existing_store(
-    dataset: SimpleNamespace, settings: Settings
+    dataset: SimpleNamespace, settings: Settings, factory: Any
 ) -> None:
     researcher = Subject.user("r@example.org", roles=frozenset({"researcher"}), institution=None)
     with pytest.raises(AccessDeniedError):
         service.variant_counts(
-            settings, subject=researcher, dataset=dataset.accession, key="chr21-1-A-G"
+            factory, settings, subject=researcher, dataset=dataset.accession, key="chr21-1-A-G"
         )
     with pytest.raises(NotFoundError):
-        service.variant_counts(settings, subject=OPERATOR, dataset="GCD99999999", key="1-1-A-G")
+        service.variant_counts(
+            factory, settings, subject=OPERATOR, dataset="GCD99999999", key="1-1-A-G"
+        )
     assert (
         service.variant_counts(
-            settings, subject=OPERATOR, dataset=dataset.accession, key="chr21-1-A-G"
+            factory, settings, subject=OPERATOR, dataset=dataset.accession, key="chr21-1-A-G"
         )
         is None
     )
@@ -164,6 +168,7 @@ def test_submitting_a_joint_called_vcf_fills_the_store(
     with pysam.VariantFile(str(tmp_path / "submitted" / "calls.vcf.gz")) as vcf:
         record = next(iter(vcf))
     found = service.variant_counts(
+        factory,
         archive_settings,
         subject=OPERATOR,
         dataset=dataset,

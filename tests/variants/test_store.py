@@ -11,12 +11,24 @@ import pysam
 import pytest
 
 from genecommons.errors import ConflictError, InvalidInputError
+from genecommons.secrets import LocalNodeKeys
+from genecommons.variants.manifest import new_binding
 from genecommons.variants.normalize import Variant, parse_key
-from genecommons.variants.store import SampleInfo, VariantStore, build_store
+from genecommons.variants.store import SampleInfo, StoreSummary, VariantStore
+from genecommons.variants.store import build_store as build_sealed_store
 
 SHARED = Path("../shared/data/1000g")
 VCF = SHARED / "chr1_11697036-11836540.vcf.gz"
 PANEL = SHARED / "integrated_call_samples_v3.20130502.ALL.panel"
+KEYS = LocalNodeKeys(bytes(range(32)))  # a node key store of its own for these tests
+
+
+def build_store(vcf: Path, destination: Path, *, samples: dict[str, SampleInfo]) -> StoreSummary:
+    """A store of `vcf` at `destination`, bound to a dataset named as the directory."""
+    binding = new_binding(dataset=destination.name, source_sha256="0" * 64, source_name=vcf.name)
+    summary = build_sealed_store(vcf, destination, samples=samples, keys=KEYS, binding=binding)
+    summary.lease.release()
+    return summary
 
 
 def panel() -> dict[str, SampleInfo]:
@@ -37,7 +49,9 @@ def kg(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         in_vcf = set(vcf.header.samples)
     samples = {s: info for s, info in panel().items() if s in in_vcf}  # the panel has 2,535
     summary = build_store(VCF, folder / "kg", samples=samples)
-    return SimpleNamespace(summary=summary, store=VariantStore(folder / "kg"), samples=samples)
+    return SimpleNamespace(
+        summary=summary, store=VariantStore(folder / "kg", keys=KEYS), samples=samples
+    )
 
 
 @pytest.mark.slow
@@ -123,7 +137,7 @@ def test_a_store_is_not_overwritten(tmp_path: Path, datafiles: SimpleNamespace) 
     samples = {"P1-S1": SampleInfo("CHB", "female"), "P2-S1": SampleInfo("CHB", "male")}
     summary = build_store(vcf, tmp_path / "DS1", samples=samples)
     assert summary.sites == 100 and summary.samples == 3
-    store = VariantStore(tmp_path / "DS1")
+    store = VariantStore(tmp_path / "DS1", keys=KEYS, binding=summary.binding)
     assert store.groups == ("all", "CHB", "female", "male", "CHB:female", "CHB:male")
     with pytest.raises(ConflictError):
         build_store(vcf, tmp_path / "DS1", samples=samples)

@@ -114,7 +114,7 @@ class LocalObjectStore:
                     size += len(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(temporary, 0o440)
+            os.chmod(temporary, 0o400)  # immutable, and readable by the node's user only
             os.link(temporary, path)  # atomic, and refuses to replace an existing object
         except FileExistsError:
             raise _exists_error(key) from None

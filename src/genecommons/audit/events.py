@@ -33,6 +33,8 @@ class EventTag(StrEnum):
     SUBMISSION_REJECTED = "catalog:submission:reject"
     RECORD_READ = "catalog:record:read"
     VARIANT_STORE_BUILT = "variants:store:build"
+    VARIANT_STORE_REMOVED = "variants:store:remove"  # a leftover or refused store removed
+    VARIANT_STORE_VERIFIED = "variants:store:verify"
     VARIANT_COUNTS_READ = "variants:counts:read"
     REFERENCE_LOADED = "variants:reference:load"  # public reference counts for the Beacon
     BEACON_QUERY = "variants:beacon:query"

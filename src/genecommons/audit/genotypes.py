@@ -28,7 +28,6 @@ from genecommons.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
-ZARR = "calls.vcz"
 BLOCK_SITES = 4096
 # deflate level of bgzipped copies (libdeflate): zlib's default (6), as htslib writes it, costs
 # about half an export's CPU; libdeflate's 1 is some 5 times as fast for about 1.2 times the
@@ -79,15 +78,12 @@ def site_key(chrom: str, pos: int, ref: str, alts: Sequence[str]) -> str:
     return f"{chrom}:{pos}:{ref}:{','.join(alts)}"
 
 
-def from_zarr(path: Path) -> Genotypes:
-    """The calls of a VCF Zarr store (bio2zarr's layout)."""
-    import zarr
-
-    root: Any = zarr.open_group(str(path), mode="r")  # zarr's types are loose
+def from_zarr(root: Any) -> Genotypes:
+    """The calls of a VCF Zarr group (bio2zarr's layout), as the variant store opens it."""
     if "call_genotype" not in root:
         raise InvalidInputError(
-            f"{path.name}: the store has no genotypes (call_genotype).",
-            message_zh=f"{path.name}：该库没有基因型（call_genotype）。",
+            "The variant store has no genotypes (call_genotype).",
+            message_zh="该变异库没有基因型（call_genotype）。",
         )
     calls = np.asarray(root["call_genotype"][:], dtype=np.int8)
     phased = (

@@ -65,17 +65,19 @@ def fingerprint_secret(settings: Settings, *, create: bool = False) -> bytes:
     return secret
 
 
-def _store(settings: Settings, dataset: str) -> Path:
-    from genecommons.variants.service import store_path
+def _store(factory: sessionmaker[Session], settings: Settings, dataset: str) -> Any:
+    """The genotype store of `dataset` (a Zarr group), opened as the catalog binds it."""
+    from genecommons.variants.store_service import open_store
 
-    path = store_path(settings, dataset) / genotypes.ZARR
-    if not path.exists():
+    with factory() as session:
+        store = open_store(session, settings, dataset)
+    if store is None:
         raise NotFoundError(
             f"Dataset {dataset} has no variant store: build it with `genecommons variants build`.",
             message_zh=f"数据集 {dataset} 尚无变异库：请用 `genecommons variants build` 建立。",
             details={"dataset": dataset},
         )
-    return path
+    return store.calls()
 
 
 def fingerprint_required(session: Session, dataset: str) -> bool:
@@ -151,7 +153,7 @@ def export_vcf(
         )
     scheme = scheme or fingerprint.Scheme()
     secret = fingerprint_secret(settings)
-    source = genotypes.from_zarr(_store(settings, dataset))
+    source = genotypes.from_zarr(_store(factory, settings, dataset))
     with factory() as session:
         marked = fingerprint_required(session, dataset)
     copy, cost, positions = source, fingerprint.Utility(0, 0, 0.0), 0
@@ -520,7 +522,7 @@ def _source_genotypes(
 ) -> genotypes.Genotypes:
     """The genotypes a delivery's marks were made on."""
     if source == VARIANT_STORE:
-        return genotypes.from_zarr(_store(settings, dataset))
+        return genotypes.from_zarr(_store(factory, settings, dataset))
     from genecommons.archive.copies import archived_genotypes
     from genecommons.archive.delivery import archived_object
 

@@ -235,6 +235,50 @@ def allocate_accessions(session: Session, prefix: str, count: int) -> list[str]:
 
 
 @dataclass(slots=True)
+class Reservation:
+    """Accession numbers set aside for one submission by `reserve_accessions`, committed before
+    the submission's own transaction begins: a submission that does not commit (rolled back,
+    or its process killed) leaves its numbers used, so that no later record is ever given an
+    accession that something else (a variant store, an archived object) was made for."""
+
+    blocks: dict[str, tuple[int, int]]  # prefix -> (first, last) number reserved
+    used: dict[str, int]  # prefix -> last number handed out
+
+    def take(self, prefix: str, count: int) -> list[str]:
+        """The next `count` accessions of the reservation with `prefix`."""
+        if count == 0:
+            return []
+        first, last = self.blocks[prefix]
+        start = self.used.get(prefix, first - 1) + 1
+        if start + count - 1 > last:
+            raise ValueError(f"reservation of {prefix} exceeded")
+        self.used[prefix] = start + count - 1
+        return [format_accession(prefix, n) for n in range(start, start + count)]
+
+
+def reserve_accessions(session: Session, needs: dict[str, int]) -> Reservation:
+    """Set aside up to `needs[prefix]` new accessions of each prefix (the caller commits this
+    transaction before the submission's)."""
+    blocks = {}
+    for prefix, count in sorted(needs.items()):
+        if count:
+            numbers = allocate_accessions(session, prefix, count)
+            blocks[prefix] = (int(numbers[0][3:]), int(numbers[-1][3:]))
+    return Reservation(blocks, {})
+
+
+def settle_reservation(session: Session, reservation: Reservation) -> None:
+    """Give back the reserved numbers past the last one handed out, where no one has reserved
+    after them (so that a committed submission leaves no gap); the others stay used."""
+    for prefix, (first, last) in reservation.blocks.items():
+        session.execute(
+            update(accession_counters)
+            .where(accession_counters.c.prefix == prefix, accession_counters.c.last_number == last)
+            .values(last_number=reservation.used.get(prefix, first - 1))
+        )
+
+
+@dataclass(slots=True)
 class CommitCounts:
     """What a committed submission changed."""
 
@@ -268,8 +312,10 @@ class PlanWriter:
         actor: str,
         submission_id: int,
         now: datetime,
+        reservation: Reservation | None = None,
     ) -> None:
         self.session = session
+        self.reservation = reservation
         self.view = view
         self.actor = actor
         self.submission_id = submission_id
@@ -291,11 +337,13 @@ class PlanWriter:
         for entity in ENTITIES:
             nodes = plan.nodes.get(entity, [])
             new = [n for n in nodes if n.existing is None]
-            for node, accession in zip(
-                new,
-                allocate_accessions(self.session, ENTITIES[entity].prefix, len(new)),
-                strict=True,
-            ):
+            prefix = ENTITIES[entity].prefix
+            numbers = (
+                self.reservation.take(prefix, len(new))
+                if self.reservation is not None
+                else allocate_accessions(self.session, prefix, len(new))
+            )
+            for node, accession in zip(new, numbers, strict=True):
                 self.accessions[id(node)] = accession
             # in chunks, so that memory stays flat however large the submission
             for chunk in _chunks(nodes, WRITE_CHUNK):

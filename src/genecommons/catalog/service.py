@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -21,7 +22,14 @@ from genecommons.catalog.bundle import Limits, open_bundle
 from genecommons.catalog.export import sheet_columns
 from genecommons.catalog.models import ENTITIES, is_accession
 from genecommons.catalog.report import Report
-from genecommons.catalog.repository import CommitCounts, PlanWriter, SqlCatalogView
+from genecommons.catalog.repository import (
+    CommitCounts,
+    PlanWriter,
+    Reservation,
+    SqlCatalogView,
+    reserve_accessions,
+    settle_reservation,
+)
 from genecommons.catalog.tables import (
     ENTITY_TABLES,
     phenotype_records,
@@ -30,6 +38,7 @@ from genecommons.catalog.tables import (
 )
 from genecommons.catalog.validation import Plan, plan_submission
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import (
     ConfigurationError,
     ConflictError,
@@ -106,7 +115,13 @@ def submit(
     today = today or clock.now().date()
     limits = limits or Limits()
     with open_bundle(path, limits=limits, staging=staging) as (bundle, read_problems):
+        reservation = None
         try:
+            if not dry_run:
+                # committed first: numbers a submission that never commits was given stay used
+                needs = {spec.prefix: len(bundle.sheet(name)) for name, spec in ENTITIES.items()}
+                with write_transaction(factory) as session:
+                    reservation = reserve_accessions(session, needs)
             with factory() as session, session.begin():
                 view = SqlCatalogView(session)
                 plan = plan_submission(
@@ -115,6 +130,7 @@ def submit(
                 plan.report.problems[:0] = read_problems
                 if not plan.report.ok:
                     session.rollback()
+                    _settle(factory, reservation)  # nothing was made for these numbers
                     _record_rejection(factory, subject, path, plan.report)
                     raise SubmissionRejectedError(
                         f"The submission has {len(plan.report.errors)} error(s); nothing was "
@@ -127,7 +143,9 @@ def submit(
                     return SubmissionResult(report=plan.report, committed=False)
                 if progress:
                     progress("writing")
-                result = _commit(session, view, plan, subject=subject, source=path.name)
+                result = _commit(
+                    session, view, plan, subject=subject, source=path.name, reservation=reservation
+                )
                 if data_files is not None:
                     declared = result.accessions.get("files", {})
                     present = {a: p for a, p in bundle.data_files.items() if a in declared}
@@ -137,11 +155,13 @@ def submit(
                         result.archived = data_files.attach(session, declared, present)
                 if before_commit:
                     before_commit()
+            _settle(factory, reservation)
             return result
         except BaseException as error:
             if data_files is not None:
                 data_files.discard()
-            if not isinstance(error, OperationalError):
+            # the driver's own error where the write lock was not granted (db._sqlite_begin)
+            if not isinstance(error, OperationalError | sqlite3.OperationalError):
                 raise
             error_text = str(error).lower()
             if "locked" in error_text or "deadlock" in error_text:
@@ -153,8 +173,26 @@ def submit(
             raise
 
 
+def _settle(factory: sessionmaker[Session], reservation: Reservation | None) -> None:
+    """Give back the reserved accessions no record took. Only to avoid gaps in the numbering:
+    when the database refuses now, the numbers simply stay used."""
+    if reservation is None:
+        return
+    try:
+        with write_transaction(factory) as session:
+            settle_reservation(session, reservation)
+    except OperationalError:
+        logger.info("unused accessions of a submission stay reserved (a gap in the numbering)")
+
+
 def _commit(
-    session: Session, view: SqlCatalogView, plan: Plan, *, subject: Subject, source: str
+    session: Session,
+    view: SqlCatalogView,
+    plan: Plan,
+    *,
+    subject: Subject,
+    source: str,
+    reservation: Reservation | None = None,
 ) -> SubmissionResult:
     now = clock.now()
     submission_id = session.execute(
@@ -169,7 +207,14 @@ def _commit(
             "report": {},
         },
     ).scalar_one()
-    writer = PlanWriter(session, view, actor=subject.id, submission_id=submission_id, now=now)
+    writer = PlanWriter(
+        session,
+        view,
+        actor=subject.id,
+        submission_id=submission_id,
+        now=now,
+        reservation=reservation,
+    )
     counts = writer.write(plan)
     accessions: dict[str, dict[str, str]] = {}
     for entity, nodes in plan.nodes.items():

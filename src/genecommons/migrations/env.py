@@ -8,7 +8,8 @@ import genecommons.access.tables
 import genecommons.archive.tables
 import genecommons.audit.tables
 import genecommons.catalog.tables
-import genecommons.privacy.tables  # noqa: F401  (registers the tables on the metadata)
+import genecommons.privacy.tables
+import genecommons.variants.tables  # noqa: F401  (registers the tables on the metadata)
 from genecommons.db import Base, make_engine
 
 config = context.config

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from genecommons.privacy import attack, evaluation, service
 from genecommons.runtime import operator, runtime
-from genecommons.variants.service import store_path
 
 console = Console()
 privacy_app = typer.Typer(
@@ -85,7 +84,6 @@ def attack_beacon(
             subject=operator(),
             cohort=cohort,
             panel=panel,
-            store=store_path(context.settings, dataset),
             dataset=dataset,
             urls=urls,
             token=token,

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
 from genecommons.config import Settings
-from genecommons.errors import InvalidInputError
+from genecommons.errors import InvalidInputError, NotFoundError
 from genecommons.privacy import attack, linkage
 from genecommons.privacy.answers import HIDE_RARE_BELOW, exact_answer, hide_rare_answer
 from genecommons.privacy.beacon_guard import ThresholdRule
@@ -35,8 +35,8 @@ from genecommons.privacy.oracles import (
     read_haplotypes,
 )
 from genecommons.privacy.service import DefendedGuard
+from genecommons.variants import store_service
 from genecommons.variants.normalize import Variant
-from genecommons.variants.store import VariantStore
 
 logger = logging.getLogger(__name__)
 
@@ -381,7 +381,6 @@ def attack_beacon(
     subject: Subject,
     cohort: Path,
     panel: Path,
-    store: Path,
     dataset: str,
     urls: Mapping[str, str] | None = None,
     token: str | None = None,
@@ -400,7 +399,13 @@ def attack_beacon(
     drawn = draw_victims(
         cohort, panel, victims=victims, outsiders=outsiders, seed=seed, public=public
     )
-    variant_store = VariantStore(store)
+    with factory() as session:
+        variant_store = store_service.open_store(session, settings, dataset)
+    if variant_store is None:
+        raise NotFoundError(
+            f"Dataset {dataset} has no variant store; submit its analysis VCF first.",
+            message_zh=f"数据集 {dataset} 没有变异库；请先提交其分析 VCF。",
+        )
     exact = StoreOracle(variant_store, exact_answer, dataset=dataset)
     guard = DefendedGuard(factory, settings)
     defended = StoreOracle(variant_store, guard, dataset=dataset)

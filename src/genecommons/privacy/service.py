@@ -35,7 +35,6 @@ from genecommons.access.models import Action, Resource, Subject, SubjectKind
 from genecommons.access.policy import decide, require, require_visible, visible
 from genecommons.access.workflow import dataset_resource, missing_dataset
 from genecommons.audit.events import EventTag, record_event
-from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.clock import now
 from genecommons.config import Settings
 from genecommons.db import GroupCommit, Prepared
@@ -51,10 +50,12 @@ from genecommons.privacy.cells import CellRule, people_answer
 from genecommons.privacy.dp import FrequencyRow, exact_rows, noisy_counts, shown_rows
 from genecommons.privacy.fit import ReferenceFit, reference_fit
 from genecommons.privacy.tables import privacy_budgets, privacy_charges, privacy_releases
+from genecommons.variants import store_service
 from genecommons.variants.normalize import Variant, parse_key
 from genecommons.variants.reference import ReferenceCounts
-from genecommons.variants.service import open_reference, store_path
-from genecommons.variants.store import SITES, SiteCounts, VariantStore
+from genecommons.variants.service import open_reference
+from genecommons.variants.store import SiteCounts, VariantStore
+from genecommons.variants.store_service import store_path
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +134,8 @@ def fit_path(settings: Settings, dataset: str) -> Path:
 
 
 def _store_identity(settings: Settings, dataset: str) -> str:
-    # a rebuilt store is a new file: its size, time and inode change
-    found = (store_path(settings, dataset) / SITES).stat()
-    return f"{found.st_size}:{found.st_mtime_ns}:{found.st_ino}"
+    # a rebuilt store has a new store id (never reused)
+    return store_service.store_id_at(store_path(settings, dataset)) or ""
 
 
 def _rule_settings(settings: Settings) -> dict[str, float]:
@@ -190,15 +190,14 @@ def check_reference(
             "No public reference is loaded; run `genecommons variants load-reference VCF` first.",
             message_zh="尚未载入公共参考；请先运行 `genecommons variants load-reference VCF`。",
         )
-    path = store_path(settings, dataset)
-    if not (path / SITES).exists():
+    with factory() as session:
+        store = store_service.open_store(session, settings, dataset)
+    if store is None:
         raise NotFoundError(
             f"Dataset {dataset} has no variant store; submit its analysis VCF first.",
             message_zh=f"数据集 {dataset} 没有变异库；请先提交其分析 VCF。",
         )
-    fit = reference_fit(
-        threshold_rule(settings, reference=reference), VariantStore(path).all_sites()
-    )
+    fit = reference_fit(threshold_rule(settings, reference=reference), store.all_sites())
     record = {
         "dataset": dataset,
         "reference_sha256": reference.source.sha256,
@@ -607,9 +606,7 @@ class DatasetFrequencies:
 
 
 def _datasets_with_stores(session: Session, settings: Settings) -> list[str]:
-    datasets = ENTITY_TABLES["datasets"]
-    accessions = session.execute(select(datasets.c.accession).order_by(datasets.c.accession))
-    return [a for a in accessions.scalars() if store_path(settings, a).exists()]
+    return sorted(store_service.all_bindings(session))
 
 
 def _site(store: VariantStore, variant: Variant) -> SiteCounts | None:
@@ -699,7 +696,6 @@ def variant_frequencies(
                         missing=missing_dataset(accession),
                     )
                 continue
-            path = store_path(settings, accession)
             records = decide(subject, Action.READ_RECORDS, resource)
             aggregates = (
                 records if records.allowed else decide(subject, Action.READ_AGGREGATES, resource)
@@ -708,12 +704,12 @@ def variant_frequencies(
                 if dataset:
                     require(subject, Action.READ_AGGREGATES, resource)
                 continue
-            if not path.exists():
+            store = store_service.open_store(session, settings, accession)
+            if store is None:
                 raise NotFoundError(
                     f"Dataset {accession} has no variant store yet.",
                     message_zh=f"数据集 {accession} 尚无变异库。",
                 )
-            store = VariantStore(path)
             found = _site(store, variant)
             if records.allowed:
                 record_event(

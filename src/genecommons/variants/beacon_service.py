@@ -25,7 +25,6 @@ import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,7 +47,7 @@ from genecommons.config import Settings
 from genecommons.db import prepared
 from genecommons.errors import InvalidInputError, NotFoundError
 from genecommons.privacy.answers import DatasetAnswer, Granularity, PeopleGuard, VariantGuard
-from genecommons.variants import beacon
+from genecommons.variants import beacon, store_service
 from genecommons.variants.beacon import (
     GRANULARITY_ORDER,
     BeaconInfo,
@@ -63,32 +62,38 @@ from genecommons.variants.beacon import (
 )
 from genecommons.variants.counts import count_block
 from genecommons.variants.normalize import Variant, parse_key
-from genecommons.variants.service import store_path
 from genecommons.variants.store import ALL, SiteCounts, VariantStore
+from genecommons.variants.store_service import store_path
+from genecommons.variants.upkeep import MANIFEST
 
 BY_PATH = beacon.ENTRY_TYPES
 
 
 class StoreCache:
-    """Opened variant stores, shared by the requests of one app (a store is read only)."""
+    """Opened variant stores, shared by the requests of one app (a store is read only). A
+    store is opened through its binding (store_service.open_store) and kept while its
+    manifest is the same file: a rebuilt store is a new directory, opened and checked anew."""
 
     def __init__(self) -> None:
-        self._stores: dict[Path, tuple[float, VariantStore]] = {}
+        self._stores: dict[str, tuple[tuple[int, int], VariantStore]] = {}
         self._lock = threading.Lock()
 
-    def get(self, path: Path) -> VariantStore | None:
-        """The store at `path`, or None when the dataset has none."""
-        sites = path / "sites.sqlite"
+    def get(self, session: Session, settings: Settings, dataset: str) -> VariantStore | None:
+        """The store of `dataset` as the catalog binds it, or None when it has none."""
         try:
-            stamp = sites.stat().st_mtime
+            found = (store_path(settings, dataset) / MANIFEST).stat()
+            stamp = (found.st_ino, found.st_mtime_ns)
         except FileNotFoundError:
-            return None
+            stamp = None
         with self._lock:
-            cached = self._stores.get(path)
-            if cached is None or cached[0] != stamp:
-                cached = (stamp, VariantStore(path))
-                self._stores[path] = cached
-            return cached[1]
+            cached = self._stores.get(dataset)
+            if stamp is not None and cached is not None and cached[0] == stamp:
+                return cached[1]
+        store = store_service.open_store(session, settings, dataset)
+        if store is not None and stamp is not None:
+            with self._lock:
+                self._stores[dataset] = (stamp, store)
+        return store
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,7 +609,7 @@ def _carriers(
 def _dataset_matches(
     beacon_app: Beacon, session: Session, view: DatasetView, asked: Asked
 ) -> tuple[VariantStore, list[SiteCounts]] | None:
-    store = beacon_app.stores.get(store_path(beacon_app.settings, view.accession))
+    store = beacon_app.stores.get(session, beacon_app.settings, view.accession)
     if store is None:
         return None
     query = asked.variants

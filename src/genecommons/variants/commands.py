@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from genecommons.audit import trace_service
-from genecommons.runtime import operator, runtime
-from genecommons.variants import service
+from genecommons.runtime import Runtime, operator, runtime
+from genecommons.variants import service, store_service
 
 console = Console()
 variants_app = typer.Typer(help="The variant store. 变异库。", no_args_is_help=True)
@@ -21,9 +21,10 @@ variants_app = typer.Typer(help="The variant store. 变异库。", no_args_is_he
 @variants_app.command("build")
 def build(
     dataset: Annotated[str, typer.Argument(help="Dataset accession (GCD...)")],
-    vcf: Annotated[Path, typer.Argument(help="Joint-called VCF, bgzipped and indexed")],
+    vcf: Annotated[Path, typer.Argument(help="Joint-called VCF, bgzipped")],
 ) -> None:
-    """Build a dataset's variant store from its VCF. 由 VCF 建立数据集的变异库。"""
+    """Build a dataset's variant store from its VCF, replacing the store it had (and a
+    plaintext store of an older version). 由 VCF 建立（或重建）数据集的变异库。"""
     context = runtime()
     with console.status(f"building the variant store of {dataset} …"):
         summary = service.build_dataset_store(
@@ -43,7 +44,7 @@ def show(
     """Allele counts of a variant by group. 按群体显示变异的等位基因计数。"""
     context = runtime()
     found = service.variant_counts(
-        context.settings, subject=operator(), dataset=dataset, key=variant
+        context.factory, context.settings, subject=operator(), dataset=dataset, key=variant
     )
     if found is None:
         console.print(f"{variant}: not in {dataset} / 不在该数据集中")
@@ -136,3 +137,68 @@ def load_reference(
     table.add_row("counted from 计数来源", counted)
     table.add_row("file 文件", escape(str(summary.path)))
     console.print(table)
+
+
+STATES = {
+    "ok": "ok 正常",
+    "damaged": "DAMAGED 已损坏",
+    "leftover": "leftover 残留",
+    "legacy": "plaintext (old format) 明文（旧格式）",
+    "in-progress": "being built 正在建立",
+    "missing": "MISSING 缺失",
+    "restored": "restored 已恢复",
+}
+
+
+@variants_app.command("verify")
+def verify(
+    remove: Annotated[
+        bool,
+        typer.Option(
+            "--remove",
+            help="Remove leftovers and plaintext stores of the old format (never a store being "
+            "built). 删除残留与旧格式的明文库（不会删除正在建立的库）。",
+        ),
+    ] = False,
+) -> None:
+    """Check every variant store against its binding in the catalog and check that every value
+    it holds authenticates; report leftovers, plaintext stores and missing stores.
+    校验每个变异库与目录登记是否一致、所有数据能否通过认证；报告残留、明文库与缺失的库。"""
+    context = runtime()
+    with console.status("verifying the variant stores …"):
+        findings = store_service.verify_stores(
+            context.factory, context.settings, subject=operator(), remove=remove
+        )
+    table = Table(title="Variant stores 变异库")
+    for column in ("dataset", "state 状态", "directory 目录", "detail 说明"):
+        table.add_column(column, overflow="fold")
+    for finding in findings:
+        state = STATES[finding.state] + (" — removed 已删除" if finding.removed else "")
+        table.add_row(
+            escape(finding.dataset or ""), state, escape(finding.path.name), escape(finding.detail)
+        )
+    console.print(table)
+    bad = [f for f in findings if f.state in ("damaged", "missing")]
+    left = [f for f in findings if f.state in ("leftover", "legacy") and not f.removed]
+    if left:
+        console.print("run `genecommons variants verify --remove` to remove what is left over")
+    if bad or left:
+        raise typer.Exit(1)
+
+
+def clear_leftovers(context: Runtime) -> None:
+    """Remove leftover variant stores (at `serve` start), saying what was removed."""
+    findings = store_service.clear_leftovers(context.factory, context.settings, subject=operator())
+    for finding in findings:
+        if finding.removed:
+            typer.echo(
+                f"removed a leftover variant store {finding.path.name} ({finding.detail}) "
+                f"已删除残留变异库",
+                err=True,
+            )
+        elif finding.state in ("legacy", "damaged", "missing"):
+            typer.echo(
+                f"variant store {finding.path.name}: {STATES[finding.state]}: {finding.detail}; "
+                "run `genecommons variants verify`",
+                err=True,
+            )

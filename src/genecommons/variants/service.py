@@ -1,26 +1,33 @@
 """Use cases of the variant store: build a dataset's store from its joint-called VCF, with the
-samples grouped by what the catalog says of their individuals; look variants up; load the
-node's public reference counts and open them."""
+samples grouped by what the catalog says of their individuals, bound to the dataset and the
+VCF (store_service.py); look variants up; load the node's public reference counts and open
+them."""
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
+import hashlib
 import logging
+import os
 import shutil
-import tempfile
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
 from genecommons.config import Settings
-from genecommons.errors import NotFoundError
+from genecommons.db import write_transaction
+from genecommons.errors import ConflictError, NotFoundError
+from genecommons.secrets import node_keys
+from genecommons.variants import store_service, upkeep
+from genecommons.variants.manifest import new_binding
 from genecommons.variants.normalize import parse_key
 from genecommons.variants.reference import (
     ReferenceCounts,
@@ -28,15 +35,13 @@ from genecommons.variants.reference import (
     build_reference,
     read_sample_names,
 )
-from genecommons.variants.store import (
-    SampleInfo,
-    SiteCounts,
-    StoreSummary,
-    VariantStore,
-    build_store,
-)
+from genecommons.variants.store import SampleInfo, SiteCounts, StoreSummary, build_store
+from genecommons.variants.store_service import store_path
+from genecommons.variants.upkeep import RETIRED, Lease
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["store_path"]  # where readers find a dataset's store (store_service.py)
 
 
 class ArchivedVcf(Protocol):
@@ -51,21 +56,12 @@ class ArchivedVcf(Protocol):
         """Its declared format."""
 
     @property
+    def sha256(self) -> str:
+        """The SHA-256 of its plaintext, as the archive checked it."""
+
+    @property
     def datasets(self) -> tuple[str, ...]:
         """The datasets that release it."""
-
-
-def store_path(settings: Settings, dataset: str) -> Path:
-    """Where the store of `dataset` lives."""
-    return settings.data_dir / "variants" / dataset
-
-
-def _dataset_id(session: Session, dataset: str) -> int:
-    datasets = ENTITY_TABLES["datasets"]
-    found = session.execute(select(datasets.c.id).where(datasets.c.accession == dataset)).first()
-    if found is None:
-        raise NotFoundError(f"No dataset {dataset}.", message_zh=f"不存在数据集 {dataset}。")
-    return int(found.id)
 
 
 def dataset_samples(session: Session, dataset: str) -> dict[str, SampleInfo]:
@@ -76,7 +72,7 @@ def dataset_samples(session: Session, dataset: str) -> dict[str, SampleInfo]:
     dataset_runs = LINK_TABLES[("datasets", "runs")]
     dataset_analyses = LINK_TABLES[("datasets", "analyses")]
     analysis_samples = LINK_TABLES[("analyses", "samples")]
-    dataset_id = _dataset_id(session, dataset)
+    dataset_id = store_service.dataset_id(session, dataset)
     by_analyses = (
         select(analysis_samples.c.target_id.label("sample_id"))
         .join(dataset_analyses, dataset_analyses.c.target_id == analysis_samples.c.analyses_id)
@@ -101,29 +97,18 @@ def dataset_samples(session: Session, dataset: str) -> dict[str, SampleInfo]:
     return found
 
 
-@contextlib.contextmanager
-def _indexed(vcf: Path, staging: Path) -> Iterator[Path]:
-    """`vcf` with a tabix or CSI index beside it (made in a temporary folder when missing)."""
-    if any(vcf.with_name(vcf.name + suffix).exists() for suffix in (".tbi", ".csi")):
-        yield vcf
-        return
-    import pysam
-
-    staging.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=staging, prefix="variants-") as folder:
-        linked = Path(folder) / vcf.name
-        linked.symlink_to(vcf.resolve())
-        try:
-            pysam.tabix_index(str(linked), preset="vcf", keep_original=True, force=True)
-        except OSError:
-            pysam.tabix_index(str(linked), preset="vcf", keep_original=True, force=True, csi=True)
-        yield linked
+def _is_bgzipped(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(18)
+    return len(head) >= 14 and head[12:14] == b"BC"
 
 
 class VariantStoreSink:
     """Builds the variant store of each dataset whose joint-called VCF a submission archives,
-    inside the submission's transaction (archive.service.ArchivedFileHook): the store appears
-    with the catalog records or not at all."""
+    inside the submission's transaction (archive.service.ArchivedFileHook): the store and its
+    binding appear with the catalog records or not at all. It never adopts a directory it did
+    not build: a dataset keeps the store its committed binding names, and whatever else lies
+    at the store's place is a leftover, removed before the build."""
 
     def __init__(self, settings: Settings, subject: Subject) -> None:
         self.settings = settings
@@ -136,28 +121,63 @@ class VariantStoreSink:
         if file.format != "vcf":
             return
         for dataset in file.datasets:
-            target = store_path(self.settings, dataset)
-            if target.exists():
+            if store_service.binding_of(session, dataset) is not None:
                 # a dataset has one store, from its first joint-called VCF; rebuilding on a
                 # new file is a separate step (genecommons variants build)
                 self.skipped.append(dataset)
                 continue
-            with open(path, "rb") as handle:
-                head = handle.read(18)
-            if len(head) < 14 or head[12:14] != b"BC":
+            if not _is_bgzipped(path):
                 self.skipped.append(dataset)
                 logger.warning("%s is not bgzipped: no variant store for %s", file.alias, dataset)
                 continue
-            with _indexed(path, self.settings.staging_dir) as vcf:
-                summary = build_store(vcf, target, samples=dataset_samples(session, dataset))
+            target = store_path(self.settings, dataset)
+            _clear_unbound(target)
+            summary = build_store(
+                path,
+                target,
+                samples=dataset_samples(session, dataset),
+                keys=node_keys(self.settings),
+                binding=new_binding(
+                    dataset=dataset, source_sha256=file.sha256, source_name=file.alias
+                ),
+            )
+            if not self.built:
+                # each lease is held until the transaction ends: a store whose binding is not
+                # yet committed is no leftover to a process cleaning up meanwhile
+                event.listen(session, "after_commit", self._committed, once=True)
             self.built.append(summary)
+            store_service.bind(
+                session, dataset=dataset, summary=summary, subject=self.subject, now=clock.now()
+            )
             _record_build(session, self.subject, dataset, file.alias, summary)
+
+    def _committed(self, _session: Session) -> None:
+        for summary in self.built:
+            summary.lease.release()  # bound now: `built` stays, as what was made
 
     def discard(self) -> None:
         """Remove the stores built (the submission did not commit)."""
         for summary in self.built:
             shutil.rmtree(summary.path, ignore_errors=True)
+            summary.lease.release()
         self.built.clear()
+
+
+def _clear_unbound(target: Path) -> None:
+    """Remove what lies at `target`, which no committed binding names (the caller checked): a
+    leftover, never adopted; ConflictError when another process is building it."""
+    if not target.exists():
+        return
+    lease = Lease.take(target)
+    if lease is None:
+        raise ConflictError(
+            f"Another process is building the variant store at {target}; submit again when it "
+            "has finished.",
+            message_zh=f"另一进程正在 {target} 建立变异库；请待其完成后重新提交。",
+        )
+    with lease:
+        logger.warning("removing %s: no committed binding names it (a leftover)", target)
+        shutil.rmtree(target)
 
 
 def _record_build(
@@ -170,12 +190,22 @@ def _record_build(
         subject=dataset,
         details={
             "file": name,
+            "sha256": summary.binding.source_sha256,
+            "store": summary.binding.store_id,
             "samples": summary.samples,
             "records": summary.records,
             "sites": summary.sites,
             "groups": list(summary.groups),
         },
     )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def build_dataset_store(
@@ -186,30 +216,67 @@ def build_dataset_store(
     dataset: str,
     vcf: Path,
 ) -> StoreSummary:
-    """Build the variant store of `dataset` from its joint-called VCF (bgzipped, indexed)."""
+    """Build the variant store of `dataset` from its joint-called VCF (bgzipped), replacing the
+    store it had: the new store is built aside, then bound and put in place in one
+    transaction; the old one is removed once that commits."""
     require(subject, Action.SUBMIT, Resource("dataset", dataset))
     with factory() as session:
+        store_service.dataset_id(session, dataset)  # NotFoundError before any work
         samples = dataset_samples(session, dataset)
-    with _indexed(vcf, settings.staging_dir) as indexed:
-        summary = build_store(indexed, store_path(settings, dataset), samples=samples)
-    with factory.begin() as session:
-        _record_build(session, subject, dataset, vcf.name, summary)
-    return summary
+    target = store_path(settings, dataset)
+    summary = build_store(
+        vcf,
+        target,
+        samples=samples,
+        keys=node_keys(settings),
+        binding=new_binding(dataset=dataset, source_sha256=_sha256(vcf), source_name=vcf.name),
+        into_place=False,
+    )
+    retired: Path | None = None
+    try:
+        with write_transaction(factory) as session:
+            store_service.bind(
+                session, dataset=dataset, summary=summary, subject=subject, now=clock.now()
+            )
+            _record_build(session, subject, dataset, vcf.name, summary)
+            session.flush()  # the binding is written (and its row locked) before any rename
+            if target.exists():  # the store it replaces, or a leftover: set aside
+                retired = target.with_name(f".{dataset}{RETIRED}{uuid.uuid4().hex}")
+                os.rename(target, retired)
+            os.rename(summary.path, target)
+    except BaseException:
+        if upkeep.store_id_of(target) == summary.binding.store_id:
+            os.rename(target, summary.path)  # not committed: the new store is no one's
+        if retired is not None and not target.exists():
+            os.rename(retired, target)
+        shutil.rmtree(summary.path, ignore_errors=True)
+        summary.lease.release()
+        raise
+    summary.lease.release()
+    if retired is not None:
+        upkeep.remove(retired)
+    return dataclasses.replace(summary, path=target)
 
 
 def variant_counts(
-    settings: Settings, *, subject: Subject, dataset: str, key: str
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    dataset: str,
+    key: str,
 ) -> SiteCounts | None:
     """The counts by group of the variant `chrom-pos-ref-alt` in a dataset (record tier)."""
     require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
-    path = store_path(settings, dataset)
-    if not path.exists():
+    with factory() as session:
+        store = store_service.open_store(session, settings, dataset)
+    if store is None:
         raise NotFoundError(
             f"Dataset {dataset} has no variant store yet: build it with `genecommons variants "
             "build`.",
             message_zh=f"数据集 {dataset} 尚无变异库：请用 `genecommons variants build` 建立。",
         )
-    return VariantStore(path).lookup(parse_key(key))
+    return store.lookup(parse_key(key))
 
 
 def open_reference(settings: Settings) -> ReferenceCounts | None:

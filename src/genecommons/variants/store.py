@@ -1,6 +1,19 @@
-"""The variant store of one dataset: its joint-called VCF as VCF Zarr (bio2zarr), the genotype
-store for analysis, and a sites index of normalised variants with allele counts by group
+"""The variant store of one dataset: its joint-called VCF as VCF Zarr (bio2zarr's layout), the
+genotype store for analysis, and a sites index of normalised variants with allele counts by group
 (all samples, each population, each sex, each population and sex) for fast lookup.
+
+Both are encrypted at rest under the store's own data key, which the node key store seals to the
+store's identity (dataset and store id) in the store's manifest (`store.json`): the genotype
+store through `sealed.SealedStore` (every chunk and every metadata document sealed with its key
+path), the sites index as an SQLCipher database (every page encrypted and authenticated).
+Removing a store's manifest shreds it. The sites index is encrypted too because its groups can
+be small (a population and sex with one person holds that person's genotypes) and its list of
+rare variants is what the Beacon's defence withholds.
+
+A store is bound to its dataset and source: the binding (store id, dataset accession, SHA-256 of
+the VCF) is recorded with the catalog by the service and sealed inside the store (the Zarr root
+attributes and the sites index's meta); opening a store with the binding the catalog holds
+checks that all agree, so a leftover or a foreign store is refused rather than served.
 
 The sites index is an SQLite file in the store (`sites.sqlite`): one row per normalised
 variant, found through a B-tree on (chrom, pos), its counts a packed int32 array (AC, AN,
@@ -19,26 +32,39 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from genecommons.errors import ConflictError, InvalidInputError
+from genecommons.errors import ConflictError, StorageFullError
+from genecommons.secrets import NodeKeys, private_directory
+from genecommons.variants import sealed
 from genecommons.variants.counts import count_block, membership
+from genecommons.variants.manifest import (
+    StoreBinding,
+    connect_sites,
+    read_manifest,
+    write_manifest,
+)
 from genecommons.variants.normalize import Variant, normalize
+from genecommons.variants.sealed import KEY_BYTES, StoreIntegrityError, ValueSealer, derive_key
+from genecommons.variants.upkeep import BUILDING, Lease
+from genecommons.variants.vcz import FULL, Block, encode_vcf
 
 logger = logging.getLogger(__name__)
 
 ZARR = "calls.vcz"
 SITES = "sites.sqlite"
 ALL = "all"
+# a store takes about as much space as its bgzipped VCF (genotypes compress alike, the sites
+# index adds a fraction); twice that is asked for when the disk turns out to be full
+SPACE_PER_VCF_BYTE = 2
 COUNT_FIELDS = ("ac", "an", "hom", "hemi")
 Progress = Callable[[int], None]
 # the sites index: one row per normalised variant, its counts packed as int32 (field, group)
@@ -77,13 +103,15 @@ class SiteCounts:
 
 @dataclass(frozen=True, slots=True)
 class StoreSummary:
-    """What a build produced."""
+    """What a build produced; `lease` is held until the caller releases it."""
 
     path: Path
     samples: int
     records: int
     sites: int
     groups: tuple[str, ...]
+    binding: StoreBinding
+    lease: Lease = field(compare=False, repr=False)
 
 
 def group_names(samples: Mapping[str, SampleInfo]) -> tuple[str, ...]:
@@ -107,149 +135,287 @@ def _members(
     return matrix
 
 
+def building_path(destination: Path) -> Path:
+    """A new hidden directory beside `destination` where its store is built."""
+    return destination.parent / f".{destination.name}{BUILDING}{uuid.uuid4().hex}"
+
+
+def calls_sealer(data_key: bytes, binding: StoreBinding) -> ValueSealer:
+    return ValueSealer(derive_key(data_key, "calls"), context=binding.context)
+
+
 def build_store(
     vcf: Path,
     destination: Path,
     *,
     samples: Mapping[str, SampleInfo],
+    keys: NodeKeys,
+    binding: StoreBinding,
     progress: Progress | None = None,
+    into_place: bool = True,
 ) -> StoreSummary:
-    """Build the store of `vcf` (bgzipped and indexed, with genotypes) at `destination`, which
-    must not exist yet; nothing is left behind on failure."""
-    if destination.exists():
+    """Build the store of `vcf` (bgzipped, with genotypes; a path or /dev/fd/N) at
+    `destination`, which must not exist yet, bound to `binding` and sealed under a new data key
+    that `keys` seals in turn; nothing is left behind on failure. Unless `into_place`, the store
+    is left in its hidden directory beside `destination` (`summary.path`) for the caller to
+    move. The store stays leased (see `upkeep.Lease`) until the caller releases
+    `summary.lease`, once its binding is committed."""
+    if into_place and destination.exists():
         raise ConflictError(
             f"A variant store already exists at {destination}; remove it to rebuild.",
             message_zh=f"{destination} 已有变异库；如需重建请先删除。",
         )
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    building = destination.parent / f".{destination.name}.building-{uuid.uuid4().hex}"
-    building.mkdir()
+    building = building_path(destination)
     try:
-        _convert(vcf, building / ZARR)
-        summary = _index(building, samples, progress)
-        os.rename(building, destination)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
+        private_directory(destination.parent)
+        building.mkdir(mode=0o700)
+    except OSError as error:
+        if error.errno in FULL:
+            raise _full(vcf, destination) from error
         raise
-    return StoreSummary(destination, *summary)
-
-
-def _convert(vcf: Path, target: Path) -> None:
-    from bio2zarr import vcf as vcf2zarr
-
+    lease = Lease.take(building)
+    assert lease is not None  # a directory this process has just made
     try:
-        vcf2zarr.convert([str(vcf)], str(target), worker_processes=0)
-    except Exception as error:  # cyvcf2 raises a bare Exception on a damaged record
-        raise InvalidInputError(
-            f"{vcf.name}: the VCF cannot be converted to VCF Zarr ({error}). Check that it is "
-            "bgzipped, indexed and complete (bcftools view should read it to the end).",
-            message_zh=f"{vcf.name}：无法转换为 VCF Zarr。请确认文件经 bgzip 压缩、已建索引且完整。",
-            details={"file": vcf.name},
-        ) from error
-
-
-def _index(
-    root_dir: Path, samples: Mapping[str, SampleInfo], progress: Progress | None
-) -> tuple[int, int, int, tuple[str, ...]]:
-    import zarr
-
-    root: Any = zarr.open_group(str(root_dir / ZARR), mode="r")  # zarr's types are loose
-    if "call_genotype" not in root:
-        raise InvalidInputError(
-            "The VCF has no genotypes (GT): a variant store needs joint-called genotypes.",
-            message_zh="该 VCF 没有基因型（GT）：变异库需要联合分型的基因型。",
-        )
-    sample_ids = [str(s) for s in root["sample_id"][:]]
-    groups = group_names({s: samples[s] for s in sample_ids if s in samples})
-    members = _members(sample_ids, samples, groups)
-    contigs = [str(c) for c in root["contig_id"][:]]
-    genotypes = root["call_genotype"]
-    alleles = root["variant_allele"]
-    step = genotypes.chunks[0]
-    records = genotypes.shape[0]
-    connection = sqlite3.connect(root_dir / SITES)
-    sites = 0
-    longest = 0
-    try:
-        connection.executescript(SITES_SCHEMA)
-        for start in range(0, records, step):
-            block = slice(start, min(start + step, records))
-            block_alleles = alleles[block]
-            counts = count_block(
-                genotypes[block],
-                n_alleles=block_alleles.shape[1],
-                members=members,
-                groups=groups,
+        data_key = os.urandom(KEY_BYTES)
+        write_manifest(building, binding=binding, data_key=data_key, keys=keys)
+        root = sealed.open_group(building / ZARR, sealer=calls_sealer(data_key, binding), mode="w-")
+        with SitesWriter(
+            building / SITES,
+            key=derive_key(data_key, "sites"),
+            samples=samples,
+            binding=binding,
+            progress=progress,
+        ) as sites:
+            encoded = encode_vcf(
+                str(vcf),
+                root,
+                name=binding.source_name or Path(vcf).name,
+                attrs={"genecommons": binding.attrs()},
+                on_block=sites.add,
             )
-            rows = []
-            contig_ids = root["variant_contig"][block]
-            positions = root["variant_position"][block]
-            for v in range(len(positions)):
-                ref, *alts = (str(a) for a in block_alleles[v])
-                chrom = contigs[int(contig_ids[v])]
-                for allele, variant in normalize(chrom, int(positions[v]), ref, alts):
-                    packed = np.stack(
-                        [
-                            counts.ac[v, allele],
-                            counts.an[v],
-                            counts.hom[v, allele],
-                            counts.hemi[v, allele],
-                        ]
-                    ).astype("<i4")
-                    rows.append(
-                        (
-                            variant.chrom,
-                            variant.pos,
-                            variant.end,
-                            variant.ref,
-                            variant.alt,
-                            start + v,
-                            allele,
-                            packed.tobytes(),
-                        )
+            counted = sites.finish(encoded.samples, encoded.records)
+        if into_place:
+            os.rename(building, destination)
+    except BaseException as error:
+        shutil.rmtree(building, ignore_errors=True)
+        lease.release()
+        if _is_full(error):
+            raise _full(vcf, destination) from error
+        raise
+    path = destination if into_place else building
+    return StoreSummary(path, *counted, binding=binding, lease=lease)
+
+
+def _is_full(error: BaseException) -> bool:
+    if isinstance(error, OSError):
+        return error.errno in FULL
+    return getattr(error, "sqlite_errorname", None) == "SQLITE_FULL"  # SQLCipher's disk full
+
+
+def _full(vcf: Path, destination: Path) -> StorageFullError:
+    """The disk holding the stores is full: say so, with the space it has and the space a
+    store of `vcf` needs (rather than blame the VCF)."""
+    try:
+        free = shutil.disk_usage(destination.parent).free
+    except OSError:
+        free = 0
+    try:
+        needed = Path(vcf).stat().st_size * SPACE_PER_VCF_BYTE
+    except OSError:
+        needed = 0
+    return StorageFullError(
+        f"The disk holding the variant stores ({destination.parent}) is full: it has "
+        f"{_size(free)} free, while the store of {destination.name} from {Path(vcf).name} "
+        "needs about "
+        f"{_size(needed)}. Free or add space there, then build it again (submit again, or "
+        "`genecommons variants build`); nothing of this store was kept.",
+        message_zh=f"变异库所在磁盘（{destination.parent}）已满：剩余 {_size(free)}，而由 "
+        f"{Path(vcf).name} 建立 {destination.name} 的变异库约需 {_size(needed)}。请释放或增加"
+        "空间后重新建库（重新提交或运行 `genecommons variants build`）；本次未保留任何内容。",
+        details={
+            "store": destination.name,
+            "directory": str(destination.parent),
+            "free_bytes": free,
+            "needed_bytes": needed,
+        },
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TB"
+
+
+class SitesWriter:
+    """Counts each block of calls by group as the genotype store is written, into the sites
+    index (an SQLCipher file under the store's sites key)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        key: bytes,
+        samples: Mapping[str, SampleInfo],
+        binding: StoreBinding,
+        progress: Progress | None,
+    ) -> None:
+        self.samples = samples
+        self.binding = binding
+        self.progress = progress
+        self.connection = connect_sites(path, key=key, read_only=False)
+        self.connection.executescript(SITES_SCHEMA)
+        self.groups: tuple[str, ...] = ()
+        self.members: npt.NDArray[np.int32] | None = None
+        self.sites = 0
+        self.longest = 0
+
+    def __enter__(self) -> SitesWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.connection.close()
+
+    def _start(self, sample_ids: Sequence[str]) -> npt.NDArray[np.int32]:
+        if self.members is None:
+            known = {s: self.samples[s] for s in sample_ids if s in self.samples}
+            self.groups = group_names(known)
+            self.members = _members(sample_ids, self.samples, self.groups)
+        return self.members
+
+    def add(self, block: Block) -> None:
+        """Count and index one block of records."""
+        members = self._start(block.samples)
+        counts = count_block(
+            block.genotypes,
+            n_alleles=max(len(a) for a in block.alleles),
+            members=members,
+            groups=self.groups,
+        )
+        rows = []
+        for v, alleles in enumerate(block.alleles):
+            ref, *alts = alleles
+            chrom = block.contigs[int(block.contig[v])]
+            for allele, variant in normalize(chrom, int(block.position[v]), ref, alts):
+                packed = np.stack(
+                    [
+                        counts.ac[v, allele],
+                        counts.an[v],
+                        counts.hom[v, allele],
+                        counts.hemi[v, allele],
+                    ]
+                ).astype("<i4")
+                rows.append(
+                    (
+                        variant.chrom,
+                        variant.pos,
+                        variant.end,
+                        variant.ref,
+                        variant.alt,
+                        block.start + v,
+                        allele,
+                        packed.tobytes(),
                     )
-                    longest = max(longest, variant.end - variant.pos)
-            connection.executemany("INSERT INTO sites VALUES (?,?,?,?,?,?,?,?)", rows)
-            sites += len(rows)
-            if progress:
-                progress(len(positions))
-        connection.execute(SITES_INDEX)
+                )
+                self.longest = max(self.longest, variant.end - variant.pos)
+        self.connection.executemany("INSERT INTO sites VALUES (?,?,?,?,?,?,?,?)", rows)
+        self.sites += len(rows)
+        if self.progress:
+            self.progress(len(block.alleles))
+
+    def finish(
+        self, sample_ids: Sequence[str], records: int
+    ) -> tuple[int, int, int, tuple[str, ...]]:
+        """Index the sites and write what the store is; (samples, records, sites, groups)."""
+        self._start(sample_ids)
+        self.connection.execute(SITES_INDEX)
         meta = {
-            "groups": json.dumps(list(groups)),
+            "groups": json.dumps(list(self.groups)),
             "samples": str(len(sample_ids)),
             "records": str(records),
-            "longest": str(longest),
+            "longest": str(self.longest),
+            "binding": json.dumps(self.binding.attrs(), sort_keys=True),
         }
-        connection.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-        connection.commit()
-    finally:
-        connection.close()
-    return len(sample_ids), records, sites, groups
+        self.connection.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+        self.connection.commit()
+        return len(sample_ids), records, self.sites, self.groups
 
 
 class VariantStore:
-    """Lookups in a built store (read only; safe to share between threads)."""
+    """Lookups in a built store (read only; safe to share between threads). Opened with the
+    binding the catalog holds, a store that does not carry that binding is refused."""
 
-    def __init__(self, path: Path) -> None:
-        sites = path / SITES
-        if not sites.exists():
-            raise InvalidInputError(
-                f"No variant store at {path}.", message_zh=f"{path} 处没有变异库。"
-            )
+    def __init__(self, path: Path, *, keys: NodeKeys, binding: StoreBinding | None = None) -> None:
+        store_id, dataset, data_key = read_manifest(path, keys=keys)
+        if binding is not None and (store_id, dataset) != (binding.store_id, binding.dataset):
+            raise _foreign(path, binding, f"store {store_id} of {dataset}")
         self.path = path
-        self._uri = f"file:{sites}?mode=ro&immutable=1"
+        self._data_key = data_key
         self._local = threading.local()
+        self._uri_path = path / SITES
+        self._sites_key = derive_key(data_key, "sites")
         with self._connect() as connection:
             meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+        try:
+            self.binding = StoreBinding.from_attrs(json.loads(meta["binding"]))
+        except (KeyError, ValueError, TypeError) as error:
+            raise _foreign(path, binding, "no binding in its sites index") from error
+        if (self.binding.store_id, self.binding.dataset) != (store_id, dataset) or (
+            binding is not None and self.binding != binding
+        ):
+            raise _foreign(path, binding, f"sites index of {self.binding.context}")
         self.groups: tuple[str, ...] = tuple(json.loads(meta["groups"]))
         self.samples = int(meta["samples"])
         self._longest = int(meta["longest"])
 
+    def __repr__(self) -> str:
+        return f"VariantStore({self.path}, {self.binding.context})"
+
     @functools.cached_property
     def _zarr(self) -> Any:
-        import zarr
+        return self.calls()
 
-        return zarr.open_group(str(self.path / ZARR), mode="r")  # zarr's types are loose
+    def calls(self) -> Any:  # zarr's group type is loose
+        """The genotype store as a Zarr group (bio2zarr's layout), opened through its sealed
+        store; StoreIntegrityError when its sealed attributes name another binding."""
+        root = sealed.open_group(
+            self.path / ZARR, sealer=calls_sealer(self._data_key, self.binding)
+        )
+        try:
+            inside = StoreBinding.from_attrs(dict(root.attrs)["genecommons"])
+        except (KeyError, TypeError) as error:
+            raise _foreign(self.path, self.binding, "no binding in its genotypes") from error
+        if inside != self.binding:
+            raise _foreign(self.path, self.binding, f"genotypes of {inside.context}")
+        return root
+
+    def authenticate(self) -> None:
+        """Open every sealed value of the genotype store and check every page of the sites
+        index; StoreIntegrityError at the first that fails."""
+        sealer = calls_sealer(self._data_key, self.binding)
+        calls = self.path / ZARR
+        for folder, _, files in os.walk(calls):
+            for name in sorted(files):
+                value = Path(folder) / name
+                sealer.open(value.relative_to(calls).as_posix(), value.read_bytes())
+        connection = connect_sites(self.path / SITES, key=self._sites_key, read_only=True)
+        try:
+            problems = [
+                str(row[0])
+                for pragma in ("cipher_integrity_check", "quick_check")
+                for row in connection.execute(f"PRAGMA {pragma}").fetchall()
+                if str(row[0]) != "ok"
+            ]
+        finally:
+            connection.close()
+        if problems:
+            raise StoreIntegrityError(
+                f"The sites index of {self.path} fails its integrity check: {problems[0]}",
+                message_zh=f"{self.path} 的位点索引未通过完整性检查。",
+                details={"store": str(self.path), "problems": problems[:10]},
+            )
 
     @functools.cached_property
     def sample_ids(self) -> tuple[str, ...]:
@@ -285,13 +451,13 @@ class VariantStore:
         block = np.asarray(self._zarr["call_genotype"][low : high + 1])
         return block[[r - low for r in records]]
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> Any:  # a DB-API connection (SQLCipher)
         # one connection per thread, kept: opening one (and reading the schema again) cost a
         # point lookup ~50 times the query itself; the file is immutable, so a kept connection
         # never reads stale data (a rebuilt store is a new file, opened as a new VariantStore)
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+            connection = connect_sites(self._uri_path, key=self._sites_key, read_only=True)
             self._local.connection = connection
         return connection
 
@@ -316,7 +482,7 @@ class VariantStore:
 
     def all_sites(self, *, batch: int = 10_000) -> Iterator[SiteCounts]:
         """Every variant of the store with its counts, in the order they were indexed."""
-        connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        connection = connect_sites(self._uri_path, key=self._sites_key, read_only=True)
         try:
             rows = connection.execute(
                 "SELECT chrom, pos, end, ref, alt, counts FROM sites ORDER BY rowid"
@@ -340,3 +506,15 @@ class VariantStore:
             ).fetchall()
         for row in rows:
             yield self._counts(row)
+
+
+def _foreign(path: Path, binding: StoreBinding | None, found: str) -> StoreIntegrityError:
+    expected = binding.context if binding is not None else "its own manifest"
+    return StoreIntegrityError(
+        f"The variant store at {path} is not the one the catalog recorded ({expected}): it "
+        f"holds the {found}. It is a leftover or was moved; run `genecommons variants verify "
+        "--remove`, then rebuild the dataset's store.",
+        message_zh=f"{path} 的变异库不是目录记录的那一个（{expected}）：可能是残留或被移动。"
+        "请运行 `genecommons variants verify --remove`，然后重建该数据集的变异库。",
+        details={"store": str(path), "expected": expected, "found": found},
+    )

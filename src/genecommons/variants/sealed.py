@@ -1,0 +1,180 @@
+"""Encryption at rest of a variant store's genotypes: a Zarr store that seals every value it
+writes (array chunks and metadata alike) and opens every value it reads.
+
+Each value is encrypted with ChaCha20-Poly1305 under the store's own data key, a fresh random
+nonce per value, and the value's key path (with the store's identity) as associated data, so a
+chunk cannot be swapped for another chunk, moved to another array or to another store without
+failing its authentication. The layout of the directory (array names, chunk names) stays
+readable; what they hold does not. Readers see an ordinary Zarr group: bio2zarr's layout, read
+by zarr and numpy as before.
+
+No web framework, no database: file formats only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator, Iterable
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import LocalStore, WrapperStore
+
+from genecommons.errors import StorageError
+
+MAGIC = b"GCZ1"  # a value sealed by a variant store, version 1
+NONCE_BYTES = 12
+TAG_BYTES = 16
+KEY_BYTES = 32
+
+
+class StoreIntegrityError(StorageError):
+    """A variant store does not match what the catalog recorded of it, or one of its values
+    fails its authentication (altered, moved from another store, or sealed under another key).
+    Run `genecommons variants verify`, then rebuild the store with `genecommons variants build`."""
+
+    code = "store_integrity"
+
+
+def derive_key(data_key: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one part of a store (`purpose`), derived from the store's data key."""
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=KEY_BYTES,
+        salt=None,
+        info=b"genecommons variant store " + purpose.encode("utf-8"),
+    ).derive(data_key)
+
+
+class ValueSealer:
+    """Seals and opens the values of one store (its key, and its identity as context)."""
+
+    def __init__(self, key: bytes, *, context: str) -> None:
+        if len(key) != KEY_BYTES:
+            raise ValueError("a store key is 32 bytes")
+        self._cipher = ChaCha20Poly1305(key)
+        self._context = context.encode("utf-8")
+        self.context = context
+
+    def __repr__(self) -> str:
+        return f"ValueSealer(context={self.context!r})"  # never print the key
+
+    def _aad(self, path: str) -> bytes:
+        return MAGIC + len(self._context).to_bytes(4, "big") + self._context + path.encode()
+
+    def seal(self, path: str, plaintext: bytes) -> bytes:
+        """`plaintext`, the value at `path`, encrypted and authenticated."""
+        nonce = os.urandom(NONCE_BYTES)
+        return MAGIC + nonce + self._cipher.encrypt(nonce, plaintext, self._aad(path))
+
+    def open(self, path: str, sealed: bytes) -> bytes:
+        """The plaintext of the value `seal` made for `path`; StoreIntegrityError otherwise."""
+        head = len(MAGIC) + NONCE_BYTES
+        if len(sealed) < head + TAG_BYTES or not sealed.startswith(MAGIC):
+            raise StoreIntegrityError(
+                f"{path} in the variant store {self.context} is not sealed (plaintext, or "
+                "damaged).",
+                message_zh=f"变异库 {self.context} 中的 {path} 未加密（明文或已损坏）。",
+                details={"store": self.context, "value": path},
+            )
+        try:
+            return self._cipher.decrypt(sealed[len(MAGIC) : head], sealed[head:], self._aad(path))
+        except InvalidTag as error:
+            raise StoreIntegrityError(
+                f"{path} in the variant store {self.context} fails its authentication: it was "
+                "altered, moved from another store, or sealed under another key.",
+                message_zh=f"变异库 {self.context} 中的 {path} 未通过认证：已被篡改、来自其他库"
+                "或由其他密钥加密。",
+                details={"store": self.context, "value": path},
+            ) from error
+
+
+def _sliced(data: bytes, byte_range: ByteRequest | None) -> bytes:
+    if byte_range is None:
+        return data
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset :]
+    if isinstance(byte_range, SuffixByteRequest):
+        return data[-byte_range.suffix :] if byte_range.suffix else b""
+    raise TypeError(f"unexpected byte range {byte_range!r}")
+
+
+class SealedStore(WrapperStore[LocalStore]):
+    """A Zarr store over a local directory whose every value is sealed by a `ValueSealer`."""
+
+    def __init__(self, store: LocalStore, *, sealer: ValueSealer) -> None:
+        super().__init__(store)
+        self._sealer = sealer
+
+    def _with_store(self, store: LocalStore) -> Self:
+        return type(self)(store, sealer=self._sealer)
+
+    def __repr__(self) -> str:
+        return f"SealedStore({self._store}, {self._sealer!r})"
+
+    def __eq__(self, value: object) -> bool:
+        return (
+            isinstance(value, SealedStore)
+            and self._store == value._store
+            and self._sealer.context == value._sealer.context
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        """The plaintext of the value at `key` (None when there is none)."""
+        found = await self._store.get(key, prototype)
+        if found is None:
+            return None
+        plain = self._sealer.open(key, found.to_bytes())
+        return prototype.buffer.from_bytes(_sliced(plain, byte_range))
+
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+    ) -> list[Buffer | None]:
+        """Parts of several values (each one opened whole: a sealed value has no parts)."""
+        return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
+
+    async def _get_many(
+        self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+    ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+        for key, prototype, byte_range in requests:
+            yield key, await self.get(key, prototype, byte_range)
+
+    def _sealed(self, key: str, value: Buffer) -> Buffer:
+        return value.from_bytes(self._sealer.seal(key, value.to_bytes()))
+
+    async def set(self, key: str, value: Buffer) -> None:
+        """Seal `value` and store it at `key`."""
+        await self._store.set(key, self._sealed(key, value))
+
+    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
+        """Seal and store `value` at `key` unless a value is there."""
+        await self._store.set_if_not_exists(key, self._sealed(key, value))
+
+    async def _set_many(self, values: Iterable[tuple[str, Buffer]]) -> None:
+        for key, value in values:
+            await self.set(key, value)
+
+
+def open_group(
+    path: Path, *, sealer: ValueSealer, mode: Literal["r", "w-", "r+"] = "r"
+) -> Any:  # zarr's group type is loose
+    """The Zarr group at `path` through its sealed store (`w-` creates it, Zarr format 2 as
+    bio2zarr writes it)."""
+    import zarr
+
+    store = SealedStore(LocalStore(path, read_only=mode == "r"), sealer=sealer)
+    if mode == "w-":
+        return zarr.open_group(store=store, mode="w-", zarr_format=2)
+    return zarr.open_group(store=store, mode=mode, zarr_format=2, use_consolidated=False)

@@ -265,30 +265,72 @@ def make_plan(
 ) -> Plan:
     """The marked positions of `dataset` (whose dosages are `genotypes`), keyed by `secret`."""
     _check_matrix(genotypes)
-    scheme = scheme or Scheme()
-    sites, samples = genotypes.shape
-    parts: dict[str, list[npt.NDArray[np.generic]]] = {
-        k: [] for k in ("site", "up", "down", "up_from", "down_from", "bias", "thin")
-    }
-    t_angle = math.asin(math.sqrt(scheme.cutoff))
-    called_cells = 0
-    for block, start in enumerate(range(0, sites, BLOCK_SITES)):
+    sites = genotypes.shape[0]
+    builder = PlanBuilder(samples=genotypes.shape[1], secret=secret, dataset=dataset, scheme=scheme)
+    for start in range(0, sites, BLOCK_SITES):
         stop = min(sites, start + BLOCK_SITES)
-        rows = stop - start
-        g = genotypes[start:stop]
+        builder.add(
+            genotypes[start:stop],
+            before=genotypes[start - 1] if start else None,
+            after=genotypes[stop] if stop < sites else None,
+        )
+    return builder.finish()
+
+
+class PlanBuilder:
+    """`make_plan` fed a block of `BLOCK_SITES` sites at a time (the last block may be shorter),
+    each with the sites just before and after it: the same plan, in memory bounded by a block
+    and the positions found, for a file read as a stream."""
+
+    def __init__(
+        self, *, samples: int, secret: bytes, dataset: str, scheme: Scheme | None = None
+    ) -> None:
+        self.scheme = scheme or Scheme()
+        self.samples = samples
+        self.secret = secret
+        self.dataset = dataset
+        self.sites = 0
+        self.called_cells = 0
+        self._blocks = 0
+        self._short = False  # a block shorter than BLOCK_SITES was added: it must be the last
+        self._parts: dict[str, list[npt.NDArray[np.generic]]] = {
+            k: [] for k in ("site", "up", "down", "up_from", "down_from", "bias", "thin")
+        }
+
+    def add(self, block: Dosages, *, before: Dosages | None, after: Dosages | None) -> None:
+        """The next block's dosages, the row before it (None for the first block) and the row
+        after it (None for the last)."""
+        _check_matrix(block)
+        rows = block.shape[0]
+        if self._short or rows > BLOCK_SITES or block.shape[1] != self.samples or not rows:
+            raise InvalidInputError(
+                f"Blocks of a fingerprint plan hold {BLOCK_SITES} sites of {self.samples} samples "
+                "(only the last fewer).",
+                message_zh=f"指纹方案的每个区块须含 {BLOCK_SITES} 个位点（仅最后一块可更少）。",
+                details={"shape": list(block.shape)},
+            )
+        self._short = rows < BLOCK_SITES
+        window = [row[None, :] for row in (before,) if row is not None]
+        window.append(block)
+        window.extend(row[None, :] for row in (after,) if row is not None)
+        matrix = np.concatenate(window) if len(window) > 1 else block
+        offset = 0 if before is None else 1
+        self._add(block, neighbour_context(matrix, offset, offset + rows))
+
+    def _add(self, g: Dosages, context: npt.NDArray[np.int8]) -> None:
+        scheme, parts = self.scheme, self._parts
+        block, start = self._blocks, self.sites
+        rows = g.shape[0]
+        t_angle = math.asin(math.sqrt(scheme.cutoff))
         # one index per cell: (row, context, value) with value 3 for a missing call
         value = np.where(g >= 0, g, _MISSING).astype(np.int32)
-        cell = (
-            np.arange(rows, dtype=np.int32)[:, None] * 64
-            + neighbour_context(genotypes, start, stop) * np.int32(4)
-            + value
-        )
+        cell = np.arange(rows, dtype=np.int32)[:, None] * 64 + context * np.int32(4) + value
         counts = np.bincount(cell.ravel(), minlength=rows * 64).reshape(rows, 16, 4)
         kind = _eligibility(counts, scheme.plausibility).reshape(-1)[cell]  # 0, UP or DOWN
-        rng = _generator(secret, "cells", dataset, block)
+        rng = _generator(self.secret, "cells", self.dataset, block)
         draw = rng.random(g.shape, dtype=np.float32)
         n_called = counts[:, :, :3].sum(axis=(1, 2))
-        called_cells += int(n_called.sum())
+        self.called_cells += int(n_called.sum())
         alt = (counts[:, :, 1].sum(axis=1) + 2 * counts[:, :, 2].sum(axis=1)) / np.maximum(
             2 * n_called, 1
         )
@@ -319,23 +361,29 @@ def make_plan(
         parts["down_from"].append(g[up_rows, down_cols].astype(np.int8))
         parts["bias"].append(np.sin(rng.uniform(t_angle, math.pi / 2 - t_angle, size=n)) ** 2)
         parts["thin"].append(rng.random(n))
-    joined = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
-    # thin the pairs uniformly (keyed) so that no more than `rate` of all cells are selected
-    cap = scheme.rate * called_cells
-    chosen = 2 * len(joined["site"])
-    keep = joined["thin"] < (cap / chosen if chosen > cap else 1.0)
-    site = joined["site"][keep].astype(np.int64)
-    blocks = np.arange(0, max(sites, 1), BLOCK_SITES)
-    return Plan(
-        site=site,
-        up=joined["up"][keep].astype(np.int64),
-        down=joined["down"][keep].astype(np.int64),
-        up_from=joined["up_from"][keep].astype(np.int8),
-        down_from=joined["down_from"][keep].astype(np.int8),
-        bias=joined["bias"][keep].astype(np.float64),
-        block_starts=np.searchsorted(site, blocks).astype(np.int64),
-        shape=(sites, samples),
-    )
+        self._blocks += 1
+        self.sites += rows
+
+    def finish(self) -> Plan:
+        """The plan of all the blocks added."""
+        scheme, sites = self.scheme, self.sites
+        joined = {k: np.concatenate(v) if v else np.zeros(0) for k, v in self._parts.items()}
+        # thin the pairs uniformly (keyed) so that no more than `rate` of all cells are selected
+        cap = scheme.rate * self.called_cells
+        chosen = 2 * len(joined["site"])
+        keep = joined["thin"] < (cap / chosen if chosen > cap else 1.0)
+        site = joined["site"][keep].astype(np.int64)
+        blocks = np.arange(0, max(sites, 1), BLOCK_SITES)
+        return Plan(
+            site=site,
+            up=joined["up"][keep].astype(np.int64),
+            down=joined["down"][keep].astype(np.int64),
+            up_from=joined["up_from"][keep].astype(np.int8),
+            down_from=joined["down_from"][keep].astype(np.int8),
+            bias=joined["bias"][keep].astype(np.float64),
+            block_starts=np.searchsorted(site, blocks).astype(np.int64),
+            shape=(sites, self.samples),
+        )
 
 
 def recipient_bits(

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from genecommons import __version__
 from genecommons.archive import delivery, service
+from genecommons.archive.copy_jobs import CopyNotReadyError
 from genecommons.archive.keys import format_public_key, parse_public_key
 from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
 
@@ -54,6 +57,59 @@ def _credentials(request: Request) -> dict[str, str]:
         if value:
             headers["Authorization" if name == "authorization" else "X-GA4GH-Passport"] = value
     return headers
+
+
+class TransferResponse(StreamingResponse):
+    """A delivery's stream, closed (and so audited with the bytes sent) however it ends: to
+    the last byte, or cut off by the client or the server."""
+
+    def __init__(self, transfer: delivery.Transfer, **kwargs: Any) -> None:
+        super().__init__(transfer, **kwargs)
+        self.transfer = transfer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(self.transfer.close)
+
+
+RETRY_AFTER = {
+    "description": "Your fingerprinted copy of the file is being made: send the same request "
+    "again after Retry-After seconds.",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+}
+
+
+def _accepted(response: Response, error: CopyNotReadyError) -> dict[str, Any]:
+    """DRS 1.4's answer while an object is being prepared: 202 with Retry-After."""
+    response.status_code = 202
+    response.headers["Retry-After"] = str(error.retry_after)
+    return {"msg": error.message, "status_code": 202, **error.to_dict()}
+
+
+def _not_ready(error: CopyNotReadyError, *, htsget: bool) -> dict[str, Any]:
+    if htsget:
+        return {
+            "htsget": {
+                "error": "NotReady",
+                "message": error.message,
+                "message_zh": error.message_zh,
+                "retry_after": error.retry_after,
+            }
+        }
+    return {"msg": error.message, "status_code": 503, **error.to_dict()}
+
+
+def _unavailable(error: CopyNotReadyError, *, htsget: bool = False) -> JSONResponse:
+    """A byte stream or htsget ticket of a copy not made yet: 503 with Retry-After (what
+    htsget clients and `curl --retry` wait on; a 202 body would be taken for the data)."""
+    return JSONResponse(
+        _not_ready(error, htsget=htsget),
+        status_code=503,
+        headers={"Retry-After": str(error.retry_after)},
+    )
 
 
 @router.post("/uploads", status_code=201, summary="Open a resumable upload of a declared file")
@@ -157,46 +213,61 @@ def drs_service_info(request: Request) -> dict[str, Any]:
     }
 
 
-@drs.get("/objects/{object_id}", summary="A DRS object")
+@drs.get("/objects/{object_id}", summary="A DRS object", responses={202: RETRY_AFTER})
 def drs_object(
     object_id: Accession,
     request: Request,
+    response: Response,
     factory: SessionFactoryDep,
     settings: SettingsDep,
     subject: SubjectDep,
 ) -> dict[str, Any]:
-    """Size, checksums and access methods of an archived file you may read."""
-    return delivery.drs_object(
-        factory, settings, subject=subject, object_id=object_id, base_url=_base(request)
-    )
+    """Size, checksums and access methods of an archived file you may read (202 while your
+    fingerprinted copy of it is being made)."""
+    try:
+        return delivery.drs_object(
+            factory, settings, subject=subject, object_id=object_id, base_url=_base(request)
+        )
+    except CopyNotReadyError as error:
+        return _accepted(response, error)
 
 
-@drs.get("/objects/{object_id}/access/{access_id}", summary="A URL to fetch a DRS object")
+@drs.get(
+    "/objects/{object_id}/access/{access_id}",
+    summary="A URL to fetch a DRS object",
+    responses={202: RETRY_AFTER},
+)
 def drs_access(
     object_id: Accession,
     access_id: Annotated[str, Path(max_length=40)],
     request: Request,
+    response: Response,
     factory: SessionFactoryDep,
     settings: SettingsDep,
     subject: SubjectDep,
 ) -> dict[str, Any]:
-    """The download URL and the headers to send with it."""
+    """The download URL and the headers to send with it (202 while your fingerprinted copy
+    of the file is being made)."""
     headers = [f"{k}: {v}" for k, v in _credentials(request).items()]
-    return delivery.drs_access_url(
-        factory,
-        settings,
-        subject=subject,
-        object_id=object_id,
-        access_id=access_id,
-        base_url=_base(request),
-        headers=headers,
-    )
+    try:
+        return delivery.drs_access_url(
+            factory,
+            settings,
+            subject=subject,
+            object_id=object_id,
+            access_id=access_id,
+            base_url=_base(request),
+            headers=headers,
+        )
+    except CopyNotReadyError as error:
+        return _accepted(response, error)
 
 
 @drs.get(
     "/objects/{object_id}/download",
     summary="The file, Crypt4GH-encrypted for you",
     response_class=StreamingResponse,
+    responses={503: RETRY_AFTER},
 )
 def drs_download(
     object_id: Accession,
@@ -204,12 +275,20 @@ def drs_download(
     settings: SettingsDep,
     subject: SubjectDep,
     x_crypt4gh_public_key: Annotated[str | None, Header(max_length=1000)] = None,
-) -> StreamingResponse:
-    """A Crypt4GH stream for your registered key (or the key in X-Crypt4GH-Public-Key)."""
-    result = delivery.download(
-        factory, settings, subject=subject, object_id=object_id, offered_key=x_crypt4gh_public_key
-    )
-    return StreamingResponse(
+) -> Response:
+    """A Crypt4GH stream for your registered key (or the key in X-Crypt4GH-Public-Key);
+    503 with Retry-After while your fingerprinted copy of the file is being made."""
+    try:
+        result = delivery.download(
+            factory,
+            settings,
+            subject=subject,
+            object_id=object_id,
+            offered_key=x_crypt4gh_public_key,
+        )
+    except CopyNotReadyError as error:
+        return _unavailable(error)
+    return TransferResponse(
         result.chunks,
         media_type="application/octet-stream",
         headers={
@@ -262,6 +341,7 @@ def _ticket(
     endpoint: str,
     object_id: str,
     request: Request,
+    response: Response,
     factory: Any,
     settings: Any,
     subject: Any,
@@ -270,18 +350,23 @@ def _ticket(
     regions: list[delivery.Region],
     header_only: bool,
 ) -> dict[str, Any]:
-    return delivery.htsget_ticket(
-        factory,
-        settings,
-        subject=subject,
-        endpoint=endpoint,
-        object_id=object_id,
-        requested_format=format_,
-        regions=regions,
-        header_only=header_only,
-        base_url=_base(request),
-        headers=_credentials(request),
-    )
+    try:
+        return delivery.htsget_ticket(
+            factory,
+            settings,
+            subject=subject,
+            endpoint=endpoint,
+            object_id=object_id,
+            requested_format=format_,
+            regions=regions,
+            header_only=header_only,
+            base_url=_base(request),
+            headers=_credentials(request),
+        )
+    except CopyNotReadyError as error:
+        response.status_code = 503
+        response.headers["Retry-After"] = str(error.retry_after)
+        return _not_ready(error, htsget=True)
 
 
 def _add_endpoint(endpoint: str) -> None:
@@ -289,10 +374,15 @@ def _add_endpoint(endpoint: str) -> None:
     def info(request: Request) -> dict[str, Any]:
         return _service_info(endpoint, request)
 
-    @htsget.get(f"/{endpoint}/{{object_id}}", summary=f"An htsget {endpoint} ticket")
+    @htsget.get(
+        f"/{endpoint}/{{object_id}}",
+        summary=f"An htsget {endpoint} ticket",
+        responses={503: RETRY_AFTER},
+    )
     def ticket(
         object_id: Accession,
         request: Request,
+        response: Response,
         factory: SessionFactoryDep,
         settings: SettingsDep,
         subject: SubjectDep,
@@ -311,6 +401,7 @@ def _add_endpoint(endpoint: str) -> None:
             endpoint,
             object_id,
             request,
+            response,
             factory,
             settings,
             subject,
@@ -319,11 +410,16 @@ def _add_endpoint(endpoint: str) -> None:
             header_only=header_only,
         )
 
-    @htsget.post(f"/{endpoint}/{{object_id}}", summary=f"An htsget {endpoint} ticket (POST)")
+    @htsget.post(
+        f"/{endpoint}/{{object_id}}",
+        summary=f"An htsget {endpoint} ticket (POST)",
+        responses={503: RETRY_AFTER},
+    )
     def ticket_post(
         object_id: Accession,
         body: TicketBody,
         request: Request,
+        response: Response,
         factory: SessionFactoryDep,
         settings: SettingsDep,
         subject: SubjectDep,
@@ -337,6 +433,7 @@ def _add_endpoint(endpoint: str) -> None:
             endpoint,
             object_id,
             request,
+            response,
             factory,
             settings,
             subject,
@@ -354,6 +451,7 @@ for _endpoint in delivery.HTSGET_FORMATS:
     "/data/{object_id}",
     summary="BGZF bytes of a ticket's URL",
     response_class=StreamingResponse,
+    responses={503: RETRY_AFTER},
 )
 def htsget_data(
     object_id: Accession,
@@ -362,9 +460,12 @@ def htsget_data(
     subject: SubjectDep,
     start: Offset,
     end: Offset,
-) -> StreamingResponse:
+) -> Response:
     """Blocks between two virtual offsets, cut from the encrypted store."""
-    chunks = delivery.htsget_data(
-        factory, settings, subject=subject, object_id=object_id, start=start, end=end
-    )
-    return StreamingResponse(chunks, media_type="application/octet-stream")
+    try:
+        transfer = delivery.htsget_data(
+            factory, settings, subject=subject, object_id=object_id, start=start, end=end
+        )
+    except CopyNotReadyError as error:
+        return _unavailable(error, htsget=True)
+    return TransferResponse(transfer, media_type="application/octet-stream")

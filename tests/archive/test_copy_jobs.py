@@ -23,15 +23,17 @@ import crypt4gh.lib
 import numpy as np
 import pysam
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from genecommons.access import service as access_service
 from genecommons.access import workflow
 from genecommons.access.models import Subject
 from genecommons.access.tables import grants, users
+from genecommons.app import create_app
 from genecommons.archive import copies, copy_jobs, delivery
 from genecommons.archive.crypt import BodyDecryptor, session_keys
-from genecommons.archive.keys import generate_key_pair
+from genecommons.archive.keys import format_public_key, generate_key_pair
 from genecommons.archive.service import archive_keys, object_store
 from genecommons.archive.tables import archive_objects, fingerprint_copies, fingerprint_copy_jobs
 from genecommons.audit import fingerprint, genotypes, trace_service
@@ -363,3 +365,55 @@ def test_a_job_whose_builders_keep_dying_is_failed_not_retried_forever(
     with pytest.raises(copy_jobs.CopyFailedError) as failed:
         _describe(world, alice, settings=settings)
     assert f"interrupted {limit} times" in failed.value.message
+
+
+def test_a_copy_removed_after_its_build_is_built_again(fingerprint_world: World) -> None:
+    world = fingerprint_world
+    alice = _subject(world)
+    with pytest.raises(copy_jobs.CopyNotReadyError):
+        _describe(world, alice)
+    copy_jobs.build_pending(world.factory, world.settings)
+    first = _describe(world, alice)["id"]
+    with world.factory.begin() as session:  # as an operator clearing copies would
+        session.execute(fingerprint_copies.delete())
+    with pytest.raises(copy_jobs.CopyNotReadyError):
+        _describe(world, alice)
+    assert copy_jobs.build_pending(world.factory, world.settings).built == 1
+    assert _describe(world, alice)["id"] not in (first, None)
+
+
+def test_every_route_that_needs_the_copy_says_when_to_come_back(fingerprint_world: World) -> None:
+    # no builder runs: the job waits, and each route answers as its clients expect
+    world = fingerprint_world
+    vcf = _vcf(world)
+    headers = {**world.headers(ALICE), "X-Crypt4GH-Public-Key": _public_key_line()}
+    app = create_app(world.settings)
+    with TestClient(app) as client:
+        drs = client.get(f"/ga4gh/drs/v1/objects/{vcf}", headers=headers)
+        access = client.get(f"/ga4gh/drs/v1/objects/{vcf}/access/crypt4gh", headers=headers)
+        download = client.get(f"/ga4gh/drs/v1/objects/{vcf}/download", headers=headers)
+        ticket = client.get(f"/htsget/variants/{vcf}?referenceName=chr22", headers=headers)
+        posted = client.post(f"/htsget/variants/{vcf}", json={}, headers=headers)
+        data = client.get(f"/htsget/data/{vcf}?start=0&end=65536", headers=headers)
+        refused = client.get(
+            f"/ga4gh/drs/v1/objects/{vcf}", headers=world.headers("nogrant@example.org")
+        )
+    app.state.engine.dispose()
+    for answer, status in (
+        (drs, 202),  # DRS 1.4: "retry this same request after Retry-After"
+        (access, 202),
+        (download, 503),  # a byte stream: 202 would pass for the data; curl --retry waits
+        (ticket, 503),  # htsget: a transient error, which clients retry
+        (posted, 503),
+        (data, 503),
+    ):
+        assert answer.status_code == status, answer.text
+        assert 1 <= int(answer.headers["retry-after"]) <= copy_jobs.MAX_RETRY_AFTER
+    assert drs.json()["status_code"] == 202 and drs.json()["message_zh"]
+    assert ticket.json()["htsget"]["error"] == "NotReady"
+    assert refused.status_code == 403  # access is decided before anything is queued
+    assert len(_jobs(world)) == 1  # six requests, one job
+
+
+def _public_key_line() -> str:
+    return format_public_key(generate_key_pair().public).splitlines()[1]

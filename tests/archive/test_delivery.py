@@ -202,6 +202,14 @@ def test_htsget_client_fetches_exactly_the_region(
 
 def test_htsget_whole_file_and_header_only(world: Any, live_server: str, tmp_path: Path) -> None:
     accession = world.accessions["files"]["calls.vcf.gz"]
+    # the first ticket queues the recipient's copy: 503 with Retry-After, which htsget clients
+    # retry (the spec's transient error), with the htsget error object
+    first = httpx.get(
+        f"{live_server}/htsget/variants/{accession}", headers=world.headers("granted@example.org")
+    )
+    assert first.status_code == 503 and int(first.headers["retry-after"]) >= 1
+    assert first.json()["htsget"]["error"] == "NotReady"
+    assert first.json()["htsget"]["message_zh"]
     whole = tmp_path / "whole.vcf.gz"
     with whole.open("wb") as sink:
         htsget.get(

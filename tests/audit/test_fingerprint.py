@@ -112,7 +112,7 @@ def test_the_plan_is_the_one_past_deliveries_were_marked_with() -> None:
     )
 
 
-@settings(deadline=None, derandomize=True, database=None, max_examples=15)
+@settings(deadline=None, derandomize=True, database=None, max_examples=25)
 @given(
     matrix=st.builds(
         linked_dosages,
@@ -122,27 +122,29 @@ def test_the_plan_is_the_one_past_deliveries_were_marked_with() -> None:
         founders=st.integers(2, 4),
     ),
     block=st.integers(1, 9),
+    segment_rows=st.integers(1, 5),
+    pieces=st.lists(st.integers(1, 12), max_size=12),
 )
-def test_a_plan_fed_block_by_block_is_the_whole_matrix_plan(
-    matrix: npt.NDArray[np.int8], block: int
+def test_a_plan_fed_in_pieces_is_the_whole_matrix_plan(
+    matrix: npt.NDArray[np.int8], block: int, segment_rows: int, pieces: list[int]
 ) -> None:
-    # what a copy streamed from an archived VCF does: each block arrives with the sites just
-    # before and after it, and nothing else of the matrix
+    # what a copy streamed from an archived VCF does: sites arrive a few at a time and are
+    # planned a segment at a time, never the whole matrix at once
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fingerprint, "BLOCK_SITES", block)
+        patch.setattr(fingerprint, "SEGMENT_CELLS", 1 << 40)  # one segment per block
         whole = make_plan(matrix, secret=SECRET, dataset=DATASET, scheme=DENSE)
+        patch.setattr(fingerprint, "SEGMENT_CELLS", segment_rows * matrix.shape[1])
         builder = fingerprint.PlanBuilder(
             samples=matrix.shape[1], secret=SECRET, dataset=DATASET, scheme=DENSE
         )
-        for start in range(0, len(matrix), block):
-            piece = np.array(matrix[start : start + block])
-            before = np.array(matrix[start - 1]) if start else None
-            after = np.array(matrix[start + block]) if start + block < len(matrix) else None
-            builder.add(piece, before=before, after=after)
+        start = 0
+        for size in [*pieces, len(matrix)]:
+            builder.add(np.array(matrix[start : start + size]))
+            start += size
         streamed = builder.finish()
-        if len(matrix) % block:  # a short block must be the last
-            with pytest.raises(InvalidInputError):
-                builder.add(matrix[:1], before=None, after=None)
+        with pytest.raises(InvalidInputError):
+            builder.add(matrix[:1])  # a finished plan takes no more sites
     bits = recipient_bits(whole, secret=SECRET, dataset=DATASET, recipient=RECIPIENTS[0])
     assert _plan_digest(streamed, bits) == _plan_digest(whole, bits)
     assert streamed.shape == whole.shape

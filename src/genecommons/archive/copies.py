@@ -10,8 +10,8 @@ streaming passes over the archived object, decrypted as it is read:
    phasing kept) straight into a Crypt4GH stream for the archive key that the object store
    receives, its tabix index built from the records' virtual offsets in the same pass.
 
-Memory is bounded by a block of sites (4,096 x the samples), not by the file; no plaintext of the
-copy is ever written anywhere. The marks are those the whole-matrix functions give (the plan,
+Memory is bounded by a block of sites (about two million calls), not by the file; no plaintext of
+the copy is ever written anywhere. The marks are those the whole-matrix functions give (the plan,
 the code and the marks are computed block by block by the same code), so tracing is unchanged.
 
 The copy has a DRS id of its own (`<file accession>-fp-<16 hex>`), its own size and checksums,
@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,7 +42,7 @@ from genecommons.archive.service import archive_keys, object_store
 from genecommons.archive.tables import fingerprint_copies
 from genecommons.audit import fingerprint, genotypes
 from genecommons.audit.trace_service import fingerprint_required, fingerprint_secret
-from genecommons.audit.vcf_blocks import Dosages, VcfHead, dosages_of, read_vcf
+from genecommons.audit.vcf_blocks import VcfHead, dosages_of, read_vcf
 from genecommons.config import Settings
 from genecommons.errors import ConflictError, GeneCommonsError
 
@@ -49,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 SEPARATOR = "-fp-"
 READ_SIZE = 4 * 1024 * 1024
-WRITE_SITES = 1024  # sites per block of the writing pass (marks do not depend on it)
 Progress = Callable[[float], None]
 
 
@@ -192,6 +192,7 @@ class _Scan:
     chroms: dict[str, None] = field(default_factory=dict)
     sites: int = 0
     largest_end: int = 0
+    called_cells: int = 0
 
 
 def _scan(
@@ -203,36 +204,38 @@ def _scan(
     dataset: str,
     progress: Progress | None,
 ) -> _Scan:
-    """The first pass: the dataset's plan of marked positions, one block at a time (each block
-    needs the first site of the next one, so it is planned when that one is read)."""
+    """The first pass: the dataset's plan of marked positions, a block of sites at a time."""
     head, blocks = read_vcf(
         _plaintext(settings, source, data_keys, progress, span=0.5),
         name=source.name,
-        block_sites=fingerprint.BLOCK_SITES,
+        block_cells=fingerprint.SEGMENT_CELLS,
     )
     builder = fingerprint.PlanBuilder(samples=len(head.samples), secret=secret, dataset=dataset)
     scan = _Scan(head=head, plan=None)
     ploidy = 2
-    held: Dosages | None = None
-    before: Dosages | None = None
     for block in blocks:
         ploidy = max(ploidy, block.ploidy)
         scan.chroms.update(dict.fromkeys(block.chroms))
         scan.sites += len(block)
         ends = block.positions - 1 + np.fromiter((len(a[0]) for a in block.alleles), np.int64)
         scan.largest_end = max(scan.largest_end, int(ends.max()))
-        dosages = block.dosages()
-        if held is not None:
-            builder.add(held, before=before, after=dosages[0])
-            before = held[-1]
-        held = dosages
-    if held is not None:
-        builder.add(held, before=before, after=None)
+        builder.add(block.dosages())
     plan = builder.finish()
+    scan.called_cells = builder.called_cells
     # a call of more than two alleles anywhere makes every dosage undefined (as whole-matrix
     # dosages are): nothing is marked
     scan.plan = plan if len(plan) and ploidy == 2 else None
     return scan
+
+
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """The recipient's marks: the plan's positions whose bit is 1 (all the second pass needs
+    of the plan, about half of it)."""
+
+    sites: npt.NDArray[np.int64]
+    up: npt.NDArray[np.int64]
+    down: npt.NDArray[np.int64]
 
 
 @dataclass(slots=True)
@@ -253,7 +256,7 @@ def _copy_body(
     data_keys: list[bytes],
     scan: _Scan,
     *,
-    bits: Any,
+    marks: _Marks,
     copy_id: str,
     index: IndexWriter,
     encryptor: BodyEncryptor,
@@ -262,8 +265,6 @@ def _copy_body(
 ) -> Iterator[bytes]:
     """The second pass: the marked copy as BGZF, encrypted, in pieces (its index is built on
     the way and left in `written`)."""
-    assert scan.plan is not None
-    plan = scan.plan
     head, blocks = read_vcf(
         _plaintext(
             settings,
@@ -273,7 +274,7 @@ def _copy_body(
             span=0.5,
         ),
         name=source.name,
-        block_sites=WRITE_SITES,
+        block_cells=fingerprint.SEGMENT_CELLS,
     )
     if head.samples != scan.head.samples:
         raise _changed(source)
@@ -297,17 +298,24 @@ def _copy_body(
             extra=[f"##genecommons_copy={copy_id}"],
         )
     )
-    cost = written.utility
+    changed, deviation = 0, 0.0
     for block in blocks:
         calls = block.calls
-        original = dosages_of(calls, block.alleles)
-        genotypes.mark_calls(calls, plan, bits, first=block.first)
-        block_cost = fingerprint.utility(original, dosages_of(calls, block.alleles))
-        cost = fingerprint.Utility(
-            cells=cost.cells + block_cost.cells,
-            changed=cost.changed + block_cost.changed,
-            max_af_deviation=max(cost.max_af_deviation, block_cost.max_af_deviation),
+        # what the marks cost (what fingerprint.utility measures on the whole matrix): only the
+        # sites they touch can differ
+        lo, hi = np.searchsorted(marks.sites, [block.first, block.first + len(block)])
+        touched = np.unique(marks.sites[lo:hi]) - block.first
+        touched_alleles = tuple(block.alleles[i] for i in touched)
+        before = dosages_of(calls[touched], touched_alleles)
+        genotypes.mark_calls(
+            calls, sites=marks.sites, up=marks.up, down=marks.down, first=block.first
         )
+        after = dosages_of(calls[touched], touched_alleles)
+        changed += int(np.count_nonzero((before != after) & (before >= 0)))
+        moved = np.abs(
+            fingerprint.allele_frequencies(after) - fingerprint.allele_frequencies(before)
+        )
+        deviation = max([deviation, *moved[np.isfinite(moved)].tolist()])
         records = genotypes.vcf_records(
             chroms=block.chroms,
             positions=block.positions,
@@ -331,10 +339,21 @@ def _copy_body(
     writer.close()
     if written.sites != scan.sites:
         raise _changed(source)
-    written.utility = cost
+    written.utility = fingerprint.Utility(scan.called_cells, changed, deviation)
     written.index = index.finish()
     yield emit()
     yield bytes(encryptor.finish())
+
+
+def _recipient_marks(scan: _Scan, *, secret: bytes, dataset: str, recipient: str) -> _Marks:
+    """The recipient's marks; the plan is dropped (the rest of it is not needed any more)."""
+    plan = scan.plan
+    assert plan is not None
+    scan.plan = None
+    on = np.flatnonzero(
+        fingerprint.recipient_bits(plan, secret=secret, dataset=dataset, recipient=recipient)
+    )
+    return _Marks(sites=plan.site[on], up=plan.up[on], down=plan.down[on])
 
 
 def _changed(source: Source) -> ConflictError:
@@ -374,9 +393,8 @@ def build_copy(
         logger.warning("%s: too few samples or common sites to mark; served as archived", dataset)
         values.update(marked_positions=0, utility=fingerprint.Utility(0, 0, 0.0).as_json())
         return values
-    bits = fingerprint.recipient_bits(
-        scan.plan, secret=secret, dataset=dataset, recipient=recipient
-    )
+    positions = len(scan.plan)
+    marks = _recipient_marks(scan, secret=secret, dataset=dataset, recipient=recipient)
     store = object_store(settings)
     body_key, *index_keys = copy_keys(source.accession, copy_id)
     kind = IndexWriter.kind_for(scan.largest_end)
@@ -392,7 +410,7 @@ def build_copy(
                 source,
                 data_keys,
                 scan,
-                bits=bits,
+                marks=marks,
                 copy_id=copy_id,
                 index=IndexWriter(kind=kind),
                 encryptor=encryptor,
@@ -411,7 +429,7 @@ def build_copy(
         discard(settings, stored)
         raise
     values.update(
-        marked_positions=len(scan.plan),
+        marked_positions=positions,
         utility=written.utility.as_json(),
         object_key=body_key,
         header=header,

@@ -204,6 +204,7 @@ def copy_for(
             )
         if found is not None:
             return found
+        job = _rearm(factory, job)  # its copy was removed: build it again
     raise CopyNotReadyError(
         source.accession,
         retry_after=retry_after(settings, job),
@@ -250,6 +251,19 @@ def _create(
             message_zh="未能记录副本生成任务，请重试。",
         )
     return job
+
+
+def _rearm(factory: sessionmaker[Session], job: CopyJob) -> CopyJob:
+    """A done job whose copy is gone, queued again."""
+    now = clock.now()
+    with factory.begin() as session:
+        session.execute(
+            update(jobs)
+            .where(jobs.c.id == job.id, jobs.c.state == "done")
+            .values(state="pending", attempts=0, progress=0.0, not_before=now, updated_at=now)
+        )
+        row = session.execute(select(jobs).where(jobs.c.id == job.id)).one()
+    return _job(row)
 
 
 def retry_after(settings: Settings, job: CopyJob) -> int:

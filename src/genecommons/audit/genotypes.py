@@ -149,7 +149,8 @@ def mark(genotypes: Genotypes, plan: Plan, bits: npt.NDArray[np.bool_]) -> Genot
     """The recipient's copy: each position whose bit is 1 gains an ALT allele in its "up" cell
     and loses one in its "down" cell, on a haplotype chosen by the cell (so phasing is kept)."""
     calls = genotypes.calls.copy()
-    mark_calls(calls, plan, bits, first=0)
+    on = np.flatnonzero(bits)
+    mark_calls(calls, sites=plan.site[on], up=plan.up[on], down=plan.down[on], first=0)
     return Genotypes(
         calls=calls,
         phased=genotypes.phased,
@@ -161,13 +162,19 @@ def mark(genotypes: Genotypes, plan: Plan, bits: npt.NDArray[np.bool_]) -> Genot
     )
 
 
-def mark_calls(calls: Calls, plan: Plan, bits: npt.NDArray[np.bool_], *, first: int) -> None:
-    """Mark, in place, the calls of the sites `first`.. of a file (as many as `calls` holds) as
-    `mark` marks the whole matrix."""
-    lo, hi = np.searchsorted(plan.site, [first, first + calls.shape[0]])
-    on = lo + np.flatnonzero(bits[lo:hi])
-    sites = plan.site[on]
-    for cells, gain in ((plan.up[on], True), (plan.down[on], False)):
+def mark_calls(
+    calls: Calls,
+    *,
+    sites: npt.NDArray[np.int64],
+    up: npt.NDArray[np.int64],
+    down: npt.NDArray[np.int64],
+    first: int,
+) -> None:
+    """Apply, in place, the marks at `sites` (ascending, numbered in the whole file) that fall
+    on the calls of sites `first`.. (as many as `calls` holds), as `mark` does."""
+    lo, hi = np.searchsorted(sites, [first, first + calls.shape[0]])
+    sites = sites[lo:hi]
+    for cells, gain in ((up[lo:hi], True), (down[lo:hi], False)):
         current = calls[sites - first, cells, :2]
         target = 0 if gain else 1
         first_haplotype = current[:, 0] == target

@@ -31,6 +31,21 @@ _TAB, _NEWLINE, _DOT, _ZERO, _NINE = (ord(c) for c in "\t\n.09")
 _SLASH, _BAR = ord("/"), ord("|")
 Calls = npt.NDArray[np.int8]
 Dosages = npt.NDArray[np.int8]
+_NOT_A_CALL = 127
+
+
+def _pair_tables() -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8]]:
+    """What a cell's two byte pairs (first byte in the low half) say: the allele of
+    (allele, '/' or '|') and of (allele, tab), -1 for '.', _NOT_A_CALL for anything else."""
+    first = np.full(1 << 16, _NOT_A_CALL, dtype=np.int8)
+    second = np.full(1 << 16, _NOT_A_CALL, dtype=np.int8)
+    for code, allele in [(_DOT, -1), *((_ZERO + d, d) for d in range(10))]:
+        first[code | _SLASH << 8] = first[code | _BAR << 8] = allele
+        second[code | _TAB << 8] = allele
+    return first, second
+
+
+_FIRST, _SECOND = _pair_tables()
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +207,19 @@ def read_head(text: Iterator[bytes], *, name: str) -> tuple[VcfHead, int]:
 
 
 def read_vcf(
-    chunks: Iterable[bytes], *, name: str = "VCF", block_sites: int = BLOCK_SITES
+    chunks: Iterable[bytes],
+    *,
+    name: str = "VCF",
+    block_sites: int = BLOCK_SITES,
+    block_cells: int | None = None,
 ) -> tuple[VcfHead, Iterator[SiteBlock]]:
     """The header of a VCF given as chunks of its (compressed or plain) bytes, and its records
-    in blocks of `block_sites` sites, read as the blocks are asked for."""
+    in blocks of `block_sites` sites (fewer, when `block_cells` caps a block's calls), read as
+    the blocks are asked for."""
     text = lines(inflate(chunks))
     head, number = read_head(text, name=name)
+    if block_cells is not None:
+        block_sites = max(1, min(block_sites, block_cells // max(1, len(head.samples))))
     return head, _blocks(text, head, name=name, first_line=number + 1, block_sites=block_sites)
 
 
@@ -311,19 +333,14 @@ class _BlockParser:
         n = self.samples
         if not texts:
             return np.zeros((0, n, 2), np.int8), np.zeros((0, n), np.bool_), []
-        raw = np.frombuffer(b"\t".join(texts) + b"\t", dtype=np.uint8).reshape(len(texts), n, 4)
-        first, separator, second, tab = raw[:, :, 0], raw[:, :, 1], raw[:, :, 2], raw[:, :, 3]
-        good = (
-            (tab == _TAB)
-            & ((separator == _SLASH) | (separator == _BAR))
-            & (((first >= _ZERO) & (first <= _NINE)) | (first == _DOT))
-            & (((second >= _ZERO) & (second <= _NINE)) | (second == _DOT))
-        )
-        odd = np.flatnonzero(~good.all(axis=1)).tolist()
+        # each cell is 4 bytes, read as two little-endian pairs: (allele, separator) and
+        # (allele, tab), each looked up in a table of what that pair means
+        raw = np.frombuffer(b"\t".join(texts) + b"\t", dtype="<u2").reshape(len(texts), n, 2)
         calls = np.empty((len(texts), n, 2), dtype=np.int8)
-        calls[:, :, 0] = np.where(first == _DOT, -1, first.astype(np.int16) - _ZERO)
-        calls[:, :, 1] = np.where(second == _DOT, -1, second.astype(np.int16) - _ZERO)
-        return calls, separator == _BAR, odd
+        calls[:, :, 0] = _FIRST[raw[:, :, 0]]
+        calls[:, :, 1] = _SECOND[raw[:, :, 1]]
+        odd = np.flatnonzero((calls == _NOT_A_CALL).any(axis=(1, 2))).tolist()
+        return calls, (raw[:, :, 0] >> 8) == _BAR, odd
 
     def _slow(self, keys_text: bytes, cells: bytes) -> tuple[list[tuple[int, ...]], list[bool]]:
         keys = keys_text.split(b":")

@@ -10,9 +10,10 @@ streaming passes over the archived object, decrypted as it is read:
    phasing kept) straight into a Crypt4GH stream for the archive key that the object store
    receives, its tabix index built from the records' virtual offsets in the same pass.
 
-Memory is bounded by a block of sites (about two million calls), not by the file; no plaintext of
-the copy is ever written anywhere. The marks are those the whole-matrix functions give (the plan,
-the code and the marks are computed block by block by the same code), so tracing is unchanged.
+Memory is bounded by a segment of sites (about a million calls) and the plan (a few bytes per
+marked position), not by the file; no plaintext of the copy is ever written anywhere. The marks
+are those the whole-matrix functions give (the plan, the code and the marks are computed block
+by block by the same code), so tracing is unchanged.
 
 The copy has a DRS id of its own (`<file accession>-fp-<16 hex>`), its own size and checksums,
 and htsget cuts its byte ranges from it. A file none of whose cells can carry a mark (too few

@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark and print its table.
 
 The sizes can be lowered for a quick look:
-`BENCH_INDIVIDUALS=10000 BENCH_BAM_GB=0.2 BENCH_BIG_BAM_GB=0.5 make bench`.
+`BENCH_INDIVIDUALS=10000 BENCH_BAM_GB=0.2 BENCH_BIG_BAM_GB=0.5 BENCH_COPY_GB=0.1 make bench`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def main() -> None:
         ("benchmarks.variant_counts", []),
         ("benchmarks.reference_lookup", []),
         ("benchmarks.fingerprint", []),
+        ("benchmarks.fingerprinted_copy", ["--gb", os.environ.get("BENCH_COPY_GB", "1.0")]),
         ("benchmarks.privacy_guard", []),
         ("benchmarks.beacon", ["--sites", os.environ.get("BENCH_SITES", "10000000")]),
     ):

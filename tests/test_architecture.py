@@ -32,6 +32,7 @@ PURE = [
     "trace.py",
     "leaksim.py",
     "genotypes.py",
+    "vcf_blocks.py",
     "answers.py",
     "beacon_guard.py",
     "cells.py",

@@ -36,7 +36,13 @@ from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
 from genecommons.db import GroupCommit, make_engine, make_session_factory
 from genecommons.deps import refuse_nul, request_address, request_route
-from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError, Refusal
+from genecommons.errors import (
+    GeneCommonsError,
+    InvalidInputError,
+    NotFoundError,
+    NotReadyError,
+    Refusal,
+)
 from genecommons.held_events import HeldEventsMiddleware
 from genecommons.json_bodies import BoundedJsonBodies
 from genecommons.keepalive import KeepAliveLimit
@@ -60,6 +66,7 @@ HTSGET_ERRORS = {
     403: "PermissionDenied",
     404: "NotFound",
     413: "PayloadTooLarge",
+    503: "NotReady",  # a recipient's copy being made: 5xx, which htsget clients retry
 }
 
 
@@ -93,6 +100,8 @@ def _drs_error(request: Request, error: GeneCommonsError) -> JSONResponse:
     """A DRS Error (msg, status_code), with the problem fields beside them."""
     anonymous = not request.headers.get("authorization")
     status = drs_status(error, anonymous=anonymous)
+    if status == 202 and request.url.path.endswith("/download"):
+        status = 503  # a byte stream: a 202 body would be taken for the file
     body = {"msg": error.message, "status_code": status, **error.to_dict()}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(status_code=status, content=body, headers=headers)
@@ -148,12 +157,16 @@ def _error_response(request: Request, error: GeneCommonsError) -> JSONResponse:
     response, an htsget error object, a DRS error, else a problem document."""
     path = request.url.path
     if path.startswith("/htsget/"):
-        return _htsget_error(error)
-    if path.startswith("/beacon"):
-        return beacon_routes.error_response(request, error)
-    if path.startswith("/ga4gh/drs/"):
-        return _drs_error(request, error)
-    return _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
+        response = _htsget_error(error)
+    elif path.startswith("/beacon"):
+        response = beacon_routes.error_response(request, error)
+    elif path.startswith("/ga4gh/drs/"):
+        response = _drs_error(request, error)
+    else:
+        response = _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
+    if isinstance(error, NotReadyError):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 async def _render_error(request: Request, error: GeneCommonsError) -> Response:

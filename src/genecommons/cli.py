@@ -84,8 +84,10 @@ def serve(
     ] = False,
 ) -> None:
     """Start the HTTP API, with the audit log's sequencer and early-warning watcher in the
-    background of this process (one for all the workers). 启动 API 服务。"""
+    background of this process (one for all the workers), and the builder of fingerprinted
+    copies in a process of its own. 启动 API 服务。"""
     from genecommons import serving
+    from genecommons.archive.copy_jobs import CopyBuilder
     from genecommons.audit.watch import Background
 
     context = runtime()
@@ -93,10 +95,13 @@ def serve(
     variants_commands.clear_leftovers(context)
     background = Background(context.factory, context.settings)
     background.start()
+    builder = CopyBuilder(context.factory, context.settings)
+    builder.start()
     typer.echo(
         f"Audit log sequencer and early-warning watcher running in process {os.getpid()}, for "
-        f"{count} worker(s). 审计日志排序器与预警监视器在进程 {os.getpid()} 中运行，服务 {count} "
-        "个工作进程。",
+        f"{count} worker(s); fingerprinted copies are built in a process of their own. "
+        f"审计日志排序器与预警监视器在进程 {os.getpid()} 中运行，服务 {count} 个工作进程；"
+        "带指纹副本在独立进程中生成。",
         err=True,
     )
     try:
@@ -106,6 +111,7 @@ def serve(
             settings=context.settings, host=host, port=port, workers=count, access_log=access_log
         )
     finally:
+        builder.stop()
         background.stop()
 
 

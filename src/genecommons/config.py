@@ -163,6 +163,17 @@ class Settings(BaseSettings):
     # Tickets for htsget data blocks and DRS access URLs stay valid this long.
     signed_url_seconds: int = 3600
 
+    # Recipients' fingerprinted copies are built in the background, never in a request: `serve`
+    # looks for pending builds every `copy_build_poll_seconds` and runs them in a process of
+    # their own (or `genecommons fingerprint build-pending` does). A build whose heartbeat has
+    # been silent for `copy_build_lease_seconds` (its process died) is tried again, at most
+    # `copy_build_max_attempts` times in all; a request for a copy not ready yet is told to come
+    # back after `copy_retry_after_seconds`, or sooner or later as the build's progress says.
+    copy_build_poll_seconds: float = Field(default=2.0, gt=0)
+    copy_build_lease_seconds: float = Field(default=120.0, gt=0)
+    copy_build_max_attempts: int = Field(default=3, ge=1)
+    copy_retry_after_seconds: int = Field(default=5, ge=1, le=3600)
+
     @property
     def archive_key_dir(self) -> Path:
         """Where the archive's Crypt4GH key pair lives (never in the database)."""

@@ -168,3 +168,16 @@ class PayloadTooLargeError(InvalidInputError):
 
     http_status = 413
     code = "payload_too_large"
+
+
+class NotReadyError(GeneCommonsError):
+    """What was asked for is being prepared (a recipient's fingerprinted copy). Send the same
+    request again after `retry_after` seconds (the Retry-After header)."""
+
+    http_status = 503
+    exit_code = 9
+    code = "not_ready"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

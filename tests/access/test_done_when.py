@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from genecommons.access import notify, service, workflow
 from genecommons.access.models import Subject
 from genecommons.app import create_app
+from genecommons.archive import copy_jobs
 from genecommons.archive import service as archive_service
 from genecommons.audit import trace_service
 from genecommons.audit.service import signing_key
@@ -158,7 +159,11 @@ def test_register_request_approve_passport_and_three_refusals(
         ]
         assert [g["value"] for g in grants] == [f"{settings.issuer_url}/datasets/{dataset}"]
         assert grants[0]["by"] == "dac"
-        # and the data itself is now released to the researcher
+        # and the data itself is now released to the researcher: their fingerprinted copy is
+        # queued (DRS 202), made by the node's builder, then described
+        queued = client.get(f"/ga4gh/drs/v1/objects/{file_id}", headers=researcher)
+        assert queued.status_code == 202 and queued.headers["retry-after"], queued.text
+        assert copy_jobs.build_pending(factory, settings).built == 1
         released = client.get(f"/ga4gh/drs/v1/objects/{file_id}", headers=researcher)
         assert released.status_code == 200, released.text
 

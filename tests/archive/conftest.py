@@ -14,6 +14,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
+import numpy as np
 import pytest
 import uvicorn
 from pydantic import SecretStr
@@ -23,6 +25,7 @@ from genecommons.access import workflow
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.models import Subject
 from genecommons.app import create_app
+from genecommons.archive import copy_jobs
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
@@ -80,13 +83,27 @@ def build_world(
     *,
     vcf_options: dict[str, Any] | None = None,
     granted: tuple[str, ...] = ("granted@example.org",),
+    fastq_megabytes: int = 0,
 ) -> World:
-    """A submitted study with archived files, users with tokens, and grants to `granted`."""
+    """A submitted study with archived files, users with tokens, and grants to `granted`
+    (and a FASTQ of about `fastq_megabytes` of run P1-R1, when asked)."""
     folder = tmp_path / "bundle"
     folder.mkdir()
     vcf = datafiles.vcf(folder / "calls.vcf.gz", **(vcf_options or {}))
     bam = datafiles.bam(folder / "P1.bam")
-    datafiles.write(folder, datafiles.sheets(folder, vcf=vcf, bam=bam))
+    sheets = datafiles.sheets(folder, vcf=vcf, bam=bam)
+    files = {"vcf": vcf, "bam": bam}
+    if fastq_megabytes:
+        files["fastq"] = write_fastq(folder / "P1.fastq", megabytes=fastq_megabytes)
+        sheets["files"].append(
+            {
+                "alias": "P1.fastq",
+                "run": "P1-R1",
+                "format": "fastq",
+                **datafiles.digest(files["fastq"]),
+            }
+        )
+    datafiles.write(folder, sheets)
     result = catalog_service.submit(
         factory,
         folder,
@@ -150,14 +167,58 @@ def build_world(
         factory=factory,
         tokens=tokens,
         accessions=result.accessions,
-        files={"vcf": vcf, "bam": bam},
+        files=files,
         dataset=dataset,
     )
 
 
+def write_fastq(path: Path, *, megabytes: int, seed: int = 5) -> Path:
+    """A FASTQ of 150 bp reads of random bases, about `megabytes` long."""
+    rng = np.random.default_rng(seed)
+    reads = megabytes * 1_000_000 // 320
+    bases = np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, (reads, 150))]
+    with path.open("wb") as out:
+        for i in range(reads):
+            out.write(b"@r%d\n%s\n+\n%s\n" % (i, bases[i].tobytes(), b"I" * 150))
+    return path
+
+
+def when_ready(send: Any, *, timeout: float = 60.0) -> httpx.Response:
+    """The answer of a request sent again while it says "not ready, retry after" (DRS 202 or
+    503 with Retry-After), as a client that honours Retry-After would (polling faster)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer: httpx.Response = send()
+        if answer.status_code not in (202, 503) or "retry-after" not in answer.headers:
+            return answer
+        assert int(answer.headers["retry-after"]) >= 1
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not ready after {timeout} s: {answer.text}")
+        time.sleep(0.1)
+
+
 @pytest.fixture
-def live_server(world: World) -> Iterator[str]:
-    """The app served by uvicorn on a loopback port, for clients that speak real HTTP."""
+def builder(world: World) -> Iterator[threading.Event]:
+    """The node's copy builder (what `serve` runs in a process of its own), here in a thread
+    of the test process, building copies as requests ask for them."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            copy_jobs.build_pending(world.factory, world.settings, stop=stop)
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield stop
+    stop.set()
+    thread.join(timeout=60)
+
+
+@pytest.fixture
+def live_server(world: World, builder: threading.Event) -> Iterator[str]:
+    """The app served by uvicorn on a loopback port, for clients that speak real HTTP, with
+    the copy builder running beside it."""
     app = create_app(world.settings)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -1,6 +1,7 @@
 """BGZF slicing and BAI/TBI/CSI parsing against htslib: for random regions, the stream made of
 the header and the index's chunks holds every record htslib's own indexed fetch returns (and
-only whole records), on generated files and on the real 1000 Genomes slice."""
+only whole records), on generated files and on the real 1000 Genomes slice; a TBI or CSI index
+written record by record while the file is written finds what htslib's own index finds."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from genecommons.archive.bgzf import (
     read_block,
     slice_stream,
 )
-from genecommons.archive.hts_index import parse_index
+from genecommons.archive.hts_index import IndexWriter, parse_index
 from genecommons.errors import InvalidInputError
 
 THOUSAND_GENOMES = Path("../shared/data/1000g/chr1_11697036-11836540.vcf.gz")
@@ -220,3 +221,92 @@ def test_the_libdeflate_writer_writes_what_gzip_and_htslib_read(
     path.write_bytes(data)
     with pysam.BGZFile(str(path), "rb") as handle:
         assert handle.read() == b"".join(pieces)
+
+
+# -- indexes written in the pass that writes the file -------------------------------------------
+
+
+def _write_indexed(path: Path, *, kind: str, seed: int) -> Path:
+    """A bgzipped VCF written with BgzfWriter, its index built record by record from the
+    writer's virtual offsets (as a fingerprinted copy is); the index is `<path>.ours`."""
+    import random
+
+    rng = random.Random(seed)
+    far = kind == "csi"  # positions beyond what a TBI covers
+    contigs = [("chr21", 46_709_983), ("chr22", 50_818_468)]
+    if far:
+        contigs.append(("chrBig", 1_500_000_000))
+    index = IndexWriter(kind=IndexWriter.kind_for(1_400_000_000 if far else 50_000_000))
+    assert index.kind == kind
+    with path.open("wb") as out:
+        writer = BgzfWriter(out)
+        header = "##fileformat=VCFv4.3\n" + "".join(
+            f"##contig=<ID={name},length={length}>\n" for name, length in contigs
+        )
+        header += '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+        header += "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\tS2\n"
+        writer.write(header.encode())
+        for name, length in contigs:
+            top = min(length, 1_400_000_000) if far else 25_000_000
+            for position in sorted(rng.sample(range(1, top), 2500)):
+                ref = "A" * rng.choice([1, 1, 1, 2, 40, 20_000])  # some span many windows
+                line = f"{name}\t{position}\t.\t{ref}\tG\t.\tPASS\t.\tGT\t0|1\t1/1\n".encode()
+                start = writer.tell()
+                writer.write(line)
+                index.push(
+                    reference=name,
+                    begin=position - 1,
+                    end=position - 1 + len(ref),
+                    start=start,
+                    stop=writer.tell(),
+                )
+        writer.close()
+    path.with_name(path.name + ".ours").write_bytes(index.finish())
+    theirs = path.with_name("theirs-" + path.name)
+    theirs.write_bytes(path.read_bytes())
+    pysam.tabix_index(str(theirs), preset="vcf", force=True, keep_original=True, csi=far)
+    return path
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("written")
+    return {kind: _write_indexed(folder / f"{kind}.vcf.gz", kind=kind, seed=3) for kind in KINDS}
+
+
+KINDS = ("tbi", "csi")
+
+
+@PROPERTY
+@given(
+    kind=st.sampled_from(KINDS),
+    contig=st.sampled_from(["chr21", "chr22", "chrBig", "chrX"]),
+    start=st.integers(0, 1_400_000_000),
+    width=st.integers(1, 5_000_000),
+    near=st.booleans(),
+)
+def test_an_index_written_with_the_file_finds_what_htslibs_finds(
+    written: dict[str, Path], kind: str, contig: str, start: int, width: int, near: bool
+) -> None:
+    path = written[kind]
+    if near or contig != "chrBig":
+        start %= 25_000_000
+    end = start + width
+    ours = pysam.TabixFile(str(path), index=str(path.with_name(path.name + ".ours")))
+    reference = path.with_name("theirs-" + path.name)
+    theirs = pysam.TabixFile(str(reference), index=f"{reference}.{kind}")
+    try:
+        if contig not in theirs.contigs:
+            assert contig not in ours.contigs
+            return
+        expected = list(theirs.fetch(contig, start, end))
+        assert list(ours.fetch(contig, start, end)) == expected
+    finally:
+        ours.close()
+        theirs.close()
+    # and the server's own parser of the index cuts a stream holding exactly those records
+    stream = region_stream(path, path.with_name(path.name + ".ours"), kind, contig, start, end)
+    got = variant_keys(stream, path.parent)
+    assert [f"{c}\t{s + 1}" for c, s, _ in overlapping(got, start, end)] == [
+        "\t".join(line.split("\t")[:2]) for line in expected
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from sqlalchemy import select
 from genecommons.archive.keys import format_public_key, generate_key_pair, write_key_pair
 from genecommons.archive.tables import archive_objects
 from genecommons.audit.tables import audit_events
+
+from .conftest import when_ready
 
 CRYPT4GH = Path(sys.executable).with_name("crypt4gh")
 
@@ -46,9 +49,18 @@ def _decrypt(secret: Path, encrypted: bytes) -> bytes:
     return done.stdout
 
 
-def _events(world: Any, tag: str) -> list[Any]:
-    with world.factory() as session:
-        return list(session.execute(select(audit_events).where(audit_events.c.tag == tag)).all())
+def _events(world: Any, tag: str, *, wait: bool = False) -> list[Any]:
+    """The events of a tag (with `wait`: once there is one; a download is recorded when the
+    server has seen its transfer end, which may be after the client has read the last byte)."""
+    deadline = time.monotonic() + (30 if wait else 0)
+    while True:
+        with world.factory() as session:
+            found = list(
+                session.execute(select(audit_events).where(audit_events.c.tag == tag)).all()
+            )
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
 
 
 def test_drs_download_decrypts_with_the_standard_tool(
@@ -61,7 +73,12 @@ def test_drs_download_decrypts_with_the_standard_tool(
         assert (
             client.put("/api/v1/me/crypt4gh-key", json={"public_key": public}, headers=headers)
         ).status_code == 204
-        described = client.get(f"/ga4gh/drs/v1/objects/{vcf}", headers=headers)
+        url = f"/ga4gh/drs/v1/objects/{vcf}"
+        # the first request queues the recipient's copy and is told to come back (DRS 1.4: 202)
+        first = client.get(url, headers=headers)
+        assert first.status_code == 202, first.text
+        assert int(first.headers["retry-after"]) >= 1 and first.json()["message_zh"]
+        described = when_ready(lambda: client.get(url, headers=headers))
         assert described.status_code == 200, described.text
         body = described.json()
         expected = world.files["vcf"].read_bytes()
@@ -80,7 +97,9 @@ def test_drs_download_decrypts_with_the_standard_tool(
     with world.factory() as session:
         row = session.execute(select(archive_objects)).first()
     assert row is not None
-    assert len(_events(world, "archive:file:download")) == 1
+    (event,) = _events(world, "archive:file:download", wait=True)
+    assert event.details["completed"] is True
+    assert event.details["bytes"] == event.details["size"] == len(downloaded.content)
     assert len(_events(world, "archive:drs:access")) == 1
 
 
@@ -169,6 +188,8 @@ def test_htsget_client_fetches_exactly_the_region(
             start=start,
             end=end,
             bearer_token=world.tokens["granted@example.org"],
+            max_retries=200,  # while the copy is made the ticket is 503 with Retry-After
+            retry_wait=0.1,
         )
     region = f"{reference}:{start + 1}-{end}"
     original = tmp_path / f"original.{'vcf.gz' if kind == 'vcf' else 'bam'}"
@@ -181,12 +202,22 @@ def test_htsget_client_fetches_exactly_the_region(
 
 def test_htsget_whole_file_and_header_only(world: Any, live_server: str, tmp_path: Path) -> None:
     accession = world.accessions["files"]["calls.vcf.gz"]
+    # the first ticket queues the recipient's copy: 503 with Retry-After, which htsget clients
+    # retry (the spec's transient error), with the htsget error object
+    first = httpx.get(
+        f"{live_server}/htsget/variants/{accession}", headers=world.headers("granted@example.org")
+    )
+    assert first.status_code == 503 and int(first.headers["retry-after"]) >= 1
+    assert first.json()["htsget"]["error"] == "NotReady"
+    assert first.json()["htsget"]["message_zh"]
     whole = tmp_path / "whole.vcf.gz"
     with whole.open("wb") as sink:
         htsget.get(
             f"{live_server}/htsget/variants/{accession}",
             sink,
             bearer_token=world.tokens["granted@example.org"],
+            max_retries=200,
+            retry_wait=0.1,
         )
     with (
         pysam.VariantFile(str(whole)) as fetched,
@@ -216,8 +247,11 @@ def test_htsget_errors_follow_the_spec(
 ) -> None:
     accession = world.accessions["files"]["calls.vcf.gz"]
     with httpx.Client(base_url=live_server, timeout=30) as client:
-        answer = client.get(
-            f"/htsget/variants/{accession}?{query}", headers=world.headers("granted@example.org")
+        answer = when_ready(
+            lambda: client.get(
+                f"/htsget/variants/{accession}?{query}",
+                headers=world.headers("granted@example.org"),
+            )
         )
     assert answer.status_code == status, answer.text
     assert answer.json()["htsget"]["error"] == error

@@ -17,7 +17,7 @@ from genecommons.audit import watch
 from genecommons.audit.sth import SignedTreeHead, load_public_key_pem, verify_tree_head
 from genecommons.audit.tables import audit_events
 
-from .conftest import OPERATOR
+from .conftest import OPERATOR, when_ready
 
 
 def test_a_request_after_the_grant_was_revoked_raises_an_alert(
@@ -35,8 +35,10 @@ def test_a_request_after_the_grant_was_revoked_raises_an_alert(
         world.factory, email="auditor@example.org", actor=OPERATOR
     ).token
     with httpx.Client(base_url=live_server, timeout=30) as client:
-        before = client.get(
-            f"/ga4gh/drs/v1/objects/{vcf}", headers=world.headers("granted@example.org")
+        before = when_ready(
+            lambda: client.get(
+                f"/ga4gh/drs/v1/objects/{vcf}", headers=world.headers("granted@example.org")
+            )
         )
         assert before.status_code == 200
         (grant,) = workflow.active_grants(world.factory, email="granted@example.org")

@@ -6,6 +6,7 @@ obviously the definitions (neighbour contexts, the symmetric Tardos score).
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -86,6 +87,67 @@ def test_conditional_counts_count_every_called_cell() -> None:
                 expected = np.sum((context[j] == context[j, i]) & (genotypes[j] == genotypes[j, i]))
                 assert counts[j, context[j, i], genotypes[j, i]] == expected
         assert counts[j].sum() == np.sum(genotypes[j] >= 0)
+
+
+def _plan_digest(plan: fingerprint.Plan, bits: npt.NDArray[np.bool_]) -> str:
+    digest = hashlib.sha256()
+    for part in (plan.site, plan.up, plan.down, plan.up_from, plan.down_from, plan.bias):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    digest.update(plan.block_starts.tobytes() + bits.tobytes())
+    return digest.hexdigest()
+
+
+def test_the_plan_is_the_one_past_deliveries_were_marked_with() -> None:
+    # three blocks, missing calls: the digest of the plan and a recipient's code computed by
+    # the scheme as it was when copies were first delivered (whole matrix, December 2026);
+    # tracing those copies needs exactly this plan
+    genotypes = linked_dosages(1, 150, 9000, 4)
+    genotypes[5, 7] = -1
+    genotypes[4100, :10] = -1
+    plan = make_plan(genotypes, secret=SECRET, dataset=DATASET)
+    bits = recipient_bits(plan, secret=SECRET, dataset=DATASET, recipient="r0@example.org")
+    assert len(plan) == 6684
+    assert _plan_digest(plan, bits) == (
+        "4ff87d801d86fc376ba695bfeb63ada8933a2fb3f6fcf060d5b2004ddedc9d4c"
+    )
+
+
+@settings(deadline=None, derandomize=True, database=None, max_examples=25)
+@given(
+    matrix=st.builds(
+        linked_dosages,
+        seed=st.integers(0, 2**32 - 1),
+        samples=st.integers(20, 60),
+        sites=st.integers(1, 60),
+        founders=st.integers(2, 4),
+    ),
+    block=st.integers(1, 9),
+    segment_rows=st.integers(1, 5),
+    pieces=st.lists(st.integers(1, 12), max_size=12),
+)
+def test_a_plan_fed_in_pieces_is_the_whole_matrix_plan(
+    matrix: npt.NDArray[np.int8], block: int, segment_rows: int, pieces: list[int]
+) -> None:
+    # what a copy streamed from an archived VCF does: sites arrive a few at a time and are
+    # planned a segment at a time, never the whole matrix at once
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fingerprint, "BLOCK_SITES", block)
+        patch.setattr(fingerprint, "SEGMENT_CELLS", 1 << 40)  # one segment per block
+        whole = make_plan(matrix, secret=SECRET, dataset=DATASET, scheme=DENSE)
+        patch.setattr(fingerprint, "SEGMENT_CELLS", segment_rows * matrix.shape[1])
+        builder = fingerprint.PlanBuilder(
+            samples=matrix.shape[1], secret=SECRET, dataset=DATASET, scheme=DENSE
+        )
+        start = 0
+        for size in [*pieces, len(matrix)]:
+            builder.add(np.array(matrix[start : start + size]))
+            start += size
+        streamed = builder.finish()
+        with pytest.raises(InvalidInputError):
+            builder.add(matrix[:1])  # a finished plan takes no more sites
+    bits = recipient_bits(whole, secret=SECRET, dataset=DATASET, recipient=RECIPIENTS[0])
+    assert _plan_digest(streamed, bits) == _plan_digest(whole, bits)
+    assert streamed.shape == whole.shape
 
 
 @PROPERTY_SETTINGS

@@ -67,11 +67,18 @@ class BgzfWriter:
         self._sink = sink
         self._level = level
         self._pending = bytearray()
+        self._written = 0  # compressed bytes written to the sink
 
     def _flush(self, data: bytes | memoryview) -> None:
         import deflate
 
-        self._sink.write(_block(data, deflate.deflate_compress(bytes(data), self._level)))
+        block = _block(data, deflate.deflate_compress(bytes(data), self._level))
+        self._sink.write(block)
+        self._written += len(block)
+
+    def tell(self) -> int:
+        """The virtual offset (SAMv1 4.1.1) the next byte written will have."""
+        return (self._written << 16) | len(self._pending)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Buffer `data`, writing every full block."""
@@ -90,6 +97,7 @@ class BgzfWriter:
             self._flush(memoryview(self._pending))
             self._pending.clear()
         self._sink.write(EOF_BLOCK)
+        self._written += len(EOF_BLOCK)
 
 
 def block_size(header: bytes, offset: int) -> int:

@@ -2,46 +2,56 @@
 
 A controlled delivery of a VCF whose dataset is fingerprinted (the decision carries the
 `fingerprint-delivery` obligation and the dataset's setting says yes) serves the recipient's own
-copy instead of the archived file. The copy is made on the first request of that recipient:
-the archived VCF is decrypted, its GT calls are marked for the recipient (`audit.fingerprint`,
-keyed by the dataset), written as a bgzipped VCF with a tabix index, and both are encrypted for
-the archive key and stored beside the original, which is never touched. The copy has a DRS id of
-its own (`<file accession>-fp-<16 hex>`), its own size and checksums, and htsget cuts its byte
-ranges from it. Plaintext exists only in the staging directory while the copy is made.
+copy instead of the archived file. The copy is built in the background (`copy_jobs.py`), in two
+streaming passes over the archived object, decrypted as it is read:
 
-A file none of whose cells can carry a mark (too few samples or common sites) gets a row with
-no object: the archived file is served, and the deliveries say so.
+1. the keyed plan of marked positions (`fingerprint.PlanBuilder`), a block of sites at a time;
+2. the recipient's marks applied block by block, the copy written as BGZF (VCF 4.3, GT only,
+   phasing kept) straight into a Crypt4GH stream for the archive key that the object store
+   receives, its tabix index built from the records' virtual offsets in the same pass.
+
+Memory is bounded by a segment of sites (about a million calls) and the plan (a few bytes per
+marked position), not by the file; no plaintext of the copy is ever written anywhere. The marks
+are those the whole-matrix functions give (the plan, the code and the marks are computed block
+by block by the same code), so tracing is unchanged.
+
+The copy has a DRS id of its own (`<file accession>-fp-<16 hex>`), its own size and checksums,
+and htsget cuts its byte ranges from it. A file none of whose cells can carry a mark (too few
+samples or common sites) gets a row with no object: the archived file is served, and the
+deliveries say so.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
-import os
-import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from genecommons import clock
-from genecommons.archive import formats
+from genecommons.archive.bgzf import BgzfWriter
 from genecommons.archive.crypt import BodyDecryptor, BodyEncryptor, session_keys
+from genecommons.archive.hts_index import IndexWriter
 from genecommons.archive.service import archive_keys, object_store
 from genecommons.archive.tables import fingerprint_copies
 from genecommons.audit import fingerprint, genotypes
 from genecommons.audit.trace_service import fingerprint_required, fingerprint_secret
+from genecommons.audit.vcf_blocks import VcfHead, dosages_of, read_vcf
 from genecommons.config import Settings
-from genecommons.errors import GeneCommonsError
+from genecommons.errors import ConflictError, GeneCommonsError
 
 logger = logging.getLogger(__name__)
 
 SEPARATOR = "-fp-"
 READ_SIZE = 4 * 1024 * 1024
+Progress = Callable[[float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,7 @@ class Source:
     name: str
     object_key: str
     header: bytes
+    body_size: int = 0  # of the encrypted body, for progress (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,12 @@ def original_accession(object_id: str) -> str | None:
     if not separator or len(tag) != 16 or not all(c in "0123456789abcdef" for c in tag):
         return None
     return accession
+
+
+def copy_keys(accession: str, copy_id: str) -> list[str]:
+    """Every object key a copy (or an attempt at it) may have written."""
+    base = f"{accession}/copies/{copy_id}"
+    return [f"{base}.c4gh", f"{base}.tbi.c4gh", f"{base}.csi.c4gh"]
 
 
 def fingerprinted_dataset(session: Session, datasets: tuple[str, ...]) -> str | None:
@@ -126,164 +143,313 @@ def find_copy(session: Session, *, copy_id: str, accession: str) -> Copy | None:
     return None if row is None else _copy(row, accession)
 
 
-def _existing(session: Session, source: Source, recipient: str, key_id: str) -> Copy | None:
+def existing_copy(
+    session: Session, *, file_id: int, accession: str, recipient: str, key_id: str
+) -> Copy | None:
+    """The recipient's finished copy of a file under the secret `key_id`, if there is one."""
     row = session.execute(
         select(fingerprint_copies)
-        .where(fingerprint_copies.c.file_id == source.file_id)
+        .where(fingerprint_copies.c.file_id == file_id)
         .where(fingerprint_copies.c.recipient == recipient)
         .where(fingerprint_copies.c.key_id == key_id)
     ).first()
-    return None if row is None else _copy(row, source.accession)
+    return None if row is None else _copy(row, accession)
 
 
-def archived_genotypes(
-    settings: Settings, *, object_key: str, header: bytes, name: str
-) -> genotypes.Genotypes:
-    """The GT calls of an archived VCF, decrypted in memory."""
-    keys = session_keys(header, keys=archive_keys(settings))
-    decryptor = BodyDecryptor(keys)
-    parts: list[bytes] = []
-    with object_store(settings).open(object_key) as body:
+def _plaintext(
+    settings: Settings,
+    source: Source,
+    data_keys: list[bytes],
+    progress: Progress | None = None,
+    *,
+    span: float = 1.0,
+) -> Iterator[bytes]:
+    """The archived object's bytes, decrypted as they are read (progress: the share read,
+    scaled to `span`)."""
+    decryptor = BodyDecryptor(data_keys)
+    read = 0
+    with object_store(settings).open(source.object_key) as body:
         while chunk := body.read(READ_SIZE):
-            parts.append(decryptor.update(chunk))
-    parts.append(decryptor.finish())
-    return genotypes.from_vcf(b"".join(parts), name=name)
+            read += len(chunk)
+            yield decryptor.update(chunk)
+            if progress is not None and source.body_size:
+                progress(span * min(1.0, read / source.body_size))
+    yield decryptor.finish()
 
 
-def recipient_copy(
-    factory: sessionmaker[Session],
+def archived_genotypes(settings: Settings, *, source: Source) -> genotypes.Genotypes:
+    """The GT calls of an archived VCF (what tracing scores its deliveries on), decrypted and
+    parsed as a stream: only the call arrays are held."""
+    data_keys = session_keys(source.header, keys=archive_keys(settings))
+    return genotypes.from_vcf_stream(_plaintext(settings, source, data_keys), name=source.name)
+
+
+@dataclass(slots=True)
+class _Scan:
+    """What the first pass learns: the plan, and what the header and the index need."""
+
+    head: VcfHead
+    plan: fingerprint.Plan | None  # None: no cell can carry a mark
+    chroms: dict[str, None] = field(default_factory=dict)
+    sites: int = 0
+    largest_end: int = 0
+    called_cells: int = 0
+
+
+def _scan(
+    settings: Settings,
+    source: Source,
+    data_keys: list[bytes],
+    *,
+    secret: bytes,
+    dataset: str,
+    progress: Progress | None,
+) -> _Scan:
+    """The first pass: the dataset's plan of marked positions, a block of sites at a time."""
+    head, blocks = read_vcf(
+        _plaintext(settings, source, data_keys, progress, span=0.5),
+        name=source.name,
+        block_cells=fingerprint.SEGMENT_CELLS,
+    )
+    builder = fingerprint.PlanBuilder(samples=len(head.samples), secret=secret, dataset=dataset)
+    scan = _Scan(head=head, plan=None)
+    ploidy = 2
+    for block in blocks:
+        ploidy = max(ploidy, block.ploidy)
+        scan.chroms.update(dict.fromkeys(block.chroms))
+        scan.sites += len(block)
+        ends = block.positions - 1 + np.fromiter((len(a[0]) for a in block.alleles), np.int64)
+        scan.largest_end = max(scan.largest_end, int(ends.max()))
+        builder.add(block.dosages())
+    plan = builder.finish()
+    scan.called_cells = builder.called_cells
+    # a call of more than two alleles anywhere makes every dosage undefined (as whole-matrix
+    # dosages are): nothing is marked
+    scan.plan = plan if len(plan) and ploidy == 2 else None
+    return scan
+
+
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """The recipient's marks: the plan's positions whose bit is 1 (all the second pass needs
+    of the plan, about half of it)."""
+
+    sites: npt.NDArray[np.int64]
+    up: npt.NDArray[np.int64]
+    down: npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class _Written:
+    """What the second pass measured of the copy it wrote."""
+
+    md5: Any = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
+    sha256: Any = field(default_factory=hashlib.sha256)
+    plain_size: int = 0
+    sites: int = 0
+    utility: fingerprint.Utility = field(default_factory=lambda: fingerprint.Utility(0, 0, 0.0))
+    index: bytes = b""
+
+
+def _copy_body(
+    settings: Settings,
+    source: Source,
+    data_keys: list[bytes],
+    scan: _Scan,
+    *,
+    marks: _Marks,
+    copy_id: str,
+    index: IndexWriter,
+    encryptor: BodyEncryptor,
+    written: _Written,
+    progress: Progress | None,
+) -> Iterator[bytes]:
+    """The second pass: the marked copy as BGZF, encrypted, in pieces (its index is built on
+    the way and left in `written`)."""
+    head, blocks = read_vcf(
+        _plaintext(
+            settings,
+            source,
+            data_keys,
+            None if progress is None else (lambda share: progress(0.5 + share)),
+            span=0.5,
+        ),
+        name=source.name,
+        block_cells=fingerprint.SEGMENT_CELLS,
+    )
+    if head.samples != scan.head.samples:
+        raise _changed(source)
+    sink = io.BytesIO()
+    writer = BgzfWriter(sink, level=genotypes.BGZF_LEVEL)
+
+    def emit() -> bytes:
+        data = sink.getvalue()
+        sink.seek(0)
+        sink.truncate()
+        written.md5.update(data)
+        written.sha256.update(data)
+        written.plain_size += len(data)
+        return bytes(encryptor.update(data))
+
+    writer.write(
+        genotypes.header_text(
+            samples=head.samples,
+            contigs=head.contigs or tuple((c, None) for c in scan.chroms),
+            source=f"GeneCommons {source.accession}",
+            extra=[f"##genecommons_copy={copy_id}"],
+        )
+    )
+    changed, deviation = 0, 0.0
+    for block in blocks:
+        calls = block.calls
+        # what the marks cost (what fingerprint.utility measures on the whole matrix): only the
+        # sites they touch can differ
+        lo, hi = np.searchsorted(marks.sites, [block.first, block.first + len(block)])
+        touched = np.unique(marks.sites[lo:hi]) - block.first
+        touched_alleles = tuple(block.alleles[i] for i in touched)
+        before = dosages_of(calls[touched], touched_alleles)
+        genotypes.mark_calls(
+            calls, sites=marks.sites, up=marks.up, down=marks.down, first=block.first
+        )
+        after = dosages_of(calls[touched], touched_alleles)
+        changed += int(np.count_nonzero((before != after) & (before >= 0)))
+        moved = np.abs(
+            fingerprint.allele_frequencies(after) - fingerprint.allele_frequencies(before)
+        )
+        deviation = max([deviation, *moved[np.isfinite(moved)].tolist()])
+        records = genotypes.vcf_records(
+            chroms=block.chroms,
+            positions=block.positions,
+            alleles=block.alleles,
+            calls=calls,
+            phased=block.phased,
+        )
+        for j, record in enumerate(records):
+            start = writer.tell()
+            writer.write(record)
+            begin = int(block.positions[j]) - 1
+            index.push(
+                reference=block.chroms[j],
+                begin=begin,
+                end=begin + len(block.alleles[j][0]),
+                start=start,
+                stop=writer.tell(),
+            )
+        written.sites += len(block)
+        yield emit()
+    writer.close()
+    if written.sites != scan.sites:
+        raise _changed(source)
+    written.utility = fingerprint.Utility(scan.called_cells, changed, deviation)
+    written.index = index.finish()
+    yield emit()
+    yield bytes(encryptor.finish())
+
+
+def _recipient_marks(scan: _Scan, *, secret: bytes, dataset: str, recipient: str) -> _Marks:
+    """The recipient's marks; the plan is dropped (the rest of it is not needed any more)."""
+    plan = scan.plan
+    assert plan is not None
+    scan.plan = None
+    on = np.flatnonzero(
+        fingerprint.recipient_bits(plan, secret=secret, dataset=dataset, recipient=recipient)
+    )
+    return _Marks(sites=plan.site[on], up=plan.up[on], down=plan.down[on])
+
+
+def _changed(source: Source) -> ConflictError:
+    return ConflictError(
+        f"{source.accession} read differently on the second pass; its archived object may be "
+        "damaged: run `genecommons archive verify`.",
+        message_zh=f"{source.accession} 两次读取的内容不同，归档对象可能已损坏："
+        "请运行 `genecommons archive verify`。",
+    )
+
+
+def build_copy(
     settings: Settings,
     *,
     source: Source,
     dataset: str,
     recipient: str,
-) -> Copy:
-    """The recipient's copy of `source`, made and stored on the first request."""
+    copy_id: str,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Build the recipient's copy of `source` under the id `copy_id` and store it (body and
+    index encrypted for the archive key); the values of its `fingerprint_copies` row. Nothing
+    of it is left in the store when it fails. `progress` is told the share done (it may raise
+    to stop the build)."""
     secret = fingerprint_secret(settings)
-    key_id = fingerprint.key_id(secret)
-    with factory() as session:
-        found = _existing(session, source, recipient, key_id)
-    if found is not None:
-        return found
-    original = archived_genotypes(
-        settings, object_key=source.object_key, header=source.header, name=source.name
-    )
-    dosages = original.dosages()
-    plan = fingerprint.make_plan(dosages, secret=secret, dataset=dataset)
-    copy_id = f"{source.accession}{SEPARATOR}{uuid.uuid4().hex[:16]}"
     values: dict[str, Any] = {
         "copy_id": copy_id,
         "file_id": source.file_id,
         "recipient": recipient,
         "dataset": dataset,
-        "key_id": key_id,
-        "marked_positions": len(plan),
-        "created_at": clock.now(),
+        "key_id": fingerprint.key_id(secret),
     }
-    stored: list[str] = []
-    if len(plan):
-        bits = fingerprint.recipient_bits(plan, secret=secret, dataset=dataset, recipient=recipient)
-        marked = genotypes.mark(original, plan, bits)
-        values["utility"] = fingerprint.utility(dosages, marked.dosages()).as_json()
-        values.update(_store_copy(settings, marked, copy_id, source, stored))
-    else:
+    keys = archive_keys(settings)
+    data_keys = session_keys(source.header, keys=keys)
+    scan = _scan(settings, source, data_keys, secret=secret, dataset=dataset, progress=progress)
+    if scan.plan is None:
         logger.warning("%s: too few samples or common sites to mark; served as archived", dataset)
-        values["utility"] = fingerprint.Utility(0, 0, 0.0).as_json()
+        values.update(marked_positions=0, utility=fingerprint.Utility(0, 0, 0.0).as_json())
+        return values
+    positions = len(scan.plan)
+    marks = _recipient_marks(scan, secret=secret, dataset=dataset, recipient=recipient)
+    store = object_store(settings)
+    body_key, *index_keys = copy_keys(source.accession, copy_id)
+    kind = IndexWriter.kind_for(scan.largest_end)
+    encryptor = BodyEncryptor()
+    header = encryptor.header_for([keys.public], sender=keys)
+    written = _Written()
+    stored: list[str] = []
     try:
-        with factory.begin() as session:
-            session.execute(insert(fingerprint_copies).values(**values))
-    except IntegrityError:  # another worker made this recipient's copy first
-        _discard(settings, stored)
-        with factory() as session:
-            found = _existing(session, source, recipient, key_id)
-        if found is None:
-            raise
-        return found
-    except BaseException:
-        _discard(settings, stored)
-        raise
-    with factory() as session:
-        made = _existing(session, source, recipient, key_id)
-    assert made is not None
-    return made
-
-
-def _store_copy(
-    settings: Settings,
-    marked: genotypes.Genotypes,
-    copy_id: str,
-    source: Source,
-    stored: list[str],
-) -> dict[str, Any]:
-    """Write the copy bgzipped, index it, encrypt both for the archive and store them."""
-
-    staging = settings.staging_dir / "copies"
-    staging.mkdir(parents=True, exist_ok=True)
-    plain = staging / f"{copy_id}.vcf.gz"
-    index: Path | None = None
-    try:
-        descriptor = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(descriptor)
-        handle: Any = genotypes.BgzfFile(plain)
-        try:
-            genotypes.write_vcf(
-                marked,
-                handle,
-                source=f"GeneCommons {source.accession}",
-                extra=[f"##genecommons_copy={copy_id}"],
-            )
-        finally:
-            handle.close()
-        index = formats.make_index(plain, fmt="vcf", out_dir=staging)
-        keys = archive_keys(settings)
-        store = object_store(settings)
-        base = f"{source.accession}/copies/{copy_id}"
-        md5 = hashlib.md5(usedforsecurity=False)
-        sha256 = hashlib.sha256()
-        encryptor = BodyEncryptor()
-        header = encryptor.header_for([keys.public], sender=keys)
-
-        def chunks() -> Any:
-            with plain.open("rb") as stream:
-                while chunk := stream.read(READ_SIZE):
-                    md5.update(chunk)
-                    sha256.update(chunk)
-                    yield encryptor.update(chunk)
-            yield encryptor.finish()
-
-        body_size = store.put(f"{base}.c4gh", chunks())
-        stored.append(f"{base}.c4gh")
+        body_size = store.put(
+            body_key,
+            _copy_body(
+                settings,
+                source,
+                data_keys,
+                scan,
+                marks=marks,
+                copy_id=copy_id,
+                index=IndexWriter(kind=kind),
+                encryptor=encryptor,
+                written=written,
+                progress=progress,
+            ),
+        )
+        stored.append(body_key)
+        index_key = index_keys[0] if kind == "tbi" else index_keys[1]
         index_encryptor = BodyEncryptor()
         index_header = index_encryptor.header_for([keys.public], sender=keys)
-        index_body = bytes(index_encryptor.update(index.read_bytes()) + index_encryptor.finish())
-        index_key = f"{base}.{index.suffix.lstrip('.')}.c4gh"
+        index_body = bytes(index_encryptor.update(written.index) + index_encryptor.finish())
         store.put(index_key, [index_body])
         stored.append(index_key)
-        return {
-            "object_key": f"{base}.c4gh",
-            "header": header,
-            "body_size": body_size,
-            "plain_size": plain.stat().st_size,
-            "md5": md5.hexdigest(),
-            "sha256": sha256.hexdigest(),
-            "index_key": index_key,
-            "index_header": index_header,
-            "index_body_size": len(index_body),
-        }
     except BaseException:
-        _discard(settings, stored)
+        discard(settings, stored)
         raise
-    finally:
-        plain.unlink(missing_ok=True)
-        if index is not None:
-            index.unlink(missing_ok=True)
+    values.update(
+        marked_positions=positions,
+        utility=written.utility.as_json(),
+        object_key=body_key,
+        header=header,
+        body_size=body_size,
+        plain_size=written.plain_size,
+        md5=written.md5.hexdigest(),
+        sha256=written.sha256.hexdigest(),
+        index_key=index_key,
+        index_header=index_header,
+        index_body_size=len(index_body),
+    )
+    return values
 
 
-def _discard(settings: Settings, keys: list[str]) -> None:
+def discard(settings: Settings, keys: list[str]) -> None:
+    """Remove the objects of a copy that was not recorded (missing ones are no error)."""
     store = object_store(settings)
     for key in keys:
         try:
             store.delete(key)
         except GeneCommonsError:
-            logger.exception("could not remove %s after a failed copy", key)
-    keys.clear()
+            logger.exception("could not remove %s of an unfinished copy", key)

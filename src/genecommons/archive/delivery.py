@@ -18,7 +18,7 @@ import binascii
 import hashlib
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -31,7 +31,7 @@ from genecommons import clock
 from genecommons.access.models import Action, Decision, Resource, Subject, SubjectKind
 from genecommons.access.policy import FINGERPRINT, decide, hidden, refusal, visible
 from genecommons.access.workflow import dataset_resource
-from genecommons.archive import bgzf, copies
+from genecommons.archive import bgzf, copies, copy_jobs
 from genecommons.archive.crypt import decrypt_range, reencrypt_header, session_keys
 from genecommons.archive.hts_index import HtsIndex, parse_index
 from genecommons.archive.htsget import (
@@ -62,6 +62,7 @@ from genecommons.errors import (
 )
 
 READ_SIZE = 4 * 1024 * 1024
+SEND_PIECE = 256 * 1024  # what a transfer hands the connection at a time: its audit's grain
 HTSGET_FORMATS = {"reads": {"bam": "BAM"}, "variants": {"vcf": "VCF"}}
 
 
@@ -175,7 +176,8 @@ def _served(
 ) -> tuple[ArchivedObject, Decision]:
     """What the subject gets for `object_id`: the archived file, or, for a VCF of a
     fingerprinted dataset delivered under the `fingerprint-delivery` obligation, the subject's
-    own copy (made on the first request). A copy's id serves its recipient only."""
+    own copy (built in the background: until it is, CopyNotReadyError). A copy's id serves its
+    recipient only. The decision point is asked first, every time."""
     original = copies.original_accession(object_id)
     if original is not None:
         obj, decision = _deliverable(factory, subject, original)
@@ -195,7 +197,7 @@ def _served(
         dataset = copies.fingerprinted_dataset(session, obj.datasets)
     if dataset is None:
         return obj, decision
-    copy = copies.recipient_copy(
+    copy = copy_jobs.copy_for(
         factory,
         settings,
         source=copies.Source(
@@ -204,9 +206,11 @@ def _served(
             name=obj.name,
             object_key=obj.object_key,
             header=obj.header,
+            body_size=obj.body_size,
         ),
         dataset=dataset,
         recipient=_recipient(subject),
+        requested_by=subject.id,
     )
     if copy.object_key is None:  # nothing to mark: the archived file, as it is
         return replace(obj, copy=copy), decision
@@ -383,13 +387,67 @@ def recipient_key(
     return bytes(found)
 
 
+class Transfer:
+    """The bytes of a delivery as they go to the client, audited when the transfer ends with
+    what was actually sent. The bytes are handed to the connection in pieces of at most
+    SEND_PIECE, the next only once the connection has taken the one before; a piece counts as
+    sent when it is handed over (so the client cannot have received more than the count, and
+    at most a piece less). The transfer is complete when the last piece was taken. Reading to
+    the end records the event; `close` (the client went away, or the server stops) records it
+    with what went so far. Recorded once."""
+
+    def __init__(self, pieces: Iterator[bytes], *, record: Callable[[int, bool], None]) -> None:
+        self._pieces = pieces
+        self._record = record
+        self._lock = threading.Lock()
+        self._rest = memoryview(b"")
+        self.sent = 0
+        self.finished = False
+
+    def __iter__(self) -> Transfer:
+        return self
+
+    def __next__(self) -> bytes:
+        with self._lock:
+            if self.finished:
+                raise StopIteration
+            while not self._rest:
+                try:
+                    self._rest = memoryview(next(self._pieces))
+                except StopIteration:
+                    self._finish(completed=True)
+                    raise
+                except BaseException:
+                    self._finish(completed=False)
+                    raise
+            piece = bytes(self._rest[:SEND_PIECE])
+            self._rest = self._rest[SEND_PIECE:]
+            self.sent += len(piece)
+            return piece
+
+    def close(self) -> None:
+        """End the transfer where it stands, recording what was sent (once)."""
+        with self._lock:
+            self._finish(completed=False)
+
+    def _finish(self, *, completed: bool) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._rest = memoryview(b"")
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+        self._record(self.sent, completed)
+
+
 @dataclass(frozen=True, slots=True)
 class Download:
     """A Crypt4GH stream for one recipient: a fresh header, then the stored body."""
 
     name: str
     size: int
-    chunks: Iterator[bytes]
+    chunks: Transfer
 
 
 def download(
@@ -402,32 +460,42 @@ def download(
     offered_key: str | None = None,
 ) -> Download:
     """The file as a Crypt4GH stream readable with the recipient's secret key only: the key
-    given, else the one offered with the request, else the one the subject registered."""
+    given, else the one offered with the request, else the one the subject registered. The
+    download is audited when it ends, with the bytes sent; a fingerprinted copy's delivery is
+    recorded before its first byte goes."""
     obj, decision = _served(factory, settings, subject, object_id)
     if recipient_public is None:
         recipient_public = recipient_key(factory, subject=subject, offered=offered_key)
     header = reencrypt_header(
         obj.header, keys=archive_keys(settings), recipient_public=recipient_public
     )
-    with factory() as session, session.begin():
-        record_event(
-            session,
-            tag=EventTag.FILE_DOWNLOADED,
-            actor=subject.id,
-            subject=f"file:{_original(obj)}",
-            details={
-                "datasets": list(obj.datasets),
-                "recipient_key_sha256": hashlib.sha256(recipient_public).hexdigest(),
-                "bytes": len(header) + obj.body_size,
-                "obligations": list(decision.obligations),
-            },
-        )
-        _record_delivery(session, subject, obj, channel="drs")
+    size = len(header) + obj.body_size
+    if obj.copy is not None:
+        with factory() as session, session.begin():
+            _record_delivery(session, subject, obj, channel="drs")
+
+    def record(sent: int, completed: bool) -> None:
+        with factory() as session, session.begin():
+            record_event(
+                session,
+                tag=EventTag.FILE_DOWNLOADED,
+                actor=subject.id,
+                subject=f"file:{_original(obj)}",
+                details={
+                    "datasets": list(obj.datasets),
+                    "recipient_key_sha256": hashlib.sha256(recipient_public).hexdigest(),
+                    "bytes": sent,
+                    "size": size,
+                    "completed": completed,
+                    "obligations": list(decision.obligations),
+                },
+            )
+
     store = object_store(settings)
     return Download(
         name=f"{obj.name}.c4gh",
-        size=len(header) + obj.body_size,
-        chunks=_stream(header, store, obj.object_key),
+        size=size,
+        chunks=Transfer(_stream(header, store, obj.object_key), record=record),
     )
 
 
@@ -648,8 +716,9 @@ def htsget_data(
     object_id: str,
     start: int,
     end: int,
-) -> Iterator[bytes]:
-    """The BGZF bytes between two virtual offsets of an archived file (a ticket's URL)."""
+) -> Transfer:
+    """The BGZF bytes between two virtual offsets of an archived file (a ticket's URL),
+    audited when the transfer ends with the bytes sent."""
     obj, decision = _served(factory, settings, subject, object_id)
     if not 0 <= start <= end <= obj.size << 16:
         raise InvalidRangeError(
@@ -657,17 +726,24 @@ def htsget_data(
             message_zh="start 与 end 必须为有效的虚拟偏移量。",
         )
     prepared = _prepare(settings, obj)
-    with factory() as session, session.begin():
-        record_event(
-            session,
-            tag=EventTag.HTSGET_DATA,
-            actor=subject.id,
-            subject=f"file:{_original(obj)}",
-            details={
-                "datasets": list(obj.datasets),
-                "start": start,
-                "end": end,
-                "obligations": list(decision.obligations),
-            },
-        )
-    return bgzf.slice_stream(prepared.plaintext.read_at, start_vo=start, end_vo=end)
+
+    def record(sent: int, completed: bool) -> None:
+        with factory() as session, session.begin():
+            record_event(
+                session,
+                tag=EventTag.HTSGET_DATA,
+                actor=subject.id,
+                subject=f"file:{_original(obj)}",
+                details={
+                    "datasets": list(obj.datasets),
+                    "start": start,
+                    "end": end,
+                    "bytes": sent,
+                    "completed": completed,
+                    "obligations": list(decision.obligations),
+                },
+            )
+
+    return Transfer(
+        bgzf.slice_stream(prepared.plaintext.read_at, start_vo=start, end_vo=end), record=record
+    )

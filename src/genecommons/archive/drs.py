@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons.access.models import Subject, SubjectKind
 from genecommons.archive import delivery
 from genecommons.config import Settings
-from genecommons.errors import AccessDeniedError, GeneCommonsError, RequestTooLargeError
+from genecommons.errors import (
+    AccessDeniedError,
+    GeneCommonsError,
+    NotReadyError,
+    RequestTooLargeError,
+)
 
 # the most ids one bulk request may name (service-info's maxBulkRequestLength)
 MAX_BULK = 100
@@ -22,9 +27,12 @@ MAX_BULK = 100
 
 def status_of(error: GeneCommonsError, *, anonymous: bool) -> int:
     """The HTTP status DRS answers `error` with: input errors are 400 there, and a refusal of a
-    caller who sent no credentials is 401 (authenticate, then ask again), not 403."""
+    caller who sent no credentials is 401 (authenticate, then ask again), not 403, and an
+    object still being prepared is 202 (ask again after Retry-After)."""
     if isinstance(error, AccessDeniedError) and anonymous:
         return 401
+    if isinstance(error, NotReadyError):  # an object being prepared: DRS 1.4 answers 202
+        return 202
     return 400 if error.http_status == 422 else error.http_status
 
 

@@ -198,3 +198,151 @@ def parse_index(data: bytes, *, kind: Literal["bai", "tbi", "csi"]) -> HtsIndex:
     if names is not None and names and len(names) != count:
         raise _bad(reader.position, f"{len(names)} names for {count} references")
     return HtsIndex(kind, min_shift, depth, references, names or None)
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+TBI_LIMIT = 1 << 29  # the largest position a TBI (14 + 3 * 5 bits) covers
+CSI_DEPTH = 6  # what tabix -C uses with 14-bit windows: positions up to 2**32
+_TABIX_VCF = struct.pack("<6i", 2, 1, 2, 0, ord("#"), 0)  # tbx_conf_vcf
+
+
+def reg2bin(start: int, end: int, min_shift: int, depth: int) -> int:
+    """The smallest bin holding [start, end) (0-based), as htslib's hts_reg2bin."""
+    end -= 1
+    shift, level = min_shift, depth
+    first = ((1 << (3 * depth)) - 1) // 7
+    while level > 0:
+        if start >> shift == end >> shift:
+            return first + (start >> shift)
+        shift += 3
+        level -= 1
+        first -= 1 << (3 * level)
+    return 0
+
+
+def _bin_bottom(bin_number: int, depth: int) -> int:
+    """The first window (of 2**min_shift bp) of a bin."""
+    level, first = 0, 0
+    while level < depth and bin_number >= first + (1 << (3 * level)):
+        first += 1 << (3 * level)
+        level += 1
+    return (bin_number - first) << (3 * (depth - level))
+
+
+@dataclass(slots=True)
+class _Growing:
+    bins: dict[int, list[list[int]]] = field(default_factory=dict)
+    linear: list[int | None] = field(default_factory=list)
+    last_bin: int = -1
+    last_begin: int = 0
+    first_offset: int = 0
+    last_offset: int = 0
+    records: int = 0
+
+
+class IndexWriter:
+    """A TBI (or, for positions beyond 2**29, CSI) index of a bgzipped VCF, built from its
+    records as they are written, in file order: what htslib's `tabix -p vcf` builds from the
+    finished file, so that a copy is indexed in the same pass that writes it."""
+
+    def __init__(self, *, kind: Literal["tbi", "csi"] = "tbi") -> None:
+        self.kind = kind
+        self.min_shift = 14
+        self.depth = 5 if kind == "tbi" else CSI_DEPTH
+        self._limit = 1 << (self.min_shift + 3 * self.depth)
+        self._names: list[str] = []
+        self._references: list[_Growing] = []
+
+    @staticmethod
+    def kind_for(largest_end: int) -> Literal["tbi", "csi"]:
+        """The index a file whose records end at most at `largest_end` (0-based) needs."""
+        return "tbi" if largest_end <= TBI_LIMIT else "csi"
+
+    def push(self, *, reference: str, begin: int, end: int, start: int, stop: int) -> None:
+        """A record on `reference` covering [begin, end) (0-based), written between the
+        virtual offsets `start` and `stop`."""
+        end = max(end, begin + 1)
+        if not self._names or self._names[-1] != reference:
+            if reference in self._names:
+                raise _unsorted(f"records of {reference} are not together")
+            self._names.append(reference)
+            self._references.append(_Growing(first_offset=start))
+        current = self._references[-1]
+        if begin < current.last_begin:
+            raise _unsorted(f"{reference}:{begin + 1} comes after {current.last_begin + 1}")
+        if end > self._limit:
+            raise InvalidInputError(
+                f"{reference}:{begin + 1} lies beyond what a {self.kind.upper()} index covers.",
+                message_zh=f"{reference}:{begin + 1} 超出 {self.kind.upper()} 索引的范围。",
+            )
+        current.last_begin = begin
+        bin_number = reg2bin(begin, end, self.min_shift, self.depth)
+        if bin_number == current.last_bin:
+            current.bins[bin_number][-1][1] = stop
+        else:
+            current.bins.setdefault(bin_number, []).append([start, stop])
+            current.last_bin = bin_number
+        first, last = begin >> self.min_shift, (end - 1) >> self.min_shift
+        linear = current.linear
+        if len(linear) <= last:
+            linear.extend([None] * (last + 1 - len(linear)))
+        for window in range(first, last + 1):
+            if linear[window] is None:
+                linear[window] = start
+        current.last_offset = stop
+        current.records += 1
+
+    def finish(self) -> bytes:
+        """The index file's bytes (BGZF-compressed, as htslib writes it)."""
+        from genecommons.archive.bgzf import EOF_BLOCK, compress_blocks
+
+        names = b"".join(name.encode() + b"\0" for name in self._names)
+        tabix = _TABIX_VCF + struct.pack("<i", len(names)) + names
+        out = bytearray()
+        if self.kind == "tbi":
+            out += b"TBI\x01" + struct.pack("<i", len(self._names)) + tabix
+        else:
+            out += b"CSI\x01" + struct.pack("<iii", self.min_shift, self.depth, len(tabix))
+            out += tabix + struct.pack("<i", len(self._names))
+        pseudo = ((1 << (3 * (self.depth + 1))) - 1) // 7 + 1
+        for reference in self._references:
+            linear = _filled(reference.linear)
+            out += struct.pack("<i", len(reference.bins) + 1)
+            for bin_number in sorted(reference.bins):
+                chunks = reference.bins[bin_number]
+                out += struct.pack("<I", bin_number)
+                if self.kind == "csi":
+                    bottom = _bin_bottom(bin_number, self.depth)
+                    out += struct.pack("<Q", linear[bottom] if bottom < len(linear) else 0)
+                out += struct.pack("<i", len(chunks))
+                out += struct.pack(f"<{2 * len(chunks)}Q", *(v for chunk in chunks for v in chunk))
+            out += struct.pack("<I", pseudo)
+            if self.kind == "csi":
+                out += struct.pack("<Q", 0)
+            out += struct.pack(
+                "<i4Q", 2, reference.first_offset, reference.last_offset, reference.records, 0
+            )
+            if self.kind == "tbi":
+                out += struct.pack(f"<i{len(linear)}Q", len(linear), *linear)
+        out += struct.pack("<Q", 0)  # records without coordinates
+        return compress_blocks(bytes(out)) + EOF_BLOCK
+
+
+def _filled(linear: list[int | None]) -> list[int]:
+    """Windows no record overlaps take the offset of the next window that has one (every
+    record overlapping a later window starts after them)."""
+    filled: list[int] = [0] * len(linear)
+    following = 0
+    for window in range(len(linear) - 1, -1, -1):
+        value = linear[window]
+        following = value if value is not None else following
+        filled[window] = following
+    return filled
+
+
+def _unsorted(what: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"The VCF is not sorted ({what}); an index needs records sorted by contig and position.",
+        message_zh=f"VCF 未排序（{what}）；建立索引需要按染色体和位置排序。",
+    )

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from genecommons import __version__
 from genecommons.access.models import Subject
@@ -68,6 +70,33 @@ def _credentials(request: Request) -> dict[str, str]:
         if value:
             headers["Authorization" if name == "authorization" else "X-GA4GH-Passport"] = value
     return headers
+
+
+class TransferResponse(StreamingResponse):
+    """A delivery's stream, closed (and so audited with the bytes sent) however it ends: to
+    the last byte, or cut off by the client or the server."""
+
+    def __init__(self, transfer: delivery.Transfer, **kwargs: Any) -> None:
+        super().__init__(transfer, **kwargs)
+        self.transfer = transfer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(self.transfer.close)
+
+
+# while a recipient's fingerprinted copy is being made (errors.NotReadyError, answered in
+# app.py: DRS objects and access URLs 202, byte streams and htsget tickets 503)
+_WAIT: dict[str, Any] = {
+    "description": "Your fingerprinted copy of the file is being made: send the same request "
+    "again after Retry-After seconds.",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+}
+ACCEPTED: dict[int | str, dict[str, Any]] = {202: _WAIT}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: _WAIT}
 
 
 @router.post("/uploads", status_code=201, summary="Open a resumable upload of a declared file")
@@ -236,7 +265,7 @@ def drs_service_info(request: Request) -> dict[str, Any]:
     }
 
 
-@drs.get("/objects/{object_id}", summary="A DRS object")
+@drs.get("/objects/{object_id}", summary="A DRS object", responses=ACCEPTED)
 def drs_object(
     object_id: Accession,
     request: Request,
@@ -292,7 +321,11 @@ def drs_access_urls(
 
 
 # after /objects/access, which it would otherwise take for an object id
-@drs.post("/objects/{object_id}", summary="A DRS object, with passports in the body")
+@drs.post(
+    "/objects/{object_id}",
+    summary="A DRS object, with passports in the body",
+    responses=ACCEPTED,
+)
 def drs_object_post(
     object_id: Accession,
     body: ObjectBody,
@@ -311,7 +344,11 @@ def drs_object_post(
     )
 
 
-@drs.get("/objects/{object_id}/access/{access_id}", summary="A URL to fetch a DRS object")
+@drs.get(
+    "/objects/{object_id}/access/{access_id}",
+    summary="A URL to fetch a DRS object",
+    responses=ACCEPTED,
+)
 def drs_access(
     object_id: Accession,
     access_id: Annotated[str, Path(min_length=1, max_length=40)],
@@ -335,6 +372,7 @@ def drs_access(
 @drs.post(
     "/objects/{object_id}/access/{access_id}",
     summary="A URL to fetch a DRS object, with passports in the body",
+    responses=ACCEPTED,
 )
 def drs_access_post(
     object_id: Accession,
@@ -361,6 +399,7 @@ def drs_access_post(
     "/objects/{object_id}/download",
     summary="The file, Crypt4GH-encrypted for you",
     response_class=StreamingResponse,
+    responses=UNAVAILABLE,
 )
 def drs_download(
     object_id: Accession,
@@ -369,11 +408,12 @@ def drs_download(
     subject: SubjectDep,
     x_crypt4gh_public_key: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> StreamingResponse:
-    """A Crypt4GH stream for your registered key (or the key in X-Crypt4GH-Public-Key)."""
+    """A Crypt4GH stream for your registered key (or the key in X-Crypt4GH-Public-Key);
+    503 with Retry-After while your fingerprinted copy of the file is being made."""
     result = delivery.download(
         factory, settings, subject=subject, object_id=object_id, offered_key=x_crypt4gh_public_key
     )
-    return StreamingResponse(
+    return TransferResponse(
         result.chunks,
         media_type="application/octet-stream",
         headers={
@@ -482,12 +522,14 @@ def _add_endpoint(endpoint: str) -> None:
         f"/{endpoint}/{{object_id}}",
         summary=f"An htsget {endpoint} ticket",
         response_class=HtsgetTicket,
+        responses=UNAVAILABLE,
     )(ticket)
 
     @htsget.post(
         f"/{endpoint}/{{object_id}}",
         summary=f"An htsget {endpoint} ticket (POST)",
         response_class=HtsgetTicket,
+        responses=UNAVAILABLE,
         openapi_extra={
             "requestBody": {
                 "required": False,
@@ -548,6 +590,7 @@ for _endpoint in delivery.HTSGET_FORMATS:
     "/data/{object_id}",
     summary="BGZF bytes of a ticket's URL",
     response_class=StreamingResponse,
+    responses=UNAVAILABLE,
 )
 def htsget_data(
     object_id: Accession,
@@ -558,7 +601,7 @@ def htsget_data(
     end: Offset,
 ) -> StreamingResponse:
     """Blocks between two virtual offsets, cut from the encrypted store."""
-    chunks = delivery.htsget_data(
+    transfer = delivery.htsget_data(
         factory, settings, subject=subject, object_id=object_id, start=start, end=end
     )
-    return StreamingResponse(chunks, media_type="application/octet-stream")
+    return TransferResponse(transfer, media_type="application/octet-stream")

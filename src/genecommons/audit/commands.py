@@ -4,6 +4,8 @@ the alerts), of fingerprinted deliveries and of leak tracing. Parse, call, print
 from __future__ import annotations
 
 import json
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -256,6 +258,68 @@ def deliveries(
             d.channel,
             "yes" if d.fingerprinted else "no",
             f"{float(d.utility.get('changed_share', 0.0)):.3%}",
+        )
+    console.print(table)
+
+
+@fingerprint_app.command("build-pending")
+def build_pending(
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Put failed builds back in the queue first")
+    ] = False,
+    keep_watching: Annotated[
+        bool, typer.Option("--watch", help="Keep building as requests arrive, until stopped")
+    ] = False,
+) -> None:
+    """Build the fingerprinted copies requests are waiting for (what `serve` does in the
+    background). 生成等待中的带指纹副本。"""
+    from genecommons.archive import copy_jobs
+
+    context = runtime()
+    # a stopped builder gives its job back (not counted as an attempt) and leaves no object
+    signal.signal(signal.SIGTERM, lambda number, _frame: sys.exit(128 + number))
+    if retry_failed:
+        count = copy_jobs.retry_failed(context.factory, subject=operator())
+        console.print(f"{count} failed build(s) queued again. 已重新排队 {count} 个失败任务。")
+    failed = 0
+    while True:
+        report = copy_jobs.build_pending(context.factory, context.settings)
+        failed += report.failed
+        if report != copy_jobs.BuildReport() or not keep_watching:
+            console.print(
+                f"Copies built {report.built}, failed {report.failed}, to retry "
+                f"{report.retrying}, taken over {report.lost}. 已生成 {report.built} 个，失败 "
+                f"{report.failed} 个，待重试 {report.retrying} 个。"
+            )
+        if not keep_watching:
+            break
+        time.sleep(context.settings.copy_build_poll_seconds)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@fingerprint_app.command("copies")
+def copies(
+    state: Annotated[
+        str | None, typer.Option("--state", help="pending, building, done or failed")
+    ] = None,
+) -> None:
+    """List the jobs that build recipients' fingerprinted copies. 列出带指纹副本的生成任务。"""
+    from genecommons.archive import copy_jobs
+
+    context = runtime()
+    table = Table(title="Fingerprinted copies 带指纹副本")
+    for column in ("job", "file", "recipient", "state", "attempts", "progress", "error"):
+        table.add_column(column)
+    for job in copy_jobs.list_jobs(context.factory, subject=operator(), state=state):
+        table.add_row(
+            str(job.id),
+            job.accession,
+            escape(job.recipient),
+            job.state,
+            str(job.attempts),
+            f"{job.progress:.0%}",
+            escape(str((job.error or {}).get("message", ""))),
         )
     console.print(table)
 

@@ -49,6 +49,7 @@ import hmac
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +58,7 @@ from genecommons.errors import InvalidInputError
 
 SCHEME = "genecommons-tardos-ld/1"
 BLOCK_SITES = 4096
+SEGMENT_CELLS = 1 << 20  # cells planned at a time: what a plan's working memory scales with
 DEFAULT_RATE = 0.01
 DEFAULT_PLAUSIBILITY = 0.2
 DEFAULT_CUTOFF = 0.02
@@ -265,30 +267,92 @@ def make_plan(
 ) -> Plan:
     """The marked positions of `dataset` (whose dosages are `genotypes`), keyed by `secret`."""
     _check_matrix(genotypes)
-    scheme = scheme or Scheme()
-    sites, samples = genotypes.shape
-    parts: dict[str, list[npt.NDArray[np.generic]]] = {
-        k: [] for k in ("site", "up", "down", "up_from", "down_from", "bias", "thin")
-    }
-    t_angle = math.asin(math.sqrt(scheme.cutoff))
-    called_cells = 0
-    for block, start in enumerate(range(0, sites, BLOCK_SITES)):
-        stop = min(sites, start + BLOCK_SITES)
-        rows = stop - start
-        g = genotypes[start:stop]
+    builder = PlanBuilder(samples=genotypes.shape[1], secret=secret, dataset=dataset, scheme=scheme)
+    builder.add(genotypes)
+    return builder.finish()
+
+
+class PlanBuilder:
+    """`make_plan` fed the sites in order, any number at a time: the same plan, in memory
+    bounded by a segment of about SEGMENT_CELLS cells (and the positions found), for a file
+    read as a stream.
+
+    A site is planned once the next one has arrived (its neighbours are its context). Each
+    block of BLOCK_SITES sites has its own keyed generator, drawn from in the order of the
+    whole-matrix definition: a uniform per cell, row by row (the same numbers whether drawn
+    for the block at once or for consecutive segments of it), then the block's pairs' Tardos
+    probabilities and thinning draws."""
+
+    def __init__(
+        self, *, samples: int, secret: bytes, dataset: str, scheme: Scheme | None = None
+    ) -> None:
+        self.scheme = scheme or Scheme()
+        self.samples = samples
+        self.secret = secret
+        self.dataset = dataset
+        self.sites = 0  # sites planned
+        self.called_cells = 0
+        self._held: Dosages | None = None  # the last site received, waiting for its successor
+        self._before: Dosages | None = None  # the site before the held one
+        self._rng: np.random.Generator | None = None  # of the block being planned
+        self._block_pairs = 0
+        self._finished = False
+        self._parts: dict[str, list[npt.NDArray[np.generic]]] = {
+            k: [] for k in ("site", "up", "down", "up_from", "down_from", "bias", "thin")
+        }
+
+    def add(self, rows: Dosages) -> None:
+        """The next sites' dosages (sites x samples)."""
+        _check_matrix(rows)
+        if rows.shape[1] != self.samples or self._finished:
+            raise InvalidInputError(
+                f"A fingerprint plan of {self.samples} samples takes sites of as many samples, "
+                "until it is finished.",
+                message_zh=f"该指纹方案针对 {self.samples} 个样本，位点须有相同的样本数。",
+                details={"shape": list(rows.shape)},
+            )
+        if not rows.shape[0]:
+            return
+        if self._held is not None:
+            self._plan(self._held, before=self._before, after=rows[0])
+            self._before = self._held[0]
+        ready = rows.shape[0] - 1  # the last one waits for its successor
+        segment = max(1, SEGMENT_CELLS // max(self.samples, 1))
+        done = 0
+        while done < ready:
+            step = min(ready - done, segment, BLOCK_SITES - self.sites % BLOCK_SITES)
+            self._plan(
+                rows[done : done + step],
+                before=self._before if done == 0 else rows[done - 1],
+                after=rows[done + step],
+            )
+            done += step
+        if ready:
+            self._before = np.array(rows[ready - 1])
+        self._held = np.array(rows[ready:])
+
+    def _plan(self, g: Dosages, *, before: Dosages | None, after: Dosages | None) -> None:
+        """Plan consecutive sites of one block, given the sites around them."""
+        scheme, parts = self.scheme, self._parts
+        start, rows = self.sites, g.shape[0]
+        if start % BLOCK_SITES == 0:
+            self._rng = _generator(self.secret, "cells", self.dataset, start // BLOCK_SITES)
+        rng = self._rng
+        assert rng is not None
+        window = [g] if before is None else [before[None, :], g]
+        if after is not None:
+            window.append(after[None, :])
+        offset = 0 if before is None else 1
+        matrix = np.concatenate(window) if len(window) > 1 else g
+        context = neighbour_context(matrix, offset, offset + rows)
         # one index per cell: (row, context, value) with value 3 for a missing call
         value = np.where(g >= 0, g, _MISSING).astype(np.int32)
-        cell = (
-            np.arange(rows, dtype=np.int32)[:, None] * 64
-            + neighbour_context(genotypes, start, stop) * np.int32(4)
-            + value
-        )
+        cell = np.arange(rows, dtype=np.int32)[:, None] * 64 + context * np.int32(4) + value
         counts = np.bincount(cell.ravel(), minlength=rows * 64).reshape(rows, 16, 4)
         kind = _eligibility(counts, scheme.plausibility).reshape(-1)[cell]  # 0, UP or DOWN
-        rng = _generator(secret, "cells", dataset, block)
         draw = rng.random(g.shape, dtype=np.float32)
         n_called = counts[:, :, :3].sum(axis=(1, 2))
-        called_cells += int(n_called.sum())
+        self.called_cells += int(n_called.sum())
         alt = (counts[:, :, 1].sum(axis=1) + 2 * counts[:, :, 2].sum(axis=1)) / np.maximum(
             2 * n_called, 1
         )
@@ -311,31 +375,70 @@ def make_plan(
         keep_up = _rank_in_row(up_rows, up_count) < pairs[up_rows]
         keep_down = _rank_in_row(down_rows, down_count) < pairs[down_rows]
         up_rows, up_cols, down_cols = up_rows[keep_up], up_cols[keep_up], down_cols[keep_down]
-        n = len(up_rows)
         parts["site"].append(up_rows.astype(np.int64) + start)
-        parts["up"].append(up_cols.astype(np.int64))
-        parts["down"].append(down_cols.astype(np.int64))
+        parts["up"].append(up_cols.astype(np.int32))  # samples: 4 bytes until the plan is made
+        parts["down"].append(down_cols.astype(np.int32))
         parts["up_from"].append(g[up_rows, up_cols].astype(np.int8))
         parts["down_from"].append(g[up_rows, down_cols].astype(np.int8))
-        parts["bias"].append(np.sin(rng.uniform(t_angle, math.pi / 2 - t_angle, size=n)) ** 2)
-        parts["thin"].append(rng.random(n))
-    joined = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
-    # thin the pairs uniformly (keyed) so that no more than `rate` of all cells are selected
-    cap = scheme.rate * called_cells
-    chosen = 2 * len(joined["site"])
-    keep = joined["thin"] < (cap / chosen if chosen > cap else 1.0)
-    site = joined["site"][keep].astype(np.int64)
-    blocks = np.arange(0, max(sites, 1), BLOCK_SITES)
-    return Plan(
-        site=site,
-        up=joined["up"][keep].astype(np.int64),
-        down=joined["down"][keep].astype(np.int64),
-        up_from=joined["up_from"][keep].astype(np.int8),
-        down_from=joined["down_from"][keep].astype(np.int8),
-        bias=joined["bias"][keep].astype(np.float64),
-        block_starts=np.searchsorted(site, blocks).astype(np.int64),
-        shape=(sites, samples),
-    )
+        self._block_pairs += len(up_rows)
+        self.sites += rows
+        if self.sites % BLOCK_SITES == 0:
+            self._end_block()
+
+    def _end_block(self) -> None:
+        """The block's pairs' Tardos probabilities and thinning draws, after its cells'."""
+        rng, n = self._rng, self._block_pairs
+        assert rng is not None
+        t_angle = math.asin(math.sqrt(self.scheme.cutoff))
+        self._parts["bias"].append(np.sin(rng.uniform(t_angle, math.pi / 2 - t_angle, size=n)) ** 2)
+        self._parts["thin"].append(rng.random(n))
+        self._rng, self._block_pairs = None, 0
+
+    def finish(self) -> Plan:
+        """The plan of all the sites added (the builder takes no more)."""
+        if self._finished:
+            raise InvalidInputError(
+                "This fingerprint plan was finished already.", message_zh="该指纹方案已完成。"
+            )
+        if self._held is not None:
+            self._plan(self._held, before=self._before, after=None)
+            self._held = None
+        if self._rng is not None:
+            self._end_block()
+        self._finished = True
+        scheme, sites, parts = self.scheme, self.sites, self._parts
+        # thin the pairs uniformly (keyed) so that no more than `rate` of all cells are selected
+        thin = _joined(parts["thin"], np.float64)
+        cap = scheme.rate * self.called_cells
+        chosen = 2 * len(thin)
+        keep = thin < (cap / chosen if chosen > cap else 1.0)
+        del thin
+        site = _kept(parts["site"], keep, np.int64)
+        blocks = np.arange(0, max(sites, 1), BLOCK_SITES)
+        return Plan(
+            site=site,
+            up=_kept(parts["up"], keep, np.int64),
+            down=_kept(parts["down"], keep, np.int64),
+            up_from=_kept(parts["up_from"], keep, np.int8),
+            down_from=_kept(parts["down_from"], keep, np.int8),
+            bias=_kept(parts["bias"], keep, np.float64),
+            block_starts=np.searchsorted(site, blocks).astype(np.int64),
+            shape=(sites, self.samples),
+        )
+
+
+def _joined(parts: list[npt.NDArray[np.generic]], dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """The parts as one array, the parts list emptied (one field at a time keeps the peak
+    low)."""
+    joined = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    parts.clear()
+    return joined
+
+
+def _kept(
+    parts: list[npt.NDArray[np.generic]], keep: npt.NDArray[np.bool_], dtype: type[np.generic]
+) -> npt.NDArray[Any]:
+    return _joined(parts, dtype)[keep].astype(dtype, copy=False)
 
 
 def recipient_bits(

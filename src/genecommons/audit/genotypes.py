@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from genecommons.archive.bgzf import BgzfWriter
 from genecommons.audit.fingerprint import Dosages, Plan
+from genecommons.audit.vcf_blocks import bad_vcf, dosages_of, read_vcf
 from genecommons.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -62,15 +63,7 @@ class Genotypes:
 
     def dosages(self) -> Dosages:
         """ALT dosage of biallelic diploid calls; -1 for anything else (never marked)."""
-        calls = self.calls
-        if calls.shape[2] != 2:
-            return np.full(calls.shape[:2], -1, dtype=np.int8)
-        first, second = calls[:, :, 0], calls[:, :, 1]
-        dosage = first + second
-        dosage[(first < 0) | (second < 0)] = -1
-        biallelic = np.asarray([len(a) == 2 for a in self.alleles], dtype=np.bool_)
-        dosage[~biallelic] = -1
-        return dosage.astype(np.int8, copy=False)
+        return dosages_of(self.calls, self.alleles)
 
 
 def site_key(chrom: str, pos: int, ref: str, alts: Sequence[str]) -> str:
@@ -111,79 +104,41 @@ def from_zarr(root: Any) -> Genotypes:
 
 
 def from_vcf(data: bytes, *, name: str = "VCF") -> Genotypes:
-    """The GT calls of a VCF (plain, gzip or BGZF bytes): what a fingerprinted copy of an
-    archived VCF is made from. Sites without GT are kept as missing calls."""
-    text = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-    contigs: list[tuple[str, int | None]] = []
-    samples: tuple[str, ...] | None = None
+    """The GT calls of a VCF (plain, gzip or BGZF bytes). Sites without GT are kept as missing
+    calls."""
+    return from_vcf_stream([data], name=name)
+
+
+def from_vcf_stream(chunks: Iterable[bytes], *, name: str = "VCF") -> Genotypes:
+    """The GT calls of a VCF given as chunks of its bytes (as decrypted from the archive): what
+    tracing scores an archived VCF's deliveries on. The text is read a block at a time; only
+    the call arrays (about 3 bytes a call) are held."""
+    head, blocks = read_vcf(chunks, name=name)
+    read = list(blocks)
+    ploidy = max((block.ploidy for block in read), default=2)
+    sites = sum(len(block) for block in read)
+    calls = np.full((sites, len(head.samples), ploidy), -2, dtype=np.int8)
+    phased = np.zeros((sites, len(head.samples)), dtype=np.bool_)
+    positions = np.zeros(sites, dtype=np.int64)
     chroms: list[str] = []
-    positions: list[int] = []
     alleles: list[tuple[str, ...]] = []
-    rows: list[list[tuple[int, ...]]] = []
-    phases: list[list[bool]] = []
-    cache: dict[bytes, tuple[tuple[int, ...], bool]] = {}
-    for number, raw in enumerate(text.split(b"\n"), start=1):
-        if not raw:
-            continue
-        if raw.startswith(b"##"):
-            if raw.startswith(b"##contig=<"):
-                fields = dict(
-                    part.split("=", 1)
-                    for part in raw[10:].rstrip(b">").decode("utf-8", "replace").split(",")
-                    if "=" in part
-                )
-                length = fields.get("length")
-                contigs.append(
-                    (fields.get("ID", ""), int(length) if length and length.isdigit() else None)
-                )
-            continue
-        fields_b = raw.rstrip(b"\r").split(b"\t")
-        if raw.startswith(b"#CHROM"):
-            samples = tuple(f.decode("utf-8") for f in fields_b[9:])
-            continue
-        if samples is None or len(fields_b) != 9 + len(samples) or not fields_b[1].isdigit():
-            raise _bad(name, f"line {number} is not a VCF record of {len(samples or ())} samples")
-        chroms.append(fields_b[0].decode("utf-8"))
-        positions.append(int(fields_b[1]))
-        alts = fields_b[4].decode("utf-8")
-        alleles.append((fields_b[3].decode("utf-8"), *([] if alts == "." else alts.split(","))))
-        keys = fields_b[8].split(b":")
-        at = keys.index(b"GT") if b"GT" in keys else -1
-        calls, phased = [], []
-        for cell in fields_b[9:]:
-            gt = cell.split(b":")[at] if at >= 0 else b"."
-            found = cache.get(gt)
-            if found is None:
-                found = _parse_gt(gt)
-                if len(cache) < 10_000:
-                    cache[gt] = found
-            calls.append(found[0])
-            phased.append(found[1])
-        rows.append(calls)
-        phases.append(phased)
-    if samples is None:
-        raise _bad(name, "it has no #CHROM header line")
-    ploidy = max((len(c) for row in rows for c in row), default=2)
-    calls_array = np.full((len(rows), len(samples), ploidy), -2, dtype=np.int8)
-    for i, row in enumerate(rows):
-        for j, call in enumerate(row):
-            calls_array[i, j, : len(call)] = call
+    for block in read:
+        rows = slice(block.first, block.first + len(block))
+        width = min(ploidy, block.calls.shape[2])
+        calls[rows, :, :width] = block.calls[:, :, :width]
+        phased[rows] = block.phased
+        positions[rows] = block.positions
+        chroms.extend(block.chroms)
+        alleles.extend(block.alleles)
     return Genotypes(
-        calls=calls_array,
-        phased=np.asarray(phases, dtype=np.bool_).reshape(len(rows), len(samples)),
-        samples=samples,
+        calls=calls,
+        phased=phased,
+        samples=head.samples,
         chroms=tuple(chroms),
-        positions=np.asarray(positions, dtype=np.int64),
+        positions=positions,
         alleles=tuple(alleles),
-        contigs=tuple(contigs),
+        contigs=head.contigs,
     )
-
-
-def _parse_gt(text: bytes) -> tuple[tuple[int, ...], bool]:
-    phased = b"|" in text
-    alleles = text.replace(b"|", b"/").split(b"/")
-    calls = tuple(-1 if a in (b"", b".") or not a.isdigit() else min(int(a), 127) for a in alleles)
-    return calls, phased
 
 
 def mark(genotypes: Genotypes, plan: Plan, bits: npt.NDArray[np.bool_]) -> Genotypes:
@@ -191,16 +146,7 @@ def mark(genotypes: Genotypes, plan: Plan, bits: npt.NDArray[np.bool_]) -> Genot
     and loses one in its "down" cell, on a haplotype chosen by the cell (so phasing is kept)."""
     calls = genotypes.calls.copy()
     on = np.flatnonzero(bits)
-    for cells, gain in ((plan.up[on], True), (plan.down[on], False)):
-        sites = plan.site[on]
-        current = calls[sites, cells, :2]
-        target = 0 if gain else 1
-        first = current[:, 0] == target
-        second = current[:, 1] == target
-        # both haplotypes could change: the parity of the cell picks one
-        use_second = ~first | (second & ((sites + cells) % 2 == 1))
-        haplotype = np.where(use_second, 1, 0)
-        calls[sites, cells, haplotype] = 1 - target
+    mark_calls(calls, sites=plan.site[on], up=plan.up[on], down=plan.down[on], first=0)
     return Genotypes(
         calls=calls,
         phased=genotypes.phased,
@@ -212,32 +158,55 @@ def mark(genotypes: Genotypes, plan: Plan, bits: npt.NDArray[np.bool_]) -> Genot
     )
 
 
+def mark_calls(
+    calls: Calls,
+    *,
+    sites: npt.NDArray[np.int64],
+    up: npt.NDArray[np.int64],
+    down: npt.NDArray[np.int64],
+    first: int,
+) -> None:
+    """Apply, in place, the marks at `sites` (ascending, numbered in the whole file) that fall
+    on the calls of sites `first`.. (as many as `calls` holds), as `mark` does."""
+    lo, hi = np.searchsorted(sites, [first, first + calls.shape[0]])
+    sites = sites[lo:hi]
+    for cells, gain in ((up[lo:hi], True), (down[lo:hi], False)):
+        current = calls[sites - first, cells, :2]
+        target = 0 if gain else 1
+        first_haplotype = current[:, 0] == target
+        second_haplotype = current[:, 1] == target
+        # both haplotypes could change: the parity of the cell picks one
+        use_second = ~first_haplotype | (second_haplotype & ((sites + cells) % 2 == 1))
+        haplotype = np.where(use_second, 1, 0)
+        calls[sites - first, cells, haplotype] = 1 - target
+
+
 def vcf_header(genotypes: Genotypes, *, source: str, extra: Sequence[str] = ()) -> bytes:
     """The header of an exported VCF."""
+    return header_text(
+        samples=genotypes.samples,
+        contigs=genotypes.contigs or tuple((c, None) for c in dict.fromkeys(genotypes.chroms)),
+        source=source,
+        extra=extra,
+    )
+
+
+def header_text(
+    *,
+    samples: Sequence[str],
+    contigs: Sequence[tuple[str, int | None]],
+    source: str,
+    extra: Sequence[str] = (),
+) -> bytes:
+    """The header of a VCF written here (GT only) naming `samples` and `contigs`."""
     lines = ["##fileformat=VCFv4.3", '##FILTER=<ID=PASS,Description="All filters passed">']
     lines.append(f"##source={source}")
-    for name, length in genotypes.contigs or tuple(
-        (c, None) for c in dict.fromkeys(genotypes.chroms)
-    ):
+    for name, length in contigs:
         lines.append(f"##contig=<ID={name}" + (f",length={length}>" if length else ">"))
     lines.append('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">')
     lines.extend(extra)
-    lines.append(
-        "\t".join(
-            (
-                "#CHROM",
-                "POS",
-                "ID",
-                "REF",
-                "ALT",
-                "QUAL",
-                "FILTER",
-                "INFO",
-                "FORMAT",
-                *genotypes.samples,
-            )
-        )
-    )
+    fixed = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT")
+    lines.append("\t".join((*fixed, *samples)))
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -302,26 +271,40 @@ def write_vcf(
     sites = len(genotypes.positions)
     for start in range(0, sites, BLOCK_SITES):
         stop = min(sites, start + BLOCK_SITES)
-        calls = genotypes.calls[start:stop]
-        phased = genotypes.phased[start:stop]
-        cells = _format_cells(calls, phased)
-        row_bytes = len(genotypes.samples) * 4
-        parts = []
-        for j in range(stop - start):
-            site = start + j
-            alleles = genotypes.alleles[site]
-            alts = ",".join(alleles[1:]) or "."
-            parts.append(
-                f"{genotypes.chroms[site]}\t{genotypes.positions[site]}\t.\t{alleles[0]}\t"
-                f"{alts}\t.\tPASS\t.\tGT\t".encode()
-            )
-            if cells is not None:
-                parts.append(cells[j * row_bytes : (j + 1) * row_bytes])
-            else:
-                parts.append(_slow_line(calls[j], phased[j]).encode())
-        block = b"".join(parts)
-        written += sink.write(block) or 0
+        records = vcf_records(
+            chroms=genotypes.chroms[start:stop],
+            positions=genotypes.positions[start:stop],
+            alleles=genotypes.alleles[start:stop],
+            calls=genotypes.calls[start:stop],
+            phased=genotypes.phased[start:stop],
+        )
+        written += sink.write(b"".join(records)) or 0
     return written
+
+
+def vcf_records(
+    *,
+    chroms: Sequence[str],
+    positions: npt.NDArray[np.int64],
+    alleles: Sequence[tuple[str, ...]],
+    calls: Calls,
+    phased: npt.NDArray[np.bool_],
+) -> list[bytes]:
+    """The VCF lines (GT only, each ending in a newline) of a block of sites."""
+    cells = _format_cells(calls, phased)
+    row_bytes = calls.shape[1] * 4
+    records = []
+    for j in range(len(chroms)):
+        site_alleles = alleles[j]
+        alts = ",".join(site_alleles[1:]) or "."
+        fixed = (
+            f"{chroms[j]}\t{positions[j]}\t.\t{site_alleles[0]}\t{alts}\t.\tPASS\t.\tGT\t"
+        ).encode()
+        if cells is not None:
+            records.append(fixed + cells[j * row_bytes : (j + 1) * row_bytes])
+        else:
+            records.append(fixed + _slow_line(calls[j], phased[j]).encode())
+    return records
 
 
 # -- reading a leaked file -------------------------------------------------------------------
@@ -431,14 +414,7 @@ def _read(handle: IO[str], name: str) -> LeakedMatrix:
     return LeakedMatrix(sites=sites, samples=samples, values=values, format=kind)
 
 
-def _bad(name: str, what: str) -> InvalidInputError:
-    return InvalidInputError(
-        f"{name}: not a genotype file GeneCommons can trace ({what}). Give a VCF or a TSV whose "
-        "columns are CHROM, POS, REF, ALT and then one per sample.",
-        message_zh=f"{name}：不是可追溯的基因型文件（{what}）。请提供 VCF，或列为 CHROM、POS、REF、ALT "
-        "及各样本的 TSV。",
-        details={"file": name},
-    )
+_bad = bad_vcf
 
 
 def write_tsv(matrix: LeakedMatrix, sink: BinaryIO) -> None:

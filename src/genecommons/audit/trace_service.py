@@ -523,12 +523,22 @@ def _source_genotypes(
     """The genotypes a delivery's marks were made on."""
     if source == VARIANT_STORE:
         return genotypes.from_zarr(_store(factory, settings, dataset))
-    from genecommons.archive.copies import archived_genotypes
+    from genecommons.archive.copies import Source, archived_genotypes
     from genecommons.archive.delivery import archived_object
 
     with factory() as session:
         obj = archived_object(session, source.removeprefix("file:"))
-    return archived_genotypes(settings, object_key=obj.object_key, header=obj.header, name=obj.name)
+    return archived_genotypes(
+        settings,
+        source=Source(
+            file_id=obj.file_id,
+            accession=obj.accession,
+            name=obj.name,
+            object_key=obj.object_key,
+            header=obj.header,
+            body_size=obj.body_size,
+        ),
+    )
 
 
 def trace_leak(

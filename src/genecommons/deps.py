@@ -111,7 +111,11 @@ def _with_passport(request: Request, subject: Subject, header: str) -> Subject:
         trusted = passport_service.trusted_issuers(settings, request.app.state.visa_keys)
         request.app.state.trusted_issuers = trusted
     granted = passport_service.granted_by_passport(
-        document, subject=subject, settings=settings, trusted=trusted
+        document,
+        subject=subject,
+        settings=settings,
+        trusted=trusted,
+        keys=request.app.state.visa_keys,
     )
     return dataclasses.replace(subject, grants=subject.grants | granted)
 

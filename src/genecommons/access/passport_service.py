@@ -163,17 +163,30 @@ def granted_by_passport(
     subject: Subject,
     settings: Settings,
     trusted: TrustedIssuers,
+    keys: KeyStore,
     now: datetime | None = None,
 ) -> frozenset[str]:
-    """The datasets of this node that valid visas of the caller grant (another node's DAC may
-    have approved them); visas for someone else are ignored."""
+    """The datasets of this node that valid visas of the caller from ANOTHER trusted issuer
+    grant (another node's DAC may have approved them); visas for someone else are ignored.
+
+    A ControlledAccessGrants visa this node signed grants nothing: this node's own grants are
+    its grants table, which the caller's subject already reflects as it stands now (revoked or
+    expired: gone). A visa counts as this node's when it names this node as its issuer or when
+    one of this node's keys signed it, whatever issuer it names."""
     now = now or clock.now()
     email = subject.id.removeprefix("user:")
     accepted, _rejected = verify_passport(document, trusted=trusted, now=now)
-    mine = [v for v in accepted if v.subject == email]
+    own_keys = frozenset(keys.kids())  # RFC 7638 thumbprints, as `Visa.key_thumbprint`
+    theirs = [
+        v
+        for v in accepted
+        if v.subject == email
+        and v.issuer != settings.issuer_url
+        and v.key_thumbprint not in own_keys
+    ]
     prefix = f"{settings.issuer_url}/datasets/"
     return frozenset(
         uri.removeprefix(prefix)
-        for uri in controlled_access_datasets(mine, now=now)
+        for uri in controlled_access_datasets(theirs, now=now)
         if uri.startswith(prefix)
     )

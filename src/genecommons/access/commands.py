@@ -152,8 +152,13 @@ def grants_list(email: str) -> None:
 
 
 @grants_app.command("revoke")
-def grants_revoke(grant_id: int, reason: Annotated[str, typer.Option("--reason")]) -> None:
-    """Revoke a grant at once. 撤销授权。"""
+def grants_revoke(
+    grant_id: int,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (required; the researcher is told it)")
+    ],
+) -> None:
+    """Revoke a grant at once, for a reason. 撤销授权（须说明理由）。"""
     workflow.revoke_grant(runtime().factory, grant_id=grant_id, reason=reason, actor=operator())
     console.print(f"Grant {grant_id} revoked. 已撤销。")
 

@@ -312,9 +312,19 @@ def my_grants(factory: SessionFactoryDep, subject: SubjectDep) -> list[dict[str,
 
 @router.delete("/grants/{grant_id}", summary="Revoke a grant", status_code=204)
 def revoke_grant(
-    grant_id: Id, factory: SessionFactoryDep, subject: SubjectDep, reason: str
+    grant_id: Id,
+    factory: SessionFactoryDep,
+    subject: SubjectDep,
+    reason: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=workflow.MAX_REASON_LENGTH,
+            description="Why (required; the researcher is told it, the audit log keeps it)",
+        ),
+    ],
 ) -> None:
-    """Revoke a grant at once (its DAC or an administrator)."""
+    """Revoke a grant at once (its DAC or an administrator); a reason is required."""
     workflow.revoke_grant(factory, grant_id=grant_id, reason=reason, actor=subject)
 
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from genecommons.access import identity, service, throttle
-from genecommons.access.models import Role, Subject
+from genecommons.access.models import Action, Role, Subject
 from genecommons.access.tables import api_tokens
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
@@ -338,3 +338,62 @@ def test_administrators_need_a_second_factor(factory: Any) -> None:
             address="10.1.0.4",
             otp=code,
         )
+
+
+def test_a_token_makes_no_token_worth_more_than_itself(client: Any) -> None:
+    """The outside tester's escalation: a token scoped to access:token:manage asked
+    POST /api/v1/tokens for an unscoped token valid 366 days, and got it."""
+    factory = client.app.state.session_factory
+    service.add_user(
+        factory,
+        email="li@example.org",
+        roles=["researcher"],
+        institution=None,
+        actor=OPERATOR,
+        password="a long passphrase",
+    )
+    manage = service.create_token(
+        factory, email="li@example.org", actor=OPERATOR, scopes=[str(Action.MANAGE_TOKENS)]
+    )  # `genecommons tokens create li@example.org --scope access:token:manage` (90 days)
+    scoped = {"Authorization": f"Bearer {manage.token}"}
+    for body in (
+        {"days": 366},  # the escalation as reported: unscoped and longer-lived
+        {"days": 30},  # unscoped, even short-lived
+        {"days": 30, "scopes": [str(Action.MANAGE_TOKENS), str(Action.READ_RECORDS)]},
+        {"days": 91, "scopes": [str(Action.MANAGE_TOKENS)]},  # outlives the token
+    ):
+        refused = client.post("/api/v1/tokens", json=body, headers=scoped)
+        assert refused.status_code == 403, (body, refused.text)
+        assert refused.json()["message_zh"]
+    made = client.post(
+        "/api/v1/tokens", json={"days": 30, "scopes": [str(Action.MANAGE_TOKENS)]}, headers=scoped
+    )
+    assert made.status_code == 201, made.text
+    child = service.authenticate(factory, made.json()["token"])
+    assert child.scopes == {str(Action.MANAGE_TOKENS)}
+    # and that one in turn cannot outlive itself
+    grandchild = client.post(
+        "/api/v1/tokens",
+        json={"days": 31, "scopes": [str(Action.MANAGE_TOKENS)]},
+        headers={"Authorization": f"Bearer {made.json()['token']}"},
+    )
+    assert grandchild.status_code == 403
+    # an unscoped API token makes scoped or unscoped tokens, none outliving it
+    plain = service.create_token(factory, email="li@example.org", actor=OPERATOR, days=10)
+    plain_headers = {"Authorization": f"Bearer {plain.token}"}
+    assert (
+        client.post("/api/v1/tokens", json={"days": 11}, headers=plain_headers).status_code == 403
+    )
+    assert client.post("/api/v1/tokens", json={"days": 9}, headers=plain_headers).status_code == 201
+    # a sign-in (the person, with their password) makes API tokens of any allowed lifetime
+    signed = client.post(
+        "/api/v1/auth/token", data={"username": "li@example.org", "password": "a long passphrase"}
+    ).json()
+    session = {"Authorization": f"Bearer {signed['access_token']}"}
+    assert client.post("/api/v1/tokens", json={"days": 366}, headers=session).status_code == 201
+    # a token that names itself "sign-in" is still an API token
+    labelled = client.post(
+        "/api/v1/tokens", json={"days": 5, "label": "sign-in"}, headers=plain_headers
+    ).json()
+    relabelled = {"Authorization": f"Bearer {labelled['token']}"}
+    assert client.post("/api/v1/tokens", json={"days": 6}, headers=relabelled).status_code == 403

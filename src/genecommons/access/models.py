@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -50,6 +51,21 @@ class Action(StrEnum):
     REGISTER_KEY = "archive:key:register"
 
 
+class CredentialKind(StrEnum):
+    """What kind of token a signed-in user's request carries."""
+
+    SESSION = "session"  # given by a sign-in (password and one-time code, or OpenID Connect)
+    API = "api"  # made for a program (POST /api/v1/tokens, `genecommons tokens create`)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """The token a request was authenticated by: its kind and when it expires."""
+
+    kind: CredentialKind
+    expires_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     """The caller."""
@@ -63,6 +79,7 @@ class Subject:
     institution_country: str | None = None  # where the institution is, as verified
     foreign_party: bool = False  # located abroad, or >= 50% foreign-owned or -controlled
     grants: frozenset[str] = frozenset()  # datasets with a grant in force now
+    credential: Credential | None = None  # the token of the request (None: not by token)
 
     def has_role(self, *roles: Role) -> bool:
         """Whether the subject holds any of `roles`."""
@@ -90,6 +107,7 @@ class Subject:
         foreign_party: bool = False,
         institution_verified: bool = False,
         grants: frozenset[str] = frozenset(),
+        credential: Credential | None = None,
     ) -> Subject:
         """A signed-in user."""
         return cls(
@@ -102,6 +120,7 @@ class Subject:
             institution_country=institution_country,
             foreign_party=foreign_party,
             grants=grants,
+            credential=credential,
         )
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access import identity, notify, oidc, service
-from genecommons.access.models import Action, Resource, Role, Subject, SubjectKind
+from genecommons.access.models import Action, CredentialKind, Resource, Role, Subject, SubjectKind
 from genecommons.access.policy import require
 from genecommons.access.tables import (
     login_failures,
@@ -380,6 +380,7 @@ def _issue_session(
             lifetime=timedelta(hours=service.SESSION_TOKEN_HOURS),
             scopes=None,
             label="sign-in (oidc)",
+            kind=CredentialKind.SESSION,
         )
         record_event(
             session,

@@ -14,8 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access import identity, registration
-from genecommons.access.models import Action, Resource, Role, Subject
-from genecommons.access.policy import require
+from genecommons.access.models import (
+    Action,
+    Credential,
+    CredentialKind,
+    Resource,
+    Role,
+    Subject,
+)
+from genecommons.access.policy import decide_new_token, require
 from genecommons.access.tables import (
     api_tokens,
     grants,
@@ -214,7 +221,8 @@ def create_token(
     scopes: list[str] | None = None,
     label: str | None = None,
 ) -> IssuedToken:
-    """A new API token for the account `email`."""
+    """A new API token for the account `email`, worth no more than the token that asks for it
+    (`policy.decide_new_token`: a subset of its scopes, and not outliving an API token)."""
     email = email.strip().lower()
     require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
     if not 1 <= days <= 366:
@@ -229,14 +237,28 @@ def create_token(
                 f"Unknown scopes {unknown}; scopes are {sorted(known)}.",
                 message_zh=f"未知的权限范围 {unknown}。",
             )
+    now = clock.now()
+    lifetime = timedelta(days=days)
+    limits = decide_new_token(
+        actor,
+        scopes=frozenset(scopes) if scopes is not None else None,
+        expires_at=now + lifetime,
+    )
+    if not limits.allowed:
+        raise AccessDeniedError(
+            " ".join(limits.reasons),
+            message_zh="".join(limits.reasons_zh),
+            details={"rule": limits.rule},
+        )
     with factory() as session, session.begin():
         return _issue(
             session,
             email=email,
             actor=actor,
-            lifetime=timedelta(days=days),
-            scopes=scopes,
+            lifetime=lifetime,
+            scopes=sorted(set(scopes)) if scopes is not None else None,
             label=label,
+            now=now,
         )
 
 
@@ -248,12 +270,14 @@ def _issue(
     lifetime: timedelta,
     scopes: list[str] | None,
     label: str | None,
+    kind: CredentialKind = CredentialKind.API,
+    now: datetime | None = None,
 ) -> IssuedToken:
     user = session.execute(select(users.c.id, users.c.active).where(users.c.email == email)).first()
     if user is None or not user.active:
         raise NotFoundError(f"No active account {email}.", message_zh=f"不存在有效账号 {email}。")
     token = identity.new_token()
-    now = clock.now()
+    now = now or clock.now()
     expires = now + lifetime
     token_id = session.execute(
         insert(api_tokens).returning(api_tokens.c.id),
@@ -262,6 +286,7 @@ def _issue(
             "digest": identity.token_digest(token),
             "label": label,
             "scopes": scopes,
+            "kind": str(kind),
             "created_at": now,
             "expires_at": expires,
             "revoked_at": None,
@@ -273,7 +298,12 @@ def _issue(
         tag=EventTag.TOKEN_CREATED,
         actor=actor.id,
         subject=f"user:{email}",
-        details={"token_id": token_id, "expires_at": expires.isoformat(), "scopes": scopes},
+        details={
+            "token_id": token_id,
+            "expires_at": expires.isoformat(),
+            "scopes": scopes,
+            "kind": str(kind),
+        },
     )
     return IssuedToken(int(token_id), token, expires)
 
@@ -323,6 +353,7 @@ _TOKEN_COLUMNS = (
     api_tokens.c.expires_at,
     api_tokens.c.revoked_at,
     api_tokens.c.scopes,
+    api_tokens.c.kind,
     api_tokens.c.last_used_at,
     users.c.id.label("user_id"),
     users.c.email,
@@ -493,6 +524,9 @@ def _token_subject(row: Any) -> Subject:
         grants=granted,
         foreign_party=verified
         and (row.verified_country != MAINLAND or bool(row.foreign_controlled)),
+        credential=Credential(
+            kind=CredentialKind(row.kind), expires_at=clock.as_utc(row.expires_at)
+        ),
     )
 
 
@@ -641,6 +675,7 @@ def sign_in(
             lifetime=timedelta(hours=SESSION_TOKEN_HOURS),
             scopes=None,
             label="sign-in",
+            kind=CredentialKind.SESSION,
         )
         record_event(
             session, tag=EventTag.SIGN_IN, actor=f"user:{email}", subject=f"address:{address}"

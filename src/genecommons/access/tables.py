@@ -47,6 +47,8 @@ api_tokens = Table(
     Column("digest", String(64), nullable=False),
     Column("label", String(200), nullable=True),
     Column("scopes", JSON, nullable=True),
+    # "session" (given by a sign-in) or "api" (made for a program): what it may make
+    Column("kind", String(16), nullable=False, server_default="api"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),

@@ -239,6 +239,12 @@ def node_keys(settings: Settings, *, create: bool = False) -> NodeKeys:
     return _unlocked(str(path), _fingerprint(passphrase), passphrase)
 
 
+def node_keys_at_hand(settings: Settings) -> NodeKeys:
+    """The node key store for a secret needed now: outside production a node without one gets
+    it here, as `genecommons init` would make it; in production `init` must have made it."""
+    return node_keys(settings, create=settings.environment != "production")
+
+
 @lru_cache(maxsize=4)
 def _unlocked(path: str, _fingerprint: str, passphrase: bytes) -> LocalNodeKeys:
     # scrypt once per process and key file (the fingerprint keys the cache, not the passphrase)

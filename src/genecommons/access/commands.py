@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.access import notify, service, workflow
+from genecommons.access import notify, second_factor, service, workflow
 from genecommons.access.models import Role
 from genecommons.runtime import operator, runtime
 
@@ -53,7 +53,10 @@ def users_set_institution(
 @users_app.command("totp")
 def users_totp(email: str) -> None:
     """Give an account a new TOTP secret for its authenticator app. 绑定一次性验证码。"""
-    secret, uri = service.enrol_totp(runtime().factory, email=email, actor=operator())
+    context = runtime()
+    secret, uri = second_factor.enrol(
+        context.factory, context.settings, email=email, actor=operator()
+    )
     console.print(f"Secret (shown once / 仅显示一次): {secret}", highlight=False)
     console.print(f"otpauth URI: {escape(uri)}", highlight=False)
 

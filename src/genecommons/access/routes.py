@@ -32,13 +32,20 @@ class TokenRequest(BaseModel):
 @router.post("/auth/token", summary="Sign in: exchange e-mail and password for a token")
 def sign_in(
     factory: SessionFactoryDep,
+    settings: SettingsDep,
     address: AddressDep,
     username: Annotated[str, Form(description="E-mail address")],
     password: Annotated[str, Form()],
-    otp: Annotated[str | None, Form(description="TOTP code (administrators, DAC members)")] = None,
+    otp: Annotated[
+        str | None,
+        Form(description="TOTP code (administrators, DAC members, any account with one)"),
+    ] = None,
 ) -> dict[str, Any]:
-    """An OAuth2-style password grant: returns a bearer token valid for 12 hours."""
-    issued = service.sign_in(factory, email=username, password=password, address=address, otp=otp)
+    """An OAuth2-style password grant: returns a bearer token valid for 12 hours. Every
+    refusal short of all the factors is the same 401."""
+    issued = service.sign_in(
+        factory, settings, email=username, password=password, address=address, otp=otp
+    )
     return _token_body(issued)
 
 
@@ -117,12 +124,13 @@ def oidc_callback(
 @router.post("/auth/oidc/second-factor", summary="Complete an OIDC sign-in with a TOTP code")
 def oidc_second_factor(
     factory: SessionFactoryDep,
+    settings: SettingsDep,
     address: AddressDep,
     ticket: Annotated[str, Form(max_length=200)],
     otp: Annotated[str, Form(max_length=20, description="TOTP code")],
 ) -> dict[str, Any]:
     """The ticket of the callback and the authenticator's current code give the token."""
-    issued = oidc_service.second_factor(factory, ticket=ticket, otp=otp, address=address)
+    issued = oidc_service.second_factor(factory, settings, ticket=ticket, otp=otp, address=address)
     return _token_body(issued)
 
 

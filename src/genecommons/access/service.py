@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access import identity, registration
+from genecommons.access import identity, registration, second_factor
 from genecommons.access.models import (
     Action,
     Credential,
@@ -40,6 +40,7 @@ from genecommons.audit.events import (
     record_soon,
 )
 from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.config import Settings
 from genecommons.db import prepared, write_transaction
 from genecommons.errors import (
     AccessDeniedError,
@@ -592,8 +593,16 @@ def verify_institution(
 SECOND_FACTOR_ROLES = frozenset({str(Role.ADMIN), str(Role.DAC_MEMBER)})
 
 
+@functools.cache
+def _stand_in_hash() -> str:
+    """A password hash no password matches, checked when the account does not exist, so that a
+    sign-in costs one argon2 verification either way."""
+    return identity.hash_password(identity.new_password())
+
+
 def sign_in(
     factory: sessionmaker[Session],
+    settings: Settings,
     *,
     email: str,
     password: str,
@@ -601,7 +610,11 @@ def sign_in(
     otp: str | None = None,
 ) -> IssuedToken:
     """Exchange an account's password (and, for administrators and DAC members, a TOTP code)
-    for a session token, throttling repeated failures."""
+    for a session token, throttling repeated failures.
+
+    Every refusal short of both factors is the same (one status, one body, the same checks
+    run): the caller never learns which of the e-mail address, the password or the one-time
+    code was wrong, so that a password cannot be tried against a second-factor account."""
     email = email.strip().lower()
     now = clock.now()
     keys = (f"account:{email}", f"address:{address}")
@@ -614,37 +627,39 @@ def sign_in(
             message_zh="登录失败次数过多，请稍后再试。",
         )
         row = session.execute(
-            select(users.c.id, users.c.password_hash, users.c.active, users.c.totp_secret).where(
-                users.c.email == email
-            )
+            select(
+                users.c.id,
+                users.c.password_hash,
+                users.c.active,
+                users.c.totp_sealed,
+                users.c.totp_secret,
+            ).where(users.c.email == email)
         ).first()
-        password_ok = bool(
-            row and row.password_hash and identity.verify_password(row.password_hash, password)
+        password_ok = identity.verify_password(
+            (row.password_hash if row is not None else None) or _stand_in_hash(), password
+        ) and bool(row is not None and row.password_hash)
+        roles = set(
+            session.execute(
+                select(user_roles.c.role).where(user_roles.c.user_id == (row.id if row else -1))
+            ).scalars()
         )
-        ok = password_ok and row is not None and bool(row.active)
+        stored = second_factor.StoredSecret(
+            user_id=int(row.id) if row is not None else -1,
+            sealed=row.totp_sealed if row is not None else None,
+            plaintext=row.totp_secret if row is not None else None,
+        )
+        needs_otp = bool(SECOND_FACTOR_ROLES & roles) or stored.enrolled
+        # checked whether or not the password was right: the same work either way
+        otp_ok = second_factor.code_matches(settings, stored, otp, at=now)
+        factors_ok = password_ok and (otp_ok or not needs_otp)
+        ok = factors_ok and row is not None and bool(row.active)
         # a self-registered account that waits for its e-mail or institution says so, but
-        # only to someone who knows its password
+        # only to someone who has given every factor it has
         pending = (
             registration.pending_reason(session, row.id)
-            if password_ok and not ok and row is not None
+            if factors_ok and not ok and row is not None
             else None
         )
-        needs_otp = (
-            ok
-            and row is not None
-            and bool(
-                SECOND_FACTOR_ROLES
-                & set(
-                    session.execute(
-                        select(user_roles.c.role).where(user_roles.c.user_id == row.id)
-                    ).scalars()
-                )
-            )
-        )
-        if needs_otp and row is not None:
-            ok = bool(
-                row.totp_secret and otp and identity.verify_totp(row.totp_secret, otp, at=now)
-            )
         if not ok:
             for key in keys:
                 session.execute(insert(login_failures).values(key=key, failed_at=now))
@@ -653,19 +668,17 @@ def sign_in(
                 tag=EventTag.SIGN_IN_FAILED,
                 actor=f"address:{address}",
                 subject=f"user:{email}",
+                details={"why": _why_refused(row, password_ok, needs_otp, otp_ok)},
             )
     if pending is not None:
         raise AccessDeniedError(pending[0], message_zh=pending[1], details={"rule": "pending"})
-    if not ok and needs_otp:
-        raise AuthenticationError(
-            "Administrators and DAC members sign in with a one-time code as well: give the "
-            "current code of your authenticator (enrol with `genecommons users totp EMAIL`).",
-            message_zh="系统管理员和数据访问委员会成员登录时还需提供一次性验证码（可用 "
-            "`genecommons users totp EMAIL` 绑定验证器）。",
-        )
     if not ok:
         raise AuthenticationError(
-            "Wrong e-mail address or password.", message_zh="电子邮件地址或密码错误。"
+            "Wrong e-mail address, password or one-time code. Give your e-mail address and "
+            "password, and, if your account has an authenticator (administrators and DAC "
+            "members must), its current one-time code.",
+            message_zh="电子邮件地址、密码或一次性验证码错误。请提供电子邮件地址和密码；"
+            "如账号绑定了验证器（系统管理员和数据访问委员会成员必须绑定），还须提供其当前的一次性验证码。",
         )
     with factory() as session, session.begin():
         issued = _issue(
@@ -683,16 +696,12 @@ def sign_in(
     return issued
 
 
-def enrol_totp(factory: sessionmaker[Session], *, email: str, actor: Subject) -> tuple[str, str]:
-    """Give an account a new TOTP secret; returns it and its otpauth:// URI (shown once)."""
-    email = email.strip().lower()
-    require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
-    secret = identity.new_totp_secret()
-    with factory() as session, session.begin():
-        changed = session.execute(
-            update(users).where(users.c.email == email).values(totp_secret=secret)
-        )
-        if changed.rowcount != 1:  # type: ignore[attr-defined]
-            raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
-        record_event(session, tag=EventTag.TOTP_ENROLLED, actor=actor.id, subject=f"user:{email}")
-    return secret, identity.totp_uri(secret, email=email)
+def _why_refused(row: Any, password_ok: bool, needs_otp: bool, otp_ok: bool) -> str:
+    """What the audit log (not the caller) is told of a refused sign-in."""
+    if row is None:
+        return "unknown account"
+    if not password_ok:
+        return "password"
+    if needs_otp and not otp_ok:
+        return "one-time code"
+    return "inactive account"

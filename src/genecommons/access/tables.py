@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Table,
     UniqueConstraint,
@@ -26,7 +27,11 @@ users = Table(
     Column("display_name", String(200), nullable=True),
     Column("institution_id", ForeignKey("institutions.id"), nullable=True, index=True),
     Column("password_hash", String(200), nullable=True),
-    Column("totp_secret", String(64), nullable=True),  # base32; set once enrolled
+    # the TOTP secret, sealed by the node key store (access/second_factor.py); set once enrolled
+    Column("totp_sealed", LargeBinary, nullable=True),
+    Column(
+        "totp_secret", String(64), nullable=True
+    ),  # plaintext of earlier versions; init seals it
     Column("active", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(200), nullable=False),

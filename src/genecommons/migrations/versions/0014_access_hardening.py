@@ -25,7 +25,14 @@ def upgrade() -> None:
             sa.Column("kind", sa.String(length=16), server_default="api", nullable=False)
         )
 
+    # TOTP secrets sealed by the node key store; `genecommons init` seals the plaintext ones
+    # (a migration cannot: it has no key), after which totp_secret stays empty
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("totp_sealed", sa.LargeBinary(), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("totp_sealed")
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.drop_column("kind")

@@ -249,3 +249,34 @@ def test_verifying_an_unknown_address_says_nothing_more(factory: Any) -> None:
             factory, email="nobody@example.org", code="x", password=PASSWORD, address="a"
         )
     assert "wrong" in caught.value.message
+
+
+class _Mailbox:
+    """A transport that keeps what it delivers (the local counterpart of SMTP)."""
+
+    def __init__(self) -> None:
+        self.delivered: list[notify.Message] = []
+
+    def deliver(self, messages: Any) -> None:
+        self.delivered.extend(messages)
+
+
+def test_a_sent_code_does_not_stay_in_the_outbox(world: dict[str, Any]) -> None:
+    client, factory, institution = world["client"], world["factory"], world["institution"]
+    register(client, institution)
+    code = code_for(factory, "zhang@example.org")
+    mailbox = _Mailbox()
+    assert notify.deliver_pending(factory, mailbox) == 1
+    assert code in mailbox.delivered[0].body
+    from genecommons.access.tables import outbox, registrations
+
+    with factory() as session:
+        kept = session.execute(select(outbox.c.body)).scalars().all()
+        digests = session.execute(select(registrations.c.code_digest)).scalars().all()
+    assert not any(code in body for body in kept)
+    assert digests and code not in digests  # the code is kept only as its digest
+    verified = client.post(
+        "/api/v1/auth/register/verify",
+        json={"email": "zhang@example.org", "code": code, "password": PASSWORD},
+    )
+    assert verified.status_code == 200, verified.text

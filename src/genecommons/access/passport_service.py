@@ -26,18 +26,31 @@ from genecommons.access.tables import access_requests, grants, users
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
 from genecommons.errors import AuthenticationError, ConfigurationError
+from genecommons.secrets import derived_passphrase, node_keys_at_hand
 
 RESEARCHER_STATUS = "https://doi.org/10.1038/s41431-018-0219-y"  # the Bona Fide definition
 
 
+VISA_KEY_PURPOSE = "visa-signing-key-passphrase"
+
+
 def key_store(settings: Settings) -> FileKeyStore:
-    """The visa signing keys of this node."""
-    passphrase = (
-        settings.visa_key_passphrase.get_secret_value().encode("utf-8")
-        if settings.visa_key_passphrase
-        else None
-    )
+    """The visa signing keys of this node: encrypted PEM, under GENECOMMONS_VISA_KEY_PASSPHRASE
+    or, when none is configured, a passphrase derived from the node key store (outside
+    production made when first needed, as `genecommons init` makes it)."""
+    configured = settings.visa_key_passphrase
+
+    def passphrase() -> bytes:
+        if configured is not None:
+            return configured.get_secret_value().encode("utf-8")
+        return derived_passphrase(node_keys_at_hand(settings), purpose=VISA_KEY_PURPOSE)
+
     return FileKeyStore(settings.visa_key_dir, passphrase=passphrase)
+
+
+def protect_keys(settings: Settings) -> int:
+    """Encrypt the visa signing keys an earlier version wrote unencrypted; how many."""
+    return key_store(settings).encrypt_plaintext_keys()
 
 
 def trusted_issuers(settings: Settings, keys: KeyStore) -> TrustedIssuers:

@@ -35,6 +35,7 @@ class Action(StrEnum):
     READ_SUBMISSIONS = "catalog:submission:read"
     MANAGE_USERS = "access:user:manage"
     VERIFY_INSTITUTIONS = "access:institution:verify"
+    CONFIRM_AFFILIATIONS = "access:affiliation:confirm"  # that an account is at an institution
     MANAGE_TOKENS = "access:token:manage"
     MANAGE_DACS = "access:dac:manage"
     REQUEST_ACCESS = "access:request:create"

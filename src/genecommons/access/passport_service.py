@@ -81,7 +81,8 @@ def passport(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The signed-in user's GA4GH passport: a ControlledAccessGrants visa per grant in force,
-    AffiliationAndRole, AcceptedTermsAndPolicies per agreement accepted, ResearcherStatus."""
+    AcceptedTermsAndPolicies per agreement accepted, and, for an account at a confirmed
+    institution, AffiliationAndRole and (researchers) ResearcherStatus."""
     if subject.kind != "user":
         raise AuthenticationError("Sign in first.", message_zh="请先登录。")
     now = now or clock.now()
@@ -140,13 +141,16 @@ def passport(
             )
     created = clock.as_utc(created)
     domain = email.rsplit("@", 1)[-1]
-    visa(
-        VisaType.AFFILIATION_AND_ROLE,
-        f"member@{domain}",
-        VisaBy.SYSTEM,
-        min(created, now),
-        now + lifetime,
-    )
+    # an affiliation only for an account whose institution someone vouched for (an
+    # administrator, its data steward, or a domain it declared): a claim says nothing
+    if subject.institution is not None:
+        visa(
+            VisaType.AFFILIATION_AND_ROLE,
+            f"member@{domain}",
+            VisaBy.SYSTEM,
+            min(created, now),
+            now + lifetime,
+        )
     for version in agreements:
         visa(
             VisaType.ACCEPTED_TERMS_AND_POLICIES,
@@ -155,7 +159,7 @@ def passport(
             min(created, now),
             now + lifetime,
         )
-    if subject.has_role(Role.RESEARCHER):
+    if subject.has_role(Role.RESEARCHER) and subject.institution is not None:
         visa(
             VisaType.RESEARCHER_STATUS,
             RESEARCHER_STATUS,

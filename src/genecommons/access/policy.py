@@ -170,6 +170,19 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
         return _allow(
             "admin-revoke", "Administrators may revoke any grant.", "系统管理员可撤销任何授权。"
         )
+    if action is Action.CONFIRM_AFFILIATIONS and (
+        subject.has_role(Role.ADMIN)
+        or (
+            subject.has_role(Role.DATA_STEWARD)
+            and subject.institution is not None
+            and resource.accession == subject.institution
+        )
+    ):
+        return _allow(
+            "affiliation-confirm",
+            "A data steward of the institution, or an administrator, confirms who belongs to it.",
+            "机构的数据管理员或系统管理员可确认账号是否属于该机构。",
+        )
     if action in (Action.MANAGE_USERS, Action.MANAGE_DACS, Action.VERIFY_INSTITUTIONS) and (
         subject.has_role(Role.ADMIN)
     ):

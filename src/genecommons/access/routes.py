@@ -11,7 +11,14 @@ from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from genecommons.access import oidc_service, passport_service, registration, service, workflow
+from genecommons.access import (
+    affiliation,
+    oidc_service,
+    passport_service,
+    registration,
+    service,
+    workflow,
+)
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.keys import KeyStore
 from genecommons.deps import AddressDep, SessionFactoryDep, SettingsDep, SubjectDep
@@ -334,6 +341,69 @@ def revoke_grant(
 ) -> None:
     """Revoke a grant at once (its DAC or an administrator); a reason is required."""
     workflow.revoke_grant(factory, grant_id=grant_id, reason=reason, actor=subject)
+
+
+class DomainsBody(BaseModel):
+    """The e-mail domains an institution declares (replacing those it declared before)."""
+
+    domains: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        max_length=affiliation.MAX_DOMAINS,
+        description="e.g. bgc.org.cn; an address at a subdomain counts too",
+    )
+
+
+InstitutionAccession = Annotated[str, PathParam(min_length=1, max_length=40)]
+
+
+@router.get("/institutions/{accession}/email-domains", summary="An institution's e-mail domains")
+def institution_domains(
+    accession: InstitutionAccession, factory: SessionFactoryDep, subject: SubjectDep
+) -> dict[str, Any]:
+    """The domains whose verified addresses confirm a claimed affiliation (administrators)."""
+    domains = affiliation.email_domains(factory, institution=accession, actor=subject)
+    return {"institution": accession, "domains": domains}
+
+
+@router.put("/institutions/{accession}/email-domains", summary="Declare an institution's domains")
+def set_institution_domains(
+    accession: InstitutionAccession,
+    body: DomainsBody,
+    factory: SessionFactoryDep,
+    subject: SubjectDep,
+) -> dict[str, Any]:
+    """Replace the institution's e-mail domains (administrators); waiting claims at them are
+    confirmed at once (`confirmed` lists their addresses)."""
+    return affiliation.set_email_domains(
+        factory, institution=accession, domains=body.domains, actor=subject
+    )
+
+
+@router.get("/affiliations", summary="Claimed affiliations waiting for you")
+def affiliation_claims(factory: SessionFactoryDep, subject: SubjectDep) -> list[dict[str, Any]]:
+    """Self-registered accounts that say they belong to your institution (data stewards) or to
+    any institution (administrators); until confirmed they belong to none."""
+    return affiliation.list_claims(factory, actor=subject)
+
+
+@router.post("/affiliations/{claim_id}/confirm", summary="Confirm a claimed affiliation")
+def confirm_affiliation(
+    claim_id: Id, factory: SessionFactoryDep, subject: SubjectDep
+) -> dict[str, Any]:
+    """The account is then at the institution (a data steward of it, or an administrator)."""
+    return affiliation.confirm(factory, claim_id=claim_id, actor=subject)
+
+
+@router.delete("/affiliations/{claim_id}", summary="Reject a claimed affiliation", status_code=204)
+def reject_affiliation(
+    claim_id: Id,
+    factory: SessionFactoryDep,
+    subject: SubjectDep,
+    reason: Annotated[
+        str, Query(min_length=1, max_length=2000, description="Why (the claimant is told it)")
+    ],
+) -> None:
+    """The claim is gone, and a registration that never completed with it."""
+    affiliation.reject(factory, claim_id=claim_id, reason=reason, actor=subject)
 
 
 wellknown = APIRouter(tags=["access"])

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access import identity, registration, second_factor
+from genecommons.access import affiliation, identity, registration, second_factor
 from genecommons.access.models import (
     Action,
     Credential,
@@ -142,16 +142,19 @@ def set_institution(
     factory: sessionmaker[Session], *, email: str, institution: str, actor: Subject
 ) -> None:
     """Put the account `email` at `institution` (an accession), e.g. a first-time OpenID
-    Connect account, which has none; it is trusted once that institution is verified."""
+    Connect account, which has none; it is trusted once that institution is verified. The
+    administrator vouches for it: an affiliation the account claimed is settled by this."""
     require(actor, Action.MANAGE_USERS, Resource("user"))
     email = email.strip().lower()
     with factory() as session, session.begin():
         institution_id = _institution_id(session, institution)
-        changed = session.execute(
-            update(users).where(users.c.email == email).values(institution_id=institution_id)
-        )
-        if changed.rowcount != 1:  # type: ignore[attr-defined]
+        user_id = session.execute(select(users.c.id).where(users.c.email == email)).scalar()
+        if user_id is None:
             raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
+        affiliation.drop_claim(session, user_id=int(user_id))
+        session.execute(
+            update(users).where(users.c.id == user_id).values(institution_id=institution_id)
+        )
         record_event(
             session,
             tag=EventTag.USER_UPDATED,
@@ -159,6 +162,7 @@ def set_institution(
             subject=f"user:{email}",
             details={"institution": institution},
         )
+        affiliation.complete_if_ready(session, user_id=int(user_id), actor=actor.id)
 
 
 def list_users(factory: sessionmaker[Session], *, actor: Subject) -> list[dict[str, Any]]:
@@ -580,7 +584,7 @@ def verify_institution(
             subject=f"institution:{institution}",
             details={"country": row.country, "foreign_controlled": foreign_controlled},
         )
-        registration.activate_for_institution(session, institution_id=row.id, actor=actor.id)
+        affiliation.activate_for_institution(session, institution_id=row.id, actor=actor.id)
     foreign = row.country != MAINLAND or foreign_controlled
     return {
         "institution": institution,

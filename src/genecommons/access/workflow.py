@@ -303,8 +303,21 @@ def dataset_resource(
     if row is None:
         raise NotFoundError(f"No dataset {accession}.", message_zh=f"不存在数据集 {accession}。")
     resource = Resource("dataset", accession=accession, tier=row.access_tier)
-    if subject.institution is None or accession not in subject.grants:
+    if accession not in subject.grants:
         return resource  # no grant: the decision point refuses record-level data anyway
+    if subject.institution is None:  # the rules place a requester by their institution
+        return dataclasses.replace(
+            resource,
+            jurisdiction_allows=False,
+            jurisdiction_reasons=(
+                "Your account is at no confirmed institution, so the jurisdiction rules cannot "
+                "place you; ask your institution's data steward or an administrator to confirm "
+                "it.",
+            ),
+            jurisdiction_reasons_zh=(
+                "您的账号未关联已确认的机构，无法按管辖规则判定；请请所在机构的数据管理员或系统管理员确认。",
+            ),
+        )
     facts = dataset_facts(session, row, archived_here=archived_here(session, row.id))
     verdict = evaluate(
         requester=_requester(session, subject),

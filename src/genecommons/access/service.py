@@ -613,8 +613,8 @@ def sign_in(
     address: str,
     otp: str | None = None,
 ) -> IssuedToken:
-    """Exchange an account's password (and, for administrators and DAC members, a TOTP code)
-    for a session token, throttling repeated failures.
+    """Exchange an account's password (and a TOTP code: administrators, DAC members and any
+    account that enrolled an authenticator) for a session token, throttling repeated failures.
 
     Every refusal short of both factors is the same (one status, one body, the same checks
     run): the caller never learns which of the e-mail address, the password or the one-time

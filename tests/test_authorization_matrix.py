@@ -18,10 +18,12 @@ from urllib.parse import urlsplit
 import httpx
 import pysam
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from genecommons.access import service, workflow
+from genecommons.access import registration, service, workflow
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.models import Role, Subject
+from genecommons.access.tables import affiliation_claims, users
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.audit import trace_service
@@ -67,6 +69,12 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/dac/decisions"): {"dac_member"},
     ("GET", "/api/v1/grants"): SIGNED_IN,
     ("DELETE", "/api/v1/grants/{grant_id}"): {"dac_member", "admin"},
+    ("GET", "/api/v1/institutions/{accession}/email-domains"): {"admin"},
+    ("PUT", "/api/v1/institutions/{accession}/email-domains"): {"admin"},
+    # claims to the institution: its data steward (all roles are at BGC here) and admins
+    ("GET", "/api/v1/affiliations"): {"data_steward", "admin"},
+    ("POST", "/api/v1/affiliations/{claim_id}/confirm"): {"data_steward", "admin"},
+    ("DELETE", "/api/v1/affiliations/{claim_id}"): {"data_steward", "admin"},
     ("GET", "/api/v1/compliance/report"): {"auditor", "admin", "data_steward"},
     ("GET", "/api/v1/audit/sth"): set(ROLES),
     ("GET", "/api/v1/audit/proof/inclusion"): set(ROLES),
@@ -140,6 +148,7 @@ class World:
         )
         self.files = result.accessions["files"]
         self.granted: set[str] = set()
+        self.claims = 0
         self.accessions = result.accessions
         self.datasets = {tier: result.accessions["datasets"][f"DS-{tier}"] for tier in TIERS}
         self.bundle = bundle
@@ -246,6 +255,27 @@ class World:
         with pysam.VariantFile(str(self.bundle / "calls.vcf.gz")) as vcf:
             record = next(iter(vcf))
         return f"{record.chrom}-{record.pos}-{record.ref}-{record.alts[0]}"
+
+    def claim(self) -> int:
+        """A fresh self-registration claiming BGC: its claim's id."""
+        self.claims += 1
+        email = f"claimant{self.claims}@elsewhere.example"
+        registration.register(
+            self.factory,
+            self.settings,
+            email=email,
+            name="Claimant",
+            password="a long enough passphrase",
+            institution=self.accessions["institutions"]["BGC"],
+            address=f"10.8.{self.claims // 250}.{self.claims % 250}",
+        )
+        with self.factory() as session:
+            claim_id: int = session.execute(
+                select(affiliation_claims.c.id)
+                .join(users, users.c.id == affiliation_claims.c.user_id)
+                .where(users.c.email == email)
+            ).scalar_one()
+        return claim_id
 
     def own_token(self, role: str) -> int:
         email = "researcher@example.org" if role == "anonymous" else f"{role}@example.org"
@@ -374,6 +404,24 @@ CALLS: dict[tuple[str, str], Call] = {
         "/api/v1/dac/decisions",
         headers=w.headers[r],
         json={"item": w.pending_item(t), "approve": True, "reason": "ok"},
+    ),
+    ("GET", "/api/v1/institutions/{accession}/email-domains"): lambda w, r, t: w.client.get(
+        f"/api/v1/institutions/{w.accessions['institutions']['BGC']}/email-domains",
+        headers=w.headers[r],
+    ),
+    ("PUT", "/api/v1/institutions/{accession}/email-domains"): lambda w, r, t: w.client.put(
+        f"/api/v1/institutions/{w.accessions['institutions']['BGC']}/email-domains",
+        json={"domains": ["bgc.example"]},
+        headers=w.headers[r],
+    ),
+    ("GET", "/api/v1/affiliations"): lambda w, r, t: w.client.get(
+        "/api/v1/affiliations", headers=w.headers[r]
+    ),
+    ("POST", "/api/v1/affiliations/{claim_id}/confirm"): lambda w, r, t: w.client.post(
+        f"/api/v1/affiliations/{w.claim()}/confirm", headers=w.headers[r]
+    ),
+    ("DELETE", "/api/v1/affiliations/{claim_id}"): lambda w, r, t: w.client.delete(
+        f"/api/v1/affiliations/{w.claim()}", params={"reason": "matrix"}, headers=w.headers[r]
     ),
     ("GET", "/api/v1/grants"): lambda w, r, t: w.client.get("/api/v1/grants", headers=w.headers[r]),
     ("DELETE", "/api/v1/grants/{grant_id}"): lambda w, r, t: w.client.delete(

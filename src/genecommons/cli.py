@@ -10,8 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access import commands as access_commands
+from genecommons.access import notify, passport_service, second_factor
 from genecommons.access import service as access_service
 from genecommons.archive import commands as archive_commands
 from genecommons.archive import service as archive_service
@@ -21,12 +23,13 @@ from genecommons.audit import trace_service
 from genecommons.audit.events import record_events, refusal_event
 from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
+from genecommons.config import Settings
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError, Refusal
 from genecommons.privacy import commands as privacy_commands
 from genecommons.privacy import service as privacy_service
 from genecommons.runtime import runtime
-from genecommons.secrets import node_keys, private_directory, restrict_umask
+from genecommons.secrets import NodeKeys, node_keys, private_directory, restrict_umask
 from genecommons.variants import commands as variants_commands
 
 app = typer.Typer(
@@ -45,7 +48,7 @@ def init() -> None:
 
     context = runtime()
     private_directory(context.settings.data_dir)
-    node_keys(context.settings, create=True)  # first: the other secrets may be sealed by it
+    keys = node_keys(context.settings, create=True)  # first: the other secrets are sealed by it
     upgrade(context.settings.effective_database_url)
     typer.echo(f"Database ready: {context.settings.effective_database_url.split('@')[-1]}")
     typer.echo(f"Data directory: {context.settings.data_dir}")
@@ -53,12 +56,31 @@ def init() -> None:
     trace_service.fingerprint_secret(context.settings, create=True)
     archive_service.archive_keys(context.settings, create=True)
     privacy_service.beacon_key(context.settings, create=True)
+    _protect_at_rest(context.settings, context.factory, keys)
     password = access_service.ensure_admin(context.factory)
     if password:
         typer.echo(
             f"Created administrator {access_service.ADMIN_EMAIL}; password (shown once, "
             f"仅显示一次): {password}"
         )
+
+
+def _protect_at_rest(settings: Settings, factory: sessionmaker[Session], keys: NodeKeys) -> None:
+    """What earlier versions kept in plaintext, sealed or encrypted under the node key store
+    with the same values (codes, marks, windows and signatures stay valid), and sent messages
+    purged from the outbox; each step safe to run again."""
+    done = [
+        ("TOTP secret(s) sealed", second_factor.seal_plaintext_secrets(factory, keys)),
+        ("visa signing key(s) encrypted", passport_service.protect_keys(settings)),
+        ("tree-head key encrypted", audit_service.protect_signing_key(settings)),
+        ("fingerprint secret sealed", trace_service.seal_fingerprint_secret(settings, keys)),
+        ("Beacon threshold key sealed", privacy_service.seal_beacon_key(settings, keys)),
+        ("archive key passphrase sealed", archive_service.seal_archive_passphrase(settings, keys)),
+        ("sent message(s) removed from the outbox", notify.purge_sent(factory)),
+    ]
+    for what, count in done:
+        if count:
+            typer.echo(f"Protected at rest: {int(count)} {what}. 已加密保护或清除。")
 
 
 @app.command()
@@ -122,6 +144,7 @@ app.add_typer(catalog_commands.datasets_app, name="datasets")
 app.add_typer(access_commands.users_app, name="users")
 app.add_typer(access_commands.tokens_app, name="tokens")
 app.add_typer(access_commands.institutions_app, name="institutions")
+app.add_typer(access_commands.affiliations_app, name="affiliations")
 app.add_typer(access_commands.dac_app, name="dac")
 app.add_typer(access_commands.grants_app, name="grants")
 app.add_typer(access_commands.mail_app, name="mail")

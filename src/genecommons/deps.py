@@ -144,7 +144,12 @@ def _with_visas(request: Request, subject: Subject, document: object) -> Subject
     refused: list[str] = []
     try:
         granted = passport_service.granted_by_passport(
-            document, subject=subject, settings=settings, trusted=trusted, refused=refused
+            document,
+            subject=subject,
+            settings=settings,
+            trusted=trusted,
+            keys=request.app.state.visa_keys,
+            refused=refused,
         )
     except AccessDeniedError as error:  # not a passport at all
         reason = error.details.get("reason") if isinstance(error.details, dict) else None

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -97,6 +98,77 @@ def read_secret_file(path: Path) -> bytes:
             message_zh=f"无法读取密钥文件 {path}（{error.strerror}）；请运行 `genecommons init` "
             "或从备份恢复。",
         ) from error
+
+
+SEALED_FILE_HEADER = b"GENECOMMONS SEALED SECRET 1\n"  # a secret file sealed by the node key
+
+
+def create_sealed_file(
+    path: Path, keys: NodeKeys, *, purpose: str, make: Callable[[], bytes]
+) -> bytes:
+    """Write a new secret (`make()`) to `path` sealed by the node key store for `purpose`,
+    unless a file is there already (as `create_secret_file`); the secret that stands."""
+    if not path.exists():
+        sealed = keys.seal(make(), purpose=purpose, context=path.name)
+        create_secret_file(path, SEALED_FILE_HEADER + sealed)
+    return read_sealed_file(path, lambda: keys, purpose=purpose)
+
+
+def read_sealed_file(path: Path, keys: Callable[[], NodeKeys], *, purpose: str) -> bytes:
+    """The secret in `path`: opened by the node key store (`keys()`, asked only then) when the
+    file is sealed, as is when an earlier version wrote it in plaintext."""
+    content = read_secret_file(path)
+    if not content.startswith(SEALED_FILE_HEADER):
+        return content
+    return keys().open(content[len(SEALED_FILE_HEADER) :], purpose=purpose, context=path.name)
+
+
+def file_is_sealed(path: Path) -> bool:
+    """Whether the secret file `path` is sealed by the node key store."""
+    return read_secret_file(path).startswith(SEALED_FILE_HEADER)
+
+
+def seal_file_in_place(path: Path, keys: NodeKeys, *, purpose: str) -> bool:
+    """Seal the plaintext secret file an earlier version wrote at `path`, keeping its value
+    (replaced atomically: readers see the old file or the new); False when it was sealed
+    already or is not there."""
+    if not path.exists() or file_is_sealed(path):
+        return False
+    plaintext = read_secret_file(path)
+    sealed = SEALED_FILE_HEADER + keys.seal(plaintext, purpose=purpose, context=path.name)
+    replace_secret_file(path, sealed)
+    if read_sealed_file(path, lambda: keys, purpose=purpose) != plaintext:  # never lose it
+        raise ConfigurationError(
+            f"Sealing {path} did not keep its value; restore it from the backup.",
+            message_zh=f"加密 {path} 后其值发生变化；请从备份恢复。",
+        )
+    return True
+
+
+def replace_secret_file(path: Path, data: bytes) -> None:
+    """Replace the secret file `path` by `data` atomically (written aside, 0600, then renamed
+    into place)."""
+    aside = path.with_name(f".{path.name}.{os.urandom(8).hex()}")
+    descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)
+
+
+def derived_passphrase(keys: NodeKeys, *, purpose: str) -> bytes:
+    """The passphrase of a key file the node encrypts for itself (a signing key's PEM),
+    derived from the node key for `purpose`: 256 bits, base64url."""
+    return base64.urlsafe_b64encode(keys.derive(purpose)).rstrip(b"=")
+
+
+def pem_is_encrypted(pem: bytes) -> bool:
+    """Whether a PEM private key is encrypted (PKCS#8 or the traditional OpenSSL form)."""
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or b"Proc-Type: 4,ENCRYPTED" in pem
 
 
 class SealedValueError(ConfigurationError):
@@ -237,6 +309,12 @@ def node_keys(settings: Settings, *, create: bool = False) -> NodeKeys:
             message_zh=f"节点尚无密钥（{path} 不存在）：请运行 `genecommons init` 或从备份恢复 keys/。",
         )
     return _unlocked(str(path), _fingerprint(passphrase), passphrase)
+
+
+def node_keys_at_hand(settings: Settings) -> NodeKeys:
+    """The node key store for a secret needed now: outside production a node without one gets
+    it here, as `genecommons init` would make it; in production `init` must have made it."""
+    return node_keys(settings, create=settings.environment != "production")
 
 
 @lru_cache(maxsize=4)

@@ -14,7 +14,7 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from genecommons.access import notify, service, workflow
+from genecommons.access import affiliation, notify, service, workflow
 from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.archive import copy_jobs
@@ -101,6 +101,11 @@ def test_register_request_approve_passport_and_three_refusals(
                 attestation="registration certificate and ownership declaration",
                 actor=OPERATOR,
             )
+        # each declares its e-mail domain: an address verified at it confirms the affiliation
+        affiliation.set_email_domains(factory, institution=bgc, domains=["bgc.cn"], actor=OPERATOR)
+        affiliation.set_email_domains(
+            factory, institution=oxf, domains=["ox.ac.uk"], actor=OPERATOR
+        )
         workflow.create_dac(factory, alias="BGC DAC", name="BGC access committee", actor=OPERATOR)
         service.add_user(
             factory, email="dac@bgc.cn", roles=["dac_member"], institution=bgc, actor=OPERATOR

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from genecommons.access import identity, service, throttle
-from genecommons.access.models import Role, Subject
+from genecommons.access import identity, second_factor, service, throttle
+from genecommons.access.models import Action, Role, Subject
 from genecommons.access.tables import api_tokens
 from genecommons.app import create_app
+from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
@@ -145,7 +146,9 @@ def test_init_creates_one_administrator(factory: Any) -> None:
     assert [u["email"] for u in admins] == [service.ADMIN_EMAIL]
 
 
-def test_sign_in_and_brute_force_throttling(factory: Any, institution: str) -> None:
+def test_sign_in_and_brute_force_throttling(
+    factory: Any, settings: Settings, institution: str
+) -> None:
     service.add_user(
         factory,
         email="zhao@example.org",
@@ -155,15 +158,25 @@ def test_sign_in_and_brute_force_throttling(factory: Any, institution: str) -> N
         password="a long passphrase",
     )
     issued = service.sign_in(
-        factory, email="zhao@example.org", password="a long passphrase", address="10.0.0.1"
+        factory,
+        settings,
+        email="zhao@example.org",
+        password="a long passphrase",
+        address="10.0.0.1",
     )
     assert service.authenticate(factory, issued.token).id == "user:zhao@example.org"
     for _ in range(throttle.THROTTLE.max_failures):
         with pytest.raises(AuthenticationError):
-            service.sign_in(factory, email="zhao@example.org", password="guess", address="10.0.0.2")
+            service.sign_in(
+                factory, settings, email="zhao@example.org", password="guess", address="10.0.0.2"
+            )
     with pytest.raises(TooManyAttemptsError) as raised:
         service.sign_in(
-            factory, email="zhao@example.org", password="a long passphrase", address="10.0.0.3"
+            factory,
+            settings,
+            email="zhao@example.org",
+            password="a long passphrase",
+            address="10.0.0.3",
         )
     assert raised.value.details["retry_after"]
 
@@ -295,7 +308,7 @@ def test_institution_verification_decides_foreign_party(
     assert after.foreign_party is foreign
 
 
-def test_administrators_need_a_second_factor(factory: Any) -> None:
+def test_administrators_need_a_second_factor(factory: Any, settings: Settings) -> None:
     import pyotp
 
     service.add_user(
@@ -308,14 +321,19 @@ def test_administrators_need_a_second_factor(factory: Any) -> None:
     )
     with pytest.raises(AuthenticationError) as raised:  # no TOTP enrolled yet
         service.sign_in(
-            factory, email="boss@example.org", password="a long passphrase", address="10.1.0.1"
+            factory,
+            settings,
+            email="boss@example.org",
+            password="a long passphrase",
+            address="10.1.0.1",
         )
     assert "one-time code" in raised.value.message
-    secret, uri = service.enrol_totp(factory, email="boss@example.org", actor=OPERATOR)
+    secret, uri = second_factor.enrol(factory, settings, email="boss@example.org", actor=OPERATOR)
     assert uri.startswith("otpauth://totp/") and secret in uri
     with pytest.raises(AuthenticationError):
         service.sign_in(
             factory,
+            settings,
             email="boss@example.org",
             password="a long passphrase",
             address="10.1.0.2",
@@ -324,6 +342,7 @@ def test_administrators_need_a_second_factor(factory: Any) -> None:
     code = pyotp.TOTP(secret).now()
     issued = service.sign_in(
         factory,
+        settings,
         email="boss@example.org",
         password="a long passphrase",
         address="10.1.0.3",
@@ -333,8 +352,128 @@ def test_administrators_need_a_second_factor(factory: Any) -> None:
     with pytest.raises(AuthenticationError):  # the right code with the wrong password
         service.sign_in(
             factory,
+            settings,
             email="boss@example.org",
             password="wrong passphrase",
             address="10.1.0.4",
             otp=code,
         )
+
+
+def test_a_token_makes_no_token_worth_more_than_itself(client: Any) -> None:
+    """The outside tester's escalation: a token scoped to access:token:manage asked
+    POST /api/v1/tokens for an unscoped token valid 366 days, and got it."""
+    factory = client.app.state.session_factory
+    service.add_user(
+        factory,
+        email="li@example.org",
+        roles=["researcher"],
+        institution=None,
+        actor=OPERATOR,
+        password="a long passphrase",
+    )
+    manage = service.create_token(
+        factory, email="li@example.org", actor=OPERATOR, scopes=[str(Action.MANAGE_TOKENS)]
+    )  # `genecommons tokens create li@example.org --scope access:token:manage` (90 days)
+    scoped = {"Authorization": f"Bearer {manage.token}"}
+    for body in (
+        {"days": 366},  # the escalation as reported: unscoped and longer-lived
+        {"days": 30},  # unscoped, even short-lived
+        {"days": 30, "scopes": [str(Action.MANAGE_TOKENS), str(Action.READ_RECORDS)]},
+        {"days": 91, "scopes": [str(Action.MANAGE_TOKENS)]},  # outlives the token
+    ):
+        refused = client.post("/api/v1/tokens", json=body, headers=scoped)
+        assert refused.status_code == 403, (body, refused.text)
+        assert refused.json()["message_zh"]
+    made = client.post(
+        "/api/v1/tokens", json={"days": 30, "scopes": [str(Action.MANAGE_TOKENS)]}, headers=scoped
+    )
+    assert made.status_code == 201, made.text
+    child = service.authenticate(factory, made.json()["token"])
+    assert child.scopes == {str(Action.MANAGE_TOKENS)}
+    # and that one in turn cannot outlive itself
+    grandchild = client.post(
+        "/api/v1/tokens",
+        json={"days": 31, "scopes": [str(Action.MANAGE_TOKENS)]},
+        headers={"Authorization": f"Bearer {made.json()['token']}"},
+    )
+    assert grandchild.status_code == 403
+    # an unscoped API token makes scoped or unscoped tokens, none outliving it
+    plain = service.create_token(factory, email="li@example.org", actor=OPERATOR, days=10)
+    plain_headers = {"Authorization": f"Bearer {plain.token}"}
+    assert (
+        client.post("/api/v1/tokens", json={"days": 11}, headers=plain_headers).status_code == 403
+    )
+    assert client.post("/api/v1/tokens", json={"days": 9}, headers=plain_headers).status_code == 201
+    # a sign-in (the person, with their password) makes API tokens of any allowed lifetime
+    signed = client.post(
+        "/api/v1/auth/token", data={"username": "li@example.org", "password": "a long passphrase"}
+    ).json()
+    session = {"Authorization": f"Bearer {signed['access_token']}"}
+    assert client.post("/api/v1/tokens", json={"days": 366}, headers=session).status_code == 201
+    # a token that names itself "sign-in" is still an API token
+    labelled = client.post(
+        "/api/v1/tokens", json={"days": 5, "label": "sign-in"}, headers=plain_headers
+    ).json()
+    relabelled = {"Authorization": f"Bearer {labelled['token']}"}
+    assert client.post("/api/v1/tokens", json={"days": 6}, headers=relabelled).status_code == 403
+
+
+def test_sign_in_refusals_do_not_tell_a_right_password_from_a_wrong_one(client: Any) -> None:
+    """For an account with a second factor, the answer is the same until both are right: the
+    right password without the code (or with a wrong one) is refused exactly as a wrong
+    password is, byte for byte, as is an unknown account."""
+    import pyotp
+
+    factory = client.app.state.session_factory
+    settings = client.app.state.settings
+    for email in ("boss@example.org", "plain@example.org"):
+        service.add_user(
+            factory,
+            email=email,
+            roles=["admin"] if email.startswith("boss") else ["researcher"],
+            institution=None,
+            actor=OPERATOR,
+            password="a long passphrase",
+        )
+    secret, _ = second_factor.enrol(factory, settings, email="boss@example.org", actor=OPERATOR)
+    code = pyotp.TOTP(secret).now()
+    wrong_code = f"{(int(code) + 500_000) % 1_000_000:06d}"
+    attempts = [
+        ("boss@example.org", "a long passphrase", None),  # right password, no code
+        ("boss@example.org", "a long passphrase", wrong_code),  # right password, wrong code
+        ("boss@example.org", "wrong passphrase!", None),
+        ("boss@example.org", "wrong passphrase!", code),  # right code, wrong password
+        ("nobody@example.org", "a long passphrase", None),  # no such account
+        ("plain@example.org", "wrong passphrase!", None),  # an account without a code
+    ]
+    answers = []
+    for number, (email, password, otp) in enumerate(attempts):
+        # each from its own address, so that the throttle counts none of them twice
+        caller = TestClient(client.app, client=(f"10.9.0.{number + 1}", 50000))
+        form = {"username": email, "password": password, **({"otp": otp} if otp else {})}
+        answers.append(caller.post("/api/v1/auth/token", data=form))
+    first = answers[0]
+    assert first.status_code == 401 and first.json()["message_zh"]
+    assert "one-time code" in first.json()["message"]
+    for answer in answers[1:]:
+        assert answer.status_code == first.status_code
+        assert answer.content == first.content
+        assert {k: v for k, v in answer.headers.items() if k != "date"} == {
+            k: v for k, v in first.headers.items() if k != "date"
+        }
+    # both factors: signed in (four failures: the account's throttle allows one more try)
+    done = TestClient(client.app, client=("10.9.1.1", 50000)).post(
+        "/api/v1/auth/token",
+        data={"username": "boss@example.org", "password": "a long passphrase", "otp": code},
+    )
+    assert done.status_code == 200, done.text
+    # the audit log, not the caller, is told what was wrong
+    with factory() as session:
+        whys = [
+            details["why"]
+            for details in session.execute(
+                select(audit_events.c.details).where(audit_events.c.tag == "access:session:fail")
+            ).scalars()
+        ]
+    assert sorted(set(whys)) == ["one-time code", "password", "unknown account"]

@@ -22,7 +22,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
-from genecommons.access import notify, oidc, service
+from genecommons.access import notify, oidc, second_factor, service
 from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.audit.tables import audit_events
@@ -187,7 +187,12 @@ def test_administrators_still_give_their_totp_code(client: TestClient, oidc_prov
     service.add_user(
         factory, email="boss@example.org", roles=["admin"], institution=None, actor=OPERATOR
     )
-    secret, _ = service.enrol_totp(factory, email="boss@example.org", actor=OPERATOR)
+    secret, _ = second_factor.enrol(
+        factory,
+        client.app.state.settings,  # type: ignore[attr-defined]
+        email="boss@example.org",
+        actor=OPERATOR,
+    )
     own = service.create_token(factory, email="boss@example.org", actor=OPERATOR).token
     oidc_provider.user("boss", email="boss@example.org", email_verified=True)
     first = login(client, oidc_provider, "boss", Authorization=f"Bearer {own}")

@@ -154,3 +154,51 @@ def test_passports(settings: Settings, make_bundle: Any, tmp_path: Path) -> None
         bad = client.get("/api/v1/auth/me", headers={**visitor, "X-GA4GH-Passport": "{"})
         assert bad.status_code == 401
     app.state.engine.dispose()
+
+
+def test_this_nodes_own_visas_grant_nothing_whatever_issuer_they_name(
+    settings: Settings, make_bundle: Any, tmp_path: Path
+) -> None:
+    """The grants table is this node's authority for its own grants: a ControlledAccessGrants
+    visa signed with this node's key counts for nothing, also when it names another issuer
+    that the trusted issuers file (wrongly) lists with this node's keys."""
+    alias = "https://alias-of-this-node.example"
+    trusted_file = tmp_path / "trusted.json"
+    settings = settings.model_copy(update={"trusted_issuers_file": trusted_file})
+    engine = make_engine(settings.effective_database_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    app = create_app(settings)
+    with TestClient(app) as client:
+        factory = app.state.session_factory
+        data = catalog.submit(factory, make_bundle(), subject=OPERATOR)
+        dataset = data.accessions["datasets"]["DS1"]
+        service.add_user(
+            factory, email="res@example.org", roles=["researcher"], institution=None, actor=OPERATOR
+        )
+        token = service.create_token(factory, email="res@example.org", actor=OPERATOR).token
+        own = client.get("/.well-known/jwks.json").json()
+        trusted_file.write_text(json.dumps({alias: own}), encoding="utf-8")
+        now = datetime.now(UTC)
+        for issuer in (settings.issuer_url, alias):
+            visa = issue_visa(
+                keys=app.state.visa_keys,
+                issuer=issuer,
+                subject="res@example.org",
+                visa_type=VisaType.CONTROLLED_ACCESS_GRANTS,
+                value=f"{settings.issuer_url}/datasets/{dataset}",
+                source=issuer,
+                by=VisaBy.DAC,
+                asserted=now - timedelta(hours=1),
+                expires=now + timedelta(hours=1),
+                now=now,
+            )
+            me = client.get(
+                "/api/v1/auth/me",
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "X-GA4GH-Passport": json.dumps(passport_claim([visa])),
+                },
+            )
+            assert me.status_code == 200 and me.json()["grants"] == [], issuer
+    app.state.engine.dispose()

@@ -286,6 +286,7 @@ def test_round_trip_for_each_visa_type(
         conditions=None,
         key_id=node_keys.signer().kid,
         token=token,
+        key_thumbprint=node_keys.signer().kid,  # this node's kids are RFC 7638 thumbprints
     )
 
 
@@ -599,7 +600,14 @@ def test_es256_visa_from_a_trusted_issuer_is_accepted() -> None:
         valid_payload(iss=OTHER_NODE), private, algorithm="ES256", headers={"kid": kid}
     )
     trusted = TrustedIssuers({OTHER_NODE: jwks})
-    assert verify_visa(token, trusted=trusted, now=NOW).key_id == kid
+    visa = verify_visa(token, trusted=trusted, now=NOW)
+    assert visa.key_id == kid and visa.key_thumbprint == kid  # the JWK's RFC 7638 thumbprint
+    # whatever kid the JWKS gives the key, the thumbprint names the key itself
+    renamed = TrustedIssuers({OTHER_NODE: {"keys": [{**jwks["keys"][0], "kid": "k1"}]}})
+    retagged = jwt.encode(
+        valid_payload(iss=OTHER_NODE), private, algorithm="ES256", headers={"kid": "k1"}
+    )
+    assert verify_visa(retagged, trusted=renamed, now=NOW).key_thumbprint == kid
     # the same key under an RS256 header is an algorithm mismatch
     header, payload, signature = token.split(".")
     swapped = encode_segment({**decode_segment(header), "alg": "RS256"})

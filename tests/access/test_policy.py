@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from genecommons.access.models import Action, Resource, Role, Subject
-from genecommons.access.policy import AUDIT, FINGERPRINT, decide, require, visible
+from genecommons.access.models import (
+    Action,
+    Credential,
+    CredentialKind,
+    Resource,
+    Role,
+    Subject,
+)
+from genecommons.access.policy import (
+    AUDIT,
+    FINGERPRINT,
+    decide,
+    decide_new_token,
+    require,
+    visible,
+)
 from genecommons.errors import AccessDeniedError, NotFoundError
 
 ANON = Subject.anonymous()
@@ -183,3 +200,56 @@ def test_a_refusal_of_what_one_may_not_see_is_the_missing_answer(
     assert (error.refusal.actor, error.refusal.action) == (subject.id, str(action))
     assert (error.refusal.kind, error.refusal.rule) == (resource.kind, decision.rule)
     assert "refusal" not in str(error.to_dict())
+
+
+def test_a_token_reads_no_data_outside_its_scopes() -> None:
+    """A grant holder's token scoped to managing tokens reads no records or counts with it."""
+    holder = Subject.user(
+        "r@example.org",
+        roles=frozenset({"researcher"}),
+        institution="GCO00000001",
+        institution_verified=True,
+        grants=frozenset({"GCD00000001"}),
+    )
+    dataset = Resource("dataset", accession="GCD00000001", tier="controlled")
+    registered = Resource("dataset", accession="GCD00000002", tier="registered")
+    assert decide(holder, Action.READ_RECORDS, dataset).allowed
+    assert decide(holder, Action.READ_AGGREGATES, registered).allowed
+    scoped = dataclasses.replace(holder, scopes=frozenset({str(Action.MANAGE_TOKENS)}))
+    assert not decide(scoped, Action.READ_RECORDS, dataset).allowed
+    assert not decide(scoped, Action.READ_AGGREGATES, registered).allowed
+    reader = dataclasses.replace(holder, scopes=frozenset({str(Action.READ_RECORDS)}))
+    assert decide(reader, Action.READ_RECORDS, dataset).allowed
+    assert not decide(reader, Action.READ_AGGREGATES, registered).allowed
+
+
+_SCOPES = st.frozensets(st.sampled_from([str(a) for a in Action]))
+
+
+@given(
+    own=st.one_of(st.none(), _SCOPES),
+    asked=st.one_of(st.none(), _SCOPES),
+    kind=st.sampled_from(list(CredentialKind)),
+    own_days=st.integers(min_value=1, max_value=366),
+    asked_days=st.integers(min_value=1, max_value=366),
+)
+def test_a_new_token_is_worth_no_more_than_its_maker(
+    own: frozenset[str] | None,
+    asked: frozenset[str] | None,
+    kind: CredentialKind,
+    own_days: int,
+    asked_days: int,
+) -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    maker = Subject.user(
+        "m@example.org",
+        roles=frozenset({"researcher"}),
+        institution=None,
+        scopes=own,
+        credential=Credential(kind=kind, expires_at=now + timedelta(days=own_days)),
+    )
+    decision = decide_new_token(maker, scopes=asked, expires_at=now + timedelta(days=asked_days))
+    assert decision.reasons and decision.reasons_zh
+    wider = own is not None and (asked is None or not asked <= own)
+    longer = kind is CredentialKind.API and asked_days > own_days
+    assert decision.allowed is (not wider and not longer)

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from genecommons.access import notify, registration, service
+from genecommons.access import affiliation, notify, registration, service
 from genecommons.access.models import Subject
 from genecommons.access.tables import users
 from genecommons.app import create_app
@@ -83,10 +83,39 @@ def test_register_verify_and_wait_for_the_institution(world: dict[str, Any]) -> 
         "/api/v1/auth/register/verify",
         json={"email": "ZHANG@example.org", "code": code, "password": PASSWORD},
     )
-    assert verified.json() == {"email": "zhang@example.org", "status": "awaiting_institution"}
+    # the institution declared no e-mail domain: its data steward confirms the claim
+    assert verified.json() == {"email": "zhang@example.org", "status": "awaiting_affiliation"}
+    pending = sign_in(client)
+    assert pending.status_code == 403 and "confirmed" in pending.json()["message"]
+    assert "机构" in pending.json()["message_zh"]
+    service.add_user(
+        factory,
+        email="steward@example.org",
+        roles=["data_steward"],
+        institution=institution,
+        actor=OPERATOR,
+    )
+    steward = {
+        "Authorization": "Bearer "
+        + service.create_token(factory, email="steward@example.org", actor=OPERATOR).token
+    }
+    (claim,) = client.get("/api/v1/affiliations", headers=steward).json()
+    assert claim["email"] == "zhang@example.org" and claim["institution"] == institution
+    assert claim["email_verified"] is True
+    confirmed = client.post(f"/api/v1/affiliations/{claim['id']}/confirm", headers=steward)
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json() == {
+        "email": "zhang@example.org",
+        "institution": institution,
+        "active": False,  # the institution itself is not verified yet
+    }
+    again = client.post(
+        "/api/v1/auth/register/verify",
+        json={"email": "zhang@example.org", "code": code, "password": PASSWORD},
+    )
+    assert again.json()["status"] == "awaiting_institution"
     pending = sign_in(client)
     assert pending.status_code == 403 and "institution" in pending.json()["message"]
-    assert "机构" in pending.json()["message_zh"]
     service.verify_institution(
         factory,
         institution=institution,
@@ -107,6 +136,7 @@ def test_register_verify_and_wait_for_the_institution(world: dict[str, Any]) -> 
     mine = [tag for tag, subject in events if subject == "user:zhang@example.org"]
     assert mine[:1] == ["access:user:register"]
     assert "access:email:verify" in mine and "access:user:update" in mine
+    assert "access:affiliation:confirm" in mine
     # the code cannot be used again
     again = client.post(
         "/api/v1/auth/register/verify",
@@ -115,10 +145,15 @@ def test_register_verify_and_wait_for_the_institution(world: dict[str, Any]) -> 
     assert again.status_code == 422
 
 
-def test_verified_institution_activates_at_once(world: dict[str, Any]) -> None:
+def test_an_address_at_a_declared_domain_of_a_verified_institution_activates_at_once(
+    world: dict[str, Any],
+) -> None:
     client, factory, institution = world["client"], world["factory"], world["institution"]
     service.verify_institution(
         factory, institution=institution, foreign_controlled=False, attestation="a", actor=OPERATOR
+    )
+    affiliation.set_email_domains(
+        factory, institution=institution, domains=["Example.ORG"], actor=OPERATOR
     )
     register(client, institution)
     code = code_for(factory, "zhang@example.org")
@@ -249,3 +284,34 @@ def test_verifying_an_unknown_address_says_nothing_more(factory: Any) -> None:
             factory, email="nobody@example.org", code="x", password=PASSWORD, address="a"
         )
     assert "wrong" in caught.value.message
+
+
+class _Mailbox:
+    """A transport that keeps what it delivers (the local counterpart of SMTP)."""
+
+    def __init__(self) -> None:
+        self.delivered: list[notify.Message] = []
+
+    def deliver(self, messages: Any) -> None:
+        self.delivered.extend(messages)
+
+
+def test_a_sent_code_does_not_stay_in_the_outbox(world: dict[str, Any]) -> None:
+    client, factory, institution = world["client"], world["factory"], world["institution"]
+    register(client, institution)
+    code = code_for(factory, "zhang@example.org")
+    mailbox = _Mailbox()
+    assert notify.deliver_pending(factory, mailbox) == 1
+    assert code in mailbox.delivered[0].body
+    from genecommons.access.tables import outbox, registrations
+
+    with factory() as session:
+        kept = session.execute(select(outbox.c.body)).scalars().all()
+        digests = session.execute(select(registrations.c.code_digest)).scalars().all()
+    assert not any(code in body for body in kept)
+    assert digests and code not in digests  # the code is kept only as its digest
+    verified = client.post(
+        "/api/v1/auth/register/verify",
+        json={"email": "zhang@example.org", "code": code, "password": PASSWORD},
+    )
+    assert verified.status_code == 200, verified.text

@@ -364,3 +364,75 @@ def test_the_http_purpose_states_every_field_of_the_purpose() -> None:
 
     fields = {f.name for f in dataclasses.fields(ResearchPurpose)} - {"project_type"}
     assert set(PurposeBody.model_fields) == fields
+
+
+def _granted(factory: Any, dataset: str) -> int:
+    """A grant to res@example.org for `dataset`, approved by its DAC."""
+    workflow.request_access(
+        factory,
+        actor=user("res@example.org", "researcher"),
+        purpose=purpose(),
+        datasets=[dataset],
+        agreement_version="DAA v1",
+    )
+    member = user("dac@example.org", "dac_member")
+    queue = workflow.review_queue(factory, actor=member)
+    grant_id = workflow.decide_request(
+        factory, item_id=queue[0]["item"], approve=True, reason="Fits.", actor=member
+    )
+    assert grant_id is not None
+    return grant_id
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "\t\n", "x" * (workflow.MAX_REASON_LENGTH + 1)])
+def test_a_revocation_needs_a_reason(
+    factory: Any,
+    world: dict[str, Any],
+    reason: str,
+    database_url: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from genecommons import runtime
+    from genecommons.cli import app
+    from genecommons.errors import InvalidInputError
+
+    grant_id = _granted(factory, world["dataset"])
+    with pytest.raises(InvalidInputError) as refused:
+        workflow.revoke_grant(
+            factory, grant_id=grant_id, reason=reason, actor=user("dac@example.org", "dac_member")
+        )
+    assert refused.value.message_zh and refused.value.details == {"place": "reason"}
+    # the operator's CLI says so too, and exits non-zero
+    monkeypatch.setenv("GENECOMMONS_DATABASE_URL", database_url)
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(tmp_path / "data"))
+    runtime.reset()
+    try:
+        done = CliRunner().invoke(app, ["grants", "revoke", str(grant_id), "--reason", reason])
+    finally:
+        runtime.reset()
+    assert isinstance(done.exception, InvalidInputError)  # main() prints it, exits with its code
+    assert [g["id"] for g in workflow.active_grants(factory, email="res@example.org")] == [grant_id]
+
+
+def test_a_revocation_keeps_its_reason_in_the_audit_log(
+    factory: Any, world: dict[str, Any]
+) -> None:
+    from sqlalchemy import select
+
+    from genecommons.audit.tables import audit_events
+
+    grant_id = _granted(factory, world["dataset"])
+    workflow.revoke_grant(
+        factory,
+        grant_id=grant_id,
+        reason="  Data shared outside the project.  ",
+        actor=user("dac@example.org", "dac_member"),
+    )
+    with factory() as session:
+        (details,) = session.execute(
+            select(audit_events.c.details).where(audit_events.c.tag == "access:grant:revoke")
+        ).scalars()
+    assert details == {"grant": grant_id, "reason": "Data shared outside the project."}

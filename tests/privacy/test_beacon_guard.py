@@ -365,9 +365,11 @@ def test_the_key_is_made_once_and_kept(tmp_path: Path) -> None:
     first = threshold_rule(settings)
     assert (first.low, first.high, first.alpha, first.beta) == (10, 40, 1.0, 1.0)  # uniform
     assert threshold_rule(settings).key == first.key == beacon_key(settings)
-    assert len(first.key) == 32 and list(settings.beacon_key_file.parent.iterdir()) == [
-        settings.beacon_key_file
-    ]
+    # beside it only the node key store it is sealed by; nothing left aside
+    assert len(first.key) == 32 and sorted(settings.beacon_key_file.parent.iterdir()) == sorted(
+        [settings.beacon_key_file, settings.node_key_file, settings.key_dir / "node-passphrase"]
+    )
+    assert first.key not in settings.beacon_key_file.read_bytes()  # sealed at rest
     production = Settings(data_dir=tmp_path / "prod", environment="production")
     with pytest.raises(ConfigurationError) as refused:
         threshold_rule(production)

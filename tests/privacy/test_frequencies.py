@@ -49,7 +49,8 @@ def datasets(
         dict(first, alias="DS-controlled", access_tier="controlled"),
     ]
     datafiles.write(folder, sheets)
-    accessions = catalog.submit(factory, folder, subject=OPERATOR).accessions["datasets"]
+    submitted = catalog.submit(factory, folder, subject=OPERATOR).accessions
+    accessions = submitted["datasets"]
     for accession in accessions.values():
         variants.build_dataset_store(
             factory, settings, subject=OPERATOR, dataset=accession, vcf=vcf
@@ -59,7 +60,11 @@ def datasets(
     key = f"{record.chrom}-{record.pos}-{record.ref}-{record.alts[0]}"
     absent = f"{record.chrom}-{record.pos}-{record.ref}-{'ACGT'.replace(record.ref, '').replace(record.alts[0], '')[0]}"
     return SimpleNamespace(
-        open=accessions["DS-open"], controlled=accessions["DS-controlled"], key=key, absent=absent
+        open=accessions["DS-open"],
+        controlled=accessions["DS-controlled"],
+        key=key,
+        absent=absent,
+        institution=submitted["institutions"]["BGC"],
     )
 
 
@@ -93,7 +98,7 @@ def test_a_grant_gets_the_exact_table_and_is_audited(
     holder = Subject.user(
         "r@example.org",
         roles=frozenset({"researcher"}),
-        institution=None,
+        institution=datasets.institution,  # a grant is read by an account at an institution
         grants=frozenset({datasets.controlled}),
     )
     tables = service.variant_frequencies(

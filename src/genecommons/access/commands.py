@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.access import notify, service, workflow
+from genecommons.access import affiliation, notify, second_factor, service, workflow
 from genecommons.access.models import Role
 from genecommons.runtime import operator, runtime
 
@@ -53,7 +53,10 @@ def users_set_institution(
 @users_app.command("totp")
 def users_totp(email: str) -> None:
     """Give an account a new TOTP secret for its authenticator app. 绑定一次性验证码。"""
-    secret, uri = service.enrol_totp(runtime().factory, email=email, actor=operator())
+    context = runtime()
+    secret, uri = second_factor.enrol(
+        context.factory, context.settings, email=email, actor=operator()
+    )
     console.print(f"Secret (shown once / 仅显示一次): {secret}", highlight=False)
     console.print(f"otpauth URI: {escape(uri)}", highlight=False)
 
@@ -116,6 +119,69 @@ def institutions_verify(
     console.print(f"{accession} verified ({result['country']}): {party}.")
 
 
+@institutions_app.command("domains")
+def institutions_domains(
+    accession: str,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Declare these domains instead (repeat for several)"),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Declare none")] = False,
+) -> None:
+    """Show or declare an institution's e-mail domains: a verified address at one confirms a
+    claimed affiliation. 查看或声明机构的电子邮件域名。"""
+    factory = runtime().factory
+    if domain or clear:
+        result = affiliation.set_email_domains(
+            factory, institution=accession, domains=domain or [], actor=operator()
+        )
+        shown, confirmed = result["domains"], result["confirmed"]
+        for email in confirmed:
+            console.print(f"Confirmed {escape(email)} at {escape(accession)}. 已确认。")
+    else:
+        shown = affiliation.email_domains(factory, institution=accession, actor=operator())
+    console.print(f"{escape(accession)}: {', '.join(shown) or '(none / 无)'}")
+
+
+affiliations_app = typer.Typer(
+    help="Institutions that self-registered accounts claim. 自助注册账号申报的机构归属。",
+    no_args_is_help=True,
+)
+
+
+@affiliations_app.command("list")
+def affiliations_list() -> None:
+    """Claims waiting for confirmation. 列出待确认的机构归属申请。"""
+    table = Table("id", "email", "name", "institution", "claimed_at", "e-mail verified")
+    for item in affiliation.list_claims(runtime().factory, actor=operator()):
+        table.add_row(
+            str(item["id"]),
+            escape(item["email"]),
+            escape(item["name"] or ""),
+            item["institution"],
+            item["claimed_at"],
+            str(item["email_verified"]),
+        )
+    console.print(table)
+
+
+@affiliations_app.command("confirm")
+def affiliations_confirm(claim_id: int) -> None:
+    """Confirm that an account belongs to the institution it claims. 确认机构归属。"""
+    done = affiliation.confirm(runtime().factory, claim_id=claim_id, actor=operator())
+    console.print(f"{escape(done['email'])} is at {escape(done['institution'])}. 已确认。")
+
+
+@affiliations_app.command("reject")
+def affiliations_reject(
+    claim_id: int,
+    reason: Annotated[str, typer.Option("--reason", help="Why (the claimant is told it)")],
+) -> None:
+    """Reject a claimed affiliation. 拒绝机构归属申请。"""
+    done = affiliation.reject(runtime().factory, claim_id=claim_id, reason=reason, actor=operator())
+    console.print(f"Claim of {escape(done['email'])} rejected. 已拒绝。")
+
+
 dac_app = typer.Typer(help="Data access committees. 数据访问委员会。", no_args_is_help=True)
 grants_app = typer.Typer(help="Access grants. 访问授权。", no_args_is_help=True)
 mail_app = typer.Typer(help="Notifications. 通知。", no_args_is_help=True)
@@ -152,8 +218,13 @@ def grants_list(email: str) -> None:
 
 
 @grants_app.command("revoke")
-def grants_revoke(grant_id: int, reason: Annotated[str, typer.Option("--reason")]) -> None:
-    """Revoke a grant at once. 撤销授权。"""
+def grants_revoke(
+    grant_id: int,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (required; the researcher is told it)")
+    ],
+) -> None:
+    """Revoke a grant at once, for a reason. 撤销授权（须说明理由）。"""
     workflow.revoke_grant(runtime().factory, grant_id=grant_id, reason=reason, actor=operator())
     console.print(f"Grant {grant_id} revoked. 已撤销。")
 

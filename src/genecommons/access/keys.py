@@ -5,8 +5,9 @@ A `KeyStore` holds one current RSA-2048 signing key and the public halves of ear
 /.well-known/jwks.json) so visas they signed keep verifying, until `remove` retires them.
 Every key is named by its RFC 7638 JWK thumbprint (`kid`).
 
-Two implementations: `FileKeyStore` (a directory; the private key PEM is written 0600 and may be
-encrypted with a passphrase) and `InMemoryKeyStore` (tests). Both pass the same contract tests.
+Two implementations: `FileKeyStore` (a directory; the private key PEM is written 0600 and
+encrypted with a passphrase, which the node derives from its key store unless one is configured)
+and `InMemoryKeyStore` (tests). Both pass the same contract tests.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 import stat
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from genecommons.errors import ConfigurationError, InvalidInputError
+from genecommons.secrets import pem_is_encrypted
 
 logger = logging.getLogger(__name__)
 
@@ -225,11 +228,51 @@ class FileKeyStore:
     never sign again); its public key stays published until `remove`.
     """
 
-    def __init__(self, directory: Path | str, *, passphrase: bytes | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        passphrase: bytes | Callable[[], bytes] | None = None,
+    ) -> None:
+        """`passphrase` encrypts the private keys; a callable is asked only when a private key
+        is written or read (so that a store that only publishes its JWKS needs none). A key
+        written unencrypted (by an earlier version, or with no passphrase) is still read."""
         self.directory = Path(directory)
-        self._passphrase = passphrase
+        self._passphrase_source = passphrase
         self._lock = threading.Lock()
         self._cache: RsaSigner | None = None
+
+    def _passphrase(self) -> bytes | None:
+        source = self._passphrase_source
+        return source() if callable(source) else source
+
+    def encrypt_plaintext_keys(self) -> int:
+        """Encrypt, under the store's passphrase, the private keys written unencrypted (the
+        same keys: visas they signed still verify); how many. Safe to run again."""
+        passphrase = self._passphrase()
+        if not passphrase:
+            return 0
+        encrypted = 0
+        with self._lock:
+            if not self.directory.is_dir():
+                return 0
+            for name in sorted(os.listdir(self.directory)):
+                kid = name.removesuffix(_PRIVATE_SUFFIX)
+                if not name.endswith(_PRIVATE_SUFFIX) or not _KID_RE.match(kid):
+                    continue
+                path = self.directory / name
+                if pem_is_encrypted(path.read_bytes()):
+                    continue
+                key = self._load_private(kid)
+                pem = key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.BestAvailableEncryption(passphrase),
+                )
+                self._write_atomic(path, pem, replace=True)
+                encrypted += 1
+            self._cache = None
+        return encrypted
 
     # -- KeyStore ---------------------------------------------------------------------------
 
@@ -333,9 +376,10 @@ class FileKeyStore:
 
     def _write_pair(self, private_key: rsa.RSAPrivateKey) -> str:
         kid = _kid_of(private_key)
+        passphrase = self._passphrase()
         encryption: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(self._passphrase)
-            if self._passphrase
+            serialization.BestAvailableEncryption(passphrase)
+            if passphrase
             else serialization.NoEncryption()
         )
         private_pem = private_key.private_bytes(
@@ -385,7 +429,9 @@ class FileKeyStore:
                 message_zh=f"{path} 可被其他用户读取（权限 {stat.S_IMODE(mode):o}）；请执行 `chmod 600` 后重启。",
             )
         try:
-            key = serialization.load_pem_private_key(data, password=self._passphrase)
+            key = serialization.load_pem_private_key(
+                data, password=self._passphrase() if pem_is_encrypted(data) else None
+            )
         except (TypeError, ValueError, UnsupportedAlgorithm):
             raise ConfigurationError(
                 f"Cannot read the signing key {path}: the passphrase is wrong or missing, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -34,6 +35,7 @@ class Action(StrEnum):
     READ_SUBMISSIONS = "catalog:submission:read"
     MANAGE_USERS = "access:user:manage"
     VERIFY_INSTITUTIONS = "access:institution:verify"
+    CONFIRM_AFFILIATIONS = "access:affiliation:confirm"  # that an account is at an institution
     MANAGE_TOKENS = "access:token:manage"
     MANAGE_DACS = "access:dac:manage"
     REQUEST_ACCESS = "access:request:create"
@@ -50,6 +52,21 @@ class Action(StrEnum):
     REGISTER_KEY = "archive:key:register"
 
 
+class CredentialKind(StrEnum):
+    """What kind of token a signed-in user's request carries."""
+
+    SESSION = "session"  # given by a sign-in (password and one-time code, or OpenID Connect)
+    API = "api"  # made for a program (POST /api/v1/tokens, `genecommons tokens create`)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """The token a request was authenticated by: its kind and when it expires."""
+
+    kind: CredentialKind
+    expires_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     """The caller."""
@@ -63,6 +80,7 @@ class Subject:
     institution_country: str | None = None  # where the institution is, as verified
     foreign_party: bool = False  # located abroad, or >= 50% foreign-owned or -controlled
     grants: frozenset[str] = frozenset()  # datasets with a grant in force now
+    credential: Credential | None = None  # the token of the request (None: not by token)
 
     def has_role(self, *roles: Role) -> bool:
         """Whether the subject holds any of `roles`."""
@@ -90,6 +108,7 @@ class Subject:
         foreign_party: bool = False,
         institution_verified: bool = False,
         grants: frozenset[str] = frozenset(),
+        credential: Credential | None = None,
     ) -> Subject:
         """A signed-in user."""
         return cls(
@@ -102,6 +121,7 @@ class Subject:
             institution_country=institution_country,
             foreign_party=foreign_party,
             grants=grants,
+            credential=credential,
         )
 
 

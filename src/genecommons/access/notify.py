@@ -1,6 +1,10 @@
 """Notifications: written to an outbox in the transaction of the action that causes them,
 then delivered by a transport (SMTP in production). An e-mail exists if and only if its
-action happened, and a mail server that is down loses nothing."""
+action happened, and a mail server that is down loses nothing.
+
+The outbox is a queue, not an archive: a message leaves it once delivered, so that what some
+messages carry (the verification code of a registration) is not kept after it was sent. What
+happened is in the audit log, written by the action itself."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.tables import outbox
@@ -94,15 +98,20 @@ def pending(factory: sessionmaker[Session], *, limit: int = 100) -> list[Message
 
 
 def deliver_pending(factory: sessionmaker[Session], transport: Transport) -> int:
-    """Deliver what waits in the outbox; marks only what was sent. Returns how many."""
+    """Deliver what waits in the outbox, then remove what was sent (a failed delivery keeps
+    every message for the next try). Returns how many."""
     messages = pending(factory)
     if not messages:
         return 0
     transport.deliver(messages)
     with factory() as session, session.begin():
-        session.execute(
-            update(outbox)
-            .where(outbox.c.id.in_([m.id for m in messages]))
-            .values(sent_at=datetime.now(UTC))
-        )
+        session.execute(delete(outbox).where(outbox.c.id.in_([m.id for m in messages])))
     return len(messages)
+
+
+def purge_sent(factory: sessionmaker[Session]) -> int:
+    """Remove the messages an earlier version kept in the outbox after sending them; how
+    many."""
+    with factory() as session, session.begin():
+        removed = session.execute(delete(outbox).where(outbox.c.sent_at.is_not(None)))
+    return int(removed.rowcount)  # type: ignore[attr-defined]

@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access import identity, notify, oidc, service
-from genecommons.access.models import Action, Resource, Role, Subject, SubjectKind
+from genecommons.access.models import Action, CredentialKind, Resource, Role, Subject, SubjectKind
 from genecommons.access.policy import require
+from genecommons.access.second_factor import StoredSecret, code_matches
 from genecommons.access.tables import (
     login_failures,
     oidc_identities,
@@ -269,7 +270,13 @@ def _sign_in(
                 )
             )
         account = session.execute(
-            select(users.c.email, users.c.active).where(users.c.id == user_id)
+            select(
+                users.c.email,
+                users.c.active,
+                (users.c.totp_sealed.is_not(None) | users.c.totp_secret.is_not(None)).label(
+                    "has_totp"
+                ),
+            ).where(users.c.id == user_id)
         ).one()
         if linked is None:
             notify.enqueue(
@@ -308,7 +315,7 @@ def _sign_in(
             message_zh="该账号未启用。",
             details={"check": "inactive"},
         )
-    if roles & service.SECOND_FACTOR_ROLES:
+    if roles & service.SECOND_FACTOR_ROLES or account.has_totp:
         ticket = secrets.token_urlsafe(32)
         expires = now + timedelta(seconds=TICKET_SECONDS)
         with factory() as session, session.begin():
@@ -380,6 +387,7 @@ def _issue_session(
             lifetime=timedelta(hours=service.SESSION_TOKEN_HOURS),
             scopes=None,
             label="sign-in (oidc)",
+            kind=CredentialKind.SESSION,
         )
         record_event(
             session,
@@ -392,7 +400,7 @@ def _issue_session(
 
 
 def second_factor(
-    factory: sessionmaker[Session], *, ticket: str, otp: str, address: str
+    factory: sessionmaker[Session], settings: Settings, *, ticket: str, otp: str, address: str
 ) -> service.IssuedToken:
     """Exchange a second-factor ticket and the account's current TOTP code for a token."""
     now = clock.now()
@@ -402,7 +410,9 @@ def second_factor(
                 sign_in_tickets.c.id,
                 sign_in_tickets.c.method,
                 sign_in_tickets.c.expires_at,
+                users.c.id.label("user_id"),
                 users.c.email,
+                users.c.totp_sealed,
                 users.c.totp_secret,
             )
             .join(users, users.c.id == sign_in_tickets.c.user_id)
@@ -417,7 +427,10 @@ def second_factor(
     keys = (f"account:{found.email}", f"address:{address}")
     with factory() as session, session.begin():
         _throttle(session, keys, now)
-    if not (found.totp_secret and identity.verify_totp(found.totp_secret, otp, at=now)):
+    stored = StoredSecret(
+        user_id=int(found.user_id), sealed=found.totp_sealed, plaintext=found.totp_secret
+    )
+    if not code_matches(settings, stored, otp, at=now):
         _failed(factory, keys=keys, address=address, subject=f"user:{found.email}", check="otp")
         raise AuthenticationError(
             "Administrators and DAC members sign in with a one-time code as well: give the "

@@ -26,18 +26,31 @@ from genecommons.access.tables import access_requests, grants, users
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
 from genecommons.errors import AuthenticationError, ConfigurationError
+from genecommons.secrets import derived_passphrase, node_keys_at_hand
 
 RESEARCHER_STATUS = "https://doi.org/10.1038/s41431-018-0219-y"  # the Bona Fide definition
 
 
+VISA_KEY_PURPOSE = "visa-signing-key-passphrase"
+
+
 def key_store(settings: Settings) -> FileKeyStore:
-    """The visa signing keys of this node."""
-    passphrase = (
-        settings.visa_key_passphrase.get_secret_value().encode("utf-8")
-        if settings.visa_key_passphrase
-        else None
-    )
+    """The visa signing keys of this node: encrypted PEM, under GENECOMMONS_VISA_KEY_PASSPHRASE
+    or, when none is configured, a passphrase derived from the node key store (outside
+    production made when first needed, as `genecommons init` makes it)."""
+    configured = settings.visa_key_passphrase
+
+    def passphrase() -> bytes:
+        if configured is not None:
+            return configured.get_secret_value().encode("utf-8")
+        return derived_passphrase(node_keys_at_hand(settings), purpose=VISA_KEY_PURPOSE)
+
     return FileKeyStore(settings.visa_key_dir, passphrase=passphrase)
+
+
+def protect_keys(settings: Settings) -> int:
+    """Encrypt the visa signing keys an earlier version wrote unencrypted; how many."""
+    return key_store(settings).encrypt_plaintext_keys()
 
 
 def trusted_issuers(settings: Settings, keys: KeyStore) -> TrustedIssuers:
@@ -68,7 +81,8 @@ def passport(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The signed-in user's GA4GH passport: a ControlledAccessGrants visa per grant in force,
-    AffiliationAndRole, AcceptedTermsAndPolicies per agreement accepted, ResearcherStatus."""
+    AcceptedTermsAndPolicies per agreement accepted, and, for an account at a confirmed
+    institution, AffiliationAndRole and (researchers) ResearcherStatus."""
     if subject.kind != "user":
         raise AuthenticationError("Sign in first.", message_zh="请先登录。")
     now = now or clock.now()
@@ -127,13 +141,16 @@ def passport(
             )
     created = clock.as_utc(created)
     domain = email.rsplit("@", 1)[-1]
-    visa(
-        VisaType.AFFILIATION_AND_ROLE,
-        f"member@{domain}",
-        VisaBy.SYSTEM,
-        min(created, now),
-        now + lifetime,
-    )
+    # an affiliation only for an account whose institution someone vouched for (an
+    # administrator, its data steward, or a domain it declared): a claim says nothing
+    if subject.institution is not None:
+        visa(
+            VisaType.AFFILIATION_AND_ROLE,
+            f"member@{domain}",
+            VisaBy.SYSTEM,
+            min(created, now),
+            now + lifetime,
+        )
     for version in agreements:
         visa(
             VisaType.ACCEPTED_TERMS_AND_POLICIES,
@@ -142,7 +159,7 @@ def passport(
             min(created, now),
             now + lifetime,
         )
-    if subject.has_role(Role.RESEARCHER):
+    if subject.has_role(Role.RESEARCHER) and subject.institution is not None:
         visa(
             VisaType.RESEARCHER_STATUS,
             RESEARCHER_STATUS,
@@ -163,22 +180,36 @@ def granted_by_passport(
     subject: Subject,
     settings: Settings,
     trusted: TrustedIssuers,
+    keys: KeyStore,
     now: datetime | None = None,
     refused: list[str] | None = None,
 ) -> frozenset[str]:
-    """The datasets of this node that valid visas of the caller grant (another node's DAC may
-    have approved them); visas for someone else are ignored. Why each other visa was refused
-    (a `VisaRejection`, or `someone_else`) is appended to `refused`, for the audit log."""
+    """The datasets of this node that valid visas of the caller from ANOTHER trusted issuer
+    grant (another node's DAC may have approved them); visas for someone else are ignored. Why
+    each other visa was refused (a `VisaRejection`, or `someone_else`) is appended to
+    `refused`, for the audit log.
+
+    A ControlledAccessGrants visa this node signed grants nothing: this node's own grants are
+    its grants table, which the caller's subject already reflects as it stands now (revoked or
+    expired: gone). A visa counts as this node's when it names this node as its issuer or when
+    one of this node's keys signed it, whatever issuer it names."""
     now = now or clock.now()
     email = subject.id.removeprefix("user:")
     accepted, rejected = verify_passport(document, trusted=trusted, now=now)
-    mine = [v for v in accepted if v.subject == email]
     if refused is not None:
         refused.extend(str(r.reason) for r in rejected)
         refused.extend("someone_else" for v in accepted if v.subject != email)
+    own_keys = frozenset(keys.kids())  # RFC 7638 thumbprints, as `Visa.key_thumbprint`
+    theirs = [
+        v
+        for v in accepted
+        if v.subject == email
+        and v.issuer != settings.issuer_url
+        and v.key_thumbprint not in own_keys
+    ]
     prefix = f"{settings.issuer_url}/datasets/"
     return frozenset(
         uri.removeprefix(prefix)
-        for uri in controlled_access_datasets(mine, now=now)
+        for uri in controlled_access_datasets(theirs, now=now)
         if uri.startswith(prefix)
     )

@@ -22,7 +22,7 @@ import json
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeGuard
@@ -32,7 +32,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from genecommons import bounded
-from genecommons.access.keys import KeyStore, b64url
+from genecommons.access.keys import KeyStore, b64url, jwk_thumbprint, public_jwk
 from genecommons.errors import (
     AccessDeniedError,
     ConfigurationError,
@@ -129,6 +129,9 @@ class Visa:
     conditions: tuple[tuple[ConditionClause, ...], ...] | None
     key_id: str
     token: str = field(repr=False)
+    # the RFC 7638 thumbprint of the public key that verified the signature (whatever kid the
+    # issuer's JWKS gives it): who really signed, whichever issuer the visa names
+    key_thumbprint: str = ""
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -155,6 +158,7 @@ class _TrustedKey:
     kid: str
     algorithm: str
     key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey = field(repr=False)
+    thumbprint: str = ""
 
 
 class TrustedIssuers:
@@ -233,7 +237,24 @@ def _trusted_key(entry: Mapping[str, Any], kid: str) -> _TrustedKey | None:
         return None
     if entry.get("alg", algorithm) != algorithm:
         return None
-    return _TrustedKey(kid=kid, algorithm=algorithm, key=key)
+    return _TrustedKey(kid=kid, algorithm=algorithm, key=key, thumbprint=key_thumbprint(key))
+
+
+def key_thumbprint(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> str:
+    """The RFC 7638 thumbprint of a public signing key, from its numbers (not from how a JWKS
+    happened to encode them)."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return public_jwk(key)["kid"]
+    numbers = key.public_numbers()
+    size = (key.curve.key_size + 7) // 8
+    return jwk_thumbprint(
+        {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": b64url(numbers.x.to_bytes(size, "big")),
+            "y": b64url(numbers.y.to_bytes(size, "big")),
+        }
+    )
 
 
 # -- issuing -------------------------------------------------------------------------------
@@ -419,7 +440,8 @@ def verify_visa(token: str, *, trusted: TrustedIssuers, now: datetime, leeway: f
         ) from None
     except jwt.PyJWTError as error:
         raise _malformed(str(error), f"无法解析（{error}）") from None
-    return _visa_from_claims(payload, token=token, kid=key.kid, now=now, leeway=leeway)
+    visa = _visa_from_claims(payload, token=token, kid=key.kid, now=now, leeway=leeway)
+    return replace(visa, key_thumbprint=key.thumbprint)
 
 
 def verify_passport(

@@ -13,8 +13,17 @@ whatever the answer says.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
-from genecommons.access.models import Action, Decision, Resource, Role, Subject, SubjectKind
+from genecommons.access.models import (
+    Action,
+    CredentialKind,
+    Decision,
+    Resource,
+    Role,
+    Subject,
+    SubjectKind,
+)
 from genecommons.errors import AccessDeniedError, NotFoundError, Refusal
 
 METADATA_KINDS = frozenset({"study", "dataset"})
@@ -48,6 +57,8 @@ def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
         if decision is not None:
             return decision
     if action in (Action.READ_AGGREGATES, Action.READ_RECORDS):
+        if subject.scopes is not None and str(action) not in subject.scopes:
+            subject = Subject.anonymous()  # outside its scopes a token has what anyone has
         return _data_rule(subject, action, resource)
     if action is Action.READ_AUDIT_PROOFS and resource.kind == "audit":
         return Decision(
@@ -258,6 +269,19 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
         return _allow(
             "admin-revoke", "Administrators may revoke any grant.", "系统管理员可撤销任何授权。"
         )
+    if action is Action.CONFIRM_AFFILIATIONS and (
+        subject.has_role(Role.ADMIN)
+        or (
+            subject.has_role(Role.DATA_STEWARD)
+            and subject.institution is not None
+            and resource.accession == subject.institution
+        )
+    ):
+        return _allow(
+            "affiliation-confirm",
+            "A data steward of the institution, or an administrator, confirms who belongs to it.",
+            "机构的数据管理员或系统管理员可确认账号是否属于该机构。",
+        )
     if action in (Action.MANAGE_USERS, Action.MANAGE_DACS, Action.VERIFY_INSTITUTIONS) and (
         subject.has_role(Role.ADMIN)
     ):
@@ -269,6 +293,74 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
             "own-tokens", "Users manage their own API tokens.", "用户可管理自己的 API 令牌。"
         )
     return None
+
+
+def decide_new_token(
+    subject: Subject, *, scopes: frozenset[str] | None, expires_at: datetime
+) -> Decision:
+    """Whether `subject`, allowed to manage the tokens of an account, may make it a token with
+    `scopes` (None: whatever the account's roles allow) that expires at `expires_at`.
+
+    A token never makes a token worth more than itself: a scoped token makes tokens scoped to a
+    subset of its scopes only (never an unscoped one), and an API token makes none that outlives
+    it. A session token (a sign-in, with the one-time code where the account has one) is
+    unscoped and may make API tokens of any lifetime the service allows, as the person signing
+    in may; so may the node's operator."""
+    if subject.kind is SubjectKind.OPERATOR:
+        return _allow(
+            "operator",
+            "The node operator makes tokens from the command line.",
+            "节点运维人员可通过命令行创建令牌。",
+        )
+    if subject.scopes is not None:
+        if scopes is None:
+            return Decision(
+                False,
+                (
+                    f"This token is scoped to {', '.join(sorted(subject.scopes))}: it can make "
+                    "tokens scoped to some of these only, not an unscoped one; name the scopes.",
+                ),
+                (
+                    f"当前令牌的权限范围为 {', '.join(sorted(subject.scopes))}：只能创建权限范围为其子集的"
+                    "令牌，不能创建不限范围的令牌；请指定权限范围。",
+                ),
+                rule="token-scope",
+            )
+        beyond = sorted(scopes - subject.scopes)
+        if beyond:
+            return Decision(
+                False,
+                (f"This token may not give scopes it does not hold itself: {', '.join(beyond)}.",),
+                (f"当前令牌不能授予其自身不具备的权限范围：{', '.join(beyond)}。",),
+                rule="token-scope",
+            )
+    credential = subject.credential
+    if credential is None:
+        return Decision(
+            False,
+            ("Tokens are made by a signed-in session or a token; this request carries neither.",),
+            ("令牌须由已登录的会话或令牌创建；此请求两者皆无。",),
+            rule="token-lifetime",
+        )
+    if credential.kind is not CredentialKind.SESSION and expires_at > credential.expires_at:
+        return Decision(
+            False,
+            (
+                "A token may not make a token that outlives it: the new token must expire by "
+                f"{credential.expires_at.isoformat()} (ask for fewer days, or sign in to make a "
+                "longer-lived one).",
+            ),
+            (
+                f"令牌不能创建比其自身有效期更长的令牌：新令牌须在 {credential.expires_at.isoformat()} "
+                "之前到期（请缩短天数，或登录后再创建）。",
+            ),
+            rule="token-lifetime",
+        )
+    return _allow(
+        "token-within-limits",
+        "The new token holds no more than the token that asks for it.",
+        "新令牌的权限不超过申请它的令牌。",
+    )
 
 
 FINGERPRINT = "fingerprint-delivery"

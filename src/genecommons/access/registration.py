@@ -1,10 +1,13 @@
-"""Self-registration of researchers: an account that waits for its e-mail address and its
-institution.
+"""Self-registration of researchers: an account that waits for its e-mail address, its
+affiliation and its institution.
 
-`register` creates an inactive researcher account at a named institution and e-mails a code
-through the outbox (the same transaction). `verify_email` checks the code; the account becomes
-usable at once when an administrator has verified the institution, otherwise when they do
-(`activate_for_institution`, called by `service.verify_institution`). A registration never
+`register` creates an inactive researcher account that *claims* an institution (it has none
+until the claim is confirmed, `affiliation.py`) and e-mails a code through the outbox (the same
+transaction). `verify_email` checks the code; an address at an e-mail domain the institution
+declared confirms the claim at once, otherwise a data steward of the institution or an
+administrator confirms it. The account becomes usable when its e-mail is verified, its
+affiliation confirmed and its institution verified by an administrator, whichever comes last
+(`affiliation.complete_if_ready`, `affiliation.activate_for_institution`). A registration never
 grants any role but researcher. Registering an address that has an account already answers
 exactly as a new registration does (no account enumeration) and tells the address's owner by
 e-mail; registering an address still awaiting its code sends a fresh code. Attempts are
@@ -18,14 +21,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access import identity, notify, oidc
+from genecommons.access import affiliation, identity, notify, oidc
 from genecommons.access.models import Role
 from genecommons.access.tables import (
-    institution_verifications,
     login_failures,
     registrations,
     user_roles,
@@ -43,7 +45,8 @@ from genecommons.errors import (
 logger = logging.getLogger(__name__)
 THROTTLE = identity.ThrottlePolicy(max_failures=5, window=timedelta(hours=1))
 AWAITING_EMAIL = "awaiting_email"
-AWAITING_INSTITUTION = "awaiting_institution"
+AWAITING_AFFILIATION = "awaiting_affiliation"  # the institution has not confirmed the claim
+AWAITING_INSTITUTION = "awaiting_institution"  # an administrator has not verified it
 ACTIVE = "active"
 
 
@@ -171,7 +174,6 @@ def register(
                 .where(users.c.id == user_id)
                 .values(
                     display_name=name[:200],
-                    institution_id=institution_id,
                     password_hash=identity.hash_password(password),
                 )
             )
@@ -192,7 +194,7 @@ def register(
                     {
                         "email": email,
                         "display_name": name[:200],
-                        "institution_id": institution_id,
+                        "institution_id": None,  # a claim, until confirmed
                         "password_hash": identity.hash_password(password),
                         "active": False,
                         "created_at": now,
@@ -211,6 +213,7 @@ def register(
                     email_verified_at=None,
                 )
             )
+        affiliation.claim(session, user_id=user_id, institution_id=institution_id, now=now)
         subject, body = _code_mail(code=code, hours=hours)
         notify.enqueue(session, recipient=email, subject=subject, body=body)
         record_event(
@@ -218,7 +221,7 @@ def register(
             tag=EventTag.USER_REGISTERED,
             actor=f"address:{address}",
             subject=f"user:{email}",
-            details={"roles": [str(Role.RESEARCHER)], "institution": institution.strip()},
+            details={"roles": [str(Role.RESEARCHER)], "claimed_institution": institution.strip()},
         )
     return Registered(email, expires)
 
@@ -227,7 +230,8 @@ def verify_email(
     factory: sessionmaker[Session], *, email: str, code: str, password: str, address: str
 ) -> dict[str, str]:
     """Check the e-mailed code with the password given at registration; the account's status
-    afterwards (`active` when its institution is verified, else `awaiting_institution`).
+    afterwards: `active`, `awaiting_affiliation` (the institution has not confirmed the claim
+    yet) or `awaiting_institution` (an administrator has not verified the institution yet).
 
     The password is asked too because anyone may register an address that is still awaiting
     its code (sending the owner a fresh code, with the new details): a code alone would then
@@ -250,7 +254,6 @@ def verify_email(
         row = session.execute(
             select(
                 users.c.id,
-                users.c.institution_id,
                 users.c.password_hash,
                 registrations.c.code_digest,
                 registrations.c.code_expires_at,
@@ -260,7 +263,7 @@ def verify_email(
             .where(users.c.email == email)
         ).first()
         if row is not None and row.email_verified_at is not None:
-            return {"email": email, "status": AWAITING_INSTITUTION}
+            return {"email": email, "status": _waiting_for(session, int(row.id))}
         good = bool(
             row is not None
             and row.code_digest
@@ -273,56 +276,25 @@ def verify_email(
         with factory() as session, session.begin():
             _count_attempt(session, (f"verify:address:{address}", f"verify:{email}"), now=now)
         raise refused
+    actor = f"user:{email}"
     with factory() as session, session.begin():
         session.execute(
             update(registrations)
             .where(registrations.c.user_id == row.id)
             .values(code_digest=None, email_verified_at=now)
         )
-        record_event(
-            session, tag=EventTag.EMAIL_VERIFIED, actor=f"user:{email}", subject=f"user:{email}"
-        )
-        verified = session.execute(
-            select(institution_verifications.c.institution_id).where(
-                institution_verifications.c.institution_id == row.institution_id
-            )
-        ).first()
-        if verified is not None:
-            _activate(session, [int(row.id)], actor=f"user:{email}")
+        record_event(session, tag=EventTag.EMAIL_VERIFIED, actor=actor, subject=actor)
+        affiliation.confirm_by_domain(session, user_id=int(row.id), actor=actor, now=now)
+        if affiliation.complete_if_ready(session, user_id=int(row.id), actor=actor):
             return {"email": email, "status": ACTIVE}
-    return {"email": email, "status": AWAITING_INSTITUTION}
+        return {"email": email, "status": _waiting_for(session, int(row.id))}
 
 
-def _activate(session: Session, user_ids: list[int], *, actor: str) -> None:
-    """Make verified registrations usable accounts; the registration is then complete."""
-    for user_id in user_ids:
-        email = session.execute(select(users.c.email).where(users.c.id == user_id)).scalar_one()
-        session.execute(update(users).where(users.c.id == user_id).values(active=True))
-        session.execute(delete(registrations).where(registrations.c.user_id == user_id))
-        record_event(
-            session,
-            tag=EventTag.USER_UPDATED,
-            actor=actor,
-            subject=f"user:{email}",
-            details={"active": True, "reason": "registration complete"},
-        )
-
-
-def activate_for_institution(session: Session, *, institution_id: int, actor: str) -> int:
-    """Inside the verification of an institution: activate the accounts that registered at it
-    and verified their e-mail. Returns how many."""
-    waiting = list(
-        session.execute(
-            select(users.c.id)
-            .join(registrations, registrations.c.user_id == users.c.id)
-            .where(
-                users.c.institution_id == institution_id,
-                registrations.c.email_verified_at.is_not(None),
-            )
-        ).scalars()
-    )
-    _activate(session, waiting, actor=actor)
-    return len(waiting)
+def _waiting_for(session: Session, user_id: int) -> str:
+    """What a registration with a verified e-mail still waits for."""
+    if affiliation.pending(session, user_id):
+        return AWAITING_AFFILIATION
+    return AWAITING_INSTITUTION
 
 
 def pending_reason(session: Session, user_id: int) -> tuple[str, str] | None:
@@ -337,6 +309,14 @@ def pending_reason(session: Session, user_id: int) -> tuple[str, str] | None:
             "Verify your e-mail address first with the code we sent "
             "(POST /api/v1/auth/register/verify).",
             "请先使用我们发送的验证码验证电子邮件地址（POST /api/v1/auth/register/verify）。",
+        )
+    if affiliation.pending(session, user_id):
+        return (
+            "Your institution has not confirmed that you belong to it yet: its data steward "
+            "(or an administrator) confirms it, or register with an address at an e-mail "
+            "domain the institution declared. The account becomes usable once it is confirmed.",
+            "您所申报的机构尚未确认您的归属：须由该机构的数据管理员（或系统管理员）确认，"
+            "或使用该机构声明的电子邮件域名下的地址注册。确认后账号即可使用。",
         )
     return (
         "Your institution has not been verified by an administrator yet; the account becomes "

@@ -11,7 +11,14 @@ from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
-from genecommons.access import oidc_service, passport_service, registration, service, workflow
+from genecommons.access import (
+    affiliation,
+    oidc_service,
+    passport_service,
+    registration,
+    service,
+    workflow,
+)
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.keys import KeyStore
 from genecommons.access.models import Action
@@ -34,13 +41,20 @@ class TokenRequest(BaseModel):
 @router.post("/auth/token", summary="Sign in: exchange e-mail and password for a token")
 def sign_in(
     factory: SessionFactoryDep,
+    settings: SettingsDep,
     address: AddressDep,
     username: Annotated[str, Form(min_length=1, description="E-mail address")],
     password: Annotated[str, Form(min_length=1)],
-    otp: Annotated[str | None, Form(description="TOTP code (administrators, DAC members)")] = None,
+    otp: Annotated[
+        str | None,
+        Form(description="TOTP code (administrators, DAC members, any account with one)"),
+    ] = None,
 ) -> dict[str, Any]:
-    """An OAuth2-style password grant: returns a bearer token valid for 12 hours."""
-    issued = service.sign_in(factory, email=username, password=password, address=address, otp=otp)
+    """An OAuth2-style password grant: returns a bearer token valid for 12 hours. Every
+    refusal short of all the factors is the same 401."""
+    issued = service.sign_in(
+        factory, settings, email=username, password=password, address=address, otp=otp
+    )
     return _token_body(issued)
 
 
@@ -119,12 +133,13 @@ def oidc_callback(
 @router.post("/auth/oidc/second-factor", summary="Complete an OIDC sign-in with a TOTP code")
 def oidc_second_factor(
     factory: SessionFactoryDep,
+    settings: SettingsDep,
     address: AddressDep,
     ticket: Annotated[str, Form(min_length=1, max_length=200)],
     otp: Annotated[str, Form(min_length=1, max_length=20, description="TOTP code")],
 ) -> dict[str, Any]:
     """The ticket of the callback and the authenticator's current code give the token."""
-    issued = oidc_service.second_factor(factory, ticket=ticket, otp=otp, address=address)
+    issued = oidc_service.second_factor(factory, settings, ticket=ticket, otp=otp, address=address)
     return _token_body(issued)
 
 
@@ -314,10 +329,83 @@ def my_grants(factory: SessionFactoryDep, subject: SubjectDep) -> list[dict[str,
 
 @router.delete("/grants/{grant_id}", summary="Revoke a grant", status_code=204)
 def revoke_grant(
-    grant_id: Id, factory: SessionFactoryDep, subject: SubjectDep, reason: str
+    grant_id: Id,
+    factory: SessionFactoryDep,
+    subject: SubjectDep,
+    reason: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=workflow.MAX_REASON_LENGTH,
+            description="Why (required; the researcher is told it, the audit log keeps it)",
+        ),
+    ],
 ) -> None:
-    """Revoke a grant at once (its DAC or an administrator)."""
+    """Revoke a grant at once (its DAC or an administrator); a reason is required."""
     workflow.revoke_grant(factory, grant_id=grant_id, reason=reason, actor=subject)
+
+
+class DomainsBody(BaseModel):
+    """The e-mail domains an institution declares (replacing those it declared before)."""
+
+    domains: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        max_length=affiliation.MAX_DOMAINS,
+        description="e.g. bgc.org.cn; an address at a subdomain counts too",
+    )
+
+
+InstitutionAccession = Annotated[str, PathParam(min_length=1, max_length=40)]
+
+
+@router.get("/institutions/{accession}/email-domains", summary="An institution's e-mail domains")
+def institution_domains(
+    accession: InstitutionAccession, factory: SessionFactoryDep, subject: SubjectDep
+) -> dict[str, Any]:
+    """The domains whose verified addresses confirm a claimed affiliation (administrators)."""
+    domains = affiliation.email_domains(factory, institution=accession, actor=subject)
+    return {"institution": accession, "domains": domains}
+
+
+@router.put("/institutions/{accession}/email-domains", summary="Declare an institution's domains")
+def set_institution_domains(
+    accession: InstitutionAccession,
+    body: DomainsBody,
+    factory: SessionFactoryDep,
+    subject: SubjectDep,
+) -> dict[str, Any]:
+    """Replace the institution's e-mail domains (administrators); waiting claims at them are
+    confirmed at once (`confirmed` lists their addresses)."""
+    return affiliation.set_email_domains(
+        factory, institution=accession, domains=body.domains, actor=subject
+    )
+
+
+@router.get("/affiliations", summary="Claimed affiliations waiting for you")
+def affiliation_claims(factory: SessionFactoryDep, subject: SubjectDep) -> list[dict[str, Any]]:
+    """Self-registered accounts that say they belong to your institution (data stewards) or to
+    any institution (administrators); until confirmed they belong to none."""
+    return affiliation.list_claims(factory, actor=subject)
+
+
+@router.post("/affiliations/{claim_id}/confirm", summary="Confirm a claimed affiliation")
+def confirm_affiliation(
+    claim_id: Id, factory: SessionFactoryDep, subject: SubjectDep
+) -> dict[str, Any]:
+    """The account is then at the institution (a data steward of it, or an administrator)."""
+    return affiliation.confirm(factory, claim_id=claim_id, actor=subject)
+
+
+@router.delete("/affiliations/{claim_id}", summary="Reject a claimed affiliation", status_code=204)
+def reject_affiliation(
+    claim_id: Id,
+    factory: SessionFactoryDep,
+    subject: SubjectDep,
+    reason: Annotated[
+        str, Query(min_length=1, max_length=2000, description="Why (the claimant is told it)")
+    ],
+) -> None:
+    """The claim is gone, and a registration that never completed with it."""
+    affiliation.reject(factory, claim_id=claim_id, reason=reason, actor=subject)
 
 
 wellknown = APIRouter(tags=["access"])

@@ -13,9 +13,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access import identity, registration
-from genecommons.access.models import Action, Resource, Role, Subject
-from genecommons.access.policy import require
+from genecommons.access import affiliation, identity, registration, second_factor
+from genecommons.access.models import (
+    Action,
+    Credential,
+    CredentialKind,
+    Resource,
+    Role,
+    Subject,
+)
+from genecommons.access.policy import decide_new_token, require
 from genecommons.access.tables import (
     api_tokens,
     grants,
@@ -33,6 +40,7 @@ from genecommons.audit.events import (
     record_soon,
 )
 from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.config import Settings
 from genecommons.db import prepared, write_transaction
 from genecommons.errors import (
     AccessDeniedError,
@@ -135,16 +143,19 @@ def set_institution(
     factory: sessionmaker[Session], *, email: str, institution: str, actor: Subject
 ) -> None:
     """Put the account `email` at `institution` (an accession), e.g. a first-time OpenID
-    Connect account, which has none; it is trusted once that institution is verified."""
+    Connect account, which has none; it is trusted once that institution is verified. The
+    administrator vouches for it: an affiliation the account claimed is settled by this."""
     require(actor, Action.MANAGE_USERS, Resource("user"))
     email = email.strip().lower()
     with factory() as session, session.begin():
         institution_id = _institution_id(session, institution)
-        changed = session.execute(
-            update(users).where(users.c.email == email).values(institution_id=institution_id)
-        )
-        if changed.rowcount != 1:  # type: ignore[attr-defined]
+        user_id = session.execute(select(users.c.id).where(users.c.email == email)).scalar()
+        if user_id is None:
             raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
+        affiliation.drop_claim(session, user_id=int(user_id))
+        session.execute(
+            update(users).where(users.c.id == user_id).values(institution_id=institution_id)
+        )
         record_event(
             session,
             tag=EventTag.USER_UPDATED,
@@ -152,6 +163,7 @@ def set_institution(
             subject=f"user:{email}",
             details={"institution": institution},
         )
+        affiliation.complete_if_ready(session, user_id=int(user_id), actor=actor.id)
 
 
 def list_users(factory: sessionmaker[Session], *, actor: Subject) -> list[dict[str, Any]]:
@@ -215,7 +227,8 @@ def create_token(
     scopes: list[str] | None = None,
     label: str | None = None,
 ) -> IssuedToken:
-    """A new API token for the account `email`."""
+    """A new API token for the account `email`, worth no more than the token that asks for it
+    (`policy.decide_new_token`: a subset of its scopes, and not outliving an API token)."""
     email = email.strip().lower()
     require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
     if not 1 <= days <= 366:
@@ -230,14 +243,28 @@ def create_token(
                 f"Unknown scopes {unknown}; scopes are {sorted(known)}.",
                 message_zh=f"未知的权限范围 {unknown}。",
             )
+    now = clock.now()
+    lifetime = timedelta(days=days)
+    limits = decide_new_token(
+        actor,
+        scopes=frozenset(scopes) if scopes is not None else None,
+        expires_at=now + lifetime,
+    )
+    if not limits.allowed:
+        raise AccessDeniedError(
+            " ".join(limits.reasons),
+            message_zh="".join(limits.reasons_zh),
+            details={"rule": limits.rule},
+        )
     with factory() as session, session.begin():
         return _issue(
             session,
             email=email,
             actor=actor,
-            lifetime=timedelta(days=days),
-            scopes=scopes,
+            lifetime=lifetime,
+            scopes=sorted(set(scopes)) if scopes is not None else None,
             label=label,
+            now=now,
         )
 
 
@@ -249,12 +276,14 @@ def _issue(
     lifetime: timedelta,
     scopes: list[str] | None,
     label: str | None,
+    kind: CredentialKind = CredentialKind.API,
+    now: datetime | None = None,
 ) -> IssuedToken:
     user = session.execute(select(users.c.id, users.c.active).where(users.c.email == email)).first()
     if user is None or not user.active:
         raise NotFoundError(f"No active account {email}.", message_zh=f"不存在有效账号 {email}。")
     token = identity.new_token()
-    now = clock.now()
+    now = now or clock.now()
     expires = now + lifetime
     token_id = session.execute(
         insert(api_tokens).returning(api_tokens.c.id),
@@ -263,6 +292,7 @@ def _issue(
             "digest": identity.token_digest(token),
             "label": label,
             "scopes": scopes,
+            "kind": str(kind),
             "created_at": now,
             "expires_at": expires,
             "revoked_at": None,
@@ -274,7 +304,12 @@ def _issue(
         tag=EventTag.TOKEN_CREATED,
         actor=actor.id,
         subject=f"user:{email}",
-        details={"token_id": token_id, "expires_at": expires.isoformat(), "scopes": scopes},
+        details={
+            "token_id": token_id,
+            "expires_at": expires.isoformat(),
+            "scopes": scopes,
+            "kind": str(kind),
+        },
     )
     return IssuedToken(int(token_id), token, expires)
 
@@ -330,6 +365,7 @@ _TOKEN_COLUMNS = (
     api_tokens.c.expires_at,
     api_tokens.c.revoked_at,
     api_tokens.c.scopes,
+    api_tokens.c.kind,
     api_tokens.c.last_used_at,
     users.c.id.label("user_id"),
     users.c.email,
@@ -507,6 +543,9 @@ def _token_subject(row: Any) -> Subject:
         grants=granted,
         foreign_party=verified
         and (row.verified_country != MAINLAND or bool(row.foreign_controlled)),
+        credential=Credential(
+            kind=CredentialKind(row.kind), expires_at=clock.as_utc(row.expires_at)
+        ),
     )
 
 
@@ -559,7 +598,7 @@ def verify_institution(
             subject=f"institution:{institution}",
             details={"country": row.country, "foreign_controlled": foreign_controlled},
         )
-        registration.activate_for_institution(session, institution_id=row.id, actor=actor.id)
+        affiliation.activate_for_institution(session, institution_id=row.id, actor=actor.id)
     foreign = row.country != MAINLAND or foreign_controlled
     return {
         "institution": institution,
@@ -572,16 +611,28 @@ def verify_institution(
 SECOND_FACTOR_ROLES = frozenset({str(Role.ADMIN), str(Role.DAC_MEMBER)})
 
 
+@functools.cache
+def _stand_in_hash() -> str:
+    """A password hash no password matches, checked when the account does not exist, so that a
+    sign-in costs one argon2 verification either way."""
+    return identity.hash_password(identity.new_password())
+
+
 def sign_in(
     factory: sessionmaker[Session],
+    settings: Settings,
     *,
     email: str,
     password: str,
     address: str,
     otp: str | None = None,
 ) -> IssuedToken:
-    """Exchange an account's password (and, for administrators and DAC members, a TOTP code)
-    for a session token, throttling repeated failures."""
+    """Exchange an account's password (and a TOTP code: administrators, DAC members and any
+    account that enrolled an authenticator) for a session token, throttling repeated failures.
+
+    Every refusal short of both factors is the same (one status, one body, the same checks
+    run): the caller never learns which of the e-mail address, the password or the one-time
+    code was wrong, so that a password cannot be tried against a second-factor account."""
     email = email.strip().lower()
     now = clock.now()
     keys = (f"account:{email}", f"address:{address}")
@@ -594,37 +645,39 @@ def sign_in(
             message_zh="登录失败次数过多，请稍后再试。",
         )
         row = session.execute(
-            select(users.c.id, users.c.password_hash, users.c.active, users.c.totp_secret).where(
-                users.c.email == email
-            )
+            select(
+                users.c.id,
+                users.c.password_hash,
+                users.c.active,
+                users.c.totp_sealed,
+                users.c.totp_secret,
+            ).where(users.c.email == email)
         ).first()
-        password_ok = bool(
-            row and row.password_hash and identity.verify_password(row.password_hash, password)
+        password_ok = identity.verify_password(
+            (row.password_hash if row is not None else None) or _stand_in_hash(), password
+        ) and bool(row is not None and row.password_hash)
+        roles = set(
+            session.execute(
+                select(user_roles.c.role).where(user_roles.c.user_id == (row.id if row else -1))
+            ).scalars()
         )
-        ok = password_ok and row is not None and bool(row.active)
+        stored = second_factor.StoredSecret(
+            user_id=int(row.id) if row is not None else -1,
+            sealed=row.totp_sealed if row is not None else None,
+            plaintext=row.totp_secret if row is not None else None,
+        )
+        needs_otp = bool(SECOND_FACTOR_ROLES & roles) or stored.enrolled
+        # checked whether or not the password was right: the same work either way
+        otp_ok = second_factor.code_matches(settings, stored, otp, at=now)
+        factors_ok = password_ok and (otp_ok or not needs_otp)
+        ok = factors_ok and row is not None and bool(row.active)
         # a self-registered account that waits for its e-mail or institution says so, but
-        # only to someone who knows its password
+        # only to someone who has given every factor it has
         pending = (
             registration.pending_reason(session, row.id)
-            if password_ok and not ok and row is not None
+            if factors_ok and not ok and row is not None
             else None
         )
-        needs_otp = (
-            ok
-            and row is not None
-            and bool(
-                SECOND_FACTOR_ROLES
-                & set(
-                    session.execute(
-                        select(user_roles.c.role).where(user_roles.c.user_id == row.id)
-                    ).scalars()
-                )
-            )
-        )
-        if needs_otp and row is not None:
-            ok = bool(
-                row.totp_secret and otp and identity.verify_totp(row.totp_secret, otp, at=now)
-            )
         if not ok:
             for key in keys:
                 session.execute(insert(login_failures).values(key=key, failed_at=now))
@@ -633,19 +686,17 @@ def sign_in(
                 tag=EventTag.SIGN_IN_FAILED,
                 actor=f"address:{address}",
                 subject=f"user:{email}",
+                details={"why": _why_refused(row, password_ok, needs_otp, otp_ok)},
             )
     if pending is not None:
         raise AccessDeniedError(pending[0], message_zh=pending[1], details={"rule": "pending"})
-    if not ok and needs_otp:
-        raise AuthenticationError(
-            "Administrators and DAC members sign in with a one-time code as well: give the "
-            "current code of your authenticator (enrol with `genecommons users totp EMAIL`).",
-            message_zh="系统管理员和数据访问委员会成员登录时还需提供一次性验证码（可用 "
-            "`genecommons users totp EMAIL` 绑定验证器）。",
-        )
     if not ok:
         raise AuthenticationError(
-            "Wrong e-mail address or password.", message_zh="电子邮件地址或密码错误。"
+            "Wrong e-mail address, password or one-time code. Give your e-mail address and "
+            "password, and, if your account has an authenticator (administrators and DAC "
+            "members must), its current one-time code.",
+            message_zh="电子邮件地址、密码或一次性验证码错误。请提供电子邮件地址和密码；"
+            "如账号绑定了验证器（系统管理员和数据访问委员会成员必须绑定），还须提供其当前的一次性验证码。",
         )
     with factory() as session, session.begin():
         issued = _issue(
@@ -655,6 +706,7 @@ def sign_in(
             lifetime=timedelta(hours=SESSION_TOKEN_HOURS),
             scopes=None,
             label="sign-in",
+            kind=CredentialKind.SESSION,
         )
         record_event(
             session, tag=EventTag.SIGN_IN, actor=f"user:{email}", subject=f"address:{address}"
@@ -662,16 +714,12 @@ def sign_in(
     return issued
 
 
-def enrol_totp(factory: sessionmaker[Session], *, email: str, actor: Subject) -> tuple[str, str]:
-    """Give an account a new TOTP secret; returns it and its otpauth:// URI (shown once)."""
-    email = email.strip().lower()
-    require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
-    secret = identity.new_totp_secret()
-    with factory() as session, session.begin():
-        changed = session.execute(
-            update(users).where(users.c.email == email).values(totp_secret=secret)
-        )
-        if changed.rowcount != 1:  # type: ignore[attr-defined]
-            raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
-        record_event(session, tag=EventTag.TOTP_ENROLLED, actor=actor.id, subject=f"user:{email}")
-    return secret, identity.totp_uri(secret, email=email)
+def _why_refused(row: Any, password_ok: bool, needs_otp: bool, otp_ok: bool) -> str:
+    """What the audit log (not the caller) is told of a refused sign-in."""
+    if row is None:
+        return "unknown account"
+    if not password_ok:
+        return "password"
+    if needs_otp and not otp_ok:
+        return "one-time code"
+    return "inactive account"

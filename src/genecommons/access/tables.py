@@ -1,5 +1,6 @@
 """SQLAlchemy mappings of identities: users, their roles, API tokens, failed sign-ins,
-linked OpenID Connect identities, pending sign-ins and self-registrations."""
+linked OpenID Connect identities, pending sign-ins, self-registrations, institutions' e-mail
+domains and the affiliations accounts claim."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Table,
     UniqueConstraint,
@@ -26,7 +28,11 @@ users = Table(
     Column("display_name", String(200), nullable=True),
     Column("institution_id", ForeignKey("institutions.id"), nullable=True, index=True),
     Column("password_hash", String(200), nullable=True),
-    Column("totp_secret", String(64), nullable=True),  # base32; set once enrolled
+    # the TOTP secret, sealed by the node key store (access/second_factor.py); set once enrolled
+    Column("totp_sealed", LargeBinary, nullable=True),
+    Column(
+        "totp_secret", String(64), nullable=True
+    ),  # plaintext of earlier versions; init seals it
     Column("active", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(200), nullable=False),
@@ -47,6 +53,8 @@ api_tokens = Table(
     Column("digest", String(64), nullable=False),
     Column("label", String(200), nullable=True),
     Column("scopes", JSON, nullable=True),
+    # "session" (given by a sign-in) or "api" (made for a program): what it may make
+    Column("kind", String(16), nullable=False, server_default="api"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
@@ -145,6 +153,32 @@ institution_verifications = Table(
     Column("attestation", String(2000), nullable=False),
     Column("verified_by", String(200), nullable=False),
     Column("verified_at", DateTime(timezone=True), nullable=False),
+)
+
+institution_domains = Table(
+    "institution_domains",
+    Base.metadata,
+    Column("institution_id", ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True),
+    Column("domain", String(253), primary_key=True),  # lower case, IDNA; subdomains count too
+    Column("declared_by", String(200), nullable=False),
+    Column("declared_at", DateTime(timezone=True), nullable=False),
+)
+
+# an institution a self-registered account says it belongs to, until a data steward of it, an
+# administrator or a declared e-mail domain confirms it (access/affiliation.py); meanwhile the
+# account has no institution (users.institution_id is null)
+affiliation_claims = Table(
+    "affiliation_claims",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column(
+        "institution_id",
+        ForeignKey("institutions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
 )
 
 oidc_identities = Table(

@@ -327,8 +327,21 @@ def dataset_resource(
     resource = Resource(
         "dataset", accession=accession, tier=row.access_tier, public=bool(row.study_public)
     )
-    if subject.institution is None or accession not in subject.grants:
+    if accession not in subject.grants:
         return resource  # no grant: the decision point refuses record-level data anyway
+    if subject.institution is None:  # the rules place a requester by their institution
+        return dataclasses.replace(
+            resource,
+            jurisdiction_allows=False,
+            jurisdiction_reasons=(
+                "Your account is at no confirmed institution, so the jurisdiction rules cannot "
+                "place you; ask your institution's data steward or an administrator to confirm "
+                "it.",
+            ),
+            jurisdiction_reasons_zh=(
+                "您的账号未关联已确认的机构，无法按管辖规则判定；请请所在机构的数据管理员或系统管理员确认。",
+            ),
+        )
     facts = dataset_facts(session, row, archived_here=archived_here(session, row.id))
     verdict = evaluate(
         requester=_requester(session, subject),
@@ -569,10 +582,34 @@ def decide_request(
     return int(grant_id) if grant_id is not None else None
 
 
+MAX_REASON_LENGTH = 2000
+
+
+def revocation_reason(reason: str | None) -> str:
+    """The reason given for revoking a grant, trimmed; InvalidInputError when it is blank or
+    longer than `MAX_REASON_LENGTH` (the researcher is told it, the audit log keeps it)."""
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInputError(
+            "Give the reason for revoking the grant (--reason, or the reason parameter): the "
+            "researcher is told it and the audit log keeps it.",
+            message_zh="请说明撤销授权的理由（--reason 或 reason 参数）：理由将告知研究人员并记入审计日志。",
+            details={"place": "reason"},
+        )
+    if len(text) > MAX_REASON_LENGTH:
+        raise InvalidInputError(
+            f"The reason is {len(text)} characters long; keep it to {MAX_REASON_LENGTH}.",
+            message_zh=f"理由长度为 {len(text)} 个字符；请不超过 {MAX_REASON_LENGTH} 个字符。",
+            details={"place": "reason"},
+        )
+    return text
+
+
 def revoke_grant(
     factory: sessionmaker[Session], *, grant_id: int, reason: str, actor: Subject
 ) -> None:
-    """Revoke a grant at once (its DAC or an administrator)."""
+    """Revoke a grant at once (its DAC or an administrator), for a reason that is required."""
+    reason = revocation_reason(reason)
     with factory() as session, session.begin():
         row = session.execute(
             select(grants, request_datasets.c.dac_id, users.c.email)
@@ -608,7 +645,7 @@ def revoke_grant(
             tag=EventTag.GRANT_REVOKED,
             actor=actor.id,
             subject=f"user:{row.email}",
-            details={"grant": grant_id, "reason": reason[:500]},
+            details={"grant": grant_id, "reason": reason},
         )
         notify.enqueue(
             session,

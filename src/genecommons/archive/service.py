@@ -44,6 +44,13 @@ from genecommons.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from genecommons.secrets import (
+    NodeKeys,
+    create_sealed_file,
+    node_keys,
+    read_sealed_file,
+    seal_file_in_place,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,32 +61,52 @@ INDEXED = {"bam": "bai", "vcf": "tbi"}  # formats htsget serves, with the index 
 # -- keys and store ---------------------------------------------------------------------------
 
 
+ARCHIVE_PASSPHRASE_PURPOSE = "archive-key-passphrase"  # noqa: S105 - a label, not a secret
+
+
 def archive_passphrase(settings: Settings, *, create: bool = False) -> str:
     """The passphrase of the archive's secret key: from the environment, else from the secret
-    file; outside production a file in the key directory is made on `create`."""
+    file; outside production a file in the key directory is made on `create`, sealed by the node
+    key store (a file an operator wrote in plaintext is read as is)."""
     if settings.archive_key_passphrase is not None:
         return settings.archive_key_passphrase.get_secret_value()
     path = settings.archive_key_passphrase_file or settings.archive_key_dir / "passphrase"
     if not path.exists() and create and settings.environment != "production":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(32))
-    try:
-        passphrase = path.read_text(encoding="utf-8").strip()
-    except OSError as error:
+        create_sealed_file(
+            path,
+            node_keys(settings, create=True),
+            purpose=ARCHIVE_PASSPHRASE_PURPOSE,
+            make=lambda: secrets.token_urlsafe(32).encode("ascii"),
+        )
+    if not path.exists():
         raise ConfigurationError(
             "The archive key passphrase is not configured: set GENECOMMONS_ARCHIVE_KEY_PASSPHRASE "
-            f"or GENECOMMONS_ARCHIVE_KEY_PASSPHRASE_FILE (no readable file at {path}).",
+            f"or GENECOMMONS_ARCHIVE_KEY_PASSPHRASE_FILE (no file at {path}).",
             message_zh="未配置归档密钥口令：请设置 GENECOMMONS_ARCHIVE_KEY_PASSPHRASE 或 "
             "GENECOMMONS_ARCHIVE_KEY_PASSPHRASE_FILE。",
-        ) from error
+        )
+    content = read_sealed_file(
+        path, lambda: node_keys(settings), purpose=ARCHIVE_PASSPHRASE_PURPOSE
+    )
+    passphrase = content.decode("utf-8", "replace").strip()
     if not passphrase:
         raise ConfigurationError(
             f"The archive key passphrase file {path} is empty.",
             message_zh=f"归档密钥口令文件 {path} 为空。",
         )
     return passphrase
+
+
+def seal_archive_passphrase(settings: Settings, keys: NodeKeys) -> bool:
+    """Seal the passphrase file an earlier version made in plaintext outside production (the
+    passphrase unchanged); whether there was one to seal. A file the operator configured
+    (GENECOMMONS_ARCHIVE_KEY_PASSPHRASE_FILE), or any file in production, is theirs: left as
+    it is."""
+    if settings.archive_key_passphrase_file is not None or settings.environment == "production":
+        return False
+    return seal_file_in_place(
+        settings.archive_key_dir / "passphrase", keys, purpose=ARCHIVE_PASSPHRASE_PURPOSE
+    )
 
 
 def archive_keys(settings: Settings, *, create: bool = False) -> KeyPair:

@@ -52,6 +52,9 @@ class EventTag(StrEnum):
     USER_REGISTERED = "access:user:register"  # a researcher registered themselves
     EMAIL_VERIFIED = "access:email:verify"
     USER_UPDATED = "access:user:update"  # an administrator changed an account's institution
+    INSTITUTION_DOMAINS_SET = "access:institution:domains"  # its declared e-mail domains
+    AFFILIATION_CONFIRMED = "access:affiliation:confirm"  # a claimed institution confirmed
+    AFFILIATION_REJECTED = "access:affiliation:reject"
     REQUEST_CREATED = "access:request:create"
     REQUEST_REJECTED = "access:request:reject"
     GRANT_CREATED = "access:grant:create"

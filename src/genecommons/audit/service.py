@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,7 +46,14 @@ from genecommons.audit.tables import (
     tree_heads,
 )
 from genecommons.config import Settings
-from genecommons.errors import InvalidInputError
+from genecommons.errors import ConfigurationError, InvalidInputError
+from genecommons.secrets import (
+    derived_passphrase,
+    node_keys,
+    pem_is_encrypted,
+    read_secret_file,
+    replace_secret_file,
+)
 
 MAX_ENTRIES = 1000
 
@@ -54,18 +62,57 @@ def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode("ascii")
 
 
+TREE_HEAD_KEY_PURPOSE = "tree-head-key-passphrase"
+
+
 def signing_key(settings: Settings, *, create: bool = False) -> Ed25519PrivateKey:
-    """The tree-head signing key from its file (made when `create` and none exists)."""
-    passphrase = (
-        settings.audit_key_passphrase.get_secret_value().encode("utf-8")
-        if settings.audit_key_passphrase
-        else None
-    )
+    """The tree-head signing key from its file (made when `create` and none exists), encrypted
+    under GENECOMMONS_AUDIT_KEY_PASSPHRASE or, when none is configured, a passphrase derived
+    from the node key store. A key an earlier version wrote unencrypted is read as is until
+    `protect_signing_key`."""
     path = settings.audit_key_file
     if create and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_private_key(Ed25519PrivateKey.generate(), path=path, passphrase=passphrase)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            save_private_key(
+                Ed25519PrivateKey.generate(),
+                path=path,
+                passphrase=_tree_head_passphrase(settings, create=True),
+            )
+        except ConfigurationError:
+            if not path.exists():
+                raise  # not a worker that lost the race to make it: a real failure
+    try:
+        encrypted = pem_is_encrypted(path.read_bytes())
+    except OSError:
+        encrypted = False  # load_private_key says what is wrong with the file
+    passphrase = _tree_head_passphrase(settings, create=False) if encrypted else None
     return load_private_key(path=path, passphrase=passphrase)
+
+
+def _tree_head_passphrase(settings: Settings, *, create: bool) -> bytes:
+    if settings.audit_key_passphrase:
+        return settings.audit_key_passphrase.get_secret_value().encode("utf-8")
+    keys = node_keys(settings, create=create)
+    return derived_passphrase(keys, purpose=TREE_HEAD_KEY_PURPOSE)
+
+
+def protect_signing_key(settings: Settings) -> bool:
+    """Encrypt a tree-head key an earlier version wrote unencrypted (the same key: every tree
+    head it signed still verifies); whether there was one to encrypt."""
+    path = settings.audit_key_file
+    if not path.exists() or pem_is_encrypted(read_secret_file(path)):
+        return False
+    key = load_private_key(path=path)
+    pem = key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.BestAvailableEncryption(
+            _tree_head_passphrase(settings, create=False)
+        ),
+    )
+    replace_secret_file(path, pem)
+    return True
 
 
 def _public(actor: Subject | None) -> None:

@@ -32,6 +32,13 @@ from genecommons.audit.events import EventTag, record_event
 from genecommons.audit.tables import fingerprint_deliveries, fingerprint_policies
 from genecommons.config import Settings
 from genecommons.errors import ConfigurationError, InvalidInputError, NotFoundError
+from genecommons.secrets import (
+    NodeKeys,
+    create_sealed_file,
+    node_keys,
+    read_sealed_file,
+    seal_file_in_place,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,22 +47,26 @@ VARIANT_STORE = "variant-store"  # the source of an export's marks
 MIN_MATCHED_SITES = 10
 
 
+FINGERPRINT_PURPOSE = "fingerprint-secret"
+
+
 def fingerprint_secret(settings: Settings, *, create: bool = False) -> bytes:
-    """The node's fingerprint secret (made, readable by its owner only, on `create`)."""
+    """The node's fingerprint secret, kept sealed by the node key store (made on `create`;
+    a plaintext file of an earlier version is read as is until `seal_fingerprint_secret`)."""
     path = settings.fingerprint_key_file
     if create and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(fingerprint.new_secret())
-    try:
-        secret = path.read_bytes()
-    except OSError as error:
+        create_sealed_file(
+            path,
+            node_keys(settings, create=True),
+            purpose=FINGERPRINT_PURPOSE,
+            make=fingerprint.new_secret,
+        )
+    if not path.exists():
         raise ConfigurationError(
-            f"The node has no fingerprint secret yet (no readable file at {path}): run "
-            "`genecommons init`.",
-            message_zh=f"节点尚无指纹密钥（{path} 不可读）：请运行 `genecommons init`。",
-        ) from error
+            f"The node has no fingerprint secret yet (no file at {path}): run `genecommons init`.",
+            message_zh=f"节点尚无指纹密钥（{path} 不存在）：请运行 `genecommons init`。",
+        )
+    secret = read_sealed_file(path, lambda: node_keys(settings), purpose=FINGERPRINT_PURPOSE)
     if len(secret) != fingerprint.SECRET_BYTES:
         raise ConfigurationError(
             f"{path} is not a fingerprint secret ({len(secret)} bytes, not "
@@ -63,6 +74,12 @@ def fingerprint_secret(settings: Settings, *, create: bool = False) -> bytes:
             message_zh=f"{path} 不是有效的指纹密钥；请从备份恢复。",
         )
     return secret
+
+
+def seal_fingerprint_secret(settings: Settings, keys: NodeKeys) -> bool:
+    """Seal a fingerprint secret an earlier version wrote in plaintext (its value, and so every
+    past delivery's marks, unchanged); whether there was one to seal."""
+    return seal_file_in_place(settings.fingerprint_key_file, keys, purpose=FINGERPRINT_PURPOSE)
 
 
 def _store(factory: sessionmaker[Session], settings: Settings, dataset: str) -> Any:

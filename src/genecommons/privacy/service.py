@@ -50,6 +50,13 @@ from genecommons.privacy.cells import CellRule, people_answer
 from genecommons.privacy.dp import FrequencyRow, exact_rows, noisy_counts, shown_rows
 from genecommons.privacy.fit import ReferenceFit, reference_fit
 from genecommons.privacy.tables import privacy_budgets, privacy_charges, privacy_releases
+from genecommons.secrets import (
+    NodeKeys,
+    create_sealed_file,
+    node_keys,
+    read_sealed_file,
+    seal_file_in_place,
+)
 from genecommons.variants import store_service
 from genecommons.variants.normalize import Variant, parse_key
 from genecommons.variants.reference import ReferenceCounts
@@ -62,28 +69,27 @@ logger = logging.getLogger(__name__)
 KEY_BYTES = 32
 
 
+BEACON_KEY_PURPOSE = "beacon-threshold-key"
+
+
 def beacon_key(settings: Settings, *, create: bool = False) -> bytes:
-    """The key of the threshold PRF, from its file (made when `create` and none exists: written
-    aside, then linked into place, so that workers starting together agree on one whole key)."""
+    """The key of the threshold PRF, kept sealed by the node key store (made when `create` and
+    none exists; workers starting together agree on one key). A plaintext file of an earlier
+    version is read as is until `seal_beacon_key`."""
     path = settings.beacon_key_file
     if create and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        aside = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-        descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(secrets.token_bytes(KEY_BYTES))
-            os.link(aside, path)
-        except FileExistsError:
-            pass  # made by a concurrent worker: that key stands
-        finally:
-            aside.unlink(missing_ok=True)
+        create_sealed_file(
+            path,
+            node_keys(settings, create=True),
+            purpose=BEACON_KEY_PURPOSE,
+            make=lambda: secrets.token_bytes(KEY_BYTES),
+        )
     if not path.exists():
         raise ConfigurationError(
             f"The Beacon's threshold key {path} is missing; run `genecommons init`.",
             message_zh=f"缺少 Beacon 阈值密钥 {path}；请运行 `genecommons init`。",
         )
-    key = path.read_bytes()
+    key = read_sealed_file(path, lambda: node_keys(settings), purpose=BEACON_KEY_PURPOSE)
     if len(key) < KEY_BYTES:
         raise ConfigurationError(
             f"The Beacon's threshold key {path} is shorter than {KEY_BYTES} bytes; remove it "
@@ -91,6 +97,12 @@ def beacon_key(settings: Settings, *, create: bool = False) -> bytes:
             message_zh=f"Beacon 阈值密钥 {path} 短于 {KEY_BYTES} 字节；请删除后运行 `genecommons init` 重新生成。",
         )
     return key
+
+
+def seal_beacon_key(settings: Settings, keys: NodeKeys) -> bool:
+    """Seal a threshold key an earlier version wrote in plaintext (its value, and so the
+    Beacon's windows, unchanged); whether there was one to seal."""
+    return seal_file_in_place(settings.beacon_key_file, keys, purpose=BEACON_KEY_PURPOSE)
 
 
 NODE: Final = "node"  # threshold_rule's reference: the node's, where it suits

@@ -57,6 +57,7 @@ def init() -> None:
     archive_service.archive_keys(context.settings, create=True)
     privacy_service.beacon_key(context.settings, create=True)
     _protect_at_rest(context.settings, context.factory, keys)
+    _reseal_variant_stores(context.settings, context.factory)
     password = access_service.ensure_admin(context.factory)
     if password:
         typer.echo(
@@ -69,6 +70,8 @@ def _protect_at_rest(settings: Settings, factory: sessionmaker[Session], keys: N
     """What earlier versions kept in plaintext, sealed or encrypted under the node key store
     with the same values (codes, marks, windows and signatures stay valid), and sent messages
     purged from the outbox; each step safe to run again."""
+    from genecommons.upgrade import restrict_modes
+
     done = [
         ("TOTP secret(s) sealed", second_factor.seal_plaintext_secrets(factory, keys)),
         ("visa signing key(s) encrypted", passport_service.protect_keys(settings)),
@@ -77,10 +80,32 @@ def _protect_at_rest(settings: Settings, factory: sessionmaker[Session], keys: N
         ("Beacon threshold key sealed", privacy_service.seal_beacon_key(settings, keys)),
         ("archive key passphrase sealed", archive_service.seal_archive_passphrase(settings, keys)),
         ("sent message(s) removed from the outbox", notify.purge_sent(factory)),
+        (
+            "file(s) and folder(s) made readable by the node's user only",
+            restrict_modes(settings.data_dir),
+        ),
     ]
     for what, count in done:
         if count:
             typer.echo(f"Protected at rest: {int(count)} {what}. 已加密保护或清除。")
+
+
+def _reseal_variant_stores(settings: Settings, factory: sessionmaker[Session]) -> None:
+    """Plaintext variant stores of an earlier version, rebuilt sealed from the archive."""
+    from genecommons.runtime import operator
+    from genecommons.upgrade import reseal_plaintext_stores
+
+    for done in reseal_plaintext_stores(factory, settings, subject=operator()):
+        if done.source is not None:
+            typer.echo(
+                f"Protected at rest: the plaintext variant store of {done.dataset} rebuilt "
+                f"from {done.source} ({done.detail}). 已由归档 VCF 重建为加密变异库。"
+            )
+        else:
+            err.print(
+                f"The plaintext variant store of {done.dataset} is kept, unserved: "
+                f"{done.detail}. 明文变异库未被使用，请用 `genecommons variants build` 重建。"
+            )
 
 
 @app.command()

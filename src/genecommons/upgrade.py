@@ -1,0 +1,80 @@
+"""Bringing a data directory of an earlier version up to this one, beyond the schema (which
+Alembic migrates): what it kept in a form this version no longer accepts is rebuilt."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.access.models import Subject
+from genecommons.archive.plaintext import archived_vcfs, decrypt_to
+from genecommons.config import Settings
+from genecommons.variants import store_service
+from genecommons.variants.service import build_dataset_store
+
+logger = logging.getLogger(__name__)
+
+
+def restrict_modes(root: Path) -> int:
+    """Take group and other permissions off every file and directory under `root` (what an
+    earlier version wrote with its umask); how many it changed. Symbolic links are left as
+    they are, and so is nothing outside `root`."""
+    changed = 0
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o7777
+        if mode & 0o077:
+            path.chmod(mode & ~0o077)
+            changed += 1
+    return changed
+
+
+@dataclass(frozen=True, slots=True)
+class Resealed:
+    """What became of one plaintext variant store."""
+
+    dataset: str
+    source: str | None  # the archived VCF it was rebuilt from; None when it was not
+    detail: str
+
+
+def reseal_plaintext_stores(
+    factory: sessionmaker[Session], settings: Settings, *, subject: Subject
+) -> list[Resealed]:
+    """Rebuild each plaintext variant store (of the format before stores were encrypted) as a
+    sealed store bound to its dataset, from the one archived VCF the dataset releases; the
+    plaintext store is removed once the new one is in place. A dataset with no archived VCF,
+    or several, is left for `genecommons variants build` and said so."""
+    findings = store_service.verify_stores(factory, settings, subject=subject, deep=False)
+    done = []
+    for finding in findings:
+        if finding.state != "legacy" or finding.dataset is None:
+            continue
+        with factory() as session:
+            sources = archived_vcfs(session, finding.dataset)
+        if len(sources) != 1:
+            done.append(
+                Resealed(
+                    finding.dataset,
+                    None,
+                    f"{len(sources)} archived VCFs release it: rebuild it with "
+                    "`genecommons variants build DATASET VCF`",
+                )
+            )
+            continue
+        settings.staging_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=settings.staging_dir) as scratch:
+            plain = settings.staging_dir / scratch / f"{sources[0]}.vcf.gz"
+            with factory() as session:
+                decrypt_to(session, settings, sources[0], plain)
+            summary = build_dataset_store(
+                factory, settings, subject=subject, dataset=finding.dataset, vcf=plain
+            )
+        done.append(Resealed(finding.dataset, sources[0], f"{summary.sites:,} sites, sealed"))
+        logger.info("plaintext variant store of %s rebuilt sealed", finding.dataset)
+    return done

@@ -189,6 +189,7 @@ def main() -> None:
     except GeneCommonsError as error:
         if error.refusal is not None:
             _audit_refusal(error.refusal, answered=error.exit_code)
-        err.print(f"Error: {escape(error.message)}", highlight=False)
-        err.print(f"错误：{escape(error.message_zh)}", highlight=False)
+        # one line each, however wide the terminal: scripts and logs read them whole
+        err.print(f"Error: {escape(error.message)}", highlight=False, soft_wrap=True)
+        err.print(f"错误：{escape(error.message_zh)}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)

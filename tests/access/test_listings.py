@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from rich.console import Console
 from typer.testing import CliRunner
 
 from genecommons.access import affiliation, commands, listings, service, workflow
@@ -236,6 +237,7 @@ def test_grants_in_force_and_ended(world: World) -> None:
 def cli(world: World, monkeypatch: pytest.MonkeyPatch) -> Any:
     context = type("Context", (), {"factory": world.factory})()
     monkeypatch.setattr(commands, "runtime", lambda: context)
+    monkeypatch.setattr(commands, "console", Console(width=250))  # cells unwrapped
     runner = CliRunner()
 
     def run(*args: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from genecommons.access import service, workflow
+from genecommons.access import listings, service, workflow
 from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.archive import copy_jobs
@@ -40,7 +40,7 @@ def test_the_committee_is_made_once_and_its_credentials_shown_once(
         dac=sheets.DAC, dac_created=False, member=DAC_MEMBER_EMAIL, member_added=False
     )
     # nothing twice: one DAC, one account, one membership
-    dacs = workflow.list_dacs(factory, actor=OPERATOR, page=1, page_size=50)
+    dacs = listings.list_dacs(factory, actor=OPERATOR, page=1, page_size=50)
     assert [d["alias"] for d in dacs.items] == [sheets.DAC]
     assert dacs.items[0]["members"] == [{"email": DAC_MEMBER_EMAIL, "chair": True}]
     accounts = [u["email"] for u in service.list_users(factory, actor=OPERATOR)]
@@ -101,7 +101,9 @@ def test_the_command_prints_the_credentials_the_first_time_only(
 
 
 @pytest.mark.slow
-def test_request_decision_grant_and_download_on_the_demo(settings: Settings, tmp_path: Path) -> None:
+def test_request_decision_grant_and_download_on_the_demo(
+    settings: Settings, tmp_path: Path
+) -> None:
     engine = make_engine(settings.effective_database_url)
     Base.metadata.create_all(engine)
     engine.dispose()
@@ -169,7 +171,7 @@ def test_request_decision_grant_and_download_on_the_demo(settings: Settings, tmp
         )
         assert decided.status_code == 200 and decided.json()["grant"], decided.text
         grants = client.get("/api/v1/grants", headers=researcher).json()
-        assert [g["dataset"] for g in grants["items"]] == [dataset]
+        assert [g["dataset"] for g in grants] == [dataset]
 
         queued = client.get(f"/ga4gh/drs/v1/objects/{file_id}", headers=researcher)
         assert queued.status_code == 202, queued.text

@@ -116,9 +116,7 @@ def users_totp(email: str) -> None:
 @users_app.command("list")
 def users_list(page: PageOpt = 1, page_size: SizeOpt = 50, as_json: JsonOpt = False) -> None:
     """List accounts. 列出账号。"""
-    found = listings.list_users(
-        runtime().factory, actor=operator(), page=page, page_size=page_size
-    )
+    found = listings.list_users(runtime().factory, actor=operator(), page=page, page_size=page_size)
     columns = ("email", "institution", "roles", "active", "authenticator")
     _print_page(found, "accounts 账号", columns, as_json)
 

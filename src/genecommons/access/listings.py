@@ -50,8 +50,7 @@ def check_page(page: int, page_size: int) -> None:
     catalog's: pages from 1, up to 1000 records each)."""
     if not 1 <= page <= MAX_PAGE or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidInputError(
-            f"page must be between 1 and {MAX_PAGE:,} and page_size between 1 and "
-            f"{MAX_PAGE_SIZE}.",
+            f"page must be between 1 and {MAX_PAGE:,} and page_size between 1 and {MAX_PAGE_SIZE}.",
             message_zh=f"page 须在 1 到 {MAX_PAGE:,} 之间，page_size 须在 1 到 {MAX_PAGE_SIZE} 之间。",
         )
 
@@ -131,9 +130,7 @@ def _verification_resource(accession: str) -> Resource:
     return Resource("institution_verification", accession)
 
 
-def _institution_item(
-    row: Any, actor: Subject, domains: dict[int, list[str]]
-) -> dict[str, Any]:
+def _institution_item(row: Any, actor: Subject, domains: dict[int, list[str]]) -> dict[str, Any]:
     doc = row.doc or {}
     item: dict[str, Any] = {"accession": row.accession, "alias": row.alias}
     item.update({name: doc.get(name) for name in INSTITUTION_FIELDS})
@@ -324,15 +321,11 @@ def list_requests(
         reviewed = select(request_datasets.c.request_id).where(
             request_datasets.c.dac_id.in_(_reviewed_dacs(email))
         )
-        statement = statement.where(
-            or_(users.c.email == email, access_requests.c.id.in_(reviewed))
-        )
+        statement = statement.where(or_(users.c.email == email, access_requests.c.id.in_(reviewed)))
     with factory() as session:
         total = session.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
         rows = session.execute(
-            statement.order_by(access_requests.c.id)
-            .limit(page_size)
-            .offset((page - 1) * page_size)
+            statement.order_by(access_requests.c.id).limit(page_size).offset((page - 1) * page_size)
         ).all()
         items = _request_items(session, [r.id for r in rows])
         members = _members(session, [i.dac_id for found in items.values() for i in found])
@@ -362,7 +355,8 @@ def _grant_statement() -> Select[Any]:
     )
 
 
-def _grant_status(row: Any, now: datetime) -> str:
+def _status(row: Any, now: datetime) -> str:
+    """A grant's or token's: revoked, expired or active."""
     if row.revoked_at is not None:
         return "revoked"
     return "active" if clock.as_utc(row.expires_at) > now else "expired"
@@ -374,7 +368,7 @@ def _grant_item(row: Any, now: datetime) -> dict[str, Any]:
         "holder": row.email,
         "dataset": row.accession,
         "request": row.request_id,
-        "status": _grant_status(row, now),
+        "status": _status(row, now),
         "granted_at": _iso(row.granted_at),
         "granted_by": row.granted_by,
         "expires_at": _iso(row.expires_at),
@@ -446,17 +440,13 @@ def get_grant(
 
 
 def _token_item(row: Any, now: datetime) -> dict[str, Any]:
-    if row.revoked_at is not None:
-        status = "revoked"
-    else:
-        status = "active" if clock.as_utc(row.expires_at) > now else "expired"
     return {
         "id": row.id,
         "user": row.email,
         "label": row.label,
         "kind": row.kind,
         "scopes": row.scopes,
-        "status": status,
+        "status": _status(row, now),
         "created_at": _iso(row.created_at),
         "expires_at": _iso(row.expires_at),
         "revoked_at": _iso(row.revoked_at),

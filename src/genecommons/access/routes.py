@@ -392,9 +392,7 @@ def list_institutions(
     """A page of institutions: accession, alias, names, country, province, city and kind for
     anyone; for administrators also `verification` (location and ownership as verified, the
     attestation, who verified when) and `email_domains`."""
-    return _page(
-        listings.list_institutions(factory, actor=subject, page=page, page_size=page_size)
-    )
+    return _page(listings.list_institutions(factory, actor=subject, page=page, page_size=page_size))
 
 
 @router.get("/institutions/{accession}", summary="One institution")

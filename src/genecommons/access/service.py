@@ -42,7 +42,6 @@ from genecommons.audit.events import (
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
 from genecommons.db import prepared, write_transaction
-from genecommons.secrets import node_keys_at_hand
 from genecommons.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -51,6 +50,7 @@ from genecommons.errors import (
     NotFoundError,
     Refusal,
 )
+from genecommons.secrets import node_keys_at_hand
 
 logger = logging.getLogger(__name__)
 ADMIN_EMAIL = "admin@localhost"

@@ -3,6 +3,8 @@ so that every journey (request, DAC decision, grant, download) can be walked on 
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +181,45 @@ def test_request_decision_grant_and_download_on_the_demo(
         released = client.get(f"/ga4gh/drs/v1/objects/{file_id}", headers=researcher)
         assert released.status_code == 200, released.text
     app.state.engine.dispose()
+
+
+@pytest.mark.slow
+def test_make_runs_path_twice_makes_the_committee_once(
+    tmp_path: Path, genecommons_cli: Any
+) -> None:
+    """`make run`'s commands, twice, as processes of their own: the credentials are printed
+    the first time only, and the committee is listed with its one member."""
+    env = {
+        **os.environ,
+        "GENECOMMONS_DATA_DIR": str(tmp_path / "data"),
+        "GENECOMMONS_ENVIRONMENT": "development",
+    }
+    env.pop("GENECOMMONS_DATABASE_URL", None)
+    demo = tmp_path / "demo"
+    genecommons_cli(
+        env,
+        "demo",
+        "--out",
+        str(demo),
+        "--individuals",
+        "6",
+        "--reference-individuals",
+        "0",
+        "--length",
+        "20000",
+    )
+    printed = []
+    for _ in range(2):
+        genecommons_cli(env, "init")
+        genecommons_cli(env, "submit", str(demo))
+        printed.append(genecommons_cli(env, "demo-committee").stdout)
+    assert "password 密码: " in printed[0] and "otpauth://totp/" in printed[0]
+    assert "password" not in printed[1] and "exist already" in printed[1]
+    listed = json.loads(genecommons_cli(env, "dac", "list", "--json").stdout)
+    assert [(d["alias"], d["members"]) for d in listed["items"]] == [
+        (sheets.DAC, [{"email": DAC_MEMBER_EMAIL, "chair": True}])
+    ]
+    users = json.loads(genecommons_cli(env, "users", "list", "--json").stdout)["items"]
+    assert [u["email"] for u in users].count(DAC_MEMBER_EMAIL) == 1
+    member = json.loads(genecommons_cli(env, "users", "show", DAC_MEMBER_EMAIL, "--json").stdout)
+    assert member["roles"] == ["dac_member"] and member["authenticator"] is True

@@ -165,7 +165,7 @@ def test_refusals_read_as_the_operator_needs_them(
 
 def test_a_secret_is_never_repeated() -> None:
     assert config._shown("smtp_password", "hunter2") == "(hidden / 已隐藏)"
-    assert config._shown("smtp_port", "x" * 100) == repr("x" * config.SECRET_SHOWN + "…")
+    assert config._shown("smtp_port", "x" * 100) == repr("x" * config.SHOWN_CHARACTERS + "…")
 
 
 def test_create_app_refuses_a_bad_setting_with_the_same_line(

@@ -349,7 +349,7 @@ class Settings(BaseSettings):
 
 
 ENV_PREFIX = "GENECOMMONS_"
-SECRET_SHOWN = 60  # characters of a refused value repeated in the message
+SHOWN_CHARACTERS = 60  # characters of a refused value repeated in the message
 
 
 def load_settings(**values: Any) -> Settings:
@@ -408,8 +408,8 @@ def _shown(name: str, value: Any) -> str:
     if _base_type(Settings.model_fields[name].annotation) is SecretStr:
         return "(hidden / 已隐藏)"
     text = value if isinstance(value, str) else str(value)
-    if len(text) > SECRET_SHOWN:
-        text = text[:SECRET_SHOWN] + "…"
+    if len(text) > SHOWN_CHARACTERS:
+        text = text[:SHOWN_CHARACTERS] + "…"
     return repr(text)
 
 

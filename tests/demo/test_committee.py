@@ -45,7 +45,7 @@ def test_the_committee_is_made_once_and_its_credentials_shown_once(
     dacs = listings.list_dacs(factory, actor=OPERATOR, page=1, page_size=50)
     assert [d["alias"] for d in dacs.items] == [sheets.DAC]
     assert dacs.items[0]["members"] == [{"email": DAC_MEMBER_EMAIL, "chair": True}]
-    accounts = [u["email"] for u in service.list_users(factory, actor=OPERATOR)]
+    accounts = [u["email"] for u in listings.list_users(factory, actor=OPERATOR).items]
     assert accounts.count(DAC_MEMBER_EMAIL) == 1
     # stored as any other account: a password hash and a sealed authenticator secret, with
     # which the member signs in (DAC members need both factors)

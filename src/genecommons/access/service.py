@@ -185,30 +185,6 @@ def set_institution(
         affiliation.complete_if_ready(session, user_id=int(user_id), actor=actor.id)
 
 
-def list_users(factory: sessionmaker[Session], *, actor: Subject) -> list[dict[str, Any]]:
-    """Every account with its roles and institution."""
-    require(actor, Action.MANAGE_USERS, Resource("user"))
-    institutions = ENTITY_TABLES["institutions"]
-    with factory() as session:
-        rows = session.execute(
-            select(users, institutions.c.accession.label("institution"))
-            .outerjoin(institutions, users.c.institution_id == institutions.c.id)
-            .order_by(users.c.id)
-        ).all()
-        roles: dict[int, list[str]] = {}
-        for user_id, role in session.execute(select(user_roles.c.user_id, user_roles.c.role)):
-            roles.setdefault(user_id, []).append(role)
-    return [
-        {
-            "email": r.email,
-            "institution": r.institution,
-            "active": r.active,
-            "roles": sorted(roles.get(r.id, [])),
-        }
-        for r in rows
-    ]
-
-
 def ensure_admin(factory: sessionmaker[Session]) -> str | None:
     """Create admin@localhost when no administrator exists; its password, shown once."""
     with factory() as session:

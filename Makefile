@@ -25,6 +25,7 @@ run: $(STAMP)
 	$(BIN)/genecommons init
 	@if [ ! -f $(DEMO_DIR)/truth.json ]; then $(BIN)/genecommons demo --out $(DEMO_DIR) $(DEMO_ARGS); fi
 	$(BIN)/genecommons submit $(DEMO_DIR)
+	$(BIN)/genecommons demo-committee
 	@if [ -f $(DEMO_DIR)/public_frequencies.vcf.gz ]; then $(BIN)/genecommons variants load-reference $(DEMO_DIR)/public_frequencies.vcf.gz && $(BIN)/genecommons privacy check-reference; fi
 	$(BIN)/genecommons serve --host $(HOST) --port $(PORT)
 

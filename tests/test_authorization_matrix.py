@@ -64,11 +64,16 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/tokens"): SIGNED_IN,
     ("DELETE", "/api/v1/tokens/{token_id}"): SIGNED_IN,
     ("POST", "/api/v1/requests"): {"researcher"},
+    # each sees the requests they may know of (a page of none for most)
+    ("GET", "/api/v1/requests"): SIGNED_IN,
     ("GET", "/api/v1/requests/{request_id}"): {"researcher", "dac_member", "admin", "auditor"},
     ("GET", "/api/v1/dac/queue"): SIGNED_IN,
     ("POST", "/api/v1/dac/decisions"): {"dac_member"},
     ("GET", "/api/v1/grants"): SIGNED_IN,
+    ("GET", "/api/v1/grants/{grant_id}"): {"researcher", "dac_member", "admin", "auditor"},
     ("DELETE", "/api/v1/grants/{grant_id}"): {"dac_member", "admin"},
+    ("GET", "/api/v1/institutions"): set(ROLES),
+    ("GET", "/api/v1/institutions/{accession}"): set(ROLES),
     ("GET", "/api/v1/institutions/{accession}/email-domains"): {"admin"},
     ("PUT", "/api/v1/institutions/{accession}/email-domains"): {"admin"},
     # claims to the institution: its data steward (all roles are at BGC here) and admins
@@ -424,6 +429,18 @@ CALLS: dict[tuple[str, str], Call] = {
         f"/api/v1/affiliations/{w.claim()}", params={"reason": "matrix"}, headers=w.headers[r]
     ),
     ("GET", "/api/v1/grants"): lambda w, r, t: w.client.get("/api/v1/grants", headers=w.headers[r]),
+    ("GET", "/api/v1/grants/{grant_id}"): lambda w, r, t: w.client.get(
+        f"/api/v1/grants/{w.grant(t)}", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/requests"): lambda w, r, t: w.client.get(
+        "/api/v1/requests", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/institutions"): lambda w, r, t: w.client.get(
+        "/api/v1/institutions", headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/institutions/{accession}"): lambda w, r, t: w.client.get(
+        f"/api/v1/institutions/{w.accessions['institutions']['BGC']}", headers=w.headers[r]
+    ),
     ("DELETE", "/api/v1/grants/{grant_id}"): lambda w, r, t: w.client.delete(
         f"/api/v1/grants/{w.grant(t)}", params={"reason": "matrix"}, headers=w.headers[r]
     ),

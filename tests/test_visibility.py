@@ -325,6 +325,7 @@ ID_ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/api/v1/requests/{request_id}"): Probe(
         _get("/api/v1/requests/{id}"), _own("request"), NUMBER
     ),
+    ("GET", "/api/v1/grants/{grant_id}"): Probe(_get("/api/v1/grants/{id}"), _own("grant"), NUMBER),
     ("DELETE", "/api/v1/grants/{grant_id}"): Probe(
         lambda w, c, i: w.client.delete(
             f"/api/v1/grants/{i}", params={"reason": "probe"}, headers=w.call(c)
@@ -419,6 +420,8 @@ ID_PARAMETERS: dict[str, Probe] = {
 # routes whose ids are not secret, or whose answers other rules govern
 NOT_SECRET = {
     ("GET", "/api/v1/schemas/{entity}"): "the names of the submission sheets are public",
+    ("GET", "/api/v1/institutions/{accession}"): "institutions are public (their verification "
+    "is shown to administrators only)",
 }
 BEACON_IDS = {
     "individuals": _accession("individuals", "P1x"),

@@ -172,6 +172,7 @@ app.add_typer(access_commands.institutions_app, name="institutions")
 app.add_typer(access_commands.affiliations_app, name="affiliations")
 app.add_typer(access_commands.dac_app, name="dac")
 app.add_typer(access_commands.grants_app, name="grants")
+app.add_typer(access_commands.requests_app, name="requests")
 app.add_typer(access_commands.mail_app, name="mail")
 app.add_typer(compliance_commands.compliance_app, name="compliance")
 app.add_typer(audit_commands.audit_app, name="audit")
@@ -183,6 +184,7 @@ app.add_typer(variants_commands.variants_app, name="variants")
 app.add_typer(privacy_commands.privacy_app, name="privacy")
 
 app.command("demo")(demo_commands.demo)
+app.command("demo-committee")(demo_commands.committee)
 
 
 def _audit_refusal(refusal: Refusal, *, answered: int) -> None:
@@ -212,6 +214,7 @@ def main() -> None:
     except GeneCommonsError as error:
         if error.refusal is not None:
             _audit_refusal(error.refusal, answered=error.exit_code)
-        err.print(f"Error: {escape(error.message)}", highlight=False)
-        err.print(f"错误：{escape(error.message_zh)}", highlight=False)
+        # one line each, however wide the terminal: scripts and logs read them whole
+        err.print(f"Error: {escape(error.message)}", highlight=False, soft_wrap=True)
+        err.print(f"错误：{escape(error.message_zh)}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)

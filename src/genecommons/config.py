@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import types
+import typing
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from genecommons.errors import ConfigurationError
@@ -25,6 +27,14 @@ def _usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+class SettingValueError(ValueError):
+    """A value a validator of the settings refuses, said in English and Chinese."""
+
+    def __init__(self, message: str, message_zh: str) -> None:
+        super().__init__(message)
+        self.message_zh = message_zh
 
 
 class Settings(BaseSettings):
@@ -296,9 +306,11 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
-                raise ValueError(
+                raise SettingValueError(
                     f"GENECOMMONS_FORWARDED_ALLOW_IPS: {proxy[:60]!r} is not an IP address or "
-                    "network; name each reverse proxy (e.g. 10.0.0.5 or 10.0.0.0/24), never '*'"
+                    "network; name each reverse proxy (e.g. 10.0.0.5 or 10.0.0.0/24), never '*'",
+                    f"GENECOMMONS_FORWARDED_ALLOW_IPS：{proxy[:60]!r} 不是 IP 地址或网段；请逐个写出"
+                    "反向代理（如 10.0.0.5 或 10.0.0.0/24），不可使用 '*'",
                 ) from None
         return value
 
@@ -310,17 +322,21 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:
         if self.beacon_threshold_min > self.beacon_threshold_max:
-            raise ValueError(
-                "GENECOMMONS_BEACON_THRESHOLD_MIN must not exceed GENECOMMONS_BEACON_THRESHOLD_MAX"
+            raise SettingValueError(
+                "GENECOMMONS_BEACON_THRESHOLD_MIN must not exceed GENECOMMONS_BEACON_THRESHOLD_MAX",
+                "GENECOMMONS_BEACON_THRESHOLD_MIN 不得大于 GENECOMMONS_BEACON_THRESHOLD_MAX",
             )
         if self.beacon_threshold_window > self.beacon_threshold_max:
-            raise ValueError(
-                "GENECOMMONS_BEACON_THRESHOLD_WINDOW must not exceed GENECOMMONS_BEACON_THRESHOLD_MAX"
+            raise SettingValueError(
+                "GENECOMMONS_BEACON_THRESHOLD_WINDOW must not exceed GENECOMMONS_BEACON_THRESHOLD_MAX",
+                "GENECOMMONS_BEACON_THRESHOLD_WINDOW 不得大于 GENECOMMONS_BEACON_THRESHOLD_MAX",
             )
         if self.environment == "production" and self.beacon_guard == "exact":
-            raise ValueError(
+            raise SettingValueError(
                 "GENECOMMONS_BEACON_GUARD=exact answers the Beacon undefended; it is refused in "
-                "production (use it only to measure the re-identification attacks)"
+                "production (use it only to measure the re-identification attacks)",
+                "GENECOMMONS_BEACON_GUARD=exact 使 Beacon 不设防地作答，生产环境拒绝此设置"
+                "（仅用于测量再识别攻击）",
             )
         return self
 
@@ -332,7 +348,108 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'genecommons.sqlite3'}"
 
 
+ENV_PREFIX = "GENECOMMONS_"
+SHOWN_CHARACTERS = 60  # characters of a refused value repeated in the message
+
+
+def load_settings(**values: Any) -> Settings:
+    """Settings from the environment (`values` given in code take precedence), or a
+    ConfigurationError naming each refused variable, its value and what it accepts."""
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        raise settings_error(error) from None
+
+
 @cache
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
-    return Settings()
+    return load_settings()
+
+
+def settings_error(error: ValidationError) -> ConfigurationError:
+    """The one-line bilingual error for the settings `error` refused: per problem, the variable,
+    the value given (never a secret's) and what the variable accepts."""
+    english: list[str] = []
+    chinese: list[str] = []
+    problems: list[dict[str, Any]] = []
+    for item in error.errors():
+        cause = (item.get("ctx") or {}).get("error")
+        name = str(item["loc"][0]) if item["loc"] else None
+        if isinstance(cause, SettingValueError):  # a rule of ours: it names its variables
+            english.append(str(cause))
+            chinese.append(cause.message_zh)
+            problems.append({"variable": _variable(name) if name else None, "rule": str(cause)})
+            continue
+        if name is None or name not in Settings.model_fields:
+            english.append(str(item["msg"]))
+            chinese.append(str(item["msg"]))
+            problems.append({"variable": None, "rule": str(item["msg"])})
+            continue
+        variable = _variable(name)
+        shown = _shown(name, item.get("input"))
+        accepted_en, accepted_zh = accepted(name)
+        english.append(f"{variable}={shown} is not accepted: it takes {accepted_en}")
+        chinese.append(f"{variable}={shown} 无效：可接受的值为{accepted_zh}")
+        problems.append({"variable": variable, "value": shown, "accepted": accepted_en})
+    return ConfigurationError(
+        "; ".join(english) + ". Fix the variable and start again.",
+        message_zh="；".join(chinese) + "。请修正该变量后重新启动。",
+        details={"settings": problems},
+    )
+
+
+def _variable(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _shown(name: str, value: Any) -> str:
+    """The refused value as the message repeats it: quoted, cut short, a secret's hidden."""
+    if _base_type(Settings.model_fields[name].annotation) is SecretStr:
+        return "(hidden / 已隐藏)"
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > SHOWN_CHARACTERS:
+        text = text[:SHOWN_CHARACTERS] + "…"
+    return repr(text)
+
+
+def _base_type(annotation: Any) -> Any:
+    """The type of a setting without its `None` (an optional setting's value type)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kept = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return kept[0] if len(kept) == 1 else annotation
+    return annotation
+
+
+def accepted(name: str) -> tuple[str, str]:
+    """What the setting `name` accepts, in English and Chinese (for error messages)."""
+    field = Settings.model_fields[name]
+    base = _base_type(field.annotation)
+    optional = base is not field.annotation
+    if typing.get_origin(base) is Literal:
+        choices = ", ".join(str(c) for c in typing.get_args(base))
+        en, zh = f"one of {choices}", f"以下之一：{choices}"
+    elif base is bool:
+        en = "true or false (also 1/0, yes/no, on/off)"
+        zh = "true 或 false（也可用 1/0、yes/no、on/off）"
+    elif base is int:
+        en, zh = "a whole number", "整数"
+    elif base is float:
+        en, zh = "a number", "数值"
+    elif base is Path:
+        en, zh = "a file or directory path", "文件或目录路径"
+    else:
+        en, zh = "text", "文本"
+    # pydantic keeps Field(ge=..., ...) as metadata objects with these attributes
+    bounds = [
+        (symbol, getattr(rule, attribute))
+        for rule in field.metadata
+        for symbol, attribute in ((">=", "ge"), (">", "gt"), ("<=", "le"), ("<", "lt"))
+        if getattr(rule, attribute, None) is not None
+    ]
+    if bounds:
+        limits = " and ".join(f"{symbol} {limit}" for symbol, limit in bounds)
+        en, zh = f"{en} {limits}", f"{zh}（{' 且 '.join(f'{s} {v}' for s, v in bounds)}）"
+    if optional:
+        en, zh = f"{en}, or the variable unset", f"{zh}，或不设置该变量"
+    return en, zh

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from genecommons.access import identity, second_factor, service, throttle
+from genecommons.access import identity, listings, second_factor, service, throttle
 from genecommons.access.models import Action, Role, Subject
 from genecommons.access.tables import api_tokens
 from genecommons.app import create_app
@@ -142,7 +142,9 @@ def test_init_creates_one_administrator(factory: Any) -> None:
     password = service.ensure_admin(factory)
     assert password and len(password) >= identity.MIN_PASSWORD_LENGTH
     assert service.ensure_admin(factory) is None
-    admins = [u for u in service.list_users(factory, actor=OPERATOR) if "admin" in u["roles"]]
+    admins = [
+        u for u in listings.list_users(factory, actor=OPERATOR).items if "admin" in u["roles"]
+    ]
     assert [u["email"] for u in admins] == [service.ADMIN_EMAIL]
 
 

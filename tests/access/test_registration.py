@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from genecommons.access import affiliation, notify, registration, service
+from genecommons.access import affiliation, listings, notify, registration, service
 from genecommons.access.models import Subject
 from genecommons.access.tables import users
 from genecommons.app import create_app
@@ -174,7 +174,7 @@ def test_an_existing_address_is_not_revealed(world: dict[str, Any]) -> None:
     assert answer.status_code == 202 and answer.json()["status"] == "verification_sent"
     mails = [m for m in notify.pending(factory) if m.recipient == "zhang@example.org"]
     assert [m.subject for m in mails] == ["Registration attempt / 注册尝试"]
-    listed = service.list_users(factory, actor=OPERATOR)
+    listed = listings.list_users(factory, actor=OPERATOR).items
     assert [u["roles"] for u in listed if u["email"] == "zhang@example.org"] == [["admin"]]
 
 

@@ -2,20 +2,72 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.access import affiliation, notify, second_factor, service, workflow
+from genecommons.access import affiliation, listings, notify, second_factor, service, workflow
 from genecommons.access.models import Role
+from genecommons.catalog.service import Page
 from genecommons.runtime import operator, runtime
 
 console = Console()
 users_app = typer.Typer(help="Accounts. 账号。", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens. API 令牌。", no_args_is_help=True)
+
+PageOpt = Annotated[int, typer.Option("--page", min=1, max=listings.MAX_PAGE, help="From 1")]
+SizeOpt = Annotated[
+    int, typer.Option("--page-size", min=1, max=listings.MAX_PAGE_SIZE, help="Records per page")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts)")]
+
+
+def _cell(value: Any) -> str:
+    """A value as a table cell shows it (lists joined, records as compact JSON)."""
+    if value is None:
+        return ""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def _print_page(page: Page, title: str, columns: Sequence[str], as_json: bool) -> None:
+    """A listing: JSON (items, total, page, page_size), or a table of `columns`."""
+    if as_json:
+        body = {
+            "items": page.items,
+            "total": page.total,
+            "page": page.page,
+            "page_size": page.page_size,
+        }
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2, default=str))
+        return
+    table = Table(title=f"{title} ({page.total}) — page {page.page}")
+    for column in columns:
+        table.add_column(column)
+    for item in page.items:
+        table.add_row(*(escape(_cell(item.get(c))) for c in columns))
+    console.print(table)
+
+
+def _print_one(item: dict[str, Any], as_json: bool) -> None:
+    """One record: JSON, or a table of its fields."""
+    if as_json:
+        typer.echo(json.dumps(item, ensure_ascii=False, indent=2, default=str))
+        return
+    table = Table(show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in item.items():
+        table.add_row(escape(key), escape(_cell(value)))
+    console.print(table)
 
 
 @users_app.command("add")
@@ -62,17 +114,17 @@ def users_totp(email: str) -> None:
 
 
 @users_app.command("list")
-def users_list() -> None:
+def users_list(page: PageOpt = 1, page_size: SizeOpt = 50, as_json: JsonOpt = False) -> None:
     """List accounts. 列出账号。"""
-    table = Table("email", "institution", "roles", "active")
-    for user in service.list_users(runtime().factory, actor=operator()):
-        table.add_row(
-            escape(user["email"]),
-            user["institution"] or "",
-            ", ".join(user["roles"]),
-            str(user["active"]),
-        )
-    console.print(table)
+    found = listings.list_users(runtime().factory, actor=operator(), page=page, page_size=page_size)
+    columns = ("email", "institution", "roles", "active", "authenticator")
+    _print_page(found, "accounts 账号", columns, as_json)
+
+
+@users_app.command("show")
+def users_show(email: str, as_json: JsonOpt = False) -> None:
+    """Show one account. 显示账号详情。"""
+    _print_one(listings.get_user(runtime().factory, email, actor=operator()), as_json)
 
 
 @tokens_app.command("create")
@@ -89,6 +141,27 @@ def tokens_create(
     typer.echo(issued.token)
 
 
+@tokens_app.command("list")
+def tokens_list(
+    user: Annotated[str | None, typer.Option("--user", help="One account's tokens")] = None,
+    page: PageOpt = 1,
+    page_size: SizeOpt = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API tokens (never their secrets). 列出 API 令牌（不含令牌本身）。"""
+    found = listings.list_tokens(
+        runtime().factory, actor=operator(), user=user, page=page, page_size=page_size
+    )
+    columns = ("id", "user", "label", "kind", "scopes", "status", "expires_at", "last_used_at")
+    _print_page(found, "API tokens 令牌", columns, as_json)
+
+
+@tokens_app.command("show")
+def tokens_show(token_id: int, as_json: JsonOpt = False) -> None:
+    """Show one API token (never its secret). 显示令牌详情。"""
+    _print_one(listings.get_token(runtime().factory, token_id, actor=operator()), as_json)
+
+
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: int) -> None:
     """Revoke an API token by its id. 撤销 API 令牌。"""
@@ -97,6 +170,25 @@ def tokens_revoke(token_id: int) -> None:
 
 
 institutions_app = typer.Typer(help="Institutions. 机构。", no_args_is_help=True)
+
+
+@institutions_app.command("list")
+def institutions_list(page: PageOpt = 1, page_size: SizeOpt = 50, as_json: JsonOpt = False) -> None:
+    """List institutions, with how each was verified. 列出机构及其核验情况。"""
+    found = listings.list_institutions(
+        runtime().factory, actor=operator(), page=page, page_size=page_size
+    )
+    for item in [] if as_json else found.items:  # the table says whether it was verified
+        verification = item.get("verification") or {}
+        item["verified"] = verification.get("verified", False)
+    columns = ("accession", "alias", "name_en", "name_zh", "country", "kind", "verified")
+    _print_page(found, "institutions 机构", columns, as_json)
+
+
+@institutions_app.command("show")
+def institutions_show(accession: str, as_json: JsonOpt = False) -> None:
+    """Show one institution with its verification and e-mail domains. 显示机构详情。"""
+    _print_one(listings.get_institution(runtime().factory, accession, actor=operator()), as_json)
 
 
 @institutions_app.command("verify")
@@ -185,6 +277,32 @@ def affiliations_reject(
 dac_app = typer.Typer(help="Data access committees. 数据访问委员会。", no_args_is_help=True)
 grants_app = typer.Typer(help="Access grants. 访问授权。", no_args_is_help=True)
 mail_app = typer.Typer(help="Notifications. 通知。", no_args_is_help=True)
+requests_app = typer.Typer(help="Data access requests. 数据访问申请。", no_args_is_help=True)
+
+
+@requests_app.command("list")
+def requests_list(
+    requester: Annotated[
+        str | None, typer.Option("--requester", help="One account's requests")
+    ] = None,
+    page: PageOpt = 1,
+    page_size: SizeOpt = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List data access requests with their datasets' statuses. 列出数据访问申请。"""
+    found = listings.list_requests(
+        runtime().factory, actor=operator(), requester=requester, page=page, page_size=page_size
+    )
+    for item in [] if as_json else found.items:
+        item["statuses"] = [f"{d['dataset']}: {d['status']}" for d in item["datasets"]]
+    columns = ("id", "requester", "title", "statuses", "created_at")
+    _print_page(found, "requests 申请", columns, as_json)
+
+
+@requests_app.command("show")
+def requests_show(request_id: int, as_json: JsonOpt = False) -> None:
+    """Show one request, with the consent match of each dataset. 显示申请详情。"""
+    _print_one(workflow.get_request(runtime().factory, request_id, actor=operator()), as_json)
 
 
 @dac_app.command("create")
@@ -192,6 +310,23 @@ def dac_create(alias: str, name: Annotated[str, typer.Option("--name")]) -> None
     """Create a DAC; datasets name it by ALIAS in their `dac` column. 创建委员会。"""
     workflow.create_dac(runtime().factory, alias=alias, name=name, actor=operator())
     console.print(f"DAC {escape(alias)} created. 已创建。")
+
+
+@dac_app.command("list")
+def dac_list(page: PageOpt = 1, page_size: SizeOpt = 50, as_json: JsonOpt = False) -> None:
+    """List data access committees and their members. 列出数据访问委员会。"""
+    found = listings.list_dacs(runtime().factory, actor=operator(), page=page, page_size=page_size)
+    for item in [] if as_json else found.items:
+        item["members"] = [
+            m["email"] + (" (chair)" if m["chair"] else "") for m in item.get("members", [])
+        ]
+    _print_page(found, "DACs 委员会", ("alias", "name", "members", "created_at"), as_json)
+
+
+@dac_app.command("show")
+def dac_show(alias: str, as_json: JsonOpt = False) -> None:
+    """Show one data access committee. 显示委员会详情。"""
+    _print_one(listings.get_dac(runtime().factory, alias, actor=operator()), as_json)
 
 
 @dac_app.command("add-member")
@@ -204,17 +339,32 @@ def dac_add_member(
 
 
 @grants_app.command("list")
-def grants_list(email: str) -> None:
-    """The grants in force for an account. 列出有效授权。"""
-    table = Table("id", "dataset", "expires_at", "conditions")
-    for grant in workflow.active_grants(runtime().factory, email=email.strip().lower()):
-        table.add_row(
-            str(grant["id"]),
-            grant["dataset"],
-            grant["expires_at"],
-            escape("; ".join(grant["conditions"])),
-        )
-    console.print(table)
+def grants_list(
+    email: Annotated[str | None, typer.Argument(help="One account's grants")] = None,
+    include_ended: Annotated[
+        bool, typer.Option("--all", help="Also expired and revoked grants")
+    ] = False,
+    page: PageOpt = 1,
+    page_size: SizeOpt = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List grants (in force, unless --all), of every account or of EMAIL. 列出授权。"""
+    found = listings.list_grants(
+        runtime().factory,
+        actor=operator(),
+        holder=email,
+        in_force=not include_ended,
+        page=page,
+        page_size=page_size,
+    )
+    columns = ("id", "holder", "dataset", "status", "expires_at", "conditions")
+    _print_page(found, "grants 授权", columns, as_json)
+
+
+@grants_app.command("show")
+def grants_show(grant_id: int, as_json: JsonOpt = False) -> None:
+    """Show one grant. 显示授权详情。"""
+    _print_one(listings.get_grant(runtime().factory, grant_id, actor=operator()), as_json)
 
 
 @grants_app.command("revoke")

@@ -40,6 +40,11 @@ WATCHERS: dict[str, tuple[Action, tuple[Role, ...]]] = {
     "request": (Action.READ_REQUEST, (Role.ADMIN, Role.AUDITOR)),
     "grant": (Action.READ_REQUEST, (Role.ADMIN, Role.AUDITOR)),
     "token": (Action.MANAGE_TOKENS, (Role.ADMIN,)),
+    # an account (its owner sees it too), a committee's roster (its members see it too), and how
+    # an institution was verified (its public description is for anyone)
+    "user": (Action.MANAGE_USERS, (Role.ADMIN,)),
+    "dac_members": (Action.MANAGE_DACS, (Role.ADMIN,)),
+    "institution_verification": (Action.VERIFY_INSTITUTIONS, (Role.ADMIN,)),
 }
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from genecommons.access import (
     affiliation,
+    listings,
     oidc_service,
     passport_service,
     registration,
@@ -27,6 +28,17 @@ from genecommons.errors import AuthenticationError
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 Id = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+PageQ = Annotated[int, Query(ge=1, le=listings.MAX_PAGE, description="Page number, from 1")]
+SizeQ = Annotated[int, Query(ge=1, le=listings.MAX_PAGE_SIZE, description="Records per page")]
+
+
+def _page(page: Any) -> dict[str, Any]:
+    return {
+        "items": page.items,
+        "total": page.total,
+        "page": page.page,
+        "page_size": page.page_size,
+    }
 
 
 class TokenRequest(BaseModel):
@@ -290,6 +302,15 @@ def create_request(
     return {"id": request_id, "datasets": [dataclasses.asdict(o) for o in outcomes]}
 
 
+@router.get("/requests", summary="Access requests you may see")
+def list_requests(
+    factory: SessionFactoryDep, subject: SubjectDep, page: PageQ = 1, page_size: SizeQ = 50
+) -> dict[str, Any]:
+    """A page of access requests, oldest first: your own, those for the DACs you sit on, or
+    (administrators, auditors) every one; each with its datasets' verdicts and statuses."""
+    return _page(listings.list_requests(factory, actor=subject, page=page, page_size=page_size))
+
+
 @router.get("/requests/{request_id}", summary="One access request")
 def get_request(request_id: Id, factory: SessionFactoryDep, subject: SubjectDep) -> dict[str, Any]:
     """A request, for its requester, its reviewers, administrators and auditors."""
@@ -327,6 +348,13 @@ def my_grants(factory: SessionFactoryDep, subject: SubjectDep) -> list[dict[str,
     return workflow.active_grants(factory, email=subject.id.removeprefix("user:"))
 
 
+@router.get("/grants/{grant_id}", summary="One access grant")
+def get_grant(grant_id: Id, factory: SessionFactoryDep, subject: SubjectDep) -> dict[str, Any]:
+    """A grant with its status (active, expired or revoked), for its holder, its DAC's
+    members, administrators and auditors; for anyone else it does not exist (404)."""
+    return listings.get_grant(factory, grant_id, actor=subject)
+
+
 @router.delete("/grants/{grant_id}", summary="Revoke a grant", status_code=204)
 def revoke_grant(
     grant_id: Id,
@@ -355,6 +383,24 @@ class DomainsBody(BaseModel):
 
 
 InstitutionAccession = Annotated[str, PathParam(min_length=1, max_length=40)]
+
+
+@router.get("/institutions", summary="Institutions")
+def list_institutions(
+    factory: SessionFactoryDep, subject: SubjectDep, page: PageQ = 1, page_size: SizeQ = 50
+) -> dict[str, Any]:
+    """A page of institutions: accession, alias, names, country, province, city and kind for
+    anyone; for administrators also `verification` (location and ownership as verified, the
+    attestation, who verified when) and `email_domains`."""
+    return _page(listings.list_institutions(factory, actor=subject, page=page, page_size=page_size))
+
+
+@router.get("/institutions/{accession}", summary="One institution")
+def get_institution(
+    accession: InstitutionAccession, factory: SessionFactoryDep, subject: SubjectDep
+) -> dict[str, Any]:
+    """An institution by accession, as the listing shows it to the caller."""
+    return listings.get_institution(factory, accession, actor=subject)
 
 
 @router.get("/institutions/{accession}/email-domains", summary="An institution's e-mail domains")

@@ -69,14 +69,22 @@ def enrol(
     """Give an account a new TOTP secret; returns it and its otpauth:// URI (shown once)."""
     email = email.strip().lower()
     require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
-    secret = identity.new_totp_secret()
     keys = node_keys_at_hand(settings)
     with factory() as session, session.begin():
         user_id = session.execute(select(users.c.id).where(users.c.email == email)).scalar()
         if user_id is None:
             raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
-        _store(session, keys, user_id=int(user_id), secret=secret)
-        record_event(session, tag=EventTag.TOTP_ENROLLED, actor=actor.id, subject=f"user:{email}")
+        return enrol_in(session, keys, user_id=int(user_id), email=email, actor=actor)
+
+
+def enrol_in(
+    session: Session, keys: NodeKeys, *, user_id: int, email: str, actor: Subject
+) -> tuple[str, str]:
+    """Give the account `user_id` a new TOTP secret within the caller's transaction (the
+    caller has checked that `actor` may); the secret and its otpauth:// URI (shown once)."""
+    secret = identity.new_totp_secret()
+    _store(session, keys, user_id=user_id, secret=secret)
+    record_event(session, tag=EventTag.TOTP_ENROLLED, actor=actor.id, subject=f"user:{email}")
     return secret, identity.totp_uri(secret, email=email)
 
 

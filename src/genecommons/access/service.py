@@ -50,6 +50,7 @@ from genecommons.errors import (
     NotFoundError,
     Refusal,
 )
+from genecommons.secrets import node_keys_at_hand
 
 logger = logging.getLogger(__name__)
 ADMIN_EMAIL = "admin@localhost"
@@ -64,6 +65,8 @@ class NewUser:
     roles: tuple[str, ...]
     institution: str | None
     password: str | None
+    totp_secret: str | None = None  # set when an authenticator was enrolled with the account
+    totp_uri: str | None = None
 
 
 def add_user(
@@ -75,8 +78,11 @@ def add_user(
     actor: Subject,
     password: str | None = None,
     generate_password: bool = False,
+    totp: Settings | None = None,
 ) -> NewUser:
-    """Create an account at `institution` (an accession) with `roles`."""
+    """Create an account at `institution` (an accession) with `roles`; with `totp` (the
+    node's settings), an authenticator secret is enrolled in the same transaction, so that
+    the account and its second factor exist together or not at all."""
     require(actor, Action.MANAGE_USERS, Resource("user"))
     email = email.strip().lower()
     if not identity.valid_email(email):
@@ -97,6 +103,8 @@ def add_user(
             f"A password needs at least {identity.MIN_PASSWORD_LENGTH} characters.",
             message_zh=f"密码至少需要 {identity.MIN_PASSWORD_LENGTH} 个字符。",
         )
+    keys = node_keys_at_hand(totp) if totp is not None else None
+    secret: tuple[str, str] | None = None
     with factory() as session, session.begin():
         institution_id = _institution_id(session, institution) if institution else None
         try:
@@ -125,7 +133,18 @@ def add_user(
             subject=f"user:{email}",
             details={"roles": list(role_values), "institution": institution},
         )
-    return NewUser(email, role_values, institution, password if generate_password else None)
+        if keys is not None:
+            secret = second_factor.enrol_in(
+                session, keys, user_id=int(user_id), email=email, actor=actor
+            )
+    return NewUser(
+        email,
+        role_values,
+        institution,
+        password if generate_password else None,
+        totp_secret=secret[0] if secret else None,
+        totp_uri=secret[1] if secret else None,
+    )
 
 
 def _institution_id(session: Session, accession: str) -> int:
@@ -164,30 +183,6 @@ def set_institution(
             details={"institution": institution},
         )
         affiliation.complete_if_ready(session, user_id=int(user_id), actor=actor.id)
-
-
-def list_users(factory: sessionmaker[Session], *, actor: Subject) -> list[dict[str, Any]]:
-    """Every account with its roles and institution."""
-    require(actor, Action.MANAGE_USERS, Resource("user"))
-    institutions = ENTITY_TABLES["institutions"]
-    with factory() as session:
-        rows = session.execute(
-            select(users, institutions.c.accession.label("institution"))
-            .outerjoin(institutions, users.c.institution_id == institutions.c.id)
-            .order_by(users.c.id)
-        ).all()
-        roles: dict[int, list[str]] = {}
-        for user_id, role in session.execute(select(user_roles.c.user_id, user_roles.c.role)):
-            roles.setdefault(user_id, []).append(role)
-    return [
-        {
-            "email": r.email,
-            "institution": r.institution,
-            "active": r.active,
-            "roles": sorted(roles.get(r.id, [])),
-        }
-        for r in rows
-    ]
 
 
 def ensure_admin(factory: sessionmaker[Session]) -> str | None:

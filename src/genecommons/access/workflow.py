@@ -63,20 +63,46 @@ def create_dac(factory: sessionmaker[Session], *, alias: str, name: str, actor: 
             ) from error
 
 
+def ensure_dac(factory: sessionmaker[Session], *, alias: str, name: str, actor: Subject) -> bool:
+    """The DAC `alias`, created (True) unless it exists already (False): safe to run again."""
+    require(actor, Action.MANAGE_DACS, Resource("dac"))
+    with factory() as session:
+        if session.execute(select(dacs.c.id).where(dacs.c.alias == alias.strip())).first():
+            return False
+    try:
+        create_dac(factory, alias=alias, name=name, actor=actor)
+    except ConflictError:  # made meanwhile by another process: there it is
+        return False
+    return True
+
+
 def add_member(
-    factory: sessionmaker[Session], *, dac: str, email: str, chair: bool, actor: Subject
-) -> None:
-    """Make the account `email` a member of the DAC `dac`."""
+    factory: sessionmaker[Session],
+    *,
+    dac: str,
+    email: str,
+    chair: bool,
+    actor: Subject,
+    exist_ok: bool = False,
+) -> bool:
+    """Make the account `email` a member of the DAC `dac`: True when it was made one now;
+    a member already is a ConflictError, or False with `exist_ok`."""
     require(actor, Action.MANAGE_DACS, Resource("dac"))
     with factory() as session, session.begin():
         dac_id = _dac_id(session, dac)
         user_id = _user_id(session, email.strip().lower())
+        member = select(dac_members.c.dac_id).where(
+            dac_members.c.dac_id == dac_id, dac_members.c.user_id == user_id
+        )
+        if exist_ok and session.execute(member).first() is not None:
+            return False
         try:
             session.execute(insert(dac_members).values(dac_id=dac_id, user_id=user_id, chair=chair))
         except IntegrityError as error:
             raise ConflictError(
                 f"{email} is a member of {dac} already.", message_zh=f"{email} 已是 {dac} 的成员。"
             ) from error
+    return True
 
 
 def _dac_id(session: Session, alias: str) -> int:

@@ -1,4 +1,5 @@
-"""CLI of the demo: parse argv, call `write_demo` with a progress bar, print. Nothing else."""
+"""CLI of the demo: parse argv, call `write_demo` (with a progress bar) or the demo's service,
+print. Nothing else."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from genecommons.demo import service
 from genecommons.demo.cohort import MAX_INDIVIDUALS, MIN_SEQUENCE_LENGTH, write_demo
+from genecommons.runtime import operator, runtime
 
 console = Console()
 
@@ -78,3 +81,26 @@ def demo(
     table.add_row("truth", escape(str(summary.truth)))
     console.print(table)
     console.print(f"Submit it with: genecommons submit {escape(str(summary.out_dir))}")
+
+
+def committee() -> None:
+    """Create the demo's data access committee and a member account, unless they exist; the
+    member's credentials are printed once, when the account is made. 创建示范数据访问委员会及其成员账号。"""
+    context = runtime()
+    made = service.ensure_committee(context.factory, context.settings, actor=operator())
+    if made.dac_created:
+        console.print(f"Created DAC {escape(made.dac)}. 已创建数据访问委员会。")
+    if made.password is not None:
+        console.print(
+            f"Created DAC member {escape(made.member)} (shown once / 仅显示一次):", highlight=False
+        )
+        console.print(f"  password 密码: {made.password}", highlight=False)
+        console.print(f"  TOTP secret 验证器密钥: {made.totp_secret}", highlight=False)
+        console.print(f"  otpauth URI: {escape(made.totp_uri or '')}", highlight=False)
+    elif made.member_added:
+        console.print(f"{escape(made.member)} added to {escape(made.dac)}. 已添加。")
+    if not (made.dac_created or made.password or made.member_added):
+        console.print(
+            f"DAC {escape(made.dac)} and its member {escape(made.member)} exist already. "
+            "示范委员会及成员已存在。"
+        )

@@ -181,3 +181,18 @@ class NotReadyError(GeneCommonsError):
     def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class BusyError(GeneCommonsError):
+    """The database stayed busy with other writes for longer than a write waits for it; the
+    write was not done (nothing of it was kept). Send the same request again after
+    `retry_after` seconds (the Retry-After header); if it persists, the operator looks for a
+    long-running job holding the database."""
+
+    http_status = 503
+    exit_code = 10
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

@@ -10,15 +10,19 @@ import hashlib
 import logging
 import os
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import event, func, insert, select, update
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
@@ -32,17 +36,25 @@ from genecommons.archive.keys import (
     load_secret_key,
     parse_public_key,
 )
+from genecommons.archive.locks import object_base, object_locks
 from genecommons.archive.store import ObjectStore, open_store
-from genecommons.archive.tables import archive_objects, recipient_keys, uploads
+from genecommons.archive.tables import (
+    archive_objects,
+    fingerprint_copies,
+    recipient_keys,
+    uploads,
+)
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import (
     ConfigurationError,
     ConflictError,
     GeneCommonsError,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
 )
 from genecommons.secrets import (
     NodeKeys,
@@ -308,6 +320,20 @@ class Ingestion:
         self.settings = settings
         self.subject = subject
         self.stored: list[str] = []
+        self._held = ExitStack()  # the locks of the objects stored (archive.locks)
+        self._watched: set[int] = set()
+
+    def _lock(self, session: Session, base: str) -> None:
+        """Lock the objects of `base` until `session`'s transaction ends (committed, the
+        catalog names them; rolled back, `discard` removes them)."""
+        self._held.enter_context(object_locks(self.settings).hold(base))
+        if id(session) not in self._watched:
+            self._watched.add(id(session))
+            event.listen(session, "after_transaction_end", self._transaction_ended)
+
+    def _transaction_ended(self, _session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            self._held.close()
 
     def archive(
         self,
@@ -336,6 +362,7 @@ class Ingestion:
         keys = archive_keys(self.settings)
         store = object_store(self.settings)
         base = f"{file.accession}/{uuid.uuid4().hex}"
+        self._lock(session, base)
         declared = file.declared()
         result = ingest(
             source,
@@ -433,6 +460,7 @@ class Ingestion:
             except GeneCommonsError:
                 logger.exception("could not remove %s after a failed ingest", key)
         self.stored.clear()
+        self._held.close()
 
 
 class ArchivedFileHook(Protocol):
@@ -507,7 +535,7 @@ def archive_path(
     catalog file `accession`."""
     ingestion = Ingestion(settings, subject)
     try:
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             file = catalog_file(session, accession)
             with path.open("rb") as source:
                 encrypted = source.read(8) == b"crypt4gh"
@@ -526,7 +554,7 @@ def archive_path(
 
 
 def _record_rejection(factory: sessionmaker[Session], subject: Subject, accession: str) -> None:
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.FILE_REJECTED,
@@ -581,7 +609,7 @@ def start_upload(
         )
     upload_id = str(uuid.uuid4())
     now = clock.now()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         file = catalog_file(session, accession)
         require(  # a file the subject may not see does not exist for them
             subject,
@@ -630,7 +658,7 @@ def _upload_row(session: Session, upload_id: str, subject: Subject) -> Any:
         row = None
     else:
         row = session.execute(
-            select(uploads, files.c.accession)
+            select(uploads, files.c.accession, files.c.size.label("declared_size"))
             .join(files, files.c.id == uploads.c.file_id)
             .where(uploads.c.id == upload_id)
         ).first()
@@ -688,10 +716,9 @@ class UploadAppender:
         self._factory = factory
         self._subject = subject
         self._id = row.id
-        self._limit = (
-            row.expected_size if row.expected_size is not None else settings.max_upload_bytes
-        )
+        self._limit = upload_limit(settings, row)
         self.received = int(row.received)
+        self._start = self.received  # where this request's bytes begin
         try:
             self._handle = _staged(settings, row.id).open("r+b")
             self._handle.truncate(self.received)  # drop bytes beyond the last recorded offset
@@ -700,13 +727,23 @@ class UploadAppender:
             raise _storage_error(error) from error
 
     def write(self, chunk: bytes) -> None:
-        """Append `chunk`; refuses bytes beyond the upload's size."""
+        """Append `chunk`; refuses bytes beyond the upload's size (the size it was opened
+        with, else the size the catalog declares for the file): then nothing this request
+        sent is kept, and the upload resumes from where the request began."""
         if self.received + len(chunk) > self._limit:
-            raise InvalidInputError(
-                f"The upload would exceed its size of {self._limit} bytes; the first "
-                f"{self.received} bytes are kept.",
-                message_zh=f"上传内容将超过其大小 {self._limit} 字节；已保留前 {self.received} 字节。",
-                details={"offset": self.received},
+            try:
+                self._handle.truncate(self._start)
+                self._handle.seek(self._start)
+            except OSError as error:
+                raise _storage_error(error) from error
+            self.received = self._start
+            raise PayloadTooLargeError(
+                f"The upload would exceed its size of {self._limit} bytes; nothing this "
+                f"request sent was kept. The upload stands at offset {self._start}: send "
+                "the file's remaining bytes only (or the right file).",
+                message_zh=f"上传内容将超过其大小 {self._limit} 字节；本次请求发送的内容均未保留。"
+                f"上传停在偏移 {self._start}：请只发送文件其余的字节（或正确的文件）。",
+                details={"offset": self._start, "max_bytes": self._limit},
             )
         try:
             self._handle.write(chunk)
@@ -724,7 +761,7 @@ class UploadAppender:
             logger.exception("could not flush upload %s", self._id)
         finally:
             self._handle.close()
-        with self._factory() as session, session.begin():
+        with write_transaction(self._factory) as session:
             session.execute(
                 update(uploads)
                 .where(uploads.c.id == self._id)
@@ -771,6 +808,94 @@ def append_upload(
     finally:
         state = appender.close()
     return state
+
+
+def upload_limit(settings: Settings, row: Any) -> int:
+    """The most bytes an upload takes: the size it was opened with, else the size the
+    catalog declares for its file, else the node's largest upload."""
+    if row.expected_size is not None:
+        return int(row.expected_size)
+    if row.declared_size is not None:
+        return min(int(row.declared_size), settings.max_upload_bytes)
+    return settings.max_upload_bytes
+
+
+def expire_uploads(
+    factory: sessionmaker[Session], settings: Settings, *, subject: Subject
+) -> list[str]:
+    """Close the uploads left open longer than `upload_expiry_hours` since their last bytes
+    ("expired": not resumable, start a new one) and delete their staged bytes, with the
+    staged files no open upload owns (left by a process killed mid-upload); the ids closed."""
+    require(subject, Action.LIST_FILES, Resource("file"))
+    now = clock.now()
+    cutoff = now - timedelta(hours=settings.upload_expiry_hours)
+    with write_transaction(factory) as session:
+        expired = [
+            str(i)
+            for i in session.execute(
+                select(uploads.c.id)
+                .where(uploads.c.state == "open")
+                .where(uploads.c.updated_at < cutoff)
+            ).scalars()
+        ]
+        if expired:
+            session.execute(
+                update(uploads)
+                .where(uploads.c.id.in_(expired))
+                .values(state="expired", updated_at=now)
+            )
+            record_event(
+                session,
+                tag=EventTag.UPLOADS_EXPIRED,
+                actor=subject.id,
+                subject="archive",
+                details={"uploads": expired[:1000], "count": len(expired)},
+            )
+        open_now = {
+            str(i)
+            for i in session.execute(
+                select(uploads.c.id).where(uploads.c.state == "open")
+            ).scalars()
+        }
+    folder = settings.staging_dir / "uploads"
+    if folder.exists():
+        for path in folder.glob("*.part"):
+            if path.stem not in open_now:
+                path.unlink(missing_ok=True)
+    if expired:
+        logger.info("%d upload(s) open since before %s expired", len(expired), cutoff)
+    return expired
+
+
+class UploadExpiry:
+    """`expire_uploads` in a thread of the server's process: at start, then every
+    `upload_expiry_check_minutes`, until `stop`."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], settings: Settings, *, subject: Subject
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.subject = subject
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="upload-expiry", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (it ends its pass first)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                expire_uploads(self.factory, self.settings, subject=self.subject)
+            except Exception:  # the next pass tries again; the server keeps serving
+                logger.exception("expiring stale uploads failed")
+            self._stop.wait(self.settings.upload_expiry_check_minutes * 60)
 
 
 def _storage_error(error: OSError) -> GeneCommonsError:
@@ -828,7 +953,7 @@ def complete_upload(
 def _finish_upload(
     factory: sessionmaker[Session], upload_id: str, state: str, error: dict[str, Any] | None
 ) -> None:
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         session.execute(
             update(uploads)
             .where(uploads.c.id == upload_id)
@@ -910,11 +1035,64 @@ class VerifyReport:
 
     checked: int
     damaged: list[dict[str, Any]]
+    orphans: list[str] = dataclass_field(
+        default_factory=list
+    )  # in the store, named by no catalog row
+    removed: list[str] = dataclass_field(default_factory=list)  # the orphans removed
+    in_flight: int = 0  # objects not yet named because a live process is writing them
 
     @property
     def ok(self) -> bool:
-        """Whether every object still matches its checksum."""
-        return not self.damaged
+        """Whether every object still matches its checksum and no orphan is left."""
+        return not self.damaged and set(self.orphans) <= set(self.removed)
+
+
+def find_orphans(factory: sessionmaker[Session], settings: Settings) -> tuple[list[str], int]:
+    """What the object store holds that no catalog row names (objects, and the parts of writes
+    that never finished) and no live process is writing; and how many are being written."""
+    store = object_store(settings)
+    locks = object_locks(settings)
+    found = [*store.keys(), *store.parts()]
+    free: list[str] = []
+    for name in found:
+        if not locks.busy(object_base(name.partition("#")[0])):
+            free.append(name)
+    # read after the locks were seen free: a writer lets go of its lock only once the row
+    # naming its object is committed (or the object removed)
+    named: set[str] = set()
+    with factory() as session:
+        for table in (archive_objects, fingerprint_copies):
+            for row in session.execute(select(table.c.object_key, table.c.index_key)):
+                named.update(k for k in row if k is not None)
+    return [name for name in free if name not in named], len(found) - len(free)
+
+
+def _remove_orphans(
+    factory: sessionmaker[Session], settings: Settings, orphans: list[str], subject: Subject
+) -> list[str]:
+    """Remove `orphans` from the store (parts and objects); the ones removed, audited."""
+    store = object_store(settings)
+    removed = []
+    for name in orphans:
+        try:
+            if name.startswith(".") or "/." in name or "#" in name:
+                store.remove_part(name)
+            else:
+                store.delete(name)
+        except (GeneCommonsError, OSError):
+            logger.exception("could not remove the orphan %s", name)
+            continue
+        removed.append(name)
+    if removed:
+        with write_transaction(factory) as session:
+            record_event(
+                session,
+                tag=EventTag.OBJECT_ORPHANS_REMOVED,
+                actor=subject.id,
+                subject="archive",
+                details={"removed": removed[:1000], "count": len(removed)},
+            )
+    return removed
 
 
 def verify(
@@ -923,10 +1101,15 @@ def verify(
     *,
     subject: Subject,
     progress: Progress | None = None,
+    remove_orphans: bool = False,
 ) -> VerifyReport:
     """Re-read every stored object and report those that no longer match their checksum
-    (or are missing); damaged objects are marked and each finding is audited."""
+    (or are missing); damaged objects are marked and each finding is audited. Objects the
+    catalog does not name (left by a process killed mid-write) are reported as orphans, and
+    removed with `remove_orphans`."""
     require(subject, Action.LIST_FILES, Resource("file"))
+    orphans, in_flight = find_orphans(factory, settings)
+    removed = _remove_orphans(factory, settings, orphans, subject) if remove_orphans else []
     store = object_store(settings)
     files = ENTITY_TABLES["files"]
     with factory() as session:
@@ -947,7 +1130,7 @@ def verify(
             problem = _check_object(store, key, size, digest, progress)
             if problem:
                 problems.append({"object": key, "problem": problem})
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             session.execute(
                 update(archive_objects)
                 .where(archive_objects.c.id == row.id)
@@ -965,15 +1148,20 @@ def verify(
                     subject=f"file:{row.accession}",
                     details={"problems": problems},
                 )
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.OBJECT_VERIFIED,
             actor=subject.id,
             subject="archive",
-            details={"checked": len(rows), "damaged": [d["accession"] for d in damaged]},
+            details={
+                "checked": len(rows),
+                "damaged": [d["accession"] for d in damaged],
+                "orphans": len(orphans),
+                "removed": len(removed),
+            },
         )
-    return VerifyReport(len(rows), damaged)
+    return VerifyReport(len(rows), damaged, orphans, removed, in_flight)
 
 
 def _check_object(
@@ -1007,7 +1195,7 @@ def register_public_key(
     """Record the Crypt4GH public key that deliveries to `owner` are encrypted for."""
     require(subject, Action.REGISTER_KEY, Resource("key", owner=owner))
     now = clock.now()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         exists = session.execute(
             select(recipient_keys.c.subject_id).where(recipient_keys.c.subject_id == owner)
         ).first()

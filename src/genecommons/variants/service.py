@@ -301,7 +301,7 @@ def load_reference(
     reference, and record it in the audit log."""
     require(subject, Action.SUBMIT, Resource("reference"))
     samples = read_sample_names(samples_file) if samples_file is not None else None
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
 
         def record(summary: ReferenceSummary) -> None:
             # inside the transaction, before the new file replaces the old: an event that

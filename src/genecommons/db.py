@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from genecommons.errors import BusyError, StorageFullError
+from genecommons.errors import BusyError, StorageFullError, human_size
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -130,14 +130,6 @@ def _translate(context: ExceptionContext) -> BaseException | None:
     return None
 
 
-def _size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"
-
-
 def _sqlite_full(database: str | None) -> StorageFullError:
     """SQLite's "database or disk is full": the disk holding `database`, or (with space on
     that disk) the size limit the database was given (`PRAGMA max_page_count`)."""
@@ -152,18 +144,18 @@ def _sqlite_full(database: str | None) -> StorageFullError:
     if path is not None and free >= needed:
         return StorageFullError(
             f"The database {path} reached its size limit (SQLite's max_page_count) while "
-            f"{_size(free)} are free on its disk; the change was not made. The operator "
+            f"{human_size(free)} are free on its disk; the change was not made. The operator "
             "raises the limit; then send the change again.",
             message_zh=f"数据库 {path} 已达到其大小上限（SQLite 的 max_page_count），磁盘尚余 "
-            f"{_size(free)}；本次更改未执行。请运维人员调高上限后重试。",
+            f"{human_size(free)}；本次更改未执行。请运维人员调高上限后重试。",
             details=details,
         )
     return StorageFullError(
         f"The disk holding the database ({path.parent if path else 'unknown'}) is full: it "
-        f"has {_size(free)} free, and the database needs at least {_size(needed)} to take "
+        f"has {human_size(free)} free, and the database needs at least {human_size(needed)} to take "
         "writes again. The change was not made; free or add space there, then send it again.",
-        message_zh=f"数据库所在磁盘（{path.parent if path else '未知'}）已满：剩余 {_size(free)}，"
-        f"数据库至少需要 {_size(needed)} 才能继续写入。本次更改未执行；请释放或增加空间后重试。",
+        message_zh=f"数据库所在磁盘（{path.parent if path else '未知'}）已满：剩余 {human_size(free)}，"
+        f"数据库至少需要 {human_size(needed)} 才能继续写入。本次更改未执行；请释放或增加空间后重试。",
         details=details,
     )
 
@@ -174,9 +166,9 @@ def _server_full(reason: str) -> StorageFullError:
         "The database server's disk is full (PostgreSQL: "
         f"{reason.splitlines()[0] if reason else 'disk full'}); the change was not made. The "
         "operator frees or adds space in the server's data directory (at least "
-        f"{_size(DATABASE_HEADROOM)}), then the change is sent again.",
+        f"{human_size(DATABASE_HEADROOM)}), then the change is sent again.",
         message_zh="数据库服务器磁盘已满（PostgreSQL）；本次更改未执行。请运维人员在服务器数据目录"
-        f"释放或增加空间（至少 {_size(DATABASE_HEADROOM)}）后重试。",
+        f"释放或增加空间（至少 {human_size(DATABASE_HEADROOM)}）后重试。",
         details={"needed_bytes": DATABASE_HEADROOM},
     )
 
@@ -244,6 +236,17 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     which no busy timeout retries.) PostgreSQL's row locks need nothing more."""
     with factory() as session, session.begin():
         session.connection(execution_options={IMMEDIATE: True})
+        yield session
+
+
+@contextmanager
+def snapshot_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A long transaction that reads one snapshot and writes at its end (a submission, which
+    validates against the catalog before it writes): it takes SQLite's write lock only at its
+    first write, so that other writers (a revocation) are not held up while it works. Where
+    another write committed since it began, SQLite refuses its first write at once: BusyError,
+    and nothing of it is kept; the caller says so and the work is repeated."""
+    with factory() as session, session.begin():
         yield session
 
 

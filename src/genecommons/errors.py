@@ -155,6 +155,15 @@ class StorageFullError(StorageError):
     code = "storage_full"
 
 
+def human_size(count: float) -> str:
+    """A byte count as people read it (1.5 MiB), for messages."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:,.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
 class NestingTooDeepError(InvalidInputError):
     """A JSON or YAML document nests arrays and objects deeper than GeneCommons reads (see
     `details.max_nesting`). Flatten the document; no format of the node needs such depth."""

@@ -223,14 +223,8 @@ def test_concurrent_submissions_of_the_same_alias(factory: Any, make_bundle: Any
     thread.join(timeout=60)
     second_thread.join(timeout=60)
     assert isinstance(outcomes["first"], service.SubmissionResult)
-    second = outcomes["second"]
-    # SQLite gives the write lock to one submission at a time: the second then finds the first's
-    # records and creates nothing; on PostgreSQL both write and the second loses the race
-    if isinstance(second, service.SubmissionResult):
-        assert second.counts is not None and second.counts.created == 0
-    else:
-        assert isinstance(second, ConflictError)
-        assert second.message_zh
+    assert isinstance(outcomes["second"], ConflictError)
+    assert outcomes["second"].message_zh
     assert service.list_records(factory, "individuals", subject=OPERATOR).total == 3
 
 

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -37,7 +38,7 @@ from genecommons.archive.keys import (
     parse_public_key,
 )
 from genecommons.archive.locks import object_base, object_locks
-from genecommons.archive.store import ObjectStore, open_store
+from genecommons.archive.store import FULL, ObjectStore, open_store
 from genecommons.archive.tables import (
     archive_objects,
     fingerprint_copies,
@@ -55,6 +56,8 @@ from genecommons.errors import (
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
+    StorageFullError,
+    human_size,
 )
 from genecommons.secrets import (
     NodeKeys,
@@ -323,17 +326,20 @@ class Ingestion:
         self._held = ExitStack()  # the locks of the objects stored (archive.locks)
         self._watched: set[int] = set()
 
-    def _lock(self, session: Session, base: str) -> None:
-        """Lock the objects of `base` until `session`'s transaction ends (committed, the
+    def _unlock_with(self, session: Session) -> None:
+        """Keep the objects stored locked until `session`'s transaction ends (committed, the
         catalog names them; rolled back, `discard` removes them)."""
-        self._held.enter_context(object_locks(self.settings).hold(base))
         if id(session) not in self._watched:
             self._watched.add(id(session))
             event.listen(session, "after_transaction_end", self._transaction_ended)
 
     def _transaction_ended(self, _session: Session, transaction: SessionTransaction) -> None:
         if transaction.parent is None:
-            self._held.close()
+            self.release()
+
+    def release(self) -> None:
+        """Let go of the locks of the objects stored (once the catalog names them)."""
+        self._held.close()
 
     def archive(
         self,
@@ -349,31 +355,52 @@ class Ingestion:
         `plain_path` is the plaintext on disk when there is one (to build the index from).
         """
         require(self.subject, Action.UPLOAD_FILES, Resource("file", owner=file.created_by))
-        existing = session.execute(
-            select(archive_objects.c.sha256).where(archive_objects.c.file_id == file.id)
-        ).first()
-        if existing is not None:
-            raise ConflictError(
-                f"{file.accession} ({file.alias}) is already archived; archived files are "
-                "immutable. Declare a new file to archive a new version.",
-                message_zh=f"{file.accession}（{file.alias}）已归档，归档文件不可修改；"
-                "如需新版本请声明新文件。",
-            )
+        _refuse_archived(session, file)
+        stored = self.store(file, source, plain_path=plain_path, progress=progress)
+        self._unlock_with(session)
+        return self.record(session, file, stored)
+
+    def store(
+        self,
+        file: CatalogFile,
+        source: BinaryIO,
+        *,
+        plain_path: Path | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[Ingested, tuple[str, str, bytes, int, str] | None]:
+        """Check, encrypt and store `source` (and its index) for the catalog file `file`,
+        outside any transaction; its objects stay locked (archive.locks) until `record` is
+        committed or `discard` removes them."""
+        require(self.subject, Action.UPLOAD_FILES, Resource("file", owner=file.created_by))
         keys = archive_keys(self.settings)
         store = object_store(self.settings)
         base = f"{file.accession}/{uuid.uuid4().hex}"
-        self._lock(session, base)
+        self._held.enter_context(object_locks(self.settings).hold(base))
         declared = file.declared()
-        result = ingest(
-            source,
-            declared=declared,
-            keys=keys,
-            store=store,
-            object_key=f"{base}.c4gh",
-            progress=progress,
-        )
-        self.stored.append(result.body.key)
-        index = self._index(result, declared, plain_path, store, keys, base)
+        try:
+            result = ingest(
+                source,
+                declared=declared,
+                keys=keys,
+                store=store,
+                object_key=f"{base}.c4gh",
+                progress=progress,
+            )
+            self.stored.append(result.body.key)
+            index = self._index(result, declared, plain_path, store, keys, base)
+        except StorageFullError as error:
+            raise self._full(file, declared.size or _source_size(source)) from error
+        return result, index
+
+    def record(
+        self,
+        session: Session,
+        file: CatalogFile,
+        stored: tuple[Ingested, tuple[str, str, bytes, int, str] | None],
+    ) -> ArchivedFile:
+        """Name what `store` stored in the catalog, in `session`, and audit it."""
+        result, index = stored
+        declared = file.declared()
         now = clock.now()
         session.execute(
             insert(archive_objects).values(
@@ -422,6 +449,27 @@ class Ingestion:
             encrypted_upload=result.encrypted_upload,
         )
 
+    def _full(self, file: CatalogFile, size: int | None) -> StorageFullError:
+        """The archive's disk is full: where, the space it has, and the space `file` needs
+        (its encrypted body: the plaintext and 28 bytes a 64 KiB segment, with its index)."""
+        url = self.settings.effective_archive_url
+        local = (
+            None
+            if "://" in url and not url.startswith("file://")
+            else Path(url.removeprefix("file://"))
+        )
+        free = free_space(local) if local is not None else 0
+        needed = (size or 0) + ((size or 0) // 65536 + 1) * 28 + 1024 * 1024
+        where = str(local) if local is not None else url
+        return StorageFullError(
+            f"The archive's storage ({where}) is full: it has {human_size(free)} free, while "
+            f"{file.accession} ({file.alias}) needs about {human_size(needed)}. Nothing of it "
+            "was kept; free or add space there, then archive it again.",
+            message_zh=f"归档存储（{where}）已满：剩余 {human_size(free)}，而 {file.accession}"
+            f"（{file.alias}）约需 {human_size(needed)}。未保留任何部分；请释放或增加空间后重新归档。",
+            details={"free_bytes": free, "needed_bytes": needed, "where": where},
+        )
+
     def _index(
         self,
         result: Ingested,
@@ -460,7 +508,7 @@ class Ingestion:
             except GeneCommonsError:
                 logger.exception("could not remove %s after a failed ingest", key)
         self.stored.clear()
-        self._held.close()
+        self.release()
 
 
 class ArchivedFileHook(Protocol):
@@ -535,22 +583,41 @@ def archive_path(
     catalog file `accession`."""
     ingestion = Ingestion(settings, subject)
     try:
-        with write_transaction(factory) as session:
+        with factory() as session:
             file = catalog_file(session, accession)
-            with path.open("rb") as source:
-                encrypted = source.read(8) == b"crypt4gh"
-                source.seek(0)
-                return ingestion.archive(
-                    session,
-                    file,
-                    source,
-                    plain_path=None if encrypted else path,
-                    progress=progress,
-                )
+            require(subject, Action.UPLOAD_FILES, Resource("file", owner=file.created_by))
+            _refuse_archived(session, file)
+        # checked, encrypted and stored outside any transaction (a large file takes minutes:
+        # no write lock is held meanwhile), then named in the catalog in a short one
+        with path.open("rb") as source:
+            encrypted = source.read(8) == b"crypt4gh"
+            source.seek(0)
+            stored = ingestion.store(
+                file, source, plain_path=None if encrypted else path, progress=progress
+            )
+        with write_transaction(factory) as session:
+            _refuse_archived(session, file)
+            return ingestion.record(session, file, stored)
     except BaseException:
         ingestion.discard()
         _record_rejection(factory, subject, accession)
         raise
+    finally:
+        ingestion.release()
+
+
+def _refuse_archived(session: Session, file: CatalogFile) -> None:
+    """ConflictError when `file` is archived already (archived files are immutable)."""
+    existing = session.execute(
+        select(archive_objects.c.sha256).where(archive_objects.c.file_id == file.id)
+    ).first()
+    if existing is not None:
+        raise ConflictError(
+            f"{file.accession} ({file.alias}) is already archived; archived files are "
+            "immutable. Declare a new file to archive a new version.",
+            message_zh=f"{file.accession}（{file.alias}）已归档，归档文件不可修改；"
+            "如需新版本请声明新文件。",
+        )
 
 
 def _record_rejection(factory: sessionmaker[Session], subject: Subject, accession: str) -> None:
@@ -717,6 +784,7 @@ class UploadAppender:
         self._subject = subject
         self._id = row.id
         self._limit = upload_limit(settings, row)
+        self._staging = _staged(settings, row.id).parent
         self.received = int(row.received)
         self._start = self.received  # where this request's bytes begin
         try:
@@ -724,7 +792,12 @@ class UploadAppender:
             self._handle.truncate(self.received)  # drop bytes beyond the last recorded offset
             self._handle.seek(self.received)
         except OSError as error:
-            raise _storage_error(error) from error
+            raise self._storage_error(error) from error
+
+    def _storage_error(self, error: OSError) -> GeneCommonsError:
+        return _storage_error(
+            error, staging=self._staging, needed=max(0, self._limit - self.received)
+        )
 
     def write(self, chunk: bytes) -> None:
         """Append `chunk`; refuses bytes beyond the upload's size (the size it was opened
@@ -735,7 +808,7 @@ class UploadAppender:
                 self._handle.truncate(self._start)
                 self._handle.seek(self._start)
             except OSError as error:
-                raise _storage_error(error) from error
+                raise self._storage_error(error) from error
             self.received = self._start
             raise PayloadTooLargeError(
                 f"The upload would exceed its size of {self._limit} bytes; nothing this "
@@ -748,7 +821,7 @@ class UploadAppender:
         try:
             self._handle.write(chunk)
         except OSError as error:
-            raise _storage_error(error) from error
+            raise self._storage_error(error) from error
         self.received += len(chunk)
 
     def close(self) -> UploadState:
@@ -898,14 +971,33 @@ class UploadExpiry:
             self._stop.wait(self.settings.upload_expiry_check_minutes * 60)
 
 
-def _storage_error(error: OSError) -> GeneCommonsError:
-    from genecommons.errors import StorageFullError
+def _source_size(source: BinaryIO) -> int | None:
+    try:
+        return os.fstat(source.fileno()).st_size
+    except (OSError, ValueError, AttributeError):
+        return None
 
-    if error.errno in (28, 122):  # ENOSPC, EDQUOT
+
+def free_space(path: Path) -> int:
+    """Bytes free on the disk holding `path` (or its nearest existing folder); 0 if unknown."""
+    for folder in (path, *path.parents):
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            continue
+    return 0
+
+
+def _storage_error(error: OSError, *, staging: Path, needed: int) -> GeneCommonsError:
+    if error.errno in FULL:
+        free = free_space(staging)
         return StorageFullError(
-            "The staging area is full; the bytes received so far are kept. Resume the upload "
-            "once the operator has freed space.",
-            message_zh="暂存区已满；已收到的字节会保留。请在运维人员释放空间后继续上传。",
+            f"The disk of the staging area ({staging}) is full: it has {human_size(free)} free, "
+            f"and the rest of this upload needs {human_size(needed)}. The bytes received so far "
+            "are kept: resume the upload once the operator has freed space there.",
+            message_zh=f"暂存区所在磁盘（{staging}）已满：剩余 {human_size(free)}，本次上传其余部分"
+            f"需要 {human_size(needed)}。已收到的字节会保留；请在运维人员释放空间后继续上传。",
+            details={"free_bytes": free, "needed_bytes": needed, "where": str(staging)},
         )
     return GeneCommonsError(
         f"Could not write the upload ({error.strerror}).",

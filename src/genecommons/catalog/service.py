@@ -37,10 +37,11 @@ from genecommons.catalog.tables import (
 )
 from genecommons.catalog.validation import Plan, plan_submission
 from genecommons.config import Settings
-from genecommons.db import write_transaction
+from genecommons.db import snapshot_transaction, write_transaction
 from genecommons.errors import (
     BusyError,
     ConfigurationError,
+    ConflictError,
     InvalidInputError,
     NotFoundError,
     SubmissionRejectedError,
@@ -121,7 +122,9 @@ def submit(
                 needs = {spec.prefix: len(bundle.sheet(name)) for name, spec in ENTITIES.items()}
                 with write_transaction(factory) as session:
                     reservation = reserve_accessions(session, needs)
-            with write_transaction(factory) as session:
+            # the write lock is taken at the first write, after the plan: a long validation
+            # holds up no other writer, and fails (BusyError) if one committed meanwhile
+            with snapshot_transaction(factory) as session:
                 view = SqlCatalogView(session)
                 plan = plan_submission(
                     bundle, view, today=today, max_problems=limits.max_problems, progress=progress
@@ -156,9 +159,15 @@ def submit(
                     before_commit()
             _settle(factory, reservation)
             return result
-        except BaseException:
+        except BaseException as error:
             if data_files is not None:
                 data_files.discard()
+            if isinstance(error, BusyError):
+                raise ConflictError(
+                    "Another change was written while your submission was being checked; "
+                    "nothing from yours was stored. Submit again.",
+                    message_zh="在检查您的提交期间有其他更改写入；您的提交未被保存，请重新提交。",
+                ) from error
             raise
 
 

@@ -10,17 +10,18 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import create_engine, update
 
 from genecommons import clock
 from genecommons.access.models import Subject
 from genecommons.archive import service
-from genecommons.archive.locks import FileLocks, object_base
+from genecommons.archive.locks import AdvisoryLocks, FileLocks, ObjectLocks, object_base
 from genecommons.archive.tables import uploads
 from genecommons.config import Settings
 from genecommons.db import write_transaction
@@ -207,17 +208,29 @@ def test_orphans_on_s3(
     assert list(service.object_store(on_s3).keys()) == []
 
 
-def test_an_object_whose_lock_is_held_is_in_flight(tmp_path: Path) -> None:
-    """The lock file's contract: held, busy (from another open file description); let go or
-    its holder gone, free."""
-    locks = FileLocks(tmp_path / "locks")
+@pytest.fixture(params=["files", pytest.param("advisory", marks=pytest.mark.postgres)])
+def locks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectLocks]:
+    """Each implementation of the object locks."""
+    if request.param == "files":
+        yield FileLocks(tmp_path / "locks")
+        return
+    engine = create_engine(request.getfixturevalue("postgres_schema_url"))
+    yield AdvisoryLocks(engine)
+    engine.dispose()
+
+
+def test_an_object_whose_lock_is_held_is_in_flight(locks: ObjectLocks) -> None:
+    """The locks' contract: held, busy (seen from another file description or session); let
+    go, free."""
     base = object_base("GCF000001/abc.bai.c4gh")
     assert base == object_base("GCF000001/.abc.c4gh.0123abcd.part") == "GCF000001/abc"
+    assert object_base("GCF000001/copies/x1.tbi.c4gh") == "GCF000001/copies/x1"
     assert not locks.busy(base)
     with locks.hold(base):
         assert locks.busy(base)
-        assert not locks.busy("GCF000001/other")
+        assert locks.busy_among([base, "GCF000001/other"]) == {base}
     assert not locks.busy(base)
+    assert locks.busy_among([base]) == set()
 
 
 def test_stale_uploads_expire_and_their_bytes_go(

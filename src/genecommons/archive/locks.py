@@ -17,7 +17,7 @@ import fcntl
 import functools
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -47,6 +47,9 @@ class ObjectLocks(Protocol):
 
     def busy(self, base: str) -> bool:
         """Whether a live process holds the lock of `base` now."""
+
+    def busy_among(self, bases: Iterable[str]) -> set[str]:
+        """The ones of `bases` a live process holds the lock of now."""
 
 
 def _digest(base: str) -> str:
@@ -100,6 +103,10 @@ class FileLocks:
         self._path(base).unlink(missing_ok=True)  # a dead writer's file: nobody holds it
         return False
 
+    def busy_among(self, bases: Iterable[str]) -> set[str]:
+        """The ones of `bases` whose lock is held."""
+        return {base for base in set(bases) if self.busy(base)}
+
 
 class AdvisoryLocks:
     """PostgreSQL session advisory locks, each on a connection of its own held while the
@@ -125,14 +132,20 @@ class AdvisoryLocks:
 
     def busy(self, base: str) -> bool:
         """Whether another session holds the advisory lock of `base`."""
-        key = self._key(base)
+        return bool(self.busy_among([base]))
+
+    def busy_among(self, bases: Iterable[str]) -> set[str]:
+        """The ones of `bases` whose advisory lock another session holds (on one
+        connection, however many there are)."""
+        held = set()
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            taken = connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
-            ).scalar_one()
-            if taken:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            return not taken
+            for base in set(bases):
+                key = {"key": self._key(base)}
+                if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar_one():
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+                else:
+                    held.add(base)
+        return held
 
 
 @functools.cache

@@ -1145,10 +1145,8 @@ def find_orphans(factory: sessionmaker[Session], settings: Settings) -> tuple[li
     store = object_store(settings)
     locks = object_locks(settings)
     found = [*store.keys(), *store.parts()]
-    free: list[str] = []
-    for name in found:
-        if not locks.busy(object_base(name.partition("#")[0])):
-            free.append(name)
+    writing = locks.busy_among(object_base(name.partition("#")[0]) for name in found)
+    free = [name for name in found if object_base(name.partition("#")[0]) not in writing]
     # read after the locks were seen free: a writer lets go of its lock only once the row
     # naming its object is committed (or the object removed)
     named: set[str] = set()

@@ -315,3 +315,27 @@ def test_an_upload_opened_without_a_size_is_bounded_by_the_declared_size(
         factory, archive_settings, subject=OPERATOR, upload_id=upload.id
     )
     assert archived.size == len(data)
+
+
+def test_the_server_expires_stale_uploads_when_it_starts(
+    archive_settings: Settings, factory: Any, tmp_path: Path, datafiles: Any
+) -> None:
+    accession, _ = _declared(factory, tmp_path, datafiles)
+    stale = service.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
+    hours = archive_settings.upload_expiry_hours
+    with write_transaction(factory) as session:
+        session.execute(
+            update(uploads)
+            .where(uploads.c.id == stale.id)
+            .values(updated_at=clock.now() - timedelta(hours=hours + 1))
+        )
+    expiry = service.UploadExpiry(factory, archive_settings, subject=OPERATOR)
+    expiry.start()
+    try:
+        deadline = time.monotonic() + 60
+        while service.upload_status(factory, subject=OPERATOR, upload_id=stale.id).state == "open":
+            assert time.monotonic() < deadline, "the stale upload was never expired"
+            time.sleep(0.05)
+    finally:
+        expiry.stop()
+    assert service.upload_status(factory, subject=OPERATOR, upload_id=stale.id).state == "expired"

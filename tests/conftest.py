@@ -576,3 +576,22 @@ def oidc_settings(settings: Settings, oidc_provider: OidcProvider) -> Settings:
             "oidc_client_secret": SecretStr("test-client-secret"),
         }
     )
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real, small filesystem (a 1 MiB tmpfs) mounted for the test, for a disk that fills
+    up; skipped where mounting is not allowed."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["/usr/bin/mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["/usr/bin/umount", "--lazy", str(mount)], check=False)

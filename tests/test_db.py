@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, event, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +23,7 @@ from genecommons.db import (
     make_session_factory,
     write_transaction,
 )
+from genecommons.errors import BusyError, StorageFullError
 from genecommons.privacy.tables import privacy_releases
 
 MOMENT = datetime(2026, 12, 1, tzinfo=UTC)
@@ -214,3 +216,72 @@ def test_a_connection_dropped_while_in_steady_use_fails_one_read_then_is_replace
     with pytest.raises(psycopg.OperationalError):
         read.rows({})
     assert read.rows({}) == []  # on a new connection
+
+
+def test_a_write_that_does_not_get_the_lock_in_time_is_refused_as_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the bound, BusyError (503 with Retry-After), not the driver's error; the write
+    left nothing."""
+    monkeypatch.setattr(db, "BUSY_SECONDS", 0.2)
+    engine = make_engine(f"sqlite:///{tmp_path / 'busy.sqlite3'}")
+    Base.metadata.create_all(engine, tables=[privacy_releases])
+    factory = make_session_factory(engine)
+    row = {"dataset": "D", "epsilon": 1.0, "counts": {}, "released_at": MOMENT}
+    with write_transaction(factory) as holder:
+        holder.execute(insert(privacy_releases), [{**row, "variant": "held"}])
+        with pytest.raises(BusyError) as caught, write_transaction(factory) as session:
+            session.execute(insert(privacy_releases), [{**row, "variant": "refused"}])
+    assert caught.value.http_status == 503 and caught.value.retry_after >= 1
+    assert caught.value.message_zh != caught.value.message
+    with factory() as session:
+        assert session.execute(select(privacy_releases.c.variant)).scalars().all() == ["held"]
+    engine.dispose()
+
+
+def _fill(factory: sessionmaker[Session]) -> int:
+    """Commit rows of 64 KiB until the database refuses one; how many were committed."""
+    row = {"dataset": "D", "epsilon": 1.0, "released_at": MOMENT}
+    for committed in range(10_000):
+        with write_transaction(factory) as session:
+            session.execute(
+                insert(privacy_releases),
+                [{**row, "variant": f"v{committed}", "counts": {"pad": "x" * 65536}}],
+            )
+    raise AssertionError("the database never filled up")
+
+
+def test_a_full_disk_under_sqlite_names_the_disk_and_the_space_needed(small_disk: Path) -> None:
+    """A real 1 MiB filesystem fills up at a commit: StorageFullError with the free space and
+    the space needed, not a driver's traceback; what was committed before stays readable."""
+    engine = make_engine(f"sqlite:///{small_disk / 'full.sqlite3'}")
+    Base.metadata.create_all(engine, tables=[privacy_releases])
+    factory = make_session_factory(engine)
+    with pytest.raises(StorageFullError) as caught:
+        _fill(factory)
+    details = caught.value.details
+    assert details["free_bytes"] < details["needed_bytes"]
+    assert details["needed_bytes"] >= db.DATABASE_HEADROOM
+    assert str(small_disk) in caught.value.message and "is full" in caught.value.message
+    assert caught.value.message_zh != caught.value.message
+    with factory() as session:
+        assert session.execute(select(privacy_releases.c.variant)).scalars().all()
+    engine.dispose()
+
+
+def test_a_database_at_its_size_limit_is_not_blamed_on_the_disk(tmp_path: Path) -> None:
+    """SQLite's max_page_count reached with room on the disk: the error names the limit."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'limited.sqlite3'}")
+    Base.metadata.create_all(engine, tables=[privacy_releases])
+
+    def limit(connection: Any, _record: Any) -> None:
+        connection.execute("PRAGMA max_page_count=64")
+
+    event.listen(engine, "connect", limit)
+    engine.dispose()  # connections opened from here on carry the limit
+    factory = make_session_factory(engine)
+    with pytest.raises(StorageFullError) as caught:
+        _fill(factory)
+    assert "size limit" in caught.value.message
+    assert caught.value.details["free_bytes"] >= caught.value.details["needed_bytes"]
+    engine.dispose()

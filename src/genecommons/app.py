@@ -37,6 +37,7 @@ from genecommons.config import Settings, get_settings
 from genecommons.db import GroupCommit, make_engine, make_session_factory
 from genecommons.deps import refuse_nul, request_address, request_route
 from genecommons.errors import (
+    BusyError,
     GeneCommonsError,
     InvalidInputError,
     NotFoundError,
@@ -164,7 +165,7 @@ def _error_response(request: Request, error: GeneCommonsError) -> JSONResponse:
         response = _drs_error(request, error)
     else:
         response = _problem(error.http_status, {"status": error.http_status, **error.to_dict()})
-    if isinstance(error, NotReadyError):
+    if isinstance(error, NotReadyError | BusyError):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
 

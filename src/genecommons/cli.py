@@ -24,11 +24,12 @@ from genecommons.audit.events import record_events, refusal_event
 from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError, Refusal
 from genecommons.privacy import commands as privacy_commands
 from genecommons.privacy import service as privacy_service
-from genecommons.runtime import runtime
+from genecommons.runtime import operator, runtime
 from genecommons.secrets import NodeKeys, node_keys, private_directory, restrict_umask
 from genecommons.variants import commands as variants_commands
 
@@ -135,6 +136,7 @@ def serve(
     copies in a process of its own. 启动 API 服务。"""
     from genecommons import serving
     from genecommons.archive.copy_jobs import CopyBuilder
+    from genecommons.archive.service import UploadExpiry
     from genecommons.audit.watch import Background
 
     context = runtime()
@@ -144,6 +146,8 @@ def serve(
     background.start()
     builder = CopyBuilder(context.factory, context.settings)
     builder.start()
+    expiry = UploadExpiry(context.factory, context.settings, subject=operator())
+    expiry.start()
     typer.echo(
         f"Audit log sequencer and early-warning watcher running in process {os.getpid()}, for "
         f"{count} worker(s); fingerprinted copies are built in a process of their own. "
@@ -158,6 +162,7 @@ def serve(
             settings=context.settings, host=host, port=port, workers=count, access_log=access_log
         )
     finally:
+        expiry.stop()
         builder.stop()
         background.stop()
 
@@ -194,7 +199,7 @@ def _audit_refusal(refusal: Refusal, *, answered: int) -> None:
         refusal, address="local", route="cli " + " ".join(sys.argv[1:3]), answered=answered
     )
     try:
-        with runtime().factory() as session, session.begin():
+        with write_transaction(runtime().factory) as session:
             record_events(session, [event])
     except Exception as failure:  # the refusal stands; the operator must know it is unrecorded
         err.print(

@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     archive_key_passphrase: SecretStr | None = None
     archive_key_passphrase_file: Path | None = None
     max_upload_bytes: int = 200 * 1024**3
+    # An upload left open this long since its last bytes is closed ("expired") and its staged
+    # bytes deleted, by `genecommons archive expire-uploads` and by `serve` (at start and then
+    # every `upload_expiry_check_minutes`).
+    upload_expiry_hours: float = Field(default=72.0, gt=0)
+    upload_expiry_check_minutes: float = Field(default=60.0, gt=0)
     # Tickets for htsget data blocks and DRS access URLs stay valid this long.
     signed_url_seconds: int = 3600
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import sqlite3
 import threading
 import time
@@ -10,13 +11,16 @@ import weakref
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from genecommons.errors import BusyError, StorageFullError, human_size
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -72,11 +76,101 @@ def _sqlite_begin(connection: Any) -> None:
                 driver.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                if not _sqlite_busy(error):
                     raise
+                if time.monotonic() > deadline:
+                    raise busy_error() from error
             time.sleep(_PAUSES[min(attempt, len(_PAUSES) - 1)])
     finally:
         driver.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
+
+
+RETRY_AFTER_SECONDS = 1
+"""What a write refused for a busy database tells its caller to wait before sending it again."""
+
+
+def busy_error() -> BusyError:
+    """The error of a write that did not get the database's write lock within the bound."""
+    return BusyError(
+        f"The database was busy with other writes for more than {BUSY_SECONDS:g} s; this "
+        "change was not made (nothing of it was kept). Send it again in "
+        f"{RETRY_AFTER_SECONDS} s.",
+        message_zh=f"数据库忙于其他写入超过 {BUSY_SECONDS:g} 秒；本次更改未执行（未保留任何部分）。"
+        f"请在 {RETRY_AFTER_SECONDS} 秒后重试。",
+        details={"retry_after": RETRY_AFTER_SECONDS},
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+
+
+def _sqlite_busy(error: BaseException) -> bool:
+    # the primary result code: SQLITE_BUSY_SNAPSHOT, _RECOVERY... are kinds of SQLITE_BUSY
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+# PostgreSQL's SQLSTATEs of a write that lost to others (deadlock detected, lock not
+# available) and of a server out of space (disk full: "could not extend file")
+_PG_BUSY = frozenset({"40P01", "55P03"})
+_PG_FULL = "53100"
+DATABASE_HEADROOM = 64 * 1024 * 1024
+"""The free space a database needs at the least to take writes again after it filled up."""
+
+
+def _translate(context: ExceptionContext) -> BaseException | None:
+    """The GeneCommons error for a driver's error that one describes (a busy or a full
+    database), so that callers see what happened and how to recover, not a driver's error."""
+    error = context.original_exception
+    sqlstate = getattr(error, "sqlstate", None)
+    if _sqlite_busy(error) or sqlstate in _PG_BUSY:
+        return busy_error()
+    if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return _sqlite_full(context.engine.url.database if context.engine else None)
+    if sqlstate == _PG_FULL:
+        return _server_full(str(error))
+    return None
+
+
+def _sqlite_full(database: str | None) -> StorageFullError:
+    """SQLite's "database or disk is full": the disk holding `database`, or (with space on
+    that disk) the size limit the database was given (`PRAGMA max_page_count`)."""
+    path = Path(database) if database and database != ":memory:" else None
+    try:
+        size = path.stat().st_size if path is not None else 0
+        free = shutil.disk_usage(path.parent).free if path is not None else 0
+    except OSError:
+        size, free = 0, 0
+    needed = max(DATABASE_HEADROOM, size // 10)
+    details = {"free_bytes": free, "needed_bytes": needed, "database": str(path)}
+    if path is not None and free >= needed:
+        return StorageFullError(
+            f"The database {path} reached its size limit (SQLite's max_page_count) while "
+            f"{human_size(free)} are free on its disk; the change was not made. The operator "
+            "raises the limit; then send the change again.",
+            message_zh=f"数据库 {path} 已达到其大小上限（SQLite 的 max_page_count），磁盘尚余 "
+            f"{human_size(free)}；本次更改未执行。请运维人员调高上限后重试。",
+            details=details,
+        )
+    return StorageFullError(
+        f"The disk holding the database ({path.parent if path else 'unknown'}) is full: it "
+        f"has {human_size(free)} free, and the database needs at least {human_size(needed)} to take "
+        "writes again. The change was not made; free or add space there, then send it again.",
+        message_zh=f"数据库所在磁盘（{path.parent if path else '未知'}）已满：剩余 {human_size(free)}，"
+        f"数据库至少需要 {human_size(needed)} 才能继续写入。本次更改未执行；请释放或增加空间后重试。",
+        details=details,
+    )
+
+
+def _server_full(reason: str) -> StorageFullError:
+    """PostgreSQL's disk full: the server's disk, which the node cannot measure from here."""
+    return StorageFullError(
+        "The database server's disk is full (PostgreSQL: "
+        f"{reason.splitlines()[0] if reason else 'disk full'}); the change was not made. The "
+        "operator frees or adds space in the server's data directory (at least "
+        f"{human_size(DATABASE_HEADROOM)}), then the change is sent again.",
+        message_zh="数据库服务器磁盘已满（PostgreSQL）；本次更改未执行。请运维人员在服务器数据目录"
+        f"释放或增加空间（至少 {human_size(DATABASE_HEADROOM)}）后重试。",
+        details={"needed_bytes": DATABASE_HEADROOM},
+    )
 
 
 def make_engine(url: str) -> Engine:
@@ -89,8 +183,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, **pooling)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "handle_error", _translate)
         return engine
     engine = create_engine(url, **pooling)
+    event.listen(engine, "handle_error", _translate)
     event.listen(engine, "checkin", _stamp_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine
@@ -140,6 +236,17 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     which no busy timeout retries.) PostgreSQL's row locks need nothing more."""
     with factory() as session, session.begin():
         session.connection(execution_options={IMMEDIATE: True})
+        yield session
+
+
+@contextmanager
+def snapshot_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A long transaction that reads one snapshot and writes at its end (a submission, which
+    validates against the catalog before it writes): it takes SQLite's write lock only at its
+    first write, so that other writers (a revocation) are not held up while it works. Where
+    another write committed since it began, SQLite refuses its first write at once: BusyError,
+    and nothing of it is kept; the caller says so and the work is repeated."""
+    with factory() as session, session.begin():
         yield session
 
 

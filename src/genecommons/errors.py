@@ -155,6 +155,15 @@ class StorageFullError(StorageError):
     code = "storage_full"
 
 
+def human_size(count: float) -> str:
+    """A byte count as people read it (1.5 MiB), for messages."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:,.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
 class NestingTooDeepError(InvalidInputError):
     """A JSON or YAML document nests arrays and objects deeper than GeneCommons reads (see
     `details.max_nesting`). Flatten the document; no format of the node needs such depth."""
@@ -177,6 +186,21 @@ class NotReadyError(GeneCommonsError):
     http_status = 503
     exit_code = 9
     code = "not_ready"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class BusyError(GeneCommonsError):
+    """The database stayed busy with other writes for longer than a write waits for it; the
+    write was not done (nothing of it was kept). Send the same request again after
+    `retry_after` seconds (the Retry-After header); if it persists, the operator looks for a
+    long-running job holding the database."""
+
+    http_status = 503
+    exit_code = 10
+    code = "busy"
 
     def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)

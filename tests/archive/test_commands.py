@@ -134,3 +134,33 @@ def test_cli_verify_files_and_public_key(world: Any, monkeypatch: pytest.MonkeyP
         assert damaged.exit_code == 7 and "DAMAGED" in damaged.output
     finally:
         runtime.reset()
+
+
+def test_cli_verify_reports_and_removes_orphans_and_expires_uploads(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genecommons import runtime
+
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(world.settings.data_dir))
+    monkeypatch.setenv("GENECOMMONS_DATABASE_URL", world.settings.effective_database_url)
+    runtime.reset()
+    try:
+        runner = CliRunner()
+        archive = world.settings.data_dir / "archive"
+        named = sorted(archive.rglob("*.c4gh"))[0]
+        orphan = named.with_name("0123456789abcdef0123456789abcdef.c4gh")  # no row names it
+        orphan.write_bytes(named.read_bytes())
+        part = named.with_name(f".{orphan.name}.feedface.part")  # a killed write's part
+        part.write_bytes(b"half")
+        found = runner.invoke(app, ["archive", "verify"])
+        assert found.exit_code == 7, found.output
+        assert found.output.count("ORPHAN") == 2 and "--remove-orphans" in found.output
+        assert orphan.exists() and part.exists()
+        removed = runner.invoke(app, ["archive", "verify", "--remove-orphans"])
+        assert removed.exit_code == 0, removed.output
+        assert removed.output.count("REMOVED") == 2
+        assert not orphan.exists() and not part.exists() and named.exists()
+        expired = runner.invoke(app, ["archive", "expire-uploads"])
+        assert expired.exit_code == 0 and "0 upload(s) expired" in expired.output
+    finally:
+        runtime.reset()

@@ -15,11 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from genecommons import clock
+from genecommons import clock, db
 from genecommons.access import workflow
 from genecommons.access.tables import grants
 from genecommons.app import create_app
 from genecommons.archive.keys import format_public_key, generate_key_pair
+from genecommons.db import write_transaction
 
 from .conftest import when_ready
 
@@ -158,3 +159,29 @@ def test_a_grant_that_ends_closes_every_saved_path(
     assert statuses and all(status == 403 for status in statuses), statuses
     me = client.get("/api/v1/auth/me", headers=saved["passport"]).json()
     assert me["grants"] == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_revocation_refused_as_busy_says_so_and_did_not_happen(
+    world: Any, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With another writer holding SQLite's write lock past the bound, DELETE answers 503 with
+    Retry-After (not a 500), and the grant stays in force; sent again, it is revoked."""
+    monkeypatch.setattr(db, "BUSY_SECONDS", 0.2)
+    grant = _grant_id(world)
+
+    def revoke() -> Any:
+        return client.delete(
+            f"/api/v1/grants/{grant}",
+            params={"reason": "Breach of the agreement."},
+            headers=world.headers("dac@example.org"),
+        )
+
+    with write_transaction(world.factory):  # another writer, holding the write lock
+        refused = revoke()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.json()["code"] == "busy" and refused.json()["message_zh"]
+    assert [g["id"] for g in workflow.active_grants(world.factory, email=GRANTED)] == [grant]
+    assert revoke().status_code == 204
+    assert workflow.active_grants(world.factory, email=GRANTED) == []

@@ -31,6 +31,7 @@ from genecommons.errors import (
     AccessDeniedError,
     ConflictError,
     InvalidInputError,
+    PayloadTooLargeError,
     StorageFullError,
 )
 
@@ -218,7 +219,7 @@ def test_an_upload_may_not_exceed_its_size(
     state = service.start_upload(
         factory, archive_settings, subject=OPERATOR, accession=accession, size=len(data)
     )
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(PayloadTooLargeError):  # nothing that request sent is kept
         service.append_upload(
             factory,
             archive_settings,
@@ -227,9 +228,7 @@ def test_an_upload_may_not_exceed_its_size(
             offset=0,
             chunks=[data, b"extra"],
         )
-    assert service.upload_status(factory, subject=OPERATOR, upload_id=state.id).received == len(
-        data
-    )
+    assert service.upload_status(factory, subject=OPERATOR, upload_id=state.id).received == 0
 
 
 def test_a_wrong_upload_is_refused_and_its_plaintext_removed(
@@ -444,7 +443,14 @@ def test_a_full_disk_stores_nothing(
                 path=bam,
             )
         assert caught.value.message_zh
+        # the cause and the space needed, not a complaint about the file
+        details = caught.value.details
+        assert details["where"] == str(mount / "archive")
+        assert details["free_bytes"] < details["needed_bytes"]
+        assert details["needed_bytes"] > bam.stat().st_size
+        assert "full" in caught.value.message and "needs about" in caught.value.message
         assert list(service.object_store(full).keys()) == []
+        assert list(service.object_store(full).parts()) == []
         assert _count(factory, archive_objects) == 0
         assert _count(factory, uploads) == 0
     finally:

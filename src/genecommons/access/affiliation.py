@@ -38,6 +38,7 @@ from genecommons.access.tables import (
 )
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.db import write_transaction
 from genecommons.errors import InvalidInputError, NotFoundError
 
 MAX_DOMAINS = 50
@@ -111,7 +112,7 @@ def set_email_domains(
         )
     declared = sorted({normalize_domain(d) for d in domains})
     now = clock.now()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         row = _institution(session, institution)
         session.execute(
             delete(institution_domains).where(institution_domains.c.institution_id == row.id)
@@ -314,7 +315,7 @@ def confirm(factory: sessionmaker[Session], *, claim_id: int, actor: Subject) ->
     account is then at that institution (and a registration waiting only for this completes
     when the institution is verified)."""
     now = clock.now()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         row = _visible_claim(session, claim_id, actor)
         how = "data steward" if actor.has_role(Role.DATA_STEWARD) else "administrator"
         _confirm(session, claim_id=claim_id, actor=actor.id, how=how, now=now)
@@ -371,7 +372,7 @@ def reject(
             message_zh="请说明拒绝该机构归属申请的理由；理由将告知申请人。",
             details={"place": "reason"},
         )
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         row = _visible_claim(session, claim_id, actor)
         session.execute(delete(affiliation_claims).where(affiliation_claims.c.id == claim_id))
         removed = row.registering is not None and not row.active

@@ -20,6 +20,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.tables import outbox
+from genecommons.db import write_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def deliver_pending(factory: sessionmaker[Session], transport: Transport) -> int
     if not messages:
         return 0
     transport.deliver(messages)
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         session.execute(delete(outbox).where(outbox.c.id.in_([m.id for m in messages])))
     return len(messages)
 
@@ -112,6 +113,6 @@ def deliver_pending(factory: sessionmaker[Session], transport: Transport) -> int
 def purge_sent(factory: sessionmaker[Session]) -> int:
     """Remove the messages an earlier version kept in the outbox after sending them; how
     many."""
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         removed = session.execute(delete(outbox).where(outbox.c.sent_at.is_not(None)))
     return int(removed.rowcount)  # type: ignore[attr-defined]

@@ -43,6 +43,7 @@ from genecommons.access.tables import (
 from genecommons.access.throttle import refuse_if_throttled
 from genecommons.audit.events import EventTag, record_event
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import (
     AuthenticationError,
     ConflictError,
@@ -93,7 +94,7 @@ def begin(
         require(link_to, Action.MANAGE_TOKENS, Resource("token", link_to.id))
     started = chosen.start()
     now = clock.now()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         session.execute(delete(oidc_logins).where(oidc_logins.c.expires_at < now))
         link_user_id = None
         if link_to.kind is SubjectKind.USER:
@@ -144,7 +145,7 @@ def _failed(
 ) -> None:
     """Count a refused sign-in against the throttle and audit it."""
     now = clock.now()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         for key in keys:
             session.execute(insert(login_failures).values(key=key, failed_at=now))
         record_event(
@@ -172,7 +173,7 @@ def complete(
     chosen = _enabled(found)
     keys = (f"address:{address}",)
     now = clock.now()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         _throttle(session, keys, now)
     subject = f"oidc:{chosen.issuer}"[:200]
     try:
@@ -190,7 +191,7 @@ def complete(
                 "请从 /api/v1/auth/oidc/login 重新开始。",
                 details={"check": "state"},
             )
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             pending = session.execute(
                 delete(oidc_logins)
                 .where(oidc_logins.c.state_digest == oidc.digest(state))
@@ -234,7 +235,7 @@ def _sign_in(
     now = clock.now()
     method = f"oidc:{asserted.issuer}"
     created = False
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         linked = session.execute(
             select(oidc_identities.c.id, oidc_identities.c.user_id).where(
                 oidc_identities.c.issuer == asserted.issuer,
@@ -318,7 +319,7 @@ def _sign_in(
     if roles & service.SECOND_FACTOR_ROLES or account.has_totp:
         ticket = secrets.token_urlsafe(32)
         expires = now + timedelta(seconds=TICKET_SECONDS)
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             session.execute(delete(sign_in_tickets).where(sign_in_tickets.c.expires_at < now))
             session.execute(
                 insert(sign_in_tickets).values(
@@ -379,7 +380,7 @@ def _new_account(session: Session, asserted: oidc.ExternalIdentity, *, now: date
 def _issue_session(
     factory: sessionmaker[Session], *, email: str, method: str, address: str
 ) -> service.IssuedToken:
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         issued = service._issue(
             session,
             email=email,
@@ -404,7 +405,7 @@ def second_factor(
 ) -> service.IssuedToken:
     """Exchange a second-factor ticket and the account's current TOTP code for a token."""
     now = clock.now()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         found = session.execute(
             select(
                 sign_in_tickets.c.id,
@@ -425,7 +426,7 @@ def second_factor(
             details={"check": "ticket"},
         )
     keys = (f"account:{found.email}", f"address:{address}")
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         _throttle(session, keys, now)
     stored = StoredSecret(
         user_id=int(found.user_id), sealed=found.totp_sealed, plaintext=found.totp_secret
@@ -439,7 +440,7 @@ def second_factor(
             "`genecommons users totp EMAIL` 绑定验证器）。",
             details={"check": "otp"},
         )
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         consumed = session.execute(
             delete(sign_in_tickets).where(sign_in_tickets.c.id == found.id)
         ).rowcount  # type: ignore[attr-defined]

@@ -37,6 +37,7 @@ from genecommons.access.throttle import refuse_if_throttled
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import (
     AccessDeniedError,
     InvalidInputError,
@@ -132,9 +133,9 @@ def register(
     expires = now + timedelta(hours=hours)
     code = secrets.token_urlsafe(24)
     institutions = ENTITY_TABLES["institutions"]
-    with factory() as session, session.begin():  # counted even when refused below
+    with write_transaction(factory) as session:  # counted even when refused below
         _count_attempt(session, (f"register:address:{address}", f"register:{email}"), now=now)
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         institution_id = session.execute(
             select(institutions.c.id).where(institutions.c.accession == institution.strip())
         ).scalar_one_or_none()
@@ -250,7 +251,7 @@ def verify_email(
         message_zh="验证码或密码错误，或验证码已过期（仅最新的验证码有效），请重新注册以获取新的验证码。",
         details={"place": "code"},
     )
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         row = session.execute(
             select(
                 users.c.id,
@@ -273,11 +274,11 @@ def verify_email(
             and identity.verify_password(row.password_hash, password)
         )
     if not good or row is None:
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             _count_attempt(session, (f"verify:address:{address}", f"verify:{email}"), now=now)
         raise refused
     actor = f"user:{email}"
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         session.execute(
             update(registrations)
             .where(registrations.c.user_id == row.id)

@@ -20,6 +20,7 @@ from genecommons.access.policy import require
 from genecommons.access.tables import users
 from genecommons.audit.events import EventTag, record_event
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import NotFoundError
 from genecommons.secrets import NodeKeys, node_keys, node_keys_at_hand
 
@@ -70,7 +71,7 @@ def enrol(
     email = email.strip().lower()
     require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
     keys = node_keys_at_hand(settings)
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         user_id = session.execute(select(users.c.id).where(users.c.email == email)).scalar()
         if user_id is None:
             raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
@@ -98,7 +99,7 @@ def _store(session: Session, keys: NodeKeys, *, user_id: int, secret: str) -> No
 def seal_plaintext_secrets(factory: sessionmaker[Session], keys: NodeKeys) -> int:
     """Seal the TOTP secrets that earlier versions stored in plaintext (the codes stay the
     same); how many. Safe to run again."""
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         rows = session.execute(
             select(users.c.id, users.c.totp_secret).where(users.c.totp_secret.is_not(None))
         ).all()

@@ -105,7 +105,7 @@ def add_user(
         )
     keys = node_keys_at_hand(totp) if totp is not None else None
     secret: tuple[str, str] | None = None
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         institution_id = _institution_id(session, institution) if institution else None
         try:
             user_id = session.execute(
@@ -166,7 +166,7 @@ def set_institution(
     administrator vouches for it: an affiliation the account claimed is settled by this."""
     require(actor, Action.MANAGE_USERS, Resource("user"))
     email = email.strip().lower()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         institution_id = _institution_id(session, institution)
         user_id = session.execute(select(users.c.id).where(users.c.email == email)).scalar()
         if user_id is None:
@@ -251,7 +251,7 @@ def create_token(
             message_zh="".join(limits.reasons_zh),
             details={"rule": limits.rule},
         )
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         return _issue(
             session,
             email=email,
@@ -311,7 +311,7 @@ def _issue(
 
 def revoke_token(factory: sessionmaker[Session], *, token_id: int, actor: Subject) -> None:
     """Revoke a token at once."""
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         row = session.execute(
             select(api_tokens.c.id, users.c.email)
             .join(users, users.c.id == api_tokens.c.user_id)
@@ -563,7 +563,7 @@ def verify_institution(
             message_zh="请记录机构的声明（由谁、何时声明其所有权与控制权）。",
         )
     table = ENTITY_TABLES["institutions"]
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         row = session.execute(
             select(table.c.id, table.c.country).where(table.c.accession == institution)
         ).first()
@@ -631,7 +631,7 @@ def sign_in(
     email = email.strip().lower()
     now = clock.now()
     keys = (f"account:{email}", f"address:{address}")
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         refuse_if_throttled(
             session,
             keys,
@@ -693,7 +693,7 @@ def sign_in(
             message_zh="电子邮件地址、密码或一次性验证码错误。请提供电子邮件地址和密码；"
             "如账号绑定了验证器（系统管理员和数据访问委员会成员必须绑定），还须提供其当前的一次性验证码。",
         )
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         issued = _issue(
             session,
             email=email,

@@ -32,6 +32,7 @@ from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
 from genecommons.compliance.facts import dataset_facts, sequence_individuals
 from genecommons.compliance.rules import JurisdictionDecision, Requester, evaluate
+from genecommons.db import write_transaction
 from genecommons.errors import (
     AuthenticationError,
     ConflictError,
@@ -52,7 +53,7 @@ def _user_id(session: Session, email: str) -> int:
 def create_dac(factory: sessionmaker[Session], *, alias: str, name: str, actor: Subject) -> None:
     """Create a data access committee; datasets name it by `alias` in their `dac` column."""
     require(actor, Action.MANAGE_DACS, Resource("dac"))
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         try:
             session.execute(
                 insert(dacs).values(alias=alias.strip(), name=name.strip(), created_at=clock.now())
@@ -88,7 +89,7 @@ def add_member(
     """Make the account `email` a member of the DAC `dac`: True when it was made one now;
     a member already is a ConflictError, or False with `exist_ok`."""
     require(actor, Action.MANAGE_DACS, Resource("dac"))
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         dac_id = _dac_id(session, dac)
         user_id = _user_id(session, email.strip().lower())
         member = select(dac_members.c.dac_id).where(
@@ -196,7 +197,7 @@ def request_access(
     email = actor.id.removeprefix("user:")
     outcomes: list[DatasetOutcome] = []
     counted = 0  # sequence individuals of this request's datasets so far
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         user_id = _user_id(session, email)
         request_id = session.execute(
             insert(access_requests).returning(access_requests.c.id),
@@ -513,7 +514,7 @@ def decide_request(
         raise InvalidInputError("Give a reason for the decision.", message_zh="请说明决定的理由。")
     now = clock.now()
     datasets = ENTITY_TABLES["datasets"]
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         item = session.execute(
             select(request_datasets, access_requests.c.user_id, users.c.email, datasets.c.accession)
             .join(access_requests, access_requests.c.id == request_datasets.c.request_id)
@@ -636,7 +637,7 @@ def revoke_grant(
 ) -> None:
     """Revoke a grant at once (its DAC or an administrator), for a reason that is required."""
     reason = revocation_reason(reason)
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         row = session.execute(
             select(grants, request_datasets.c.dac_id, users.c.email)
             .join(request_datasets, request_datasets.c.id == grants.c.request_dataset_id)

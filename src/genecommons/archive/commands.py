@@ -124,8 +124,18 @@ def files(
 
 
 @archive_app.command("verify")
-def verify() -> None:
-    """Re-read every object; report any that no longer match their checksum. 校验归档。"""
+def verify(
+    remove_orphans: Annotated[
+        bool,
+        typer.Option(
+            "--remove-orphans",
+            help="Remove the objects no catalog row names (left by killed writers). "
+            "删除目录中没有记录的孤立对象。",
+        ),
+    ] = False,
+) -> None:
+    """Re-read every object; report any that no longer match their checksum, and the orphans
+    no catalog row names. 校验归档并报告孤立对象。"""
     context = runtime()
     with _bar() as bar:
         task = bar.add_task("verify", total=None)
@@ -134,6 +144,7 @@ def verify() -> None:
             context.settings,
             subject=operator(),
             progress=lambda n: bar.advance(task, n),
+            remove_orphans=remove_orphans,
         )
     for item in report.damaged:
         for problem in item["problems"]:
@@ -141,10 +152,38 @@ def verify() -> None:
                 f"[red]DAMAGED[/red] {item['accession']} {escape(problem['object'])}: "
                 f"{escape(problem['problem'])}"
             )
-    if not report.ok:
+    removed = set(report.removed)
+    for orphan in report.orphans:
+        state = "REMOVED" if orphan in removed else "ORPHAN"
+        console.print(f"[yellow]{state}[/yellow] {escape(orphan)}")
+    if report.in_flight:
+        console.print(
+            f"{report.in_flight} object(s) being written now were left alone. "
+            f"{report.in_flight} 个正在写入的对象未检查。"
+        )
+    left = len(report.orphans) - len(removed)
+    if left:
+        console.print(
+            f"{left} orphan object(s) in the store that no catalog row names (left by a "
+            "process killed mid-write): remove them with `genecommons archive verify "
+            f"--remove-orphans`. 存储中有 {left} 个目录未记录的孤立对象，可用 --remove-orphans 删除。"
+        )
+    if report.damaged:
         console.print(f"{len(report.damaged)} of {report.checked} file(s) damaged. 归档已损坏。")
+    if not report.ok:
         raise typer.Exit(7)
     console.print(f"All {report.checked} archived file(s) match their checksums. 归档完整。")
+
+
+@archive_app.command("expire-uploads")
+def expire_uploads() -> None:
+    """Close uploads left open longer than GENECOMMONS_UPLOAD_EXPIRY_HOURS and delete their
+    staged bytes. 关闭过期的上传并删除其暂存内容。"""
+    context = runtime()
+    expired = service.expire_uploads(context.factory, context.settings, subject=operator())
+    for upload_id in expired:
+        console.print(f"expired {upload_id}")
+    console.print(f"{len(expired)} upload(s) expired. 已关闭 {len(expired)} 个过期上传。")
 
 
 @archive_app.command("public-key")

@@ -35,11 +35,13 @@ from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
 from genecommons.archive import copies
+from genecommons.archive.locks import object_base, object_locks
 from genecommons.archive.service import catalog_file
 from genecommons.archive.tables import archive_objects, fingerprint_copies, fingerprint_copy_jobs
 from genecommons.audit import fingerprint
 from genecommons.audit.trace_service import fingerprint_secret
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import (
     ConflictError,
     GeneCommonsError,
@@ -223,7 +225,7 @@ def _create(
 ) -> CopyJob:
     now = clock.now()
     try:
-        with factory.begin() as session:
+        with write_transaction(factory) as session:
             session.execute(
                 insert(jobs).values(
                     file_id=source.file_id,
@@ -255,7 +257,7 @@ def _create(
 def _rearm(factory: sessionmaker[Session], job: CopyJob) -> CopyJob:
     """A done job whose copy is gone, queued again."""
     now = clock.now()
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         session.execute(
             update(jobs)
             .where(jobs.c.id == job.id, jobs.c.state == "done")
@@ -360,7 +362,7 @@ def _claim(factory: sessionmaker[Session], settings: Settings) -> _Claimed | Non
                 started_at=now,
                 heartbeat_at=now,
             )
-        with factory.begin() as session:
+        with write_transaction(factory) as session:
             moved = session.execute(
                 update(jobs)
                 .where(jobs.c.id == row.id, jobs.c.state == row.state, _same_attempt(row))
@@ -406,7 +408,7 @@ class _Heartbeat:
         if (now - self.last).total_seconds() < self.every:
             return
         self.last = now
-        with self.factory.begin() as session:
+        with write_transaction(self.factory) as session:
             moved = session.execute(
                 update(jobs)
                 .where(jobs.c.id == self.claimed.job.id)
@@ -442,7 +444,14 @@ def _source(factory: sessionmaker[Session], claimed: _Claimed) -> copies.Source:
 
 
 def _run(factory: sessionmaker[Session], settings: Settings, claimed: _Claimed) -> str:
-    """Build a claimed job's copy; how it ended (built, retrying, failed or lost)."""
+    """Build a claimed job's copy; how it ended (built, retrying, failed or lost). Its objects
+    stay locked until the copy's row is committed or they are removed (archive.locks)."""
+    base = object_base(copies.copy_keys(claimed.job.accession, claimed.attempt)[0])
+    with object_locks(settings).hold(base):
+        return _build(factory, settings, claimed)
+
+
+def _build(factory: sessionmaker[Session], settings: Settings, claimed: _Claimed) -> str:
     job = claimed.job
     written = copies.copy_keys(job.accession, claimed.attempt)
     try:
@@ -460,7 +469,7 @@ def _run(factory: sessionmaker[Session], settings: Settings, claimed: _Claimed) 
             progress=_Heartbeat(factory, settings, claimed),
         )
         now = clock.now()
-        with factory.begin() as session:
+        with write_transaction(factory) as session:
             moved = session.execute(
                 update(jobs)
                 .where(jobs.c.id == job.id)
@@ -488,7 +497,7 @@ def _run(factory: sessionmaker[Session], settings: Settings, claimed: _Claimed) 
 
 def _release(factory: sessionmaker[Session], claimed: _Claimed) -> None:
     """Give a job back, its attempt not counted (the builder is being stopped)."""
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         session.execute(
             update(jobs)
             .where(jobs.c.id == claimed.job.id)
@@ -520,7 +529,7 @@ def _failed(
         logger.exception("copy job %s failed", job.id)
     final = isinstance(error, PERMANENT) or job.attempts >= settings.copy_build_max_attempts
     now = clock.now()
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         session.execute(
             update(jobs)
             .where(jobs.c.id == job.id)
@@ -573,7 +582,7 @@ def retry_failed(factory: sessionmaker[Session], *, subject: Subject) -> int:
     """Put failed jobs back in the queue with their attempts reset; how many."""
     require(subject, Action.LIST_FILES, Resource("file"))
     now = clock.now()
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         moved = session.execute(
             update(jobs)
             .where(jobs.c.state == "failed")

@@ -54,6 +54,7 @@ from genecommons.audit import fingerprint
 from genecommons.audit.events import EventTag, record_event
 from genecommons.audit.trace_service import Delivery, record_delivery
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import (
     AccessDeniedError,
     ConflictError,
@@ -341,7 +342,7 @@ def drs_access_url(
             message_zh=f"不存在访问方式 {access_id!r}；请使用 crypt4gh。",
         )
     obj, decision = _served(factory, settings, subject, object_id)
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.ACCESS_URL_ISSUED,
@@ -471,11 +472,11 @@ def download(
     )
     size = len(header) + obj.body_size
     if obj.copy is not None:
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             _record_delivery(session, subject, obj, channel="drs")
 
     def record(sent: int, completed: bool) -> None:
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             record_event(
                 session,
                 tag=EventTag.FILE_DOWNLOADED,
@@ -647,7 +648,7 @@ def htsget_ticket(
                     "class": "body",
                 }
             )
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.HTSGET_TICKET,
@@ -728,7 +729,7 @@ def htsget_data(
     prepared = _prepare(settings, obj)
 
     def record(sent: int, completed: bool) -> None:
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             record_event(
                 session,
                 tag=EventTag.HTSGET_DATA,

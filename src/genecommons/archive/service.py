@@ -10,15 +10,20 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import event, func, insert, select, update
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
@@ -32,17 +37,27 @@ from genecommons.archive.keys import (
     load_secret_key,
     parse_public_key,
 )
-from genecommons.archive.store import ObjectStore, open_store
-from genecommons.archive.tables import archive_objects, recipient_keys, uploads
+from genecommons.archive.locks import object_base, object_locks
+from genecommons.archive.store import FULL, ObjectStore, open_store
+from genecommons.archive.tables import (
+    archive_objects,
+    fingerprint_copies,
+    recipient_keys,
+    uploads,
+)
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import (
     ConfigurationError,
     ConflictError,
     GeneCommonsError,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
+    StorageFullError,
+    human_size,
 )
 from genecommons.secrets import (
     NodeKeys,
@@ -308,6 +323,23 @@ class Ingestion:
         self.settings = settings
         self.subject = subject
         self.stored: list[str] = []
+        self._held = ExitStack()  # the locks of the objects stored (archive.locks)
+        self._watched: set[int] = set()
+
+    def _unlock_with(self, session: Session) -> None:
+        """Keep the objects stored locked until `session`'s transaction ends (committed, the
+        catalog names them; rolled back, `discard` removes them)."""
+        if id(session) not in self._watched:
+            self._watched.add(id(session))
+            event.listen(session, "after_transaction_end", self._transaction_ended)
+
+    def _transaction_ended(self, _session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            self.release()
+
+    def release(self) -> None:
+        """Let go of the locks of the objects stored (once the catalog names them)."""
+        self._held.close()
 
     def archive(
         self,
@@ -323,30 +355,52 @@ class Ingestion:
         `plain_path` is the plaintext on disk when there is one (to build the index from).
         """
         require(self.subject, Action.UPLOAD_FILES, Resource("file", owner=file.created_by))
-        existing = session.execute(
-            select(archive_objects.c.sha256).where(archive_objects.c.file_id == file.id)
-        ).first()
-        if existing is not None:
-            raise ConflictError(
-                f"{file.accession} ({file.alias}) is already archived; archived files are "
-                "immutable. Declare a new file to archive a new version.",
-                message_zh=f"{file.accession}（{file.alias}）已归档，归档文件不可修改；"
-                "如需新版本请声明新文件。",
-            )
+        _refuse_archived(session, file)
+        stored = self.store(file, source, plain_path=plain_path, progress=progress)
+        self._unlock_with(session)
+        return self.record(session, file, stored)
+
+    def store(
+        self,
+        file: CatalogFile,
+        source: BinaryIO,
+        *,
+        plain_path: Path | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[Ingested, tuple[str, str, bytes, int, str] | None]:
+        """Check, encrypt and store `source` (and its index) for the catalog file `file`,
+        outside any transaction; its objects stay locked (archive.locks) until `record` is
+        committed or `discard` removes them."""
+        require(self.subject, Action.UPLOAD_FILES, Resource("file", owner=file.created_by))
         keys = archive_keys(self.settings)
         store = object_store(self.settings)
         base = f"{file.accession}/{uuid.uuid4().hex}"
+        self._held.enter_context(object_locks(self.settings).hold(base))
         declared = file.declared()
-        result = ingest(
-            source,
-            declared=declared,
-            keys=keys,
-            store=store,
-            object_key=f"{base}.c4gh",
-            progress=progress,
-        )
-        self.stored.append(result.body.key)
-        index = self._index(result, declared, plain_path, store, keys, base)
+        try:
+            result = ingest(
+                source,
+                declared=declared,
+                keys=keys,
+                store=store,
+                object_key=f"{base}.c4gh",
+                progress=progress,
+            )
+            self.stored.append(result.body.key)
+            index = self._index(result, declared, plain_path, store, keys, base)
+        except StorageFullError as error:
+            raise self._full(file, declared.size or _source_size(source)) from error
+        return result, index
+
+    def record(
+        self,
+        session: Session,
+        file: CatalogFile,
+        stored: tuple[Ingested, tuple[str, str, bytes, int, str] | None],
+    ) -> ArchivedFile:
+        """Name what `store` stored in the catalog, in `session`, and audit it."""
+        result, index = stored
+        declared = file.declared()
         now = clock.now()
         session.execute(
             insert(archive_objects).values(
@@ -395,6 +449,27 @@ class Ingestion:
             encrypted_upload=result.encrypted_upload,
         )
 
+    def _full(self, file: CatalogFile, size: int | None) -> StorageFullError:
+        """The archive's disk is full: where, the space it has, and the space `file` needs
+        (its encrypted body: the plaintext and 28 bytes a 64 KiB segment, with its index)."""
+        url = self.settings.effective_archive_url
+        local = (
+            None
+            if "://" in url and not url.startswith("file://")
+            else Path(url.removeprefix("file://"))
+        )
+        free = free_space(local) if local is not None else 0
+        needed = (size or 0) + ((size or 0) // 65536 + 1) * 28 + 1024 * 1024
+        where = str(local) if local is not None else url
+        return StorageFullError(
+            f"The archive's storage ({where}) is full: it has {human_size(free)} free, while "
+            f"{file.accession} ({file.alias}) needs about {human_size(needed)}. Nothing of it "
+            "was kept; free or add space there, then archive it again.",
+            message_zh=f"归档存储（{where}）已满：剩余 {human_size(free)}，而 {file.accession}"
+            f"（{file.alias}）约需 {human_size(needed)}。未保留任何部分；请释放或增加空间后重新归档。",
+            details={"free_bytes": free, "needed_bytes": needed, "where": where},
+        )
+
     def _index(
         self,
         result: Ingested,
@@ -433,6 +508,7 @@ class Ingestion:
             except GeneCommonsError:
                 logger.exception("could not remove %s after a failed ingest", key)
         self.stored.clear()
+        self.release()
 
 
 class ArchivedFileHook(Protocol):
@@ -507,26 +583,45 @@ def archive_path(
     catalog file `accession`."""
     ingestion = Ingestion(settings, subject)
     try:
-        with factory() as session, session.begin():
+        with factory() as session:
             file = catalog_file(session, accession)
-            with path.open("rb") as source:
-                encrypted = source.read(8) == b"crypt4gh"
-                source.seek(0)
-                return ingestion.archive(
-                    session,
-                    file,
-                    source,
-                    plain_path=None if encrypted else path,
-                    progress=progress,
-                )
+            require(subject, Action.UPLOAD_FILES, Resource("file", owner=file.created_by))
+            _refuse_archived(session, file)
+        # checked, encrypted and stored outside any transaction (a large file takes minutes:
+        # no write lock is held meanwhile), then named in the catalog in a short one
+        with path.open("rb") as source:
+            encrypted = source.read(8) == b"crypt4gh"
+            source.seek(0)
+            stored = ingestion.store(
+                file, source, plain_path=None if encrypted else path, progress=progress
+            )
+        with write_transaction(factory) as session:
+            _refuse_archived(session, file)
+            return ingestion.record(session, file, stored)
     except BaseException:
         ingestion.discard()
         _record_rejection(factory, subject, accession)
         raise
+    finally:
+        ingestion.release()
+
+
+def _refuse_archived(session: Session, file: CatalogFile) -> None:
+    """ConflictError when `file` is archived already (archived files are immutable)."""
+    existing = session.execute(
+        select(archive_objects.c.sha256).where(archive_objects.c.file_id == file.id)
+    ).first()
+    if existing is not None:
+        raise ConflictError(
+            f"{file.accession} ({file.alias}) is already archived; archived files are "
+            "immutable. Declare a new file to archive a new version.",
+            message_zh=f"{file.accession}（{file.alias}）已归档，归档文件不可修改；"
+            "如需新版本请声明新文件。",
+        )
 
 
 def _record_rejection(factory: sessionmaker[Session], subject: Subject, accession: str) -> None:
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.FILE_REJECTED,
@@ -581,7 +676,7 @@ def start_upload(
         )
     upload_id = str(uuid.uuid4())
     now = clock.now()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         file = catalog_file(session, accession)
         require(  # a file the subject may not see does not exist for them
             subject,
@@ -630,7 +725,7 @@ def _upload_row(session: Session, upload_id: str, subject: Subject) -> Any:
         row = None
     else:
         row = session.execute(
-            select(uploads, files.c.accession)
+            select(uploads, files.c.accession, files.c.size.label("declared_size"))
             .join(files, files.c.id == uploads.c.file_id)
             .where(uploads.c.id == upload_id)
         ).first()
@@ -688,30 +783,45 @@ class UploadAppender:
         self._factory = factory
         self._subject = subject
         self._id = row.id
-        self._limit = (
-            row.expected_size if row.expected_size is not None else settings.max_upload_bytes
-        )
+        self._limit = upload_limit(settings, row)
+        self._staging = _staged(settings, row.id).parent
         self.received = int(row.received)
+        self._start = self.received  # where this request's bytes begin
         try:
             self._handle = _staged(settings, row.id).open("r+b")
             self._handle.truncate(self.received)  # drop bytes beyond the last recorded offset
             self._handle.seek(self.received)
         except OSError as error:
-            raise _storage_error(error) from error
+            raise self._storage_error(error) from error
+
+    def _storage_error(self, error: OSError) -> GeneCommonsError:
+        return _storage_error(
+            error, staging=self._staging, needed=max(0, self._limit - self.received)
+        )
 
     def write(self, chunk: bytes) -> None:
-        """Append `chunk`; refuses bytes beyond the upload's size."""
+        """Append `chunk`; refuses bytes beyond the upload's size (the size it was opened
+        with, else the size the catalog declares for the file): then nothing this request
+        sent is kept, and the upload resumes from where the request began."""
         if self.received + len(chunk) > self._limit:
-            raise InvalidInputError(
-                f"The upload would exceed its size of {self._limit} bytes; the first "
-                f"{self.received} bytes are kept.",
-                message_zh=f"上传内容将超过其大小 {self._limit} 字节；已保留前 {self.received} 字节。",
-                details={"offset": self.received},
+            try:
+                self._handle.truncate(self._start)
+                self._handle.seek(self._start)
+            except OSError as error:
+                raise self._storage_error(error) from error
+            self.received = self._start
+            raise PayloadTooLargeError(
+                f"The upload would exceed its size of {self._limit} bytes; nothing this "
+                f"request sent was kept. The upload stands at offset {self._start}: send "
+                "the file's remaining bytes only (or the right file).",
+                message_zh=f"上传内容将超过其大小 {self._limit} 字节；本次请求发送的内容均未保留。"
+                f"上传停在偏移 {self._start}：请只发送文件其余的字节（或正确的文件）。",
+                details={"offset": self._start, "max_bytes": self._limit},
             )
         try:
             self._handle.write(chunk)
         except OSError as error:
-            raise _storage_error(error) from error
+            raise self._storage_error(error) from error
         self.received += len(chunk)
 
     def close(self) -> UploadState:
@@ -724,7 +834,7 @@ class UploadAppender:
             logger.exception("could not flush upload %s", self._id)
         finally:
             self._handle.close()
-        with self._factory() as session, session.begin():
+        with write_transaction(self._factory) as session:
             session.execute(
                 update(uploads)
                 .where(uploads.c.id == self._id)
@@ -773,14 +883,121 @@ def append_upload(
     return state
 
 
-def _storage_error(error: OSError) -> GeneCommonsError:
-    from genecommons.errors import StorageFullError
+def upload_limit(settings: Settings, row: Any) -> int:
+    """The most bytes an upload takes: the size it was opened with, else the size the
+    catalog declares for its file, else the node's largest upload."""
+    if row.expected_size is not None:
+        return int(row.expected_size)
+    if row.declared_size is not None:
+        return min(int(row.declared_size), settings.max_upload_bytes)
+    return settings.max_upload_bytes
 
-    if error.errno in (28, 122):  # ENOSPC, EDQUOT
+
+def expire_uploads(
+    factory: sessionmaker[Session], settings: Settings, *, subject: Subject
+) -> list[str]:
+    """Close the uploads left open longer than `upload_expiry_hours` since their last bytes
+    ("expired": not resumable, start a new one) and delete their staged bytes, with the
+    staged files no open upload owns (left by a process killed mid-upload); the ids closed."""
+    require(subject, Action.LIST_FILES, Resource("file"))
+    now = clock.now()
+    cutoff = now - timedelta(hours=settings.upload_expiry_hours)
+    with write_transaction(factory) as session:
+        expired = [
+            str(i)
+            for i in session.execute(
+                select(uploads.c.id)
+                .where(uploads.c.state == "open")
+                .where(uploads.c.updated_at < cutoff)
+            ).scalars()
+        ]
+        if expired:
+            session.execute(
+                update(uploads)
+                .where(uploads.c.id.in_(expired))
+                .values(state="expired", updated_at=now)
+            )
+            record_event(
+                session,
+                tag=EventTag.UPLOADS_EXPIRED,
+                actor=subject.id,
+                subject="archive",
+                details={"uploads": expired[:1000], "count": len(expired)},
+            )
+        open_now = {
+            str(i)
+            for i in session.execute(
+                select(uploads.c.id).where(uploads.c.state == "open")
+            ).scalars()
+        }
+    folder = settings.staging_dir / "uploads"
+    if folder.exists():
+        for path in folder.glob("*.part"):
+            if path.stem not in open_now:
+                path.unlink(missing_ok=True)
+    if expired:
+        logger.info("%d upload(s) open since before %s expired", len(expired), cutoff)
+    return expired
+
+
+class UploadExpiry:
+    """`expire_uploads` in a thread of the server's process: at start, then every
+    `upload_expiry_check_minutes`, until `stop`."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], settings: Settings, *, subject: Subject
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.subject = subject
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="upload-expiry", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (it ends its pass first)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                expire_uploads(self.factory, self.settings, subject=self.subject)
+            except Exception:  # the next pass tries again; the server keeps serving
+                logger.exception("expiring stale uploads failed")
+            self._stop.wait(self.settings.upload_expiry_check_minutes * 60)
+
+
+def _source_size(source: BinaryIO) -> int | None:
+    try:
+        return os.fstat(source.fileno()).st_size
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def free_space(path: Path) -> int:
+    """Bytes free on the disk holding `path` (or its nearest existing folder); 0 if unknown."""
+    for folder in (path, *path.parents):
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            continue
+    return 0
+
+
+def _storage_error(error: OSError, *, staging: Path, needed: int) -> GeneCommonsError:
+    if error.errno in FULL:
+        free = free_space(staging)
         return StorageFullError(
-            "The staging area is full; the bytes received so far are kept. Resume the upload "
-            "once the operator has freed space.",
-            message_zh="暂存区已满；已收到的字节会保留。请在运维人员释放空间后继续上传。",
+            f"The disk of the staging area ({staging}) is full: it has {human_size(free)} free, "
+            f"and the rest of this upload needs {human_size(needed)}. The bytes received so far "
+            "are kept: resume the upload once the operator has freed space there.",
+            message_zh=f"暂存区所在磁盘（{staging}）已满：剩余 {human_size(free)}，本次上传其余部分"
+            f"需要 {human_size(needed)}。已收到的字节会保留；请在运维人员释放空间后继续上传。",
+            details={"free_bytes": free, "needed_bytes": needed, "where": str(staging)},
         )
     return GeneCommonsError(
         f"Could not write the upload ({error.strerror}).",
@@ -828,7 +1045,7 @@ def complete_upload(
 def _finish_upload(
     factory: sessionmaker[Session], upload_id: str, state: str, error: dict[str, Any] | None
 ) -> None:
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         session.execute(
             update(uploads)
             .where(uploads.c.id == upload_id)
@@ -910,11 +1127,62 @@ class VerifyReport:
 
     checked: int
     damaged: list[dict[str, Any]]
+    orphans: list[str] = dataclass_field(
+        default_factory=list
+    )  # in the store, named by no catalog row
+    removed: list[str] = dataclass_field(default_factory=list)  # the orphans removed
+    in_flight: int = 0  # objects not yet named because a live process is writing them
 
     @property
     def ok(self) -> bool:
-        """Whether every object still matches its checksum."""
-        return not self.damaged
+        """Whether every object still matches its checksum and no orphan is left."""
+        return not self.damaged and set(self.orphans) <= set(self.removed)
+
+
+def find_orphans(factory: sessionmaker[Session], settings: Settings) -> tuple[list[str], int]:
+    """What the object store holds that no catalog row names (objects, and the parts of writes
+    that never finished) and no live process is writing; and how many are being written."""
+    store = object_store(settings)
+    locks = object_locks(settings)
+    found = [*store.keys(), *store.parts()]
+    writing = locks.busy_among(object_base(name.partition("#")[0]) for name in found)
+    free = [name for name in found if object_base(name.partition("#")[0]) not in writing]
+    # read after the locks were seen free: a writer lets go of its lock only once the row
+    # naming its object is committed (or the object removed)
+    named: set[str] = set()
+    with factory() as session:
+        for table in (archive_objects, fingerprint_copies):
+            for row in session.execute(select(table.c.object_key, table.c.index_key)):
+                named.update(k for k in row if k is not None)
+    return [name for name in free if name not in named], len(found) - len(free)
+
+
+def _remove_orphans(
+    factory: sessionmaker[Session], settings: Settings, orphans: list[str], subject: Subject
+) -> list[str]:
+    """Remove `orphans` from the store (parts and objects); the ones removed, audited."""
+    store = object_store(settings)
+    removed = []
+    for name in orphans:
+        try:
+            if name.startswith(".") or "/." in name or "#" in name:
+                store.remove_part(name)
+            else:
+                store.delete(name)
+        except (GeneCommonsError, OSError):
+            logger.exception("could not remove the orphan %s", name)
+            continue
+        removed.append(name)
+    if removed:
+        with write_transaction(factory) as session:
+            record_event(
+                session,
+                tag=EventTag.OBJECT_ORPHANS_REMOVED,
+                actor=subject.id,
+                subject="archive",
+                details={"removed": removed[:1000], "count": len(removed)},
+            )
+    return removed
 
 
 def verify(
@@ -923,10 +1191,15 @@ def verify(
     *,
     subject: Subject,
     progress: Progress | None = None,
+    remove_orphans: bool = False,
 ) -> VerifyReport:
     """Re-read every stored object and report those that no longer match their checksum
-    (or are missing); damaged objects are marked and each finding is audited."""
+    (or are missing); damaged objects are marked and each finding is audited. Objects the
+    catalog does not name (left by a process killed mid-write) are reported as orphans, and
+    removed with `remove_orphans`."""
     require(subject, Action.LIST_FILES, Resource("file"))
+    orphans, in_flight = find_orphans(factory, settings)
+    removed = _remove_orphans(factory, settings, orphans, subject) if remove_orphans else []
     store = object_store(settings)
     files = ENTITY_TABLES["files"]
     with factory() as session:
@@ -947,7 +1220,7 @@ def verify(
             problem = _check_object(store, key, size, digest, progress)
             if problem:
                 problems.append({"object": key, "problem": problem})
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             session.execute(
                 update(archive_objects)
                 .where(archive_objects.c.id == row.id)
@@ -965,15 +1238,20 @@ def verify(
                     subject=f"file:{row.accession}",
                     details={"problems": problems},
                 )
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.OBJECT_VERIFIED,
             actor=subject.id,
             subject="archive",
-            details={"checked": len(rows), "damaged": [d["accession"] for d in damaged]},
+            details={
+                "checked": len(rows),
+                "damaged": [d["accession"] for d in damaged],
+                "orphans": len(orphans),
+                "removed": len(removed),
+            },
         )
-    return VerifyReport(len(rows), damaged)
+    return VerifyReport(len(rows), damaged, orphans, removed, in_flight)
 
 
 def _check_object(
@@ -1007,7 +1285,7 @@ def register_public_key(
     """Record the Crypt4GH public key that deliveries to `owner` are encrypted for."""
     require(subject, Action.REGISTER_KEY, Resource("key", owner=owner))
     now = clock.now()
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         exists = session.execute(
             select(recipient_keys.c.subject_id).where(recipient_keys.c.subject_id == owner)
         ).first()

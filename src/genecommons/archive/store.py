@@ -55,6 +55,18 @@ class ObjectStore(Protocol):
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Keys of the objects under `prefix`."""
 
+    def parts(self) -> Iterator[str]:
+        """Names of what writes that never finished left behind (not objects: a killed
+        writer's temporary file, an S3 multipart upload never completed)."""
+
+    def remove_part(self, name: str) -> None:
+        """Remove one of `parts`."""
+
+
+PART_RE = re.compile(
+    r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,99}/){0,4}\.[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.part$"
+)
+
 
 def check_key(key: str) -> str:
     """`key` if it is a safe object key (no '..', no leading '/', plain characters)."""
@@ -162,6 +174,22 @@ class LocalObjectStore:
                 if key.startswith(prefix):
                     yield key
 
+    def parts(self) -> Iterator[str]:
+        """The temporary files of `put`s that never finished (`.NAME.HEX.part`)."""
+        if not self.root.exists():
+            return
+        for path in sorted(self.root.rglob(".*.part")):
+            if path.is_file():
+                yield path.relative_to(self.root).as_posix()
+
+    def remove_part(self, name: str) -> None:
+        """Remove a temporary file."""
+        if not PART_RE.match(name):
+            raise InvalidInputError(
+                f"{name!r} is not a temporary part.", message_zh=f"{name!r} 不是临时部分。"
+            )
+        (self.root / name).unlink(missing_ok=True)
+
 
 class FsspecObjectStore:
     """Objects in an fsspec filesystem, e.g. S3 (`s3://bucket/prefix`) through s3fs.
@@ -258,6 +286,33 @@ class FsspecObjectStore:
             key = str(path)[len(self.base) + 1 :]
             if key.startswith(prefix):
                 yield key
+
+    def _multipart(self) -> Iterator[tuple[str, str]]:
+        """(key, upload id) of the multipart uploads begun under the store's prefix and
+        never completed, where the filesystem has them (S3)."""
+        lister = getattr(self.fs, "list_multipart_uploads", None)
+        if lister is None:
+            return
+        bucket, _, prefix = self.base.partition("/")
+        for upload in lister(bucket):
+            key = str(upload.get("Key", ""))
+            if not prefix or key.startswith(prefix + "/"):
+                yield key[len(prefix) + 1 :] if prefix else key, str(upload["UploadId"])
+
+    def parts(self) -> Iterator[str]:
+        """The multipart uploads never completed, as `KEY#UPLOAD-ID`."""
+        for key, upload_id in sorted(self._multipart()):
+            yield f"{key}#{upload_id}"
+
+    def remove_part(self, name: str) -> None:
+        """Abort a multipart upload (its parts are deleted)."""
+        key, _, upload_id = name.partition("#")
+        bucket, _, prefix = self.path_parts(key)
+        self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=prefix, UploadId=upload_id)
+
+    def path_parts(self, key: str) -> tuple[str, str, str]:
+        """(bucket, "/", key in the bucket) of an object key."""
+        return self._path(key).partition("/")
 
 
 def open_store(url: str, *, storage_options: dict[str, Any] | None = None) -> ObjectStore:

@@ -69,6 +69,8 @@ class EventTag(StrEnum):
     KEY_REGISTERED = "archive:key:register"
     OBJECT_VERIFIED = "archive:object:verify"
     OBJECT_DAMAGED = "archive:object:damage"
+    OBJECT_ORPHANS_REMOVED = "archive:object:remove_orphans"
+    UPLOADS_EXPIRED = "archive:upload:expire"
     FINGERPRINT_DELIVERED = "audit:fingerprint:deliver"
     FINGERPRINT_POLICY_SET = "audit:fingerprint:policy"
     LEAK_TRACED = "audit:trace:run"

@@ -46,6 +46,7 @@ from genecommons.audit.tables import (
     tree_heads,
 )
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import ConfigurationError, InvalidInputError
 from genecommons.secrets import (
     derived_passphrase,
@@ -131,7 +132,7 @@ def sequence_queued(factory: sessionmaker[Session], *, batch: int = 5000) -> int
     many were appended."""
     total = 0
     while True:
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             appended = sequence(session, limit=batch)
         total += appended
         if appended < batch:
@@ -150,7 +151,7 @@ def tree_head(
     _public(actor)
     sequence_queued(factory)  # a head covers every event committed before it was asked for
     now_ms = int(time.time() * 1000)
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         size = _size(session)
         last = session.execute(
             select(tree_heads).order_by(tree_heads.c.tree_size.desc()).limit(1)

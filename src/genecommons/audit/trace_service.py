@@ -31,6 +31,7 @@ from genecommons.audit import fingerprint, genotypes, leaksim, relational, trace
 from genecommons.audit.events import EventTag, record_event
 from genecommons.audit.tables import fingerprint_deliveries, fingerprint_policies
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import ConfigurationError, InvalidInputError, NotFoundError
 from genecommons.secrets import (
     NodeKeys,
@@ -111,7 +112,7 @@ def set_policy(
     """Set whether the dataset's record-level deliveries carry a fingerprint (audited)."""
     require(subject, Action.SUBMIT, Resource("dataset", dataset))
     now = datetime.now(UTC)
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         result = session.execute(
             update(fingerprint_policies)
             .where(fingerprint_policies.c.dataset == dataset)
@@ -221,7 +222,7 @@ def export_vcf(
             key_id=fingerprint.key_id(secret),
             utility=cost.as_json(),
         )
-        with factory.begin() as session:
+        with write_transaction(factory) as session:
             record_delivery(session, delivery, scheme=scheme, actor=subject.id)
         os.replace(partial, out)
     except BaseException:
@@ -340,7 +341,7 @@ def fingerprint_tables(
         key_id=fingerprint.key_id(secret),
         utility=costs,
     )
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         record_delivery(session, delivery, scheme=scheme, actor=subject.id)
     return out, delivery
 
@@ -443,7 +444,7 @@ def _trace_table(
                 best = (strongest, name, votes, verdict)
     assert best is not None
     _, name, votes, verdict = best
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.LEAK_TRACED,
@@ -637,7 +638,7 @@ def trace_leak(
     codes = fingerprint.code_matrix(plan, secret=secret, dataset=name, recipients=recipients)
     observed = trace.dense_observations(plan, aligned)
     verdict = trace.accuse(observed, plan.bias, codes, recipients, alpha=alpha)
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.LEAK_TRACED,

@@ -45,6 +45,7 @@ from genecommons.audit.tables import audit_alerts, audit_events, audit_watch
 from genecommons.audit.webhook import WebhookError, post_alert
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def watch_once(
     sequence_queued(factory)
     read = raised = 0
     while True:
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             position, state = _cursor(session)
         with factory() as session:
             rows = session.execute(
@@ -164,7 +165,7 @@ def watch_once(
         if not rows:
             break
         warning.expire(clock.as_utc(rows[-1].occurred_at))
-        with factory() as session, session.begin():
+        with write_transaction(factory) as session:
             moved = session.execute(
                 update(audit_watch)
                 .where(audit_watch.c.name == WATCHER, audit_watch.c.position == position)
@@ -353,7 +354,7 @@ def deliver(
             except WebhookError as error:
                 total = int(row.delivery_attempts) + error.attempts
                 gave_up = total >= settings.alert_webhook_max_attempts
-                with factory() as session, session.begin():
+                with write_transaction(factory) as session:
                     session.execute(
                         update(audit_alerts)
                         .where(audit_alerts.c.id == row.id)
@@ -365,7 +366,7 @@ def deliver(
                     )
                 logger.warning("alert %s not delivered to the webhook: %s", row.id, error)
                 break
-            with factory() as session, session.begin():
+            with write_transaction(factory) as session:
                 session.execute(
                     update(audit_alerts)
                     .where(audit_alerts.c.id == row.id)

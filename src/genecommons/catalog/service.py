@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -38,8 +37,9 @@ from genecommons.catalog.tables import (
 )
 from genecommons.catalog.validation import Plan, plan_submission
 from genecommons.config import Settings
-from genecommons.db import write_transaction
+from genecommons.db import snapshot_transaction, write_transaction
 from genecommons.errors import (
+    BusyError,
     ConfigurationError,
     ConflictError,
     InvalidInputError,
@@ -124,7 +124,9 @@ def submit(
                 needs[ENTITIES["individuals"].prefix] += len(bundle.phenopackets)
                 with write_transaction(factory) as session:
                     reservation = reserve_accessions(session, needs)
-            with factory() as session, session.begin():
+            # the write lock is taken at the first write, after the plan: a long validation
+            # holds up no other writer, and fails (BusyError) if one committed meanwhile
+            with snapshot_transaction(factory) as session:
                 view = SqlCatalogView(session)
                 plan = plan_submission(
                     bundle, view, today=today, max_problems=limits.max_problems, progress=progress
@@ -162,15 +164,11 @@ def submit(
         except BaseException as error:
             if data_files is not None:
                 data_files.discard()
-            # the driver's own error where the write lock was not granted (db._sqlite_begin)
-            if not isinstance(error, OperationalError | sqlite3.OperationalError):
-                raise
-            error_text = str(error).lower()
-            if "locked" in error_text or "deadlock" in error_text:
+            if isinstance(error, BusyError):
                 raise ConflictError(
-                    "Another submission was being written at the same time; nothing from yours "
-                    "was stored. Submit again.",
-                    message_zh="另一次提交正在同时写入；您的提交未被保存，请重新提交。",
+                    "Another change was written while your submission was being checked; "
+                    "nothing from yours was stored. Submit again.",
+                    message_zh="在检查您的提交期间有其他更改写入；您的提交未被保存，请重新提交。",
                 ) from error
             raise
 
@@ -183,7 +181,7 @@ def _settle(factory: sessionmaker[Session], reservation: Reservation | None) -> 
     try:
         with write_transaction(factory) as session:
             settle_reservation(session, reservation)
-    except OperationalError:
+    except (BusyError, OperationalError):
         logger.info("unused accessions of a submission stay reserved (a gap in the numbering)")
 
 
@@ -263,7 +261,7 @@ def _commit(
 def _record_rejection(
     factory: sessionmaker[Session], subject: Subject, path: Path, report: Report
 ) -> None:
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.SUBMISSION_REJECTED,
@@ -300,19 +298,26 @@ FILTERS: dict[str, tuple[str, ...]] = {
 
 
 def _record_read(
-    session: Session, subject: Subject, what: str, accessions: list[str], **context: Any
+    factory: sessionmaker[Session],
+    subject: Subject,
+    what: str,
+    accessions: list[str],
+    **context: Any,
 ) -> None:
-    """Audit a read of individual-level records: who saw which participants, and how."""
+    """Audit a read of individual-level records: who saw which participants, and how. In a
+    transaction of its own that takes the write lock when it begins, after the read's: a read
+    transaction that went on to write would fail at once whenever another write committed
+    since it began (on SQLite), turning a read into a failed request."""
     details: dict[str, Any] = {"entity": what, "accessions": accessions}
     details.update({k: v for k, v in context.items() if v})
-    record_event(
-        session,
-        tag=EventTag.RECORD_READ,
-        actor=subject.id,
-        subject=accessions[0] if len(accessions) == 1 else None,
-        details=details,
-    )
-    session.commit()
+    with write_transaction(factory) as session:
+        record_event(
+            session,
+            tag=EventTag.RECORD_READ,
+            actor=subject.id,
+            subject=accessions[0] if len(accessions) == 1 else None,
+            details=details,
+        )
 
 
 def _public_studies() -> Select[tuple[int]]:
@@ -391,16 +396,16 @@ def list_records(
         rows = session.execute(
             statement.order_by(table.c.id).limit(page_size).offset((page - 1) * page_size)
         ).all()
-        if entity in INDIVIDUAL_LEVEL and rows:
-            _record_read(
-                session,
-                subject,
-                entity,
-                [r.accession for r in rows],
-                study=study,
-                filters=dict(filters or {}),
-                page=page,
-            )
+    if entity in INDIVIDUAL_LEVEL and rows:
+        _record_read(
+            factory,
+            subject,
+            entity,
+            [r.accession for r in rows],
+            study=study,
+            filters=dict(filters or {}),
+            page=page,
+        )
     return Page([_item(r) for r in rows], int(total), page, page_size)
 
 
@@ -496,8 +501,8 @@ def get_record(
                     .order_by(record_history.c.revision)
                 )
             ]
-        if entity in INDIVIDUAL_LEVEL:
-            _record_read(session, subject, entity, [accession], history=with_history)
+    if entity in INDIVIDUAL_LEVEL:
+        _record_read(factory, subject, entity, [accession], history=with_history)
     return item
 
 
@@ -565,7 +570,6 @@ def export_study(
             )
             if rows:
                 sheets[name] = [dict(doc) for doc in rows]
-        _record_read(session, subject, "study export", [accession])
         datasets_table = ENTITY_TABLES["datasets"]
         datasets = [
             str(d)
@@ -573,6 +577,7 @@ def export_study(
                 select(datasets_table.c.accession).where(datasets_table.c.study_id == study_id)
             ).scalars()
         ]
+    _record_read(factory, subject, "study export", [accession])
     if recipient is None:
         return sheets
     if settings is None:

@@ -37,7 +37,7 @@ from genecommons.access.workflow import dataset_resource, missing_dataset
 from genecommons.audit.events import EventTag, record_event
 from genecommons.clock import now
 from genecommons.config import Settings
-from genecommons.db import GroupCommit, Prepared
+from genecommons.db import GroupCommit, Prepared, write_transaction
 from genecommons.errors import ConfigurationError, NotFoundError
 from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer, exact_people
 from genecommons.privacy.beacon_guard import (
@@ -224,7 +224,7 @@ def check_reference(
     target = fit_path(settings, dataset)
     target.parent.mkdir(parents=True, exist_ok=True)
     aside = target.with_name(f".{target.name}.{secrets.token_hex(8)}")
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.REFERENCE_CHECKED,
@@ -695,7 +695,7 @@ def variant_frequencies(
     refused when named (a dataset of a private study as if it did not exist)."""
     variant = parse_key(key)
     tables = []
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         accessions = [dataset] if dataset else _datasets_with_stores(session, settings)
         for accession in accessions:
             resource = dataset_resource(session, subject, accession)

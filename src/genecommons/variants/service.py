@@ -301,11 +301,12 @@ def load_reference(
     reference, and record it in the audit log."""
     require(subject, Action.SUBMIT, Resource("reference"))
     samples = read_sample_names(samples_file) if samples_file is not None else None
-    with factory.begin() as session:
 
-        def record(summary: ReferenceSummary) -> None:
-            # inside the transaction, before the new file replaces the old: an event that
-            # cannot be written leaves the previous reference in place
+    def record(summary: ReferenceSummary) -> None:
+        # committed before the new file replaces the old (in a short transaction of its
+        # own: the build holds no write lock): an event that cannot be written leaves the
+        # previous reference in place
+        with write_transaction(factory) as session:
             source = summary.source
             record_event(
                 session,
@@ -322,8 +323,7 @@ def load_reference(
                     "samples": source.samples,
                 },
             )
-            session.flush()
 
-        return build_reference(
-            vcf, settings.effective_beacon_reference, samples=samples, before_replace=record
-        )
+    return build_reference(
+        vcf, settings.effective_beacon_reference, samples=samples, before_replace=record
+    )

@@ -27,6 +27,7 @@ from genecommons.access.policy import require
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import NotFoundError
 from genecommons.secrets import node_keys
 from genecommons.variants import upkeep
@@ -182,7 +183,7 @@ def verify_stores(
                 )
             )
     removed = [f for f in findings if f.removed]
-    with factory.begin() as session:
+    with write_transaction(factory) as session:
         for finding in removed:
             record_event(
                 session,

@@ -368,6 +368,7 @@ def test_interop_with_the_rust_crypt4gh(
     public = crypt4gh.keys.get_public_key(str(folder / "htsget-rs_bob.pub"))
     settings.archive_key_dir.mkdir(parents=True)
     (settings.archive_key_dir / "passphrase").write_text("interop-test", encoding="utf-8")
+    (settings.archive_key_dir / "passphrase").chmod(0o600)  # as init writes it
     write_key_pair(
         secret_path=settings.archive_key_dir / "archive.sec",
         public_path=settings.archive_key_dir / "archive.pub",

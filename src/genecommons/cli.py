@@ -18,6 +18,7 @@ from genecommons.access import service as access_service
 from genecommons.archive import commands as archive_commands
 from genecommons.archive import service as archive_service
 from genecommons.audit import commands as audit_commands
+from genecommons.backup import commands as backup_commands
 from genecommons.audit import service as audit_service
 from genecommons.audit import trace_service
 from genecommons.audit.events import record_events, refusal_event
@@ -158,6 +159,8 @@ app.add_typer(variants_commands.variants_app, name="variants")
 app.add_typer(privacy_commands.privacy_app, name="privacy")
 
 app.command("demo")(demo_commands.demo)
+app.command("backup")(backup_commands.backup)
+app.command("restore")(backup_commands.restore)
 
 
 def _audit_refusal(refusal: Refusal, *, answered: int) -> None:

@@ -331,13 +331,16 @@ def test_a_damaged_file_or_an_altered_manifest_is_refused(made: Path, tmp_path: 
 
 
 def test_a_backup_without_objects_needs_the_store_that_holds_them(
-    node: SimpleNamespace, tmp_path: Path
+    node: SimpleNamespace, empty_target: Settings, tmp_path: Path
 ) -> None:
     service.backup(
         node.settings, node.factory, tmp_path / "thin", actor=OPERATOR.id, passphrase=PASSPHRASE
     )
-    target = _fresh(tmp_path)
+    target = empty_target
     with pytest.raises(BackupInvalidError, match="lacks 4 of its 4 objects"):
         service.restore(target, tmp_path / "thin", actor=OPERATOR.id, passphrase=PASSPHRASE)
+    assert not target.data_dir.exists()
     shared = target.model_copy(update={"archive_url": node.settings.effective_archive_url})
-    service.restore(shared, tmp_path / "thin", actor=OPERATOR.id, passphrase=PASSPHRASE)
+    restored = service.restore(shared, tmp_path / "thin", actor=OPERATOR.id, passphrase=PASSPHRASE)
+    assert restored.objects == 0
+    _check_restored(shared, node)

@@ -18,10 +18,10 @@ from genecommons.access import service as access_service
 from genecommons.archive import commands as archive_commands
 from genecommons.archive import service as archive_service
 from genecommons.audit import commands as audit_commands
-from genecommons.backup import commands as backup_commands
 from genecommons.audit import service as audit_service
 from genecommons.audit import trace_service
 from genecommons.audit.events import record_events, refusal_event
+from genecommons.backup import commands as backup_commands
 from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
 from genecommons.config import Settings

@@ -114,7 +114,6 @@ def test_entries_are_for_auditors(setup: Any) -> None:
     assert len(leaf_hash(raw)) == 32
 
 
-
 def _auditor_headers(factory: Any) -> dict[str, str]:
     access.add_user(
         factory,
@@ -175,9 +174,7 @@ def test_get_entries_end_is_included_as_rfc_9162_says(
     )
     assert backwards.status_code == 422
     assert "start <= end" in backwards.json()["message"]
-    assert (
-        client.get("/api/v1/audit/get-entries", params={"start": 0, "end": 3}).status_code == 403
-    )
+    assert client.get("/api/v1/audit/get-entries", params={"start": 0, "end": 3}).status_code == 403
 
 
 def test_old_entries_route_keeps_its_excluded_end_and_is_marked_deprecated(setup: Any) -> None:
@@ -194,6 +191,7 @@ def test_old_entries_route_keeps_its_excluded_end_and_is_marked_deprecated(setup
     assert "excluded" in paths["/api/v1/audit/entries"]["get"]["description"]
     assert "included" in paths["/api/v1/audit/get-entries"]["get"]["description"]
     assert not paths["/api/v1/audit/get-entries"]["get"].get("deprecated", False)
+
 
 def _tamper(factory: Any, how: str) -> None:
     with factory() as session, session.begin():

@@ -142,19 +142,35 @@ def test_backup_and_restore_through_the_cli(
         "PATH": "/usr/bin:/bin",
     }
     made = genecommons_cli(
-        source, "backup", str(tmp_path / "b"), "--passphrase-file", str(passphrase_file),
+        source,
+        "backup",
+        str(tmp_path / "b"),
+        "--passphrase-file",
+        str(passphrase_file),
         "--with-objects",
     )
     assert "Backup complete" in made.stdout
     target = {**source, "GENECOMMONS_DATA_DIR": str(tmp_path / "fresh")}
     del target["GENECOMMONS_DATABASE_URL"]
-    genecommons_cli(target, "restore", str(tmp_path / "b"), "--passphrase-file", str(passphrase_file))
+    genecommons_cli(
+        target, "restore", str(tmp_path / "b"), "--passphrase-file", str(passphrase_file)
+    )
     assert "intact" in genecommons_cli(target, "audit", "verify").stdout
     genecommons_cli(target, "archive", "verify")
     again = subprocess.run(
-        [sys.executable, "-m", "genecommons", "restore", str(tmp_path / "b"),
-         "--passphrase-file", str(passphrase_file)],
-        env=target, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "genecommons",
+            "restore",
+            str(tmp_path / "b"),
+            "--passphrase-file",
+            str(passphrase_file),
+        ],
+        env=target,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert again.returncode == RestoreTargetNotEmptyError.exit_code
     told = "".join(again.stderr.split())  # the console wraps lines
@@ -228,7 +244,11 @@ def test_a_backup_killed_at_any_point_is_refused_by_restore(
     args = [str(destination), "--passphrase-file", str(passphrase_file), "--with-objects"]
     done = subprocess.run(
         [sys.executable, "-c", KILLER, str(point), *args],
-        env=env, capture_output=True, text=True, check=False, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
     target = Settings(data_dir=tmp_path / "target", environment="test")
     if point is None:  # the same backup, not killed, is accepted: the refusals are not blanket
@@ -288,7 +308,7 @@ def test_a_non_empty_target_is_refused(made: Path, tmp_path: Path) -> None:
     with_db = Settings(
         data_dir=tmp_path / "fresh2", database_url=f"sqlite:///{elsewhere}", environment="test"
     )
-    with pytest.raises(RestoreTargetNotEmptyError, match="already holds tables|not empty"):
+    with pytest.raises(RestoreTargetNotEmptyError, match="already holds tables"):
         service.restore(with_db, made, actor=OPERATOR.id, passphrase=PASSPHRASE)
 
 

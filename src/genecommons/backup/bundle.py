@@ -42,7 +42,9 @@ class BackupKeys:
     @property
     def bundle_public(self) -> bytes:
         """The X25519 public key the bundle is encrypted to."""
-        return X25519PrivateKey.from_private_bytes(self.bundle_secret).public_key().public_bytes_raw()
+        return (
+            X25519PrivateKey.from_private_bytes(self.bundle_secret).public_key().public_bytes_raw()
+        )
 
 
 def new_kdf() -> dict[str, Any]:

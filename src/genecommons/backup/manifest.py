@@ -134,7 +134,9 @@ def safe_path(path: object, *, role: Role) -> str:
 def parse(document: object) -> Manifest:
     """The manifest of a parsed MANIFEST.json, every field and path checked."""
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise _invalid(f"{MANIFEST_NAME} is not a {FORMAT} manifest", f"{MANIFEST_NAME} 不是 {FORMAT} 清单")
+        raise _invalid(
+            f"{MANIFEST_NAME} is not a {FORMAT} manifest", f"{MANIFEST_NAME} 不是 {FORMAT} 清单"
+        )
     try:
         database = document["database"]
         kind = database["kind"]

@@ -20,14 +20,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.archive import service as archive_service
-from genecommons.audit.events import EventTag, record_event
 from genecommons.archive.store import LocalObjectStore, ObjectStore
+from genecommons.audit.events import EventTag, record_event
 from genecommons.backup import bundle, database
 from genecommons.backup.manifest import (
     DATA_FOLDER,
@@ -52,8 +53,8 @@ from genecommons.errors import (
     RestoreTargetNotEmptyError,
 )
 from genecommons.secrets import (
-    create_secret_file,
     create_sealed_file,
+    create_secret_file,
     node_key_passphrase,
     node_keys,
     private_directory,
@@ -255,9 +256,10 @@ def restore(
         say("objects")
         for stored, entry in zip(manifest.objects, _object_entries(manifest), strict=True):
             if store.exists(stored.key):
-                continue  # the same bytes, checked above by checksum
+                _same_object(store, stored)  # objects are written once: a shared store has it
+                continue
             with (source / entry.path).open("rb") as handle:
-                store.put(stored.key, iter(lambda h=handle: h.read(CHUNK), b""))
+                store.put(stored.key, iter(partial(handle.read, CHUNK), b""))
             objects += 1
 
     key_id = node_keys(settings).key_id
@@ -352,6 +354,17 @@ def _check_store_holds(store: ObjectStore, objects: list[StoredObject], settings
         )
 
 
+def _same_object(store: ObjectStore, stored: StoredObject) -> None:
+    with store.open(stored.key) as handle:
+        size, digest = _digest(handle)
+    if (size, digest) != (stored.size, stored.sha256):
+        raise BackupInvalidError(
+            "The object store already holds another object under the key "
+            f"{stored.key} than the backup's; restore into an empty object store.",
+            message_zh=f"对象存储中键 {stored.key} 下已有与备份不同的对象；请恢复到空的对象存储。",
+        )
+
+
 def _object_entries(manifest: Manifest) -> list[Entry]:
     by_path = {e.path: e for e in manifest.entries if e.role == "object"}
     entries = []
@@ -386,8 +399,9 @@ def _stage_data_dir(
         inside = db.sqlite_path is not None and db.sqlite_path.resolve().is_relative_to(data_dir)
         if inside:
             assert db.sqlite_path is not None
-            relative = db.sqlite_path.resolve().relative_to(data_dir)
-            staged = replace(db, sqlite_path=staging / relative)
+            staged = replace(
+                db, sqlite_path=staging / db.sqlite_path.resolve().relative_to(data_dir)
+            )
             database.restore(staged, copy, schema=manifest.database_schema)
         else:
             database.restore(db, copy, schema=manifest.database_schema)
@@ -527,4 +541,3 @@ def _write_manifest(destination: Path, document: bytes) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
-

@@ -186,6 +186,8 @@ def test_old_entries_route_keeps_its_excluded_end_and_is_marked_deprecated(setup
     new = client.get("/api/v1/audit/get-entries", params={"start": 1, "end": 4}, headers=headers)
     assert [e["leaf_index"] for e in new.json()["entries"]] == [1, 2, 3, 4]
     assert old.json()["entries"] == new.json()["entries"][:3]
+    assert old.headers["Deprecation"] == "true" and "get-entries" in old.headers["Link"]
+    assert "Deprecation" not in new.headers
     paths = client.get("/openapi.json").json()["paths"]
     assert paths["/api/v1/audit/entries"]["get"]["deprecated"] is True
     assert "excluded" in paths["/api/v1/audit/entries"]["get"]["description"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from genecommons.audit import service, watch
 from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
@@ -82,13 +82,17 @@ def get_entries(
     deprecated=True,
 )
 def entries(
-    factory: SessionFactoryDep, subject: SubjectDep, start: Size, end: Size
+    response: Response, factory: SessionFactoryDep, subject: SubjectDep, start: Size, end: Size
 ) -> dict[str, Any]:
     """Entries `start` to `end - 1`: `end` is **excluded**, unlike RFC 9162 get-entries, so a
     Certificate-Transparency monitor would miss the last entry it asks for. Kept unchanged for
     existing clients; new clients use `/api/v1/audit/get-entries`, whose `end` is included.
     已弃用：end 不含在内；请改用 /api/v1/audit/get-entries。"""
-    return {"entries": service.entries(factory, start=start, end=end, actor=subject)}
+    found = service.entries(factory, start=start, end=end, actor=subject)
+    # RFC 9745 and RFC 8288: deprecated, and where its successor is
+    response.headers["Deprecation"] = "true"
+    response.headers["Link"] = '</api/v1/audit/get-entries>; rel="successor-version"'
+    return {"entries": found}
 
 
 @router.get("/public-key", summary="The key that signs tree heads")

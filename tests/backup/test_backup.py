@@ -120,6 +120,8 @@ def test_a_backup_under_load_restores_to_a_node_that_verifies(
             thread.join()
     assert not failures, failures
     assert summary.objects == 4  # two files, each a body and an index
+    made = [p for p in (tmp_path / "backup").rglob("*") if p.is_file()]
+    assert made and all(p.stat().st_mode & 0o077 == 0 for p in made)  # the node's user only
     restored = service.restore(
         empty_target, tmp_path / "backup", actor=OPERATOR.id, passphrase=PASSPHRASE
     )

@@ -101,6 +101,7 @@ def dump(database: Target, destination: Path) -> None:
         if database.schema:
             command.append(f"--schema={database.schema}")
         _run(command, database, "pg_dump")
+    aside.chmod(0o600)  # the copy holds what the database holds: the node's user only
     _fsync(aside)
     os.replace(aside, destination)
 
@@ -126,6 +127,7 @@ def restore(database: Target, source: Path, *, schema: str | None) -> None:
         database.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         aside = database.sqlite_path.with_name(f".{database.sqlite_path.name}.restoring")
         shutil.copyfile(source, aside)
+        aside.chmod(0o600)
         _fsync(aside)
         os.replace(aside, database.sqlite_path)
         return

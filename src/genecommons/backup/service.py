@@ -421,6 +421,7 @@ def _stage_data_dir(
             target = staging / entry.path[len(DATA_FOLDER) + 1 :]
             private_directory(target.parent)
             shutil.copyfile(source / entry.path, target)
+            target.chmod(0o600)
             count += 1
         if data_dir.exists():
             data_dir.rmdir()  # empty, checked above
@@ -513,7 +514,7 @@ def _copy(source: BinaryIO, target: Path, root: Path, role: Role) -> Entry:
     private_directory(target.parent)
     digest = hashlib.sha256()
     size = 0
-    with target.open("wb") as out:
+    with _private_file(target) as out:
         while chunk := source.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -523,8 +524,13 @@ def _copy(source: BinaryIO, target: Path, root: Path, role: Role) -> Entry:
     return Entry(target.relative_to(root).as_posix(), role, size, digest.hexdigest())
 
 
+def _private_file(path: Path) -> BinaryIO:
+    """`path` opened for writing, readable by the node's user only (whatever the umask)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
 def _write_file(path: Path, data: bytes) -> None:
-    with path.open("wb") as out:
+    with _private_file(path) as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())

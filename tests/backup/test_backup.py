@@ -143,6 +143,13 @@ def test_backup_and_restore_through_the_cli(
         "GENECOMMONS_ENVIRONMENT": "test",
         "PATH": "/usr/bin:/bin",
     }
+    derived = {  # files of the data directory beside the database, keys and archive
+        "variants/GCD00000001/calls/.zarray": b'{"zarr_format": 2}',
+        "privacy/reference-fit/GCD00000001.json": b"{}",
+    }
+    for relative, content in derived.items():
+        (node.settings.data_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (node.settings.data_dir / relative).write_bytes(content)
     made = genecommons_cli(
         source,
         "backup",
@@ -159,6 +166,8 @@ def test_backup_and_restore_through_the_cli(
     )
     assert "intact" in genecommons_cli(target, "audit", "verify").stdout
     genecommons_cli(target, "archive", "verify")
+    for relative, content in derived.items():
+        assert (tmp_path / "fresh" / relative).read_bytes() == content
     again = subprocess.run(
         [
             sys.executable,

@@ -60,5 +60,6 @@ def test_hostile_paths(path: str, role: str) -> None:
 
 def test_plain_paths() -> None:
     assert safe_path("data/variants/GCD1/store.zarr/x", role="data")
+    assert safe_path("data/variants/GCD1/calls/.zarray", role="data")
     assert safe_path("objects/GCF00000001.c4gh", role="object")
     assert safe_path("database.pgdump", role="database")

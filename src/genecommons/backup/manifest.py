@@ -25,7 +25,8 @@ DATABASE_FILES = {"sqlite": "database.sqlite3", "postgresql": "database.pgdump"}
 KEYS_NAME = "keys.c4gh"
 DATA_FOLDER = "data"  # other files of the data directory (variant stores, privacy fits...)
 OBJECTS_FOLDER = "objects"
-_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=@-]{0,254}$")
+# a file or folder name: plain characters, a leading dot allowed (Zarr's .zarray), never . or ..
+_PART = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.][A-Za-z0-9._+=@-]{0,254}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 Role = Literal["database", "keys", "data", "object"]
 

@@ -42,6 +42,7 @@ from genecommons.backup.manifest import (
     StoredObject,
     check_mac,
     parse,
+    safe_path,
 )
 from genecommons.config import Settings
 from genecommons.db import make_engine, make_session_factory
@@ -131,7 +132,7 @@ def backup(
     say("keys and secrets")
     files = {
         str(path.relative_to(settings.key_dir)): path.read_bytes()
-        for path in _files_under(settings.key_dir)
+        for path in _files_under(settings.key_dir, hidden=False)  # not secrets being written
     }
     secrets = {NODE_PASSPHRASE: node_key_passphrase(settings).decode("utf-8")}
     secrets[ARCHIVE_PASSPHRASE] = archive_service.archive_passphrase(settings)
@@ -141,8 +142,17 @@ def backup(
 
     say("data directory")
     for path in _data_files(settings, destination):
-        relative = path.relative_to(data_dir).as_posix()
-        target = destination / DATA_FOLDER / relative
+        relative = f"{DATA_FOLDER}/{path.relative_to(data_dir).as_posix()}"
+        try:
+            safe_path(relative, role="data")
+        except BackupInvalidError:
+            raise InvalidInputError(
+                f"The data directory holds {path}, whose name a backup cannot carry (plain "
+                "letters, digits and ._+=@- only); rename or remove it, then back up again.",
+                message_zh=f"数据目录中的 {path} 的名称无法放入备份（仅限字母、数字与 ._+=@-）；"
+                "请重命名或删除后再备份。",
+            ) from None
+        target = destination / relative
         try:
             with path.open("rb") as source:
                 entries.append(_copy(source, target, destination, "data"))
@@ -464,11 +474,11 @@ def _restore_secrets(settings: Settings, secrets: dict[str, str]) -> None:
             )
 
 
-def _files_under(folder: Path) -> Iterator[Path]:
+def _files_under(folder: Path, *, hidden: bool = True) -> Iterator[Path]:
     if not folder.exists():
         return
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+        if path.is_file() and not path.is_symlink() and (hidden or not path.name.startswith(".")):
             yield path
 
 

@@ -86,6 +86,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/audit/proof/consistency"): set(ROLES),
     ("GET", "/api/v1/audit/public-key"): set(ROLES),
     ("GET", "/api/v1/audit/entries"): {"auditor", "admin"},
+    ("GET", "/api/v1/audit/get-entries"): {"auditor", "admin"},
     ("GET", "/api/v1/audit/alerts"): {"auditor", "admin"},
     ("GET", "/.well-known/jwks.json"): set(ROLES),
     ("GET", "/api/v1/userinfo"): SIGNED_IN,
@@ -467,6 +468,9 @@ CALLS: dict[tuple[str, str], Call] = {
     ),
     ("GET", "/api/v1/audit/entries"): lambda w, r, t: w.client.get(
         "/api/v1/audit/entries", params={"start": 0, "end": 2}, headers=w.headers[r]
+    ),
+    ("GET", "/api/v1/audit/get-entries"): lambda w, r, t: w.client.get(
+        "/api/v1/audit/get-entries", params={"start": 0, "end": 1}, headers=w.headers[r]
     ),
     ("GET", "/api/v1/audit/alerts"): lambda w, r, t: w.client.get(
         "/api/v1/audit/alerts", params={"limit": 5}, headers=w.headers[r]

@@ -676,6 +676,13 @@ REFUSALS: dict[str, Refused] = {
         403,
         "GET /api/v1/audit/entries",
     ),
+    "audit get-entries": Refused(
+        _as("eve", "GET", "/api/v1/audit/get-entries", params={"start": 0, "end": 1}),
+        EVE,
+        "audit",
+        403,
+        "GET /api/v1/audit/get-entries",
+    ),
     "audit alerts": Refused(
         _as("eve", "GET", "/api/v1/audit/alerts"), EVE, "audit", 403, "GET /api/v1/audit/alerts"
     ),

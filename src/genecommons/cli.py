@@ -21,6 +21,7 @@ from genecommons.audit import commands as audit_commands
 from genecommons.audit import service as audit_service
 from genecommons.audit import trace_service
 from genecommons.audit.events import record_events, refusal_event
+from genecommons.backup import commands as backup_commands
 from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
 from genecommons.config import Settings
@@ -190,6 +191,8 @@ app.add_typer(privacy_commands.privacy_app, name="privacy")
 
 app.command("demo")(demo_commands.demo)
 app.command("demo-committee")(demo_commands.committee)
+app.command("backup")(backup_commands.backup)
+app.command("restore")(backup_commands.restore)
 
 
 def _audit_refusal(refusal: Refusal, *, answered: int) -> None:

@@ -205,3 +205,26 @@ class BusyError(GeneCommonsError):
     def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class BackupInvalidError(InvalidInputError):
+    """A backup cannot be restored: it is incomplete (its manifest is missing, as after an
+    interrupted backup), damaged (a checksum differs) or hostile (a path outside the backup).
+    Restore another backup, or make a new one with `genecommons backup DEST`."""
+
+    code = "backup_invalid"
+
+
+class BackupPassphraseError(InvalidInputError):
+    """The passphrase does not open the backup's key bundle. Give the passphrase the backup was
+    made with (`--passphrase-file F`)."""
+
+    code = "backup_passphrase"
+
+
+class RestoreTargetNotEmptyError(ConflictError):
+    """`restore` writes only into an empty data directory and an empty database, so that it
+    never mixes two nodes' data. Point GENECOMMONS_DATA_DIR (and GENECOMMONS_DATABASE_URL) at
+    empty ones, or empty them, then restore again."""
+
+    code = "restore_target_not_empty"

@@ -4,6 +4,7 @@ verification that finds every kind of tampering, and a witness that the log only
 from __future__ import annotations
 
 import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,87 @@ def test_entries_are_for_auditors(setup: Any) -> None:
     assert canonical_leaf(entries[1]["event"]) == raw
     assert entries[1]["event"]["details"] == {"n": 1, "why": "test"}
     assert len(leaf_hash(raw)) == 32
+
+
+def _auditor_headers(factory: Any) -> dict[str, str]:
+    access.add_user(
+        factory,
+        email="aud@example.org",
+        roles=["auditor"],
+        institution=None,
+        actor=Subject.operator("t"),
+    )
+    token = access.create_token(factory, email="aud@example.org", actor=Subject.operator("t")).token
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _mth(leaves: list[bytes]) -> bytes:
+    """RFC 9162 section 2.1.1 Merkle Tree Hash, written from the definition (the reference)."""
+    if len(leaves) == 1:
+        return leaf_hash(leaves[0])
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return hashlib.sha256(b"\x01" + _mth(leaves[:k]) + _mth(leaves[k:])).digest()
+
+
+def test_get_entries_end_is_included_as_rfc_9162_says(
+    setup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory, _, client = setup
+    headers = _auditor_headers(factory)  # 2 events
+    append(factory, 9)
+    size = SignedTreeHead.from_json(client.get("/api/v1/audit/sth").json()).tree_size
+    assert size == 11
+    # a Certificate-Transparency style monitor: get-entries start=0 end=tree_size-1, page by
+    # page from the index after the last one received (the log answers at most 4 at a time here)
+    monkeypatch.setattr(service, "MAX_ENTRIES", 4)
+    leaves: list[bytes] = []
+    while len(leaves) < size:
+        page = client.get(
+            "/api/v1/audit/get-entries",
+            params={"start": len(leaves), "end": size - 1},
+            headers=headers,
+        )
+        assert page.status_code == 200, page.text
+        got = page.json()["entries"]
+        assert got, "the log answered no entry before the end of the tree"
+        assert [e["leaf_index"] for e in got] == list(range(len(leaves), len(leaves) + len(got)))
+        leaves.extend(base64.b64decode(e["leaf"]) for e in got)
+    assert len(leaves) == size
+    head = SignedTreeHead.from_json(client.get("/api/v1/audit/sth").json())
+    assert _mth(leaves) == head.root_hash  # the monitor rebuilt the signed root: nothing missed
+    one = client.get("/api/v1/audit/get-entries", params={"start": 5, "end": 5}, headers=headers)
+    assert [e["leaf_index"] for e in one.json()["entries"]] == [5]
+    past = client.get(
+        "/api/v1/audit/get-entries", params={"start": 9, "end": 10**6}, headers=headers
+    )
+    indexes = [e["leaf_index"] for e in past.json()["entries"]]  # to the end of the log so far
+    assert indexes == list(range(9, 9 + len(indexes))) and 2 <= len(indexes) <= 4
+    backwards = client.get(
+        "/api/v1/audit/get-entries", params={"start": 6, "end": 5}, headers=headers
+    )
+    assert backwards.status_code == 422
+    assert "start <= end" in backwards.json()["message"]
+    assert client.get("/api/v1/audit/get-entries", params={"start": 0, "end": 3}).status_code == 403
+
+
+def test_old_entries_route_keeps_its_excluded_end_and_is_marked_deprecated(setup: Any) -> None:
+    factory, _, client = setup
+    headers = _auditor_headers(factory)
+    append(factory, 4)
+    old = client.get("/api/v1/audit/entries", params={"start": 1, "end": 4}, headers=headers)
+    assert [e["leaf_index"] for e in old.json()["entries"]] == [1, 2, 3]
+    new = client.get("/api/v1/audit/get-entries", params={"start": 1, "end": 4}, headers=headers)
+    assert [e["leaf_index"] for e in new.json()["entries"]] == [1, 2, 3, 4]
+    assert old.json()["entries"] == new.json()["entries"][:3]
+    assert old.headers["Deprecation"] == "true" and "get-entries" in old.headers["Link"]
+    assert "Deprecation" not in new.headers
+    paths = client.get("/openapi.json").json()["paths"]
+    assert paths["/api/v1/audit/entries"]["get"]["deprecated"] is True
+    assert "excluded" in paths["/api/v1/audit/entries"]["get"]["description"]
+    assert "included" in paths["/api/v1/audit/get-entries"]["get"]["description"]
+    assert not paths["/api/v1/audit/get-entries"]["get"].get("deprecated", False)
 
 
 def _tamper(factory: Any, how: str) -> None:

@@ -77,6 +77,8 @@ class EventTag(StrEnum):
     PRIVACY_BUDGET_LOW = "privacy:budget:low"
     REFERENCE_CHECKED = "privacy:reference:check"  # whether the public reference suits a dataset
     ALERT_RAISED = "audit:alert:raise"
+    BACKUP_MADE = "node:backup:create"  # a copy of the database, keys and store manifest
+    BACKUP_RESTORED = "node:backup:restore"
 
 
 @dataclass(frozen=True, slots=True)

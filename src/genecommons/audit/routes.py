@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from genecommons.audit import service, watch
 from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
@@ -62,12 +62,37 @@ def proof_consistency(
     }
 
 
-@router.get("/entries", summary="Audit entries start..end-1 (auditors)")
+@router.get(
+    "/get-entries",
+    summary="Audit entries start..end, end included, as RFC 9162 get-entries (auditors)",
+)
 def get_entries(
     factory: SessionFactoryDep, subject: SubjectDep, start: Size, end: Size
 ) -> dict[str, Any]:
-    """Each leaf's exact bytes (base64) and decoded."""
-    return {"entries": service.entries(factory, start=start, end=end, actor=subject)}
+    """Entries `start` to `end`, both included, as RFC 9162 (section 4.6) and RFC 6962
+    get-entries: each leaf's exact bytes (base64) and decoded. At most 1,000 are answered from
+    `start`, fewer past the end of the log; ask again from the index after the last one
+    received. 审计条目 start 至 end（含 end），与 RFC 9162 get-entries 一致。"""
+    return {"entries": service.get_entries(factory, start=start, end=end, actor=subject)}
+
+
+@router.get(
+    "/entries",
+    summary="Audit entries start..end-1, end excluded (deprecated: use /get-entries)",
+    deprecated=True,
+)
+def entries(
+    response: Response, factory: SessionFactoryDep, subject: SubjectDep, start: Size, end: Size
+) -> dict[str, Any]:
+    """Entries `start` to `end - 1`: `end` is **excluded**, unlike RFC 9162 get-entries, so a
+    Certificate-Transparency monitor would miss the last entry it asks for. Kept unchanged for
+    existing clients; new clients use `/api/v1/audit/get-entries`, whose `end` is included.
+    已弃用：end 不含在内；请改用 /api/v1/audit/get-entries。"""
+    found = service.entries(factory, start=start, end=end, actor=subject)
+    # RFC 9745 and RFC 8288: deprecated, and where its successor is
+    response.headers["Deprecation"] = "true"
+    response.headers["Link"] = '</api/v1/audit/get-entries>; rel="successor-version"'
+    return {"entries": found}
 
 
 @router.get("/public-key", summary="The key that signs tree heads")

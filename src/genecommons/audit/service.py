@@ -202,17 +202,36 @@ def consistency(
 def entries(
     factory: sessionmaker[Session], *, start: int, end: int, actor: Subject
 ) -> list[dict[str, Any]]:
-    """Leaves start..end-1: their exact bytes (base64) and decoded."""
-    require(actor, Action.READ_AUDIT, Resource("audit"))
+    """Leaves start..end-1 (`end` excluded, the first version of the route): their exact bytes
+    (base64) and decoded."""
     if not 0 <= start < end or end - start > MAX_ENTRIES:
+        require(actor, Action.READ_AUDIT, Resource("audit"))
         raise InvalidInputError(
             f"Ask for 1 to {MAX_ENTRIES} entries with 0 <= start < end.",
             message_zh=f"请求的条目数须在 1 到 {MAX_ENTRIES} 之间。",
         )
+    return get_entries(factory, start=start, end=end - 1, actor=actor)
+
+
+def get_entries(
+    factory: sessionmaker[Session], *, start: int, end: int, actor: Subject
+) -> list[dict[str, Any]]:
+    """Leaves start..end, `end` included, as RFC 9162's get-entries: their exact bytes (base64)
+    and decoded. At most MAX_ENTRIES from `start` (fewer when the range is longer or passes the
+    end of the log: the caller asks again from the next index, as the RFC lets a log answer)."""
+    require(actor, Action.READ_AUDIT, Resource("audit"))
+    if not 0 <= start <= end:
+        raise InvalidInputError(
+            f"Ask for entries with 0 <= start <= end (start {start}, end {end}); `end` is the "
+            "index of the last entry wanted, included.",
+            message_zh=f"请求条目须满足 0 <= start <= end（start {start}，end {end}）；"
+            "end 为所需最后一条目的序号（含）。",
+        )
+    last = min(end, start + MAX_ENTRIES - 1)
     with factory() as session:
         rows = session.execute(
             select(audit_events.c.leaf_index, audit_events.c.leaf)
-            .where(audit_events.c.leaf_index >= start, audit_events.c.leaf_index < end)
+            .where(audit_events.c.leaf_index >= start, audit_events.c.leaf_index <= last)
             .order_by(audit_events.c.leaf_index)
         ).all()
     return [

@@ -1,0 +1,1 @@
+"""Backups of a node (database, keys and secrets, the object store) and their restore."""

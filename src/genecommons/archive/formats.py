@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-
 from genecommons.archive.assemblies import contig_length
 from genecommons.errors import InvalidInputError
 

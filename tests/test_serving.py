@@ -29,7 +29,13 @@ from starlette.types import Receive, Scope, Send
 from genecommons.audit.events import EventTag
 from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
-from genecommons.serving import PROTOCOL, ReadTimeouts, TimedHttpToolsProtocol
+from genecommons.serving import (
+    PROTOCOL,
+    ReadTimeouts,
+    TimedHttpToolsProtocol,
+    announce_when_ready,
+    health_url,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER_SECONDS = 1.0
@@ -292,22 +298,27 @@ def node(tmp_path: Path, genecommons_cli: Callable[..., Any]) -> dict[str, str]:
     return env
 
 
+# the `genecommons` console script of this environment, as `make run` starts it
+SCRIPT = Path(sys.executable).with_name("genecommons")
+
+
 @contextlib.contextmanager
-def served(env: dict[str, str], log: Path, *, workers: int) -> Iterator[int]:
-    """`genecommons serve --workers N` on a free loopback port; the port."""
+def served(
+    env: dict[str, str], log: Path, *, workers: int, within: float = 120, script: bool = False
+) -> Iterator[int]:
+    """`genecommons serve --workers N` on a free loopback port (`python -m genecommons`, or the
+    console script), answering within `within` seconds; the port."""
     port = _free_port()
+    command = [str(SCRIPT)] if script else [sys.executable, "-m", "genecommons"]
     with log.open("w") as out:
         server = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "genecommons", "serve"),
-                *("--port", str(port), "--workers", str(workers)),
-            ],
+            [*command, "serve", *("--port", str(port), "--workers", str(workers))],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + within
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
@@ -418,3 +429,89 @@ def test_serve_hands_uvicorn_the_protocol_and_the_proxies(monkeypatch: pytest.Mo
     assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == ["10.0.0.0/24"]
     serving.run(settings=Settings(), host="127.0.0.1", port=8000, workers=1, access_log=False)
     assert seen["proxy_headers"] is False
+
+
+# -- starting on a busy machine --------------------------------------------------------------
+
+HEAVY = ("zarr", "pysam", "msprime", "stdpopsim", "tskit", "authlib", "matplotlib", "dask")
+
+
+@pytest.mark.parametrize("module", ["genecommons.app", "genecommons.cli"])
+def test_importing_the_app_or_the_command_line_loads_no_heavy_library(module: str) -> None:
+    """Each worker imports the app (and, run from the console script, the command line) before
+    it answers uvicorn's health check: libraries needed only by some commands or requests are
+    imported where they are used."""
+    code = f"import sys, {module}; print(' '.join(sorted(set({HEAVY!r}) & set(sys.modules))))"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == []
+
+
+def test_the_health_url_reaches_a_wildcard_address_on_this_machine() -> None:
+    assert health_url("0.0.0.0", 8000) == "http://127.0.0.1:8000/health"  # noqa: S104
+    assert health_url("::", 8000) == "http://[::1]:8000/health"
+    assert health_url("127.0.0.1", 81) == "http://127.0.0.1:81/health"
+
+
+def test_readiness_is_told_once_the_server_answers_and_lateness_before() -> None:
+    port = _free_port()
+    said: list[str] = []
+    late, ready, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def on_late(seconds: float) -> None:
+        said.append("late")
+        late.set()
+
+    def on_ready(seconds: float) -> None:
+        said.append("ready")
+        ready.set()
+
+    watcher = announce_when_ready(
+        health_url("127.0.0.1", port), within=0, ready=on_ready, late=on_late, stop=stop
+    )
+    try:
+        assert late.wait(60)
+        assert not ready.is_set()  # nothing listens yet
+        config = uvicorn.Config(Counter(), host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            assert ready.wait(60)
+        finally:
+            server.should_exit = True
+            thread.join(30)
+        watcher.join(30)
+        assert said == ["late", "ready"]
+    finally:
+        stop.set()
+
+
+@contextlib.contextmanager
+def busy_cores(count: int) -> Iterator[None]:
+    """`count` processes spinning on the CPU until the block ends."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_serve_comes_up_with_two_workers_while_the_cores_are_busy(
+    node: dict[str, str], tmp_path: Path
+) -> None:
+    """Started as `make run` starts it (the console script), with every core busy, the server
+    answers, no worker is killed for being slow to start, and it says that it is ready."""
+    log = tmp_path / "serve.log"
+    env = {k: v for k, v in node.items() if k != "GENECOMMONS_WORKER_STARTUP_SECONDS"}
+    with busy_cores(2), served(env, log, workers=2, within=60, script=True):
+        deadline = time.monotonic() + 60
+        while "GeneCommons answers at" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    assert "died" not in log.read_text()

@@ -135,6 +135,8 @@ def serve(
     """Start the HTTP API, with the audit log's sequencer and early-warning watcher in the
     background of this process (one for all the workers), and the builder of fingerprinted
     copies in a process of its own. 启动 API 服务。"""
+    import threading
+
     from genecommons import serving
     from genecommons.archive.copy_jobs import CopyBuilder
     from genecommons.archive.service import UploadExpiry
@@ -156,6 +158,24 @@ def serve(
         "带指纹副本在独立进程中生成。",
         err=True,
     )
+    url = serving.health_url(host, port)
+    stop = threading.Event()
+    serving.announce_when_ready(
+        url,
+        within=context.settings.worker_startup_seconds,
+        ready=lambda seconds: typer.echo(
+            f"GeneCommons answers at {url.removesuffix('/health')} ({seconds:.0f} s to start). "
+            f"GeneCommons 已就绪（启动用时 {seconds:.0f} 秒）。",
+            err=True,
+        ),
+        late=lambda seconds: typer.echo(
+            f"No worker answers at {url} after {seconds:.0f} s: the machine may be busy (workers "
+            "are replaced when silent for GENECOMMONS_WORKER_STARTUP_SECONDS); see the log above. "
+            f"{seconds:.0f} 秒后仍无工作进程应答：机器可能繁忙，请查看上方日志。",
+            err=True,
+        ),
+        stop=stop,
+    )
     try:
         # each worker builds its own app (and engine) from the environment's settings, as
         # this process read them; with one worker it runs in this process
@@ -163,6 +183,7 @@ def serve(
             settings=context.settings, host=host, port=port, workers=count, access_log=access_log
         )
     finally:
+        stop.set()
         expiry.stop()
         builder.stop()
         background.stop()

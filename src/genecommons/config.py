@@ -252,6 +252,10 @@ class Settings(BaseSettings):
     # Unset: one per core, up to MAX_DEFAULT_WORKERS (one Python process runs Python code on
     # one core at a time).
     workers: int | None = Field(default=None, ge=1)
+    # `genecommons serve`: how long a worker may take to answer the server's health check, from
+    # its start (it imports the app first: seconds on a loaded machine) and while it runs; a
+    # worker silent for longer is killed and replaced. 工作进程健康检查的最长等待（秒）。
+    worker_startup_seconds: int = Field(default=60, ge=5)
 
     @property
     def effective_workers(self) -> int:

@@ -17,12 +17,26 @@ ones), and one whose body goes `body_seconds` without a byte or brings less than
 holds the body up (its buffer is full because the app has not taken the body yet, or it owes
 the client a `100 Continue`), the body's clock stands still: a slow but progressing upload of
 any size goes through. The client gets `408 Request Timeout` when no response has started.
+
+Start: uvicorn kills a worker that does not answer its health check within
+`timeout_worker_healthcheck` (5 s by default), and a worker answers only once it has imported
+the parent's main module; on a loaded machine importing takes longer, and workers were killed
+and restarted without end. The node gives them GENECOMMONS_WORKER_STARTUP_SECONDS, keeps heavy
+libraries out of the app's import (zarr, pysam, the simulation, sign-in's HTTP client load
+where used), and says it is ready only once `/health` answers (`announce_when_ready`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.machinery
 import logging
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar, Protocol
@@ -293,16 +307,86 @@ def run(*, settings: Settings, host: str, port: int, workers: int, access_log: b
     import uvicorn
 
     proxies = settings.forwarded_proxies
-    uvicorn.run(
-        "genecommons.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=access_log,
-        http=PROTOCOL,
-        # forwarded headers only from the configured proxies (uvicorn's default: loopback)
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or [],
-    )
+    with _workers_skip_main():
+        uvicorn.run(
+            "genecommons.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=access_log,
+            http=PROTOCOL,
+            # forwarded headers only from the configured proxies (uvicorn's default: loopback)
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies or [],
+            timeout_worker_healthcheck=settings.worker_startup_seconds,
+        )
+
+
+@contextlib.contextmanager
+def _workers_skip_main() -> Iterator[None]:
+    """While the server runs, the workers it spawns do not run this process's main module.
+
+    multiprocessing's spawn runs the parent's main script again in each child before the child
+    does anything else, and a uvicorn worker answers its health check only after that; run as
+    the `genecommons` console script, it is the whole command line and every command's imports.
+    A package's `__main__` is never run again in a child, so the script is named as one (the
+    workers need nothing from it: uvicorn's worker and the app are imported by name)."""
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name.rpartition(".")[2] == "__main__":
+        yield  # `python -m genecommons`: already so
+        return
+    main.__spec__ = importlib.machinery.ModuleSpec("genecommons.__main__", None)
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
+
+
+def health_url(host: str, port: int) -> str:
+    """Where this machine reaches the server's `/health` when it listens on `host`:`port`."""
+    wildcard = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+    reach = wildcard.get(host, host)
+    return f"http://[{reach}]:{port}/health" if ":" in reach else f"http://{reach}:{port}/health"
+
+
+def answers(url: str, *, timeout: float = 2.0) -> bool:
+    """Whether the server at `url` answers 200 now."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    try:
+        with direct.open(url, timeout=timeout) as response:
+            return int(response.status) == 200
+    except (OSError, ValueError):  # refused, reset, timed out (URLError is an OSError)
+        return False
+
+
+def announce_when_ready(
+    url: str,
+    *,
+    within: float,
+    ready: Callable[[float], None],
+    late: Callable[[float], None],
+    stop: threading.Event,
+) -> threading.Thread:
+    """A thread that calls `ready(seconds)` once `url` answers (a worker has imported and built
+    the app and listens), or `late(seconds)` if it has not answered within `within` seconds
+    (it keeps trying, and calls `ready` when it does); it ends then, or when `stop` is set."""
+
+    def watch() -> None:
+        started = time.monotonic()
+        said_late = False
+        while not stop.is_set():
+            if answers(url):
+                ready(time.monotonic() - started)
+                return
+            waited = time.monotonic() - started
+            if not said_late and waited > within:
+                said_late = True
+                late(waited)
+            stop.wait(0.5)
+
+    thread = threading.Thread(target=watch, name="genecommons-ready", daemon=True)
+    thread.start()
+    return thread

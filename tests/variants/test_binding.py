@@ -284,3 +284,60 @@ def test_plaintext_stores_are_reported_kept_at_start_and_removed_on_request(
             assert clean.exit_code == 0, clean.output
     finally:
         runtime.reset()
+
+
+def test_datasets_releasing_one_vcf_share_one_store_no_other_dataset_adopts(
+    world: SimpleNamespace, catalog_dataset: Callable[[str], int]
+) -> None:
+    """The world's three datasets release one VCF with the same samples: one store is built
+    for them, bound to each, and answers for each; a dataset it was not built for is refused,
+    whether bound to it directly or through a row naming it."""
+    from sqlalchemy import insert, update
+
+    from genecommons.variants.sealed import StoreIntegrityError
+    from genecommons.variants.tables import variant_stores
+
+    factory, settings = world.factory, world.settings
+    datasets = sorted(world.datasets.values())
+    with factory() as session:
+        rows = session.execute(select(variant_stores)).all()
+        bindings = {d: store_service.binding_of(session, d) for d in datasets}
+    assert sorted(r.dataset for r in rows) == datasets
+    assert len({r.store_id for r in rows}) == 1  # built once
+    (binding,) = set(bindings.values())
+    assert binding is not None and binding.datasets == tuple(datasets)
+    root = store_service.stores_root(settings)
+    assert [p.name for p in root.iterdir()] == ["+".join(datasets)]
+    variant = _carried(world.vcf)[0]
+    counts = [_counts(factory, settings, d, variant) for d in datasets]
+    assert counts[0] is not None and counts == [counts[0]] * len(datasets)
+    with factory() as session:
+        store = store_service.open_store(session, settings, datasets[0])
+    assert store is not None
+
+    # another dataset is never served by it: not bound through the service ...
+    other = "GCD00000099"
+    catalog_dataset(other)
+    summary = SimpleNamespace(binding=binding, samples=3, records=1, sites=1)
+    with factory.begin() as session, pytest.raises(StoreIntegrityError):
+        store_service.bind(session, dataset=other, summary=summary, subject=OPERATOR, now=None)  # type: ignore[arg-type]
+    # ... and not through a row written behind its back, naming the shared store
+    with factory.begin() as session:
+        row = session.execute(select(variant_stores)).first()
+        assert row is not None
+        values = {k: v for k, v in row._mapping.items() if k not in ("id", "dataset_id")}
+        dataset_id = store_service.dataset_id(session, other)
+        session.execute(
+            insert(variant_stores).values({**values, "dataset_id": dataset_id, "dataset": other})
+        )
+    with factory() as session, pytest.raises(StoreIntegrityError):
+        store_service.open_store(session, settings, other)
+    # nor by a row that renames the store to include it (no store of that name was built)
+    with factory.begin() as session:
+        session.execute(
+            update(variant_stores)
+            .where(variant_stores.c.dataset == other)
+            .values(store=f"{binding.dataset}+{other}")
+        )
+    with factory() as session, pytest.raises(StoreIntegrityError):
+        store_service.open_store(session, settings, other)

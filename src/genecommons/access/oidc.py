@@ -26,10 +26,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import httpx2  # authlib's OAuth2Client runs on httpx2 where it is installed
-from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import OAuth2Client
-from authlib.integrations.httpx_client import OAuthError as AuthlibOAuthError
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import KeySet
@@ -134,6 +130,10 @@ def start_login(
     """The authorization request: a fresh state, nonce and PKCE verifier (S256)."""
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
+    # authlib (with httpx2) only for sign-in, not with the app every worker imports
+    from authlib.common.security import generate_token
+    from authlib.integrations.httpx_client import OAuth2Client
+
     verifier = generate_token(64)  # RFC 7636: 43 to 128 unreserved characters
     client = OAuth2Client(
         client_id=client_id,
@@ -335,6 +335,10 @@ class Provider:
 
     def exchange(self, *, code: str, code_verifier: str) -> str:
         """Exchange the authorization code (with the PKCE verifier) for the ID token."""
+        import httpx2  # authlib's OAuth2Client runs on httpx2 where it is installed
+        from authlib.integrations.httpx_client import OAuth2Client
+        from authlib.integrations.httpx_client import OAuthError as AuthlibOAuthError
+
         metadata = self.metadata()
         client = OAuth2Client(
             client_id=self.client_id,

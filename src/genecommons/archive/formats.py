@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import pysam
-
 from genecommons.archive.assemblies import contig_length
 from genecommons.errors import InvalidInputError
 
@@ -300,6 +298,8 @@ def _check_alignments(
     records = 0
     note = ""
     position = -1
+    import pysam  # htslib: loaded when a file is checked, not with the app
+
     save = pysam.set_verbosity(0)
     try:
         try:
@@ -365,6 +365,8 @@ def _check_variants(
     pipe = _Pipe(chunks)
     records = 0
     seen: list[str] = []
+    import pysam
+
     save = pysam.set_verbosity(0)
     try:
         with pysam.VariantFile(pipe.path) as variants:
@@ -505,6 +507,8 @@ def make_index(path: Path, *, fmt: str, out_dir: Path) -> Path:
     `out_dir`; the file itself is not touched."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"{path.name}.{os.getpid()}.{threading.get_ident()}"
+    import pysam
+
     if fmt == "bam":
         target = stem.with_name(stem.name + ".bai")
         pysam.index(str(path), str(target))

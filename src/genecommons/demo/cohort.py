@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msprime
 import numpy as np
-import stdpopsim
 
 from genecommons.catalog.models import PHENOTYPES_SHEET, SHEETS
 from genecommons.demo import sheets, traits
@@ -258,6 +256,9 @@ def _truth(
     sites: int,
     md5: str,
 ) -> dict[str, Any]:
+    import msprime
+    import stdpopsim
+
     region = simulation.region
     cases = int(planted.t2d_case.sum())
     n = len(people.individuals)

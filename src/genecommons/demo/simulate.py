@@ -11,9 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msprime
 import numpy as np
-import stdpopsim
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +101,9 @@ def simulate(
     seed_sequence: np.random.SeedSequence,
 ) -> Simulation:
     """Simulate cohort and reference-panel genomes together, so they share their sites."""
+    import msprime  # heavy (stdpopsim loads its species catalog): only when simulating
+    import stdpopsim
+
     species = stdpopsim.get_species(SPECIES)
     model = species.get_demographic_model(MODEL_ID)
     chromosome = species.genome.get_chromosome(region.chrom)

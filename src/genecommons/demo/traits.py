@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tskit
 
 from genecommons.demo.vcf import Sites
+
+if TYPE_CHECKING:
+    import tskit
 
 HEIGHT_MEAN_CM = {"male": 171.0, "female": 159.0}  # adult means, roughly those of China
 HEIGHT_SD_CM = 6.5  # within sex
@@ -88,6 +90,8 @@ def dosages(
 ) -> np.ndarray:
     """ALT dosages (individuals x variants) of the cohort at the chosen sites."""
     out = np.zeros((len(cohort_nodes) // 2, len(indices)), dtype=np.float64)
+    import tskit
+
     variant = tskit.Variant(ts, samples=cohort_nodes)
     for column, index in enumerate(indices):
         variant.decode(int(sites.site_ids[index]))

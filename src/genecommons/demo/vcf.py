@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pysam
 
 from genecommons.demo.simulate import ASSEMBLY, CHROM_LENGTH, Simulation
 
@@ -138,6 +137,8 @@ def write_vcfs(
     alts: list[str] = []
     cohort_counts: list[int] = []
     files: list[Any] = []
+    import pysam  # htslib: only when the demo writes its files
+
     try:
         for path, samples, _ in outputs:
             handle = pysam.BGZFile(str(path), "wb", index=None)

@@ -58,6 +58,7 @@ from genecommons.secrets import (
     seal_file_in_place,
 )
 from genecommons.variants import store_service
+from genecommons.variants.manifest import SHARED
 from genecommons.variants.normalize import Variant, parse_key
 from genecommons.variants.reference import ReferenceCounts
 from genecommons.variants.service import open_reference
@@ -145,9 +146,18 @@ def fit_path(settings: Settings, dataset: str) -> Path:
     return settings.data_dir / "privacy" / "reference-fit" / f"{dataset}.json"
 
 
-def _store_identity(settings: Settings, dataset: str) -> str:
-    # a rebuilt store has a new store id (never reused)
-    return store_service.store_id_at(store_path(settings, dataset)) or ""
+def _store_identities(settings: Settings, dataset: str) -> set[str]:
+    """The ids of the stores on disk that may be `dataset`'s: a rebuilt store has a new id
+    (never reused); a dataset rebuilt out of a store it shared has a store of its own name."""
+    own = store_service.store_id_at(store_path(settings, dataset))
+    if own is not None:
+        return {own}
+    shared = (
+        store_service.store_id_at(path)
+        for path in store_service.stores_root(settings).glob(f"*{SHARED}*")
+        if dataset in path.name.split(SHARED)
+    )
+    return {found for found in shared if found}
 
 
 def _rule_settings(settings: Settings) -> dict[str, float]:
@@ -171,7 +181,7 @@ def suited_datasets(settings: Settings, reference: ReferenceCounts) -> frozenset
             current = (
                 record["reference_sha256"] == reference.source.sha256
                 and record["rule"] == _rule_settings(settings)
-                and record["store"] == _store_identity(settings, record["dataset"])
+                and record["store"] in _store_identities(settings, record["dataset"])
             )
         except (OSError, ValueError, KeyError, TypeError):
             logger.warning("ignoring an unreadable reference check %s", path)
@@ -214,7 +224,7 @@ def check_reference(
         "dataset": dataset,
         "reference_sha256": reference.source.sha256,
         "reference": reference.source.file,
-        "store": _store_identity(settings, dataset),
+        "store": store.binding.store_id,
         "rule": _rule_settings(settings),
         "suits": fit.suits,
         "ratio": fit.ratio,

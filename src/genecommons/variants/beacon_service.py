@@ -72,28 +72,41 @@ BY_PATH = beacon.ENTRY_TYPES
 class StoreCache:
     """Opened variant stores, shared by the requests of one app (a store is read only). A
     store is opened through its binding (store_service.open_store) and kept while its
-    manifest is the same file: a rebuilt store is a new directory, opened and checked anew."""
+    manifest is the same file: a rebuilt store is a new directory, opened and checked anew. A
+    dataset rebuilt out of a shared store gets a store of its own name, which ends the cached
+    one's use for it (a bound dataset never moves into a shared store)."""
 
     def __init__(self) -> None:
-        self._stores: dict[str, tuple[tuple[int, int], VariantStore]] = {}
+        self._stores: dict[str, tuple[str, tuple[int, int], VariantStore]] = {}
         self._lock = threading.Lock()
 
     def get(self, session: Session, settings: Settings, dataset: str) -> VariantStore | None:
         """The store of `dataset` as the catalog binds it, or None when it has none."""
-        try:
-            found = (store_path(settings, dataset) / MANIFEST).stat()
-            stamp = (found.st_ino, found.st_mtime_ns)
-        except FileNotFoundError:
-            stamp = None
         with self._lock:
             cached = self._stores.get(dataset)
-            if stamp is not None and cached is not None and cached[0] == stamp:
-                return cached[1]
-        store = store_service.open_store(session, settings, dataset)
-        if store is not None and stamp is not None:
+        if cached is not None:
+            name, stamp, store = cached
+            own = name == dataset or not store_path(settings, dataset).exists()
+            if own and _stamp(settings, name) == stamp:
+                return store
+        binding = store_service.binding_of(session, dataset)
+        if binding is None:
+            return None
+        found = _stamp(settings, binding.dataset)
+        store = store_service.open_bound(settings, binding)
+        if found is not None:
             with self._lock:
-                self._stores[dataset] = (stamp, store)
+                self._stores[dataset] = (binding.dataset, found, store)
         return store
+
+
+def _stamp(settings: Settings, name: str) -> tuple[int, int] | None:
+    """What tells the manifest of the store called `name` from another (None: no store)."""
+    try:
+        found = (store_path(settings, name) / MANIFEST).stat()
+    except FileNotFoundError:
+        return None
+    return (found.st_ino, found.st_mtime_ns)
 
 
 @dataclass(frozen=True, slots=True)

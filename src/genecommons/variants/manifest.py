@@ -10,7 +10,7 @@ import base64
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,24 @@ from genecommons.variants.upkeep import MANIFEST, is_legacy
 
 FORMAT = "genecommons-variant-store/2"
 KEY_PURPOSE = "variant-store"
+SHARED = "+"  # joins the accessions of the datasets a shared store was built for
+MAX_NAME = 200  # bytes of a store's name (its directory's, under the 255 of a file name)
+
+
+def store_name(datasets: Sequence[str]) -> str:
+    """The name of a store built for `datasets` (one or more accessions)."""
+    return SHARED.join(sorted(set(datasets)))
+
+
+def shared_groups(datasets: Sequence[str]) -> list[tuple[str, ...]]:
+    """`datasets` in groups whose store names fit in MAX_NAME, in order."""
+    groups: list[list[str]] = []
+    for dataset in sorted(set(datasets)):
+        if groups and len(store_name([*groups[-1], dataset]).encode()) <= MAX_NAME:
+            groups[-1].append(dataset)
+        else:
+            groups.append([dataset])
+    return [tuple(group) for group in groups]
 
 
 class LegacyStoreError(StoreIntegrityError):
@@ -35,12 +53,18 @@ class LegacyStoreError(StoreIntegrityError):
 @dataclass(frozen=True, slots=True)
 class StoreBinding:
     """What ties a store to its dataset and its source: a random store id (never reused), the
-    dataset's accession, and the SHA-256 and name of the VCF it was built from."""
+    store's name (its dataset's accession, or the accessions of the datasets it was built for,
+    joined by "+": `store_name`), and the SHA-256 and name of the VCF it was built from."""
 
     store_id: str
     dataset: str
     source_sha256: str
     source_name: str
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The datasets the store was built for (the only ones it may serve)."""
+        return tuple(self.dataset.split(SHARED))
 
     @property
     def context(self) -> str:
@@ -68,7 +92,8 @@ class StoreBinding:
 
 
 def new_binding(*, dataset: str, source_sha256: str, source_name: str) -> StoreBinding:
-    """The binding of a store about to be built: a new random store id, never used before."""
+    """The binding of a store about to be built for `dataset` (a store name: one accession, or
+    several joined by `store_name`): a new random store id, never used before."""
     return StoreBinding(uuid.uuid4().hex, dataset, source_sha256.lower(), source_name)
 
 

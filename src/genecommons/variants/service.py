@@ -27,7 +27,7 @@ from genecommons.db import write_transaction
 from genecommons.errors import ConflictError, NotFoundError
 from genecommons.secrets import node_keys
 from genecommons.variants import store_service, upkeep
-from genecommons.variants.manifest import new_binding
+from genecommons.variants.manifest import new_binding, shared_groups, store_name
 from genecommons.variants.normalize import parse_key
 from genecommons.variants.reference import (
     ReferenceCounts,
@@ -106,9 +106,11 @@ def _is_bgzipped(path: Path) -> bool:
 class VariantStoreSink:
     """Builds the variant store of each dataset whose joint-called VCF a submission archives,
     inside the submission's transaction (archive.service.ArchivedFileHook): the store and its
-    binding appear with the catalog records or not at all. It never adopts a directory it did
-    not build: a dataset keeps the store its committed binding names, and whatever else lies
-    at the store's place is a leftover, removed before the build."""
+    binding appear with the catalog records or not at all. Datasets that release the same VCF
+    with the same samples share one store, built once for them all (and named after them: it
+    serves no other dataset). It never adopts a directory it did not build: a dataset keeps the
+    store its committed binding names, and whatever else lies at the store's place is a
+    leftover, removed before the build."""
 
     def __init__(self, settings: Settings, subject: Subject) -> None:
         self.settings = settings
@@ -120,32 +122,45 @@ class VariantStoreSink:
         """Build the stores of the datasets that release `file`, if it is a VCF."""
         if file.format != "vcf":
             return
+        unbound: list[str] = []
         for dataset in file.datasets:
             if store_service.binding_of(session, dataset) is not None:
                 # a dataset has one store, from its first joint-called VCF; rebuilding on a
                 # new file is a separate step (genecommons variants build)
                 self.skipped.append(dataset)
-                continue
-            if not _is_bgzipped(path):
+            elif not _is_bgzipped(path):
                 self.skipped.append(dataset)
                 logger.warning("%s is not bgzipped: no variant store for %s", file.alias, dataset)
-                continue
-            target = store_path(self.settings, dataset)
-            _clear_unbound(target)
-            summary = build_store(
-                path,
-                target,
-                samples=dataset_samples(session, dataset),
-                keys=node_keys(self.settings),
-                binding=new_binding(
-                    dataset=dataset, source_sha256=file.sha256, source_name=file.alias
-                ),
-            )
-            if not self.built:
-                # each lease is held until the transaction ends: a store whose binding is not
-                # yet committed is no leftover to a process cleaning up meanwhile
-                event.listen(session, "after_commit", self._committed, once=True)
-            self.built.append(summary)
+            else:
+                unbound.append(dataset)
+        for datasets, samples in _sharing(session, unbound):
+            self._build(session, file, path, datasets, samples)
+
+    def _build(
+        self,
+        session: Session,
+        file: ArchivedVcf,
+        path: Path,
+        datasets: tuple[str, ...],
+        samples: dict[str, SampleInfo],
+    ) -> None:
+        """Build one store of `file` for `datasets` (the same samples) and bind it to each."""
+        name = store_name(datasets)
+        target = store_path(self.settings, name)
+        _clear_unbound(target)
+        summary = build_store(
+            path,
+            target,
+            samples=samples,
+            keys=node_keys(self.settings),
+            binding=new_binding(dataset=name, source_sha256=file.sha256, source_name=file.alias),
+        )
+        if not self.built:
+            # each lease is held until the transaction ends: a store whose binding is not
+            # yet committed is no leftover to a process cleaning up meanwhile
+            event.listen(session, "after_commit", self._committed, once=True)
+        self.built.append(summary)
+        for dataset in datasets:
             store_service.bind(
                 session, dataset=dataset, summary=summary, subject=self.subject, now=clock.now()
             )
@@ -161,6 +176,25 @@ class VariantStoreSink:
             shutil.rmtree(summary.path, ignore_errors=True)
             summary.lease.release()
         self.built.clear()
+
+
+def _sharing(
+    session: Session, datasets: list[str]
+) -> list[tuple[tuple[str, ...], dict[str, SampleInfo]]]:
+    """`datasets` (releasing one VCF) in groups of the same samples, the same way grouped
+    (population, sex), each small enough to be named (manifest.shared_groups), in order."""
+    by_samples: dict[tuple[tuple[str, str | None, str | None], ...], list[str]] = {}
+    samples_of: dict[str, dict[str, SampleInfo]] = {}
+    for dataset in datasets:
+        samples = samples_of[dataset] = dataset_samples(session, dataset)
+        key = tuple(sorted((name, info.population, info.sex) for name, info in samples.items()))
+        by_samples.setdefault(key, []).append(dataset)
+    groups = [
+        (group, samples_of[group[0]])
+        for same in by_samples.values()
+        for group in shared_groups(same)
+    ]
+    return sorted(groups, key=lambda found: found[0])
 
 
 def _clear_unbound(target: Path) -> None:

@@ -46,9 +46,10 @@ def stores_root(settings: Settings) -> Path:
     return settings.data_dir / "variants"
 
 
-def store_path(settings: Settings, dataset: str) -> Path:
-    """Where the store of `dataset` lives."""
-    return stores_root(settings) / dataset
+def store_path(settings: Settings, name: str) -> Path:
+    """Where the store called `name` lives (a binding's `dataset`: the accession of its
+    dataset, or of the datasets that share it joined by "+")."""
+    return stores_root(settings) / name
 
 
 def store_id_at(path: Path) -> str | None:
@@ -66,8 +67,22 @@ def dataset_id(session: Session, dataset: str) -> int:
 
 
 def _binding(row: Any) -> StoreBinding:  # a row of variant_stores
-    return StoreBinding(
-        str(row.store_id), str(row.dataset), str(row.source_sha256), str(row.source_name)
+    binding = StoreBinding(
+        str(row.store_id), str(row.store), str(row.source_sha256), str(row.source_name)
+    )
+    if str(row.dataset) not in binding.datasets:
+        raise _not_built_for(str(row.dataset), binding)
+    return binding
+
+
+def _not_built_for(dataset: str, binding: StoreBinding) -> StoreIntegrityError:
+    return StoreIntegrityError(
+        f"The variant store {binding.dataset} was not built for {dataset}: a store serves only "
+        "the datasets it was built for. Rebuild the store of "
+        f"{dataset} with `genecommons variants build`.",
+        message_zh=f"变异库 {binding.dataset} 并非为 {dataset} 建立，不能为其服务。请用 "
+        f"`genecommons variants build` 重建 {dataset} 的变异库。",
+        details={"dataset": dataset, "store": binding.dataset},
     )
 
 
@@ -77,8 +92,15 @@ def binding_of(session: Session, dataset: str) -> StoreBinding | None:
     return _binding(row) if row is not None else None
 
 
+def binding_named(session: Session, name: str) -> StoreBinding | None:
+    """The committed binding of the store called `name` (None when none binds it)."""
+    row = session.execute(select(variant_stores).where(variant_stores.c.store == name)).first()
+    return _binding(row) if row is not None else None
+
+
 def all_bindings(session: Session) -> dict[str, StoreBinding]:
-    """Every committed binding, by dataset accession."""
+    """Every committed binding, by dataset accession (a shared store under each of its
+    datasets)."""
     return {str(r.dataset): _binding(r) for r in session.execute(select(variant_stores)).all()}
 
 
@@ -86,14 +108,18 @@ def bind(
     session: Session, *, dataset: str, summary: StoreSummary, subject: Subject, now: datetime
 ) -> None:
     """Record (replacing any before) that `dataset` is served by the store `summary` built,
-    inside the caller's transaction."""
+    inside the caller's transaction; StoreIntegrityError when that store was not built for
+    `dataset`."""
+    binding = summary.binding
+    if dataset not in binding.datasets:
+        raise _not_built_for(dataset, binding)
     row_id = dataset_id(session, dataset)
     session.execute(delete(variant_stores).where(variant_stores.c.dataset_id == row_id))
-    binding = summary.binding
     session.execute(
         insert(variant_stores).values(
             dataset_id=row_id,
             dataset=dataset,
+            store=binding.dataset,
             store_id=binding.store_id,
             source_sha256=binding.source_sha256,
             source_name=binding.source_name[:500],
@@ -158,7 +184,7 @@ def verify_stores(
     require(subject, Action.SUBMIT, Resource("variant-stores"))
     root = stores_root(settings)
     with factory() as session:
-        bound = all_bindings(session)
+        bound = {b.dataset: b for b in all_bindings(session).values()}  # by store name
     findings: list[Finding] = []
     seen: set[str] = set()
     for found in upkeep.scan(root):
@@ -238,7 +264,7 @@ def _leftover(
         return Finding(found.path, found.dataset, "in-progress", "held by another process")
     with lease:
         with factory() as session:  # read after taking the lease: a build commits first
-            binding = binding_of(session, found.dataset or "") if found.dataset else None
+            binding = binding_named(session, found.dataset) if found.dataset else None
         current = upkeep.store_id_of(found.path)  # it may have changed since the scan
         if binding is not None and current == binding.store_id:
             # the bound store itself, out of its place: never removed, put back

@@ -292,6 +292,8 @@ def run(*, settings: Settings, host: str, port: int, workers: int, access_log: b
     (as this process read them)."""
     import uvicorn
 
+    from genecommons.logs import logging_config
+
     proxies = settings.forwarded_proxies
     uvicorn.run(
         "genecommons.app:create_app",
@@ -300,6 +302,7 @@ def run(*, settings: Settings, host: str, port: int, workers: int, access_log: b
         port=port,
         workers=workers,
         log_level="info",
+        log_config=logging_config(settings.log_format),
         access_log=access_log,
         http=PROTOCOL,
         # forwarded headers only from the configured proxies (uvicorn's default: loopback)

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Protocol
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons import clock
+from genecommons import clock, metrics
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
 from genecommons.archive import formats
@@ -346,6 +346,7 @@ class Ingestion:
             progress=progress,
         )
         self.stored.append(result.body.key)
+        metrics.INGEST_BYTES.labels(declared.format).inc(result.plain_size)
         index = self._index(result, declared, plain_path, store, keys, base)
         now = clock.now()
         session.execute(

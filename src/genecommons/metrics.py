@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # no `_created` series: multiprocess mode has none, so a scrape reads the same with 1 or N workers
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry(auto_describe=True)  # this process's metrics (one worker)
 
 HTTP_REQUESTS = Counter(
@@ -111,7 +111,7 @@ def exposition(directory: Path | None, extra: Iterable[Collector] = ()) -> bytes
     collectors' (read from the database at the time of asking)."""
     registry = CollectorRegistry(auto_describe=True)
     if directory is not None:
-        MultiProcessCollector(registry, path=str(directory))
+        MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
     else:
         registry.register(_Registered(REGISTRY))
     for collector in extra:

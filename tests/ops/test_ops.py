@@ -106,7 +106,9 @@ def test_an_object_store_that_cannot_be_written_is_not_ready(
     app.state.engine.dispose()
     assert response.status_code == 503
     (store,) = [c for c in response.json()["details"] if c["name"] == "object_store"]
-    assert "is not a directory" in store["message"] and "GENECOMMONS_ARCHIVE_URL" in store["message"]
+    assert (
+        "is not a directory" in store["message"] and "GENECOMMONS_ARCHIVE_URL" in store["message"]
+    )
 
 
 def test_a_lagging_sequencer_is_not_ready_until_it_catches_up(node: Node) -> None:
@@ -232,7 +234,9 @@ def test_ingested_bytes_are_counted(
     )
     after = scrape(node)
     name = "genecommons_ingest_bytes_total"
-    assert value(after, name, format="vcf") - value(before, name, format="vcf") == vcf.stat().st_size
+    assert (
+        value(after, name, format="vcf") - value(before, name, format="vcf") == vcf.stat().st_size
+    )
 
 
 # -- request ids -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ def main() -> None:
     for module, args in (
         ("benchmarks.catalog_submission", ["--individuals", individuals]),
         ("benchmarks.access_policy", []),
+        ("benchmarks.ops_metrics", []),
         ("benchmarks.audit_merkle", ["--leaves", "10000000"]),
         ("benchmarks.audit_log", ["--events", "200000", "--proof-leaves", "10000000"]),
         ("benchmarks.archive_delivery", ["--bam-gb", bam_gb, "--big-bam-gb", big_bam_gb]),

@@ -47,8 +47,11 @@ from genecommons.errors import (
 from genecommons.held_events import HeldEventsMiddleware
 from genecommons.json_bodies import BoundedJsonBodies
 from genecommons.keepalive import KeepAliveLimit
+from genecommons.metrics import RequestMetrics
+from genecommons.ops.routes import router as ops_router
 from genecommons.privacy.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
 from genecommons.privacy.service import DefendedGuard, DefendedPeople
+from genecommons.request_ids import RequestIds
 from genecommons.secrets import restrict_umask
 from genecommons.variants import beacon_routes
 from genecommons.variants.beacon_service import StoreCache
@@ -221,6 +224,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # connections closed now and then, so that they spread over the server's workers
     app.add_middleware(KeepAliveLimit, requests=settings.keepalive_requests)
     app.add_middleware(HtsgetCors)
+    # outermost: every request counted and timed to the end of its answer, under its id
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestIds)
 
     methods: MethodTable = []  # filled once the routers are included
 
@@ -343,6 +349,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         drs_router,
         htsget_router,
         variants_router,
+        ops_router,
     ]
     for router in routers:
         app.include_router(router)

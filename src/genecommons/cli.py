@@ -24,10 +24,11 @@ from genecommons.audit.events import record_events, refusal_event
 from genecommons.backup import commands as backup_commands
 from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
-from genecommons.config import Settings
+from genecommons.config import Settings, share_metrics_dir, unshare_metrics_dir
 from genecommons.db import write_transaction
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError, Refusal
+from genecommons.metrics import prepare_directory
 from genecommons.privacy import commands as privacy_commands
 from genecommons.privacy import service as privacy_service
 from genecommons.runtime import operator, runtime
@@ -144,6 +145,9 @@ def serve(
 
     context = runtime()
     count = workers or context.settings.effective_workers
+    metrics_dir = prepare_directory(context.settings.metrics_dir)  # a previous run's counts out
+    if count > 1:  # each worker writes its metrics there; the one asked adds them all up
+        share_metrics_dir(metrics_dir)
     variants_commands.clear_leftovers(context)
     background = Background(context.factory, context.settings)
     background.start()
@@ -187,6 +191,7 @@ def serve(
         expiry.stop()
         builder.stop()
         background.stop()
+        unshare_metrics_dir()
 
 
 app.command("submit")(catalog_commands.submit)

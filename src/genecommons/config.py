@@ -296,6 +296,34 @@ class Settings(BaseSettings):
     beacon_people_min_cell: int = Field(default=10, ge=1)
     beacon_people_noise: float = Field(default=2.0, gt=0)
 
+    # Operations (ops/): JSON log lines instead of text (`json`), one a line, each with the
+    # request id of the request it was written for; who may read GET /metrics besides a token
+    # with the `ops:metrics:read` scope (comma-separated addresses or networks, e.g. the
+    # Prometheus server); how far behind the audit log's sequencer may fall before GET /readyz
+    # says the node is not ready. 运维：日志格式、可读取指标的地址、审计排序延迟上限。
+    log_format: Literal["text", "json"] = "text"
+    metrics_allow_ips: str = ""
+    ready_max_sequencer_lag_seconds: float = Field(default=30.0, gt=0)
+    # Set by `genecommons serve` for its worker processes (never by hand): the directory where
+    # each worker writes its metrics for whichever worker answers GET /metrics to add up.
+    metrics_multiprocess_dir: Path | None = Field(
+        default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR"
+    )
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where `genecommons serve` keeps its workers' metric files (emptied at each start)."""
+        return self.data_dir / "metrics"
+
+    @property
+    def metrics_allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The networks of `metrics_allow_ips` (an address is a network of one)."""
+        return [
+            ipaddress.ip_network(p, strict=False)
+            for p in (p.strip() for p in self.metrics_allow_ips.split(","))
+            if p
+        ]
+
     @property
     def forwarded_proxies(self) -> list[str]:
         """The trusted proxies of `forwarded_allow_ips`, each an address or a network written
@@ -320,6 +348,21 @@ class Settings(BaseSettings):
                     "network; name each reverse proxy (e.g. 10.0.0.5 or 10.0.0.0/24), never '*'",
                     f"GENECOMMONS_FORWARDED_ALLOW_IPS：{proxy[:60]!r} 不是 IP 地址或网段；请逐个写出"
                     "反向代理（如 10.0.0.5 或 10.0.0.0/24），不可使用 '*'",
+                ) from None
+        return value
+
+    @field_validator("metrics_allow_ips")
+    @classmethod
+    def _metrics_networks(cls, value: str) -> str:
+        for item in (p.strip() for p in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"GENECOMMONS_METRICS_ALLOW_IPS: {item[:60]!r} is not an IP address or "
+                    "network; name the Prometheus servers (e.g. 10.0.0.9 or 10.0.0.0/24)"
                 ) from None
         return value
 
@@ -462,3 +505,17 @@ def accepted(name: str) -> tuple[str, str]:
     if optional:
         en, zh = f"{en}, or the variable unset", f"{zh}，或不设置该变量"
     return en, zh
+
+
+def share_metrics_dir(directory: Path) -> None:
+    """Name `directory` as the metrics directory of the worker processes started from now on
+    (prometheus-client reads PROMETHEUS_MULTIPROC_DIR in each of them), and forget the settings
+    read so far so that they are read again with it."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    get_settings.cache_clear()
+
+
+def unshare_metrics_dir() -> None:
+    """Undo `share_metrics_dir` (the server has stopped)."""
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    get_settings.cache_clear()

@@ -306,6 +306,8 @@ def run(*, settings: Settings, host: str, port: int, workers: int, access_log: b
     (as this process read them)."""
     import uvicorn
 
+    from genecommons.logs import logging_config
+
     proxies = settings.forwarded_proxies
     with _workers_skip_main():
         uvicorn.run(
@@ -315,6 +317,7 @@ def run(*, settings: Settings, host: str, port: int, workers: int, access_log: b
             port=port,
             workers=workers,
             log_level="info",
+            log_config=logging_config(settings.log_format),
             access_log=access_log,
             http=PROTOCOL,
             # forwarded headers only from the configured proxies (uvicorn's default: loopback)

@@ -98,3 +98,31 @@ def test_unknown_store_urls() -> None:
     with pytest.raises(ConfigurationError):
         open_store("ftp://example.org/archive")
     assert isinstance(open_store(f"file:///tmp/{uuid.uuid4().hex}"), LocalObjectStore)
+
+
+def test_a_usable_store_is_reachable(object_store: ObjectStore) -> None:
+    assert object_store.reachable() is None  # before the first object: made on the first put
+    object_store.put("k/reach", [b"x"])
+    assert object_store.reachable() is None
+
+
+def test_a_missing_bucket_is_not_reachable(s3_archive_url: Any) -> None:
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {
+            "endpoint_url": s3_archive_url["archive_s3_endpoint_url"],
+            "region_name": "us-east-1",
+        },
+    }
+    store = open_store(
+        f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/objects", storage_options=options
+    )
+    assert "does not exist" in (store.reachable() or "")
+
+
+def test_a_local_store_under_a_file_is_not_reachable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    assert "is not a directory" in (
+        LocalObjectStore(tmp_path / "file" / "objects").reachable() or ""
+    )

@@ -50,6 +50,7 @@ class Action(StrEnum):
     UPLOAD_FILES = "archive:file:upload"
     LIST_FILES = "archive:file:list"
     REGISTER_KEY = "archive:key:register"
+    READ_METRICS = "ops:metrics:read"  # the node's Prometheus metrics (GET /metrics)
 
 
 class CredentialKind(StrEnum):

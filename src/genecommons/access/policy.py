@@ -93,6 +93,20 @@ def decide(subject: Subject, action: Action, resource: Resource) -> Decision:
             ("审计条目和预警仅供审计人员和系统管理员查看。",),
             rule="auditors-only",
         )
+    if action is Action.READ_METRICS:
+        return Decision(
+            False,
+            (
+                "The node's metrics are for its operators: send the token of an administrator "
+                f"(an API token with the {Action.READ_METRICS} scope), or scrape from an "
+                "address GENECOMMONS_METRICS_ALLOW_IPS lists.",
+            ),
+            (
+                f"节点指标仅供运维人员查看：请发送系统管理员的令牌（具有 {Action.READ_METRICS} 权限范围的 API "
+                "令牌），或从 GENECOMMONS_METRICS_ALLOW_IPS 所列地址抓取。",
+            ),
+            rule="operators-only",
+        )
     if action is Action.READ_INDIVIDUAL_RECORDS:
         return Decision(
             False,
@@ -262,6 +276,12 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
             "Auditors and administrators read the audit entries.",
             "审计人员和系统管理员可查看审计条目。",
         )
+    if action is Action.READ_METRICS and subject.has_role(Role.ADMIN):
+        return _allow(
+            "metrics-admin",
+            "Administrators read the node's metrics.",
+            "系统管理员可查看节点指标。",
+        )
     if action is Action.READ_COMPLIANCE and subject.has_role(
         Role.AUDITOR, Role.ADMIN, Role.DATA_STEWARD
     ):
@@ -298,6 +318,19 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
             "own-tokens", "Users manage their own API tokens.", "用户可管理自己的 API 令牌。"
         )
     return None
+
+
+def decide_metrics(subject: Subject, *, from_listed_address: bool) -> Decision:
+    """Whether `subject` may read the node's metrics: anyone from an address the operator
+    listed (`metrics_allow_ips`: the Prometheus servers), else as `decide` says (an
+    administrator, within a token's scopes)."""
+    if from_listed_address:
+        return _allow(
+            "metrics-address",
+            "The request comes from an address allowed to scrape the node's metrics.",
+            "请求来自允许抓取节点指标的地址。",
+        )
+    return decide(subject, Action.READ_METRICS, Resource("metrics"))
 
 
 def decide_new_token(

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Protocol
 from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from genecommons import clock
+from genecommons import clock, metrics
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
 from genecommons.archive import formats
@@ -387,6 +387,7 @@ class Ingestion:
                 progress=progress,
             )
             self.stored.append(result.body.key)
+            metrics.INGEST_BYTES.labels(declared.format).inc(result.plain_size)
             index = self._index(result, declared, plain_path, store, keys, base)
         except StorageFullError as error:
             raise self._full(file, declared.size or _source_size(source)) from error

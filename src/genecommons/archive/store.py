@@ -55,6 +55,9 @@ class ObjectStore(Protocol):
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Keys of the objects under `prefix`."""
 
+    def reachable(self) -> str | None:
+        """None when objects can be written and read now, else what stands in the way."""
+
     def parts(self) -> Iterator[str]:
         """Names of what writes that never finished left behind (not objects: a killed
         writer's temporary file, an S3 multipart upload never completed)."""
@@ -190,6 +193,23 @@ class LocalObjectStore:
             )
         (self.root / name).unlink(missing_ok=True)
 
+    def reachable(self) -> str | None:
+        """None when the directory (or, before the first object, the nearest directory above
+        it) is writable."""
+        return _writable_directory(self.root)
+
+
+def _writable_directory(root: Path) -> str | None:
+    """None when `root` is, or can be made, a directory this process writes to."""
+    existing = root
+    while not existing.exists():  # a fresh node: the archive is made on the first put
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable by this process"
+    return None
+
 
 class FsspecObjectStore:
     """Objects in an fsspec filesystem, e.g. S3 (`s3://bucket/prefix`) through s3fs.
@@ -313,6 +333,14 @@ class FsspecObjectStore:
     def path_parts(self, key: str) -> tuple[str, str, str]:
         """(bucket, "/", key in the bucket) of an object key."""
         return self._path(key).partition("/")
+
+    def reachable(self) -> str | None:
+        """None when the bucket answers (asked anew, not from fsspec's listing cache)."""
+        bucket = self.base.split("/", 1)[0]
+        self.fs.invalidate_cache(bucket)
+        if not self.fs.exists(bucket):
+            return f"the bucket {bucket} does not exist or cannot be reached"
+        return None
 
 
 def open_store(url: str, *, storage_options: dict[str, Any] | None = None) -> ObjectStore:

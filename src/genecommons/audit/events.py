@@ -19,6 +19,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import request_ids
 from genecommons.audit.merkle import MerkleTree, canonical_leaf
 from genecommons.audit.store import SqlNodeStore, insert_rows
 from genecommons.audit.tables import audit_events, audit_head, audit_queue
@@ -130,6 +131,17 @@ def leaf_document(
     }
 
 
+def with_request_id(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An event's details, with the id of the HTTP request that records it (`request_id`)
+    when it is recorded for one, so that the event is found from the request's log lines and
+    answer, and back."""
+    facts = dict(details or {})
+    request_id = request_ids.current()
+    if request_id is not None and "request_id" not in facts:
+        facts["request_id"] = request_id
+    return facts
+
+
 def record_events(session: Session, events: Sequence[Event]) -> int:
     """Append events to the audit log inside the caller's transaction; the new tree size."""
     if not events:
@@ -141,7 +153,7 @@ def record_events(session: Session, events: Sequence[Event]) -> int:
             tag=str(event.tag),
             actor=event.actor,
             subject=event.subject,
-            details=event.details,
+            details=with_request_id(event.details),
             occurred_at=event.occurred_at or now,
         )
         documents.append((event.occurred_at or now, document, canonical_leaf(document)))
@@ -224,7 +236,7 @@ def _queued_leaf(
         tag=str(tag),
         actor=actor,
         subject=subject,
-        details=dict(details or {}),
+        details=with_request_id(details),
         occurred_at=now or datetime.now(UTC),
     )
     return canonical_leaf(document)

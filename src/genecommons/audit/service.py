@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,6 +40,7 @@ from genecommons.audit.sth import (
 )
 from genecommons.audit.store import SqlNodeStore
 from genecommons.audit.tables import (
+    audit_alerts,
     audit_events,
     audit_head,
     audit_queue,
@@ -137,6 +139,44 @@ def sequence_queued(factory: sessionmaker[Session], *, batch: int = 5000) -> int
         total += appended
         if appended < batch:
             return total
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """The events waiting for the sequencer: how many, and when the oldest occurred."""
+
+    depth: int
+    oldest_at: datetime | None
+
+    def lag_seconds(self, now: datetime) -> float:
+        """How long the oldest waiting event has waited (0 when none waits)."""
+        if self.oldest_at is None:
+            return 0.0
+        return max(0.0, (now - self.oldest_at).total_seconds())
+
+
+def queue_state(factory: sessionmaker[Session]) -> QueueState:
+    """The audit queue now (`record_soon`'s events not yet in the Merkle tree)."""
+    with factory() as session:
+        depth = int(session.execute(select(func.count()).select_from(audit_queue)).scalar_one())
+        oldest = (
+            session.execute(select(audit_queue.c.leaf).order_by(audit_queue.c.id).limit(1))
+            .scalars()
+            .first()
+        )
+    if oldest is None:
+        return QueueState(depth, None)
+    moment = datetime.fromisoformat(json.loads(bytes(oldest))["occurred_at"])
+    return QueueState(depth, moment)
+
+
+def alerts_raised(factory: sessionmaker[Session]) -> dict[str, int]:
+    """How many early-warning alerts each rule has raised, ever (alerts are never removed)."""
+    with factory() as session:
+        rows = session.execute(
+            select(audit_alerts.c.rule, func.count()).group_by(audit_alerts.c.rule)
+        ).all()
+    return {str(rule): int(count) for rule, count in rows}
 
 
 def tree_head(

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import metrics
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import decide
 from genecommons.access.workflow import dataset_resource
@@ -480,7 +481,10 @@ def answer(
             sets = list(_collections(session, views, asked))
     answered = [s for s in sets if s is not None]
     _record_query(beacon_app, caller, asked, answered)
-    return beacon.query_response(beacon_app.info, asked.entry, request, answered)
+    response = beacon.query_response(beacon_app.info, asked.entry, request, answered)
+    granularity = response["meta"]["returnedGranularity"]
+    metrics.BEACON_ANSWERS.labels(asked.entry.path, granularity).inc()
+    return response
 
 
 def _record_query(

@@ -1,0 +1,1 @@
+"""Operations: liveness, readiness and the Prometheus metrics of a running node."""

@@ -87,11 +87,12 @@ def test_on_a_terminal_a_bar_shows_the_stage_its_rate_and_time_left(
 
 def test_fractions_open_a_stage_per_name(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=PROGRESS)
-    with Fractions(LoggedProgress()) as report:
+    with Fractions(LoggedProgress(), end="done") as report:
         report("simulating genomes", 0.0)
         report("simulating genomes", 1.0)
         report("writing VCFs", 0.5)
         report("writing VCFs", 1.0)
+        report("done", 1.0)
     assert [line.split(":")[0] for line in _lines(caplog)] == [
         "simulating genomes",
         "writing VCFs",

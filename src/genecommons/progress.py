@@ -135,16 +135,21 @@ def _bytes(amount: float) -> str:
 
 class Fractions:
     """Drives a `Progress` from a `(stage, fraction)` callback: a new stage each time the
-    name changes, its completion the fraction reached (for cores that report that way)."""
+    name changes, its completion the fraction reached (for cores that report that way). A
+    report named `end` only ends the stage before it."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, *, end: str | None = None) -> None:
         self._progress = progress
+        self._end = end
         self._name: str | None = None
         self._open: AbstractContextManager[Stage] | None = None
         self._stage: Stage | None = None
 
     def __call__(self, name: str, fraction: float) -> None:
         """Report that stage `name` is `fraction` (0..1) done."""
+        if name == self._end:
+            self.close()
+            return
         if name != self._name:
             self.close()
             self._name = name

@@ -4,6 +4,7 @@ broken connection), `archive verify`, `archive files`, `archive public-key`."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,23 @@ def test_cli_verify_files_and_public_key(world: Any, monkeypatch: pytest.MonkeyP
         assert damaged.exit_code == 7 and "DAMAGED" in damaged.output
     finally:
         runtime.reset()
+
+
+def test_cli_upload_reports_its_bytes_off_a_terminal(
+    steward_upload: Any,
+    live_server: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bam, accession, token = steward_upload
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where unfinished uploads are kept
+    caplog.set_level(logging.INFO, logger="genecommons.progress")
+    done = CliRunner().invoke(
+        app, ["upload", str(bam), "--file", accession, "--server", live_server, "--token", token]
+    )
+    assert done.exit_code == 0, done.output
+    assert f"Archived {accession}" in done.output and "\x1b[" not in done.output
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "genecommons.progress"]
+    size = bam.stat().st_size
+    assert line.startswith(f"uploading late.bam: done, {size / 1000:.1f} kB in ")

@@ -42,7 +42,7 @@ def demo(
     ] = None,
 ) -> None:
     """Write a synthetic cohort as a submission bundle. 生成合成示范队列（提交包）。"""
-    with reporter() as progress, Fractions(progress) as stages:
+    with reporter() as progress, Fractions(progress, end="done") as stages:
         summary = write_demo(
             out,
             individuals=individuals,

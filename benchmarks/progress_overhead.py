@@ -3,8 +3,8 @@
 Writes a demo cohort once, then submits it (metadata, archive ingest of the cohort VCF, its
 variant store) to a fresh node on SQLite, as `genecommons submit` does, with no progress
 reported, with one log line per stage (off a terminal) and with live rich bars (drawn into a
-string, as on a terminal), the three interleaved `--repeats` times after one untimed warm-up. Prints the median wall time
-of each and its ratio to the run without progress.
+string, as on a terminal), the three interleaved `--repeats` times after one untimed
+warm-up. Prints the median wall time of each and its ratio to the run without progress.
 
     .venv/bin/python -m benchmarks.progress_overhead --individuals 2000 --length 2000000
 """

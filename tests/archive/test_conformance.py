@@ -19,6 +19,8 @@ from genecommons.app import create_app
 from genecommons.archive.drs import MAX_BULK
 from genecommons.archive.htsget import MAX_TICKET_BODY, MEDIA_TYPE
 
+from .conftest import when_ready
+
 NODE_B = "https://node-b.example"
 
 
@@ -28,13 +30,23 @@ def node_b() -> InMemoryKeyStore:
     return InMemoryKeyStore()
 
 
+class PatientClient(TestClient):
+    """A client that honours Retry-After, as the spec's clients do: a request answered "not
+    ready yet" (a researcher's fingerprinted copy being made) is sent again until it is."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return when_ready(lambda: super(PatientClient, self).request(*args, **kwargs))
+
+
 @pytest.fixture
-def client(world: Any, node_b: InMemoryKeyStore, tmp_path: Path) -> Iterator[TestClient]:
-    """The node's app, trusting node B's visas."""
+def client(
+    world: Any, node_b: InMemoryKeyStore, tmp_path: Path, builder: Any
+) -> Iterator[TestClient]:
+    """The node's app, trusting node B's visas, with its copy builder running."""
     trusted = tmp_path / "trusted.json"
     trusted.write_text(json.dumps({NODE_B: node_b.jwks()}), encoding="utf-8")
     app = create_app(world.settings.model_copy(update={"trusted_issuers_file": trusted}))
-    with TestClient(app) as test_client:
+    with PatientClient(app) as test_client:
         yield test_client
     app.state.engine.dispose()
 

@@ -21,11 +21,14 @@ from genecommons.access.tables import grants
 from genecommons.app import create_app
 from genecommons.archive.keys import format_public_key, generate_key_pair
 
+from .conftest import when_ready
+
 GRANTED = "granted@example.org"
 
 
 @pytest.fixture
-def client(world: Any) -> Iterator[TestClient]:
+def client(world: Any, builder: Any) -> Iterator[TestClient]:
+    """The node's app, with its copy builder running (a researcher's copy is made on request)."""
     app = create_app(world.settings)
     with TestClient(app) as client:
         yield client
@@ -47,10 +50,14 @@ def _saved(client: TestClient, world: Any) -> dict[str, Any]:
     ]
     assert "ControlledAccessGrants" in types  # the passport names the grant
     with_passport = {**headers, "X-GA4GH-Passport": json.dumps(passport)}
-    access = client.get(f"/ga4gh/drs/v1/objects/{vcf}/access/crypt4gh", headers=with_passport)
+    access = when_ready(
+        lambda: client.get(f"/ga4gh/drs/v1/objects/{vcf}/access/crypt4gh", headers=with_passport)
+    )
     assert access.status_code == 200, access.text
-    ticket = client.get(
-        f"/htsget/variants/{vcf}", params={"referenceName": "chr22"}, headers=with_passport
+    ticket = when_ready(
+        lambda: client.get(
+            f"/htsget/variants/{vcf}", params={"referenceName": "chr22"}, headers=with_passport
+        )
     )
     assert ticket.status_code == 200, ticket.text
     saved = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -64,6 +65,34 @@ def test_submit_assigns_accessions_and_stores_everything(factory: Any, make_bund
     with factory() as session:
         events = session.execute(select(audit_events.c.tag)).scalars().all()
     assert "catalog:submission:accept" in events
+
+
+def test_a_phenopacket_of_its_own_individual_is_given_an_accession(
+    factory: Any, make_bundle: Any
+) -> None:
+    """A phenopacket naming no individual of the sheets adds one (to the only study), with an
+    accession of the submission's reservation like every other record."""
+    bundle = make_bundle()
+    packets = bundle / "phenopackets"
+    packets.mkdir(exist_ok=True)
+    for name in ("extra-1", "extra-2"):
+        document = {
+            "id": name,
+            "subject": {"id": name, "sex": "FEMALE"},
+            "phenotypicFeatures": [{"type": {"id": "HP:0001250", "label": "Seizure"}}],
+            "metaData": {
+                "created": "2024-01-02T03:04:05Z",
+                "createdBy": "tester",
+                "resources": [],
+                "phenopacketSchemaVersion": "2.0",
+            },
+        }
+        (packets / f"{name}.json").write_text(json.dumps(document), encoding="utf-8")
+    result = service.submit(factory, bundle, subject=OPERATOR)
+    individuals = result.accessions["individuals"]
+    assert {"extra-1", "extra-2"} <= set(individuals)
+    assert len(set(individuals.values())) == len(individuals)
+    assert all(a.startswith("GCI") for a in individuals.values())
 
 
 def test_dry_run_stores_nothing(factory: Any, make_bundle: Any) -> None:

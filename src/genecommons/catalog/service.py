@@ -127,6 +127,8 @@ def submit(
             if not dry_run:
                 # committed first: numbers a submission that never commits was given stay used
                 needs = {spec.prefix: len(bundle.sheet(name)) for name, spec in ENTITIES.items()}
+                # a phenopacket naming no individual of the sheets adds one of its own
+                needs[ENTITIES["individuals"].prefix] += len(bundle.phenopackets)
                 with write_transaction(factory) as session:
                     reservation = reserve_accessions(session, needs)
             with factory() as session, session.begin():

@@ -64,8 +64,10 @@ def test_off_a_terminal_no_bar_is_drawn(caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_on_a_terminal_a_bar_shows_the_stage_its_rate_and_time_left(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("TTY_INTERACTIVE", raising=False)
     caplog.set_level(logging.INFO, logger=PROGRESS)
     out = StringIO()
     with reporter(Console(file=out, force_terminal=True, width=150)) as progress:
@@ -83,6 +85,23 @@ def test_on_a_terminal_a_bar_shows_the_stage_its_rate_and_time_left(
     assert "2.0/2.0 MB" in screen and "B/s" in screen
     assert "eta" in screen
     assert _lines(caplog) == []  # the bar instead of the log lines
+
+
+def test_a_dumb_or_non_interactive_terminal_gets_log_lines(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO, logger=PROGRESS)
+    for variable, value in (("TERM", "dumb"), ("TTY_INTERACTIVE", "0")):
+        with monkeypatch.context() as env:
+            env.setenv("TERM", "xterm-256color")
+            env.setenv(variable, value)
+            out = StringIO()
+            with reporter(Console(file=out, force_terminal=True)) as progress:
+                assert not isinstance(progress, BarProgress)
+                with progress.stage("validating", total=1, unit="rows") as step:
+                    step.advance()
+            assert "validating" not in out.getvalue()
+    assert [line.split(":")[0] for line in _lines(caplog)] == ["validating", "validating"]
 
 
 def test_fractions_open_a_stage_per_name(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,7 +1,8 @@
 """Progress bars on the terminal: the `Progress` the CLI commands hand to the cores.
 
-`reporter()` chooses: live rich bars (with rate and time left) when stderr is a terminal, else
-one log line per stage (`LoggedProgress`), so that pipes and logs get no escape codes.
+`reporter()` chooses: live rich bars (with rate and time left) when stderr is an interactive
+terminal, else one log line per stage (`LoggedProgress`), so that pipes and logs get no escape
+codes.
 """
 
 from __future__ import annotations
@@ -140,8 +141,10 @@ class _Logged(LoggedProgress):
 
 
 def reporter(console: Console | None = None) -> AbstractContextManager[Progress]:
-    """Bars on `console` (default: stderr) when it is a terminal, else one log line a stage."""
+    """Bars on `console` (default: stderr) when it is an interactive terminal, else one log
+    line a stage. Rich's conventions decide: a dumb terminal (TERM=dumb) or TTY_INTERACTIVE=0
+    gets log lines, TTY_INTERACTIVE=1 bars."""
     console = console or Console(stderr=True)
-    if console.is_terminal:
+    if console.is_interactive:
         return BarProgress(console)
     return _Logged()

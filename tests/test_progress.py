@@ -32,7 +32,7 @@ def test_logged_progress_writes_one_line_per_stage(caplog: pytest.LogCaptureFixt
     assert _lines(caplog) == [
         "counting sites: done, 100 sites in 2.0 s (50 sites/s)",
         "copying: done, 3.0 MB in 2.0 s (1.5 MB/s)",
-        "thinking: done, in 1.0 s",
+        "thinking: done in 1.0 s",
     ]
 
 

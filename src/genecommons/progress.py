@@ -108,14 +108,15 @@ class LoggedProgress:
                 "%s: stopped after %s", description, _summary(step, unit, self._clock() - started)
             )
             raise
-        self._log.info("%s: done, %s", description, _summary(step, unit, self._clock() - started))
+        done = _summary(step, unit, self._clock() - started)
+        self._log.info("%s: done%s %s", description, "," if unit else " in", done)
 
 
 def _summary(step: _CountingStage, unit: str, seconds: float) -> str:
-    """ "1,234 sites in 2.0 s (617 sites/s)", or "in 2.0 s" for a stage without a count."""
+    """What a stage did: "1,234 sites in 2.0 s (617 sites/s)", or "2.0 s" without a count."""
     elapsed = f"{seconds:.1f} s"
     if not unit:
-        return f"in {elapsed}"
+        return elapsed
     if unit == "bytes":
         amount = _bytes(step.completed)
         rate = f"{_bytes(step.completed / seconds)}/s" if seconds > 0 else ""

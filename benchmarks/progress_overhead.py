@@ -4,7 +4,8 @@ Writes a demo cohort once, then submits it (metadata, archive ingest of the coho
 variant store) to a fresh node on SQLite, as `genecommons submit` does, with no progress
 reported, with one log line per stage (off a terminal) and with live rich bars (drawn into a
 string, as on a terminal), the three interleaved `--repeats` times after one untimed
-warm-up. Prints the median wall time of each and its ratio to the run without progress.
+warm-up, the order turning each round. Prints the median wall and CPU time (all threads; less
+moved by a busy machine) of each and their ratios to the run without progress.
 
     .venv/bin/python -m benchmarks.progress_overhead --individuals 2000 --length 2000000
 """
@@ -63,8 +64,9 @@ MODES: dict[str, Callable[[], AbstractContextManager[Progress]]] = {
 }
 
 
-def submit_once(demo: Path, root: Path, mode: str) -> float:
-    """Seconds to submit `demo` to a new node under `root`, progress reported as `mode` says."""
+def submit_once(demo: Path, root: Path, mode: str) -> tuple[float, float]:
+    """Wall and CPU seconds (all threads) to submit `demo` to a new node under `root`, progress
+    reported as `mode` says."""
     root.mkdir(parents=True)
     settings = Settings(
         data_dir=root / "data",
@@ -76,7 +78,7 @@ def submit_once(demo: Path, root: Path, mode: str) -> float:
     archive_service.archive_keys(settings, create=True)
     trace_service.fingerprint_secret(settings, create=True)
     factory = make_session_factory(make_engine(settings.effective_database_url))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with MODES[mode]() as progress:
         stores = VariantStoreSink(settings, OPERATOR, progress=progress)
         result = catalog_service.submit(
@@ -86,9 +88,9 @@ def submit_once(demo: Path, root: Path, mode: str) -> float:
             progress=progress,
             data_files=BundleArchiver(settings, OPERATOR, progress=progress, after=stores),
         )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert result.committed and stores.built, "the demo's store was not built"
-    return seconds
+    return seconds, cpu
 
 
 def main() -> None:
@@ -109,18 +111,27 @@ def main() -> None:
             f"{args.repeats} submissions per mode, interleaved"
         )
         submit_once(demo, Path(tmp) / "warm-up", "no progress")  # imports, caches: not timed
-        times: dict[str, list[float]] = {mode: [] for mode in MODES}
+        times: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
         for repeat in range(args.repeats):
-            for mode in MODES:
+            # the order turns each round, so that no mode always runs first after a quiet spell
+            order = list(MODES)[repeat % len(MODES) :] + list(MODES)[: repeat % len(MODES)]
+            for mode in order:
                 root = Path(tmp) / f"{mode.replace(' ', '-')}-{repeat}"
                 times[mode].append(submit_once(demo, root, mode))
-    base = statistics.median(times["no progress"])
-    print(f"{'mode':<14}{'median s':>10}{'min s':>9}{'max s':>9}{'vs none':>10}")
-    for mode, seconds in times.items():
-        median = statistics.median(seconds)
+    base_wall = statistics.median(w for w, _ in times["no progress"])
+    base_cpu = statistics.median(c for _, c in times["no progress"])
+    print(
+        f"{'mode':<14}{'wall s':>9}{'min':>8}{'max':>8}{'vs none':>9}"
+        f"{'CPU s':>9}{'min':>8}{'max':>8}{'vs none':>9}"
+    )
+    for mode, runs in times.items():
+        wall = [w for w, _ in runs]
+        cpu = [c for _, c in runs]
         print(
-            f"{mode:<14}{median:>10.2f}{min(seconds):>9.2f}{max(seconds):>9.2f}"
-            f"{median / base:>9.3f}x"
+            f"{mode:<14}{statistics.median(wall):>9.2f}{min(wall):>8.2f}{max(wall):>8.2f}"
+            f"{statistics.median(wall) / base_wall:>8.3f}x"
+            f"{statistics.median(cpu):>9.2f}{min(cpu):>8.2f}{max(cpu):>8.2f}"
+            f"{statistics.median(cpu) / base_cpu:>8.3f}x"
         )
 
 

@@ -104,6 +104,9 @@ class BarProgress:
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=console,
+            # each redraw costs milliseconds of CPU: 4 a second keeps it a few percent of the
+            # work, and is plenty for stages that last seconds to minutes
+            refresh_per_second=4,
         )
 
     def __enter__(self) -> BarProgress:

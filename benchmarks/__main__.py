@@ -18,6 +18,7 @@ def main() -> None:
     big_bam_gb = os.environ.get("BENCH_BIG_BAM_GB", "5")
     for module, args in (
         ("benchmarks.catalog_submission", ["--individuals", individuals]),
+        ("benchmarks.progress_overhead", []),
         ("benchmarks.access_policy", []),
         ("benchmarks.ops_metrics", []),
         ("benchmarks.audit_merkle", ["--leaves", "10000000"]),

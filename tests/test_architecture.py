@@ -79,3 +79,13 @@ def test_only_config_reads_the_environment() -> None:
             continue
         text = path.read_text(encoding="utf-8")
         assert "os.environ" not in text and "getenv(" not in text, path
+
+
+def test_only_the_edges_draw_on_the_terminal() -> None:
+    """Cores report progress through `genecommons.progress`; rich is for the CLI's edges."""
+    edges = {"commands.py", "cli.py", "progress_bars.py"}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in edges:
+            continue
+        bad = {n for n in imports_of(path) if n.split(".")[0] == "rich"}
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"

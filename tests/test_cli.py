@@ -79,7 +79,10 @@ def test_end_to_end(tmp_path: Path, make_bundle: Any, sheets: Any) -> None:
     assert "第 2 行" in text.stderr
     accepted = _cli(["submit", str(make_bundle()), "--json"], env)
     assert accepted.returncode == 0, accepted.stderr
-    study = json.loads(accepted.stdout)["accessions"]["studies"]["ST1"]
+    study = json.loads(accepted.stdout)["accessions"]["studies"]["ST1"]  # stdout: the JSON only
+    for stage in ("reading bundle2", "validating", "writing catalog records"):
+        assert f"INFO genecommons.progress: {stage}: done, " in accepted.stderr
+    assert "\x1b[" not in accepted.stderr
     listed = _cli(["studies", "list"], env)
     assert study in listed.stdout
     shown = json.loads(_cli(["studies", "show", study], env).stdout)

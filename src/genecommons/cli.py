@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import progress
 from genecommons.access import commands as access_commands
 from genecommons.access import notify, passport_service, second_factor
 from genecommons.access import service as access_service
@@ -242,6 +243,8 @@ def main() -> None:
     """Run the CLI, turning GeneCommons errors into a bilingual message and an exit code (a
     refusal of the decision point written to the audit log first)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # off a terminal, long work reports one line per stage here instead of a bar
+    logging.getLogger(progress.__name__).setLevel(logging.INFO)
     restrict_umask()  # whatever the node writes is readable by its own user only
     try:
         app()

@@ -4,6 +4,7 @@ broken connection), `archive verify`, `archive files`, `archive public-key`."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,23 @@ def test_cli_verify_reports_and_removes_orphans_and_expires_uploads(
         assert expired.exit_code == 0 and "0 upload(s) expired" in expired.output
     finally:
         runtime.reset()
+
+
+def test_cli_upload_reports_its_bytes_off_a_terminal(
+    steward_upload: Any,
+    live_server: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bam, accession, token = steward_upload
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where unfinished uploads are kept
+    caplog.set_level(logging.INFO, logger="genecommons.progress")
+    done = CliRunner().invoke(
+        app, ["upload", str(bam), "--file", accession, "--server", live_server, "--token", token]
+    )
+    assert done.exit_code == 0, done.output
+    assert f"Archived {accession}" in done.output and "\x1b[" not in done.output
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "genecommons.progress"]
+    size = bam.stat().st_size
+    assert line.startswith(f"uploading late.bam: done, {size / 1000:.1f} kB in ")

@@ -3,6 +3,7 @@ small demo cohort's real VCF Zarr store; then the CLI's forwarding with the serv
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +135,39 @@ def test_trace_names_the_source_of_a_reordered_subset_in_another_format(
             select(audit_events).where(audit_events.c.tag == str(EventTag.LEAK_TRACED))
         ).one()
     assert event.details["named"][0]["recipient"] == PEOPLE[2]
+
+
+def test_the_cli_traces_stage_by_stage_to_the_same_verdict(
+    factory: Any,
+    node: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from genecommons import runtime
+
+    for who in PEOPLE[:3]:
+        _export(factory, node, who, tmp_path / f"{who}.vcf.gz")
+    leaked = tmp_path / f"{PEOPLE[1]}.vcf.gz"
+    quiet = trace_service.trace_leak(factory, node, subject=OPERATOR, leaked=leaked)
+    monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(node.data_dir))
+    monkeypatch.setenv("GENECOMMONS_DATABASE_URL", node.effective_database_url)
+    caplog.set_level(logging.INFO, logger="genecommons.progress")
+    runtime.reset()
+    try:
+        traced = runner.invoke(app, ["trace", str(leaked)])
+    finally:
+        runtime.reset()
+    assert traced.exit_code == 0, traced.output
+    stages = [r.getMessage().split(": ")[0] for r in caplog.records if r.name.endswith("progress")]
+    assert stages == [
+        f"reading {leaked.name}",
+        f"reading the genotypes of {leaked.name}",
+        "matching against the delivered datasets",
+        f"scoring the recipients of {DATASET}",
+    ]
+    assert [s.recipient for s in quiet.verdict.named] == [PEOPLE[1]]
+    assert f"Likely source(s) 可能的来源: {PEOPLE[1]}" in traced.output
 
 
 def test_trace_names_a_colluder_of_a_flipped_majority_copy(

@@ -6,6 +6,7 @@ import csv
 import json
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from genecommons.errors import (
     NotFoundError,
     SubmissionRejectedError,
 )
+from genecommons.progress import SilentProgress, Stage
 
 OPERATOR = Subject.operator("tester")
 
@@ -230,14 +232,22 @@ def test_concurrent_submissions_of_the_same_alias(factory: Any, make_bundle: Any
     assert written.wait(timeout=30)
     validated = threading.Event()
 
-    def stage(name: str) -> None:
-        if name == "writing":  # the second has read the catalog without the first's records
-            validated.set()
+    class Validated(SilentProgress):
+        def stage(
+            self, description: str, *, total: float | None = None, unit: str = ""
+        ) -> AbstractContextManager[Stage]:
+            if description.startswith("writing"):  # the second has read the catalog without
+                validated.set()  # the first's records
+            return super().stage(description, total=total, unit=unit)
 
     second_thread = threading.Thread(
         target=lambda: outcomes.__setitem__(
             "second",
-            _try(lambda: service.submit(factory, second_bundle, subject=OPERATOR, progress=stage)),
+            _try(
+                lambda: service.submit(
+                    factory, second_bundle, subject=OPERATOR, progress=Validated()
+                )
+            ),
         )
     )
     second_thread.start()

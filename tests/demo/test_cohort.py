@@ -6,6 +6,7 @@ import csv
 import gzip
 import hashlib
 import json
+import logging
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -475,7 +476,8 @@ def test_command_rejects_too_many_individuals(tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
-def test_command_end_to_end(tmp_path: Path) -> None:
+def test_command_end_to_end(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="genecommons.progress")
     result = CliRunner().invoke(
         _cli(),
         [
@@ -493,3 +495,7 @@ def test_command_end_to_end(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (tmp_path / "d" / "cohort.vcf.gz.tbi").is_file()
     assert "genecommons submit" in result.output
+    # off a terminal: one line per stage, no bar
+    stages = [r.getMessage().split(":")[0] for r in caplog.records if r.name.endswith("progress")]
+    assert stages == ["simulating genomes", "writing VCFs", "planting traits", "writing sheets"]
+    assert "\x1b[" not in result.output

@@ -151,14 +151,18 @@ def test_attack_beacon_end_to_end_on_a_small_demo(
         return genecommons_cli(env, *args)
 
     cli("init")
-    cli("submit", str(demo))
+    submitted = cli("submit", str(demo))
+    # a process off a terminal: one log line per stage on stderr, no bar
+    building = "INFO genecommons.progress: building the variant store of GCD00000001: done, "
+    assert building in submitted.stderr
+    assert "\x1b[" not in submitted.stdout + submitted.stderr
     # the demo's public reference, checked against its datasets: the defended Beacon places
     # windows by it where it suits, and the rule-aware attacker knows them
     cli("variants", "load-reference", str(demo / "public_frequencies.vcf.gz"))
     checked = cli("privacy", "check-reference", "GCD00000001").stdout
     assert "GCD00000001" in checked
     out = tmp_path / "out"
-    cli(
+    attacked = cli(
         "privacy",
         "attack-beacon",
         "GCD00000001",
@@ -169,6 +173,8 @@ def test_attack_beacon_end_to_end_on_a_small_demo(
         "--out",
         str(out),
     )
+    for beacon in ("undefended", "hide-rare", "defended"):
+        assert f"attacking the {beacon} Beacon: done, " in attacked.stderr
     found = json.loads((out / "figures.json").read_text())
     power = {
         (beacon, c["name"]): c["power"]

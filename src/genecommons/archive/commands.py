@@ -9,34 +9,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from genecommons.archive import service
 from genecommons.archive.client import UploadClient, default_state_dir
 from genecommons.archive.keys import format_public_key, parse_public_key
 from genecommons.errors import AuthenticationError
+from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
 
 console = Console()
 archive_app = typer.Typer(help="The encrypted archive. 加密归档。", no_args_is_help=True)
-
-
-def _bar() -> Progress:
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 def upload(
@@ -61,14 +44,13 @@ def upload(
     url = server or runtime().settings.issuer_url
     client = UploadClient(url, token, state_dir=default_state_dir())
     try:
-        with _bar() as bar:
-            task = bar.add_task(escape(path.name), total=path.stat().st_size)
-            result = client.upload(
-                path,
-                accession=file,
-                upload_id=upload_id,
-                progress=lambda position: bar.update(task, completed=position),
-            )
+        with (
+            reporter() as progress,
+            progress.stage(
+                f"uploading {path.name}", total=path.stat().st_size, unit="bytes"
+            ) as step,
+        ):
+            result = client.upload(path, accession=file, upload_id=upload_id, progress=step.update)
     finally:
         client.close()
     console.print(
@@ -84,15 +66,17 @@ def ingest(
 ) -> None:
     """Archive a file on this machine as the operator. 以运维身份归档本机文件。"""
     context = runtime()
-    with _bar() as bar:
-        task = bar.add_task(escape(path.name), total=path.stat().st_size)
+    with (
+        reporter() as progress,
+        progress.stage(f"archiving {path.name}", total=path.stat().st_size, unit="bytes") as step,
+    ):
         result = service.archive_path(
             context.factory,
             context.settings,
             subject=operator(),
             accession=file,
             path=path,
-            progress=lambda n: bar.advance(task, n),
+            progress=step.advance,
         )
     console.print(json.dumps(result.to_dict(), indent=2))
 
@@ -137,13 +121,12 @@ def verify(
     """Re-read every object; report any that no longer match their checksum, and the orphans
     no catalog row names. 校验归档并报告孤立对象。"""
     context = runtime()
-    with _bar() as bar:
-        task = bar.add_task("verify", total=None)
+    with reporter() as progress:
         report = service.verify(
             context.factory,
             context.settings,
             subject=operator(),
-            progress=lambda n: bar.advance(task, n),
+            progress=progress,
             remove_orphans=remove_orphans,
         )
     for item in report.damaged:

@@ -59,6 +59,8 @@ from genecommons.errors import (
     StorageFullError,
     human_size,
 )
+from genecommons.progress import SILENT
+from genecommons.progress import Progress as StagedProgress
 from genecommons.secrets import (
     NodeKeys,
     create_sealed_file,
@@ -534,11 +536,11 @@ class BundleArchiver(Ingestion):
         settings: Settings,
         subject: Subject,
         *,
-        progress: Callable[[str], None] | None = None,
+        progress: StagedProgress = SILENT,
         after: ArchivedFileHook | None = None,
     ) -> None:
         super().__init__(settings, subject)
-        self._say = progress
+        self._progress = progress
         self._after = after
 
     def attach(
@@ -553,12 +555,21 @@ class BundleArchiver(Ingestion):
             ).first()
             if existing is not None and existing.sha256 == file.sha256.lower():
                 continue
-            if self._say:
-                self._say(f"archiving {alias}")
-            with path.open("rb") as source:
+            with (
+                self._progress.stage(
+                    f"archiving {alias}", total=path.stat().st_size, unit="bytes"
+                ) as step,
+                path.open("rb") as source,
+            ):
                 encrypted = source.read(8) == b"crypt4gh"
                 source.seek(0)
-                self.archive(session, file, source, plain_path=None if encrypted else path)
+                self.archive(
+                    session,
+                    file,
+                    source,
+                    plain_path=None if encrypted else path,
+                    progress=step.advance,
+                )
             archived.append(file.accession)
             if self._after is not None and not encrypted:
                 self._after.take(session, file, path)
@@ -1191,13 +1202,13 @@ def verify(
     settings: Settings,
     *,
     subject: Subject,
-    progress: Progress | None = None,
+    progress: StagedProgress = SILENT,
     remove_orphans: bool = False,
 ) -> VerifyReport:
     """Re-read every stored object and report those that no longer match their checksum
     (or are missing); damaged objects are marked and each finding is audited. Objects the
     catalog does not name (left by a process killed mid-write) are reported as orphans, and
-    removed with `remove_orphans`."""
+    removed with `remove_orphans`. `progress` hears the bytes re-read."""
     require(subject, Action.LIST_FILES, Resource("file"))
     orphans, in_flight = find_orphans(factory, settings)
     removed = _remove_orphans(factory, settings, orphans, subject) if remove_orphans else []
@@ -1210,35 +1221,12 @@ def verify(
             )
         ).all()
     damaged: list[dict[str, Any]] = []
-    for row in rows:
-        problems = []
-        for key, size, digest in (
-            (row.object_key, row.body_size, row.body_sha256),
-            (row.index_key, row.index_body_size, row.index_body_sha256),
-        ):
-            if key is None:
-                continue
-            problem = _check_object(store, key, size, digest, progress)
-            if problem:
-                problems.append({"object": key, "problem": problem})
-        with write_transaction(factory) as session:
-            session.execute(
-                update(archive_objects)
-                .where(archive_objects.c.id == row.id)
-                .values(
-                    state="damaged" if problems else "archived",
-                    verified_at=clock.now(),
-                )
-            )
-            if problems:
-                damaged.append({"accession": row.accession, "problems": problems})
-                record_event(
-                    session,
-                    tag=EventTag.OBJECT_DAMAGED,
-                    actor=subject.id,
-                    subject=f"file:{row.accession}",
-                    details={"problems": problems},
-                )
+    size = sum(row.body_size + (row.index_body_size or 0) for row in rows)
+    with progress.stage(
+        f"verifying {len(rows)} archived file(s)", total=size, unit="bytes"
+    ) as step:
+        for row in rows:
+            _verify_row(factory, store, subject, row, damaged, step.advance)
     with write_transaction(factory) as session:
         record_event(
             session,
@@ -1253,6 +1241,45 @@ def verify(
             },
         )
     return VerifyReport(len(rows), damaged, orphans, removed, in_flight)
+
+
+def _verify_row(
+    factory: sessionmaker[Session],
+    store: ObjectStore,
+    subject: Subject,
+    row: Any,
+    damaged: list[dict[str, Any]],
+    progress: Progress,
+) -> None:
+    """Check one archived file's objects, marking it and auditing what is wrong."""
+    problems = []
+    for key, size, digest in (
+        (row.object_key, row.body_size, row.body_sha256),
+        (row.index_key, row.index_body_size, row.index_body_sha256),
+    ):
+        if key is None:
+            continue
+        problem = _check_object(store, key, size, digest, progress)
+        if problem:
+            problems.append({"object": key, "problem": problem})
+    with write_transaction(factory) as session:
+        session.execute(
+            update(archive_objects)
+            .where(archive_objects.c.id == row.id)
+            .values(
+                state="damaged" if problems else "archived",
+                verified_at=clock.now(),
+            )
+        )
+        if problems:
+            damaged.append({"accession": row.accession, "problems": problems})
+            record_event(
+                session,
+                tag=EventTag.OBJECT_DAMAGED,
+                actor=subject.id,
+                subject=f"file:{row.accession}",
+                details={"problems": problems},
+            )
 
 
 def _check_object(

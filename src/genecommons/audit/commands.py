@@ -13,12 +13,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
 from rich.table import Table
 
 from genecommons.audit import service, trace_service, watch
 from genecommons.audit.leaksim import SimulationReport, SimulationSettings
 from genecommons.audit.trace import DEFAULT_ALPHA
+from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
 
 console = Console()
@@ -30,7 +30,8 @@ def verify() -> None:
     """Recompute the log from storage and report any tampering. 校验审计日志。"""
     context = runtime()
     key = service.signing_key(context.settings)
-    result = service.verify(context.factory, key.public_key())
+    with reporter() as progress:
+        result = service.verify(context.factory, key.public_key(), progress=progress)
     if result.problems:
         for problem in result.problems:
             console.print(f"[red]TAMPERED[/red] {problem}")
@@ -86,14 +87,16 @@ def trace(
 ) -> None:
     """Score every recipient of the leaked data and name the likely sources. 追溯泄露来源。"""
     context = runtime()
-    result = trace_service.trace_leak(
-        context.factory,
-        context.settings,
-        subject=operator(),
-        leaked=leaked,
-        dataset=dataset,
-        alpha=alpha,
-    )
+    with reporter() as progress:
+        result = trace_service.trace_leak(
+            context.factory,
+            context.settings,
+            subject=operator(),
+            leaked=leaked,
+            dataset=dataset,
+            alpha=alpha,
+            progress=progress,
+        )
     verdict = result.verdict
     console.print(
         f"{escape(result.file)} ({result.format}): dataset {result.dataset}, "
@@ -152,14 +155,13 @@ def simulate(
         attack_threshold=attack_threshold,
         seed=seed,
     )
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("trials", total=trials)
+    with reporter() as progress:
         report = trace_service.simulate(
             individuals=individuals,
             length=length,
             seed=seed,
             settings=settings,
-            progress=lambda done: bar.update(task, completed=done),
+            progress=progress,
         )
     print_simulation(report)
     if not goal_met(report):

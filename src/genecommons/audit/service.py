@@ -50,6 +50,7 @@ from genecommons.audit.tables import (
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import ConfigurationError, InvalidInputError
+from genecommons.progress import SILENT, Progress
 from genecommons.secrets import (
     derived_passphrase,
     node_keys,
@@ -308,31 +309,42 @@ def _events(session: Session) -> Iterator[Any]:
         last = int(rows[-1].leaf_index)
 
 
-def verify(factory: sessionmaker[Session], public_key: Ed25519PublicKey) -> Verification:
+def verify(
+    factory: sessionmaker[Session],
+    public_key: Ed25519PublicKey,
+    *,
+    progress: Progress = SILENT,
+) -> Verification:
     """Recompute the whole log from storage and compare it with itself and every signed tree
-    head: finds edited, deleted, inserted, reordered and truncated events."""
+    head: finds edited, deleted, inserted, reordered and truncated events. `progress` hears the
+    events re-read, the tree's rebuilding and the tree heads checked."""
     result = Verification()
     memory = MemoryNodeStore()
     tree = MerkleTree(memory)
     with factory() as session:
         expected = 0
         batch: list[bytes] = []
-        for row in _events(session):
-            index = int(row.leaf_index)
-            if index != expected:
-                result.problems.append(
-                    f"leaf {expected} is missing (next stored is {index}): deleted or reordered"
-                )
-                expected = index
-            leaf = bytes(row.leaf)
-            facts = leaf_document_from_row(row)
-            if canonical_leaf(facts) != leaf:
-                result.problems.append(
-                    f"leaf {index}: its columns do not match its hashed bytes (edited)"
-                )
-            batch.append(leaf)
-            expected += 1
-        tree.append_many(batch)
+        stored_events = session.execute(select(func.count()).select_from(audit_events)).scalar_one()
+        with progress.stage("re-reading the events", total=stored_events, unit="events") as step:
+            for row in _events(session):
+                index = int(row.leaf_index)
+                if index != expected:
+                    result.problems.append(
+                        f"leaf {expected} is missing (next stored is {index}): deleted or reordered"
+                    )
+                    expected = index
+                leaf = bytes(row.leaf)
+                facts = leaf_document_from_row(row)
+                if canonical_leaf(facts) != leaf:
+                    result.problems.append(
+                        f"leaf {index}: its columns do not match its hashed bytes (edited)"
+                    )
+                batch.append(leaf)
+                expected += 1
+                step.advance()
+        with progress.stage("rebuilding the Merkle tree", total=len(batch), unit="leaves") as step:
+            tree.append_many(batch)
+            step.update(len(batch))
         size = tree.size()
         result.tree_size = size
         result.queued = int(
@@ -350,28 +362,36 @@ def verify(factory: sessionmaker[Session], public_key: Ed25519PublicKey) -> Veri
             if memory.get(int(level), int(index)) != bytes(value):
                 result.problems.append(f"tree node ({level}, {index}) does not match the events")
                 break
-        for head_row in session.execute(select(tree_heads).order_by(tree_heads.c.tree_size)):
-            signed = SignedTreeHead(
-                int(head_row.tree_size),
-                bytes(head_row.root_hash),
-                int(head_row.timestamp_ms),
-                bytes(head_row.signature),
-            )
-            if not verify_tree_head(signed, public_key):
-                result.problems.append(f"tree head of size {signed.tree_size}: bad signature")
-            if signed.tree_size > size:
-                result.problems.append(
-                    f"a tree head was signed at size {signed.tree_size} but "
-                    f"only {size} events remain (truncated)"
-                )
-            elif (tree.root(signed.tree_size) if signed.tree_size else EMPTY_ROOT) != (
-                signed.root_hash
-            ):
-                result.problems.append(
-                    f"the events no longer give the root signed at size "
-                    f"{signed.tree_size} (rewritten)"
-                )
+        heads = session.execute(select(tree_heads).order_by(tree_heads.c.tree_size)).all()
+        checking = progress.stage("checking the signed tree heads", total=len(heads), unit="heads")
+        with checking as step:
+            for head_row in heads:
+                _check_head(head_row, tree, size, public_key, result)
+                step.advance()
     return result
+
+
+def _check_head(
+    head_row: Any, tree: MerkleTree, size: int, public_key: Ed25519PublicKey, result: Verification
+) -> None:
+    """Check one signed tree head against the rebuilt tree, noting what is wrong."""
+    signed = SignedTreeHead(
+        int(head_row.tree_size),
+        bytes(head_row.root_hash),
+        int(head_row.timestamp_ms),
+        bytes(head_row.signature),
+    )
+    if not verify_tree_head(signed, public_key):
+        result.problems.append(f"tree head of size {signed.tree_size}: bad signature")
+    if signed.tree_size > size:
+        result.problems.append(
+            f"a tree head was signed at size {signed.tree_size} but "
+            f"only {size} events remain (truncated)"
+        )
+    elif (tree.root(signed.tree_size) if signed.tree_size else EMPTY_ROOT) != (signed.root_hash):
+        result.problems.append(
+            f"the events no longer give the root signed at size {signed.tree_size} (rewritten)"
+        )
 
 
 def leaf_document_from_row(row: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +33,7 @@ from genecommons.audit.tables import fingerprint_deliveries, fingerprint_policie
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import ConfigurationError, InvalidInputError, NotFoundError
+from genecommons.progress import SILENT, Progress
 from genecommons.secrets import (
     NodeKeys,
     create_sealed_file,
@@ -567,23 +568,32 @@ def trace_leak(
     leaked: Path,
     dataset: str | None = None,
     alpha: float = trace.DEFAULT_ALPHA,
+    progress: Progress = SILENT,
 ) -> TraceResult:
-    """Score every recipient of the dataset a leaked file came from; name the likely sources."""
+    """Score every recipient of the dataset a leaked file came from; name the likely sources.
+    `progress` hears the reading, the matching against each delivered dataset and the scoring."""
     require(subject, Action.READ_AUDIT, Resource("audit"))
-    table = _read_table(leaked)
+    with progress.stage(f"reading {leaked.name}"):
+        table = _read_table(leaked)
     if table is not None:
-        return _trace_table(
-            factory,
-            settings,
-            subject=subject,
-            leaked=leaked,
-            rows=table,
-            dataset=dataset,
-            alpha=alpha,
-        )
+        with progress.stage(
+            f"tracing the rows of {leaked.name}", total=len(table), unit="rows"
+        ) as step:
+            traced = _trace_table(
+                factory,
+                settings,
+                subject=subject,
+                leaked=leaked,
+                rows=table,
+                dataset=dataset,
+                alpha=alpha,
+            )
+            step.update(len(table))
+        return traced
     secret = fingerprint_secret(settings)
     current_key = fingerprint.key_id(secret)
-    matrix = genotypes.read_leak(leaked)
+    with progress.stage(f"reading the genotypes of {leaked.name}"):
+        matrix = genotypes.read_leak(leaked)
     with factory() as session:
         candidates = _candidates(session, dataset)
     if not candidates:
@@ -595,18 +605,22 @@ def trace_leak(
         )
     # the dataset the leak came from: the one sharing most of its sites and samples
     best: tuple[int, tuple[str, str], genotypes.Genotypes, trace.Leak] | None = None
-    for candidate in candidates:
-        source = _source_genotypes(factory, settings, *candidate)
-        aligned = trace.align(
-            original_sites=source.site_keys,
-            original_samples=source.samples,
-            leaked_sites=matrix.sites,
-            leaked_samples=matrix.samples,
-            values=matrix.values,
-        )
-        overlap = aligned.values.size
-        if best is None or overlap > best[0]:
-            best = (overlap, candidate, source, aligned)
+    with progress.stage(
+        "matching against the delivered datasets", total=len(candidates), unit="datasets"
+    ) as step:
+        for candidate in candidates:
+            source = _source_genotypes(factory, settings, *candidate)
+            aligned = trace.align(
+                original_sites=source.site_keys,
+                original_samples=source.samples,
+                leaked_sites=matrix.sites,
+                leaked_samples=matrix.samples,
+                values=matrix.values,
+            )
+            overlap = aligned.values.size
+            if best is None or overlap > best[0]:
+                best = (overlap, candidate, source, aligned)
+            step.advance()
     assert best is not None
     _, (name, origin), source, aligned = best
     if len(aligned.sites) < MIN_MATCHED_SITES or len(aligned.samples) == 0:
@@ -634,10 +648,14 @@ def trace_leak(
         if str((what or {}).get("source") or VARIANT_STORE) == origin:
             by_recipient.setdefault(recipient, []).append(delivery_id)
     recipients = list(by_recipient)
-    plan = fingerprint.make_plan(source.dosages(), secret=secret, dataset=name)
-    codes = fingerprint.code_matrix(plan, secret=secret, dataset=name, recipients=recipients)
-    observed = trace.dense_observations(plan, aligned)
-    verdict = trace.accuse(observed, plan.bias, codes, recipients, alpha=alpha)
+    with progress.stage(
+        f"scoring the recipients of {name}", total=len(recipients), unit="recipients"
+    ) as step:
+        plan = fingerprint.make_plan(source.dosages(), secret=secret, dataset=name)
+        codes = fingerprint.code_matrix(plan, secret=secret, dataset=name, recipients=recipients)
+        observed = trace.dense_observations(plan, aligned)
+        verdict = trace.accuse(observed, plan.bias, codes, recipients, alpha=alpha)
+        step.update(len(recipients))
     with write_transaction(factory) as session:
         record_event(
             session,
@@ -677,15 +695,18 @@ def simulate(
     seed: int,
     settings: leaksim.SimulationSettings,
     scheme: fingerprint.Scheme | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress = SILENT,
 ) -> leaksim.SimulationReport:
-    """The leak simulation on a demo cohort of `individuals` over `length` bp of chr22."""
-    dosages, trait = leaksim.demo_dosages(individuals=individuals, length=length, seed=seed)
-    return leaksim.run_simulation(
-        dosages,
-        trait,
-        settings=settings,
-        scheme=scheme,
-        secret=hashlib.sha256(f"genecommons-simulation-{seed}".encode()).digest(),
-        progress=progress,
-    )
+    """The leak simulation on a demo cohort of `individuals` over `length` bp of chr22;
+    `progress` hears the cohort's simulation and the trials."""
+    with progress.stage(f"simulating {individuals:,} genomes over {length:,} bp"):
+        dosages, trait = leaksim.demo_dosages(individuals=individuals, length=length, seed=seed)
+    with progress.stage("leak trials", total=settings.trials, unit="trials") as step:
+        return leaksim.run_simulation(
+            dosages,
+            trait,
+            settings=settings,
+            scheme=scheme,
+            secret=hashlib.sha256(f"genecommons-simulation-{seed}".encode()).digest(),
+            progress=step.update,
+        )

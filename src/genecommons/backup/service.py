@@ -45,7 +45,7 @@ from genecommons.backup.manifest import (
     safe_path,
 )
 from genecommons.config import Settings
-from genecommons.db import make_engine, make_session_factory
+from genecommons.db import make_engine, make_session_factory, write_transaction
 from genecommons.errors import (
     BackupInvalidError,
     ConfigurationError,
@@ -186,7 +186,7 @@ def backup(
     )
     say("manifest")
     _write_manifest(destination, manifest.sign(keys.manifest_key))
-    with factory() as session, session.begin():
+    with write_transaction(factory) as session:
         record_event(
             session,
             tag=EventTag.BACKUP_MADE,
@@ -276,7 +276,7 @@ def restore(
     archive_service.archive_keys(settings)  # unlocks: the archive's data can be read
     engine = make_engine(settings.effective_database_url)
     try:
-        with make_session_factory(engine)() as session, session.begin():
+        with write_transaction(make_session_factory(engine)) as session:
             record_event(
                 session,
                 tag=EventTag.BACKUP_RESTORED,

@@ -15,6 +15,7 @@ from genecommons.archive.service import BundleArchiver
 from genecommons.catalog import service
 from genecommons.catalog.export import write_sheets, write_templates
 from genecommons.errors import SubmissionRejectedError
+from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
 from genecommons.variants.service import VariantStoreSink
 
@@ -33,20 +34,18 @@ def submit(
     """Validate a submission and commit it all or nothing. 验证并提交元数据。"""
     context = runtime()
     subject = operator()
-    variant_stores = VariantStoreSink(context.settings, subject)
     try:
-        with console.status("Validating… 正在验证…") as status:
+        with reporter() as progress:
+            variant_stores = VariantStoreSink(context.settings, subject, progress=progress)
             result = service.submit(
                 context.factory,
                 path,
                 subject=subject,
                 dry_run=dry_run,
                 staging=context.settings.staging_dir,
+                progress=progress,
                 data_files=BundleArchiver(
-                    context.settings,
-                    subject,
-                    progress=lambda what: status.update(escape(what)),
-                    after=variant_stores,
+                    context.settings, subject, progress=progress, after=variant_stores
                 ),
             )
     except SubmissionRejectedError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -46,10 +47,9 @@ from genecommons.errors import (
     NotFoundError,
     SubmissionRejectedError,
 )
+from genecommons.progress import SILENT, Progress
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[str], None]
 
 
 class DataFileSink(Protocol):
@@ -99,7 +99,7 @@ def submit(
     today: date | None = None,
     limits: Limits | None = None,
     staging: Path | None = None,
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
     before_commit: Callable[[], None] | None = None,
     data_files: DataFileSink | None = None,
 ) -> SubmissionResult:
@@ -109,12 +109,19 @@ def submit(
     is then exactly as it was. `before_commit` runs after everything is written, just before
     the commit (tests use it to interleave concurrent submissions). `data_files` archives the
     declared data files the submission's folder holds, in the same transaction: if one fails
-    its checks, nothing of the submission is stored.
+    its checks, nothing of the submission is stored. `progress` hears each stage: reading,
+    validating, writing (the data files' stages are `data_files`' own).
     """
     require(subject, Action.SUBMIT, Resource("submission"))
     today = today or clock.now().date()
     limits = limits or Limits()
-    with open_bundle(path, limits=limits, staging=staging) as (bundle, read_problems):
+    with ExitStack() as opened:
+        with progress.stage(f"reading {path.name}", unit="rows") as reading:
+            bundle, read_problems = opened.enter_context(
+                open_bundle(path, limits=limits, staging=staging)
+            )
+            rows = sum(len(sheet) for sheet in bundle.rows.values())
+            reading.update(rows)
         reservation = None
         try:
             if not dry_run:
@@ -128,9 +135,11 @@ def submit(
             # holds up no other writer, and fails (BusyError) if one committed meanwhile
             with snapshot_transaction(factory) as session:
                 view = SqlCatalogView(session)
-                plan = plan_submission(
-                    bundle, view, today=today, max_problems=limits.max_problems, progress=progress
-                )
+                with progress.stage("validating", total=rows, unit="rows") as validating:
+                    plan = plan_submission(
+                        bundle, view, today=today, max_problems=limits.max_problems
+                    )
+                    validating.update(rows)
                 plan.report.problems[:0] = read_problems
                 if not plan.report.ok:
                     session.rollback()
@@ -145,17 +154,20 @@ def submit(
                 if dry_run:
                     session.rollback()
                     return SubmissionResult(report=plan.report, committed=False)
-                if progress:
-                    progress("writing")
-                result = _commit(
-                    session, view, plan, subject=subject, source=path.name, reservation=reservation
-                )
+                with progress.stage("writing catalog records", total=rows, unit="rows") as writing:
+                    result = _commit(
+                        session,
+                        view,
+                        plan,
+                        subject=subject,
+                        source=path.name,
+                        reservation=reservation,
+                    )
+                    writing.update(rows)
                 if data_files is not None:
                     declared = result.accessions.get("files", {})
                     present = {a: p for a, p in bundle.data_files.items() if a in declared}
                     if present:
-                        if progress:
-                            progress("archiving")
                         result.archived = data_files.attach(session, declared, present)
                 if before_commit:
                     before_commit()

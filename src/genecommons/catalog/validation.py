@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -1293,9 +1293,6 @@ def plan_submission(
     *,
     today: date,
     max_problems: int = 10_000,
-    progress: Callable[[str], None] | None = None,
 ) -> Plan:
     """Validate `bundle` against the model, vocabularies and `view`; every problem in one pass."""
-    if progress:
-        progress("validating")
     return _Validator(bundle, view, today=today, max_problems=max_problems).run()

@@ -1,4 +1,4 @@
-"""CLI of the demo: parse argv, call `write_demo` (with a progress bar) or the demo's service,
+"""CLI of the demo: parse argv, call `write_demo` (with progress bars) or the demo's service,
 print. Nothing else."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from genecommons.demo import service
 from genecommons.demo.cohort import MAX_INDIVIDUALS, MIN_SEQUENCE_LENGTH, write_demo
+from genecommons.progress import Fractions
+from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
 
 console = Console()
@@ -44,26 +45,14 @@ def demo(
     ] = None,
 ) -> None:
     """Write a synthetic cohort as a submission bundle. 生成合成示范队列（提交包）。"""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=1.0)
-
-        def progress(stage: str, fraction: float) -> None:
-            bar.update(task, description=stage, completed=fraction)
-
+    with reporter() as progress, Fractions(progress, end="done") as stages:
         summary = write_demo(
             out,
             individuals=individuals,
             seed=seed,
             reference_individuals=reference_individuals,
             sequence_length=length,
-            progress=progress,
+            progress=stages,
         )
     table = Table(title="Demo cohort 示范队列", show_header=False)
     table.add_row("folder", escape(str(summary.out_dir)))

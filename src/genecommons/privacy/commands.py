@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from genecommons.privacy import attack, evaluation, service
+from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
 
 console = Console()
@@ -77,7 +78,7 @@ def attack_beacon(
         )
     urls = served_beacons(url or [])
     context = runtime()
-    with console.status("attacking …"):
+    with reporter() as progress:
         figures = evaluation.attack_beacon(
             context.settings,
             context.factory,
@@ -93,6 +94,7 @@ def attack_beacon(
             queries=tuple(q for q in attack.QUERY_COUNTS if q <= max_queries) or (max_queries,),
             correctness_sites=correctness_sites,
             public=public,
+            progress=progress,
         )
     out.mkdir(parents=True, exist_ok=True)
     evaluation.plot(figures, out / "power.png")

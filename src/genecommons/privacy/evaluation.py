@@ -35,6 +35,7 @@ from genecommons.privacy.oracles import (
     read_haplotypes,
 )
 from genecommons.privacy.service import DefendedGuard
+from genecommons.progress import SILENT, Progress
 from genecommons.variants import store_service
 from genecommons.variants.normalize import Variant
 
@@ -165,6 +166,7 @@ def evaluate(
     counts: Callable[[Sequence[Variant]], tuple[npt.NDArray[np.int64], ...]] | None = None,
     queries: Sequence[int] = attack.QUERY_COUNTS,
     correctness_sites: int = 20_000,
+    progress: Progress = SILENT,
 ) -> Figures:
     """Run SB and rarest-first (one account, and a fresh account per victim), von Thenen, and
     (for the Beacons in `rules`, with the thresholds' chances the attacker knows) an attacker who
@@ -179,68 +181,78 @@ def evaluate(
     people = np.concatenate([victims.members, victims.outsiders], axis=1)
     inferred = linked(victims, people, seed=seed)
     for name, exists in beacons.items():
-        curves = []
-        for fresh in (False, True):
-            for rarest in (False, True):
-                label = ("rarest-first" if rarest else "SB") + (
-                    ", fresh account per victim" if fresh else ", one account"
-                )
-                logger.info("%s: %s", name, label)
-                curves.append(
-                    attack.run_attack(
-                        label,
-                        members=victims.members,
-                        outsiders=victims.outsiders,
-                        f=victims.frequencies,
-                        beacon_size=beacon_size,
-                        ask=asker(victims, exists, fresh_accounts=fresh),
-                        rarest_first=rarest,
-                        seed=seed,
-                        queries=queries,
+        # SB and rarest-first by one or fresh accounts, von Thenen twice, the rule-aware
+        # attacker, the answers' correctness
+        steps = 6 + bool(rules and name in rules) + (counts is not None)
+        with progress.stage(f"attacking the {name} Beacon", total=steps, unit="attacks") as step:
+            curves = []
+            for fresh in (False, True):
+                for rarest in (False, True):
+                    label = ("rarest-first" if rarest else "SB") + (
+                        ", fresh account per victim" if fresh else ", one account"
                     )
-                )
-        found, partners = (
-            linkage.von_thenen(
-                inferred,
-                victims=people,
-                members=victims.members.shape[1],
-                reference=victims.reference,
-                beacon_size=beacon_size,
-                ask=asker(victims, exists, fresh_accounts=True),
-                truth=lambda sites: truth_ask(0, sites),
-                rule=(rules or {}).get(name, attack.EXACT),
-                # the paper's reading of a withheld answer: the shown site's in strongest LD
-                name="von Thenen, withheld answers from LD partners" if from_ld else "von Thenen",
-                from_partners=from_ld,
-            )
-            for from_ld in (False, True)
-        )
-        curves += [found.curve, partners.curve]
-        if rules and name in rules:
-            curves.append(
-                attack.run_rule_aware_attack(
-                    "knows the rule, fresh account per victim",
-                    members=victims.members,
-                    outsiders=victims.outsiders,
+                    logger.info("%s: %s", name, label)
+                    curves.append(
+                        attack.run_attack(
+                            label,
+                            members=victims.members,
+                            outsiders=victims.outsiders,
+                            f=victims.frequencies,
+                            beacon_size=beacon_size,
+                            ask=asker(victims, exists, fresh_accounts=fresh),
+                            rarest_first=rarest,
+                            seed=seed,
+                            queries=queries,
+                        )
+                    )
+                    step.advance()
+            found, partners = (
+                linkage.von_thenen(
+                    inferred,
+                    victims=people,
+                    members=victims.members.shape[1],
                     reference=victims.reference,
                     beacon_size=beacon_size,
                     ask=asker(victims, exists, fresh_accounts=True),
-                    thresholds=rules[name],
-                    queries=queries,
+                    truth=lambda sites: truth_ask(0, sites),
+                    rule=(rules or {}).get(name, attack.EXACT),
+                    # the paper's reading of a withheld answer: the shown site's in strongest LD
+                    name="von Thenen, withheld answers from LD partners"
+                    if from_ld
+                    else "von Thenen",
+                    from_partners=from_ld,
                 )
+                for from_ld in (False, True)
             )
-        figures.curves[name] = curves
-        figures.inference[name] = {
-            "allele_accuracy": found.accuracy,
-            "answer_accuracy": found.answer_accuracy,
-            "confident_accuracy": found.confident_accuracy,
-            "confident": found.confident,
-            "prior_accuracy": found.prior_accuracy,
-            "power_at_5_queries": found.curve.power[found.curve.queries.index(5)],
-            "power_max": max(found.curve.power),
-        }
-        if counts is not None:
-            figures.correctness[name] = score(victims, exists, counts, correctness_sites, seed)
+            step.advance(2)
+            curves += [found.curve, partners.curve]
+            if rules and name in rules:
+                curves.append(
+                    attack.run_rule_aware_attack(
+                        "knows the rule, fresh account per victim",
+                        members=victims.members,
+                        outsiders=victims.outsiders,
+                        reference=victims.reference,
+                        beacon_size=beacon_size,
+                        ask=asker(victims, exists, fresh_accounts=True),
+                        thresholds=rules[name],
+                        queries=queries,
+                    )
+                )
+                step.advance()
+            figures.curves[name] = curves
+            figures.inference[name] = {
+                "allele_accuracy": found.accuracy,
+                "answer_accuracy": found.answer_accuracy,
+                "confident_accuracy": found.confident_accuracy,
+                "confident": found.confident,
+                "prior_accuracy": found.prior_accuracy,
+                "power_at_5_queries": found.curve.power[found.curve.queries.index(5)],
+                "power_max": max(found.curve.power),
+            }
+            if counts is not None:
+                figures.correctness[name] = score(victims, exists, counts, correctness_sites, seed)
+                step.advance()
     return figures
 
 
@@ -390,15 +402,17 @@ def attack_beacon(
     queries: Sequence[int] = attack.QUERY_COUNTS,
     correctness_sites: int = 20_000,
     public: Sequence[str] = (),
+    progress: Progress = SILENT,
 ) -> Figures:
     """Attack the dataset's store undefended (the exact answer) and through the defended guard,
     in process, and the Beacon v2 servers of `urls` (name -> base URL) when given. Reading the
     store and the genotypes is record-level access: the decision point must allow it. `public`:
     the panel's people whose counts are in the node's public reference (never non-members)."""
     require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
-    drawn = draw_victims(
-        cohort, panel, victims=victims, outsiders=outsiders, seed=seed, public=public
-    )
+    with progress.stage("drawing victims and outsiders"):
+        drawn = draw_victims(
+            cohort, panel, victims=victims, outsiders=outsiders, seed=seed, public=public
+        )
     with factory() as session:
         variant_store = store_service.open_store(session, settings, dataset)
     if variant_store is None:
@@ -445,6 +459,7 @@ def attack_beacon(
             counts=exact.counts,
             queries=queries,
             correctness_sites=correctness_sites,
+            progress=progress,
         )
     finally:
         for http in served.values():

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from genecommons.audit import trace_service
+from genecommons.progress_bars import reporter
 from genecommons.runtime import Runtime, operator, runtime
 from genecommons.variants import service, store_service
 
@@ -26,9 +27,14 @@ def build(
     """Build a dataset's variant store from its VCF, replacing the store it had (and a
     plaintext store of an older version). 由 VCF 建立（或重建）数据集的变异库。"""
     context = runtime()
-    with console.status(f"building the variant store of {dataset} …"):
+    with reporter() as progress:
         summary = service.build_dataset_store(
-            context.factory, context.settings, subject=operator(), dataset=dataset, vcf=vcf
+            context.factory,
+            context.settings,
+            subject=operator(),
+            dataset=dataset,
+            vcf=vcf,
+            progress=progress,
         )
     console.print(
         f"{summary.sites:,} sites from {summary.records:,} records x {summary.samples:,} "

@@ -25,6 +25,7 @@ from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import ConflictError, NotFoundError
+from genecommons.progress import SILENT, Progress
 from genecommons.secrets import node_keys
 from genecommons.variants import store_service, upkeep
 from genecommons.variants.manifest import new_binding, shared_groups, store_name
@@ -112,9 +113,12 @@ class VariantStoreSink:
     store its committed binding names, and whatever else lies at the store's place is a
     leftover, removed before the build."""
 
-    def __init__(self, settings: Settings, subject: Subject) -> None:
+    def __init__(
+        self, settings: Settings, subject: Subject, *, progress: Progress = SILENT
+    ) -> None:
         self.settings = settings
         self.subject = subject
+        self.progress = progress
         self.built: list[StoreSummary] = []
         self.skipped: list[str] = []
 
@@ -148,13 +152,17 @@ class VariantStoreSink:
         name = store_name(datasets)
         target = store_path(self.settings, name)
         _clear_unbound(target)
-        summary = build_store(
-            path,
-            target,
-            samples=samples,
-            keys=node_keys(self.settings),
-            binding=new_binding(dataset=name, source_sha256=file.sha256, source_name=file.alias),
-        )
+        with self.progress.stage(f"building the variant store of {name}", unit="sites") as step:
+            summary = build_store(
+                path,
+                target,
+                samples=samples,
+                keys=node_keys(self.settings),
+                binding=new_binding(
+                    dataset=name, source_sha256=file.sha256, source_name=file.alias
+                ),
+                progress=step.advance,
+            )
         if not self.built:
             # each lease is held until the transaction ends: a store whose binding is not
             # yet committed is no leftover to a process cleaning up meanwhile
@@ -234,11 +242,17 @@ def _record_build(
     )
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, progress: Progress) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with (
+        progress.stage(
+            f"checksumming {path.name}", total=path.stat().st_size, unit="bytes"
+        ) as step,
+        path.open("rb") as handle,
+    ):
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
+            step.advance(len(chunk))
     return digest.hexdigest()
 
 
@@ -249,23 +263,28 @@ def build_dataset_store(
     subject: Subject,
     dataset: str,
     vcf: Path,
+    progress: Progress = SILENT,
 ) -> StoreSummary:
     """Build the variant store of `dataset` from its joint-called VCF (bgzipped), replacing the
     store it had: the new store is built aside, then bound and put in place in one
-    transaction; the old one is removed once that commits."""
+    transaction; the old one is removed once that commits. `progress` hears the checksum and
+    the build."""
     require(subject, Action.SUBMIT, Resource("dataset", dataset))
     with factory() as session:
         store_service.dataset_id(session, dataset)  # NotFoundError before any work
         samples = dataset_samples(session, dataset)
     target = store_path(settings, dataset)
-    summary = build_store(
-        vcf,
-        target,
-        samples=samples,
-        keys=node_keys(settings),
-        binding=new_binding(dataset=dataset, source_sha256=_sha256(vcf), source_name=vcf.name),
-        into_place=False,
-    )
+    source_sha256 = _sha256(vcf, progress)
+    with progress.stage(f"building the variant store of {dataset}", unit="sites") as step:
+        summary = build_store(
+            vcf,
+            target,
+            samples=samples,
+            keys=node_keys(settings),
+            binding=new_binding(dataset=dataset, source_sha256=source_sha256, source_name=vcf.name),
+            progress=step.advance,
+            into_place=False,
+        )
     retired: Path | None = None
     try:
         with write_transaction(factory) as session:

@@ -10,8 +10,8 @@ N events; the queued events are sequenced as `serve` does.
 At each N, `genecommons serve` (its own process, its sequencer and watcher running) is driven by
 `--clients` keep-alive clients (benchmarks/http_load.py) with the same query mix twice: anonymous
 (boolean answers) and by a verified researcher's token (count answers, charged to the ledger).
-Each run comes from a fresh loopback address, and the signed-in run from a fresh account, so
-that every N starts from the same budgets. The ratio signed-in/anonymous is printed per N, and
+The history of each N and its runs come from one loopback address (as a tester's do), a new
+one per N, and the signed-in run from a fresh account. The ratio signed-in/anonymous is printed per N, and
 each against N = the first.
 
     .venv/bin/python -m benchmarks.beacon_history [--history 0 3000 30000] [--seconds 15]
@@ -170,9 +170,11 @@ def query_mix(demo: Path, count: int) -> list[str]:
     return paths
 
 
-def grow_history(node: Node, target: int, paths: Sequence[str], *, accounts: int = 20) -> float:
-    """Ask signed-in queries through the app, by `accounts` researchers in turn, until the
-    audit log holds `target` events; the seconds it took."""
+def grow_history(
+    node: Node, target: int, paths: Sequence[str], *, address: str, accounts: int = 20
+) -> float:
+    """Ask signed-in queries through the app from `address`, by `accounts` researchers in
+    turn, until the audit log holds `target` events; the seconds it took."""
     from fastapi.testclient import TestClient
 
     from genecommons.audit.service import sequence_queued
@@ -180,7 +182,7 @@ def grow_history(node: Node, target: int, paths: Sequence[str], *, accounts: int
     started = time.perf_counter()
     tokens = [node.researcher() for _ in range(accounts)]
     rng = random.Random(target)
-    with TestClient(node.app) as client:
+    with TestClient(node.app, client=(address, 50000)) as client:
         while (have := node.events()) < target:
             for _ in range(min(500, (target - have + 1) // 2)):
                 token = rng.choice(tokens)
@@ -314,9 +316,11 @@ def run(workdir: Path, args: argparse.Namespace, database_url: str | None) -> No
     )
     first: tuple[float, float] | None = None
     for number, target in enumerate(sorted(args.history)):
-        took = grow_history(node, target, paths)
+        # the history comes from the address the runs then come from, as a tester's does
+        source = f"127.0.{number + 1}.1"
+        took = grow_history(node, target, paths, address=source)
         events, charges = node.events(), node.ledger()
-        anonymous, signed = measure(env, node, paths, args, source=f"127.0.{number + 1}.1")
+        anonymous, signed = measure(env, node, paths, args, source=source)
         print(
             f" N = {events:,} audit events, {charges:,} ledger charges (made in {took:.0f} s), "
             f"load average {load_average()}:"

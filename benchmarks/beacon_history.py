@@ -5,17 +5,19 @@ store), its public reference loaded and checked (reference windows on), the defe
 with the default privacy budget. Its history is made as real use makes it: researchers of a
 verified institution, each with an API token, ask the Beacon signed-in queries through the app
 (each a token use and a query in the audit log, and the ledger's charges), until the log holds
-N events; the queued events are sequenced as `serve` does.
+N events (the runs of the smaller N count towards it: a target they passed adds nothing); the
+queued events are sequenced as `serve` does.
 
 At each N, `genecommons serve` (its own process, its sequencer and watcher running) is driven by
 `--clients` keep-alive clients (benchmarks/http_load.py) with the same query mix twice: anonymous
 (boolean answers) and by a verified researcher's token (count answers, charged to the ledger).
 The history of each N and its runs come from one loopback address (as a tester's do), a new
-one per N, and the signed-in run from a fresh account. The ratio signed-in/anonymous is printed per N, and
-each against N = the first.
+one per N, and the signed-in run from a fresh account. The ratio signed-in/anonymous is printed
+per N, and each rate against the first N's. `--busy K` keeps K more processes spinning on the
+CPU during the runs (a busy machine).
 
     .venv/bin/python -m benchmarks.beacon_history [--history 0 3000 30000] [--seconds 15]
-        [--demo DIR] [--postgres postgresql://127.0.0.1/test]
+        [--workers 2] [--clients 8] [--busy 0] [--demo DIR] [--postgres postgresql://127.0.0.1/test]
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ def main() -> None:
         ("benchmarks.fingerprinted_copy", ["--gb", os.environ.get("BENCH_COPY_GB", "1.0")]),
         ("benchmarks.privacy_guard", []),
         ("benchmarks.beacon", ["--sites", os.environ.get("BENCH_SITES", "10000000")]),
+        ("benchmarks.beacon_history", []),
         ("benchmarks.startup", []),
     ):
         print(f"== {module}", flush=True)

@@ -173,11 +173,15 @@ async def _run(
     clients: int,
     seconds: float,
     server_pids: Sequence[int],
+    source: str | None = None,
 ) -> Load:
     loop = asyncio.get_running_loop()
-    connections = [
-        (await loop.create_connection(_Connection, host, port))[1] for _ in range(clients)
-    ]
+    local = None if source is None else (source, 0)
+
+    async def connect() -> _Connection:
+        return (await loop.create_connection(_Connection, host, port, local_addr=local))[1]
+
+    connections = [await connect() for _ in range(clients)]
     latencies: list[float] = []
     counts = [0, 0]
     reconnects = [0]
@@ -200,7 +204,7 @@ async def _run(
             if connection.closing:  # as an HTTP/1.1 client does: a new connection (timed)
                 if connection.transport is not None:
                     connection.transport.close()
-                connection = (await loop.create_connection(_Connection, host, port))[1]
+                connection = await connect()
                 connections[index] = connection
                 reconnects[0] += 1
 
@@ -246,8 +250,10 @@ def load(
     seconds: float = 10.0,
     headers: dict[str, str] | None = None,
     server_pids: Sequence[int] = (),
+    source: str | None = None,
 ) -> Load:
     """Drive the server at host:port with `clients` concurrent keep-alive connections for
-    `seconds`, cycling through `paths`; what was measured."""
+    `seconds`, cycling through `paths`; what was measured. `source`: the local address the
+    connections come from (another loopback address is another caller to the server)."""
     requests = [request_bytes(host, port, p, headers) for p in paths]
-    return asyncio.run(_run(host, port, requests, clients, seconds, server_pids))
+    return asyncio.run(_run(host, port, requests, clients, seconds, server_pids, source))

@@ -153,7 +153,10 @@ def test_attack_beacon_end_to_end_on_a_small_demo(
     cli("init")
     submitted = cli("submit", str(demo))
     # a process off a terminal: one log line per stage on stderr, no bar
-    building = "INFO genecommons.progress: building the variant store of GCD00000001: done, "
+    # (one store for the demo's two datasets, which release the same VCF)
+    building = (
+        "INFO genecommons.progress: building the variant store of GCD00000001+GCD00000002: done, "
+    )
     assert building in submitted.stderr
     assert "\x1b[" not in submitted.stdout + submitted.stderr
     # the demo's public reference, checked against its datasets: the defended Beacon places

@@ -17,7 +17,6 @@ implementation of the same protocol, chosen in `node_keys`.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import stat
@@ -308,7 +307,7 @@ def node_keys(settings: Settings, *, create: bool = False) -> NodeKeys:
             "keys/ from the backup.",
             message_zh=f"节点尚无密钥（{path} 不存在）：请运行 `genecommons init` 或从备份恢复 keys/。",
         )
-    return _unlocked(str(path), _fingerprint(passphrase), passphrase)
+    return _unlocked(str(path), passphrase)
 
 
 def node_keys_at_hand(settings: Settings) -> NodeKeys:
@@ -318,13 +317,9 @@ def node_keys_at_hand(settings: Settings) -> NodeKeys:
 
 
 @lru_cache(maxsize=4)
-def _unlocked(path: str, _fingerprint: str, passphrase: bytes) -> LocalNodeKeys:
-    # scrypt once per process and key file (the fingerprint keys the cache, not the passphrase)
+def _unlocked(path: str, passphrase: bytes) -> LocalNodeKeys:
+    # scrypt once per process, key file and passphrase (held in memory only, as the keys are)
     return LocalNodeKeys(_unwrap(read_secret_file(Path(path)), passphrase, path))
-
-
-def _fingerprint(passphrase: bytes) -> str:
-    return hashlib.sha256(b"genecommons passphrase " + passphrase).hexdigest()
 
 
 def _scrypt(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:

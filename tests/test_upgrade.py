@@ -204,3 +204,14 @@ def test_what_the_release_kept_in_plaintext_is_protected(
     assert expected["variant"] in shown.stdout
     again = genecommons_cli(env, "init")  # a second run has nothing left to do
     assert "Protected at rest" not in again.stdout, again.stdout
+
+
+def test_a_plaintext_vcf_a_killed_rebuild_left_is_removed_by_the_next_init(
+    upgraded: Any, genecommons_cli: Callable[..., Any]
+) -> None:
+    settings, _, env = upgraded
+    left = settings.staging_dir / "reseal" / "GCF00000001.vcf.gz"  # where a rebuild decrypts
+    left.parent.mkdir(parents=True, exist_ok=True)
+    left.write_bytes(b"##fileformat=VCFv4.3\n")
+    genecommons_cli(env, "init")
+    assert not left.exists()

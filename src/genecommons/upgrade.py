@@ -4,7 +4,7 @@ Alembic migrates): what it kept in a form this version no longer accepts is rebu
 from __future__ import annotations
 
 import logging
-import tempfile
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,10 @@ from genecommons.variants import store_service
 from genecommons.variants.service import build_dataset_store
 
 logger = logging.getLogger(__name__)
+
+RESEAL_DIR = "reseal"
+"""The staging folder of the plaintext VCF a store is rebuilt from, removed after each rebuild
+and at the start of the next run (a killed run's plaintext does not stay)."""
 
 
 def restrict_modes(root: Path) -> int:
@@ -55,6 +59,8 @@ def reseal_plaintext_stores(
     plaintext store is removed once the new one is in place. A dataset with no archived VCF,
     or several, is left for `genecommons variants build` and said so."""
     findings = store_service.verify_stores(factory, settings, subject=subject, deep=False)
+    scratch = settings.staging_dir / RESEAL_DIR
+    shutil.rmtree(scratch, ignore_errors=True)  # a plaintext VCF an earlier, killed run left
     done = []
     for finding in findings:
         if finding.state != "legacy" or finding.dataset is None:
@@ -71,14 +77,16 @@ def reseal_plaintext_stores(
                 )
             )
             continue
-        settings.staging_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=settings.staging_dir) as scratch:
-            plain = Path(scratch) / f"{sources[0]}.vcf.gz"
+        scratch.mkdir(parents=True, mode=0o700, exist_ok=True)
+        plain = scratch / f"{sources[0]}.vcf.gz"
+        try:
             with factory() as session:
                 decrypt_to(session, settings, sources[0], plain)
             summary = build_dataset_store(
                 factory, settings, subject=subject, dataset=finding.dataset, vcf=plain
             )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         done.append(Resealed(finding.dataset, sources[0], f"{summary.sites:,} sites, sealed"))
         logger.info("plaintext variant store of %s rebuilt sealed", finding.dataset)
     return done

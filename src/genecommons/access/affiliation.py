@@ -37,14 +37,14 @@ from genecommons.access.tables import (
     users,
 )
 from genecommons.audit.events import EventTag, record_event
-from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.catalog import reads as catalog
 from genecommons.db import write_transaction
 from genecommons.errors import InvalidInputError, NotFoundError
 
 MAX_DOMAINS = 50
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
-_INSTITUTIONS = ENTITY_TABLES["institutions"]
+_INSTITUTIONS = catalog.INSTITUTIONS
 
 
 def normalize_domain(text: str) -> str:

@@ -34,15 +34,15 @@ from genecommons.access.tables import (
     user_roles,
     users,
 )
+from genecommons.catalog import reads as catalog
 from genecommons.catalog.service import Page
-from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.errors import AuthenticationError, InvalidInputError, NotFoundError
 
 MAX_PAGE = 1_000_000
 MAX_PAGE_SIZE = 1000
 INSTITUTION_FIELDS = ("name_en", "name_zh", "country", "province", "city", "kind")
-_INSTITUTIONS = ENTITY_TABLES["institutions"]
-_DATASETS = ENTITY_TABLES["datasets"]
+_INSTITUTIONS = catalog.INSTITUTIONS
+_DATASETS = catalog.DATASETS
 
 
 def check_page(page: int, page_size: int) -> None:

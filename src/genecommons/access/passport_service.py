@@ -23,7 +23,7 @@ from genecommons.access.passports import (
     verify_passport,
 )
 from genecommons.access.tables import access_requests, grants, users
-from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.errors import AuthenticationError, ConfigurationError
 from genecommons.secrets import derived_passphrase, node_keys_at_hand
@@ -89,7 +89,7 @@ def passport(
     email = subject.id.removeprefix("user:")
     issuer = settings.issuer_url
     lifetime = timedelta(hours=settings.visa_lifetime_hours)
-    datasets = ENTITY_TABLES["datasets"]
+    datasets = catalog.DATASETS
     with factory() as session:
         rows = session.execute(
             select(datasets.c.accession, grants.c.granted_at, grants.c.expires_at)

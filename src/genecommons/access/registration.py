@@ -35,7 +35,7 @@ from genecommons.access.tables import (
 )
 from genecommons.access.throttle import refuse_if_throttled
 from genecommons.audit.events import EventTag, record_event
-from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import (
@@ -132,13 +132,10 @@ def register(
     hours = settings.registration_code_hours
     expires = now + timedelta(hours=hours)
     code = secrets.token_urlsafe(24)
-    institutions = ENTITY_TABLES["institutions"]
     with write_transaction(factory) as session:  # counted even when refused below
         _count_attempt(session, (f"register:address:{address}", f"register:{email}"), now=now)
     with write_transaction(factory) as session:
-        institution_id = session.execute(
-            select(institutions.c.id).where(institutions.c.accession == institution.strip())
-        ).scalar_one_or_none()
+        institution_id = catalog.institution_id(session, institution)
         if institution_id is None:
             raise InvalidInputError(
                 f"No institution {institution!r}: give your institution's accession "

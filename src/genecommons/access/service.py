@@ -39,7 +39,7 @@ from genecommons.audit.events import (
     record_event,
     record_soon,
 )
-from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.db import prepared, write_transaction
 from genecommons.errors import (
@@ -148,14 +148,13 @@ def add_user(
 
 
 def _institution_id(session: Session, accession: str) -> int:
-    table = ENTITY_TABLES["institutions"]
-    found = session.execute(select(table.c.id).where(table.c.accession == accession)).first()
+    found = catalog.institution_id(session, accession)
     if found is None:
         raise NotFoundError(
             f"No institution {accession}; submit it first.",
             message_zh=f"不存在机构 {accession}，请先提交该机构。",
         )
-    return int(found.id)
+    return found
 
 
 def set_institution(
@@ -353,8 +352,8 @@ def _token_problem(
 
 # authenticate runs on every request: its statements are built once (building a SQLAlchemy
 # expression costs more than running it on SQLite)
-_INSTITUTIONS = ENTITY_TABLES["institutions"]
-_DATASETS = ENTITY_TABLES["datasets"]
+_INSTITUTIONS = catalog.INSTITUTIONS
+_DATASETS = catalog.DATASETS
 _TOKEN_COLUMNS = (
     api_tokens.c.id,
     api_tokens.c.expires_at,
@@ -562,7 +561,7 @@ def verify_institution(
             "Record the institution's attestation (who declared ownership and control, when).",
             message_zh="请记录机构的声明（由谁、何时声明其所有权与控制权）。",
         )
-    table = ENTITY_TABLES["institutions"]
+    table = catalog.INSTITUTIONS
     with write_transaction(factory) as session:
         row = session.execute(
             select(table.c.id, table.c.country).where(table.c.accession == institution)

@@ -29,8 +29,8 @@ from genecommons.access.tables import (
 )
 from genecommons.archive.tables import archive_objects
 from genecommons.audit.events import EventTag, record_event
-from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
-from genecommons.compliance.facts import dataset_facts, sequence_individuals
+from genecommons.catalog import reads as catalog
+from genecommons.compliance.facts import dataset_facts
 from genecommons.compliance.rules import JurisdictionDecision, Requester, evaluate
 from genecommons.db import write_transaction
 from genecommons.errors import (
@@ -141,7 +141,7 @@ class DatasetOutcome:
 def _dataset_facts(session: Session, accession: str, *, actor: Subject) -> Any:
     """A dataset the actor may see, for a request; NotFoundError alike when there is none and
     when its study is private to the actor."""
-    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
+    datasets, studies = catalog.DATASETS, catalog.STUDIES
     row = session.execute(
         select(
             datasets.c.id,
@@ -297,10 +297,7 @@ def _jurisdiction(
 def _requester(session: Session, actor: Subject) -> Requester:
     country = actor.institution_country  # as verified by an administrator
     if country is None:  # not verified yet: the location the institution declared
-        institutions = ENTITY_TABLES["institutions"]
-        country = session.execute(
-            select(institutions.c.country).where(institutions.c.accession == actor.institution)
-        ).scalar_one()
+        country = catalog.institution_country(session, actor.institution or "") or ""
     return Requester(
         institution_country=country, foreign_controlled=actor.foreign_party and country == "CN"
     )
@@ -308,31 +305,14 @@ def _requester(session: Session, actor: Subject) -> Requester:
 
 def archived_here(session: Session, dataset_id: int) -> bool:
     """Whether this node's archive holds every file of the dataset (the HGR backup copy)."""
-    datasets_runs = LINK_TABLES[("datasets", "runs")]
-    datasets_analyses = LINK_TABLES[("datasets", "analyses")]
-    files = ENTITY_TABLES["files"]
-    in_dataset = (
-        files.c.run_id.in_(
-            select(datasets_runs.c.target_id).where(datasets_runs.c.datasets_id == dataset_id)
-        )
-    ) | (
-        files.c.analysis_id.in_(
-            select(datasets_analyses.c.target_id).where(
-                datasets_analyses.c.datasets_id == dataset_id
-            )
-        )
-    )
+    files = catalog.dataset_file_ids(dataset_id).subquery()
     row = session.execute(
-        select(
-            func.count(files.c.id),
-            func.count(archive_objects.c.id),
-        )
+        select(func.count(files.c.id), func.count(archive_objects.c.id))
         .select_from(files)
         .outerjoin(
             archive_objects,
             (archive_objects.c.file_id == files.c.id) & (archive_objects.c.state == "archived"),
         )
-        .where(in_dataset)
     ).one()
     return bool(row[0]) and row[0] == row[1]
 
@@ -343,7 +323,7 @@ def dataset_resource(
     """A dataset as the decision point sees it for a data read by `subject`: its tier, whether
     its study is public and, for a signed-in user of an institution, the jurisdiction rules'
     verdict on that institution."""
-    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
+    datasets, studies = catalog.DATASETS, catalog.STUDIES
     row = session.execute(
         select(datasets, studies.c.public.label("study_public"))
         .join(studies, studies.c.id == datasets.c.study_id)
@@ -388,8 +368,8 @@ def _institution_sequence_individuals(session: Session, actor: Subject) -> int:
     """Sequence individuals in the institution's earlier requests that were not refused."""
     if actor.institution is None:
         return 0
-    institutions = ENTITY_TABLES["institutions"]
-    datasets = ENTITY_TABLES["datasets"]
+    institutions = catalog.INSTITUTIONS
+    datasets = catalog.DATASETS
     rows = (
         session.execute(
             select(datasets.c.id)
@@ -405,7 +385,7 @@ def _institution_sequence_individuals(session: Session, actor: Subject) -> int:
         .scalars()
         .all()
     )
-    return sum(sequence_individuals(session, dataset_id) for dataset_id in rows)
+    return sum(catalog.sequence_individuals(session, dataset_id) for dataset_id in rows)
 
 
 def _purpose_json(purpose: ResearchPurpose) -> dict[str, Any]:
@@ -417,7 +397,7 @@ def get_request(
     factory: sessionmaker[Session], request_id: int, *, actor: Subject
 ) -> dict[str, Any]:
     """A request with its datasets; only its requester, reviewers, admins and auditors see it."""
-    datasets = ENTITY_TABLES["datasets"]
+    datasets = catalog.DATASETS
     with factory() as session:
         row = session.execute(
             select(access_requests, users.c.email)
@@ -466,7 +446,7 @@ def review_queue(factory: sessionmaker[Session], *, actor: Subject) -> list[dict
     if actor.kind != "user":
         raise AuthenticationError("Sign in first.", message_zh="请先登录。")
     email = actor.id.removeprefix("user:")
-    datasets = ENTITY_TABLES["datasets"]
+    datasets = catalog.DATASETS
     with factory() as session:
         rows = session.execute(
             select(
@@ -513,7 +493,7 @@ def decide_request(
     if not reason.strip():
         raise InvalidInputError("Give a reason for the decision.", message_zh="请说明决定的理由。")
     now = clock.now()
-    datasets = ENTITY_TABLES["datasets"]
+    datasets = catalog.DATASETS
     with write_transaction(factory) as session:
         item = session.execute(
             select(request_datasets, access_requests.c.user_id, users.c.email, datasets.c.accession)
@@ -688,7 +668,7 @@ def active_grants(
 ) -> list[dict[str, Any]]:
     """The account's grants that are in force now (not expired, not revoked)."""
     now = now or clock.now()
-    datasets = ENTITY_TABLES["datasets"]
+    datasets = catalog.DATASETS
     with factory() as session:
         rows = session.execute(
             select(grants, datasets.c.accession)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
-from genecommons.access.tables import grants, users
+from genecommons.access.reads import GrantSpan, grants_of
 from genecommons.audit.alerts import (
     AlertRuleSet,
     EarlyWarning,
@@ -43,7 +43,6 @@ from genecommons.audit.service import sequence_queued, signing_key, tree_head
 from genecommons.audit.store import SqlNodeStore
 from genecommons.audit.tables import audit_alerts, audit_events, audit_watch
 from genecommons.audit.webhook import WebhookError, post_alert
-from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import InvalidInputError
@@ -70,27 +69,12 @@ class _GrantFacts:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._cache: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+        self._cache: dict[tuple[str, tuple[str, ...]], list[GrantSpan]] = {}
 
     def ended_grant(self, account: str, datasets: Sequence[str], at: datetime) -> GrantEnd | None:
         key = (account, tuple(sorted(datasets)))
         if key not in self._cache:
-            table = ENTITY_TABLES["datasets"]
-            self._cache[key] = list(
-                self.session.execute(
-                    select(
-                        grants.c.id,
-                        table.c.accession,
-                        grants.c.granted_at,
-                        grants.c.expires_at,
-                        grants.c.revoked_at,
-                    )
-                    .join(users, users.c.id == grants.c.user_id)
-                    .join(table, table.c.id == grants.c.dataset_id)
-                    .where(users.c.email == account.removeprefix("user:"))
-                    .where(table.c.accession.in_(key[1]))
-                ).all()
-            )
+            self._cache[key] = grants_of(self.session, account.removeprefix("user:"), key[1])
         ended: list[GrantEnd] = []
         for row in self._cache[key]:
             if clock.as_utc(row.granted_at) > at:
@@ -102,7 +86,7 @@ class _GrantFacts:
             )
             if end > at:
                 return None  # a grant on one of them was in force
-            ended.append(GrantEnd(int(row.id), row.accession, end, why))
+            ended.append(GrantEnd(int(row.id), row.dataset, end, why))
         return max(ended, key=lambda e: e.ended_at) if ended else None
 
 

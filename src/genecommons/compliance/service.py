@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
-from genecommons.access.tables import grants, institution_verifications, users
-from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.access.reads import every_grant
+from genecommons.catalog import reads as catalog
 from genecommons.compliance.reports import (
     ApprovalFact,
     ComplianceReport,
@@ -41,72 +39,32 @@ def report(
     require(actor, Action.READ_COMPLIANCE, Resource("compliance"))
     check_period(start, end)
     today = today or clock.now().date()
-    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
-    institutions, hgr = ENTITY_TABLES["institutions"], ENTITY_TABLES["hgr_records"]
-    ethics = ENTITY_TABLES["ethics_approvals"]
     with factory() as session:
-        filings: dict[str, list[str]] = defaultdict(list)
-        for study, number in session.execute(
-            select(studies.c.accession, hgr.c.number)
-            .join(studies, studies.c.id == hgr.c.study_id)
-            .where(hgr.c.category == "provision_abroad")
-        ):
-            filings[study].append(number)
-        rows = session.execute(
-            select(
-                grants,
-                datasets.c.accession.label("dataset"),
-                studies.c.accession.label("study"),
-                studies.c.doc.label("study_doc"),
-                users.c.email,
-                institutions.c.accession.label("institution"),
-                institutions.c.name_en,
-                institutions.c.country.label("declared_country"),
-                institution_verifications.c.country.label("verified_country"),
-                institution_verifications.c.foreign_controlled,
-            )
-            .join(datasets, datasets.c.id == grants.c.dataset_id)
-            .join(studies, studies.c.id == datasets.c.study_id)
-            .join(users, users.c.id == grants.c.user_id)
-            .outerjoin(institutions, institutions.c.id == users.c.institution_id)
-            .outerjoin(
-                institution_verifications,
-                institution_verifications.c.institution_id == institutions.c.id,
-            )
-        ).all()
-        facts = []
-        for r in rows:
-            country = r.verified_country or r.declared_country
-            foreign = (country is not None and country != MAINLAND) or bool(r.foreign_controlled)
-            facts.append(
-                GrantFact(
-                    grant=r.id,
-                    dataset=r.dataset,
-                    study=r.study,
-                    hgr_information=bool(r.study_doc.get("hgr_information", True)),
-                    grantee=r.email,
-                    institution=r.institution,
-                    institution_name=r.name_en,
-                    country=country,
-                    foreign_party=foreign,
-                    granted_on=_day(r.granted_at),
-                    expires_on=_day(r.expires_at),
-                    revoked=r.revoked_at is not None,
-                    filing_numbers=tuple(filings.get(r.study, ())),
-                )
-            )
+        filings = catalog.provision_abroad_filings(session)
+        granted = every_grant(session)
         approvals = [
-            ApprovalFact(kind, r.accession, r.study, r.number, r.valid_until)
-            for kind, table in (("ethics_approval", ethics), ("hgr_record", hgr))
-            for r in session.execute(
-                select(
-                    table.c.accession,
-                    table.c.number,
-                    table.c.valid_until,
-                    studies.c.accession.label("study"),
-                )
-                .join(studies, studies.c.id == table.c.study_id)
-                .where(table.c.valid_until.is_not(None))
-            )
+            ApprovalFact(a.kind, a.accession, a.study, a.number, a.valid_until)
+            for a in catalog.approvals_with_an_end(session)
         ]
+    facts = []
+    for g in granted:
+        country = g.verified_country or g.declared_country
+        foreign = (country is not None and country != MAINLAND) or bool(g.foreign_controlled)
+        facts.append(
+            GrantFact(
+                grant=g.id,
+                dataset=g.dataset,
+                study=g.study,
+                hgr_information=bool(g.study_doc.get("hgr_information", True)),
+                grantee=g.grantee,
+                institution=g.institution,
+                institution_name=g.institution_name,
+                country=country,
+                foreign_party=foreign,
+                granted_on=_day(g.granted_at),
+                expires_on=_day(g.expires_at),
+                revoked=g.revoked_at is not None,
+                filing_numbers=tuple(filings.get(g.study, ())),
+            )
+        )
     return build_report(start=start, end=end, today=today, grants=facts, approvals=approvals)

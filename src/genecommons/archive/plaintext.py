@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from genecommons.archive.crypt import BodyDecryptor, session_keys
 from genecommons.archive.service import archive_keys, catalog_file, object_store
 from genecommons.archive.tables import archive_objects
-from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.errors import ConflictError
 
@@ -22,7 +22,7 @@ READ_SIZE = 1 << 20
 
 def archived_vcfs(session: Session, dataset: str) -> list[str]:
     """The accessions of the intact archived VCFs that `dataset` releases, in order."""
-    files = ENTITY_TABLES["files"]
+    files = catalog.FILES
     rows = session.execute(
         select(files.c.accession)
         .join(archive_objects, archive_objects.c.file_id == files.c.id)
@@ -38,8 +38,8 @@ def decrypt_to(session: Session, settings: Settings, accession: str, destination
     ConflictError (and nothing left) when it does not match."""
     row = session.execute(
         select(archive_objects.c.object_key, archive_objects.c.header, archive_objects.c.sha256)
-        .join(ENTITY_TABLES["files"], ENTITY_TABLES["files"].c.id == archive_objects.c.file_id)
-        .where(ENTITY_TABLES["files"].c.accession == accession)
+        .join(catalog.FILES, catalog.FILES.c.id == archive_objects.c.file_id)
+        .where(catalog.FILES.c.accession == accession)
     ).one()
     decryptor = BodyDecryptor(session_keys(row.header, keys=archive_keys(settings)))
     digest = hashlib.sha256()

@@ -46,7 +46,7 @@ from genecommons.archive.tables import (
     uploads,
 )
 from genecommons.audit.events import EventTag, record_event
-from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
+from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import (
@@ -218,8 +218,7 @@ class CatalogFile:
 
 def catalog_file(session: Session, accession: str) -> CatalogFile:
     """The catalog's record of a data file, by accession; NotFoundError if there is none."""
-    files = ENTITY_TABLES["files"]
-    analyses = ENTITY_TABLES["analyses"]
+    files, analyses = catalog.FILES, catalog.ANALYSES
     row = session.execute(
         select(files, analyses.c.reference_assembly)
         .outerjoin(analyses, analyses.c.id == files.c.analysis_id)
@@ -253,7 +252,7 @@ def missing_file(accession: str) -> NotFoundError:
 def file_resource(session: Session, file: CatalogFile) -> Resource:
     """A data file as the decision point sees it: its submitter, and public when a dataset
     that releases it belongs to a public study."""
-    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
+    datasets, studies = catalog.DATASETS, catalog.STUDIES
     public = bool(file.datasets) and (
         session.execute(
             select(studies.c.id)
@@ -268,23 +267,7 @@ def file_resource(session: Session, file: CatalogFile) -> Resource:
 
 def file_datasets(session: Session, run_id: int | None, analysis_id: int | None) -> tuple[str, ...]:
     """Accessions of the datasets that release a file of this run or analysis."""
-    datasets = ENTITY_TABLES["datasets"]
-    found: set[str] = set()
-    for (entity, field), target in (
-        (("datasets", "runs"), run_id),
-        (("datasets", "analyses"), analysis_id),
-    ):
-        if target is None:
-            continue
-        link = LINK_TABLES[(entity, field)]
-        found.update(
-            session.execute(
-                select(datasets.c.accession)
-                .join(link, link.c.datasets_id == datasets.c.id)
-                .where(link.c.target_id == target)
-            ).scalars()
-        )
-    return tuple(sorted(found))
+    return catalog.datasets_releasing(session, run_id, analysis_id)
 
 
 # -- ingest -----------------------------------------------------------------------------------
@@ -730,7 +713,7 @@ def start_upload(
 
 
 def _upload_row(session: Session, upload_id: str, subject: Subject) -> Any:
-    files = ENTITY_TABLES["files"]
+    files = catalog.FILES
     try:
         uuid.UUID(upload_id)
     except ValueError:
@@ -1083,7 +1066,7 @@ def list_files(
             "page must be between 1 and 1,000,000 and page_size between 1 and 1000.",
             message_zh="page 须在 1 到 1,000,000 之间，page_size 须在 1 到 1000 之间。",
         )
-    files = ENTITY_TABLES["files"]
+    files = catalog.FILES
     statement = select(
         files.c.accession,
         files.c.alias,
@@ -1118,19 +1101,10 @@ def list_files(
 
 
 def _dataset_file_ids(session: Session, dataset: str) -> Any:
-    datasets = ENTITY_TABLES["datasets"]
-    files = ENTITY_TABLES["files"]
-    found = session.execute(select(datasets.c.id).where(datasets.c.accession == dataset)).first()
+    found = catalog.dataset_id(session, dataset)
     if found is None:
         raise NotFoundError(f"No dataset {dataset}.", message_zh=f"不存在数据集 {dataset}。")
-    runs = LINK_TABLES[("datasets", "runs")]
-    analyses = LINK_TABLES[("datasets", "analyses")]
-    return select(files.c.id).where(
-        files.c.run_id.in_(select(runs.c.target_id).where(runs.c.datasets_id == found.id))
-        | files.c.analysis_id.in_(
-            select(analyses.c.target_id).where(analyses.c.datasets_id == found.id)
-        )
-    )
+    return catalog.dataset_file_ids(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1213,7 +1187,7 @@ def verify(
     orphans, in_flight = find_orphans(factory, settings)
     removed = _remove_orphans(factory, settings, orphans, subject) if remove_orphans else []
     store = object_store(settings)
-    files = ENTITY_TABLES["files"]
+    files = catalog.FILES
     with factory() as session:
         rows = session.execute(
             select(archive_objects, files.c.accession).join(

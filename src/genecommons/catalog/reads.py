@@ -33,6 +33,22 @@ STUDIES = _view("studies", "id", "accession", "public", "doc")
 """Studies: whether public, and the record (its HGR flags in `doc`)."""
 DATASETS = _view("datasets", "id", "accession", "study_id", "access_tier", "doc")
 """Datasets: their study, access tier and record."""
+FILES = _view(
+    "files",
+    "id",
+    "accession",
+    "alias",
+    "run_id",
+    "analysis_id",
+    "format",
+    "md5",
+    "sha256",
+    "size",
+    "created_by",
+)
+"""Data files as submitted: their run or analysis, format, declared checksums and size."""
+ANALYSES = _view("analyses", "id", "accession", "reference_assembly")
+"""Analyses: the reference assembly their files are aligned or called against."""
 
 SEQUENCE_STRATEGIES = ("WGS", "WES")
 
@@ -52,6 +68,36 @@ def institution_country(session: Session, accession: str) -> str | None:
     return session.execute(
         select(table.c.country).where(table.c.accession == accession)
     ).scalar_one_or_none()
+
+
+def dataset_id(session: Session, accession: str) -> int | None:
+    """The row id of the dataset `accession`, or None when there is none."""
+    table = ENTITY_TABLES["datasets"]
+    found = session.execute(select(table.c.id).where(table.c.accession == accession)).scalar()
+    return None if found is None else int(found)
+
+
+def datasets_releasing(
+    session: Session, run_id: int | None, analysis_id: int | None
+) -> tuple[str, ...]:
+    """Accessions of the datasets that release a file of this run or analysis."""
+    datasets = ENTITY_TABLES["datasets"]
+    found: set[str] = set()
+    for (entity, field), target in (
+        (("datasets", "runs"), run_id),
+        (("datasets", "analyses"), analysis_id),
+    ):
+        if target is None:
+            continue
+        link = LINK_TABLES[(entity, field)]
+        found.update(
+            session.execute(
+                select(datasets.c.accession)
+                .join(link, link.c.datasets_id == datasets.c.id)
+                .where(link.c.target_id == target)
+            ).scalars()
+        )
+    return tuple(sorted(found))
 
 
 def dataset_file_ids(dataset_id: int) -> Select[tuple[int]]:

@@ -136,7 +136,7 @@ class Resource:
     owner: str | None = None  # the subject id that owns it (a request's researcher)
     reviewers: frozenset[str] = frozenset()  # subject ids of the DAC members responsible
     tier: str | None = None  # a dataset's access tier: open | registered | controlled
-    # a dataset's jurisdiction verdict for this subject (compliance.rules), when it applies
+    # a dataset's jurisdiction verdict for this subject (access.jurisdiction.rules), when it applies
     jurisdiction_allows: bool | None = None
     jurisdiction_reasons: tuple[str, ...] = ()
     jurisdiction_reasons_zh: tuple[str, ...] = ()

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons import clock
 from genecommons.access import notify
 from genecommons.access.duo_matching import ResearchPurpose, Verdict, match_purpose
+from genecommons.access.jurisdiction.facts import dataset_facts
+from genecommons.access.jurisdiction.rules import JurisdictionDecision, Requester, evaluate
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require, require_visible
 from genecommons.access.tables import (
@@ -30,8 +32,6 @@ from genecommons.access.tables import (
 from genecommons.archive.tables import archive_objects
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog import reads as catalog
-from genecommons.compliance.facts import dataset_facts
-from genecommons.compliance.rules import JurisdictionDecision, Requester, evaluate
 from genecommons.db import write_transaction
 from genecommons.errors import (
     AuthenticationError,

@@ -1,6 +1,6 @@
 """Jurisdiction and HGR rules: may this requester get record-level access to this dataset?
 
-The rules are kept as versioned data (`rules/*.json`, one rule set per file) with the dates they
+The rules are kept as versioned data (`rule_sets/*.json`, one rule set per file) with the dates they
 are in force, the legal basis of every rule in English and Chinese, the 500-person security
 review threshold and the codes that count as mainland China. The code here only evaluates them:
 a new version of the law is a new data file, not a new branch in the code.
@@ -58,8 +58,8 @@ __all__ = [
     "rules_in_force",
 ]
 
-RULES_PACKAGE = "genecommons.compliance"
-RULES_DIRECTORY = "rules"
+RULES_PACKAGE = "genecommons.access.jurisdiction"
+RULES_DIRECTORY = "rule_sets"
 
 
 class RuleId(StrEnum):
@@ -260,7 +260,7 @@ _RULE_SET_FIELDS = (
 
 
 def parse_rule_set(data: Mapping[str, Any], *, source: str = "<data>") -> RuleSet:
-    """Build and check a RuleSet from its JSON form (see `rules/hgr-2024.json`).
+    """Build and check a RuleSet from its JSON form (see `rule_sets/hgr-2024.json`).
 
     Every field is required; every rule `evaluate` knows must have a title and basis; mainland
     codes must be ISO codes and disjoint from the codes named as outside mainland China.
@@ -369,7 +369,7 @@ def check_sequence(rule_sets: Sequence[RuleSet]) -> tuple[RuleSet, ...]:
 
 @functools.cache
 def load_rule_sets() -> tuple[RuleSet, ...]:
-    """Every rule set shipped in the package (`rules/*.json`), oldest first; read once."""
+    """Every rule set shipped in the package (`rule_sets/*.json`), oldest first; read once."""
     folder = resources.files(RULES_PACKAGE).joinpath(RULES_DIRECTORY)
     found: list[RuleSet] = []
     for item in sorted(folder.iterdir(), key=lambda entry: entry.name):

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from genecommons import clock
+from genecommons.access.jurisdiction.rules import DatasetFacts
 from genecommons.catalog import reads as catalog
-from genecommons.compliance.rules import DatasetFacts
 
 
 def dataset_facts(session: Session, dataset: Any, *, archived_here: bool) -> DatasetFacts:

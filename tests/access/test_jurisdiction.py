@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from genecommons.compliance.rules import (
+from genecommons.access.jurisdiction.rules import (
     CountryPolicy,
     DatasetFacts,
     JurisdictionDecision,
@@ -313,7 +313,14 @@ def test_country_policy_mode_and_shape_are_checked() -> None:
 
 
 def raw_rule_set(name: str = "hgr-2024.json") -> dict[str, Any]:
-    folder = Path(__file__).resolve().parents[2] / "src" / "genecommons" / "compliance" / "rules"
+    folder = (
+        Path(__file__).resolve().parents[2]
+        / "src"
+        / "genecommons"
+        / "access"
+        / "jurisdiction"
+        / "rule_sets"
+    )
     data: dict[str, Any] = json.loads((folder / name).read_text(encoding="utf-8"))
     return data
 

@@ -226,6 +226,8 @@ def _parse_jwks(issuer: str, jwks: Mapping[str, Any]) -> dict[str, _TrustedKey]:
 
 
 def _trusted_key(entry: Mapping[str, Any], kid: str) -> _TrustedKey | None:
+    if entry.get("kty") == "RSA" and _modulus_bits(entry.get("n")) < MIN_RSA_BITS:
+        return None  # refused before joserfc sees it (it would only warn)
     try:
         parsed = jwk.import_key(dict(entry))
     except (JoseError, ValueError, TypeError, KeyError):
@@ -242,6 +244,17 @@ def _trusted_key(entry: Mapping[str, Any], kid: str) -> _TrustedKey | None:
     return _TrustedKey(
         kid=kid, algorithm=algorithm, key=key, verifier=parsed, thumbprint=key_thumbprint(key)
     )
+
+
+def _modulus_bits(encoded: object) -> int:
+    """The size of an RSA JWK's modulus `n` (base64url), 0 when it is not one."""
+    if not isinstance(encoded, str) or not _B64URL_RE.match(encoded):
+        return 0
+    try:
+        modulus = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except ValueError:
+        return 0
+    return int.from_bytes(modulus, "big").bit_length()
 
 
 def key_thumbprint(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> str:

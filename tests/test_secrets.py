@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from genecommons.config import Settings
 from genecommons.errors import ConfigurationError
@@ -176,10 +177,11 @@ def _init(data_dir: Path) -> subprocess.Popen[str]:
 
 def _node_files(node: Settings) -> dict[str, bytes]:
     """Every file init made in the data directory but the database, by relative path."""
+    database = Path(str(make_url(node.effective_database_url).database)).name
     return {
         str(path.relative_to(node.data_dir)): path.read_bytes()
         for path in sorted(node.data_dir.rglob("*"))
-        if path.is_file() and not path.name.startswith("catalog.sqlite3")
+        if path.is_file() and not path.name.startswith(database)
     }
 
 

@@ -408,15 +408,10 @@ def archive_sheets(folder: Path, *, vcf: Path | None, bam: Path | None) -> dict[
 
 @pytest.fixture
 def archive_settings(settings: Settings) -> Settings:
-    """Settings whose node key, archive keys and fingerprint secret exist (as `genecommons
-    init` makes them)."""
-    from genecommons.archive import service as archive_service
-    from genecommons.audit import trace_service
-    from genecommons.secrets import node_keys
+    """Settings whose node secrets all exist, made as `genecommons init` makes them."""
+    from genecommons.node_init import create_node_secrets
 
-    node_keys(settings, create=True)
-    archive_service.archive_keys(settings, create=True)
-    trace_service.fingerprint_secret(settings, create=True)
+    create_node_secrets(settings)
     return settings
 
 

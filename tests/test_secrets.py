@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from genecommons.config import Settings
 from genecommons.errors import ConfigurationError
@@ -162,27 +163,66 @@ def test_writers_racing_agree_on_one_whole_file(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["raced"]  # nothing left aside
 
 
-def test_two_inits_at_once_make_one_node_key(tmp_path: Path) -> None:
-    env = {**os.environ, "GENECOMMONS_DATA_DIR": str(tmp_path / "data")}
+def _init(data_dir: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "GENECOMMONS_DATA_DIR": str(data_dir)}
     env.pop("GENECOMMONS_DATABASE_URL", None)
-    starts = [
-        subprocess.Popen(
-            [sys.executable, "-m", "genecommons", "init"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    return subprocess.Popen(
+        [sys.executable, "-m", "genecommons", "init"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _node_files(node: Settings) -> dict[str, bytes]:
+    """Every file init made in the data directory but the database, by relative path."""
+    database = Path(str(make_url(node.effective_database_url).database)).name
+    return {
+        str(path.relative_to(node.data_dir)): path.read_bytes()
+        for path in sorted(node.data_dir.rglob("*"))
+        if path.is_file() and not path.name.startswith(database)
+    }
+
+
+def test_two_inits_at_once_agree_on_every_secret(tmp_path: Path) -> None:
+    from genecommons.access import passport_service
+    from genecommons.archive import service as archive_service
+    from genecommons.audit import service as audit_service
+    from genecommons.audit import trace_service
+    from genecommons.privacy import service as privacy_service
+
+    starts = [_init(tmp_path / "data") for _ in range(2)]
     outputs = [start.communicate(timeout=300)[0] for start in starts]
-    # one init may lose the race for the database's first migration; none may lose the keys
-    assert any(start.returncode == 0 for start in starts), outputs
+    assert [start.returncode for start in starts] == [0, 0], outputs
     node = Settings(data_dir=tmp_path / "data")
-    keys = node_keys(node)
-    sealed = keys.seal(b"x", purpose="check")
-    assert node_keys(node).open(sealed, purpose="check") == b"x"
-    assert sorted(p.name for p in node.key_dir.iterdir() if p.name.startswith(".")) == []
+    made = _node_files(node)
+    expected = {
+        node.node_key_file,
+        node.key_dir / "node-passphrase",
+        node.audit_key_file,
+        node.fingerprint_key_file,
+        node.beacon_key_file,
+        node.archive_key_dir / "passphrase",
+        node.archive_key_dir / "archive.sec",
+        node.archive_key_dir / "archive.pub",
+    }
+    assert {str(path.relative_to(node.data_dir)) for path in expected} <= set(made)
+    assert not [name for name in made if Path(name).name.startswith(".")]  # nothing left aside
     # everything init wrote is readable by the node's user only (the umask is set at start)
     for path in [node.data_dir, *node.data_dir.rglob("*")]:
         assert stat.S_IMODE(path.lstat().st_mode) & 0o077 == 0, path
+    # each secret is whole and opens
+    keys = node_keys(node)
+    assert keys.open(keys.seal(b"x", purpose="check"), purpose="check") == b"x"
+    audit_service.signing_key(node)
+    assert len(trace_service.fingerprint_secret(node)) == 32
+    assert len(privacy_service.beacon_key(node)) == 32
+    assert archive_service.archive_public_key(node) == archive_service.archive_keys(node).public
+    visa_keys = passport_service.key_store(node)
+    assert visa_keys.kids() == [visa_keys.signer().kid]  # one visa key: the loser's is gone
+    # and both inits used the same ones: a third finds every file as it was
+    again = _init(tmp_path / "data")
+    output = again.communicate(timeout=300)[0]
+    assert again.returncode == 0, output
+    assert _node_files(node) == made

@@ -30,10 +30,11 @@ from genecommons.db import write_transaction
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError, Refusal
 from genecommons.metrics import prepare_directory
+from genecommons.node_init import create_node_secrets, one_init_at_a_time
 from genecommons.privacy import commands as privacy_commands
 from genecommons.privacy import service as privacy_service
 from genecommons.runtime import operator, runtime
-from genecommons.secrets import NodeKeys, node_keys, private_directory, restrict_umask
+from genecommons.secrets import NodeKeys, restrict_umask
 from genecommons.variants import commands as variants_commands
 
 app = typer.Typer(
@@ -51,18 +52,14 @@ def init() -> None:
     from genecommons.migrate import upgrade
 
     context = runtime()
-    private_directory(context.settings.data_dir)
-    keys = node_keys(context.settings, create=True)  # first: the other secrets are sealed by it
-    upgrade(context.settings.effective_database_url)
-    typer.echo(f"Database ready: {context.settings.effective_database_url.split('@')[-1]}")
-    typer.echo(f"Data directory: {context.settings.data_dir}")
-    audit_service.signing_key(context.settings, create=True)
-    trace_service.fingerprint_secret(context.settings, create=True)
-    archive_service.archive_keys(context.settings, create=True)
-    privacy_service.beacon_key(context.settings, create=True)
-    _protect_at_rest(context.settings, context.factory, keys)
-    _reseal_variant_stores(context.settings, context.factory)
-    password = access_service.ensure_admin(context.factory)
+    keys = create_node_secrets(context.settings)
+    with one_init_at_a_time(context.settings.data_dir):
+        upgrade(context.settings.effective_database_url)
+        typer.echo(f"Database ready: {context.settings.effective_database_url.split('@')[-1]}")
+        typer.echo(f"Data directory: {context.settings.data_dir}")
+        _protect_at_rest(context.settings, context.factory, keys)
+        _reseal_variant_stores(context.settings, context.factory)
+        password = access_service.ensure_admin(context.factory)
     if password:
         typer.echo(
             f"Created administrator {access_service.ADMIN_EMAIL}; password (shown once, "

@@ -61,21 +61,30 @@ def create_secret_file(path: Path, data: bytes) -> bytes:
     """Write `data` to `path` unless a file is there already, atomically and readable by the
     node's user only; the content that stands (the existing file's, when another process made
     it first)."""
-    private_directory(path.parent)
-    if not path.exists():
-        aside = path.with_name(f".{path.name}.{os.urandom(8).hex()}")
-        descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.link(aside, path)  # fails if another process linked its own first
-        except FileExistsError:
-            pass  # that one stands
-        finally:
-            aside.unlink(missing_ok=True)
+    write_new_secret_file(path, data)
     return read_secret_file(path)
+
+
+def write_new_secret_file(path: Path, data: bytes, *, mode: int = 0o600) -> bool:
+    """Write `data` to `path` unless a file is there already: written aside, flushed to disk,
+    then linked into place (so the file appears whole or not at all, and of two writers one
+    wins), with `mode` (0600 unless a public half is written); whether this write stands."""
+    private_directory(path.parent)
+    if path.exists():
+        return False
+    aside = path.with_name(f".{path.name}.{os.urandom(8).hex()}")
+    descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(aside, path)  # fails if another process linked its own first
+    except FileExistsError:
+        return False  # that one stands
+    finally:
+        aside.unlink(missing_ok=True)
+    return True
 
 
 def read_secret_file(path: Path) -> bytes:

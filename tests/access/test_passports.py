@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
 
 from genecommons.access.keys import (
     FileKeyStore,
@@ -26,6 +27,7 @@ from genecommons.access.keys import (
     KeyStore,
     b64url,
     jwk_thumbprint,
+    public_jwk,
 )
 from genecommons.access.passports import (
     TrustedIssuers,
@@ -179,7 +181,7 @@ def test_jwks_publishes_public_keys_only(store: KeyStore) -> None:
     for jwk in jwks["keys"]:
         assert set(jwk) == {"kty", "n", "e", "kid", "use", "alg"}
         assert not PRIVATE_MEMBERS & set(jwk)
-        public = jwt.PyJWK(jwk).key
+        public = RSAKey.import_key(jwk).raw_value
         assert isinstance(public, rsa.RSAPublicKey) and public.key_size == 2048
     json.dumps(jwks)  # servable as is
 
@@ -588,7 +590,7 @@ def test_another_nodes_visa_verifies_when_its_jwks_is_trusted(node_keys: InMemor
 
 def _es256_jwks() -> tuple[ec.EllipticCurvePrivateKey, dict[str, Any]]:
     private = ec.generate_private_key(ec.SECP256R1())
-    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
+    jwk = dict(ECKey.import_key(private.public_key()).as_dict())
     jwk["kid"] = jwk_thumbprint(jwk)
     return private, {"keys": [jwk]}
 
@@ -597,7 +599,7 @@ def test_es256_visa_from_a_trusted_issuer_is_accepted() -> None:
     private, jwks = _es256_jwks()
     kid = jwks["keys"][0]["kid"]
     token = jwt.encode(
-        valid_payload(iss=OTHER_NODE), private, algorithm="ES256", headers={"kid": kid}
+        {"alg": "ES256", "kid": kid}, valid_payload(iss=OTHER_NODE), ECKey.import_key(private)
     )
     trusted = TrustedIssuers({OTHER_NODE: jwks})
     visa = verify_visa(token, trusted=trusted, now=NOW)
@@ -605,7 +607,7 @@ def test_es256_visa_from_a_trusted_issuer_is_accepted() -> None:
     # whatever kid the JWKS gives the key, the thumbprint names the key itself
     renamed = TrustedIssuers({OTHER_NODE: {"keys": [{**jwks["keys"][0], "kid": "k1"}]}})
     retagged = jwt.encode(
-        valid_payload(iss=OTHER_NODE), private, algorithm="ES256", headers={"kid": "k1"}
+        {"alg": "ES256", "kid": "k1"}, valid_payload(iss=OTHER_NODE), ECKey.import_key(private)
     )
     assert verify_visa(retagged, trusted=renamed, now=NOW).key_thumbprint == kid
     # the same key under an RS256 header is an algorithm mismatch
@@ -631,12 +633,12 @@ def test_trusted_issuers_refuse_unsafe_jwks(jwks: dict[str, Any]) -> None:
 
 def test_trusted_issuers_refuse_private_keys_and_weak_rsa() -> None:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    leaked = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private))
+    leaked = dict(RSAKey.import_key(private).as_dict(private=True))
     leaked["kid"] = "leaked"
     with pytest.raises(ConfigurationError):
         TrustedIssuers({OTHER_NODE: {"keys": [leaked]}})
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the point
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(weak.public_key()))
+    jwk = public_jwk(weak.public_key())  # joserfc would only warn about its size
     jwk["kid"] = "weak"
     with pytest.raises(ConfigurationError):
         TrustedIssuers({OTHER_NODE: {"keys": [jwk]}})

@@ -299,3 +299,19 @@ def test_witness_sees_growth_and_catches_a_rewrite(setup: Any, tmp_path: Path) -
     service.tree_head(factory, key, interval_seconds=0)
     rewritten = service.witness("http://node", state=state, client=client)
     assert not rewritten.consistent
+
+
+def test_a_node_without_its_tree_head_key_says_to_run_init(settings: Settings) -> None:
+    """Reading the log's head never makes the key: `genecommons init` does."""
+    engine = make_engine(settings.effective_database_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/api/v1/audit/sth")
+    app.state.engine.dispose()
+    assert answer.status_code == 500
+    assert answer.json()["code"] == "configuration"
+    assert "genecommons init" in answer.json()["message"]
+    assert "genecommons init" in answer.json()["message_zh"]
+    assert not settings.audit_key_file.exists()

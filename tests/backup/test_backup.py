@@ -375,3 +375,18 @@ def test_a_backup_without_objects_needs_the_store_that_holds_them(
     restored = service.restore(shared, tmp_path / "thin", actor=OPERATOR.id, passphrase=PASSPHRASE)
     assert restored.objects == 0
     _check_restored(shared, node)
+
+
+def test_a_database_password_reaches_pg_tools_through_a_private_file() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from genecommons.backup import database
+
+    found = database.target("postgresql+psycopg://gc:s3:cr\\et@db.example/gc")
+    assert found.password == "s3:cr\\et"
+    with database._conninfo(found) as conninfo:
+        assert "s3" not in conninfo
+        passfile = Path(parse_qs(urlsplit(conninfo).query)["passfile"][0])
+        assert passfile.read_text(encoding="utf-8") == "*:*:*:*:s3\\:cr\\\\et\n"
+        assert passfile.stat().st_mode & 0o777 == 0o600
+    assert not passfile.exists()

@@ -12,18 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons.access import service as access_service
 from genecommons.access.models import Role, Subject
 from genecommons.app import create_app
-from genecommons.audit import service as audit_service
 from genecommons.config import Settings
-from genecommons.privacy import service as privacy_service
 
 OPERATOR = Subject.operator("ops-tests")
 
 
 @pytest.fixture
 def node_settings(archive_settings: Settings) -> Settings:
-    """Settings of a node whose key files all exist."""
-    audit_service.signing_key(archive_settings, create=True)
-    privacy_service.beacon_key(archive_settings, create=True)
+    """Settings of a node whose key files all exist (`archive_settings` runs init's path)."""
     return archive_settings
 
 

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from genecommons.errors import ConfigurationError, InvalidInputError
-from genecommons.secrets import pem_is_encrypted
+from genecommons.secrets import pem_is_encrypted, replace_secret_file, write_new_secret_file
 
 logger = logging.getLogger(__name__)
 
@@ -397,19 +396,10 @@ class FileKeyStore:
 
         With `replace=False` the write fails with FileExistsError if `path` exists.
         """
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")  # mode 0600
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            if replace:
-                os.replace(temporary, path)
-            else:
-                os.link(temporary, path)  # atomic, and refuses to overwrite
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        if replace:
+            replace_secret_file(path, data)
+        elif not write_new_secret_file(path, data):
+            raise FileExistsError(path)
 
     def _load_private(self, kid: str) -> rsa.RSAPrivateKey:
         path = self.directory / f"{kid}{_PRIVATE_SUFFIX}"

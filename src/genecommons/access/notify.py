@@ -12,13 +12,13 @@ import logging
 import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Protocol
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.access.tables import outbox
 from genecommons.db import write_transaction
 
@@ -42,7 +42,7 @@ def enqueue(session: Session, *, recipient: str, subject: str, body: str) -> Non
             recipient=recipient,
             subject=subject[:300],
             body=body[:20000],
-            created_at=datetime.now(UTC),
+            created_at=clock.now(),
         )
     )
 

@@ -28,8 +28,9 @@ from enum import StrEnum
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc import jwk, jws
+from joserfc.errors import BadSignatureError, JoseError
 
 from genecommons import bounded
 from genecommons.access.keys import KeyStore, b64url, jwk_thumbprint, public_jwk
@@ -158,6 +159,7 @@ class _TrustedKey:
     kid: str
     algorithm: str
     key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey = field(repr=False)
+    verifier: jwk.Key = field(repr=False)  # the same key, as joserfc verifies with it
     thumbprint: str = ""
 
 
@@ -224,11 +226,13 @@ def _parse_jwks(issuer: str, jwks: Mapping[str, Any]) -> dict[str, _TrustedKey]:
 
 
 def _trusted_key(entry: Mapping[str, Any], kid: str) -> _TrustedKey | None:
+    if entry.get("kty") == "RSA" and _modulus_bits(entry.get("n")) < MIN_RSA_BITS:
+        return None  # refused before joserfc sees it (it would only warn)
     try:
-        parsed = jwt.PyJWK(dict(entry))
-    except jwt.PyJWTError:
+        parsed = jwk.import_key(dict(entry))
+    except (JoseError, ValueError, TypeError, KeyError):
         return None
-    key = parsed.key
+    key = parsed.raw_value
     if isinstance(key, rsa.RSAPublicKey) and key.key_size >= MIN_RSA_BITS:
         algorithm = "RS256"
     elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
@@ -237,7 +241,20 @@ def _trusted_key(entry: Mapping[str, Any], kid: str) -> _TrustedKey | None:
         return None
     if entry.get("alg", algorithm) != algorithm:
         return None
-    return _TrustedKey(kid=kid, algorithm=algorithm, key=key, thumbprint=key_thumbprint(key))
+    return _TrustedKey(
+        kid=kid, algorithm=algorithm, key=key, verifier=parsed, thumbprint=key_thumbprint(key)
+    )
+
+
+def _modulus_bits(encoded: object) -> int:
+    """The size of an RSA JWK's modulus `n` (base64url), 0 when it is not one."""
+    if not isinstance(encoded, str) or not _B64URL_RE.match(encoded):
+        return 0
+    try:
+        modulus = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except ValueError:
+        return 0
+    return int.from_bytes(modulus, "big").bit_length()
 
 
 def key_thumbprint(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> str:
@@ -428,9 +445,11 @@ def verify_visa(token: str, *, trusted: TrustedIssuers, now: datetime, leeway: f
             f"签证声明的算法为 {algorithm}，但密钥 {kid} 用于 {key.algorithm}。",
             issuer=issuer,
         )
+    # unknown header members are allowed, as RFC 7515 says they are to be ignored
+    registry = jws.JWSRegistry(algorithms=[key.algorithm], strict_check_header=False)
     try:
-        jwt.PyJWS().decode(token, key=key.key, algorithms=[key.algorithm])
-    except jwt.InvalidSignatureError:
+        jws.deserialize_compact(token, key.verifier, algorithms=[key.algorithm], registry=registry)
+    except BadSignatureError:
         raise _denied(
             VisaRejection.BAD_SIGNATURE,
             f"The visa's signature does not verify with {issuer}'s key {kid}: it was signed by "
@@ -438,7 +457,7 @@ def verify_visa(token: str, *, trusted: TrustedIssuers, now: datetime, leeway: f
             f"签证签名无法用 {issuer} 的密钥 {kid} 验证：它由其他密钥签名，或签名后被篡改。",
             issuer=issuer,
         ) from None
-    except jwt.PyJWTError as error:
+    except (JoseError, ValueError, TypeError) as error:
         raise _malformed(str(error), f"无法解析（{error}）") from None
     visa = _visa_from_claims(payload, token=token, kid=key.kid, now=now, leeway=leeway)
     return replace(visa, key_thumbprint=key.thumbprint)

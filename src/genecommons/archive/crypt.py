@@ -27,7 +27,7 @@ SEGMENT_SIZE = 65536
 NONCE = 12
 CIPHER_DIFF = 28  # 12-byte nonce + 16-byte MAC per segment
 CIPHER_SEGMENT_SIZE = SEGMENT_SIZE + CIPHER_DIFF
-MAGIC = b"crypt4gh"
+MAGIC = b"crypt4gh"  # the first bytes of every Crypt4GH file (the one spelling of them)
 MAX_HEADER = 1 << 20  # no legitimate header comes near this
 
 
@@ -106,7 +106,7 @@ class BodyEncryptor:
 def read_header(stream: BinaryIO) -> bytes:
     """The exact header bytes at the start of a Crypt4GH stream, which is left at the body."""
     start = stream.read(16)
-    if len(start) < 16 or start[:8] != MAGIC:
+    if len(start) < 16 or start[: len(MAGIC)] != MAGIC:
         raise InvalidInputError(
             "This is not a Crypt4GH file (no 'crypt4gh' magic number at byte 0).",
             message_zh="这不是 Crypt4GH 文件（第 0 字节处没有 crypt4gh 标识）。",

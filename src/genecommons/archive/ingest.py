@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, cast
 
 from genecommons.archive.crypt import (
+    MAGIC,
     BodyDecryptor,
     BodyEncryptor,
     read_header,
@@ -40,7 +41,6 @@ from genecommons.errors import GeneCommonsError, InvalidInputError
 logger = logging.getLogger(__name__)
 
 CHUNK = 4 * 1024 * 1024
-MAGIC = b"crypt4gh"
 Progress = Callable[[int], None]
 
 # Formats whose content the checker understands; the others are stored as they are.

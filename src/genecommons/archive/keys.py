@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import os
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from crypt4gh.keys.kdf import derive_key
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from genecommons.errors import ConfigurationError, ConflictError, InvalidInputError
+from genecommons.secrets import write_new_secret_file
 
 PUBLIC_BEGIN = "-----BEGIN CRYPT4GH PUBLIC KEY-----"
 PUBLIC_END = "-----END CRYPT4GH PUBLIC KEY-----"
@@ -69,27 +71,11 @@ def parse_public_key(text: str | bytes) -> bytes:
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     """Write a file that must not exist yet, atomically, with `mode`."""
-    if path.exists():
+    if not write_new_secret_file(path, data, mode=mode):
         raise ConflictError(
             f"{path} exists already; keys are never overwritten.",
             message_zh=f"{path} 已存在；密钥不会被覆盖。",
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(temporary, path)  # fails if another process made it meanwhile
-    except FileExistsError as error:
-        raise ConflictError(
-            f"{path} exists already; keys are never overwritten.",
-            message_zh=f"{path} 已存在；密钥不会被覆盖。",
-        ) from error
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def write_key_pair(
@@ -154,13 +140,17 @@ def _unlock(stream: io.BytesIO, passphrase: bytes) -> bytes:
 
 def ensure_archive_keys(directory: Path, *, passphrase: str) -> KeyPair:
     """The archive's key pair in `directory`, created there when it has none."""
-    secret_path = directory / "archive.sec"
+    secret_path, public_path = directory / "archive.sec", directory / "archive.pub"
     if not secret_path.exists():
-        write_key_pair(
-            secret_path=secret_path,
-            public_path=directory / "archive.pub",
-            pair=generate_key_pair(),
-            passphrase=passphrase,
-            comment="GeneCommons archive",
-        )
-    return load_secret_key(secret_path, passphrase=passphrase)
+        with contextlib.suppress(ConflictError):  # another process made it first: that one
+            write_key_pair(
+                secret_path=secret_path,
+                public_path=public_path,
+                pair=generate_key_pair(),
+                passphrase=passphrase,
+                comment="GeneCommons archive",
+            )
+    pair = load_secret_key(secret_path, passphrase=passphrase)
+    if not public_path.exists():  # the process that made the secret key stopped before it
+        write_new_secret_file(public_path, format_public_key(pair.public).encode(), mode=0o644)
+    return pair

@@ -29,6 +29,7 @@ from genecommons import clock, metrics
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
 from genecommons.archive import formats
+from genecommons.archive.crypt import MAGIC as CRYPT4GH_MAGIC
 from genecommons.archive.crypt import BodyEncryptor
 from genecommons.archive.ingest import Declared, Ingested, ingest
 from genecommons.archive.keys import (
@@ -544,7 +545,7 @@ class BundleArchiver(Ingestion):
                 ) as step,
                 path.open("rb") as source,
             ):
-                encrypted = source.read(8) == b"crypt4gh"
+                encrypted = source.read(len(CRYPT4GH_MAGIC)) == CRYPT4GH_MAGIC
                 source.seek(0)
                 self.archive(
                     session,
@@ -585,7 +586,7 @@ def archive_path(
         # checked, encrypted and stored outside any transaction (a large file takes minutes:
         # no write lock is held meanwhile), then named in the catalog in a short one
         with path.open("rb") as source:
-            encrypted = source.read(8) == b"crypt4gh"
+            encrypted = source.read(len(CRYPT4GH_MAGIC)) == CRYPT4GH_MAGIC
             source.seek(0)
             stored = ingestion.store(
                 file, source, plain_path=None if encrypted else path, progress=progress

@@ -19,7 +19,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons import request_ids
+from genecommons import clock, request_ids
 from genecommons.audit.merkle import MerkleTree, canonical_leaf
 from genecommons.audit.store import SqlNodeStore, insert_rows
 from genecommons.audit.tables import audit_events, audit_head, audit_queue
@@ -146,7 +146,7 @@ def record_events(session: Session, events: Sequence[Event]) -> int:
     """Append events to the audit log inside the caller's transaction; the new tree size."""
     if not events:
         return 0
-    now = datetime.now(UTC)
+    now = clock.now()
     documents = []
     for event in events:
         document = leaf_document(
@@ -237,7 +237,7 @@ def _queued_leaf(
         actor=actor,
         subject=subject,
         details=with_request_id(details),
-        occurred_at=now or datetime.now(UTC),
+        occurred_at=now or clock.now(),
     )
     return canonical_leaf(document)
 

@@ -16,8 +16,8 @@ Size = Annotated[int, Query(ge=0, le=2**62)]
 def _key(request: Request, settings: Any) -> Any:
     key = getattr(request.app.state, "tree_head_key", None)
     if key is None:
-        # made on first use like `genecommons init` does, so a fresh node can sign at once
-        key = service.signing_key(settings, create=True)
+        # made by `genecommons init`; a node without one answers that init is needed
+        key = service.signing_key(settings)
         request.app.state.tree_head_key = key
     return key
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
 from genecommons.audit.events import leaf_document, sequence
@@ -76,7 +76,6 @@ def signing_key(settings: Settings, *, create: bool = False) -> Ed25519PrivateKe
     `protect_signing_key`."""
     path = settings.audit_key_file
     if create and not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             save_private_key(
                 Ed25519PrivateKey.generate(),
@@ -85,7 +84,7 @@ def signing_key(settings: Settings, *, create: bool = False) -> Ed25519PrivateKe
             )
         except ConfigurationError:
             if not path.exists():
-                raise  # not a worker that lost the race to make it: a real failure
+                raise  # not a process that lost the race to make it: a real failure
     try:
         encrypted = pem_is_encrypted(path.read_bytes())
     except OSError:
@@ -191,7 +190,7 @@ def tree_head(
     older than the interval (or there is none). Public: anyone may watch the log."""
     _public(actor)
     sequence_queued(factory)  # a head covers every event committed before it was asked for
-    now_ms = int(time.time() * 1000)
+    now_ms = int(clock.now().timestamp() * 1000)
     with write_transaction(factory) as session:
         size = _size(session)
         last = session.execute(

@@ -22,7 +22,6 @@ import base64
 import binascii
 import hashlib
 import os
-import secrets
 import stat
 import struct
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from genecommons.audit.merkle import HASH_SIZE
 from genecommons.errors import ConfigurationError, InvalidInputError
+from genecommons.secrets import write_new_secret_file
 
 _UINT64_MAX = 2**64 - 1
 _SIGNATURE_SIZE = 64
@@ -192,22 +192,8 @@ def save_private_key(
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=encryption,
     )
-    if path.exists():
+    if not write_new_secret_file(path, pem):
         raise _key_exists(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as sink:
-            os.fchmod(sink.fileno(), 0o600)
-            sink.write(pem)
-            sink.flush()
-            os.fsync(sink.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError as error:
-            raise _key_exists(path) from error
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def load_private_key(*, path: Path, passphrase: bytes | None = None) -> Ed25519PrivateKey:
@@ -221,9 +207,10 @@ def load_private_key(*, path: Path, passphrase: bytes | None = None) -> Ed25519P
         data = path.read_bytes()
     except OSError as error:
         raise ConfigurationError(
-            f"The audit signing key {path} cannot be read: {error.strerror}. Check the path, "
-            "or create a key with `save_private_key`.",
-            message_zh=f"无法读取审计签名密钥 {path}：{error.strerror}。请检查路径，或先创建密钥。",
+            f"The audit signing key {path} cannot be read: {error.strerror}. Run `genecommons "
+            "init` to create it, or restore it from the backup.",
+            message_zh=f"无法读取审计签名密钥 {path}：{error.strerror}。请运行 `genecommons init` "
+            "创建，或从备份恢复。",
         ) from error
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigurationError(

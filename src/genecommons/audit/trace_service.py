@@ -18,13 +18,14 @@ import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
 from genecommons.audit import fingerprint, genotypes, leaksim, relational, trace
@@ -112,7 +113,7 @@ def set_policy(
 ) -> None:
     """Set whether the dataset's record-level deliveries carry a fingerprint (audited)."""
     require(subject, Action.SUBMIT, Resource("dataset", dataset))
-    now = datetime.now(UTC)
+    now = clock.now()
     with write_transaction(factory) as session:
         result = session.execute(
             update(fingerprint_policies)
@@ -216,7 +217,7 @@ def export_vcf(
             delivery_id=delivery_id,
             recipient=recipient,
             dataset=dataset,
-            delivered_at=datetime.now(UTC),
+            delivered_at=clock.now(),
             channel=EXPORT,
             fingerprinted=marked,
             what=what,
@@ -328,7 +329,7 @@ def fingerprint_tables(
         delivery_id=str(uuid.uuid4()),
         recipient=recipient,
         dataset=marked_by,
-        delivered_at=datetime.now(UTC),
+        delivered_at=clock.now(),
         channel=EXPORT,
         fingerprinted=True,
         what={

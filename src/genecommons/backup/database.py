@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 
 from genecommons.db import make_engine
 from genecommons.errors import ConfigurationError, RestoreTargetNotEmptyError, StorageError
+from genecommons.secrets import write_new_secret_file
 
 Kind = Literal["sqlite", "postgresql"]
 CONNINFO = "\x00conninfo\x00"  # replaced by the URI (with its password file) when run
@@ -201,8 +202,7 @@ def _conninfo(database: Target) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="genecommons-pg-") as folder:
         passfile = Path(folder) / "pgpass"
         escaped = database.password.replace("\\", "\\\\").replace(":", "\\:")
-        passfile.write_text(f"*:*:*:*:{escaped}\n", encoding="utf-8")
-        passfile.chmod(0o600)
+        write_new_secret_file(passfile, f"*:*:*:*:{escaped}\n".encode())
         separator = "&" if "?" in database.conninfo else "?"
         yield f"{database.conninfo}{separator}passfile={quote(str(passfile))}"
 

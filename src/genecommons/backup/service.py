@@ -19,13 +19,13 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.archive import service as archive_service
 from genecommons.archive.store import LocalObjectStore, ObjectStore
 from genecommons.audit.events import EventTag, record_event
@@ -176,7 +176,7 @@ def backup(
             continue  # an ingest that did not commit removed its object
 
     manifest = Manifest(
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        created=clock.now().isoformat(timespec="seconds"),
         database_kind=db.kind,
         database_schema=db.schema,
         kdf=kdf,

@@ -44,7 +44,7 @@ from typing import Any
 from google.protobuf import json_format, message_factory
 from phenopackets.schema.v2 import Phenopacket
 
-from genecommons import bounded
+from genecommons import bounded, clock
 from genecommons.catalog.models import Phenotype, PhenotypeKind, Sex
 from genecommons.catalog.report import Problem, Severity
 from genecommons.catalog.vocabularies import Term, disease_term, hpo
@@ -870,7 +870,7 @@ def phenopacket_from_rows(
         if prefix == "HP":
             entry["version"] = str(getattr(hpo(), "version", ""))
         resources.append(entry)
-    when = (created or datetime.now(UTC)).astimezone(UTC)
+    when = (created or clock.now()).astimezone(UTC)
     document: dict[str, Any] = {
         "id": packet_id,
         "subject": subject,

@@ -11,7 +11,6 @@ import ipaddress
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons import metrics
+from genecommons import clock, metrics
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import decide_metrics, refusal
 from genecommons.archive.service import object_store
@@ -126,7 +125,7 @@ def _sequencer(factory: sessionmaker[Session], settings: Settings) -> Check:
             f"The audit queue cannot be read ({type(error).__name__}).",
             f"无法读取审计队列（{type(error).__name__}）。",
         )
-    lag = state.lag_seconds(datetime.now(UTC))
+    lag = state.lag_seconds(clock.now())
     if lag <= bound:
         return Check("audit_sequencer", True)
     return Check(
@@ -218,7 +217,7 @@ class DatabaseMetrics(Collector):
             "genecommons_audit_sequencer_lag_seconds",
             "How long the oldest queued audit event has waited for the sequencer (0: none).",
         )
-        lag.add_metric([], state.lag_seconds(datetime.now(UTC)))
+        lag.add_metric([], state.lag_seconds(clock.now()))
         yield lag
         raised = CounterMetricFamily(
             "genecommons_alerts_raised",

@@ -32,10 +32,10 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from genecommons import clock
 from genecommons.errors import ConfigurationError, InvalidInputError
 from genecommons.variants.normalize import is_sequence_allele, normalize
 
@@ -429,7 +429,7 @@ def build_reference(
             sha256=sha256,
             sites=sites,
             alleles=alleles,
-            loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            loaded_at=clock.now().isoformat(timespec="seconds"),
             counted_from=counted_from,
             samples=reader.samples if reader.from_genotypes else 0,
         )

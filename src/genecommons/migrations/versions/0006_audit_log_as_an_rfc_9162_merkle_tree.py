@@ -7,6 +7,11 @@ Create Date: 2026-11-23 22:33:48.281263
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
 import sqlalchemy as sa
 from alembic import op
 
@@ -50,11 +55,51 @@ def upgrade() -> None:
         batch_op.create_unique_constraint(batch_op.f("uq_audit_events_leaf_index"), ["leaf_index"])
 
 
+# The leaf and node hashing of the audit log as it was when this revision was written, copied
+# here so that replaying the revision never changes with the live code.
+
+
+def _leaf_document(
+    *, tag: str, actor: str, subject: str | None, details: Any, occurred_at: datetime
+) -> dict[str, Any]:
+    """The facts of an event as they are hashed (times in UTC, to the microsecond)."""
+    moment = occurred_at if occurred_at.tzinfo else occurred_at.replace(tzinfo=UTC)
+    return {
+        "occurred_at": moment.astimezone(UTC).isoformat(timespec="microseconds"),
+        "tag": tag,
+        "actor": actor,
+        "subject": subject,
+        "details": dict(details),
+    }
+
+
+def _canonical_leaf(event: dict[str, Any]) -> bytes:
+    """The leaf entry of an event: its RFC 8785 canonical JSON in UTF-8."""
+    return bytes(rfc8785.dumps(event))
+
+
+def _leaf_hash(data: bytes) -> bytes:
+    """RFC 9162: SHA-256(0x00 || entry)."""
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _node_hash(left: bytes, right: bytes) -> bytes:
+    """RFC 9162: SHA-256(0x01 || left || right)."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _perfect_subtree_nodes(leaves: list[bytes]) -> list[list[bytes]]:
+    """The hash of every complete perfect subtree, by level: level 0 the leaf hashes, node i
+    of level L the root of leaves [i * 2**L, (i + 1) * 2**L)."""
+    levels = [[_leaf_hash(leaf) for leaf in leaves]]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([_node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
+    return levels if leaves else []
+
+
 def _hash_existing_events() -> None:
     """Events recorded before the log was a Merkle tree become its first leaves, in order."""
-    from genecommons.audit.events import leaf_document
-    from genecommons.audit.merkle import MemoryNodeStore, MerkleTree, canonical_leaf
-
     bind = op.get_bind()
     events = sa.table(
         "audit_events",
@@ -68,11 +113,10 @@ def _hash_existing_events() -> None:
         sa.column("leaf", sa.LargeBinary),
     )
     rows = bind.execute(sa.select(events).order_by(events.c.id)).all()
-    store = MemoryNodeStore()
     leaves = []
     for index, row in enumerate(rows):
-        leaf = canonical_leaf(
-            leaf_document(
+        leaf = _canonical_leaf(
+            _leaf_document(
                 tag=row.tag,
                 actor=row.actor,
                 subject=row.subject,
@@ -84,24 +128,17 @@ def _hash_existing_events() -> None:
         bind.execute(
             events.update().where(events.c.id == row.id).values(leaf_index=index, leaf=leaf)
         )
-    MerkleTree(store).append_many(leaves)
     nodes = sa.table(
         "merkle_nodes",
         sa.column("level", sa.Integer),
         sa.column("idx", sa.BigInteger),
         sa.column("hash", sa.LargeBinary),
     )
-    level = 0
-    while True:
-        found = []
-        index = 0
-        while (value := store.get(level, index)) is not None:
-            found.append({"level": level, "idx": index, "hash": value})
-            index += 1
-        if not found:
-            break
-        bind.execute(nodes.insert(), found)
-        level += 1
+    for level, hashes in enumerate(_perfect_subtree_nodes(leaves)):
+        bind.execute(
+            nodes.insert(),
+            [{"level": level, "idx": index, "hash": value} for index, value in enumerate(hashes)],
+        )
     head = sa.table("audit_head", sa.column("id", sa.Integer), sa.column("size", sa.BigInteger))
     bind.execute(head.insert().values(id=1, size=len(leaves)))
 

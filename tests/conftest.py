@@ -411,12 +411,12 @@ def archive_settings(settings: Settings) -> Settings:
     """Settings whose node key, archive keys and fingerprint secret exist (as `genecommons
     init` makes them)."""
     from genecommons.archive import service as archive_service
-    from genecommons.audit import trace_service
+    from genecommons.fingerprint.secret import fingerprint_secret
     from genecommons.secrets import node_keys
 
     node_keys(settings, create=True)
     archive_service.archive_keys(settings, create=True)
-    trace_service.fingerprint_secret(settings, create=True)
+    fingerprint_secret(settings, create=True)
     return settings
 
 
@@ -595,3 +595,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["/usr/bin/umount", "--lazy", str(mount)], check=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def recipient_copies() -> None:
+    """The archive's deliveries serve recipients' fingerprinted copies through fingerprint's
+    service, installed as `create_app` installs it (for tests that call delivery functions
+    without an app)."""
+    from genecommons.archive.recipient_copies import install
+    from genecommons.fingerprint.service import RecipientCopyService
+
+    install(RecipientCopyService())

@@ -26,10 +26,10 @@ from genecommons.access.models import Role, Subject
 from genecommons.access.tables import affiliation_claims, users
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
-from genecommons.audit import trace_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
+from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.secrets import node_keys
 from genecommons.variants import service as variants_service
 from genecommons.variants.beacon import CROSS_LOOKUPS, ENTRY_TYPES
@@ -673,7 +673,7 @@ def test_authorization_matrix(
     signing_key(settings, create=True)
     node_keys(settings, create=True)
     archive_service.archive_keys(settings, create=True)
-    trace_service.fingerprint_secret(settings, create=True)  # as `genecommons init` does
+    fingerprint_secret(settings, create=True)  # as `genecommons init` does
     bundle = make_bundle(data)
     for path in (vcf, bam):
         shutil.copy(path, bundle / path.name)  # the bundle holds two of its three files

@@ -1,7 +1,7 @@
 """The htsget 1.3 request rules: what a ticket request (GET query or POST body) asks for,
 checked as the protocol says (InvalidInput, InvalidRange) before any file is looked at.
 
-Pure rules: no web framework, no database. `delivery.htsget_ticket` serves what they return.
+Pure rules: no web framework, no database. `htsget.htsget_ticket` serves what they return.
 """
 
 from __future__ import annotations

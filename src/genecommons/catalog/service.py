@@ -597,7 +597,7 @@ def export_study(
             "A fingerprinted export needs the node's settings (its fingerprint secret).",
             message_zh="带指纹的导出需要节点设置（指纹密钥）。",
         )
-    from genecommons.audit import trace_service
+    from genecommons.fingerprint import service as trace_service
 
     marked, _ = trace_service.fingerprint_tables(
         factory,

@@ -35,8 +35,10 @@ from genecommons.access import service as access_service
 from genecommons.access import workflow
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.models import Subject
-from genecommons.archive import delivery, service
+from genecommons.archive import htsget as htsget_delivery
+from genecommons.archive import service
 from genecommons.archive.crypt import reencrypt_header
+from genecommons.archive.htsget_requests import Region
 from genecommons.archive.ingest import Declared, ingest
 from genecommons.archive.keys import KeyPair, format_public_key, generate_key_pair
 from genecommons.archive.store import LocalObjectStore
@@ -384,14 +386,14 @@ def bench_ticket(node: Node, base: str, name: str) -> None:
 
     def ticket(reference: str, position: int) -> float:
         start = time.perf_counter()
-        delivery.htsget_ticket(
+        htsget_delivery.htsget_ticket(
             node.factory,
             node.settings,
             subject=node.researcher,
             endpoint="reads",
             object_id=accession,
             requested_format=None,
-            regions=[delivery.Region(reference, position, position + 1_000_000)],
+            regions=[Region(reference, position, position + 1_000_000)],
             header_only=False,
             base_url=base,
             headers={},

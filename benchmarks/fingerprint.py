@@ -25,8 +25,8 @@ import numpy as np
 import pysam
 import pysam.bcftools
 
-from genecommons.audit import fingerprint, genotypes, trace
 from genecommons.demo.simulate import default_region, simulate
+from genecommons.fingerprint import codes, genotypes, trace
 
 SECRET = b"benchmark-secret-benchmark-secre"
 DATASET = "GCDBENCH"
@@ -59,8 +59,8 @@ def cohort(individuals: int, length: int) -> genotypes.Genotypes:
 def fingerprinted(source: genotypes.Genotypes, recipient: str) -> genotypes.Genotypes:
     """The recipient's copy: plan, code, marks."""
     dosages = source.dosages()
-    plan = fingerprint.make_plan(dosages, secret=SECRET, dataset=DATASET)
-    bits = fingerprint.recipient_bits(plan, secret=SECRET, dataset=DATASET, recipient=recipient)
+    plan = codes.make_plan(dosages, secret=SECRET, dataset=DATASET)
+    bits = codes.recipient_bits(plan, secret=SECRET, dataset=DATASET, recipient=recipient)
     return genotypes.mark(source, plan, bits)
 
 
@@ -170,9 +170,11 @@ def main() -> None:
         leaked_samples=matrix.samples,
         values=matrix.values,
     )
-    plan = fingerprint.make_plan(source.dosages(), secret=SECRET, dataset=DATASET)
-    codes = fingerprint.code_matrix(plan, secret=SECRET, dataset=DATASET, recipients=recipients)
-    verdict = trace.accuse(trace.dense_observations(plan, aligned), plan.bias, codes, recipients)
+    plan = codes.make_plan(source.dosages(), secret=SECRET, dataset=DATASET)
+    recipient_codes = codes.code_matrix(plan, secret=SECRET, dataset=DATASET, recipients=recipients)
+    verdict = trace.accuse(
+        trace.dense_observations(plan, aligned), plan.bias, recipient_codes, recipients
+    )
     total = time.perf_counter() - start
     cpu = time.process_time() - cpu
     named = [s.recipient for s in verdict.named]

@@ -81,10 +81,10 @@ def write_vcf(path: Path, *, samples: int, gigabytes: float, seed: int = 3) -> t
 def archive(settings: Settings, vcf: Path) -> int:
     """The VCF encrypted for the node's archive key in its store; the body's size."""
     from genecommons.archive import service
-    from genecommons.audit import trace_service
+    from genecommons.fingerprint.secret import fingerprint_secret
 
     keys = service.archive_keys(settings, create=True)
-    trace_service.fingerprint_secret(settings, create=True)
+    fingerprint_secret(settings, create=True)
     encryptor = BodyEncryptor()
     (settings.data_dir / "header.bin").write_bytes(encryptor.header_for([keys.public], sender=keys))
 
@@ -99,11 +99,12 @@ def archive(settings: Settings, vcf: Path) -> int:
 
 def child(data_dir: Path, body_size: int) -> None:
     """The build, in this process: print its figures as JSON."""
-    from genecommons.archive import copies
+    from genecommons.archive.recipient_copies import Source
+    from genecommons.fingerprint import copies
 
     settings = Settings(data_dir=data_dir, environment="test")
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    source = copies.Source(
+    source = Source(
         file_id=1,
         accession=ACCESSION,
         name="cohort.vcf.gz",

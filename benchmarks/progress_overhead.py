@@ -27,11 +27,11 @@ from rich.console import Console
 from genecommons.access.models import Subject
 from genecommons.archive import service as archive_service
 from genecommons.archive.service import BundleArchiver
-from genecommons.audit import trace_service
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
 from genecommons.db import make_engine, make_session_factory
 from genecommons.demo.cohort import write_demo
+from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.migrate import upgrade
 from genecommons.progress import SILENT, LoggedProgress, Progress
 from genecommons.progress_bars import BarProgress
@@ -76,7 +76,7 @@ def submit_once(demo: Path, root: Path, mode: str) -> tuple[float, float]:
     upgrade(settings.effective_database_url)
     node_keys(settings, create=True)
     archive_service.archive_keys(settings, create=True)
-    trace_service.fingerprint_secret(settings, create=True)
+    fingerprint_secret(settings, create=True)
     factory = make_session_factory(make_engine(settings.effective_database_url))
     started, cpu = time.perf_counter(), time.process_time()
     with MODES[mode]() as progress:

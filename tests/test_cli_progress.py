@@ -16,10 +16,11 @@ from typer.testing import CliRunner
 
 from genecommons import runtime
 from genecommons.access.models import Subject
-from genecommons.audit import leaksim, trace_service
 from genecommons.audit import service as audit_service
 from genecommons.cli import app
 from genecommons.config import Settings
+from genecommons.fingerprint import leaksim
+from genecommons.fingerprint import service as fingerprint_service
 from genecommons.progress import LoggedProgress
 from genecommons.variants import service as variants_service
 
@@ -151,9 +152,9 @@ def test_the_leak_simulation_reports_its_trials_and_keeps_its_figures(
         recipients=4, max_colluders=2, trials=3, utility_copies=2, seed=3
     )
     options: dict[str, Any] = {"individuals": 30, "length": 20_000, "seed": 3}
-    quiet = trace_service.simulate(settings=settings, **options)
+    quiet = fingerprint_service.simulate(settings=settings, **options)
     caplog.clear()
-    told = trace_service.simulate(settings=settings, progress=LoggedProgress(), **options)
+    told = fingerprint_service.simulate(settings=settings, progress=LoggedProgress(), **options)
     assert _stages(caplog) == ["simulating 30 genomes over 20,000 bp", "leak trials"]
     assert dataclasses.replace(told, seconds=0.0) == dataclasses.replace(quiet, seconds=0.0)
 

@@ -27,11 +27,11 @@ from genecommons.access.tables import outbox, users
 from genecommons.archive import service as archive_service
 from genecommons.archive.keys import ensure_archive_keys
 from genecommons.audit import service as audit_service
-from genecommons.audit import trace_service
 from genecommons.audit.sth import save_private_key
 from genecommons.config import Settings
 from genecommons.db import make_engine, make_session_factory
 from genecommons.errors import ConfigurationError
+from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.migrate import upgrade
 from genecommons.privacy import service as privacy_service
 from genecommons.secrets import SEALED_FILE_HEADER, SealedValueError, node_keys
@@ -106,7 +106,7 @@ def _values(settings: Settings) -> dict[str, Any]:
     """The secrets as the node reads them now."""
     archive_service._load_keys.cache_clear()
     return {
-        "fingerprint": trace_service.fingerprint_secret(settings),
+        "fingerprint": fingerprint_secret(settings),
         "beacon": privacy_service.beacon_key(settings),
         "archive": archive_service.archive_passphrase(settings),
         "archive_public": archive_service.archive_keys(settings).public,
@@ -175,7 +175,7 @@ def test_an_earlier_data_directory_keeps_working_and_init_protects_it(
         # without the node key, the sealed secrets cannot be read: a clear error, not a guess
         shutil.move(settings.node_key_file, tmp_path / "node.key.bak")
         with pytest.raises(ConfigurationError) as missing:
-            trace_service.fingerprint_secret(settings)
+            fingerprint_secret(settings)
         assert "genecommons init" in missing.value.message and missing.value.message_zh
     finally:
         engine.dispose()

@@ -189,7 +189,7 @@ def test_two_inits_at_once_agree_on_every_secret(tmp_path: Path) -> None:
     from genecommons.access import passport_service
     from genecommons.archive import service as archive_service
     from genecommons.audit import service as audit_service
-    from genecommons.audit import trace_service
+    from genecommons.fingerprint import secret as trace_service
     from genecommons.privacy import service as privacy_service
 
     starts = [_init(tmp_path / "data") for _ in range(2)]

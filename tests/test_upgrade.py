@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, create_engine, func, select, text
 
 from genecommons.access.models import Subject
-from genecommons.archive import copy_jobs
 from genecommons.config import Settings
 from genecommons.db import make_engine, make_session_factory
+from genecommons.fingerprint import copy_jobs
 from genecommons.migrate import alembic_config
 from genecommons.variants import store_service
 

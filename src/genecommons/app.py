@@ -25,7 +25,8 @@ from genecommons.access.passport_service import key_store
 from genecommons.access.routes import router as access_router
 from genecommons.access.routes import wellknown
 from genecommons.archive.drs import status_of as drs_status
-from genecommons.archive.htsget import UnsupportedFormatError
+from genecommons.archive.htsget_requests import UnsupportedFormatError
+from genecommons.archive.recipient_copies import install as install_recipient_copies
 from genecommons.archive.routes import drs as drs_router
 from genecommons.archive.routes import htsget as htsget_router
 from genecommons.archive.routes import router as archive_router
@@ -44,6 +45,7 @@ from genecommons.errors import (
     NotReadyError,
     Refusal,
 )
+from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.held_events import HeldEventsMiddleware
 from genecommons.json_bodies import BoundedJsonBodies
 from genecommons.keepalive import KeepAliveLimit
@@ -196,6 +198,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     app.state.visa_keys = key_store(settings)
     app.state.oidc = oidc_provider(settings)  # None when OIDC sign-in is off
+    # the archive's deliveries serve recipients' fingerprinted copies through fingerprint's
+    # implementation of the interface the archive declares
+    install_recipient_copies(RecipientCopyService())
     # what boolean and count Beacon answers reveal (privacy.answers.VariantGuard)
     # the app's high-rate writes, each its own transaction (Beacon query events, token uses,
     # budget charges): group-committed together, one writing thread at a time

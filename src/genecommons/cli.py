@@ -20,7 +20,6 @@ from genecommons.archive import commands as archive_commands
 from genecommons.archive import service as archive_service
 from genecommons.audit import commands as audit_commands
 from genecommons.audit import service as audit_service
-from genecommons.audit import trace_service
 from genecommons.audit.events import record_events, refusal_event
 from genecommons.backup import commands as backup_commands
 from genecommons.catalog import commands as catalog_commands
@@ -29,6 +28,8 @@ from genecommons.config import Settings, share_metrics_dir, unshare_metrics_dir
 from genecommons.db import write_transaction
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError, Refusal
+from genecommons.fingerprint import commands as fingerprint_commands
+from genecommons.fingerprint.secret import seal_fingerprint_secret
 from genecommons.metrics import prepare_directory
 from genecommons.node_init import create_node_secrets, one_init_at_a_time
 from genecommons.privacy import commands as privacy_commands
@@ -77,7 +78,7 @@ def _protect_at_rest(settings: Settings, factory: sessionmaker[Session], keys: N
         ("TOTP secret(s) sealed", second_factor.seal_plaintext_secrets(factory, keys)),
         ("visa signing key(s) encrypted", passport_service.protect_keys(settings)),
         ("tree-head key encrypted", audit_service.protect_signing_key(settings)),
-        ("fingerprint secret sealed", trace_service.seal_fingerprint_secret(settings, keys)),
+        ("fingerprint secret sealed", seal_fingerprint_secret(settings, keys)),
         ("Beacon threshold key sealed", privacy_service.seal_beacon_key(settings, keys)),
         ("archive key passphrase sealed", archive_service.seal_archive_passphrase(settings, keys)),
         ("sent message(s) removed from the outbox", notify.purge_sent(factory)),
@@ -137,9 +138,9 @@ def serve(
     import threading
 
     from genecommons import serving
-    from genecommons.archive.copy_jobs import CopyBuilder
     from genecommons.archive.service import UploadExpiry
     from genecommons.audit.watch import Background
+    from genecommons.fingerprint.copy_jobs import CopyBuilder
 
     context = runtime()
     count = workers or context.settings.effective_workers
@@ -206,8 +207,8 @@ app.add_typer(access_commands.requests_app, name="requests")
 app.add_typer(access_commands.mail_app, name="mail")
 app.add_typer(compliance_commands.compliance_app, name="compliance")
 app.add_typer(audit_commands.audit_app, name="audit")
-app.command("trace")(audit_commands.trace)
-app.add_typer(audit_commands.fingerprint_app, name="fingerprint")
+app.command("trace")(fingerprint_commands.trace)
+app.add_typer(fingerprint_commands.fingerprint_app, name="fingerprint")
 app.command("upload")(archive_commands.upload)
 app.add_typer(archive_commands.archive_app, name="archive")
 app.add_typer(variants_commands.variants_app, name="variants")

@@ -16,8 +16,8 @@ from pathlib import Path
 from genecommons.access import passport_service
 from genecommons.archive import service as archive_service
 from genecommons.audit import service as audit_service
-from genecommons.audit import trace_service
 from genecommons.config import Settings
+from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.privacy import service as privacy_service
 from genecommons.secrets import NodeKeys, node_keys, private_directory
 
@@ -29,7 +29,7 @@ def create_node_secrets(settings: Settings) -> NodeKeys:
     private_directory(settings.data_dir)
     keys = node_keys(settings, create=True)
     audit_service.signing_key(settings, create=True)
-    trace_service.fingerprint_secret(settings, create=True)
+    fingerprint_secret(settings, create=True)
     archive_service.archive_keys(settings, create=True)
     privacy_service.beacon_key(settings, create=True)
     passport_service.key_store(settings).signer()  # the first visa signing key

@@ -18,13 +18,13 @@ from joserfc.jwk import KeySet
 from genecommons.access import affiliation, notify, service, workflow
 from genecommons.access.models import Subject
 from genecommons.app import create_app
-from genecommons.archive import copy_jobs
 from genecommons.archive import service as archive_service
-from genecommons.audit import trace_service
 from genecommons.audit.service import signing_key
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, make_engine
+from genecommons.fingerprint import copy_jobs
+from genecommons.fingerprint.secret import fingerprint_secret
 
 OPERATOR = Subject.operator("done-when")
 PASSWORD = "correct horse battery staple"
@@ -72,7 +72,7 @@ def test_register_request_approve_passport_and_three_refusals(
     engine.dispose()
     signing_key(settings, create=True)
     archive_service.archive_keys(settings, create=True)
-    trace_service.fingerprint_secret(settings, create=True)  # as `genecommons init` does
+    fingerprint_secret(settings, create=True)  # as `genecommons init` does
     folder = tmp_path / "files"
     folder.mkdir()
     vcf = datafiles.vcf(folder / "calls.vcf.gz", records=50)

@@ -25,10 +25,10 @@ from genecommons.access import workflow
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.models import Subject
 from genecommons.app import create_app
-from genecommons.archive import copy_jobs
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
+from genecommons.fingerprint import copy_jobs
 
 
 @dataclass
@@ -57,22 +57,6 @@ def world(
     """Submit a study whose folder holds a VCF and a BAM (archived on submit), with a granted
     researcher, a researcher without a grant, a steward and their tokens."""
     return build_world(archive_settings, factory, tmp_path, datafiles)
-
-
-@pytest.fixture
-def fingerprint_world(
-    archive_settings: Settings, factory: Any, tmp_path: Path, datafiles: SimpleNamespace
-) -> World:
-    """As `world`, with a VCF of 120 samples (enough to carry marks) and two granted
-    researchers (granted@ and second@example.org)."""
-    return build_world(
-        archive_settings,
-        factory,
-        tmp_path,
-        datafiles,
-        vcf_options={"samples": [f"S{i:03d}" for i in range(120)], "records": 400},
-        granted=("granted@example.org", "second@example.org"),
-    )
 
 
 def build_world(

@@ -17,7 +17,7 @@ from genecommons.access.keys import InMemoryKeyStore
 from genecommons.access.passports import VisaBy, VisaType, issue_visa, passport_claim
 from genecommons.app import create_app
 from genecommons.archive.drs import MAX_BULK
-from genecommons.archive.htsget import MAX_TICKET_BODY, MEDIA_TYPE
+from genecommons.archive.htsget_requests import MAX_TICKET_BODY, MEDIA_TYPE
 
 from .conftest import when_ready
 

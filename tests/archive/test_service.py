@@ -392,7 +392,7 @@ def test_interop_with_the_rust_crypt4gh(
         path=upload,
     )
     assert result.encrypted_upload
-    from genecommons.archive.delivery import download
+    from genecommons.archive.drs import download
 
     recipient = generate_key_pair()
     with factory() as session:
@@ -474,7 +474,7 @@ def test_the_archive_on_s3(
     assert len(result.archived) == 1
     assert len(list(service.object_store(on_s3).keys())) == 2
     assert service.verify(factory, on_s3, subject=OPERATOR).ok
-    from genecommons.archive.delivery import download
+    from genecommons.archive.drs import download
 
     recipient = generate_key_pair()
     stream = download(

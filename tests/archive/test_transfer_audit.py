@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from genecommons.access import service as access_service
-from genecommons.archive import delivery
+from genecommons.archive import htsget as htsget_delivery
+from genecommons.archive import served
 from genecommons.archive.keys import format_public_key, generate_key_pair
 from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
@@ -115,7 +116,7 @@ def test_an_htsget_data_block_cut_short_records_what_went(world: World) -> None:
     bam = world.accessions["files"]["P1.bam"]
     subject = access_service.authenticate(world.factory, world.tokens[GRANTED])
     size = world.files["bam"].stat().st_size
-    transfer = delivery.htsget_data(
+    transfer = htsget_delivery.htsget_data(
         world.factory, world.settings, subject=subject, object_id=bam, start=0, end=size << 16
     )
     first = next(transfer)
@@ -129,4 +130,4 @@ def test_an_htsget_data_block_cut_short_records_what_went(world: World) -> None:
             )
         ]
     assert event["completed"] is False
-    assert event["bytes"] == len(first) + len(second) == 2 * delivery.SEND_PIECE < size
+    assert event["bytes"] == len(first) + len(second) == 2 * served.SEND_PIECE < size

@@ -18,10 +18,9 @@ import pytest
 from sqlalchemy import func, select
 
 from genecommons.archive import service as archive_service
-from genecommons.archive.delivery import download
+from genecommons.archive.drs import download
 from genecommons.archive.keys import generate_key_pair
 from genecommons.audit import service as audit_service
-from genecommons.audit import trace_service
 from genecommons.audit.events import EventTag, record_event
 from genecommons.audit.tables import audit_events
 from genecommons.backup import service
@@ -33,6 +32,7 @@ from genecommons.errors import (
     BackupPassphraseError,
     RestoreTargetNotEmptyError,
 )
+from genecommons.fingerprint.secret import fingerprint_secret
 
 from .conftest import OPERATOR, PASSPHRASE
 
@@ -68,9 +68,7 @@ def _check_restored(target: Settings, node: SimpleNamespace) -> int:
         restored = {i: _plain(factory, target, i) for i in node.archived}
         assert node.files["bam"].read_bytes() in restored.values()
         assert restored == {i: _plain(node.factory, node.settings, i) for i in node.archived}
-        assert trace_service.fingerprint_secret(target) == trace_service.fingerprint_secret(
-            node.settings
-        )
+        assert fingerprint_secret(target) == fingerprint_secret(node.settings)
         return log.tree_size
     finally:
         engine.dispose()

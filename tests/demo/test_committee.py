@@ -16,9 +16,7 @@ from typer.testing import CliRunner
 from genecommons.access import listings, service, workflow
 from genecommons.access.models import Subject
 from genecommons.app import create_app
-from genecommons.archive import copy_jobs
 from genecommons.archive import service as archive_service
-from genecommons.audit import trace_service
 from genecommons.audit.service import signing_key
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
@@ -26,6 +24,8 @@ from genecommons.db import Base, make_engine
 from genecommons.demo import commands, sheets
 from genecommons.demo.cohort import write_demo
 from genecommons.demo.service import DAC_MEMBER_EMAIL, DemoCommittee, ensure_committee
+from genecommons.fingerprint import copy_jobs
+from genecommons.fingerprint.secret import fingerprint_secret
 
 OPERATOR = Subject.operator("demo-test")
 
@@ -111,7 +111,7 @@ def test_request_decision_grant_and_download_on_the_demo(
     engine.dispose()
     signing_key(settings, create=True)  # as `genecommons init` does
     archive_service.archive_keys(settings, create=True)
-    trace_service.fingerprint_secret(settings, create=True)
+    fingerprint_secret(settings, create=True)
     demo = write_demo(
         tmp_path / "demo", individuals=6, reference_individuals=0, sequence_length=20_000
     )

@@ -1,25 +1,220 @@
-"""GA4GH DRS 1.4's bulk requests: many objects, or many access URLs, in one request. Each id is
-answered as its own request would be (`delivery.drs_object`, `delivery.drs_access_url`: the same
-decision, the same audit events); the ones that could not be answered are listed with the status
-their own request would have had.
+"""GA4GH DRS 1.4: the DrsObject and access URL of an archived file, its download as a Crypt4GH
+stream for the recipient, and the bulk requests (many objects, or many access URLs, in one
+request).
+
+A download re-encrypts only the Crypt4GH header for the recipient and streams the stored body
+unchanged. A bulk request answers each id as its own request would be (`drs_object`,
+`drs_access_url`: the same decision, the same audit events); the ones that could not be answered
+are listed with the status their own request would have had.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons import clock
 from genecommons.access.models import Subject, SubjectKind
-from genecommons.archive import delivery
+from genecommons.archive.crypt import reencrypt_header
+from genecommons.archive.keys import parse_public_key
+from genecommons.archive.served import (
+    Transfer,
+    archived_accession,
+    object_for,
+    record_copy_delivery,
+)
+from genecommons.archive.service import archive_keys, object_store
+from genecommons.archive.store import ObjectStore
+from genecommons.archive.tables import recipient_keys
+from genecommons.audit.events import EventTag, record_event
 from genecommons.config import Settings
+from genecommons.db import write_transaction
 from genecommons.errors import (
     AccessDeniedError,
     GeneCommonsError,
+    InvalidInputError,
+    NotFoundError,
     NotReadyError,
     RequestTooLargeError,
 )
+
+READ_SIZE = 4 * 1024 * 1024
+
+
+def drs_object(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    object_id: str,
+    base_url: str,
+) -> dict[str, Any]:
+    """The DRS 1.4 DrsObject of an archived file the subject may read (of the subject's own
+    copy, for a VCF of a fingerprinted dataset)."""
+    obj, _ = object_for(factory, settings, subject, object_id)
+    host = base_url.split("://", 1)[-1].rstrip("/")
+    created = clock.as_utc(obj.created).isoformat()
+    return {
+        "id": obj.accession,
+        "name": obj.name,
+        "self_uri": f"drs://{host}/{obj.accession}",
+        "size": obj.size,
+        "created_time": created,
+        "updated_time": created,
+        "version": obj.sha256[:12],
+        "mime_type": "application/octet-stream",
+        "checksums": [
+            {"type": "sha-256", "checksum": obj.sha256},
+            {"type": "md5", "checksum": obj.md5},
+        ],
+        "description": (
+            f"{obj.format.upper()} file of dataset(s) {', '.join(obj.datasets)}"
+            + (
+                f", the fingerprinted copy of {obj.copy.accession} made for you"
+                if obj.copy is not None and obj.copy.object_key is not None
+                else ""
+            )
+            + ". Delivered Crypt4GH-encrypted for the recipient's public key; size and "
+            "checksums are those of the decrypted file."
+        ),
+        "access_methods": [{"type": "https", "access_id": "crypt4gh"}],
+    }
+
+
+def drs_access_url(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    object_id: str,
+    access_id: str,
+    base_url: str,
+    headers: list[str],
+) -> dict[str, Any]:
+    """The DRS AccessURL of a file: where to fetch it, with the headers to send."""
+    if access_id != "crypt4gh":
+        raise NotFoundError(
+            f"No access method {access_id!r}; use 'crypt4gh'.",
+            message_zh=f"不存在访问方式 {access_id!r}；请使用 crypt4gh。",
+        )
+    obj, decision = object_for(factory, settings, subject, object_id)
+    with write_transaction(factory) as session:
+        record_event(
+            session,
+            tag=EventTag.ACCESS_URL_ISSUED,
+            actor=subject.id,
+            subject=f"file:{archived_accession(obj)}",
+            details={"datasets": list(obj.datasets), "obligations": list(decision.obligations)},
+        )
+    return {
+        "url": f"{base_url.rstrip('/')}/ga4gh/drs/v1/objects/{obj.accession}/download",
+        "headers": headers,
+    }
+
+
+def recipient_key(
+    factory: sessionmaker[Session], *, subject: Subject, offered: str | None
+) -> bytes:
+    """The Crypt4GH public key to encrypt for: the one offered with the request, else the one
+    the subject registered."""
+    if offered:
+        try:
+            return parse_public_key(offered)
+        except InvalidInputError:
+            try:  # the whole PEM, base64-encoded to fit in a header
+                return parse_public_key(base64.b64decode(offered, validate=True))
+            except (binascii.Error, ValueError, InvalidInputError):
+                raise InvalidInputError(
+                    "X-Crypt4GH-Public-Key must hold a Crypt4GH public key: the base64 line of "
+                    "the key file that crypt4gh-keygen writes.",
+                    message_zh="X-Crypt4GH-Public-Key 须为 Crypt4GH 公钥（crypt4gh-keygen 生成的"
+                    "公钥文件中的 base64 行）。",
+                ) from None
+    with factory() as session:
+        found = session.execute(
+            select(recipient_keys.c.public_key).where(recipient_keys.c.subject_id == subject.id)
+        ).scalar()
+    if found is None:
+        raise InvalidInputError(
+            "No Crypt4GH public key is registered for you: register one "
+            "(PUT /api/v1/me/crypt4gh-key, or `genecommons archive register-key`) or send it in the "
+            "X-Crypt4GH-Public-Key header.",
+            message_zh="您尚未登记 Crypt4GH 公钥：请先登记，或在 X-Crypt4GH-Public-Key 请求头中提供。",
+        )
+    return bytes(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A Crypt4GH stream for one recipient: a fresh header, then the stored body."""
+
+    name: str
+    size: int
+    chunks: Transfer
+
+
+def download(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    object_id: str,
+    recipient_public: bytes | None = None,
+    offered_key: str | None = None,
+) -> Download:
+    """The file as a Crypt4GH stream readable with the recipient's secret key only: the key
+    given, else the one offered with the request, else the one the subject registered. The
+    download is audited when it ends, with the bytes sent; a fingerprinted copy's delivery is
+    recorded before its first byte goes."""
+    obj, decision = object_for(factory, settings, subject, object_id)
+    if recipient_public is None:
+        recipient_public = recipient_key(factory, subject=subject, offered=offered_key)
+    header = reencrypt_header(
+        obj.header, keys=archive_keys(settings), recipient_public=recipient_public
+    )
+    size = len(header) + obj.body_size
+    if obj.copy is not None:
+        with write_transaction(factory) as session:
+            record_copy_delivery(session, subject, obj, channel="drs")
+
+    def record(sent: int, completed: bool) -> None:
+        with write_transaction(factory) as session:
+            record_event(
+                session,
+                tag=EventTag.FILE_DOWNLOADED,
+                actor=subject.id,
+                subject=f"file:{archived_accession(obj)}",
+                details={
+                    "datasets": list(obj.datasets),
+                    "recipient_key_sha256": hashlib.sha256(recipient_public).hexdigest(),
+                    "bytes": sent,
+                    "size": size,
+                    "completed": completed,
+                    "obligations": list(decision.obligations),
+                },
+            )
+
+    store = object_store(settings)
+    return Download(
+        name=f"{obj.name}.c4gh",
+        size=size,
+        chunks=Transfer(_stream(header, store, obj.object_key), record=record),
+    )
+
+
+def _stream(header: bytes, store: ObjectStore, key: str) -> Iterator[bytes]:
+    yield header
+    with store.open(key) as body:
+        while chunk := body.read(READ_SIZE):
+            yield chunk
+
 
 # the most ids one bulk request may name (service-info's maxBulkRequestLength)
 MAX_BULK = 100
@@ -83,7 +278,7 @@ def drs_objects(
     ids = list(dict.fromkeys(object_ids))  # each id answered once, in the order first named
     resolved, unresolved = _bulk(
         ids,
-        lambda object_id: delivery.drs_object(
+        lambda object_id: drs_object(
             factory, settings, subject=subject, object_id=object_id, base_url=base_url
         ),
         subject=subject,
@@ -115,7 +310,7 @@ def drs_access_urls(
 
     def access_url(pair: tuple[str, str]) -> dict[str, Any]:
         object_id, access_id = pair
-        url = delivery.drs_access_url(
+        url = drs_access_url(
             factory,
             settings,
             subject=subject,

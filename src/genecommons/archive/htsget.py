@@ -1,219 +1,280 @@
-"""The htsget 1.3 request rules: what a ticket request (GET query or POST body) asks for,
-checked as the protocol says (InvalidInput, InvalidRange) before any file is looked at.
-
-Pure rules: no web framework, no database. `delivery.htsget_ticket` serves what they return.
+"""htsget 1.3 serving: tickets whose URLs cut region slices out of an archived BAM or VCF (or
+the recipient's fingerprinted copy), and the data behind those URLs. Only the Crypt4GH segments
+that cover a slice are decrypted; the request rules are checked first (`htsget_requests.py`).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+import base64
+import threading
 from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.errors import InvalidInputError, RequestTooLargeError
+from genecommons.access.models import Subject
+from genecommons.archive import bgzf
+from genecommons.archive.crypt import decrypt_range, session_keys
+from genecommons.archive.hts_index import HtsIndex, parse_index
+from genecommons.archive.htsget_requests import (
+    MAX_REGIONS,
+    InvalidRangeError,
+    Region,
+    UnsupportedFormatError,
+)
+from genecommons.archive.served import (
+    ArchivedObject,
+    Transfer,
+    archived_accession,
+    object_for,
+    record_copy_delivery,
+)
+from genecommons.archive.service import archive_keys, object_store
+from genecommons.archive.store import ObjectStore
+from genecommons.audit.events import EventTag, record_event
+from genecommons.config import Settings
+from genecommons.db import write_transaction
+from genecommons.errors import InvalidInputError, NotFoundError
 
-# start and end are "32-bit unsigned integers" in htsget 1.3
-MAX_COORDINATE = 2**32 - 1
-MAX_REGIONS = 1000
-# a POST body larger than this is refused with PayloadTooLarge (1,000 regions fit in ~100 kB)
-MAX_TICKET_BODY = 256 * 1024
-# what a ticket's Content-Type says (htsget 1.3, "Protocol essentials")
-MEDIA_TYPE = "application/vnd.ga4gh.htsget.v1.3.0+json"
+HTSGET_FORMATS = {"reads": {"bam": "BAM"}, "variants": {"vcf": "VCF"}}
 
 
-class UnsupportedFormatError(InvalidInputError):
-    """The file is not in a format this htsget endpoint serves; ask for the file's format."""
+class _Plaintext:
+    """Random access to the plaintext of an archived object, decrypting only what is read."""
 
-    code = "UnsupportedFormat"
+    def __init__(self, store: ObjectStore, key: str, keys_in_header: list[bytes], size: int):
+        self._store = store
+        self._key = key
+        self._session_keys = keys_in_header
+        self._body_size = size
 
+    def read_at(self, offset: int, length: int) -> bytes:
+        from genecommons.archive.crypt import plain_body_size
 
-class InvalidRangeError(InvalidInputError):
-    """The requested range is not valid; give 0 <= start < end."""
+        end = min(offset + length, plain_body_size(self._body_size))
+        if end <= offset:
+            return b""
+        return b"".join(
+            decrypt_range(
+                self._store_read,
+                session_keys=self._session_keys,
+                body_size=self._body_size,
+                start=offset,
+                end=end,
+            )
+        )
 
-    code = "InvalidRange"
+    def _store_read(self, offset: int, length: int) -> bytes:
+        return self._store.read_range(self._key, offset, length)
 
 
 @dataclass(frozen=True, slots=True)
-class Region:
-    """A genomic region of an htsget request (0-based, half-open; end None: to the end)."""
+class _Prepared:
+    """What tickets need of an object, computed once per process."""
 
-    reference_name: str
-    start: int = 0
-    end: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TicketRequest:
-    """What one ticket request asks for: a format (None: the endpoint's default), the regions
-    (none: the whole file) and whether it asks for the header only."""
-
-    format: str | None
-    regions: tuple[Region, ...]
-    header_only: bool
+    plaintext: _Plaintext
+    index: HtsIndex
+    header: bgzf.HeaderInfo
+    references: tuple[str, ...]
 
 
-class RegionBody(BaseModel):
-    """One region of an htsget POST request."""
-
-    model_config = ConfigDict(extra="forbid")
-    referenceName: str = Field(min_length=1, max_length=200)  # noqa: N815 - htsget's name
-    start: int | None = Field(default=None, ge=0, le=MAX_COORDINATE)
-    end: int | None = Field(default=None, ge=0, le=MAX_COORDINATE)
+_prepare_lock = threading.Lock()
 
 
-class TicketBody(BaseModel):
-    """An htsget POST request."""
+@lru_cache(maxsize=64)
+def _prepared(settings: Settings, key: str, header: bytes, body_size: int, index: tuple[Any, ...]):  # type: ignore[no-untyped-def]
+    index_key, index_kind, index_header, index_body_size = index
+    keys = archive_keys(settings)
+    store = object_store(settings)
+    plaintext = _Plaintext(store, key, session_keys(header, keys=keys), body_size)
+    index_plain = _Plaintext(
+        store, index_key, session_keys(index_header, keys=keys), index_body_size
+    )
+    from genecommons.archive.crypt import plain_body_size
 
-    model_config = ConfigDict(extra="forbid")
-    format: str | None = Field(default=None, max_length=10)
-    # the only class a request may name (htsget 1.3: "its value MUST be" header)
-    class_: Literal["header"] | None = Field(default=None, alias="class")
-    fields: list[str] | None = Field(default=None, max_length=100)
-    tags: list[str] | None = Field(default=None, max_length=100)
-    notags: list[str] | None = Field(default=None, max_length=100)
-    regions: list[RegionBody] | None = Field(default=None, min_length=1, max_length=MAX_REGIONS)
+    index_bytes = index_plain.read_at(0, plain_body_size(index_body_size))
+    parsed = parse_index(index_bytes, kind=index_kind)
+    header_info = bgzf.header_end(plaintext.read_at, kind="bam" if index_kind == "bai" else "vcf")
+    names = tuple(parsed.reference_names or header_info.reference_names)
+    return _Prepared(plaintext, parsed, header_info, names)
 
 
-def get_request(
+def _prepare(settings: Settings, obj: ArchivedObject) -> _Prepared:
+    if obj.index_key is None or obj.index_kind is None or obj.index_header is None:
+        raise InvalidInputError(
+            f"{obj.accession} has no index, so htsget cannot serve regions of it; download the "
+            "whole file through DRS.",
+            message_zh=f"{obj.accession} 没有索引，htsget 无法按区域提供；请通过 DRS 下载整个文件。",
+        )
+    with _prepare_lock:
+        prepared: _Prepared = _prepared(
+            settings,
+            obj.object_key,
+            obj.header,
+            obj.body_size,
+            (obj.index_key, obj.index_kind, obj.index_header, obj.index_body_size),
+        )
+    return prepared
+
+
+def htsget_ticket(
+    factory: sessionmaker[Session],
+    settings: Settings,
     *,
-    format: str | None,
-    klass: str | None,
-    reference_name: str | None,
-    start: int | None,
-    end: int | None,
-    fields: str | None,
-    tags: str | None,
-    notags: str | None,
-) -> TicketRequest:
-    """The ticket a GET request asks for (its query parameters, as sent)."""
-    header_only = _header_class(klass)
-    if header_only and any(
-        value is not None for value in (reference_name, start, end, fields, tags, notags)
-    ):
-        raise _header_with_others()
-    _disjoint_tags(_listed(tags), _listed(notags))
-    return TicketRequest(
-        format=format,
-        regions=tuple(parse_regions(reference_name, start, end)),
-        header_only=header_only,
-    )
+    subject: Subject,
+    endpoint: str,
+    object_id: str,
+    requested_format: str | None,
+    regions: list[Region],
+    header_only: bool,
+    base_url: str,
+    headers: dict[str, str],
+) -> dict[str, Any]:
+    """An htsget 1.3 ticket: URLs whose concatenated bytes are a valid file holding the records
+    of `regions` (every record when there is none)."""
+    formats = HTSGET_FORMATS[endpoint]
+    obj, decision = object_for(factory, settings, subject, object_id)
+    if obj.format not in formats:
+        raise UnsupportedFormatError(
+            f"{object_id} is a {obj.format.upper()} file; /htsget/{endpoint} serves "
+            f"{', '.join(formats.values())}.",
+            message_zh=f"{object_id} 是 {obj.format.upper()} 文件，此接口不提供该格式。",
+        )
+    served = formats[obj.format]
+    if requested_format is not None and requested_format.upper() != served:
+        raise UnsupportedFormatError(
+            f"{object_id} is available as {served} only (asked for {requested_format}).",
+            message_zh=f"{object_id} 仅以 {served} 格式提供。",
+        )
+    if len(regions) > MAX_REGIONS:
+        raise InvalidInputError(
+            f"At most {MAX_REGIONS} regions per request.",
+            message_zh=f"每次最多 {MAX_REGIONS} 个区域。",
+        )
+    prepared = _prepare(settings, obj)
+    data = f"{base_url.rstrip('/')}/htsget/data/{obj.accession}"
+    plain_end = obj.size << 16
+    urls: list[dict[str, Any]] = []
+
+    def url(start: int, end: int, klass: str | None = None) -> dict[str, Any]:
+        item: dict[str, Any] = {"url": f"{data}?start={start}&end={end}", "headers": headers}
+        if klass:
+            item["class"] = klass
+        return item
+
+    header_end = prepared.header.end_offset
+    urls.append(url(0, header_end, "header"))
+    if not header_only:
+        if not regions:
+            urls.append(url(header_end, plain_end, "body"))
+        else:
+            for start, end in _chunks(prepared, regions):
+                urls.append(url(start, end, "body"))
+            urls.append(
+                {
+                    "url": "data:application/octet-stream;base64,"
+                    + base64.b64encode(bgzf.EOF_BLOCK).decode(),
+                    "class": "body",
+                }
+            )
+    with write_transaction(factory) as session:
+        record_event(
+            session,
+            tag=EventTag.HTSGET_TICKET,
+            actor=subject.id,
+            subject=f"file:{archived_accession(obj)}",
+            details={
+                "datasets": list(obj.datasets),
+                "regions": [
+                    {"referenceName": r.reference_name, "start": r.start, "end": r.end}
+                    for r in regions[:50]
+                ],
+                "obligations": list(decision.obligations),
+            },
+        )
+        record_copy_delivery(
+            session,
+            subject,
+            obj,
+            channel="htsget",
+            regions=[
+                {"referenceName": r.reference_name, "start": r.start, "end": r.end}
+                for r in regions[:50]
+            ],
+            header_only=header_only,
+        )
+    return {"htsget": {"format": served, "urls": urls}}
 
 
-def post_request(raw: bytes, *, query: Iterable[str]) -> TicketRequest:
-    """The ticket a POST request asks for: its JSON body, checked (a POST names no query
-    parameter: htsget 1.3 says they are for GET only)."""
-    sent = sorted(set(query))
-    if sent:
-        raise InvalidInputError(
-            f"An htsget POST request takes its parameters in the JSON body, not in the URL "
-            f"(got {', '.join(sent)[:200]}).",
-            message_zh="htsget 的 POST 请求须在 JSON 请求体中给出参数，而不是在 URL 中。",
-        )
-    if b"\x00" in raw or b"\\u0000" in raw:
-        raise InvalidInputError(
-            "The request body holds a NUL character (U+0000), which no field accepts; remove it.",
-            message_zh="请求体中含有 NUL 字符（U+0000），任何字段均不接受；请删除。",
-        )
-    if len(raw) > MAX_TICKET_BODY:
-        raise RequestTooLargeError(
-            f"The request body exceeds {MAX_TICKET_BODY:,} bytes; ask for fewer regions at a time.",
-            message_zh=f"请求体超过 {MAX_TICKET_BODY:,} 字节；请减少每次请求的区域数。",
-        )
-    try:
-        document = json.loads(raw) if raw.strip() else {}
-        body = TicketBody.model_validate(document)
-    except (ValueError, UnicodeDecodeError) as error:
-        details = (
-            [
-                {"place": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                for e in error.errors(include_url=False)
-            ]
-            if isinstance(error, ValidationError)
-            else None
-        )
-        raise InvalidInputError(
-            "The body must be an htsget request: a JSON object with format, class, fields, "
-            "tags, notags and regions (each with referenceName, start, end), all optional.",
-            message_zh="请求体须为 htsget 请求：包含 format、class、fields、tags、notags 与 regions"
-            "（每个含 referenceName、start、end）的 JSON 对象，均为可选。",
-            details=details,
-        ) from None
-    header_only = body.class_ == "header"
-    if header_only and any(
-        value is not None for value in (body.fields, body.tags, body.notags, body.regions)
-    ):
-        raise _header_with_others()
-    _disjoint_tags(body.tags or (), body.notags or ())
-    regions: list[Region] = []
-    for item in body.regions or ():
-        if item.start is not None and item.end is not None and item.start >= item.end:
+def _chunks(prepared: _Prepared, regions: list[Region]) -> list[tuple[int, int]]:
+    """Merged virtual-offset ranges covering every region, in file order."""
+    ranges: list[tuple[int, int]] = []
+    for region in regions:
+        reference = _reference_index(prepared, region.reference_name)
+        if region.end is not None and region.end < region.start:
             raise InvalidRangeError(
-                f"The region {item.referenceName[:50]}:{item.start}-{item.end} is empty: end "
-                "must be greater than start.",
-                message_zh="区域为空：end 必须大于 start。",
+                f"The region {region.reference_name}:{region.start}-{region.end} ends before it "
+                "starts.",
+                message_zh="区域的 end 小于 start。",
             )
-        regions.extend(parse_regions(item.referenceName, item.start, item.end))
-    return TicketRequest(format=body.format, regions=tuple(regions), header_only=header_only)
+        ranges.extend(prepared.index.chunks(reference, region.start, region.end))
+    ranges.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
-def parse_regions(reference_name: str | None, start: int | None, end: int | None) -> list[Region]:
-    """The region of an htsget GET request (none: the whole file)."""
-    if reference_name is None:
-        if start is not None or end is not None:
-            raise InvalidInputError(
-                "start and end need referenceName.", message_zh="start 与 end 需要 referenceName。"
+def _reference_index(prepared: _Prepared, name: str) -> int:
+    try:
+        return prepared.references.index(name)
+    except ValueError:
+        raise NotFoundError(
+            f"No reference {name!r} in this file; it has {', '.join(prepared.references[:30])}.",
+            message_zh=f"此文件中没有参考序列 {name!r}。",
+        ) from None
+
+
+def htsget_data(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    subject: Subject,
+    object_id: str,
+    start: int,
+    end: int,
+) -> Transfer:
+    """The BGZF bytes between two virtual offsets of an archived file (a ticket's URL),
+    audited when the transfer ends with the bytes sent."""
+    obj, decision = object_for(factory, settings, subject, object_id)
+    if not 0 <= start <= end <= obj.size << 16:
+        raise InvalidRangeError(
+            f"start and end must be virtual offsets with 0 <= start <= end <= {obj.size << 16}.",
+            message_zh="start 与 end 必须为有效的虚拟偏移量。",
+        )
+    prepared = _prepare(settings, obj)
+
+    def record(sent: int, completed: bool) -> None:
+        with write_transaction(factory) as session:
+            record_event(
+                session,
+                tag=EventTag.HTSGET_DATA,
+                actor=subject.id,
+                subject=f"file:{archived_accession(obj)}",
+                details={
+                    "datasets": list(obj.datasets),
+                    "start": start,
+                    "end": end,
+                    "bytes": sent,
+                    "completed": completed,
+                    "obligations": list(decision.obligations),
+                },
             )
-        return []
-    if reference_name == "*":
-        raise InvalidInputError(
-            "Unplaced unmapped reads (referenceName=*) are not served; ask for the whole file.",
-            message_zh="不提供未定位的未比对读段（referenceName=*）。",
-        )
-    if (start is not None and start < 0) or (end is not None and end < 0):
-        raise InvalidRangeError(
-            "start and end must not be negative.", message_zh="start 与 end 不能为负。"
-        )
-    if start is not None and end is not None and end < start:
-        raise InvalidRangeError(
-            f"end ({end}) must not be smaller than start ({start}).",
-            message_zh=f"end（{end}）不能小于 start（{start}）。",
-        )
-    return [Region(reference_name, start or 0, end)]
 
-
-def _header_class(value: str | None) -> bool:
-    """Whether a request asks for the header only (`class=header`)."""
-    if value is None:
-        return False
-    if value == "header":
-        return True
-    raise InvalidInputError(
-        f"class must be 'header' or absent, not {value[:20]!r}.",
-        message_zh=f"class 只能为 header 或省略，而不是 {value[:20]!r}。",
+    return Transfer(
+        bgzf.slice_stream(prepared.plaintext.read_at, start_vo=start, end_vo=end), record=record
     )
-
-
-def _header_with_others() -> InvalidInputError:
-    return InvalidInputError(
-        "class=header asks for the header only: it takes no other parameter than format "
-        "(no referenceName, start, end, regions, fields, tags or notags).",
-        message_zh="class=header 只请求文件头：除 format 外不能有其他参数"
-        "（referenceName、start、end、regions、fields、tags、notags）。",
-    )
-
-
-def _listed(value: str | None) -> list[str]:
-    return [] if value is None else [tag for tag in value.split(",") if tag]
-
-
-def _disjoint_tags(tags: Iterable[str], notags: Iterable[str]) -> None:
-    both = sorted(set(tags) & set(notags))
-    if both:
-        raise InvalidInputError(
-            f"tags and notags name the same tag ({', '.join(both)[:100]}): a tag is either "
-            "included or excluded.",
-            message_zh=f"tags 与 notags 包含相同的标签（{', '.join(both)[:100]}）。",
-        )

@@ -17,10 +17,12 @@ from starlette.types import Receive, Scope, Send
 from genecommons import __version__
 from genecommons.access.models import Subject
 from genecommons.access.passports import MAX_TOKEN_LENGTH, MAX_VISAS, passport_of_tokens
-from genecommons.archive import delivery, service
-from genecommons.archive import drs as drs_bulk
-from genecommons.archive import htsget as hts
+from genecommons.archive import drs as drs_delivery
+from genecommons.archive import htsget as htsget_delivery
+from genecommons.archive import htsget_requests as hts
+from genecommons.archive import service
 from genecommons.archive.keys import format_public_key, parse_public_key
+from genecommons.archive.served import Transfer
 from genecommons.deps import (
     SessionFactoryDep,
     SettingsDep,
@@ -76,7 +78,7 @@ class TransferResponse(StreamingResponse):
     """A delivery's stream, closed (and so audited with the bytes sent) however it ends: to
     the last byte, or cut off by the client or the server."""
 
-    def __init__(self, transfer: delivery.Transfer, **kwargs: Any) -> None:
+    def __init__(self, transfer: Transfer, **kwargs: Any) -> None:
         super().__init__(transfer, **kwargs)
         self.transfer = transfer
 
@@ -214,7 +216,7 @@ class BulkObjectsBody(PassportsBody):
     """DRS `GetBulkObjects`: the ids of the objects wanted."""
 
     bulk_object_ids: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
-        min_length=1, description=f"At most {drs_bulk.MAX_BULK} ids (maxBulkRequestLength)"
+        min_length=1, description=f"At most {drs_delivery.MAX_BULK} ids (maxBulkRequestLength)"
     )
 
 
@@ -231,7 +233,7 @@ class BulkAccessBody(PassportsBody):
     """DRS `GetBulkAccessURL`: (object id, access ids) of the URLs wanted."""
 
     bulk_object_access_ids: list[BulkAccess] = Field(
-        min_length=1, description=f"At most {drs_bulk.MAX_BULK} ids (maxBulkRequestLength)"
+        min_length=1, description=f"At most {drs_delivery.MAX_BULK} ids (maxBulkRequestLength)"
     )
 
 
@@ -260,8 +262,8 @@ def drs_service_info(request: Request) -> dict[str, Any]:
         "description": "Files of the GeneCommons archive, delivered Crypt4GH-encrypted.",
         "organization": {"name": "GeneCommons", "url": _base(request)},
         "version": __version__,
-        "maxBulkRequestLength": drs_bulk.MAX_BULK,  # where DRS 1.4 reads it (deprecated there)
-        "drs": {"maxBulkRequestLength": drs_bulk.MAX_BULK},
+        "maxBulkRequestLength": drs_delivery.MAX_BULK,  # where DRS 1.4 reads it (deprecated there)
+        "drs": {"maxBulkRequestLength": drs_delivery.MAX_BULK},
     }
 
 
@@ -275,7 +277,7 @@ def drs_object(
     expand: bool = False,
 ) -> dict[str, Any]:
     """Size, checksums and access methods of an archived file you may read."""
-    return delivery.drs_object(
+    return drs_delivery.drs_object(
         factory, settings, subject=subject, object_id=object_id, base_url=_base(request)
     )
 
@@ -290,7 +292,7 @@ def drs_objects(
 ) -> dict[str, Any]:
     """Each object as GET /objects/{id} answers it; the others under unresolved_drs_objects
     with the status their own request would have had."""
-    return drs_bulk.drs_objects(
+    return drs_delivery.drs_objects(
         factory,
         settings,
         subject=_drs_caller(request, subject, body),
@@ -308,7 +310,7 @@ def drs_access_urls(
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """Each URL as GET /objects/{id}/access/{access_id} answers it."""
-    return drs_bulk.drs_access_urls(
+    return drs_delivery.drs_access_urls(
         factory,
         settings,
         subject=_drs_caller(request, subject, body),
@@ -335,7 +337,7 @@ def drs_object_post(
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """As GET, with the grants of the passports sent (with your bearer token)."""
-    return delivery.drs_object(
+    return drs_delivery.drs_object(
         factory,
         settings,
         subject=_drs_caller(request, subject, body),
@@ -358,7 +360,7 @@ def drs_access(
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """The download URL and the headers to send with it."""
-    return delivery.drs_access_url(
+    return drs_delivery.drs_access_url(
         factory,
         settings,
         subject=subject,
@@ -384,7 +386,7 @@ def drs_access_post(
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """As GET, with the grants of the passports sent (with your bearer token)."""
-    return delivery.drs_access_url(
+    return drs_delivery.drs_access_url(
         factory,
         settings,
         subject=_drs_caller(request, subject, body),
@@ -410,7 +412,7 @@ def drs_download(
 ) -> StreamingResponse:
     """A Crypt4GH stream for your registered key (or the key in X-Crypt4GH-Public-Key);
     503 with Retry-After while your fingerprinted copy of the file is being made."""
-    result = delivery.download(
+    result = drs_delivery.download(
         factory, settings, subject=subject, object_id=object_id, offered_key=x_crypt4gh_public_key
     )
     return TransferResponse(
@@ -433,7 +435,7 @@ class HtsgetTicket(JSONResponse):
 
 
 def _service_info(endpoint: str, request: Request) -> dict[str, Any]:
-    formats = list(delivery.HTSGET_FORMATS[endpoint].values())
+    formats = list(htsget_delivery.HTSGET_FORMATS[endpoint].values())
     return {
         "id": f"org.genecommons.htsget.{endpoint}",
         "name": f"GeneCommons htsget ({endpoint})",
@@ -459,7 +461,7 @@ def _ticket(
     asked: hts.TicketRequest,
 ) -> HtsgetTicket:
     return HtsgetTicket(
-        delivery.htsget_ticket(
+        htsget_delivery.htsget_ticket(
             factory,
             settings,
             subject=subject,
@@ -476,7 +478,7 @@ def _ticket(
 
 # the formats each endpoint is asked for, in either case (the spec's own POST example says "bam")
 def _format_names(endpoint: str) -> list[str]:
-    served = delivery.HTSGET_FORMATS[endpoint].values()
+    served = htsget_delivery.HTSGET_FORMATS[endpoint].values()
     return sorted({name for f in served for name in (f, f.lower())})
 
 
@@ -582,7 +584,7 @@ async def _limited_body(request: Request, limit: int) -> bytes:
     return bytes(received)
 
 
-for _endpoint in delivery.HTSGET_FORMATS:
+for _endpoint in htsget_delivery.HTSGET_FORMATS:
     _add_endpoint(_endpoint)
 
 
@@ -601,7 +603,7 @@ def htsget_data(
     end: Offset,
 ) -> StreamingResponse:
     """Blocks between two virtual offsets, cut from the encrypted store."""
-    transfer = delivery.htsget_data(
+    transfer = htsget_delivery.htsget_data(
         factory, settings, subject=subject, object_id=object_id, start=start, end=end
     )
     return TransferResponse(transfer, media_type="application/octet-stream")

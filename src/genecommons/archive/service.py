@@ -1,7 +1,7 @@
 """Archive use cases: keys, uploads, ingest, listing and verification.
 
-Delivery (DRS and htsget) is in delivery.py. These are the only archive functions that open
-transactions.
+Delivery is in drs.py and htsget.py (served.py: what they share). These are the only archive
+functions that open transactions.
 """
 
 from __future__ import annotations
@@ -40,12 +40,7 @@ from genecommons.archive.keys import (
 )
 from genecommons.archive.locks import object_base, object_locks
 from genecommons.archive.store import FULL, ObjectStore, open_store
-from genecommons.archive.tables import (
-    archive_objects,
-    fingerprint_copies,
-    recipient_keys,
-    uploads,
-)
+from genecommons.archive.tables import archive_objects, recipient_keys, uploads
 from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
@@ -60,6 +55,7 @@ from genecommons.errors import (
     StorageFullError,
     human_size,
 )
+from genecommons.fingerprint.tables import fingerprint_copies
 from genecommons.progress import SILENT
 from genecommons.progress import Progress as StagedProgress
 from genecommons.secrets import (

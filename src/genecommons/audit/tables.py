@@ -1,12 +1,11 @@
-"""SQLAlchemy mappings of the audit log (events as Merkle leaves, tree nodes, signed heads) and
-of fingerprinted deliveries."""
+"""SQLAlchemy mappings of the audit log (events as Merkle leaves, tree nodes, signed heads), its
+queue, the early-warning watcher's cursor and its alerts."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
     Column,
     DateTime,
     Integer,
@@ -59,37 +58,6 @@ tree_heads = Table(
     Column("root_hash", LargeBinary(32), nullable=False),
     Column("timestamp_ms", BigInteger, nullable=False),
     Column("signature", LargeBinary(64), nullable=False),
-)
-
-# One row per delivery of genotypes that tracing may need to score: who received which dataset,
-# when, through which channel, what exactly (`what`: format, sites, samples, region, digest),
-# and the fingerprint secret (`key_id`) and scheme (`scheme`) that marked it.
-fingerprint_deliveries = Table(
-    "fingerprint_deliveries",
-    Base.metadata,
-    Column("id", Integer, primary_key=True),
-    Column("delivery_id", String(36), nullable=False, unique=True),
-    Column("recipient", String(200), nullable=False, index=True),
-    Column("dataset", String(64), nullable=False, index=True),
-    Column("delivered_at", DateTime(timezone=True), nullable=False),
-    Column("channel", String(16), nullable=False),
-    Column("fingerprinted", Boolean, nullable=False),
-    Column("what", JSON, nullable=False),
-    Column("key_id", String(32), nullable=False),
-    Column("scheme", JSON, nullable=False),
-    Column("utility", JSON, nullable=False),
-    Column("actor", String(200), nullable=False),
-)
-
-# A dataset's fingerprint setting: whether record-level genotype deliveries carry a recipient's
-# fingerprint. No row means yes (the decision point's `fingerprint-delivery` obligation).
-fingerprint_policies = Table(
-    "fingerprint_policies",
-    Base.metadata,
-    Column("dataset", String(64), primary_key=True),
-    Column("fingerprint", Boolean, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("updated_by", String(200), nullable=False),
 )
 
 # Events of high-rate paths (token use, Beacon queries) wait here, committed with the action

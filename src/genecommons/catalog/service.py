@@ -556,7 +556,7 @@ def export_study(
 ) -> dict[str, list[dict[str, Any]]]:
     """Every record of a study as sheet rows (references written as accessions). For a
     `recipient`, a study with a fingerprinted dataset gets the recipient's fingerprint in its
-    individual-level numbers, and the export is recorded as a delivery (audit.trace_service)."""
+    individual-level numbers, and the export is recorded as a delivery (fingerprint.service)."""
     require(subject, Action.READ_INDIVIDUAL_RECORDS, Resource("study", accession))
     sheets: dict[str, list[dict[str, Any]]] = {}
     with factory() as session:
@@ -597,7 +597,7 @@ def export_study(
             "A fingerprinted export needs the node's settings (its fingerprint secret).",
             message_zh="带指纹的导出需要节点设置（指纹密钥）。",
         )
-    from genecommons.audit import trace_service
+    from genecommons.fingerprint import service as trace_service
 
     marked, _ = trace_service.fingerprint_tables(
         factory,

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.audit import trace_service
+from genecommons.fingerprint import service as trace_service
 from genecommons.progress_bars import reporter
 from genecommons.runtime import Runtime, operator, runtime
 from genecommons.variants import service, store_service

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genecommons.audit.fingerprint import Scheme, conditional_counts
-from genecommons.audit.leaksim import (
+from genecommons.fingerprint.codes import Scheme, conditional_counts
+from genecommons.fingerprint.leaksim import (
     SimulationSettings,
     attack_table,
     correlation_attack,

@@ -16,18 +16,22 @@ CHILD = r"""
 import resource, sys
 from pathlib import Path
 import numpy as np
-from genecommons.archive import copies, service
+from genecommons.archive import service
+from genecommons.fingerprint import copies
 from genecommons.archive.bgzf import BgzfWriter
 from genecommons.archive.crypt import BodyEncryptor
-from genecommons.audit import fingerprint, trace_service
+from genecommons.fingerprint import codes
+from genecommons.fingerprint import service as fingerprint_service
 from genecommons.config import Settings
+from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.archive.recipient_copies import Source
 
 step, sites, work = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 samples = 100
-fingerprint.SEGMENT_CELLS = 1 << 16
+codes.SEGMENT_CELLS = 1 << 16
 settings = Settings(data_dir=work, environment="test")
 keys = service.archive_keys(settings, create=True)
-trace_service.fingerprint_secret(settings, create=True)
+fingerprint_secret(settings, create=True)
 encryptor = BodyEncryptor()
 header = encryptor.header_for([keys.public], sender=keys)
 cell = np.array([b"0|0\t", b"0|1\t", b"1|0\t", b"1|1\t"], dtype="S4")
@@ -65,7 +69,7 @@ if step == "archive":  # in a process of its own, so that the build's peak is th
     print(size, text)
     sys.exit(0)
 size = service.object_store(settings).size("GCF1/o.c4gh")
-source = copies.Source(
+source = Source(
     file_id=1, accession="GCF1", name="calls.vcf.gz", object_key="GCF1/o.c4gh",
     header=(work / "header").read_bytes(), body_size=size,
 )

@@ -4,7 +4,9 @@
 store) and records it twice in the same transaction: a row of `fingerprint_deliveries` (what
 tracing scores) and an audit event. `trace` reads a leaked file, aligns it with the dataset it
 came from, and scores every recipient the deliveries table names. `simulate` runs the leak
-simulation of `audit/leaksim.py` on the demo's msprime cohort.
+simulation of `leaksim.py` on the demo's msprime cohort. `RecipientCopyService` is what the
+archive's deliveries ask for recipients' copies (`archive.recipient_copies`): fingerprint
+depends on the archive, never the other way round.
 
 The marks are recomputed, never stored: they are a function of the node's fingerprint secret
 (`Settings.fingerprint_key_file`), the dataset's genotypes and the recipient.
@@ -17,8 +19,6 @@ import logging
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,61 +28,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
-from genecommons.audit import fingerprint, genotypes, leaksim, relational, trace
+from genecommons.archive.recipient_copies import RecipientCopy, Source
+from genecommons.archive.served import archived_object, source_of
 from genecommons.audit.events import EventTag, record_event
-from genecommons.audit.tables import fingerprint_deliveries, fingerprint_policies
 from genecommons.config import Settings
 from genecommons.db import write_transaction
-from genecommons.errors import ConfigurationError, InvalidInputError, NotFoundError
+from genecommons.errors import InvalidInputError, NotFoundError
+from genecommons.fingerprint import codes, copies, copy_jobs, genotypes, leaksim, relational, trace
+from genecommons.fingerprint.models import Copy, Delivery, TraceResult
+from genecommons.fingerprint.policies import fingerprint_required, fingerprinted_dataset
+from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.fingerprint.tables import fingerprint_deliveries, fingerprint_policies
 from genecommons.progress import SILENT, Progress
-from genecommons.secrets import (
-    NodeKeys,
-    create_sealed_file,
-    node_keys,
-    read_sealed_file,
-    seal_file_in_place,
-)
 
 logger = logging.getLogger(__name__)
 
 EXPORT = "export"
 VARIANT_STORE = "variant-store"  # the source of an export's marks
 MIN_MATCHED_SITES = 10
-
-
-FINGERPRINT_PURPOSE = "fingerprint-secret"
-
-
-def fingerprint_secret(settings: Settings, *, create: bool = False) -> bytes:
-    """The node's fingerprint secret, kept sealed by the node key store (made on `create`;
-    a plaintext file of an earlier version is read as is until `seal_fingerprint_secret`)."""
-    path = settings.fingerprint_key_file
-    if create and not path.exists():
-        create_sealed_file(
-            path,
-            node_keys(settings, create=True),
-            purpose=FINGERPRINT_PURPOSE,
-            make=fingerprint.new_secret,
-        )
-    if not path.exists():
-        raise ConfigurationError(
-            f"The node has no fingerprint secret yet (no file at {path}): run `genecommons init`.",
-            message_zh=f"节点尚无指纹密钥（{path} 不存在）：请运行 `genecommons init`。",
-        )
-    secret = read_sealed_file(path, lambda: node_keys(settings), purpose=FINGERPRINT_PURPOSE)
-    if len(secret) != fingerprint.SECRET_BYTES:
-        raise ConfigurationError(
-            f"{path} is not a fingerprint secret ({len(secret)} bytes, not "
-            f"{fingerprint.SECRET_BYTES}); restore it from the backup.",
-            message_zh=f"{path} 不是有效的指纹密钥；请从备份恢复。",
-        )
-    return secret
-
-
-def seal_fingerprint_secret(settings: Settings, keys: NodeKeys) -> bool:
-    """Seal a fingerprint secret an earlier version wrote in plaintext (its value, and so every
-    past delivery's marks, unchanged); whether there was one to seal."""
-    return seal_file_in_place(settings.fingerprint_key_file, keys, purpose=FINGERPRINT_PURPOSE)
 
 
 def _store(factory: sessionmaker[Session], settings: Settings, dataset: str) -> Any:
@@ -98,14 +61,6 @@ def _store(factory: sessionmaker[Session], settings: Settings, dataset: str) -> 
             details={"dataset": dataset},
         )
     return store.calls()
-
-
-def fingerprint_required(session: Session, dataset: str) -> bool:
-    """The dataset's setting: whether record-level deliveries are fingerprinted (default yes)."""
-    found = session.execute(
-        select(fingerprint_policies.c.fingerprint).where(fingerprint_policies.c.dataset == dataset)
-    ).scalar_one_or_none()
-    return True if found is None else bool(found)
 
 
 def set_policy(
@@ -136,21 +91,6 @@ def set_policy(
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A recorded delivery."""
-
-    delivery_id: str
-    recipient: str
-    dataset: str
-    delivered_at: datetime
-    channel: str
-    fingerprinted: bool
-    what: dict[str, Any]
-    key_id: str
-    utility: dict[str, Any]
-
-
 def export_vcf(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -159,7 +99,7 @@ def export_vcf(
     dataset: str,
     recipient: str,
     out: Path,
-    scheme: fingerprint.Scheme | None = None,
+    scheme: codes.Scheme | None = None,
 ) -> Delivery:
     """Write the recipient's copy of the dataset's genotypes to `out` (VCF, bgzipped when the
     name ends in .gz) and record the delivery; nothing is left behind on failure."""
@@ -171,18 +111,18 @@ def export_vcf(
             "Name the recipient (an e-mail address) of the export.",
             message_zh="请指明导出的接收者（电子邮箱）。",
         )
-    scheme = scheme or fingerprint.Scheme()
+    scheme = scheme or codes.Scheme()
     secret = fingerprint_secret(settings)
     source = genotypes.from_zarr(_store(factory, settings, dataset))
     with factory() as session:
         marked = fingerprint_required(session, dataset)
-    copy, cost, positions = source, fingerprint.Utility(0, 0, 0.0), 0
+    copy, cost, positions = source, codes.Utility(0, 0, 0.0), 0
     if marked:
         dosages = source.dosages()
-        plan = fingerprint.make_plan(dosages, secret=secret, dataset=dataset, scheme=scheme)
-        bits = fingerprint.recipient_bits(plan, secret=secret, dataset=dataset, recipient=recipient)
+        plan = codes.make_plan(dosages, secret=secret, dataset=dataset, scheme=scheme)
+        bits = codes.recipient_bits(plan, secret=secret, dataset=dataset, recipient=recipient)
         copy = genotypes.mark(source, plan, bits)
-        cost = fingerprint.utility(dosages, copy.dosages())
+        cost = codes.utility(dosages, copy.dosages())
         positions = len(plan)
         if not positions:
             logger.warning("%s: too few samples or common sites to mark any cell", dataset)
@@ -221,7 +161,7 @@ def export_vcf(
             channel=EXPORT,
             fingerprinted=marked,
             what=what,
-            key_id=fingerprint.key_id(secret),
+            key_id=codes.key_id(secret),
             utility=cost.as_json(),
         )
         with write_transaction(factory) as session:
@@ -237,7 +177,7 @@ def record_delivery(
     session: Session,
     delivery: Delivery,
     *,
-    scheme: fingerprint.Scheme | relational.TableScheme,
+    scheme: codes.Scheme | relational.TableScheme,
     actor: str,
 ) -> None:
     """Record a delivery and its audit event, in the caller's transaction."""
@@ -340,7 +280,7 @@ def fingerprint_tables(
             "rows": {name: len(rows) for name, rows in sheets.items()},
             "marked_columns": marked_columns,
         },
-        key_id=fingerprint.key_id(secret),
+        key_id=codes.key_id(secret),
         utility=costs,
     )
     with write_transaction(factory) as session:
@@ -385,7 +325,7 @@ def _trace_table(
     alpha: float,
 ) -> TraceResult:
     secret = fingerprint_secret(settings)
-    current_key = fingerprint.key_id(secret)
+    current_key = codes.key_id(secret)
     query = (
         select(
             fingerprint_deliveries.c.dataset,
@@ -511,19 +451,6 @@ def deliveries(
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class TraceResult:
-    """What tracing a leaked file found."""
-
-    file: str
-    format: str
-    dataset: str
-    matched_sites: int
-    matched_samples: int
-    verdict: trace.Verdict
-    deliveries: dict[str, list[str]]  # recipient -> delivery ids
-
-
 def _candidates(session: Session, dataset: str | None) -> list[tuple[str, str]]:
     """(dataset, source) of every recorded delivery: a copy is marked on the genotypes of its
     source, the dataset's variant store (exports) or an archived VCF (`file:ACC`, DRS/htsget)."""
@@ -543,22 +470,9 @@ def _source_genotypes(
     """The genotypes a delivery's marks were made on."""
     if source == VARIANT_STORE:
         return genotypes.from_zarr(_store(factory, settings, dataset))
-    from genecommons.archive.copies import Source, archived_genotypes
-    from genecommons.archive.delivery import archived_object
-
     with factory() as session:
         obj = archived_object(session, source.removeprefix("file:"))
-    return archived_genotypes(
-        settings,
-        source=Source(
-            file_id=obj.file_id,
-            accession=obj.accession,
-            name=obj.name,
-            object_key=obj.object_key,
-            header=obj.header,
-            body_size=obj.body_size,
-        ),
-    )
+    return copies.archived_genotypes(settings, source=source_of(obj))
 
 
 def trace_leak(
@@ -592,7 +506,7 @@ def trace_leak(
             step.update(len(table))
         return traced
     secret = fingerprint_secret(settings)
-    current_key = fingerprint.key_id(secret)
+    current_key = codes.key_id(secret)
     with progress.stage(f"reading the genotypes of {leaked.name}"):
         matrix = genotypes.read_leak(leaked)
     with factory() as session:
@@ -652,10 +566,12 @@ def trace_leak(
     with progress.stage(
         f"scoring the recipients of {name}", total=len(recipients), unit="recipients"
     ) as step:
-        plan = fingerprint.make_plan(source.dosages(), secret=secret, dataset=name)
-        codes = fingerprint.code_matrix(plan, secret=secret, dataset=name, recipients=recipients)
+        plan = codes.make_plan(source.dosages(), secret=secret, dataset=name)
+        recipient_codes = codes.code_matrix(
+            plan, secret=secret, dataset=name, recipients=recipients
+        )
         observed = trace.dense_observations(plan, aligned)
-        verdict = trace.accuse(observed, plan.bias, codes, recipients, alpha=alpha)
+        verdict = trace.accuse(observed, plan.bias, recipient_codes, recipients, alpha=alpha)
         step.update(len(recipients))
     with write_transaction(factory) as session:
         record_event(
@@ -695,7 +611,7 @@ def simulate(
     length: int,
     seed: int,
     settings: leaksim.SimulationSettings,
-    scheme: fingerprint.Scheme | None = None,
+    scheme: codes.Scheme | None = None,
     progress: Progress = SILENT,
 ) -> leaksim.SimulationReport:
     """The leak simulation on a demo cohort of `individuals` over `length` bp of chr22;
@@ -710,4 +626,79 @@ def simulate(
             scheme=scheme,
             secret=hashlib.sha256(f"genecommons-simulation-{seed}".encode()).digest(),
             progress=step.update,
+        )
+
+
+class RecipientCopyService:
+    """Recipients' fingerprinted copies of archived VCFs, as the archive's deliveries ask for
+    them (implements `archive.recipient_copies.RecipientCopies`)."""
+
+    def original_accession(self, object_id: str) -> str | None:
+        """The archived file's accession of a copy's id (None: not a copy's id)."""
+        return copies.original_accession(object_id)
+
+    def find_copy(self, session: Session, *, copy_id: str, accession: str) -> Copy | None:
+        """A copy by its id."""
+        return copies.find_copy(session, copy_id=copy_id, accession=accession)
+
+    def copy_for(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        *,
+        source: Source,
+        datasets: tuple[str, ...],
+        recipient: str,
+        requested_by: str,
+    ) -> Copy | None:
+        """The recipient's finished copy of `source` (None: none of `datasets` marks its
+        deliveries); CopyNotReadyError while it is made, CopyFailedError when it failed."""
+        with factory() as session:
+            dataset = fingerprinted_dataset(session, datasets)
+        if dataset is None:
+            return None
+        return copy_jobs.copy_for(
+            factory,
+            settings,
+            source=source,
+            dataset=dataset,
+            recipient=recipient,
+            requested_by=requested_by,
+        )
+
+    def record_delivery(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        copy: RecipientCopy,
+        channel: str,
+        sha256: str,
+        what: dict[str, Any],
+    ) -> None:
+        """Record a DRS or htsget delivery of `copy` (`sha256`: of what was served) for leak
+        tracing, in the caller's transaction."""
+        record_delivery(
+            session,
+            Delivery(
+                delivery_id=str(uuid.uuid4()),
+                recipient=copy.recipient,
+                dataset=copy.dataset,
+                delivered_at=clock.now(),
+                channel=channel,
+                fingerprinted=copy.object_key is not None,
+                what={
+                    "format": "vcf.gz",
+                    "file": copy.accession,
+                    "source": f"file:{copy.accession}",
+                    "copy": copy.copy_id if copy.object_key is not None else None,
+                    "sha256": sha256,
+                    "marked_positions": copy.marked_positions,
+                    **what,
+                },
+                key_id=copy.key_id,
+                utility=copy.utility,
+            ),
+            scheme=codes.Scheme(),
+            actor=actor,
         )

@@ -16,12 +16,13 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from genecommons.access.models import Subject
-from genecommons.audit import trace_service
-from genecommons.audit.tables import fingerprint_deliveries
 from genecommons.catalog import service as catalog_service
 from genecommons.catalog.export import write_sheets
 from genecommons.cli import app
 from genecommons.config import Settings
+from genecommons.fingerprint import service as fingerprint_service
+from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.fingerprint.tables import fingerprint_deliveries
 
 OPERATOR = Subject.operator("tester")
 PEOPLE = ["alice@example.org", "bob@example.org", "carol@example.org"]
@@ -30,7 +31,7 @@ PEOPLE = ["alice@example.org", "bob@example.org", "carol@example.org"]
 @pytest.fixture
 def study(settings: Settings, factory: Any, make_bundle: Any, sheets: Any) -> dict[str, Any]:
     """A study of 1,200 individuals and a node with a fingerprint secret."""
-    trace_service.fingerprint_secret(settings, create=True)
+    fingerprint_secret(settings, create=True)
     result = catalog_service.submit(
         factory, make_bundle(sheets(individuals=1200)), subject=OPERATOR
     )
@@ -77,13 +78,13 @@ def test_an_exported_table_traces_back_to_its_recipient(
     assert original.splitlines()[0] == tables[PEOPLE[0]].read_text().splitlines()[0]
     for number, who in enumerate(PEOPLE):
         leaked = _rewrite(tables[who], tmp_path / f"leak{number}.csv", keep=0.5, seed=number)
-        result = trace_service.trace_leak(factory, settings, subject=OPERATOR, leaked=leaked)
+        result = fingerprint_service.trace_leak(factory, settings, subject=OPERATOR, leaked=leaked)
         assert result.format == "table" and result.dataset == study["dataset"]
         assert [s.recipient for s in result.verdict.named] == [who]
         assert result.verdict.named[0].p_value < 1e-6
     # the unmarked table names nobody
     (tmp_path / "plain.tsv").write_text(original, encoding="utf-8")
-    clean = trace_service.trace_leak(
+    clean = fingerprint_service.trace_leak(
         factory, settings, subject=OPERATOR, leaked=tmp_path / "plain.tsv"
     )
     assert clean.verdict.named == ()
@@ -101,7 +102,9 @@ def test_an_exported_table_traces_back_to_its_recipient(
 def test_a_dataset_whose_setting_is_off_exports_unmarked_tables(
     settings: Settings, factory: Any, study: dict[str, Any]
 ) -> None:
-    trace_service.set_policy(factory, subject=OPERATOR, dataset=study["dataset"], required=False)
+    fingerprint_service.set_policy(
+        factory, subject=OPERATOR, dataset=study["dataset"], required=False
+    )
     plain = catalog_service.export_study(factory, study["study"], subject=OPERATOR)
     theirs = catalog_service.export_study(
         factory, study["study"], subject=OPERATOR, settings=settings, recipient=PEOPLE[0]

@@ -1,4 +1,4 @@
-"""The relational fingerprint of phenotype and individual tables (audit/relational.py): what a
+"""The relational fingerprint of phenotype and individual tables (fingerprint/relational.py): what a
 copy changes, and that a leaked table names its recipient whatever rows or columns were kept
 or in which order; hypothesis drives the tables and the leakers' choices."""
 
@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genecommons.audit import relational
+from genecommons.fingerprint import relational
 
 SECRET = hashlib.sha256(b"relational-tests").digest()
 DATASET = "GCD00000007"

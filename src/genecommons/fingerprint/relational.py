@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from genecommons.audit.trace import DEFAULT_ALPHA, Score, Verdict
+from genecommons.fingerprint.trace import DEFAULT_ALPHA, Score, Verdict
 
 MARKED_COLUMNS = ("age", "birth_year", "onset_age", "value")  # numeric, where ±1 ulp is noise
 

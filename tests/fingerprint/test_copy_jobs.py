@@ -31,16 +31,18 @@ from genecommons.access import workflow
 from genecommons.access.models import Subject
 from genecommons.access.tables import grants, users
 from genecommons.app import create_app
-from genecommons.archive import copies, copy_jobs, delivery
+from genecommons.archive import drs as drs_delivery
 from genecommons.archive.crypt import BodyDecryptor, session_keys
 from genecommons.archive.keys import format_public_key, generate_key_pair
 from genecommons.archive.service import archive_keys, object_store
-from genecommons.archive.tables import archive_objects, fingerprint_copies, fingerprint_copy_jobs
-from genecommons.audit import fingerprint, genotypes, trace_service
+from genecommons.archive.tables import archive_objects
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError
+from genecommons.fingerprint import codes, copies, copy_jobs, genotypes, models
+from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.fingerprint.tables import fingerprint_copies, fingerprint_copy_jobs
 
-from .conftest import World, build_world
+from ..archive.conftest import World, build_world
 
 OPERATOR = Subject.operator("tester")
 BASE = "http://node.test"
@@ -56,7 +58,7 @@ def _vcf(world: World) -> str:
 
 
 def _describe(world: World, subject: Subject, *, settings: Settings | None = None) -> Any:
-    return delivery.drs_object(
+    return drs_delivery.drs_object(
         world.factory,
         settings or world.settings,
         subject=subject,
@@ -67,7 +69,7 @@ def _describe(world: World, subject: Subject, *, settings: Settings | None = Non
 
 def _download(world: World, subject: Subject) -> bytes:
     pair = generate_key_pair()
-    result = delivery.download(
+    result = drs_delivery.download(
         world.factory,
         world.settings,
         subject=subject,
@@ -118,8 +120,8 @@ def test_the_first_requests_queue_one_job_and_are_told_to_come_back(
     assert (job.state, job.recipient, job.attempts) == ("pending", ALICE, 0)
     assert _copies(world) == []
     # nothing was built on the requests' threads; a builder makes it, once
-    assert copy_jobs.build_pending(world.factory, world.settings) == copy_jobs.BuildReport(built=1)
-    assert copy_jobs.build_pending(world.factory, world.settings) == copy_jobs.BuildReport()
+    assert copy_jobs.build_pending(world.factory, world.settings) == models.BuildReport(built=1)
+    assert copy_jobs.build_pending(world.factory, world.settings) == models.BuildReport()
     described = _describe(world, alice)
     assert described["id"].startswith(f"{_vcf(world)}-fp-")
     (job,) = _jobs(world)
@@ -162,10 +164,10 @@ def test_the_streamed_copy_carries_the_marks_of_the_whole_matrix(
     (row,) = _copies(world)
     # the reference: the whole matrix read by pysam, planned, marked and written at once
     source = _pysam_genotypes(world.files["vcf"])
-    secret = trace_service.fingerprint_secret(world.settings)
+    secret = fingerprint_secret(world.settings)
     dosages = source.dosages()
-    plan = fingerprint.make_plan(dosages, secret=secret, dataset=world.dataset)
-    bits = fingerprint.recipient_bits(plan, secret=secret, dataset=world.dataset, recipient=ALICE)
+    plan = codes.make_plan(dosages, secret=secret, dataset=world.dataset)
+    bits = codes.recipient_bits(plan, secret=secret, dataset=world.dataset, recipient=ALICE)
     marked = genotypes.mark(source, plan, bits)
     expected = tmp_path / "expected.vcf.gz"
     handle = genotypes.BgzfFile(expected)
@@ -178,7 +180,7 @@ def test_the_streamed_copy_carries_the_marks_of_the_whole_matrix(
     handle.close()
     assert len(plan) > 100 and row.marked_positions == len(plan)
     assert delivered == expected.read_bytes()
-    assert row.utility == fingerprint.utility(dosages, marked.dosages()).as_json()
+    assert row.utility == codes.utility(dosages, marked.dosages()).as_json()
     # the index made in the same pass finds what htslib's own index finds
     (tmp_path / "copy.vcf.gz").write_bytes(delivered)
     store = object_store(world.settings)
@@ -230,7 +232,7 @@ def test_a_copy_finished_after_its_grant_was_revoked_is_not_handed_out(
     with pytest.raises(AccessDeniedError):
         _describe(world, revoked)
     with pytest.raises(AccessDeniedError):
-        delivery.download(
+        drs_delivery.download(
             world.factory,
             world.settings,
             subject=revoked,
@@ -292,7 +294,7 @@ def test_a_builder_killed_half_way_leaves_no_copy_and_its_job_is_built_again(
     # the next builder, once the dead one's lease is over, removes its leftovers and builds
     settings = world.settings.model_copy(update={"copy_build_lease_seconds": 0.4})
     time.sleep(0.5)
-    assert copy_jobs.build_pending(world.factory, settings) == copy_jobs.BuildReport(built=1)
+    assert copy_jobs.build_pending(world.factory, settings) == models.BuildReport(built=1)
     (job,) = _jobs(world)
     assert (job.state, job.attempts) == ("done", 2)
     store = object_store(world.settings)
@@ -324,14 +326,14 @@ def test_a_build_that_cannot_succeed_fails_once_with_a_clear_error(
     damaged = bytearray(path.read_bytes())
     damaged[100] ^= 0xFF
     path.write_bytes(bytes(damaged))
-    assert copy_jobs.build_pending(world.factory, world.settings) == copy_jobs.BuildReport(failed=1)
+    assert copy_jobs.build_pending(world.factory, world.settings) == models.BuildReport(failed=1)
     with pytest.raises(copy_jobs.CopyFailedError) as failed:
         _describe(world, alice)
     assert "could not be made" in failed.value.message and "segment" in failed.value.message
     assert "无法生成" in failed.value.message_zh
     assert failed.value.http_status == 500
     # not tried again by itself; an operator puts it back
-    assert copy_jobs.build_pending(world.factory, world.settings) == copy_jobs.BuildReport()
+    assert copy_jobs.build_pending(world.factory, world.settings) == models.BuildReport()
     (job,) = _jobs(world)
     assert (job.state, job.attempts) == ("failed", 1)
     assert copy_jobs.retry_failed(world.factory, subject=OPERATOR) == 1
@@ -359,7 +361,7 @@ def test_a_job_whose_builders_keep_dying_is_failed_not_retried_forever(
         )
     settings = world.settings.model_copy(update={"copy_build_lease_seconds": 0.1})
     time.sleep(0.2)
-    assert copy_jobs.build_pending(world.factory, settings) == copy_jobs.BuildReport()
+    assert copy_jobs.build_pending(world.factory, settings) == models.BuildReport()
     (job,) = _jobs(world)
     assert job.state == "failed" and job.error["code"] == "interrupted"
     with pytest.raises(copy_jobs.CopyFailedError) as failed:

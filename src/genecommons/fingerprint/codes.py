@@ -7,7 +7,7 @@ in one copy out of five is outvoted). Here every recipient of a dataset is marke
 keyed set of cells, and what differs between recipients is which of the cells carry the change:
 recipient r's bit at position j is 1 with probability p_j, where p_j is drawn from Tardos's
 arcsine density, and the bits are the recipient's Tardos code (Tardos 2003; the symmetric
-accusation of Skoric, Katzenbeisser and Celik 2008 scores them, in `audit/trace.py`). Whatever
+accusation of Skoric, Katzenbeisser and Celik 2008 scores them, in `trace.py`). Whatever
 colluders do with positions where their bits agree, they cannot remove the mark there (the
 marking assumption), and the Tardos score names at least one of them however they combine the
 rest: majority, average, random choice.

@@ -23,9 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from genecommons.archive.bgzf import BgzfWriter
-from genecommons.audit.fingerprint import Dosages, Plan
-from genecommons.audit.vcf_blocks import bad_vcf, dosages_of, read_vcf
 from genecommons.errors import InvalidInputError
+from genecommons.fingerprint.codes import Dosages, Plan
+from genecommons.fingerprint.vcf_blocks import bad_vcf, dosages_of, read_vcf
 
 logger = logging.getLogger(__name__)
 

@@ -34,12 +34,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons import clock
 from genecommons.access.models import Action, Resource, Subject
 from genecommons.access.policy import require
-from genecommons.archive import copies
 from genecommons.archive.locks import object_base, object_locks
+from genecommons.archive.recipient_copies import Source
 from genecommons.archive.service import catalog_file
-from genecommons.archive.tables import archive_objects, fingerprint_copies, fingerprint_copy_jobs
-from genecommons.audit import fingerprint
-from genecommons.audit.trace_service import fingerprint_secret
+from genecommons.archive.tables import archive_objects
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import (
@@ -49,6 +47,10 @@ from genecommons.errors import (
     NotFoundError,
     NotReadyError,
 )
+from genecommons.fingerprint import codes, copies
+from genecommons.fingerprint.models import BuildReport, Copy, CopyJob
+from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.fingerprint.tables import fingerprint_copies, fingerprint_copy_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -83,41 +85,6 @@ class CopyFailedError(GeneCommonsError):
     http_status = 500
     exit_code = 9
     code = "copy_failed"
-
-
-@dataclass(frozen=True, slots=True)
-class CopyJob:
-    """A job that builds (or built) a recipient's copy."""
-
-    id: int
-    accession: str
-    recipient: str
-    dataset: str
-    key_id: str
-    state: str
-    attempts: int
-    progress: float
-    error: dict[str, Any] | None
-    attempt_copy_id: str | None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    heartbeat_at: datetime | None
-
-    def as_json(self) -> dict[str, Any]:
-        """The job as the CLI shows it."""
-        return {
-            "id": self.id,
-            "file": self.accession,
-            "recipient": self.recipient,
-            "dataset": self.dataset,
-            "state": self.state,
-            "attempts": self.attempts,
-            "progress": round(self.progress, 3),
-            "error": self.error,
-            "created_at": clock.as_utc(self.created_at).isoformat(),
-            "updated_at": clock.as_utc(self.updated_at).isoformat(),
-        }
 
 
 def _job(row: Any) -> CopyJob:
@@ -156,14 +123,14 @@ def copy_for(
     factory: sessionmaker[Session],
     settings: Settings,
     *,
-    source: copies.Source,
+    source: Source,
     dataset: str,
     recipient: str,
     requested_by: str,
-) -> copies.Copy:
+) -> Copy:
     """The recipient's finished copy of `source`. When there is none yet, the job that builds it
     is made (or found) and CopyNotReadyError raised, or CopyFailedError when it failed."""
-    key_id = fingerprint.key_id(fingerprint_secret(settings))
+    key_id = codes.key_id(fingerprint_secret(settings))
     with factory() as session:
         found = copies.existing_copy(
             session,
@@ -217,7 +184,7 @@ def copy_for(
 def _create(
     factory: sessionmaker[Session],
     *,
-    source: copies.Source,
+    source: Source,
     dataset: str,
     recipient: str,
     key_id: str,
@@ -289,27 +256,6 @@ class _Claimed:
     job: CopyJob
     file_id: int
     attempt: str  # the copy id this attempt writes under
-
-
-@dataclass(frozen=True, slots=True)
-class BuildReport:
-    """What one run of the builder did."""
-
-    built: int = 0
-    failed: int = 0
-    retrying: int = 0
-    lost: int = 0
-
-    def add(self, outcome: str) -> BuildReport:
-        """The report with one more job ended as `outcome`."""
-        counts = {
-            "built": self.built,
-            "failed": self.failed,
-            "retrying": self.retrying,
-            "lost": self.lost,
-        }
-        counts[outcome] += 1
-        return BuildReport(**counts)
 
 
 def _runnable(settings: Settings, now: datetime) -> Any:
@@ -420,7 +366,7 @@ class _Heartbeat:
             raise _LeaseLostError
 
 
-def _source(factory: sessionmaker[Session], claimed: _Claimed) -> copies.Source:
+def _source(factory: sessionmaker[Session], claimed: _Claimed) -> Source:
     with factory() as session:
         file = catalog_file(session, claimed.job.accession)
         row = session.execute(
@@ -433,7 +379,7 @@ def _source(factory: sessionmaker[Session], claimed: _Claimed) -> copies.Source:
             message_zh=f"{claimed.job.accession} 的归档对象已不完整；请运行 "
             "`genecommons archive verify`。",
         )
-    return copies.Source(
+    return Source(
         file_id=claimed.file_id,
         accession=claimed.job.accession,
         name=file.alias,
@@ -455,7 +401,7 @@ def _build(factory: sessionmaker[Session], settings: Settings, claimed: _Claimed
     job = claimed.job
     written = copies.copy_keys(job.accession, claimed.attempt)
     try:
-        if fingerprint.key_id(fingerprint_secret(settings)) != job.key_id:
+        if codes.key_id(fingerprint_secret(settings)) != job.key_id:
             raise ConflictError(
                 "the node's fingerprint secret changed since the copy was asked for.",
                 message_zh="请求副本后，节点的指纹密钥已更换。",

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from genecommons.audit import fingerprint
-from genecommons.audit.fingerprint import (
+from genecommons.errors import InvalidInputError
+from genecommons.fingerprint import codes
+from genecommons.fingerprint.codes import (
     Scheme,
     allele_frequencies,
     apply,
@@ -28,8 +29,7 @@ from genecommons.audit.fingerprint import (
     recipient_bits,
     utility,
 )
-from genecommons.audit.trace import Leak, accuse, align, dense_observations
-from genecommons.errors import InvalidInputError
+from genecommons.fingerprint.trace import Leak, accuse, align, dense_observations
 
 PROPERTY_SETTINGS = settings(deadline=None, derandomize=True, database=None, max_examples=40)
 SECRET = b"k" * 32
@@ -63,7 +63,7 @@ matrices = st.builds(
 def test_neighbour_context_is_the_definition_in_every_block(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(fingerprint, "BLOCK_SITES", 7)
+    monkeypatch.setattr(codes, "BLOCK_SITES", 7)
     genotypes = np.random.default_rng(0).integers(-1, 3, size=(30, 5)).astype(np.int8)
     for start in range(0, 30, 7):
         stop = min(30, start + 7)
@@ -89,7 +89,7 @@ def test_conditional_counts_count_every_called_cell() -> None:
         assert counts[j].sum() == np.sum(genotypes[j] >= 0)
 
 
-def _plan_digest(plan: fingerprint.Plan, bits: npt.NDArray[np.bool_]) -> str:
+def _plan_digest(plan: codes.Plan, bits: npt.NDArray[np.bool_]) -> str:
     digest = hashlib.sha256()
     for part in (plan.site, plan.up, plan.down, plan.up_from, plan.down_from, plan.bias):
         digest.update(np.ascontiguousarray(part).tobytes())
@@ -131,11 +131,11 @@ def test_a_plan_fed_in_pieces_is_the_whole_matrix_plan(
     # what a copy streamed from an archived VCF does: sites arrive a few at a time and are
     # planned a segment at a time, never the whole matrix at once
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fingerprint, "BLOCK_SITES", block)
-        patch.setattr(fingerprint, "SEGMENT_CELLS", 1 << 40)  # one segment per block
+        patch.setattr(codes, "BLOCK_SITES", block)
+        patch.setattr(codes, "SEGMENT_CELLS", 1 << 40)  # one segment per block
         whole = make_plan(matrix, secret=SECRET, dataset=DATASET, scheme=DENSE)
-        patch.setattr(fingerprint, "SEGMENT_CELLS", segment_rows * matrix.shape[1])
-        builder = fingerprint.PlanBuilder(
+        patch.setattr(codes, "SEGMENT_CELLS", segment_rows * matrix.shape[1])
+        builder = codes.PlanBuilder(
             samples=matrix.shape[1], secret=SECRET, dataset=DATASET, scheme=DENSE
         )
         start = 0

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from genecommons.audit.fingerprint import (
+from genecommons.fingerprint.codes import (
     Dosages,
     Plan,
     Scheme,
@@ -40,7 +40,7 @@ from genecommons.audit.fingerprint import (
     neighbour_context,
     utility,
 )
-from genecommons.audit.trace import DEFAULT_ALPHA, Leak, accuse, dense_observations
+from genecommons.fingerprint.trace import DEFAULT_ALPHA, Leak, accuse, dense_observations
 
 logger = logging.getLogger(__name__)
 

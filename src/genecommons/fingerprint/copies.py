@@ -5,7 +5,7 @@ A controlled delivery of a VCF whose dataset is fingerprinted (the decision carr
 copy instead of the archived file. The copy is built in the background (`copy_jobs.py`), in two
 streaming passes over the archived object, decrypted as it is read:
 
-1. the keyed plan of marked positions (`fingerprint.PlanBuilder`), a block of sites at a time;
+1. the keyed plan of marked positions (`codes.PlanBuilder`), a block of sites at a time;
 2. the recipient's marks applied block by block, the copy written as BGZF (VCF 4.3, GT only,
    phasing kept) straight into a Crypt4GH stream for the archive key that the object store
    receives, its tabix index built from the records' virtual offsets in the same pass.
@@ -28,7 +28,6 @@ import io
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -39,55 +38,21 @@ from sqlalchemy.orm import Session
 from genecommons.archive.bgzf import BgzfWriter
 from genecommons.archive.crypt import BodyDecryptor, BodyEncryptor, session_keys
 from genecommons.archive.hts_index import IndexWriter
+from genecommons.archive.recipient_copies import Source
 from genecommons.archive.service import archive_keys, object_store
-from genecommons.archive.tables import fingerprint_copies
-from genecommons.audit import fingerprint, genotypes
-from genecommons.audit.trace_service import fingerprint_required, fingerprint_secret
-from genecommons.audit.vcf_blocks import VcfHead, dosages_of, read_vcf
 from genecommons.config import Settings
 from genecommons.errors import ConflictError, GeneCommonsError
+from genecommons.fingerprint import codes, genotypes
+from genecommons.fingerprint.models import Copy
+from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.fingerprint.tables import fingerprint_copies
+from genecommons.fingerprint.vcf_blocks import VcfHead, dosages_of, read_vcf
 
 logger = logging.getLogger(__name__)
 
 SEPARATOR = "-fp-"
 READ_SIZE = 4 * 1024 * 1024
 Progress = Callable[[float], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """The archived VCF a copy is made from."""
-
-    file_id: int
-    accession: str
-    name: str
-    object_key: str
-    header: bytes
-    body_size: int = 0  # of the encrypted body, for progress (0: unknown)
-
-
-@dataclass(frozen=True, slots=True)
-class Copy:
-    """A recipient's copy (`object_key` None: nothing could be marked; the original is served)."""
-
-    copy_id: str
-    file_id: int
-    accession: str
-    recipient: str
-    dataset: str
-    key_id: str
-    marked_positions: int
-    utility: dict[str, Any]
-    object_key: str | None
-    header: bytes | None
-    body_size: int | None
-    plain_size: int | None
-    md5: str | None
-    sha256: str | None
-    index_key: str | None
-    index_header: bytes | None
-    index_body_size: int | None
-    created_at: datetime
 
 
 def original_accession(object_id: str) -> str | None:
@@ -102,14 +67,6 @@ def copy_keys(accession: str, copy_id: str) -> list[str]:
     """Every object key a copy (or an attempt at it) may have written."""
     base = f"{accession}/copies/{copy_id}"
     return [f"{base}.c4gh", f"{base}.tbi.c4gh", f"{base}.csi.c4gh"]
-
-
-def fingerprinted_dataset(session: Session, datasets: tuple[str, ...]) -> str | None:
-    """The dataset whose setting marks the file's deliveries (the first in order), if any."""
-    for dataset in sorted(datasets):
-        if fingerprint_required(session, dataset):
-            return dataset
-    return None
 
 
 def _copy(row: Any, accession: str) -> Copy:
@@ -189,7 +146,7 @@ class _Scan:
     """What the first pass learns: the plan, and what the header and the index need."""
 
     head: VcfHead
-    plan: fingerprint.Plan | None  # None: no cell can carry a mark
+    plan: codes.Plan | None  # None: no cell can carry a mark
     chroms: dict[str, None] = field(default_factory=dict)
     sites: int = 0
     largest_end: int = 0
@@ -209,9 +166,9 @@ def _scan(
     head, blocks = read_vcf(
         _plaintext(settings, source, data_keys, progress, span=0.5),
         name=source.name,
-        block_cells=fingerprint.SEGMENT_CELLS,
+        block_cells=codes.SEGMENT_CELLS,
     )
-    builder = fingerprint.PlanBuilder(samples=len(head.samples), secret=secret, dataset=dataset)
+    builder = codes.PlanBuilder(samples=len(head.samples), secret=secret, dataset=dataset)
     scan = _Scan(head=head, plan=None)
     ploidy = 2
     for block in blocks:
@@ -247,7 +204,7 @@ class _Written:
     sha256: Any = field(default_factory=hashlib.sha256)
     plain_size: int = 0
     sites: int = 0
-    utility: fingerprint.Utility = field(default_factory=lambda: fingerprint.Utility(0, 0, 0.0))
+    utility: codes.Utility = field(default_factory=lambda: codes.Utility(0, 0, 0.0))
     index: bytes = b""
 
 
@@ -275,7 +232,7 @@ def _copy_body(
             span=0.5,
         ),
         name=source.name,
-        block_cells=fingerprint.SEGMENT_CELLS,
+        block_cells=codes.SEGMENT_CELLS,
     )
     if head.samples != scan.head.samples:
         raise _changed(source)
@@ -302,7 +259,7 @@ def _copy_body(
     changed, deviation = 0, 0.0
     for block in blocks:
         calls = block.calls
-        # what the marks cost (what fingerprint.utility measures on the whole matrix): only the
+        # what the marks cost (what codes.utility measures on the whole matrix): only the
         # sites they touch can differ
         lo, hi = np.searchsorted(marks.sites, [block.first, block.first + len(block)])
         touched = np.unique(marks.sites[lo:hi]) - block.first
@@ -313,9 +270,7 @@ def _copy_body(
         )
         after = dosages_of(calls[touched], touched_alleles)
         changed += int(np.count_nonzero((before != after) & (before >= 0)))
-        moved = np.abs(
-            fingerprint.allele_frequencies(after) - fingerprint.allele_frequencies(before)
-        )
+        moved = np.abs(codes.allele_frequencies(after) - codes.allele_frequencies(before))
         deviation = max([deviation, *moved[np.isfinite(moved)].tolist()])
         records = genotypes.vcf_records(
             chroms=block.chroms,
@@ -340,7 +295,7 @@ def _copy_body(
     writer.close()
     if written.sites != scan.sites:
         raise _changed(source)
-    written.utility = fingerprint.Utility(scan.called_cells, changed, deviation)
+    written.utility = codes.Utility(scan.called_cells, changed, deviation)
     written.index = index.finish()
     yield emit()
     yield bytes(encryptor.finish())
@@ -352,7 +307,7 @@ def _recipient_marks(scan: _Scan, *, secret: bytes, dataset: str, recipient: str
     assert plan is not None
     scan.plan = None
     on = np.flatnonzero(
-        fingerprint.recipient_bits(plan, secret=secret, dataset=dataset, recipient=recipient)
+        codes.recipient_bits(plan, secret=secret, dataset=dataset, recipient=recipient)
     )
     return _Marks(sites=plan.site[on], up=plan.up[on], down=plan.down[on])
 
@@ -385,14 +340,14 @@ def build_copy(
         "file_id": source.file_id,
         "recipient": recipient,
         "dataset": dataset,
-        "key_id": fingerprint.key_id(secret),
+        "key_id": codes.key_id(secret),
     }
     keys = archive_keys(settings)
     data_keys = session_keys(source.header, keys=keys)
     scan = _scan(settings, source, data_keys, secret=secret, dataset=dataset, progress=progress)
     if scan.plan is None:
         logger.warning("%s: too few samples or common sites to mark; served as archived", dataset)
-        values.update(marked_positions=0, utility=fingerprint.Utility(0, 0, 0.0).as_json())
+        values.update(marked_positions=0, utility=codes.Utility(0, 0, 0.0).as_json())
         return values
     positions = len(scan.plan)
     marks = _recipient_marks(scan, secret=secret, dataset=dataset, recipient=recipient)

@@ -20,13 +20,17 @@ from sqlalchemy import select
 
 from genecommons.access import service as access_service
 from genecommons.access.models import Subject
-from genecommons.archive import copy_jobs, delivery
+from genecommons.archive import drs as drs_delivery
+from genecommons.archive import htsget as htsget_delivery
+from genecommons.archive.htsget_requests import Region
 from genecommons.archive.keys import generate_key_pair
 from genecommons.archive.service import object_store
-from genecommons.archive.tables import archive_objects, fingerprint_copies
-from genecommons.audit import trace_service
-from genecommons.audit.tables import audit_events, fingerprint_deliveries
+from genecommons.archive.tables import archive_objects
+from genecommons.audit.tables import audit_events
 from genecommons.errors import NotFoundError
+from genecommons.fingerprint import copy_jobs
+from genecommons.fingerprint import service as fingerprint_service
+from genecommons.fingerprint.tables import fingerprint_copies, fingerprint_deliveries
 
 OPERATOR = Subject.operator("tester")
 BASE = "http://node.test"
@@ -39,7 +43,7 @@ def _subject(world: Any, email: str) -> Subject:
 def _download(world: Any, subject: Subject, object_id: str) -> bytes:
     """The delivered stream decrypted with the recipient's secret key (the crypt4gh library)."""
     pair = generate_key_pair()
-    result = delivery.download(
+    result = drs_delivery.download(
         world.factory,
         world.settings,
         subject=subject,
@@ -102,14 +106,14 @@ def test_each_recipient_gets_a_copy_of_its_own_that_traces_back(
     alice, bob = _subject(world, "granted@example.org"), _subject(world, "second@example.org")
     described = _built(
         world,
-        lambda: delivery.drs_object(
+        lambda: drs_delivery.drs_object(
             world.factory, world.settings, subject=alice, object_id=vcf, base_url=BASE
         ),
     )
     copy_id = described["id"]
     assert copy_id.startswith(f"{vcf}-fp-") and described["self_uri"].endswith(copy_id)
     # asked again, by either id: the same copy, made once
-    again = delivery.drs_object(
+    again = drs_delivery.drs_object(
         world.factory, world.settings, subject=alice, object_id=copy_id, base_url=BASE
     )
     assert again == described
@@ -135,7 +139,7 @@ def test_each_recipient_gets_a_copy_of_its_own_that_traces_back(
     assert 0 < changed < 0.01 * len(archived) * 120
     # a copy's id is its recipient's alone
     with pytest.raises(NotFoundError):
-        delivery.drs_object(
+        drs_delivery.drs_object(
             world.factory, world.settings, subject=bob, object_id=copy_id, base_url=BASE
         )
     # each leaked copy names its recipient
@@ -143,7 +147,7 @@ def test_each_recipient_gets_a_copy_of_its_own_that_traces_back(
         ("alice.vcf.gz", "granted@example.org"),
         ("bob.vcf.gz", "second@example.org"),
     ):
-        found = trace_service.trace_leak(
+        found = fingerprint_service.trace_leak(
             world.factory, world.settings, subject=OPERATOR, leaked=tmp_path / leaked
         )
         assert found.dataset == world.dataset
@@ -182,7 +186,7 @@ def _fetch_ticket(world: Any, subject: Subject, ticket: dict[str, Any]) -> bytes
         query = parse_qs(parsed.query)
         parts.append(
             b"".join(
-                delivery.htsget_data(
+                htsget_delivery.htsget_data(
                     world.factory,
                     world.settings,
                     subject=subject,
@@ -203,14 +207,14 @@ def test_an_htsget_region_holds_exactly_the_copys_records_there(
     alice = _subject(world, "granted@example.org")
     ticket = _built(
         world,
-        lambda: delivery.htsget_ticket(
+        lambda: htsget_delivery.htsget_ticket(
             world.factory,
             world.settings,
             subject=alice,
             endpoint="variants",
             object_id=vcf,
             requested_format=None,
-            regions=[delivery.Region("chr22", 12_000_000, 15_000_000)],
+            regions=[Region("chr22", 12_000_000, 15_000_000)],
             header_only=False,
             base_url=BASE,
             headers={},
@@ -248,9 +252,11 @@ def test_a_dataset_whose_setting_is_off_is_served_the_archived_file(
 ) -> None:
     world = fingerprint_world
     vcf = world.accessions["files"]["calls.vcf.gz"]
-    trace_service.set_policy(world.factory, subject=OPERATOR, dataset=world.dataset, required=False)
+    fingerprint_service.set_policy(
+        world.factory, subject=OPERATOR, dataset=world.dataset, required=False
+    )
     alice = _subject(world, "granted@example.org")
-    described = delivery.drs_object(
+    described = drs_delivery.drs_object(
         world.factory, world.settings, subject=alice, object_id=vcf, base_url=BASE
     )
     assert described["id"] == vcf

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from genecommons.audit.fingerprint import Plan
+from genecommons.fingerprint.codes import Plan
 
 DEFAULT_ALPHA = 1e-3
 _TOLERANCE = 1e-6

@@ -1,6 +1,6 @@
 """A VCF's GT calls read as a stream, a block of sites at a time, in memory bounded by the block.
 
-What a recipient's fingerprinted copy of an archived VCF is made from (`archive/copies.py`
+What a recipient's fingerprinted copy of an archived VCF is made from (`copies.py`
 reads the archived object twice this way, never holding more than a block), and what tracing
 reads an archived VCF with. The text arrives in chunks of any size (decrypted from the archive
 as it is read), gzip/BGZF-compressed or plain.

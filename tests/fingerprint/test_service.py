@@ -17,14 +17,16 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from genecommons.access.models import Subject
-from genecommons.audit import genotypes, trace_service
 from genecommons.audit.events import EventTag
 from genecommons.audit.tables import audit_events
-from genecommons.audit.trace import Verdict
 from genecommons.cli import app
 from genecommons.config import Settings
 from genecommons.demo.cohort import write_demo
 from genecommons.errors import AccessDeniedError, InvalidInputError, NotFoundError
+from genecommons.fingerprint import genotypes, models
+from genecommons.fingerprint import service as fingerprint_service
+from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.fingerprint.trace import Verdict
 from genecommons.secrets import node_keys
 from genecommons.variants.service import build_dataset_store
 from genecommons.variants.store_service import open_store
@@ -53,7 +55,7 @@ def node(
     node_keys(settings, create=True)
     catalog_dataset(DATASET)
     build_dataset_store(factory, settings, subject=OPERATOR, dataset=DATASET, vcf=cohort_vcf)
-    trace_service.fingerprint_secret(settings, create=True)
+    fingerprint_secret(settings, create=True)
     return settings
 
 
@@ -64,8 +66,8 @@ def _original(factory: Any, settings: Settings) -> genotypes.Genotypes:
     return genotypes.from_zarr(store.calls())
 
 
-def _export(factory: Any, settings: Settings, who: str, out: Path) -> trace_service.Delivery:
-    return trace_service.export_vcf(
+def _export(factory: Any, settings: Settings, who: str, out: Path) -> models.Delivery:
+    return fingerprint_service.export_vcf(
         factory, settings, subject=OPERATOR, dataset=DATASET, recipient=who, out=out
     )
 
@@ -95,7 +97,7 @@ def test_an_export_is_a_marked_copy_recorded_as_a_delivery_and_an_event(
     again = _export(factory, node, PEOPLE[0], tmp_path / "again.vcf.gz")
     assert np.array_equal(_calls(tmp_path / "again.vcf.gz"), copy)  # deterministic
     assert again.delivery_id != delivery.delivery_id
-    recorded = trace_service.deliveries(factory, subject=OPERATOR, dataset=DATASET)
+    recorded = fingerprint_service.deliveries(factory, subject=OPERATOR, dataset=DATASET)
     assert [d.delivery_id for d in recorded] == [delivery.delivery_id, again.delivery_id]
     assert recorded[0].what["sha256"] == delivery.what["sha256"]
     with factory() as session:
@@ -125,7 +127,7 @@ def test_trace_names_the_source_of_a_reordered_subset_in_another_format(
     path = tmp_path / "leak.tsv"
     with path.open("wb") as sink:
         genotypes.write_tsv(leaked, sink)
-    result = trace_service.trace_leak(factory, node, subject=OPERATOR, leaked=path)
+    result = fingerprint_service.trace_leak(factory, node, subject=OPERATOR, leaked=path)
     assert result.dataset == DATASET and result.format == "tsv"
     assert result.matched_samples == len(cols) and result.matched_sites == len(rows)
     assert [s.recipient for s in result.verdict.named] == [PEOPLE[2]]
@@ -149,7 +151,7 @@ def test_the_cli_traces_stage_by_stage_to_the_same_verdict(
     for who in PEOPLE[:3]:
         _export(factory, node, who, tmp_path / f"{who}.vcf.gz")
     leaked = tmp_path / f"{PEOPLE[1]}.vcf.gz"
-    quiet = trace_service.trace_leak(factory, node, subject=OPERATOR, leaked=leaked)
+    quiet = fingerprint_service.trace_leak(factory, node, subject=OPERATOR, leaked=leaked)
     monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(node.data_dir))
     monkeypatch.setenv("GENECOMMONS_DATABASE_URL", node.effective_database_url)
     caplog.set_level(logging.INFO, logger="genecommons.progress")
@@ -188,7 +190,7 @@ def test_trace_names_a_colluder_of_a_flipped_majority_copy(
         )
     named = {
         s.recipient
-        for s in trace_service.trace_leak(
+        for s in fingerprint_service.trace_leak(
             factory, node, subject=OPERATOR, leaked=path, dataset=DATASET
         ).verdict.named
     }
@@ -199,12 +201,14 @@ def test_with_the_policy_off_a_copy_is_unmarked_and_names_no_one(
     factory: Any, node: Settings, tmp_path: Path
 ) -> None:
     _export(factory, node, PEOPLE[0], tmp_path / "alice.vcf")
-    trace_service.set_policy(factory, subject=OPERATOR, dataset=DATASET, required=False)
+    fingerprint_service.set_policy(factory, subject=OPERATOR, dataset=DATASET, required=False)
     plain = _export(factory, node, PEOPLE[1], tmp_path / "bob.vcf")
     assert not plain.fingerprinted
     original = _original(factory, node).dosages()
     assert np.array_equal(_calls(tmp_path / "bob.vcf"), original)
-    result = trace_service.trace_leak(factory, node, subject=OPERATOR, leaked=tmp_path / "bob.vcf")
+    result = fingerprint_service.trace_leak(
+        factory, node, subject=OPERATOR, leaked=tmp_path / "bob.vcf"
+    )
     assert result.verdict.named == ()
     assert [s.recipient for s in result.verdict.scores] == [PEOPLE[0]]  # only marked copies
 
@@ -213,25 +217,25 @@ def test_nothing_to_trace_is_a_clear_error(factory: Any, node: Settings, tmp_pat
     stranger = tmp_path / "other.tsv"
     stranger.write_text("CHROM\tPOS\tREF\tALT\tX1\nchr1\t5\tA\tG\t1\n", encoding="utf-8")
     with pytest.raises(NotFoundError):  # no delivery yet
-        trace_service.trace_leak(factory, node, subject=OPERATOR, leaked=stranger)
+        fingerprint_service.trace_leak(factory, node, subject=OPERATOR, leaked=stranger)
     _export(factory, node, PEOPLE[0], tmp_path / "alice.vcf.gz")
     with pytest.raises(InvalidInputError) as raised:
-        trace_service.trace_leak(factory, node, subject=OPERATOR, leaked=stranger)
+        fingerprint_service.trace_leak(factory, node, subject=OPERATOR, leaked=stranger)
     assert raised.value.details["file"] == "other.tsv"
     garbage = tmp_path / "garbage.txt"
     garbage.write_text("hello\tworld\n1\t2\n", encoding="utf-8")
     with pytest.raises(InvalidInputError):
-        trace_service.trace_leak(factory, node, subject=OPERATOR, leaked=garbage)
+        fingerprint_service.trace_leak(factory, node, subject=OPERATOR, leaked=garbage)
 
 
 def test_tracing_and_listing_are_for_auditors(factory: Any, node: Settings, tmp_path: Path) -> None:
     researcher = Subject.user("r@example.org", roles=frozenset({"researcher"}), institution=None)
     with pytest.raises(AccessDeniedError):
-        trace_service.trace_leak(factory, node, subject=researcher, leaked=tmp_path / "x.vcf")
+        fingerprint_service.trace_leak(factory, node, subject=researcher, leaked=tmp_path / "x.vcf")
     with pytest.raises(AccessDeniedError):
-        trace_service.deliveries(factory, subject=researcher)
+        fingerprint_service.deliveries(factory, subject=researcher)
     with pytest.raises(AccessDeniedError):
-        trace_service.export_vcf(
+        fingerprint_service.export_vcf(
             factory, node, subject=researcher, dataset=DATASET, recipient="r", out=tmp_path / "o"
         )
 
@@ -241,7 +245,7 @@ def test_tracing_and_listing_are_for_auditors(factory: Any, node: Settings, tmp_
 
 def test_trace_command_forwards_the_file_and_options(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(tmp_path))
-    result_value = trace_service.TraceResult(
+    result_value = models.TraceResult(
         file="leak.vcf",
         format="vcf",
         dataset=DATASET,
@@ -251,7 +255,7 @@ def test_trace_command_forwards_the_file_and_options(tmp_path: Path, monkeypatch
         deliveries={},
     )
     with mock.patch(
-        "genecommons.audit.commands.trace_service.trace_leak", return_value=result_value
+        "genecommons.fingerprint.commands.fingerprint_service.trace_leak", return_value=result_value
     ) as traced:
         result = runner.invoke(
             app, ["trace", str(tmp_path / "leak.vcf"), "--dataset", DATASET, "--alpha", "1e-4"]
@@ -266,7 +270,7 @@ def test_trace_command_forwards_the_file_and_options(tmp_path: Path, monkeypatch
 
 def test_export_command_forwards_the_recipient(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(tmp_path))
-    delivery = trace_service.Delivery(
+    delivery = models.Delivery(
         delivery_id="d1",
         recipient="a@example.org",
         dataset=DATASET,

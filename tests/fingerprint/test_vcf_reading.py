@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from genecommons.archive import bgzf
-from genecommons.audit import genotypes, vcf_blocks
 from genecommons.errors import InvalidInputError
+from genecommons.fingerprint import genotypes, vcf_blocks
 
 
 @st.composite

@@ -1,0 +1,1 @@
+"""Fingerprinting: recipients' fingerprinted copies, their codes, leak tracing and the leak simulation."""

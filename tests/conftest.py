@@ -29,7 +29,7 @@ import genecommons.catalog.tables
 import genecommons.privacy.tables
 import genecommons.variants.tables  # noqa: F401  (registers tables)
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine, make_session_factory
+from genecommons.db import Base, DatabaseKey, make_session_factory, node_engine
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -147,9 +147,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """An engine on a database with the current schema."""
-    engine = make_engine(database_url)
+def sqlcipher_key() -> DatabaseKey:
+    """A new random SQLCipher key, for an SQLite database file a test makes on its own."""
+    return DatabaseKey(os.urandom(32), "a test's own key")
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """An engine on the test database with the current schema (an SQLite file encrypted with
+    the key derived from the node key of `settings`, as the node opens it)."""
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     yield engine
     engine.dispose()

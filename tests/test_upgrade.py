@@ -24,7 +24,7 @@ from sqlalchemy import MetaData, create_engine, func, select, text
 from genecommons.access.models import Subject
 from genecommons.archive import copy_jobs
 from genecommons.config import Settings
-from genecommons.db import make_engine, make_session_factory
+from genecommons.db import make_session_factory, node_engine
 from genecommons.migrate import alembic_config
 from genecommons.variants import store_service
 
@@ -117,7 +117,7 @@ def upgraded(
 def test_the_database_reaches_head(upgraded: Any) -> None:
     settings, _, _ = upgraded
     head = ScriptDirectory.from_config(alembic_config(settings.effective_database_url))
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     with engine.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
@@ -128,7 +128,7 @@ def test_the_audit_log_and_the_archive_still_verify(
     upgraded: Any, genecommons_cli: Callable[..., Any]
 ) -> None:
     settings, expected, env = upgraded
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     with engine.connect() as connection:
         before = connection.execute(text("SELECT count(*) FROM audit_events")).scalar_one()
     engine.dispose()
@@ -190,7 +190,7 @@ def test_what_the_release_kept_in_plaintext_is_protected(
         if not path.is_symlink() and path.stat().st_mode & 0o077
     ]
     assert loose == []
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     findings = store_service.verify_stores(
         make_session_factory(engine), settings, subject=Subject.operator("tester")
     )

@@ -165,6 +165,15 @@ def derived_passphrase(keys: NodeKeys, *, purpose: str) -> bytes:
     return base64.urlsafe_b64encode(keys.derive(purpose)).rstrip(b"=")
 
 
+DATABASE_KEY_PURPOSE = "sqlcipher-database"
+
+
+def database_key(keys: NodeKeys) -> bytes:
+    """The raw 256-bit SQLCipher key of the node's SQLite database, derived from the node key
+    for this purpose alone."""
+    return keys.derive(DATABASE_KEY_PURPOSE)
+
+
 def pem_is_encrypted(pem: bytes) -> bool:
     """Whether a PEM private key is encrypted (PKCS#8 or the traditional OpenSSL form)."""
     return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or b"Proc-Type: 4,ENCRYPTED" in pem

@@ -23,7 +23,7 @@ from genecommons.audit import trace_service
 from genecommons.audit.service import signing_key
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 
 OPERATOR = Subject.operator("done-when")
 PASSWORD = "correct horse battery staple"
@@ -66,7 +66,7 @@ def register_and_sign_in(client: TestClient, factory: Any, email: str, instituti
 def test_register_request_approve_passport_and_three_refusals(
     settings: Settings, make_bundle: Any, datafiles: Any, tmp_path: Path
 ) -> None:
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     signing_key(settings, create=True)

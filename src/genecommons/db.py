@@ -200,7 +200,10 @@ def make_engine(url: str, *, key: DatabaseKey | Callable[[], DatabaseKey] | None
                 "make_engine(url, key=...), or node_engine(settings) for the node's database"
             )
         engine = create_engine(
-            url, module=sqlcipher, connect_args={"check_same_thread": False}, **pooling
+            url,
+            module=sqlcipher,
+            connect_args={"check_same_thread": False},
+            **(pooling if path is not None else {}),  # in memory: one connection per thread
         )
         if path is not None and key is not None:
             event.listen(engine, "do_connect", _KeyedConnect(path, key))
@@ -219,7 +222,15 @@ def node_engine(settings: Settings) -> Engine:
     """The engine of the node's own database (`settings.effective_database_url`): an SQLite
     file is opened with the key the node key store derives for it, asked for at the first
     connection (`node_database_key`)."""
-    return make_engine(settings.effective_database_url, key=lambda: node_database_key(settings))
+    url = settings.effective_database_url
+
+    def key() -> DatabaseKey:
+        path = sqlite_file(url)
+        if path is not None and is_plaintext(path):  # said before the node key is asked for
+            raise plaintext_database_error(path)
+        return node_database_key(settings)
+
+    return make_engine(url, key=key)
 
 
 # -- SQLCipher: the key of an SQLite file, opening it, encrypting an earlier plaintext one ----
@@ -301,14 +312,7 @@ def database_key_error(path: Path, key: DatabaseKey) -> DatabaseKeyError:
     """The error of an SQLite file that does not open with `key`: a plaintext one of an
     earlier release, or one encrypted with another key (or damaged)."""
     if is_plaintext(path):
-        return DatabaseKeyError(
-            f"The database {path} is a plaintext SQLite file (an earlier release wrote it "
-            "unencrypted). Stop the node's server and run `genecommons init` once: it encrypts "
-            "the database in place with the node key; then start the node again.",
-            message_zh=f"数据库 {path} 是未加密的 SQLite 文件（由早期版本写入）。请停止节点服务后运行一次 "
-            "`genecommons init`：它会用节点密钥就地加密该数据库；然后重新启动节点。",
-            details={"database": str(path)},
-        )
+        return plaintext_database_error(path)
     return DatabaseKeyError(
         f"The database {path} does not open with its key ({key.source}): the node key or its "
         "passphrase is not the one this database was encrypted with, or the file is damaged. "
@@ -317,6 +321,18 @@ def database_key_error(path: Path, key: DatabaseKey) -> DatabaseKeyError:
         message_zh=f"数据库 {path} 无法用其密钥打开（{key.source}）：节点密钥或其口令不是加密该数据库时"
         "所用的，或文件已损坏。请从与该数据库配套的备份恢复 keys/ 及节点密钥口令（或从与这些密钥配套的"
         "备份恢复数据库）后重试。",
+        details={"database": str(path)},
+    )
+
+
+def plaintext_database_error(path: Path) -> DatabaseKeyError:
+    """The error of an earlier release's plaintext SQLite database, which `init` encrypts."""
+    return DatabaseKeyError(
+        f"The database {path} is a plaintext SQLite file (an earlier release wrote it "
+        "unencrypted). Stop the node's server and run `genecommons init` once: it encrypts "
+        "the database in place with the node key; then start the node again.",
+        message_zh=f"数据库 {path} 是未加密的 SQLite 文件（由早期版本写入）。请停止节点服务后运行一次 "
+        "`genecommons init`：它会用节点密钥就地加密该数据库；然后重新启动节点。",
         details={"database": str(path)},
     )
 

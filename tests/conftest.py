@@ -152,10 +152,27 @@ def sqlcipher_key() -> DatabaseKey:
     return DatabaseKey(os.urandom(32), "a test's own key")
 
 
+@pytest.fixture(scope="session")
+def node_key_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """A node key and its passphrase file as `genecommons init` makes them, made once (scrypt
+    runs twice when a node key is made and unlocked)."""
+    from genecommons.secrets import node_keys
+
+    made = Settings(data_dir=tmp_path_factory.mktemp("node-key") / "data", environment="test")
+    node_keys(made, create=True)
+    return {name: (made.key_dir / name).read_bytes() for name in ("node.key", "node-passphrase")}
+
+
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
+def engine(settings: Settings, node_key_files: dict[str, bytes]) -> Iterator[Engine]:
     """An engine on the test database with the current schema (an SQLite file encrypted with
-    the key derived from the node key of `settings`, as the node opens it)."""
+    the key derived from the node key of `settings`, as the node opens it). A node without a
+    key gets the session's (the same files in its own key directory)."""
+    from genecommons.secrets import create_secret_file
+
+    if settings.effective_database_url.startswith("sqlite"):
+        for name, content in node_key_files.items():
+            create_secret_file(settings.key_dir / name, content)  # kept when there is one
     engine = node_engine(settings)
     Base.metadata.create_all(engine)
     yield engine

@@ -20,8 +20,8 @@ import base64
 import json
 import os
 import stat
+import threading
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -316,7 +316,7 @@ def node_keys(settings: Settings, *, create: bool = False) -> NodeKeys:
             "keys/ from the backup.",
             message_zh=f"节点尚无密钥（{path} 不存在）：请运行 `genecommons init` 或从备份恢复 keys/。",
         )
-    return _unlocked(str(path), passphrase)
+    return _unlocked(read_secret_file(path), passphrase, str(path))
 
 
 def node_keys_at_hand(settings: Settings) -> NodeKeys:
@@ -325,10 +325,21 @@ def node_keys_at_hand(settings: Settings) -> NodeKeys:
     return node_keys(settings, create=settings.environment != "production")
 
 
-@lru_cache(maxsize=4)
-def _unlocked(path: str, passphrase: bytes) -> LocalNodeKeys:
-    # scrypt once per process, key file and passphrase (held in memory only, as the keys are)
-    return LocalNodeKeys(_unwrap(read_secret_file(Path(path)), passphrase, path))
+_UNLOCKED: dict[tuple[bytes, bytes], LocalNodeKeys] = {}
+_UNLOCKING = threading.Lock()
+
+
+def _unlocked(content: bytes, passphrase: bytes, path: str) -> LocalNodeKeys:
+    # scrypt once per process, key file content and passphrase (held in memory only, as the
+    # keys are); by content, so that a key file replaced on disk is read anew
+    with _UNLOCKING:
+        found = _UNLOCKED.get((content, passphrase))
+        if found is None:
+            found = LocalNodeKeys(_unwrap(content, passphrase, path))
+            if len(_UNLOCKED) >= 4:
+                _UNLOCKED.pop(next(iter(_UNLOCKED)))
+            _UNLOCKED[(content, passphrase)] = found
+        return found
 
 
 def _scrypt(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:

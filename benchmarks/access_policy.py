@@ -55,8 +55,8 @@ def main() -> None:
     from genecommons.app import create_app
     from genecommons.catalog import service as catalog
     from genecommons.config import Settings
-    from genecommons.db import make_engine, make_session_factory
-    from genecommons.migrate import upgrade
+    from genecommons.db import make_session_factory, node_engine
+    from genecommons.migrate import upgrade_node
 
     with tempfile.TemporaryDirectory(prefix="gc-policy-") as temp:
         bundle = write_submission(Path(temp) / "bundle", 1000)
@@ -66,8 +66,9 @@ def main() -> None:
         ]
         (bundle / "datasets.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
         url = f"sqlite:///{temp}/policy.sqlite3"
-        upgrade(url)
-        factory = make_session_factory(make_engine(url))
+        settings = Settings(data_dir=Path(temp), database_url=url)
+        upgrade_node(settings)
+        factory = make_session_factory(node_engine(settings))
         result = catalog.submit(factory, bundle, subject=Subject.operator("bench"))
         dataset_ids = list(range(1, 1001))
         now = datetime.now(UTC)
@@ -154,7 +155,7 @@ def main() -> None:
             subject, Action.READ_RECORDS, Resource("dataset", granted, tier="controlled")
         ).allowed
         auth_ms = _time(lambda: access.authenticate(factory, token), 2000)
-        app = create_app(Settings(data_dir=Path(temp), database_url=url))
+        app = create_app(settings)
         with TestClient(app) as client:
             bearer = {"Authorization": f"Bearer {token}"}
             for _ in range(50):  # warm up

@@ -44,7 +44,7 @@ from genecommons.archive.keys import KeyPair, format_public_key, generate_key_pa
 from genecommons.archive.store import LocalObjectStore
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine, make_session_factory
+from genecommons.db import Base, make_session_factory, node_engine
 
 OPERATOR = Subject.operator("bench")
 READ_LENGTH = 1000
@@ -208,7 +208,7 @@ class Node:
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir()
         self.settings = Settings(data_dir=data, environment="test")
-        engine = make_engine(self.settings.effective_database_url)
+        engine = node_engine(self.settings)
         Base.metadata.create_all(engine)
         self.factory = make_session_factory(engine)
         service.archive_keys(self.settings, create=True)

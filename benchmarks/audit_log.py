@@ -19,6 +19,7 @@ inclusion or consistency proof in under 5 ms at 10 million entries):
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import random
@@ -40,12 +41,20 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
+@functools.cache
+def _key() -> Any:
+    """The SQLCipher key of the benchmark's SQLite files (one for the run)."""
+    from genecommons.db import DatabaseKey
+
+    return DatabaseKey(os.urandom(32), "the benchmark's key")
+
+
 def append_rate(url: str, events: int, batch: int) -> float:
     """Events/s of `record_events` in committed transactions of `batch`."""
     from genecommons.audit.events import Event, EventTag, record_events
     from genecommons.db import make_engine, make_session_factory
 
-    engine = make_engine(url)
+    engine = make_engine(url, key=_key())
     factory = make_session_factory(engine)
     started = time.perf_counter()
     for start in range(0, events, batch):
@@ -76,7 +85,7 @@ def queued_rate(url: str, events: int, producers: int) -> tuple[float, float]:
     from genecommons.audit.tables import audit_head
     from genecommons.db import make_engine, make_session_factory
 
-    engine = make_engine(url)
+    engine = make_engine(url, key=_key())
     factory = make_session_factory(engine)
     with factory() as session:
         before = int(
@@ -158,9 +167,11 @@ def bulk_load(url: str, leaves: int) -> float:
 
     started = time.perf_counter()
     if url.startswith("sqlite"):
-        import sqlite3
+        from pathlib import Path
 
-        connection = sqlite3.connect(url.removeprefix("sqlite:///"))
+        from genecommons.db import connect_encrypted
+
+        connection = connect_encrypted(Path(url.removeprefix("sqlite:///")), _key())
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         with connection:
@@ -209,7 +220,7 @@ def proofs(url: str, leaves: int, count: int, seed: int = 3) -> dict[str, tuple[
     from genecommons.audit.store import SqlNodeStore
     from genecommons.db import make_engine, make_session_factory
 
-    engine = make_engine(url)
+    engine = make_engine(url, key=_key())
     factory = make_session_factory(engine)
     rng = random.Random(seed)
     with factory() as session:  # the tree is whole: the root of the full size folds
@@ -279,7 +290,7 @@ def main() -> None:
             print(f"{'backend':<12}{'path':<58}{'events/s':>10}{'/ goal':>8}")
             for name, make_url in targets.items() if args.events else ():
                 url = make_url("append")
-                upgrade(url)
+                upgrade(url, key=_key())
                 rate = append_rate(url, args.events, args.batch)
                 path = f"record_events, {args.events} in commits of {args.batch}"
                 print(f"{name:<12}{path:<58}{rate:>10.0f}{rate / 5000:>8.2f}")
@@ -299,7 +310,7 @@ def main() -> None:
                 )
                 for name, make_url in targets.items():
                     url = make_url("proofs")
-                    upgrade(url)
+                    upgrade(url, key=_key())
                     loaded = bulk_load(url, args.proof_leaves)
                     timing = proofs(url, args.proof_leaves, args.proofs)
                     i50, i99 = timing["inclusion"]

@@ -40,7 +40,7 @@ from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.migrate import upgrade
+from genecommons.migrate import upgrade_node
 from genecommons.privacy.answers import exact_answer
 from genecommons.secrets import NodeKeys, node_keys
 from genecommons.variants import beacon_service
@@ -228,7 +228,7 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
     )
     settings.data_dir.mkdir(parents=True)
     print(f"  database: {settings.effective_database_url.split('@')[-1].split('?')[0]}")
-    upgrade(settings.effective_database_url)
+    upgrade_node(settings)
     from genecommons.archive import service as archive_service
     from genecommons.audit.service import signing_key
 

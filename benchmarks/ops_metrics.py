@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from genecommons.config import Settings
-    from genecommons.db import Base, make_engine
+    from genecommons.db import Base, node_engine
     from genecommons.metrics import RequestMetrics
     from genecommons.request_ids import RequestIds
 
@@ -88,7 +88,7 @@ def main() -> None:
             database_url=f"sqlite:///{tmp}/bench.sqlite3",
             environment="test",
         )
-        engine = make_engine(settings.effective_database_url)
+        engine = node_engine(settings)
         Base.metadata.create_all(engine)
         engine.dispose()
         apps = {

@@ -41,8 +41,8 @@ def main() -> None:
 
     from genecommons.access.models import Subject
     from genecommons.config import Settings
-    from genecommons.db import make_engine, make_session_factory
-    from genecommons.migrate import upgrade
+    from genecommons.db import make_session_factory, node_engine
+    from genecommons.migrate import upgrade_node
     from genecommons.privacy.answers import Granularity, exact_answer
     from genecommons.privacy.beacon_guard import ThresholdRule
     from genecommons.privacy.service import DefendedGuard
@@ -59,9 +59,9 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="gc-guard-") as temp:
         url = f"sqlite:///{temp}/guard.sqlite3"
-        upgrade(url)
-        engine = make_engine(url)
         settings = Settings(data_dir=Path(temp), database_url=url, beacon_budget=1e9)
+        upgrade_node(settings)
+        engine = node_engine(settings)
         guard = DefendedGuard(
             make_session_factory(engine), settings, rule=ThresholdRule(bytes(32), 10, 40)
         )

@@ -77,7 +77,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
-        factory = make_session_factory(make_engine(f"sqlite:///{tmp}/unused.db"))
+        factory = make_session_factory(make_engine("sqlite://"))  # unused: in memory
         rule = threshold_rule(settings, key=rng.bytes(32))  # a key of its own, fixed by the seed
         # each Beacon, and its rule as the attacker believes it (the chances, not the key)
         guards: dict[str, tuple[VariantGuard, attack.Thresholds]] = {

@@ -29,10 +29,10 @@ from genecommons.archive import service as archive_service
 from genecommons.archive.service import BundleArchiver
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
-from genecommons.db import make_engine, make_session_factory
+from genecommons.db import make_session_factory, node_engine
 from genecommons.demo.cohort import write_demo
 from genecommons.fingerprint.secret import fingerprint_secret
-from genecommons.migrate import upgrade
+from genecommons.migrate import upgrade_node
 from genecommons.progress import SILENT, LoggedProgress, Progress
 from genecommons.progress_bars import BarProgress
 from genecommons.secrets import node_keys
@@ -73,11 +73,11 @@ def submit_once(demo: Path, root: Path, mode: str) -> tuple[float, float]:
         database_url=f"sqlite:///{root / 'node.sqlite3'}",
         environment="test",
     )
-    upgrade(settings.effective_database_url)
+    upgrade_node(settings)
     node_keys(settings, create=True)
     archive_service.archive_keys(settings, create=True)
     fingerprint_secret(settings, create=True)
-    factory = make_session_factory(make_engine(settings.effective_database_url))
+    factory = make_session_factory(node_engine(settings))
     started, cpu = time.perf_counter(), time.process_time()
     with MODES[mode]() as progress:
         stores = VariantStoreSink(settings, OPERATOR, progress=progress)

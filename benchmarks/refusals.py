@@ -76,16 +76,16 @@ def main() -> None:
     from genecommons.audit.tables import audit_events
     from genecommons.catalog import service as catalog
     from genecommons.config import Settings
-    from genecommons.db import make_engine, make_session_factory
-    from genecommons.migrate import upgrade
+    from genecommons.db import make_session_factory, node_engine
+    from genecommons.migrate import upgrade_node
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         settings = Settings(data_dir=root / "data", environment="test")
         settings.data_dir.mkdir(parents=True)
-        upgrade(settings.effective_database_url)
+        upgrade_node(settings)
         audit_service.signing_key(settings, create=True)
-        factory = make_session_factory(make_engine(settings.effective_database_url))
+        factory = make_session_factory(node_engine(settings))
         folder = write_submission(root / "bundle", 200)
         _make_private(folder)
         result = catalog.submit(factory, folder, subject=Subject.operator("bench"))

@@ -29,7 +29,7 @@ import genecommons.catalog.tables
 import genecommons.privacy.tables
 import genecommons.variants.tables  # noqa: F401  (registers tables)
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine, make_session_factory
+from genecommons.db import Base, DatabaseKey, make_session_factory, node_engine
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -147,9 +147,33 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """An engine on a database with the current schema."""
-    engine = make_engine(database_url)
+def sqlcipher_key() -> DatabaseKey:
+    """A new random SQLCipher key, for an SQLite database file a test makes on its own."""
+    return DatabaseKey(os.urandom(32), "a test's own key")
+
+
+@pytest.fixture(scope="session")
+def node_key_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """A node key and its passphrase file as `genecommons init` makes them, made once (scrypt
+    runs twice when a node key is made and unlocked)."""
+    from genecommons.secrets import node_keys
+
+    made = Settings(data_dir=tmp_path_factory.mktemp("node-key") / "data", environment="test")
+    node_keys(made, create=True)
+    return {name: (made.key_dir / name).read_bytes() for name in ("node.key", "node-passphrase")}
+
+
+@pytest.fixture
+def engine(settings: Settings, node_key_files: dict[str, bytes]) -> Iterator[Engine]:
+    """An engine on the test database with the current schema (an SQLite file encrypted with
+    the key derived from the node key of `settings`, as the node opens it). A node without a
+    key gets the session's (the same files in its own key directory)."""
+    from genecommons.secrets import create_secret_file
+
+    if settings.effective_database_url.startswith("sqlite"):
+        for name, content in node_key_files.items():
+            create_secret_file(settings.key_dir / name, content)  # kept when there is one
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     yield engine
     engine.dispose()

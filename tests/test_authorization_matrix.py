@@ -28,7 +28,7 @@ from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 from genecommons.node_init import create_node_secrets
 from genecommons.variants import service as variants_service
 from genecommons.variants.beacon import CROSS_LOOKUPS, ENTRY_TYPES
@@ -653,7 +653,7 @@ def test_authorization_matrix(
     tmp_path: Path,
 ) -> None:
     settings = oidc_settings
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     folder = tmp_path / "files"

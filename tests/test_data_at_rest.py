@@ -127,3 +127,34 @@ def test_make_run_leaves_only_private_files_and_no_genotype_in_the_clear(
             assert not content.startswith(b"SQLite format 3"), path
             if "calls.vcz" in path.parts:
                 assert content.startswith(b"GCZ1"), path
+
+
+def test_no_file_the_node_keeps_holds_an_identifier_or_a_phenotype_of_a_submission(
+    tmp_path: Path, genecommons_cli: Callable[..., Any]
+) -> None:
+    """After a real submission of the demo, no file under the data directory holds, as bytes,
+    an individual's or a sample's id or a phenotype's label of it: the catalog database (and
+    its WAL) is encrypted, as the archive and the variant store are."""
+    data, demo = tmp_path / "data", tmp_path / "demo"  # the submission's input: not the node's
+    env = {**os.environ, "GENECOMMONS_DATA_DIR": str(data), "GENECOMMONS_ENVIRONMENT": "test"}
+    env.pop("GENECOMMONS_DATABASE_URL", None)  # the embedded default: SQLite in the data dir
+    genecommons_cli(env, "demo", "--out", str(demo), "--individuals", "20", "--length", "50000")
+    genecommons_cli(env, "init")
+    genecommons_cli(env, "submit", str(demo))
+
+    def column(sheet: str, name: str) -> set[str]:
+        lines = (demo / f"{sheet}.tsv").read_text(encoding="utf-8").splitlines()
+        index = lines[0].split("\t").index(name)
+        return {line.split("\t")[index] for line in lines[1:] if line}
+
+    individuals, samples = column("individuals", "alias"), column("samples", "alias")
+    labels = {label for label in column("phenotypes", "label") if len(label) >= 8}
+    assert len(individuals) == 20 and len(samples) >= 20 and labels
+    needles = [value.encode() for value in sorted(individuals | samples | labels)]
+    kept = [path for path in data.rglob("*") if path.is_file()]
+    assert any(path.name == "genecommons.sqlite3" for path in kept)
+    found = []
+    for path in kept:
+        content = path.read_bytes()
+        found.extend((str(path.relative_to(data)), n.decode()) for n in needles if n in content)
+    assert found == []

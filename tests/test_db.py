@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons import db
 from genecommons.db import (
     Base,
+    DatabaseKey,
     GroupCommit,
     Prepared,
     make_engine,
@@ -101,8 +103,10 @@ def test_items_of_several_kinds_share_a_group_and_fail_with_it(
             assert outcome == i and i in written
 
 
-def test_a_write_transaction_waits_for_the_sqlite_write_lock_then_writes(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'locked.sqlite3'}")
+def test_a_write_transaction_waits_for_the_sqlite_write_lock_then_writes(
+    tmp_path: Path, sqlcipher_key: DatabaseKey
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'locked.sqlite3'}", key=sqlcipher_key)
     Base.metadata.create_all(engine, tables=[privacy_releases])
     factory = make_session_factory(engine)
     held, release = threading.Event(), threading.Event()
@@ -219,12 +223,12 @@ def test_a_connection_dropped_while_in_steady_use_fails_one_read_then_is_replace
 
 
 def test_a_write_that_does_not_get_the_lock_in_time_is_refused_as_busy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlcipher_key: DatabaseKey
 ) -> None:
     """Past the bound, BusyError (503 with Retry-After), not the driver's error; the write
-    left nothing."""
+    left nothing. (The database is encrypted, as every SQLite file of the node is.)"""
     monkeypatch.setattr(db, "BUSY_SECONDS", 0.2)
-    engine = make_engine(f"sqlite:///{tmp_path / 'busy.sqlite3'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'busy.sqlite3'}", key=sqlcipher_key)
     Base.metadata.create_all(engine, tables=[privacy_releases])
     factory = make_session_factory(engine)
     row = {"dataset": "D", "epsilon": 1.0, "counts": {}, "released_at": MOMENT}
@@ -237,6 +241,7 @@ def test_a_write_that_does_not_get_the_lock_in_time_is_refused_as_busy(
     with factory() as session:
         assert session.execute(select(privacy_releases.c.variant)).scalars().all() == ["held"]
     engine.dispose()
+    assert _encrypted(tmp_path / "busy.sqlite3")
 
 
 def _fill(factory: sessionmaker[Session]) -> int:
@@ -251,10 +256,12 @@ def _fill(factory: sessionmaker[Session]) -> int:
     raise AssertionError("the database never filled up")
 
 
-def test_a_full_disk_under_sqlite_names_the_disk_and_the_space_needed(small_disk: Path) -> None:
+def test_a_full_disk_under_sqlite_names_the_disk_and_the_space_needed(
+    small_disk: Path, sqlcipher_key: DatabaseKey
+) -> None:
     """A real 1 MiB filesystem fills up at a commit: StorageFullError with the free space and
     the space needed, not a driver's traceback; what was committed before stays readable."""
-    engine = make_engine(f"sqlite:///{small_disk / 'full.sqlite3'}")
+    engine = make_engine(f"sqlite:///{small_disk / 'full.sqlite3'}", key=sqlcipher_key)
     Base.metadata.create_all(engine, tables=[privacy_releases])
     factory = make_session_factory(engine)
     with pytest.raises(StorageFullError) as caught:
@@ -267,11 +274,14 @@ def test_a_full_disk_under_sqlite_names_the_disk_and_the_space_needed(small_disk
     with factory() as session:
         assert session.execute(select(privacy_releases.c.variant)).scalars().all()
     engine.dispose()
+    assert _encrypted(small_disk / "full.sqlite3")
 
 
-def test_a_database_at_its_size_limit_is_not_blamed_on_the_disk(tmp_path: Path) -> None:
+def test_a_database_at_its_size_limit_is_not_blamed_on_the_disk(
+    tmp_path: Path, sqlcipher_key: DatabaseKey
+) -> None:
     """SQLite's max_page_count reached with room on the disk: the error names the limit."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'limited.sqlite3'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'limited.sqlite3'}", key=sqlcipher_key)
     Base.metadata.create_all(engine, tables=[privacy_releases])
 
     def limit(connection: Any, _record: Any) -> None:
@@ -285,3 +295,17 @@ def test_a_database_at_its_size_limit_is_not_blamed_on_the_disk(tmp_path: Path) 
     assert "size limit" in caught.value.message
     assert caught.value.details["free_bytes"] >= caught.value.details["needed_bytes"]
     engine.dispose()
+    assert _encrypted(tmp_path / "limited.sqlite3")
+
+
+def _encrypted(path: Path) -> bool:
+    """Whether `path` is an SQLCipher file: no plaintext SQLite header, and stdlib sqlite3
+    cannot read it."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as plain:
+        try:
+            plain.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as error:  # "file is not a database"
+            return error.sqlite_errorcode == sqlite3.SQLITE_NOTADB and not db.is_plaintext(path)
+    return False

@@ -14,7 +14,7 @@ from starlette.types import Message
 
 from genecommons.app import create_app
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 from genecommons.json_bodies import is_json
 
 DEEP_ARRAY = "[" * 1000 + "]" * 1000
@@ -40,7 +40,7 @@ JUST_TOO_DEEP = json.dumps({**REGISTRATION, "name": nested(64)})
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path / "data", environment="test", max_json_body_bytes=65536)
     settings.data_dir.mkdir()
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)

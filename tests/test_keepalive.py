@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from genecommons.app import create_app
 from genecommons.config import Settings
 from genecommons.keepalive import KeepAliveLimit
-from genecommons.migrate import upgrade
+from genecommons.migrate import upgrade_node
 
 
 async def hello(scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,7 +104,7 @@ def test_no_limit_keeps_connections_open(unlimited_port: int) -> None:
 def test_the_app_limits_connections_by_its_setting(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", environment="test", keepalive_requests=4)
     settings.data_dir.mkdir()
-    upgrade(settings.effective_database_url)
+    upgrade_node(settings)
     app = create_app(settings)
     try:
         with TestClient(app) as client:  # one connection, as the limit sees it

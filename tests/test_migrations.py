@@ -13,14 +13,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from genecommons import migrations as migrations_package
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, DatabaseKey, make_engine
 from genecommons.migrate import upgrade
 
 
-def test_migrations_match_metadata_and_are_idempotent(database_url: str) -> None:
-    upgrade(database_url)
-    upgrade(database_url)  # safe to run again
-    engine = make_engine(database_url)
+def test_migrations_match_metadata_and_are_idempotent(
+    database_url: str, sqlcipher_key: DatabaseKey
+) -> None:
+    upgrade(database_url, key=sqlcipher_key)
+    upgrade(database_url, key=sqlcipher_key)  # safe to run again
+    engine = make_engine(database_url, key=sqlcipher_key)
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection)

@@ -10,13 +10,13 @@ from fastapi.testclient import TestClient
 
 from genecommons.app import create_app
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     """The app on an empty database (SQLite and PostgreSQL)."""
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)

@@ -16,9 +16,11 @@ from typing import Any
 
 import pyotp
 import pytest
+from alembic import command
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, select, update
+from sqlalchemy import create_engine, insert, select, update
+from sqlalchemy.engine import Engine
 
 from genecommons.access import passport_service, second_factor, service
 from genecommons.access.keys import FileKeyStore
@@ -29,10 +31,10 @@ from genecommons.archive.keys import ensure_archive_keys
 from genecommons.audit import service as audit_service
 from genecommons.audit.sth import save_private_key
 from genecommons.config import Settings
-from genecommons.db import make_engine, make_session_factory
+from genecommons.db import is_plaintext, make_engine, make_session_factory, node_engine, sqlite_file
 from genecommons.errors import ConfigurationError
 from genecommons.fingerprint.secret import fingerprint_secret
-from genecommons.migrate import upgrade
+from genecommons.migrate import alembic_config
 from genecommons.privacy import service as privacy_service
 from genecommons.secrets import SEALED_FILE_HEADER, SealedValueError, node_keys
 
@@ -47,6 +49,17 @@ def _env(settings: Settings) -> dict[str, str]:
         "GENECOMMONS_DATABASE_URL": settings.effective_database_url,
         "GENECOMMONS_ENVIRONMENT": "test",
     }
+
+
+def _earlier_database(url: str) -> Engine:
+    """The database as an earlier version kept it, at the current schema: an SQLite file in
+    plaintext (opened by the standard library's sqlite3), or PostgreSQL."""
+    engine = create_engine(url) if url.startswith("sqlite") else make_engine(url)
+    with engine.begin() as connection:
+        config = alembic_config(url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    return engine
 
 
 def _private(path: Path, data: bytes) -> None:
@@ -131,8 +144,7 @@ def test_an_earlier_data_directory_keeps_working_and_init_protects_it(
     tmp_path: Path, database_url: str, genecommons_cli: Callable[..., Any]
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url, environment="test")
-    upgrade(database_url)
-    engine = make_engine(database_url)
+    engine = _earlier_database(database_url)
     factory = make_session_factory(engine)
     try:
         old = _legacy_node(settings, factory)
@@ -141,9 +153,15 @@ def test_an_earlier_data_directory_keeps_working_and_init_protects_it(
         assert _values(settings) == {k: v for k, v in old.items() if k != "totp"}
         assert _signs_in(factory, settings, old["totp"], "10.0.0.1")
         assert not settings.node_key_file.exists()
+        engine.dispose()  # init runs with the node stopped
 
         converted = genecommons_cli(_env(settings), "init").stdout
         assert "Protected at rest" in converted
+        path = sqlite_file(database_url)
+        if path is not None:  # the database itself, encrypted in place under the node key
+            assert "the database" in converted and not is_plaintext(path)
+        engine = node_engine(settings)
+        factory = make_session_factory(engine)
         # now nothing of it is in plaintext, at rest
         for path, value in (
             (settings.fingerprint_key_file, old["fingerprint"]),

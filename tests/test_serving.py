@@ -23,12 +23,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
 
 from genecommons.audit.events import EventTag
 from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
+from genecommons.db import node_engine
 from genecommons.serving import (
     PROTOCOL,
     ReadTimeouts,
@@ -379,7 +380,7 @@ def _sign_in_failures(env: dict[str, str], port: int, forwarded: list[str]) -> l
 
 def _failure_addresses(env: dict[str, str]) -> list[str]:
     settings = Settings(data_dir=Path(env["GENECOMMONS_DATA_DIR"]))
-    engine = create_engine(settings.effective_database_url)
+    engine = node_engine(settings)  # the node's key: its data directory's node key
     try:
         with engine.connect() as connection:
             actors = connection.execute(

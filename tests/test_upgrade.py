@@ -5,10 +5,15 @@ verifies and answers: the audit log, the archive, the catalog, the accounts and 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -20,10 +25,11 @@ import pytest
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, create_engine, func, select, text
+from sqlalchemy import table as table_named
 
 from genecommons.access.models import Subject
 from genecommons.config import Settings
-from genecommons.db import make_engine, make_session_factory
+from genecommons.db import is_plaintext, make_session_factory, node_engine, sqlite_file
 from genecommons.fingerprint import copy_jobs
 from genecommons.migrate import alembic_config
 from genecommons.variants import store_service
@@ -117,7 +123,7 @@ def upgraded(
 def test_the_database_reaches_head(upgraded: Any) -> None:
     settings, _, _ = upgraded
     head = ScriptDirectory.from_config(alembic_config(settings.effective_database_url))
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     with engine.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
@@ -128,7 +134,7 @@ def test_the_audit_log_and_the_archive_still_verify(
     upgraded: Any, genecommons_cli: Callable[..., Any]
 ) -> None:
     settings, expected, env = upgraded
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     with engine.connect() as connection:
         before = connection.execute(text("SELECT count(*) FROM audit_events")).scalar_one()
     engine.dispose()
@@ -190,7 +196,7 @@ def test_what_the_release_kept_in_plaintext_is_protected(
         if not path.is_symlink() and path.stat().st_mode & 0o077
     ]
     assert loose == []
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     findings = store_service.verify_stores(
         make_session_factory(engine), settings, subject=Subject.operator("tester")
     )
@@ -215,3 +221,97 @@ def test_a_plaintext_vcf_a_killed_rebuild_left_is_removed_by_the_next_init(
     left.write_bytes(b"##fileformat=VCFv4.3\n")
     genecommons_cli(env, "init")
     assert not left.exists()
+
+
+def _plain_counts(path: Path) -> dict[str, int]:
+    """The rows of each table of a plaintext SQLite database, read by the standard library."""
+    with contextlib.closing(sqlite3.connect(path)) as plain:
+        names = [n for (n,) in plain.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        count = 'SELECT count(*) FROM "{}"'  # names the database itself lists
+        return {n: plain.execute(count.format(n)).fetchone()[0] for n in names}
+
+
+def _refused_by_sqlite3(path: Path) -> bool:
+    with contextlib.closing(sqlite3.connect(path)) as plain:
+        try:
+            plain.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as error:
+            return error.sqlite_errorcode == sqlite3.SQLITE_NOTADB
+    return False
+
+
+def test_the_release_database_is_encrypted_in_place(upgraded: Any) -> None:
+    settings, expected, _ = upgraded
+    path = sqlite_file(settings.effective_database_url)
+    if path is None:
+        pytest.skip("PostgreSQL: encrypted at rest by its server, not by the node")
+    assert not is_plaintext(path) and _refused_by_sqlite3(path)
+    leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}")]
+    assert leftovers == []
+    for accession in expected["accessions"]["individuals"].values():
+        assert accession.encode() not in path.read_bytes()
+
+
+KILL_AT = ["locked", "exported", "synced", "replaced"]
+
+
+@pytest.mark.parametrize("step", KILL_AT)
+def test_a_conversion_killed_at_any_step_leaves_one_whole_database_that_init_encrypts(
+    release: tuple[Path, dict[str, Any]], genecommons_cli: Callable[..., Any], step: str
+) -> None:
+    """kill -9 of the process encrypting the release's database, right after `step`: the
+    database is there (plaintext and whole, or encrypted), and the next `init` leaves it
+    encrypted, whole, with nothing in plaintext beside it."""
+    data_dir, expected = release
+    path = data_dir / "genecommons.sqlite3"
+    before = _plain_counts(path)
+    env = {
+        **os.environ,
+        "GENECOMMONS_DATA_DIR": str(data_dir),
+        "GENECOMMONS_ENVIRONMENT": "development",
+    }
+    env.pop("GENECOMMONS_DATABASE_URL", None)
+    script = (
+        "import os, signal, sys\n"
+        "from genecommons.config import Settings\n"
+        "from genecommons.secrets import node_keys\n"
+        "from genecommons.upgrade import encrypt_plaintext_database\n"
+        "settings = Settings(data_dir=sys.argv[1], environment='development')\n"
+        "node_keys(settings, create=True)\n"
+        "def step(name):\n"
+        "    if name == sys.argv[2]:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "encrypt_plaintext_database(settings, step=step)\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, str(data_dir), step],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert path.exists()  # never neither
+    if is_plaintext(path):
+        assert _plain_counts(path) == before  # whole, as it was
+    done = genecommons_cli(env, "init").stdout
+    assert is_plaintext(path) is False and _refused_by_sqlite3(path)
+    assert ("the database" in done) == (step != "replaced")  # converted now, or already
+    beside = sorted(p.name for p in data_dir.iterdir() if p.is_file())
+    assert beside == ["genecommons.sqlite3"], beside
+    plaintext = [
+        str(p.relative_to(data_dir))
+        for p in data_dir.rglob("*")
+        if p.is_file() and p.read_bytes().startswith(b"SQLite format 3\x00")
+    ]
+    assert plaintext == []
+    settings = Settings(data_dir=data_dir, environment="development")
+    engine = node_engine(settings)
+    with engine.connect() as connection:
+        for table in ("individuals", "samples", "files", "users"):
+            rows = select(func.count()).select_from(table_named(table))
+            assert connection.execute(rows).scalar_one() == before[table], table
+        accessions = set(connection.execute(text("SELECT accession FROM individuals")).scalars())
+    engine.dispose()
+    assert accessions == set(expected["accessions"]["individuals"].values())

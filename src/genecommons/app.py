@@ -35,7 +35,7 @@ from genecommons.audit.routes import router as audit_router
 from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
-from genecommons.db import GroupCommit, make_engine, make_session_factory
+from genecommons.db import GroupCommit, make_session_factory, node_engine
 from genecommons.deps import refuse_nul, request_address, request_route
 from genecommons.errors import (
     BusyError,
@@ -192,7 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
         dependencies=[Depends(refuse_nul)],
     )
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)

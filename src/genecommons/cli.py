@@ -25,7 +25,7 @@ from genecommons.backup import commands as backup_commands
 from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
 from genecommons.config import Settings, share_metrics_dir, unshare_metrics_dir
-from genecommons.db import write_transaction
+from genecommons.db import check_node_key_present, write_transaction
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError, Refusal
 from genecommons.fingerprint import commands as fingerprint_commands
@@ -50,12 +50,20 @@ err = Console(stderr=True)
 @app.command()
 def init() -> None:
     """Create or migrate the database and the data directory (safe to run again). 初始化。"""
-    from genecommons.migrate import upgrade
+    from genecommons.migrate import upgrade_node
+    from genecommons.upgrade import encrypt_plaintext_database
 
     context = runtime()
-    keys = create_node_secrets(context.settings)
+    check_node_key_present(context.settings)  # a new node key would not open the database
+    keys = create_node_secrets(context.settings)  # the node key first: it seals the others
     with one_init_at_a_time(context.settings.data_dir):
-        upgrade(context.settings.effective_database_url)
+        encrypted = encrypt_plaintext_database(context.settings)
+        if encrypted is not None:
+            typer.echo(
+                f"Protected at rest: the database {encrypted} encrypted (SQLCipher, with a key "
+                "derived from the node key). 数据库已加密。"
+            )
+        upgrade_node(context.settings)
         typer.echo(f"Database ready: {context.settings.effective_database_url.split('@')[-1]}")
         typer.echo(f"Data directory: {context.settings.data_dir}")
         _protect_at_rest(context.settings, context.factory, keys)

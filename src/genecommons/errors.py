@@ -138,6 +138,16 @@ class ConfigurationError(GeneCommonsError):
     code = "configuration"
 
 
+class DatabaseKeyError(ConfigurationError):
+    """The node's SQLite database (encrypted with SQLCipher under a key derived from the node
+    key) does not open: either it is a plaintext database of an earlier release (run
+    `genecommons init`, which encrypts it in place), or the node key in use is not the one it
+    was encrypted with (restore `keys/` and the node key passphrase from the backup that goes
+    with this database), or the file is damaged (restore it from that backup)."""
+
+    code = "database_key"
+
+
 class StorageError(GeneCommonsError):
     """The archive's storage failed; nothing was half written. Retry; if it persists, the
     operator checks the object store."""

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.models import Subject
 from genecommons.config import Settings, get_settings
-from genecommons.db import make_engine, make_session_factory
+from genecommons.db import make_session_factory, node_engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class Runtime:
 def runtime() -> Runtime:
     """The CLI's runtime, from the environment's settings."""
     settings = get_settings()
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     return Runtime(settings, make_session_factory(engine))
 
 

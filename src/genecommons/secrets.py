@@ -20,8 +20,8 @@ import base64
 import json
 import os
 import stat
+import threading
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -174,6 +174,15 @@ def derived_passphrase(keys: NodeKeys, *, purpose: str) -> bytes:
     return base64.urlsafe_b64encode(keys.derive(purpose)).rstrip(b"=")
 
 
+DATABASE_KEY_PURPOSE = "sqlcipher-database"
+
+
+def database_key(keys: NodeKeys) -> bytes:
+    """The raw 256-bit SQLCipher key of the node's SQLite database, derived from the node key
+    for this purpose alone."""
+    return keys.derive(DATABASE_KEY_PURPOSE)
+
+
 def pem_is_encrypted(pem: bytes) -> bool:
     """Whether a PEM private key is encrypted (PKCS#8 or the traditional OpenSSL form)."""
     return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or b"Proc-Type: 4,ENCRYPTED" in pem
@@ -316,7 +325,7 @@ def node_keys(settings: Settings, *, create: bool = False) -> NodeKeys:
             "keys/ from the backup.",
             message_zh=f"节点尚无密钥（{path} 不存在）：请运行 `genecommons init` 或从备份恢复 keys/。",
         )
-    return _unlocked(str(path), passphrase)
+    return _unlocked(read_secret_file(path), passphrase, str(path))
 
 
 def node_keys_at_hand(settings: Settings) -> NodeKeys:
@@ -325,10 +334,21 @@ def node_keys_at_hand(settings: Settings) -> NodeKeys:
     return node_keys(settings, create=settings.environment != "production")
 
 
-@lru_cache(maxsize=4)
-def _unlocked(path: str, passphrase: bytes) -> LocalNodeKeys:
-    # scrypt once per process, key file and passphrase (held in memory only, as the keys are)
-    return LocalNodeKeys(_unwrap(read_secret_file(Path(path)), passphrase, path))
+_UNLOCKED: dict[tuple[bytes, bytes], LocalNodeKeys] = {}
+_UNLOCKING = threading.Lock()
+
+
+def _unlocked(content: bytes, passphrase: bytes, path: str) -> LocalNodeKeys:
+    # scrypt once per process, key file content and passphrase (held in memory only, as the
+    # keys are); by content, so that a key file replaced on disk is read anew
+    with _UNLOCKING:
+        found = _UNLOCKED.get((content, passphrase))
+        if found is None:
+            found = LocalNodeKeys(_unwrap(content, passphrase, path))
+            if len(_UNLOCKED) >= 4:
+                _UNLOCKED.pop(next(iter(_UNLOCKED)))
+            _UNLOCKED[(content, passphrase)] = found
+        return found
 
 
 def _scrypt(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons.access.models import Subject
 from genecommons.archive.plaintext import archived_vcfs, decrypt_to
 from genecommons.config import Settings
+from genecommons.db import encrypt_in_place, node_database_key, sqlite_file
 from genecommons.variants import store_service
 from genecommons.variants.service import build_dataset_store
 
@@ -21,6 +23,19 @@ logger = logging.getLogger(__name__)
 RESEAL_DIR = "reseal"
 """The staging folder of the plaintext VCF a store is rebuilt from, removed after each rebuild
 and at the start of the next run (a killed run's plaintext does not stay)."""
+
+
+def encrypt_plaintext_database(
+    settings: Settings, *, step: Callable[[str], None] | None = None
+) -> Path | None:
+    """The node's SQLite database, when an earlier release kept it in plaintext, encrypted in
+    place (SQLCipher) under the key the node key store derives for it: its path when it was,
+    None when there was nothing to do (encrypted already, no database yet, PostgreSQL). What a
+    killed run left aside is removed; `step` as `db.encrypt_in_place`'s."""
+    path = sqlite_file(settings.effective_database_url)
+    if path is None:
+        return None
+    return path if encrypt_in_place(path, node_database_key(settings), step=step) else None
 
 
 def restrict_modes(root: Path) -> int:

@@ -25,8 +25,9 @@ from genecommons.access.tables import affiliation_claims, users
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
+from genecommons.db import node_database_key
 from genecommons.errors import InvalidInputError
-from genecommons.migrate import alembic_config, upgrade
+from genecommons.migrate import alembic_config, upgrade_node
 
 OPERATOR = Subject.operator("tester")
 PASSWORD = "a long enough passphrase"
@@ -36,7 +37,7 @@ PASSWORD = "a long enough passphrase"
 def node(settings: Settings, sheets: Any, make_bundle: Any) -> Iterator[dict[str, Any]]:
     """A node (migrated as `genecommons init` does) with two verified institutions, a data
     steward at each, and a client."""
-    upgrade(settings.effective_database_url)
+    upgrade_node(settings)
     app = create_app(settings)
     data = sheets()
     data["institutions"].append({**data["institutions"][0], "alias": "SHH", "name_en": "Other"})
@@ -217,7 +218,7 @@ def test_an_account_registered_before_counts_its_claim_for_nothing(
     upgrade, at no institution until the claim is confirmed: no registered tier, no
     AffiliationAndRole or ResearcherStatus visa."""
     url = settings.effective_database_url
-    upgrade(url)
+    upgrade_node(settings)
     app = create_app(settings)
     with TestClient(app) as client:
         factory = app.state.session_factory
@@ -242,8 +243,8 @@ def test_an_account_registered_before_counts_its_claim_for_nothing(
                 .values(created_by="self-registration")
             )
         app.state.engine.dispose()
-        command.downgrade(alembic_config(url), "0013")
-        upgrade(url)
+        command.downgrade(alembic_config(url, key=lambda: node_database_key(settings)), "0013")
+        upgrade_node(settings)
         token = _sign_in(client, "early@evil.example").json()["access_token"]
         subject = service.authenticate(factory, token)
         assert subject.institution is None and not subject.institution_verified

@@ -22,7 +22,7 @@ from genecommons.archive import service as archive_service
 from genecommons.audit.service import signing_key
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 from genecommons.fingerprint import copy_jobs
 from genecommons.fingerprint.secret import fingerprint_secret
 
@@ -67,7 +67,7 @@ def register_and_sign_in(client: TestClient, factory: Any, email: str, instituti
 def test_register_request_approve_passport_and_three_refusals(
     settings: Settings, make_bundle: Any, datafiles: Any, tmp_path: Path
 ) -> None:
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     signing_key(settings, create=True)

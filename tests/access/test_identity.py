@@ -19,7 +19,7 @@ from genecommons.app import create_app
 from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 from genecommons.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -185,7 +185,7 @@ def test_sign_in_and_brute_force_throttling(
 
 @pytest.fixture
 def client(settings: Settings) -> Any:
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)

@@ -21,7 +21,7 @@ from genecommons.catalog import service as catalog
 from genecommons.catalog.service import Page
 from genecommons.cli import app as cli_app
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 from genecommons.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -321,7 +321,7 @@ def test_the_cli_forwards_what_it_is_given(monkeypatch: pytest.MonkeyPatch) -> N
 def test_the_api_lists_institutions_requests_and_shows_grants(
     settings: Settings, make_bundle: Any
 ) -> None:
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)

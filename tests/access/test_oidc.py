@@ -28,7 +28,7 @@ from genecommons.app import create_app
 from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 from genecommons.errors import AuthenticationError, ConfigurationError
 
 OPERATOR = Subject.operator("tester")
@@ -37,7 +37,7 @@ CLIENT_ID = "genecommons"
 
 @pytest.fixture
 def client(oidc_settings: Settings) -> Iterator[TestClient]:
-    engine = make_engine(oidc_settings.effective_database_url)
+    engine = node_engine(oidc_settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(oidc_settings)

@@ -26,7 +26,7 @@ from genecommons.access.passports import (
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 
 OPERATOR = Subject.operator("t")
 NODE_B = "https://node-b.example"
@@ -37,7 +37,7 @@ def test_passports(settings: Settings, make_bundle: Any, tmp_path: Path) -> None
     trusted_file = tmp_path / "trusted.json"
     trusted_file.write_text(json.dumps({NODE_B: node_b.jwks()}), encoding="utf-8")
     settings = settings.model_copy(update={"trusted_issuers_file": trusted_file})
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)
@@ -165,7 +165,7 @@ def test_this_nodes_own_visas_grant_nothing_whatever_issuer_they_name(
     alias = "https://alias-of-this-node.example"
     trusted_file = tmp_path / "trusted.json"
     settings = settings.model_copy(update={"trusted_issuers_file": trusted_file})
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)

@@ -18,7 +18,7 @@ from genecommons.app import create_app
 from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 from genecommons.errors import AccessDeniedError, InvalidInputError
 
 OPERATOR = Subject.operator("tester")
@@ -27,7 +27,7 @@ PASSWORD = "a long enough passphrase"
 
 @pytest.fixture
 def world(settings: Settings, make_bundle: Any) -> Iterator[dict[str, Any]]:
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)

@@ -186,9 +186,9 @@ def test_workflow_over_http(settings: Any, make_bundle: Any) -> None:
     from fastapi.testclient import TestClient
 
     from genecommons.app import create_app
-    from genecommons.db import Base, make_engine
+    from genecommons.db import Base, node_engine
 
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)

@@ -44,7 +44,7 @@ WRITER = textwrap.dedent(
 
     mode, ready, target = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     settings = Settings()
-    factory = make_session_factory(make_engine(settings.effective_database_url))
+    factory = make_session_factory(node_engine(settings))
     operator = Subject.operator("writer")
 
     def hang(*_):

@@ -21,7 +21,7 @@ from genecommons.audit.merkle import canonical_leaf, leaf_hash, verify_consisten
 from genecommons.audit.sth import SignedTreeHead
 from genecommons.audit.tables import audit_events, audit_head, tree_heads
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 
 
 def append(factory: Any, count: int, *, start: int = 0) -> None:
@@ -38,7 +38,7 @@ def append(factory: Any, count: int, *, start: int = 0) -> None:
 
 @pytest.fixture
 def setup(settings: Settings) -> Any:
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     key = service.signing_key(settings, create=True)
@@ -303,7 +303,7 @@ def test_witness_sees_growth_and_catches_a_rewrite(setup: Any, tmp_path: Path) -
 
 def test_a_node_without_its_tree_head_key_says_to_run_init(settings: Settings) -> None:
     """Reading the log's head never makes the key: `genecommons init` does."""
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)

@@ -224,10 +224,12 @@ def test_grouped_events_from_many_threads_are_committed_before_record_returns(
 
 
 def test_a_failed_group_commit_fails_every_record_waiting_for_it(
-    tmp_path: Any, in_threads: Any
+    tmp_path: Any, in_threads: Any, sqlcipher_key: Any
 ) -> None:
     # a database without the queue table: every commit fails, and so must each record
-    empty = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}"))
+    empty = make_session_factory(
+        make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}", key=sqlcipher_key)
+    )
     grouped = GroupedQueue(empty)
     returned: list[int] = []
 

@@ -26,7 +26,7 @@ from genecommons.audit.tables import audit_events
 from genecommons.backup import service
 from genecommons.backup.manifest import MANIFEST_NAME
 from genecommons.config import Settings
-from genecommons.db import make_engine, make_session_factory
+from genecommons.db import make_session_factory, node_engine
 from genecommons.errors import (
     BackupInvalidError,
     BackupPassphraseError,
@@ -57,7 +57,7 @@ def _check_restored(target: Settings, node: SimpleNamespace) -> int:
     """`audit verify`, `archive verify` and a DRS download of each file on the restored node
     (the BAM as submitted; the VCF, delivered fingerprinted, as the original node delivers it:
     the same marks, so the fingerprint secret came back); the size of its audit log."""
-    engine = make_engine(target.effective_database_url)
+    engine = node_engine(target)
     factory = make_session_factory(engine)
     try:
         key = audit_service.signing_key(target)

@@ -15,12 +15,12 @@ from genecommons.app import create_app
 from genecommons.catalog import service
 from genecommons.catalog.models import ENTITIES
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 
 
 @pytest.fixture
 def client(settings: Settings) -> Any:
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)

@@ -20,7 +20,7 @@ from genecommons.archive import service as archive_service
 from genecommons.audit.service import signing_key
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 from genecommons.demo import commands, sheets
 from genecommons.demo.cohort import write_demo
 from genecommons.demo.service import DAC_MEMBER_EMAIL, DemoCommittee, ensure_committee
@@ -106,7 +106,7 @@ def test_the_command_prints_the_credentials_the_first_time_only(
 def test_request_decision_grant_and_download_on_the_demo(
     settings: Settings, tmp_path: Path
 ) -> None:
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     signing_key(settings, create=True)  # as `genecommons init` does

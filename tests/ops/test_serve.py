@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+
+from genecommons.config import Settings
+from genecommons.db import node_engine
 
 from .test_ops import parse, value
 
@@ -117,12 +120,19 @@ def test_two_workers_count_together_and_log_json(
         # the refusal's event, appended to the log by the server's sequencer
         deadline = time.monotonic() + 60
         found: list[Any] = []
-        while not found and time.monotonic() < deadline:
-            with contextlib.closing(sqlite3.connect(data / "genecommons.sqlite3")) as db:
-                found = db.execute(
-                    "SELECT tag FROM audit_events WHERE details LIKE '%serve-req-1%'"
-                ).fetchall()
-            time.sleep(0.3)
+        engine = node_engine(Settings(data_dir=data, environment="test"))  # the node's key
+        try:
+            while not found and time.monotonic() < deadline:
+                with engine.connect() as db:
+                    found = [
+                        tuple(row)
+                        for row in db.execute(
+                            text("SELECT tag FROM audit_events WHERE details LIKE '%serve-req-1%'")
+                        )
+                    ]
+                time.sleep(0.3)
+        finally:
+            engine.dispose()
         assert found == [("access:decision:deny",)]
     lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
     documents = [json.loads(line) for line in lines]

@@ -24,7 +24,7 @@ from genecommons.access.models import Subject
 from genecommons.audit.events import EventTag
 from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine, make_session_factory
+from genecommons.db import Base, make_session_factory, node_engine
 from genecommons.errors import ConfigurationError
 from genecommons.privacy.answers import Granularity
 from genecommons.privacy.beacon_guard import PublicCounts, ThresholdRule, rule_answer, window_start
@@ -386,7 +386,7 @@ def _guards(database_url: str, settings: Settings, count: int) -> list[DefendedG
     """Guards of `count` apps on one database (as worker processes have: each its own engine,
     group commit and memory of charged variants)."""
     return [
-        DefendedGuard(make_session_factory(make_engine(database_url)), settings, rule=RULE)
+        DefendedGuard(make_session_factory(node_engine(settings)), settings, rule=RULE)
         for _ in range(count)
     ]
 
@@ -455,7 +455,7 @@ def test_a_failed_charge_commit_fails_every_answer_waiting_for_it(
 ) -> None:
     # a ledger whose charges cannot be written (a column the code does not fill): the reads
     # work, every group commit fails, and so must each answer that waited for one
-    engine = make_engine(database_url)
+    engine = node_engine(settings)
     tables = [t for t in Base.metadata.sorted_tables if t.name != "privacy_charges"]
     Base.metadata.create_all(engine, tables=tables)
     refusing = MetaData()

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from genecommons.access.models import Subject
 from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
-from genecommons.db import make_engine, make_session_factory
+from genecommons.db import make_session_factory, node_engine
 from genecommons.demo.cohort import write_demo
 from genecommons.errors import AccessDeniedError, ConfigurationError, NotFoundError
 from genecommons.privacy import service
@@ -47,7 +47,7 @@ def node(tmp_path_factory: pytest.TempPathFactory, genecommons_cli: CliRun) -> S
         env=env,
         demo=demo,
         settings=settings,
-        factory=make_session_factory(make_engine(settings.effective_database_url)),
+        factory=make_session_factory(node_engine(settings)),
     )
 
 

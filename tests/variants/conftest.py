@@ -20,7 +20,7 @@ from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 from genecommons.secrets import node_keys
 from genecommons.variants.service import VariantStoreSink
 
@@ -37,7 +37,7 @@ VRS = "https://w3id.org/ga4gh/schema/vrs/1.3/vrs.json"
 def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) -> SimpleNamespace:
     """Submit three datasets (one per tier) releasing one joint-called VCF of P1-P3, so that a
     variant store is built for each; make a verified reader and a granted researcher."""
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     node_keys(settings, create=True)

@@ -25,7 +25,7 @@ from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine
+from genecommons.db import Base, node_engine
 from genecommons.privacy.answers import exact_answer, exact_people
 from genecommons.secrets import node_keys
 from genecommons.variants import beacon_service
@@ -113,7 +113,7 @@ def submit(folder: Path, document: dict[str, Any]) -> SimpleNamespace:
         database_url=f"sqlite:///{folder / 'node.sqlite3'}",
         environment="test",
     )
-    engine = make_engine(settings.effective_database_url)
+    engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     node_keys(settings, create=True)

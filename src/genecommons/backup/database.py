@@ -1,12 +1,14 @@
 """Consistent copies of the node's database while it serves, and their restore: SQLite's online
-backup API, or `pg_dump`/`pg_restore` for PostgreSQL (a snapshot of one transaction)."""
+backup API, or `pg_dump`/`pg_restore` for PostgreSQL (a snapshot of one transaction). The copy
+of an SQLite database is encrypted (SQLCipher) with the same key as the database, from the first
+page written: it is never plaintext on disk, and opens with the node key in the backup's key
+bundle."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from urllib.parse import quote
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL, make_url
 
-from genecommons.db import make_engine
+from genecommons.db import DatabaseKey, connect_encrypted, make_engine
 from genecommons.errors import ConfigurationError, RestoreTargetNotEmptyError, StorageError
 from genecommons.secrets import write_new_secret_file
 
@@ -78,13 +80,17 @@ def target(url: str) -> Target:
     )
 
 
-def dump(database: Target, destination: Path) -> None:
-    """A consistent copy of `database` at `destination` (written aside, fsynced, renamed)."""
+def dump(database: Target, destination: Path, *, key: DatabaseKey | None = None) -> None:
+    """A consistent copy of `database` at `destination` (written aside, fsynced, renamed); an
+    SQLite file's copy is encrypted with its `key`, as the database is."""
     aside = destination.with_name(f".{destination.name}.part")
     if database.kind == "sqlite":
         assert database.sqlite_path is not None
-        source = sqlite3.connect(database.sqlite_path)
-        copy = sqlite3.connect(aside)
+        if key is None:
+            raise ValueError("an SQLite database is copied with its SQLCipher key")
+        aside.unlink(missing_ok=True)  # an interrupted copy's: the copy starts afresh
+        source = connect_encrypted(database.sqlite_path, key)
+        copy = connect_encrypted(aside, key)
         try:
             source.backup(copy)  # in one step: one read snapshot, writers carry on (WAL)
         finally:

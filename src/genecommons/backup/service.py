@@ -45,7 +45,13 @@ from genecommons.backup.manifest import (
     safe_path,
 )
 from genecommons.config import Settings
-from genecommons.db import make_engine, make_session_factory, write_transaction
+from genecommons.db import (
+    encrypt_in_place,
+    make_session_factory,
+    node_database_key,
+    node_engine,
+    write_transaction,
+)
 from genecommons.errors import (
     BackupInvalidError,
     ConfigurationError,
@@ -126,7 +132,7 @@ def backup(
     db = database.target(settings.effective_database_url)
     say(f"database ({db.kind})")
     db_path = destination / DATABASE_FILES[db.kind]
-    database.dump(db, db_path)
+    database.dump(db, db_path, key=node_database_key(settings) if db.kind == "sqlite" else None)
     entries.append(_entry(db_path, destination, "database"))
 
     say("keys and secrets")
@@ -274,7 +280,9 @@ def restore(
 
     key_id = node_keys(settings).key_id
     archive_service.archive_keys(settings)  # unlocks: the archive's data can be read
-    engine = make_engine(settings.effective_database_url)
+    if db.sqlite_path is not None:  # an earlier release's backup holds it in plaintext
+        encrypt_in_place(db.sqlite_path, node_database_key(settings))
+    engine = node_engine(settings)
     try:
         with write_transaction(make_session_factory(engine)) as session:
             record_event(

@@ -23,11 +23,18 @@ if context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
-    engine = make_engine(url)
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection, target_metadata=Base.metadata, render_as_batch=True
-        )
+    given = config.attributes.get("connection")  # a connection the caller opened itself
+    if given is not None:
+        context.configure(connection=given, target_metadata=Base.metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
-    engine.dispose()
+    else:
+        # the SQLCipher key of an SQLite file, given by the caller (`migrate.upgrade`)
+        engine = make_engine(url, key=config.attributes.get("database_key"))
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection, target_metadata=Base.metadata, render_as_batch=True
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+        engine.dispose()

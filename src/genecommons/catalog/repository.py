@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Date, DateTime, Table, and_, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from genecommons.catalog.models import (
@@ -177,7 +177,9 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     connection.exec_driver_sql(statement, params)
 
 
-def _copy(connection: Connection, table: Table, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+def _copy(
+    connection: Connection, table: Table, columns: list[str], rows: list[tuple[Any, ...]]
+) -> None:
     """PostgreSQL's COPY of `rows` into `table`, in the connection's transaction: one stream
     instead of a statement per row. Its errors reach the caller as SQLAlchemy's would (an
     IntegrityError, the node's errors for a full or busy server)."""
@@ -193,7 +195,7 @@ def _copy(connection: Connection, table: Table, columns: list[str], rows: list[t
             for row in rows:
                 copy.write_row(row)
     except connection.dialect.loaded_dbapi.Error as error:
-        connection._handle_dbapi_exception(error, statement, None, cursor, None)  # noqa: SLF001
+        connection._handle_dbapi_exception(error, statement, None, cursor, None)
     finally:
         cursor.close()
 

@@ -204,16 +204,27 @@ def _processor(type_: Any, dialect: Any) -> Any:
     if isinstance(type_, JSON):
         return _json_text  # the driver gets text; the column's type turns it into JSON
     processor = type_.bind_processor(dialect)
+    if processor is None and isinstance(type_, DateTime) and dialect.name == "sqlite":
+        # the text the sqlite3 module's own adapter makes of a datetime, made here once
+        processor = _sqlite_datetime
     if processor is not None and isinstance(type_, Date | DateTime):
         # a submission stamps every row with the same moment: convert it once
         return functools.lru_cache(maxsize=64)(processor)
     return processor
 
 
+def _sqlite_datetime(value: datetime) -> str:
+    return value.isoformat(" ")
+
+
+# one encoder for every document: json.dumps with options builds a new one at each call
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _json_text(value: Any) -> str:
     if isinstance(value, EncodedJSON):
         return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _JSON.encode(value)
 
 
 @functools.lru_cache(maxsize=256)
@@ -228,7 +239,7 @@ class EncodedJSON(str):
 
 
 def _encoded(document: Any) -> EncodedJSON:
-    return EncodedJSON(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
+    return EncodedJSON(_JSON.encode(document))
 
 
 def allocate_accessions(session: Session, prefix: str, count: int) -> list[str]:

@@ -137,7 +137,7 @@ def write_submission(folder: Path, individuals: int, seed: int = 1) -> Path:
     return folder
 
 
-def _run_one(url: str, bundle: Path) -> dict[str, float]:
+def _run_one(url: str, bundle: Path) -> dict[str, Any]:
     """In this process: create the schema, submit, time listings."""
     import genecommons
     from genecommons.access.models import Subject

@@ -51,10 +51,22 @@ WRITER = textwrap.dedent(
         ready.write_text("ready")
         time.sleep(600)
 
+    class HangsAfterArchiving:
+        # the real archiver, then a hang before the catalog rows are committed
+
+        def __init__(self):
+            self.sink = service.BundleArchiver(settings, operator)
+
+        def attach(self, session, files, paths):
+            self.sink.attach(session, files, paths)
+            hang()
+
+        def discard(self):
+            self.sink.discard()
+
     if mode == "commit":
         catalog_service.submit(
-            factory, target, subject=operator,
-            data_files=service.BundleArchiver(settings, operator), before_commit=hang,
+            factory, target, subject=operator, data_files=HangsAfterArchiving()
         )
     else:
         seen = [0]

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genecommons.catalog.bundle import Limits, decode_text, open_bundle
+from genecommons.catalog.bundle import Bundle, Limits, _rows_from_table, decode_text, open_bundle
+from genecommons.catalog.report import Problem
 
 
 def rules(path: Path, limits: Limits | None = None) -> list[str]:
@@ -177,3 +178,27 @@ def test_zip_members_limit(tmp_path: Path) -> None:
     path = tmp_path / "many.zip"
     path.write_bytes(buffer.getvalue())
     assert rules(path, Limits(max_members=10)) == ["archive.members"]
+
+
+_CELLS = st.lists(st.sampled_from(["", " ", "\t", "P1", " x ", "male", "1;2", "否"]), max_size=5)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.sampled_from(["alias", "sex", "age", ""]), min_size=1, max_size=4),
+    st.lists(_CELLS, max_size=8),
+)
+def test_a_delimited_sheet_reads_as_any_table_does(
+    header: list[str], lines: list[list[str]]
+) -> None:
+    """The rows and problems of a sheet whose cells are all text (the fast path) are those the
+    general reading of a table gives."""
+    read = []
+    for texts in (True, False):
+        bundle, problems = Bundle(source="x"), list[Problem]()
+        _rows_from_table(
+            "individuals", "f.tsv", iter([header, *lines]), bundle, problems, texts=texts
+        )
+        rows = [(r.number, r.values) for r in bundle.sheet("individuals")]
+        read.append((rows, [(p.rule, p.row, p.message) for p in problems], bundle.headers))
+    assert read[0] == read[1]

@@ -6,7 +6,8 @@ import csv
 import json
 import threading
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -215,14 +216,23 @@ def test_concurrent_submissions_of_the_same_alias(factory: Any, make_bundle: Any
     release = threading.Event()
     outcomes: dict[str, Any] = {}
 
-    def hold() -> None:
-        written.set()
-        release.wait(timeout=30)
+    class HeldAfterWriting(SilentProgress):
+        """The first submission's records are written and not committed until released."""
+
+        @contextmanager
+        def stage(
+            self, description: str, *, total: float | None = None, unit: str = ""
+        ) -> Iterator[Stage]:
+            with super().stage(description, total=total, unit=unit) as stage:
+                yield stage
+            if description.startswith("writing"):
+                written.set()
+                release.wait(timeout=30)
 
     def first() -> None:
         try:
             outcomes["first"] = service.submit(
-                factory, first_bundle, subject=OPERATOR, before_commit=hold
+                factory, first_bundle, subject=OPERATOR, progress=HeldAfterWriting()
             )
         except Exception as error:
             outcomes["first"] = error

@@ -40,16 +40,37 @@ def _cohort(folder: Path, datafiles: SimpleNamespace, *, seed: int) -> Path:
     return folder
 
 
-def _submit(factory: Any, settings: Settings, folder: Path, **options: Any) -> Any:
-    return catalog.submit(
-        factory,
-        folder,
-        subject=OPERATOR,
-        data_files=BundleArchiver(
-            settings, OPERATOR, after=service.VariantStoreSink(settings, OPERATOR)
-        ),
-        **options,
+def _submit(
+    factory: Any,
+    settings: Settings,
+    folder: Path,
+    *,
+    fails_after_archiving: bool = False,
+    **options: Any,
+) -> Any:
+    sink: Any = BundleArchiver(
+        settings, OPERATOR, after=service.VariantStoreSink(settings, OPERATOR)
     )
+    if fails_after_archiving:
+        sink = _FailsAfterArchiving(sink)
+    return catalog.submit(factory, folder, subject=OPERATOR, data_files=sink, **options)
+
+
+class _FailsAfterArchiving:
+    """The real archiver (its objects stored, its variant store built), then the process dies
+    before the commit: the submission's transaction never commits."""
+
+    def __init__(self, sink: BundleArchiver) -> None:
+        self.sink = sink
+
+    def attach(self, session: Any, files: Any, paths: Any) -> list[str]:
+        """Archive as the real sink does, then fail."""
+        self.sink.attach(session, files, paths)
+        raise RuntimeError("the process died here")
+
+    def discard(self) -> None:
+        """What the real sink does."""
+        self.sink.discard()
 
 
 def _carried(vcf: Path) -> list[Variant]:
@@ -103,15 +124,12 @@ def test_a_leftover_at_a_datasets_place_is_never_adopted(
 def test_accessions_given_to_a_submission_that_did_not_commit_are_not_given_again(
     factory: Any, archive_settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
 ) -> None:
-    def fail() -> None:
-        raise RuntimeError("the process died here")
-
     with pytest.raises(RuntimeError):
         _submit(
             factory,
             archive_settings,
             _cohort(tmp_path / "a", datafiles, seed=1),
-            before_commit=fail,
+            fails_after_archiving=True,
         )
     # a rejected submission and a dry run hand nothing out, so they leave no gap
     rejected = _cohort(tmp_path / "bad", datafiles, seed=3)

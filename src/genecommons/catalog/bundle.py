@@ -116,9 +116,18 @@ def _cell(value: Any) -> Any:
 
 
 def _rows_from_table(
-    sheet: str, file: str, table: Iterator[list[Any]], bundle: Bundle, problems: list[Problem]
+    sheet: str,
+    file: str,
+    table: Iterator[list[Any]],
+    bundle: Bundle,
+    problems: list[Problem],
+    *,
+    texts: bool = False,
 ) -> None:
+    """The rows of one table into `bundle`; `texts`: every cell is already a str (a delimited
+    file's), so that cells need no conversion."""
     header: list[str] | None = None
+    named = False  # every column of the header has a name
     rows = bundle.rows.setdefault(sheet, [])
     for number, cells in enumerate(table, start=1):
         if header is None:
@@ -152,27 +161,41 @@ def _rows_from_table(
                     )
                 seen.add(col)
             bundle.headers[sheet] = (file, header)
+            named = all(header)
+            continue
+        if texts and named:
+            if not "".join(cells).strip():
+                continue  # blank line
+            if len(cells) > len(header) and "".join(cells[len(header) :]).strip():
+                problems.append(_width(len(cells), len(header), file=file, row=number))
+                continue
+            if len(cells) < len(header):
+                cells = cells + [None] * (len(header) - len(cells))
+            values = dict(zip(header, cells, strict=False))  # blank cells past the header go
+            rows.append(Row(sheet=sheet, file=file, number=number, values=values))
             continue
         if not any(c is not None and str(c).strip() for c in cells):
             continue  # blank line
         if len(cells) > len(header) and any(
             c is not None and str(c).strip() for c in cells[len(header) :]
         ):
-            problems.append(
-                _problem(
-                    "sheet.row.width",
-                    f"The row has {len(cells)} cells but the header has {len(header)} columns.",
-                    f"该行有 {len(cells)} 个单元格，但表头只有 {len(header)} 列。",
-                    file=file,
-                    row=number,
-                    suggestion="Check for a stray tab or comma / 检查多余的制表符或逗号",
-                )
-            )
+            problems.append(_width(len(cells), len(header), file=file, row=number))
             continue
         if len(cells) < len(header):
             cells = list(cells) + [None] * (len(header) - len(cells))
         values = {col: _cell(cells[i]) for i, col in enumerate(header) if col}
         rows.append(Row(sheet=sheet, file=file, number=number, values=values))
+
+
+def _width(cells: int, columns: int, *, file: str, row: int) -> Problem:
+    return _problem(
+        "sheet.row.width",
+        f"The row has {cells} cells but the header has {columns} columns.",
+        f"该行有 {cells} 个单元格，但表头只有 {columns} 列。",
+        file=file,
+        row=row,
+        suggestion="Check for a stray tab or comma / 检查多余的制表符或逗号",
+    )
 
 
 def read_delimited(
@@ -203,7 +226,7 @@ def read_delimited(
     csv.field_size_limit(max(csv.field_size_limit(), min(limits.max_sheet_bytes, 2**31 - 1)))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
-        _rows_from_table(sheet, name, iter(reader), bundle, problems)
+        _rows_from_table(sheet, name, iter(reader), bundle, problems, texts=True)
     except csv.Error as error:
         problems.append(
             _problem(

@@ -558,7 +558,7 @@ SHEETS: tuple[str, ...] = (*ENTITY_ORDER, PHENOTYPES_SHEET)
 
 def is_accession(value: str) -> bool:
     """Whether `value` has the form of a GeneCommons accession (GC + letter + 8 digits)."""
-    return bool(ACCESSION_RE.match(value))
+    return value[:2] == "GC" and ACCESSION_RE.match(value) is not None
 
 
 def format_accession(prefix: str, number: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -100,14 +100,12 @@ def submit(
     limits: Limits | None = None,
     staging: Path | None = None,
     progress: Progress = SILENT,
-    before_commit: Callable[[], None] | None = None,
     data_files: DataFileSink | None = None,
 ) -> SubmissionResult:
     """Validate the submission at `path` and, unless `dry_run`, commit it all or nothing.
 
     Raises SubmissionRejectedError (with the full report) when any error is found; the catalog
-    is then exactly as it was. `before_commit` runs after everything is written, just before
-    the commit (tests use it to interleave concurrent submissions). `data_files` archives the
+    is then exactly as it was. `data_files` archives the
     declared data files the submission's folder holds, in the same transaction: if one fails
     its checks, nothing of the submission is stored. `progress` hears each stage: reading,
     validating, writing (the data files' stages are `data_files`' own).
@@ -169,8 +167,6 @@ def submit(
                     present = {a: p for a, p in bundle.data_files.items() if a in declared}
                     if present:
                         result.archived = data_files.attach(session, declared, present)
-                if before_commit:
-                    before_commit()
             _settle(factory, reservation)
             return result
         except BaseException as error:

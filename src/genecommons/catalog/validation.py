@@ -241,6 +241,7 @@ class _Validator:
         self.existing: dict[tuple[str, str | None, str], Existing] = {}
         self.accessions: dict[str, Existing] = {}
         self.suppressed = 0
+        self.errors = 0  # the errors listed in the report so far
 
     # -- reporting ------------------------------------------------------------------------
     def add(self, problem: Problem) -> None:
@@ -248,6 +249,8 @@ class _Validator:
             self.suppressed += 1
             return
         self.report.add(problem)
+        if problem.severity is Severity.ERROR:
+            self.errors += 1
 
     # -- entry point ----------------------------------------------------------------------
     def run(self) -> Plan:
@@ -1095,7 +1098,7 @@ class _Validator:
         self._attach_phenopackets(by_alias)
 
     def _check_phenotype(self, node: Node, phenotype: Phenotype) -> bool:
-        before = len(self.report.errors)
+        before = self.errors
         if phenotype.kind == "feature":
             term = _lookup(vocab.hpo(), phenotype.term)
             if term is None:
@@ -1158,7 +1161,7 @@ class _Validator:
                     "value",
                 )
             )
-        return len(self.report.errors) == before
+        return self.errors == before
 
     def _attach_phenopackets(self, by_alias: Mapping[str, list[Node]]) -> None:
         for place, document in self.bundle.phenopackets:
@@ -1254,7 +1257,9 @@ def _present(values: Mapping[str, Any], unknown: set[str]) -> dict[str, Any]:
     return {
         k: v
         for k, v in values.items()
-        if k not in unknown and v is not None and not (isinstance(v, str) and not v.strip())
+        if v is not None
+        and (not isinstance(v, str) or (v and not v.isspace()))
+        and k not in unknown
     }
 
 
@@ -1277,8 +1282,13 @@ def _split_study_tuple(key: str | None) -> tuple[str, str]:
     return inst, alias
 
 
+_SPEC_OF_MODEL = {spec.model: spec for spec in ENTITIES.values()}
+
+
 def _reference_values(record: Record) -> Iterable[Any]:
-    spec = next(s for s in ENTITIES.values() if isinstance(record, s.model))
+    spec = _SPEC_OF_MODEL.get(type(record)) or next(
+        s for s in ENTITIES.values() if isinstance(record, s.model)
+    )
     for ref in spec.references:
         value = getattr(record, ref.field)
         if ref.many:

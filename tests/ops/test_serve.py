@@ -5,6 +5,7 @@ id that the audit event of the request carries too."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import socket
@@ -89,12 +90,25 @@ def test_two_workers_count_together_and_log_json(
     log = tmp_path / "serve.log"
     with served(env, log, "--workers", "2", "--access-log") as base:
         assert not stale.exists()
-        # requests on connections of their own, until both workers have answered some
+        # 16 connections opened together, as a client's pool opens them: both workers answer
+        # (each listens on a socket of its own, over which the kernel spreads connections)
         sent = 1  # the start-up probe's
-        while len(_pids(metrics_dir)) < 2 and sent < 400:
-            assert httpx.get(f"{base}/livez", timeout=10).status_code == 200
-            sent += 1
-        assert len(_pids(metrics_dir)) == 2, "the second worker never answered"
+        port = int(base.rsplit(":", 1)[1])
+        pool = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]
+        try:
+            for connection in pool:
+                connection.connect()
+            for _ in range(2):
+                for connection in pool:
+                    connection.request("GET", "/livez")
+                    response = connection.getresponse()
+                    response.read()
+                    assert response.status == 200
+                    sent += 1
+        finally:
+            for connection in pool:
+                connection.close()
+        assert len(_pids(metrics_dir)) == 2, "one worker answered every connection"
         # whichever worker answers, the scrape counts every worker's requests
         for _ in range(6):
             scraped = parse(httpx.get(f"{base}/metrics", timeout=10).text)

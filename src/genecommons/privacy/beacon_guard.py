@@ -114,7 +114,7 @@ def window_start(
     return min(weights)[1]
 
 
-WINDOWS_KEPT = 200_000  # placed windows a rule remembers; past it, it forgets
+WINDOWS_KEPT = 200_000  # windows (and thresholds) a rule remembers; past it, it forgets
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +134,11 @@ class ThresholdRule:
     # the windows placed so far, by (variant, alleles): each costs a read of the reference and
     # a weighing of every window, and depends on nothing that changes while the rule lives
     _windows: dict[tuple[str, int], tuple[int, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    # the thresholds drawn so far, by (dataset, variant, alleles): a function of the key and
+    # the window, kept beside them in this process
+    _thresholds: dict[tuple[str, str, int], int] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -191,11 +196,17 @@ class ThresholdRule:
     def threshold(self, dataset: str, key: str, alleles: int = 0) -> int:
         """The threshold of the variant `key` (CHROM-POS-REF-ALT, normalised) in `dataset`, of
         `alleles` called alleles (needed only to place a window by the reference)."""
-        message = f"{dataset}\x00{key}".encode()
-        digest = hmac.new(self.key, message, hashlib.sha256).digest()
-        draw = int.from_bytes(digest[:8], "big")
-        first, last = self.window(key, alleles, dataset)
-        return first + bisect.bisect_right(_cuts(first, last, self.alpha, self.beta), draw)
+        drawn = self._thresholds.get((dataset, key, alleles))
+        if drawn is None:
+            message = f"{dataset}\x00{key}".encode()
+            digest = hmac.new(self.key, message, hashlib.sha256).digest()
+            draw = int.from_bytes(digest[:8], "big")
+            first, last = self.window(key, alleles, dataset)
+            drawn = first + bisect.bisect_right(_cuts(first, last, self.alpha, self.beta), draw)
+            if len(self._thresholds) >= WINDOWS_KEPT:
+                self._thresholds.clear()
+            self._thresholds[(dataset, key, alleles)] = drawn
+        return drawn
 
     def disclosed(self, dataset: str, site: SiteCounts) -> bool:
         """Whether `site` is said to exist: its count clears the variant's threshold."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
+from uvicorn.config import STARTUP_FAILURE
 
 from genecommons.audit.events import EventTag
 from genecommons.audit.tables import audit_events
@@ -419,17 +421,111 @@ def test_serve_hands_uvicorn_the_protocol_and_the_proxies(monkeypatch: pytest.Mo
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options, app=app))
-    serving.run(
-        settings=Settings(forwarded_allow_ips="10.0.0.7/24"),
+    serving.run(settings=Settings(), host="127.0.0.1", port=8000, workers=1, access_log=False)
+    assert seen["http"] == PROTOCOL and seen["workers"] == 1 and seen["app"] == serving.APP
+    assert seen["proxy_headers"] is False
+    options = serving.uvicorn_options(
+        Settings(forwarded_allow_ips="10.0.0.7/24", worker_startup_seconds=90),
         host="127.0.0.1",
         port=8000,
         workers=2,
         access_log=False,
     )
-    assert seen["http"] == PROTOCOL and seen["workers"] == 2
-    assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == ["10.0.0.0/24"]
-    serving.run(settings=Settings(), host="127.0.0.1", port=8000, workers=1, access_log=False)
-    assert seen["proxy_headers"] is False
+    assert options["http"] == PROTOCOL and options["workers"] == 2
+    assert options["proxy_headers"] is True and options["forwarded_allow_ips"] == ["10.0.0.0/24"]
+    assert options["timeout_worker_healthcheck"] == 90
+
+
+def test_several_workers_each_get_a_socket_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genecommons import serving
+
+    seen: dict[str, Any] = {}
+
+    def supervise(self: serving.BalancedWorkers) -> None:
+        seen["config"] = self.config
+        seen["slots"] = [(s.fileno(), s.getsockname(), _reuses_port(s)) for s in self.slots]
+
+    monkeypatch.setattr(serving.BalancedWorkers, "run", supervise)
+    settings = Settings(forwarded_allow_ips="10.0.0.7/24", worker_startup_seconds=90)
+    serving.run(settings=settings, host="127.0.0.1", port=0, workers=3, access_log=False)
+    config = seen["config"]
+    assert config.http == PROTOCOL and config.workers == 3 and config.factory
+    assert config.forwarded_allow_ips == ["10.0.0.0/24"]
+    assert config.timeout_worker_healthcheck == 90
+    slots = seen["slots"]
+    assert len({fd for fd, _, _ in slots}) == 3  # three sockets
+    assert len({address for _, address, _ in slots}) == 1  # on one address and port
+    assert all(reuses for _, _, reuses in slots)
+
+
+def _reuses_port(sock: socket.socket) -> bool:
+    return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT))
+
+
+def test_the_kernel_spreads_connections_over_the_workers_sockets() -> None:
+    """Connections opened together, as a pool's are, reach every worker's socket (a shared
+    socket hands them all to whichever worker wakes first)."""
+    from genecommons.serving import listening_sockets
+
+    sockets = listening_sockets("127.0.0.1", 0, 2)
+    clients: list[socket.socket] = []
+    try:
+        for sock in sockets:
+            sock.listen(64)
+            sock.setblocking(False)
+        port = sockets[0].getsockname()[1]
+        for _ in range(32):
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        accepted = [0, 0]
+        for index, sock in enumerate(sockets):
+            while True:
+                try:
+                    connection, _ = sock.accept()
+                except BlockingIOError:
+                    break
+                connection.close()
+                accepted[index] += 1
+        assert sum(accepted) == 32
+        assert min(accepted) > 0  # all 32 on one of 2 sockets: a chance of 2 in 2**32
+    finally:
+        for sock in [*clients, *sockets]:
+            sock.close()
+
+
+def test_an_address_in_use_is_refused_not_shared() -> None:
+    """Another server listening on the port (even one of the same user, with SO_REUSEPORT,
+    which the kernel would let join) is refused, as uvicorn refuses it with one socket."""
+    from genecommons.serving import listening_sockets
+
+    for reuse in (False, True):
+        with socket.socket() as other:
+            if reuse:
+                other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+            with pytest.raises(OSError, match="in use") as refused:
+                listening_sockets("127.0.0.1", other.getsockname()[1], 2)
+            assert refused.value.errno == errno.EADDRINUSE
+
+
+def test_a_taken_address_stops_serve_as_a_failed_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from genecommons import serving
+
+    monkeypatch.setattr(serving.BalancedWorkers, "run", lambda self: None)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        with pytest.raises(SystemExit) as stopped:
+            serving.run(
+                settings=Settings(),
+                host="127.0.0.1",
+                port=other.getsockname()[1],
+                workers=2,
+                access_log=False,
+            )
+    assert stopped.value.code == STARTUP_FAILURE
 
 
 # -- starting on a busy machine --------------------------------------------------------------

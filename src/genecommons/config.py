@@ -263,8 +263,9 @@ class Settings(BaseSettings):
         return self.workers or max(1, min(_usable_cores(), MAX_DEFAULT_WORKERS))
 
     # `genecommons serve`: how many requests one keep-alive connection carries before the
-    # server closes it (the client reconnects), so that clients that connected together spread
-    # over the workers (genecommons/keepalive.py); 0 keeps connections open as long as clients do.
+    # server closes it (the client reconnects and is placed on a worker afresh), so that
+    # long-lived connections keep spreading over the workers (genecommons/keepalive.py); 0 keeps
+    # connections open as long as clients do.
     keepalive_requests: int = Field(default=100, ge=0)
 
     # `genecommons serve`: the peers whose X-Forwarded-For and X-Forwarded-Proto are believed

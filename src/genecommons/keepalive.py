@@ -1,13 +1,12 @@
 """Keep-alive connections closed after a number of requests, as nginx's `keepalive_requests`.
 
-The worker processes of `genecommons serve` share one listening socket, and a connection stays
-with the worker that accepted it. Clients that open their connections together and keep them
-(a load balancer's upstream pool, a Beacon network's aggregator, 16 benchmark clients) can all
-land on one worker and leave the others idle; nothing moves them afterwards. Closing each
-connection after `keepalive_requests` responses (`Connection: close` on the last, which the
-client follows by reconnecting, as HTTP/1.1 clients do) lets them be accepted again, and the
-worker with the least to do is the one that is free to accept: the load evens out within a few
-seconds. A reconnect costs a TCP handshake per `keepalive_requests` requests.
+A connection stays with the worker of `genecommons serve` that accepted it. The kernel spreads
+new connections over the workers' sockets (serving.py), but where clients keep their
+connections for long (a load balancer's upstream pool, a Beacon network's aggregator), a
+placement that came out uneven would stay so. Closing each connection after
+`keepalive_requests` responses (`Connection: close` on the last, which the client follows by
+reconnecting, as HTTP/1.1 clients do) places it afresh now and then, so that the load keeps
+evening out. A reconnect costs a TCP handshake per `keepalive_requests` requests.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ details of the audit events it records (audit/events.py)."""
 
 from __future__ import annotations
 
+import os
+import random
 import re
-import uuid
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +16,10 @@ _HEADER_KEY = HEADER.lower().encode("latin-1")
 # what a proxy or a client may name a request by: short, printable, nothing a log line or a
 # JSON document would need escaped (uuids, ULIDs, AWS/Envoy trace ids all fit)
 _SANE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/=-]{0,127}")
+
+_random = random.Random()  # noqa: S311 (seeded from the system's randomness; ids, not secrets)
+if hasattr(os, "register_at_fork"):  # a forked child draws ids of its own
+    os.register_at_fork(after_in_child=_random.seed)
 
 _current: ContextVar[str | None] = ContextVar("genecommons_request_id", default=None)
 
@@ -29,7 +34,8 @@ def accept(header: str | None) -> str:
     `._:+/=-`, starting with a letter or digit), else a new random one."""
     if header is not None and _SANE.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    # 128 random bits written as a uuid4's hex is (an id, not a secret: no system call for it)
+    return f"{_random.getrandbits(128):032x}"
 
 
 class RequestIds:

@@ -24,6 +24,15 @@ the parent's main module; on a loaded machine importing takes longer, and worker
 and restarted without end. The node gives them GENECOMMONS_WORKER_STARTUP_SECONDS, keeps heavy
 libraries out of the app's import (zarr, pysam, the simulation, sign-in's HTTP client load
 where used), and says it is ready only once `/health` answers (`announce_when_ready`).
+
+Workers: uvicorn's workers share one listening socket, and a worker woken by new connections
+accepts every one that is waiting (its event loop accepts in a loop): clients that connect
+together (a load balancer's pool, a Beacon network's aggregator, a load test) land on one
+worker and leave the others idle. Each worker here listens on a socket of its own instead, all
+bound to the address with SO_REUSEPORT (`listening_sockets`), and the kernel spreads new
+connections over them by a hash of each connection's addresses and ports
+(`BalancedWorkers`). A worker's socket is held by the server and handed to the worker that
+replaces it, so connections waiting on it are answered by the replacement.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import asyncio
 import contextlib
 import importlib.machinery
 import logging
+import socket
 import sys
 import threading
 import time
@@ -41,10 +51,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar, Protocol
 
-from uvicorn.config import Config
+from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from genecommons.config import Settings, get_settings
 
@@ -300,31 +311,180 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 PROTOCOL = f"{__name__}:{TimedHttpToolsProtocol.__name__}"
 
 
-def run(*, settings: Settings, host: str, port: int, workers: int, access_log: bool) -> None:
-    """Serve the app with uvicorn on `host`:`port` with `workers` processes, until stopped.
-    Each worker builds its app, and its protocol's timeouts, from the environment's settings
-    (as this process read them)."""
-    import uvicorn
+APP = "genecommons.app:create_app"
 
+
+def uvicorn_options(
+    settings: Settings, *, host: str, port: int, workers: int, access_log: bool
+) -> dict[str, Any]:
+    """What uvicorn is told to serve the app with (its `run` or `Config` keywords)."""
     from genecommons.logs import logging_config
 
     proxies = settings.forwarded_proxies
+    return {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_level": "info",
+        "log_config": logging_config(settings.log_format),
+        "access_log": access_log,
+        "http": PROTOCOL,
+        # forwarded headers only from the configured proxies (uvicorn's default: loopback)
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or [],
+        "timeout_worker_healthcheck": settings.worker_startup_seconds,
+    }
+
+
+def run(*, settings: Settings, host: str, port: int, workers: int, access_log: bool) -> None:
+    """Serve the app with uvicorn on `host`:`port` with `workers` processes, until stopped.
+    Each worker builds its app, and its protocol's timeouts, from the environment's settings
+    (as this process read them); several workers listen on sockets of their own
+    (`BalancedWorkers`)."""
+    import uvicorn
+
+    options = uvicorn_options(
+        settings, host=host, port=port, workers=workers, access_log=access_log
+    )
     with _workers_skip_main():
-        uvicorn.run(
-            "genecommons.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            log_config=logging_config(settings.log_format),
-            access_log=access_log,
-            http=PROTOCOL,
-            # forwarded headers only from the configured proxies (uvicorn's default: loopback)
-            proxy_headers=bool(proxies),
-            forwarded_allow_ips=proxies or [],
-            timeout_worker_healthcheck=settings.worker_startup_seconds,
+        if workers <= 1:
+            uvicorn.run(APP, **options)
+            return
+        config = Config(APP, **options)
+        errors = logging.getLogger("uvicorn.error")
+        try:
+            sockets = listening_sockets(host, port, workers)
+        except OSError as error:  # as uvicorn says it: the address is taken, or not this host's
+            errors.error(error)
+            sys.exit(STARTUP_FAILURE)
+        bound = int(sockets[0].getsockname()[1])
+        where = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+        errors.info(
+            "Uvicorn running on http://%s, %d workers (Press CTRL+C to quit)", where, workers
         )
+        try:
+            BalancedWorkers(config, sockets).run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` sockets bound to `host`:`port` with SO_REUSEPORT, one per worker (not listening
+    yet: a worker listens on its own when it starts). OSError when something listens there
+    already: a probe without SO_REUSEPORT binds first, so that another server of the same user
+    (which the kernel would let join the group) is refused as any other program is."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = int(probe.getsockname()[1])  # port 0: the one the system chose, for every socket
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sockets.append(_group_socket(family, host, port))
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _group_socket(family: int, host: str, port: int) -> socket.socket:
+    """A socket of the SO_REUSEPORT group at `host`:`port`, for a worker to listen on."""
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class BalancedWorkers(Multiprocess):
+    """uvicorn's supervisor of worker processes (health checks, replacement of a dead or silent
+    worker, SIGHUP restarts, SIGTTIN/SIGTTOU), each worker with a listening socket of its own:
+    the worker of slot i serves `sockets[i]`, and so does the worker that replaces it."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets=[])
+        self.slots = list(sockets)
+
+    def _worker(self, slot: int) -> Process:
+        process = Process(self.config, [self.slots[slot]])
+        process.start()
+        return process
+
+    def init_processes(self) -> None:
+        """Start a worker for each socket."""
+        self.processes = [self._worker(slot) for slot in range(self.processes_num)]
+
+    def restart_all(self) -> None:
+        """Replace each worker, its replacement serving before the old one stops (SIGHUP)."""
+        for slot, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self._worker(slot)
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                if not self.should_exit.is_set():
+                    logger.error(
+                        "Worker %s was not ready in time; keeping worker %s and ending the "
+                        "restart.",
+                        new.pid,
+                        old.pid,
+                    )
+                return
+            old.terminate()
+            old.join()
+            self.processes[slot] = new
+
+    def keep_subprocess_alive(self) -> None:
+        """Replace a worker that died or stopped answering its health check (on its socket);
+        stop the server when one failed before it started (it would fail again)."""
+        if self.should_exit.is_set():
+            return
+        for slot, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                logger.error("Worker %s failed to start; stopping the server.", process.pid)
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            logger.info("Worker %s died; starting another.", process.pid)
+            self.processes[slot] = self._worker(slot)
+
+    def handle_ttin(self) -> None:
+        """One more worker, on a socket of its own (SIGTTIN)."""
+        logger.info("Received SIGTTIN, adding a worker.")
+        first = self.slots[0]
+        host, port = first.getsockname()[:2]
+        self.slots.append(_group_socket(first.family, host, port))
+        self.processes_num += 1
+        self.processes.append(self._worker(len(self.processes)))
+
+    def handle_ttou(self) -> None:
+        """One worker fewer, its socket closed (SIGTTOU)."""
+        logger.info("Received SIGTTOU, removing a worker.")
+        if self.processes_num <= 1:
+            logger.info("One worker is left; it is kept.")
+            return
+        self.processes_num -= 1
+        process = self.processes.pop()
+        process.terminate()
+        process.join()
+        self.slots.pop().close()
 
 
 @contextlib.contextmanager

@@ -12,8 +12,10 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
+from typing import Any
 
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -652,6 +654,54 @@ def test_canonical_leaf_refuses_what_json_cannot_carry() -> None:
         canonical_leaf({"x": 2**60})
     with pytest.raises(InvalidInputError):
         canonical_leaf({"x": object()})
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(codec="utf-8"), max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=4), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=4), JSON_VALUES))
+def test_canonical_leaf_is_rfc8785_byte_for_byte(event: dict[str, Any]) -> None:
+    """Whichever way a leaf is written (the json module for plain events, rfc8785 otherwise),
+    its bytes are RFC 8785's, or both refuse it."""
+    try:
+        expected = rfc8785.dumps(event)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(InvalidInputError):
+            canonical_leaf(event)
+        return
+    assert canonical_leaf(event) == expected
+
+
+def test_canonical_leaf_of_a_beacon_query_is_rfc8785() -> None:
+    event: dict[str, Any] = {
+        "occurred_at": "2026-12-07T17:00:00.000001+00:00",
+        "tag": "beacon:query",
+        "actor": "user:researcher@example.org",
+        "subject": None,
+        "details": {
+            "entry_type": "genomicVariant",
+            "parameters": {"referenceName": "22", "start": [15000100], "alternateBases": "C"},
+            "filters": [],
+            "granularity": {"GCD00000001": "count"},
+            "address": "127.0.0.1",
+            "note": 'quote " backslash \\ tab \t control \x01 non-ASCII 中文 \u2028',
+        },
+    }
+    assert canonical_leaf(event) == rfc8785.dumps(event)
+    with pytest.raises(InvalidInputError):
+        canonical_leaf({"x": "lone \ud800 surrogate"})
 
 
 # --- an independent implementation ----------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -40,6 +41,28 @@ _NODE_PREFIX = b"\x01"
 
 NodeKey = tuple[int, int]
 """(level, index) of a perfect subtree: it covers leaves [index * 2**level, (index+1) * 2**level)."""
+
+
+_SAFE_INTEGER = 2**53 - 1  # JCS's integers: those a double holds exactly
+
+
+def _plain(value: Any) -> bool:
+    """Whether the json module writes `value` byte for byte as RFC 8785 does: no floats (JCS
+    writes them as ECMAScript does), integers JCS accepts, object keys of ASCII only (JCS orders
+    keys by UTF-16 code units, the json module by code points: they differ past U+FFFF), and
+    nothing but null, booleans, strings, lists and objects besides (the json module escapes
+    strings as JCS does: quote, backslash and control characters, with lowercase hex)."""
+    if value is None or isinstance(value, str | bool):
+        return True
+    if isinstance(value, int):
+        return -_SAFE_INTEGER <= value <= _SAFE_INTEGER
+    if isinstance(value, list | tuple):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(key, str) and key.isascii() and _plain(item) for key, item in value.items()
+        )
+    return False
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -61,8 +84,16 @@ def canonical_leaf(event: Mapping[str, Any]) -> bytes:
     Raises `InvalidInputError` when the event holds something JSON cannot carry exactly
     (a non-string key, an integer beyond 2**53, NaN, a type other than JSON's).
     """
+    document = dict(event)
+    if _plain(document):  # written by the json module as JCS writes it, many times faster
+        try:
+            return json.dumps(
+                document, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+            ).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: JCS refuses it, below
     try:
-        return rfc8785.dumps(dict(event))
+        return rfc8785.dumps(document)
     except rfc8785.CanonicalizationError as error:
         raise InvalidInputError(
             f"An audit event cannot be written as canonical JSON (RFC 8785): {error}. "

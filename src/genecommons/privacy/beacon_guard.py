@@ -37,7 +37,7 @@ import bisect
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
@@ -114,6 +114,9 @@ def window_start(
     return min(weights)[1]
 
 
+WINDOWS_KEPT = 200_000  # windows (and thresholds) a rule remembers; past it, it forgets
+
+
 @dataclass(frozen=True, slots=True)
 class ThresholdRule:
     """The keyed threshold of each variant, and what an answer can reveal about a member."""
@@ -128,6 +131,16 @@ class ThresholdRule:
     # the datasets whose windows the reference places (None: every dataset); the others get
     # [low, high] (a reference that does not suit a dataset is not used for it: privacy/fit.py)
     placed: frozenset[str] | None = None
+    # the windows placed so far, by (variant, alleles): each costs a read of the reference and
+    # a weighing of every window, and depends on nothing that changes while the rule lives
+    _windows: dict[tuple[str, int], tuple[int, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    # the thresholds drawn so far, by (dataset, variant, alleles): a function of the key and
+    # the window, kept beside them in this process
+    _thresholds: dict[tuple[str, str, int], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.low <= self.high:
@@ -161,10 +174,16 @@ class ThresholdRule:
         called alleles (AN): [low, high] unless the reference places the dataset's windows."""
         if self.reference is None or not self.places(dataset):
             return self.low, self.high
-        found = self.reference.get(key)
-        count, called = found if found is not None else (0, self.reference.alleles)
-        first = window_start(count, called, alleles, width=self.window_size, high=self.high)
-        return first, first + self.window_size - 1
+        placed = self._windows.get((key, alleles))
+        if placed is None:
+            found = self.reference.get(key)
+            count, called = found if found is not None else (0, self.reference.alleles)
+            first = window_start(count, called, alleles, width=self.window_size, high=self.high)
+            placed = (first, first + self.window_size - 1)
+            if len(self._windows) >= WINDOWS_KEPT:
+                self._windows.clear()
+            self._windows[(key, alleles)] = placed
+        return placed
 
     def thresholds(
         self, key: str, alleles: int, dataset: str | None = None
@@ -177,11 +196,17 @@ class ThresholdRule:
     def threshold(self, dataset: str, key: str, alleles: int = 0) -> int:
         """The threshold of the variant `key` (CHROM-POS-REF-ALT, normalised) in `dataset`, of
         `alleles` called alleles (needed only to place a window by the reference)."""
-        message = f"{dataset}\x00{key}".encode()
-        digest = hmac.new(self.key, message, hashlib.sha256).digest()
-        draw = int.from_bytes(digest[:8], "big")
-        first, last = self.window(key, alleles, dataset)
-        return first + bisect.bisect_right(_cuts(first, last, self.alpha, self.beta), draw)
+        drawn = self._thresholds.get((dataset, key, alleles))
+        if drawn is None:
+            message = f"{dataset}\x00{key}".encode()
+            digest = hmac.new(self.key, message, hashlib.sha256).digest()
+            draw = int.from_bytes(digest[:8], "big")
+            first, last = self.window(key, alleles, dataset)
+            drawn = first + bisect.bisect_right(_cuts(first, last, self.alpha, self.beta), draw)
+            if len(self._thresholds) >= WINDOWS_KEPT:
+                self._thresholds.clear()
+            self._thresholds[(dataset, key, alleles)] = drawn
+        return drawn
 
     def disclosed(self, dataset: str, site: SiteCounts) -> bool:
         """Whether `site` is said to exist: its count clears the variant's threshold."""

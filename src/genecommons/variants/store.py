@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -65,7 +66,7 @@ ALL = "all"
 # a store takes about as much space as its bgzipped VCF (genotypes compress alike, the sites
 # index adds a fraction); twice that is asked for when the disk turns out to be full
 SPACE_PER_VCF_BYTE = 2
-COUNT_FIELDS = ("ac", "an", "hom", "hemi")
+COUNT_FIELDS = ("ac", "an", "hom", "hemi")  # (VariantStore._counts writes them out in this order)
 Progress = Callable[[int], None]
 # the sites index: one row per normalised variant, its counts packed as int32 (field, group)
 SITES_SCHEMA = (
@@ -369,6 +370,8 @@ class VariantStore:
         self.groups: tuple[str, ...] = tuple(json.loads(meta["groups"]))
         self.samples = int(meta["samples"])
         self._longest = int(meta["longest"])
+        # a site's counts as packed: int32, little-endian, field by field, each for every group
+        self._unpack = struct.Struct(f"<{len(COUNT_FIELDS) * len(self.groups)}i").unpack
 
     def __repr__(self) -> str:
         return f"VariantStore({self.path}, {self.binding.context})"
@@ -463,10 +466,19 @@ class VariantStore:
 
     def _counts(self, row: Any) -> SiteCounts:
         chrom, pos, _end, ref, alt, packed = row
-        table = np.frombuffer(packed, dtype="<i4").reshape(len(COUNT_FIELDS), len(self.groups))
+        # run for every site a range query reaches: plain Python, each cell written out
+        values = self._unpack(packed)
+        n = len(self.groups)
         counts = {
-            group: {field: int(table[i, g]) for i, field in enumerate(COUNT_FIELDS)}
-            for g, group in enumerate(self.groups)
+            group: {"ac": ac, "an": an, "hom": hom, "hemi": hemi}  # COUNT_FIELDS
+            for group, ac, an, hom, hemi in zip(
+                self.groups,
+                values[:n],
+                values[n : 2 * n],
+                values[2 * n : 3 * n],
+                values[3 * n :],
+                strict=True,
+            )
         }
         return SiteCounts(Variant(chrom, pos, ref, alt), counts)
 

@@ -42,8 +42,6 @@ def main() -> None:
 
     from genecommons.access import identity
     from genecommons.access import service as access
-    from genecommons.access.models import Action, Resource, Subject
-    from genecommons.access.policy import decide
     from genecommons.access.tables import (
         access_requests,
         api_tokens,
@@ -57,6 +55,8 @@ def main() -> None:
     from genecommons.config import Settings
     from genecommons.db import make_session_factory, node_engine
     from genecommons.migrate import upgrade_node
+    from genecommons.policy.decision import decide
+    from genecommons.policy.models import Action, Resource, Subject
 
     with tempfile.TemporaryDirectory(prefix="gc-policy-") as temp:
         bundle = write_submission(Path(temp) / "bundle", 1000)
@@ -183,7 +183,7 @@ def main() -> None:
         # shared machine): the request's write transaction with and without `record_soon`
         from sqlalchemy import update
 
-        from genecommons.audit.events import EventTag, record_soon
+        from genecommons.ledger.events import EventTag, record_soon
 
         def touch(queue_event: bool) -> None:
             with factory() as session, session.begin():

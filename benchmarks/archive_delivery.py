@@ -34,7 +34,6 @@ import pysam
 from genecommons.access import service as access_service
 from genecommons.access import workflow
 from genecommons.access.duo_matching import ResearchPurpose
-from genecommons.access.models import Subject
 from genecommons.archive import htsget as htsget_delivery
 from genecommons.archive import service
 from genecommons.archive.crypt import reencrypt_header
@@ -45,6 +44,7 @@ from genecommons.archive.store import LocalObjectStore
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
 from genecommons.db import Base, make_session_factory, node_engine
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("bench")
 READ_LENGTH = 1000

@@ -51,8 +51,8 @@ def _key() -> Any:
 
 def append_rate(url: str, events: int, batch: int) -> float:
     """Events/s of `record_events` in committed transactions of `batch`."""
-    from genecommons.audit.events import Event, EventTag, record_events
     from genecommons.db import make_engine, make_session_factory
+    from genecommons.ledger.events import Event, EventTag, record_events
 
     engine = make_engine(url, key=_key())
     factory = make_session_factory(engine)
@@ -80,10 +80,10 @@ def queued_rate(url: str, events: int, producers: int) -> tuple[float, float]:
     """Events/s end to end of the queued path, and of the sequencer alone (events/s)."""
     from sqlalchemy import func, select
 
-    from genecommons.audit.events import EventTag, record_soon, sequence
     from genecommons.audit.service import sequence_queued
-    from genecommons.audit.tables import audit_head
     from genecommons.db import make_engine, make_session_factory
+    from genecommons.ledger.events import EventTag, record_soon, sequence
+    from genecommons.ledger.tables import audit_head
 
     engine = make_engine(url, key=_key())
     factory = make_session_factory(engine)
@@ -215,10 +215,10 @@ def proofs(url: str, leaves: int, count: int, seed: int = 3) -> dict[str, tuple[
     """p50 and p99 ms of inclusion and consistency proofs read from the database, each in its
     own session as the API serves them, at random leaves and sizes of the `leaves` log (and at
     the full size)."""
-    from genecommons.audit.merkle import MerkleTree
     from genecommons.audit.service import consistency, inclusion
-    from genecommons.audit.store import SqlNodeStore
     from genecommons.db import make_engine, make_session_factory
+    from genecommons.ledger.merkle import MerkleTree
+    from genecommons.ledger.store import SqlNodeStore
 
     engine = make_engine(url, key=_key())
     factory = make_session_factory(engine)

@@ -17,7 +17,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from genecommons.audit.merkle import (
+from genecommons.ledger.merkle import (
     MemoryNodeStore,
     MerkleTree,
     canonical_leaf,

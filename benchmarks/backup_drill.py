@@ -96,7 +96,7 @@ def main() -> None:
 
 LOAD = """
 import itertools, time
-from genecommons.audit.events import EventTag, record_event
+from genecommons.ledger.events import EventTag, record_event
 from genecommons.runtime import runtime
 factory = runtime().factory
 for i in itertools.count():

@@ -36,14 +36,14 @@ import numpy as np
 import pysam
 
 from benchmarks.catalog_submission import write_submission
-from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.migrate import upgrade_node
-from genecommons.privacy.answers import exact_answer
+from genecommons.policy.models import Subject
 from genecommons.secrets import NodeKeys, node_keys
 from genecommons.variants import beacon_service
+from genecommons.variants.answers import exact_answer
 from genecommons.variants.beacon import parse_body, variant_query
 from genecommons.variants.manifest import connect_sites, read_manifest
 from genecommons.variants.sealed import derive_key

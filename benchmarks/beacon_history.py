@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.http_load import Load, load
-from genecommons.access.models import Subject
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("bench")
 QUERIES = 400  # distinct queries of the mix
@@ -130,7 +130,7 @@ class Node:
         """The audit log's events, sequenced and queued."""
         from sqlalchemy import func, select
 
-        from genecommons.audit.tables import audit_events, audit_queue
+        from genecommons.ledger.tables import audit_events, audit_queue
 
         with self.factory() as session:
             return sum(

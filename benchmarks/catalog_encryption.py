@@ -66,10 +66,10 @@ def _run_one(variant: str, folder: Path, bundle: Path, reads: int) -> dict[str, 
     from alembic import command
     from sqlalchemy import text
 
-    from genecommons.access.models import Subject
     from genecommons.catalog import service
     from genecommons.db import DatabaseKey, make_session_factory
     from genecommons.migrate import alembic_config
+    from genecommons.policy.models import Subject
 
     path = folder / f"{variant}.sqlite3"
     url = f"sqlite:///{path}"

@@ -140,10 +140,10 @@ def write_submission(folder: Path, individuals: int, seed: int = 1) -> Path:
 def _run_one(url: str, bundle: Path) -> dict[str, Any]:
     """In this process: create the schema, submit, time listings."""
     import genecommons
-    from genecommons.access.models import Subject
     from genecommons.catalog import service
     from genecommons.db import make_engine, make_session_factory
     from genecommons.migrate import upgrade
+    from genecommons.policy.models import Subject
 
     try:  # a node's SQLite database is encrypted (SQLCipher) since the catalog was; not before
         from genecommons.db import DatabaseKey

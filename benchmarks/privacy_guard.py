@@ -39,13 +39,13 @@ def main() -> None:
 
     from pathlib import Path
 
-    from genecommons.access.models import Subject
     from genecommons.config import Settings
     from genecommons.db import make_session_factory, node_engine
     from genecommons.migrate import upgrade_node
-    from genecommons.privacy.answers import Granularity, exact_answer
+    from genecommons.policy.models import Subject
     from genecommons.privacy.beacon_guard import ThresholdRule
     from genecommons.privacy.service import DefendedGuard
+    from genecommons.variants.answers import Granularity, exact_answer
     from genecommons.variants.normalize import Variant
     from genecommons.variants.store import SiteCounts
 

@@ -38,19 +38,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("linkage-1000g.json"))
     args = parser.parse_args()
 
-    from genecommons.access.models import Subject
     from genecommons.config import Settings
     from genecommons.db import make_engine, make_session_factory
+    from genecommons.policy.models import Subject
     from genecommons.privacy import attack, linkage
-    from genecommons.privacy.answers import (
+    from genecommons.privacy.evaluation import hide_cut
+    from genecommons.privacy.oracles import read_dosages, read_haplotypes
+    from genecommons.privacy.service import DefendedGuard, threshold_rule
+    from genecommons.variants.answers import (
         Granularity,
         VariantGuard,
         exact_answer,
         hide_rare_answer,
     )
-    from genecommons.privacy.evaluation import hide_cut
-    from genecommons.privacy.oracles import read_dosages, read_haplotypes
-    from genecommons.privacy.service import DefendedGuard, threshold_rule
     from genecommons.variants.store import SiteCounts
 
     started = time.perf_counter()

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from genecommons.access.models import Subject
 from genecommons.archive import service as archive_service
 from genecommons.archive.service import BundleArchiver
 from genecommons.catalog import service as catalog_service
@@ -33,6 +32,7 @@ from genecommons.db import make_session_factory, node_engine
 from genecommons.demo.cohort import write_demo
 from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.migrate import upgrade_node
+from genecommons.policy.models import Subject
 from genecommons.progress import SILENT, LoggedProgress, Progress
 from genecommons.progress_bars import BarProgress
 from genecommons.secrets import node_keys

@@ -71,13 +71,13 @@ def main() -> None:
     from sqlalchemy import func, select
 
     from benchmarks.http_load import load
-    from genecommons.access.models import Subject
     from genecommons.audit import service as audit_service
-    from genecommons.audit.tables import audit_events
     from genecommons.catalog import service as catalog
     from genecommons.config import Settings
     from genecommons.db import make_session_factory, node_engine
+    from genecommons.ledger.tables import audit_events
     from genecommons.migrate import upgrade_node
+    from genecommons.policy.models import Subject
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

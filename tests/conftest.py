@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import genecommons.access.tables
 import genecommons.archive.tables
-import genecommons.audit.tables
 import genecommons.catalog.tables
+import genecommons.ledger.tables
 import genecommons.privacy.tables
 import genecommons.variants.tables  # noqa: F401  (registers tables)
 from genecommons.config import Settings

@@ -22,7 +22,6 @@ from sqlalchemy import select
 
 from genecommons.access import registration, service, workflow
 from genecommons.access.duo_matching import ResearchPurpose
-from genecommons.access.models import Role, Subject
 from genecommons.access.tables import affiliation_claims, users
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
@@ -30,6 +29,7 @@ from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
 from genecommons.node_init import create_node_secrets
+from genecommons.policy.models import Role, Subject
 from genecommons.variants import service as variants_service
 from genecommons.variants.beacon import CROSS_LOOKUPS, ENTRY_TYPES
 

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from genecommons import cli
-from genecommons.access.models import Subject
 from genecommons.audit import service as audit_service
-from genecommons.audit.tables import audit_events
 from genecommons.catalog.report import Report
 from genecommons.catalog.service import SubmissionResult
 from genecommons.cli import app
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 from genecommons.runtime import reset, runtime
 
 runner = CliRunner()

@@ -15,12 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from genecommons import runtime
-from genecommons.access.models import Subject
 from genecommons.audit import service as audit_service
 from genecommons.cli import app
 from genecommons.config import Settings
 from genecommons.fingerprint import leaksim
 from genecommons.fingerprint import service as fingerprint_service
+from genecommons.policy.models import Subject
 from genecommons.progress import LoggedProgress
 from genecommons.variants import service as variants_service
 

@@ -50,9 +50,9 @@ def _stdlib_refuses(path: Path) -> bool:
 
 
 def _submitted(settings: Settings, make_bundle: Any) -> Engine:
-    from genecommons.access.models import Subject
     from genecommons.catalog import service as catalog
     from genecommons.db import make_session_factory
+    from genecommons.policy.models import Subject
 
     engine = node_engine(settings)
     Base.metadata.create_all(engine)

@@ -68,12 +68,12 @@ def test_the_import_check_sees_every_form_of_import(tmp_path: Path) -> None:
     revision.write_text(
         "import genecommons.audit\n"
         "def upgrade():\n"
-        "    from genecommons.audit.merkle import MerkleTree\n"
+        "    from genecommons.ledger.merkle import MerkleTree\n"
         "    from . import sibling\n",
         encoding="utf-8",
     )
     found = [name for name in _imported_modules(revision) if _is_own(name)]
-    assert found == ["genecommons.audit", "genecommons.audit.merkle", "."]
+    assert found == ["genecommons.audit", "genecommons.ledger.merkle", "."]
 
 
 def _revision(name: str) -> ModuleType:
@@ -89,8 +89,8 @@ def _revision(name: str) -> ModuleType:
 def test_revision_0006_hashes_existing_events_as_the_log_does(size: int) -> None:
     """The copy of the log's hashing in revision 0006 gives the leaves and nodes the live
     log gives (it was copied from it; this says the copy is faithful)."""
-    from genecommons.audit.events import leaf_document
-    from genecommons.audit.merkle import MemoryNodeStore, MerkleTree, canonical_leaf
+    from genecommons.ledger.events import leaf_document
+    from genecommons.ledger.merkle import MemoryNodeStore, MerkleTree, canonical_leaf
 
     revision = _revision("0006")
     moment = datetime(2026, 1, 2, 3, 4, 5, 678901)  # naive, as SQLite returns it

@@ -24,7 +24,6 @@ from sqlalchemy.engine import Engine
 
 from genecommons.access import passport_service, second_factor, service
 from genecommons.access.keys import FileKeyStore
-from genecommons.access.models import Subject
 from genecommons.access.tables import outbox, users
 from genecommons.archive import service as archive_service
 from genecommons.archive.keys import ensure_archive_keys
@@ -35,6 +34,7 @@ from genecommons.db import is_plaintext, make_engine, make_session_factory, node
 from genecommons.errors import ConfigurationError
 from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.migrate import alembic_config
+from genecommons.policy.models import Subject
 from genecommons.privacy import service as privacy_service
 from genecommons.secrets import SEALED_FILE_HEADER, SealedValueError, node_keys
 

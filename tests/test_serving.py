@@ -28,10 +28,10 @@ from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
 from uvicorn.config import STARTUP_FAILURE
 
-from genecommons.audit.events import EventTag
-from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
 from genecommons.db import node_engine
+from genecommons.ledger.events import EventTag
+from genecommons.ledger.tables import audit_events
 from genecommons.serving import (
     PROTOCOL,
     ReadTimeouts,

@@ -27,11 +27,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, create_engine, func, select, text
 from sqlalchemy import table as table_named
 
-from genecommons.access.models import Subject
 from genecommons.config import Settings
 from genecommons.db import is_plaintext, make_session_factory, node_engine, sqlite_file
 from genecommons.fingerprint import copy_jobs
 from genecommons.migrate import alembic_config
+from genecommons.policy.models import Subject
 from genecommons.variants import store_service
 
 RELEASE = Path(__file__).parent / "releases" / "0.1.0-c48314c.tar.gz"

@@ -30,15 +30,15 @@ from genecommons.access import service as access_service
 from genecommons.access import workflow
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.keys import InMemoryKeyStore
-from genecommons.access.models import Subject
 from genecommons.access.passports import VisaBy, VisaType, issue_visa, passport_claim
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.audit import service as audit_service
 from genecommons.audit import watch
-from genecommons.audit.tables import audit_alerts, audit_events
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
+from genecommons.ledger.tables import audit_alerts, audit_events
+from genecommons.policy.models import Subject
 from genecommons.variants import service as variants_service
 from genecommons.variants.beacon import CROSS_LOOKUPS, ENTRY_TYPES
 

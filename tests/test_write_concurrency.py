@@ -16,10 +16,10 @@ from sqlalchemy import select
 from genecommons.access import service as access_service
 from genecommons.access import workflow
 from genecommons.access.duo_matching import ResearchPurpose
-from genecommons.access.models import Subject
 from genecommons.access.tables import api_tokens, grants
 from genecommons.catalog import service as catalog_service
 from genecommons.errors import BusyError
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 READERS = 16

@@ -30,7 +30,6 @@ from genecommons.archive.recipient_copies import install as install_recipient_co
 from genecommons.archive.routes import drs as drs_router
 from genecommons.archive.routes import htsget as htsget_router
 from genecommons.archive.routes import router as archive_router
-from genecommons.audit.events import GroupedQueue, record_refusal
 from genecommons.audit.routes import router as audit_router
 from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
@@ -49,15 +48,16 @@ from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.held_events import HeldEventsMiddleware
 from genecommons.json_bodies import BoundedJsonBodies
 from genecommons.keepalive import KeepAliveLimit
+from genecommons.ledger.events import GroupedQueue, record_refusal
 from genecommons.metrics import RequestMetrics
 from genecommons.ops.routes import router as ops_router
-from genecommons.privacy.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
+from genecommons.privacy.routes import router as variants_router
 from genecommons.privacy.service import DefendedGuard, DefendedPeople
 from genecommons.request_ids import RequestIds
 from genecommons.secrets import restrict_umask
 from genecommons.variants import beacon_routes
+from genecommons.variants.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
 from genecommons.variants.beacon_service import StoreCache
-from genecommons.variants.routes import router as variants_router
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from genecommons.archive import commands as archive_commands
 from genecommons.archive import service as archive_service
 from genecommons.audit import commands as audit_commands
 from genecommons.audit import service as audit_service
-from genecommons.audit.events import record_events, refusal_event
 from genecommons.backup import commands as backup_commands
 from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
@@ -30,6 +29,7 @@ from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError, Refusal
 from genecommons.fingerprint import commands as fingerprint_commands
 from genecommons.fingerprint.secret import seal_fingerprint_secret
+from genecommons.ledger.events import record_events, refusal_event
 from genecommons.metrics import prepare_directory
 from genecommons.node_init import create_node_secrets, one_init_at_a_time
 from genecommons.privacy import commands as privacy_commands

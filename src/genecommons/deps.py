@@ -15,9 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons import bounded
 from genecommons.access import passport_service
 from genecommons.access import service as access_service
-from genecommons.access.models import Subject, SubjectKind
 from genecommons.access.passports import passport_of_tokens
-from genecommons.audit.events import record_refusal
 from genecommons.config import Settings
 from genecommons.errors import (
     AccessDeniedError,
@@ -27,6 +25,8 @@ from genecommons.errors import (
     Refusal,
 )
 from genecommons.held_events import held
+from genecommons.ledger.events import record_refusal
+from genecommons.policy.models import Subject, SubjectKind
 
 TOKEN_USE = "access:token:use"  # noqa: S105 - what a refused credential tried, not a secret
 PASSPORT_USE = "access:passport:use"

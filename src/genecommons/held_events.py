@@ -18,7 +18,7 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from genecommons.audit.events import GroupedQueue
+from genecommons.ledger.events import GroupedQueue
 
 KEY = "genecommons.held_events"
 PREFIX = "/beacon"  # the routes whose token uses are held (read-only queries)

@@ -1,6 +1,6 @@
 """The id of the HTTP request being answered: taken from a sane `X-Request-ID` header or made
 anew, echoed in the response, written in the log lines of the request (logs.py) and in the
-details of the audit events it records (audit/events.py)."""
+details of the audit events it records (ledger/events.py)."""
 
 from __future__ import annotations
 

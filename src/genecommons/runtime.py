@@ -8,9 +8,9 @@ from functools import cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Subject
 from genecommons.config import Settings, get_settings
 from genecommons.db import make_session_factory, node_engine
+from genecommons.policy.models import Subject
 
 
 @dataclass(frozen=True, slots=True)

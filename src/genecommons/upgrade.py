@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Subject
 from genecommons.archive.plaintext import archived_vcfs, decrypt_to
 from genecommons.config import Settings
 from genecommons.db import encrypt_in_place, node_database_key, sqlite_file
+from genecommons.policy.models import Subject
 from genecommons.variants import store_service
 from genecommons.variants.service import build_dataset_store
 

@@ -19,8 +19,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from genecommons.access import affiliation, notify, service
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide
 from genecommons.access.tables import affiliation_claims, users
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
@@ -28,6 +26,8 @@ from genecommons.config import Settings
 from genecommons.db import node_database_key
 from genecommons.errors import InvalidInputError
 from genecommons.migrate import alembic_config, upgrade_node
+from genecommons.policy.decision import decide
+from genecommons.policy.models import Action, Resource, Subject
 
 OPERATOR = Subject.operator("tester")
 PASSWORD = "a long enough passphrase"

@@ -16,7 +16,6 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from genecommons.access import affiliation, notify, service, workflow
-from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.audit.service import signing_key
@@ -25,6 +24,7 @@ from genecommons.config import Settings
 from genecommons.db import Base, node_engine
 from genecommons.fingerprint import copy_jobs
 from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("done-when")
 PASSWORD = "correct horse battery staple"

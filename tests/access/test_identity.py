@@ -13,10 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from genecommons.access import identity, listings, second_factor, service, throttle
-from genecommons.access.models import Action, Role, Subject
 from genecommons.access.tables import api_tokens
 from genecommons.app import create_app
-from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
@@ -28,6 +26,8 @@ from genecommons.errors import (
     NotFoundError,
     TooManyAttemptsError,
 )
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Action, Role, Subject
 
 OPERATOR = Subject.operator("tester")
 

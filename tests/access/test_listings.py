@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from genecommons.access import affiliation, commands, listings, service, workflow
 from genecommons.access.duo_matching import ResearchPurpose
-from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
 from genecommons.catalog.service import Page
@@ -28,6 +27,7 @@ from genecommons.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("listings")
 RES, OTHER, DAC, ADMIN, AUDITOR = (

@@ -23,13 +23,13 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
 from genecommons.access import notify, oidc, second_factor, service
-from genecommons.access.models import Subject
 from genecommons.app import create_app
-from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
 from genecommons.errors import AuthenticationError, ConfigurationError
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 CLIENT_ID = "genecommons"

@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from genecommons.access import service, workflow
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.keys import InMemoryKeyStore
-from genecommons.access.models import Subject
 from genecommons.access.passports import (
     TrustedIssuers,
     VisaBy,
@@ -27,6 +26,7 @@ from genecommons.app import create_app
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("t")
 NODE_B = "https://node-b.example"

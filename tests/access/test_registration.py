@@ -12,14 +12,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from genecommons.access import affiliation, listings, notify, registration, service
-from genecommons.access.models import Subject
 from genecommons.access.tables import users
 from genecommons.app import create_app
-from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
 from genecommons.errors import AccessDeniedError, InvalidInputError
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 PASSWORD = "a long enough passphrase"

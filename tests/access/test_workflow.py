@@ -10,9 +10,9 @@ import pytest
 
 from genecommons.access import notify, service, workflow
 from genecommons.access.duo_matching import ResearchPurpose
-from genecommons.access.models import Subject
 from genecommons.catalog import service as catalog
 from genecommons.errors import AccessDeniedError, ConflictError, NotFoundError
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 
@@ -422,7 +422,7 @@ def test_a_revocation_keeps_its_reason_in_the_audit_log(
 ) -> None:
     from sqlalchemy import select
 
-    from genecommons.audit.tables import audit_events
+    from genecommons.ledger.tables import audit_events
 
     grant_id = _granted(factory, world["dataset"])
     workflow.revoke_grant(

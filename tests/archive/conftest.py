@@ -23,12 +23,12 @@ from pydantic import SecretStr
 from genecommons.access import service as access_service
 from genecommons.access import workflow
 from genecommons.access.duo_matching import ResearchPurpose
-from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
 from genecommons.fingerprint import copy_jobs
+from genecommons.policy.models import Subject
 
 
 @dataclass

@@ -45,8 +45,8 @@ def steward_upload(world: Any, live_server: str, tmp_path: Path, datafiles: Any)
     bam = datafiles.bam(folder / "late.bam", reads=6000, seed=5)
     data = datafiles.sheets(folder, vcf=None, bam=bam)
     datafiles.write(tmp_path / "late-metadata", data)
-    from genecommons.access.models import Subject
     from genecommons.catalog import service as catalog_service
+    from genecommons.policy.models import Subject
 
     result = catalog_service.submit(
         world.factory, tmp_path / "late-metadata", subject=Subject.operator("tester")

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from genecommons.archive.keys import format_public_key, generate_key_pair, write_key_pair
 from genecommons.archive.tables import archive_objects
-from genecommons.audit.tables import audit_events
+from genecommons.ledger.tables import audit_events
 
 from .conftest import when_ready
 

@@ -15,7 +15,7 @@ from genecommons.access import workflow
 from genecommons.audit import service as audit_service
 from genecommons.audit import watch
 from genecommons.audit.sth import SignedTreeHead, load_public_key_pem, verify_tree_head
-from genecommons.audit.tables import audit_events
+from genecommons.ledger.tables import audit_events
 
 from .conftest import OPERATOR, when_ready
 

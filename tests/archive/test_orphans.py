@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy import create_engine, update
 
 from genecommons import clock
-from genecommons.access.models import Subject
 from genecommons.archive import service
 from genecommons.archive.locks import AdvisoryLocks, FileLocks, ObjectLocks, object_base
 from genecommons.archive.tables import uploads
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import ConflictError, PayloadTooLargeError
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 
@@ -36,7 +36,7 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from genecommons.access.models import Subject
+    from genecommons.policy.models import Subject
     from genecommons.archive import service
     from genecommons.catalog import service as catalog_service
     from genecommons.config import Settings

@@ -17,13 +17,11 @@ import crypt4gh.lib
 import pytest
 from sqlalchemy import func, select
 
-from genecommons.access.models import Subject
 from genecommons.archive import service
 from genecommons.archive.crypt import read_header, session_keys
 from genecommons.archive.ingest import ChecksumMismatchError, FormatCheckError
 from genecommons.archive.keys import KeyPair, generate_key_pair, write_key_pair
 from genecommons.archive.tables import archive_objects, uploads
-from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog_service
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
@@ -34,6 +32,8 @@ from genecommons.errors import (
     PayloadTooLargeError,
     StorageFullError,
 )
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

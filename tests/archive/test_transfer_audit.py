@@ -19,8 +19,8 @@ from genecommons.access import service as access_service
 from genecommons.archive import htsget as htsget_delivery
 from genecommons.archive import served
 from genecommons.archive.keys import format_public_key, generate_key_pair
-from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
+from genecommons.ledger.tables import audit_events
 
 from .conftest import World, build_world
 

@@ -18,10 +18,10 @@ import pytest
 import uvicorn
 
 from genecommons.access import service as access_service
-from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
+from genecommons.policy.models import Subject
 from genecommons.serving import ReadTimeouts, TimedHttpToolsProtocol
 
 OPERATOR = Subject.operator("upload-timeout-tests")

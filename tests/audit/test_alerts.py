@@ -24,8 +24,8 @@ from genecommons.audit.alerts import (
     load_rule_set,
     parse_rule_set,
 )
-from genecommons.audit.events import EventTag
 from genecommons.errors import InvalidInputError
+from genecommons.ledger.events import EventTag
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

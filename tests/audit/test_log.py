@@ -13,15 +13,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert, select, update
 
 from genecommons.access import service as access
-from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.audit import service
-from genecommons.audit.events import EventTag, record_event
-from genecommons.audit.merkle import canonical_leaf, leaf_hash, verify_consistency
 from genecommons.audit.sth import SignedTreeHead
-from genecommons.audit.tables import audit_events, audit_head, tree_heads
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.ledger.merkle import canonical_leaf, leaf_hash, verify_consistency
+from genecommons.ledger.tables import audit_events, audit_head, tree_heads
+from genecommons.policy.models import Subject
 
 
 def append(factory: Any, count: int, *, start: int = 0) -> None:
@@ -278,7 +278,7 @@ def test_witness_sees_growth_and_catches_a_rewrite(setup: Any, tmp_path: Path) -
     assert grown.consistent and (grown.previous_size, grown.tree_size) == (8, 13)
     # rewrite history: change an old event, rebuild the tree, sign a new head over it
     with factory() as session, session.begin():
-        from genecommons.audit.tables import merkle_nodes
+        from genecommons.ledger.tables import merkle_nodes
 
         rows = session.execute(select(audit_events).order_by(audit_events.c.leaf_index)).all()
         session.execute(delete(audit_events))

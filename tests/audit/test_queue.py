@@ -13,20 +13,20 @@ from sqlalchemy.exc import OperationalError
 
 from genecommons.access import identity
 from genecommons.access import service as access
-from genecommons.access.models import Subject
 from genecommons.access.tables import api_tokens
 from genecommons.audit import service
-from genecommons.audit.events import (
+from genecommons.config import Settings
+from genecommons.db import make_engine, make_session_factory
+from genecommons.errors import AuthenticationError, InvalidInputError
+from genecommons.ledger.events import (
     EventTag,
     GroupedQueue,
     record_event,
     record_soon,
     sequence,
 )
-from genecommons.audit.tables import audit_events, audit_queue
-from genecommons.config import Settings
-from genecommons.db import make_engine, make_session_factory
-from genecommons.errors import AuthenticationError, InvalidInputError
+from genecommons.ledger.tables import audit_events, audit_queue
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 

@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from genecommons.audit.merkle import MemoryNodeStore, MerkleTree
 from genecommons.audit.sth import (
     SignedTreeHead,
     key_id,
@@ -26,6 +25,7 @@ from genecommons.audit.sth import (
     verify_tree_head,
 )
 from genecommons.errors import ConfigurationError, InvalidInputError
+from genecommons.ledger.merkle import MemoryNodeStore, MerkleTree
 
 # RFC 8032 section 7.1, TEST 1: a fixed key, so signatures are reproducible.
 RFC8032_SECRET = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")

@@ -19,14 +19,14 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from genecommons.access.models import Subject
 from genecommons.audit import service, watch
-from genecommons.audit.events import EventTag, record_event, record_soon
 from genecommons.audit.sth import SignedTreeHead
-from genecommons.audit.tables import audit_alerts, audit_events
 from genecommons.audit.webhook import SIGNATURE_HEADER
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError
+from genecommons.ledger.events import EventTag, record_event, record_soon
+from genecommons.ledger.tables import audit_alerts, audit_events
+from genecommons.policy.models import Subject
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

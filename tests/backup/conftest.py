@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from genecommons.access.models import Subject
 from genecommons.archive import service as archive_service
 from genecommons.audit import service as audit_service
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 PASSPHRASE = b"correct horse battery staple"

@@ -21,8 +21,6 @@ from genecommons.archive import service as archive_service
 from genecommons.archive.drs import download
 from genecommons.archive.keys import generate_key_pair
 from genecommons.audit import service as audit_service
-from genecommons.audit.events import EventTag, record_event
-from genecommons.audit.tables import audit_events
 from genecommons.backup import service
 from genecommons.backup.manifest import MANIFEST_NAME
 from genecommons.config import Settings
@@ -33,6 +31,8 @@ from genecommons.errors import (
     RestoreTargetNotEmptyError,
 )
 from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.ledger.tables import audit_events
 
 from .conftest import OPERATOR, PASSPHRASE
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from genecommons.access.models import Subject
 from genecommons.catalog import service
 from genecommons.errors import SubmissionRejectedError
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("loader")
 REPO = Path(__file__).resolve().parents[2]

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.catalog import service
 from genecommons.catalog.models import ENTITIES
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
+from genecommons.policy.models import Subject
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Subject
-from genecommons.audit.tables import audit_events
 from genecommons.catalog import service
 from genecommons.catalog.tables import ENTITY_TABLES, phenotype_terms, record_history
 from genecommons.errors import (
@@ -25,6 +23,8 @@ from genecommons.errors import (
     NotFoundError,
     SubmissionRejectedError,
 )
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 from genecommons.progress import SilentProgress, Stage
 
 OPERATOR = Subject.operator("tester")

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from genecommons.access.models import Subject
 from genecommons.catalog import service
 from genecommons.errors import SubmissionRejectedError
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 

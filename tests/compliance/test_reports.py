@@ -12,11 +12,11 @@ import pytest
 from genecommons.access import service as access
 from genecommons.access import workflow
 from genecommons.access.duo_matching import ResearchPurpose
-from genecommons.access.models import Subject
 from genecommons.catalog import service as catalog
 from genecommons.compliance import service
 from genecommons.compliance.reports import check_period
 from genecommons.errors import AccessDeniedError, InvalidInputError
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("auditor")
 

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from genecommons.access import listings, service, workflow
-from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.audit.service import signing_key
@@ -26,6 +25,7 @@ from genecommons.demo.cohort import write_demo
 from genecommons.demo.service import DAC_MEMBER_EMAIL, DemoCommittee, ensure_committee
 from genecommons.fingerprint import copy_jobs
 from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("demo-test")
 

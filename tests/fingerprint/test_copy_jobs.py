@@ -28,7 +28,6 @@ from sqlalchemy import select, update
 
 from genecommons.access import service as access_service
 from genecommons.access import workflow
-from genecommons.access.models import Subject
 from genecommons.access.tables import grants, users
 from genecommons.app import create_app
 from genecommons.archive import drs as drs_delivery
@@ -41,6 +40,7 @@ from genecommons.errors import AccessDeniedError
 from genecommons.fingerprint import codes, copies, copy_jobs, genotypes, models
 from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.fingerprint.tables import fingerprint_copies, fingerprint_copy_jobs
+from genecommons.policy.models import Subject
 
 from ..archive.conftest import World, build_world
 

@@ -19,18 +19,18 @@ import pytest
 from sqlalchemy import select
 
 from genecommons.access import service as access_service
-from genecommons.access.models import Subject
 from genecommons.archive import drs as drs_delivery
 from genecommons.archive import htsget as htsget_delivery
 from genecommons.archive.htsget_requests import Region
 from genecommons.archive.keys import generate_key_pair
 from genecommons.archive.service import object_store
 from genecommons.archive.tables import archive_objects
-from genecommons.audit.tables import audit_events
 from genecommons.errors import NotFoundError
 from genecommons.fingerprint import copy_jobs
 from genecommons.fingerprint import service as fingerprint_service
 from genecommons.fingerprint.tables import fingerprint_copies, fingerprint_deliveries
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 BASE = "http://node.test"

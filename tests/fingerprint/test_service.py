@@ -16,9 +16,6 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from genecommons.access.models import Subject
-from genecommons.audit.events import EventTag
-from genecommons.audit.tables import audit_events
 from genecommons.cli import app
 from genecommons.config import Settings
 from genecommons.demo.cohort import write_demo
@@ -27,6 +24,9 @@ from genecommons.fingerprint import genotypes, models
 from genecommons.fingerprint import service as fingerprint_service
 from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.fingerprint.trace import Verdict
+from genecommons.ledger.events import EventTag
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 from genecommons.secrets import node_keys
 from genecommons.variants.service import build_dataset_store
 from genecommons.variants.store_service import open_store

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from genecommons.access.models import Subject
 from genecommons.catalog import service as catalog_service
 from genecommons.catalog.export import write_sheets
 from genecommons.cli import app
@@ -23,6 +22,7 @@ from genecommons.config import Settings
 from genecommons.fingerprint import service as fingerprint_service
 from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.fingerprint.tables import fingerprint_deliveries
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
 PEOPLE = ["alice@example.org", "bob@example.org", "carol@example.org"]

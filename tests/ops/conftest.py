@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access import service as access_service
-from genecommons.access.models import Role, Subject
 from genecommons.app import create_app
 from genecommons.config import Settings
+from genecommons.policy.models import Role, Subject
 
 OPERATOR = Subject.operator("ops-tests")
 

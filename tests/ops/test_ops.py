@@ -20,9 +20,9 @@ from starlette.types import Receive, Scope, Send
 
 from genecommons.app import create_app
 from genecommons.audit import service as audit_service
-from genecommons.audit.events import EventTag, record_soon
-from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
+from genecommons.ledger.events import EventTag, record_soon
+from genecommons.ledger.tables import audit_events
 from genecommons.logs import JsonFormatter, RequestIdFilter
 from genecommons.request_ids import RequestIds
 

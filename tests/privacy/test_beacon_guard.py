@@ -20,16 +20,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Subject
-from genecommons.audit.events import EventTag
-from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
 from genecommons.db import Base, make_session_factory, node_engine
 from genecommons.errors import ConfigurationError
-from genecommons.privacy.answers import Granularity
+from genecommons.ledger.events import EventTag
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 from genecommons.privacy.beacon_guard import PublicCounts, ThresholdRule, rule_answer, window_start
 from genecommons.privacy.service import DefendedGuard, beacon_key, budget_spent, threshold_rule
 from genecommons.privacy.tables import privacy_charges
+from genecommons.variants.answers import Granularity
 from genecommons.variants.normalize import Variant, parse_key
 from genecommons.variants.store import SiteCounts
 

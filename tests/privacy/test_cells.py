@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genecommons.privacy.answers import Granularity
 from genecommons.privacy.cells import CellRule, discrete_laplace_quantile, people_answer
+from genecommons.variants.answers import Granularity
 
 KEY = b"k" * 32
 accessions = st.lists(st.text("GCI0123456789", min_size=4, max_size=12), max_size=40)

@@ -13,14 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from genecommons.access.models import Subject
 from genecommons.access.workflow import dataset_resource
 from genecommons.app import create_app
-from genecommons.audit.events import EventTag
-from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError
+from genecommons.ledger.events import EventTag
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 from genecommons.privacy import service
 from genecommons.secrets import node_keys
 from genecommons.variants import service as variants

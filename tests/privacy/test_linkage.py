@@ -155,8 +155,8 @@ def test_the_attack_finds_the_members_of_a_small_beacon(simulated_region: Simula
 
 
 def test_the_hide_rare_baseline_withholds_alleles_under_five_percent() -> None:
-    from genecommons.access.models import Subject
-    from genecommons.privacy.answers import Granularity, hide_rare_answer
+    from genecommons.policy.models import Subject
+    from genecommons.variants.answers import Granularity, hide_rare_answer
     from genecommons.variants.normalize import Variant
     from genecommons.variants.store import SiteCounts
 

@@ -17,8 +17,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from genecommons.errors import StorageError
-from genecommons.privacy.answers import exact_answer
 from genecommons.privacy.oracles import HttpOracle, StoreOracle, read_dosages
+from genecommons.variants.answers import exact_answer
 from genecommons.variants.normalize import Variant
 from genecommons.variants.store import SampleInfo
 

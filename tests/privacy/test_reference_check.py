@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from genecommons.access.models import Subject
-from genecommons.audit.tables import audit_events
 from genecommons.config import Settings
 from genecommons.db import make_session_factory, node_engine
 from genecommons.demo.cohort import write_demo
 from genecommons.errors import AccessDeniedError, ConfigurationError, NotFoundError
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 from genecommons.privacy import service
 from genecommons.variants.service import open_reference
 

@@ -54,12 +54,12 @@ def make(release: Path, data_dir: Path, work: Path) -> dict[str, Any]:
     from genecommons.access import service as access_service
     from genecommons.access import workflow
     from genecommons.access.duo_matching import ResearchPurpose
-    from genecommons.access.models import Subject
     from genecommons.app import create_app
     from genecommons.archive import service as archive_service
     from genecommons.catalog import service as catalog_service
     from genecommons.config import Settings
     from genecommons.db import make_engine
+    from genecommons.policy.models import Subject
     from genecommons.variants.service import VariantStoreSink
 
     conftest = _release_conftest(release)
@@ -155,7 +155,7 @@ def make(release: Path, data_dir: Path, work: Path) -> dict[str, Any]:
     with factory() as session:
         from sqlalchemy import func, select
 
-        from genecommons.audit.tables import audit_events
+        from genecommons.ledger.tables import audit_events
 
         events = session.execute(select(func.count()).select_from(audit_events)).scalar_one()
     engine.dispose()

@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from genecommons.access import service as access_service
 from genecommons.access import workflow
 from genecommons.access.duo_matching import ResearchPurpose
-from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
+from genecommons.policy.models import Subject
 from genecommons.secrets import node_keys
 from genecommons.variants.service import VariantStoreSink
 

@@ -16,13 +16,13 @@ from sqlalchemy import insert, select, update
 from genecommons import clock
 from genecommons.access import service as access_service
 from genecommons.access import workflow
-from genecommons.access.models import Subject
 from genecommons.access.tables import grants, user_roles, users
 from genecommons.audit import service as audit_service
-from genecommons.audit.tables import audit_events
-from genecommons.privacy.answers import DatasetAnswer, Granularity
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 from genecommons.privacy.cells import CellRule
 from genecommons.privacy.service import DefendedPeople
+from genecommons.variants.answers import DatasetAnswer, Granularity
 from genecommons.variants.store import SiteCounts
 
 GRCH38 = {"assemblyId": "GRCh38"}

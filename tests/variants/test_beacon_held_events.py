@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import select, text
 
-from genecommons.audit.tables import audit_queue
+from genecommons.ledger.tables import audit_queue
 
 USE, QUERY = "access:token:use", "variants:beacon:query"
 

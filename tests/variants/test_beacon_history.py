@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from genecommons.access import service as access_service
-from genecommons.access.models import Subject
 from genecommons.app import create_app
-from genecommons.audit.events import EventTag, record_event
 from genecommons.audit.service import sequence_queued
 from genecommons.db import write_transaction
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tests")
 STEP = 10  # instructions between two calls of the progress handler (in each statement)

@@ -20,15 +20,15 @@ import pysam.bcftools
 import pytest
 from fastapi.testclient import TestClient
 
-from genecommons.access.models import Subject
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
-from genecommons.privacy.answers import exact_answer, exact_people
+from genecommons.policy.models import Subject
 from genecommons.secrets import node_keys
 from genecommons.variants import beacon_service
+from genecommons.variants.answers import exact_answer, exact_people
 from genecommons.variants.beacon import parse_body
 from genecommons.variants.service import VariantStoreSink
 

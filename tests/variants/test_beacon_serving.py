@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import func, select
 
 from genecommons.audit import service as audit_service
-from genecommons.audit.events import EventTag
-from genecommons.audit.tables import audit_events, audit_queue
+from genecommons.ledger.events import EventTag
+from genecommons.ledger.tables import audit_events, audit_queue
 
 REPO = Path(__file__).resolve().parents[2]
 QUERIES = 96

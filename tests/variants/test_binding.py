@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from genecommons.access.models import Subject
 from genecommons.archive.service import BundleArchiver
 from genecommons.catalog import service as catalog
 from genecommons.catalog.tables import accession_counters
 from genecommons.config import Settings
 from genecommons.errors import SubmissionRejectedError
+from genecommons.policy.models import Subject
 from genecommons.secrets import node_keys
 from genecommons.variants import service, store_service
 from genecommons.variants.manifest import new_binding

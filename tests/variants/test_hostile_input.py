@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from genecommons.access import service as access_service
-from genecommons.access.models import Subject
+from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("hostile-input-tests")
 DEEP_ARRAY = "[" * 1000 + "]" * 1000

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from genecommons.access.models import Subject
-from genecommons.audit.tables import audit_events
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError, NotFoundError
+from genecommons.ledger.tables import audit_events
+from genecommons.policy.models import Subject
 from genecommons.secrets import node_keys
 from genecommons.variants import service
 

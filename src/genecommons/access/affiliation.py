@@ -27,8 +27,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access import notify
-from genecommons.access.models import Action, Resource, Role, Subject
-from genecommons.access.policy import decide, require
 from genecommons.access.tables import (
     affiliation_claims,
     institution_domains,
@@ -36,10 +34,12 @@ from genecommons.access.tables import (
     registrations,
     users,
 )
-from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog import reads as catalog
 from genecommons.db import write_transaction
 from genecommons.errors import InvalidInputError, NotFoundError
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.decision import decide, require
+from genecommons.policy.models import Action, Resource, Role, Subject
 
 MAX_DOMAINS = 50
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"

@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from genecommons.access import affiliation, listings, notify, second_factor, service, workflow
-from genecommons.access.models import Role
 from genecommons.catalog.service import Page
+from genecommons.policy.models import Role
 from genecommons.runtime import operator, runtime
 
 console = Console()

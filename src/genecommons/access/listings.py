@@ -20,8 +20,6 @@ from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Resource, Subject, SubjectKind
-from genecommons.access.policy import require, require_visible, visible
 from genecommons.access.tables import (
     access_requests,
     api_tokens,
@@ -37,6 +35,8 @@ from genecommons.access.tables import (
 from genecommons.catalog import reads as catalog
 from genecommons.catalog.service import Page
 from genecommons.errors import AuthenticationError, InvalidInputError, NotFoundError
+from genecommons.policy.decision import require, require_visible, visible
+from genecommons.policy.models import Action, Resource, Subject, SubjectKind
 
 MAX_PAGE = 1_000_000
 MAX_PAGE_SIZE = 1000

@@ -29,8 +29,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access import identity, notify, oidc, service
-from genecommons.access.models import Action, CredentialKind, Resource, Role, Subject, SubjectKind
-from genecommons.access.policy import require
 from genecommons.access.second_factor import StoredSecret, code_matches
 from genecommons.access.tables import (
     login_failures,
@@ -41,7 +39,6 @@ from genecommons.access.tables import (
     users,
 )
 from genecommons.access.throttle import refuse_if_throttled
-from genecommons.audit.events import EventTag, record_event
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import (
@@ -49,6 +46,9 @@ from genecommons.errors import (
     ConflictError,
     NotFoundError,
 )
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, CredentialKind, Resource, Role, Subject, SubjectKind
 
 logger = logging.getLogger(__name__)
 TICKET_SECONDS = 300  # how long a second-factor ticket waits for the TOTP code

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access.keys import FileKeyStore, KeyStore
-from genecommons.access.models import Role, Subject
 from genecommons.access.passports import (
     TrustedIssuers,
     VisaBy,
@@ -26,6 +25,7 @@ from genecommons.access.tables import access_requests, grants, users
 from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.errors import AuthenticationError, ConfigurationError
+from genecommons.policy.models import Role, Subject
 from genecommons.secrets import derived_passphrase, node_keys_at_hand
 
 RESEARCHER_STATUS = "https://doi.org/10.1038/s41431-018-0219-y"  # the Bona Fide definition

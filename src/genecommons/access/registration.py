@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access import affiliation, identity, notify, oidc
-from genecommons.access.models import Role
 from genecommons.access.tables import (
     login_failures,
     registrations,
@@ -34,7 +33,6 @@ from genecommons.access.tables import (
     users,
 )
 from genecommons.access.throttle import refuse_if_throttled
-from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.db import write_transaction
@@ -42,6 +40,8 @@ from genecommons.errors import (
     AccessDeniedError,
     InvalidInputError,
 )
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.models import Role
 
 logger = logging.getLogger(__name__)
 THROTTLE = identity.ThrottlePolicy(max_failures=5, window=timedelta(hours=1))

@@ -22,9 +22,9 @@ from genecommons.access import (
 )
 from genecommons.access.duo_matching import ResearchPurpose
 from genecommons.access.keys import KeyStore
-from genecommons.access.models import Action
 from genecommons.deps import AddressDep, SessionFactoryDep, SettingsDep, SubjectDep
 from genecommons.errors import AuthenticationError
+from genecommons.policy.models import Action
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 Id = Annotated[int, PathParam(ge=1, le=2**31 - 1)]

@@ -15,13 +15,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access import identity
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require
 from genecommons.access.tables import users
-from genecommons.audit.events import EventTag, record_event
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import NotFoundError
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, Resource, Subject
 from genecommons.secrets import NodeKeys, node_keys, node_keys_at_hand
 
 PURPOSE = "totp"

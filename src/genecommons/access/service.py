@@ -14,15 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access import affiliation, identity, registration, second_factor
-from genecommons.access.models import (
-    Action,
-    Credential,
-    CredentialKind,
-    Resource,
-    Role,
-    Subject,
-)
-from genecommons.access.policy import decide_new_token, require
 from genecommons.access.tables import (
     api_tokens,
     grants,
@@ -32,13 +23,6 @@ from genecommons.access.tables import (
     users,
 )
 from genecommons.access.throttle import refuse_if_throttled
-from genecommons.audit.events import (
-    EventTag,
-    GroupedQueue,
-    event_leaf,
-    record_event,
-    record_soon,
-)
 from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.db import prepared, write_transaction
@@ -49,6 +33,22 @@ from genecommons.errors import (
     InvalidInputError,
     NotFoundError,
     Refusal,
+)
+from genecommons.ledger.events import (
+    EventTag,
+    GroupedQueue,
+    event_leaf,
+    record_event,
+    record_soon,
+)
+from genecommons.policy.decision import decide_new_token, require
+from genecommons.policy.models import (
+    Action,
+    Credential,
+    CredentialKind,
+    Resource,
+    Role,
+    Subject,
 )
 from genecommons.secrets import node_keys_at_hand
 

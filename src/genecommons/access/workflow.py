@@ -19,8 +19,6 @@ from genecommons.access import notify
 from genecommons.access.duo_matching import ResearchPurpose, Verdict, match_purpose
 from genecommons.access.jurisdiction.facts import dataset_facts
 from genecommons.access.jurisdiction.rules import JurisdictionDecision, Requester, evaluate
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require, require_visible
 from genecommons.access.tables import (
     access_requests,
     dac_members,
@@ -30,7 +28,6 @@ from genecommons.access.tables import (
     users,
 )
 from genecommons.archive.tables import archive_objects
-from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog import reads as catalog
 from genecommons.db import write_transaction
 from genecommons.errors import (
@@ -39,6 +36,9 @@ from genecommons.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.decision import require, require_visible
+from genecommons.policy.models import Action, Resource, Subject
 
 MAX_GRANT_DAYS = 3 * 366
 

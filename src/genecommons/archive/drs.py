@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Subject, SubjectKind
 from genecommons.archive.crypt import reencrypt_header
 from genecommons.archive.keys import parse_public_key
 from genecommons.archive.served import (
@@ -33,7 +32,6 @@ from genecommons.archive.served import (
 from genecommons.archive.service import archive_keys, object_store
 from genecommons.archive.store import ObjectStore
 from genecommons.archive.tables import recipient_keys
-from genecommons.audit.events import EventTag, record_event
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import (
@@ -44,6 +42,8 @@ from genecommons.errors import (
     NotReadyError,
     RequestTooLargeError,
 )
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.models import Subject, SubjectKind
 
 READ_SIZE = 4 * 1024 * 1024
 

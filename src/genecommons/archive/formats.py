@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from genecommons.archive.assemblies import contig_length
+from genecommons.assemblies import contig_length
 from genecommons.errors import InvalidInputError
 
 READ = 4 * 1024 * 1024

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Subject
 from genecommons.archive import bgzf
 from genecommons.archive.crypt import decrypt_range, session_keys
 from genecommons.archive.hts_index import HtsIndex, parse_index
@@ -32,10 +31,11 @@ from genecommons.archive.served import (
 )
 from genecommons.archive.service import archive_keys, object_store
 from genecommons.archive.store import ObjectStore
-from genecommons.audit.events import EventTag, record_event
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import InvalidInputError, NotFoundError
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.models import Subject
 
 HTSGET_FORMATS = {"reads": {"bam": "BAM"}, "variants": {"vcf": "VCF"}}
 

@@ -15,7 +15,6 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from genecommons import __version__
-from genecommons.access.models import Subject
 from genecommons.access.passports import MAX_TOKEN_LENGTH, MAX_VISAS, passport_of_tokens
 from genecommons.archive import drs as drs_delivery
 from genecommons.archive import htsget as htsget_delivery
@@ -31,6 +30,7 @@ from genecommons.deps import (
     with_passports,
 )
 from genecommons.errors import RequestTooLargeError
+from genecommons.policy.models import Subject
 
 router = APIRouter(prefix="/api/v1", tags=["archive"])
 drs = APIRouter(prefix="/ga4gh/drs/v1", tags=["drs"])

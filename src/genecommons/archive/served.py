@@ -22,14 +22,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Action, Decision, Resource, Subject, SubjectKind
-from genecommons.access.policy import FINGERPRINT, decide, hidden, refusal, visible
 from genecommons.access.workflow import dataset_resource
 from genecommons.archive.recipient_copies import RecipientCopy, Source, installed
 from genecommons.archive.service import CatalogFile, catalog_file, missing_file
 from genecommons.archive.tables import archive_objects
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError, ConflictError, NotFoundError
+from genecommons.policy.decision import FINGERPRINT, decide, hidden, refusal, visible
+from genecommons.policy.models import Action, Decision, Resource, Subject, SubjectKind
 
 SEND_PIECE = 256 * 1024  # what a transfer hands the connection at a time: its audit's grain
 

@@ -26,8 +26,6 @@ from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from genecommons import clock, metrics
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require
 from genecommons.archive import formats
 from genecommons.archive.crypt import MAGIC as CRYPT4GH_MAGIC
 from genecommons.archive.crypt import BodyEncryptor
@@ -41,7 +39,6 @@ from genecommons.archive.keys import (
 from genecommons.archive.locks import object_base, object_locks
 from genecommons.archive.store import FULL, ObjectStore, open_store
 from genecommons.archive.tables import archive_objects, recipient_keys, uploads
-from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.db import write_transaction
@@ -56,6 +53,9 @@ from genecommons.errors import (
     human_size,
 )
 from genecommons.fingerprint.tables import fingerprint_copies
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, Resource, Subject
 from genecommons.progress import SILENT
 from genecommons.progress import Progress as StagedProgress
 from genecommons.secrets import (

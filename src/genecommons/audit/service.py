@@ -17,18 +17,6 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require
-from genecommons.audit.events import leaf_document, sequence
-from genecommons.audit.merkle import (
-    EMPTY_ROOT,
-    MemoryNodeStore,
-    MerkleTree,
-    canonical_leaf,
-    leaf_hash,
-    verify_consistency,
-    verify_inclusion,
-)
 from genecommons.audit.sth import (
     SignedTreeHead,
     load_private_key,
@@ -38,8 +26,21 @@ from genecommons.audit.sth import (
     sign_tree_head,
     verify_tree_head,
 )
-from genecommons.audit.store import SqlNodeStore
-from genecommons.audit.tables import (
+from genecommons.config import Settings
+from genecommons.db import write_transaction
+from genecommons.errors import ConfigurationError, InvalidInputError
+from genecommons.ledger.events import leaf_document, sequence
+from genecommons.ledger.merkle import (
+    EMPTY_ROOT,
+    MemoryNodeStore,
+    MerkleTree,
+    canonical_leaf,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from genecommons.ledger.store import SqlNodeStore
+from genecommons.ledger.tables import (
     audit_alerts,
     audit_events,
     audit_head,
@@ -47,9 +48,8 @@ from genecommons.audit.tables import (
     merkle_nodes,
     tree_heads,
 )
-from genecommons.config import Settings
-from genecommons.db import write_transaction
-from genecommons.errors import ConfigurationError, InvalidInputError
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, Resource, Subject
 from genecommons.progress import SILENT, Progress
 from genecommons.secrets import (
     derived_passphrase,

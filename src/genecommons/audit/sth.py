@@ -32,8 +32,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from genecommons.audit.merkle import HASH_SIZE
 from genecommons.errors import ConfigurationError, InvalidInputError
+from genecommons.ledger.merkle import HASH_SIZE
 from genecommons.secrets import write_new_secret_file
 
 _UINT64_MAX = 2**64 - 1

@@ -26,8 +26,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require
 from genecommons.access.reads import GrantSpan, grants_of
 from genecommons.audit.alerts import (
     AlertRuleSet,
@@ -37,15 +35,17 @@ from genecommons.audit.alerts import (
     WatchedEvent,
     load_rule_set,
 )
-from genecommons.audit.events import EventTag, record_event
-from genecommons.audit.merkle import MerkleTree
 from genecommons.audit.service import sequence_queued, signing_key, tree_head
-from genecommons.audit.store import SqlNodeStore
-from genecommons.audit.tables import audit_alerts, audit_events, audit_watch
 from genecommons.audit.webhook import WebhookError, post_alert
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import InvalidInputError
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.ledger.merkle import MerkleTree
+from genecommons.ledger.store import SqlNodeStore
+from genecommons.ledger.tables import audit_alerts, audit_events, audit_watch
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, Resource, Subject
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons import clock
 from genecommons.archive import service as archive_service
 from genecommons.archive.store import LocalObjectStore, ObjectStore
-from genecommons.audit.events import EventTag, record_event
 from genecommons.backup import bundle, database
 from genecommons.backup.manifest import (
     DATA_FOLDER,
@@ -59,6 +58,7 @@ from genecommons.errors import (
     NotFoundError,
     RestoreTargetNotEmptyError,
 )
+from genecommons.ledger.events import EventTag, record_event
 from genecommons.secrets import (
     create_sealed_file,
     create_secret_file,

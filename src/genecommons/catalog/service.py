@@ -15,9 +15,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide, require, require_visible
-from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.bundle import Limits, open_bundle
 from genecommons.catalog.export import sheet_columns
 from genecommons.catalog.models import ENTITIES, is_accession
@@ -47,6 +44,9 @@ from genecommons.errors import (
     NotFoundError,
     SubmissionRejectedError,
 )
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.decision import decide, require, require_visible
+from genecommons.policy.models import Action, Resource, Subject
 from genecommons.progress import SILENT, Progress
 
 logger = logging.getLogger(__name__)

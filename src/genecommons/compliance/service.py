@@ -7,8 +7,6 @@ from datetime import date, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require
 from genecommons.access.reads import every_grant
 from genecommons.catalog import reads as catalog
 from genecommons.compliance.reports import (
@@ -18,6 +16,8 @@ from genecommons.compliance.reports import (
     build_report,
     check_period,
 )
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, Resource, Subject
 
 MAINLAND = "CN"
 

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access import service as access_service
 from genecommons.access import workflow
-from genecommons.access.models import Role, Subject
 from genecommons.config import Settings
 from genecommons.demo.sheets import DAC
 from genecommons.errors import ConflictError
+from genecommons.policy.models import Role, Subject
 
 DAC_NAME = "GeneCommons demo data access committee"
 DAC_MEMBER_EMAIL = "demo-dac@localhost"

@@ -32,8 +32,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require
 from genecommons.archive.locks import object_base, object_locks
 from genecommons.archive.recipient_copies import Source
 from genecommons.archive.service import catalog_file
@@ -51,6 +49,8 @@ from genecommons.fingerprint import codes, copies
 from genecommons.fingerprint.models import BuildReport, Copy, CopyJob
 from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.fingerprint.tables import fingerprint_copies, fingerprint_copy_jobs
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, Resource, Subject
 
 logger = logging.getLogger(__name__)
 

@@ -26,11 +26,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require
 from genecommons.archive.recipient_copies import RecipientCopy, Source
 from genecommons.archive.served import archived_object, source_of
-from genecommons.audit.events import EventTag, record_event
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import InvalidInputError, NotFoundError
@@ -39,6 +36,9 @@ from genecommons.fingerprint.models import Copy, Delivery, TraceResult
 from genecommons.fingerprint.policies import fingerprint_required, fingerprinted_dataset
 from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.fingerprint.tables import fingerprint_deliveries, fingerprint_policies
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, Resource, Subject
 from genecommons.progress import SILENT, Progress
 
 logger = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from alembic import context
 
 import genecommons.access.tables
 import genecommons.archive.tables
-import genecommons.audit.tables
 import genecommons.catalog.tables
+import genecommons.ledger.tables
 import genecommons.privacy.tables
 import genecommons.variants.tables  # noqa: F401  (registers the tables on the metadata)
 from genecommons.db import Base, make_engine

@@ -20,12 +20,12 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock, metrics
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide_metrics, refusal
 from genecommons.archive.service import object_store
 from genecommons.audit import service as audit_service
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError, NotReadyError
+from genecommons.policy.decision import decide_metrics, refusal
+from genecommons.policy.models import Action, Resource, Subject
 
 READY_RETRY_SECONDS = 5
 

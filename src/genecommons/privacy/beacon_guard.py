@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
-from genecommons.privacy.answers import DatasetAnswer, Granularity
 from genecommons.privacy.belief import count_chances
+from genecommons.variants.answers import DatasetAnswer, Granularity
 from genecommons.variants.store import ALL, SiteCounts
 
 WITHHELD_NOTE = (

@@ -30,7 +30,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from genecommons.privacy.answers import DatasetAnswer, Granularity
+from genecommons.variants.answers import DatasetAnswer, Granularity
 
 MODULUS = 2**64
 

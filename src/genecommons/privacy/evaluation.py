@@ -20,12 +20,11 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require
 from genecommons.config import Settings
 from genecommons.errors import InvalidInputError, NotFoundError
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, Resource, Subject
 from genecommons.privacy import attack, linkage
-from genecommons.privacy.answers import HIDE_RARE_BELOW, exact_answer, hide_rare_answer
 from genecommons.privacy.beacon_guard import ThresholdRule
 from genecommons.privacy.oracles import (
     Genotypes,
@@ -37,6 +36,7 @@ from genecommons.privacy.oracles import (
 from genecommons.privacy.service import DefendedGuard
 from genecommons.progress import SILENT, Progress
 from genecommons.variants import store_service
+from genecommons.variants.answers import HIDE_RARE_BELOW, exact_answer, hide_rare_answer
 from genecommons.variants.normalize import Variant
 
 logger = logging.getLogger(__name__)

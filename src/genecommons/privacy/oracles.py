@@ -19,9 +19,9 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from genecommons.access.models import Subject
 from genecommons.errors import InvalidInputError, StorageError
-from genecommons.privacy.answers import Granularity, VariantGuard
+from genecommons.policy.models import Subject
+from genecommons.variants.answers import Granularity, VariantGuard
 from genecommons.variants.normalize import Variant
 from genecommons.variants.store import ALL, SiteCounts, VariantStore
 

@@ -31,15 +31,14 @@ from sqlalchemy import Float, String, bindparam, cast, insert, null, select, uni
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Action, Resource, Subject, SubjectKind
-from genecommons.access.policy import decide, require, require_visible, visible
 from genecommons.access.workflow import dataset_resource, missing_dataset
-from genecommons.audit.events import EventTag, record_event
 from genecommons.clock import now
 from genecommons.config import Settings
 from genecommons.db import GroupCommit, Prepared, write_transaction
 from genecommons.errors import ConfigurationError, NotFoundError
-from genecommons.privacy.answers import DatasetAnswer, Granularity, exact_answer, exact_people
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.decision import decide, require, require_visible, visible
+from genecommons.policy.models import Action, Resource, Subject, SubjectKind
 from genecommons.privacy.beacon_guard import (
     PublicCounts,
     ThresholdRule,
@@ -58,6 +57,7 @@ from genecommons.secrets import (
     seal_file_in_place,
 )
 from genecommons.variants import store_service
+from genecommons.variants.answers import DatasetAnswer, Granularity, exact_answer, exact_people
 from genecommons.variants.manifest import SHARED
 from genecommons.variants.normalize import Variant, parse_key
 from genecommons.variants.reference import ReferenceCounts

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from genecommons.archive.assemblies import ASSEMBLIES, canonical, contig_length
+from genecommons.assemblies import ASSEMBLIES, canonical, contig_length
 from genecommons.catalog.vocabularies import (
     disease_term,
     ethnic_groups,
@@ -33,7 +33,7 @@ from genecommons.catalog.vocabularies import (
     hpo_is_descendant,
 )
 from genecommons.errors import InvalidInputError
-from genecommons.privacy.answers import Granularity
+from genecommons.variants.answers import Granularity
 from genecommons.variants.normalize import Variant, normalize
 from genecommons.variants.store import ALL, SiteCounts
 

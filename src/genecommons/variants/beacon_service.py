@@ -5,7 +5,7 @@ guard shape boolean and count answers; record every query in the audit log.
 Granularity per dataset (docs/beacon.md):
 
 - **record** when the caller holds a grant in force for the dataset (`READ_RECORDS` allowed by
-  `access.policy.decide`, jurisdiction rules included);
+  `policy.decision.decide`, jurisdiction rules included);
 - **count** when the dataset's tier is open or registered and the decision point lets the
   caller read registered-tier aggregates (`READ_AGGREGATES` on the dataset seen at the
   registered tier: signed-in users of a verified institution);
@@ -13,7 +13,7 @@ Granularity per dataset (docs/beacon.md):
 - otherwise the dataset is left out of the answer.
 
 The caller's `requestedGranularity` lowers it, never raises it. What a boolean or count answer
-about variants reveals is decided by the `VariantGuard` (privacy/answers.py), called once per
+about variants reveals is decided by the `VariantGuard` (variants/answers.py), called once per
 dataset and query; record granularity returns the exact records.
 """
 
@@ -33,10 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import metrics
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import decide
 from genecommons.access.workflow import dataset_resource
-from genecommons.audit.events import EventTag, GroupedQueue
 from genecommons.catalog.tables import (
     ENTITY_TABLES,
     LINK_TABLES,
@@ -47,8 +44,11 @@ from genecommons.catalog.vocabularies import duo, hpo
 from genecommons.config import Settings
 from genecommons.db import prepared
 from genecommons.errors import InvalidInputError, NotFoundError
-from genecommons.privacy.answers import DatasetAnswer, Granularity, PeopleGuard, VariantGuard
+from genecommons.ledger.events import EventTag, GroupedQueue
+from genecommons.policy.decision import decide
+from genecommons.policy.models import Action, Resource, Subject
 from genecommons.variants import beacon, store_service
+from genecommons.variants.answers import DatasetAnswer, Granularity, PeopleGuard, VariantGuard
 from genecommons.variants.beacon import (
     GRANULARITY_ORDER,
     BeaconInfo,
@@ -492,7 +492,7 @@ def _record_query(
 ) -> None:
     """Every Beacon query is an audit event (the one place that writes it), queued before the
     answer is returned, in one transaction with the queries answered at the same time
-    (audit.events.GroupedQueue), and sequenced into the Merkle tree in batches: a query takes
+    (ledger.events.GroupedQueue), and sequenced into the Merkle tree in batches: a query takes
     no lock on the log."""
     query = asked.request.query
     details = {

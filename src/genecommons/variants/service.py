@@ -18,13 +18,13 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require
-from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import ConflictError, NotFoundError
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, Resource, Subject
 from genecommons.progress import SILENT, Progress
 from genecommons.secrets import node_keys
 from genecommons.variants import store_service, upkeep

@@ -22,13 +22,13 @@ from typing import Any, Literal
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.access.models import Action, Resource, Subject
-from genecommons.access.policy import require
-from genecommons.audit.events import EventTag, record_event
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import NotFoundError
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.decision import require
+from genecommons.policy.models import Action, Resource, Subject
 from genecommons.secrets import node_keys
 from genecommons.variants import upkeep
 from genecommons.variants.manifest import StoreBinding

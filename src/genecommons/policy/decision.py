@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from genecommons.access.models import (
+from genecommons.errors import AccessDeniedError, NotFoundError, Refusal
+from genecommons.policy.models import (
     Action,
     CredentialKind,
     Decision,
@@ -24,7 +25,6 @@ from genecommons.access.models import (
     Subject,
     SubjectKind,
 )
-from genecommons.errors import AccessDeniedError, NotFoundError, Refusal
 
 METADATA_KINDS = frozenset({"study", "dataset"})
 # roles that look after the catalog's records (the access issue adds grants for researchers)

@@ -1,4 +1,4 @@
-"""HTTP routes of the variant store under /api/v1: a variant's allele frequencies by population
+"""HTTP routes of the privacy capability under /api/v1: a variant's allele frequencies by population
 and sex, like gnomAD's table. They translate; privacy.service decides what each caller sees."""
 
 from __future__ import annotations

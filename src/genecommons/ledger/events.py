@@ -2,7 +2,7 @@
 
 Every security-relevant action records itself here, in the same transaction as the action, so
 an event exists if and only if the action happened. Each event is a leaf of the RFC 9162 Merkle
-tree (audit/merkle.py): its canonical JSON is stored with it, and the tree's nodes are written in
+tree (ledger/merkle.py): its canonical JSON is stored with it, and the tree's nodes are written in
 the same transaction. Tags follow `capability:subject:action`.
 """
 
@@ -20,11 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock, request_ids
-from genecommons.audit.merkle import MerkleTree, canonical_leaf
-from genecommons.audit.store import SqlNodeStore, insert_rows
-from genecommons.audit.tables import audit_events, audit_head, audit_queue
 from genecommons.db import GroupCommit
 from genecommons.errors import ConflictError, Refusal
+from genecommons.ledger.merkle import MerkleTree, canonical_leaf
+from genecommons.ledger.store import SqlNodeStore, insert_rows
+from genecommons.ledger.tables import audit_events, audit_head, audit_queue
 
 
 class EventTag(StrEnum):

@@ -9,15 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from genecommons.access.models import (
-    Action,
-    Credential,
-    CredentialKind,
-    Resource,
-    Role,
-    Subject,
-)
-from genecommons.access.policy import (
+from genecommons.errors import AccessDeniedError, NotFoundError
+from genecommons.policy.decision import (
     AUDIT,
     FINGERPRINT,
     decide,
@@ -25,7 +18,14 @@ from genecommons.access.policy import (
     require,
     visible,
 )
-from genecommons.errors import AccessDeniedError, NotFoundError
+from genecommons.policy.models import (
+    Action,
+    Credential,
+    CredentialKind,
+    Resource,
+    Role,
+    Subject,
+)
 
 ANON = Subject.anonymous()
 

@@ -19,7 +19,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genecommons.audit.merkle import (
+from genecommons.errors import ConflictError, InvalidInputError
+from genecommons.ledger.merkle import (
     EMPTY_ROOT,
     MemoryNodeStore,
     MerkleTree,
@@ -31,7 +32,6 @@ from genecommons.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from genecommons.errors import ConflictError, InvalidInputError
 
 PROPERTY_SETTINGS = settings(deadline=None, derandomize=True, database=None, max_examples=200)
 

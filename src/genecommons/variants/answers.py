@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from genecommons.access.models import Subject
+from genecommons.policy.models import Subject
 from genecommons.variants.store import SiteCounts
 
 

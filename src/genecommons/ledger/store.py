@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, Table, TextClause, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from genecommons.audit.merkle import NodeKey
-from genecommons.audit.tables import merkle_nodes
+from genecommons.ledger.merkle import NodeKey
+from genecommons.ledger.tables import merkle_nodes
 
 _CHUNK_KEYS = 64  # a proof touches at most ~2 log2(n) nodes
 

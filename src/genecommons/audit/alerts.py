@@ -1,4 +1,4 @@
-"""Early warning: rules over the audit event stream, evaluated event by event (issue 6 part 4).
+"""Early warning: rules over the audit event stream, evaluated event by event.
 
 The rules are versioned data (`alert_rules/*.json`, or the file `GENECOMMONS_ALERT_RULES_FILE`
 names) with their thresholds; the code only evaluates them. Six kinds:

@@ -16,7 +16,7 @@ class SubjectKind(StrEnum):
 
 
 class Role(StrEnum):
-    """What a user does on the platform (issue 3)."""
+    """What a user does on the platform."""
 
     SUBMITTER = "submitter"
     RESEARCHER = "researcher"

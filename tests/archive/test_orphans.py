@@ -40,7 +40,7 @@ WRITER = textwrap.dedent(
     from genecommons.archive import service
     from genecommons.catalog import service as catalog_service
     from genecommons.config import Settings
-    from genecommons.db import make_engine, make_session_factory
+    from genecommons.db import make_session_factory, node_engine
 
     mode, ready, target = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     settings = Settings()

@@ -143,7 +143,11 @@ def _run_one(url: str, bundle: Path) -> dict[str, Any]:
     from genecommons.catalog import service
     from genecommons.db import make_engine, make_session_factory
     from genecommons.migrate import upgrade
-    from genecommons.policy.models import Subject
+
+    try:  # the decision point's types moved from access/ to policy/; the baseline may predate it
+        from genecommons.policy.models import Subject
+    except ImportError:
+        from genecommons.access.models import Subject  # type: ignore[no-redef]
 
     try:  # a node's SQLite database is encrypted (SQLCipher) since the catalog was; not before
         from genecommons.db import DatabaseKey

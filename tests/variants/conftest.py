@@ -208,3 +208,44 @@ def beacon_schemas() -> BeaconSchemas:
     if not root.exists():
         pytest.skip("../shared/specs/beacon-v2 is not present on this machine")
     return BeaconSchemas(root)
+
+
+class FailsAfterArchiving:
+    """The real archiver (its objects stored, its variant store built), then the process dies
+    before the commit: the submission's transaction never commits."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    def attach(self, session: Any, files: Any, paths: Any) -> list[str]:
+        """Archive as the real sink does, then fail."""
+        self.sink.attach(session, files, paths)
+        raise RuntimeError("the process died here")
+
+    def discard(self) -> None:
+        """What the real sink does."""
+        self.sink.discard()
+
+
+@pytest.fixture
+def pipeline_submit() -> Any:
+    """`catalog.submit` through the real pipeline (the archive, then the variant store), as
+    `genecommons submit` wires it; with `fails_after_archiving`, the process dies after both
+    are built, before the commit."""
+
+    def submit(
+        factory: Any,
+        settings: Settings,
+        folder: Path,
+        *,
+        fails_after_archiving: bool = False,
+        **options: Any,
+    ) -> Any:
+        sink: Any = archive_service.BundleArchiver(
+            settings, OPERATOR, after=VariantStoreSink(settings, OPERATOR)
+        )
+        if fails_after_archiving:
+            sink = FailsAfterArchiving(sink)
+        return catalog.submit(factory, folder, subject=OPERATOR, data_files=sink, **options)
+
+    return submit

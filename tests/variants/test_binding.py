@@ -16,8 +16,6 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from genecommons.archive.service import BundleArchiver
-from genecommons.catalog import service as catalog
 from genecommons.catalog.tables import accession_counters
 from genecommons.config import Settings
 from genecommons.errors import SubmissionRejectedError
@@ -40,39 +38,6 @@ def _cohort(folder: Path, datafiles: SimpleNamespace, *, seed: int) -> Path:
     return folder
 
 
-def _submit(
-    factory: Any,
-    settings: Settings,
-    folder: Path,
-    *,
-    fails_after_archiving: bool = False,
-    **options: Any,
-) -> Any:
-    sink: Any = BundleArchiver(
-        settings, OPERATOR, after=service.VariantStoreSink(settings, OPERATOR)
-    )
-    if fails_after_archiving:
-        sink = _FailsAfterArchiving(sink)
-    return catalog.submit(factory, folder, subject=OPERATOR, data_files=sink, **options)
-
-
-class _FailsAfterArchiving:
-    """The real archiver (its objects stored, its variant store built), then the process dies
-    before the commit: the submission's transaction never commits."""
-
-    def __init__(self, sink: BundleArchiver) -> None:
-        self.sink = sink
-
-    def attach(self, session: Any, files: Any, paths: Any) -> list[str]:
-        """Archive as the real sink does, then fail."""
-        self.sink.attach(session, files, paths)
-        raise RuntimeError("the process died here")
-
-    def discard(self) -> None:
-        """What the real sink does."""
-        self.sink.discard()
-
-
 def _carried(vcf: Path) -> list[Variant]:
     """The variants of `vcf` carried by at least one person."""
     with pysam.VariantFile(str(vcf)) as handle:
@@ -90,7 +55,11 @@ def _counts(factory: Any, settings: Settings, dataset: str, variant: Variant) ->
 
 
 def test_a_leftover_at_a_datasets_place_is_never_adopted(
-    factory: Any, archive_settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
+    factory: Any,
+    archive_settings: Settings,
+    tmp_path: Path,
+    datafiles: SimpleNamespace,
+    pipeline_submit: Any,
 ) -> None:
     # cohort A's store, left at the place of the first dataset accession by a submission that
     # never committed (what kill -9 left on the old code, where the accession was reused)
@@ -104,7 +73,7 @@ def test_a_leftover_at_a_datasets_place_is_never_adopted(
     )
     left.lease.release()
     second = _cohort(tmp_path / "b", datafiles, seed=2)
-    dataset = _submit(factory, archive_settings, second).accessions["datasets"]["DS1"]
+    dataset = pipeline_submit(factory, archive_settings, second).accessions["datasets"]["DS1"]
     assert dataset == "GCD00000001"
     only_first = set(_carried(first / "calls.vcf.gz")) - set(_carried(second / "calls.vcf.gz"))
     assert only_first
@@ -122,10 +91,14 @@ def test_a_leftover_at_a_datasets_place_is_never_adopted(
 
 
 def test_accessions_given_to_a_submission_that_did_not_commit_are_not_given_again(
-    factory: Any, archive_settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
+    factory: Any,
+    archive_settings: Settings,
+    tmp_path: Path,
+    datafiles: SimpleNamespace,
+    pipeline_submit: Any,
 ) -> None:
     with pytest.raises(RuntimeError):
-        _submit(
+        pipeline_submit(
             factory,
             archive_settings,
             _cohort(tmp_path / "a", datafiles, seed=1),
@@ -135,9 +108,11 @@ def test_accessions_given_to_a_submission_that_did_not_commit_are_not_given_agai
     rejected = _cohort(tmp_path / "bad", datafiles, seed=3)
     (rejected / "samples.tsv").write_text("alias\tindividual\nS9\tnobody\n")
     with pytest.raises(SubmissionRejectedError):
-        _submit(factory, archive_settings, rejected)
-    _submit(factory, archive_settings, _cohort(tmp_path / "dry", datafiles, seed=4), dry_run=True)
-    result = _submit(factory, archive_settings, _cohort(tmp_path / "b", datafiles, seed=2))
+        pipeline_submit(factory, archive_settings, rejected)
+    pipeline_submit(
+        factory, archive_settings, _cohort(tmp_path / "dry", datafiles, seed=4), dry_run=True
+    )
+    result = pipeline_submit(factory, archive_settings, _cohort(tmp_path / "b", datafiles, seed=2))
     assert result.accessions["datasets"]["DS1"] == "GCD00000002"
     assert result.accessions["studies"]["ST1"] == "GCS00000002"
     with factory() as session:  # what the committed submission did not take was given back

@@ -144,45 +144,14 @@ def _bundle(tmp_path: Path, datafiles: SimpleNamespace, *, bgzip: bool = True) -
     return folder
 
 
-def _submit(
-    factory: Any,
-    settings: Settings,
-    folder: Path,
-    *,
-    fails_after_archiving: bool = False,
-    **options: Any,
-) -> Any:
-    from genecommons.archive.service import BundleArchiver
-
-    sink: Any = BundleArchiver(
-        settings, OPERATOR, after=service.VariantStoreSink(settings, OPERATOR)
-    )
-    if fails_after_archiving:
-        sink = FailsAfterArchiving(sink)
-    return catalog.submit(factory, folder, subject=OPERATOR, data_files=sink, **options)
-
-
-class FailsAfterArchiving:
-    """The real archiver (and the variant store it builds), then a failure before the commit:
-    the submission's transaction never commits."""
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-
-    def attach(self, session: Any, files: Any, paths: Any) -> list[str]:
-        """Archive as the real sink does, then fail."""
-        self.sink.attach(session, files, paths)
-        raise RuntimeError("the commit did not happen")
-
-    def discard(self) -> None:
-        """What the real sink does."""
-        self.sink.discard()
-
-
 def test_submitting_a_joint_called_vcf_fills_the_store(
-    factory: Any, archive_settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
+    factory: Any,
+    archive_settings: Settings,
+    tmp_path: Path,
+    datafiles: SimpleNamespace,
+    pipeline_submit: Any,
 ) -> None:
-    result = _submit(factory, archive_settings, _bundle(tmp_path, datafiles))
+    result = pipeline_submit(factory, archive_settings, _bundle(tmp_path, datafiles))
     dataset = result.accessions["datasets"]["DS1"]
     store = service.store_path(archive_settings, dataset)
     assert store.exists()
@@ -200,19 +169,29 @@ def test_submitting_a_joint_called_vcf_fills_the_store(
 
 
 def test_a_submission_that_does_not_commit_leaves_no_store(
-    factory: Any, archive_settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
+    factory: Any,
+    archive_settings: Settings,
+    tmp_path: Path,
+    datafiles: SimpleNamespace,
+    pipeline_submit: Any,
 ) -> None:
     with pytest.raises(RuntimeError):
-        _submit(factory, archive_settings, _bundle(tmp_path, datafiles), fails_after_archiving=True)
+        pipeline_submit(
+            factory, archive_settings, _bundle(tmp_path, datafiles), fails_after_archiving=True
+        )
     assert not (archive_settings.data_dir / "variants").exists() or not list(
         (archive_settings.data_dir / "variants").iterdir()
     )
 
 
 def test_a_vcf_that_is_not_bgzipped_is_archived_without_a_store(
-    factory: Any, archive_settings: Settings, tmp_path: Path, datafiles: SimpleNamespace
+    factory: Any,
+    archive_settings: Settings,
+    tmp_path: Path,
+    datafiles: SimpleNamespace,
+    pipeline_submit: Any,
 ) -> None:
-    result = _submit(factory, archive_settings, _bundle(tmp_path, datafiles, bgzip=False))
+    result = pipeline_submit(factory, archive_settings, _bundle(tmp_path, datafiles, bgzip=False))
     assert result.archived
     assert not service.store_path(archive_settings, result.accessions["datasets"]["DS1"]).exists()
 

@@ -205,9 +205,10 @@ def test_a_database_in_use_is_not_encrypted_under_its_users(tmp_path: Path) -> N
         assert "Stop the node's server" in caught.value.message and caught.value.message_zh
         assert is_plaintext(path)  # untouched
     finally:
-        assert holder.stdin is not None
+        assert holder.stdin is not None and holder.stdout is not None
         holder.stdin.close()
         holder.wait(30)
+        holder.stdout.close()  # or its pipe is left for the garbage collector (ResourceWarning)
     assert encrypt_in_place(path, key) and not is_plaintext(path)
 
 

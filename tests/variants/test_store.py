@@ -141,3 +141,30 @@ def test_a_store_is_not_overwritten(tmp_path: Path, datafiles: SimpleNamespace) 
     assert store.groups == ("all", "CHB", "female", "male", "CHB:female", "CHB:male")
     with pytest.raises(ConflictError):
         build_store(vcf, tmp_path / "DS1", samples=samples)
+
+
+@pytest.mark.slow
+def test_counts_made_when_read_equal_the_packed_table(kg: SimpleNamespace) -> None:
+    import numpy as np
+
+    fields = ("ac", "an", "hom", "hemi")  # packed field by field, each for every group
+    groups = kg.store.groups
+    rows = kg.store._connect().execute(
+        "SELECT chrom, pos, ref, alt, counts FROM sites ORDER BY rowid"
+    )
+    for chrom, pos, ref, alt, packed in rows.fetchall()[::41]:
+        table = np.frombuffer(packed, dtype="<i4").reshape(len(fields), len(groups))
+        expected = {
+            group: {field: int(table[f, g]) for f, field in enumerate(fields)}
+            for g, group in enumerate(groups)
+        }
+        found = kg.store.lookup(Variant(chrom, pos, ref, alt))
+        assert found is not None
+        assert found.counts["CHB"] == expected["CHB"]  # one group read before the others
+        assert found.counts.get("all") == expected["all"]
+        assert found.counts == expected and expected == found.counts
+        assert list(found.counts) == list(groups) and len(found.counts) == len(groups)
+        assert dict(found.counts.items()) == expected
+        assert "nowhere" not in found.counts and found.counts.get("nowhere", 0) == 0
+        with pytest.raises(KeyError):
+            found.counts["nowhere"]

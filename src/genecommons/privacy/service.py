@@ -665,7 +665,7 @@ def _absent(store: VariantStore, variant: Variant) -> dict[str, dict[str, int]]:
 
 
 def _release(
-    session: Session, dataset: str, key: str, counts: dict[str, dict[str, int]], epsilon: float
+    session: Session, dataset: str, key: str, counts: Mapping[str, dict[str, int]], epsilon: float
 ) -> tuple[dict[str, dict[str, int]], float]:
     """The stored noisy table of the variant, drawn now if it has none yet."""
     query = select(privacy_releases.c.counts, privacy_releases.c.epsilon).where(

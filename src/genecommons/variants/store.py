@@ -87,12 +87,54 @@ class SampleInfo:
     sex: str | None = None
 
 
+class GroupCounts(Mapping[str, dict[str, int]]):
+    """A site's counts by group as the sites index packs them (int32, field by field, each for
+    every group, in the order of `columns`), each group's cell made when it is first read: a
+    range query reaches hundreds of sites, and most answers read one group of each."""
+
+    __slots__ = ("_cells", "_columns", "_values")
+
+    def __init__(self, values: Sequence[int], columns: Mapping[str, int]) -> None:
+        self._values = values
+        self._columns = columns  # group -> its column, shared by the sites of a store
+        self._cells: dict[str, dict[str, int]] = {}
+
+    def __getitem__(self, group: str) -> dict[str, int]:
+        cell = self._cells.get(group)
+        if cell is None:
+            i, n, values = self._columns[group], len(self._columns), self._values
+            cell = {  # COUNT_FIELDS
+                "ac": values[i],
+                "an": values[n + i],
+                "hom": values[2 * n + i],
+                "hemi": values[3 * n + i],
+            }
+            self._cells[group] = cell
+        return cell
+
+    def get(self, group: str, default: Any = None) -> Any:  # without Mapping's KeyError
+        """The cell of `group`, or `default` when the store does not tabulate it."""
+        return self[group] if group in self._columns else default
+
+    def __contains__(self, group: object) -> bool:
+        return group in self._columns
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
 @dataclass(frozen=True, slots=True)
 class SiteCounts:
     """A normalised variant and its counts by group."""
 
     variant: Variant
-    counts: dict[str, dict[str, int]]  # group -> {"ac", "an", "hom", "hemi"}
+    counts: Mapping[str, dict[str, int]]  # group -> {"ac", "an", "hom", "hemi"}
 
     def frequency(self, group: str = ALL) -> float | None:
         """AF in `group` (None where no allele was called)."""
@@ -372,6 +414,7 @@ class VariantStore:
         self._longest = int(meta["longest"])
         # a site's counts as packed: int32, little-endian, field by field, each for every group
         self._unpack = struct.Struct(f"<{len(COUNT_FIELDS) * len(self.groups)}i").unpack
+        self._columns = {group: i for i, group in enumerate(self.groups)}
 
     def __repr__(self) -> str:
         return f"VariantStore({self.path}, {self.binding.context})"
@@ -466,20 +509,8 @@ class VariantStore:
 
     def _counts(self, row: Any) -> SiteCounts:
         chrom, pos, _end, ref, alt, packed = row
-        # run for every site a range query reaches: plain Python, each cell written out
-        values = self._unpack(packed)
-        n = len(self.groups)
-        counts = {
-            group: {"ac": ac, "an": an, "hom": hom, "hemi": hemi}  # COUNT_FIELDS
-            for group, ac, an, hom, hemi in zip(
-                self.groups,
-                values[:n],
-                values[n : 2 * n],
-                values[2 * n : 3 * n],
-                values[3 * n :],
-                strict=True,
-            )
-        }
+        # run for every site a range query reaches: each group's cell is made when it is read
+        counts = GroupCounts(self._unpack(packed), self._columns)
         return SiteCounts(Variant(chrom, pos, ref, alt), counts)
 
     def lookup(self, variant: Variant) -> SiteCounts | None:

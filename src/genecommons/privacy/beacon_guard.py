@@ -242,7 +242,10 @@ def rule_answer(
     matches: Sequence[SiteCounts],
 ) -> DatasetAnswer:
     """The answer the rule gives (boolean or count granularity), stateless."""
-    shown = sum(1 for m in matches if rule.disclosed(dataset, m))
+    if granularity is Granularity.BOOLEAN:  # whether any is disclosed: the first one says
+        shown = int(any(rule.disclosed(dataset, m) for m in matches))
+    else:
+        shown = sum(1 for m in matches if rule.disclosed(dataset, m))
     count = None if granularity is Granularity.BOOLEAN else shown
     if shown:
         return DatasetAnswer(exists=True, count=count)

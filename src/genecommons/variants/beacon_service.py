@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,7 +79,9 @@ class StoreCache:
     one's use for it (a bound dataset never moves into a shared store)."""
 
     def __init__(self) -> None:
-        self._stores: dict[str, tuple[str, tuple[int, int], VariantStore]] = {}
+        # dataset -> the store's name, its manifest's stamp, the store, and the paths checked
+        # at each use: the dataset's own store (None: the store is its own) and the manifest
+        self._stores: dict[str, tuple[tuple[int, int], VariantStore, str | None, str]] = {}
         self._lock = threading.Lock()
 
     def get(self, session: Session, settings: Settings, dataset: str) -> VariantStore | None:
@@ -86,25 +89,26 @@ class StoreCache:
         with self._lock:
             cached = self._stores.get(dataset)
         if cached is not None:
-            name, stamp, store = cached
-            own = name == dataset or not store_path(settings, dataset).exists()
-            if own and _stamp(settings, name) == stamp:
+            stamp, store, own, manifest = cached
+            if (own is None or not os.path.exists(own)) and _stamp(manifest) == stamp:
                 return store
         binding = store_service.binding_of(session, dataset)
         if binding is None:
             return None
-        found = _stamp(settings, binding.dataset)
+        manifest = str(store_path(settings, binding.dataset) / MANIFEST)
+        found = _stamp(manifest)
         store = store_service.open_bound(settings, binding)
         if found is not None:
+            own = None if binding.dataset == dataset else str(store_path(settings, dataset))
             with self._lock:
-                self._stores[dataset] = (binding.dataset, found, store)
+                self._stores[dataset] = (found, store, own, manifest)
         return store
 
 
-def _stamp(settings: Settings, name: str) -> tuple[int, int] | None:
-    """What tells the manifest of the store called `name` from another (None: no store)."""
+def _stamp(manifest: str) -> tuple[int, int] | None:
+    """What tells the store manifest at `manifest` from another (None: no store)."""
     try:
-        found = (store_path(settings, name) / MANIFEST).stat()
+        found = os.stat(manifest)
     except FileNotFoundError:
         return None
     return (found.st_ino, found.st_mtime_ns)
@@ -365,6 +369,9 @@ class Asked:
     variants: VariantQuery | None
     criteria: tuple[Criterion, ...]
     scope: Scope | None
+    # the sites found in each store (by its binding's context), for the other datasets the
+    # same store serves
+    read: dict[str, list[SiteCounts]] = field(default_factory=dict, compare=False, repr=False)
 
 
 def check(settings: Settings, entry: str, request: BeaconRequest, scope: Scope | None) -> Asked:
@@ -639,7 +646,12 @@ def _dataset_matches(
         contig = _contig(store, variant.chrom)
         found = store.lookup(dataclasses.replace(variant, chrom=contig)) if contig else None
         return store, [found] if found else []
-    return store, find_variants(store, query, limit=beacon_app.settings.beacon_max_variants)
+    # the datasets released from one shared store ask it the same question: read once a query
+    sites = asked.read.get(store.binding.context)
+    if sites is None:
+        sites = find_variants(store, query, limit=beacon_app.settings.beacon_max_variants)
+        asked.read[store.binding.context] = sites
+    return store, list(sites)
 
 
 def _listing_reach(settings: Settings, request: BeaconRequest) -> int:

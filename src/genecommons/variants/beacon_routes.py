@@ -11,7 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from genecommons import bounded
-from genecommons.deps import AddressDep, Credentials, CredentialsDep, public_base_url
+from genecommons.deps import (
+    AddressDep,
+    Credentials,
+    CredentialsDep,
+    public_base_url,
+    request_address,
+)
 from genecommons.errors import GeneCommonsError, InvalidInputError, PayloadTooLargeError
 from genecommons.held_events import held
 from genecommons.variants import beacon
@@ -26,6 +32,10 @@ Document = dict[str, Any]  # what OpenAPI says every route answers (a JSON objec
 async def get_beacon(request: Request) -> service.Beacon:
     """The Beacon of this app, with the variant guard the app holds (app.state.variant_guard).
     (async: it only reads the app's state, so it needs no worker thread)"""
+    return _beacon(request)
+
+
+def _beacon(request: Request) -> service.Beacon:
     state = request.app.state
     return service.Beacon(
         state.session_factory,
@@ -192,14 +202,14 @@ POST_BODY = {
 }
 
 
-async def _answer(
-    request: Request,
-    beacon_app: service.Beacon,
-    credentials: Credentials,
-    address: str,
-    entry: str,
-    scope: service.Scope | None,
-) -> Response:
+async def _answer(request: Request, entry: str, scope: service.Scope | None) -> Response:
+    # the query routes take the request alone and read the Beacon, the credentials and the
+    # address from it as their dependencies would: FastAPI solves no dependency per query
+    beacon_app, credentials, address = (
+        _beacon(request),
+        Credentials(request),
+        request_address(request),
+    )
     raw = await _body(request)
 
     def answered() -> dict[str, Any]:
@@ -215,25 +225,16 @@ async def _answer(
 def _handler(entry: str, scope_kind: str | None) -> Handler:
     if scope_kind is None:
 
-        async def listing(
-            request: Request,
-            beacon_app: BeaconDep,
-            credentials: CredentialsDep,
-            address: AddressDep,
-        ) -> Response:
-            return await _answer(request, beacon_app, credentials, address, entry, None)
+        async def listing(request: Request) -> Response:
+            return await _answer(request, entry, None)
 
         return listing
 
     async def single(
         id: Annotated[str, Path(max_length=200, description="The entry's id")],
         request: Request,
-        beacon_app: BeaconDep,
-        credentials: CredentialsDep,
-        address: AddressDep,
     ) -> Response:
-        scope = service.Scope(scope_kind, id)
-        return await _answer(request, beacon_app, credentials, address, entry, scope)
+        return await _answer(request, entry, service.Scope(scope_kind, id))
 
     return single
 

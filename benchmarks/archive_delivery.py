@@ -33,7 +33,7 @@ import pysam
 
 from genecommons.access import service as access_service
 from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.archive import htsget as htsget_delivery
 from genecommons.archive import service
 from genecommons.archive.crypt import reencrypt_header

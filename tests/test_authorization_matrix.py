@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from genecommons.access import registration, service, workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.tables import affiliation_claims, users
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service

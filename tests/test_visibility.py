@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from genecommons.access import service as access_service
 from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.keys import InMemoryKeyStore
 from genecommons.access.passports import VisaBy, VisaType, issue_visa, passport_claim
 from genecommons.app import create_app

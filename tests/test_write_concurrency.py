@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from genecommons.access import service as access_service
 from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.tables import api_tokens, grants
 from genecommons.catalog import service as catalog_service
 from genecommons.errors import BusyError

@@ -14,7 +14,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from genecommons.access import affiliation, commands, listings, service, workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
 from genecommons.catalog.service import Page

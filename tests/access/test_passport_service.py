@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from genecommons.access import service, workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.keys import InMemoryKeyStore
 from genecommons.access.passports import (
     TrustedIssuers,

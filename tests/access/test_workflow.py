@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from genecommons.access import notify, service, workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.catalog import service as catalog
 from genecommons.errors import AccessDeniedError, ConflictError, NotFoundError
 from genecommons.policy.models import Subject

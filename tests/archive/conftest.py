@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from genecommons.access import service as access_service
 from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog_service

@@ -11,7 +11,7 @@ import pytest
 
 from genecommons.access import service as access
 from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.catalog import service as catalog
 from genecommons.compliance import service
 from genecommons.compliance.reports import check_period

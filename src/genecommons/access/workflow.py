@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access import notify
-from genecommons.access.duo_matching import ResearchPurpose, Verdict, match_purpose
+from genecommons.access.duo_matching import match_purpose
+from genecommons.access.duo_models import ResearchPurpose, Verdict
 from genecommons.access.jurisdiction.facts import dataset_facts
 from genecommons.access.jurisdiction.rules import JurisdictionDecision, Requester, evaluate
 from genecommons.access.tables import (

@@ -26,8 +26,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from genecommons.access import committees, workflow
 from genecommons.access import service as access_service
-from genecommons.access import workflow
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.keys import InMemoryKeyStore
 from genecommons.access.passports import VisaBy, VisaType, issue_visa, passport_claim
@@ -194,8 +194,8 @@ def world(
             attestation="Registered in Beijing; no foreign ownership.",
             actor=OPERATOR,
         )
-        workflow.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
-        workflow.add_member(
+        committees.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
+        committees.add_member(
             factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR
         )
         owner = Subject.user(

@@ -20,8 +20,8 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
+from genecommons.access import committees, workflow
 from genecommons.access import service as access_service
-from genecommons.access import workflow
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
@@ -114,8 +114,10 @@ def build_world(
         attestation="Registered in Beijing; no foreign ownership.",
         actor=OPERATOR,
     )
-    workflow.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
-    workflow.add_member(factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR)
+    committees.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
+    committees.add_member(
+        factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR
+    )
     dataset = result.accessions["datasets"]["DS1"]
     member = Subject.user(
         "dac@example.org", roles=frozenset({"dac_member"}), institution=institution

@@ -11,7 +11,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.access import affiliation, listings, notify, second_factor, service, workflow
+from genecommons.access import (
+    affiliation,
+    committees,
+    listings,
+    notify,
+    second_factor,
+    service,
+    workflow,
+)
 from genecommons.catalog.service import Page
 from genecommons.policy.models import Role
 from genecommons.runtime import operator, runtime
@@ -308,7 +316,7 @@ def requests_show(request_id: int, as_json: JsonOpt = False) -> None:
 @dac_app.command("create")
 def dac_create(alias: str, name: Annotated[str, typer.Option("--name")]) -> None:
     """Create a DAC; datasets name it by ALIAS in their `dac` column. 创建委员会。"""
-    workflow.create_dac(runtime().factory, alias=alias, name=name, actor=operator())
+    committees.create_dac(runtime().factory, alias=alias, name=name, actor=operator())
     console.print(f"DAC {escape(alias)} created. 已创建。")
 
 
@@ -334,7 +342,7 @@ def dac_add_member(
     alias: str, email: str, chair: Annotated[bool, typer.Option("--chair")] = False
 ) -> None:
     """Add an account to a DAC. 添加委员会成员。"""
-    workflow.add_member(runtime().factory, dac=alias, email=email, chair=chair, actor=operator())
+    committees.add_member(runtime().factory, dac=alias, email=email, chair=chair, actor=operator())
     console.print(f"{escape(email)} added to {escape(alias)}. 已添加。")
 
 

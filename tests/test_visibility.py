@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from genecommons.access import committees, workflow
+from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.keys import InMemoryKeyStore
@@ -187,7 +187,7 @@ def world(
                 factory, email=f"{name}@example.org", actor=OPERATOR
             ).token
             headers[name] = {"Authorization": f"Bearer {token}"}
-        access_service.verify_institution(
+        institution_service.verify_institution(
             factory,
             institution=institution,
             foreign_controlled=False,

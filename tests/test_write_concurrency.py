@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from genecommons.access import committees, workflow
+from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.tables import api_tokens, grants
@@ -41,7 +41,7 @@ def _node(factory: Any, make_bundle: Any, sheets: Any) -> dict[str, Any]:
     result = catalog_service.submit(factory, make_bundle(sheets(individuals=8)), subject=OPERATOR)
     institution = result.accessions["institutions"]["BGC"]
     dataset = result.accessions["datasets"]["DS1"]
-    access_service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,

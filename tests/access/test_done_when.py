@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from genecommons.access import affiliation, committees, notify, service
+from genecommons.access import affiliation, committees, institution_service, notify, service
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.audit.service import signing_key
@@ -95,7 +95,7 @@ def test_register_request_approve_passport_and_three_refusals(
         file_id = result.accessions["files"]["calls.vcf.gz"]
         bgc, oxf = (result.accessions["institutions"][a] for a in ("BGC", "OXF"))
         for accession in (bgc, oxf):  # the administrator verifies both institutions
-            service.verify_institution(
+            institution_service.verify_institution(
                 factory,
                 institution=accession,
                 foreign_controlled=False,

@@ -13,7 +13,15 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from typer.testing import CliRunner
 
-from genecommons.access import affiliation, commands, committees, listings, service, workflow
+from genecommons.access import (
+    affiliation,
+    commands,
+    committees,
+    institution_service,
+    listings,
+    service,
+    workflow,
+)
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
@@ -87,7 +95,7 @@ def build_world(factory: Any, bundle: Any) -> World:
         tokens[email], bearer[email] = issued.id, issued.token
     committees.create_dac(factory, alias="BGC DAC", name="BGC committee", actor=OPERATOR)
     committees.add_member(factory, dac="BGC DAC", email=DAC, chair=True, actor=OPERATOR)
-    service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,

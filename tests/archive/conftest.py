@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
-from genecommons.access import committees, workflow
+from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
@@ -107,7 +107,7 @@ def build_world(
             factory, email=email, roles=roles, institution=institution, actor=OPERATOR
         )
         tokens[email] = access_service.create_token(factory, email=email, actor=OPERATOR).token
-    access_service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,

@@ -51,7 +51,7 @@ def make(release: Path, data_dir: Path, work: Path) -> dict[str, Any]:
 
     from fastapi.testclient import TestClient
 
-    from genecommons.access import committees, workflow
+    from genecommons.access import committees, institution_service, workflow
     from genecommons.access import service as access_service
     from genecommons.access.duo_models import ResearchPurpose
     from genecommons.app import create_app
@@ -93,7 +93,7 @@ def make(release: Path, data_dir: Path, work: Path) -> dict[str, Any]:
             factory, email=email, roles=roles, institution=institution, actor=operator
         )
         tokens[email] = access_service.create_token(factory, email=email, actor=operator).token
-    access_service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from genecommons.access import committees, workflow
+from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
@@ -65,7 +65,7 @@ def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) ->
     )
     accessions = result.accessions
     institution = accessions["institutions"]["BGC"]
-    access_service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,

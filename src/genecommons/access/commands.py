@@ -14,6 +14,7 @@ from rich.table import Table
 from genecommons.access import (
     affiliation,
     committees,
+    institution_service,
     listings,
     notify,
     second_factor,
@@ -104,7 +105,7 @@ def users_set_institution(
 ) -> None:
     """Put an account at an institution (e.g. one made at its first OpenID Connect sign-in).
     设置账号所属机构。"""
-    service.set_institution(
+    institution_service.set_institution(
         runtime().factory, email=email, institution=institution, actor=operator()
     )
     console.print(f"{escape(email)} is now at {escape(institution)}. 已设置。")
@@ -208,7 +209,7 @@ def institutions_verify(
     ] = False,
 ) -> None:
     """Verify an institution's location and ownership. 核验机构所在地与控制权。"""
-    result = service.verify_institution(
+    result = institution_service.verify_institution(
         runtime().factory,
         institution=accession,
         foreign_controlled=foreign_controlled,

@@ -31,9 +31,9 @@ import httpx
 import numpy as np
 import pysam
 
+from genecommons.access import committees, workflow
 from genecommons.access import service as access_service
-from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.archive import htsget as htsget_delivery
 from genecommons.archive import service
 from genecommons.archive.crypt import reencrypt_header
@@ -253,8 +253,8 @@ class Node:
         self.token = access_service.create_token(
             self.factory, email="r@example.org", actor=OPERATOR
         ).token
-        workflow.create_dac(self.factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
-        workflow.add_member(
+        committees.create_dac(self.factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+        committees.add_member(
             self.factory, dac="BGC DAC", email="d@example.org", chair=True, actor=OPERATOR
         )
         researcher = Subject.user(

@@ -325,9 +325,10 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
 
 def reader_token(factory: Any, institution: str) -> str:
     """A bearer token of a researcher of the verified institution (count granularity)."""
+    from genecommons.access import institution_service
     from genecommons.access import service as access_service
 
-    access_service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,

@@ -94,7 +94,7 @@ class Node:
     def _verified_institution(self) -> str:
         from sqlalchemy import select
 
-        from genecommons.access import service as access_service
+        from genecommons.access import institution_service
         from genecommons.catalog.tables import ENTITY_TABLES
 
         institutions = ENTITY_TABLES["institutions"]
@@ -102,7 +102,7 @@ class Node:
             accession = session.execute(
                 select(institutions.c.accession).order_by(institutions.c.id).limit(1)
             ).scalar_one()
-        access_service.verify_institution(
+        institution_service.verify_institution(
             self.factory,
             institution=accession,
             foreign_controlled=False,

@@ -20,8 +20,8 @@ import pysam
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from genecommons.access import registration, service, workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access import committees, registration, service, workflow
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.tables import affiliation_claims, users
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
@@ -157,7 +157,7 @@ class World:
         self.accessions = result.accessions
         self.datasets = {tier: result.accessions["datasets"][f"DS-{tier}"] for tier in TIERS}
         self.bundle = bundle
-        workflow.create_dac(self.factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+        committees.create_dac(self.factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
         self.headers: dict[str, dict[str, str]] = {"anonymous": {}}
         for role in SIGNED_IN:
             email = f"{role}@example.org"
@@ -170,7 +170,7 @@ class World:
             )
             token = service.create_token(self.factory, email=email, actor=OPERATOR).token
             self.headers[role] = {"Authorization": f"Bearer {token}"}
-        workflow.add_member(
+        committees.add_member(
             self.factory, dac="BGC DAC", email="dac_member@example.org", chair=True, actor=OPERATOR
         )
         for role in ROLES:  # each role's identity at the OpenID provider

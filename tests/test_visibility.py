@@ -26,9 +26,9 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
-from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.keys import InMemoryKeyStore
 from genecommons.access.passports import VisaBy, VisaType, issue_visa, passport_claim
 from genecommons.app import create_app
@@ -187,15 +187,15 @@ def world(
                 factory, email=f"{name}@example.org", actor=OPERATOR
             ).token
             headers[name] = {"Authorization": f"Bearer {token}"}
-        access_service.verify_institution(
+        institution_service.verify_institution(
             factory,
             institution=institution,
             foreign_controlled=False,
             attestation="Registered in Beijing; no foreign ownership.",
             actor=OPERATOR,
         )
-        workflow.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
-        workflow.add_member(
+        committees.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
+        committees.add_member(
             factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR
         )
         owner = Subject.user(

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
-from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.tables import api_tokens, grants
 from genecommons.catalog import service as catalog_service
 from genecommons.errors import BusyError
@@ -41,7 +41,7 @@ def _node(factory: Any, make_bundle: Any, sheets: Any) -> dict[str, Any]:
     result = catalog_service.submit(factory, make_bundle(sheets(individuals=8)), subject=OPERATOR)
     institution = result.accessions["institutions"]["BGC"]
     dataset = result.accessions["datasets"]["DS1"]
-    access_service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,
@@ -52,8 +52,10 @@ def _node(factory: Any, make_bundle: Any, sheets: Any) -> dict[str, Any]:
         factory, email="dac@example.org", roles=["dac_member"], institution=institution,
         actor=OPERATOR,
     )  # fmt: skip
-    workflow.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
-    workflow.add_member(factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR)
+    committees.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
+    committees.add_member(
+        factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR
+    )
     member = Subject.user("dac@example.org", roles=frozenset({"dac_member"}), institution=None)
     researchers = []
     for i in range(WRITERS):

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from genecommons.access import affiliation, notify, service
+from genecommons.access import affiliation, institution_service, notify, service
 from genecommons.access.tables import affiliation_claims, users
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
@@ -66,7 +66,7 @@ def node(settings: Settings, sheets: Any, make_bundle: Any) -> Iterator[dict[str
             + service.create_token(factory, email="r@bgc.example", actor=OPERATOR).token
         }
         for institution in (bgc, shh):
-            service.verify_institution(
+            institution_service.verify_institution(
                 factory,
                 institution=institution,
                 foreign_controlled=False,
@@ -225,7 +225,7 @@ def test_an_account_registered_before_counts_its_claim_for_nothing(
         bgc = catalog.submit(factory, make_bundle(), subject=OPERATOR).accessions["institutions"][
             "BGC"
         ]
-        service.verify_institution(
+        institution_service.verify_institution(
             factory, institution=bgc, foreign_controlled=False, attestation="x", actor=OPERATOR
         )
         service.add_user(

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from genecommons.access import affiliation, notify, service, workflow
+from genecommons.access import affiliation, committees, institution_service, notify, service
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.audit.service import signing_key
@@ -95,7 +95,7 @@ def test_register_request_approve_passport_and_three_refusals(
         file_id = result.accessions["files"]["calls.vcf.gz"]
         bgc, oxf = (result.accessions["institutions"][a] for a in ("BGC", "OXF"))
         for accession in (bgc, oxf):  # the administrator verifies both institutions
-            service.verify_institution(
+            institution_service.verify_institution(
                 factory,
                 institution=accession,
                 foreign_controlled=False,
@@ -107,11 +107,13 @@ def test_register_request_approve_passport_and_three_refusals(
         affiliation.set_email_domains(
             factory, institution=oxf, domains=["ox.ac.uk"], actor=OPERATOR
         )
-        workflow.create_dac(factory, alias="BGC DAC", name="BGC access committee", actor=OPERATOR)
+        committees.create_dac(factory, alias="BGC DAC", name="BGC access committee", actor=OPERATOR)
         service.add_user(
             factory, email="dac@bgc.cn", roles=["dac_member"], institution=bgc, actor=OPERATOR
         )
-        workflow.add_member(factory, dac="BGC DAC", email="dac@bgc.cn", chair=True, actor=OPERATOR)
+        committees.add_member(
+            factory, dac="BGC DAC", email="dac@bgc.cn", chair=True, actor=OPERATOR
+        )
         dac = {
             "Authorization": "Bearer "
             + service.create_token(factory, email="dac@bgc.cn", actor=OPERATOR).token

@@ -13,16 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genecommons.access.duo_matching import (
-    RULES,
-    RULES_BY_ID,
+from genecommons.access.duo_matching import match_purpose
+from genecommons.access.duo_models import (
     MatchResult,
     ResearchPurpose,
     RuleStatus,
     TermKind,
     Verdict,
-    match_purpose,
 )
+from genecommons.access.duo_rules import RULES, RULES_BY_ID
 
 REPO = Path(__file__).resolve().parents[2]
 DUO_CSV = REPO.parent / "shared" / "specs" / "duo" / "duo.csv"

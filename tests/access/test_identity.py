@@ -12,7 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from genecommons.access import identity, listings, second_factor, service, throttle
+from genecommons.access import (
+    identity,
+    institution_service,
+    listings,
+    second_factor,
+    service,
+    throttle,
+)
 from genecommons.access.tables import api_tokens
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
@@ -282,7 +289,7 @@ def test_institution_verification_decides_foreign_party(
     before = service.authenticate(factory, token)
     assert not before.institution_verified and not before.foreign_party
     with pytest.raises(InvalidInputError):
-        service.verify_institution(
+        institution_service.verify_institution(
             factory,
             institution=institution,
             foreign_controlled=False,
@@ -290,14 +297,14 @@ def test_institution_verification_decides_foreign_party(
             actor=OPERATOR,
         )
     with pytest.raises(AccessDeniedError):
-        service.verify_institution(
+        institution_service.verify_institution(
             factory,
             institution=institution,
             foreign_controlled=False,
             attestation="x",
             actor=before,
         )
-    result = service.verify_institution(
+    result = institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=controlled,

@@ -12,20 +12,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from genecommons.access.jurisdiction.countries import country_code
+from genecommons.access.jurisdiction.rule_data import (
+    RuleId,
+    RuleSet,
+    check_sequence,
+    load_rule_sets,
+    parse_rule_set,
+    rules_in_force,
+)
 from genecommons.access.jurisdiction.rules import (
     CountryPolicy,
     DatasetFacts,
     JurisdictionDecision,
     PolicyMode,
     Requester,
-    RuleId,
-    RuleSet,
-    check_sequence,
-    country_code,
     evaluate,
-    load_rule_sets,
-    parse_rule_set,
-    rules_in_force,
 )
 from genecommons.errors import InvalidInputError
 

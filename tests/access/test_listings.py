@@ -13,8 +13,16 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from typer.testing import CliRunner
 
-from genecommons.access import affiliation, commands, listings, service, workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access import (
+    affiliation,
+    commands,
+    committees,
+    institution_service,
+    listings,
+    service,
+    workflow,
+)
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
 from genecommons.catalog.service import Page
@@ -85,9 +93,9 @@ def build_world(factory: Any, bundle: Any) -> World:
         subjects[email] = Subject.user(email, roles=frozenset({role}), institution=institution)
         issued = service.create_token(factory, email=email, actor=OPERATOR, label=f"{role} key")
         tokens[email], bearer[email] = issued.id, issued.token
-    workflow.create_dac(factory, alias="BGC DAC", name="BGC committee", actor=OPERATOR)
-    workflow.add_member(factory, dac="BGC DAC", email=DAC, chair=True, actor=OPERATOR)
-    service.verify_institution(
+    committees.create_dac(factory, alias="BGC DAC", name="BGC committee", actor=OPERATOR)
+    committees.add_member(factory, dac="BGC DAC", email=DAC, chair=True, actor=OPERATOR)
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,

@@ -22,7 +22,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
-from genecommons.access import notify, oidc, second_factor, service
+from genecommons.access import institution_service, notify, oidc, second_factor, service
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
@@ -120,8 +120,10 @@ def test_a_first_time_identity_becomes_an_untrusted_researcher(
     factory = client.app.state.session_factory  # type: ignore[attr-defined]
     result = catalog.submit(factory, make_bundle(), subject=OPERATOR)
     bgc = result.accessions["institutions"]["BGC"]
-    service.set_institution(factory, email="alice@example.org", institution=bgc, actor=OPERATOR)
-    service.verify_institution(
+    institution_service.set_institution(
+        factory, email="alice@example.org", institution=bgc, actor=OPERATOR
+    )
+    institution_service.verify_institution(
         factory, institution=bgc, foreign_controlled=False, attestation="letter", actor=OPERATOR
     )
     subject = service.authenticate(factory, again.json()["access_token"])

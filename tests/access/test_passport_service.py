@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from genecommons.access import service, workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access import committees, service, workflow
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.keys import InMemoryKeyStore
 from genecommons.access.passports import (
     TrustedIssuers,
@@ -53,8 +53,8 @@ def test_passports(settings: Settings, make_bundle: Any, tmp_path: Path) -> None
                 institution=data.accessions["institutions"]["BGC"],
                 actor=OPERATOR,
             )
-        workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
-        workflow.add_member(
+        committees.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+        committees.add_member(
             factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR
         )
         token = service.create_token(factory, email="res@example.org", actor=OPERATOR).token

@@ -11,7 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from genecommons.access import affiliation, listings, notify, registration, service
+from genecommons.access import (
+    affiliation,
+    institution_service,
+    listings,
+    notify,
+    registration,
+    service,
+)
 from genecommons.access.tables import users
 from genecommons.app import create_app
 from genecommons.catalog import service as catalog
@@ -116,7 +123,7 @@ def test_register_verify_and_wait_for_the_institution(world: dict[str, Any]) -> 
     assert again.json()["status"] == "awaiting_institution"
     pending = sign_in(client)
     assert pending.status_code == 403 and "institution" in pending.json()["message"]
-    service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,
@@ -149,7 +156,7 @@ def test_an_address_at_a_declared_domain_of_a_verified_institution_activates_at_
     world: dict[str, Any],
 ) -> None:
     client, factory, institution = world["client"], world["factory"], world["institution"]
-    service.verify_institution(
+    institution_service.verify_institution(
         factory, institution=institution, foreign_controlled=False, attestation="a", actor=OPERATOR
     )
     affiliation.set_email_domains(

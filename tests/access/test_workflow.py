@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from genecommons.access import notify, service, workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access import committees, notify, service, workflow
+from genecommons.access.duo_models import ResearchPurpose
+from genecommons.access.jurisdiction import verdicts
 from genecommons.catalog import service as catalog
 from genecommons.errors import AccessDeniedError, ConflictError, NotFoundError
 from genecommons.policy.models import Subject
@@ -35,8 +36,10 @@ def world(factory: Any, make_bundle: Any) -> dict[str, Any]:
         ("other@example.org", ["researcher"]),
     ):
         service.add_user(factory, email=email, roles=roles, institution=institution, actor=OPERATOR)
-    workflow.create_dac(factory, alias="BGC DAC", name="BGC access committee", actor=OPERATOR)
-    workflow.add_member(factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR)
+    committees.create_dac(factory, alias="BGC DAC", name="BGC access committee", actor=OPERATOR)
+    committees.add_member(
+        factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR
+    )
     return {"dataset": result.accessions["datasets"]["DS1"]}
 
 
@@ -211,8 +214,8 @@ def test_workflow_over_http(settings: Any, make_bundle: Any) -> None:
             )
             issued = service.create_token(factory, email=email, actor=OPERATOR)
             tokens[email] = {"Authorization": f"Bearer {issued.token}"}
-        workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
-        workflow.add_member(
+        committees.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+        committees.add_member(
             factory, dac="BGC DAC", email="dac@example.org", chair=False, actor=OPERATOR
         )
         body = {
@@ -263,7 +266,7 @@ def test_jurisdiction_refuses_a_foreign_party(
     )
     result = catalog.submit(factory, make_bundle(data), subject=OPERATOR)
     dataset = result.accessions["datasets"]["DS1"]
-    workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+    committees.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
     oxford = result.accessions["institutions"]["OXF"]
     foreigner = Subject.user("uk@example.org", roles=frozenset({"researcher"}), institution=oxford)
     service.add_user(
@@ -275,7 +278,7 @@ def test_jurisdiction_refuses_a_foreign_party(
     # the consent forbids provision abroad and no provision-abroad filing is recorded
     assert outcomes[0].status == "rejected"
     assert "consent-no-abroad" in outcomes[0].jurisdiction_rules
-    monkeypatch.setattr(workflow, "archived_here", lambda session, dataset_id: True)
+    monkeypatch.setattr(verdicts, "archived_here", lambda session, dataset_id: True)
     chinese = Subject.user(
         "cn@example.org",
         roles=frozenset({"researcher"}),
@@ -298,7 +301,7 @@ def test_jurisdiction_refuses_a_foreign_party(
 def test_security_review_and_filing_records_in_force_open_provision_abroad(
     factory: Any, make_bundle: Any, sheets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(workflow, "archived_here", lambda session, dataset_id: True)
+    monkeypatch.setattr(verdicts, "archived_here", lambda session, dataset_id: True)
     data = sheets()
     data["studies"][0].update(important_pedigree="yes", collection_licence="2024CJ0001")
     data["consents"][0]["abroad_allowed"] = "yes"
@@ -317,7 +320,7 @@ def test_security_review_and_filing_records_in_force_open_provision_abroad(
     data["hgr_records"].append(filing)
     result = catalog.submit(factory, make_bundle(data), subject=OPERATOR)
     dataset = result.accessions["datasets"]["DS1"]
-    workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+    committees.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
     oxford = result.accessions["institutions"]["OXF"]
     foreigner = Subject.user("uk@example.org", roles=frozenset({"researcher"}), institution=oxford)
     service.add_user(

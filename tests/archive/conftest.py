@@ -20,9 +20,9 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
+from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
-from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog_service
@@ -107,15 +107,17 @@ def build_world(
             factory, email=email, roles=roles, institution=institution, actor=OPERATOR
         )
         tokens[email] = access_service.create_token(factory, email=email, actor=OPERATOR).token
-    access_service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,
         attestation="Registered in Beijing; no foreign ownership.",
         actor=OPERATOR,
     )
-    workflow.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
-    workflow.add_member(factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR)
+    committees.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=OPERATOR)
+    committees.add_member(
+        factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR
+    )
     dataset = result.accessions["datasets"]["DS1"]
     member = Subject.user(
         "dac@example.org", roles=frozenset({"dac_member"}), institution=institution

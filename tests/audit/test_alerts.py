@@ -14,16 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genecommons.audit.alerts import (
+from genecommons.audit.alert_rule_data import (
     AlertRuleSet,
-    EarlyWarning,
-    Finding,
-    GrantEnd,
-    WatchedEvent,
     default_rule_set,
     load_rule_set,
     parse_rule_set,
 )
+from genecommons.audit.alerts import EarlyWarning, Finding, GrantEnd, WatchedEvent
 from genecommons.errors import InvalidInputError
 from genecommons.ledger.events import EventTag
 

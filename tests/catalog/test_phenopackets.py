@@ -17,13 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phenopackets.schema.v2 import Phenopacket
 
+from genecommons.catalog.iso_durations import age_to_years, years_to_duration
 from genecommons.catalog.models import Phenotype, Sex
 from genecommons.catalog.phenopackets import (
     PhenopacketResult,
-    age_to_years,
     phenopacket_from_rows,
     read_phenopacket,
-    years_to_duration,
 )
 from genecommons.catalog.report import Problem, Severity
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from genecommons.access import committees, workflow
 from genecommons.access import service as access
-from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
+from genecommons.access.jurisdiction import verdicts
 from genecommons.catalog import service as catalog
 from genecommons.compliance import service
 from genecommons.compliance.reports import check_period
@@ -25,7 +26,7 @@ def test_report_of_a_period(
     factory: Any, make_bundle: Any, sheets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # provision abroad needs the backup copy that archiving the data here provides
-    monkeypatch.setattr(workflow, "archived_here", lambda session, dataset_id: True)
+    monkeypatch.setattr(verdicts, "archived_here", lambda session, dataset_id: True)
     today = date.today()
     data = sheets()
     data["consents"][0]["abroad_allowed"] = "yes"
@@ -45,11 +46,13 @@ def test_report_of_a_period(
     data["ethics_approvals"][0]["valid_until"] = (today + timedelta(days=10)).isoformat()
     result = catalog.submit(factory, make_bundle(data), subject=OPERATOR)
     dataset = result.accessions["datasets"]["DS1"]
-    workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+    committees.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
     access.add_user(
         factory, email="dac@example.org", roles=["dac_member"], institution=None, actor=OPERATOR
     )
-    workflow.add_member(factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR)
+    committees.add_member(
+        factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR
+    )
     member = Subject.user("dac@example.org", roles=frozenset({"dac_member"}), institution=None)
     for email, inst, country in (("uk@example.org", "OXF", "GB"), ("cn@example.org", "BGC", "CN")):
         access.add_user(

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from genecommons.access import listings, service, workflow
+from genecommons.access import committees, listings, service
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.audit.service import signing_key
@@ -63,7 +63,7 @@ def test_the_committee_is_made_once_and_its_credentials_shown_once(
 def test_a_missing_membership_is_restored_without_new_credentials(
     factory: Any, settings: Settings
 ) -> None:
-    workflow.create_dac(factory, alias=sheets.DAC, name="made by hand", actor=OPERATOR)
+    committees.create_dac(factory, alias=sheets.DAC, name="made by hand", actor=OPERATOR)
     service.add_user(
         factory, email=DAC_MEMBER_EMAIL, roles=["dac_member"], institution=None, actor=OPERATOR
     )

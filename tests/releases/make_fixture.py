@@ -51,9 +51,9 @@ def make(release: Path, data_dir: Path, work: Path) -> dict[str, Any]:
 
     from fastapi.testclient import TestClient
 
+    from genecommons.access import committees, institution_service, workflow
     from genecommons.access import service as access_service
-    from genecommons.access import workflow
-    from genecommons.access.duo_matching import ResearchPurpose
+    from genecommons.access.duo_models import ResearchPurpose
     from genecommons.app import create_app
     from genecommons.archive import service as archive_service
     from genecommons.catalog import service as catalog_service
@@ -93,15 +93,17 @@ def make(release: Path, data_dir: Path, work: Path) -> dict[str, Any]:
             factory, email=email, roles=roles, institution=institution, actor=operator
         )
         tokens[email] = access_service.create_token(factory, email=email, actor=operator).token
-    access_service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,
         attestation="Registered in Beijing; no foreign ownership.",
         actor=operator,
     )
-    workflow.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=operator)
-    workflow.add_member(factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=operator)
+    committees.create_dac(factory, alias="BGC DAC", name="BGC DAC", actor=operator)
+    committees.add_member(
+        factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=operator
+    )
     dataset = result.accessions["datasets"]["DS1"]
     researcher = Subject.user(GRANTED, roles=frozenset({"researcher"}), institution=institution)
     member = Subject.user(

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
-from genecommons.access import workflow
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
 from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
@@ -65,14 +65,14 @@ def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) ->
     )
     accessions = result.accessions
     institution = accessions["institutions"]["BGC"]
-    access_service.verify_institution(
+    institution_service.verify_institution(
         factory,
         institution=institution,
         foreign_controlled=False,
         attestation="checked by the tests",
         actor=OPERATOR,
     )
-    workflow.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
+    committees.create_dac(factory, alias="BGC DAC", name="BGC", actor=OPERATOR)
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
     for name, role in (
         ("reader", "researcher"),
@@ -85,7 +85,9 @@ def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) ->
         )
         token = access_service.create_token(factory, email=email, actor=OPERATOR).token
         headers[name] = {"Authorization": f"Bearer {token}"}
-    workflow.add_member(factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR)
+    committees.add_member(
+        factory, dac="BGC DAC", email="dac@example.org", chair=True, actor=OPERATOR
+    )
     datasets = {tier: accessions["datasets"][f"DS-{tier}"] for tier in TIERS}
     researcher = Subject.user(
         "researcher@example.org", roles=frozenset({"researcher"}), institution=institution

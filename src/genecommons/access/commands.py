@@ -11,7 +11,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.access import affiliation, listings, notify, second_factor, service, workflow
+from genecommons.access import (
+    affiliation,
+    committees,
+    institution_service,
+    listings,
+    notify,
+    second_factor,
+    service,
+    workflow,
+)
 from genecommons.catalog.service import Page
 from genecommons.policy.models import Role
 from genecommons.runtime import operator, runtime
@@ -96,7 +105,7 @@ def users_set_institution(
 ) -> None:
     """Put an account at an institution (e.g. one made at its first OpenID Connect sign-in).
     设置账号所属机构。"""
-    service.set_institution(
+    institution_service.set_institution(
         runtime().factory, email=email, institution=institution, actor=operator()
     )
     console.print(f"{escape(email)} is now at {escape(institution)}. 已设置。")
@@ -200,7 +209,7 @@ def institutions_verify(
     ] = False,
 ) -> None:
     """Verify an institution's location and ownership. 核验机构所在地与控制权。"""
-    result = service.verify_institution(
+    result = institution_service.verify_institution(
         runtime().factory,
         institution=accession,
         foreign_controlled=foreign_controlled,
@@ -308,7 +317,7 @@ def requests_show(request_id: int, as_json: JsonOpt = False) -> None:
 @dac_app.command("create")
 def dac_create(alias: str, name: Annotated[str, typer.Option("--name")]) -> None:
     """Create a DAC; datasets name it by ALIAS in their `dac` column. 创建委员会。"""
-    workflow.create_dac(runtime().factory, alias=alias, name=name, actor=operator())
+    committees.create_dac(runtime().factory, alias=alias, name=name, actor=operator())
     console.print(f"DAC {escape(alias)} created. 已创建。")
 
 
@@ -334,7 +343,7 @@ def dac_add_member(
     alias: str, email: str, chair: Annotated[bool, typer.Option("--chair")] = False
 ) -> None:
     """Add an account to a DAC. 添加委员会成员。"""
-    workflow.add_member(runtime().factory, dac=alias, email=email, chair=chair, actor=operator())
+    committees.add_member(runtime().factory, dac=alias, email=email, chair=chair, actor=operator())
     console.print(f"{escape(email)} added to {escape(alias)}. 已添加。")
 
 

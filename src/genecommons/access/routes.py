@@ -20,7 +20,7 @@ from genecommons.access import (
     service,
     workflow,
 )
-from genecommons.access.duo_matching import ResearchPurpose
+from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.keys import KeyStore
 from genecommons.deps import AddressDep, SessionFactoryDep, SettingsDep, SubjectDep
 from genecommons.errors import AuthenticationError

@@ -8,22 +8,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.access import affiliation, identity, registration, second_factor
+from genecommons.access import identity, registration, second_factor
+from genecommons.access.institution_service import institution_id_of
 from genecommons.access.tables import (
     api_tokens,
-    grants,
-    institution_verifications,
     login_failures,
     user_roles,
     users,
 )
 from genecommons.access.throttle import refuse_if_throttled
-from genecommons.catalog import reads as catalog
+from genecommons.access.token_subjects import (
+    TOUCH,
+    token_problem,
+    token_subject,
+    token_subject_statement,
+)
 from genecommons.config import Settings
 from genecommons.db import prepared, write_transaction
 from genecommons.errors import (
@@ -44,7 +48,6 @@ from genecommons.ledger.events import (
 from genecommons.policy.decision import decide_new_token, require
 from genecommons.policy.models import (
     Action,
-    Credential,
     CredentialKind,
     Resource,
     Role,
@@ -106,7 +109,7 @@ def add_user(
     keys = node_keys_at_hand(totp) if totp is not None else None
     secret: tuple[str, str] | None = None
     with write_transaction(factory) as session:
-        institution_id = _institution_id(session, institution) if institution else None
+        institution_id = institution_id_of(session, institution) if institution else None
         try:
             user_id = session.execute(
                 insert(users).returning(users.c.id),
@@ -145,43 +148,6 @@ def add_user(
         totp_secret=secret[0] if secret else None,
         totp_uri=secret[1] if secret else None,
     )
-
-
-def _institution_id(session: Session, accession: str) -> int:
-    found = catalog.institution_id(session, accession)
-    if found is None:
-        raise NotFoundError(
-            f"No institution {accession}; submit it first.",
-            message_zh=f"不存在机构 {accession}，请先提交该机构。",
-        )
-    return found
-
-
-def set_institution(
-    factory: sessionmaker[Session], *, email: str, institution: str, actor: Subject
-) -> None:
-    """Put the account `email` at `institution` (an accession), e.g. a first-time OpenID
-    Connect account, which has none; it is trusted once that institution is verified. The
-    administrator vouches for it: an affiliation the account claimed is settled by this."""
-    require(actor, Action.MANAGE_USERS, Resource("user"))
-    email = email.strip().lower()
-    with write_transaction(factory) as session:
-        institution_id = _institution_id(session, institution)
-        user_id = session.execute(select(users.c.id).where(users.c.email == email)).scalar()
-        if user_id is None:
-            raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
-        affiliation.drop_claim(session, user_id=int(user_id))
-        session.execute(
-            update(users).where(users.c.id == user_id).values(institution_id=institution_id)
-        )
-        record_event(
-            session,
-            tag=EventTag.USER_UPDATED,
-            actor=actor.id,
-            subject=f"user:{email}",
-            details={"institution": institution},
-        )
-        affiliation.complete_if_ready(session, user_id=int(user_id), actor=actor.id)
 
 
 def ensure_admin(factory: sessionmaker[Session]) -> str | None:
@@ -337,85 +303,7 @@ def revoke_token(factory: sessionmaker[Session], *, token_id: int, actor: Subjec
         )
 
 
-def _token_problem(
-    revoked_at: datetime | None, active: bool, expires_at: datetime, now: datetime
-) -> str | None:
-    """Why a known token cannot be used now, or None."""
-    if revoked_at is not None:
-        return "revoked"
-    if not active:
-        return "inactive user"
-    if clock.as_utc(expires_at) <= now:
-        return "expired"
-    return None
-
-
-# authenticate runs on every request: its statements are built once (building a SQLAlchemy
-# expression costs more than running it on SQLite)
-_INSTITUTIONS = catalog.INSTITUTIONS
-_DATASETS = catalog.DATASETS
-_TOKEN_COLUMNS = (
-    api_tokens.c.id,
-    api_tokens.c.expires_at,
-    api_tokens.c.revoked_at,
-    api_tokens.c.scopes,
-    api_tokens.c.kind,
-    api_tokens.c.last_used_at,
-    users.c.id.label("user_id"),
-    users.c.email,
-    users.c.active,
-    _INSTITUTIONS.c.accession.label("institution"),
-    institution_verifications.c.country.label("verified_country"),
-    institution_verifications.c.foreign_controlled,
-)
-_TOKEN_FROM = (
-    api_tokens.join(users, users.c.id == api_tokens.c.user_id)
-    .outerjoin(_INSTITUTIONS, users.c.institution_id == _INSTITUTIONS.c.id)
-    .outerjoin(
-        institution_verifications,
-        institution_verifications.c.institution_id == _INSTITUTIONS.c.id,
-    )
-)
-_BY_DIGEST = api_tokens.c.digest == bindparam("digest")
-
-
-@functools.cache
-def _token_subject_statement(dialect: str) -> Any:
-    """The token's row with its user's roles and grants in force, in one statement (one round
-    trip, one snapshot; roles and dataset accessions are identifiers, without commas)."""
-
-    def joined(column: Any) -> Any:
-        if dialect == "postgresql":
-            return func.string_agg(column, ",")
-        return func.group_concat(column, ",")  # SQLite's (and MySQL's) name
-
-    roles = select(joined(user_roles.c.role)).where(user_roles.c.user_id == users.c.id)
-    granted = (
-        select(joined(_DATASETS.c.accession))
-        .join(grants, grants.c.dataset_id == _DATASETS.c.id)
-        .where(
-            grants.c.user_id == users.c.id,
-            grants.c.revoked_at.is_(None),
-            grants.c.expires_at > bindparam("now"),
-        )
-    )
-    return (
-        select(
-            *_TOKEN_COLUMNS,
-            roles.scalar_subquery().label("roles"),
-            granted.scalar_subquery().label("granted"),
-        )
-        .select_from(_TOKEN_FROM)
-        .where(_BY_DIGEST)
-    )
-
-
 TOUCH_EVERY = timedelta(minutes=1)  # how stale a token's last use may be shown
-_TOUCH = (
-    update(api_tokens)
-    .where(api_tokens.c.id == bindparam("token_id"))
-    .values(last_used_at=bindparam("now"))
-)
 
 
 def authenticate(
@@ -457,12 +345,12 @@ def authenticate(
     if events is not None:
         engine = factory.kw["bind"]
         read = {"digest": identity.token_digest(token), "now": now}
-        statement = _token_subject_statement(engine.dialect.name)
+        statement = token_subject_statement(engine.dialect.name)
         rows = prepared(engine, statement).rows(read)
         if not rows:
             raise unknown
         row = rows[0]
-        if _token_problem(row.revoked_at, row.active, row.expires_at, now) is None:
+        if token_problem(row.revoked_at, row.active, row.expires_at, now) is None:
             # read without the ORM, no lock held: the token's row with its user's roles and
             # grants, in one statement
             actor, token_id = f"user:{row.email}", f"token:{row.id}"
@@ -484,18 +372,18 @@ def authenticate(
             last = row.last_used_at
             if last is None or clock.as_utc(last) <= now - TOUCH_EVERY:
                 with write_transaction(factory) as touching:
-                    touching.execute(_TOUCH, {"token_id": row.id, "now": now})
-            return _token_subject(row)
+                    touching.execute(TOUCH, {"token_id": row.id, "now": now})
+            return token_subject(row)
         # a refused use is recorded in a transaction of its own, as below
     # a use is read, then queued and touched: one transaction holding SQLite's write lock
     with write_transaction(factory) as session:
-        statement = _token_subject_statement(session.get_bind().dialect.name)
+        statement = token_subject_statement(session.get_bind().dialect.name)
         row = session.execute(
             statement, {"digest": identity.token_digest(token), "now": now}
         ).first()
         if row is None:
             raise unknown
-        problem = _token_problem(row.revoked_at, row.active, row.expires_at, now)
+        problem = token_problem(row.revoked_at, row.active, row.expires_at, now)
         seen = {"address": address, "institution": row.institution}
         if problem is not None:
             record_soon(
@@ -515,91 +403,10 @@ def authenticate(
                 details=seen,
                 now=now,
             )
-            session.execute(_TOUCH, {"token_id": row.id, "now": now})
+            session.execute(TOUCH, {"token_id": row.id, "now": now})
     if problem is not None:
         raise refused
-    return _token_subject(row)
-
-
-def _token_subject(row: Any) -> Subject:
-    """The subject of a valid token's row (`_token_subject_statement`'s)."""
-    roles = frozenset(row.roles.split(",")) if row.roles else frozenset()
-    granted = frozenset(row.granted.split(",")) if row.granted else frozenset()
-    scopes = frozenset(row.scopes) if row.scopes is not None else None
-    verified = row.verified_country is not None
-    return Subject.user(
-        row.email,
-        roles=roles,
-        institution=row.institution,
-        scopes=scopes,
-        institution_verified=verified,
-        institution_country=row.verified_country,
-        grants=granted,
-        foreign_party=verified
-        and (row.verified_country != MAINLAND or bool(row.foreign_controlled)),
-        credential=Credential(
-            kind=CredentialKind(row.kind), expires_at=clock.as_utc(row.expires_at)
-        ),
-    )
-
-
-MAINLAND = "CN"  # HK, MO and TW have ISO codes of their own and count as abroad under HGR
-
-
-def verify_institution(
-    factory: sessionmaker[Session],
-    *,
-    institution: str,
-    foreign_controlled: bool,
-    attestation: str,
-    actor: Subject,
-) -> dict[str, Any]:
-    """Record that an administrator verified an institution, its location and ownership."""
-    require(actor, Action.VERIFY_INSTITUTIONS, Resource("institution", institution))
-    if not attestation.strip():
-        raise InvalidInputError(
-            "Record the institution's attestation (who declared ownership and control, when).",
-            message_zh="请记录机构的声明（由谁、何时声明其所有权与控制权）。",
-        )
-    table = catalog.INSTITUTIONS
-    with write_transaction(factory) as session:
-        row = session.execute(
-            select(table.c.id, table.c.country).where(table.c.accession == institution)
-        ).first()
-        if row is None:
-            raise NotFoundError(
-                f"No institution {institution}.", message_zh=f"不存在机构 {institution}。"
-            )
-        session.execute(
-            delete(institution_verifications).where(
-                institution_verifications.c.institution_id == row.id
-            )
-        )
-        session.execute(
-            insert(institution_verifications).values(
-                institution_id=row.id,
-                country=row.country,
-                foreign_controlled=foreign_controlled,
-                attestation=attestation.strip()[:2000],
-                verified_by=actor.id,
-                verified_at=clock.now(),
-            )
-        )
-        record_event(
-            session,
-            tag=EventTag.INSTITUTION_VERIFIED,
-            actor=actor.id,
-            subject=f"institution:{institution}",
-            details={"country": row.country, "foreign_controlled": foreign_controlled},
-        )
-        affiliation.activate_for_institution(session, institution_id=row.id, actor=actor.id)
-    foreign = row.country != MAINLAND or foreign_controlled
-    return {
-        "institution": institution,
-        "country": row.country,
-        "foreign_controlled": foreign_controlled,
-        "foreign_party": foreign,
-    }
+    return token_subject(row)
 
 
 SECOND_FACTOR_ROLES = frozenset({str(Role.ADMIN), str(Role.DAC_MEMBER)})

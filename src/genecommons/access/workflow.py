@@ -1,4 +1,4 @@
-"""The data access workflow: DACs, requests matched against consent, DAC decisions, grants.
+"""The data access workflow: requests matched against consent, DAC decisions, grants.
 
 Use cases that open transactions, like service.py; split from it to keep modules small.
 """
@@ -10,15 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access import notify
-from genecommons.access.duo_matching import ResearchPurpose, Verdict, match_purpose
+from genecommons.access.committees import dac_reviewers, user_id_of
+from genecommons.access.duo_matching import match_purpose
+from genecommons.access.duo_models import ResearchPurpose, Verdict
+from genecommons.access.jurisdiction import verdicts
 from genecommons.access.jurisdiction.facts import dataset_facts
-from genecommons.access.jurisdiction.rules import JurisdictionDecision, Requester, evaluate
+from genecommons.access.jurisdiction.rules import evaluate
+from genecommons.access.jurisdiction.verdicts import request_jurisdiction, requester_of
 from genecommons.access.tables import (
     access_requests,
     dac_members,
@@ -27,7 +30,6 @@ from genecommons.access.tables import (
     request_datasets,
     users,
 )
-from genecommons.archive.tables import archive_objects
 from genecommons.catalog import reads as catalog
 from genecommons.db import write_transaction
 from genecommons.errors import (
@@ -41,87 +43,6 @@ from genecommons.policy.decision import require, require_visible
 from genecommons.policy.models import Action, Resource, Subject
 
 MAX_GRANT_DAYS = 3 * 366
-
-
-def _user_id(session: Session, email: str) -> int:
-    found = session.execute(select(users.c.id).where(users.c.email == email)).first()
-    if found is None:
-        raise NotFoundError(f"No account {email}.", message_zh=f"不存在账号 {email}。")
-    return int(found.id)
-
-
-def create_dac(factory: sessionmaker[Session], *, alias: str, name: str, actor: Subject) -> None:
-    """Create a data access committee; datasets name it by `alias` in their `dac` column."""
-    require(actor, Action.MANAGE_DACS, Resource("dac"))
-    with write_transaction(factory) as session:
-        try:
-            session.execute(
-                insert(dacs).values(alias=alias.strip(), name=name.strip(), created_at=clock.now())
-            )
-        except IntegrityError as error:
-            raise ConflictError(
-                f"A DAC {alias} exists already.", message_zh=f"数据访问委员会 {alias} 已存在。"
-            ) from error
-
-
-def ensure_dac(factory: sessionmaker[Session], *, alias: str, name: str, actor: Subject) -> bool:
-    """The DAC `alias`, created (True) unless it exists already (False): safe to run again."""
-    require(actor, Action.MANAGE_DACS, Resource("dac"))
-    with factory() as session:
-        if session.execute(select(dacs.c.id).where(dacs.c.alias == alias.strip())).first():
-            return False
-    try:
-        create_dac(factory, alias=alias, name=name, actor=actor)
-    except ConflictError:  # made meanwhile by another process: there it is
-        return False
-    return True
-
-
-def add_member(
-    factory: sessionmaker[Session],
-    *,
-    dac: str,
-    email: str,
-    chair: bool,
-    actor: Subject,
-    exist_ok: bool = False,
-) -> bool:
-    """Make the account `email` a member of the DAC `dac`: True when it was made one now;
-    a member already is a ConflictError, or False with `exist_ok`."""
-    require(actor, Action.MANAGE_DACS, Resource("dac"))
-    with write_transaction(factory) as session:
-        dac_id = _dac_id(session, dac)
-        user_id = _user_id(session, email.strip().lower())
-        member = select(dac_members.c.dac_id).where(
-            dac_members.c.dac_id == dac_id, dac_members.c.user_id == user_id
-        )
-        if exist_ok and session.execute(member).first() is not None:
-            return False
-        try:
-            session.execute(insert(dac_members).values(dac_id=dac_id, user_id=user_id, chair=chair))
-        except IntegrityError as error:
-            raise ConflictError(
-                f"{email} is a member of {dac} already.", message_zh=f"{email} 已是 {dac} 的成员。"
-            ) from error
-    return True
-
-
-def _dac_id(session: Session, alias: str) -> int:
-    found = session.execute(select(dacs.c.id).where(dacs.c.alias == alias)).first()
-    if found is None:
-        raise NotFoundError(f"No DAC {alias}.", message_zh=f"不存在数据访问委员会 {alias}。")
-    return int(found.id)
-
-
-def _reviewers(session: Session, dac_id: int | None) -> frozenset[str]:
-    if dac_id is None:
-        return frozenset()
-    emails = session.execute(
-        select(users.c.email)
-        .join(dac_members, dac_members.c.user_id == users.c.id)
-        .where(dac_members.c.dac_id == dac_id)
-    )
-    return frozenset(f"user:{e}" for e in emails.scalars())
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +119,7 @@ def request_access(
     outcomes: list[DatasetOutcome] = []
     counted = 0  # sequence individuals of this request's datasets so far
     with write_transaction(factory) as session:
-        user_id = _user_id(session, email)
+        user_id = user_id_of(session, email)
         request_id = session.execute(
             insert(access_requests).returning(access_requests.c.id),
             {
@@ -222,7 +143,7 @@ def request_access(
                 if result.verdict is Verdict.INCOMPATIBLE
                 else None
             )
-            jurisdiction = _jurisdiction(session, actor, row, counted, today=today)
+            jurisdiction = request_jurisdiction(session, actor, row, counted, today=today)
             counted += jurisdiction.sequence_individuals
             if status == "pending" and not jurisdiction.decision.allowed:
                 status = "rejected"
@@ -270,53 +191,6 @@ def request_access(
     return int(request_id), outcomes
 
 
-@dataclass(frozen=True, slots=True)
-class _Jurisdiction:
-    decision: JurisdictionDecision
-    sequence_individuals: int
-
-
-def _jurisdiction(
-    session: Session, actor: Subject, dataset: Any, counted: int, *, today: date
-) -> _Jurisdiction:
-    """The jurisdiction rules' verdict on this dataset for the requester's institution; the
-    sequence individuals are counted over every request of that institution (so that
-    splitting a request cannot avoid the security review)."""
-    facts = dataset_facts(session, dataset, archived_here=archived_here(session, dataset.id))
-    requester = _requester(session, actor)
-    earlier = _institution_sequence_individuals(session, actor)
-    decision = evaluate(
-        requester=requester,
-        dataset=facts,
-        cumulative_individuals=earlier + counted + facts.sequence_individuals,
-        on=today,
-    )
-    return _Jurisdiction(decision, facts.sequence_individuals)
-
-
-def _requester(session: Session, actor: Subject) -> Requester:
-    country = actor.institution_country  # as verified by an administrator
-    if country is None:  # not verified yet: the location the institution declared
-        country = catalog.institution_country(session, actor.institution or "") or ""
-    return Requester(
-        institution_country=country, foreign_controlled=actor.foreign_party and country == "CN"
-    )
-
-
-def archived_here(session: Session, dataset_id: int) -> bool:
-    """Whether this node's archive holds every file of the dataset (the HGR backup copy)."""
-    files = catalog.dataset_file_ids(dataset_id).subquery()
-    row = session.execute(
-        select(func.count(files.c.id), func.count(archive_objects.c.id))
-        .select_from(files)
-        .outerjoin(
-            archive_objects,
-            (archive_objects.c.file_id == files.c.id) & (archive_objects.c.state == "archived"),
-        )
-    ).one()
-    return bool(row[0]) and row[0] == row[1]
-
-
 def dataset_resource(
     session: Session, subject: Subject, accession: str, *, today: date | None = None
 ) -> Resource:
@@ -349,9 +223,9 @@ def dataset_resource(
                 "您的账号未关联已确认的机构，无法按管辖规则判定；请请所在机构的数据管理员或系统管理员确认。",
             ),
         )
-    facts = dataset_facts(session, row, archived_here=archived_here(session, row.id))
+    facts = dataset_facts(session, row, archived_here=verdicts.archived_here(session, row.id))
     verdict = evaluate(
-        requester=_requester(session, subject),
+        requester=requester_of(session, subject),
         dataset=facts,
         cumulative_individuals=facts.sequence_individuals,
         on=today or clock.now().date(),
@@ -362,30 +236,6 @@ def dataset_resource(
         jurisdiction_reasons=verdict.reasons if not verdict.allowed else (),
         jurisdiction_reasons_zh=verdict.reasons_zh if not verdict.allowed else (),
     )
-
-
-def _institution_sequence_individuals(session: Session, actor: Subject) -> int:
-    """Sequence individuals in the institution's earlier requests that were not refused."""
-    if actor.institution is None:
-        return 0
-    institutions = catalog.INSTITUTIONS
-    datasets = catalog.DATASETS
-    rows = (
-        session.execute(
-            select(datasets.c.id)
-            .join(request_datasets, request_datasets.c.dataset_id == datasets.c.id)
-            .join(access_requests, access_requests.c.id == request_datasets.c.request_id)
-            .join(users, users.c.id == access_requests.c.user_id)
-            .join(institutions, institutions.c.id == users.c.institution_id)
-            .where(
-                institutions.c.accession == actor.institution,
-                request_datasets.c.status != "rejected",
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return sum(catalog.sequence_individuals(session, dataset_id) for dataset_id in rows)
 
 
 def _purpose_json(purpose: ResearchPurpose) -> dict[str, Any]:
@@ -414,7 +264,7 @@ def get_request(
             .join(datasets, datasets.c.id == request_datasets.c.dataset_id)
             .where(request_datasets.c.request_id == request_id)
         ).all()
-        reviewers = frozenset().union(*(_reviewers(session, i.dac_id) for i in items))
+        reviewers = frozenset().union(*(dac_reviewers(session, i.dac_id) for i in items))
     require(  # someone else's request does not exist for the actor
         actor,
         Action.READ_REQUEST,
@@ -514,7 +364,7 @@ def decide_request(
                 "request",
                 str(item.request_id),
                 owner=f"user:{item.email}",
-                reviewers=_reviewers(session, item.dac_id),
+                reviewers=dac_reviewers(session, item.dac_id),
             ),
             missing=missing,
         )
@@ -634,7 +484,7 @@ def revoke_grant(
                 "grant",
                 str(grant_id),
                 owner=f"user:{row.email}",
-                reviewers=_reviewers(session, row.dac_id),
+                reviewers=dac_reviewers(session, row.dac_id),
             ),
             missing=missing,
         )

@@ -27,14 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.access.reads import GrantSpan, grants_of
-from genecommons.audit.alerts import (
-    AlertRuleSet,
-    EarlyWarning,
-    Finding,
-    GrantEnd,
-    WatchedEvent,
-    load_rule_set,
-)
+from genecommons.audit.alert_rule_data import AlertRuleSet, load_rule_set
+from genecommons.audit.alerts import EarlyWarning, Finding, GrantEnd, WatchedEvent
 from genecommons.audit.service import sequence_queued, signing_key, tree_head
 from genecommons.audit.webhook import WebhookError, post_alert
 from genecommons.config import Settings

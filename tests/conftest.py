@@ -614,14 +614,3 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["/usr/bin/umount", "--lazy", str(mount)], check=False)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def recipient_copies() -> None:
-    """The archive's deliveries serve recipients' fingerprinted copies through fingerprint's
-    service, installed as `create_app` installs it (for tests that call delivery functions
-    without an app)."""
-    from genecommons.archive.recipient_copies import install
-    from genecommons.fingerprint.service import RecipientCopyService
-
-    install(RecipientCopyService())

@@ -46,7 +46,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def _post(client: TestClient, path: str, body: str | bytes, content_type: str) -> Any:

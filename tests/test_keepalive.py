@@ -111,4 +111,4 @@ def test_the_app_limits_connections_by_its_setting(tmp_path: Path) -> None:
             said = [client.get("/health").headers.get("connection") for _ in range(8)]
         assert said == [None, None, None, "close", None, None, None, "close"]
     finally:
-        app.state.engine.dispose()
+        app.state.services.engine.dispose()

@@ -54,7 +54,7 @@ def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) ->
     # the Beacon's mechanics are checked on the true answers; the defended guard (the default)
     # is tested in tests/privacy and by test_the_default_guard_withholds_rare_alleles
     app = create_app(settings.model_copy(update={"beacon_guard": "exact"}))
-    factory = app.state.session_factory
+    factory = app.state.services.factory
     result = catalog.submit(
         factory,
         folder,
@@ -134,7 +134,7 @@ def world(
     with TestClient(built.app) as client:
         built.client = client
         yield built
-    built.app.state.engine.dispose()
+    built.app.state.services.engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def shared_world(
     with TestClient(built.app) as client:
         built.client = client
         yield built
-    built.app.state.engine.dispose()
+    built.app.state.services.engine.dispose()
 
 
 class BeaconSchemas:

@@ -120,7 +120,7 @@ def submit(folder: Path, document: dict[str, Any]) -> SimpleNamespace:
     archive_service.archive_keys(settings, create=True)
     (folder / "bundle" / "submission.json").write_text(json.dumps(document), encoding="utf-8")
     app = create_app(settings)
-    factory = app.state.session_factory
+    factory = app.state.services.factory
     result = catalog.submit(
         factory,
         folder / "bundle",
@@ -194,7 +194,7 @@ def kg(tmp_path_factory: pytest.TempPathFactory, datafiles: Any) -> Iterator[Sim
     node = submit(folder, document)
     node.vcf, node.names, node.people, node.folder = vcf, names, people, folder
     yield node
-    node.app.state.engine.dispose()
+    node.app.state.services.engine.dispose()
 
 
 def bcftools_counts(node: SimpleNamespace, population: str) -> dict[str, tuple[int, int]]:
@@ -355,7 +355,7 @@ def cineca(tmp_path_factory: pytest.TempPathFactory, datafiles: Any) -> Iterator
     node = submit(folder, document)
     node.vcf, node.individuals, node.biosamples = vcf, individuals, biosamples
     yield node
-    node.app.state.engine.dispose()
+    node.app.state.services.engine.dispose()
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from genecommons import bounded
-from genecommons.deps import AddressDep, Credentials, CredentialsDep, public_base_url
+from genecommons.deps import AddressDep, Credentials, CredentialsDep, public_base_url, services_of
 from genecommons.errors import GeneCommonsError, InvalidInputError, PayloadTooLargeError
 from genecommons.held_events import held
 from genecommons.variants import beacon
@@ -24,16 +24,16 @@ Document = dict[str, Any]  # what OpenAPI says every route answers (a JSON objec
 
 
 async def get_beacon(request: Request) -> service.Beacon:
-    """The Beacon of this app, with the variant guard the app holds (app.state.variant_guard).
-    (async: it only reads the app's state, so it needs no worker thread)"""
-    state = request.app.state
+    """The Beacon of this app, with the guards its services hold. (async: it only reads the
+    app's services, so it needs no worker thread)"""
+    services = services_of(request)
     return service.Beacon(
-        state.session_factory,
-        state.settings,
-        guard=state.variant_guard,
-        people=state.people_guard,
-        stores=state.variant_stores,
-        events=state.grouped_events,
+        services.factory,
+        services.settings,
+        guard=services.variant_guard,
+        people=services.people_guard,
+        stores=services.variant_stores,
+        events=services.events,
         held=held(request.scope),
         base_url=public_base_url(request),
     )
@@ -49,7 +49,7 @@ def error_response(
     if status is None:
         status = 400 if error.http_status == 422 else error.http_status
     body = beacon.error_response(
-        service.beacon_info(request.app.state.settings, base_url=public_base_url(request)),
+        service.beacon_info(services_of(request).settings, base_url=public_base_url(request)),
         status=status,
         message=error.message,
         message_zh=error.message_zh,

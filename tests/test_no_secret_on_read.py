@@ -79,3 +79,26 @@ def test_the_jwks_route_of_an_uninitialised_node_makes_no_key(
         assert _listing(exact.data_dir) == before
     finally:
         app.state.services.engine.dispose()
+
+
+def test_the_clis_services_read_the_beacon_key_only_when_a_guard_is_asked(
+    bare_settings: Settings, node_key_files: dict[str, bytes]
+) -> None:
+    """A command that asks no Beacon guard (`backup restore`, onto a node whose keys are not
+    there yet) runs; the guard, asked, says to run init."""
+    from genecommons.services import build_services
+    from genecommons.variants.answers import Granularity
+
+    for name, content in node_key_files.items():
+        create_secret_file(bare_settings.key_dir / name, content)
+    services = build_services(bare_settings, defer_guards=True)
+    try:
+        before = _listing(bare_settings.data_dir)
+        with pytest.raises(ConfigurationError) as refused:
+            services.people_guard(Granularity.COUNT, ["GCI000001"])
+        assert "genecommons init" in refused.value.message
+        assert _listing(bare_settings.data_dir) == before
+        with pytest.raises(ConfigurationError):  # at once, for the app
+            build_services(bare_settings)
+    finally:
+        services.engine.dispose()

@@ -23,7 +23,7 @@ from genecommons.audit import service as audit_service
 from genecommons.backup import commands as backup_commands
 from genecommons.catalog import commands as catalog_commands
 from genecommons.compliance import commands as compliance_commands
-from genecommons.config import Settings, get_settings, share_metrics_dir, unshare_metrics_dir
+from genecommons.config import Settings, share_metrics_dir, unshare_metrics_dir
 from genecommons.db import check_node_key_present, write_transaction
 from genecommons.demo import commands as demo_commands
 from genecommons.errors import GeneCommonsError, Refusal
@@ -53,10 +53,9 @@ def init() -> None:
     from genecommons.migrate import upgrade_node
     from genecommons.upgrade import encrypt_plaintext_database
 
-    settings = get_settings()
-    check_node_key_present(settings)  # a new node key would not open the database
-    keys = create_node_secrets(settings)  # the node key first: it seals the others
-    context = runtime()  # its guards read the secrets just made
+    context = runtime()
+    check_node_key_present(context.settings)  # a new node key would not open the database
+    keys = create_node_secrets(context.settings)  # the node key first: it seals the others
     with one_init_at_a_time(context.settings.data_dir):
         encrypted = encrypt_plaintext_database(context.settings)
         if encrypted is not None:

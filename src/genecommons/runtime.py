@@ -14,7 +14,7 @@ from genecommons.services import Services, build_services
 @cache
 def runtime() -> Services:
     """The CLI's services, from the environment's settings."""
-    return build_services(get_settings())
+    return build_services(get_settings(), defer_guards=True)
 
 
 def reset() -> None:

@@ -3,9 +3,9 @@
 
 Routes take it with `deps.ServicesDep` and commands from `runtime.runtime()`, never from
 attributes set on the app one by one. Building it reads no secret and writes no file beyond
-what opening the database does, except the Beacon's defended guards, which read the node's
-Beacon key (as the app always has at start-up). No secret is ever made here: a node without one
-answers that `genecommons init` is needed.
+what opening the database does, except the app's defended Beacon guards, which read the node's
+Beacon key at start-up (the CLI's, on first use). No secret is ever made here: a node without
+one answers that `genecommons init` is needed.
 
 Capabilities that sit below an implementation they need declare its interface and get the
 implementation from here: the archive's deliveries ask `RecipientCopies`
@@ -15,8 +15,12 @@ implementation from here: the archive's deliveries ask `RecipientCopies`
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
@@ -71,12 +75,45 @@ class Services:
         return signing_key(self.settings)
 
 
-def build_services(settings: Settings) -> Services:
-    """The services `settings` configure, on the node's database."""
+G = TypeVar("G", bound=Callable[..., Any])
+
+
+class Deferred(Generic[G]):
+    """A guard built on its first call, for a process that may never ask it (the CLI's: a
+    command such as `backup restore` runs on a node whose Beacon key is not there yet)."""
+
+    def __init__(self, build: Callable[[], G]) -> None:
+        self._build = build
+        self._built: G | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> G:
+        """The guard (built now if it was not yet)."""
+        with self._lock:
+            if self._built is None:
+                self._built = self._build()
+            return self._built
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """What the guard answers."""
+        return self.built(*args, **kwargs)
+
+
+def build_services(settings: Settings, *, defer_guards: bool = False) -> Services:
+    """The services `settings` configure, on the node's database. The defended Beacon guards
+    read the node's Beacon key when built: now (the app: a node without it does not start), or
+    on their first use when `defer_guards` (the CLI)."""
     engine = node_engine(settings)
     factory = make_session_factory(engine)
     writes = GroupCommit(factory)
-    defended = settings.beacon_guard != "exact"
+    variant_guard: VariantGuard = exact_answer
+    people_guard: PeopleGuard = exact_people
+    if settings.beacon_guard != "exact":
+        variants = functools.partial(DefendedGuard, factory, settings, writes=writes)
+        people = functools.partial(DefendedPeople, settings)
+        variant_guard = Deferred(variants) if defer_guards else variants()
+        people_guard = Deferred(people) if defer_guards else people()
     return Services(
         settings=settings,
         engine=engine,
@@ -87,7 +124,7 @@ def build_services(settings: Settings) -> Services:
         visa_keys=key_store(settings),
         oidc=oidc_provider(settings),
         recipient_copies=RecipientCopyService(),
-        variant_guard=DefendedGuard(factory, settings, writes=writes) if defended else exact_answer,
-        people_guard=DefendedPeople(settings) if defended else exact_people,
+        variant_guard=variant_guard,
+        people_guard=people_guard,
         variant_stores=StoreCache(),
     )

@@ -205,18 +205,30 @@ def node_secret_files(
     }
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str, node_secret_files: dict[str, bytes]) -> Settings:
-    """Settings pointing at a temporary data directory and the test database, of a node
-    `genecommons init` has made the secrets of (copied from the session's: RSA and scrypt are
-    slow by design)."""
+@pytest.fixture(scope="session")
+def initialised(node_secret_files: dict[str, bytes]) -> Callable[[Settings], Settings]:
+    """Give a node's data directory the secrets `genecommons init` makes (copied from the
+    session's: RSA and scrypt are slow by design); the settings back."""
     from genecommons.secrets import create_secret_file, private_directory
 
-    made = Settings(data_dir=tmp_path / "data", database_url=database_url, environment="test")
-    for name, content in node_secret_files.items():
-        private_directory((made.data_dir / name).parent)
-        create_secret_file(made.data_dir / name, content)
-    return made
+    def lay(made: Settings) -> Settings:
+        for name, content in node_secret_files.items():
+            private_directory((made.data_dir / name).parent)
+            create_secret_file(made.data_dir / name, content)
+        return made
+
+    return lay
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, database_url: str, initialised: Callable[[Settings], Settings]
+) -> Settings:
+    """Settings pointing at a temporary data directory and the test database, of a node
+    `genecommons init` has made the secrets of."""
+    return initialised(
+        Settings(data_dir=tmp_path / "data", database_url=database_url, environment="test")
+    )
 
 
 @pytest.fixture

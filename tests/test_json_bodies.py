@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,10 @@ JUST_TOO_DEEP = json.dumps({**REGISTRATION, "name": nested(64)})
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "data", environment="test", max_json_body_bytes=65536)
+def client(tmp_path: Path, initialised: Callable[[Settings], Settings]) -> Iterator[TestClient]:
+    settings = initialised(
+        Settings(data_dir=tmp_path / "data", environment="test", max_json_body_bytes=65536)
+    )
     settings.data_dir.mkdir()
     engine = node_engine(settings)
     Base.metadata.create_all(engine)

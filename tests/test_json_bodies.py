@@ -41,7 +41,6 @@ def client(tmp_path: Path, initialised: Callable[[Settings], Settings]) -> Itera
     settings = initialised(
         Settings(data_dir=tmp_path / "data", environment="test", max_json_body_bytes=65536)
     )
-    settings.data_dir.mkdir()
     engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()

@@ -107,7 +107,6 @@ def test_the_app_limits_connections_by_its_setting(
     settings = initialised(
         Settings(data_dir=tmp_path / "data", environment="test", keepalive_requests=4)
     )
-    settings.data_dir.mkdir()
     upgrade_node(settings)
     app = create_app(settings)
     try:

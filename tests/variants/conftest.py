@@ -4,7 +4,7 @@ callers at each granularity, and a validator for the official Beacon v2 JSON Sch
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -139,15 +139,19 @@ def world(
 
 @pytest.fixture(scope="module")
 def shared_world(
-    tmp_path_factory: pytest.TempPathFactory, datafiles: SimpleNamespace
+    tmp_path_factory: pytest.TempPathFactory,
+    datafiles: SimpleNamespace,
+    initialised: Callable[[Settings], Settings],
 ) -> Iterator[SimpleNamespace]:
     """The same world, built once for a module (SQLite), for the many read-only schema
     checks."""
     folder = tmp_path_factory.mktemp("beacon")
-    settings = Settings(
-        data_dir=folder / "data",
-        database_url=f"sqlite:///{folder / 'catalog.sqlite3'}",
-        environment="test",
+    settings = initialised(
+        Settings(
+            data_dir=folder / "data",
+            database_url=f"sqlite:///{folder / 'catalog.sqlite3'}",
+            environment="test",
+        )
     )
     built = build_world(settings, folder / "bundle", datafiles)
     with TestClient(built.app) as client:

@@ -55,6 +55,7 @@ def main() -> None:
     from genecommons.config import Settings
     from genecommons.db import make_session_factory, node_engine
     from genecommons.migrate import upgrade_node
+    from genecommons.node_init import create_node_secrets
     from genecommons.policy.decision import decide
     from genecommons.policy.models import Action, Resource, Subject
 
@@ -68,6 +69,7 @@ def main() -> None:
         url = f"sqlite:///{temp}/policy.sqlite3"
         settings = Settings(data_dir=Path(temp), database_url=url)
         upgrade_node(settings)
+        create_node_secrets(settings)  # as `genecommons init` makes them
         factory = make_session_factory(node_engine(settings))
         result = catalog.submit(factory, bundle, subject=Subject.operator("bench"))
         dataset_ids = list(range(1, 1001))

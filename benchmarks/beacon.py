@@ -152,19 +152,19 @@ def node(
     ]
     (bundle / "datasets.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     app = create_app(settings)
-    result = catalog.submit(app.state.session_factory, bundle, subject=OPERATOR)
+    result = catalog.submit(app.state.services.factory, bundle, subject=OPERATOR)
     dataset = result.accessions["datasets"]["OPEN"]
     target = store_path(settings, dataset)
     started = time.perf_counter()
     build_dataset_store(
-        app.state.session_factory,
+        app.state.services.factory,
         settings,
         subject=OPERATOR,
         dataset=dataset,
         vcf=small_vcf(workdir / "frame.vcf.gz"),
     )
     keys = fill_sites(target, sites, node_keys(settings))
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     size = (target / SITES).stat().st_size / 1e9
     print(
         f"  store: {sites:,} sites x {SAMPLES:,} samples, index {size:.1f} GB, "
@@ -229,12 +229,9 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
     settings.data_dir.mkdir(parents=True)
     print(f"  database: {settings.effective_database_url.split('@')[-1].split('?')[0]}")
     upgrade_node(settings)
-    from genecommons.archive import service as archive_service
-    from genecommons.audit.service import signing_key
+    from genecommons.node_init import create_node_secrets
 
-    node_keys(settings, create=True)
-    signing_key(settings, create=True)
-    archive_service.archive_keys(settings, create=True)
+    create_node_secrets(settings)  # as `genecommons init` makes them
     dataset, keys, institution = node(settings, workdir, args.sites)
     rng = random.Random(3)
     chosen = [rng.choice(keys) for _ in range(args.queries)]
@@ -257,9 +254,12 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
     ]
     app = create_app(settings)
     beacon = beacon_service.Beacon(
-        app.state.session_factory, settings, guard=exact_answer, people=app.state.people_guard
+        app.state.services.factory,
+        settings,
+        guard=exact_answer,
+        people=app.state.services.people_guard,
     )
-    with app.state.session_factory() as session:
+    with app.state.services.factory() as session:
         store = beacon.stores.get(session, settings, dataset)
     assert store is not None
     anonymous = beacon_service.Caller(Subject.anonymous(), "127.0.0.1")
@@ -307,8 +307,8 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
         f"  goal: < 5 ms p50 at 10 M sites x 2,000 samples -> {p50:.2f} ms with the audit "
         f"append ({5 / p50:.2f}x the budget), {bare:.2f} ms without it ({5 / bare:.2f}x)"
     )
-    token = reader_token(app.state.session_factory, institution)
-    app.state.engine.dispose()
+    token = reader_token(app.state.services.factory, institution)
+    app.state.services.engine.dispose()
     paths = [
         f"/beacon/g_variants?referenceName={c}&start={p - 1}&referenceBases={r}&alternateBases={a}&assemblyId=GRCh38"
         for c, p, r, a in chosen

@@ -242,7 +242,7 @@ def main() -> None:
     node = Node(env)
     node.accounts = existing_accounts(node)  # a node built before has researchers of past runs
     paths = query_mix(demo, args.queries)
-    node.app.state.engine.dispose()
+    node.app.state.services.engine.dispose()
     new = Code("new (this checkout)", REPO / "src")
     with contextlib.ExitStack() as stack:
         codes = [stack.enter_context(old_code(args.old))] if args.old else []

@@ -87,7 +87,7 @@ class Node:
             environment="test",
         )
         self.app = create_app(self.settings)
-        self.factory = self.app.state.session_factory
+        self.factory = self.app.state.services.factory
         self.institution = self._verified_institution()
         self.accounts = 0
 
@@ -229,7 +229,7 @@ def measure(
 ) -> tuple[Load, Load]:
     """Anonymous and signed-in runs of the mix against a fresh server; (anonymous, signed)."""
     token = node.researcher()
-    node.app.state.engine.dispose()
+    node.app.state.services.engine.dispose()
     port = free_port()
     server = serve(env, port, args.workers)
     spin = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end: pass"

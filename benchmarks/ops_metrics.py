@@ -80,6 +80,7 @@ def main() -> None:
     from genecommons.config import Settings
     from genecommons.db import Base, node_engine
     from genecommons.metrics import RequestMetrics
+    from genecommons.node_init import create_node_secrets
     from genecommons.request_ids import RequestIds
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,6 +89,7 @@ def main() -> None:
             database_url=f"sqlite:///{tmp}/bench.sqlite3",
             environment="test",
         )
+        create_node_secrets(settings)  # as `genecommons init` makes them
         engine = node_engine(settings)
         Base.metadata.create_all(engine)
         engine.dispose()
@@ -100,7 +102,7 @@ def main() -> None:
         times = _rounds(apps, args.requests, args.rounds)
         multiprocess = _multiprocess(settings, args.requests, args.rounds)
         for app in apps.values():
-            app.state.engine.dispose()
+            app.state.services.engine.dispose()
 
     alone = _alone(args.requests * 20, args.rounds)
     base = times["neither"]
@@ -188,7 +190,7 @@ def _multiprocess(settings: Any, count: int, rounds: int) -> float:
     try:
         app = _app(settings, lambda c: True)
         result = _rounds({"mp": app}, count, rounds)["mp"]
-        app.state.engine.dispose()
+        app.state.services.engine.dispose()
         assert any(directory.glob("counter_*.db")), "no metrics were written to files"
         return result
     finally:

@@ -185,9 +185,55 @@ def factory(engine: Engine) -> sessionmaker[Session]:
     return make_session_factory(engine)
 
 
+@pytest.fixture(scope="session")
+def node_secret_files(
+    tmp_path_factory: pytest.TempPathFactory, node_key_files: dict[str, bytes]
+) -> dict[str, bytes]:
+    """Every secret `genecommons init` makes (under the session's node key), made once, by
+    path under the data directory."""
+    from genecommons.node_init import create_node_secrets
+    from genecommons.secrets import create_secret_file
+
+    made = Settings(data_dir=tmp_path_factory.mktemp("node-secrets") / "data", environment="test")
+    for name, content in node_key_files.items():
+        create_secret_file(made.key_dir / name, content)
+    create_node_secrets(made)
+    return {
+        str(path.relative_to(made.data_dir)): path.read_bytes()
+        for path in sorted(made.data_dir.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def initialised(node_secret_files: dict[str, bytes]) -> Callable[[Settings], Settings]:
+    """Give a node's data directory the secrets `genecommons init` makes (copied from the
+    session's: RSA and scrypt are slow by design); the settings back."""
+    from genecommons.secrets import create_secret_file, private_directory
+
+    def lay(made: Settings) -> Settings:
+        for name, content in node_secret_files.items():
+            private_directory((made.data_dir / name).parent)
+            create_secret_file(made.data_dir / name, content)
+        return made
+
+    return lay
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    """Settings pointing at a temporary data directory and the test database."""
+def settings(
+    tmp_path: Path, database_url: str, initialised: Callable[[Settings], Settings]
+) -> Settings:
+    """Settings pointing at a temporary data directory and the test database, of a node
+    `genecommons init` has made the secrets of."""
+    return initialised(
+        Settings(data_dir=tmp_path / "data", database_url=database_url, environment="test")
+    )
+
+
+@pytest.fixture
+def bare_settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings of a node `genecommons init` has not run on: no secret anywhere."""
     return Settings(data_dir=tmp_path / "data", database_url=database_url, environment="test")
 
 
@@ -431,10 +477,14 @@ def archive_sheets(folder: Path, *, vcf: Path | None, bam: Path | None) -> dict[
 
 
 @pytest.fixture
-def archive_settings(settings: Settings) -> Settings:
-    """Settings whose node secrets all exist, made as `genecommons init` makes them."""
+def archive_settings(settings: Settings, node_key_files: dict[str, bytes]) -> Settings:
+    """Settings whose node secrets all exist, made as `genecommons init` makes them (the node
+    key the session's, as the `engine` fixture lays it: scrypt is slow by design)."""
     from genecommons.node_init import create_node_secrets
+    from genecommons.secrets import create_secret_file
 
+    for name, content in node_key_files.items():
+        create_secret_file(settings.key_dir / name, content)  # kept when there is one
     create_node_secrets(settings)
     return settings
 
@@ -614,14 +664,3 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["/usr/bin/umount", "--lazy", str(mount)], check=False)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def recipient_copies() -> None:
-    """The archive's deliveries serve recipients' fingerprinted copies through fingerprint's
-    service, installed as `create_app` installs it (for tests that call delivery functions
-    without an app)."""
-    from genecommons.archive.recipient_copies import install
-    from genecommons.fingerprint.service import RecipientCopyService
-
-    install(RecipientCopyService())

@@ -143,8 +143,8 @@ class World:
     def __init__(self, client: TestClient, bundle: Path, provider: Any) -> None:
         self.client = client
         self.provider = provider
-        self.factory = client.app.state.session_factory  # type: ignore[attr-defined]
-        self.settings = client.app.state.settings  # type: ignore[attr-defined]
+        self.factory = client.app.state.services.factory  # type: ignore[attr-defined]
+        self.settings = client.app.state.services.settings  # type: ignore[attr-defined]
         result = catalog.submit(
             self.factory,
             bundle,
@@ -642,7 +642,7 @@ def test_every_route_has_a_rule(settings: Settings) -> None:
     missing = routes_of(app) - set(EXPECTED)
     assert not missing, f"routes without an authorization rule: {sorted(missing)}"
     assert set(CALLS) == set(EXPECTED)
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def test_authorization_matrix(
@@ -701,5 +701,5 @@ def test_authorization_matrix(
                             f"{key[0]} {key[1]} as {role} on {tier}: {response.status_code} "
                             f"{response.text[:120]}"
                         )
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     assert not mismatches, "\n".join(mismatches)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +37,17 @@ JUST_TOO_DEEP = json.dumps({**REGISTRATION, "name": nested(64)})
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "data", environment="test", max_json_body_bytes=65536)
-    settings.data_dir.mkdir()
+def client(tmp_path: Path, initialised: Callable[[Settings], Settings]) -> Iterator[TestClient]:
+    settings = initialised(
+        Settings(data_dir=tmp_path / "data", environment="test", max_json_body_bytes=65536)
+    )
     engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def _post(client: TestClient, path: str, body: str | bytes, content_type: str) -> Any:

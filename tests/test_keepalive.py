@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -101,9 +101,12 @@ def test_no_limit_keeps_connections_open(unlimited_port: int) -> None:
             assert b"connection: close" not in _exchange(connection, unlimited_port)
 
 
-def test_the_app_limits_connections_by_its_setting(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", environment="test", keepalive_requests=4)
-    settings.data_dir.mkdir()
+def test_the_app_limits_connections_by_its_setting(
+    tmp_path: Path, initialised: Callable[[Settings], Settings]
+) -> None:
+    settings = initialised(
+        Settings(data_dir=tmp_path / "data", environment="test", keepalive_requests=4)
+    )
     upgrade_node(settings)
     app = create_app(settings)
     try:
@@ -111,4 +114,4 @@ def test_the_app_limits_connections_by_its_setting(tmp_path: Path) -> None:
             said = [client.get("/health").headers.get("connection") for _ in range(8)]
         assert said == [None, None, None, "close", None, None, None, "close"]
     finally:
-        app.state.engine.dispose()
+        app.state.services.engine.dispose()

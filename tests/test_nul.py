@@ -22,7 +22,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 @pytest.mark.parametrize(

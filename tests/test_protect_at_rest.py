@@ -86,7 +86,7 @@ def _legacy_node(settings: Settings, factory: Any) -> dict[str, Any]:
     tree_key = Ed25519PrivateKey.generate()
     save_private_key(tree_key, path=settings.audit_key_file, passphrase=None)
     old["tree_public"] = tree_key.public_key().public_bytes_raw()
-    old["visa_kid"] = FileKeyStore(settings.visa_key_dir).signer().kid  # unencrypted PEM
+    old["visa_kid"] = FileKeyStore(settings.visa_key_dir).create_first_key()  # unencrypted PEM
     service.add_user(
         factory,
         email="boss@example.org",
@@ -204,7 +204,6 @@ def test_a_new_node_keeps_no_secret_in_plaintext(
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url, environment="test")
     genecommons_cli(_env(settings), "init")
-    passport_service.key_store(settings).signer()  # the first visa key, made on first use
     values = _values(settings)
     for path, value in (
         (settings.fingerprint_key_file, values["fingerprint"]),

@@ -150,7 +150,7 @@ def test_the_catalog_accounts_and_grant_still_answer(
     made_on = date.fromisoformat(expected["made_on"])
     grant_ends = date.fromisoformat(expected["grant_expires"])
     app = __import__("genecommons.app", fromlist=["create_app"]).create_app(settings)
-    factory = make_session_factory(app.state.engine)
+    factory = make_session_factory(app.state.services.engine)
     with TestClient(app) as client:
         studies = client.get("/api/v1/studies").json()
         assert [s["accession"] for s in studies["items"]] == [
@@ -175,7 +175,7 @@ def test_the_catalog_accounts_and_grant_still_answer(
             assert copy_jobs.build_pending(factory, settings).built == 1
             answer = client.get(url, headers=headers)
         assert answer.status_code == 200, answer.text
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     plain = io.BytesIO()
     secret = bytes.fromhex(expected["grantee_crypt4gh_secret"])
     crypt4gh.lib.decrypt([(0, secret, None)], io.BytesIO(answer.content), plain)

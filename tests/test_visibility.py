@@ -151,7 +151,7 @@ def world(
     datafiles.write(folder, data)
     app = create_app(settings)
     with TestClient(app) as client:
-        factory = app.state.session_factory
+        factory = app.state.services.factory
         result = catalog_service.submit(
             factory,
             folder,
@@ -244,7 +244,7 @@ def world(
             variant=_first_variant(vcf),
             hidden_variant=_first_variant(hidden, avoid=_sites(vcf)),
         )
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def _missing(accession: str) -> str:
@@ -481,7 +481,7 @@ def test_every_route_with_an_id_is_probed(settings: Settings) -> None:
     app = create_app(settings)
     unprobed = _id_routes(app) - set(ID_ROUTES) - set(NOT_SECRET)
     assert not unprobed, f"routes with an id and no probe: {sorted(unprobed)}"
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def _scrubbed(response: Any, ident: str) -> tuple[int, str, Any]:

@@ -20,13 +20,10 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from genecommons import __version__, openapi_errors
-from genecommons.access.oidc_service import provider as oidc_provider
-from genecommons.access.passport_service import key_store
 from genecommons.access.routes import router as access_router
 from genecommons.access.routes import wellknown
 from genecommons.archive.drs import status_of as drs_status
 from genecommons.archive.htsget_requests import UnsupportedFormatError
-from genecommons.archive.recipient_copies import install as install_recipient_copies
 from genecommons.archive.routes import drs as drs_router
 from genecommons.archive.routes import htsget as htsget_router
 from genecommons.archive.routes import router as archive_router
@@ -34,8 +31,7 @@ from genecommons.audit.routes import router as audit_router
 from genecommons.catalog.routes import router as catalog_router
 from genecommons.compliance.routes import router as compliance_router
 from genecommons.config import Settings, get_settings
-from genecommons.db import GroupCommit, make_session_factory, node_engine
-from genecommons.deps import refuse_nul, request_address, request_route
+from genecommons.deps import refuse_nul, request_address, request_route, services_of
 from genecommons.errors import (
     BusyError,
     GeneCommonsError,
@@ -44,20 +40,17 @@ from genecommons.errors import (
     NotReadyError,
     Refusal,
 )
-from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.held_events import HeldEventsMiddleware
 from genecommons.json_bodies import BoundedJsonBodies
 from genecommons.keepalive import KeepAliveLimit
-from genecommons.ledger.events import GroupedQueue, record_refusal
+from genecommons.ledger.events import record_refusal
 from genecommons.metrics import RequestMetrics
 from genecommons.ops.routes import router as ops_router
 from genecommons.privacy.routes import router as variants_router
-from genecommons.privacy.service import DefendedGuard, DefendedPeople
 from genecommons.request_ids import RequestIds
 from genecommons.secrets import restrict_umask
+from genecommons.services import build_services
 from genecommons.variants import beacon_routes
-from genecommons.variants.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
-from genecommons.variants.beacon_service import StoreCache
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +87,7 @@ def _refusal_record(request: Request, refusal: Refusal, answered: int) -> Callab
     """Committing the audit event of a refusal, with the refusals of the same moment."""
     return functools.partial(
         record_refusal,
-        request.app.state.grouped_events,
+        services_of(request).events,
         refusal,
         address=request_address(request),
         route=request_route(request),
@@ -192,32 +185,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
         dependencies=[Depends(refuse_nul)],
     )
-    engine = node_engine(settings)
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.session_factory = make_session_factory(engine)
-    app.state.visa_keys = key_store(settings)
-    app.state.oidc = oidc_provider(settings)  # None when OIDC sign-in is off
-    # the archive's deliveries serve recipients' fingerprinted copies through fingerprint's
-    # implementation of the interface the archive declares
-    install_recipient_copies(RecipientCopyService())
-    # what boolean and count Beacon answers reveal (privacy.answers.VariantGuard)
-    # the app's high-rate writes, each its own transaction (Beacon query events, token uses,
-    # budget charges): group-committed together, one writing thread at a time
-    writes = GroupCommit(app.state.session_factory)
-    guard: VariantGuard = (
-        exact_answer
-        if settings.beacon_guard == "exact"
-        else DefendedGuard(app.state.session_factory, settings, writes=writes)
-    )
-    app.state.variant_guard = guard
-    # what boolean and count answers about individuals and biosamples reveal
-    people: PeopleGuard = (
-        exact_people if settings.beacon_guard == "exact" else DefendedPeople(settings)
-    )
-    app.state.people_guard = people
-    app.state.variant_stores = StoreCache()
-    app.state.grouped_events = GroupedQueue(app.state.session_factory, writes=writes)
+    services = build_services(settings)
+    # the one object routes take their settings, database and keys from (deps.ServicesDep)
+    app.state.services = services
     # JSON bodies bounded in size and nesting before a route parses them (answered as the
     # route's API answers errors)
     app.add_middleware(
@@ -225,7 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # a Beacon query's token use is committed with its event (one commit), and whatever a
     # request still holds before its response starts
-    app.add_middleware(HeldEventsMiddleware, events=app.state.grouped_events)
+    app.add_middleware(HeldEventsMiddleware, events=services.events)
     # connections closed now and then, so that they spread over the server's workers
     app.add_middleware(KeepAliveLimit, requests=settings.keepalive_requests)
     app.add_middleware(HtsgetCors)

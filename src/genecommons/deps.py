@@ -27,30 +27,40 @@ from genecommons.errors import (
 from genecommons.held_events import held
 from genecommons.ledger.events import record_refusal
 from genecommons.policy.models import Subject, SubjectKind
+from genecommons.services import Services
 
 TOKEN_USE = "access:token:use"  # noqa: S105 - what a refused credential tried, not a secret
 PASSPORT_USE = "access:passport:use"
 
 
-async def get_settings(request: Request) -> Settings:
-    """The settings the app was created with. (async, as the other dependencies that only read
+async def get_services(request: Request) -> Services:
+    """The services the app was created with. (async, as the other dependencies that only read
     the request or the app: FastAPI runs a plain function in a worker thread)"""
-    return _settings(request)
+    return services_of(request)
+
+
+def services_of(request: Request) -> Services:
+    """The services of the app serving `request` (`create_app` builds them)."""
+    services: Services = request.app.state.services
+    return services
+
+
+async def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    return services_of(request).settings
 
 
 def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return services_of(request).settings
 
 
 async def get_session_factory(request: Request) -> sessionmaker[Session]:
     """The app's session factory."""
-    return _factory(request)
+    return services_of(request).factory
 
 
 def _factory(request: Request) -> sessionmaker[Session]:
-    factory: sessionmaker[Session] = request.app.state.session_factory
-    return factory
+    return services_of(request).factory
 
 
 async def get_subject(request: Request) -> Subject:
@@ -101,7 +111,7 @@ def _token_subject(request: Request, header: str) -> Subject:
         _factory(request),
         token.strip(),
         address=_address(request),
-        events=request.app.state.grouped_events,
+        events=services_of(request).events,
         held=held(request.scope),  # a Beacon query commits its token's use with its event
     )
     passport = request.headers.get("x-ga4gh-passport")
@@ -136,19 +146,15 @@ def with_passports(request: Request, subject: Subject, passports: Sequence[str])
 
 
 def _with_visas(request: Request, subject: Subject, document: object) -> Subject:
-    settings = _settings(request)
-    trusted = getattr(request.app.state, "trusted_issuers", None)
-    if trusted is None:
-        trusted = passport_service.trusted_issuers(settings, request.app.state.visa_keys)
-        request.app.state.trusted_issuers = trusted
+    services = services_of(request)
     refused: list[str] = []
     try:
         granted = passport_service.granted_by_passport(
             document,
             subject=subject,
-            settings=settings,
-            trusted=trusted,
-            keys=request.app.state.visa_keys,
+            settings=services.settings,
+            trusted=services.trusted_issuers,
+            keys=services.visa_keys,
             refused=refused,
         )
     except AccessDeniedError as error:  # not a passport at all
@@ -157,7 +163,7 @@ def _with_visas(request: Request, subject: Subject, document: object) -> Subject
         raise
     if refused:  # forged, expired or someone else's visas: refused, though the request goes on
         record_refusal(
-            request.app.state.grouped_events,
+            services.events,
             Refusal(
                 subject.id,
                 PASSPORT_USE,
@@ -281,6 +287,7 @@ async def refuse_nul(request: Request) -> None:
         )
 
 
+ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SubjectDep = Annotated[Subject, Depends(get_subject)]

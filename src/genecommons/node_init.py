@@ -32,7 +32,7 @@ def create_node_secrets(settings: Settings) -> NodeKeys:
     fingerprint_secret(settings, create=True)
     archive_service.archive_keys(settings, create=True)
     privacy_service.beacon_key(settings, create=True)
-    passport_service.key_store(settings).signer()  # the first visa signing key
+    passport_service.key_store(settings).create_first_key()
     return keys
 
 

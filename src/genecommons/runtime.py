@@ -1,39 +1,27 @@
-"""The CLI's process-wide context: settings and a session factory, made on first use."""
+"""The CLI's process-wide context: the same `Services` the app is built with, made on first
+use."""
 
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from genecommons.config import Settings, get_settings
-from genecommons.db import make_session_factory, node_engine
+from genecommons.config import get_settings
 from genecommons.policy.models import Subject
-
-
-@dataclass(frozen=True, slots=True)
-class Runtime:
-    """Settings and database access for one CLI process."""
-
-    settings: Settings
-    factory: sessionmaker[Session]
+from genecommons.services import Services, build_services
 
 
 @cache
-def runtime() -> Runtime:
-    """The CLI's runtime, from the environment's settings."""
-    settings = get_settings()
-    engine = node_engine(settings)
-    return Runtime(settings, make_session_factory(engine))
+def runtime() -> Services:
+    """The CLI's services, from the environment's settings."""
+    return build_services(get_settings(), defer_guards=True)
 
 
 def reset() -> None:
     """Forget the runtime, closing its database connections (the next use reads the settings
     again)."""
     if runtime.cache_info().currsize:
-        runtime().factory.kw["bind"].dispose()
+        runtime().engine.dispose()
     runtime.cache_clear()
     get_settings.cache_clear()
 

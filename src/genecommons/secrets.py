@@ -328,12 +328,6 @@ def node_keys(settings: Settings, *, create: bool = False) -> NodeKeys:
     return _unlocked(read_secret_file(path), passphrase, str(path))
 
 
-def node_keys_at_hand(settings: Settings) -> NodeKeys:
-    """The node key store for a secret needed now: outside production a node without one gets
-    it here, as `genecommons init` would make it; in production `init` must have made it."""
-    return node_keys(settings, create=settings.environment != "production")
-
-
 _UNLOCKED: dict[tuple[bytes, bytes], LocalNodeKeys] = {}
 _UNLOCKING = threading.Lock()
 

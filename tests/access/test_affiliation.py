@@ -42,7 +42,7 @@ def node(settings: Settings, sheets: Any, make_bundle: Any) -> Iterator[dict[str
     data = sheets()
     data["institutions"].append({**data["institutions"][0], "alias": "SHH", "name_en": "Other"})
     with TestClient(app) as client:
-        factory = app.state.session_factory
+        factory = app.state.services.factory
         accessions = catalog.submit(factory, make_bundle(data), subject=OPERATOR).accessions
         bgc, shh = accessions["institutions"]["BGC"], accessions["institutions"]["SHH"]
         tokens = {}
@@ -74,7 +74,7 @@ def node(settings: Settings, sheets: Any, make_bundle: Any) -> Iterator[dict[str
                 actor=OPERATOR,
             )
         yield {"client": client, "factory": factory, "bgc": bgc, "shh": shh, "tokens": tokens}
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def _register(client: TestClient, email: str, institution: str) -> str:
@@ -84,7 +84,7 @@ def _register(client: TestClient, email: str, institution: str) -> str:
         json={"email": email, "name": "Mallory", "password": PASSWORD, "institution": institution},
     )
     assert answer.status_code == 202, answer.text
-    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    factory = client.app.state.services.factory  # type: ignore[attr-defined]
     mail = [m for m in notify.pending(factory) if m.recipient == email and "Verify" in m.subject]
     found = re.search(r"^    (\S+)$", mail[-1].body, re.MULTILINE)
     assert found
@@ -221,7 +221,7 @@ def test_an_account_registered_before_counts_its_claim_for_nothing(
     upgrade_node(settings)
     app = create_app(settings)
     with TestClient(app) as client:
-        factory = app.state.session_factory
+        factory = app.state.services.factory
         bgc = catalog.submit(factory, make_bundle(), subject=OPERATOR).accessions["institutions"][
             "BGC"
         ]
@@ -242,7 +242,7 @@ def test_an_account_registered_before_counts_its_claim_for_nothing(
                 .where(users.c.email == "early@evil.example")
                 .values(created_by="self-registration")
             )
-        app.state.engine.dispose()
+        app.state.services.engine.dispose()
         command.downgrade(alembic_config(url, key=lambda: node_database_key(settings)), "0013")
         upgrade_node(settings)
         token = _sign_in(client, "early@evil.example").json()["access_token"]
@@ -262,7 +262,7 @@ def test_an_account_registered_before_counts_its_claim_for_nothing(
         ).json()
         assert _visa_types(passport) == ["AffiliationAndRole", "ResearcherStatus"]
         assert service.authenticate(factory, token).institution_verified
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 _LABELS = st.lists(

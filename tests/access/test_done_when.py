@@ -84,7 +84,7 @@ def test_register_request_approve_passport_and_three_refusals(
     shutil.copy(vcf, bundle / vcf.name)
     app = create_app(settings)
     with TestClient(app) as client:
-        factory = app.state.session_factory
+        factory = app.state.services.factory
         result = catalog.submit(
             factory,
             bundle,
@@ -193,4 +193,4 @@ def test_register_request_approve_passport_and_three_refusals(
         assert "consent-no-abroad" in outcome["jurisdiction_rules"]
         assert any("abroad" in r for r in outcome["reasons_en"]), outcome["reasons_en"]
         assert client.get("/api/v1/grants", headers=foreigner).json() == []
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()

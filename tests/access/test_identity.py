@@ -198,7 +198,7 @@ def client(settings: Settings) -> Any:
     app = create_app(settings)
     with TestClient(app) as test_client:
         yield test_client
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def _zip(folder: Path) -> bytes:
@@ -210,7 +210,7 @@ def _zip(folder: Path) -> bytes:
 
 
 def test_bearer_tokens_over_http(client: Any, make_bundle: Any) -> None:
-    factory = client.app.state.session_factory
+    factory = client.app.state.services.factory
     institution = catalog.submit(factory, make_bundle(), subject=OPERATOR).accessions[
         "institutions"
     ]["BGC"]
@@ -372,7 +372,7 @@ def test_administrators_need_a_second_factor(factory: Any, settings: Settings) -
 def test_a_token_makes_no_token_worth_more_than_itself(client: Any) -> None:
     """The outside tester's escalation: a token scoped to access:token:manage asked
     POST /api/v1/tokens for an unscoped token valid 366 days, and got it."""
-    factory = client.app.state.session_factory
+    factory = client.app.state.services.factory
     service.add_user(
         factory,
         email="li@example.org",
@@ -434,8 +434,8 @@ def test_sign_in_refusals_do_not_tell_a_right_password_from_a_wrong_one(client: 
     password is, byte for byte, as is an unknown account."""
     import pyotp
 
-    factory = client.app.state.session_factory
-    settings = client.app.state.settings
+    factory = client.app.state.services.factory
+    settings = client.app.state.services.settings
     for email in ("boss@example.org", "plain@example.org"):
         service.add_user(
             factory,

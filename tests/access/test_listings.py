@@ -334,7 +334,7 @@ def test_the_api_lists_institutions_requests_and_shows_grants(
     engine.dispose()
     app = create_app(settings)
     with TestClient(app) as client:
-        world = build_world(app.state.session_factory, make_bundle())
+        world = build_world(app.state.services.factory, make_bundle())
         bearer = {e: {"Authorization": f"Bearer {t}"} for e, t in world.bearer.items()}
         anonymous = client.get("/api/v1/institutions")
         assert anonymous.status_code == 200, anonymous.text
@@ -368,4 +368,4 @@ def test_the_api_lists_institutions_requests_and_shows_grants(
         assert (
             client.get(f"/api/v1/grants/{world.grant}", headers=bearer[AUDITOR]).status_code == 200
         )
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()

@@ -43,7 +43,7 @@ def client(oidc_settings: Settings) -> Iterator[TestClient]:
     app = create_app(oidc_settings)
     with TestClient(app) as client:
         yield client
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def login(client: TestClient, provider: Any, sub: str, **headers: str) -> httpx.Response:
@@ -55,7 +55,7 @@ def login(client: TestClient, provider: Any, sub: str, **headers: str) -> httpx.
 
 
 def tags(client: TestClient) -> list[tuple[str, str, str | None]]:
-    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    factory = client.app.state.services.factory  # type: ignore[attr-defined]
     with factory() as session:
         rows = session.execute(
             select(audit_events.c.tag, audit_events.c.actor, audit_events.c.subject).order_by(
@@ -117,7 +117,7 @@ def test_a_first_time_identity_becomes_an_untrusted_researcher(
     ).json()
     assert me["id"] == "user:alice@example.org"
     # an administrator puts it at an institution; nothing else about it changes
-    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    factory = client.app.state.services.factory  # type: ignore[attr-defined]
     result = catalog.submit(factory, make_bundle(), subject=OPERATOR)
     bgc = result.accessions["institutions"]["BGC"]
     institution_service.set_institution(
@@ -150,7 +150,7 @@ def test_provider_claims_never_grant_roles(client: TestClient, oidc_provider: An
 def test_an_existing_address_is_linked_only_by_its_holder(
     client: TestClient, oidc_provider: Any
 ) -> None:
-    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    factory = client.app.state.services.factory  # type: ignore[attr-defined]
     service.add_user(
         factory, email="wang@example.org", roles=["submitter"], institution=None, actor=OPERATOR
     )
@@ -185,13 +185,13 @@ def test_an_existing_address_is_linked_only_by_its_holder(
 
 
 def test_administrators_still_give_their_totp_code(client: TestClient, oidc_provider: Any) -> None:
-    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    factory = client.app.state.services.factory  # type: ignore[attr-defined]
     service.add_user(
         factory, email="boss@example.org", roles=["admin"], institution=None, actor=OPERATOR
     )
     secret, _ = second_factor.enrol(
         factory,
-        client.app.state.settings,  # type: ignore[attr-defined]
+        client.app.state.services.settings,  # type: ignore[attr-defined]
         email="boss@example.org",
         actor=OPERATOR,
     )
@@ -291,7 +291,7 @@ def test_off_when_unset(settings: Settings) -> None:
         response = client.get("/api/v1/auth/oidc/login", follow_redirects=False)
         assert response.status_code == 404 and "OIDC_ISSUER" in response.json()["message"]
         assert client.get("/api/v1/auth/oidc/callback").status_code == 404
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     assert not settings.oidc_enabled
 
 

@@ -42,7 +42,7 @@ def test_passports(settings: Settings, make_bundle: Any, tmp_path: Path) -> None
     engine.dispose()
     app = create_app(settings)
     with TestClient(app) as client:
-        factory = app.state.session_factory
+        factory = app.state.services.factory
         data = catalog.submit(factory, make_bundle(), subject=OPERATOR)
         dataset = data.accessions["datasets"]["DS1"]
         for email, role in (("res@example.org", "researcher"), ("dac@example.org", "dac_member")):
@@ -153,7 +153,7 @@ def test_passports(settings: Settings, make_bundle: Any, tmp_path: Path) -> None
             assert me.json()["grants"] == []
         bad = client.get("/api/v1/auth/me", headers={**visitor, "X-GA4GH-Passport": "{"})
         assert bad.status_code == 401
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def test_this_nodes_own_visas_grant_nothing_whatever_issuer_they_name(
@@ -170,7 +170,7 @@ def test_this_nodes_own_visas_grant_nothing_whatever_issuer_they_name(
     engine.dispose()
     app = create_app(settings)
     with TestClient(app) as client:
-        factory = app.state.session_factory
+        factory = app.state.services.factory
         data = catalog.submit(factory, make_bundle(), subject=OPERATOR)
         dataset = data.accessions["datasets"]["DS1"]
         service.add_user(
@@ -182,7 +182,7 @@ def test_this_nodes_own_visas_grant_nothing_whatever_issuer_they_name(
         now = datetime.now(UTC)
         for issuer in (settings.issuer_url, alias):
             visa = issue_visa(
-                keys=app.state.visa_keys,
+                keys=app.state.services.visa_keys,
                 issuer=issuer,
                 subject="res@example.org",
                 visa_type=VisaType.CONTROLLED_ACCESS_GRANTS,
@@ -201,4 +201,4 @@ def test_this_nodes_own_visas_grant_nothing_whatever_issuer_they_name(
                 },
             )
             assert me.status_code == 200 and me.json()["grants"] == [], issuer
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()

@@ -158,12 +158,35 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyStore]:
     if request.param == "memory":
         yield InMemoryKeyStore()
     elif request.param == "file":
-        yield FileKeyStore(tmp_path / "keys")
+        yield _initialised(FileKeyStore(tmp_path / "keys"))
     else:
-        yield FileKeyStore(tmp_path / "keys", passphrase=b"correct horse battery staple")
+        yield _initialised(
+            FileKeyStore(tmp_path / "keys", passphrase=b"correct horse battery staple")
+        )
 
 
-def test_store_creates_a_key_on_first_use_named_by_its_thumbprint(store: KeyStore) -> None:
+def _initialised(store: FileKeyStore) -> FileKeyStore:
+    """A file store with its first key, as `genecommons init` makes it."""
+    store.create_first_key()
+    return store
+
+
+def test_a_file_store_without_its_first_key_refuses_reads_and_makes_nothing(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "keys"
+    store = FileKeyStore(directory, passphrase=b"correct horse battery staple")
+    for read in (store.signer, store.jwks):
+        with pytest.raises(ConfigurationError) as refused:
+            read()
+        assert "genecommons init" in refused.value.message
+        assert "genecommons init" in refused.value.message_zh
+    assert not directory.exists()
+    kid = store.create_first_key()
+    assert store.create_first_key() == kid == store.signer().kid  # made once
+
+
+def test_store_names_its_key_by_its_thumbprint(store: KeyStore) -> None:
     signer = store.signer()
     jwks = store.jwks()
     assert [key["kid"] for key in jwks["keys"]] == [signer.kid] == store.kids()
@@ -216,7 +239,7 @@ def test_rfc7638_thumbprint_example() -> None:
 
 def test_file_store_protects_and_keeps_its_keys(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
-    kid = FileKeyStore(directory).signer().kid
+    kid = _initialised(FileKeyStore(directory)).signer().kid
     private = directory / f"{kid}.key.pem"
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
@@ -226,7 +249,7 @@ def test_file_store_protects_and_keeps_its_keys(tmp_path: Path) -> None:
 
 def test_file_store_encrypts_with_the_passphrase(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
-    kid = FileKeyStore(directory, passphrase=b"s3cret-pass").signer().kid
+    kid = _initialised(FileKeyStore(directory, passphrase=b"s3cret-pass")).signer().kid
     pem = (directory / f"{kid}.key.pem").read_bytes()
     assert b"ENCRYPTED PRIVATE KEY" in pem
     serialization.load_pem_private_key(pem, password=b"s3cret-pass")
@@ -239,7 +262,7 @@ def test_file_store_encrypts_with_the_passphrase(tmp_path: Path) -> None:
 
 def test_file_store_refuses_a_key_others_can_read(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
-    kid = FileKeyStore(directory).signer().kid
+    kid = _initialised(FileKeyStore(directory)).signer().kid
     os.chmod(directory / f"{kid}.key.pem", 0o644)
     with pytest.raises(ConfigurationError):
         FileKeyStore(directory).signer()
@@ -247,7 +270,7 @@ def test_file_store_refuses_a_key_others_can_read(tmp_path: Path) -> None:
 
 def test_file_store_rotation_deletes_the_old_private_key(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
-    store = FileKeyStore(directory)
+    store = _initialised(FileKeyStore(directory))
     old = store.signer().kid
     new = store.rotate()
     assert not (directory / f"{old}.key.pem").exists()
@@ -556,7 +579,7 @@ def test_duplicate_claims_are_refused(
 
 
 def test_rotation_keeps_old_visas_verifiable_until_the_key_is_removed(tmp_path: Path) -> None:
-    keys = FileKeyStore(tmp_path / "keys")
+    keys = _initialised(FileKeyStore(tmp_path / "keys"))
     old_token = make_visa(keys)
     old_kid = keys.signer().kid
     keys.rotate()

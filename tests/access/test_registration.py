@@ -39,14 +39,14 @@ def world(settings: Settings, make_bundle: Any) -> Iterator[dict[str, Any]]:
     engine.dispose()
     app = create_app(settings)
     with TestClient(app) as client:
-        factory = app.state.session_factory
+        factory = app.state.services.factory
         result = catalog.submit(factory, make_bundle(), subject=OPERATOR)
         yield {
             "client": client,
             "factory": factory,
             "institution": result.accessions["institutions"]["BGC"],
         }
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def code_for(factory: Any, email: str) -> str:

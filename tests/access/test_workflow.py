@@ -196,7 +196,7 @@ def test_workflow_over_http(settings: Any, make_bundle: Any) -> None:
     engine.dispose()
     app = create_app(settings)
     with TestClient(app) as client:
-        factory = app.state.session_factory
+        factory = app.state.services.factory
         result = catalog.submit(factory, make_bundle(), subject=OPERATOR)
         dataset = result.accessions["datasets"]["DS1"]
         tokens = {}
@@ -254,7 +254,7 @@ def test_workflow_over_http(settings: Any, make_bundle: Any) -> None:
         assert decided.status_code == 200 and decided.json()["grant"]
         grants = client.get("/api/v1/grants", headers=tokens["res@example.org"]).json()
         assert [g["dataset"] for g in grants] == [dataset]
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def test_jurisdiction_refuses_a_foreign_party(

@@ -222,7 +222,7 @@ def live_server(world: World, builder: threading.Event) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
-    app.state.engine.dispose()  # the server's own connections, before the schema goes
+    app.state.services.engine.dispose()  # the server's own connections, before the schema goes
 
 
 @pytest.fixture(scope="session")

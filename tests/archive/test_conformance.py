@@ -48,7 +48,7 @@ def client(
     app = create_app(world.settings.model_copy(update={"trusted_issuers_file": trusted}))
     with PatientClient(app) as test_client:
         yield test_client
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def _visa(world: Any, keys: InMemoryKeyStore, subject: str) -> str:

@@ -33,7 +33,7 @@ def client(world: Any, builder: Any) -> Iterator[TestClient]:
     app = create_app(world.settings)
     with TestClient(app) as client:
         yield client
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def _saved(client: TestClient, world: Any) -> dict[str, Any]:

@@ -32,8 +32,12 @@ from genecommons.errors import (
     PayloadTooLargeError,
     StorageFullError,
 )
+from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.ledger.tables import audit_events
 from genecommons.policy.models import Subject
+
+# delivery serves fingerprinted copies through fingerprint's service, as the app does
+COPIES = RecipientCopyService()
 
 OPERATOR = Subject.operator("tester")
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -403,6 +407,7 @@ def test_interop_with_the_rust_crypt4gh(
         factory,
         settings,
         subject=grantee,
+        copies=COPIES,
         object_id=result.accession,
         recipient_public=recipient.public,
     )
@@ -481,6 +486,7 @@ def test_the_archive_on_s3(
         factory,
         on_s3,
         subject=OPERATOR,
+        copies=COPIES,
         object_id=result.archived[0],
         recipient_public=recipient.public,
     )

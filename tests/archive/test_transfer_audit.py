@@ -20,9 +20,13 @@ from genecommons.archive import htsget as htsget_delivery
 from genecommons.archive import served
 from genecommons.archive.keys import format_public_key, generate_key_pair
 from genecommons.config import Settings
+from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.ledger.tables import audit_events
 
 from .conftest import World, build_world
+
+# delivery serves fingerprinted copies through fingerprint's service, as the app does
+COPIES = RecipientCopyService()
 
 GRANTED = "granted@example.org"
 
@@ -117,7 +121,13 @@ def test_an_htsget_data_block_cut_short_records_what_went(world: World) -> None:
     subject = access_service.authenticate(world.factory, world.tokens[GRANTED])
     size = world.files["bam"].stat().st_size
     transfer = htsget_delivery.htsget_data(
-        world.factory, world.settings, subject=subject, object_id=bam, start=0, end=size << 16
+        world.factory,
+        world.settings,
+        subject=subject,
+        copies=COPIES,
+        object_id=bam,
+        start=0,
+        end=size << 16,
     )
     first = next(transfer)
     second = next(transfer)

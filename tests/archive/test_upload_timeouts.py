@@ -84,7 +84,7 @@ def node(
     }
     server.should_exit = True
     thread.join(timeout=10)
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def _patch_head(node: dict[str, Any], upload: int, offset: int, length: int) -> bytes:

@@ -44,8 +44,8 @@ def setup(settings: Settings) -> Any:
     key = service.signing_key(settings, create=True)
     app = create_app(settings)
     with TestClient(app) as client:
-        yield app.state.session_factory, key, client
-    app.state.engine.dispose()
+        yield app.state.services.factory, key, client
+    app.state.services.engine.dispose()
 
 
 def test_events_are_leaves_and_proofs_verify(setup: Any) -> None:
@@ -301,15 +301,16 @@ def test_witness_sees_growth_and_catches_a_rewrite(setup: Any, tmp_path: Path) -
     assert not rewritten.consistent
 
 
-def test_a_node_without_its_tree_head_key_says_to_run_init(settings: Settings) -> None:
+def test_a_node_without_its_tree_head_key_says_to_run_init(bare_settings: Settings) -> None:
     """Reading the log's head never makes the key: `genecommons init` does."""
+    settings = bare_settings.model_copy(update={"beacon_guard": "exact"})  # no Beacon key read
     engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         answer = client.get("/api/v1/audit/sth")
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     assert answer.status_code == 500
     assert answer.json()["code"] == "configuration"
     assert "genecommons init" in answer.json()["message"]

@@ -31,10 +31,14 @@ from genecommons.errors import (
     RestoreTargetNotEmptyError,
 )
 from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.ledger.events import EventTag, record_event
 from genecommons.ledger.tables import audit_events
 
 from .conftest import OPERATOR, PASSPHRASE
+
+# delivery serves fingerprinted copies through fingerprint's service, as the app does
+COPIES = RecipientCopyService()
 
 
 def _events(factory: Any) -> int:
@@ -46,7 +50,12 @@ def _plain(factory: Any, settings: Settings, object_id: str) -> bytes:
     """A DRS download of `object_id` by the operator, decrypted with the crypt4gh library."""
     recipient = generate_key_pair()
     stream = download(
-        factory, settings, subject=OPERATOR, object_id=object_id, recipient_public=recipient.public
+        factory,
+        settings,
+        subject=OPERATOR,
+        copies=COPIES,
+        object_id=object_id,
+        recipient_public=recipient.public,
     )
     out = io.BytesIO()
     crypt4gh.lib.decrypt([(0, recipient.secret, None)], io.BytesIO(b"".join(stream.chunks)), out)

@@ -26,7 +26,7 @@ def client(settings: Settings) -> Any:
     app = create_app(settings)
     with TestClient(app) as test_client:
         yield test_client
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def loaded(client: Any, make_bundle: Any, sheets: Any) -> service.SubmissionResu
     data["studies"].append(
         {"alias": "HIDDEN", "title": "<b>Private</b>", "institution": "BGC", "public": "no"}
     )
-    factory = client.app.state.session_factory
+    factory = client.app.state.services.factory
     return service.submit(factory, make_bundle(data), subject=Subject.operator("t"))
 
 

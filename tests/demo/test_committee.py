@@ -117,7 +117,7 @@ def test_request_decision_grant_and_download_on_the_demo(
     )
     app = create_app(settings)
     with TestClient(app) as client:
-        factory = app.state.session_factory
+        factory = app.state.services.factory
         result = catalog.submit(
             factory,
             demo.out_dir,
@@ -180,7 +180,7 @@ def test_request_decision_grant_and_download_on_the_demo(
         assert copy_jobs.build_pending(factory, settings).built == 1
         released = client.get(f"/ga4gh/drs/v1/objects/{file_id}", headers=researcher)
         assert released.status_code == 200, released.text
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 @pytest.mark.slow

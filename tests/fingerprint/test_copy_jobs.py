@@ -39,10 +39,14 @@ from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError
 from genecommons.fingerprint import codes, copies, copy_jobs, genotypes, models
 from genecommons.fingerprint.secret import fingerprint_secret
+from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.fingerprint.tables import fingerprint_copies, fingerprint_copy_jobs
 from genecommons.policy.models import Subject
 
 from ..archive.conftest import World, build_world
+
+# delivery serves fingerprinted copies through fingerprint's service, as the app does
+COPIES = RecipientCopyService()
 
 OPERATOR = Subject.operator("tester")
 BASE = "http://node.test"
@@ -62,6 +66,7 @@ def _describe(world: World, subject: Subject, *, settings: Settings | None = Non
         world.factory,
         settings or world.settings,
         subject=subject,
+        copies=COPIES,
         object_id=_vcf(world),
         base_url=BASE,
     )
@@ -73,6 +78,7 @@ def _download(world: World, subject: Subject) -> bytes:
         world.factory,
         world.settings,
         subject=subject,
+        copies=COPIES,
         object_id=_vcf(world),
         recipient_public=pair.public,
     )
@@ -236,6 +242,7 @@ def test_a_copy_finished_after_its_grant_was_revoked_is_not_handed_out(
             world.factory,
             world.settings,
             subject=revoked,
+            copies=COPIES,
             object_id=made.copy_id,
             recipient_public=generate_key_pair().public,
         )
@@ -400,7 +407,7 @@ def test_every_route_that_needs_the_copy_says_when_to_come_back(fingerprint_worl
         refused = client.get(
             f"/ga4gh/drs/v1/objects/{vcf}", headers=world.headers("nogrant@example.org")
         )
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     for answer, status in (
         (drs, 202),  # DRS 1.4: "retry this same request after Retry-After"
         (access, 202),

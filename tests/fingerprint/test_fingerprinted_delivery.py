@@ -28,9 +28,13 @@ from genecommons.archive.tables import archive_objects
 from genecommons.errors import NotFoundError
 from genecommons.fingerprint import copy_jobs
 from genecommons.fingerprint import service as fingerprint_service
+from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.fingerprint.tables import fingerprint_copies, fingerprint_deliveries
 from genecommons.ledger.tables import audit_events
 from genecommons.policy.models import Subject
+
+# delivery serves fingerprinted copies through fingerprint's service, as the app does
+COPIES = RecipientCopyService()
 
 OPERATOR = Subject.operator("tester")
 BASE = "http://node.test"
@@ -47,6 +51,7 @@ def _download(world: Any, subject: Subject, object_id: str) -> bytes:
         world.factory,
         world.settings,
         subject=subject,
+        copies=COPIES,
         object_id=object_id,
         recipient_public=pair.public,
     )
@@ -107,14 +112,24 @@ def test_each_recipient_gets_a_copy_of_its_own_that_traces_back(
     described = _built(
         world,
         lambda: drs_delivery.drs_object(
-            world.factory, world.settings, subject=alice, object_id=vcf, base_url=BASE
+            world.factory,
+            world.settings,
+            subject=alice,
+            copies=COPIES,
+            object_id=vcf,
+            base_url=BASE,
         ),
     )
     copy_id = described["id"]
     assert copy_id.startswith(f"{vcf}-fp-") and described["self_uri"].endswith(copy_id)
     # asked again, by either id: the same copy, made once
     again = drs_delivery.drs_object(
-        world.factory, world.settings, subject=alice, object_id=copy_id, base_url=BASE
+        world.factory,
+        world.settings,
+        subject=alice,
+        copies=COPIES,
+        object_id=copy_id,
+        base_url=BASE,
     )
     assert again == described
     alice_copy = _download(world, alice, vcf)
@@ -140,7 +155,12 @@ def test_each_recipient_gets_a_copy_of_its_own_that_traces_back(
     # a copy's id is its recipient's alone
     with pytest.raises(NotFoundError):
         drs_delivery.drs_object(
-            world.factory, world.settings, subject=bob, object_id=copy_id, base_url=BASE
+            world.factory,
+            world.settings,
+            subject=bob,
+            copies=COPIES,
+            object_id=copy_id,
+            base_url=BASE,
         )
     # each leaked copy names its recipient
     for leaked, who in (
@@ -190,6 +210,7 @@ def _fetch_ticket(world: Any, subject: Subject, ticket: dict[str, Any]) -> bytes
                     world.factory,
                     world.settings,
                     subject=subject,
+                    copies=COPIES,
                     object_id=parsed.path.rsplit("/", 1)[-1],
                     start=int(query["start"][0]),
                     end=int(query["end"][0]),
@@ -211,6 +232,7 @@ def test_an_htsget_region_holds_exactly_the_copys_records_there(
             world.factory,
             world.settings,
             subject=alice,
+            copies=COPIES,
             endpoint="variants",
             object_id=vcf,
             requested_format=None,
@@ -257,7 +279,7 @@ def test_a_dataset_whose_setting_is_off_is_served_the_archived_file(
     )
     alice = _subject(world, "granted@example.org")
     described = drs_delivery.drs_object(
-        world.factory, world.settings, subject=alice, object_id=vcf, base_url=BASE
+        world.factory, world.settings, subject=alice, copies=COPIES, object_id=vcf, base_url=BASE
     )
     assert described["id"] == vcf
     original = world.files["vcf"].read_bytes()

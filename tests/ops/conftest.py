@@ -42,7 +42,7 @@ def node(node_settings: Settings, engine: object) -> Iterator[Node]:
     """A served node (`engine` made its tables) with an administrator, a token of it scoped to
     the metrics only, one scoped to something else, and a researcher."""
     app = create_app(node_settings)
-    factory = app.state.session_factory
+    factory = app.state.services.factory
     access_service.add_user(
         factory, email="admin@example.org", roles=[Role.ADMIN], institution=None, actor=OPERATOR
     )
@@ -63,4 +63,4 @@ def node(node_settings: Settings, engine: object) -> Iterator[Node]:
     }
     with TestClient(app) as client:
         yield Node(client, factory, headers)
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()

@@ -72,7 +72,7 @@ def test_unreachable_database_is_not_ready_but_live(node_settings: Settings) -> 
     with TestClient(app) as client:
         assert client.get("/livez").status_code == 200
         response = client.get("/readyz")
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     body = response.json()
@@ -103,7 +103,7 @@ def test_an_object_store_that_cannot_be_written_is_not_ready(
     app = create_app(settings)
     with TestClient(app) as client:
         response = client.get("/readyz")
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     assert response.status_code == 503
     (store,) = [c for c in response.json()["details"] if c["name"] == "object_store"]
     assert (
@@ -168,7 +168,7 @@ def test_metrics_are_given_to_listed_addresses_only(node_settings: Settings, eng
     for address in ("10.9.3.4", "::1", "10.8.3.4", "127.0.0.1"):
         with TestClient(app, client=(address, 40000)) as client:
             answers[address] = client.get("/metrics").status_code
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     assert answers == {"10.9.3.4": 200, "::1": 200, "10.8.3.4": 403, "127.0.0.1": 403}
 
 

@@ -360,8 +360,14 @@ def test_count_answers_spend_the_budget_warn_then_withhold(
     assert budget_spent(factory, party="address:10.2.2.2", dataset="GCD1") == 0.0
 
 
-def test_the_key_is_made_once_and_kept(tmp_path: Path) -> None:
+def test_the_key_is_made_by_init_once_and_kept(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, environment="test")
+    with pytest.raises(ConfigurationError) as missing:  # a read makes no key
+        threshold_rule(settings)
+    assert "genecommons init" in missing.value.message and missing.value.message_zh
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    made = beacon_key(settings, create=True)  # as `genecommons init` makes it
+    assert beacon_key(settings, create=True) == made
     first = threshold_rule(settings)
     assert (first.low, first.high, first.alpha, first.beta) == (10, 40, 1.0, 1.0)  # uniform
     assert threshold_rule(settings).key == first.key == beacon_key(settings)

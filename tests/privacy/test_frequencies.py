@@ -170,4 +170,4 @@ def test_the_route_answers_and_rejects_bad_variants_in_both_languages(
             assert response.json()["message"] and response.json()["message_zh"]
         unknown = client.get(f"/api/v1/variants/{datasets.key}", params={"dataset": "GCD99999999"})
         assert unknown.status_code == 404
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()

@@ -161,7 +161,7 @@ def make(release: Path, data_dir: Path, work: Path) -> dict[str, Any]:
 
         events = session.execute(select(func.count()).select_from(audit_events)).scalar_one()
     engine.dispose()
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     return {
         "release": "0.1.0",
         "commit": subprocess.run(

@@ -4,7 +4,7 @@ callers at each granularity, and a validator for the official Beacon v2 JSON Sch
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -54,7 +54,7 @@ def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) ->
     # the Beacon's mechanics are checked on the true answers; the defended guard (the default)
     # is tested in tests/privacy and by test_the_default_guard_withholds_rare_alleles
     app = create_app(settings.model_copy(update={"beacon_guard": "exact"}))
-    factory = app.state.session_factory
+    factory = app.state.services.factory
     result = catalog.submit(
         factory,
         folder,
@@ -136,26 +136,30 @@ def world(
     with TestClient(built.app) as client:
         built.client = client
         yield built
-    built.app.state.engine.dispose()
+    built.app.state.services.engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def shared_world(
-    tmp_path_factory: pytest.TempPathFactory, datafiles: SimpleNamespace
+    tmp_path_factory: pytest.TempPathFactory,
+    datafiles: SimpleNamespace,
+    initialised: Callable[[Settings], Settings],
 ) -> Iterator[SimpleNamespace]:
     """The same world, built once for a module (SQLite), for the many read-only schema
     checks."""
     folder = tmp_path_factory.mktemp("beacon")
-    settings = Settings(
-        data_dir=folder / "data",
-        database_url=f"sqlite:///{folder / 'catalog.sqlite3'}",
-        environment="test",
+    settings = initialised(
+        Settings(
+            data_dir=folder / "data",
+            database_url=f"sqlite:///{folder / 'catalog.sqlite3'}",
+            environment="test",
+        )
     )
     built = build_world(settings, folder / "bundle", datafiles)
     with TestClient(built.app) as client:
         built.client = client
         yield built
-    built.app.state.engine.dispose()
+    built.app.state.services.engine.dispose()
 
 
 class BeaconSchemas:

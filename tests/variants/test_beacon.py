@@ -5,6 +5,7 @@ answers, every query is audited, and bad input gets a Beacon error response."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -156,7 +157,7 @@ def test_a_token_sees_its_grants_and_roles_as_they_stand_at_each_query(
     subject = access_service.authenticate(
         world.factory,
         world.headers["researcher"]["Authorization"].removeprefix("Bearer "),
-        events=world.app.state.grouped_events,
+        events=world.app.state.services.events,
     )
     assert subject.roles == {"researcher"} and subject.grants == frozenset()
     with world.factory.begin() as session:
@@ -167,7 +168,7 @@ def test_a_token_sees_its_grants_and_roles_as_they_stand_at_each_query(
     subject = access_service.authenticate(
         world.factory,
         world.headers["researcher"]["Authorization"].removeprefix("Bearer "),
-        events=world.app.state.grouped_events,
+        events=world.app.state.services.events,
     )
     assert subject.roles == {"researcher", "dac_member"}
 
@@ -340,7 +341,10 @@ def test_counts_of_people_below_records_are_noisy_consistent_and_small_cells_wit
 ) -> None:
     opened, registered = world.datasets["open"], world.datasets["registered"]
     controlled = world.datasets["controlled"]
-    world.app.state.people_guard = DefendedPeople(world.app.state.settings)  # world: "exact"
+    serving = world.app.state.services
+    world.app.state.services = replace(  # world: "exact"
+        serving, people_guard=DefendedPeople(serving.settings)
+    )
     # the world's datasets hold 3 people each: under the cell size of 10, nothing is disclosed
     reader = post(world, "/beacon/individuals", "reader")
     for accession in (opened, registered):
@@ -354,7 +358,9 @@ def test_counts_of_people_below_records_are_noisy_consistent_and_small_cells_wit
     # with a cell size of 1 the noisy counts show: the same set of people, however it is
     # asked for, gets the same count
     rule = CellRule(key=b"c" * 32, minimum=1, scale=2.0)
-    world.app.state.people_guard = DefendedPeople(world.app.state.settings, rule=rule)
+    world.app.state.services = replace(
+        serving, people_guard=DefendedPeople(serving.settings, rule=rule)
+    )
     female = [
         {"id": "NCIT:C16576"},
         {"id": "sex", "operator": "=", "value": "female"},
@@ -397,7 +403,7 @@ class Withholding:
 def test_the_guard_alone_shapes_boolean_and_count_answers(world: SimpleNamespace) -> None:
     site = first_carried(world)
     guard = Withholding()
-    world.app.state.variant_guard = guard
+    world.app.state.services = replace(world.app.state.services, variant_guard=guard)
     anonymous = post(world, "/beacon/g_variants", "anonymous", requestParameters=sequence(site))
     assert anonymous["responseSummary"] == {"exists": False}
     reader = post(world, "/beacon/g_variants", "reader", requestParameters=sequence(site))
@@ -535,7 +541,7 @@ def test_unknown_endpoints_get_a_beacon_error(shared_world: SimpleNamespace) -> 
 
 def test_a_huge_range_in_a_dense_dataset_is_refused(world: SimpleNamespace) -> None:
     limited = world.settings.model_copy(update={"beacon_max_variants": 3})
-    world.app.state.settings = limited
+    world.app.state.services = replace(world.app.state.services, settings=limited)
     response = world.client.get(
         "/beacon/g_variants",
         params={"referenceName": "chr21", "start": 10_000_000, "end": 11_000_000},
@@ -557,10 +563,10 @@ def test_the_default_guard_withholds_rare_alleles(world: SimpleNamespace) -> Non
     truth = world.client.post("/beacon/g_variants", json=body).json()
     app = create_app(world.settings)
     try:
-        assert isinstance(app.state.variant_guard, DefendedGuard)
+        assert isinstance(app.state.services.variant_guard, DefendedGuard)
         with TestClient(app) as client:
             defended = client.post("/beacon/g_variants", json=body).json()
     finally:
-        app.state.engine.dispose()
+        app.state.services.engine.dispose()
     assert truth["responseSummary"] == {"exists": True}
     assert defended["responseSummary"] == {"exists": False}

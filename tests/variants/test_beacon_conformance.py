@@ -85,5 +85,5 @@ def test_urls_name_where_the_beacon_is_reached(world: SimpleNamespace) -> None:
     app = create_app(configured)
     with TestClient(app) as client:
         urls = _map_urls(client, host="node.example:8443")
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     assert all(u.startswith("https://genes.example.org/beacon/") for u in urls)

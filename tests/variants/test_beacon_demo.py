@@ -63,7 +63,7 @@ def test_the_demo_answers_boolean_queries_on_the_open_tier(tmp_path: Path) -> No
         # 60 people, and the women among them, clear the cell size of 10 whatever the noise
         people = client.get("/beacon/individuals").json()
         women = client.get("/beacon/individuals", params={"filters": "NCIT:C16576"}).json()
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
     assert people["responseSummary"] == {"exists": True} == women["responseSummary"]
     assert present["meta"]["returnedGranularity"] == "boolean"
     assert present["responseSummary"] == {"exists": True}

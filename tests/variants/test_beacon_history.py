@@ -54,15 +54,15 @@ def served(shared_world: SimpleNamespace) -> Iterator[SimpleNamespace]:
     def install(connection: Any, _record: Any) -> None:
         connection.set_progress_handler(count, STEP)
 
-    event.listen(app.state.engine, "connect", install)
+    event.listen(app.state.services.engine, "connect", install)
     yield counted
-    app.state.engine.dispose()
+    app.state.services.engine.dispose()
 
 
 def _researcher(world: SimpleNamespace, served: SimpleNamespace) -> dict[str, str]:
     served.accounts += 1
     email = f"history{served.accounts}@example.org"
-    factory = served.app.state.session_factory
+    factory = served.app.state.services.factory
     access_service.add_user(
         factory, email=email, roles=["researcher"], institution=world.institution, actor=OPERATOR
     )
@@ -94,7 +94,7 @@ def test_a_signed_in_query_does_no_more_database_work_as_the_history_grows(
             headers = _researcher(shared_world, served)
             for path in _paths(shared_world):
                 assert client.get(path, headers=headers).status_code == 200
-    factory = served.app.state.session_factory
+    factory = served.app.state.services.factory
     with write_transaction(factory) as session:
         for number in range(HISTORY):
             record_event(

@@ -25,8 +25,8 @@ from genecommons.archive import service as archive_service
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
+from genecommons.node_init import create_node_secrets
 from genecommons.policy.models import Subject
-from genecommons.secrets import node_keys
 from genecommons.variants import beacon_service
 from genecommons.variants.answers import exact_answer, exact_people
 from genecommons.variants.beacon import parse_body
@@ -116,11 +116,10 @@ def submit(folder: Path, document: dict[str, Any]) -> SimpleNamespace:
     engine = node_engine(settings)
     Base.metadata.create_all(engine)
     engine.dispose()
-    node_keys(settings, create=True)
-    archive_service.archive_keys(settings, create=True)
+    create_node_secrets(settings)  # as `genecommons init` makes them
     (folder / "bundle" / "submission.json").write_text(json.dumps(document), encoding="utf-8")
     app = create_app(settings)
-    factory = app.state.session_factory
+    factory = app.state.services.factory
     result = catalog.submit(
         factory,
         folder / "bundle",
@@ -194,7 +193,7 @@ def kg(tmp_path_factory: pytest.TempPathFactory, datafiles: Any) -> Iterator[Sim
     node = submit(folder, document)
     node.vcf, node.names, node.people, node.folder = vcf, names, people, folder
     yield node
-    node.app.state.engine.dispose()
+    node.app.state.services.engine.dispose()
 
 
 def bcftools_counts(node: SimpleNamespace, population: str) -> dict[str, tuple[int, int]]:
@@ -355,7 +354,7 @@ def cineca(tmp_path_factory: pytest.TempPathFactory, datafiles: Any) -> Iterator
     node = submit(folder, document)
     node.vcf, node.individuals, node.biosamples = vcf, individuals, biosamples
     yield node
-    node.app.state.engine.dispose()
+    node.app.state.services.engine.dispose()
 
 
 @pytest.mark.slow

@@ -85,7 +85,7 @@ def _queued(world: SimpleNamespace) -> int:
 def test_two_workers_answer_concurrent_queries_and_log_each_exactly_once(
     world: SimpleNamespace,
 ) -> None:
-    world.app.state.engine.dispose()  # the served workers have engines of their own
+    world.app.state.services.engine.dispose()  # the served workers have engines of their own
     port = _free_port()
     server = _serve(world, port, workers=2)
     base = f"http://127.0.0.1:{port}"

@@ -105,7 +105,7 @@ class KeyStore(Protocol):
     """Where this node's visa-signing keys live (see the module docstring)."""
 
     def signer(self) -> Signer:
-        """The current signing key, created on first use."""
+        """The current signing key (a node's is made by `genecommons init`)."""
         ...
 
     def rotate(self) -> str:
@@ -273,14 +273,19 @@ class FileKeyStore:
             self._cache = None
         return encrypted
 
+    def create_first_key(self) -> str:
+        """Make the first signing key unless there is one (`genecommons init` does); its kid.
+        Safe to run again, and from two processes at once."""
+        with self._lock:
+            return self._read_current() or self._create_first()
+
     # -- KeyStore ---------------------------------------------------------------------------
 
     def signer(self) -> Signer:
-        """The current signing key, created on first use."""
+        """The current signing key (ConfigurationError when `genecommons init` has not made
+        it: no key is made by a read)."""
         with self._lock:
-            kid = self._read_current()
-            if kid is None:
-                kid = self._create_first()
+            kid = self._current_or_refuse()
             if self._cache is None or self._cache.kid != kid:
                 self._cache = RsaSigner(kid=kid, private_key=self._load_private(kid))
             return self._cache
@@ -323,8 +328,7 @@ class FileKeyStore:
     def jwks(self) -> dict[str, Any]:
         """The JSON Web Key Set of the published public keys."""
         with self._lock:
-            if self._read_current() is None:
-                self._create_first()
+            self._current_or_refuse()
             return _jwks([self._load_public(kid) for kid in self._ordered_kids()])
 
     # -- files ------------------------------------------------------------------------------
@@ -353,6 +357,17 @@ class FileKeyStore:
             raise ConfigurationError(
                 f"{self.directory / _CURRENT} does not hold a key id; restore it or rotate.",
                 message_zh=f"{self.directory / _CURRENT} 中没有有效的密钥 ID；请恢复该文件或轮换密钥。",
+            )
+        return kid
+
+    def _current_or_refuse(self) -> str:
+        kid = self._read_current()
+        if kid is None:
+            raise ConfigurationError(
+                f"This node has no visa signing key yet (none in {self.directory}): run "
+                "`genecommons init`, or restore keys/ from the backup.",
+                message_zh=f"本节点尚无签证签名密钥（{self.directory} 中没有）：请运行 "
+                "`genecommons init` 或从备份恢复 keys/。",
             )
         return kid
 

@@ -26,7 +26,7 @@ from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.errors import AuthenticationError, ConfigurationError
 from genecommons.policy.models import Role, Subject
-from genecommons.secrets import derived_passphrase, node_keys_at_hand
+from genecommons.secrets import derived_passphrase, node_keys
 
 RESEARCHER_STATUS = "https://doi.org/10.1038/s41431-018-0219-y"  # the Bona Fide definition
 
@@ -36,14 +36,14 @@ VISA_KEY_PURPOSE = "visa-signing-key-passphrase"
 
 def key_store(settings: Settings) -> FileKeyStore:
     """The visa signing keys of this node: encrypted PEM, under GENECOMMONS_VISA_KEY_PASSPHRASE
-    or, when none is configured, a passphrase derived from the node key store (outside
-    production made when first needed, as `genecommons init` makes it)."""
+    or, when none is configured, a passphrase derived from the node key store (both made by
+    `genecommons init`)."""
     configured = settings.visa_key_passphrase
 
     def passphrase() -> bytes:
         if configured is not None:
             return configured.get_secret_value().encode("utf-8")
-        return derived_passphrase(node_keys_at_hand(settings), purpose=VISA_KEY_PURPOSE)
+        return derived_passphrase(node_keys(settings), purpose=VISA_KEY_PURPOSE)
 
     return FileKeyStore(settings.visa_key_dir, passphrase=passphrase)
 

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Cookie, Form, Query, Request, Response
+from fastapi import APIRouter, Cookie, Form, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
@@ -21,8 +21,7 @@ from genecommons.access import (
     workflow,
 )
 from genecommons.access.duo_models import ResearchPurpose
-from genecommons.access.keys import KeyStore
-from genecommons.deps import AddressDep, SessionFactoryDep, SettingsDep, SubjectDep
+from genecommons.deps import AddressDep, ServicesDep, SessionFactoryDep, SettingsDep, SubjectDep
 from genecommons.errors import AuthenticationError
 from genecommons.policy.models import Action
 
@@ -88,13 +87,12 @@ def _token_body(issued: service.IssuedToken) -> dict[str, Any]:
     status_code=302,
     response_class=RedirectResponse,
 )
-def oidc_login(
-    request: Request, factory: SessionFactoryDep, settings: SettingsDep, subject: SubjectDep
-) -> RedirectResponse:
+def oidc_login(services: ServicesDep, subject: SubjectDep) -> RedirectResponse:
     """Redirects to the provider (authorization code flow with PKCE, state and nonce). Called
     with a bearer token, the provider's identity is linked to the caller's account."""
+    settings = services.settings
     started = oidc_service.begin(
-        factory, request.app.state.oidc, settings=settings, link_to=subject
+        services.factory, services.oidc, settings=settings, link_to=subject
     )
     response = RedirectResponse(started.url, status_code=302)
     response.set_cookie(
@@ -111,9 +109,8 @@ def oidc_login(
 
 @router.get("/auth/oidc/callback", summary="Where the OpenID Connect provider returns")
 def oidc_callback(
-    request: Request,
     response: Response,
-    factory: SessionFactoryDep,
+    services: ServicesDep,
     address: AddressDep,
     state: Annotated[str | None, Query(max_length=200)] = None,
     code: Annotated[str | None, Query(max_length=2000)] = None,
@@ -123,8 +120,8 @@ def oidc_callback(
     """A bearer token valid for 12 hours, as `POST /auth/token` gives; administrators and DAC
     members get a ticket to complete with their TOTP code (`POST /auth/oidc/second-factor`)."""
     result = oidc_service.complete(
-        factory,
-        request.app.state.oidc,
+        services.factory,
+        services.oidc,
         state=state,
         browser_state=browser_state,
         code=code,
@@ -458,19 +455,15 @@ wellknown = APIRouter(tags=["access"])
 
 
 @wellknown.get("/.well-known/jwks.json", summary="Keys that sign this node's visas")
-def jwks(request: Request) -> dict[str, Any]:
+def jwks(services: ServicesDep) -> dict[str, Any]:
     """The JSON Web Key Set of the visa signing keys (public parts only)."""
-    keys: KeyStore = request.app.state.visa_keys
-    keys.signer()  # a fresh node makes its first key
-    return keys.jwks()
+    return services.visa_keys.jwks()
 
 
 @router.get("/userinfo", summary="The caller's GA4GH passport")
-def userinfo(
-    request: Request, factory: SessionFactoryDep, settings: SettingsDep, subject: SubjectDep
-) -> dict[str, Any]:
+def userinfo(services: ServicesDep, subject: SubjectDep) -> dict[str, Any]:
     """`ga4gh_passport_v1`: signed visas for the caller's grants, affiliation, accepted terms
     and researcher status."""
     return passport_service.passport(
-        factory, subject=subject, settings=settings, keys=request.app.state.visa_keys
+        services.factory, subject=subject, settings=services.settings, keys=services.visa_keys
     )

@@ -22,7 +22,7 @@ from genecommons.errors import NotFoundError
 from genecommons.ledger.events import EventTag, record_event
 from genecommons.policy.decision import require
 from genecommons.policy.models import Action, Resource, Subject
-from genecommons.secrets import NodeKeys, node_keys, node_keys_at_hand
+from genecommons.secrets import NodeKeys, node_keys
 
 PURPOSE = "totp"
 
@@ -70,7 +70,7 @@ def enrol(
     """Give an account a new TOTP secret; returns it and its otpauth:// URI (shown once)."""
     email = email.strip().lower()
     require(actor, Action.MANAGE_TOKENS, Resource("token", f"user:{email}"))
-    keys = node_keys_at_hand(settings)
+    keys = node_keys(settings)
     with write_transaction(factory) as session:
         user_id = session.execute(select(users.c.id).where(users.c.email == email)).scalar()
         if user_id is None:

@@ -53,7 +53,7 @@ from genecommons.policy.models import (
     Role,
     Subject,
 )
-from genecommons.secrets import node_keys_at_hand
+from genecommons.secrets import node_keys
 
 logger = logging.getLogger(__name__)
 ADMIN_EMAIL = "admin@localhost"
@@ -106,7 +106,7 @@ def add_user(
             f"A password needs at least {identity.MIN_PASSWORD_LENGTH} characters.",
             message_zh=f"密码至少需要 {identity.MIN_PASSWORD_LENGTH} 个字符。",
         )
-    keys = node_keys_at_hand(totp) if totp is not None else None
+    keys = node_keys(totp) if totp is not None else None
     secret: tuple[str, str] | None = None
     with write_transaction(factory) as session:
         institution_id = institution_id_of(session, institution) if institution else None

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons import clock
 from genecommons.archive.crypt import reencrypt_header
 from genecommons.archive.keys import parse_public_key
+from genecommons.archive.recipient_copies import RecipientCopies
 from genecommons.archive.served import (
     Transfer,
     archived_accession,
@@ -53,12 +54,13 @@ def drs_object(
     settings: Settings,
     *,
     subject: Subject,
+    copies: RecipientCopies,
     object_id: str,
     base_url: str,
 ) -> dict[str, Any]:
     """The DRS 1.4 DrsObject of an archived file the subject may read (of the subject's own
     copy, for a VCF of a fingerprinted dataset)."""
-    obj, _ = object_for(factory, settings, subject, object_id)
+    obj, _ = object_for(factory, settings, subject, object_id, copies=copies)
     host = base_url.split("://", 1)[-1].rstrip("/")
     created = clock.as_utc(obj.created).isoformat()
     return {
@@ -93,6 +95,7 @@ def drs_access_url(
     settings: Settings,
     *,
     subject: Subject,
+    copies: RecipientCopies,
     object_id: str,
     access_id: str,
     base_url: str,
@@ -104,7 +107,7 @@ def drs_access_url(
             f"No access method {access_id!r}; use 'crypt4gh'.",
             message_zh=f"不存在访问方式 {access_id!r}；请使用 crypt4gh。",
         )
-    obj, decision = object_for(factory, settings, subject, object_id)
+    obj, decision = object_for(factory, settings, subject, object_id, copies=copies)
     with write_transaction(factory) as session:
         record_event(
             session,
@@ -165,6 +168,7 @@ def download(
     settings: Settings,
     *,
     subject: Subject,
+    copies: RecipientCopies,
     object_id: str,
     recipient_public: bytes | None = None,
     offered_key: str | None = None,
@@ -173,7 +177,7 @@ def download(
     given, else the one offered with the request, else the one the subject registered. The
     download is audited when it ends, with the bytes sent; a fingerprinted copy's delivery is
     recorded before its first byte goes."""
-    obj, decision = object_for(factory, settings, subject, object_id)
+    obj, decision = object_for(factory, settings, subject, object_id, copies=copies)
     if recipient_public is None:
         recipient_public = recipient_key(factory, subject=subject, offered=offered_key)
     header = reencrypt_header(
@@ -182,7 +186,7 @@ def download(
     size = len(header) + obj.body_size
     if obj.copy is not None:
         with write_transaction(factory) as session:
-            record_copy_delivery(session, subject, obj, channel="drs")
+            record_copy_delivery(session, subject, obj, copies=copies, channel="drs")
 
     def record(sent: int, completed: bool) -> None:
         with write_transaction(factory) as session:
@@ -270,6 +274,7 @@ def drs_objects(
     settings: Settings,
     *,
     subject: Subject,
+    copies: RecipientCopies,
     object_ids: Sequence[str],
     base_url: str,
 ) -> dict[str, Any]:
@@ -279,7 +284,12 @@ def drs_objects(
     resolved, unresolved = _bulk(
         ids,
         lambda object_id: drs_object(
-            factory, settings, subject=subject, object_id=object_id, base_url=base_url
+            factory,
+            settings,
+            subject=subject,
+            copies=copies,
+            object_id=object_id,
+            base_url=base_url,
         ),
         subject=subject,
     )
@@ -295,6 +305,7 @@ def drs_access_urls(
     settings: Settings,
     *,
     subject: Subject,
+    copies: RecipientCopies,
     wanted: Sequence[tuple[str, Sequence[str]]],
     base_url: str,
     headers: list[str],
@@ -314,6 +325,7 @@ def drs_access_urls(
             factory,
             settings,
             subject=subject,
+            copies=copies,
             object_id=object_id,
             access_id=access_id,
             base_url=base_url,

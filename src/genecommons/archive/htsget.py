@@ -22,6 +22,7 @@ from genecommons.archive.htsget_requests import (
     Region,
     UnsupportedFormatError,
 )
+from genecommons.archive.recipient_copies import RecipientCopies
 from genecommons.archive.served import (
     ArchivedObject,
     Transfer,
@@ -123,6 +124,7 @@ def htsget_ticket(
     settings: Settings,
     *,
     subject: Subject,
+    copies: RecipientCopies,
     endpoint: str,
     object_id: str,
     requested_format: str | None,
@@ -134,7 +136,7 @@ def htsget_ticket(
     """An htsget 1.3 ticket: URLs whose concatenated bytes are a valid file holding the records
     of `regions` (every record when there is none)."""
     formats = HTSGET_FORMATS[endpoint]
-    obj, decision = object_for(factory, settings, subject, object_id)
+    obj, decision = object_for(factory, settings, subject, object_id, copies=copies)
     if obj.format not in formats:
         raise UnsupportedFormatError(
             f"{object_id} is a {obj.format.upper()} file; /htsget/{endpoint} serves "
@@ -197,6 +199,7 @@ def htsget_ticket(
             session,
             subject,
             obj,
+            copies=copies,
             channel="htsget",
             regions=[
                 {"referenceName": r.reference_name, "start": r.start, "end": r.end}
@@ -244,13 +247,14 @@ def htsget_data(
     settings: Settings,
     *,
     subject: Subject,
+    copies: RecipientCopies,
     object_id: str,
     start: int,
     end: int,
 ) -> Transfer:
     """The BGZF bytes between two virtual offsets of an archived file (a ticket's URL),
     audited when the transfer ends with the bytes sent."""
-    obj, decision = object_for(factory, settings, subject, object_id)
+    obj, decision = object_for(factory, settings, subject, object_id, copies=copies)
     if not 0 <= start <= end <= obj.size << 16:
         raise InvalidRangeError(
             f"start and end must be virtual offsets with 0 <= start <= end <= {obj.size << 16}.",

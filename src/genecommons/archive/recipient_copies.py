@@ -4,8 +4,9 @@ A controlled delivery of a VCF whose dataset is fingerprinted serves the recipie
 instead of the archived file, and records each such delivery for leak tracing. Making and
 finding copies, and recording deliveries, belong to `genecommons.fingerprint`, which sits above
 the archive: the archive declares what it needs here (`RecipientCopies`), fingerprint implements
-it (`fingerprint.service.RecipientCopyService`), and the app installs that implementation once
-(`install`, in `create_app`). The archive never imports fingerprint.
+it (`fingerprint.service.RecipientCopyService`), and the wiring hands that implementation to
+delivery (`Services.recipient_copies`, built by `create_app`). The archive never imports
+fingerprint.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.config import Settings
-from genecommons.errors import ConfigurationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,23 +110,3 @@ class RecipientCopies(Protocol):
         """Record a delivery of `copy` (`sha256`: of what was served) for leak tracing, with
         what the channel says of it (`what`), in the caller's transaction."""
         ...
-
-
-_installed: list[RecipientCopies] = []
-
-
-def install(copies: RecipientCopies) -> None:
-    """Make `copies` the implementation delivery uses (`create_app` does it)."""
-    _installed[:] = [copies]
-
-
-def installed() -> RecipientCopies:
-    """The implementation delivery uses."""
-    if not _installed:
-        raise ConfigurationError(
-            "No recipient-copy service is installed, so fingerprinted deliveries cannot be "
-            "served: create the app with genecommons.app.create_app (it installs it).",
-            message_zh="未安装接收者副本服务，无法提供带指纹的交付：请通过 "
-            "genecommons.app.create_app 创建应用（它会安装该服务）。",
-        )
-    return _installed[0]

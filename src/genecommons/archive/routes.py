@@ -23,6 +23,7 @@ from genecommons.archive import service
 from genecommons.archive.keys import format_public_key, parse_public_key
 from genecommons.archive.served import Transfer
 from genecommons.deps import (
+    ServicesDep,
     SessionFactoryDep,
     SettingsDep,
     SubjectDep,
@@ -31,6 +32,7 @@ from genecommons.deps import (
 )
 from genecommons.errors import RequestTooLargeError
 from genecommons.policy.models import Subject
+from genecommons.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["archive"])
 drs = APIRouter(prefix="/ga4gh/drs/v1", tags=["drs"])
@@ -271,14 +273,18 @@ def drs_service_info(request: Request) -> dict[str, Any]:
 def drs_object(
     object_id: Accession,
     request: Request,
-    factory: SessionFactoryDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     subject: SubjectDep,
     expand: bool = False,
 ) -> dict[str, Any]:
     """Size, checksums and access methods of an archived file you may read."""
     return drs_delivery.drs_object(
-        factory, settings, subject=subject, object_id=object_id, base_url=_base(request)
+        services.factory,
+        services.settings,
+        subject=subject,
+        copies=services.recipient_copies,
+        object_id=object_id,
+        base_url=_base(request),
     )
 
 
@@ -286,16 +292,16 @@ def drs_object(
 def drs_objects(
     body: BulkObjectsBody,
     request: Request,
-    factory: SessionFactoryDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """Each object as GET /objects/{id} answers it; the others under unresolved_drs_objects
     with the status their own request would have had."""
     return drs_delivery.drs_objects(
-        factory,
-        settings,
+        services.factory,
+        services.settings,
         subject=_drs_caller(request, subject, body),
+        copies=services.recipient_copies,
         object_ids=body.bulk_object_ids,
         base_url=_base(request),
     )
@@ -305,15 +311,15 @@ def drs_objects(
 def drs_access_urls(
     body: BulkAccessBody,
     request: Request,
-    factory: SessionFactoryDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """Each URL as GET /objects/{id}/access/{access_id} answers it."""
     return drs_delivery.drs_access_urls(
-        factory,
-        settings,
+        services.factory,
+        services.settings,
         subject=_drs_caller(request, subject, body),
+        copies=services.recipient_copies,
         wanted=[
             (item.bulk_object_id, item.bulk_access_ids) for item in body.bulk_object_access_ids
         ],
@@ -332,15 +338,15 @@ def drs_object_post(
     object_id: Accession,
     body: ObjectBody,
     request: Request,
-    factory: SessionFactoryDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """As GET, with the grants of the passports sent (with your bearer token)."""
     return drs_delivery.drs_object(
-        factory,
-        settings,
+        services.factory,
+        services.settings,
         subject=_drs_caller(request, subject, body),
+        copies=services.recipient_copies,
         object_id=object_id,
         base_url=_base(request),
     )
@@ -355,15 +361,15 @@ def drs_access(
     object_id: Accession,
     access_id: Annotated[str, Path(min_length=1, max_length=40)],
     request: Request,
-    factory: SessionFactoryDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """The download URL and the headers to send with it."""
     return drs_delivery.drs_access_url(
-        factory,
-        settings,
+        services.factory,
+        services.settings,
         subject=subject,
+        copies=services.recipient_copies,
         object_id=object_id,
         access_id=access_id,
         base_url=_base(request),
@@ -381,15 +387,15 @@ def drs_access_post(
     access_id: Annotated[str, Path(min_length=1, max_length=40)],
     body: PassportsBody,
     request: Request,
-    factory: SessionFactoryDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     subject: SubjectDep,
 ) -> dict[str, Any]:
     """As GET, with the grants of the passports sent (with your bearer token)."""
     return drs_delivery.drs_access_url(
-        factory,
-        settings,
+        services.factory,
+        services.settings,
         subject=_drs_caller(request, subject, body),
+        copies=services.recipient_copies,
         object_id=object_id,
         access_id=access_id,
         base_url=_base(request),
@@ -405,15 +411,19 @@ def drs_access_post(
 )
 def drs_download(
     object_id: Accession,
-    factory: SessionFactoryDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     subject: SubjectDep,
     x_crypt4gh_public_key: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> StreamingResponse:
     """A Crypt4GH stream for your registered key (or the key in X-Crypt4GH-Public-Key);
     503 with Retry-After while your fingerprinted copy of the file is being made."""
     result = drs_delivery.download(
-        factory, settings, subject=subject, object_id=object_id, offered_key=x_crypt4gh_public_key
+        services.factory,
+        services.settings,
+        subject=subject,
+        copies=services.recipient_copies,
+        object_id=object_id,
+        offered_key=x_crypt4gh_public_key,
     )
     return TransferResponse(
         result.chunks,
@@ -455,16 +465,16 @@ def _ticket(
     endpoint: str,
     object_id: str,
     request: Request,
-    factory: Any,
-    settings: Any,
-    subject: Any,
+    services: Services,
+    subject: Subject,
     asked: hts.TicketRequest,
 ) -> HtsgetTicket:
     return HtsgetTicket(
         htsget_delivery.htsget_ticket(
-            factory,
-            settings,
+            services.factory,
+            services.settings,
             subject=subject,
+            copies=services.recipient_copies,
             endpoint=endpoint,
             object_id=object_id,
             requested_format=asked.format,
@@ -492,8 +502,7 @@ def _add_endpoint(endpoint: str) -> None:
     def ticket(
         object_id: Accession,
         request: Request,
-        factory: SessionFactoryDep,
-        settings: SettingsDep,
+        services: ServicesDep,
         subject: SubjectDep,
         format: str | None = None,  # the endpoint's formats: annotated below
         referenceName: Annotated[str | None, Query(min_length=1, max_length=200)] = None,  # noqa: N803
@@ -514,7 +523,7 @@ def _add_endpoint(endpoint: str) -> None:
             tags=tags,
             notags=notags,
         )
-        return _ticket(endpoint, object_id, request, factory, settings, subject, asked)
+        return _ticket(endpoint, object_id, request, services, subject, asked)
 
     # the formats differ by endpoint, which a string annotation could not name
     ticket.__annotations__["format"] = Annotated[
@@ -542,8 +551,7 @@ def _add_endpoint(endpoint: str) -> None:
     async def ticket_post(
         object_id: Accession,
         request: Request,
-        factory: SessionFactoryDep,
-        settings: SettingsDep,
+        services: ServicesDep,
         subject: SubjectDep,
     ) -> HtsgetTicket:
         """The body is read here (not by FastAPI) so that a body too large is refused with
@@ -551,7 +559,7 @@ def _add_endpoint(endpoint: str) -> None:
         raw = await _limited_body(request, hts.MAX_TICKET_BODY)
         asked = hts.post_request(raw, query=request.query_params.keys())
         return await run_in_threadpool(
-            _ticket, endpoint, object_id, request, factory, settings, subject, asked
+            _ticket, endpoint, object_id, request, services, subject, asked
         )
 
 
@@ -596,14 +604,19 @@ for _endpoint in htsget_delivery.HTSGET_FORMATS:
 )
 def htsget_data(
     object_id: Accession,
-    factory: SessionFactoryDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     subject: SubjectDep,
     start: Offset,
     end: Offset,
 ) -> StreamingResponse:
     """Blocks between two virtual offsets, cut from the encrypted store."""
     transfer = htsget_delivery.htsget_data(
-        factory, settings, subject=subject, object_id=object_id, start=start, end=end
+        services.factory,
+        services.settings,
+        subject=subject,
+        copies=services.recipient_copies,
+        object_id=object_id,
+        start=start,
+        end=end,
     )
     return TransferResponse(transfer, media_type="application/octet-stream")

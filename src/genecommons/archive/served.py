@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.workflow import dataset_resource
-from genecommons.archive.recipient_copies import RecipientCopy, Source, installed
+from genecommons.archive.recipient_copies import RecipientCopies, RecipientCopy, Source
 from genecommons.archive.service import CatalogFile, catalog_file, missing_file
 from genecommons.archive.tables import archive_objects
 from genecommons.config import Settings
@@ -140,13 +140,18 @@ def _deliverable(
 
 
 def object_for(
-    factory: sessionmaker[Session], settings: Settings, subject: Subject, object_id: str
+    factory: sessionmaker[Session],
+    settings: Settings,
+    subject: Subject,
+    object_id: str,
+    *,
+    copies: RecipientCopies,
 ) -> tuple[ArchivedObject, Decision]:
     """What the subject gets for `object_id`: the archived file, or, for a VCF of a
     fingerprinted dataset delivered under the `fingerprint-delivery` obligation, the subject's
     own copy (built in the background: until it is, NotReadyError). A copy's id serves its
-    recipient only. The decision point is asked first, every time."""
-    copies = installed()
+    recipient only (`copies`: how recipients' copies are made and found). The decision point
+    is asked first, every time."""
     original = copies.original_accession(object_id)
     if original is not None:
         obj, decision = _deliverable(factory, subject, original)
@@ -221,13 +226,19 @@ def archived_accession(obj: ArchivedObject) -> str:
 
 
 def record_copy_delivery(
-    session: Session, subject: Subject, obj: ArchivedObject, *, channel: str, **what: Any
+    session: Session,
+    subject: Subject,
+    obj: ArchivedObject,
+    *,
+    copies: RecipientCopies,
+    channel: str,
+    **what: Any,
 ) -> None:
     """A DRS or htsget delivery of a fingerprinted dataset's VCF, for leak tracing (nothing
     for an archived file served as it is)."""
     if obj.copy is None:
         return
-    installed().record_delivery(
+    copies.record_delivery(
         session, actor=subject.id, copy=obj.copy, channel=channel, sha256=obj.sha256, what=what
     )
 

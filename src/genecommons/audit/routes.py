@@ -4,33 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from genecommons.audit import service, watch
-from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
+from genecommons.deps import ServicesDep, SessionFactoryDep, SubjectDep
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 Size = Annotated[int, Query(ge=0, le=2**62)]
 
 
-def _key(request: Request, settings: Any) -> Any:
-    key = getattr(request.app.state, "tree_head_key", None)
-    if key is None:
-        # made by `genecommons init`; a node without one answers that init is needed
-        key = service.signing_key(settings)
-        request.app.state.tree_head_key = key
-    return key
-
-
 @router.get("/sth", summary="The newest signed tree head")
-def sth(
-    request: Request, factory: SessionFactoryDep, settings: SettingsDep, subject: SubjectDep
-) -> dict[str, Any]:
+def sth(services: ServicesDep, subject: SubjectDep) -> dict[str, Any]:
     """tree_size, root_hash (base64), timestamp (ms) and the Ed25519 signature (base64)."""
     head = service.tree_head(
-        factory,
-        _key(request, settings),
-        interval_seconds=settings.tree_head_interval_seconds,
+        services.factory,
+        services.tree_head_key,  # made by `genecommons init`: without it, init is asked for
+        interval_seconds=services.settings.tree_head_interval_seconds,
         actor=subject,
     )
     return head.to_json()
@@ -96,16 +85,14 @@ def entries(
 
 
 @router.get("/public-key", summary="The key that signs tree heads")
-def public_key(request: Request, settings: SettingsDep, subject: SubjectDep) -> dict[str, str]:
+def public_key(services: ServicesDep, subject: SubjectDep) -> dict[str, str]:
     """The Ed25519 public key (PEM)."""
-    return service.public_key_document(_key(request, settings), actor=subject)
+    return service.public_key_document(services.tree_head_key, actor=subject)
 
 
 @router.get("/alerts", summary="Early-warning alerts with their evidence (auditors)")
 def get_alerts(
-    request: Request,
-    factory: SessionFactoryDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     subject: SubjectDep,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=watch.MAX_ALERTS)] = 20,
@@ -114,9 +101,9 @@ def get_alerts(
     """Alerts after id `after`, each with the log entries behind it and their inclusion proofs
     against the signed tree head given with them."""
     return watch.list_alerts(
-        factory,
-        settings,
-        _key(request, settings),
+        services.factory,
+        services.settings,
+        services.tree_head_key,
         actor=subject,
         after=after,
         limit=limit,

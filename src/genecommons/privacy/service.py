@@ -118,9 +118,6 @@ def threshold_rule(
     """The rule the settings configure (with the node's key unless one is given). Windows are
     placed by the node's public reference for the datasets it was checked to suit
     (`check_reference`), or by `reference`, for every dataset, when one is given."""
-    # outside production the key is made on first use (tests, a laptop); production makes it
-    # with `genecommons init` and refuses to run without it
-    made = settings.environment != "production"
     placed: frozenset[str] | None = None
     counts: PublicCounts | None
     if isinstance(reference, str):  # NODE
@@ -130,7 +127,7 @@ def threshold_rule(
     else:
         counts = reference
     return ThresholdRule(
-        key=key if key is not None else beacon_key(settings, create=made),
+        key=key if key is not None else beacon_key(settings),  # made by `genecommons init`
         low=settings.beacon_threshold_min,
         high=settings.beacon_threshold_max,
         alpha=settings.beacon_threshold_alpha,
@@ -256,8 +253,7 @@ def check_reference(
 def cell_rule(settings: Settings, key: bytes | None = None) -> CellRule:
     """The noise and smallest count of people the settings configure (its key derived from the
     node's Beacon key unless one is given)."""
-    made = settings.environment != "production"
-    base = key if key is not None else beacon_key(settings, create=made)
+    base = key if key is not None else beacon_key(settings)
     return CellRule(
         key=hmac.new(base, b"genecommons people cells", hashlib.sha256).digest(),
         minimum=settings.beacon_people_min_cell,

@@ -17,6 +17,7 @@ from genecommons.deps import (
     CredentialsDep,
     public_base_url,
     request_address,
+    services_of,
 )
 from genecommons.errors import GeneCommonsError, InvalidInputError, PayloadTooLargeError
 from genecommons.held_events import held
@@ -30,20 +31,20 @@ Document = dict[str, Any]  # what OpenAPI says every route answers (a JSON objec
 
 
 async def get_beacon(request: Request) -> service.Beacon:
-    """The Beacon of this app, with the variant guard the app holds (app.state.variant_guard).
-    (async: it only reads the app's state, so it needs no worker thread)"""
+    """The Beacon of this app, with the guards its services hold. (async: it only reads the
+    app's services, so it needs no worker thread)"""
     return _beacon(request)
 
 
 def _beacon(request: Request) -> service.Beacon:
-    state = request.app.state
+    services = services_of(request)
     return service.Beacon(
-        state.session_factory,
-        state.settings,
-        guard=state.variant_guard,
-        people=state.people_guard,
-        stores=state.variant_stores,
-        events=state.grouped_events,
+        services.factory,
+        services.settings,
+        guard=services.variant_guard,
+        people=services.people_guard,
+        stores=services.variant_stores,
+        events=services.events,
         held=held(request.scope),
         base_url=public_base_url(request),
     )
@@ -59,7 +60,7 @@ def error_response(
     if status is None:
         status = 400 if error.http_status == 422 else error.http_status
     body = beacon.error_response(
-        service.beacon_info(request.app.state.settings, base_url=public_base_url(request)),
+        service.beacon_info(services_of(request).settings, base_url=public_base_url(request)),
         status=status,
         message=error.message,
         message_zh=error.message_zh,

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from genecommons.fingerprint import service as trace_service
 from genecommons.progress_bars import reporter
-from genecommons.runtime import Runtime, operator, runtime
+from genecommons.runtime import operator, runtime
+from genecommons.services import Services
 from genecommons.variants import service, store_service
 
 console = Console()
@@ -192,7 +193,7 @@ def verify(
         raise typer.Exit(1)
 
 
-def clear_leftovers(context: Runtime) -> None:
+def clear_leftovers(context: Services) -> None:
     """Remove leftover variant stores (at `serve` start), saying what was removed."""
     findings = store_service.clear_leftovers(context.factory, context.settings, subject=operator())
     for finding in findings:

@@ -356,8 +356,7 @@ class _Layout:
     needs_study_id: bool  # a study-scoped record that does not name its study itself
 
 
-@functools.cache
-def _layout(spec: EntitySpec) -> _Layout:
+def _layout_of(spec: EntitySpec) -> _Layout:
     id_columns = tuple(
         (ref.field, f"{ref.field}_id")
         for ref in spec.references
@@ -370,6 +369,9 @@ def _layout(spec: EntitySpec) -> _Layout:
         id_columns=id_columns,
         needs_study_id=study_scoped(spec) and "study_id" not in {c for _, c in id_columns},
     )
+
+
+_LAYOUTS = {name: _layout_of(spec) for name, spec in ENTITIES.items()}
 
 
 class PlanWriter:
@@ -450,7 +452,7 @@ class PlanWriter:
     def _doc(self, node: Node) -> dict[str, Any]:
         doc = node.record.model_dump(mode="json")
         refs = node.refs
-        for field_name, many in _layout(node.spec).references:
+        for field_name, many in _LAYOUTS[node.spec.name].references:
             targets = refs.get(field_name)
             if many:
                 doc[field_name] = [_target_accession(t, self.accessions) for t in targets or ()]
@@ -460,7 +462,7 @@ class PlanWriter:
 
     def _columns(self, node: Node, doc: dict[str, Any]) -> dict[str, Any]:
         record = node.record
-        layout = _layout(node.spec)
+        layout = _LAYOUTS[node.spec.name]
         columns: dict[str, Any] = {"doc": _encoded(doc)}
         for name in layout.typed:
             columns[name] = getattr(record, name, None)  # scalars: as model_dump() gives them

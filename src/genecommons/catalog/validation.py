@@ -1261,12 +1261,11 @@ def _repeated_phenotype(
     validated and checked without any problem: that row's phenotype with this row's individual
     (None when the individual is not a plain valid alias: the row is then validated in full).
     Also the row's key into `checked`, None for cells that cannot be a key."""
+    key = tuple(item for item in values.items() if item[0] != "individual")
     try:
-        key = tuple(item for item in values.items() if item[0] != "individual")
-        hash(key)
-    except TypeError:  # a JSON document's list or mapping as a cell
+        template = checked.get(key)
+    except TypeError:  # unhashable: a JSON document's list or mapping as a cell
         return None, None
-    template = checked.get(key)
     if template is None:
         return None, key
     individual = values.get("individual")

@@ -167,10 +167,9 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         if processor is not None
     ]
     cells = operator.itemgetter(*columns)  # every row of one call has the same keys
-    if len(columns) == 1:
-        params = [(row[columns[0]],) for row in rows]
-    else:
-        params = [cells(row) for row in rows]
+    params: list[Any] = [cells(row) for row in rows]
+    if len(columns) == 1:  # of one key, itemgetter gives the value itself
+        params = [(value,) for value in params]
     if converting:
         for n, values in enumerate(params):
             converted = list(values)
@@ -457,7 +456,9 @@ class PlanWriter:
             if many:
                 doc[field_name] = [_target_accession(t, self.accessions) for t in targets or ()]
             else:
-                doc[field_name] = _target_accession(targets[0], self.accessions) if targets else None
+                doc[field_name] = (
+                    _target_accession(targets[0], self.accessions) if targets else None
+                )
         return doc
 
     def _columns(self, node: Node, doc: dict[str, Any]) -> dict[str, Any]:

@@ -194,9 +194,9 @@ def _bulk_objects() -> Iterator[None]:
     """Python's cyclic garbage collector paused while a submission builds its millions of
     long-lived objects (rows, records, plan nodes, table rows): each of its full collections
     walks every one of them, which made the collector about a fifth of a large submission's CPU
-    time and grow faster than the submission. Nothing a submission makes relies on it (no
-    cycles are left to collect); it resumes, as it was, when the last submission running in
-    this process ends."""
+    time and grow faster than the submission. Reference counting still frees what a submission
+    drops; the few cycles it leaves wait for the collector, which resumes, as it was, when the
+    last submission running in this process ends."""
     global _gc_holders, _gc_was_enabled
     with _gc_lock:
         if _gc_holders == 0:

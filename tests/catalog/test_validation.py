@@ -193,3 +193,27 @@ def test_accession_references_to_existing_records(
     assert sample["individual"] == individual
     wrong = {"samples": [dict(follow_up["samples"][0], alias="P1-S3", individual=study)]}
     assert find(problems_of(factory, make_bundle(wrong)), "reference.dangling")
+
+
+def test_repeated_phenotype_rows_are_each_checked(
+    factory: Any, make_bundle: Any, sheets: Any
+) -> None:
+    """Rows that repeat an earlier row but for the individual: each still gets its own problems
+    (a warning said of the first is said of every one; a bad or unknown individual is its own)."""
+    data = sheets()
+    for alias in ("P1", "P2", "P3"):  # rows 5-7, after the sheet's own rows 2-4
+        data["phenotypes"].append(
+            {"individual": alias, "kind": "feature", "term": "HP:0001250", "label": "Fits"}
+        )
+    data["phenotypes"].append({"individual": "P 9", "kind": "feature", "term": "HP:0000365"})
+    data["phenotypes"].append({"individual": "P9", "kind": "feature", "term": "HP:0000365"})
+    data["phenotypes"].append({"individual": "P2", "kind": "feature", "term": "HP:9999999"})
+    found = [p for p in problems_of(factory, make_bundle(data)) if p["file"] == "phenotypes.tsv"]
+    assert [(p["rule"], p["row"]) for p in found] == [
+        ("vocabulary.hpo.label", 5),
+        ("vocabulary.hpo.label", 6),
+        ("vocabulary.hpo.label", 7),
+        ("type.string_pattern_mismatch", 8),
+        ("reference.dangling", 9),
+        ("vocabulary.hpo", 10),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from genecommons.catalog.models import (
     ENTITIES,
+    EntitySpec,
     entity_for_accession,
     format_accession,
     study_scoped,
@@ -164,13 +166,17 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         for i, processor in enumerate(_processor(table.c[c].type, dialect) for c in columns)
         if processor is not None
     ]
-    params = []
-    for row in rows:  # every row of one call has the same keys
-        values = [row[c] for c in columns]
-        for i, processor in converting:
-            if values[i] is not None:
-                values[i] = processor(values[i])
-        params.append(tuple(values))
+    cells = operator.itemgetter(*columns)  # every row of one call has the same keys
+    params: list[Any] = [cells(row) for row in rows]
+    if len(columns) == 1:  # of one key, itemgetter gives the value itself
+        params = [(value,) for value in params]
+    if converting:
+        for n, values in enumerate(params):
+            converted = list(values)
+            for i, processor in converting:
+                if converted[i] is not None:
+                    converted[i] = processor(converted[i])
+            params[n] = tuple(converted)
     if dialect.name == "postgresql":
         _copy(connection, table, columns, params)
         return
@@ -339,6 +345,34 @@ def _target_id(target: Target, ids: dict[int, int]) -> int | None:
     return ids.get(id(target.node))
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where an entity's record goes in its table's row."""
+
+    references: tuple[tuple[str, bool], ...]  # field, many: written as accessions in `doc`
+    typed: tuple[str, ...]  # fields that have a column of their own
+    id_columns: tuple[tuple[str, str], ...]  # field, column: a single reference's row id
+    needs_study_id: bool  # a study-scoped record that does not name its study itself
+
+
+def _layout_of(spec: EntitySpec) -> _Layout:
+    id_columns = tuple(
+        (ref.field, f"{ref.field}_id")
+        for ref in spec.references
+        # parents may be written after their children: linked last (_write_parents)
+        if not ref.many and ref.field not in ("father", "mother")
+    )
+    return _Layout(
+        references=tuple((ref.field, ref.many) for ref in spec.references),
+        typed=tuple(TYPED_COLUMNS.get(spec.name, {})),
+        id_columns=id_columns,
+        needs_study_id=study_scoped(spec) and "study_id" not in {c for _, c in id_columns},
+    )
+
+
+_LAYOUTS = {name: _layout_of(spec) for name, spec in ENTITIES.items()}
+
+
 class PlanWriter:
     """Writes a validated plan into the catalog inside the caller's transaction."""
 
@@ -416,23 +450,28 @@ class PlanWriter:
 
     def _doc(self, node: Node) -> dict[str, Any]:
         doc = node.record.model_dump(mode="json")
-        for ref in node.spec.references:
-            targets = node.refs.get(ref.field, [])
-            names = [_target_accession(t, self.accessions) for t in targets]
-            doc[ref.field] = names if ref.many else (names[0] if names else None)
+        refs = node.refs
+        for field_name, many in _LAYOUTS[node.spec.name].references:
+            targets = refs.get(field_name)
+            if many:
+                doc[field_name] = [_target_accession(t, self.accessions) for t in targets or ()]
+            else:
+                doc[field_name] = (
+                    _target_accession(targets[0], self.accessions) if targets else None
+                )
         return doc
 
     def _columns(self, node: Node, doc: dict[str, Any]) -> dict[str, Any]:
         record = node.record
+        layout = _LAYOUTS[node.spec.name]
         columns: dict[str, Any] = {"doc": _encoded(doc)}
-        for name in TYPED_COLUMNS.get(node.spec.name, {}):
+        for name in layout.typed:
             columns[name] = getattr(record, name, None)  # scalars: as model_dump() gives them
-        for ref in node.spec.references:
-            if ref.many or ref.field in ("father", "mother"):
-                continue
-            targets = node.refs.get(ref.field, [])
-            columns[f"{ref.field}_id"] = _target_id(targets[0], self.ids) if targets else None
-        if study_scoped(node.spec) and "study_id" not in columns:
+        refs = node.refs
+        for field_name, column in layout.id_columns:
+            targets = refs.get(field_name)
+            columns[column] = _target_id(targets[0], self.ids) if targets else None
+        if layout.needs_study_id:
             assert node.namespace is not None
             columns["study_id"] = self._study_id(node.namespace)
         return columns

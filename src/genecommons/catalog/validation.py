@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from genecommons.catalog import vocabularies as vocab
 from genecommons.catalog.bundle import Bundle, Row
 from genecommons.catalog.models import (
+    ALIAS_PATTERN,
     ENTITIES,
     ENTITY_ORDER,
     PHENOTYPES_SHEET,
@@ -1062,17 +1063,30 @@ class _Validator:
             by_alias[node.record.alias].append(node)
         missing = self.missing_columns.get(PHENOTYPES_SHEET, set())
         unknown = self.unknown_columns.get(PHENOTYPES_SHEET, set())
+        # rows that differ from an earlier row only in their individual: that row's checked
+        # phenotype with this individual (a large submission repeats a few dozen terms)
+        checked: dict[tuple[Any, ...], Phenotype] = {}
         for row in self.bundle.sheet(PHENOTYPES_SHEET):
-            values = _present(row.values, unknown)
-            row.values.clear()
-            try:
-                phenotype = Phenotype.model_validate(values)
-            except ValidationError as error:
-                for problem in _pydantic_problems(error, row, missing):
-                    self.add(problem)
-                continue
-            where = Node(spec=ENTITIES["individuals"], row=row, record=_NO_RECORD, namespace=None)
-            term_ok = self._check_phenotype(where, phenotype)
+            phenotype, key = _repeated_phenotype(row.values, checked)
+            if phenotype is None:
+                values = _present(row.values, unknown)
+                row.values.clear()
+                try:
+                    phenotype = Phenotype.model_validate(values)
+                except ValidationError as error:
+                    for problem in _pydantic_problems(error, row, missing):
+                        self.add(problem)
+                    continue
+                where = Node(
+                    spec=ENTITIES["individuals"], row=row, record=_NO_RECORD, namespace=None
+                )
+                listed = len(self.report.problems) + self.suppressed
+                term_ok = self._check_phenotype(where, phenotype)
+                if key is not None and len(self.report.problems) + self.suppressed == listed:
+                    checked[key] = phenotype  # valid, and nothing said about it
+            else:
+                row.values.clear()
+                term_ok = True
             owners = by_alias.get(phenotype.individual, [])
             if len(owners) != 1:
                 if not owners and ("individuals", phenotype.individual) in self.refused:
@@ -1237,6 +1251,31 @@ class _Validator:
 
 
 _NO_RECORD = Record(alias="phenotype-row")
+_ALIAS = re.compile(ALIAS_PATTERN)
+
+
+def _repeated_phenotype(
+    values: Mapping[str, Any], checked: Mapping[tuple[Any, ...], Phenotype]
+) -> tuple[Phenotype | None, tuple[Any, ...] | None]:
+    """For a phenotype row whose cells other than `individual` equal those of a row already
+    validated and checked without any problem: that row's phenotype with this row's individual
+    (None when the individual is not a plain valid alias: the row is then validated in full).
+    Also the row's key into `checked`, None for cells that cannot be a key."""
+    key = tuple(item for item in values.items() if item[0] != "individual")
+    try:
+        template = checked.get(key)
+    except TypeError:  # unhashable: a JSON document's list or mapping as a cell
+        return None, None
+    if template is None:
+        return None, key
+    individual = values.get("individual")
+    if (
+        not isinstance(individual, str)
+        or individual != individual.strip()
+        or not _ALIAS.fullmatch(individual)
+    ):
+        return None, key
+    return template.model_copy(update={"individual": individual}), key
 
 
 _LOOKUPS: dict[tuple[str, str], vocab.Term | None] = {}

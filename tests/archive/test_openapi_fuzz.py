@@ -5,9 +5,9 @@ documented, schema-valid requests accepted and invalid ones refused, 405s that c
 
 It lives with the archive's tests because their world is the fullest node the suite builds
 (archived files, a grant, stewards): the authorized paths of DRS and htsget answer too.
-The operations are fuzzed in two parts, the Beacon's (half of them) and the rest, each a test of
-its own: together every operation, each part a few minutes that pytest-xdist can give to either
-worker (one run of all of them was the suite's longest test, and decided when it ended).
+The operations are fuzzed in two parts, the Beacon's (half of them, and most of the time) and the
+rest, each a test of its own that pytest-xdist can give to either worker: together every
+operation.
 What the checks must not flag is configured, one narrow exception each with its reason, in
 tests/schemathesis.toml."""
 

@@ -5,11 +5,15 @@ documented, schema-valid requests accepted and invalid ones refused, 405s that c
 
 It lives with the archive's tests because their world is the fullest node the suite builds
 (archived files, a grant, stewards): the authorized paths of DRS and htsget answer too.
+The operations are fuzzed in two parts, the Beacon's (half of them, and most of the time) and the
+rest, each a test of its own that pytest-xdist can give to either worker: together every
+operation.
 What the checks must not flag is configured, one narrow exception each with its reason, in
 tests/schemathesis.toml."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +23,11 @@ import pytest
 
 CONFIG = Path(__file__).resolve().parents[1] / "schemathesis.toml"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+# the operations of each part: the Beacon's, and all the others
+PARTS = {
+    "beacon": ["--include-path-regex", "^/beacon/"],
+    "others": ["--exclude-path-regex", "^/beacon/"],
+}
 
 
 @pytest.mark.slow
@@ -26,8 +35,9 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
     "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
 )
 @pytest.mark.parametrize("caller", ["anonymous", "granted@example.org"])
+@pytest.mark.parametrize("part", sorted(PARTS))
 def test_schemathesis_finds_nothing(
-    world: Any, live_server: str, tmp_path: Path, caller: str
+    world: Any, live_server: str, tmp_path: Path, caller: str, part: str
 ) -> None:
     """(On PostgreSQL, the stricter of the two databases: it refuses NUL in text, for one.)"""
     headers = (
@@ -41,6 +51,7 @@ def test_schemathesis_finds_nothing(
             "--no-color",
             "run",
             f"{live_server}/openapi.json",
+            *PARTS[part],
             "--checks",
             "all",
             *headers,
@@ -54,4 +65,7 @@ def test_schemathesis_finds_nothing(
     )
     output = done.stdout + done.stderr
     assert "Tested: " in output, output[-3000:]
+    # every operation of the part was tested
+    selected = re.search(r"Selected: (\d+)/\d+\s+Tested: (\d+)", output)
+    assert selected and int(selected[1]) == int(selected[2]) > 0, output[-3000:]
     assert done.returncode == 0, output[-20000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -145,18 +146,16 @@ def test_cineca_individuals_load_through_a_submission(factory: Any, tmp_path: Pa
     assert one["phenopacket"]["measurements"][0]["assay"]["id"] == "LOINC:8308-9"
 
 
-@pytest.mark.slow
-def test_phenopacket_store_is_read_validated_and_stored(factory: Any, tmp_path: Path) -> None:
-    """Every phenopacket-store file is stored as a phenotype record, or refused with a
-    located reason."""
+@pytest.fixture(scope="module")
+def phenopacket_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of the phenopacket-store's JSON files, extracted once for the module (each
+    database's test links them into a bundle of its own, which it may change)."""
     import tarfile
 
     archive = REPO.parent / "shared" / "data" / "phenopackets" / "phenopacket-store-b694d17e.tar.gz"
     if not archive.exists():
         pytest.skip("../shared/data/phenopackets is not present on this machine")
-    bundle = tmp_path / "store"
-    (bundle / "phenopackets").mkdir(parents=True)
-    names: list[str] = []
+    folder = tmp_path_factory.mktemp("phenopacket-store")
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
             if member.isfile() and member.name.endswith(".json"):
@@ -164,8 +163,21 @@ def test_phenopacket_store_is_read_validated_and_stored(factory: Any, tmp_path: 
                 assert extracted is not None
                 # cohort folders repeat file names; keep them apart
                 name = member.name.replace("notebooks/", "").replace("/phenopackets/", "__")
-                (bundle / "phenopackets" / name).write_bytes(extracted.read())
-                names.append(name)
+                (folder / name).write_bytes(extracted.read())
+    return folder
+
+
+@pytest.mark.slow
+def test_phenopacket_store_is_read_validated_and_stored(
+    factory: Any, tmp_path: Path, phenopacket_files: Path
+) -> None:
+    """Every phenopacket-store file is stored as a phenotype record, or refused with a
+    located reason."""
+    bundle = tmp_path / "store"
+    (bundle / "phenopackets").mkdir(parents=True)
+    names = sorted(path.name for path in phenopacket_files.iterdir())
+    for name in names:
+        os.link(phenopacket_files / name, bundle / "phenopackets" / name)
     assert len(names) == 10_580
     document = {
         "institutions": [

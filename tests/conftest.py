@@ -17,6 +17,8 @@ from typing import Any
 
 import pysam
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
@@ -36,6 +38,14 @@ SHARED = REPO.parent / "shared"
 POSTGRES_URL = os.environ.get(
     "GENECOMMONS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+# Hypothesis's default 200 ms deadline (and its too-slow health check) are timed assertions: on a
+# shared, loaded machine they fail a correct property test. Property tests here assert what
+# happens, not how fast.
+hypothesis_settings.register_profile(
+    "genecommons", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("genecommons")
 
 
 def shared_path(*parts: str) -> Path:

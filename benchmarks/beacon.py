@@ -229,12 +229,12 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
     settings.data_dir.mkdir(parents=True)
     print(f"  database: {settings.effective_database_url.split('@')[-1].split('?')[0]}")
     upgrade_node(settings)
-    from genecommons.archive import service as archive_service
+    from genecommons.archive import keys_and_store
     from genecommons.audit.service import signing_key
 
     node_keys(settings, create=True)
     signing_key(settings, create=True)
-    archive_service.archive_keys(settings, create=True)
+    keys_and_store.archive_keys(settings, create=True)
     dataset, keys, institution = node(settings, workdir, args.sites)
     rng = random.Random(3)
     chosen = [rng.choice(keys) for _ in range(args.queries)]

@@ -51,8 +51,8 @@ from genecommons.keepalive import KeepAliveLimit
 from genecommons.ledger.events import GroupedQueue, record_refusal
 from genecommons.metrics import RequestMetrics
 from genecommons.ops.routes import router as ops_router
+from genecommons.privacy.guards import DefendedGuard, DefendedPeople
 from genecommons.privacy.routes import router as variants_router
-from genecommons.privacy.service import DefendedGuard, DefendedPeople
 from genecommons.request_ids import RequestIds
 from genecommons.secrets import restrict_umask
 from genecommons.variants import beacon_routes

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genecommons.app import create_app
-from genecommons.archive import service as archive_service
+from genecommons.archive import ingestion, keys_and_store
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
@@ -117,7 +117,7 @@ def submit(folder: Path, document: dict[str, Any]) -> SimpleNamespace:
     Base.metadata.create_all(engine)
     engine.dispose()
     node_keys(settings, create=True)
-    archive_service.archive_keys(settings, create=True)
+    keys_and_store.archive_keys(settings, create=True)
     (folder / "bundle" / "submission.json").write_text(json.dumps(document), encoding="utf-8")
     app = create_app(settings)
     factory = app.state.session_factory
@@ -126,7 +126,7 @@ def submit(folder: Path, document: dict[str, Any]) -> SimpleNamespace:
         folder / "bundle",
         subject=OPERATOR,
         today=date(2026, 1, 1),
-        data_files=archive_service.BundleArchiver(
+        data_files=ingestion.BundleArchiver(
             settings, OPERATOR, after=VariantStoreSink(settings, OPERATOR)
         ),
     )

@@ -37,6 +37,7 @@ WRITER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from genecommons.policy.models import Subject
+    from genecommons.archive import ingestion
     from genecommons.catalog import service as catalog_service
     from genecommons.config import Settings
     from genecommons.db import make_session_factory, node_engine

@@ -35,7 +35,7 @@ from genecommons.access import committees, workflow
 from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.archive import htsget as htsget_delivery
-from genecommons.archive import service
+from genecommons.archive import ingestion, keys_and_store
 from genecommons.archive.crypt import reencrypt_header
 from genecommons.archive.htsget_requests import Region
 from genecommons.archive.ingest import Declared, ingest
@@ -211,7 +211,7 @@ class Node:
         engine = node_engine(self.settings)
         Base.metadata.create_all(engine)
         self.factory = make_session_factory(engine)
-        service.archive_keys(self.settings, create=True)
+        keys_and_store.archive_keys(self.settings, create=True)
         bundle = work / "bundle"
         shutil.rmtree(bundle, ignore_errors=True)
         bundle.mkdir()
@@ -224,7 +224,7 @@ class Node:
         self.accessions = result.accessions["files"]
         for name, path in files.items():
             start = time.perf_counter()
-            service.archive_path(
+            ingestion.archive_path(
                 self.factory,
                 self.settings,
                 subject=OPERATOR,

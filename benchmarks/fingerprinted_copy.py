@@ -80,10 +80,10 @@ def write_vcf(path: Path, *, samples: int, gigabytes: float, seed: int = 3) -> t
 
 def archive(settings: Settings, vcf: Path) -> int:
     """The VCF encrypted for the node's archive key in its store; the body's size."""
-    from genecommons.archive import service
+    from genecommons.archive import keys_and_store
     from genecommons.fingerprint.secret import fingerprint_secret
 
-    keys = service.archive_keys(settings, create=True)
+    keys = keys_and_store.archive_keys(settings, create=True)
     fingerprint_secret(settings, create=True)
     encryptor = BodyEncryptor()
     (settings.data_dir / "header.bin").write_bytes(encryptor.header_for([keys.public], sender=keys))
@@ -94,7 +94,7 @@ def archive(settings: Settings, vcf: Path) -> int:
                 yield bytes(encryptor.update(chunk))
         yield bytes(encryptor.finish())
 
-    return service.object_store(settings).put(OBJECT_KEY, chunks())
+    return keys_and_store.object_store(settings).put(OBJECT_KEY, chunks())
 
 
 def child(data_dir: Path, body_size: int) -> None:

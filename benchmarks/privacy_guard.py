@@ -44,7 +44,7 @@ def main() -> None:
     from genecommons.migrate import upgrade_node
     from genecommons.policy.models import Subject
     from genecommons.privacy.beacon_guard import ThresholdRule
-    from genecommons.privacy.service import DefendedGuard
+    from genecommons.privacy.guards import DefendedGuard
     from genecommons.variants.answers import Granularity, exact_answer
     from genecommons.variants.normalize import Variant
     from genecommons.variants.store import SiteCounts

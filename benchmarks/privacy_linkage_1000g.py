@@ -42,9 +42,10 @@ def main() -> None:
     from genecommons.db import make_engine, make_session_factory
     from genecommons.policy.models import Subject
     from genecommons.privacy import attack, linkage
+    from genecommons.privacy.beacon_rules import threshold_rule
     from genecommons.privacy.evaluation import hide_cut
+    from genecommons.privacy.guards import DefendedGuard
     from genecommons.privacy.oracles import read_dosages, read_haplotypes
-    from genecommons.privacy.service import DefendedGuard, threshold_rule
     from genecommons.variants.answers import (
         Granularity,
         VariantGuard,

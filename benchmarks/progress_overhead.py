@@ -24,8 +24,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from genecommons.archive import service as archive_service
-from genecommons.archive.service import BundleArchiver
+from genecommons.archive import keys_and_store
+from genecommons.archive.ingestion import BundleArchiver
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
 from genecommons.db import make_session_factory, node_engine
@@ -75,7 +75,7 @@ def submit_once(demo: Path, root: Path, mode: str) -> tuple[float, float]:
     )
     upgrade_node(settings)
     node_keys(settings, create=True)
-    archive_service.archive_keys(settings, create=True)
+    keys_and_store.archive_keys(settings, create=True)
     fingerprint_secret(settings, create=True)
     factory = make_session_factory(node_engine(settings))
     started, cpu = time.perf_counter(), time.process_time()

@@ -25,7 +25,7 @@ from genecommons.access import committees, registration, service, workflow
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.tables import affiliation_claims, users
 from genecommons.app import create_app
-from genecommons.archive import service as archive_service
+from genecommons.archive import ingestion, uploads
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
@@ -150,7 +150,7 @@ class World:
             self.factory,
             bundle,
             subject=OPERATOR,
-            data_files=archive_service.BundleArchiver(self.settings, OPERATOR),
+            data_files=ingestion.BundleArchiver(self.settings, OPERATOR),
         )
         self.files = result.accessions["files"]
         self.granted: set[str] = set()
@@ -233,11 +233,11 @@ class World:
         steward = Subject.user(
             "data_steward@example.org", roles=frozenset({"data_steward"}), institution=None
         )
-        state = archive_service.start_upload(
+        state = uploads.start_upload(
             self.factory, self.settings, subject=steward, accession=self.files["extra.vcf.gz"]
         )
         if data:
-            archive_service.append_upload(
+            uploads.append_upload(
                 self.factory,
                 self.settings,
                 subject=steward,

@@ -14,7 +14,7 @@ from genecommons.access import passport_service
 from genecommons.config import Settings
 from genecommons.errors import ConfigurationError
 from genecommons.node_init import create_node_secrets
-from genecommons.privacy import service as privacy_service
+from genecommons.privacy import beacon_rules
 from genecommons.secrets import create_secret_file
 
 
@@ -25,9 +25,9 @@ def _listing(root: Path) -> list[str]:
 READS: dict[str, Callable[[Settings], object]] = {
     "jwks": lambda settings: passport_service.key_store(settings).jwks(),
     "visa signing key": lambda settings: passport_service.key_store(settings).signer(),
-    "beacon key": privacy_service.beacon_key,
-    "threshold rule": privacy_service.threshold_rule,
-    "people's cells": privacy_service.cell_rule,
+    "beacon key": beacon_rules.beacon_key,
+    "threshold rule": beacon_rules.threshold_rule,
+    "people's cells": beacon_rules.cell_rule,
 }
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from genecommons.access import passport_service, second_factor, service
 from genecommons.access.keys import FileKeyStore
 from genecommons.access.tables import outbox, users
-from genecommons.archive import service as archive_service
+from genecommons.archive import keys_and_store
 from genecommons.archive.keys import ensure_archive_keys
 from genecommons.audit import service as audit_service
 from genecommons.audit.sth import save_private_key
@@ -35,7 +35,7 @@ from genecommons.errors import ConfigurationError
 from genecommons.fingerprint.secret import fingerprint_secret
 from genecommons.migrate import alembic_config
 from genecommons.policy.models import Subject
-from genecommons.privacy import service as privacy_service
+from genecommons.privacy import beacon_rules
 from genecommons.secrets import SEALED_FILE_HEADER, SealedValueError, node_keys
 
 OPERATOR = Subject.operator("tester")
@@ -117,12 +117,12 @@ def _legacy_node(settings: Settings, factory: Any) -> dict[str, Any]:
 
 def _values(settings: Settings) -> dict[str, Any]:
     """The secrets as the node reads them now."""
-    archive_service._load_keys.cache_clear()
+    keys_and_store._load_keys.cache_clear()
     return {
         "fingerprint": fingerprint_secret(settings),
-        "beacon": privacy_service.beacon_key(settings),
-        "archive": archive_service.archive_passphrase(settings),
-        "archive_public": archive_service.archive_keys(settings).public,
+        "beacon": beacon_rules.beacon_key(settings),
+        "archive": keys_and_store.archive_passphrase(settings),
+        "archive_public": keys_and_store.archive_keys(settings).public,
         "tree_public": audit_service.signing_key(settings).public_key().public_bytes_raw(),
         "visa_kid": passport_service.key_store(settings).signer().kid,
     }

@@ -187,10 +187,10 @@ def _node_files(node: Settings) -> dict[str, bytes]:
 
 def test_two_inits_at_once_agree_on_every_secret(tmp_path: Path) -> None:
     from genecommons.access import passport_service
-    from genecommons.archive import service as archive_service
+    from genecommons.archive import keys_and_store
     from genecommons.audit import service as audit_service
     from genecommons.fingerprint import secret as trace_service
-    from genecommons.privacy import service as privacy_service
+    from genecommons.privacy import beacon_rules
 
     starts = [_init(tmp_path / "data") for _ in range(2)]
     outputs = [start.communicate(timeout=300)[0] for start in starts]
@@ -217,8 +217,8 @@ def test_two_inits_at_once_agree_on_every_secret(tmp_path: Path) -> None:
     assert keys.open(keys.seal(b"x", purpose="check"), purpose="check") == b"x"
     audit_service.signing_key(node)
     assert len(trace_service.fingerprint_secret(node)) == 32
-    assert len(privacy_service.beacon_key(node)) == 32
-    assert archive_service.archive_public_key(node) == archive_service.archive_keys(node).public
+    assert len(beacon_rules.beacon_key(node)) == 32
+    assert keys_and_store.archive_public_key(node) == keys_and_store.archive_keys(node).public
     visa_keys = passport_service.key_store(node)
     assert visa_keys.kids() == [visa_keys.signer().kid]  # one visa key: the loser's is gone
     # and both inits used the same ones: a third finds every file as it was

@@ -32,7 +32,7 @@ from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.keys import InMemoryKeyStore
 from genecommons.access.passports import VisaBy, VisaType, issue_visa, passport_claim
 from genecommons.app import create_app
-from genecommons.archive import service as archive_service
+from genecommons.archive import ingestion, uploads
 from genecommons.audit import service as audit_service
 from genecommons.audit import watch
 from genecommons.catalog import service as catalog_service
@@ -156,7 +156,7 @@ def world(
             factory,
             folder,
             subject=OPERATOR,
-            data_files=archive_service.BundleArchiver(settings, OPERATOR),
+            data_files=ingestion.BundleArchiver(settings, OPERATOR),
         )
         accessions = result.accessions
         for alias, source in (("DS1", vcf), ("DSX", hidden)):
@@ -224,7 +224,7 @@ def world(
         steward = Subject.user(
             "steward@example.org", roles=frozenset({"data_steward"}), institution=None
         )
-        upload = archive_service.start_upload(
+        upload = uploads.start_upload(
             factory, settings, subject=steward, accession=accessions["files"]["declared.vcf.gz"]
         )
         owned = access_service.create_token(factory, email="owner@example.org", actor=OPERATOR)

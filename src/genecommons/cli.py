@@ -17,7 +17,7 @@ from genecommons.access import commands as access_commands
 from genecommons.access import notify, passport_service, second_factor
 from genecommons.access import service as access_service
 from genecommons.archive import commands as archive_commands
-from genecommons.archive import service as archive_service
+from genecommons.archive import keys_and_store
 from genecommons.audit import commands as audit_commands
 from genecommons.audit import service as audit_service
 from genecommons.backup import commands as backup_commands
@@ -32,8 +32,8 @@ from genecommons.fingerprint.secret import seal_fingerprint_secret
 from genecommons.ledger.events import record_events, refusal_event
 from genecommons.metrics import prepare_directory
 from genecommons.node_init import create_node_secrets, one_init_at_a_time
+from genecommons.privacy import beacon_rules
 from genecommons.privacy import commands as privacy_commands
-from genecommons.privacy import service as privacy_service
 from genecommons.runtime import operator, runtime
 from genecommons.secrets import NodeKeys, restrict_umask
 from genecommons.variants import commands as variants_commands
@@ -87,8 +87,8 @@ def _protect_at_rest(settings: Settings, factory: sessionmaker[Session], keys: N
         ("visa signing key(s) encrypted", passport_service.protect_keys(settings)),
         ("tree-head key encrypted", audit_service.protect_signing_key(settings)),
         ("fingerprint secret sealed", seal_fingerprint_secret(settings, keys)),
-        ("Beacon threshold key sealed", privacy_service.seal_beacon_key(settings, keys)),
-        ("archive key passphrase sealed", archive_service.seal_archive_passphrase(settings, keys)),
+        ("Beacon threshold key sealed", beacon_rules.seal_beacon_key(settings, keys)),
+        ("archive key passphrase sealed", keys_and_store.seal_archive_passphrase(settings, keys)),
         ("sent message(s) removed from the outbox", notify.purge_sent(factory)),
         (
             "file(s) and folder(s) made readable by the node's user only",
@@ -146,7 +146,7 @@ def serve(
     import threading
 
     from genecommons import serving
-    from genecommons.archive.service import UploadExpiry
+    from genecommons.archive.uploads import UploadExpiry
     from genecommons.audit.watch import Background
     from genecommons.fingerprint.copy_jobs import CopyBuilder
 

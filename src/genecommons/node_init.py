@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from genecommons.access import passport_service
-from genecommons.archive import service as archive_service
+from genecommons.archive import keys_and_store
 from genecommons.audit import service as audit_service
 from genecommons.config import Settings
 from genecommons.fingerprint.secret import fingerprint_secret
-from genecommons.privacy import service as privacy_service
+from genecommons.privacy import beacon_rules
 from genecommons.secrets import NodeKeys, node_keys, private_directory
 
 
@@ -30,8 +30,8 @@ def create_node_secrets(settings: Settings) -> NodeKeys:
     keys = node_keys(settings, create=True)
     audit_service.signing_key(settings, create=True)
     fingerprint_secret(settings, create=True)
-    archive_service.archive_keys(settings, create=True)
-    privacy_service.beacon_key(settings, create=True)
+    keys_and_store.archive_keys(settings, create=True)
+    beacon_rules.beacon_key(settings, create=True)
     passport_service.key_store(settings).create_first_key()
     return keys
 

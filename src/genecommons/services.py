@@ -31,15 +31,15 @@ from genecommons.access.oidc import Provider
 from genecommons.access.oidc_service import provider as oidc_provider
 from genecommons.access.passport_service import key_store, trusted_issuers
 from genecommons.access.passports import TrustedIssuers
+from genecommons.archive.keys_and_store import object_store
 from genecommons.archive.recipient_copies import RecipientCopies
-from genecommons.archive.service import object_store
 from genecommons.archive.store import ObjectStore
 from genecommons.audit.service import signing_key
 from genecommons.config import Settings
 from genecommons.db import GroupCommit, make_session_factory, node_engine
 from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.ledger.events import GroupedQueue
-from genecommons.privacy.service import DefendedGuard, DefendedPeople
+from genecommons.privacy.guards import DefendedGuard, DefendedPeople
 from genecommons.variants.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
 from genecommons.variants.beacon_service import StoreCache
 

@@ -17,7 +17,7 @@ from joserfc.jwk import KeySet
 
 from genecommons.access import affiliation, committees, institution_service, notify, service
 from genecommons.app import create_app
-from genecommons.archive import service as archive_service
+from genecommons.archive import ingestion, keys_and_store
 from genecommons.audit.service import signing_key
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
@@ -71,7 +71,7 @@ def test_register_request_approve_passport_and_three_refusals(
     Base.metadata.create_all(engine)
     engine.dispose()
     signing_key(settings, create=True)
-    archive_service.archive_keys(settings, create=True)
+    keys_and_store.archive_keys(settings, create=True)
     fingerprint_secret(settings, create=True)  # as `genecommons init` does
     folder = tmp_path / "files"
     folder.mkdir()
@@ -89,7 +89,7 @@ def test_register_request_approve_passport_and_three_refusals(
             factory,
             bundle,
             subject=OPERATOR,
-            data_files=archive_service.BundleArchiver(settings, OPERATOR),
+            data_files=ingestion.BundleArchiver(settings, OPERATOR),
         )
         dataset = result.accessions["datasets"]["DS1"]  # controlled; consent HMB, NPU
         file_id = result.accessions["files"]["calls.vcf.gz"]

@@ -24,7 +24,7 @@ from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
-from genecommons.archive import service as archive_service
+from genecommons.archive import ingestion
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
 from genecommons.fingerprint import copy_jobs
@@ -92,7 +92,7 @@ def build_world(
         factory,
         folder,
         subject=OPERATOR,
-        data_files=archive_service.BundleArchiver(archive_settings, OPERATOR),
+        data_files=ingestion.BundleArchiver(archive_settings, OPERATOR),
     )
     institution = result.accessions["institutions"]["BGC"]
     tokens = {}

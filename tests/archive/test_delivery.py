@@ -112,7 +112,7 @@ def test_download_body_is_the_stored_body(world: Any, live_server: str, tmp_path
             f"/ga4gh/drs/v1/objects/{bam}/download",
             headers={**world.headers("granted@example.org"), **key_header},
         ).content
-    from genecommons.archive.service import object_store
+    from genecommons.archive.keys_and_store import object_store
 
     with world.factory() as session:
         key, body_size = session.execute(

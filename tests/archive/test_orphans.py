@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import create_engine, update
 
 from genecommons import clock
-from genecommons.archive import service
+from genecommons.archive import ingestion, inventory, keys_and_store, uploads
 from genecommons.archive.locks import AdvisoryLocks, FileLocks, ObjectLocks, object_base
-from genecommons.archive.tables import uploads
+from genecommons.archive.tables import uploads as upload_rows
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import ConflictError, PayloadTooLargeError
@@ -37,7 +37,7 @@ WRITER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from genecommons.policy.models import Subject
-    from genecommons.archive import service
+    from genecommons.archive import ingestion
     from genecommons.catalog import service as catalog_service
     from genecommons.config import Settings
     from genecommons.db import make_session_factory, node_engine
@@ -55,7 +55,7 @@ WRITER = textwrap.dedent(
         # the real archiver, then a hang before the catalog rows are committed
 
         def __init__(self):
-            self.sink = service.BundleArchiver(settings, operator)
+            self.sink = ingestion.BundleArchiver(settings, operator)
 
         def attach(self, session, files, paths):
             self.sink.attach(session, files, paths)
@@ -76,7 +76,7 @@ WRITER = textwrap.dedent(
             if seen[0] > 300_000:
                 hang()
 
-        service.archive_path(
+        ingestion.archive_path(
             factory, settings, subject=operator, accession=sys.argv[4], path=target,
             progress=progress,
         )
@@ -131,17 +131,17 @@ def _killed_mid_write(settings: Settings, factory: Any, tmp_path: Path, *args: s
 def _while_alive_then_kill(
     settings: Settings, factory: Any, process: subprocess.Popen[bytes]
 ) -> list[str]:
-    store = service.object_store(settings)
+    store = keys_and_store.object_store(settings)
     written = [*store.keys(), *store.parts()]
     assert written, "the writer stored nothing before it hung"
     # the writer is alive: what it is writing is no orphan (its catalog rows are still to come)
-    orphans, in_flight = service.find_orphans(factory, settings)
+    orphans, in_flight = inventory.find_orphans(factory, settings)
     assert orphans == [] and in_flight == len(written)
     process.send_signal(signal.SIGKILL)
     process.wait()
     # a database server lets go of a dead client's locks once it sees the connection close
     deadline = time.monotonic() + 60
-    while service.find_orphans(factory, settings)[1]:
+    while inventory.find_orphans(factory, settings)[1]:
         assert time.monotonic() < deadline, "the killed writer's locks were never let go"
         time.sleep(0.1)
     return written
@@ -177,13 +177,13 @@ def test_a_writer_killed_before_its_commit_leaves_orphans_verify_finds_and_remov
         archive_settings, factory, tmp_path, "commit", str(_bundle(tmp_path, datafiles))
     )
     assert any(name.endswith(".c4gh") for name in left)
-    report = service.verify(factory, archive_settings, subject=OPERATOR)
+    report = inventory.verify(factory, archive_settings, subject=OPERATOR)
     assert sorted(report.orphans) == sorted(left) and not report.ok
-    removed = service.verify(factory, archive_settings, subject=OPERATOR, remove_orphans=True)
+    removed = inventory.verify(factory, archive_settings, subject=OPERATOR, remove_orphans=True)
     assert sorted(removed.removed) == sorted(left)
-    store = service.object_store(archive_settings)
+    store = keys_and_store.object_store(archive_settings)
     assert [*store.keys(), *store.parts()] == []
-    assert service.verify(factory, archive_settings, subject=OPERATOR).ok
+    assert inventory.verify(factory, archive_settings, subject=OPERATOR).ok
 
 
 @pytest.mark.slow
@@ -193,15 +193,15 @@ def test_a_writer_killed_while_streaming_leaves_a_part_verify_finds(
     accession, bam = _declared(factory, tmp_path, datafiles)
     left = _killed_mid_write(archive_settings, factory, tmp_path, "stream", str(bam), accession)
     assert all(name.rsplit("/", 1)[-1].startswith(".") for name in left)  # temporary parts
-    report = service.verify(factory, archive_settings, subject=OPERATOR, remove_orphans=True)
+    report = inventory.verify(factory, archive_settings, subject=OPERATOR, remove_orphans=True)
     assert sorted(report.orphans) == sorted(left) == sorted(report.removed)
-    assert list(service.object_store(archive_settings).parts()) == []
+    assert list(keys_and_store.object_store(archive_settings).parts()) == []
     # the file can be archived after all
-    archived = service.archive_path(
+    archived = ingestion.archive_path(
         factory, archive_settings, subject=OPERATOR, accession=accession, path=bam
     )
     assert archived.accession == accession
-    assert service.verify(factory, archive_settings, subject=OPERATOR).orphans == []
+    assert inventory.verify(factory, archive_settings, subject=OPERATOR).orphans == []
 
 
 @pytest.mark.slow
@@ -213,11 +213,11 @@ def test_orphans_on_s3(
     s3_archive_url: dict[str, Any],
 ) -> None:
     on_s3 = settings.model_copy(update=s3_archive_url)
-    service.archive_keys(on_s3, create=True)
+    keys_and_store.archive_keys(on_s3, create=True)
     left = _killed_mid_write(on_s3, factory, tmp_path, "commit", str(_bundle(tmp_path, datafiles)))
-    report = service.verify(factory, on_s3, subject=OPERATOR, remove_orphans=True)
+    report = inventory.verify(factory, on_s3, subject=OPERATOR, remove_orphans=True)
     assert sorted(report.orphans) == sorted(left) == sorted(report.removed)
-    assert list(service.object_store(on_s3).keys()) == []
+    assert list(keys_and_store.object_store(on_s3).keys()) == []
 
 
 @pytest.fixture(params=["files", pytest.param("advisory", marks=pytest.mark.postgres)])
@@ -250,10 +250,10 @@ def test_stale_uploads_expire_and_their_bytes_go(
 ) -> None:
     accession, bam = _declared(factory, tmp_path, datafiles)
     data = bam.read_bytes()
-    stale = service.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
-    fresh = service.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
+    stale = uploads.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
+    fresh = uploads.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
     for upload in (stale, fresh):
-        service.append_upload(
+        uploads.append_upload(
             factory,
             archive_settings,
             subject=OPERATOR,
@@ -267,15 +267,15 @@ def test_stale_uploads_expire_and_their_bytes_go(
     hours = archive_settings.upload_expiry_hours
     with write_transaction(factory) as session:
         session.execute(
-            update(uploads)
-            .where(uploads.c.id == stale.id)
+            update(upload_rows)
+            .where(upload_rows.c.id == stale.id)
             .values(updated_at=clock.now() - timedelta(hours=hours + 1))
         )
-    assert service.expire_uploads(factory, archive_settings, subject=OPERATOR) == [stale.id]
+    assert uploads.expire_uploads(factory, archive_settings, subject=OPERATOR) == [stale.id]
     assert sorted(p.name for p in staged.iterdir()) == [f"{fresh.id}.part"]
-    assert service.upload_status(factory, subject=OPERATOR, upload_id=stale.id).state == "expired"
+    assert uploads.upload_status(factory, subject=OPERATOR, upload_id=stale.id).state == "expired"
     with pytest.raises(ConflictError):  # not resumable
-        service.append_upload(
+        uploads.append_upload(
             factory,
             archive_settings,
             subject=OPERATOR,
@@ -283,7 +283,7 @@ def test_stale_uploads_expire_and_their_bytes_go(
             offset=1000,
             chunks=[data[1000:]],
         )
-    assert service.expire_uploads(factory, archive_settings, subject=OPERATOR) == []
+    assert uploads.expire_uploads(factory, archive_settings, subject=OPERATOR) == []
 
 
 def test_an_upload_opened_without_a_size_is_bounded_by_the_declared_size(
@@ -291,8 +291,8 @@ def test_an_upload_opened_without_a_size_is_bounded_by_the_declared_size(
 ) -> None:
     accession, bam = _declared(factory, tmp_path, datafiles)
     data = bam.read_bytes()
-    upload = service.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
-    service.append_upload(
+    upload = uploads.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
+    uploads.append_upload(
         factory,
         archive_settings,
         subject=OPERATOR,
@@ -301,7 +301,7 @@ def test_an_upload_opened_without_a_size_is_bounded_by_the_declared_size(
         chunks=[data[:5000]],
     )
     with pytest.raises(PayloadTooLargeError) as caught:
-        service.append_upload(
+        uploads.append_upload(
             factory,
             archive_settings,
             subject=OPERATOR,
@@ -312,10 +312,10 @@ def test_an_upload_opened_without_a_size_is_bounded_by_the_declared_size(
     assert caught.value.http_status == 413
     assert caught.value.details == {"offset": 5000, "max_bytes": len(data)}
     # nothing that request sent is kept: the upload resumes where it began
-    assert service.upload_status(factory, subject=OPERATOR, upload_id=upload.id).received == 5000
+    assert uploads.upload_status(factory, subject=OPERATOR, upload_id=upload.id).received == 5000
     path = archive_settings.staging_dir / "uploads" / f"{upload.id}.part"
     assert path.stat().st_size == 5000
-    service.append_upload(
+    uploads.append_upload(
         factory,
         archive_settings,
         subject=OPERATOR,
@@ -323,7 +323,7 @@ def test_an_upload_opened_without_a_size_is_bounded_by_the_declared_size(
         offset=5000,
         chunks=[data[5000:]],
     )
-    archived = service.complete_upload(
+    archived = uploads.complete_upload(
         factory, archive_settings, subject=OPERATOR, upload_id=upload.id
     )
     assert archived.size == len(data)
@@ -333,21 +333,21 @@ def test_the_server_expires_stale_uploads_when_it_starts(
     archive_settings: Settings, factory: Any, tmp_path: Path, datafiles: Any
 ) -> None:
     accession, _ = _declared(factory, tmp_path, datafiles)
-    stale = service.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
+    stale = uploads.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
     hours = archive_settings.upload_expiry_hours
     with write_transaction(factory) as session:
         session.execute(
-            update(uploads)
-            .where(uploads.c.id == stale.id)
+            update(upload_rows)
+            .where(upload_rows.c.id == stale.id)
             .values(updated_at=clock.now() - timedelta(hours=hours + 1))
         )
-    expiry = service.UploadExpiry(factory, archive_settings, subject=OPERATOR)
+    expiry = uploads.UploadExpiry(factory, archive_settings, subject=OPERATOR)
     expiry.start()
     try:
         deadline = time.monotonic() + 60
-        while service.upload_status(factory, subject=OPERATOR, upload_id=stale.id).state == "open":
+        while uploads.upload_status(factory, subject=OPERATOR, upload_id=stale.id).state == "open":
             assert time.monotonic() < deadline, "the stale upload was never expired"
             time.sleep(0.05)
     finally:
         expiry.stop()
-    assert service.upload_status(factory, subject=OPERATOR, upload_id=stale.id).state == "expired"
+    assert uploads.upload_status(factory, subject=OPERATOR, upload_id=stale.id).state == "expired"

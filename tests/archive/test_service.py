@@ -17,11 +17,12 @@ import crypt4gh.lib
 import pytest
 from sqlalchemy import func, select
 
-from genecommons.archive import service
+from genecommons.archive import ingestion, inventory, keys_and_store, uploads
 from genecommons.archive.crypt import read_header, session_keys
 from genecommons.archive.ingest import ChecksumMismatchError, FormatCheckError
 from genecommons.archive.keys import KeyPair, generate_key_pair, write_key_pair
-from genecommons.archive.tables import archive_objects, uploads
+from genecommons.archive.tables import archive_objects
+from genecommons.archive.tables import uploads as upload_rows
 from genecommons.catalog import service as catalog_service
 from genecommons.catalog.tables import ENTITY_TABLES
 from genecommons.config import Settings
@@ -49,7 +50,7 @@ def _count(factory: Any, table: Any) -> int:
 
 
 def _stored_keys(settings: Settings) -> list[str]:
-    return sorted(service.object_store(settings).keys())
+    return sorted(keys_and_store.object_store(settings).keys())
 
 
 def _catalog_only(
@@ -82,12 +83,12 @@ def test_submit_archives_the_files_the_folder_holds(world: Any) -> None:
     assert _count(world.factory, archive_objects) == 2
     keys = _stored_keys(world.settings)
     assert len(keys) == 4  # two files and their indexes
-    store = service.object_store(world.settings)
+    store = keys_and_store.object_store(world.settings)
     plain = world.files["vcf"].read_bytes()
     for key in keys:
         stored = store.read_range(key, 0, store.size(key))
         assert plain[:4096] not in stored  # nothing is kept in plaintext
-    listing = service.list_files(world.factory, subject=OPERATOR)
+    listing = inventory.list_files(world.factory, subject=OPERATOR)
     assert {item["format"] for item in listing["items"]} == {"vcf", "bam"}
     assert {item["index"] for item in listing["items"]} == {"tbi", "bai"}
     assert all(item["datasets"] == [world.dataset] for item in listing["items"])
@@ -99,7 +100,7 @@ def test_submitting_the_same_folder_again_changes_nothing(world: Any, tmp_path: 
         world.factory,
         folder,
         subject=OPERATOR,
-        data_files=service.BundleArchiver(world.settings, OPERATOR),
+        data_files=ingestion.BundleArchiver(world.settings, OPERATOR),
     )
     assert again.archived == []
     assert _count(world.factory, archive_objects) == 2
@@ -119,7 +120,7 @@ def test_a_data_file_with_a_wrong_checksum_rejects_the_whole_submission(
             factory,
             folder,
             subject=OPERATOR,
-            data_files=service.BundleArchiver(archive_settings, OPERATOR),
+            data_files=ingestion.BundleArchiver(archive_settings, OPERATOR),
         )
     assert "sha256" in caught.value.details["mismatch"]
     assert _count(factory, ENTITY_TABLES["studies"]) == 0  # the catalog is unchanged
@@ -139,7 +140,7 @@ def test_an_unsorted_vcf_is_refused_with_its_place(
             factory,
             folder,
             subject=OPERATOR,
-            data_files=service.BundleArchiver(archive_settings, OPERATOR),
+            data_files=ingestion.BundleArchiver(archive_settings, OPERATOR),
         )
     assert "sort" in caught.value.message.lower()
     assert caught.value.details.get("line") or caught.value.details.get("record")
@@ -153,7 +154,7 @@ def test_content_that_is_not_what_its_name_says(
     accession, _ = declared["vcf"]
     bam = declared["bam"][1]
     with pytest.raises(InvalidInputError):
-        service.archive_path(
+        ingestion.archive_path(
             factory, archive_settings, subject=OPERATOR, accession=accession, path=bam
         )
     assert _stored_keys(archive_settings) == []
@@ -165,7 +166,7 @@ def test_resumable_upload(
 ) -> None:
     accession, path = declared["bam"]
     data = path.read_bytes()
-    state = service.start_upload(
+    state = uploads.start_upload(
         factory, archive_settings, subject=OPERATOR, accession=accession, size=len(data)
     )
 
@@ -175,7 +176,7 @@ def test_resumable_upload(
         raise ConnectionResetError("client went away")
 
     with pytest.raises(ConnectionResetError):
-        service.append_upload(
+        uploads.append_upload(
             factory,
             archive_settings,
             subject=OPERATOR,
@@ -183,13 +184,13 @@ def test_resumable_upload(
             offset=0,
             chunks=interrupted(),
         )
-    status = service.upload_status(factory, subject=OPERATOR, upload_id=state.id)
+    status = uploads.upload_status(factory, subject=OPERATOR, upload_id=state.id)
     assert status.received == 100_000
     with pytest.raises(InvalidInputError) as early:  # incomplete: says where to resume
-        service.complete_upload(factory, archive_settings, subject=OPERATOR, upload_id=state.id)
+        uploads.complete_upload(factory, archive_settings, subject=OPERATOR, upload_id=state.id)
     assert early.value.details == {"offset": 100_000}
     with pytest.raises(ConflictError) as wrong:
-        service.append_upload(
+        uploads.append_upload(
             factory,
             archive_settings,
             subject=OPERATOR,
@@ -198,7 +199,7 @@ def test_resumable_upload(
             chunks=[data[50_000:]],
         )
     assert wrong.value.details == {"offset": 100_000}
-    service.append_upload(
+    uploads.append_upload(
         factory,
         archive_settings,
         subject=OPERATOR,
@@ -206,13 +207,13 @@ def test_resumable_upload(
         offset=100_000,
         chunks=[data[100_000:]],
     )
-    archived = service.complete_upload(
+    archived = uploads.complete_upload(
         factory, archive_settings, subject=OPERATOR, upload_id=state.id
     )
     assert archived.size == len(data) and archived.index == "bai"
     assert not list((archive_settings.staging_dir / "uploads").iterdir())
     with pytest.raises(ConflictError):  # archived files are immutable
-        service.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
+        uploads.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
 
 
 def test_an_upload_may_not_exceed_its_size(
@@ -220,11 +221,11 @@ def test_an_upload_may_not_exceed_its_size(
 ) -> None:
     accession, path = declared["vcf"]
     data = path.read_bytes()
-    state = service.start_upload(
+    state = uploads.start_upload(
         factory, archive_settings, subject=OPERATOR, accession=accession, size=len(data)
     )
     with pytest.raises(PayloadTooLargeError):  # nothing that request sent is kept
-        service.append_upload(
+        uploads.append_upload(
             factory,
             archive_settings,
             subject=OPERATOR,
@@ -232,7 +233,7 @@ def test_an_upload_may_not_exceed_its_size(
             offset=0,
             chunks=[data, b"extra"],
         )
-    assert service.upload_status(factory, subject=OPERATOR, upload_id=state.id).received == 0
+    assert uploads.upload_status(factory, subject=OPERATOR, upload_id=state.id).received == 0
 
 
 def test_a_wrong_upload_is_refused_and_its_plaintext_removed(
@@ -241,8 +242,8 @@ def test_a_wrong_upload_is_refused_and_its_plaintext_removed(
     accession, path = declared["vcf"]
     data = bytearray(path.read_bytes())
     data[-100] ^= 0xFF  # a corrupt byte: checksum mismatch (and a damaged block)
-    state = service.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
-    service.append_upload(
+    state = uploads.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
+    uploads.append_upload(
         factory,
         archive_settings,
         subject=OPERATOR,
@@ -251,8 +252,8 @@ def test_a_wrong_upload_is_refused_and_its_plaintext_removed(
         chunks=[bytes(data)],
     )
     with pytest.raises(InvalidInputError):
-        service.complete_upload(factory, archive_settings, subject=OPERATOR, upload_id=state.id)
-    status = service.upload_status(factory, subject=OPERATOR, upload_id=state.id)
+        uploads.complete_upload(factory, archive_settings, subject=OPERATOR, upload_id=state.id)
+    status = uploads.upload_status(factory, subject=OPERATOR, upload_id=state.id)
     assert status.state == "failed" and status.error
     assert not list((archive_settings.staging_dir / "uploads").iterdir())
     assert _stored_keys(archive_settings) == []
@@ -267,14 +268,14 @@ def test_uploads_belong_to_their_uploader(
     accession, _ = declared["vcf"]
     stranger = Subject.user("x@example.org", roles=frozenset({"submitter"}), institution=None)
     with pytest.raises(AccessDeniedError):  # the file was declared by the operator
-        service.start_upload(factory, archive_settings, subject=stranger, accession=accession)
-    state = service.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
+        uploads.start_upload(factory, archive_settings, subject=stranger, accession=accession)
+    state = uploads.start_upload(factory, archive_settings, subject=OPERATOR, accession=accession)
     from genecommons.errors import NotFoundError
 
     with pytest.raises(NotFoundError):
-        service.upload_status(factory, subject=stranger, upload_id=state.id)
+        uploads.upload_status(factory, subject=stranger, upload_id=state.id)
     with pytest.raises(NotFoundError):
-        service.upload_status(factory, subject=OPERATOR, upload_id="../../etc/passwd")
+        uploads.upload_status(factory, subject=OPERATOR, upload_id="../../etc/passwd")
 
 
 def _encrypt_for(public: bytes, data: bytes, sender: KeyPair) -> bytes:
@@ -287,18 +288,18 @@ def test_an_upload_encrypted_for_the_archive_keeps_its_body(
     archive_settings: Settings, factory: Any, declared: dict[str, Any], tmp_path: Path
 ) -> None:
     accession, path = declared["vcf"]
-    archive = service.archive_keys(archive_settings)
+    archive = keys_and_store.archive_keys(archive_settings)
     encrypted = _encrypt_for(archive.public, path.read_bytes(), generate_key_pair())
     staged = tmp_path / "calls.vcf.gz.c4gh"
     staged.write_bytes(encrypted)
-    result = service.archive_path(
+    result = ingestion.archive_path(
         factory, archive_settings, subject=OPERATOR, accession=accession, path=staged
     )
     assert result.encrypted_upload and result.size == path.stat().st_size
     stream = io.BytesIO(encrypted)
     read_header(stream)
     body = stream.read()
-    store = service.object_store(archive_settings)
+    store = keys_and_store.object_store(archive_settings)
     assert store.read_range(result.object_key, 0, len(body)) == body
 
 
@@ -310,7 +311,7 @@ def test_an_upload_encrypted_for_another_key_is_refused(
     staged = tmp_path / "calls.vcf.gz.c4gh"
     staged.write_bytes(_encrypt_for(other.public, path.read_bytes(), other))
     with pytest.raises(InvalidInputError) as caught:
-        service.archive_path(
+        ingestion.archive_path(
             factory, archive_settings, subject=OPERATOR, accession=accession, path=staged
         )
     assert "key" in caught.value.message.lower()
@@ -331,7 +332,7 @@ def test_a_gzip_bomb_declared_as_fastq_is_refused(
     ]
     accessions = _catalog_only(factory, tmp_path, data, datafiles)
     with pytest.raises(InvalidInputError):
-        service.archive_path(
+        ingestion.archive_path(
             factory,
             archive_settings,
             subject=OPERATOR,
@@ -342,7 +343,7 @@ def test_a_gzip_bomb_declared_as_fastq_is_refused(
 
 
 def test_verify_finds_a_damaged_object(world: Any) -> None:
-    assert service.verify(world.factory, world.settings, subject=OPERATOR).ok
+    assert inventory.verify(world.factory, world.settings, subject=OPERATOR).ok
     store_root = world.settings.data_dir / "archive"
     victim = sorted(p for p in store_root.rglob("*.c4gh") if ".bai." not in p.name)[0]
     os.chmod(victim, 0o640)
@@ -351,7 +352,7 @@ def test_verify_finds_a_damaged_object(world: Any) -> None:
         byte = handle.read(1)
         handle.seek(100)
         handle.write(bytes([byte[0] ^ 1]))
-    report = service.verify(world.factory, world.settings, subject=OPERATOR)
+    report = inventory.verify(world.factory, world.settings, subject=OPERATOR)
     assert not report.ok and len(report.damaged) == 1
     with world.factory() as session:
         states = set(session.execute(select(archive_objects.c.state)).scalars())
@@ -388,7 +389,7 @@ def test_interop_with_the_rust_crypt4gh(
     accessions = _catalog_only(factory, tmp_path, data, datafiles)
     upload = tmp_path / "upload.c4gh"
     shutil.copy(folder / f"{plain.name}.c4gh", upload)
-    result = service.archive_path(
+    result = ingestion.archive_path(
         factory,
         settings,
         subject=OPERATOR,
@@ -401,7 +402,7 @@ def test_interop_with_the_rust_crypt4gh(
     recipient = generate_key_pair()
     with factory() as session:
         header = session.execute(select(archive_objects.c.header)).scalar_one()
-    assert session_keys(header, keys=service.archive_keys(settings))
+    assert session_keys(header, keys=keys_and_store.archive_keys(settings))
     grantee = Subject.operator("delivery-test")
     stream = download(
         factory,
@@ -432,7 +433,7 @@ def test_a_full_disk_stores_nothing(
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
         full = settings.model_copy(update={"archive_url": str(mount / "archive")})
-        service.archive_keys(full, create=True)
+        keys_and_store.archive_keys(full, create=True)
         folder = tmp_path / "files"
         folder.mkdir()
         bam = datafiles.bam(folder / "P1.bam", reads=40_000)
@@ -441,7 +442,7 @@ def test_a_full_disk_stores_nothing(
             factory, tmp_path, datafiles.sheets(folder, vcf=None, bam=bam), datafiles
         )
         with pytest.raises(StorageFullError) as caught:
-            service.archive_path(
+            ingestion.archive_path(
                 factory,
                 full,
                 subject=OPERATOR,
@@ -455,10 +456,10 @@ def test_a_full_disk_stores_nothing(
         assert details["free_bytes"] < details["needed_bytes"]
         assert details["needed_bytes"] > bam.stat().st_size
         assert "full" in caught.value.message and "needs about" in caught.value.message
-        assert list(service.object_store(full).keys()) == []
-        assert list(service.object_store(full).parts()) == []
+        assert list(keys_and_store.object_store(full).keys()) == []
+        assert list(keys_and_store.object_store(full).parts()) == []
         assert _count(factory, archive_objects) == 0
-        assert _count(factory, uploads) == 0
+        assert _count(factory, upload_rows) == 0
     finally:
         subprocess.run(["/usr/bin/umount", str(mount)], check=False)
 
@@ -468,17 +469,17 @@ def test_the_archive_on_s3(
 ) -> None:
     """The same ingest and delivery against a real S3 protocol server (moto, loopback)."""
     on_s3 = settings.model_copy(update=s3_archive_url)
-    service.archive_keys(on_s3, create=True)
+    keys_and_store.archive_keys(on_s3, create=True)
     folder = tmp_path / "bundle"
     folder.mkdir()
     vcf = datafiles.vcf(folder / "calls.vcf.gz", records=300)
     datafiles.write(folder, datafiles.sheets(folder, vcf=vcf, bam=None))
     result = catalog_service.submit(
-        factory, folder, subject=OPERATOR, data_files=service.BundleArchiver(on_s3, OPERATOR)
+        factory, folder, subject=OPERATOR, data_files=ingestion.BundleArchiver(on_s3, OPERATOR)
     )
     assert len(result.archived) == 1
-    assert len(list(service.object_store(on_s3).keys())) == 2
-    assert service.verify(factory, on_s3, subject=OPERATOR).ok
+    assert len(list(keys_and_store.object_store(on_s3).keys())) == 2
+    assert inventory.verify(factory, on_s3, subject=OPERATOR).ok
     from genecommons.archive.drs import download
 
     recipient = generate_key_pair()

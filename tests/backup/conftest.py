@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from genecommons.archive import service as archive_service
+from genecommons.archive import ingestion
 from genecommons.audit import service as audit_service
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
@@ -39,7 +39,7 @@ def node(
         factory,
         folder,
         subject=OPERATOR,
-        data_files=archive_service.BundleArchiver(archive_settings, OPERATOR),
+        data_files=ingestion.BundleArchiver(archive_settings, OPERATOR),
     )
     return SimpleNamespace(
         settings=archive_settings,

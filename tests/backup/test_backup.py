@@ -17,7 +17,7 @@ import crypt4gh.lib
 import pytest
 from sqlalchemy import func, select
 
-from genecommons.archive import service as archive_service
+from genecommons.archive import inventory
 from genecommons.archive.drs import download
 from genecommons.archive.keys import generate_key_pair
 from genecommons.audit import service as audit_service
@@ -72,7 +72,7 @@ def _check_restored(target: Settings, node: SimpleNamespace) -> int:
         key = audit_service.signing_key(target)
         log = audit_service.verify(factory, key.public_key())
         assert not log.problems, log.problems
-        report = archive_service.verify(factory, target, subject=OPERATOR)
+        report = inventory.verify(factory, target, subject=OPERATOR)
         assert report.ok and report.checked == 2, report.damaged
         restored = {i: _plain(factory, target, i) for i in node.archived}
         assert node.files["bam"].read_bytes() in restored.values()

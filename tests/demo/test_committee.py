@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from genecommons.access import committees, listings, service
 from genecommons.app import create_app
-from genecommons.archive import service as archive_service
+from genecommons.archive import ingestion, keys_and_store
 from genecommons.audit.service import signing_key
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
@@ -110,7 +110,7 @@ def test_request_decision_grant_and_download_on_the_demo(
     Base.metadata.create_all(engine)
     engine.dispose()
     signing_key(settings, create=True)  # as `genecommons init` does
-    archive_service.archive_keys(settings, create=True)
+    keys_and_store.archive_keys(settings, create=True)
     fingerprint_secret(settings, create=True)
     demo = write_demo(
         tmp_path / "demo", individuals=6, reference_individuals=0, sequence_length=20_000
@@ -122,7 +122,7 @@ def test_request_decision_grant_and_download_on_the_demo(
             factory,
             demo.out_dir,
             subject=OPERATOR,
-            data_files=archive_service.BundleArchiver(settings, OPERATOR),
+            data_files=ingestion.BundleArchiver(settings, OPERATOR),
         )
         dataset = result.accessions["datasets"][sheets.DATASET]
         (file_id,) = result.accessions["files"].values()

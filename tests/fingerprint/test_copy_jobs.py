@@ -33,7 +33,7 @@ from genecommons.app import create_app
 from genecommons.archive import drs as drs_delivery
 from genecommons.archive.crypt import BodyDecryptor, session_keys
 from genecommons.archive.keys import format_public_key, generate_key_pair
-from genecommons.archive.service import archive_keys, object_store
+from genecommons.archive.keys_and_store import archive_keys, object_store
 from genecommons.archive.tables import archive_objects
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError

@@ -16,7 +16,7 @@ CHILD = r"""
 import resource, sys
 from pathlib import Path
 import numpy as np
-from genecommons.archive import service
+from genecommons.archive import keys_and_store
 from genecommons.fingerprint import copies
 from genecommons.archive.bgzf import BgzfWriter
 from genecommons.archive.crypt import BodyEncryptor
@@ -30,7 +30,7 @@ step, sites, work = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 samples = 100
 codes.SEGMENT_CELLS = 1 << 16
 settings = Settings(data_dir=work, environment="test")
-keys = service.archive_keys(settings, create=True)
+keys = keys_and_store.archive_keys(settings, create=True)
 fingerprint_secret(settings, create=True)
 encryptor = BodyEncryptor()
 header = encryptor.header_for([keys.public], sender=keys)
@@ -64,11 +64,11 @@ def chunks():
     yield bytes(encryptor.update(sink.getvalue())) + bytes(encryptor.finish())
 
 if step == "archive":  # in a process of its own, so that the build's peak is the build's
-    size = service.object_store(settings).put("GCF1/o.c4gh", chunks())
+    size = keys_and_store.object_store(settings).put("GCF1/o.c4gh", chunks())
     (work / "header").write_bytes(header)
     print(size, text)
     sys.exit(0)
-size = service.object_store(settings).size("GCF1/o.c4gh")
+size = keys_and_store.object_store(settings).size("GCF1/o.c4gh")
 source = Source(
     file_id=1, accession="GCF1", name="calls.vcf.gz", object_key="GCF1/o.c4gh",
     header=(work / "header").read_bytes(), body_size=size,

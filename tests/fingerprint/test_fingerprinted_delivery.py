@@ -23,7 +23,7 @@ from genecommons.archive import drs as drs_delivery
 from genecommons.archive import htsget as htsget_delivery
 from genecommons.archive.htsget_requests import Region
 from genecommons.archive.keys import generate_key_pair
-from genecommons.archive.service import object_store
+from genecommons.archive.keys_and_store import object_store
 from genecommons.archive.tables import archive_objects
 from genecommons.errors import NotFoundError
 from genecommons.fingerprint import copy_jobs

@@ -215,7 +215,7 @@ def test_beacon_answers_are_counted_by_granularity(node: Node) -> None:
 def test_ingested_bytes_are_counted(
     node: Node, node_settings: Settings, make_bundle: Any, datafiles: Any, tmp_path: Path
 ) -> None:
-    from genecommons.archive import service as archive_service
+    from genecommons.archive import ingestion
     from genecommons.catalog import service as catalog_service
 
     from .conftest import OPERATOR
@@ -230,7 +230,7 @@ def test_ingested_bytes_are_counted(
         node.factory,
         bundle,
         subject=OPERATOR,
-        data_files=archive_service.BundleArchiver(node_settings, OPERATOR),
+        data_files=ingestion.BundleArchiver(node_settings, OPERATOR),
     )
     after = scrape(node)
     name = "genecommons_ingest_bytes_total"

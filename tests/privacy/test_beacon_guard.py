@@ -27,7 +27,8 @@ from genecommons.ledger.events import EventTag
 from genecommons.ledger.tables import audit_events
 from genecommons.policy.models import Subject
 from genecommons.privacy.beacon_guard import PublicCounts, ThresholdRule, rule_answer, window_start
-from genecommons.privacy.service import DefendedGuard, beacon_key, budget_spent, threshold_rule
+from genecommons.privacy.beacon_rules import beacon_key, threshold_rule
+from genecommons.privacy.guards import DefendedGuard, budget_spent
 from genecommons.privacy.tables import privacy_charges
 from genecommons.variants.answers import Granularity
 from genecommons.variants.normalize import Variant, parse_key

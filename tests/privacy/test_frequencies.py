@@ -21,7 +21,7 @@ from genecommons.errors import AccessDeniedError
 from genecommons.ledger.events import EventTag
 from genecommons.ledger.tables import audit_events
 from genecommons.policy.models import Subject
-from genecommons.privacy import service
+from genecommons.privacy import frequencies
 from genecommons.secrets import node_keys
 from genecommons.variants import service as variants
 from genecommons.variants.beacon_service import granularity
@@ -71,12 +71,12 @@ def datasets(
 def test_the_open_tier_gets_a_noisy_table_drawn_once(
     datasets: SimpleNamespace, factory: Any, settings: Settings
 ) -> None:
-    first = service.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
+    first = frequencies.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
     assert [t.dataset for t in first] == [datasets.open]  # the controlled one is left out
     table = first[0]
     assert not table.exact and table.epsilon == settings.frequency_epsilon
     assert table.note and table.note_zh and "epsilon" in table.note
-    again = service.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
+    again = frequencies.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
     assert again == first  # the same draw: nothing to average
     k = settings.frequency_min_cell
     for row in table.rows:
@@ -86,8 +86,12 @@ def test_the_open_tier_gets_a_noisy_table_drawn_once(
 def test_an_absent_allele_reads_like_a_rare_one(
     datasets: SimpleNamespace, factory: Any, settings: Settings
 ) -> None:
-    present = service.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
-    absent = service.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.absent)
+    present = frequencies.variant_frequencies(
+        factory, settings, subject=ANONYMOUS, key=datasets.key
+    )
+    absent = frequencies.variant_frequencies(
+        factory, settings, subject=ANONYMOUS, key=datasets.absent
+    )
     assert [r.group for r in absent[0].rows] == [r.group for r in present[0].rows]
     assert absent[0].note == present[0].note
 
@@ -101,7 +105,7 @@ def test_a_grant_gets_the_exact_table_and_is_audited(
         institution=datasets.institution,  # a grant is read by an account at an institution
         grants=frozenset({datasets.controlled}),
     )
-    tables = service.variant_frequencies(
+    tables = frequencies.variant_frequencies(
         factory, settings, subject=holder, key=datasets.key, dataset=datasets.controlled
     )
     with factory() as session:
@@ -123,7 +127,7 @@ def test_a_named_dataset_the_caller_may_not_see_is_refused(
     datasets: SimpleNamespace, factory: Any, settings: Settings
 ) -> None:
     with pytest.raises(AccessDeniedError):
-        service.variant_frequencies(
+        frequencies.variant_frequencies(
             factory, settings, subject=ANONYMOUS, key=datasets.key, dataset=datasets.controlled
         )
 
@@ -140,7 +144,7 @@ def test_a_verified_researcher_sees_the_datasets_the_beacon_answers_for(
         institution="GCO00000001",
         institution_verified=True,
     )
-    listed = service.variant_frequencies(factory, settings, subject=verified, key=datasets.key)
+    listed = frequencies.variant_frequencies(factory, settings, subject=verified, key=datasets.key)
     assert [t.dataset for t in listed] == [datasets.open]
     with factory() as session:
         answered = {
@@ -151,7 +155,7 @@ def test_a_verified_researcher_sees_the_datasets_the_beacon_answers_for(
         }
     assert answered == {t.dataset for t in listed}
     with pytest.raises(AccessDeniedError):  # a public study's dataset: refused, not hidden
-        service.variant_frequencies(
+        frequencies.variant_frequencies(
             factory, settings, subject=verified, key=datasets.key, dataset=datasets.controlled
         )
 

@@ -19,7 +19,7 @@ from genecommons.demo.cohort import write_demo
 from genecommons.errors import AccessDeniedError, ConfigurationError, NotFoundError
 from genecommons.ledger.tables import audit_events
 from genecommons.policy.models import Subject
-from genecommons.privacy import service
+from genecommons.privacy import beacon_rules
 from genecommons.variants.service import open_reference
 
 OPERATOR = Subject.operator("tester")
@@ -56,21 +56,21 @@ def test_the_reference_is_used_only_where_checked_and_suited(node: SimpleNamespa
     shutil.rmtree(node.settings.data_dir / "privacy" / "reference-fit", ignore_errors=True)
     node.settings.effective_beacon_reference.unlink(missing_ok=True)
     with pytest.raises(ConfigurationError, match="load-reference"):
-        service.check_reference(
+        beacon_rules.check_reference(
             node.factory, node.settings, subject=OPERATOR, dataset="GCD00000001"
         )
     node.cli("variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
-    assert service.threshold_rule(node.settings).placed == frozenset()  # loaded, not checked
+    assert beacon_rules.threshold_rule(node.settings).placed == frozenset()  # loaded, not checked
     shown = node.cli("privacy", "check-reference")
     assert "GCD00000001" in shown and "GCD00000002" in shown
-    fit = service.check_reference(
+    fit = beacon_rules.check_reference(
         node.factory, node.settings, subject=OPERATOR, dataset="GCD00000001"
     )
-    record = json.loads(service.fit_path(node.settings, "GCD00000001").read_text())
+    record = json.loads(beacon_rules.fit_path(node.settings, "GCD00000001").read_text())
     assert record["suits"] == fit.suits and record["ratio"] == pytest.approx(fit.ratio)
     assert fit.sites > 1000 and 0 < fit.listed <= fit.sites
     assert fit.ratio < 1  # the demo's reference is of its own populations
-    rule = service.threshold_rule(node.settings)
+    rule = beacon_rules.threshold_rule(node.settings)
     expected = {"GCD00000001", "GCD00000002"} if fit.suits else set()
     assert rule.placed == frozenset(expected)
     key, alleles = "chr22-15000100-A-G", 600
@@ -93,25 +93,25 @@ def test_a_check_of_other_settings_or_another_store_no_longer_counts(
     node: SimpleNamespace,
 ) -> None:
     node.cli("variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
-    fit = service.check_reference(
+    fit = beacon_rules.check_reference(
         node.factory, node.settings, subject=OPERATOR, dataset="GCD00000001"
     )
     if not fit.suits:
         pytest.skip(f"the small demo's reference does not suit it (ratio {fit.ratio:.2f})")
-    assert service.threshold_rule(node.settings).places("GCD00000001")
+    assert beacon_rules.threshold_rule(node.settings).places("GCD00000001")
     wider = Settings(data_dir=node.settings.data_dir, beacon_threshold_window=5)
-    assert not service.threshold_rule(wider).places("GCD00000001")
+    assert not beacon_rules.threshold_rule(wider).places("GCD00000001")
     # another reference: the panel's genotypes, all 200 people
     node.cli("variants", "load-reference", str(node.demo / "reference_panel.vcf.gz"))
-    assert not service.threshold_rule(node.settings).places("GCD00000001")
+    assert not beacon_rules.threshold_rule(node.settings).places("GCD00000001")
     # the store rebuilt: its old check no longer counts
     node.cli("variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
-    assert service.threshold_rule(node.settings).places("GCD00000001")
+    assert beacon_rules.threshold_rule(node.settings).places("GCD00000001")
     node.cli("variants", "build", "GCD00000001", str(node.demo / "cohort.vcf.gz"))
-    assert not service.threshold_rule(node.settings).places("GCD00000001")  # a new store id
+    assert not beacon_rules.threshold_rule(node.settings).places("GCD00000001")  # a new store id
     # a damaged record is ignored, not trusted
-    service.fit_path(node.settings, "GCD00000002").write_text("{not json")
-    assert not service.threshold_rule(node.settings).places("GCD00000002")
+    beacon_rules.fit_path(node.settings, "GCD00000002").write_text("{not json")
+    assert not beacon_rules.threshold_rule(node.settings).places("GCD00000002")
 
 
 @pytest.mark.slow
@@ -119,6 +119,8 @@ def test_checking_needs_record_access_and_a_store(node: SimpleNamespace) -> None
     node.cli("variants", "load-reference", str(node.demo / "public_frequencies.vcf.gz"))
     reader = Subject.user("r@example.org", roles=frozenset({"researcher"}), institution=None)
     with pytest.raises(AccessDeniedError):
-        service.check_reference(node.factory, node.settings, subject=reader, dataset="GCD00000001")
+        beacon_rules.check_reference(
+            node.factory, node.settings, subject=reader, dataset="GCD00000001"
+        )
     with pytest.raises(NotFoundError, match="no variant store"):
-        service.check_reference(node.factory, node.settings, subject=OPERATOR, dataset="GCD99")
+        beacon_rules.check_reference(node.factory, node.settings, subject=OPERATOR, dataset="GCD99")

@@ -55,7 +55,7 @@ def make(release: Path, data_dir: Path, work: Path) -> dict[str, Any]:
     from genecommons.access import service as access_service
     from genecommons.access.duo_models import ResearchPurpose
     from genecommons.app import create_app
-    from genecommons.archive import service as archive_service
+    from genecommons.archive import ingestion
     from genecommons.catalog import service as catalog_service
     from genecommons.config import Settings
     from genecommons.db import make_engine
@@ -78,7 +78,7 @@ def make(release: Path, data_dir: Path, work: Path) -> dict[str, Any]:
         factory,
         folder,
         subject=operator,
-        data_files=archive_service.BundleArchiver(
+        data_files=ingestion.BundleArchiver(
             settings, operator, after=VariantStoreSink(settings, operator)
         ),
     )

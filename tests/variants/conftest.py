@@ -16,7 +16,7 @@ from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
-from genecommons.archive import service as archive_service
+from genecommons.archive import ingestion, keys_and_store
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
@@ -41,7 +41,7 @@ def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) ->
     Base.metadata.create_all(engine)
     engine.dispose()
     node_keys(settings, create=True)
-    archive_service.archive_keys(settings, create=True)
+    keys_and_store.archive_keys(settings, create=True)
     folder.mkdir(parents=True)
     vcf = datafiles.vcf(folder / "calls.vcf.gz", records=60)
     sheets = datafiles.sheets(folder, vcf=vcf, bam=None)
@@ -59,7 +59,7 @@ def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) ->
         factory,
         folder,
         subject=OPERATOR,
-        data_files=archive_service.BundleArchiver(
+        data_files=ingestion.BundleArchiver(
             settings, OPERATOR, after=VariantStoreSink(settings, OPERATOR)
         ),
     )
@@ -247,7 +247,7 @@ def pipeline_submit() -> Any:
         fails_after_archiving: bool = False,
         **options: Any,
     ) -> Any:
-        sink: Any = archive_service.BundleArchiver(
+        sink: Any = ingestion.BundleArchiver(
             settings, OPERATOR, after=VariantStoreSink(settings, OPERATOR)
         )
         if fails_after_archiving:

@@ -22,7 +22,7 @@ from genecommons.audit import service as audit_service
 from genecommons.ledger.tables import audit_events
 from genecommons.policy.models import Subject
 from genecommons.privacy.cells import CellRule
-from genecommons.privacy.service import DefendedPeople
+from genecommons.privacy.guards import DefendedPeople
 from genecommons.variants.answers import DatasetAnswer, Granularity
 from genecommons.variants.store import SiteCounts
 
@@ -556,7 +556,7 @@ def test_the_default_guard_withholds_rare_alleles(world: SimpleNamespace) -> Non
     from fastapi.testclient import TestClient
 
     from genecommons.app import create_app
-    from genecommons.privacy.service import DefendedGuard
+    from genecommons.privacy.guards import DefendedGuard
 
     site = first_carried(world)
     body = {"meta": {"apiVersion": "v2.0.0"}, "query": {"requestParameters": sequence(site)}}

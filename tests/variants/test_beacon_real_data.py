@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genecommons.app import create_app
-from genecommons.archive import service as archive_service
+from genecommons.archive import ingestion
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
@@ -125,7 +125,7 @@ def submit(folder: Path, document: dict[str, Any]) -> SimpleNamespace:
         folder / "bundle",
         subject=OPERATOR,
         today=date(2026, 1, 1),
-        data_files=archive_service.BundleArchiver(
+        data_files=ingestion.BundleArchiver(
             settings, OPERATOR, after=VariantStoreSink(settings, OPERATOR)
         ),
     )

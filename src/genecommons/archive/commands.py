@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.archive import service
+from genecommons.archive import ingestion, inventory, keys_and_store, uploads
 from genecommons.archive.client import UploadClient, default_state_dir
 from genecommons.archive.keys import format_public_key, parse_public_key
 from genecommons.errors import AuthenticationError
@@ -70,7 +70,7 @@ def ingest(
         reporter() as progress,
         progress.stage(f"archiving {path.name}", total=path.stat().st_size, unit="bytes") as step,
     ):
-        result = service.archive_path(
+        result = ingestion.archive_path(
             context.factory,
             context.settings,
             subject=operator(),
@@ -89,7 +89,7 @@ def files(
 ) -> None:
     """List archived files. 列出归档文件。"""
     context = runtime()
-    listing = service.list_files(
+    listing = inventory.list_files(
         context.factory, subject=operator(), page=page, page_size=page_size, dataset=dataset
     )
     table = Table("accession", "name", "datasets", "format", "size", "sha256", "state")
@@ -122,7 +122,7 @@ def verify(
     no catalog row names. 校验归档并报告孤立对象。"""
     context = runtime()
     with reporter() as progress:
-        report = service.verify(
+        report = inventory.verify(
             context.factory,
             context.settings,
             subject=operator(),
@@ -163,7 +163,7 @@ def expire_uploads() -> None:
     """Close uploads left open longer than GENECOMMONS_UPLOAD_EXPIRY_HOURS and delete their
     staged bytes. 关闭过期的上传并删除其暂存内容。"""
     context = runtime()
-    expired = service.expire_uploads(context.factory, context.settings, subject=operator())
+    expired = uploads.expire_uploads(context.factory, context.settings, subject=operator())
     for upload_id in expired:
         console.print(f"expired {upload_id}")
     console.print(f"{len(expired)} upload(s) expired. 已关闭 {len(expired)} 个过期上传。")
@@ -172,7 +172,7 @@ def expire_uploads() -> None:
 @archive_app.command("public-key")
 def public_key() -> None:
     """Print the archive's Crypt4GH public key (encrypt uploads for it). 打印归档公钥。"""
-    keys = service.archive_keys(runtime().settings)
+    keys = keys_and_store.archive_keys(runtime().settings)
     typer.echo(format_public_key(keys.public), nl=False)
 
 
@@ -183,7 +183,7 @@ def register_key(
 ) -> None:
     """Register a user's Crypt4GH public key for deliveries. 登记用户公钥。"""
     context = runtime()
-    service.register_public_key(
+    keys_and_store.register_public_key(
         context.factory,
         subject=operator(),
         owner=f"user:{email}",

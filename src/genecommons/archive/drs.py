@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons import clock
 from genecommons.archive.crypt import reencrypt_header
 from genecommons.archive.keys import parse_public_key
+from genecommons.archive.keys_and_store import archive_keys, object_store
 from genecommons.archive.recipient_copies import RecipientCopies
 from genecommons.archive.served import (
     Transfer,
@@ -30,7 +31,6 @@ from genecommons.archive.served import (
     object_for,
     record_copy_delivery,
 )
-from genecommons.archive.service import archive_keys, object_store
 from genecommons.archive.store import ObjectStore
 from genecommons.archive.tables import recipient_keys
 from genecommons.config import Settings

@@ -22,6 +22,7 @@ from genecommons.archive.htsget_requests import (
     Region,
     UnsupportedFormatError,
 )
+from genecommons.archive.keys_and_store import archive_keys, object_store
 from genecommons.archive.recipient_copies import RecipientCopies
 from genecommons.archive.served import (
     ArchivedObject,
@@ -30,7 +31,6 @@ from genecommons.archive.served import (
     object_for,
     record_copy_delivery,
 )
-from genecommons.archive.service import archive_keys, object_store
 from genecommons.archive.store import ObjectStore
 from genecommons.config import Settings
 from genecommons.db import write_transaction

@@ -10,8 +10,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from genecommons.archive.catalog_files import catalog_file
 from genecommons.archive.crypt import BodyDecryptor, session_keys
-from genecommons.archive.service import archive_keys, catalog_file, object_store
+from genecommons.archive.keys_and_store import archive_keys, object_store
 from genecommons.archive.tables import archive_objects
 from genecommons.catalog import reads as catalog
 from genecommons.config import Settings

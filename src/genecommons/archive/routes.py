@@ -19,7 +19,7 @@ from genecommons.access.passports import MAX_TOKEN_LENGTH, MAX_VISAS, passport_o
 from genecommons.archive import drs as drs_delivery
 from genecommons.archive import htsget as htsget_delivery
 from genecommons.archive import htsget_requests as hts
-from genecommons.archive import service
+from genecommons.archive import inventory, keys_and_store, uploads
 from genecommons.archive.keys import format_public_key, parse_public_key
 from genecommons.archive.served import Transfer
 from genecommons.deps import (
@@ -108,7 +108,7 @@ def open_upload(
     body: UploadBody, factory: SessionFactoryDep, settings: SettingsDep, subject: SubjectDep
 ) -> dict[str, Any]:
     """Send the bytes with PATCH /api/v1/uploads/{id} (Upload-Offset header), then complete."""
-    state = service.start_upload(
+    state = uploads.start_upload(
         factory, settings, subject=subject, accession=body.file, size=body.size
     )
     return state.to_dict()
@@ -119,7 +119,7 @@ def upload_state(
     upload_id: UploadId, factory: SessionFactoryDep, subject: SubjectDep
 ) -> dict[str, Any]:
     """The upload's state and offset."""
-    return service.upload_status(factory, subject=subject, upload_id=upload_id).to_dict()
+    return uploads.upload_status(factory, subject=subject, upload_id=upload_id).to_dict()
 
 
 @router.patch("/uploads/{upload_id}", summary="Append bytes to an upload")
@@ -133,7 +133,7 @@ async def append_to_upload(
 ) -> dict[str, Any]:
     """The body is streamed to disk as it arrives; a broken connection keeps what arrived."""
     appender = await run_in_threadpool(
-        service.open_append,
+        uploads.open_append,
         factory,
         settings,
         subject=subject,
@@ -156,7 +156,7 @@ def complete_upload(
     upload_id: UploadId, factory: SessionFactoryDep, settings: SettingsDep, subject: SubjectDep
 ) -> dict[str, Any]:
     """Checksums, format check and Crypt4GH encryption; the staged bytes are then removed."""
-    archived = service.complete_upload(factory, settings, subject=subject, upload_id=upload_id)
+    archived = uploads.complete_upload(factory, settings, subject=subject, upload_id=upload_id)
     return archived.to_dict()
 
 
@@ -169,7 +169,7 @@ def list_files(
     dataset: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
     """Accession, dataset, size, checksums and state of each archived file."""
-    return service.list_files(
+    return inventory.list_files(
         factory, subject=subject, page=page, page_size=page_size, dataset=dataset
     )
 
@@ -177,13 +177,13 @@ def list_files(
 @router.get("/archive/public-key", summary="The archive's Crypt4GH public key")
 def archive_public_key(settings: SettingsDep) -> dict[str, str]:
     """Encrypt uploads for this key (crypt4gh encrypt --recipient_pk) so no plaintext travels."""
-    return {"public_key": format_public_key(service.archive_public_key(settings))}
+    return {"public_key": format_public_key(keys_and_store.archive_public_key(settings))}
 
 
 @router.put("/me/crypt4gh-key", status_code=204, summary="Register your Crypt4GH public key")
 def register_key(body: KeyBody, factory: SessionFactoryDep, subject: SubjectDep) -> Response:
     """Deliveries to you are encrypted for this key."""
-    service.register_public_key(
+    keys_and_store.register_public_key(
         factory, subject=subject, owner=subject.id, public_key=parse_public_key(body.public_key)
     )
     return Response(status_code=204)

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.workflow import dataset_resource
+from genecommons.archive.catalog_files import CatalogFile, catalog_file, missing_file
 from genecommons.archive.recipient_copies import RecipientCopies, RecipientCopy, Source
-from genecommons.archive.service import CatalogFile, catalog_file, missing_file
 from genecommons.archive.tables import archive_objects
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError, ConflictError, NotFoundError

@@ -26,7 +26,7 @@ from typing import BinaryIO
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.archive import service as archive_service
+from genecommons.archive import keys_and_store
 from genecommons.archive.store import LocalObjectStore, ObjectStore
 from genecommons.backup import bundle, database
 from genecommons.backup.manifest import (
@@ -141,7 +141,7 @@ def backup(
         for path in _files_under(settings.key_dir, hidden=False)  # not secrets being written
     }
     secrets = {NODE_PASSPHRASE: node_key_passphrase(settings).decode("utf-8")}
-    secrets[ARCHIVE_PASSPHRASE] = archive_service.archive_passphrase(settings)
+    secrets[ARCHIVE_PASSPHRASE] = keys_and_store.archive_passphrase(settings)
     keys_path = destination / KEYS_NAME
     _write_file(keys_path, bundle.seal(files, secrets, keys))
     entries.append(_entry(keys_path, destination, "keys"))
@@ -166,7 +166,7 @@ def backup(
             continue  # removed while we walked (a finished upload's staging, a swept leftover)
 
     say("object store" + (" (with objects)" if with_objects else " (manifest only)"))
-    store = archive_service.object_store(settings)
+    store = keys_and_store.object_store(settings)
     objects: list[StoredObject] = []
     for key in list(store.keys()):
         try:
@@ -259,7 +259,7 @@ def restore(
             message_zh=f"备份中是 {manifest.database_kind} 数据库，而 GENECOMMONS_DATABASE_URL "
             f"指向 {db.kind} 数据库；请恢复到同类数据库。",
         )
-    store = archive_service.object_store(settings)
+    store = keys_and_store.object_store(settings)
     if not manifest.with_objects:
         _check_store_holds(store, manifest.objects, settings)
 
@@ -279,7 +279,7 @@ def restore(
             objects += 1
 
     key_id = node_keys(settings).key_id
-    archive_service.archive_keys(settings)  # unlocks: the archive's data can be read
+    keys_and_store.archive_keys(settings)  # unlocks: the archive's data can be read
     if db.sqlite_path is not None:  # an earlier release's backup holds it in plaintext
         encrypt_in_place(db.sqlite_path, node_database_key(settings))
     engine = node_engine(settings)
@@ -477,7 +477,7 @@ def _restore_secrets(settings: Settings, secrets: dict[str, str]) -> None:
             create_sealed_file(
                 default,
                 keys,
-                purpose=archive_service.ARCHIVE_PASSPHRASE_PURPOSE,
+                purpose=keys_and_store.ARCHIVE_PASSPHRASE_PURPOSE,
                 make=lambda: value,
             )
 
@@ -494,7 +494,7 @@ def _data_files(settings: Settings, destination: Path) -> Iterator[Path]:
     """Files of the data directory not otherwise in the backup: not the keys (the bundle), not
     the database, not the object store, not staged uploads, not files being written aside."""
     skipped = [settings.key_dir, settings.staging_dir, destination]
-    store = archive_service.object_store(settings)
+    store = keys_and_store.object_store(settings)
     if isinstance(store, LocalObjectStore):
         skipped.append(Path(settings.effective_archive_url).resolve())
     db = database.target(settings.effective_database_url)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.archive.service import BundleArchiver
+from genecommons.archive.ingestion import BundleArchiver
 from genecommons.catalog import service
 from genecommons.catalog.export import write_sheets, write_templates
 from genecommons.errors import SubmissionRejectedError

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from genecommons.archive.service import BundleArchiver
+from genecommons.archive.ingestion import BundleArchiver
 from genecommons.catalog import service
 from genecommons.catalog.bundle import Limits
 from genecommons.catalog.models import ENTITIES, PHENOTYPES_SHEET, Phenotype

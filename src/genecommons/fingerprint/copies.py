@@ -38,8 +38,8 @@ from sqlalchemy.orm import Session
 from genecommons.archive.bgzf import BgzfWriter
 from genecommons.archive.crypt import BodyDecryptor, BodyEncryptor, session_keys
 from genecommons.archive.hts_index import IndexWriter
+from genecommons.archive.keys_and_store import archive_keys, object_store
 from genecommons.archive.recipient_copies import Source
-from genecommons.archive.service import archive_keys, object_store
 from genecommons.config import Settings
 from genecommons.errors import ConflictError, GeneCommonsError
 from genecommons.fingerprint import codes, genotypes

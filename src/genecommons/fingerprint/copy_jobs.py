@@ -32,9 +32,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
+from genecommons.archive.catalog_files import catalog_file
 from genecommons.archive.locks import object_base, object_locks
 from genecommons.archive.recipient_copies import Source
-from genecommons.archive.service import catalog_file
 from genecommons.archive.tables import archive_objects
 from genecommons.config import Settings
 from genecommons.db import write_transaction

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock, metrics
-from genecommons.archive.service import object_store
+from genecommons.archive.keys_and_store import object_store
 from genecommons.audit import service as audit_service
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError, NotReadyError

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genecommons.privacy import attack, evaluation, service
+from genecommons.privacy import attack, beacon_rules, evaluation
 from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
 
@@ -133,13 +133,13 @@ def check_reference(
     """Check whether the public reference suits each dataset; the Beacon places a dataset's
     windows by it only when it does (from its next start). 检查公共参考是否适用于各数据集。"""
     context = runtime()
-    chosen = datasets or service.datasets_with_stores(context.factory, context.settings)
+    chosen = datasets or beacon_rules.datasets_with_stores(context.factory, context.settings)
     table = Table(title="Public reference against each dataset / 公共参考与各数据集")
     for column in ("dataset", "alleles", "listed", "exposure with / without", "ratio", "used"):
         table.add_column(column, justify="left" if column == "dataset" else "right")
     for dataset in chosen:
         with console.status(f"checking {dataset} …"):
-            fit = service.check_reference(
+            fit = beacon_rules.check_reference(
                 context.factory, context.settings, subject=operator(), dataset=dataset
             )
         used = "yes 是" if fit.suits else "no 否"

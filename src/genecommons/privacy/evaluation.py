@@ -26,6 +26,7 @@ from genecommons.policy.decision import require
 from genecommons.policy.models import Action, Resource, Subject
 from genecommons.privacy import attack, linkage
 from genecommons.privacy.beacon_guard import ThresholdRule
+from genecommons.privacy.guards import DefendedGuard
 from genecommons.privacy.oracles import (
     Genotypes,
     HttpOracle,
@@ -33,7 +34,6 @@ from genecommons.privacy.oracles import (
     read_dosages,
     read_haplotypes,
 )
-from genecommons.privacy.service import DefendedGuard
 from genecommons.progress import SILENT, Progress
 from genecommons.variants import store_service
 from genecommons.variants.answers import HIDE_RARE_BELOW, exact_answer, hide_rare_answer

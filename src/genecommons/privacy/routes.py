@@ -1,5 +1,5 @@
 """HTTP routes of the privacy capability under /api/v1: a variant's allele frequencies by population
-and sex, like gnomAD's table. They translate; privacy.service decides what each caller sees."""
+and sex, like gnomAD's table. They translate; privacy.frequencies decides what each caller sees."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
-from genecommons.privacy import service
+from genecommons.privacy import frequencies
 
 router = APIRouter(prefix="/api/v1", tags=["variants"])
 
@@ -33,7 +33,7 @@ def variant_frequencies(
     """Per dataset the caller may see: exact with a grant in force; otherwise with
     differential-privacy noise and small cells suppressed. 各数据集的等位基因频率。"""
     key = f"{chrom}-{pos}-{ref}-{alt}"
-    tables = service.variant_frequencies(
+    tables = frequencies.variant_frequencies(
         factory, settings, subject=subject, key=key, dataset=dataset
     )
     return {"variant": key, "datasets": [asdict(t) for t in tables]}

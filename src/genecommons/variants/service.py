@@ -46,7 +46,7 @@ __all__ = ["store_path"]  # where readers find a dataset's store (store_service.
 
 
 class ArchivedVcf(Protocol):
-    """What the sink needs to know of an archived file (archive.service.CatalogFile)."""
+    """What the sink needs to know of an archived file (archive.catalog_files.CatalogFile)."""
 
     @property
     def alias(self) -> str:
@@ -106,7 +106,7 @@ def _is_bgzipped(path: Path) -> bool:
 
 class VariantStoreSink:
     """Builds the variant store of each dataset whose joint-called VCF a submission archives,
-    inside the submission's transaction (archive.service.ArchivedFileHook): the store and its
+    inside the submission's transaction (archive.ingestion.ArchivedFileHook): the store and its
     binding appear with the catalog records or not at all. Datasets that release the same VCF
     with the same samples share one store, built once for them all (and named after them: it
     serves no other dataset). It never adopts a directory it did not build: a dataset keeps the

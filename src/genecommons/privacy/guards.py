@@ -1,0 +1,375 @@
+"""The Beacon's defended guards: the variant guard and its budget ledger, the people guard.
+
+`DefendedGuard` is the `VariantGuard` the Beacon uses below record granularity. Boolean answers
+(the open tier) follow the keyed threshold rule alone: they are safe by themselves, so an
+attacker gains nothing from a fresh account or address per victim. Count answers (the registered
+tier) follow the same rule and are also charged to a ledger: each variant an account, and the
+address it calls from, is answered about costs the chance that one member decided that answer
+(`ThresholdRule.exposure`, after Raisaro et al. 2017's per-participant risk), once per variant;
+when either has spent `beacon_budget`, every further answer is withheld, and passing
+`beacon_budget_warning` of it records `privacy:budget:low` for the early-warning rules.
+
+`DefendedPeople` is the `PeopleGuard`: counts of individuals and biosamples below record
+granularity carry keyed, consistent noise and small cells are not disclosed (privacy/cells.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Float, String, bindparam, cast, insert, null, select, union_all, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from genecommons.clock import now
+from genecommons.config import Settings
+from genecommons.db import GroupCommit, Prepared
+from genecommons.ledger.events import EventTag, record_event
+from genecommons.policy.models import Subject, SubjectKind
+from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer, spent_answer
+from genecommons.privacy.beacon_rules import cell_rule, threshold_rule
+from genecommons.privacy.cells import CellRule, people_answer
+from genecommons.privacy.tables import privacy_budgets, privacy_charges
+from genecommons.variants.answers import DatasetAnswer, Granularity, exact_answer, exact_people
+from genecommons.variants.store import SiteCounts
+
+logger = logging.getLogger(__name__)
+
+
+class DefendedPeople:
+    """What a caller below record granularity is told of a dataset's people (a `PeopleGuard`)."""
+
+    def __init__(self, settings: Settings, *, rule: CellRule | None = None) -> None:
+        self.rule = rule or cell_rule(settings)
+
+    def __call__(self, granularity: Granularity, records: Sequence[str]) -> DatasetAnswer:
+        """The consistent-noise, small-cell-suppressed answer about `records`."""
+        if granularity is Granularity.RECORD:
+            return exact_people(granularity, records)
+        return people_answer(self.rule, granularity, records)
+
+
+def parties(subject: Subject, address: str) -> list[tuple[str, str]]:
+    """Who is charged for an answer: the account (signed-in callers) and the address, as
+    (kind, id) pairs."""
+    charged = [("address", address)]
+    if subject.kind is not SubjectKind.ANONYMOUS:
+        charged.insert(0, ("account", subject.id))
+    return charged
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What one count answer is to be charged: each party for the exposure of each variant
+    new to it."""
+
+    actor: str
+    parties: tuple[tuple[str, str], ...]  # (kind, id)
+    dataset: str
+    exposures: Mapping[str, float]  # variant key -> exposure, > 0
+
+    @property
+    def names(self) -> list[str]:
+        """The parties as the ledger names them ("kind:id")."""
+        return [f"{kind}:{party_id}" for kind, party_id in self.parties]
+
+
+KNOWN_LIMIT = 1_000_000  # charged (party, dataset, variant) an app remembers; past it, it forgets
+
+
+class DefendedGuard:
+    """The Beacon's guard below record granularity (a `VariantGuard`).
+
+    A count answer first reads the ledger (both parties' budgets, and whether its variants are
+    charged to them, in one statement): a query that costs nothing new is decided by that read
+    and writes nothing. Otherwise its charge goes through a group commit (`db.GroupCommit`):
+    the charges that arrive together are done in one write transaction, one after the other,
+    each against the budgets as the charges before it left them, so that whether an answer is
+    given depends only on what was spent before it, across threads and worker processes alike
+    (the database is the authority: on SQLite the transaction holds the write lock, on
+    PostgreSQL the budget rows are locked). The guard remembers which variants were charged to
+    whom, facts that never change, only to skip reading them again."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        *,
+        rule: ThresholdRule | None = None,
+        writes: GroupCommit | None = None,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.rule = rule or threshold_rule(settings)
+        self.writes = writes or GroupCommit(factory)  # the app's, shared with its other writes
+        self._known: set[tuple[str, str, str]] = set()
+        self._ledger: dict[tuple[int, int], Prepared] = {}
+
+    def __call__(
+        self,
+        *,
+        subject: Subject,
+        address: str,
+        dataset: str,
+        granularity: Granularity,
+        matches: Sequence[SiteCounts],
+    ) -> DatasetAnswer:
+        """The answer for `dataset`: exact at record granularity (a grant in force), the rule's
+        at boolean, the rule's within the budgets at count."""
+        if granularity is Granularity.RECORD:
+            return exact_answer(
+                subject=subject,
+                address=address,
+                dataset=dataset,
+                granularity=granularity,
+                matches=matches,
+            )
+        if granularity is Granularity.BOOLEAN:
+            return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
+        # common and absent alleles cost nothing (no member decides them): no writes for them
+        exposures = {m.variant.key: e for m in matches if (e := self.rule.exposure(m, dataset)) > 0}
+        charge = Charge(subject.id, tuple(parties(subject, address)), dataset, exposures)
+        decided = self._read(charge)
+        if decided is None:
+            decided = self.writes.submit(self._charge_group, charge)
+            if decided:  # committed: each of its variants is charged to each party now
+                self._remember((p, dataset, k) for p in charge.names for k in exposures)
+        if not decided:
+            return spent_answer(granularity)
+        return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
+
+    def _remember(self, facts: Iterable[tuple[str, str, str]]) -> None:
+        if len(self._known) > KNOWN_LIMIT:
+            self._known = set()
+        self._known.update(facts)
+
+    def _read(self, charge: Charge) -> bool | None:
+        """Decide `charge` by one read of the ledger: False when a party has spent its budget,
+        True when nothing of it is new to any party, None when something is to be charged.
+        Whether to answer depends only on what was spent before, never on this query's
+        truth."""
+        names, dataset, known = charge.names, charge.dataset, self._known
+        unknown = [v for v in charge.exposures if any((p, dataset, v) not in known for p in names)]
+        shape = (len(names), len(unknown))
+        statement = self._ledger.get(shape)
+        if statement is None:
+            statement = Prepared(self.factory.kw["bind"], _ledger_statement(*shape))
+            self._ledger[shape] = statement
+        params: dict[str, object] = {"dataset": dataset}
+        params.update((f"p{i}", p) for i, p in enumerate(names))
+        params.update((f"v{i}", v) for i, v in enumerate(unknown))
+        limit = self.settings.beacon_budget
+        charged = []
+        for party, spent, variant in statement.rows(params):
+            if variant is None:
+                if float(spent) >= limit:
+                    return False
+            else:
+                charged.append((str(party), dataset, str(variant)))
+        if not charge.exposures:
+            return True
+        seen = set(charged)
+        if all((p, dataset, v) in seen for p in names for v in unknown):
+            self._remember(seen)
+            return True
+        self._remember(seen)
+        return None
+
+    def _charge_group(self, session: Session, charges: Sequence[Charge]) -> list[bool]:
+        """Charge each of `charges` in turn, in the caller's write transaction: each party for
+        the variants new to it; False for a charge when one of its parties has spent its
+        budget (then nothing of it is charged or answered). Passing `beacon_budget_warning` of
+        the budget records `privacy:budget:low`, once per party and dataset."""
+        limit = self.settings.beacon_budget
+        warning = self.settings.beacon_budget_warning * limit
+        moment = now()
+        wanted: dict[str, tuple[set[str], set[str]]] = {}
+        for charge in charges:
+            names, variants = wanted.setdefault(charge.dataset, (set(), set()))
+            names.update(charge.names)
+            variants.update(charge.exposures)
+        budgets: dict[tuple[str, str], Budget] = {}
+        charged: set[tuple[str, str, str]] = set()
+        for dataset, (names, variants) in wanted.items():
+            budgets.update(_locked_budgets(session, dataset, sorted(names)))
+            if variants:
+                found = session.execute(
+                    _CHARGED,
+                    {"parties": sorted(names), "dataset": dataset, "variants": sorted(variants)},
+                )
+                charged.update((str(p), dataset, str(v)) for p, v in found)
+        rows: list[dict[str, object]] = []
+        changed: dict[tuple[str, str], Budget] = {}
+        results = []
+        for charge in charges:
+            dataset = charge.dataset
+            keys = [(name, dataset) for name in charge.names]
+            if any(budgets[key].spent >= limit for key in keys):
+                results.append(False)
+                continue
+            for (kind, party_id), key in zip(charge.parties, keys, strict=True):
+                party = key[0]
+                new = {
+                    k: e for k, e in charge.exposures.items() if (party, dataset, k) not in charged
+                }
+                if not new:
+                    continue
+                rows.extend(
+                    {
+                        "party": party,
+                        "dataset": dataset,
+                        "variant": k,
+                        "exposure": e,
+                        "charged_at": moment,
+                    }
+                    for k, e in new.items()
+                )
+                charged.update((party, dataset, k) for k in new)
+                row = budgets[key]
+                spent = row.spent + sum(new.values())
+                warn = not row.warned and spent >= warning
+                budgets[key] = changed[key] = Budget(row.id, spent, row.warned or warn)
+                if warn:
+                    record_event(
+                        session,
+                        tag=EventTag.PRIVACY_BUDGET_LOW,
+                        actor=charge.actor,
+                        subject=dataset,
+                        details={
+                            kind: party_id,
+                            "dataset": dataset,
+                            "spent": spent,
+                            "limit": limit,
+                        },
+                    )
+                    logger.info(
+                        "%s passed %.0f%% of its budget on %s", party, 100 * spent / limit, dataset
+                    )
+            results.append(True)
+        if rows:
+            session.execute(insert(privacy_charges), rows)
+        if changed:
+            session.execute(
+                _SPEND,
+                [
+                    {"budget_id": b.id, "spent": b.spent, "warned": b.warned, "now": moment}
+                    for b in changed.values()
+                ],
+            )
+        return results
+
+
+@functools.lru_cache(maxsize=64)
+def _ledger_statement(parties: int, variants: int) -> Any:
+    """The parties' budget rows of a dataset, as (party, spent, NULL), and which of some
+    variants are charged to them, as (party, NULL, variant): one statement, one snapshot."""
+    names: list[Any] = [bindparam(f"p{i}") for i in range(parties)]
+    budgets = select(
+        privacy_budgets.c.party,
+        privacy_budgets.c.spent,
+        cast(null(), String).label("variant"),
+    ).where(privacy_budgets.c.dataset == bindparam("dataset"), privacy_budgets.c.party.in_(names))
+    if not variants:
+        return budgets
+    charges = select(
+        privacy_charges.c.party, cast(null(), Float).label("spent"), privacy_charges.c.variant
+    ).where(
+        privacy_charges.c.dataset == bindparam("dataset"),
+        privacy_charges.c.party.in_(names),
+        privacy_charges.c.variant.in_([bindparam(f"v{i}") for i in range(variants)]),
+    )
+    return union_all(budgets, charges)
+
+
+def _locked_budgets(
+    session: Session, dataset: str, names: Sequence[str]
+) -> dict[tuple[str, str], Budget]:
+    """The parties' budget rows of `dataset`, made (at zero) where missing, locked for this
+    transaction (in the order of their names, as every group of charges locks them)."""
+    found = {
+        (str(row.party), dataset): Budget(int(row.id), float(row.spent), bool(row.warned))
+        for row in session.execute(_LOCKED_BUDGETS, {"parties": list(names), "dataset": dataset})
+    }
+    for name in names:
+        if (name, dataset) not in found:
+            found[(name, dataset)] = _budget(session, name, dataset, lock=True)
+    return found
+
+
+# built once: count answers run them
+_BUDGET = select(privacy_budgets.c.id, privacy_budgets.c.spent, privacy_budgets.c.warned).where(
+    privacy_budgets.c.party == bindparam("party"), privacy_budgets.c.dataset == bindparam("dataset")
+)
+_LOCKED_BUDGET = _BUDGET.with_for_update()
+_LOCKED_BUDGETS = (
+    select(
+        privacy_budgets.c.id,
+        privacy_budgets.c.party,
+        privacy_budgets.c.spent,
+        privacy_budgets.c.warned,
+    )
+    .where(
+        privacy_budgets.c.dataset == bindparam("dataset"),
+        privacy_budgets.c.party.in_(bindparam("parties", expanding=True)),
+    )
+    .order_by(privacy_budgets.c.party)
+    .with_for_update()
+)
+_CHARGED = select(privacy_charges.c.party, privacy_charges.c.variant).where(
+    privacy_charges.c.dataset == bindparam("dataset"),
+    privacy_charges.c.party.in_(bindparam("parties", expanding=True)),
+    privacy_charges.c.variant.in_(bindparam("variants", expanding=True)),
+)
+_SPEND = (
+    update(privacy_budgets)
+    .where(privacy_budgets.c.id == bindparam("budget_id"))
+    .values(spent=bindparam("spent"), warned=bindparam("warned"), updated_at=bindparam("now"))
+)
+
+
+def _budget(session: Session, party: str, dataset: str, *, lock: bool) -> Budget:
+    """The party's budget row for `dataset`; when `lock`, made (at zero) if missing and locked
+    for this transaction (otherwise read as is, a missing row reading as nothing spent)."""
+    key = {"party": party, "dataset": dataset}
+    if not lock:
+        found = session.execute(_BUDGET, key).first()
+        if found is None:
+            return Budget(0, 0.0, False)
+        return Budget(int(found.id), float(found.spent), bool(found.warned))
+    found = session.execute(_LOCKED_BUDGET, key).first()
+    if found is None:
+        try:
+            with session.begin_nested():
+                session.execute(
+                    insert(privacy_budgets).values(
+                        party=party, dataset=dataset, spent=0.0, warned=False, updated_at=now()
+                    )
+                )
+        except IntegrityError:
+            pass  # made by a concurrent first answer
+        found = session.execute(_LOCKED_BUDGET, key).one()
+    return Budget(int(found.id), float(found.spent), bool(found.warned))
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A party's budget row, as read."""
+
+    id: int
+    spent: float
+    warned: bool
+
+
+def budget_spent(factory: sessionmaker[Session], *, party: str, dataset: str) -> float:
+    """What `party` ("account:<id>" or "address:<ip>") has spent on `dataset`."""
+    with factory() as session:
+        spent = session.execute(
+            select(privacy_budgets.c.spent).where(
+                privacy_budgets.c.party == party, privacy_budgets.c.dataset == dataset
+            )
+        ).scalar()
+    return float(spent or 0.0)

@@ -10,16 +10,19 @@ one answers that `genecommons init` is needed.
 Capabilities that sit below an implementation they need declare its interface and get the
 implementation from here: the archive's deliveries ask `RecipientCopies`
 (`archive/recipient_copies.py`), which fingerprint implements; the Beacon asks `VariantGuard` and
-`PeopleGuard` (`variants/answers.py`), which privacy implements.
+`PeopleGuard` (`variants/answers.py`), which privacy implements; the catalog's submission asks a
+`DataFileSink` (`catalog/service.py`), which the archive and the variant stores implement
+together (`SubmissionFiles`).
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,6 +34,7 @@ from genecommons.access.oidc import Provider
 from genecommons.access.oidc_service import provider as oidc_provider
 from genecommons.access.passport_service import key_store, trusted_issuers
 from genecommons.access.passports import TrustedIssuers
+from genecommons.archive.ingestion import BundleArchiver
 from genecommons.archive.keys_and_store import object_store
 from genecommons.archive.recipient_copies import RecipientCopies
 from genecommons.archive.store import ObjectStore
@@ -39,9 +43,12 @@ from genecommons.config import Settings
 from genecommons.db import GroupCommit, make_session_factory, node_engine
 from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.ledger.events import GroupedQueue
+from genecommons.policy.models import Subject
 from genecommons.privacy.guards import DefendedGuard, DefendedPeople
+from genecommons.progress import SILENT, Progress
 from genecommons.variants.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
 from genecommons.variants.beacon_service import StoreCache
+from genecommons.variants.service import VariantStoreSink
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,32 @@ class Services:
     def tree_head_key(self) -> Ed25519PrivateKey:
         """The key that signs the audit log's tree heads."""
         return signing_key(self.settings)
+
+    def submission_files(self, subject: Subject, *, progress: Progress = SILENT) -> SubmissionFiles:
+        """Where a submission's data files go for `subject`: into the encrypted archive, and
+        each VCF on into the variant stores of the datasets that declare it."""
+        stores = VariantStoreSink(self.settings, subject, progress=progress)
+        archive = BundleArchiver(self.settings, subject, progress=progress, after=stores)
+        return SubmissionFiles(archive, stores)
+
+
+@dataclass(frozen=True)
+class SubmissionFiles:
+    """The catalog's `DataFileSink` for a submission: the archive, then the variant stores (what
+    they built is read after the commit)."""
+
+    archive: BundleArchiver
+    variant_stores: VariantStoreSink
+
+    def attach(
+        self, session: Session, files: Mapping[str, str], paths: Mapping[str, Path]
+    ) -> list[str]:
+        """Archive `paths` as the catalog files `files` inside `session` (see `DataFileSink`)."""
+        return self.archive.attach(session, files, paths)
+
+    def discard(self) -> None:
+        """Remove what `attach` stored (its transaction did not commit)."""
+        self.archive.discard()
 
 
 G = TypeVar("G", bound=Callable[..., Any])

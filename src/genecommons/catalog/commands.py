@@ -11,13 +11,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.archive.ingestion import BundleArchiver
 from genecommons.catalog import service
 from genecommons.catalog.export import write_sheets, write_templates
 from genecommons.errors import SubmissionRejectedError
 from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
-from genecommons.variants.service import VariantStoreSink
 
 console = Console()
 err = Console(stderr=True)
@@ -36,7 +34,7 @@ def submit(
     subject = operator()
     try:
         with reporter() as progress:
-            variant_stores = VariantStoreSink(context.settings, subject, progress=progress)
+            files = context.submission_files(subject, progress=progress)
             result = service.submit(
                 context.factory,
                 path,
@@ -44,9 +42,7 @@ def submit(
                 dry_run=dry_run,
                 staging=context.settings.staging_dir,
                 progress=progress,
-                data_files=BundleArchiver(
-                    context.settings, subject, progress=progress, after=variant_stores
-                ),
+                data_files=files,
             )
     except SubmissionRejectedError as error:
         if as_json:
@@ -72,7 +68,7 @@ def submit(
         )
         for accession in result.archived:
             console.print(f"  archived file {accession} 已归档")
-        for built in variant_stores.built:
+        for built in files.variant_stores.built:
             console.print(
                 f"  variant store {built.path.name}: {built.sites:,} sites, "
                 f"{built.samples:,} samples 变异库已建立"

@@ -10,13 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from genecommons.archive.ingestion import BundleArchiver
 from genecommons.catalog import service
 from genecommons.catalog.bundle import Limits
 from genecommons.catalog.models import ENTITIES, PHENOTYPES_SHEET, Phenotype
-from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
+from genecommons.deps import ServicesDep, SessionFactoryDep, SubjectDep
 from genecommons.errors import InvalidInputError, NotFoundError
-from genecommons.variants.service import VariantStoreSink
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -55,13 +53,13 @@ def get_schema(entity: str) -> dict[str, Any]:
     "/submissions", summary="Submit metadata (zip, xlsx, JSON, YAML, TSV or CSV)", status_code=201
 )
 async def post_submission(
-    factory: SessionFactoryDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     subject: SubjectDep,
     file: Annotated[UploadFile, File(description="The submission file")],
     dry_run: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     """Validate and (unless dry_run) commit a submission, all or nothing."""
+    settings = services.settings
     name = Path(file.filename or "submission").name
     staging = settings.data_dir / "staging"
     staging.mkdir(parents=True, exist_ok=True)
@@ -85,13 +83,13 @@ async def post_submission(
         )
         result = await run_in_threadpool(
             service.submit,
-            factory,
+            services.factory,
             target,
             subject=subject,
             dry_run=dry_run,
             limits=limits,
             staging=staging,
-            data_files=BundleArchiver(settings, subject, after=VariantStoreSink(settings, subject)),
+            data_files=services.submission_files(subject),
         )
         return result.to_dict()
     finally:

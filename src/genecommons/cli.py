@@ -203,6 +203,7 @@ def serve(
 
 app.command("submit")(catalog_commands.submit)
 app.command("template")(catalog_commands.template)
+catalog_commands.studies_app.command("export")(fingerprint_commands.export_study)
 app.add_typer(catalog_commands.studies_app, name="studies")
 app.add_typer(catalog_commands.datasets_app, name="datasets")
 app.add_typer(access_commands.users_app, name="users")
@@ -219,6 +220,7 @@ app.command("trace")(fingerprint_commands.trace)
 app.add_typer(fingerprint_commands.fingerprint_app, name="fingerprint")
 app.command("upload")(archive_commands.upload)
 app.add_typer(archive_commands.archive_app, name="archive")
+variants_commands.variants_app.command("export")(fingerprint_commands.export_vcf)
 app.add_typer(variants_commands.variants_app, name="variants")
 app.add_typer(privacy_commands.privacy_app, name="privacy")
 

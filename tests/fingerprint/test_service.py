@@ -282,7 +282,7 @@ def test_export_command_forwards_the_recipient(tmp_path: Path, monkeypatch: Any)
         utility={"changed_share": 0.001, "max_af_deviation": 0.0},
     )
     with mock.patch(
-        "genecommons.variants.commands.trace_service.export_vcf", return_value=delivery
+        "genecommons.fingerprint.commands.fingerprint_service.export_vcf", return_value=delivery
     ) as exported:
         result = runner.invoke(
             app,

@@ -42,8 +42,8 @@ def study(settings: Settings, factory: Any, make_bundle: Any, sheets: Any) -> di
 
 
 def _export(factory: Any, settings: Settings, study: str, who: str, out: Path) -> Path:
-    sheets = catalog_service.export_study(
-        factory, study, subject=OPERATOR, settings=settings, recipient=who
+    sheets = fingerprint_service.export_study_for(
+        factory, settings, study, subject=OPERATOR, recipient=who
     )
     write_sheets(out, sheets)
     return out / "individuals.tsv"
@@ -106,8 +106,8 @@ def test_a_dataset_whose_setting_is_off_exports_unmarked_tables(
         factory, subject=OPERATOR, dataset=study["dataset"], required=False
     )
     plain = catalog_service.export_study(factory, study["study"], subject=OPERATOR)
-    theirs = catalog_service.export_study(
-        factory, study["study"], subject=OPERATOR, settings=settings, recipient=PEOPLE[0]
+    theirs = fingerprint_service.export_study_for(
+        factory, settings, study["study"], subject=OPERATOR, recipient=PEOPLE[0]
     )
     assert theirs == plain
     with factory() as session:
@@ -115,14 +115,16 @@ def test_a_dataset_whose_setting_is_off_exports_unmarked_tables(
 
 
 def test_the_cli_forwards_the_recipient(tmp_path: Path) -> None:
-    from genecommons.catalog import commands
+    from genecommons.fingerprint import commands
 
-    with mock.patch.object(commands.service, "export_study", return_value={}) as export:
+    with mock.patch.object(
+        commands.fingerprint_service, "export_study_for", return_value={}
+    ) as export:
         done = CliRunner().invoke(
             app,
             ["studies", "export", "GCS00000001", "--out", str(tmp_path), "--recipient", "a@b.org"],
         )
     assert done.exit_code == 0, done.output
-    assert export.call_args.args[1] == "GCS00000001"
+    assert export.call_args.args[2] == "GCS00000001"
     assert export.call_args.kwargs["recipient"] == "a@b.org"
-    assert export.call_args.kwargs["settings"] is not None
+    assert export.call_args.args[1] is not None  # the node's settings (its fingerprint secret)

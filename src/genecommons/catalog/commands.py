@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from genecommons.catalog import service
-from genecommons.catalog.export import write_sheets, write_templates
+from genecommons.catalog.export import write_templates
 from genecommons.errors import SubmissionRejectedError
 from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
@@ -122,31 +122,6 @@ def studies_list(page: int = 1, page_size: int = 50) -> None:
 def studies_show(accession: str) -> None:
     """Show one study with its history. 显示研究详情。"""
     _show("studies", accession)
-
-
-@studies_app.command("export")
-def studies_export(
-    accession: str,
-    out: Annotated[Path, typer.Option("--out")] = Path("export"),
-    recipient: Annotated[
-        str | None,
-        typer.Option(
-            "--recipient",
-            help="Who receives it (e-mail): a fingerprinted dataset's numbers carry their marks",
-        ),
-    ] = None,
-) -> None:
-    """Export a study's records as TSV sheets, safe to open in Excel. 导出研究记录。"""
-    context = runtime()
-    sheets = service.export_study(
-        context.factory,
-        accession,
-        subject=operator(),
-        settings=context.settings if recipient is not None else None,
-        recipient=recipient,
-    )
-    for path in write_sheets(out, sheets):
-        console.print(str(path))
 
 
 @datasets_app.command("list")

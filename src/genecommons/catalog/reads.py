@@ -100,6 +100,17 @@ def datasets_releasing(
     return tuple(sorted(found))
 
 
+def study_datasets(session: Session, study_accession: str) -> list[str]:
+    """The accessions of the datasets of the study `study_accession`, in the order made."""
+    query = (
+        select(DATASETS.c.accession)
+        .join(STUDIES, STUDIES.c.id == DATASETS.c.study_id)
+        .where(STUDIES.c.accession == study_accession)
+        .order_by(DATASETS.c.id)
+    )
+    return [str(accession) for accession in session.execute(query).scalars()]
+
+
 def dataset_file_ids(dataset_id: int) -> Select[tuple[int]]:
     """A statement selecting the ids of the files of a dataset (through its runs and its
     analyses), for a capability that keeps something per file."""

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.catalog.bundle import Limits, open_bundle
-from genecommons.catalog.export import sheet_columns
 from genecommons.catalog.models import ENTITIES, is_accession
 from genecommons.catalog.report import Report
 from genecommons.catalog.repository import (
@@ -36,11 +35,9 @@ from genecommons.catalog.tables import (
     submissions,
 )
 from genecommons.catalog.validation import Plan, plan_submission
-from genecommons.config import Settings
 from genecommons.db import snapshot_transaction, write_transaction
 from genecommons.errors import (
     BusyError,
-    ConfigurationError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -578,12 +575,10 @@ def export_study(
     accession: str,
     *,
     subject: Subject,
-    settings: Settings | None = None,
-    recipient: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every record of a study as sheet rows (references written as accessions). For a
-    `recipient`, a study with a fingerprinted dataset gets the recipient's fingerprint in its
-    individual-level numbers, and the export is recorded as a delivery (fingerprint.service)."""
+    """Every record of a study as sheet rows (references written as accessions). A copy for a
+    recipient, fingerprinted where its datasets ask for it, is fingerprint's
+    (`fingerprint.service.export_study_for`)."""
     require(subject, Action.READ_INDIVIDUAL_RECORDS, Resource("study", accession))
     sheets: dict[str, list[dict[str, Any]]] = {}
     with factory() as session:
@@ -609,31 +604,5 @@ def export_study(
             )
             if rows:
                 sheets[name] = [dict(doc) for doc in rows]
-        datasets_table = ENTITY_TABLES["datasets"]
-        datasets = [
-            str(d)
-            for d in session.execute(
-                select(datasets_table.c.accession).where(datasets_table.c.study_id == study_id)
-            ).scalars()
-        ]
     _record_read(factory, subject, "study export", [accession])
-    if recipient is None:
-        return sheets
-    if settings is None:
-        raise ConfigurationError(
-            "A fingerprinted export needs the node's settings (its fingerprint secret).",
-            message_zh="带指纹的导出需要节点设置（指纹密钥）。",
-        )
-    from genecommons.fingerprint import service as trace_service
-
-    marked, _ = trace_service.fingerprint_tables(
-        factory,
-        settings,
-        subject=subject,
-        study=accession,
-        datasets=datasets,
-        sheets=sheets,
-        columns={name: sheet_columns(name) for name in sheets},
-        recipient=recipient,
-    )
-    return marked
+    return sheets

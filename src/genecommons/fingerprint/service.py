@@ -27,6 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
 from genecommons.archive.recipient_copies import RecipientCopy, Source
+from genecommons.catalog import reads as catalog_reads
+from genecommons.catalog import service as catalog_service
+from genecommons.catalog.export import sheet_columns
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import InvalidInputError, NotFoundError
@@ -203,6 +206,33 @@ def record_delivery(
         },
         now=delivery.delivered_at,
     )
+
+
+def export_study_for(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    accession: str,
+    *,
+    subject: Subject,
+    recipient: str,
+) -> dict[str, list[dict[str, Any]]]:
+    """A study's records as sheet rows for `recipient`: where one of its datasets is
+    fingerprinted, its individual-level numbers carry the recipient's marks and the export is
+    recorded as a delivery (`fingerprint_tables`); otherwise the catalog's plain export."""
+    sheets = catalog_service.export_study(factory, accession, subject=subject)
+    with factory() as session:
+        datasets = catalog_reads.study_datasets(session, accession)
+    marked, _ = fingerprint_tables(
+        factory,
+        settings,
+        subject=subject,
+        study=accession,
+        datasets=datasets,
+        sheets=sheets,
+        columns={name: sheet_columns(name) for name in sheets},
+        recipient=recipient,
+    )
+    return marked
 
 
 def fingerprint_tables(

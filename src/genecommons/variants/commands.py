@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genecommons.fingerprint import service as trace_service
 from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
 from genecommons.services import Services
@@ -70,36 +69,6 @@ def show(
             str(cell["hemi"]),
         )
     console.print(table)
-
-
-@variants_app.command("export")
-def export(
-    dataset: Annotated[str, typer.Argument(help="Dataset accession (GCD...)")],
-    recipient: Annotated[str, typer.Option("--recipient", help="Who receives it (e-mail)")],
-    out: Annotated[Path, typer.Option("--out", help="The VCF to write (.vcf or .vcf.gz)")],
-) -> None:
-    """Export a dataset's genotypes for a recipient, fingerprinted as its policy says, and record
-    the delivery. 为接收者导出数据集基因型（按策略加指纹）并记录交付。"""
-    context = runtime()
-    with console.status(f"exporting {dataset} for {recipient} …"):
-        delivery = trace_service.export_vcf(
-            context.factory,
-            context.settings,
-            subject=operator(),
-            dataset=dataset,
-            recipient=recipient,
-            out=out,
-        )
-    marked = "fingerprinted 已加指纹" if delivery.fingerprinted else "not fingerprinted 未加指纹"
-    console.print(
-        f"{out}: {delivery.what['sites']:,} sites x {delivery.what['samples']:,} samples, "
-        f"{marked}; delivery {delivery.delivery_id}"
-    )
-    if delivery.fingerprinted:
-        console.print(
-            f"cells changed {float(delivery.utility['changed_share']):.3%}, max AF deviation "
-            f"{float(delivery.utility['max_af_deviation']):.4f}"
-        )
 
 
 @variants_app.command("load-reference")

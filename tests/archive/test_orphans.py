@@ -25,6 +25,7 @@ from genecommons.archive.tables import uploads as upload_rows
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import ConflictError, PayloadTooLargeError
+from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("tester")
@@ -135,13 +136,13 @@ def _while_alive_then_kill(
     written = [*store.keys(), *store.parts()]
     assert written, "the writer stored nothing before it hung"
     # the writer is alive: what it is writing is no orphan (its catalog rows are still to come)
-    orphans, in_flight = inventory.find_orphans(factory, settings)
+    orphans, in_flight = inventory.find_orphans(factory, settings, copies=RecipientCopyService())
     assert orphans == [] and in_flight == len(written)
     process.send_signal(signal.SIGKILL)
     process.wait()
     # a database server lets go of a dead client's locks once it sees the connection close
     deadline = time.monotonic() + 60
-    while inventory.find_orphans(factory, settings)[1]:
+    while inventory.find_orphans(factory, settings, copies=RecipientCopyService())[1]:
         assert time.monotonic() < deadline, "the killed writer's locks were never let go"
         time.sleep(0.1)
     return written
@@ -177,13 +178,23 @@ def test_a_writer_killed_before_its_commit_leaves_orphans_verify_finds_and_remov
         archive_settings, factory, tmp_path, "commit", str(_bundle(tmp_path, datafiles))
     )
     assert any(name.endswith(".c4gh") for name in left)
-    report = inventory.verify(factory, archive_settings, subject=OPERATOR)
+    report = inventory.verify(
+        factory, archive_settings, subject=OPERATOR, copies=RecipientCopyService()
+    )
     assert sorted(report.orphans) == sorted(left) and not report.ok
-    removed = inventory.verify(factory, archive_settings, subject=OPERATOR, remove_orphans=True)
+    removed = inventory.verify(
+        factory,
+        archive_settings,
+        subject=OPERATOR,
+        copies=RecipientCopyService(),
+        remove_orphans=True,
+    )
     assert sorted(removed.removed) == sorted(left)
     store = keys_and_store.object_store(archive_settings)
     assert [*store.keys(), *store.parts()] == []
-    assert inventory.verify(factory, archive_settings, subject=OPERATOR).ok
+    assert inventory.verify(
+        factory, archive_settings, subject=OPERATOR, copies=RecipientCopyService()
+    ).ok
 
 
 @pytest.mark.slow
@@ -193,7 +204,13 @@ def test_a_writer_killed_while_streaming_leaves_a_part_verify_finds(
     accession, bam = _declared(factory, tmp_path, datafiles)
     left = _killed_mid_write(archive_settings, factory, tmp_path, "stream", str(bam), accession)
     assert all(name.rsplit("/", 1)[-1].startswith(".") for name in left)  # temporary parts
-    report = inventory.verify(factory, archive_settings, subject=OPERATOR, remove_orphans=True)
+    report = inventory.verify(
+        factory,
+        archive_settings,
+        subject=OPERATOR,
+        copies=RecipientCopyService(),
+        remove_orphans=True,
+    )
     assert sorted(report.orphans) == sorted(left) == sorted(report.removed)
     assert list(keys_and_store.object_store(archive_settings).parts()) == []
     # the file can be archived after all
@@ -201,7 +218,12 @@ def test_a_writer_killed_while_streaming_leaves_a_part_verify_finds(
         factory, archive_settings, subject=OPERATOR, accession=accession, path=bam
     )
     assert archived.accession == accession
-    assert inventory.verify(factory, archive_settings, subject=OPERATOR).orphans == []
+    assert (
+        inventory.verify(
+            factory, archive_settings, subject=OPERATOR, copies=RecipientCopyService()
+        ).orphans
+        == []
+    )
 
 
 @pytest.mark.slow
@@ -215,7 +237,9 @@ def test_orphans_on_s3(
     on_s3 = settings.model_copy(update=s3_archive_url)
     keys_and_store.archive_keys(on_s3, create=True)
     left = _killed_mid_write(on_s3, factory, tmp_path, "commit", str(_bundle(tmp_path, datafiles)))
-    report = inventory.verify(factory, on_s3, subject=OPERATOR, remove_orphans=True)
+    report = inventory.verify(
+        factory, on_s3, subject=OPERATOR, copies=RecipientCopyService(), remove_orphans=True
+    )
     assert sorted(report.orphans) == sorted(left) == sorted(report.removed)
     assert list(keys_and_store.object_store(on_s3).keys()) == []
 

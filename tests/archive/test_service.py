@@ -36,6 +36,7 @@ from genecommons.errors import (
 from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.ledger.tables import audit_events
 from genecommons.policy.models import Subject
+from genecommons.secrets import private_directory
 
 # delivery serves fingerprinted copies through fingerprint's service, as the app does
 COPIES = RecipientCopyService()
@@ -343,7 +344,9 @@ def test_a_gzip_bomb_declared_as_fastq_is_refused(
 
 
 def test_verify_finds_a_damaged_object(world: Any) -> None:
-    assert inventory.verify(world.factory, world.settings, subject=OPERATOR).ok
+    assert inventory.verify(
+        world.factory, world.settings, subject=OPERATOR, copies=RecipientCopyService()
+    ).ok
     store_root = world.settings.data_dir / "archive"
     victim = sorted(p for p in store_root.rglob("*.c4gh") if ".bai." not in p.name)[0]
     os.chmod(victim, 0o640)
@@ -352,7 +355,9 @@ def test_verify_finds_a_damaged_object(world: Any) -> None:
         byte = handle.read(1)
         handle.seek(100)
         handle.write(bytes([byte[0] ^ 1]))
-    report = inventory.verify(world.factory, world.settings, subject=OPERATOR)
+    report = inventory.verify(
+        world.factory, world.settings, subject=OPERATOR, copies=RecipientCopyService()
+    )
     assert not report.ok and len(report.damaged) == 1
     with world.factory() as session:
         states = set(session.execute(select(archive_objects.c.state)).scalars())
@@ -371,7 +376,9 @@ def test_interop_with_the_rust_crypt4gh(
         pytest.skip("../shared/data/crypt4gh is not present on this machine")
     secret = crypt4gh.keys.get_private_key(str(folder / "htsget-rs_bob.sec"), lambda: "")
     public = crypt4gh.keys.get_public_key(str(folder / "htsget-rs_bob.pub"))
-    settings.archive_key_dir.mkdir(parents=True)
+    # bob's key pair is the archive's here, in place of the one `genecommons init` made
+    shutil.rmtree(settings.archive_key_dir)
+    private_directory(settings.archive_key_dir)
     (settings.archive_key_dir / "passphrase").write_text("interop-test", encoding="utf-8")
     (settings.archive_key_dir / "passphrase").chmod(0o600)  # as init writes it
     write_key_pair(
@@ -479,7 +486,7 @@ def test_the_archive_on_s3(
     )
     assert len(result.archived) == 1
     assert len(list(keys_and_store.object_store(on_s3).keys())) == 2
-    assert inventory.verify(factory, on_s3, subject=OPERATOR).ok
+    assert inventory.verify(factory, on_s3, subject=OPERATOR, copies=RecipientCopyService()).ok
     from genecommons.archive.drs import download
 
     recipient = generate_key_pair()

@@ -72,7 +72,7 @@ def _check_restored(target: Settings, node: SimpleNamespace) -> int:
         key = audit_service.signing_key(target)
         log = audit_service.verify(factory, key.public_key())
         assert not log.problems, log.problems
-        report = inventory.verify(factory, target, subject=OPERATOR)
+        report = inventory.verify(factory, target, subject=OPERATOR, copies=COPIES)
         assert report.ok and report.checked == 2, report.damaged
         restored = {i: _plain(factory, target, i) for i in node.archived}
         assert node.files["bam"].read_bytes() in restored.values()

@@ -126,6 +126,7 @@ def verify(
             context.factory,
             context.settings,
             subject=operator(),
+            copies=context.recipient_copies,
             progress=progress,
             remove_orphans=remove_orphans,
         )

@@ -17,13 +17,13 @@ from genecommons.archive.catalog_files import file_datasets
 from genecommons.archive.ingest import Progress
 from genecommons.archive.keys_and_store import object_store
 from genecommons.archive.locks import object_base, object_locks
+from genecommons.archive.recipient_copies import RecipientCopies
 from genecommons.archive.store import ObjectStore
 from genecommons.archive.tables import archive_objects
 from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import GeneCommonsError, InvalidInputError, NotFoundError
-from genecommons.fingerprint.tables import fingerprint_copies
 from genecommons.ledger.events import EventTag, record_event
 from genecommons.policy.decision import require
 from genecommons.policy.models import Action, Resource, Subject
@@ -107,9 +107,12 @@ class VerifyReport:
         return not self.damaged and set(self.orphans) <= set(self.removed)
 
 
-def find_orphans(factory: sessionmaker[Session], settings: Settings) -> tuple[list[str], int]:
-    """What the object store holds that no catalog row names (objects, and the parts of writes
-    that never finished) and no live process is writing; and how many are being written."""
+def find_orphans(
+    factory: sessionmaker[Session], settings: Settings, *, copies: RecipientCopies
+) -> tuple[list[str], int]:
+    """What the object store holds that no catalog row and no recipient's copy (`copies`)
+    names (objects, and the parts of writes that never finished) and no live process is
+    writing; and how many are being written."""
     store = object_store(settings)
     locks = object_locks(settings)
     found = [*store.keys(), *store.parts()]
@@ -119,9 +122,11 @@ def find_orphans(factory: sessionmaker[Session], settings: Settings) -> tuple[li
     # naming its object is committed (or the object removed)
     named: set[str] = set()
     with factory() as session:
-        for table in (archive_objects, fingerprint_copies):
-            for row in session.execute(select(table.c.object_key, table.c.index_key)):
-                named.update(k for k in row if k is not None)
+        for row in session.execute(
+            select(archive_objects.c.object_key, archive_objects.c.index_key)
+        ):
+            named.update(k for k in row if k is not None)
+        named |= copies.object_keys(session)
     return [name for name in free if name not in named], len(found) - len(free)
 
 
@@ -158,15 +163,17 @@ def verify(
     settings: Settings,
     *,
     subject: Subject,
+    copies: RecipientCopies,
     progress: StagedProgress = SILENT,
     remove_orphans: bool = False,
 ) -> VerifyReport:
     """Re-read every stored object and report those that no longer match their checksum
-    (or are missing); damaged objects are marked and each finding is audited. Objects the
-    catalog does not name (left by a process killed mid-write) are reported as orphans, and
-    removed with `remove_orphans`. `progress` hears the bytes re-read."""
+    (or are missing); damaged objects are marked and each finding is audited. Objects neither
+    the catalog nor a recipient's copy (`copies`) names (left by a process killed mid-write)
+    are reported as orphans, and removed with `remove_orphans`. `progress` hears the bytes
+    re-read."""
     require(subject, Action.LIST_FILES, Resource("file"))
-    orphans, in_flight = find_orphans(factory, settings)
+    orphans, in_flight = find_orphans(factory, settings, copies=copies)
     removed = _remove_orphans(factory, settings, orphans, subject) if remove_orphans else []
     store = object_store(settings)
     files = catalog.FILES

@@ -83,6 +83,10 @@ class RecipientCopies(Protocol):
         """A copy by its id."""
         ...
 
+    def object_keys(self, session: Session) -> set[str]:
+        """The object store's keys the copies use (their objects and indexes): not orphans."""
+        ...
+
     def copy_for(
         self,
         factory: sessionmaker[Session],

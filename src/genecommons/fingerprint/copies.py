@@ -100,6 +100,16 @@ def find_copy(session: Session, *, copy_id: str, accession: str) -> Copy | None:
     return None if row is None else _copy(row, accession)
 
 
+def object_keys(session: Session) -> set[str]:
+    """The object store's keys that recipients' copies use (objects and indexes)."""
+    keys: set[str] = set()
+    for row in session.execute(
+        select(fingerprint_copies.c.object_key, fingerprint_copies.c.index_key)
+    ):
+        keys.update(key for key in row if key is not None)
+    return keys
+
+
 def existing_copy(
     session: Session, *, file_id: int, accession: str, recipient: str, key_id: str
 ) -> Copy | None:

@@ -498,6 +498,10 @@ class RecipientCopyService:
         """A copy by its id."""
         return copies.find_copy(session, copy_id=copy_id, accession=accession)
 
+    def object_keys(self, session: Session) -> set[str]:
+        """The object store's keys the copies use (their objects and indexes)."""
+        return copies.object_keys(session)
+
     def copy_for(
         self,
         factory: sessionmaker[Session],

@@ -12,14 +12,21 @@ a catalog table; nothing else may). What is published is narrow and read only:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import Select, distinct, func, or_, select
+from sqlalchemy import Row, Select, distinct, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Subquery
 
-from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
+from genecommons.catalog.tables import (
+    ENTITY_TABLES,
+    LINK_TABLES,
+    phenotype_records,
+    phenotype_terms,
+)
 
 
 def _view(entity: str, *columns: str) -> Subquery:
@@ -51,6 +58,9 @@ ANALYSES = _view("analyses", "id", "accession", "reference_assembly")
 """Analyses: the reference assembly their files are aligned or called against."""
 
 SEQUENCE_STRATEGIES = ("WGS", "WES")
+
+Rows = list[Row[*tuple[Any, ...]]]
+"""Rows of a statement, read by column name."""
 
 
 def institution_id(session: Session, accession: str) -> int | None:
@@ -245,3 +255,196 @@ def provision_abroad_filings(session: Session) -> dict[str, list[str]]:
     ):
         filings.setdefault(study, []).append(number)
     return filings
+
+
+# -- what the Beacon reads --------------------------------------------------------------------
+
+
+def beacon_dataset_statements() -> tuple[Select[Any], Select[Any]]:
+    """Two statements for the Beacon: every dataset (all its columns and `study_public`, in id
+    order), and each dataset's analyses' reference assemblies (dataset id, assembly)."""
+    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
+    analyses = ENTITY_TABLES["analyses"]
+    links = LINK_TABLES[("datasets", "analyses")]
+    rows = (
+        select(datasets, studies.c.public.label("study_public"))
+        .join(studies, studies.c.id == datasets.c.study_id)
+        .order_by(datasets.c.id)
+    )
+    assemblies = select(links.c.datasets_id, analyses.c.reference_assembly).join(
+        analyses, analyses.c.id == links.c.target_id
+    )
+    return rows, assemblies
+
+
+def dataset_members(
+    session: Session, dataset_ids: Sequence[int]
+) -> tuple[Rows, dict[int, set[str]]]:
+    """The samples of these datasets (through their analyses and their runs) with their
+    individuals, in dataset then sample order; and, by individual id, the phenotypic features
+    and diseases each individual has (not excluded)."""
+    samples, individuals = ENTITY_TABLES["samples"], ENTITY_TABLES["individuals"]
+    runs, experiments = ENTITY_TABLES["runs"], ENTITY_TABLES["experiments"]
+    dataset_runs = LINK_TABLES[("datasets", "runs")]
+    dataset_analyses = LINK_TABLES[("datasets", "analyses")]
+    analysis_samples = LINK_TABLES[("analyses", "samples")]
+    ids = list(dataset_ids)
+    by_analyses = (
+        select(
+            dataset_analyses.c.datasets_id.label("dataset_id"),
+            analysis_samples.c.target_id.label("sample_id"),
+        )
+        .join(analysis_samples, analysis_samples.c.analyses_id == dataset_analyses.c.target_id)
+        .where(dataset_analyses.c.datasets_id.in_(ids))
+    )
+    by_runs = (
+        select(
+            dataset_runs.c.datasets_id.label("dataset_id"),
+            experiments.c.sample_id.label("sample_id"),
+        )
+        .join(runs, runs.c.id == dataset_runs.c.target_id)
+        .join(experiments, experiments.c.id == runs.c.experiment_id)
+        .where(dataset_runs.c.datasets_id.in_(ids))
+    )
+    pairs = by_analyses.union(by_runs).subquery()
+    rows = session.execute(
+        select(
+            pairs.c.dataset_id,
+            samples.c.id.label("sample_id"),
+            samples.c.accession.label("sample"),
+            samples.c.alias.label("sample_alias"),
+            individuals.c.id.label("individual_id"),
+            individuals.c.accession.label("individual"),
+            individuals.c.sex,
+            individuals.c.population,
+            individuals.c.ethnic_group,
+            individuals.c.study_id,
+        )
+        .join(samples, samples.c.id == pairs.c.sample_id)
+        .join(individuals, individuals.c.id == samples.c.individual_id)
+        .order_by(pairs.c.dataset_id, samples.c.id)
+    ).all()
+    terms: dict[int, set[str]] = {}
+    if rows:
+        people = select(samples.c.individual_id).where(samples.c.id.in_(select(pairs.c.sample_id)))
+        for individual_id, term in session.execute(
+            select(phenotype_terms.c.individual_id, phenotype_terms.c.term_id).where(
+                phenotype_terms.c.kind.in_(("feature", "disease")),
+                phenotype_terms.c.excluded.is_(False),
+                phenotype_terms.c.individual_id.in_(people),
+            )
+        ):
+            terms.setdefault(int(individual_id), set()).add(str(term))
+    return list(rows), terms
+
+
+def run_sample(session: Session, run: str) -> str | None:
+    """The accession of the sample the run `run` (an accession) sequenced, or None."""
+    runs, experiments = ENTITY_TABLES["runs"], ENTITY_TABLES["experiments"]
+    samples = ENTITY_TABLES["samples"]
+    return session.execute(
+        select(samples.c.accession)
+        .join(experiments, experiments.c.sample_id == samples.c.id)
+        .join(runs, runs.c.experiment_id == experiments.c.id)
+        .where(runs.c.accession == run)
+    ).scalar()
+
+
+def study_id(session: Session, accession: str) -> int | None:
+    """The row id of the study `accession`, or None when there is none."""
+    studies = ENTITY_TABLES["studies"]
+    return session.execute(select(studies.c.id).where(studies.c.accession == accession)).scalar()
+
+
+def individuals_with_phenopackets(session: Session, accessions: Sequence[str]) -> Rows:
+    """The individuals `accessions` (every column), each with its phenopacket (`document`,
+    None when it has none)."""
+    individuals = ENTITY_TABLES["individuals"]
+    return list(
+        session.execute(
+            select(individuals, phenotype_records.c.document)
+            .outerjoin(phenotype_records, phenotype_records.c.individual_id == individuals.c.id)
+            .where(individuals.c.accession.in_(accessions))
+        ).all()
+    )
+
+
+def samples_with_individuals(session: Session, accessions: Sequence[str]) -> Rows:
+    """The samples `accessions` (every column), each with its individual's accession
+    (`individual`)."""
+    samples, individuals = ENTITY_TABLES["samples"], ENTITY_TABLES["individuals"]
+    return list(
+        session.execute(
+            select(samples, individuals.c.accession.label("individual"))
+            .join(individuals, individuals.c.id == samples.c.individual_id)
+            .where(samples.c.accession.in_(accessions))
+        ).all()
+    )
+
+
+def dataset_runs(session: Session, dataset_id: int) -> Rows:
+    """The runs a dataset releases, in id order: accession, dates, the experiment's strategy,
+    platform and record (`experiment`), and the biosample and individual accessions."""
+    runs, experiments = ENTITY_TABLES["runs"], ENTITY_TABLES["experiments"]
+    samples, individuals = ENTITY_TABLES["samples"], ENTITY_TABLES["individuals"]
+    links = LINK_TABLES[("datasets", "runs")]
+    return list(
+        session.execute(
+            select(
+                runs.c.accession,
+                runs.c.run_date,
+                runs.c.created_at,
+                experiments.c.library_strategy,
+                experiments.c.platform,
+                experiments.c.doc.label("experiment"),
+                samples.c.accession.label("biosample"),
+                individuals.c.accession.label("individual"),
+            )
+            .join(links, links.c.target_id == runs.c.id)
+            .join(experiments, experiments.c.id == runs.c.experiment_id)
+            .join(samples, samples.c.id == experiments.c.sample_id)
+            .join(individuals, individuals.c.id == samples.c.individual_id)
+            .where(links.c.datasets_id == dataset_id)
+            .order_by(runs.c.id)
+        ).all()
+    )
+
+
+def dataset_analyses(session: Session, dataset_id: int) -> tuple[Rows, dict[int, int]]:
+    """The analyses a dataset releases (every column, in id order), and how many samples each
+    analyses, by analysis id."""
+    analyses = ENTITY_TABLES["analyses"]
+    links = LINK_TABLES[("datasets", "analyses")]
+    members = LINK_TABLES[("analyses", "samples")]
+    rows = list(
+        session.execute(
+            select(analyses)
+            .join(links, links.c.target_id == analyses.c.id)
+            .where(links.c.datasets_id == dataset_id)
+            .order_by(analyses.c.id)
+        ).all()
+    )
+    counts: dict[int, int] = {}
+    for analysis_id, _ in session.execute(
+        select(members.c.analyses_id, members.c.target_id).where(
+            members.c.analyses_id.in_([r.id for r in rows])
+        )
+    ):
+        counts[int(analysis_id)] = counts.get(int(analysis_id), 0) + 1
+    return rows, counts
+
+
+def studies_with_sizes(session: Session, study_ids: Sequence[int]) -> tuple[Rows, dict[int, int]]:
+    """The studies of these ids (every column, in id order), and how many individuals each
+    holds, by study id."""
+    studies, individuals = ENTITY_TABLES["studies"], ENTITY_TABLES["individuals"]
+    ids = list(study_ids)
+    rows = list(
+        session.execute(select(studies).where(studies.c.id.in_(ids)).order_by(studies.c.id)).all()
+    )
+    sizes: dict[int, int] = {}
+    for (study_id,) in session.execute(
+        select(individuals.c.study_id).where(individuals.c.study_id.in_(ids))
+    ):
+        sizes[int(study_id)] = sizes.get(int(study_id), 0) + 1
+    return rows, sizes

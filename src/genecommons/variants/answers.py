@@ -1,6 +1,6 @@
 """The seam between the Beacon and the re-identification defence.
 
-A Beacon (variants/beacon.py) finds, for each dataset a query reaches, the variants that match
+A Beacon (variants/beacon/) finds, for each dataset a query reaches, the variants that match
 it; what the caller is then *told* of them at boolean or count granularity is decided by a
 `VariantGuard`. The defended guard lives in privacy/ (budgets, withheld rare alleles, noise);
 `exact_answer` tells the truth and is what record granularity (a grant in force) gets.

@@ -29,18 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import metrics
 from genecommons.access.workflow import dataset_resource
-from genecommons.catalog.tables import (
-    ENTITY_TABLES,
-    LINK_TABLES,
-    phenotype_records,
-    phenotype_terms,
-)
+from genecommons.catalog import reads as catalog
 from genecommons.catalog.vocabularies import duo, hpo
 from genecommons.config import Settings
 from genecommons.db import prepared
@@ -224,23 +218,8 @@ def _lower(a: Granularity, b: Granularity) -> Granularity:
     return GRANULARITY_ORDER[min(GRANULARITY_ORDER.index(a), GRANULARITY_ORDER.index(b))]
 
 
-def _visible_statements() -> tuple[Any, Any]:
-    datasets, studies = ENTITY_TABLES["datasets"], ENTITY_TABLES["studies"]
-    analyses = ENTITY_TABLES["analyses"]
-    links = LINK_TABLES[("datasets", "analyses")]
-    rows = (
-        select(datasets, studies.c.public.label("study_public"))
-        .join(studies, studies.c.id == datasets.c.study_id)
-        .order_by(datasets.c.id)
-    )
-    assemblies = select(links.c.datasets_id, analyses.c.reference_assembly).join(
-        analyses, analyses.c.id == links.c.target_id
-    )
-    return rows, assemblies
-
-
 # built once: every Beacon query reads the catalog's datasets afresh with them
-_DATASETS, _ASSEMBLIES = _visible_statements()
+_DATASETS, _ASSEMBLIES = catalog.beacon_dataset_statements()
 
 
 def visible_datasets(
@@ -286,61 +265,10 @@ def visible_datasets(
 
 def _members(session: Session, views: Sequence[DatasetView]) -> None:
     """Fill each view's samples and individuals (with the terms the filters look at)."""
-    samples, individuals = ENTITY_TABLES["samples"], ENTITY_TABLES["individuals"]
-    runs, experiments = ENTITY_TABLES["runs"], ENTITY_TABLES["experiments"]
-    dataset_runs = LINK_TABLES[("datasets", "runs")]
-    dataset_analyses = LINK_TABLES[("datasets", "analyses")]
-    analysis_samples = LINK_TABLES[("analyses", "samples")]
     wanted = [v for v in views if v.members is None]
     if not wanted:
         return
-    ids = [v.id for v in wanted]
-    by_analyses = (
-        select(
-            dataset_analyses.c.datasets_id.label("dataset_id"),
-            analysis_samples.c.target_id.label("sample_id"),
-        )
-        .join(analysis_samples, analysis_samples.c.analyses_id == dataset_analyses.c.target_id)
-        .where(dataset_analyses.c.datasets_id.in_(ids))
-    )
-    by_runs = (
-        select(
-            dataset_runs.c.datasets_id.label("dataset_id"),
-            experiments.c.sample_id.label("sample_id"),
-        )
-        .join(runs, runs.c.id == dataset_runs.c.target_id)
-        .join(experiments, experiments.c.id == runs.c.experiment_id)
-        .where(dataset_runs.c.datasets_id.in_(ids))
-    )
-    pairs = by_analyses.union(by_runs).subquery()
-    rows = session.execute(
-        select(
-            pairs.c.dataset_id,
-            samples.c.id.label("sample_id"),
-            samples.c.accession.label("sample"),
-            samples.c.alias.label("sample_alias"),
-            individuals.c.id.label("individual_id"),
-            individuals.c.accession.label("individual"),
-            individuals.c.sex,
-            individuals.c.population,
-            individuals.c.ethnic_group,
-            individuals.c.study_id,
-        )
-        .join(samples, samples.c.id == pairs.c.sample_id)
-        .join(individuals, individuals.c.id == samples.c.individual_id)
-        .order_by(pairs.c.dataset_id, samples.c.id)
-    ).all()
-    terms: dict[int, set[str]] = {}
-    if rows:
-        people = select(samples.c.individual_id).where(samples.c.id.in_(select(pairs.c.sample_id)))
-        for individual_id, term in session.execute(
-            select(phenotype_terms.c.individual_id, phenotype_terms.c.term_id).where(
-                phenotype_terms.c.kind.in_(("feature", "disease")),
-                phenotype_terms.c.excluded.is_(False),
-                phenotype_terms.c.individual_id.in_(people),
-            )
-        ):
-            terms.setdefault(int(individual_id), set()).add(str(term))
+    rows, terms = catalog.dataset_members(session, [v.id for v in wanted])
     by_dataset: dict[int, list[Member]] = {v.id: [] for v in wanted}
     for r in rows:
         person = Person(
@@ -396,14 +324,7 @@ def check(settings: Settings, entry: str, request: BeaconRequest, scope: Scope |
 
 
 def _run_biosample(session: Session, scope: Scope) -> Scope:
-    runs, experiments = ENTITY_TABLES["runs"], ENTITY_TABLES["experiments"]
-    samples = ENTITY_TABLES["samples"]
-    sample = session.execute(
-        select(samples.c.accession)
-        .join(experiments, experiments.c.sample_id == samples.c.id)
-        .join(runs, runs.c.experiment_id == experiments.c.id)
-        .where(runs.c.accession == scope.id)
-    ).scalar()
+    sample = catalog.run_sample(session, scope.id)
     return Scope("biosamples", sample or scope.id)
 
 
@@ -422,10 +343,7 @@ def _restrict(session: Session, views: list[DatasetView], asked: Asked) -> list[
     if scope.kind == "datasets":
         return [v for v in views if v.accession == scope.id]
     if scope.kind == "cohorts":
-        studies = ENTITY_TABLES["studies"]
-        study = session.execute(
-            select(studies.c.id).where(studies.c.accession == scope.id)
-        ).scalar()
+        study = catalog.study_id(session, scope.id)
         return [v for v in views if v.study_id == study]
     if scope.kind in ("individuals", "biosamples"):
         _members(session, views)
@@ -811,12 +729,7 @@ def _people(
 
 
 def _individual_records(session: Session, accessions: Sequence[str]) -> list[dict[str, Any]]:
-    individuals = ENTITY_TABLES["individuals"]
-    rows = session.execute(
-        select(individuals, phenotype_records.c.document)
-        .outerjoin(phenotype_records, phenotype_records.c.individual_id == individuals.c.id)
-        .where(individuals.c.accession.in_(accessions))
-    ).all()
+    rows = catalog.individuals_with_phenopackets(session, accessions)
     by_accession = {r.accession: r for r in rows}
     return [
         beacon.individual_record(dict(by_accession[a]._mapping), by_accession[a].document)
@@ -825,12 +738,7 @@ def _individual_records(session: Session, accessions: Sequence[str]) -> list[dic
 
 
 def _biosample_records(session: Session, accessions: Sequence[str]) -> list[dict[str, Any]]:
-    samples, individuals = ENTITY_TABLES["samples"], ENTITY_TABLES["individuals"]
-    rows = session.execute(
-        select(samples, individuals.c.accession.label("individual"))
-        .join(individuals, individuals.c.id == samples.c.individual_id)
-        .where(samples.c.accession.in_(accessions))
-    ).all()
+    rows = catalog.samples_with_individuals(session, accessions)
     by_accession = {r.accession: r for r in rows}
     return [beacon.biosample_record(dict(by_accession[a]._mapping)) for a in accessions]
 
@@ -841,27 +749,7 @@ def _biosample_records(session: Session, accessions: Sequence[str]) -> list[dict
 def _catalog_records(session: Session, view: DatasetView, kind: str) -> list[dict[str, Any]]:
     """The runs or analyses a dataset releases, as Beacon records."""
     if kind == "runs":
-        runs, experiments = ENTITY_TABLES["runs"], ENTITY_TABLES["experiments"]
-        samples, individuals = ENTITY_TABLES["samples"], ENTITY_TABLES["individuals"]
-        links = LINK_TABLES[("datasets", "runs")]
-        rows = session.execute(
-            select(
-                runs.c.accession,
-                runs.c.run_date,
-                runs.c.created_at,
-                experiments.c.library_strategy,
-                experiments.c.platform,
-                experiments.c.doc.label("experiment"),
-                samples.c.accession.label("biosample"),
-                individuals.c.accession.label("individual"),
-            )
-            .join(links, links.c.target_id == runs.c.id)
-            .join(experiments, experiments.c.id == runs.c.experiment_id)
-            .join(samples, samples.c.id == experiments.c.sample_id)
-            .join(individuals, individuals.c.id == samples.c.individual_id)
-            .where(links.c.datasets_id == view.id)
-            .order_by(runs.c.id)
-        ).all()
+        rows = catalog.dataset_runs(session, view.id)
         return [
             beacon.run_record(
                 {
@@ -872,22 +760,7 @@ def _catalog_records(session: Session, view: DatasetView, kind: str) -> list[dic
             )
             for r in rows
         ]
-    analyses = ENTITY_TABLES["analyses"]
-    links = LINK_TABLES[("datasets", "analyses")]
-    members = LINK_TABLES[("analyses", "samples")]
-    rows = session.execute(
-        select(analyses)
-        .join(links, links.c.target_id == analyses.c.id)
-        .where(links.c.datasets_id == view.id)
-        .order_by(analyses.c.id)
-    ).all()
-    counts: dict[int, int] = {}
-    for analysis_id, _ in session.execute(
-        select(members.c.analyses_id, members.c.target_id).where(
-            members.c.analyses_id.in_([r.id for r in rows])
-        )
-    ):
-        counts[int(analysis_id)] = counts.get(int(analysis_id), 0) + 1
+    rows, counts = catalog.dataset_analyses(session, view.id)
     return [
         beacon.analysis_record(
             {
@@ -996,16 +869,7 @@ def _dataset_row(view: DatasetView) -> dict[str, Any]:
 
 
 def _cohorts(session: Session, views: Sequence[DatasetView]) -> list[dict[str, Any]]:
-    studies, individuals = ENTITY_TABLES["studies"], ENTITY_TABLES["individuals"]
-    ids = sorted({v.study_id for v in views})
-    rows = session.execute(
-        select(studies).where(studies.c.id.in_(ids)).order_by(studies.c.id)
-    ).all()
-    sizes: dict[int, int] = {}
-    for (study_id,) in session.execute(
-        select(individuals.c.study_id).where(individuals.c.study_id.in_(ids))
-    ):
-        sizes[int(study_id)] = sizes.get(int(study_id), 0) + 1
+    rows, sizes = catalog.studies_with_sizes(session, sorted({v.study_id for v in views}))
     return [
         beacon.cohort_record(
             {

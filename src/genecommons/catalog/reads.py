@@ -87,6 +87,33 @@ def dataset_id(session: Session, accession: str) -> int | None:
     return None if found is None else int(found)
 
 
+def dataset_sample_rows(session: Session, dataset_id: int) -> Sequence[Row[Any]]:
+    """The samples of the dataset with row id `dataset_id` (through its analyses and its runs):
+    each sample's alias and accession, with its individual's population and sex."""
+    samples, individuals = ENTITY_TABLES["samples"], ENTITY_TABLES["individuals"]
+    runs, experiments = ENTITY_TABLES["runs"], ENTITY_TABLES["experiments"]
+    dataset_runs = LINK_TABLES[("datasets", "runs")]
+    dataset_analyses = LINK_TABLES[("datasets", "analyses")]
+    analysis_samples = LINK_TABLES[("analyses", "samples")]
+    by_analyses = (
+        select(analysis_samples.c.target_id.label("sample_id"))
+        .join(dataset_analyses, dataset_analyses.c.target_id == analysis_samples.c.analyses_id)
+        .where(dataset_analyses.c.datasets_id == dataset_id)
+    )
+    by_runs = (
+        select(experiments.c.sample_id.label("sample_id"))
+        .join(runs, runs.c.experiment_id == experiments.c.id)
+        .join(dataset_runs, dataset_runs.c.target_id == runs.c.id)
+        .where(dataset_runs.c.datasets_id == dataset_id)
+    )
+    members = by_analyses.union(by_runs).subquery()
+    return session.execute(
+        select(samples.c.alias, samples.c.accession, individuals.c.population, individuals.c.sex)
+        .join(individuals, individuals.c.id == samples.c.individual_id)
+        .where(samples.c.id.in_(select(members.c.sample_id)))
+    ).all()
+
+
 def datasets_releasing(
     session: Session, run_id: int | None, analysis_id: int | None
 ) -> tuple[str, ...]:

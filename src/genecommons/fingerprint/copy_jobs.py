@@ -35,7 +35,7 @@ from genecommons import clock
 from genecommons.archive.catalog_files import catalog_file
 from genecommons.archive.locks import object_base, object_locks
 from genecommons.archive.recipient_copies import Source
-from genecommons.archive.tables import archive_objects
+from genecommons.archive.served import ArchivedObject, archived_object, source_of
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import (
@@ -368,25 +368,19 @@ class _Heartbeat:
 
 def _source(factory: sessionmaker[Session], claimed: _Claimed) -> Source:
     with factory() as session:
-        file = catalog_file(session, claimed.job.accession)
-        row = session.execute(
-            select(archive_objects).where(archive_objects.c.file_id == claimed.file_id)
-        ).first()
-    if row is None or row.state != "archived":
+        catalog_file(session, claimed.job.accession)  # NotFoundError: the catalog lost it
+        try:
+            archived: ArchivedObject | None = archived_object(session, claimed.job.accession)
+        except (NotFoundError, ConflictError):  # no object, or one that failed its check
+            archived = None
+    if archived is None:
         raise ConflictError(
-            f"{claimed.job.accession} is no longer archived intact (state "
-            f"{row.state if row else 'missing'}); run `genecommons archive verify`.",
+            f"{claimed.job.accession} is no longer archived intact (missing, or damaged at its "
+            "last check); run `genecommons archive verify`.",
             message_zh=f"{claimed.job.accession} 的归档对象已不完整；请运行 "
             "`genecommons archive verify`。",
         )
-    return Source(
-        file_id=claimed.file_id,
-        accession=claimed.job.accession,
-        name=file.alias,
-        object_key=row.object_key,
-        header=row.header,
-        body_size=row.body_size,
-    )
+    return source_of(archived)
 
 
 def _run(factory: sessionmaker[Session], settings: Settings, claimed: _Claimed) -> str:

@@ -14,11 +14,11 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.catalog.tables import ENTITY_TABLES, LINK_TABLES
+from genecommons.catalog import reads as catalog_reads
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import ConflictError, NotFoundError
@@ -68,29 +68,7 @@ class ArchivedVcf(Protocol):
 def dataset_samples(session: Session, dataset: str) -> dict[str, SampleInfo]:
     """The samples of a dataset (through its analyses and its runs), by alias and by
     accession (a VCF may name them either way), with their individual's population and sex."""
-    samples, individuals = ENTITY_TABLES["samples"], ENTITY_TABLES["individuals"]
-    runs, experiments = ENTITY_TABLES["runs"], ENTITY_TABLES["experiments"]
-    dataset_runs = LINK_TABLES[("datasets", "runs")]
-    dataset_analyses = LINK_TABLES[("datasets", "analyses")]
-    analysis_samples = LINK_TABLES[("analyses", "samples")]
-    dataset_id = store_service.dataset_id(session, dataset)
-    by_analyses = (
-        select(analysis_samples.c.target_id.label("sample_id"))
-        .join(dataset_analyses, dataset_analyses.c.target_id == analysis_samples.c.analyses_id)
-        .where(dataset_analyses.c.datasets_id == dataset_id)
-    )
-    by_runs = (
-        select(experiments.c.sample_id.label("sample_id"))
-        .join(runs, runs.c.experiment_id == experiments.c.id)
-        .join(dataset_runs, dataset_runs.c.target_id == runs.c.id)
-        .where(dataset_runs.c.datasets_id == dataset_id)
-    )
-    members = by_analyses.union(by_runs).subquery()
-    rows = session.execute(
-        select(samples.c.alias, samples.c.accession, individuals.c.population, individuals.c.sex)
-        .join(individuals, individuals.c.id == samples.c.individual_id)
-        .where(samples.c.id.in_(select(members.c.sample_id)))
-    ).all()
+    rows = catalog_reads.dataset_sample_rows(session, store_service.dataset_id(session, dataset))
     found: dict[str, SampleInfo] = {}
     for row in rows:
         info = SampleInfo(population=row.population, sex=row.sex)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from genecommons.catalog.tables import ENTITY_TABLES
+from genecommons.catalog import reads as catalog_reads
 from genecommons.config import Settings
 from genecommons.db import write_transaction
 from genecommons.errors import NotFoundError
@@ -59,11 +59,10 @@ def store_id_at(path: Path) -> str | None:
 
 def dataset_id(session: Session, dataset: str) -> int:
     """The catalog row of the dataset `dataset` (NotFoundError when there is none)."""
-    datasets = ENTITY_TABLES["datasets"]
-    found = session.execute(select(datasets.c.id).where(datasets.c.accession == dataset)).first()
+    found = catalog_reads.dataset_id(session, dataset)
     if found is None:
         raise NotFoundError(f"No dataset {dataset}.", message_zh=f"不存在数据集 {dataset}。")
-    return int(found.id)
+    return found
 
 
 def _binding(row: Any) -> StoreBinding:  # a row of variant_stores

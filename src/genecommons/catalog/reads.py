@@ -87,7 +87,7 @@ def dataset_id(session: Session, accession: str) -> int | None:
     return None if found is None else int(found)
 
 
-def dataset_sample_rows(session: Session, dataset_id: int) -> Sequence[Row[Any]]:
+def dataset_sample_rows(session: Session, dataset_id: int) -> Rows:
     """The samples of the dataset with row id `dataset_id` (through its analyses and its runs):
     each sample's alias and accession, with its individual's population and sex."""
     samples, individuals = ENTITY_TABLES["samples"], ENTITY_TABLES["individuals"]
@@ -107,11 +107,12 @@ def dataset_sample_rows(session: Session, dataset_id: int) -> Sequence[Row[Any]]
         .where(dataset_runs.c.datasets_id == dataset_id)
     )
     members = by_analyses.union(by_runs).subquery()
-    return session.execute(
+    query = (
         select(samples.c.alias, samples.c.accession, individuals.c.population, individuals.c.sex)
         .join(individuals, individuals.c.id == samples.c.individual_id)
         .where(samples.c.id.in_(select(members.c.sample_id)))
-    ).all()
+    )
+    return list(session.execute(query).all())
 
 
 def datasets_releasing(

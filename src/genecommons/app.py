@@ -23,9 +23,9 @@ from genecommons import __version__, openapi_errors
 from genecommons.access.routes import router as access_router
 from genecommons.access.routes import wellknown
 from genecommons.archive.drs import status_of as drs_status
+from genecommons.archive.drs_routes import router as drs_router
 from genecommons.archive.htsget_requests import UnsupportedFormatError
-from genecommons.archive.routes import drs as drs_router
-from genecommons.archive.routes import htsget as htsget_router
+from genecommons.archive.htsget_routes import router as htsget_router
 from genecommons.archive.routes import router as archive_router
 from genecommons.audit.routes import router as audit_router
 from genecommons.catalog.routes import router as catalog_router

@@ -45,6 +45,7 @@ def _engine(variant: str, url: str, key: Any) -> Any:
     from sqlalchemy import create_engine, event
 
     from genecommons import db
+    from genecommons.db import failures, locking
 
     if variant == "sqlcipher":
         return db.make_engine(url, key=key)
@@ -55,9 +56,9 @@ def _engine(variant: str, url: str, key: Any) -> Any:
         pool_size=16,
         max_overflow=24,
     )
-    event.listen(engine, "connect", db._sqlite_pragmas)
-    event.listen(engine, "begin", db._sqlite_begin)
-    event.listen(engine, "handle_error", db._translate)
+    event.listen(engine, "connect", locking._sqlite_pragmas)
+    event.listen(engine, "begin", locking._sqlite_begin)
+    event.listen(engine, "handle_error", failures._translate)
     return engine
 
 

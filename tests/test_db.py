@@ -202,7 +202,8 @@ def test_a_connection_the_server_dropped_while_idle_is_replaced(
     one the server dropped meanwhile (a restart, an idle timeout) is replaced, and the read
     succeeds."""
     read, pid = _drop_the_pooled_connection(engine)
-    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)  # as if it had been idle long
+    # as if it had been idle long
+    monkeypatch.setattr("genecommons.db.engine.IDLE_PING_SECONDS", 0.0)
     assert read.rows({}) == []  # on a new connection
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
@@ -216,7 +217,7 @@ def test_a_connection_dropped_while_in_steady_use_fails_one_read_then_is_replace
     import psycopg
 
     read, _ = _drop_the_pooled_connection(engine)
-    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 1e9)  # in steady use: not pinged
+    monkeypatch.setattr("genecommons.db.engine.IDLE_PING_SECONDS", 1e9)  # in steady use: not pinged
     with pytest.raises(psycopg.OperationalError):
         read.rows({})
     assert read.rows({}) == []  # on a new connection
@@ -227,7 +228,7 @@ def test_a_write_that_does_not_get_the_lock_in_time_is_refused_as_busy(
 ) -> None:
     """Past the bound, BusyError (503 with Retry-After), not the driver's error; the write
     left nothing. (The database is encrypted, as every SQLite file of the node is.)"""
-    monkeypatch.setattr(db, "BUSY_SECONDS", 0.2)
+    monkeypatch.setattr("genecommons.db.locking.BUSY_SECONDS", 0.2)
     engine = make_engine(f"sqlite:///{tmp_path / 'busy.sqlite3'}", key=sqlcipher_key)
     Base.metadata.create_all(engine, tables=[privacy_releases])
     factory = make_session_factory(engine)

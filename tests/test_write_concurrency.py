@@ -198,6 +198,7 @@ def test_no_service_begins_a_write_without_taking_the_write_lock() -> None:
     offenders = {
         str(path.relative_to(package)): lines
         for path in sorted(package.rglob("*.py"))
-        if path.name != "db.py" and (lines := _deferred_writes(path.read_text()))
+        if path.relative_to(package).as_posix() != "db/sessions.py"
+        and (lines := _deferred_writes(path.read_text()))
     }
     assert offenders == {}

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from genecommons import clock, db
+from genecommons import clock
 from genecommons.access import workflow
 from genecommons.access.tables import grants
 from genecommons.app import create_app
@@ -167,7 +167,7 @@ def test_a_revocation_refused_as_busy_says_so_and_did_not_happen(
 ) -> None:
     """With another writer holding SQLite's write lock past the bound, DELETE answers 503 with
     Retry-After (not a 500), and the grant stays in force; sent again, it is revoked."""
-    monkeypatch.setattr(db, "BUSY_SECONDS", 0.2)
+    monkeypatch.setattr("genecommons.db.locking.BUSY_SECONDS", 0.2)
     grant = _grant_id(world)
 
     def revoke() -> Any:

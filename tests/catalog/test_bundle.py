@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genecommons.catalog.bundle import Bundle, Limits, _rows_from_table, decode_text, open_bundle
+from genecommons.catalog.bundle import Bundle, Limits, decode_text, open_bundle
+from genecommons.catalog.bundle_files import _rows_from_table
 from genecommons.catalog.report import Problem
 
 

@@ -17,17 +17,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
+from genecommons.catalog.accessions import Reservation, reserve_accessions, settle_reservation
 from genecommons.catalog.bundle import Limits, open_bundle
 from genecommons.catalog.models import ENTITIES, is_accession
 from genecommons.catalog.report import Report
-from genecommons.catalog.repository import (
-    CommitCounts,
-    PlanWriter,
-    Reservation,
-    SqlCatalogView,
-    reserve_accessions,
-    settle_reservation,
-)
+from genecommons.catalog.repository import CommitCounts, PlanWriter
+from genecommons.catalog.sql_view import SqlCatalogView
 from genecommons.catalog.tables import (
     ENTITY_TABLES,
     phenotype_records,

@@ -42,7 +42,7 @@ from genecommons.config import Settings
 from genecommons.migrate import upgrade_node
 from genecommons.policy.models import Subject
 from genecommons.secrets import NodeKeys, node_keys
-from genecommons.variants import beacon_service
+from genecommons.variants import beacon_context, beacon_matches, beacon_service
 from genecommons.variants.answers import exact_answer
 from genecommons.variants.beacon import parse_body, variant_query
 from genecommons.variants.manifest import connect_sites, read_manifest
@@ -253,7 +253,7 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
         for c, p, r, a in chosen
     ]
     app = create_app(settings)
-    beacon = beacon_service.Beacon(
+    beacon = beacon_context.Beacon(
         app.state.services.factory,
         settings,
         guard=exact_answer,
@@ -262,8 +262,8 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
     with app.state.services.factory() as session:
         store = beacon.stores.get(session, settings, dataset)
     assert store is not None
-    anonymous = beacon_service.Caller(Subject.anonymous(), "127.0.0.1")
-    reader = beacon_service.Caller(
+    anonymous = beacon_context.Caller(Subject.anonymous(), "127.0.0.1")
+    reader = beacon_context.Caller(
         Subject.user(
             "reader@example.org",
             roles=frozenset({"researcher"}),
@@ -279,7 +279,7 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
     def lookup(request: Any) -> object:
         query = variant_query(request.query.requestParameters, max_range=settings.beacon_max_range)
         assert query is not None
-        found = beacon_service.find_variants(store, query, limit=10)
+        found = beacon_matches.find_variants(store, query, limit=10)
         assert found
         return found
 
@@ -289,7 +289,7 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
         ("service answer, verified user (count)", reader),
     ):
 
-        def answer(request: Any, caller: beacon_service.Caller = caller) -> object:
+        def answer(request: Any, caller: beacon_context.Caller = caller) -> object:
             document = beacon_service.answer(
                 beacon, entry="g_variants", request=request, caller=caller
             )

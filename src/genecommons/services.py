@@ -47,7 +47,7 @@ from genecommons.policy.models import Subject
 from genecommons.privacy.guards import DefendedGuard, DefendedPeople
 from genecommons.progress import SILENT, Progress
 from genecommons.variants.answers import PeopleGuard, VariantGuard, exact_answer, exact_people
-from genecommons.variants.beacon_service import StoreCache
+from genecommons.variants.beacon_context import StoreCache
 from genecommons.variants.service import VariantStoreSink
 
 

@@ -24,7 +24,7 @@ from genecommons.policy.models import Subject
 from genecommons.privacy import frequencies
 from genecommons.secrets import node_keys
 from genecommons.variants import service as variants
-from genecommons.variants.beacon_service import granularity
+from genecommons.variants.beacon_context import granularity
 from genecommons.variants.normalize import parse_key
 from genecommons.variants.store_service import open_store
 

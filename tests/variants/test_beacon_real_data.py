@@ -27,7 +27,7 @@ from genecommons.config import Settings
 from genecommons.db import Base, node_engine
 from genecommons.node_init import create_node_secrets
 from genecommons.policy.models import Subject
-from genecommons.variants import beacon_service
+from genecommons.variants import beacon_context, beacon_service
 from genecommons.variants.answers import exact_answer, exact_people
 from genecommons.variants.beacon import parse_body
 from genecommons.variants.service import VariantStoreSink
@@ -129,14 +129,14 @@ def submit(folder: Path, document: dict[str, Any]) -> SimpleNamespace:
             settings, OPERATOR, after=VariantStoreSink(settings, OPERATOR)
         ),
     )
-    node = beacon_service.Beacon(factory, settings, guard=exact_answer, people=exact_people)
+    node = beacon_context.Beacon(factory, settings, guard=exact_answer, people=exact_people)
     return SimpleNamespace(app=app, beacon=node, accessions=result.accessions, settings=settings)
 
 
 def ask(node: SimpleNamespace, entry: str, **query: Any) -> dict[str, Any]:
     """The operator's (record-level) answer."""
     request = parse_body({"meta": {"apiVersion": "v2.0.0"}, "query": query})
-    caller = beacon_service.Caller(OPERATOR, "127.0.0.1")
+    caller = beacon_context.Caller(OPERATOR, "127.0.0.1")
     return beacon_service.answer(node.beacon, entry=entry, request=request, caller=caller)
 
 

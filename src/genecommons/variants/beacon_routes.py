@@ -22,6 +22,7 @@ from genecommons.deps import (
 from genecommons.errors import GeneCommonsError, InvalidInputError, PayloadTooLargeError
 from genecommons.held_events import held
 from genecommons.variants import beacon
+from genecommons.variants import beacon_context as context
 from genecommons.variants import beacon_service as service
 from genecommons.variants.beacon import BeaconRequest
 
@@ -30,15 +31,15 @@ MAX_BODY = 64 * 1024
 Document = dict[str, Any]  # what OpenAPI says every route answers (a JSON object)
 
 
-async def get_beacon(request: Request) -> service.Beacon:
+async def get_beacon(request: Request) -> context.Beacon:
     """The Beacon of this app, with the guards its services hold. (async: it only reads the
     app's services, so it needs no worker thread)"""
     return _beacon(request)
 
 
-def _beacon(request: Request) -> service.Beacon:
+def _beacon(request: Request) -> context.Beacon:
     services = services_of(request)
-    return service.Beacon(
+    return context.Beacon(
         services.factory,
         services.settings,
         guard=services.variant_guard,
@@ -50,7 +51,7 @@ def _beacon(request: Request) -> service.Beacon:
     )
 
 
-BeaconDep = Annotated[service.Beacon, Depends(get_beacon)]
+BeaconDep = Annotated[context.Beacon, Depends(get_beacon)]
 
 
 def error_response(
@@ -60,7 +61,7 @@ def error_response(
     if status is None:
         status = 400 if error.http_status == 422 else error.http_status
     body = beacon.error_response(
-        service.beacon_info(services_of(request).settings, base_url=public_base_url(request)),
+        context.beacon_info(services_of(request).settings, base_url=public_base_url(request)),
         status=status,
         message=error.message,
         message_zh=error.message_zh,
@@ -161,7 +162,7 @@ async def get_filtering_terms(
     """The filters this Beacon reads, with the values of the datasets the caller may see."""
 
     def terms() -> dict[str, Any]:
-        caller = service.Caller(credentials.subject(), address)
+        caller = context.Caller(credentials.subject(), address)
         return service.filtering_terms(beacon_app, caller=caller)
 
     return _json(await run_in_threadpool(terms))
@@ -203,7 +204,7 @@ POST_BODY = {
 }
 
 
-async def _answer(request: Request, entry: str, scope: service.Scope | None) -> Response:
+async def _answer(request: Request, entry: str, scope: context.Scope | None) -> Response:
     # the query routes take the request alone and read the Beacon, the credentials and the
     # address from it as their dependencies would: FastAPI solves no dependency per query
     beacon_app, credentials, address = (
@@ -216,7 +217,7 @@ async def _answer(request: Request, entry: str, scope: service.Scope | None) -> 
     def answered() -> dict[str, Any]:
         # in one worker thread: who asks (401 before any complaint about the query), the
         # query, the answer
-        caller = service.Caller(credentials.subject(), address)
+        caller = context.Caller(credentials.subject(), address)
         parsed = _request(request, raw)
         return service.answer(beacon_app, entry=entry, request=parsed, caller=caller, scope=scope)
 
@@ -235,7 +236,7 @@ def _handler(entry: str, scope_kind: str | None) -> Handler:
         id: Annotated[str, Path(max_length=200, description="The entry's id")],
         request: Request,
     ) -> Response:
-        return await _answer(request, entry, service.Scope(scope_kind, id))
+        return await _answer(request, entry, context.Scope(scope_kind, id))
 
     return single
 

@@ -32,7 +32,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons import clock
-from genecommons.archive.catalog_files import catalog_file
 from genecommons.archive.locks import object_base, object_locks
 from genecommons.archive.recipient_copies import Source
 from genecommons.archive.served import ArchivedObject, archived_object, source_of
@@ -368,10 +367,9 @@ class _Heartbeat:
 
 def _source(factory: sessionmaker[Session], claimed: _Claimed) -> Source:
     with factory() as session:
-        catalog_file(session, claimed.job.accession)  # NotFoundError: the catalog lost it
         try:
             archived: ArchivedObject | None = archived_object(session, claimed.job.accession)
-        except (NotFoundError, ConflictError):  # no object, or one that failed its check
+        except (NotFoundError, ConflictError):  # no file or object, or one failing its check
             archived = None
     if archived is None:
         raise ConflictError(

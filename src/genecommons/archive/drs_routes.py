@@ -25,10 +25,6 @@ from genecommons.policy.models import Subject
 router = APIRouter(prefix="/ga4gh/drs/v1", tags=["drs"])
 
 
-def _base(request: Request) -> str:
-    return public_base_url(request)
-
-
 Passports = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_LENGTH)]],
     Field(
@@ -99,7 +95,7 @@ def drs_service_info(request: Request) -> dict[str, Any]:
         "name": "GeneCommons DRS",
         "type": {"group": "org.ga4gh", "artifact": "drs", "version": "1.4.0"},
         "description": "Files of the GeneCommons archive, delivered Crypt4GH-encrypted.",
-        "organization": {"name": "GeneCommons", "url": _base(request)},
+        "organization": {"name": "GeneCommons", "url": public_base_url(request)},
         "version": __version__,
         "maxBulkRequestLength": drs_delivery.MAX_BULK,  # where DRS 1.4 reads it (deprecated there)
         "drs": {"maxBulkRequestLength": drs_delivery.MAX_BULK},
@@ -121,7 +117,7 @@ def drs_object(
         subject=subject,
         copies=services.recipient_copies,
         object_id=object_id,
-        base_url=_base(request),
+        base_url=public_base_url(request),
     )
 
 
@@ -140,7 +136,7 @@ def drs_objects(
         subject=_drs_caller(request, subject, body),
         copies=services.recipient_copies,
         object_ids=body.bulk_object_ids,
-        base_url=_base(request),
+        base_url=public_base_url(request),
     )
 
 
@@ -160,7 +156,7 @@ def drs_access_urls(
         wanted=[
             (item.bulk_object_id, item.bulk_access_ids) for item in body.bulk_object_access_ids
         ],
-        base_url=_base(request),
+        base_url=public_base_url(request),
         headers=_access_headers(request, body),
     )
 
@@ -185,7 +181,7 @@ def drs_object_post(
         subject=_drs_caller(request, subject, body),
         copies=services.recipient_copies,
         object_id=object_id,
-        base_url=_base(request),
+        base_url=public_base_url(request),
     )
 
 
@@ -209,7 +205,7 @@ def drs_access(
         copies=services.recipient_copies,
         object_id=object_id,
         access_id=access_id,
-        base_url=_base(request),
+        base_url=public_base_url(request),
         headers=_access_headers(request),
     )
 
@@ -235,7 +231,7 @@ def drs_access_post(
         copies=services.recipient_copies,
         object_id=object_id,
         access_id=access_id,
-        base_url=_base(request),
+        base_url=public_base_url(request),
         headers=_access_headers(request, body),
     )
 

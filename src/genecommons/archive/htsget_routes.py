@@ -24,10 +24,6 @@ Coordinate = Annotated[int | None, Query(ge=0, le=hts.MAX_COORDINATE)]
 Offset = Annotated[int, Query(ge=0, le=2**62)]
 
 
-def _base(request: Request) -> str:
-    return public_base_url(request)
-
-
 class HtsgetTicket(JSONResponse):
     """An htsget ticket, with the Content-Type htsget 1.3 names for it."""
 
@@ -40,7 +36,7 @@ def _service_info(endpoint: str, request: Request) -> dict[str, Any]:
         "id": f"org.genecommons.htsget.{endpoint}",
         "name": f"GeneCommons htsget ({endpoint})",
         "type": {"group": "org.ga4gh", "artifact": "htsget", "version": "1.3.0"},
-        "organization": {"name": "GeneCommons", "url": _base(request)},
+        "organization": {"name": "GeneCommons", "url": public_base_url(request)},
         "version": __version__,
         "htsget": {
             "datatype": endpoint,
@@ -70,7 +66,7 @@ def _ticket(
             requested_format=asked.format,
             regions=list(asked.regions),
             header_only=asked.header_only,
-            base_url=_base(request),
+            base_url=public_base_url(request),
             headers=credentials(request),
         )
     )

@@ -37,6 +37,7 @@ from genecommons.access.duo_models import ResearchPurpose
 from genecommons.archive import htsget as htsget_delivery
 from genecommons.archive import ingestion, keys_and_store
 from genecommons.archive.crypt import reencrypt_header
+from genecommons.archive.holdings import archived_here
 from genecommons.archive.htsget_requests import Region
 from genecommons.archive.ingest import Declared, ingest
 from genecommons.archive.keys import KeyPair, format_public_key, generate_key_pair
@@ -274,6 +275,7 @@ class Node:
             ),
             datasets=[result.accessions["datasets"]["DS1"]],
             agreement_version="DAA v1",
+            archived_here=archived_here,
         )
         member = Subject.user(
             "d@example.org", roles=frozenset({"dac_member"}), institution=institution

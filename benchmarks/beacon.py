@@ -258,6 +258,7 @@ def run(workdir: Path, args: argparse.Namespace) -> None:
         settings,
         guard=exact_answer,
         people=app.state.services.people_guard,
+        archived_here=app.state.services.archived_here,
     )
     with app.state.services.factory() as session:
         store = beacon.stores.get(session, settings, dataset)

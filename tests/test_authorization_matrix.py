@@ -26,6 +26,7 @@ from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.tables import affiliation_claims, users
 from genecommons.app import create_app
 from genecommons.archive import ingestion, uploads
+from genecommons.archive.holdings import archived_here
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
@@ -196,6 +197,7 @@ class World:
             purpose=purpose(),
             datasets=[self.datasets[tier]],
             agreement_version="DAA v1",
+            archived_here=archived_here,
         )
         return request_id
 

@@ -33,6 +33,7 @@ from genecommons.access.keys import InMemoryKeyStore
 from genecommons.access.passports import VisaBy, VisaType, issue_visa, passport_claim
 from genecommons.app import create_app
 from genecommons.archive import ingestion, uploads
+from genecommons.archive.holdings import archived_here
 from genecommons.audit import service as audit_service
 from genecommons.audit import watch
 from genecommons.catalog import service as catalog_service
@@ -208,6 +209,7 @@ def world(
             purpose=purpose(),
             datasets=[accessions["datasets"]["DS1"]],
             agreement_version="DAA v1",
+            archived_here=archived_here,
         )
         item = workflow.get_request(factory, granted, actor=OPERATOR)["datasets"][0]["id"]
         grant = workflow.decide_request(
@@ -219,6 +221,7 @@ def world(
             purpose=purpose(),
             datasets=[accessions["datasets"]["DS1"]],
             agreement_version="DAA v1",
+            archived_here=archived_here,
         )
         pending_item = workflow.get_request(factory, pending, actor=OPERATOR)["datasets"][0]["id"]
         steward = Subject.user(

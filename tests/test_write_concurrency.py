@@ -17,6 +17,7 @@ from genecommons.access import committees, institution_service, workflow
 from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.access.tables import api_tokens, grants
+from genecommons.archive.holdings import archived_here
 from genecommons.catalog import service as catalog_service
 from genecommons.errors import BusyError
 from genecommons.policy.models import Subject
@@ -70,6 +71,7 @@ def _node(factory: Any, make_bundle: Any, sheets: Any) -> dict[str, Any]:
             purpose=PURPOSE,
             datasets=[dataset],
             agreement_version="DAA v1",
+            archived_here=archived_here,
         )
         item = workflow.review_queue(factory, actor=member)[0]["item"]
         workflow.decide_request(
@@ -135,6 +137,7 @@ def test_writes_commit_or_say_busy_while_readers_hammer(
                     purpose=PURPOSE,
                     datasets=[node["dataset"]],
                     agreement_version="DAA v2",
+                    archived_here=archived_here,
                 ),
             ),
         ):

@@ -12,7 +12,8 @@ implementation from here: the archive's deliveries ask `RecipientCopies`
 (`archive/recipient_copies.py`), which fingerprint implements; the Beacon asks `VariantGuard` and
 `PeopleGuard` (`variants/answers.py`), which privacy implements; the catalog's submission asks a
 `DataFileSink` (`catalog/service.py`), which the archive and the variant stores implement
-together (`SubmissionFiles`).
+together (`SubmissionFiles`); the jurisdiction rules ask `ArchivedHere`
+(`access/jurisdiction/verdicts.py`), which the archive answers (`archive/holdings.py`).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons.access.jurisdiction.verdicts import ArchivedHere
 from genecommons.access.keys import KeyStore
 from genecommons.access.oidc import Provider
 from genecommons.access.oidc_service import provider as oidc_provider
 from genecommons.access.passport_service import key_store, trusted_issuers
 from genecommons.access.passports import TrustedIssuers
+from genecommons.archive.holdings import archived_here
 from genecommons.archive.ingestion import BundleArchiver
 from genecommons.archive.keys_and_store import object_store
 from genecommons.archive.recipient_copies import RecipientCopies
@@ -70,6 +73,8 @@ class Services:
     variant_guard: VariantGuard  # what boolean and count Beacon answers reveal of variants
     people_guard: PeopleGuard  # ... and of individuals and biosamples
     variant_stores: StoreCache
+    # whether this node's archive holds a dataset's backup copy (the jurisdiction rules ask)
+    archived_here: ArchivedHere
 
     @cached_property
     def trusted_issuers(self) -> TrustedIssuers:
@@ -160,4 +165,5 @@ def build_services(settings: Settings, *, defer_guards: bool = False) -> Service
         variant_guard=variant_guard,
         people_guard=people_guard,
         variant_stores=StoreCache(),
+        archived_here=archived_here,
     )

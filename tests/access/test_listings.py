@@ -24,6 +24,7 @@ from genecommons.access import (
 )
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
+from genecommons.archive.holdings import archived_here
 from genecommons.catalog import service as catalog
 from genecommons.catalog.service import Page
 from genecommons.cli import app as cli_app
@@ -113,6 +114,7 @@ def build_world(factory: Any, bundle: Any) -> World:
             purpose=_purpose(),
             datasets=[dataset],
             agreement_version="DAA v1",
+            archived_here=archived_here,
         )
     item = workflow.get_request(factory, requests[RES], actor=OPERATOR)["datasets"][0]["id"]
     grant = workflow.decide_request(

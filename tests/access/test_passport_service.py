@@ -23,6 +23,7 @@ from genecommons.access.passports import (
     verify_passport,
 )
 from genecommons.app import create_app
+from genecommons.archive.holdings import archived_here
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
@@ -78,6 +79,7 @@ def test_passports(settings: Settings, make_bundle: Any, tmp_path: Path) -> None
             factory,
             actor=researcher,
             agreement_version="DAA v1",
+            archived_here=archived_here,
             datasets=[dataset],
             purpose=ResearchPurpose(
                 title="t",

@@ -10,7 +10,7 @@ import pytest
 
 from genecommons.access import committees, notify, service, workflow
 from genecommons.access.duo_models import ResearchPurpose
-from genecommons.access.jurisdiction import verdicts
+from genecommons.archive.holdings import archived_here
 from genecommons.catalog import service as catalog
 from genecommons.errors import AccessDeniedError, ConflictError, NotFoundError
 from genecommons.policy.models import Subject
@@ -19,6 +19,11 @@ OPERATOR = Subject.operator("tester")
 
 
 INSTITUTION: dict[str, str] = {}
+
+
+def ARCHIVED(session: Any, dataset_id: int) -> bool:  # noqa: N802 (a constant answer)
+    """As if this node's archive held every dataset's backup copy (provision abroad needs it)."""
+    return True
 
 
 def user(email: str, *roles: str) -> Subject:
@@ -65,6 +70,7 @@ def test_request_review_grant_and_revoke(factory: Any, world: dict[str, Any]) ->
         purpose=purpose(),
         datasets=[world["dataset"]],
         agreement_version="DAA v1",
+        archived_here=archived_here,
     )
     assert outcomes[0].status == "pending"
     member = user("dac@example.org", "dac_member")
@@ -101,6 +107,7 @@ def test_incompatible_purpose_is_refused_at_once(factory: Any, world: dict[str, 
         purpose=purpose(for_profit_institution=True),
         datasets=[world["dataset"]],
         agreement_version="DAA v1",
+        archived_here=archived_here,
     )
     assert outcomes[0].verdict == "incompatible" and outcomes[0].status == "rejected"
     assert any("NPU" in v for v in outcomes[0].violated)
@@ -114,6 +121,7 @@ def test_other_people_cannot_see_or_decide(factory: Any, world: dict[str, Any]) 
         purpose=purpose(),
         datasets=[world["dataset"]],
         agreement_version="DAA v1",
+        archived_here=archived_here,
     )
     with pytest.raises(NotFoundError):  # not "forbidden": existence is not confirmed
         workflow.get_request(factory, request_id, actor=user("other@example.org", "researcher"))
@@ -149,6 +157,7 @@ def test_other_people_cannot_see_or_decide(factory: Any, world: dict[str, Any]) 
             purpose=purpose(),
             datasets=[world["dataset"]],
             agreement_version="DAA v1",
+            archived_here=archived_here,
         )
 
 
@@ -257,9 +266,7 @@ def test_workflow_over_http(settings: Any, make_bundle: Any) -> None:
     app.state.services.engine.dispose()
 
 
-def test_jurisdiction_refuses_a_foreign_party(
-    factory: Any, make_bundle: Any, sheets: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_jurisdiction_refuses_a_foreign_party(factory: Any, make_bundle: Any, sheets: Any) -> None:
     data = sheets()
     data["institutions"].append(
         {"alias": "OXF", "name_en": "Oxford", "country": "GB", "kind": "university"}
@@ -273,12 +280,16 @@ def test_jurisdiction_refuses_a_foreign_party(
         factory, email="uk@example.org", roles=["researcher"], institution=oxford, actor=OPERATOR
     )
     _, outcomes = workflow.request_access(
-        factory, actor=foreigner, purpose=purpose(), datasets=[dataset], agreement_version="DAA v1"
+        factory,
+        actor=foreigner,
+        purpose=purpose(),
+        datasets=[dataset],
+        agreement_version="DAA v1",
+        archived_here=archived_here,
     )
     # the consent forbids provision abroad and no provision-abroad filing is recorded
     assert outcomes[0].status == "rejected"
     assert "consent-no-abroad" in outcomes[0].jurisdiction_rules
-    monkeypatch.setattr(verdicts, "archived_here", lambda session, dataset_id: True)
     chinese = Subject.user(
         "cn@example.org",
         roles=frozenset({"researcher"}),
@@ -292,16 +303,20 @@ def test_jurisdiction_refuses_a_foreign_party(
         actor=OPERATOR,
     )
     _, outcomes = workflow.request_access(
-        factory, actor=chinese, purpose=purpose(), datasets=[dataset], agreement_version="DAA v1"
+        factory,
+        actor=chinese,
+        purpose=purpose(),
+        datasets=[dataset],
+        agreement_version="DAA v1",
+        archived_here=ARCHIVED,
     )
     assert outcomes[0].status == "pending"
     assert "hgr-chinese-party" in outcomes[0].jurisdiction_rules
 
 
 def test_security_review_and_filing_records_in_force_open_provision_abroad(
-    factory: Any, make_bundle: Any, sheets: Any, monkeypatch: pytest.MonkeyPatch
+    factory: Any, make_bundle: Any, sheets: Any
 ) -> None:
-    monkeypatch.setattr(verdicts, "archived_here", lambda session, dataset_id: True)
     data = sheets()
     data["studies"][0].update(important_pedigree="yes", collection_licence="2024CJ0001")
     data["consents"][0]["abroad_allowed"] = "yes"
@@ -334,6 +349,7 @@ def test_security_review_and_filing_records_in_force_open_provision_abroad(
             purpose=purpose(institution="OXF", country="GB"),
             datasets=[dataset],
             agreement_version="DAA v1",
+            archived_here=ARCHIVED,
         )
         return outcomes[0]
 
@@ -377,6 +393,7 @@ def _granted(factory: Any, dataset: str) -> int:
         purpose=purpose(),
         datasets=[dataset],
         agreement_version="DAA v1",
+        archived_here=archived_here,
     )
     member = user("dac@example.org", "dac_member")
     queue = workflow.review_queue(factory, actor=member)

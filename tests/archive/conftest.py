@@ -25,6 +25,7 @@ from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
 from genecommons.archive import ingestion
+from genecommons.archive.holdings import archived_here
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
 from genecommons.fingerprint import copy_jobs
@@ -138,6 +139,7 @@ def build_world(
             ),
             datasets=[dataset],
             agreement_version="DAA v1",
+            archived_here=archived_here,
         )
         queue = workflow.review_queue(factory, actor=member)
         workflow.decide_request(

@@ -12,7 +12,6 @@ import pytest
 from genecommons.access import committees, workflow
 from genecommons.access import service as access
 from genecommons.access.duo_models import ResearchPurpose
-from genecommons.access.jurisdiction import verdicts
 from genecommons.catalog import service as catalog
 from genecommons.compliance import service
 from genecommons.compliance.reports import check_period
@@ -22,11 +21,7 @@ from genecommons.policy.models import Subject
 OPERATOR = Subject.operator("auditor")
 
 
-def test_report_of_a_period(
-    factory: Any, make_bundle: Any, sheets: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # provision abroad needs the backup copy that archiving the data here provides
-    monkeypatch.setattr(verdicts, "archived_here", lambda session, dataset_id: True)
+def test_report_of_a_period(factory: Any, make_bundle: Any, sheets: Any) -> None:
     today = date.today()
     data = sheets()
     data["consents"][0]["abroad_allowed"] = "yes"
@@ -71,6 +66,8 @@ def test_report_of_a_period(
             factory,
             actor=researcher,
             agreement_version="v1",
+            # provision abroad needs the backup copy that archiving the data here provides
+            archived_here=lambda session, dataset_id: True,
             datasets=[dataset],
             purpose=ResearchPurpose(
                 title="t",

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from genecommons.access.workflow import dataset_resource
 from genecommons.app import create_app
+from genecommons.archive.holdings import archived_here
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.errors import AccessDeniedError
@@ -150,7 +151,11 @@ def test_a_verified_researcher_sees_the_datasets_the_beacon_answers_for(
         answered = {
             accession
             for accession in (datasets.open, datasets.controlled)
-            if granularity(verified, dataset_resource(session, verified, accession), public=True)
+            if granularity(
+                verified,
+                dataset_resource(session, verified, accession, archived_here=archived_here),
+                public=True,
+            )
             is not None
         }
     assert answered == {t.dataset for t in listed}

@@ -17,6 +17,7 @@ from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.app import create_app
 from genecommons.archive import ingestion, keys_and_store
+from genecommons.archive.holdings import archived_here
 from genecommons.catalog import service as catalog
 from genecommons.config import Settings
 from genecommons.db import Base, node_engine
@@ -106,6 +107,7 @@ def build_world(settings: Settings, folder: Path, datafiles: SimpleNamespace) ->
         ),
         datasets=[datasets["controlled"]],
         agreement_version="DAA v1",
+        archived_here=archived_here,
     )
     item = workflow.get_request(factory, request_id, actor=OPERATOR)["datasets"][0]["id"]
     workflow.decide_request(

@@ -129,7 +129,13 @@ def submit(folder: Path, document: dict[str, Any]) -> SimpleNamespace:
             settings, OPERATOR, after=VariantStoreSink(settings, OPERATOR)
         ),
     )
-    node = beacon_context.Beacon(factory, settings, guard=exact_answer, people=exact_people)
+    node = beacon_context.Beacon(
+        factory,
+        settings,
+        guard=exact_answer,
+        people=exact_people,
+        archived_here=app.state.services.archived_here,
+    )
     return SimpleNamespace(app=app, beacon=node, accessions=result.accessions, settings=settings)
 
 

@@ -277,9 +277,7 @@ class DecisionBody(BaseModel):
 
 
 @router.post("/requests", summary="Request access to datasets", status_code=201)
-def create_request(
-    factory: SessionFactoryDep, subject: SubjectDep, body: RequestBody
-) -> dict[str, Any]:
+def create_request(services: ServicesDep, subject: SubjectDep, body: RequestBody) -> dict[str, Any]:
     """File a request; each dataset is matched against its consent (DUO) at once."""
     data = body.purpose.model_dump()
     purpose = ResearchPurpose(
@@ -290,11 +288,12 @@ def create_request(
         }
     )
     request_id, outcomes = workflow.request_access(
-        factory,
+        services.factory,
         actor=subject,
         purpose=purpose,
         datasets=body.datasets,
         agreement_version=body.agreement_version,
+        archived_here=services.archived_here,
     )
     return {"id": request_id, "datasets": [dataclasses.asdict(o) for o in outcomes]}
 

@@ -18,10 +18,13 @@ from genecommons.access import notify
 from genecommons.access.committees import dac_reviewers, user_id_of
 from genecommons.access.duo_matching import match_purpose
 from genecommons.access.duo_models import ResearchPurpose, Verdict
-from genecommons.access.jurisdiction import verdicts
 from genecommons.access.jurisdiction.facts import dataset_facts
 from genecommons.access.jurisdiction.rules import evaluate
-from genecommons.access.jurisdiction.verdicts import request_jurisdiction, requester_of
+from genecommons.access.jurisdiction.verdicts import (
+    ArchivedHere,
+    request_jurisdiction,
+    requester_of,
+)
 from genecommons.access.tables import (
     access_requests,
     dac_members,
@@ -95,12 +98,14 @@ def request_access(
     purpose: ResearchPurpose,
     datasets: list[str],
     agreement_version: str,
+    archived_here: ArchivedHere,
     today: date | None = None,
 ) -> tuple[int, list[DatasetOutcome]]:
     """File a request for `datasets`; each is matched against its consent codes at once.
 
     Incompatible datasets are refused on the spot (status rejected, with the DUO terms
-    violated); the others wait for their DAC.
+    violated); the others wait for their DAC. `archived_here` answers whether this node's
+    archive holds a dataset's backup copy (the jurisdiction rules decide on it).
     """
     require(actor, Action.REQUEST_ACCESS, Resource("request"))
     if not datasets or len(datasets) > 100:
@@ -143,7 +148,9 @@ def request_access(
                 if result.verdict is Verdict.INCOMPATIBLE
                 else None
             )
-            jurisdiction = request_jurisdiction(session, actor, row, counted, today=today)
+            jurisdiction = request_jurisdiction(
+                session, actor, row, counted, today=today, archived_here=archived_here
+            )
             counted += jurisdiction.sequence_individuals
             if status == "pending" and not jurisdiction.decision.allowed:
                 status = "rejected"
@@ -192,11 +199,17 @@ def request_access(
 
 
 def dataset_resource(
-    session: Session, subject: Subject, accession: str, *, today: date | None = None
+    session: Session,
+    subject: Subject,
+    accession: str,
+    *,
+    archived_here: ArchivedHere,
+    today: date | None = None,
 ) -> Resource:
     """A dataset as the decision point sees it for a data read by `subject`: its tier, whether
     its study is public and, for a signed-in user of an institution, the jurisdiction rules'
-    verdict on that institution."""
+    verdict on that institution (`archived_here`: whether this node's archive holds the
+    dataset's backup copy)."""
     datasets, studies = catalog.DATASETS, catalog.STUDIES
     row = session.execute(
         select(datasets, studies.c.public.label("study_public"))
@@ -223,7 +236,7 @@ def dataset_resource(
                 "您的账号未关联已确认的机构，无法按管辖规则判定；请请所在机构的数据管理员或系统管理员确认。",
             ),
         )
-    facts = dataset_facts(session, row, archived_here=verdicts.archived_here(session, row.id))
+    facts = dataset_facts(session, row, archived_here=archived_here(session, row.id))
     verdict = evaluate(
         requester=requester_of(session, subject),
         dataset=facts,

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.workflow import dataset_resource
 from genecommons.archive.catalog_files import CatalogFile, catalog_file, missing_file
+from genecommons.archive.holdings import archived_here
 from genecommons.archive.recipient_copies import RecipientCopies, RecipientCopy, Source
 from genecommons.archive.tables import archive_objects
 from genecommons.config import Settings
@@ -104,7 +105,10 @@ def _authorize(session: Session, subject: Subject, file: CatalogFile) -> Decisio
     """Allow when a dataset that releases the file allows the subject its records. A file
     whose datasets the subject may not see does not exist for them (the refusal answered as
     its absence would be); either refusal carries its record for the audit log."""
-    resources = [dataset_resource(session, subject, accession) for accession in file.datasets]
+    resources = [
+        dataset_resource(session, subject, accession, archived_here=archived_here)
+        for accession in file.datasets
+    ]
     decisions = [decide(subject, Action.READ_RECORDS, resource) for resource in resources]
     for decision in decisions:
         if decision.allowed:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.access.workflow import dataset_resource, missing_dataset
+from genecommons.archive.holdings import archived_here
 from genecommons.clock import now
 from genecommons.config import Settings
 from genecommons.db import write_transaction
@@ -130,7 +131,7 @@ def variant_frequencies(
     with write_transaction(factory) as session:
         accessions = [dataset] if dataset else _datasets_with_stores(session, settings)
         for accession in accessions:
-            resource = dataset_resource(session, subject, accession)
+            resource = dataset_resource(session, subject, accession, archived_here=archived_here)
             if not visible(subject, resource):
                 if dataset:
                     require_visible(

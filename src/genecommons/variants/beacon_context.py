@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from genecommons.access.jurisdiction.verdicts import ArchivedHere
 from genecommons.access.workflow import dataset_resource
 from genecommons.catalog import reads as catalog
 from genecommons.config import Settings
@@ -124,6 +125,8 @@ class Beacon:
     settings: Settings
     guard: VariantGuard
     people: PeopleGuard
+    # whether this node's archive holds a dataset's backup copy (the jurisdiction rules ask)
+    archived_here: ArchivedHere
     stores: StoreCache = field(default_factory=StoreCache)
     # the app's queue of Beacon query events, shared by its requests (None: one of its own)
     events: GroupedQueue | None = None
@@ -187,9 +190,10 @@ _DATASETS, _ASSEMBLIES = catalog.beacon_dataset_statements()
 
 
 def visible_datasets(
-    session: Session, subject: Subject, requested: Granularity
+    session: Session, subject: Subject, requested: Granularity, *, archived_here: ArchivedHere
 ) -> list[DatasetView]:
-    """The datasets the caller may learn something of, each with its granularity."""
+    """The datasets the caller may learn something of, each with its granularity
+    (`archived_here`: whether this node's archive holds a dataset's backup copy)."""
     # read on every query, without the ORM (the session is left unused unless needed)
     engine = session.get_bind()
     assert isinstance(engine, Engine)
@@ -202,7 +206,9 @@ def visible_datasets(
     for row in rows:
         if row.accession in subject.grants:
             # the jurisdiction rules decide on record-level data for grant holders only
-            resource = dataset_resource(session, subject, row.accession)
+            resource = dataset_resource(
+                session, subject, row.accession, archived_here=archived_here
+            )
         else:
             resource = Resource("dataset", accession=row.accession, tier=row.access_tier)
         found = granularity(subject, resource, public=bool(row.study_public))

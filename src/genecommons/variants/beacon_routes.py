@@ -44,6 +44,7 @@ def _beacon(request: Request) -> context.Beacon:
         services.settings,
         guard=services.variant_guard,
         people=services.people_guard,
+        archived_here=services.archived_here,
         stores=services.variant_stores,
         events=services.events,
         held=held(request.scope),

@@ -174,7 +174,12 @@ def answer(
             asked = dataclasses.replace(asked, scope=_run_biosample(session, scope))
         views = _restrict(
             session,
-            visible_datasets(session, caller.subject, request.query.requestedGranularity),
+            visible_datasets(
+                session,
+                caller.subject,
+                request.query.requestedGranularity,
+                archived_here=beacon_app.archived_here,
+            ),
             asked,
         )
         sets: list[ResultSet | None]
@@ -527,7 +532,9 @@ def _cohorts(session: Session, views: Sequence[DatasetView]) -> list[dict[str, A
 def filtering_terms(beacon_app: Beacon, *, caller: Caller) -> dict[str, Any]:
     """The filters this Beacon reads, with the values the caller's datasets hold."""
     with beacon_app.factory() as session:
-        views = visible_datasets(session, caller.subject, Granularity.RECORD)
+        views = visible_datasets(
+            session, caller.subject, Granularity.RECORD, archived_here=beacon_app.archived_here
+        )
         fill_members(session, views)
     people = {m.person.accession: m.person for v in views for m in v.members or ()}
     populations = sorted({p.population for p in people.values() if p.population})

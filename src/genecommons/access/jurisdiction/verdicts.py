@@ -8,19 +8,24 @@ request cannot avoid the security review. `access.workflow` asks for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from genecommons.access.jurisdiction.facts import dataset_facts
 from genecommons.access.jurisdiction.rules import JurisdictionDecision, Requester, evaluate
 from genecommons.access.tables import access_requests, request_datasets, users
-from genecommons.archive.tables import archive_objects
 from genecommons.catalog import reads as catalog
 from genecommons.policy.models import Subject
+
+# Whether this node's archive holds every file of a dataset (session, dataset id): the HGR
+# backup-copy fact. The archive answers it (archive.holdings.archived_here); the callers of
+# access hand it in, so that access reads no table of the archive's.
+ArchivedHere = Callable[[Session, int], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +37,13 @@ class RequestJurisdiction:
 
 
 def request_jurisdiction(
-    session: Session, actor: Subject, dataset: Any, counted: int, *, today: date
+    session: Session,
+    actor: Subject,
+    dataset: Any,
+    counted: int,
+    *,
+    today: date,
+    archived_here: ArchivedHere,
 ) -> RequestJurisdiction:
     """The jurisdiction rules' verdict on this dataset for the requester's institution; the
     sequence individuals are counted over every request of that institution (so that
@@ -57,20 +68,6 @@ def requester_of(session: Session, actor: Subject) -> Requester:
     return Requester(
         institution_country=country, foreign_controlled=actor.foreign_party and country == "CN"
     )
-
-
-def archived_here(session: Session, dataset_id: int) -> bool:
-    """Whether this node's archive holds every file of the dataset (the HGR backup copy)."""
-    files = catalog.dataset_file_ids(dataset_id).subquery()
-    row = session.execute(
-        select(func.count(files.c.id), func.count(archive_objects.c.id))
-        .select_from(files)
-        .outerjoin(
-            archive_objects,
-            (archive_objects.c.file_id == files.c.id) & (archive_objects.c.state == "archived"),
-        )
-    ).one()
-    return bool(row[0]) and row[0] == row[1]
 
 
 def institution_sequence_individuals(session: Session, actor: Subject) -> int:

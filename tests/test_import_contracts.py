@@ -3,6 +3,7 @@ kept by the code as it is, and broken, naming the rule, by an import across a bo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -66,3 +67,108 @@ def test_an_import_across_a_boundary_fails_naming_the_rule(
     assert done.returncode != 0, done.stdout[-3000:]
     broken = done.stdout.split("Broken contracts", 1)[-1]
     assert contract in broken, done.stdout[-5000:]
+
+
+# The import cycles of the package on PYTHONPATH (grimp, import-linter's own graph): between
+# files, and between capability packages (each taken as one; the app's and the CLI's wiring,
+# deps.py, services.py, runtime.py, which the routes and commands import, is not a capability),
+# as JSON.
+CYCLES = """
+import json, sys
+import grimp
+
+graph = grimp.build_graph("genecommons", cache_dir=None)
+
+def strongly_connected(edges):
+    index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
+    def visit(v):
+        index[v] = low[v] = counter[0]; counter[0] += 1; stack.append(v); on.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w); low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop(); on.discard(w); part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                found.append(sorted(part))
+    sys.setrecursionlimit(10000)
+    for v in list(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+files = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+CAPABILITIES = {"catalog", "access", "archive", "variants", "privacy", "fingerprint", "audit",
+                "compliance"}
+def capability(module):
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 and parts[1] in CAPABILITIES else None
+packages = {}
+for module, imported in files.items():
+    if capability(module) is None:
+        continue
+    packages.setdefault(capability(module), set()).update(
+        capability(m) for m in imported if capability(m) not in (None, capability(module))
+    )
+print(json.dumps({"files": strongly_connected(files), "packages": strongly_connected(packages)}))
+"""
+
+
+def import_cycles(source: Path) -> dict[str, list[list[str]]]:
+    """The import cycles of the package under `source`, between files and between packages."""
+    done = subprocess.run(
+        [sys.executable, "-c", CYCLES],
+        env={**os.environ, "PYTHONPATH": str(source)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    found: dict[str, list[list[str]]] = json.loads(done.stdout)
+    return found
+
+
+def test_no_import_cycle_between_files_or_capabilities() -> None:
+    assert import_cycles(ROOT / "src") == {"files": [], "packages": []}
+
+
+@pytest.mark.parametrize(
+    ("module", "imported", "kind", "cycle"),
+    [
+        # sealed_store imports sealed: the other way round closes a cycle between files
+        (
+            "variants/sealed.py",
+            "genecommons.variants.sealed_store",
+            "files",
+            ["genecommons.variants.sealed", "genecommons.variants.sealed_store"],
+        ),
+        # access reads the catalog: the catalog reaching access closes one between capabilities
+        (
+            "catalog/export.py",
+            "genecommons.access.workflow",
+            "packages",
+            ["genecommons.access", "genecommons.catalog"],
+        ),
+    ],
+)
+def test_the_cycle_check_sees_a_cycle(
+    tmp_path: Path, module: str, imported: str, kind: str, cycle: list[str]
+) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT / "src" / "genecommons",
+        source / "genecommons",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    target = source / "genecommons" / module
+    target.write_text(  # inside a function: a late import is an import all the same
+        target.read_text(encoding="utf-8")
+        + f"\n\ndef _late() -> None:\n    import {imported}  # noqa\n",
+        encoding="utf-8",
+    )
+    assert cycle in import_cycles(source)[kind]

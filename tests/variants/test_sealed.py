@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genecommons.secrets import LocalNodeKeys
-from genecommons.variants import sealed
+from genecommons.variants import sealed, sealed_store
 from genecommons.variants.manifest import LegacyStoreError, new_binding
 from genecommons.variants.sealed import StoreIntegrityError, ValueSealer
 from genecommons.variants.store import SampleInfo, VariantStore, build_store
@@ -50,12 +50,12 @@ def test_a_sealed_value_opens_only_where_it_was_sealed(key: bytes, path: str, va
 
 def test_a_zarr_group_round_trips_through_its_sealed_store(tmp_path: Path) -> None:
     sealer = ValueSealer(os.urandom(32), context="GCD00000001/bb")
-    root = sealed.open_group(tmp_path / "z", sealer=sealer, mode="w-")
+    root = sealed_store.open_group(tmp_path / "z", sealer=sealer, mode="w-")
     root.attrs["note"] = "Zhang-San-0001"
     calls = np.arange(6000, dtype=np.int8).reshape(1000, 3, 2)
     root.create_array("a", data=calls, chunks=(100, 3, 2))
     root.create_array("b", data=calls, chunks=(100, 3, 2))
-    opened = sealed.open_group(tmp_path / "z", sealer=sealer)
+    opened = sealed_store.open_group(tmp_path / "z", sealer=sealer)
     assert np.array_equal(opened["a"][:], calls) and opened.attrs["note"] == "Zhang-San-0001"
     for path in (tmp_path / "z").rglob("*"):
         if path.is_file():
@@ -64,9 +64,9 @@ def test_a_zarr_group_round_trips_through_its_sealed_store(tmp_path: Path) -> No
     # a chunk moved from one array into another fails where it is read, not silently
     shutil.copy(tmp_path / "z" / "a" / "0.0.0", tmp_path / "z" / "b" / "1.0.0")
     with pytest.raises(StoreIntegrityError):
-        sealed.open_group(tmp_path / "z", sealer=sealer)["b"][:]
+        sealed_store.open_group(tmp_path / "z", sealer=sealer)["b"][:]
     with pytest.raises(StoreIntegrityError):
-        sealed.open_group(tmp_path / "z", sealer=ValueSealer(os.urandom(32), context="x"))
+        sealed_store.open_group(tmp_path / "z", sealer=ValueSealer(os.urandom(32), context="x"))
 
 
 @pytest.fixture

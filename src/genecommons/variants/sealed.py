@@ -17,8 +17,6 @@ No web framework, no database: file formats only.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -92,13 +90,3 @@ class ValueSealer:
                 "或由其他密钥加密。",
                 details={"store": self.context, "value": path},
             ) from error
-
-
-def open_group(
-    path: Path, *, sealer: ValueSealer, mode: Literal["r", "w-", "r+"] = "r"
-) -> Any:  # zarr's group type is loose
-    """The Zarr group at `path` through its sealed store (`w-` creates it, Zarr format 2 as
-    bio2zarr writes it)."""
-    from genecommons.variants import sealed_store
-
-    return sealed_store.open_group(path, sealer=sealer, mode=mode)

@@ -4,7 +4,7 @@ genotype store for analysis, and a sites index of normalised variants with allel
 
 Both are encrypted at rest under the store's own data key, which the node key store seals to the
 store's identity (dataset and store id) in the store's manifest (`store.json`): the genotype
-store through `sealed.SealedStore` (every chunk and every metadata document sealed with its key
+store through `sealed_store.SealedStore` (every chunk and every metadata document sealed with its key
 path), the sites index as an SQLCipher database (every page encrypted and authenticated).
 Removing a store's manifest shreds it. The sites index is encrypted too because its groups can
 be small (a population and sex with one person holds that person's genotypes) and its list of
@@ -38,14 +38,13 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from genecommons.errors import ConflictError, StorageFullError
 from genecommons.secrets import NodeKeys, private_directory
-from genecommons.variants import sealed
 from genecommons.variants.counts import count_block, membership
 from genecommons.variants.manifest import (
     StoreBinding,
@@ -76,6 +75,17 @@ SITES_SCHEMA = (
     "INTEGER NOT NULL, counts BLOB NOT NULL);"
 )
 SITES_INDEX = "CREATE INDEX sites_locus ON sites (chrom, pos)"
+
+
+def open_sealed_group(
+    path: Path, *, sealer: ValueSealer, mode: Literal["r", "w-", "r+"] = "r"
+) -> Any:  # zarr's group type is loose
+    """The Zarr group at `path` through its sealed store (`sealed_store.open_group`); zarr is
+    imported here, on first use, not with the app (every worker imports the app before it
+    answers)."""
+    from genecommons.variants import sealed_store
+
+    return sealed_store.open_group(path, sealer=sealer, mode=mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +231,7 @@ def build_store(
     try:
         data_key = os.urandom(KEY_BYTES)
         write_manifest(building, binding=binding, data_key=data_key, keys=keys)
-        root = sealed.open_group(building / ZARR, sealer=calls_sealer(data_key, binding), mode="w-")
+        root = open_sealed_group(building / ZARR, sealer=calls_sealer(data_key, binding), mode="w-")
         with SitesWriter(
             building / SITES,
             key=derive_key(data_key, "sites"),
@@ -426,7 +436,7 @@ class VariantStore:
     def calls(self) -> Any:  # zarr's group type is loose
         """The genotype store as a Zarr group (bio2zarr's layout), opened through its sealed
         store; StoreIntegrityError when its sealed attributes name another binding."""
-        root = sealed.open_group(
+        root = open_sealed_group(
             self.path / ZARR, sealer=calls_sealer(self._data_key, self.binding)
         )
         try:

@@ -82,6 +82,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/affiliations/{claim_id}/confirm"): {"data_steward", "admin"},
     ("DELETE", "/api/v1/affiliations/{claim_id}"): {"data_steward", "admin"},
     ("GET", "/api/v1/compliance/report"): {"auditor", "admin", "data_steward"},
+    ("GET", "/api/v1/privacy/reports/{dataset}"): {"auditor", "admin", "data_steward"},
     ("GET", "/api/v1/audit/sth"): set(ROLES),
     ("GET", "/api/v1/audit/proof/inclusion"): set(ROLES),
     ("GET", "/api/v1/audit/proof/consistency"): set(ROLES),
@@ -447,6 +448,9 @@ CALLS: dict[tuple[str, str], Call] = {
     ("DELETE", "/api/v1/grants/{grant_id}"): lambda w, r, t: w.client.delete(
         f"/api/v1/grants/{w.grant(t)}", params={"reason": "matrix"}, headers=w.headers[r]
     ),
+    ("GET", "/api/v1/privacy/reports/{dataset}"): lambda w, r, t: w.client.get(
+        f"/api/v1/privacy/reports/{w.datasets[t]}", headers=w.headers[r]
+    ),
     ("GET", "/api/v1/compliance/report"): lambda w, r, t: w.client.get(
         "/api/v1/compliance/report",
         headers=w.headers[r],
@@ -632,6 +636,7 @@ TIERED = {
     ("DELETE", "/api/v1/grants/{grant_id}"),
     *((m, p) for m, p in EXPECTED if p.startswith(("/ga4gh/drs/v1/objects", "/htsget/"))),
     *((m, p) for m, p in EXPECTED if p.startswith("/beacon/datasets/{id}")),
+    ("GET", "/api/v1/privacy/reports/{dataset}"),
 }
 TIERED -= {("GET", "/htsget/reads/service-info"), ("GET", "/htsget/variants/service-info")}
 NO_TIER = "no tier"

@@ -149,6 +149,7 @@ def serve(
     from genecommons.archive.uploads import UploadExpiry
     from genecommons.audit.watch import Background
     from genecommons.fingerprint.copy_jobs import CopyBuilder
+    from genecommons.privacy.upkeep import Reassessor
 
     context = runtime()
     count = workers or context.settings.effective_workers
@@ -162,6 +163,8 @@ def serve(
     builder.start()
     expiry = UploadExpiry(context.factory, context.settings, subject=operator())
     expiry.start()
+    reassessor = Reassessor(context.factory, context.settings)
+    reassessor.start()
     typer.echo(
         f"Audit log sequencer and early-warning watcher running in process {os.getpid()}, for "
         f"{count} worker(s); fingerprinted copies are built in a process of their own. "
@@ -195,6 +198,7 @@ def serve(
         )
     finally:
         stop.set()
+        reassessor.stop()
         expiry.stop()
         builder.stop()
         background.stop()

@@ -227,6 +227,10 @@ class Settings(BaseSettings):
     # shown as "< k".
     frequency_epsilon: float = Field(default=1.0, gt=0)
     frequency_min_cell: int = Field(default=10, ge=1)
+    # How often `genecommons serve` looks for datasets whose privacy measurement they have
+    # outgrown (privacy/report_model.py) and measures them again with the inputs recorded, in
+    # a process of its own at low priority (0: never; `genecommons privacy reassess` by hand).
+    privacy_reassess_interval_seconds: float = Field(default=3600.0, ge=0)
 
     @property
     def beacon_key_file(self) -> Path:

@@ -54,9 +54,12 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
     monkeypatch.setenv("GENECOMMONS_DATA_DIR", str(tmp_path / "data"))
-    with mock.patch(
-        "genecommons.privacy.commands.evaluation.attack_beacon", return_value=figures()
-    ) as run:
+    with (
+        mock.patch(
+            "genecommons.privacy.commands.evaluation.attack_beacon", return_value=figures()
+        ) as run,
+        mock.patch("genecommons.privacy.measurements.record_assessment") as kept,
+    ):
         result = runner.invoke(
             app,
             [
@@ -87,6 +90,11 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
     assert written["curves"]["undefended"][0]["high"] == [0.2, 1.0]
     assert "0.10 (0.05–0.20)" in result.output  # the power with its 95% interval
     assert "answered right 100.00%" in result.output
+    recorded = kept.call_args.kwargs  # the measurement kept with its inputs and defence
+    assert (recorded["dataset"], recorded["members"]) == ("GCD00000001", 10)
+    assert recorded["parameters"]["victims"] == 7
+    assert recorded["parameters"]["defence"]["guard"] == "defended"
+    assert recorded["figures"]["curves"]["undefended"][0]["power"] == [0.1, 1.0]
 
 
 def test_attack_beacon_refuses_two_beacons_of_one_name(tmp_path: Path, monkeypatch: Any) -> None:
@@ -121,9 +129,12 @@ def test_attack_beacon_reads_who_is_in_the_public_reference(
     (demo / "truth.json").write_text(json.dumps(truth))
     listed = tmp_path / "public.txt"
     listed.write_text("P1\nP2  P3\n")
-    with mock.patch(
-        "genecommons.privacy.commands.evaluation.attack_beacon", return_value=figures()
-    ) as run:
+    with (
+        mock.patch(
+            "genecommons.privacy.commands.evaluation.attack_beacon", return_value=figures()
+        ) as run,
+        mock.patch("genecommons.privacy.measurements.record_assessment"),
+    ):
         from_demo = runner.invoke(
             app, ["privacy", "attack-beacon", "GCD1", "--demo", str(demo), "--out", str(tmp_path)]
         )
@@ -189,3 +200,26 @@ def test_attack_beacon_end_to_end_on_a_small_demo(
     assert max(power[("defended", "knows the rule, fresh account per victim")]) <= 0.35
     assert found["correctness"]["defended"]["absent_present"] == 0
     assert (out / "power.png").exists()
+    # the measurement is kept: the dataset's privacy report shows it, current
+    report = json.loads(cli("privacy", "report", "GCD00000001", "--json").stdout)
+    assert report["freshness"] == "current", report["reasons"]
+    measured = report["measurement"]
+    assert measured["members"] == report["members"] == found["beacon_size"]
+    assert measured["parameters"]["victims"] == 30
+    assert measured["parameters"]["defence"] == report["defence"]
+    assert report["defence"]["reference_windows"] is True  # check-reference found it suits
+    served = [p["worst"] for p in measured["powers"] if p["beacon"] == "defended"]
+    assert measured["served_worst_power"] == max(served)
+    assert "measurement" in cli("privacy", "report", "GCD00000001").stdout
+    assert "still describes" in cli("privacy", "reassess").stdout
+    # another budget is another defence: the measurement is stale until measured again
+    other = {**env, "GENECOMMONS_BEACON_BUDGET": "50"}
+    stale = json.loads(genecommons_cli(other, "privacy", "report", "GCD00000001", "--json").stdout)
+    assert stale["freshness"] == "stale"
+    assert any("budget" in reason for reason in stale["reasons"])
+    again = genecommons_cli(other, "privacy", "reassess")
+    assert "GCD00000001: measured again on" in again.stdout
+    fresh = json.loads(genecommons_cli(other, "privacy", "report", "GCD00000001", "--json").stdout)
+    assert fresh["freshness"] == "current"
+    assert fresh["measurement"]["measured_at"] > measured["measured_at"]
+    assert fresh["measurement"]["parameters"]["defence"]["budget"] == 50.0

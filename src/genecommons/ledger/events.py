@@ -77,6 +77,8 @@ class EventTag(StrEnum):
     LEAK_TRACED = "audit:trace:run"
     PRIVACY_BUDGET_LOW = "privacy:budget:low"
     REFERENCE_CHECKED = "privacy:reference:check"  # whether the public reference suits a dataset
+    PRIVACY_MEASURED = "privacy:assessment:record"  # attacks measured on a dataset, kept
+    PRIVACY_REPORT_READ = "privacy:report:read"
     ALERT_RAISED = "audit:alert:raise"
     BACKUP_MADE = "node:backup:create"  # a copy of the database, keys and store manifest
     BACKUP_RESTORED = "node:backup:restore"

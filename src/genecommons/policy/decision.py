@@ -290,6 +290,14 @@ def _user_rule(subject: Subject, action: Action, resource: Resource) -> Decision
             "Auditors, stewards and administrators read compliance reports.",
             "审计人员、数据管理员和系统管理员可查看合规报告。",
         )
+    if action is Action.READ_PRIVACY_REPORT and subject.has_role(
+        Role.DATA_STEWARD, Role.ADMIN, Role.AUDITOR
+    ):
+        return _allow(
+            "privacy-report",
+            "Data stewards, auditors and administrators read how private a dataset is.",
+            "数据管理员、审计人员和系统管理员可查看数据集的隐私报告。",
+        )
     if action is Action.REVOKE_GRANT and subject.has_role(Role.ADMIN):
         return _allow(
             "admin-revoke", "Administrators may revoke any grant.", "系统管理员可撤销任何授权。"

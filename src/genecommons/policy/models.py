@@ -51,6 +51,7 @@ class Action(StrEnum):
     LIST_FILES = "archive:file:list"
     REGISTER_KEY = "archive:key:register"
     READ_METRICS = "ops:metrics:read"  # the node's Prometheus metrics (GET /metrics)
+    READ_PRIVACY_REPORT = "privacy:report:read"  # how private a dataset is (privacy report)
 
 
 class CredentialKind(StrEnum):

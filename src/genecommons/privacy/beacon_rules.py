@@ -131,7 +131,9 @@ def _store_identities(settings: Settings, dataset: str) -> set[str]:
     return {found for found in shared if found}
 
 
-def _rule_settings(settings: Settings) -> dict[str, float]:
+def rule_settings(settings: Settings) -> dict[str, float]:
+    """The threshold rule's settings (a check of the reference, or a measurement, made under
+    others no longer counts)."""
     return {
         "low": settings.beacon_threshold_min,
         "high": settings.beacon_threshold_max,
@@ -151,7 +153,7 @@ def suited_datasets(settings: Settings, reference: ReferenceCounts) -> frozenset
             record = json.loads(path.read_text(encoding="utf-8"))
             current = (
                 record["reference_sha256"] == reference.source.sha256
-                and record["rule"] == _rule_settings(settings)
+                and record["rule"] == rule_settings(settings)
                 and record["store"] in _store_identities(settings, record["dataset"])
             )
         except (OSError, ValueError, KeyError, TypeError):
@@ -196,7 +198,7 @@ def check_reference(
         "reference_sha256": reference.source.sha256,
         "reference": reference.source.file,
         "store": store.binding.store_id,
-        "rule": _rule_settings(settings),
+        "rule": rule_settings(settings),
         "suits": fit.suits,
         "ratio": fit.ratio,
         **{k: getattr(fit, k) for k in ("sites", "listed", "placed", "unplaced")},

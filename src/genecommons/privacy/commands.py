@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genecommons.privacy import attack, beacon_rules, evaluation
+from genecommons.privacy import assessments, attack, beacon_rules, evaluation, measurements
+from genecommons.privacy.report_model import PrivacyReport, report_document
 from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
 
@@ -76,24 +78,26 @@ def attack_beacon(
         raise typer.BadParameter(
             "give --demo, or --cohort and --panel / 请给出 --demo 或 --cohort 与 --panel"
         )
-    urls = served_beacons(url or [])
+    inputs = measurements.AttackInputs(
+        cohort=cohort,
+        panel=panel,
+        public=public,
+        victims=victims,
+        outsiders=outsiders,
+        seed=seed,
+        queries=tuple(q for q in attack.QUERY_COUNTS if q <= max_queries) or (max_queries,),
+        correctness_sites=correctness_sites,
+        urls=served_beacons(url or []),
+    )
     context = runtime()
     with reporter() as progress:
-        figures = evaluation.attack_beacon(
-            context.settings,
+        figures, _ = measurements.measure(
             context.factory,
+            context.settings,
             subject=operator(),
-            cohort=cohort,
-            panel=panel,
             dataset=dataset,
-            urls=urls,
+            inputs=inputs,
             token=token,
-            victims=victims,
-            outsiders=outsiders,
-            seed=seed,
-            queries=tuple(q for q in attack.QUERY_COUNTS if q <= max_queries) or (max_queries,),
-            correctness_sites=correctness_sites,
-            public=public,
             progress=progress,
         )
     out.mkdir(parents=True, exist_ok=True)
@@ -121,6 +125,114 @@ def attack_beacon(
             f"(of {right.absent_asked:,})"
         )
     console.print(f"plot: {out / 'power.png'}  figures: {out / 'figures.json'}")
+    console.print(
+        f"kept for `genecommons privacy report {dataset}` / 已记录，可用 `genecommons privacy "
+        f"report {dataset}` 查看"
+    )
+
+
+@privacy_app.command("report")
+def report(
+    dataset: Annotated[str, typer.Argument(help="Dataset accession (GCD...)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """How private a dataset is: the attacks measured on it, the utility, the budgets spent,
+    and whether the measurement still describes it. 数据集的隐私报告。"""
+    context = runtime()
+    found = assessments.privacy_report(
+        context.factory, context.settings, subject=operator(), dataset=dataset
+    )
+    if as_json:
+        typer.echo(json.dumps(report_document(found), ensure_ascii=False, indent=1))
+        return
+    print_report(found)
+
+
+def print_report(found: PrivacyReport) -> None:
+    """The report as tables on the terminal."""
+    members = f"{found.members:,}" if found.members is not None else "no variant store 无变异库"
+    console.print(f"[bold]{found.dataset}[/bold]: Beacon members 成员 {members}")
+    defence = ", ".join(f"{k}={v}" for k, v in found.defence.items())
+    console.print(f"defence 防护: {defence}")
+    measured = found.measurement
+    state = {"current": "current 有效", "stale": "stale 已过时", "missing": "missing 未测量"}
+    console.print(f"measurement 测量: {state[found.judgement.freshness]}")
+    for en, zh in zip(found.judgement.reasons, found.judgement.reasons_zh, strict=True):
+        console.print(f"  {en}\n  {zh}")
+    if measured is not None:
+        parameters = measured.parameters
+        console.print(
+            f"measured 测量于 {measured.measured_at:%Y-%m-%d %H:%M} UTC by {measured.measured_by} "
+            f"on {measured.members:,} members; victims {parameters.get('victims')}, seed "
+            f"{parameters.get('seed')}, version {parameters.get('version')}"
+        )
+        table = Table(
+            title=f"power at 5% false positives (goal <= {found.goal_power:.2f}) / "
+            "假阳性率 5% 时的检出率"
+        )
+        for column in ("Beacon", "attacker 攻击者", "queries 查询数", "power 检出率", "worst 最高"):
+            table.add_column(column, justify="left" if column == "Beacon" else "right")
+        for power in measured.powers:
+            table.add_row(
+                power.beacon,
+                power.attacker,
+                " ".join(str(q) for q in power.queries),
+                " ".join(f"{p:.2f}" for p in power.power),
+                f"{power.worst:.2f}",
+            )
+        console.print(table)
+        for beacon, utility in measured.utility.items():
+            console.print(
+                f"{beacon}: alleles of frequency >= 1% answered 频率 >= 1% 的等位基因回答正确 "
+                f"{float(utility.get('common_correct', 0.0)):.1%}; absent said present 不存在却"
+                f"答存在 {utility.get('absent_present')}"
+            )
+    if found.budgets:
+        table = Table(title="Beacon budgets spent / Beacon 预算使用")
+        for column in ("party 主体", "parties 数", "spent 总计", "most 最多", "exhausted 用尽"):
+            table.add_column(column, justify="right")
+        for use in found.budgets:
+            table.add_row(
+                use.kind,
+                f"{use.parties:,}",
+                f"{use.spent:,.2f}",
+                f"{use.most:,.2f}",
+                f"{use.exhausted:,}",
+            )
+        console.print(table)
+    console.print(
+        f"open frequencies 开放频率: {found.releases.variants:,} variant tables released, "
+        f"epsilon spent 已用 ε {found.releases.epsilon_spent:,.2f}"
+    )
+
+
+@privacy_app.command("reassess")
+def reassess(
+    datasets: Annotated[
+        list[str] | None,
+        typer.Argument(help="Dataset accessions (default: every dataset measured before)"),
+    ] = None,
+) -> None:
+    """Measure the attacks again, with the inputs recorded, on each dataset whose measurement
+    it has outgrown (its members changed by 10% or more, or the defence's settings changed).
+    以记录的输入重新测量已过时的数据集。"""
+    context = runtime()
+    with reporter() as progress:
+        measured = measurements.reassess(
+            context.factory,
+            context.settings,
+            subject=operator(),
+            datasets=datasets or (),
+            progress=progress,
+        )
+    if not measured:
+        console.print("Every measurement still describes its dataset. 所有测量仍然有效。")
+    for dataset, found in measured.items():
+        worst = found.served_worst
+        console.print(
+            f"{dataset}: measured again on {found.members:,} members; worst power against the "
+            f"served Beacon {'-' if worst is None else f'{worst:.2f}'} / 已重新测量"
+        )
 
 
 @privacy_app.command("check-reference")

@@ -1,5 +1,6 @@
 """HTTP routes of the privacy capability under /api/v1: a variant's allele frequencies by population
-and sex, like gnomAD's table. They translate; privacy.frequencies decides what each caller sees."""
+and sex, like gnomAD's table, and a dataset's privacy report for its stewards. They translate;
+privacy.frequencies and privacy.assessments decide what each caller sees."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from genecommons.deps import SessionFactoryDep, SettingsDep, SubjectDep
-from genecommons.privacy import frequencies
+from genecommons.privacy import assessments, frequencies
+from genecommons.privacy.report_model import report_document
 
 router = APIRouter(prefix="/api/v1", tags=["variants"])
 
@@ -37,3 +39,20 @@ def variant_frequencies(
         factory, settings, subject=subject, key=key, dataset=dataset
     )
     return {"variant": key, "datasets": [asdict(t) for t in tables]}
+
+
+@router.get(
+    "/privacy/reports/{dataset}",
+    summary="How private a dataset is: attacks measured, utility, budgets spent",
+    tags=["privacy"],
+)
+def privacy_report(
+    dataset: Annotated[str, Path(min_length=1, max_length=40)],
+    settings: SettingsDep,
+    factory: SessionFactoryDep,
+    subject: SubjectDep,
+) -> dict[str, Any]:
+    """For data stewards, auditors and administrators: the latest attack measurement on the
+    dataset, whether it still describes the dataset, and what callers have spent. 数据集隐私报告。"""
+    found = assessments.privacy_report(factory, settings, subject=subject, dataset=dataset)
+    return report_document(found)

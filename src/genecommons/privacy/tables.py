@@ -57,3 +57,18 @@ privacy_releases = Table(
     Column("released_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("dataset", "variant"),
 )
+
+# Re-identification attacks measured on a dataset (`genecommons privacy attack-beacon`), one row
+# per measurement: how big the dataset was, under which settings and inputs, and the figures.
+# The privacy report shows the latest, and says when the dataset has changed too much since.
+privacy_assessments = Table(
+    "privacy_assessments",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dataset", String(64), nullable=False, index=True),
+    Column("members", Integer, nullable=False),  # the Beacon's members when measured
+    Column("parameters", JSON, nullable=False),  # victims, queries, seed, inputs, settings
+    Column("figures", JSON, nullable=False),  # evaluation.Figures as JSON
+    Column("measured_by", String(300), nullable=False),
+    Column("measured_at", DateTime(timezone=True), nullable=False),
+)

@@ -91,6 +91,14 @@ def binding_of(session: Session, dataset: str) -> StoreBinding | None:
     return _binding(row) if row is not None else None
 
 
+def store_samples(session: Session, dataset: str) -> int | None:
+    """How many samples the store bound to `dataset` holds (None when it has none)."""
+    found = session.execute(
+        select(variant_stores.c.samples).where(variant_stores.c.dataset == dataset)
+    ).scalar()
+    return int(found) if found is not None else None
+
+
 def binding_named(session: Session, name: str) -> StoreBinding | None:
     """The committed binding of the store called `name` (None when none binds it)."""
     row = session.execute(select(variant_stores).where(variant_stores.c.store == name)).first()

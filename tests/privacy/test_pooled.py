@@ -21,7 +21,7 @@ CHECKPOINTS = (1000, 2000, 5000, SITES)
 
 def cohort(
     seed: int = 1,
-) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8], npt.NDArray[np.int8], list]:
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8], npt.NDArray[np.int8], list[pooled.Table]]:
     """The pool, the non-members, the attacker's panel, and the pool's counts tables (one
     population, two sexes: the open route's six groups, sensitivity 24)."""
     rng = np.random.default_rng(seed)
@@ -94,7 +94,9 @@ def test_a_variant_costs_at_most_what_exact_frequencies_do(
 
 
 def slow_homer(person: list[int], pool: list[float], reference: list[float]) -> float:
-    return sum(abs(x / 2 - r) - abs(x / 2 - m) for x, m, r in zip(person, pool, reference))
+    return sum(
+        abs(x / 2 - r) - abs(x / 2 - m) for x, m, r in zip(person, pool, reference, strict=True)
+    )
 
 
 def slow_ratio(person: list[int], pool: list[float], reference: list[float]) -> float:
@@ -103,7 +105,7 @@ def slow_ratio(person: list[int], pool: list[float], reference: list[float]) -> 
 
     return sum(
         x * math.log(clip(m) / clip(r)) + (2 - x) * math.log((1 - clip(m)) / (1 - clip(r)))
-        for x, m, r in zip(person, pool, reference)
+        for x, m, r in zip(person, pool, reference, strict=True)
     )
 
 

@@ -23,6 +23,7 @@ new), and the dataset stops releasing new tables once the next one would pass th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from statistics import NormalDist
 
@@ -42,7 +43,7 @@ def bound(power: float, false_positive_rate: float) -> float:
 def power(total: float, false_positive_rate: float) -> float:
     """The power of the test at `false_positive_rate` after noncentrality `total`."""
     normal = NormalDist()
-    return 1 - normal.cdf(normal.inv_cdf(1 - false_positive_rate) - total**0.5)
+    return 1 - normal.cdf(normal.inv_cdf(1 - false_positive_rate) - math.sqrt(total))
 
 
 def cost(frequency: float, people: int, scale: float, readings: int = 1) -> float:
@@ -72,5 +73,5 @@ def epsilon_for(variants: int, *, limit: float, groups: int, ceiling: float) -> 
     """The per-variant epsilon at which `variants` variants of frequency 1/2 (the costliest)
     fit in `limit` whatever the pool's size (at most `ceiling`)."""
     readings = min(groups, GROUPS_PER_PERSON)
-    scale = (variants * 0.5 * readings / limit) ** 0.5
+    scale = math.sqrt(variants * 0.5 * readings / limit)
     return min(ceiling, sensitivity(["group"] * groups) / scale)

@@ -116,8 +116,8 @@ def release_epsilon(settings: Settings, groups: int) -> float:
     )
 
 
-def _budget(session: Session, dataset: str, people: int) -> tuple[float, int, bool]:
-    """The dataset's (spent, released, closed), its row made on first use, charging releases
+def _budget(session: Session, dataset: str, people: int) -> tuple[float, bool]:
+    """The dataset's (spent, closed), its row made on first use, charging releases
     made before budgets existed from their stored tables."""
     row = session.execute(
         select(
@@ -127,7 +127,7 @@ def _budget(session: Session, dataset: str, people: int) -> tuple[float, int, bo
         ).where(privacy_frequency_budgets.c.dataset == dataset)
     ).first()
     if row is not None:
-        return float(row.spent), int(row.released), row.closed_at is not None
+        return float(row.spent), row.closed_at is not None
     earlier = session.execute(
         select(privacy_releases.c.id, privacy_releases.c.counts, privacy_releases.c.epsilon).where(
             privacy_releases.c.dataset == dataset
@@ -147,7 +147,7 @@ def _budget(session: Session, dataset: str, people: int) -> tuple[float, int, bo
             dataset=dataset, spent=spent, released=len(earlier), closed_at=None, updated_at=now()
         )
     )
-    return spent, len(earlier), False
+    return spent, False
 
 
 def _release(
@@ -166,7 +166,7 @@ def _release(
     )
     found = session.execute(query).first()
     if found is None:
-        spent, released, closed = _budget(session, dataset, people)
+        spent, closed = _budget(session, dataset, people)
         if closed:
             return None
         epsilon = release_epsilon(settings, len(counts))

@@ -50,10 +50,15 @@ class Released:
     charged: Floats
 
 
-def tables(pool: Dosages, groups: Sequence[npt.NDArray[np.bool_]], names: Sequence[str]) -> list:
+Table = dict[str, dict[str, int]]
+
+
+def tables(
+    pool: Dosages, groups: Sequence[npt.NDArray[np.bool_]], names: Sequence[str]
+) -> list[Table]:
     """The counts table (group -> AC, AN, hom, hemi) of each variant of `pool` (sites x people),
     `groups[i]` the people of group `names[i]` (autosomal: no hemizygotes)."""
-    out = []
+    out: list[Table] = []
     columns = [
         (
             pool[:, g].sum(axis=1, dtype=np.int64),
@@ -74,7 +79,7 @@ def tables(pool: Dosages, groups: Sequence[npt.NDArray[np.bool_]], names: Sequen
 
 def release(
     kind: Release,
-    counts: Sequence[dict[str, dict[str, int]]],
+    counts: Sequence[Table],
     *,
     people: int,
     epsilon: float,

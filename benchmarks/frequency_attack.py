@@ -69,11 +69,26 @@ def main() -> None:
             names.append(f"{pop}:{sex}")
             groups.append((pops == pop) & (sexes == sex))
     tables = pooled.tables(pool, groups, names)
-    members = pool[:, rng.choice(people, size=args.victims, replace=False)]
+    chosen = rng.choice(people, size=args.victims, replace=False)
+    members = pool[:, chosen]
+    panel_pops = dict(
+        zip(truth["reference_panel"]["sample"], truth["reference_panel"]["population"], strict=True)
+    )
     split = rng.permutation(panel.dosages.shape[1])
     outsiders = panel.dosages[order][:, split[: args.victims]]
     own = panel.dosages[order][:, split[args.victims :]]
-    reference = own.sum(axis=1) / (2 * own.shape[1])
+    own_pops = np.array([panel_pops[panel.people[i]] for i in split[args.victims :]])
+    references = {"all": own.sum(axis=1) / (2 * own.shape[1])}
+    for pop in sorted(set(pops)):
+        mine = own[:, own_pops == pop]
+        references[pop] = mine.sum(axis=1) / (2 * max(mine.shape[1], 1))
+    strata = {
+        "all": (None, None),
+        "by population": (
+            [str(pops[i]) for i in chosen],
+            [panel_pops[panel.people[i]] for i in split[: args.victims]],
+        ),
+    }
     exact_af = pool.sum(axis=1) / (2 * people)
     limit = detection.bound(args.power, args.fpr)
     spread = detection.epsilon_for(
@@ -98,22 +113,39 @@ def main() -> None:
     for name, kind, epsilon in runs:
         cpu = time.process_time()
         released = pooled.release(
-            kind, tables, people=people, epsilon=epsilon, min_cell=args.min_cell, limit=limit
+            kind, tables, epsilon=epsilon, min_cell=args.min_cell, limit=limit
         )
-        power = pooled.measure(
-            released, members=members, outsiders=outsiders, reference=reference, name=name
-        )
+        powers = {
+            stratum: pooled.measure(
+                released,
+                members=members,
+                outsiders=outsiders,
+                references=references,
+                member_groups=member_groups,
+                outsider_groups=outsider_groups,
+                name=name,
+            )
+            for stratum, (member_groups, outsider_groups) in strata.items()
+        }
+        power = powers["all"]
         errors = {
-            f">={cut:.0%}": pooled.absolute_error(released.frequencies, exact_af, at_least=cut)
+            f">={cut:.0%}": pooled.absolute_error(
+                released.frequencies["all"], exact_af, at_least=cut
+            )
             for cut in (0.01, 0.05)
         }
-        out[name] = {"power": asdict(power), "mae": errors, "cpu_s": time.process_time() - cpu}
+        out[name] = {
+            "power": {k: asdict(p) for k, p in powers.items()},
+            "mae": errors,
+            "cpu_s": time.process_time() - cpu,
+        }
         print(f"\n{name}  (cpu {time.process_time() - cpu:.1f} s)")
-        print("variants asked   " + " ".join(f"{k:>8,}" for k in power.variants))
-        print("released         " + " ".join(f"{k:>8,}" for k in power.released))
-        print("charged C        " + " ".join(f"{c:>8.3f}" for c in power.charged))
-        print("Homer power      " + " ".join(f"{p:>8.3f}" for p in power.homer))
-        print("LR power         " + " ".join(f"{p:>8.3f}" for p in power.likelihood_ratio))
+        print("variants asked             " + " ".join(f"{k:>8,}" for k in power.variants))
+        print("released                   " + " ".join(f"{k:>8,}" for k in power.released))
+        print("charged C                  " + " ".join(f"{c:>8.3f}" for c in power.charged))
+        for stratum, p in powers.items():
+            print(f"Homer power, {stratum:<14}" + " ".join(f"{x:>8.3f}" for x in p.homer))
+            print(f"LR power, {stratum:<17}" + " ".join(f"{x:>8.3f}" for x in p.likelihood_ratio))
         for cut, (mae, n) in errors.items():
             print(f"AF MAE {cut:>5}     {mae:.4f} over {n:,} released variants")
     print(f"\ntotal cpu {time.process_time() - started:.0f} s (shared machine)")

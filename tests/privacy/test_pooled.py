@@ -43,7 +43,6 @@ def attack(kind: pooled.Release) -> pooled.Power:
     released = pooled.release(
         kind,
         tables,
-        people=POOL,
         epsilon=1.0,
         min_cell=10,
         limit=detection.bound(0.10, 0.05),
@@ -52,7 +51,7 @@ def attack(kind: pooled.Release) -> pooled.Power:
         released,
         members=pool,
         outsiders=outsiders,
-        reference=panel.sum(axis=1) / (2 * panel.shape[1]),
+        references={"all": panel.sum(axis=1) / (2 * panel.shape[1])},
         counts=CHECKPOINTS,
         name=kind,
     )

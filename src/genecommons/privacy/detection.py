@@ -55,18 +55,23 @@ def cost(frequency: float, people: int, scale: float, readings: int = 1) -> floa
     return pq / denominator if denominator > 0 else 0.0
 
 
-def table_cost(noisy: Mapping[str, Mapping[str, int]], *, people: int, epsilon: float) -> float:
-    """What a released noisy table (group -> AC, AN, ...) costs, from its own noisy "all"
-    group: AF = (AC + 1/2) / (AN + 1), AC clipped to [0, AN] (so that noise pushing AC past
-    either end still charges the variant, and rare alleles are charged a little more)."""
+def table_cost(noisy: Mapping[str, Mapping[str, int]], *, epsilon: float) -> float:
+    """What a released noisy table (group -> AC, AN, ...) costs: the most any of its groups
+    tells, a group of AN / 2 people read in as many groups as a person is in (a person's
+    population x sex cell is a small pool: the attacker who knows their ancestry and sex reads
+    it). Each from its own noisy cell: AF = (AC + 1/2) / (AN + 1), AC clipped to [0, AN], so
+    that noise pushing AC past either end still charges the variant."""
     groups = list(noisy)
-    cell = noisy.get(ALL) or next(iter(noisy.values()), None)
-    if cell is None or people <= 0:
+    if not groups:
         return 0.0
-    an = max(int(cell["an"]), 1)
-    frequency = (min(max(int(cell["ac"]), 0), an) + 0.5) / (an + 1)
     scale = sensitivity(groups) / epsilon
-    return cost(frequency, people, scale, readings=min(len(groups), GROUPS_PER_PERSON))
+    readings = min(len(groups), GROUPS_PER_PERSON)
+    most = 0.0
+    for cell in noisy.values():
+        an = max(int(cell["an"]), 2)
+        frequency = (min(max(int(cell["ac"]), 0), an) + 0.5) / (an + 1)
+        most = max(most, cost(frequency, an // 2, scale, readings=readings))
+    return most
 
 
 def epsilon_for(variants: int, *, limit: float, groups: int, ceiling: float) -> float:

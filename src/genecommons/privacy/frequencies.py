@@ -116,7 +116,7 @@ def release_epsilon(settings: Settings, groups: int) -> float:
     )
 
 
-def _budget(session: Session, dataset: str, people: int) -> tuple[float, bool]:
+def _budget(session: Session, dataset: str) -> tuple[float, bool]:
     """The dataset's (spent, closed), its row made on first use, charging releases
     made before budgets existed from their stored tables."""
     row = session.execute(
@@ -135,7 +135,7 @@ def _budget(session: Session, dataset: str, people: int) -> tuple[float, bool]:
     ).all()
     spent = 0.0
     for release in earlier:
-        charge = detection.table_cost(release.counts, people=people, epsilon=release.epsilon)
+        charge = detection.table_cost(release.counts, epsilon=release.epsilon)
         session.execute(
             update(privacy_releases)
             .where(privacy_releases.c.id == release.id)
@@ -156,7 +156,6 @@ def _release(
     dataset: str,
     key: str,
     counts: Mapping[str, dict[str, int]],
-    people: int,
 ) -> tuple[dict[str, dict[str, int]], float] | None:
     """The stored noisy table of the variant, drawn now if it has none yet and the dataset's
     detection budget holds it; None once the budget is spent (the dataset then closes, so that
@@ -166,12 +165,12 @@ def _release(
     )
     found = session.execute(query).first()
     if found is None:
-        spent, closed = _budget(session, dataset, people)
+        spent, closed = _budget(session, dataset)
         if closed:
             return None
         epsilon = release_epsilon(settings, len(counts))
         noisy = noisy_counts(counts, epsilon=epsilon)
-        charge = detection.table_cost(noisy, people=people, epsilon=epsilon)
+        charge = detection.table_cost(noisy, epsilon=epsilon)
         budget = privacy_frequency_budgets.c
         if spent + charge > limit(settings):
             session.execute(
@@ -279,7 +278,7 @@ def variant_frequencies(
                 )
                 continue
             counts = found.counts if found else _absent(store, variant)
-            drawn = _release(session, settings, accession, variant.key, counts, store.samples)
+            drawn = _release(session, settings, accession, variant.key, counts)
             if drawn is None:
                 shown = {
                     "dataset": accession,

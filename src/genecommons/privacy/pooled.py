@@ -17,7 +17,7 @@ flagged when 5% of non-members are, over the first k released-or-asked variants.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -30,6 +30,7 @@ from genecommons.privacy.dp import noisy_counts, shown_rows
 Floats = npt.NDArray[np.float64]
 Dosages = npt.NDArray[np.int8]
 VARIANT_COUNTS = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+Table = dict[str, dict[str, int]]  # group -> AC, AN, hom, hemi
 CLIP = 1e-3  # frequencies are kept in [CLIP, 1 - CLIP] in the likelihood ratio
 
 
@@ -43,14 +44,12 @@ class Release(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Released:
-    """The frequencies released, per variant in the order asked (NaN: not released or "< k"),
-    and the cost charged up to each variant (the budget's running total)."""
+    """Per group, the AF released of each variant in the order asked (NaN: not released, or
+    shown as "< k"), and the cost charged up to each variant (the budget's running total)."""
 
-    frequencies: Floats
+    frequencies: dict[str, Floats]
     charged: Floats
-
-
-Table = dict[str, dict[str, int]]
+    released: npt.NDArray[np.bool_]  # which variants' tables were released
 
 
 def tables(
@@ -58,7 +57,6 @@ def tables(
 ) -> list[Table]:
     """The counts table (group -> AC, AN, hom, hemi) of each variant of `pool` (sites x people),
     `groups[i]` the people of group `names[i]` (autosomal: no hemizygotes)."""
-    out: list[Table] = []
     columns = [
         (
             pool[:, g].sum(axis=1, dtype=np.int64),
@@ -67,46 +65,50 @@ def tables(
         )
         for g in groups
     ]
-    for j in range(pool.shape[0]):
-        out.append(
-            {
-                name: {"ac": int(ac[j]), "an": an, "hom": int(hom[j]), "hemi": 0}
-                for name, (ac, an, hom) in zip(names, columns, strict=True)
-            }
-        )
-    return out
+    return [
+        {
+            name: {"ac": int(ac[j]), "an": an, "hom": int(hom[j]), "hemi": 0}
+            for name, (ac, an, hom) in zip(names, columns, strict=True)
+        }
+        for j in range(pool.shape[0])
+    ]
 
 
 def release(
     kind: Release,
     counts: Sequence[Table],
     *,
-    people: int,
     epsilon: float,
     min_cell: int,
     limit: float,
 ) -> Released:
-    """The "all" group's AF of each table as the open route would serve it, asked in order."""
+    """Each group's AF of each table as the open route would serve it, asked in order."""
     n = len(counts)
-    out = np.full(n, np.nan)
+    names = list(counts[0]) if counts else [detection.ALL]
+    out = {g: np.full(n, np.nan) for g in names}
+    released = np.zeros(n, dtype=bool)
     charged = np.zeros(n)
     spent = 0.0
     for j, table in enumerate(counts):
         if kind is Release.EXACT:
-            cell = table[detection.ALL]
-            out[j] = cell["ac"] / cell["an"] if cell["an"] else np.nan
-            charged[j] = spent = spent + detection.cost(out[j], people, 0.0)
-            continue
-        noisy = noisy_counts(table, epsilon=epsilon)
-        cost = detection.table_cost(noisy, people=people, epsilon=epsilon)
-        if kind is Release.BUDGETED and spent + cost > limit:
-            charged[j:] = spent
-            break  # the dataset closes: no new table from here on
+            for g, cell in table.items():
+                out[g][j] = cell["ac"] / cell["an"] if cell["an"] else np.nan
+            cost = max(
+                detection.cost(c["ac"] / c["an"], c["an"] // 2, 0.0) if c["an"] else 0.0
+                for c in table.values()
+            )
+        else:
+            noisy = noisy_counts(table, epsilon=epsilon)
+            cost = detection.table_cost(noisy, epsilon=epsilon)
+            if kind is Release.BUDGETED and spent + cost > limit:
+                charged[j:] = spent
+                break  # the dataset closes: no new table from here on
+            for row in shown_rows(noisy, min_cell=min_cell):
+                out[row.group][j] = np.nan if row.af is None else row.af
         spent += cost
         charged[j] = spent
-        row = next(r for r in shown_rows(noisy, min_cell=min_cell) if r.group == detection.ALL)
-        out[j] = np.nan if row.af is None else row.af
-    return Released(out, charged)
+        released[j] = True
+    return Released(out, charged, released)
 
 
 def _checkpoints(sites: int, counts: Sequence[int]) -> list[int]:
@@ -163,19 +165,39 @@ def measure(
     *,
     members: Dosages,
     outsiders: Dosages,
-    reference: Floats,
+    references: Mapping[str, Floats],
+    member_groups: Sequence[str] | None = None,
+    outsider_groups: Sequence[str] | None = None,
     counts: Sequence[int] = VARIANT_COUNTS,
     name: str = "",
 ) -> Power:
-    """Both tests against `released`, members (of the pool) against non-members."""
-    ks = _checkpoints(len(reference), counts)
-    f = released.frequencies
+    """Both tests against `released`, members (of the pool) against non-members. Each person
+    is tested against the released AF of their group (`*_groups`, "all" unless given: the
+    attacker who knows a victim's ancestry reads that population's row) and the attacker's
+    reference AF of that group (`references`)."""
+    ks = _checkpoints(len(released.charged), counts)
+    member_groups = member_groups or [detection.ALL] * members.shape[1]
+    outsider_groups = outsider_groups or [detection.ALL] * outsiders.shape[1]
     powers = {}
     for test in (homer, likelihood_ratio):
-        inside = test(members, f, reference, ks)
-        outside = test(outsiders, f, reference, ks)
-        powers[test.__name__] = tuple(float(p) for p in attack.power_at(inside, outside))
-    shown = np.cumsum(~np.isnan(f))
+        scores = []
+        for people, groups in ((members, member_groups), (outsiders, outsider_groups)):
+            labels = np.asarray(groups)
+            parts = []
+            for group in sorted(set(groups)):
+                chosen = labels == group
+                parts.append(
+                    (
+                        np.flatnonzero(chosen),
+                        test(people[:, chosen], released.frequencies[group], references[group], ks),
+                    )
+                )
+            out = np.zeros((people.shape[1], len(ks)))
+            for where, part in parts:
+                out[where] = part
+            scores.append(out)
+        powers[test.__name__] = tuple(float(p) for p in attack.power_at(scores[0], scores[1]))
+    shown = np.cumsum(released.released)
     return Power(
         release=name,
         variants=tuple(ks),

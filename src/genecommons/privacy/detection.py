@@ -17,8 +17,15 @@ almost nothing.
 
 SecureGenome (Sankararaman et al. 2009) releases only variants that keep C under the bound
 (z_{1-alpha} - z_{1-power})^2. The open route does the same as tables are asked for: each
-release is charged c, computed from the released noisy table (post-processing: it tells nothing
-new), and the dataset stops releasing new tables once the next one would pass the bound.
+release is charged the most that any of its groups tells (N its AN / 2: a person's population x
+sex cell is a small pool, read by an attacker who knows their ancestry and sex), computed from
+the released noisy table (post-processing: it tells nothing new), and the dataset stops
+releasing new tables once the next one would pass the bound.
+
+The bound is on these tests (linear in the genotypes, variants independent), not on every
+conceivable attack: it is not a differential-privacy guarantee. A genome-wide epsilon that
+bounds every test (power <= e^epsilon x alpha: epsilon <= ln 2 for 0.10 at 5%) would need
+noise of thousands of allele copies per table over 100,000 variants.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ Each table is drawn once and stored (privacy.tables.privacy_releases): asking ag
 same numbers, so repeated queries cannot average the noise away and a variant costs epsilon once
 however often it is asked. The accounting is per variant: a person's privacy loss over k released
 variants composes to k x epsilon (basic composition), which is why the open tier also suppresses
-small cells. Suppression looks at the noisy count only (post-processing keeps the guarantee):
+small cells and bounds, per dataset, what all its tables tell a membership test
+(privacy/detection.py). Suppression looks at the noisy count only (post-processing keeps the guarantee):
 a cell under `min_cell` is shown as "< k", so a rare allele and an absent one look alike.
 """
 

@@ -207,3 +207,24 @@ def test_a_spent_detection_budget_withholds_new_tables_and_keeps_old_ones(
         closed = session.execute(select(privacy_frequency_budgets.c.closed_at)).scalar_one()
         count = len(session.execute(select(privacy_releases.c.id)).all())
     assert closed is not None and count == 1
+
+
+def test_tables_released_before_budgets_existed_are_charged(
+    datasets: SimpleNamespace, factory: Any, settings: Settings
+) -> None:
+    from sqlalchemy import delete, update
+
+    from genecommons.privacy.tables import privacy_frequency_budgets, privacy_releases
+
+    frequencies.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
+    with factory() as session, session.begin():  # as migration 0018 leaves an earlier release
+        session.execute(delete(privacy_frequency_budgets))
+        session.execute(update(privacy_releases).values(detection=None))
+    frequencies.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.absent)
+    with factory() as session:
+        charges = session.execute(select(privacy_releases.c.detection)).scalars().all()
+        spent, released = session.execute(
+            select(privacy_frequency_budgets.c.spent, privacy_frequency_budgets.c.released)
+        ).one()
+    assert len(charges) == 2 and all(c is not None and c > 0 for c in charges)
+    assert spent == pytest.approx(sum(charges)) and released == 2

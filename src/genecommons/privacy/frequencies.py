@@ -119,13 +119,10 @@ def release_epsilon(settings: Settings, groups: int) -> float:
 def _budget(session: Session, dataset: str) -> tuple[float, bool]:
     """The dataset's (spent, closed), its row made on first use, charging releases
     made before budgets existed from their stored tables."""
-    row = session.execute(
-        select(
-            privacy_frequency_budgets.c.spent,
-            privacy_frequency_budgets.c.released,
-            privacy_frequency_budgets.c.closed_at,
-        ).where(privacy_frequency_budgets.c.dataset == dataset)
-    ).first()
+    query = select(privacy_frequency_budgets.c.spent, privacy_frequency_budgets.c.closed_at).where(
+        privacy_frequency_budgets.c.dataset == dataset
+    )
+    row = session.execute(query).first()
     if row is not None:
         return float(row.spent), row.closed_at is not None
     earlier = session.execute(
@@ -142,11 +139,20 @@ def _budget(session: Session, dataset: str) -> tuple[float, bool]:
             .values(detection=charge)
         )
         spent += charge
-    session.execute(
-        insert(privacy_frequency_budgets).values(
-            dataset=dataset, spent=spent, released=len(earlier), closed_at=None, updated_at=now()
-        )
-    )
+    try:
+        with session.begin_nested():
+            session.execute(
+                insert(privacy_frequency_budgets).values(
+                    dataset=dataset,
+                    spent=spent,
+                    released=len(earlier),
+                    closed_at=None,
+                    updated_at=now(),
+                )
+            )
+    except IntegrityError:  # made by a concurrent request: that row stands
+        row = session.execute(query).one()
+        return float(row.spent), row.closed_at is not None
     return spent, False
 
 

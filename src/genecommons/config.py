@@ -231,6 +231,14 @@ class Settings(BaseSettings):
     # outgrown (privacy/report_model.py) and measures them again with the inputs recorded, in
     # a process of its own at low priority (0: never; `genecommons privacy reassess` by hand).
     privacy_reassess_interval_seconds: float = Field(default=3600.0, ge=0)
+    # The genome-wide bound on those releases (privacy/detection.py, SecureGenome): a dataset
+    # releases new variant tables only while the Homer / Sankararaman likelihood-ratio test on
+    # everything released stays under this power at this false-positive rate, then withholds
+    # new ones (tables released stay). With `expected_variants`, the per-variant epsilon is
+    # lowered so that about that many common variants fit in the bound (more noise each).
+    frequency_detection_power: float = Field(default=0.10, gt=0, lt=1)
+    frequency_detection_fpr: float = Field(default=0.05, gt=0, lt=1)
+    frequency_expected_variants: int | None = Field(default=None, ge=1)
 
     @property
     def beacon_key_file(self) -> Path:

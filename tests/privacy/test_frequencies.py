@@ -180,3 +180,56 @@ def test_the_route_answers_and_rejects_bad_variants_in_both_languages(
         unknown = client.get(f"/api/v1/variants/{datasets.key}", params={"dataset": "GCD99999999"})
         assert unknown.status_code == 404
     app.state.services.engine.dispose()
+
+
+def test_a_spent_detection_budget_withholds_new_tables_and_keeps_old_ones(
+    datasets: SimpleNamespace, factory: Any, settings: Settings
+) -> None:
+    from genecommons.privacy.tables import privacy_frequency_budgets, privacy_releases
+
+    first = frequencies.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
+    assert not first[0].withheld and first[0].rows
+    with factory() as session:
+        charged = session.execute(select(privacy_releases.c.detection)).scalar_one()
+        spent = session.execute(select(privacy_frequency_budgets.c.spent)).scalar_one()
+    assert charged is not None and charged > 0 and spent == pytest.approx(charged)
+    # a bound under what any one more table costs: the next new variant closes the dataset
+    tight = settings.model_copy(update={"frequency_detection_power": 0.0500001})
+    withheld = frequencies.variant_frequencies(
+        factory, tight, subject=ANONYMOUS, key=datasets.absent
+    )
+    assert withheld[0].withheld and withheld[0].rows == [] and withheld[0].epsilon is None
+    assert datasets.open in withheld[0].note and datasets.open in withheld[0].note_zh
+    assert "apply for access" in withheld[0].note and "访问授权" in withheld[0].note_zh
+    kept = frequencies.variant_frequencies(factory, tight, subject=ANONYMOUS, key=datasets.key)
+    assert kept == first  # released before: still served
+    # closed: even the default bound now withholds new tables (a refusal depends on no draw)
+    again = frequencies.variant_frequencies(
+        factory, settings, subject=ANONYMOUS, key=datasets.absent
+    )
+    assert again[0].withheld
+    with factory() as session:
+        closed = session.execute(select(privacy_frequency_budgets.c.closed_at)).scalar_one()
+        count = len(session.execute(select(privacy_releases.c.id)).all())
+    assert closed is not None and count == 1
+
+
+def test_tables_released_before_budgets_existed_are_charged(
+    datasets: SimpleNamespace, factory: Any, settings: Settings
+) -> None:
+    from sqlalchemy import delete, update
+
+    from genecommons.privacy.tables import privacy_frequency_budgets, privacy_releases
+
+    frequencies.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.key)
+    with factory() as session, session.begin():  # as migration 0018 leaves an earlier release
+        session.execute(delete(privacy_frequency_budgets))
+        session.execute(update(privacy_releases).values(detection=None))
+    frequencies.variant_frequencies(factory, settings, subject=ANONYMOUS, key=datasets.absent)
+    with factory() as session:
+        charges = session.execute(select(privacy_releases.c.detection)).scalars().all()
+        spent, released = session.execute(
+            select(privacy_frequency_budgets.c.spent, privacy_frequency_budgets.c.released)
+        ).one()
+    assert len(charges) == 2 and all(c is not None and c > 0 for c in charges)
+    assert spent == pytest.approx(sum(charges)) and released == 2

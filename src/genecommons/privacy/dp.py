@@ -11,7 +11,8 @@ Each table is drawn once and stored (privacy.tables.privacy_releases): asking ag
 same numbers, so repeated queries cannot average the noise away and a variant costs epsilon once
 however often it is asked. The accounting is per variant: a person's privacy loss over k released
 variants composes to k x epsilon (basic composition), which is why the open tier also suppresses
-small cells. Suppression looks at the noisy count only (post-processing keeps the guarantee):
+small cells and bounds, per dataset, what all its tables tell a membership test
+(privacy/detection.py). Suppression looks at the noisy count only (post-processing keeps the guarantee):
 a cell under `min_cell` is shown as "< k", so a rare allele and an absent one look alike.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 FIELDS = ("ac", "an", "hom", "hemi")
@@ -33,11 +35,17 @@ def sensitivity(groups: Sequence[str]) -> int:
 
 
 def _measurement(groups: Sequence[str], epsilon: float) -> Any:
+    return _built(len(groups), epsilon)
+
+
+@lru_cache(maxsize=64)
+def _built(groups: int, epsilon: float) -> Any:
+    """The measurement of a table over `groups` groups (built once per size and epsilon)."""
     import opendp.prelude as dp
 
     dp.enable_features("contrib")  # OpenDP keeps its discrete Laplace under "contrib"
     space = dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int)
-    delta = sensitivity(groups)
+    delta = sensitivity(["group"] * groups)
     measurement = dp.m.make_laplace(*space, scale=delta / epsilon)
     spent = measurement.map(delta)  # type: ignore[no-untyped-call]  # OpenDP's map is untyped
     if spent > epsilon * (1 + 1e-9):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,8 +19,9 @@ from genecommons.errors import NotFoundError
 from genecommons.ledger.events import EventTag, record_event
 from genecommons.policy.decision import decide, require, require_visible, visible
 from genecommons.policy.models import Action, Subject
+from genecommons.privacy import detection
 from genecommons.privacy.dp import FrequencyRow, exact_rows, noisy_counts, shown_rows
-from genecommons.privacy.tables import privacy_releases
+from genecommons.privacy.tables import privacy_frequency_budgets, privacy_releases
 from genecommons.variants import store_service
 from genecommons.variants.normalize import Variant, parse_key
 from genecommons.variants.store import SiteCounts, VariantStore
@@ -35,6 +36,17 @@ NOISY_NOTE_ZH = (
     "计数含差分隐私噪声（每个变异 epsilon {epsilon}，只抽取一次并保存），小于 {k} 的单元显示为"
     "“< {k}”；不存在的等位基因与罕见等位基因显示相同。"
 )
+WITHHELD_NOTE = (
+    "Dataset {dataset} releases no new open frequency tables: those it has released ({released}) "
+    "already let a membership test on its allele frequencies (Homer / Sankararaman) reach its "
+    "bound of power {power} at {fpr} false positives. Tables released before are still served; "
+    "for this variant, apply for access to the dataset (exact counts under a grant)."
+)
+WITHHELD_NOTE_ZH = (
+    "数据集 {dataset} 不再发布新的开放频率表：已发布的 {released} 个变异表已使针对其等位基因频率的"
+    "成员推断检验（Homer / Sankararaman）在假阳性率 {fpr} 下达到功效上限 {power}。已发布的表仍可查询；"
+    "如需该变异，请申请该数据集的访问授权（授权后可见精确计数）。"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +60,7 @@ class DatasetFrequencies:
     rows: list[FrequencyRow]
     note: str
     note_zh: str
+    withheld: bool = False  # the dataset's detection budget is spent: no new table
 
 
 def _datasets_with_stores(session: Session, settings: Settings) -> list[str]:
@@ -87,16 +100,92 @@ def _absent(store: VariantStore, variant: Variant) -> dict[str, dict[str, int]]:
     }
 
 
+def limit(settings: Settings) -> float:
+    """The detection budget of each dataset (privacy/detection.py)."""
+    return detection.bound(settings.frequency_detection_power, settings.frequency_detection_fpr)
+
+
+def release_epsilon(settings: Settings, groups: int) -> float:
+    """The epsilon of a new table over `groups` groups."""
+    if settings.frequency_expected_variants is None:
+        return settings.frequency_epsilon
+    return detection.epsilon_for(
+        settings.frequency_expected_variants,
+        limit=limit(settings),
+        groups=groups,
+        ceiling=settings.frequency_epsilon,
+    )
+
+
+def _budget(session: Session, dataset: str) -> tuple[float, bool]:
+    """The dataset's (spent, closed), its row made on first use, charging releases
+    made before budgets existed from their stored tables."""
+    query = select(privacy_frequency_budgets.c.spent, privacy_frequency_budgets.c.closed_at).where(
+        privacy_frequency_budgets.c.dataset == dataset
+    )
+    row = session.execute(query).first()
+    if row is not None:
+        return float(row.spent), row.closed_at is not None
+    earlier = session.execute(
+        select(privacy_releases.c.id, privacy_releases.c.counts, privacy_releases.c.epsilon).where(
+            privacy_releases.c.dataset == dataset
+        )
+    ).all()
+    spent = 0.0
+    for release in earlier:
+        charge = detection.table_cost(release.counts, epsilon=release.epsilon)
+        session.execute(
+            update(privacy_releases)
+            .where(privacy_releases.c.id == release.id)
+            .values(detection=charge)
+        )
+        spent += charge
+    try:
+        with session.begin_nested():
+            session.execute(
+                insert(privacy_frequency_budgets).values(
+                    dataset=dataset,
+                    spent=spent,
+                    released=len(earlier),
+                    closed_at=None,
+                    updated_at=now(),
+                )
+            )
+    except IntegrityError:  # made by a concurrent request: that row stands
+        row = session.execute(query).one()
+        return float(row.spent), row.closed_at is not None
+    return spent, False
+
+
 def _release(
-    session: Session, dataset: str, key: str, counts: Mapping[str, dict[str, int]], epsilon: float
-) -> tuple[dict[str, dict[str, int]], float]:
-    """The stored noisy table of the variant, drawn now if it has none yet."""
+    session: Session,
+    settings: Settings,
+    dataset: str,
+    key: str,
+    counts: Mapping[str, dict[str, int]],
+) -> tuple[dict[str, dict[str, int]], float] | None:
+    """The stored noisy table of the variant, drawn now if it has none yet and the dataset's
+    detection budget holds it; None once the budget is spent (the dataset then closes, so that
+    later refusals depend on no draw)."""
     query = select(privacy_releases.c.counts, privacy_releases.c.epsilon).where(
         privacy_releases.c.dataset == dataset, privacy_releases.c.variant == key
     )
     found = session.execute(query).first()
     if found is None:
+        spent, closed = _budget(session, dataset)
+        if closed:
+            return None
+        epsilon = release_epsilon(settings, len(counts))
         noisy = noisy_counts(counts, epsilon=epsilon)
+        charge = detection.table_cost(noisy, epsilon=epsilon)
+        budget = privacy_frequency_budgets.c
+        if spent + charge > limit(settings):
+            session.execute(
+                update(privacy_frequency_budgets)
+                .where(budget.dataset == dataset)
+                .values(closed_at=now(), updated_at=now())
+            )
+            return None
         try:
             with session.begin_nested():
                 session.execute(
@@ -106,12 +195,31 @@ def _release(
                         epsilon=epsilon,
                         counts=noisy,
                         released_at=now(),
+                        detection=charge,
+                    )
+                )
+                session.execute(
+                    update(privacy_frequency_budgets)
+                    .where(budget.dataset == dataset)
+                    .values(
+                        spent=budget.spent + charge,
+                        released=budget.released + 1,
+                        updated_at=now(),
                     )
                 )
         except IntegrityError:
             pass  # drawn by a concurrent request: that draw stands
         found = session.execute(query).one()
     return dict(found.counts), float(found.epsilon)
+
+
+def released_count(session: Session, dataset: str) -> int:
+    """How many open tables the dataset has released."""
+    return int(
+        session.execute(
+            select(func.count()).where(privacy_releases.c.dataset == dataset)
+        ).scalar_one()
+    )
 
 
 def variant_frequencies(
@@ -177,9 +285,28 @@ def variant_frequencies(
                 )
                 continue
             counts = found.counts if found else _absent(store, variant)
-            noisy, epsilon = _release(
-                session, accession, variant.key, counts, settings.frequency_epsilon
-            )
+            drawn = _release(session, settings, accession, variant.key, counts)
+            if drawn is None:
+                shown = {
+                    "dataset": accession,
+                    "released": released_count(session, accession),
+                    "power": settings.frequency_detection_power,
+                    "fpr": settings.frequency_detection_fpr,
+                }
+                tables.append(
+                    DatasetFrequencies(
+                        accession,
+                        variant.key,
+                        exact=False,
+                        epsilon=None,
+                        rows=[],
+                        note=WITHHELD_NOTE.format(**shown),
+                        note_zh=WITHHELD_NOTE_ZH.format(**shown),
+                        withheld=True,
+                    )
+                )
+                continue
+            noisy, epsilon = drawn
             k = settings.frequency_min_cell
             tables.append(
                 DatasetFrequencies(

@@ -55,6 +55,8 @@ privacy_releases = Table(
     Column("epsilon", Float, nullable=False),
     Column("counts", JSON, nullable=False),  # group -> {"ac", "an", "hom"}, noisy
     Column("released_at", DateTime(timezone=True), nullable=False),
+    # what the release told a membership test (privacy/detection.py); None before 0018
+    Column("detection", Float, nullable=True),
     UniqueConstraint("dataset", "variant"),
 )
 
@@ -71,4 +73,17 @@ privacy_assessments = Table(
     Column("figures", JSON, nullable=False),  # evaluation.Figures as JSON
     Column("measured_by", String(300), nullable=False),
     Column("measured_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per dataset: the detection budget its open frequency releases have spent
+# (privacy/detection.py), and when it closed to new releases.
+privacy_frequency_budgets = Table(
+    "privacy_frequency_budgets",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dataset", String(64), nullable=False, unique=True),
+    Column("spent", Float, nullable=False),
+    Column("released", Integer, nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

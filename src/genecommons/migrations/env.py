@@ -7,6 +7,7 @@ from alembic import context
 import genecommons.access.tables
 import genecommons.archive.tables
 import genecommons.catalog.tables
+import genecommons.fingerprint.tables
 import genecommons.ledger.tables
 import genecommons.privacy.tables
 import genecommons.variants.tables  # noqa: F401  (registers the tables on the metadata)

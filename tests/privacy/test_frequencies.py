@@ -211,7 +211,13 @@ def test_a_spent_detection_budget_withholds_new_tables_and_keeps_old_ones(
     with factory() as session:
         closed = session.execute(select(privacy_frequency_budgets.c.closed_at)).scalar_one()
         count = len(session.execute(select(privacy_releases.c.id)).all())
+        closes = session.execute(
+            select(audit_events.c.subject).where(
+                audit_events.c.tag == str(EventTag.FREQUENCIES_CLOSED)
+            )
+        ).all()
     assert closed is not None and count == 1
+    assert [row.subject for row in closes] == [datasets.open]  # the close, audited once
 
 
 def test_tables_released_before_budgets_existed_are_charged(

@@ -162,7 +162,9 @@ def test_the_report_shows_the_latest_measurement_budgets_and_freshness(
     )
     assert (uses["account"].exhausted, uses["account"].warned) == (1, 1)
     assert (uses["address"].parties, uses["address"].spent) == (1, 40.0)
-    assert report.releases.variants == 0
+    assert report.releases.variants == 0 and report.releases.closed_at is None
+    assert report.releases.detection_spent == 0.0 and report.releases.detection_limit > 0
+    assert report.releases.detection_power == pytest.approx(settings.frequency_detection_fpr)
     with factory() as session:  # the measurements and the read are audit events
         tags = set(session.execute(select(audit_events.c.tag)).scalars())
     assert {"privacy:assessment:record", "privacy:report:read"} <= tags

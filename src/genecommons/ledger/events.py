@@ -79,6 +79,7 @@ class EventTag(StrEnum):
     REFERENCE_CHECKED = "privacy:reference:check"  # whether the public reference suits a dataset
     PRIVACY_MEASURED = "privacy:assessment:record"  # attacks measured on a dataset, kept
     PRIVACY_REPORT_READ = "privacy:report:read"
+    FREQUENCIES_CLOSED = "privacy:frequencies:close"  # a dataset's open route spent its bound
     ALERT_RAISED = "audit:alert:raise"
     BACKUP_MADE = "node:backup:create"  # a copy of the database, keys and store manifest
     BACKUP_RESTORED = "node:backup:restore"

@@ -23,6 +23,7 @@ from genecommons.errors import NotFoundError
 from genecommons.ledger.events import EventTag, record_event
 from genecommons.policy.decision import require
 from genecommons.policy.models import Action, Resource, Subject
+from genecommons.privacy import detection, frequencies
 from genecommons.privacy.beacon_rules import rule_settings, suited_datasets
 from genecommons.privacy.report_model import (
     BudgetUse,
@@ -35,6 +36,7 @@ from genecommons.privacy.report_model import (
 from genecommons.privacy.tables import (
     privacy_assessments,
     privacy_budgets,
+    privacy_frequency_budgets,
     privacy_releases,
 )
 from genecommons.variants import store_service
@@ -141,13 +143,26 @@ def _budgets(session: Session, settings: Settings, dataset: str) -> tuple[Budget
     )
 
 
-def _releases(session: Session, dataset: str) -> FrequencyReleases:
+def _releases(session: Session, settings: Settings, dataset: str) -> FrequencyReleases:
     count, spent = session.execute(
         select(func.count(), func.coalesce(func.sum(privacy_releases.c.epsilon), 0.0)).where(
             privacy_releases.c.dataset == dataset
         )
     ).one()
-    return FrequencyReleases(int(count), float(spent))
+    budget = session.execute(
+        select(privacy_frequency_budgets.c.spent, privacy_frequency_budgets.c.closed_at).where(
+            privacy_frequency_budgets.c.dataset == dataset
+        )
+    ).first()
+    detected = float(budget.spent) if budget is not None else 0.0
+    return FrequencyReleases(
+        variants=int(count),
+        epsilon_spent=float(spent),
+        detection_spent=detected,
+        detection_limit=frequencies.limit(settings),
+        detection_power=detection.power(detected, settings.frequency_detection_fpr),
+        closed_at=clock.as_utc(budget.closed_at) if budget and budget.closed_at else None,
+    )
 
 
 def privacy_report(
@@ -176,7 +191,7 @@ def privacy_report(
             judgement=judgement,
             measurement=measurement,
             budgets=_budgets(session, settings, dataset),
-            releases=_releases(session, dataset),
+            releases=_releases(session, settings, dataset),
         )
         record_event(
             session,

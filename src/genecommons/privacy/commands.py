@@ -200,9 +200,13 @@ def print_report(found: PrivacyReport) -> None:
                 f"{use.exhausted:,}",
             )
         console.print(table)
+    released = found.releases
+    closed = f"; closed 已关闭 {released.closed_at:%Y-%m-%d}" if released.closed_at else ""
     console.print(
-        f"open frequencies 开放频率: {found.releases.variants:,} variant tables released, "
-        f"epsilon spent 已用 ε {found.releases.epsilon_spent:,.2f}"
+        f"open frequencies 开放频率: {released.variants:,} variant tables released, epsilon spent "
+        f"已用 ε {released.epsilon_spent:,.2f}; detection budget 检测预算 "
+        f"{released.detection_spent:.3f} of {released.detection_limit:.3f} (the pooled attack's "
+        f"power now 汇总攻击检出率 {released.detection_power:.2f}){closed}"
     )
 
 

@@ -185,6 +185,13 @@ def _release(
                 .where(budget.dataset == dataset)
                 .values(closed_at=now(), updated_at=now())
             )
+            record_event(  # the close is final: the stewards' early warning sees it
+                session,
+                tag=EventTag.FREQUENCIES_CLOSED,
+                actor="node",
+                subject=dataset,
+                details={"spent": spent, "limit": limit(settings)},
+            )
             return None
         try:
             with session.begin_nested():

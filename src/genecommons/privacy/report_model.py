@@ -161,10 +161,16 @@ class BudgetUse:
 
 @dataclass(frozen=True, slots=True)
 class FrequencyReleases:
-    """The open frequency route's noisy tables released for the dataset."""
+    """The open frequency route's noisy tables released for the dataset, and the detection
+    budget they spent (privacy/detection.py): the pooled-frequency attack's power now, and
+    whether the dataset has closed to new releases."""
 
     variants: int
     epsilon_spent: float  # basic composition over the released tables
+    detection_spent: float = 0.0
+    detection_limit: float = 0.0
+    detection_power: float = 0.0  # the attack's power at the bound's false-positive rate
+    closed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,5 +235,11 @@ def report_document(report: PrivacyReport) -> dict[str, Any]:
         "frequency_releases": {
             "variants": report.releases.variants,
             "epsilon_spent": report.releases.epsilon_spent,
+            "detection_spent": report.releases.detection_spent,
+            "detection_limit": report.releases.detection_limit,
+            "detection_power": report.releases.detection_power,
+            "closed_at": report.releases.closed_at.isoformat()
+            if report.releases.closed_at
+            else None,
         },
     }

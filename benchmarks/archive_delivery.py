@@ -35,7 +35,7 @@ from genecommons.access import committees, workflow
 from genecommons.access import service as access_service
 from genecommons.access.duo_models import ResearchPurpose
 from genecommons.archive import htsget as htsget_delivery
-from genecommons.archive import ingestion, keys_and_store
+from genecommons.archive import ingestion
 from genecommons.archive.crypt import reencrypt_header
 from genecommons.archive.holdings import archived_here
 from genecommons.archive.htsget_requests import Region
@@ -45,6 +45,7 @@ from genecommons.archive.store import LocalObjectStore
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
 from genecommons.db import Base, make_session_factory, node_engine
+from genecommons.node_init import create_node_secrets
 from genecommons.policy.models import Subject
 
 OPERATOR = Subject.operator("bench")
@@ -212,7 +213,7 @@ class Node:
         engine = node_engine(self.settings)
         Base.metadata.create_all(engine)
         self.factory = make_session_factory(engine)
-        keys_and_store.archive_keys(self.settings, create=True)
+        create_node_secrets(self.settings)  # as `genecommons init` makes them
         bundle = work / "bundle"
         shutil.rmtree(bundle, ignore_errors=True)
         bundle.mkdir()

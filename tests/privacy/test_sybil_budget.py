@@ -155,9 +155,12 @@ def test_all_registered_callers_share_one_budget_per_period(
     assert budget_spent(factory, party=f"period:{period}", dataset="GCD1") == pytest.approx(
         7 * COST
     )
-    assert {"period": period, "dataset": "GCD1", "spent": pytest.approx(5 * COST), "limit": 0.4} in (
-        low_events(factory)
-    )
+    assert {
+        "period": period,
+        "dataset": "GCD1",
+        "spent": pytest.approx(5 * COST),
+        "limit": 0.4,
+    } in (low_events(factory))
     # the next period starts afresh (institutions' budgets do not)
     moment = datetime(2027, 1, 2, tzinfo=UTC)  # the next period's first day
     fresh = ask(guard, member_of("GCI9", 0), "10.6.1.1", pos=9000)

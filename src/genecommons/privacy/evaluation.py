@@ -29,7 +29,6 @@ from genecommons.db import Base, make_engine, make_session_factory
 from genecommons.errors import InvalidInputError, NotFoundError
 from genecommons.policy.decision import require
 from genecommons.policy.models import Action, Resource, Subject
-from genecommons.privacy.tables import privacy_budgets, privacy_charges
 from genecommons.privacy import attack, linkage
 from genecommons.privacy.beacon_guard import ThresholdRule, is_spent
 from genecommons.privacy.guards import DefendedGuard, parties
@@ -40,6 +39,7 @@ from genecommons.privacy.oracles import (
     read_dosages,
     read_haplotypes,
 )
+from genecommons.privacy.tables import privacy_budgets, privacy_charges
 from genecommons.progress import SILENT, Progress
 from genecommons.variants import store_service
 from genecommons.variants.answers import (
@@ -363,7 +363,8 @@ def sybil_identities(sybils: int) -> list[tuple[Subject, str]]:
     its own network address (TEST-NET-2)."""
     if not 1 <= sybils <= 250:
         raise InvalidInputError(
-            f"{sybils} sybil accounts: give 1 to 250.", message_zh=f"女巫账号数 {sybils}：请给 1 至 250。"
+            f"{sybils} sybil accounts: give 1 to 250.",
+            message_zh=f"女巫账号数 {sybils}：请给 1 至 250。",
         )
     return [
         (

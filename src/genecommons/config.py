@@ -222,6 +222,12 @@ class Settings(BaseSettings):
     # of a dataset (Raisaro et al. 2017), in expected pivotal answers; warned at the fraction.
     beacon_budget: float = Field(default=100.0, gt=0)
     beacon_budget_warning: float = Field(default=0.8, gt=0, le=1)
+    # The same budget pooled against sybils (docs/privacy.md "Sybils"): every account of an
+    # institution (the count tier needs a verified one) draws on one budget per dataset, and
+    # all registered callers together on one budget per dataset and period of `window` days.
+    beacon_institution_budget: float = Field(default=100.0, gt=0)
+    beacon_dataset_budget: float = Field(default=1000.0, gt=0)
+    beacon_budget_window: int = Field(default=30, ge=1)
     # Open-tier frequencies (privacy/dp.py): each noisy count is drawn once with OpenDP's
     # discrete Laplace at this epsilon per count and stored; counts below the cell size are
     # shown as "< k".

@@ -37,6 +37,10 @@ def figures() -> Figures:
         attack.Curve("SB, one account", (1, 10), (0.1, 1.0), low=(0.05, 0.9), high=(0.2, 1.0)),
         attack.Curve("von Thenen", (1,), (0.05,)),
     ]
+    # an attack run against some Beacons only: its own panel of the plot and its own table
+    found.curves["count, pooled budgets"] = [
+        attack.Curve("12 sybils of one institution, knows the rule", (1, 10), (0.05, 0.07))
+    ]
     found.inference["undefended"] = {
         "allele_accuracy": 0.5,
         "answer_accuracy": 1.0,
@@ -68,10 +72,12 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
                 *("--url", "http://127.0.0.1:9/beacon"),
                 *("--url", "exact=http://127.0.0.1:10/beacon", "--max-queries", "100"),
                 *("--correctness-sites", "50", "--out", str(tmp_path / "out")),
+                *("--sybils", "12"),
             ],
         )
     assert result.exit_code == 0, result.output
     kwargs = run.call_args.kwargs
+    assert kwargs["sybils"] == 12
     assert kwargs["cohort"] == tmp_path / "demo" / "cohort.vcf.gz"
     assert kwargs["panel"] == tmp_path / "demo" / "reference_panel.vcf.gz"
     assert (kwargs["dataset"], kwargs["victims"], kwargs["seed"]) == ("GCD00000001", 7, 3)
@@ -95,6 +101,8 @@ def test_attack_beacon_forwards_the_demo_files_and_writes_plot_and_figures(
     assert recorded["parameters"]["victims"] == 7
     assert recorded["parameters"]["defence"]["guard"] == "defended"
     assert recorded["figures"]["curves"]["undefended"][0]["power"] == [0.1, 1.0]
+    assert "count, pooled budgets" in result.output  # its own table
+    assert written["curves"]["count, pooled budgets"][0]["power"] == [0.05, 0.07]
 
 
 def test_attack_beacon_refuses_two_beacons_of_one_name(tmp_path: Path, monkeypatch: Any) -> None:

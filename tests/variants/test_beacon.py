@@ -570,3 +570,61 @@ def test_the_default_guard_withholds_rare_alleles(world: SimpleNamespace) -> Non
         app.state.services.engine.dispose()
     assert truth["responseSummary"] == {"exists": True}
     assert defended["responseSummary"] == {"exists": False}
+
+
+def test_an_institutions_accounts_share_its_count_budget_over_http(world: SimpleNamespace) -> None:
+    """Served with the defended guard, the reader's count answer spends the institution's
+    budget, and the researcher of the same institution (another account) is then told so."""
+    from fastapi.testclient import TestClient
+
+    from genecommons.app import create_app
+    from genecommons.privacy.beacon_guard import INSTITUTION_SPENT_NOTE, INSTITUTION_SPENT_NOTE_ZH
+
+    carried = []
+    with pysam.VariantFile(str(world.vcf)) as vcf:
+        for record in vcf:
+            if len(record.ref) == len(record.alts[0]) == 1 and any(
+                1 in record.samples[name]["GT"] for name in record.samples
+            ):
+                carried.append(
+                    SimpleNamespace(
+                        chrom=record.chrom, pos=record.pos, ref=record.ref, alt=record.alts[0]
+                    )
+                )
+    first, second = carried[0], carried[1]
+    # thresholds of 1-3 copies: the world's rare alleles sit in the window and cost something;
+    # the institution may learn one of them, each account and address a hundred
+    settings = world.settings.model_copy(
+        update={
+            "beacon_threshold_min": 1,
+            "beacon_threshold_max": 3,
+            "beacon_institution_budget": 0.01,
+        }
+    )
+    registered = world.datasets["registered"]
+    app = create_app(settings)
+    try:
+        with TestClient(app) as client:
+
+            def ask(who: str, site: Any) -> dict[str, Any]:
+                body = {
+                    "meta": {"apiVersion": "v2.0.0"},
+                    "query": {
+                        "requestParameters": sequence(site),
+                        "includeResultsetResponses": "ALL",
+                    },
+                }
+                response = client.post("/beacon/g_variants", json=body, headers=world.headers[who])
+                assert response.status_code == 200, response.text
+                found: dict[str, Any] = sets_of(response.json())[registered]
+                return found
+
+            told = ask("reader", first)
+            refused = ask("reader", second)
+            other = ask("researcher", second)
+    finally:
+        app.state.services.engine.dispose()
+    assert "budget" not in str(told)
+    for answer in (refused, other):
+        assert answer["exists"] is False and answer["resultsCount"] == 0
+        assert INSTITUTION_SPENT_NOTE in str(answer) and INSTITUTION_SPENT_NOTE_ZH in str(answer)

@@ -14,7 +14,9 @@ The attacker's allele frequencies come from a reference panel; answers from an `
 (an HTTP Beacon or a guard over a store), so the same code measures any Beacon. Power is the
 share of members flagged when the flagging threshold lets 5% of non-members through, with its
 95% bootstrap interval (`curve_of`). The attacker who knows the defence (`rule_aware_ratios`)
-knows its thresholds and their chances (`Thresholds`), not its key.
+knows its thresholds and their chances (`Thresholds`), not its key. The sybil attacker of the
+count tier is that attacker asking through many accounts (privacy/evaluation.py `sybil_asker`):
+its answers withheld for spent budgets are `REFUSED` and add nothing to its test.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Dosages = npt.NDArray[np.int8]
 # answers to the Beacon about sites (indices), for the victim with this index:
-# 1 exists, 0 does not or withheld
+# 1 exists, 0 does not or withheld, REFUSED when every budget the attacker holds is spent
 Ask = Callable[[int, Ints], npt.NDArray[np.int8]]
+REFUSED = -1  # an answer withheld for a spent budget: it says nothing, and adds nothing
 
 QUERY_COUNTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 FALSE_POSITIVE_RATE = 0.05
@@ -299,11 +302,13 @@ def run_rule_aware_attack(
 ) -> Curve:
     """The likelihood-ratio test of an attacker who knows the rule: each victim's alleles asked
     most informative first (expected log-likelihood ratio under membership), each answer scored
-    by `rule_aware_ratios`."""
+    by `rule_aware_ratios` (a `REFUSED` one by nothing); `extra["answered"]`: the share of the
+    answers asked for that were not refused."""
     yes, no, said = rule_aware_ratios(reference, members=beacon_size, thresholds=thresholds)
     victims = np.concatenate([members, outsiders], axis=1)
     most = max(queries)
     out = np.zeros((victims.shape[1], len(queries)))
+    asked = refused = 0
     for v in range(victims.shape[1]):
         carried = np.flatnonzero(victims[:, v] > 0)
         g = np.minimum(victims[carried, v], 2).astype(np.int64) - 1
@@ -313,10 +318,14 @@ def run_rule_aware_attack(
         sites, copies = carried[order], g[order]
         answer = np.asarray(ask(v, sites), dtype=np.int8)
         scores = np.where(answer > 0, yes[copies, sites], no[copies, sites])
+        scores = np.where(answer == REFUSED, 0.0, scores)
+        asked, refused = asked + len(answer), refused + int(np.sum(answer == REFUSED))
         running = np.concatenate([[0.0], np.cumsum(scores)])
         out[v] = running[np.minimum(np.asarray(queries), len(sites))]
     n = members.shape[1]
-    return curve_of(name, out[:n], out[n:], queries)
+    curve = curve_of(name, out[:n], out[n:], queries)
+    curve.extra["answered"] = 1 - refused / max(asked, 1)
+    return curve
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,31 @@ SPENT_NOTE = (
 SPENT_NOTE_ZH = (
     "未披露：该账号或地址在此数据集上的隐私预算已用尽；如需更多答案，请申请该数据集的访问权限。"
 )
+INSTITUTION_SPENT_NOTE = (
+    "Not disclosed: your institution's accounts together have used the institution's privacy "
+    "budget for the dataset (every account of an institution draws on one budget); ask for "
+    "access to the dataset for further answers."
+)
+INSTITUTION_SPENT_NOTE_ZH = (
+    "未披露：贵机构的所有账号合计已用尽本机构在此数据集上的隐私预算（同一机构的账号共用一份预算）；"
+    "如需更多答案，请申请该数据集的访问权限。"
+)
+PERIOD_SPENT_NOTE = (
+    "Not disclosed: count answers about this dataset have used the privacy budget all "
+    "registered users share in the current period; they resume in the next period. Ask for "
+    "access to the dataset for exact answers now."
+)
+PERIOD_SPENT_NOTE_ZH = (
+    "未披露：本期内所有注册用户共用的此数据集隐私预算已用尽，计数回答将在下一期恢复；"
+    "如需立即获得确切答案，请申请该数据集的访问权限。"
+)
+# the note of a withheld answer, by the kind of the party whose budget is spent
+SPENT_NOTES = {
+    "account": (SPENT_NOTE, SPENT_NOTE_ZH),
+    "address": (SPENT_NOTE, SPENT_NOTE_ZH),
+    "institution": (INSTITUTION_SPENT_NOTE, INSTITUTION_SPENT_NOTE_ZH),
+    "period": (PERIOD_SPENT_NOTE, PERIOD_SPENT_NOTE_ZH),
+}
 
 
 DRAWS = 1 << 64  # the PRF's 64-bit draw, mapped onto thresholds by integer cut points
@@ -254,9 +279,14 @@ def rule_answer(
     )
 
 
-def spent_answer(granularity: Granularity) -> DatasetAnswer:
-    """The answer once a budget is spent: nothing, whatever the truth."""
+def spent_answer(granularity: Granularity, spent_by: str = "account") -> DatasetAnswer:
+    """The answer once a budget is spent (by the party of kind `spent_by`: account, address,
+    institution or period): nothing, whatever the truth, and which budget is spent."""
     count = None if granularity is Granularity.BOOLEAN else 0
-    return DatasetAnswer(
-        exists=False, count=count, withheld=True, note=SPENT_NOTE, note_zh=SPENT_NOTE_ZH
-    )
+    note, note_zh = SPENT_NOTES.get(spent_by, SPENT_NOTES["account"])
+    return DatasetAnswer(exists=False, count=count, withheld=True, note=note, note_zh=note_zh)
+
+
+def is_spent(answer: DatasetAnswer) -> bool:
+    """Whether `answer` was withheld because a budget is spent (not by the rule)."""
+    return any(answer.note == note for note, _ in SPENT_NOTES.values())

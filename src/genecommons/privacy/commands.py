@@ -62,6 +62,16 @@ def attack_beacon(
             "(never drawn as non-members; --demo reads them from truth.json)",
         ),
     ] = None,
+    sybils: Annotated[
+        int,
+        typer.Option(
+            "--sybils",
+            min=0,
+            max=250,
+            help="Also attack the count tier with this many accounts of one institution, each "
+            "at its own address, per-caller budgets against pooled ones (0: not)",
+        ),
+    ] = 0,
     out: Annotated[Path, typer.Option("--out", help="Folder for the plot and the JSON")] = Path(
         "attack-beacon"
     ),
@@ -88,6 +98,7 @@ def attack_beacon(
         queries=tuple(q for q in attack.QUERY_COUNTS if q <= max_queries) or (max_queries,),
         correctness_sites=correctness_sites,
         urls=served_beacons(url or []),
+        sybils=sybils,
     )
     context = runtime()
     with reporter() as progress:

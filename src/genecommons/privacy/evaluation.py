@@ -4,7 +4,10 @@ Members are people of the dataset's cohort VCF; non-members are people of the re
 held out from the attacker's panel (the attacker's frequencies and LD come from the rest of the
 panel, so that a non-member is never part of the attacker's own data) and never people whose
 counts are the node's public reference (they would shift the windows the reference places).
-The attacker who knows the defence knows the public reference too (`known_rule`).
+The attacker who knows the defence knows the public reference too (`known_rule`). The count
+tier's sybil attacker (`sybil_curves`) is that attacker with many accounts of one institution,
+each at its own address, on a ledger of its own per victim, against the per-caller budgets and
+the pooled ones.
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.config import Settings
+from genecommons.db import Base, make_engine, make_session_factory
 from genecommons.errors import InvalidInputError, NotFoundError
 from genecommons.policy.decision import require
 from genecommons.policy.models import Action, Resource, Subject
 from genecommons.privacy import attack, linkage
-from genecommons.privacy.beacon_guard import ThresholdRule
-from genecommons.privacy.guards import DefendedGuard
+from genecommons.privacy.beacon_guard import ThresholdRule, is_spent
+from genecommons.privacy.guards import DefendedGuard, parties
 from genecommons.privacy.oracles import (
     Genotypes,
     HttpOracle,
@@ -34,10 +39,18 @@ from genecommons.privacy.oracles import (
     read_dosages,
     read_haplotypes,
 )
+from genecommons.privacy.tables import privacy_budgets, privacy_charges
 from genecommons.progress import SILENT, Progress
 from genecommons.variants import store_service
-from genecommons.variants.answers import HIDE_RARE_BELOW, exact_answer, hide_rare_answer
+from genecommons.variants.answers import (
+    HIDE_RARE_BELOW,
+    Granularity,
+    VariantGuard,
+    exact_answer,
+    hide_rare_answer,
+)
 from genecommons.variants.normalize import Variant
+from genecommons.variants.store import SiteCounts
 
 logger = logging.getLogger(__name__)
 
@@ -305,7 +318,7 @@ def plot(figures: Figures, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [c.name for c in next(iter(figures.curves.values()))]
+    names = list(dict.fromkeys(c.name for cs in figures.curves.values() for c in cs))
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
     fig, axes = plt.subplots(
@@ -315,7 +328,9 @@ def plot(figures: Figures, path: Path) -> None:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, names, strict=False):
         for beacon, curves in figures.curves.items():
-            curve = next(c for c in curves if c.name == name)
+            curve = next((c for c in curves if c.name == name), None)
+            if curve is None:  # an attack run against some Beacons only (the sybils)
+                continue
             (line,) = ax.plot(curve.queries, curve.power, marker="o", label=beacon)
             if curve.low:
                 ax.fill_between(
@@ -338,6 +353,133 @@ def plot(figures: Figures, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+SYBIL_INSTITUTION = "GCI-SYBIL"  # the attacker's verified institution
+
+
+def sybil_identities(sybils: int) -> list[tuple[Subject, str]]:
+    """The sybil attacker's `sybils` accounts, all of its one verified institution, each with
+    its own network address (TEST-NET-2)."""
+    if not 1 <= sybils <= 250:
+        raise InvalidInputError(
+            f"{sybils} sybil accounts: give 1 to 250.",
+            message_zh=f"女巫账号数 {sybils}：请给 1 至 250。",
+        )
+    return [
+        (
+            Subject.user(
+                f"sybil-{i}@attacker.example.org",
+                roles=frozenset({"researcher"}),
+                institution=SYBIL_INSTITUTION,
+                institution_verified=True,
+            ),
+            f"198.51.100.{i}",
+        )
+        for i in range(sybils)
+    ]
+
+
+def scratch_ledgers(
+    settings: Settings, rule: ThresholdRule, *, pooled: bool
+) -> Callable[[], DefendedGuard]:
+    """Guards with the node's rule and budgets over a ledger of their own (an in-memory
+    database, emptied for each new guard, never the node's): charged per caller (account and
+    address) only, or `pooled` as the Beacon charges (its institution and the period too)."""
+    engine = make_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    factory = make_session_factory(engine)
+
+    def fresh() -> DefendedGuard:
+        with factory.begin() as session:
+            session.execute(delete(privacy_charges))
+            session.execute(delete(privacy_budgets))
+        return DefendedGuard(factory, settings, rule=rule, charged=None if pooled else parties)
+
+    return fresh
+
+
+def sybil_asker(
+    variants: Sequence[Variant],
+    site_of: Callable[[Variant], SiteCounts | None],
+    ledgers: Callable[[], VariantGuard],
+    *,
+    sybils: int,
+    dataset: str,
+) -> attack.Ask:
+    """An attack.Ask of the count tier's sybil attacker: for each victim, a fresh attacker (a
+    ledger of its own) asks each site through its first account whose budgets are not spent,
+    moving to the next account (and address) when told a budget is spent, until every one is
+    (the rest `attack.REFUSED`); the answers of all accounts are pooled in one test."""
+    identities = sybil_identities(sybils)
+
+    def ask(victim: int, sites: npt.NDArray[np.int64]) -> npt.NDArray[np.int8]:
+        del victim  # every victim gets a fresh attacker: its own ledger
+        guard = ledgers()
+        out = np.full(len(sites), attack.REFUSED, dtype=np.int8)
+        current = 0
+        for i, s in enumerate(sites):
+            found = site_of(variants[int(s)])
+            while current < len(identities):
+                subject, address = identities[current]
+                told = guard(
+                    subject=subject,
+                    address=address,
+                    dataset=dataset,
+                    granularity=Granularity.COUNT,
+                    matches=[found] if found else [],
+                )
+                if not is_spent(told):
+                    out[i] = told.exists
+                    break
+                current += 1
+            if current == len(identities):
+                break
+        return out
+
+    return ask
+
+
+def sybil_curves(
+    victims: Victims,
+    site_of: Callable[[Variant], SiteCounts | None],
+    settings: Settings,
+    rule: ThresholdRule,
+    known: attack.Rule,
+    *,
+    sybils: int,
+    beacon_size: int,
+    dataset: str,
+    queries: Sequence[int] = attack.QUERY_COUNTS,
+    progress: Progress = SILENT,
+) -> dict[str, list[attack.Curve]]:
+    """The sybil attacker (`sybils` accounts and addresses of one institution, knowing the
+    rule) against the count tier, by Beacon: "count, per-caller budgets" (each account and
+    address its own budget) and "count, pooled budgets" (as served: the institution's and the
+    period's budgets too). `site_of`: the dataset's counts of a variant."""
+    out: dict[str, list[attack.Curve]] = {}
+    for pooled in (False, True):
+        beacon = "count, pooled budgets" if pooled else "count, per-caller budgets"
+        with progress.stage(f"attacking the {beacon} Beacon with {sybils} sybils"):
+            out[beacon] = [
+                attack.run_rule_aware_attack(
+                    f"{sybils} sybils of one institution, knows the rule",
+                    members=victims.members,
+                    outsiders=victims.outsiders,
+                    reference=victims.reference,
+                    beacon_size=beacon_size,
+                    ask=sybil_asker(
+                        victims.variants,
+                        site_of,
+                        scratch_ledgers(settings, rule, pooled=pooled),
+                        sybils=sybils,
+                        dataset=dataset,
+                    ),
+                    thresholds=known,
+                    queries=queries,
+                )
+            ]
+    return out
 
 
 def http_exists(oracle: HttpOracle) -> Exists:
@@ -402,12 +544,14 @@ def attack_beacon(
     queries: Sequence[int] = attack.QUERY_COUNTS,
     correctness_sites: int = 20_000,
     public: Sequence[str] = (),
+    sybils: int = 0,
     progress: Progress = SILENT,
 ) -> Figures:
     """Attack the dataset's store undefended (the exact answer) and through the defended guard,
-    in process, and the Beacon v2 servers of `urls` (name -> base URL) when given. Reading the
-    store and the genotypes is record-level access: the decision point must allow it. `public`:
-    the panel's people whose counts are in the node's public reference (never non-members)."""
+    in process, and the Beacon v2 servers of `urls` (name -> base URL) when given; with
+    `sybils`, the count tier's sybil attacker too (`sybil_curves`). Reading the store and the
+    genotypes is record-level access: the decision point must allow it. `public`: the panel's
+    people whose counts are in the node's public reference (never non-members)."""
     require(subject, Action.READ_RECORDS, Resource("dataset", dataset))
     with progress.stage("drawing victims and outsiders"):
         drawn = draw_victims(
@@ -465,4 +609,19 @@ def attack_beacon(
         for http in served.values():
             http.close()
     figures.queries_made.update({name: o.asked for name, o in oracles.items()})
+    if sybils:
+        figures.curves.update(
+            sybil_curves(
+                drawn,
+                exact.site,
+                settings,
+                guard.rule,
+                defence,
+                sybils=sybils,
+                beacon_size=variant_store.samples,
+                dataset=dataset,
+                queries=queries,
+                progress=progress,
+            )
+        )
     return figures

@@ -7,7 +7,11 @@ tier) follow the same rule and are also charged to a ledger: each variant an acc
 address it calls from, is answered about costs the chance that one member decided that answer
 (`ThresholdRule.exposure`, after Raisaro et al. 2017's per-participant risk), once per variant;
 when either has spent `beacon_budget`, every further answer is withheld, and passing
-`beacon_budget_warning` of it records `privacy:budget:low` for the early-warning rules.
+`beacon_budget_warning` of it records `privacy:budget:low` for the early-warning rules. Against
+sybils (one caller with many accounts and addresses) the same charges go to two pooled parties:
+the caller's institution (`beacon_institution_budget`, every account of it together) and the
+period (`beacon_dataset_budget`, every registered caller together, per `beacon_budget_window`
+days); an answer is given only while none of its parties has spent its budget.
 
 `DefendedPeople` is the `PeopleGuard`: counts of individuals and biosamples below record
 granularity carry keyed, consistent noise and small cells are not disclosed (privacy/cells.py).
@@ -17,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Float, String, bindparam, cast, insert, null, select, union_all, update
@@ -54,12 +59,46 @@ class DefendedPeople:
 
 
 def parties(subject: Subject, address: str) -> list[tuple[str, str]]:
-    """Who is charged for an answer: the account (signed-in callers) and the address, as
-    (kind, id) pairs."""
+    """Who is charged for an answer per caller: the account (signed-in callers) and the
+    address, as (kind, id) pairs."""
     charged = [("address", address)]
     if subject.kind is not SubjectKind.ANONYMOUS:
         charged.insert(0, ("account", subject.id))
     return charged
+
+
+def period_start(moment: datetime, days: int) -> str:
+    """The first day (ISO date) of the period of `days` days holding `moment`: periods are
+    counted from 1970-01-01, so every app of a node agrees on them."""
+    day = (moment.date() - date(1970, 1, 1)).days
+    return date.fromordinal(date(1970, 1, 1).toordinal() + day - day % days).isoformat()
+
+
+Parties = Callable[[Subject, str], list[tuple[str, str]]]  # who is charged for an answer
+
+
+def pooled_parties(settings: Settings) -> Parties:
+    """Who is charged for an answer against sybils: the caller's parties, its institution
+    (when it has one), and the current period of the dataset (every caller together)."""
+
+    def charged(subject: Subject, address: str) -> list[tuple[str, str]]:
+        found = parties(subject, address)
+        if subject.kind is not SubjectKind.ANONYMOUS and subject.institution:
+            found.append(("institution", subject.institution))
+        found.append(("period", period_start(now(), settings.beacon_budget_window)))
+        return found
+
+    return charged
+
+
+def budget_limit(settings: Settings, party: str) -> float:
+    """The budget of `party` ("kind:id") on a dataset."""
+    kind = party.partition(":")[0]
+    if kind == "institution":
+        return settings.beacon_institution_budget
+    if kind == "period":
+        return settings.beacon_dataset_budget
+    return settings.beacon_budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +140,14 @@ class DefendedGuard:
         *,
         rule: ThresholdRule | None = None,
         writes: GroupCommit | None = None,
+        charged: Parties | None = None,
     ) -> None:
         self.factory = factory
         self.settings = settings
         self.rule = rule or threshold_rule(settings)
+        # who each answer is charged to: pooled against sybils unless told (the attack tool
+        # measures the per-caller ledger too)
+        self.charged = charged or pooled_parties(settings)
         self.writes = writes or GroupCommit(factory)  # the app's, shared with its other writes
         self._known: set[tuple[str, str, str]] = set()
         self._ledger: dict[tuple[int, int], Prepared] = {}
@@ -132,14 +175,14 @@ class DefendedGuard:
             return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
         # common and absent alleles cost nothing (no member decides them): no writes for them
         exposures = {m.variant.key: e for m in matches if (e := self.rule.exposure(m, dataset)) > 0}
-        charge = Charge(subject.id, tuple(parties(subject, address)), dataset, exposures)
-        decided = self._read(charge)
-        if decided is None:
-            decided = self.writes.submit(self._charge_group, charge)
-            if decided:  # committed: each of its variants is charged to each party now
+        charge = Charge(subject.id, tuple(self.charged(subject, address)), dataset, exposures)
+        refused = self._read(charge)
+        if refused is None:
+            refused = self.writes.submit(self._charge_group, charge)
+            if not refused:  # committed: each of its variants is charged to each party now
                 self._remember((p, dataset, k) for p in charge.names for k in exposures)
-        if not decided:
-            return spent_answer(granularity)
+        if refused:
+            return spent_answer(granularity, refused)
         return rule_answer(self.rule, dataset=dataset, granularity=granularity, matches=matches)
 
     def _remember(self, facts: Iterable[tuple[str, str, str]]) -> None:
@@ -147,11 +190,11 @@ class DefendedGuard:
             self._known = set()
         self._known.update(facts)
 
-    def _read(self, charge: Charge) -> bool | None:
-        """Decide `charge` by one read of the ledger: False when a party has spent its budget,
-        True when nothing of it is new to any party, None when something is to be charged.
-        Whether to answer depends only on what was spent before, never on this query's
-        truth."""
+    def _read(self, charge: Charge) -> str | None:
+        """Decide `charge` by one read of the ledger: the kind of a party that has spent its
+        budget (then the answer is withheld), "" when nothing of it is new to any party (then
+        it is answered), None when something is to be charged. Whether to answer depends only
+        on what was spent before, never on this query's truth."""
         names, dataset, known = charge.names, charge.dataset, self._known
         unknown = [v for v in charge.exposures if any((p, dataset, v) not in known for p in names)]
         shape = (len(names), len(unknown))
@@ -162,30 +205,27 @@ class DefendedGuard:
         params: dict[str, object] = {"dataset": dataset}
         params.update((f"p{i}", p) for i, p in enumerate(names))
         params.update((f"v{i}", v) for i, v in enumerate(unknown))
-        limit = self.settings.beacon_budget
         charged = []
         for party, spent, variant in statement.rows(params):
             if variant is None:
-                if float(spent) >= limit:
-                    return False
+                if float(spent) >= budget_limit(self.settings, str(party)):
+                    return str(party).partition(":")[0]
             else:
                 charged.append((str(party), dataset, str(variant)))
         if not charge.exposures:
-            return True
+            return ""
         seen = set(charged)
-        if all((p, dataset, v) in seen for p in names for v in unknown):
-            self._remember(seen)
-            return True
         self._remember(seen)
+        if all((p, dataset, v) in seen for p in names for v in unknown):
+            return ""
         return None
 
-    def _charge_group(self, session: Session, charges: Sequence[Charge]) -> list[bool]:
+    def _charge_group(self, session: Session, charges: Sequence[Charge]) -> list[str]:
         """Charge each of `charges` in turn, in the caller's write transaction: each party for
-        the variants new to it; False for a charge when one of its parties has spent its
-        budget (then nothing of it is charged or answered). Passing `beacon_budget_warning` of
-        the budget records `privacy:budget:low`, once per party and dataset."""
-        limit = self.settings.beacon_budget
-        warning = self.settings.beacon_budget_warning * limit
+        the variants new to it; for a charge, the kind of a party of it that has spent its
+        budget (then nothing of it is charged or answered), or "" when charged. Passing
+        `beacon_budget_warning` of its budget records `privacy:budget:low`, once per party and
+        dataset."""
         moment = now()
         wanted: dict[str, tuple[set[str], set[str]]] = {}
         for charge in charges:
@@ -208,11 +248,18 @@ class DefendedGuard:
         for charge in charges:
             dataset = charge.dataset
             keys = [(name, dataset) for name in charge.names]
-            if any(budgets[key].spent >= limit for key in keys):
-                results.append(False)
+            limits = [budget_limit(self.settings, name) for name in charge.names]
+            spent_by = [
+                kind
+                for (kind, _), key, limit in zip(charge.parties, keys, limits, strict=True)
+                if budgets[key].spent >= limit
+            ]
+            if spent_by:
+                results.append(spent_by[0])
                 continue
-            for (kind, party_id), key in zip(charge.parties, keys, strict=True):
+            for (kind, party_id), key, limit in zip(charge.parties, keys, limits, strict=True):
                 party = key[0]
+                warning = self.settings.beacon_budget_warning * limit
                 new = {
                     k: e for k, e in charge.exposures.items() if (party, dataset, k) not in charged
                 }
@@ -249,7 +296,7 @@ class DefendedGuard:
                     logger.info(
                         "%s passed %.0f%% of its budget on %s", party, 100 * spent / limit, dataset
                     )
-            results.append(True)
+            results.append("")
         if rows:
             session.execute(insert(privacy_charges), rows)
         if changed:
@@ -365,7 +412,8 @@ class Budget:
 
 
 def budget_spent(factory: sessionmaker[Session], *, party: str, dataset: str) -> float:
-    """What `party` ("account:<id>" or "address:<ip>") has spent on `dataset`."""
+    """What `party` ("account:<id>", "address:<ip>", "institution:<accession>" or
+    "period:<first day>") has spent on `dataset`."""
     with factory() as session:
         spent = session.execute(
             select(privacy_budgets.c.spent).where(

@@ -39,6 +39,7 @@ class AttackInputs:
     queries: tuple[int, ...] = attack.QUERY_COUNTS
     correctness_sites: int = 20_000
     urls: Mapping[str, str] = field(default_factory=dict)  # served Beacons also attacked
+    sybils: int = 0  # the count tier's sybil attacker's accounts (0: not run)
 
     def parameters(self) -> dict[str, Any]:
         """The inputs as recorded with a measurement (the served Beacons' names and URLs, not
@@ -62,6 +63,7 @@ class AttackInputs:
             seed=int(parameters["seed"]),
             queries=tuple(int(q) for q in parameters["queries"]),
             correctness_sites=int(parameters["correctness_sites"]),
+            sybils=int(parameters.get("sybils", 0)),
         )
 
 
@@ -93,6 +95,7 @@ def measure(
         queries=inputs.queries,
         correctness_sites=inputs.correctness_sites,
         public=inputs.public,
+        sybils=inputs.sybils,
         progress=progress,
     )
     measurement = record_assessment(

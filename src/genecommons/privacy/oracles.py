@@ -116,7 +116,7 @@ class StoreOracle:
         self._sites: dict[Variant, SiteCounts | None] = {}
         self.asked = 0
 
-    def _site(self, variant: Variant) -> SiteCounts | None:
+    def site(self, variant: Variant) -> SiteCounts | None:
         """The store's counts of `variant` (read once: they do not depend on who asks)."""
         if variant not in self._sites:
             self._sites[variant] = self.store.lookup(variant)
@@ -129,7 +129,7 @@ class StoreOracle:
         for i, variant in enumerate(variants):
             key = (account, variant)
             if key not in self._cache:
-                found = self._site(variant)
+                found = self.site(variant)
                 answer = self.guard(
                     subject=subject,
                     address=account,
@@ -147,7 +147,7 @@ class StoreOracle:
         ac = np.zeros(len(variants), dtype=np.int64)
         an = np.zeros(len(variants), dtype=np.int64)
         for i, variant in enumerate(variants):
-            found = self._site(variant)
+            found = self.site(variant)
             if found:
                 ac[i] = found.counts[ALL]["ac"]
                 an[i] = found.counts[ALL]["an"]

@@ -19,7 +19,7 @@ from typing import Any, Literal
 MATERIAL_CHANGE = 0.10  # a change of the members by 10% or more calls for a new measurement
 GOAL_POWER = 0.10  # the power at 5% false positives the defence is to stay under
 # the Beacons the attack tool measures that are not what the node serves (baselines)
-BASELINES = frozenset({"undefended", "hide-rare"})
+BASELINES = frozenset({"undefended", "hide-rare", "count, per-caller budgets"})
 
 Freshness = Literal["current", "stale", "missing"]
 

@@ -16,8 +16,10 @@ from sqlalchemy import (
 
 from genecommons.db import Base
 
-# One row per party (an account "account:<subject id>" or an address "address:<ip>") and
-# dataset: the exposure its count-granularity answers have spent, and whether it was warned.
+# One row per party (an account "account:<subject id>", an address "address:<ip>", an
+# institution "institution:<accession>" or a period "period:<first day>", every registered
+# caller together) and dataset: the exposure its count-granularity answers have spent, and
+# whether it was warned.
 privacy_budgets = Table(
     "privacy_budgets",
     Base.metadata,

@@ -45,13 +45,17 @@ from genecommons.variants.service import open_reference
 
 def defence_settings(settings: Settings, dataset: str) -> dict[str, Any]:
     """The settings of the defence that decide what attacks on `dataset` can learn: the guard,
-    the count tier's budget, the threshold rule, and whether the public reference places the
-    rule's windows for this dataset."""
+    the count tier's budgets (per account and address, per institution, for all callers per
+    period), the threshold rule, and whether the public reference places the rule's windows
+    for this dataset."""
     reference = open_reference(settings)
     placed = reference is not None and dataset in suited_datasets(settings, reference)
     return {
         "guard": settings.beacon_guard,
         "budget": settings.beacon_budget,
+        "institution_budget": settings.beacon_institution_budget,
+        "dataset_budget": settings.beacon_dataset_budget,
+        "budget_window_days": settings.beacon_budget_window,
         "rule": rule_settings(settings),
         "reference_windows": placed,
     }

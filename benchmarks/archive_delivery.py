@@ -45,6 +45,7 @@ from genecommons.archive.store import LocalObjectStore
 from genecommons.catalog import service as catalog_service
 from genecommons.config import Settings
 from genecommons.db import Base, make_session_factory, node_engine
+from genecommons.fingerprint.service import RecipientCopyService
 from genecommons.node_init import create_node_secrets
 from genecommons.policy.models import Subject
 
@@ -393,6 +394,7 @@ def bench_ticket(node: Node, base: str, name: str) -> None:
             node.factory,
             node.settings,
             subject=node.researcher,
+            copies=RecipientCopyService(),
             endpoint="reads",
             object_id=accession,
             requested_format=None,

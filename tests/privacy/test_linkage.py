@@ -119,9 +119,7 @@ def isotonic_loss(rates: list[float], weights: list[float]) -> float:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    pairs=st.lists(
-        st.tuples(st.floats(0.0, 1.0), st.floats(0.01, 100.0)), min_size=1, max_size=7
-    )
+    pairs=st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(0.01, 100.0)), min_size=1, max_size=7)
 )
 def test_monotone_is_the_isotonic_fit(pairs: list[tuple[float, float]]) -> None:
     rates, weights = [r for r, _ in pairs], [w for _, w in pairs]

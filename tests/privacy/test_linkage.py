@@ -1,7 +1,8 @@
 """The linkage attack (von Thenen et al. 2019): haplotype copying equals a brute-force sum over
-paths; on simulated LD it infers hidden alleles far better than their frequency says; it finds
-the members of a small undefended Beacon and of one hiding rare alleles; it never infers an
-allele its panel lacks."""
+paths; on simulated LD it infers hidden alleles far better than their frequency says, a weight
+near 1 more surely than doubling says, and its calibrated chances say how often the victims
+carry the alleles; the calibration is the isotonic fit; it finds the members of a small
+undefended Beacon and of one hiding rare alleles; it never infers an allele its panel lacks."""
 
 from __future__ import annotations
 
@@ -97,6 +98,64 @@ def test_inference_beats_the_allele_frequency_prior(simulated_region: Simulated)
     assert carried[sure].mean() >= 5 * np.broadcast_to(prior, sure.shape)[sure].mean()
 
 
+def isotonic_loss(rates: list[float], weights: list[float]) -> float:
+    """The least weighted squared distance from `rates` to a non-decreasing sequence, over every
+    split into runs of bins (the best fit is constant on runs, at each run's weighted mean)."""
+    n = len(rates)
+    r, w = np.asarray(rates), np.asarray(weights)
+    best = np.inf
+    for cuts in itertools.product((False, True), repeat=n - 1):
+        bounds = [0, *(i + 1 for i, cut in enumerate(cuts) if cut), n]
+        values = np.concatenate(
+            [
+                np.full(b - a, np.average(r[a:b], weights=w[a:b]))
+                for a, b in itertools.pairwise(bounds)
+            ]
+        )
+        if (np.diff(values) >= -1e-12).all():
+            best = min(best, float((w * (values - r) ** 2).sum()))
+    return best
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(0.01, 100.0)), min_size=1, max_size=7)
+)
+def test_monotone_is_the_isotonic_fit(pairs: list[tuple[float, float]]) -> None:
+    rates, weights = [r for r, _ in pairs], [w for _, w in pairs]
+    fit = linkage.monotone(np.array(rates), np.array(weights))
+    assert (np.diff(fit) >= -1e-12).all()
+    loss = float((np.asarray(weights) * (fit - np.asarray(rates)) ** 2).sum())
+    assert loss <= isotonic_loss(rates, weights) + 1e-9
+    np.testing.assert_allclose((fit * weights).sum(), np.dot(rates, weights), rtol=1e-9)
+
+
+def test_a_bin_of_one_person_does_not_lift_the_bins_above_it() -> None:
+    # 200 pairs at weight 0.9995, 70% carried; one at 0.97, carried
+    weights = np.array([[0.9995]] * 200 + [[0.97]])
+    carried = np.array([[i % 10 < 7] for i in range(200)] + [[True]])
+    adjust = linkage.calibrate(weights, carried, np.full(201, 2))
+    near_one = adjust(np.array([[0.9995]]), np.array([2]))[0, 0]
+    # the running maximum it replaced gave 0.98; pooled, the big bin stays near its own 0.7
+    assert 0.69 <= near_one <= 0.75
+
+
+def test_a_weight_near_one_is_surer_than_doubling_says(simulated_region: Simulated) -> None:
+    _, victims, panel = split(simulated_region)
+    haps = simulated_region.haps(panel)
+    f = haps.mean(axis=1)
+    common = (f >= linkage.COMMON) & (f <= 1 - linkage.COMMON)
+    hidden = np.flatnonzero((f > 0) & (f < linkage.COMMON))
+    truth = simulated_region.dosages(victims)
+    shown = np.where(common[:, None], truth, 0).astype(np.int8)
+    weight = linkage.carrier_weights(haps, simulated_region.positions, shown, common, hidden)
+    carried = truth[hidden] > 0
+    middling, near_one = (weight >= 0.5) & (weight < 0.9), weight >= 0.999
+    assert middling.sum() >= 100 and near_one.sum() >= 100
+    # doubling reads both as certain; the victims carry the second far more often
+    assert carried[near_one].mean() >= carried[middling].mean() + 0.15
+
+
 def test_an_allele_the_panel_lacks_is_never_inferred(simulated_region: Simulated) -> None:
     _, victims, panel = split(simulated_region)
     haps = simulated_region.haps(panel).copy()
@@ -148,9 +207,15 @@ def test_the_attack_finds_the_members_of_a_small_beacon(simulated_region: Simula
         power[name] = dict(zip(found.curve.queries, found.curve.power, strict=True))
         assert found.confident_accuracy >= 0.6
         assert found.confident_accuracy >= 5 * found.prior_accuracy
-    # 65 + 65 victims: a power of 0.1 carries about +-0.05 of sampling error
-    assert power["undefended"][5] >= 0.4
-    assert power["undefended"][20] >= 0.6
+    # the calibrated chances say how often the victims carry the alleles
+    chance, carried = inferred.carried, victims[inferred.targets] > 0
+    for low, high in ((0.3, 0.6), (0.6, 0.8), (0.8, 1.01)):
+        inside = (chance >= low) & (chance < high)
+        assert inside.sum() >= 200
+        assert abs(chance[inside].mean() - carried[inside].mean()) <= 0.1
+    # 65 + 65 victims: a power of 0.1 carries about +-0.05 of sampling error, of 0.9 +-0.04
+    assert power["undefended"][5] >= 0.8
+    assert power["undefended"][20] >= 0.8
     assert max(power["hide-rare"].values()) >= 0.2  # four times the false-positive rate
 
 

@@ -17,10 +17,13 @@ non-member (confidently inferred and rare), and adds up the log-likelihood ratio
   heterozygous site says nothing about which. The chain runs over the victim's shown sites in
   windows (`copying_posteriors`, forward-backward, exact within a window); the chance a hidden
   allele is on the copied haplotype is the posterior weight of the panel haplotypes carrying it
-  (interpolated between the flanking shown sites), and, the copied haplotype standing for
-  either of the victim's two, the chance the victim carries it is about twice that. The
-  attacker calibrates these chances (`calibrate`) on people of its own panel, inferred from
-  the rest of it.
+  (interpolated between the flanking shown sites, `carrier_weights`); the copied haplotype
+  standing for either of the victim's two, the chance the victim carries it is about twice
+  that (`carrier_chances`), but twice a weight reads every weight from 1/2 up as certain,
+  while a victim whose copied haplotype sits on a carrier all along (a weight near 1) carries
+  the allele far more often than one at 0.6. The attacker therefore calibrates the weights
+  themselves (`calibrate`) on people of its own panel, inferred from the rest of it, per
+  number of copies of the allele in the panel the inference used.
 - Answers (`answer_chances`): the attacker knows the Beacon's rule as a threshold in allele
   copies with known chances (`attack.Thresholds`: one copy answers the truth; hiding alleles
   under 5% is a fixed threshold of 5% of the alleles called; the defended guard draws its key's
@@ -106,7 +109,7 @@ def copying_posteriors(
     return posterior
 
 
-def carrier_chances(
+def carrier_weights(
     panel: Haplotypes,
     positions: Ints,
     shown: Dosages,
@@ -119,8 +122,9 @@ def carrier_chances(
     per_bp: float = SWITCH_PER_BP,
     mismatch: float = MISMATCH,
 ) -> Floats:
-    """The chance that each victim (columns of `shown`, genotypes read at `common` sites only)
-    carries the alternate allele of each `targets` site (rows of the result), from haplotype
+    """The posterior weight, per victim (columns of `shown`, genotypes read at `common` sites
+    only) and `targets` site (rows of the result), of the panel haplotypes carrying the site's
+    alternate allele: the chance the haplotype the victim copies carries it, by haplotype
     copying on the panel (`panel`: all sites x haplotypes, `positions` in bp). The chain runs
     over windows of `window` shown sites with `margin` more on each side, `batch` victims at a
     time; a site before the first shown site or after the last takes its nearest one's."""
@@ -162,8 +166,27 @@ def carrier_chances(
                 mass = post[flank[t] - lo, :, h] * weight[t, None]  # pairs x victims
                 groups = np.flatnonzero(np.diff(t, prepend=-1))
                 out[t[groups], cols] += np.add.reduceat(mass, groups, axis=0)
-    # the copied haplotype stands for either of the victim's two
-    return np.asarray(np.clip(2.0 * out, 0.0, 1.0), dtype=np.float64)
+    return out
+
+
+def carrier_chances(
+    panel: Haplotypes,
+    positions: Ints,
+    shown: Dosages,
+    common: npt.NDArray[np.bool_],
+    targets: Ints,
+    *,
+    window: int = 400,
+    margin: int = 100,
+) -> Floats:
+    """The uncalibrated chance that each victim carries each target's alternate allele: twice
+    `carrier_weights` (the copied haplotype stands for either of the victim's two), at most 1.
+    Every weight from 1/2 up reads as certain here, which is why `infer` calibrates the weights
+    themselves."""
+    weights = carrier_weights(
+        panel, positions, shown, common, targets, window=window, margin=margin
+    )
+    return np.asarray(np.clip(2.0 * weights, 0.0, 1.0), dtype=np.float64)
 
 
 CALIBRATION_EDGES = (
@@ -183,44 +206,67 @@ CALIBRATION_EDGES = (
     0.9,
     0.95,
     0.99,
+    0.999,
 )
 COPY_CLASSES = (1, 2, 3, 5, 10)  # the panel's copies of an allele, classes from each of these
 
 
+def monotone(rates: Floats, weights: Floats) -> Floats:
+    """The non-decreasing sequence nearest `rates` in weighted least squares (isotonic
+    regression, pooling adjacent violators): a bin out of order is pooled with its neighbours
+    in proportion to their weights, so a bin of one or two people cannot lift the bins above it."""
+    values: list[float] = []
+    sizes: list[float] = []
+    counts: list[int] = []
+    for rate, weight in zip(np.asarray(rates, dtype=np.float64), weights, strict=True):
+        values.append(float(rate))
+        sizes.append(float(weight))
+        counts.append(1)
+        while len(values) > 1 and values[-2] > values[-1]:
+            total = sizes[-2] + sizes[-1]
+            pooled = (values[-2] * sizes[-2] + values[-1] * sizes[-1]) / total if total else 0.0
+            values[-2:] = [pooled]
+            sizes[-2:] = [total]
+            counts[-2:] = [counts[-2] + counts[-1]]
+    return np.repeat(np.asarray(values), counts)
+
+
 def calibrate(
-    chances: Floats,
+    weights: Floats,
     carried: npt.NDArray[np.bool_],
     copies: Ints,
     *,
     prior: float = 2.0,
 ) -> Callable[[Floats, Ints], Floats]:
-    """A map from inferred chances to observed rates, fitted on people whose genotypes the
-    attacker knows (held out of its own panel): per class of the allele's copies in the panel
-    (`COPY_CLASSES`: an allele seen once may sit below where the victim's haplotype joins the
-    carrier's) and bin of chances (`CALIBRATION_EDGES`), the rate of carriers, shrunk towards
-    the bin's mean chance by `prior` pseudo-counts and made non-decreasing in the chance;
-    `chances` and `carried` are sites x people, `copies` per site. A chance of 0 stays 0."""
+    """A map from the posterior weights of `carrier_weights` to observed rates of carriers,
+    fitted on people whose genotypes the attacker knows (held out of its own panel): per class
+    of the allele's copies in the panel the weights were inferred from (`COPY_CLASSES`: an
+    allele seen once may sit below where the victim's haplotype joins the carrier's) and bin of
+    weights (`CALIBRATION_EDGES`, fine near 1, where a victim copies a carrier all along), the
+    rate of carriers, shrunk towards the model's own chance (twice the weight, at most 1) by
+    `prior` pseudo-counts and made non-decreasing in the weight (`monotone`); `weights` and
+    `carried` are sites x people, `copies` per site. A weight of 0 stays 0."""
     edges = np.asarray(CALIBRATION_EDGES)
     classes = np.asarray(COPY_CLASSES)
     slots = len(edges)
     rates = np.zeros((len(classes), slots))
     for c in range(len(classes)):
         rows = np.searchsorted(classes, copies, side="right") - 1 == c
-        x = np.asarray(chances, dtype=np.float64)[rows].ravel()
+        x = np.asarray(weights, dtype=np.float64)[rows].ravel()
         y = np.asarray(carried, dtype=np.float64)[rows].ravel()
         where = np.searchsorted(edges, x, side="right") - 1
         hits = np.bincount(where, weights=y, minlength=slots)
         totals = np.bincount(where, minlength=slots).astype(np.float64)
         sums = np.bincount(where, weights=x, minlength=slots)
         middle = edges + np.diff(edges, append=1.0) / 2
-        centre = np.where(totals > 0, sums / np.maximum(totals, 1), middle)
-        rates[c] = np.maximum.accumulate((hits + prior * centre) / (totals + prior))
+        centre = np.minimum(2 * np.where(totals > 0, sums / np.maximum(totals, 1), middle), 1)
+        rates[c] = monotone((hits + prior * centre) / (totals + prior), totals + prior)
 
-    def apply(p: Floats, counts: Ints) -> Floats:
-        p = np.asarray(p, dtype=np.float64)
-        at = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, slots - 1)
+    def apply(w: Floats, counts: Ints) -> Floats:
+        w = np.asarray(w, dtype=np.float64)
+        at = np.clip(np.searchsorted(edges, w, side="right") - 1, 0, slots - 1)
         c = np.clip(np.searchsorted(classes, counts, side="right") - 1, 0, len(classes) - 1)
-        return np.asarray(np.where(p > 0, rates[c[:, None], at], 0.0), dtype=np.float64)
+        return np.asarray(np.where(w > 0, rates[c[:, None], at], 0.0), dtype=np.float64)
 
     return apply
 
@@ -333,12 +379,19 @@ def infer(
     columns = np.ravel(np.stack([2 * rest, 2 * rest + 1], axis=1))
     sample = targets[:: max(1, len(targets) // 20_000)]
     own = np.where(common[:, None], reference[:, held], 0).astype(np.int8)
-    fitted = carrier_chances(haplotypes[:, columns], positions, own, common, sample)
+    fitted = carrier_weights(haplotypes[:, columns], positions, own, common, sample)
+    # the copies in the panel each inference used: the rest of the panel for the held-out
+    # people (an allele a held-out person carries has one copy fewer there), all of it for
+    # the victims
+    adjust = calibrate(
+        fitted,
+        reference[sample][:, held] > 0,
+        reference[sample][:, rest].sum(axis=1, dtype=np.int64),
+    )
     copies = reference.sum(axis=1, dtype=np.int64)
-    adjust = calibrate(fitted, reference[sample][:, held] > 0, copies[sample])
     shown = np.where(common[:, None], victims, 0).astype(np.int8)
     carried = adjust(
-        carrier_chances(haplotypes, positions, shown, common, targets), copies[targets]
+        carrier_weights(haplotypes, positions, shown, common, targets), copies[targets]
     )
     return Inferred(targets, carried, f)
 

@@ -16,6 +16,7 @@ from genecommons.catalog.export import write_templates
 from genecommons.errors import SubmissionRejectedError
 from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
+from genecommons.secrets import node_keys
 
 console = Console()
 err = Console(stderr=True)
@@ -43,6 +44,7 @@ def submit(
                 staging=context.settings.staging_dir,
                 progress=progress,
                 data_files=files,
+                identifier_key=lambda: service.pseudonym_key(node_keys(context.settings)),
             )
     except SubmissionRejectedError as error:
         if as_json:

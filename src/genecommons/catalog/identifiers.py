@@ -135,7 +135,7 @@ def luhn_ok(digits: str) -> bool:
 
 def _valid_card(value: str) -> bool:
     digits = re.sub(r"[ -]", "", value)
-    return 13 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 2
+    return 13 <= len(digits) <= 19 and luhn_ok(digits)
 
 
 def _phone_digits(value: str) -> bool:
@@ -238,11 +238,11 @@ _MONTHS = (
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
 )
 _DATE = (
-    r"(?:(?:19|20)\d{2}[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])"
-    r"|(?:19|20)\d{2}\s*年\s*(?:0?[1-9]|1[0-2])\s*月\s*(?:0?[1-9]|[12]\d|3[01])\s*[日号]"
-    r"|(?:0?[1-9]|[12]\d|3[01])[/.-](?:0?[1-9]|1[0-2])[/.-](?:19|20)\d{2}"
-    rf"|(?:{_MONTHS})\.? (?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?,? (?:19|20)\d{{2}}"
-    rf"|(?:0?[1-9]|[12]\d|3[01]) (?:{_MONTHS})\.?,? (?:19|20)\d{{2}})"
+    r"(?<!\d)(?:(?:19|20)\d{2}[-/.](?:1[0-2]|0?[1-9])[-/.](?:3[01]|[12]\d|0?[1-9])"
+    r"|(?:19|20)\d{2}\s*年\s*(?:1[0-2]|0?[1-9])\s*月\s*(?:3[01]|[12]\d|0?[1-9])\s*[日号]"
+    r"|(?:3[01]|[12]\d|0?[1-9])[/.-](?:1[0-2]|0?[1-9])[/.-](?:19|20)\d{2}"
+    rf"|(?:{_MONTHS})\.? (?:3[01]|[12]\d|0?[1-9])(?:st|nd|rd|th)?,? (?:19|20)\d{{2}}"
+    rf"|(?:3[01]|[12]\d|0?[1-9]) (?:{_MONTHS})\.?,? (?:19|20)\d{{2}})(?!\d)"
 )
 
 _NB = r"(?<![0-9A-Za-z])"  # no letter or digit before
@@ -313,10 +313,11 @@ DETECTORS: tuple[Detector, ...] = (
         Kind.ADDRESS,
         re.compile(
             # Chinese: province / city / county / district, a street, a house or building number
-            rf"(?:[{_HAN}]{{2,8}}?(?:省|自治区|特别行政区))?[{_HAN}]{{1,10}}?(?:市|县|区|州|盟|旗)"
+            rf"(?:(?:住址|地址|家住|住在|现住|居住于|居住在|住|位于)[:：]?\s*)?"
+            rf"((?:[{_HAN}]{{2,8}}?(?:省|自治区|特别行政区))?[{_HAN}]{{1,10}}?(?:市|县|区|州|盟|旗)"
             rf"[{_HAN}0-9]{{0,14}}?(?:路|街|道|巷|弄|胡同|大街|村|镇)"
             rf"[{_HAN}A-Za-z0-9-]{{0,12}}?[A-Za-z0-9]{{1,6}}(?:号|座|栋|幢|单元|室|楼)"
-            r"(?:\s*\d{6})?"
+            r"(?:\s*\d{6})?)"
             # US: number, street words, a suffix or a unit, then (optionally) City, ST ZIP
             rf"|\b\d{{1,6}}(?: {_CAP}){{1,3}} (?:{_STREET_SUFFIX})\b\.?"
             rf"(?: (?:Apt\.|Suite) \d{{1,5}})?(?:,? ?\n?(?:{_CAP} ){{0,2}}{_CAP}, {_US_STATE_ZIP})?"
@@ -349,9 +350,14 @@ DETECTORS: tuple[Detector, ...] = (
 )
 
 
+_NAMES = next(d.pattern for d in DETECTORS if d.kind is Kind.NAME)
+
+
 def _name_match(match: re.Match[str]) -> tuple[int, int, str] | None:
     for group in range(1, (match.re.groups or 0) + 1):
         value = match.group(group)
+        if value is not None and match.re is not _NAMES:
+            return match.start(group), match.end(group), value
         if value is not None:
             words = value.split(" ")
             after = match.string[match.end(group) : match.end(group) + 20].split()
@@ -362,6 +368,8 @@ def _name_match(match: re.Match[str]) -> tuple[int, int, str] | None:
             if match.re.groupindex.get("given") == group and words[0] not in _FIRST_NAMES:
                 return None
             return match.start(group), match.end(group), value
+    if match.re is not _NAMES:
+        return match.start(), match.end(), match.group(0)
     return None
 
 
@@ -398,7 +406,7 @@ def scan(text: str, level: Level = Level.FULL) -> list[Finding]:
             continue
         found = (
             _grouped(detector, text)
-            if detector.kind in (Kind.NAME, Kind.PASSPORT)
+            if detector.kind in (Kind.NAME, Kind.PASSPORT, Kind.ADDRESS)
             else detector.find(text)
         )
         for finding in found:
@@ -451,7 +459,13 @@ def report_excerpt(
 
 def normalise(finding: Finding) -> str:
     """The identifier's value in one canonical form (what a pseudonym is made of)."""
-    if finding.kind in (Kind.ID_CARD, Kind.BANK_CARD, Kind.PHONE):
+    if finding.kind is Kind.PHONE:
+        digits = re.sub(r"\D", "", finding.value.split("x")[0])
+        for prefix in ("0086", "86"):  # a PRC number with and without its country code
+            if digits.startswith(prefix) and len(digits) - len(prefix) in (10, 11):
+                return digits[len(prefix) :]
+        return digits
+    if finding.kind in (Kind.ID_CARD, Kind.BANK_CARD):
         return re.sub(r"[^0-9Xx]", "", finding.value).upper()
     if finding.kind in (Kind.EMAIL, Kind.NAME, Kind.PASSPORT):
         return " ".join(finding.value.split()).casefold()
@@ -465,7 +479,7 @@ def pseudonym(finding: Finding, key: bytes) -> str:
 
 
 _YEAR_MONTH = re.compile(r"((?:19|20)\d{2})\D{1,3}(0?[1-9]|1[0-2])\D")
-_DMY = re.compile(r"(?:0?[1-9]|[12]\d|3[01])[/.-](0?[1-9]|1[0-2])[/.-]((?:19|20)\d{2})")
+_DMY = re.compile(r"(?:3[01]|[12]\d|0?[1-9])[/.-](0?[1-9]|1[0-2])[/.-]((?:19|20)\d{2})")
 _YEAR = re.compile(r"(?:19|20)\d{2}")
 _CITY_ZH = re.compile(
     rf"^(?:[{_HAN}]{{2,8}}?(?:省|自治区|特别行政区))?[{_HAN}]{{1,10}}?(?:市|县|州|盟)"

@@ -135,7 +135,7 @@ def luhn_ok(digits: str) -> bool:
 
 def _valid_card(value: str) -> bool:
     digits = re.sub(r"[ -]", "", value)
-    return 13 <= len(digits) <= 19 and luhn_ok(digits)
+    return 12 <= len(digits) <= 19 and luhn_ok(digits)
 
 
 def _phone_digits(value: str) -> bool:
@@ -178,11 +178,14 @@ _GIVEN = (
     "保东文辉力明永健世广志义兴良海山仁波宁贵福生龙元全国胜学祥才发武新利清飞彬富顺信子杰涛昌成康星"
     "秀兰桂英玉兰桂兰秀珍凤英玉珍玉梅凤兰秀荣桂珍秀云桂荣秀梅丽娟婷婷欣怡梓涵诗涵梓萱子涵一诺依诺"
     "宇轩浩然浩宇子轩宇航皓轩子豪浩轩俊杰子墨雨泽梓轩博文晨阳"
+    "冬春夏秋梅兰竹菊金银铁铭志勇刚毅坤乾红霞艳丽颖娇嘉琪璇瑜璐蕾薇蓉莹萌颜玥雯晗昊昕旻琨"
 )
 _GIVEN_SET = frozenset(_GIVEN)
 _SURNAME_RE = "(?:" + "|".join(_COMPOUND_SURNAMES) + f"|[{_SURNAMES}])"
 _GIVEN_RE = f"[{''.join(sorted(_GIVEN_SET))}]"
 
+_FUNCTION_WORDS_TEXT = "The And Or Of In On At To For With From By Is Was Were Are Be Has Had Not"
+_FUNCTION_WORDS = frozenset(_FUNCTION_WORDS_TEXT.split())
 # common English given names (US Social Security top names across decades)
 _FIRST_NAMES_TEXT = """
     James John Robert Michael William David Richard Joseph Thomas Charles Christopher Daniel
@@ -227,6 +230,8 @@ _NOT_SURNAME_TEXT = """
     Classification The And Or Of In On At To For With From By Is Was Were Are Be Has Had Not
 """
 _NOT_SURNAME = frozenset(_NOT_SURNAME_TEXT.split())
+# words after two capitalised words that make them a term, not a person
+_NOT_AFTER = frozenset(w for w in _NOT_SURNAME if w not in _FUNCTION_WORDS)
 _CAP = r"(?:O'|Mc|Mac)?[A-Z][a-z]+(?:-[A-Z][a-z]+)?"
 _STREET_SUFFIX = (
     "Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace"
@@ -268,6 +273,7 @@ DETECTORS: tuple[Detector, ...] = (
         Kind.BANK_CARD,
         re.compile(
             r"(?<![\d-])(?:[1-6]\d{12,18}"
+            r"|(?:50|5[6-8]|6\d)\d{10}|0604\d{8}"  # 12-digit Maestro
             r"|[1-6]\d{3}(?:[ -]\d{4}){2}[ -]\d{1,7}"
             r"|3[47]\d{2}[ -]\d{6}[ -]\d{5})(?![\d-])"
         ),
@@ -285,7 +291,9 @@ DETECTORS: tuple[Detector, ...] = (
             r"|(?<![\d+])(?:(?:\+1|001)[ -.]?)?(?:\(\d{3}\) ?|\d{3}[-.])\d{3}[-.]\d{4}"
             r"(?: ?x\d{1,5})?(?!\d)"
             # other international forms: +CC then groups
-            r"|(?<![\d+])\+\d{1,3}(?:[ -]\(?\d{1,4}\)?){1,5}(?!\d)"
+            r"|(?<![\d+])\+\d{1,3}(?:[ -]\(?\d{1,6}\)?){1,5}(?!\d)"
+            # ten digits written together (North American)
+            r"|(?<![\d+.-])\d{10}(?![\d.-])"
         ),
         Level.PATTERNED,
         _phone_digits,
@@ -333,12 +341,18 @@ DETECTORS: tuple[Detector, ...] = (
         re.compile(
             # English: a title, or a context word, then one or two capitalised words
             rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.? ({_CAP}(?: {_CAP})?)"
-            rf"|\b(?:[Pp]atient|[Nn]amed|[Nn]ame:|[Pp]roband|[Cc]alled) ({_CAP} {_CAP})"
+            rf"|\b(?:[Pp]atient|[Nn]amed|[Nn]ame:|[Pp]roband|[Cc]alled|mother|father|sister|brother"
+            rf"|husband|wife|son|daughter|guardian|contact),? "
+            rf"({_CAP} {_CAP})"
             # English: a common given name and a capitalised surname
             rf"|\b(?P<given>[A-Z][a-z]+ (?:[A-Z]\. )?{_CAP})\b"
             # Chinese: a context word, then surname and given name
             rf"|(?:患者|病人|姓名|受检者|先证者|联系人|父亲|母亲|丈夫|妻子|儿子|女儿|医生|医师|护士)"
-            rf"\s*[:：]?\s*({_SURNAME_RE}[{_HAN}]{{1,2}}?)(?=[^{_HAN}]|$|[，。、男女系之的在于是，])"
+            rf"\s*[:：]?\s*({_SURNAME_RE}{_GIVEN_RE}{_GIVEN_RE}?"
+            rf"|{_SURNAME_RE}[{_HAN}]{{1,2}}?(?=[^{_HAN}]|$|[，。、男女系之的在于是，]))"
+            # Chinese: surname and given name, then what a person does in a record
+            rf"|({_SURNAME_RE}{_GIVEN_RE}{_GIVEN_RE}?)(?=负责|随访|签字|签名|陈述|代诉|同意|拒绝|主诉|"
+            rf"表示|提供|填写|报告|介绍|送检)"
             # Chinese: surname and given name, then an honorific
             rf"|({_SURNAME_RE}[{_HAN}]{{1,2}}?)(?=先生|女士|小姐|医生|教授|大夫|主任|同志|老师)"
             # Chinese without context: surname and one or two common given-name characters,
@@ -362,7 +376,7 @@ def _name_match(match: re.Match[str]) -> tuple[int, int, str] | None:
             words = value.split(" ")
             after = match.string[match.end(group) : match.end(group) + 20].split()
             if words[-1] in _NOT_SURNAME or (
-                after and after[0].strip(",.;:").title() in _NOT_SURNAME
+                after and after[0].strip(",.;:").title() in _NOT_AFTER
             ):
                 return None
             if match.re.groupindex.get("given") == group and words[0] not in _FIRST_NAMES:

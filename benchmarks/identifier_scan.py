@@ -288,12 +288,86 @@ def phenopacket_store(path: Path, report: Callable[[str], None]) -> dict[str, An
     }
 
 
+class _EmptyCatalog:
+    """A catalog with nothing in it (validation reads it; nothing is written)."""
+
+    def institutions(self, aliases: Any) -> dict[str, Any]:
+        return {}
+
+    def studies(self) -> list[Any]:
+        return []
+
+    def records_in(self, entity: str, study_keys: Any) -> list[Any]:
+        return []
+
+    def by_accessions(self, accessions: Any) -> dict[str, Any]:
+        return {}
+
+    def count_in(self, entity: str, study_key: str) -> int:
+        return 0
+
+
+def overhead(individuals: int, repeat: int) -> dict[str, Any]:
+    """The validation CPU of a generated submission (benchmarks/catalog_submission.py) with and
+    without the identifier scan, in turns; and the scan's own CPU."""
+    import tempfile
+    from datetime import date
+
+    from benchmarks.catalog_submission import write_submission
+    from genecommons.catalog.bundle import open_bundle
+    from genecommons.catalog.validation import plan_submission
+    from genecommons.catalog.validation.identifiers import IdentifierRules
+
+    scan = IdentifierRules._scan_identifiers
+    times: dict[str, list[float]] = {"with scan": [], "without scan": [], "scan alone": []}
+    with tempfile.TemporaryDirectory() as folder:
+        bundle_path = write_submission(Path(folder) / "bundle", individuals)
+        for _ in range(repeat):
+            for label in ("with scan", "without scan"):
+                with open_bundle(bundle_path) as (bundle, _problems):
+                    if label == "without scan":
+                        IdentifierRules._scan_identifiers = lambda self: None  # type: ignore[method-assign]
+                    else:
+
+                        def timed(self: Any) -> None:
+                            began = time.process_time()
+                            scan(self)
+                            times["scan alone"].append(time.process_time() - began)
+
+                        IdentifierRules._scan_identifiers = timed  # type: ignore[method-assign]
+                    try:
+                        began = time.process_time()
+                        plan = plan_submission(bundle, _EmptyCatalog(), today=date(2025, 1, 1))
+                        times[label].append(time.process_time() - began)
+                    finally:
+                        IdentifierRules._scan_identifiers = scan  # type: ignore[method-assign]
+                    assert plan.report.ok, [str(p) for p in plan.report.problems[:5]]
+    median = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {
+        "individuals": individuals,
+        "repeat": repeat,
+        "validation_cpu_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "median_added_cpu_s": round(median["with scan"] - median["without scan"], 3),
+        "median_scan_cpu_s": round(median["scan alone"], 3),
+        "scan_share_of_validation": round(median["scan alone"] / median["with scan"], 4),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--texts", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--store", type=Path, default=STORE)
+    parser.add_argument(
+        "--overhead",
+        type=int,
+        metavar="INDIVIDUALS",
+        help="also measure the scan's added validation CPU on a submission of this size",
+    )
+    parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args()
+    if options.overhead:
+        print(json.dumps(overhead(options.overhead, options.repeat), indent=2))
     result = measure(options.texts, options.seed)
     print(json.dumps(result, ensure_ascii=False, indent=2))
     store = phenopacket_store(options.store, print)

@@ -400,6 +400,7 @@ def _grouped(detector: Detector, text: str) -> list[Finding]:
     return found
 
 
+_DIGITS_OR_AT = re.compile(r"\d{7}|@|\d[ -.]\d{3}")
 # text none of the detectors can match (most free text of a submission): skipped at once
 _PROBABLY_CLEAN = re.compile(
     rf"\d{{5}}|\d[ -.)]+\d{{3}}|@|[{_HAN}]|[A-Z][a-z]+ [A-Z]|\+\d"
@@ -407,12 +408,14 @@ _PROBABLY_CLEAN = re.compile(
 )
 
 
+def prefilter(level: Level) -> Callable[[str], re.Match[str] | None]:
+    """One precompiled search that finds nothing in a text no detector of `level` can match."""
+    return (_PROBABLY_CLEAN if level is Level.FULL else _DIGITS_OR_AT).search
+
+
 def scan(text: str, level: Level = Level.FULL) -> list[Finding]:
     """The identifiers in `text`, by position; overlapping findings keep the more certain."""
-    if level is Level.FULL:
-        if _PROBABLY_CLEAN.search(text) is None:
-            return []
-    elif _DIGITS_OR_AT.search(text) is None:
+    if prefilter(level)(text) is None:
         return []
     findings: list[Finding] = []
     for detector in DETECTORS:
@@ -428,9 +431,6 @@ def scan(text: str, level: Level = Level.FULL) -> list[Finding]:
                 findings.append(finding)
     findings.sort(key=lambda f: f.start)
     return findings
-
-
-_DIGITS_OR_AT = re.compile(r"\d{7}|@|\d[ -.]\d{3}")
 
 
 # -- masking and treatments -------------------------------------------------------------------

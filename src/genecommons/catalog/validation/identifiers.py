@@ -158,20 +158,30 @@ class IdentifierRules(ValidationContext):
             columns = scanned_columns(sheet)
             if not columns:
                 continue
+            to_treat = {c: t for (s, c), t in declared.items() if s == sheet}
+            # each column with its level and that level's one-search pre-check, bound once
+            plan = [(c, level, ids.prefilter(level)) for c, (level, _) in columns.items()]
+            # a value is scanned once per level: a large submission repeats its few texts
+            clean: set[tuple[str, ids.Level]] = set()
             for row in rows:
                 values = row.values
-                for column, value in values.items():
-                    if not isinstance(value, str) or column not in columns:
+                for column, level, may_hold in plan:
+                    value = values.get(column)
+                    if value.__class__ is not str:
                         continue
-                    level = columns[column][0]
-                    treatment = declared.get((sheet, column))
-                    if treatment is not None:
-                        new = ids.treat(value, treatment, level=level, key=key)
+                    if to_treat and column in to_treat:
+                        new = ids.treat(value, to_treat[column], level=level, key=key)
                         if new != value:
                             values[column] = new
                             treated[(sheet, column)] = treated.get((sheet, column), 0) + 1
                         continue
+                    if may_hold(value) is None or (value, level) in clean:
+                        continue
                     findings = ids.scan(value, level)
+                    if not findings:
+                        if len(clean) >= 1 << 16:
+                            clean.clear()
+                        clean.add((value, level))
                     for finding in findings:
                         en, zh = ids.LABELS[finding.kind]
                         self.add(

@@ -139,6 +139,7 @@ def submit(
                         today=today,
                         max_problems=limits.max_problems,
                         identifier_key=identifier_key,
+                        progress=progress,
                     )
                     validating.update(rows)
                 plan.report.problems[:0] = read_problems

@@ -17,6 +17,7 @@ from genecommons.catalog.validation.plan import CatalogView, Plan
 from genecommons.catalog.validation.problems import _p
 from genecommons.catalog.validation.records import RecordRules
 from genecommons.catalog.validation.studies import StudyRules
+from genecommons.progress import SILENT, Progress
 
 
 class _Validator(PhenotypeRules, RecordRules, PedigreeRules, StudyRules, IdentifierRules):
@@ -58,10 +59,12 @@ def plan_submission(
     today: date,
     max_problems: int = 10_000,
     identifier_key: Callable[[], bytes] | None = None,
+    progress: Progress = SILENT,
 ) -> Plan:
     """Validate `bundle` against the model, vocabularies and `view`; every problem in one pass.
     `identifier_key` gives the node's key for keyed pseudonyms (asked for only when a column
-    declares that treatment)."""
+    declares that treatment); `progress` hears the identifier scan, row by row of each sheet."""
     validator = _Validator(bundle, view, today=today, max_problems=max_problems)
     validator.identifier_key = identifier_key
+    validator.progress = progress
     return validator.run()

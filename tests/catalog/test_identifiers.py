@@ -286,3 +286,116 @@ def test_dates_around_a_birth_keyword(  # a collection date is not a date of bir
     today = date(2024, 5, 1)
     text = f"Sample collected {today.isoformat()}; follow-up {today + timedelta(days=30)}."
     assert ids.scan(text) == []
+
+
+class _Recorded:
+    """A Progress that keeps every stage's description, total and the counts it heard."""
+
+    def __init__(self) -> None:
+        self.stages: list[tuple[str, float | None, list[float]]] = []
+
+    def stage(self, description: str, *, total: float | None = None, unit: str = "") -> Any:
+        from contextlib import contextmanager
+
+        heard: list[float] = []
+        self.stages.append((description, total, heard))
+
+        class _Stage:
+            def advance(self, amount: float = 1) -> None:
+                heard.append((heard[-1] if heard else 0) + amount)
+
+            def update(self, completed: float) -> None:
+                heard.append(completed)
+
+            def total(self, total: float | None) -> None:
+                raise AssertionError("the totals are known when a stage opens")
+
+        @contextmanager
+        def opened() -> Any:
+            yield _Stage()
+
+        return opened()
+
+
+def test_a_sheet_of_any_size_is_scanned_row_by_row_with_progress() -> None:
+    import io
+
+    from genecommons.catalog.validation.identifiers import scan_sheet_file
+
+    rows = ["alias\tstudy\tdescription\tanalysis_type\treference_assembly"]
+    for i in range(25_000):
+        text = f"联系电话13912345678，第{i}例" if i % 1000 == 7 else "Joint calling of the cohort."
+        rows.append(f"A{i}\tST1\t{text}\tother\tGRCh38")
+    rows.append(f"{PLANTED}\tST1\tclean\tother\tGRCh38")
+    data = ("\n".join(rows) + "\n").encode()
+    progress = _Recorded()
+    result = scan_sheet_file(
+        io.BytesIO(data),
+        sheet="analyses",
+        delimiter="\t",
+        name="analyses.tsv",
+        size=len(data),
+        progress=progress,
+        keep=10,
+    )
+    assert result.rows == 25_001
+    assert dict(result.counts) == {("description", "phone"): 25, ("alias", "id_card"): 1}
+    assert len(result.problems) == 10  # the first ten kept; all counted
+    first = result.problems[0]
+    assert (first.file, first.row, first.column) == ("analyses.tsv", 9, "description")
+    assert "13912345678" not in str(result.problems)
+    (description, total, heard) = progress.stages[0]
+    assert description == "scanning analyses.tsv for identifiers"
+    assert total == len(data) and heard[-1] == len(data) and len(heard) >= 3
+
+
+def test_validation_reports_the_scan_as_a_stage(make_bundle: Any, sheets: Any) -> None:
+    from genecommons.catalog.bundle import open_bundle
+    from genecommons.catalog.validation import plan_submission
+
+    class EmptyCatalog:
+        def institutions(self, aliases: Any) -> dict[str, Any]:
+            return {}
+
+        def studies(self) -> list[Any]:
+            return []
+
+        def records_in(self, entity: str, study_keys: Any) -> list[Any]:
+            return []
+
+        def by_accessions(self, accessions: Any) -> dict[str, Any]:
+            return {}
+
+        def count_in(self, entity: str, study_key: str) -> int:
+            return 0
+
+    progress = _Recorded()
+    with open_bundle(make_bundle()) as (bundle, _):
+        rows = sum(len(r) for r in bundle.rows.values())
+        plan = plan_submission(bundle, EmptyCatalog(), today=date(2025, 1, 1), progress=progress)
+    assert plan.report.ok
+    assert [(d, t, h[-1]) for d, t, h in progress.stages] == [
+        ("scanning for identifiers", rows, rows)
+    ]
+
+
+def test_the_demo_submission_has_no_findings(tmp_path: Any) -> None:
+    from genecommons.catalog.bundle import open_bundle
+    from genecommons.catalog.models import READABLE_SHEETS
+    from genecommons.catalog.validation.identifiers import scanned_columns
+    from genecommons.demo.cohort import write_demo
+
+    demo = write_demo(tmp_path / "demo", seed=7, individuals=40, sequence_length=100_000)
+    with open_bundle(demo.out_dir) as (bundle, problems):
+        assert problems == []
+        scanned = 0
+        for sheet, rows in bundle.rows.items():
+            assert sheet in READABLE_SHEETS
+            columns = scanned_columns(sheet)
+            for row in rows:
+                for column, value in row.values.items():
+                    if column in columns and isinstance(value, str) and value:
+                        scanned += 1
+                        found = ids.scan(value, columns[column][0])
+                        assert found == [], (sheet, row.number, column, found)
+    assert scanned > 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -399,3 +400,24 @@ def test_the_demo_submission_has_no_findings(tmp_path: Any) -> None:
                         found = ids.scan(value, columns[column][0])
                         assert found == [], (sheet, row.number, column, found)
     assert scanned > 100
+
+
+def test_the_scan_command_masks_and_exits_1_on_findings(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from genecommons.cli import app
+
+    sheet = tmp_path / "studies.tsv"
+    sheet.write_text(
+        "alias\ttitle\tdescription\nST1\tHearing loss\t联系电话 13912345678\n", encoding="utf-8"
+    )
+    found = CliRunner().invoke(app, ["scan-identifiers", str(sheet), "--json"])
+    assert found.exit_code == 1, found.output
+    summary = json.loads(found.output)
+    assert summary["counts"] == [{"column": "description", "kind": "phone", "count": 1}]
+    assert summary["problems"][0]["row"] == 2
+    assert "13912345678" not in found.output
+    sheet.write_text("alias\ttitle\nST1\tHearing loss\n", encoding="utf-8")
+    clean = CliRunner().invoke(app, ["scan-identifiers", str(sheet)])
+    assert clean.exit_code == 0, clean.output
+    assert "1 rows scanned, 0 identifier(s) found" in clean.output

@@ -207,6 +207,7 @@ def serve(
 
 app.command("submit")(catalog_commands.submit)
 app.command("template")(catalog_commands.template)
+app.command("scan-identifiers")(catalog_commands.scan_identifiers)
 catalog_commands.studies_app.command("export")(fingerprint_commands.export_study)
 app.add_typer(catalog_commands.studies_app, name="studies")
 app.add_typer(catalog_commands.datasets_app, name="datasets")

@@ -34,7 +34,7 @@ from genecommons.catalog.bundle_files import (
     read_document,
     read_workbook,
 )
-from genecommons.catalog.models import PHENOPACKETS_KEY, SHEETS
+from genecommons.catalog.models import PHENOPACKETS_KEY, READABLE_SHEETS
 from genecommons.catalog.report import Problem
 
 __all__ = [
@@ -134,7 +134,11 @@ def _read_folder(root: Path, bundle: Bundle, problems: list[Problem], *, limits:
         parent = path.parent.name.lower()
         if parent == PHENOPACKETS_KEY and suffix == ".json":
             _read_phenopacket_file(path, relative, bundle, problems, limits=limits)
-        elif path.parent == root and suffix in SHEET_SUFFIXES and path.stem.lower() in SHEETS:
+        elif (
+            path.parent == root
+            and suffix in SHEET_SUFFIXES
+            and path.stem.lower() in READABLE_SHEETS
+        ):
             sheet = path.stem.lower()
             if sheet in sheets_seen:
                 problems.append(
@@ -153,7 +157,7 @@ def _read_folder(root: Path, bundle: Bundle, problems: list[Problem], *, limits:
         elif path.parent == root and suffix in DOCUMENT_SUFFIXES and path.stem == DOCUMENT_STEM:
             read_document(path, bundle, problems, name=relative, limits=limits)
         else:
-            close = difflib.get_close_matches(path.stem.lower(), SHEETS, n=1, cutoff=0.8)
+            close = difflib.get_close_matches(path.stem.lower(), READABLE_SHEETS, n=1, cutoff=0.8)
             if path.parent == root and suffix in SHEET_SUFFIXES and close:
                 problems.append(
                     _problem(
@@ -226,7 +230,7 @@ def open_bundle(
                 read_workbook(path, bundle, problems, name=path.name, limits=limits)
             elif suffix in DOCUMENT_SUFFIXES:
                 read_document(path, bundle, problems, name=path.name, limits=limits)
-            elif suffix in SHEET_SUFFIXES and path.stem.lower() in SHEETS:
+            elif suffix in SHEET_SUFFIXES and path.stem.lower() in READABLE_SHEETS:
                 read_delimited(
                     path, path.stem.lower(), bundle, problems, name=path.name, limits=limits
                 )

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from genecommons import bounded
-from genecommons.catalog.models import PHENOPACKETS_KEY, SHEETS
+from genecommons.catalog.models import IDENTIFIER_COLUMNS_SHEET, PHENOPACKETS_KEY, READABLE_SHEETS
 from genecommons.catalog.report import Problem
 from genecommons.errors import NestingTooDeepError
 
@@ -249,14 +249,14 @@ def read_workbook(
     try:
         for title in workbook.sheetnames:
             sheet = title.strip().lower()
-            if sheet not in SHEETS:
+            if sheet not in READABLE_SHEETS:
                 problems.append(
                     _problem(
                         "workbook.sheet.unknown",
                         f"Unknown sheet {title!r}.",
                         f"未知工作表 {title!r}。",
                         file=name,
-                        suggestion=f"Sheets are: {', '.join(SHEETS)}",
+                        suggestion=f"Sheets are: {', '.join(READABLE_SHEETS)}",
                     )
                 )
                 continue
@@ -337,7 +337,7 @@ def read_document(
                 "The document must be an object whose keys are sheet names.",
                 "文件顶层必须是以表名为键的对象。",
                 file=name,
-                suggestion=f"Keys: {', '.join((*SHEETS, PHENOPACKETS_KEY))}",
+                suggestion=f"Keys: {', '.join((*READABLE_SHEETS, PHENOPACKETS_KEY))}",
             )
         )
         return
@@ -347,14 +347,16 @@ def read_document(
             for i, packet in enumerate(items, start=1):
                 bundle.phenopackets.append((f"{name}:{PHENOPACKETS_KEY}[{i}]", packet))
             continue
-        if sheet not in SHEETS:
+        if sheet == IDENTIFIER_COLUMNS_SHEET and isinstance(items, dict):
+            items = _declarations(items)  # {sheet: {column: treatment}}
+        if sheet not in READABLE_SHEETS:
             problems.append(
                 _problem(
                     "document.key.unknown",
                     f"Unknown key {key!r}.",
                     f"未知的键 {key!r}。",
                     file=name,
-                    suggestion=f"Keys: {', '.join((*SHEETS, PHENOPACKETS_KEY))}",
+                    suggestion=f"Keys: {', '.join((*READABLE_SHEETS, PHENOPACKETS_KEY))}",
                 )
             )
             continue
@@ -372,6 +374,18 @@ def read_document(
         rows = bundle.rows.setdefault(sheet, [])
         for i, item in enumerate(items, start=1):
             rows.append(Row(sheet=sheet, file=f"{name}:{sheet}", number=i, values=dict(item)))
+
+
+def _declarations(mapping: dict[Any, Any]) -> list[dict[str, Any]] | dict[Any, Any]:
+    """`{sheet: {column: treatment}}` as rows of the identifier_columns sheet (the mapping as it
+    was when it has another shape: refused as such)."""
+    rows = []
+    for sheet, columns in mapping.items():
+        if not isinstance(columns, dict):
+            return mapping
+        for column, treatment in columns.items():
+            rows.append({"sheet": sheet, "column": column, "treatment": treatment})
+    return rows
 
 
 def _zip_is_safe(path: Path, problems: list[Problem], *, name: str, limits: Limits) -> bool:

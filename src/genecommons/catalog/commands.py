@@ -12,10 +12,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from genecommons.catalog import service
+from genecommons.catalog.bundle import SHEET_SUFFIXES
 from genecommons.catalog.export import write_templates
+from genecommons.catalog.report import Report
+from genecommons.catalog.validation.identifiers import scan_sheet_file
 from genecommons.errors import SubmissionRejectedError
 from genecommons.progress_bars import reporter
 from genecommons.runtime import operator, runtime
+from genecommons.secrets import node_keys
 
 console = Console()
 err = Console(stderr=True)
@@ -43,12 +47,13 @@ def submit(
                 staging=context.settings.staging_dir,
                 progress=progress,
                 data_files=files,
+                identifier_key=lambda: service.pseudonym_key(node_keys(context.settings)),
             )
     except SubmissionRejectedError as error:
         if as_json:
             typer.echo(json.dumps(error.details, ensure_ascii=False, indent=2))
         else:
-            from genecommons.catalog.report import Problem, Report, Severity
+            from genecommons.catalog.report import Problem, Severity
 
             problems = [
                 Problem(**{**p, "severity": Severity(p["severity"])})
@@ -81,6 +86,48 @@ def submit(
                 )
     else:
         console.print("Dry run: nothing was stored. 仅验证，未保存。")
+
+
+def scan_identifiers(
+    path: Annotated[Path, typer.Argument(help="A TSV or CSV sheet, of any size")],
+    sheet: Annotated[
+        str | None, typer.Option("--sheet", help="The sheet it is (default: the file's name)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON")] = False,
+) -> None:
+    """Scan one sheet for direct identifiers, row by row; exit 1 when any is found.
+    扫描表格中的直接标识符。"""
+    delimiter = SHEET_SUFFIXES.get(path.suffix.lower())
+    if delimiter is None or not path.is_file():
+        err.print(f"{escape(str(path))}: give a .tsv, .txt or .csv file / 请提供 TSV 或 CSV 文件")
+        raise typer.Exit(2)
+    with reporter() as progress, path.open("rb") as handle:
+        result = scan_sheet_file(
+            handle,
+            sheet=(sheet or path.stem).lower(),
+            delimiter=delimiter,
+            name=path.name,
+            size=path.stat().st_size,
+            progress=progress,
+        )
+    found = sum(result.counts.values())
+    if as_json:
+        summary = {
+            "rows": result.rows,
+            "findings": found,
+            "counts": [
+                {"column": c, "kind": k, "count": n} for (c, k), n in sorted(result.counts.items())
+            ],
+            "problems": Report(problems=result.problems).to_dict()["problems"],
+        }
+        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        console.print(escape(Report(problems=result.problems).to_text()), highlight=False)
+        for (column, kind), count in sorted(result.counts.items()):
+            console.print(f"  {escape(column)}: {count:,} {kind}")
+        console.print(f"{result.rows:,} rows scanned, {found:,} identifier(s) found. 扫描完成。")
+    if found or any(p.rule == "sheet.syntax" for p in result.problems):
+        raise typer.Exit(1)
 
 
 def template(

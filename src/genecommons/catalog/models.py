@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from genecommons.catalog.identifiers import Treatment
+
 ACCESSION_RE = re.compile(r"^GC[A-Z]\d{8}$")
 ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 LIST_SEPARATOR = ";"
@@ -554,6 +556,29 @@ ENTITY_ORDER: tuple[str, ...] = tuple(ENTITIES)
 PHENOTYPES_SHEET = "phenotypes"
 PHENOPACKETS_KEY = "phenopackets"
 SHEETS: tuple[str, ...] = (*ENTITY_ORDER, PHENOTYPES_SHEET)
+# the columns declared to hold direct identifiers, and their treatments (docs/submission.md)
+IDENTIFIER_COLUMNS_SHEET = "identifier_columns"
+# every sheet a submission may hold: the records' and the declarations'
+READABLE_SHEETS: tuple[str, ...] = (*SHEETS, IDENTIFIER_COLUMNS_SHEET)
+
+
+class IdentifierColumn(BaseModel):
+    """A column declared to hold direct identifiers, and what is done to them before storing."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, use_enum_values=True)
+
+    sheet: Code
+    column: Code
+    treatment: Treatment = Field(description="drop, mask, generalise or pseudonym")
+
+
+def sheet_model(sheet: str) -> type[BaseModel]:
+    """The model of a sheet's rows."""
+    if sheet == PHENOTYPES_SHEET:
+        return Phenotype
+    if sheet == IDENTIFIER_COLUMNS_SHEET:
+        return IdentifierColumn
+    return ENTITIES[sheet].model
 
 
 def is_accession(value: str) -> bool:

@@ -15,6 +15,7 @@ from genecommons.catalog.bundle import Limits
 from genecommons.catalog.models import ENTITIES, PHENOTYPES_SHEET, Phenotype
 from genecommons.deps import ServicesDep, SessionFactoryDep, SubjectDep
 from genecommons.errors import InvalidInputError, NotFoundError
+from genecommons.secrets import node_keys
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -90,6 +91,7 @@ async def post_submission(
             limits=limits,
             staging=staging,
             data_files=services.submission_files(subject),
+            identifier_key=lambda: service.pseudonym_key(node_keys(settings)),
         )
         return result.to_dict()
     finally:

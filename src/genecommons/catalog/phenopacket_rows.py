@@ -5,6 +5,7 @@ Pure besides the clock: `created` defaults to now.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -98,6 +99,12 @@ def _unit(unit: str | None) -> dict[str, str]:
     return {"id": f"UCUM:{code}", "label": code}
 
 
+@functools.lru_cache(maxsize=16)
+def _timestamp(moment: datetime) -> str:
+    """A moment as the document's UTC timestamp (the individuals of a submission share one)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def phenopacket_from_rows(
     *,
     packet_id: str,
@@ -169,7 +176,6 @@ def phenopacket_from_rows(
         if prefix == "HP":
             entry["version"] = str(getattr(hpo(), "version", ""))
         resources.append(entry)
-    when = (created or clock.now()).astimezone(UTC)
     document: dict[str, Any] = {
         "id": packet_id,
         "subject": subject,
@@ -177,7 +183,7 @@ def phenopacket_from_rows(
         "measurements": measurements,
         "diseases": diseases,
         "metaData": {
-            "created": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created": _timestamp(created or clock.now()),
             "createdBy": created_by,
             **({"resources": resources} if resources else {}),
             "phenopacketSchemaVersion": SCHEMA_VERSION,

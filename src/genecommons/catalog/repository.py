@@ -418,6 +418,7 @@ class PlanWriter:
             age_years=record.age,
             rows=entry.rows,
             created_by=self.actor,
+            created=self.now,
         )
         features = [(r.term, r.excluded) for r in entry.rows if r.kind == "feature"]
         diseases = [(r.term, r.excluded) for r in entry.rows if r.kind == "disease"]

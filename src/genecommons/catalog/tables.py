@@ -145,7 +145,7 @@ record_history = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("entity", String(32), nullable=False),
-    Column("accession", String(11), nullable=False, index=True),
+    Column("accession", String(11), nullable=False),  # looked up by the unique index below
     Column("revision", Integer, nullable=False),
     Column("change", String(16), nullable=False),  # created | updated
     Column("changed_fields", JSON, nullable=False),

@@ -367,6 +367,8 @@ def serve_and_load(
         # the reader asks about 2,000 variants again and again: a budget it cannot spend keeps
         # every count answer on the path that charges it (a spent budget answers cheaper)
         "GENECOMMONS_BEACON_BUDGET": "1e12",
+        "GENECOMMONS_BEACON_INSTITUTION_BUDGET": "1e12",  # and the pooled ones (sybils)
+        "GENECOMMONS_BEACON_DATASET_BUDGET": "1e12",
     }
     server = subprocess.Popen(
         [

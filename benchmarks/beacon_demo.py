@@ -233,6 +233,12 @@ def main() -> None:
     demo = (args.demo or node_dir / "demo").resolve()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENECOMMONS_")}
     env["GENECOMMONS_DATA_DIR"] = str(node_dir / "data")
+    # every run's researcher is a fresh account at a fresh address, but of the node's one
+    # institution, and every run charges the dataset's period: the pooled budgets (against
+    # sybils) out of reach keep each run's count answers on the path that charges them (a
+    # spent budget answers cheaper), as the per-caller ones are
+    env["GENECOMMONS_BEACON_INSTITUTION_BUDGET"] = "1e12"
+    env["GENECOMMONS_BEACON_DATASET_BUDGET"] = "1e12"
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     built = node_dir / "node.built"
     print(f"node {node_dir} (demo {demo}); load average {load_average()}", flush=True)

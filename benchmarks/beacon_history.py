@@ -303,6 +303,10 @@ def run(workdir: Path, args: argparse.Namespace, database_url: str | None) -> No
         **os.environ,
         "GENECOMMONS_DATA_DIR": str(workdir / "data"),
         "GENECOMMONS_ENVIRONMENT": "test",
+        # fresh researchers, but of one institution, on one period: the pooled budgets
+        # (against sybils) out of reach, so that no run answers cheaper for a spent budget
+        "GENECOMMONS_BEACON_INSTITUTION_BUDGET": "1e12",
+        "GENECOMMONS_BEACON_DATASET_BUDGET": "1e12",
     }
     if database_url:
         env["GENECOMMONS_DATABASE_URL"] = database_url

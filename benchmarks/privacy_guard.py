@@ -59,7 +59,13 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="gc-guard-") as temp:
         url = f"sqlite:///{temp}/guard.sqlite3"
-        settings = Settings(data_dir=Path(temp), database_url=url, beacon_budget=1e9)
+        settings = Settings(
+            data_dir=Path(temp),
+            database_url=url,
+            beacon_budget=1e9,
+            beacon_institution_budget=1e9,
+            beacon_dataset_budget=1e9,
+        )
         upgrade_node(settings)
         engine = node_engine(settings)
         guard = DefendedGuard(

@@ -112,7 +112,8 @@ def size_notes(scope: Scope, rule: SizeRule) -> tuple[str, str]:
         "any answer about a variant to be safe; its Beacon answers no variant. Ask for access to "
         "the dataset for exact answers.",
         f"未披露：该数据集参与者少于 {rule.none_below} 人（或少于 {rule.common_below} 人且没有经检查"
-        "适用的公共参考），任何关于变异的回答都不安全，其 Beacon 不回答任何变异。如需确切答案，请申请该数据集的访问权限。",
+        "适用的公共参考），任何关于变异的回答都不安全，其 Beacon 不回答任何变异。"
+        "如需确切答案，请申请该数据集的访问权限。",
     )
 
 

@@ -382,8 +382,8 @@ def known_rule(
         for i, variant in enumerate(variants):
             found = reference.get(variant.key)
             said[i] = found is not None and sizes is not None and sizes.certain(*found, alleles - 2)
-        rules = (attack.Thresholds((never,), (1.0,)), attack.Thresholds((1,), (1.0,)))
-        return attack.SiteThresholds(rules, said)
+        scoped = (attack.Thresholds((never,), (1.0,)), attack.Thresholds((1,), (1.0,)))
+        return attack.SiteThresholds(scoped, said)
     if not rule.places(dataset):
         return attack.Thresholds(tuple(range(rule.low, rule.high + 1)), rule.pmf)
     index: dict[tuple[int, ...], int] = {}

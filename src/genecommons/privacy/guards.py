@@ -60,21 +60,22 @@ MEMBERS_FRESH_SECONDS = 60.0  # how long a dataset's Beacon members are taken as
 
 
 class BeaconMembers:
-    """The Beacon members of each dataset (its variant store's samples; 0 without a store),
-    read again after MEMBERS_FRESH_SECONDS so that a rebuilt store's size counts."""
+    """The Beacon members of each dataset (its variant store's samples), read again after
+    MEMBERS_FRESH_SECONDS so that a rebuilt store's size counts."""
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self.factory = factory
-        self._read: dict[str, tuple[float, int]] = {}
+        self._read: dict[str, tuple[float, int | None]] = {}
 
-    def __call__(self, dataset: str) -> int:
-        """How many members `dataset`'s Beacon answers about."""
+    def __call__(self, dataset: str) -> int | None:
+        """How many members `dataset`'s Beacon answers about (None: it has no variant store,
+        so no variant to answer about: the Beacon asks the guard only about a store's)."""
         moment = time.monotonic()
         known = self._read.get(dataset)
         if known is not None and moment - known[0] < MEMBERS_FRESH_SECONDS:
             return known[1]
         with self.factory() as session:
-            members = store_service.store_samples(session, dataset) or 0
+            members = store_service.store_samples(session, dataset)
         self._read[dataset] = (moment, members)
         return members
 
@@ -158,7 +159,8 @@ class DefendedGuard:
                 matches=matches,
             )
         members = self.members(dataset)
-        if self.sizes.scope(members, placed=self.rule.places(dataset)) is not Scope.FULL:
+        placed = self.rule.places(dataset)
+        if members is not None and self.sizes.scope(members, placed=placed) is not Scope.FULL:
             # a small dataset: stateless answers whose exposure is at most the rule's miss
             return sized_answer(
                 self.rule,

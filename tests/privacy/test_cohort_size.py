@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genecommons.clock import now
 from genecommons.config import Settings
 from genecommons.policy.models import Subject
-from genecommons.privacy import attack
+from genecommons.privacy import attack, evaluation
 from genecommons.privacy.beacon_guard import WITHHELD_NOTE, PublicCounts, ThresholdRule
 from genecommons.privacy.cohort_size import (
     Scope,
@@ -248,3 +248,21 @@ def test_a_65_member_beacon_answering_common_alleles_holds_the_rule_aware_attack
     guarded = run(said, known)
     assert max(guarded.power) <= 0.12, guarded.power
     assert said.sum() >= 0.2 * (counts >= 13).sum()  # it still answers the common alleles
+
+
+def test_the_attacker_who_knows_the_rule_knows_a_small_datasets_scope(
+    public_table: Tables,
+) -> None:
+    variants = [Variant("chr22", p, "A", "G") for p in (10, 20, 30)]
+    table = public_table(1000, {variants[0].key: (900, 1000), variants[1].key: (1, 1000)})
+    rule = ThresholdRule(key=KEY, low=10, high=40, reference=table)
+    sizes = SizeRule(none_below=45, common_below=500)
+    common = evaluation.known_rule(rule, variants, alleles=130, dataset="GCD1", sizes=sizes)
+    assert isinstance(common, attack.SiteThresholds)
+    assert [common.rules[r].values for r in common.of_site] == [(1,), (131,), (131,)]
+    none = evaluation.known_rule(rule, variants, alleles=60, dataset="GCD1", sizes=sizes)
+    assert isinstance(none, attack.Thresholds) and none.values == (61,)
+    full = evaluation.known_rule(rule, variants, alleles=1000, dataset="GCD1", sizes=sizes)
+    windows = evaluation.known_rule(rule, variants, alleles=1000, dataset="GCD1")
+    assert isinstance(full, attack.SiteThresholds) and isinstance(windows, attack.SiteThresholds)
+    assert full.rules == windows.rules and list(full.of_site) == list(windows.of_site)

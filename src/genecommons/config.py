@@ -218,6 +218,15 @@ class Settings(BaseSettings):
     beacon_threshold_alpha: float = Field(default=1.0, gt=0, le=100)
     beacon_threshold_beta: float = Field(default=1.0, gt=0, le=100)
     beacon_threshold_window: int = Field(default=3, ge=1)
+    # Small datasets (privacy/cohort_size.py): under `common_only_below` Beacon members only
+    # alleles the public reference makes near certain to be present (a chance of absence among
+    # the other members of at most `common_miss`: 1e-4 keeps 5,000 queries under an expected
+    # half an absent one) are answered, and under `no_answer_below` (where even an allele of
+    # 10% frequency is not near certain) no variant; the cuts come from the attack figures in
+    # docs/privacy.md ("Small cohorts").
+    beacon_no_answer_below: int = Field(default=45, ge=1)
+    beacon_common_only_below: int = Field(default=500, ge=1)
+    beacon_common_miss: float = Field(default=1e-4, gt=0, lt=1)
     # Count granularity: what one account, and one network address, may learn about the members
     # of a dataset (Raisaro et al. 2017), in expected pivotal answers; warned at the fraction.
     beacon_budget: float = Field(default=100.0, gt=0)
@@ -401,6 +410,12 @@ class Settings(BaseSettings):
             raise SettingValueError(
                 "GENECOMMONS_BEACON_THRESHOLD_WINDOW must not exceed GENECOMMONS_BEACON_THRESHOLD_MAX",
                 "GENECOMMONS_BEACON_THRESHOLD_WINDOW 不得大于 GENECOMMONS_BEACON_THRESHOLD_MAX",
+            )
+        if self.beacon_no_answer_below > self.beacon_common_only_below:
+            raise SettingValueError(
+                "GENECOMMONS_BEACON_NO_ANSWER_BELOW must not exceed "
+                "GENECOMMONS_BEACON_COMMON_ONLY_BELOW",
+                "GENECOMMONS_BEACON_NO_ANSWER_BELOW 不得大于 GENECOMMONS_BEACON_COMMON_ONLY_BELOW",
             )
         if self.environment == "production" and self.beacon_guard == "exact":
             raise SettingValueError(

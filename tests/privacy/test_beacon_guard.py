@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -266,10 +266,10 @@ def test_not_disclosed_looks_the_same_for_absent_and_rare_alleles() -> None:
     assert common.exists and common.count == 1 and not common.withheld
 
 
-@hypothesis_settings(max_examples=50)
+@hypothesis_settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ac=st.integers(min_value=0, max_value=100))
-def test_boolean_answers_ignore_who_asks(ac: int) -> None:
-    guard = DefendedGuard(None, Settings(), rule=RULE)  # type: ignore[arg-type]  # no ledger
+def test_boolean_answers_ignore_who_asks(ac: int, factory: sessionmaker[Session]) -> None:
+    guard = DefendedGuard(factory, Settings(), rule=RULE)  # the ledger is not read
     answers = {
         guard(
             subject=Subject.user(f"u{i}@example.org", roles=frozenset(), institution=None),

@@ -44,7 +44,7 @@ def measured(factory: Any, settings: Settings, dataset: str, inputs: Path) -> No
             "seed": 1,
             "queries": [1, 5],
             "correctness_sites": 100,
-            "defence": assessments.defence_settings(settings, dataset),
+            "defence": assessments.defence_settings(settings, dataset, 200),
         },
         figures={"curves": {}, "correctness": {}},
         actor=OPERATOR,

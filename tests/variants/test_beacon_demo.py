@@ -42,8 +42,8 @@ def test_the_demo_answers_boolean_queries_on_the_open_tier(tmp_path: Path) -> No
     assert done.stdout.count("variant store GCD") == 1
     assert "variant store GCD00000001+GCD00000002:" in done.stdout
     with pysam.VariantFile(str(tmp_path / "demo" / "cohort.vcf.gz")) as vcf:
-        # the open tier's defended answers say "exists" for an allele carried often enough
-        # (40 copies always clear the keyed threshold; privacy/beacon_guard.py)
+        # an allele carried often enough that the threshold rule would say "exists" (40 copies
+        # always clear the keyed threshold; privacy/beacon_guard.py)
         carried = next(r for r in vcf if sum(r.samples[s]["GT"].count(1) for s in r.samples) >= 40)
     app = create_app(Settings(data_dir=tmp_path / "data", environment="test"))
     query = {
@@ -66,7 +66,12 @@ def test_the_demo_answers_boolean_queries_on_the_open_tier(tmp_path: Path) -> No
     app.state.services.engine.dispose()
     assert people["responseSummary"] == {"exists": True} == women["responseSummary"]
     assert present["meta"]["returnedGranularity"] == "boolean"
-    assert present["responseSummary"] == {"exists": True}
+    # 60 members and no public reference: too few for any answer about a variant to be safe
+    # (privacy/cohort_size.py), and the response says why, in English and Chinese
+    assert present["responseSummary"] == {"exists": False}
     assert absent["responseSummary"] == {"exists": False}
+    (note,) = present["info"]["notes"]
+    assert "fewer than 45 participants" in note["note"] and "少于 45 人" in note["note_zh"]
+    assert present["info"] == absent["info"]  # the same reason whatever the allele
     (opened,) = datasets["response"]["collections"]
     assert opened["info"] == {"accessTier": "open", "alias": "DEMO-BEACON"}

@@ -24,7 +24,7 @@ from genecommons.ledger.events import EventTag, record_event
 from genecommons.policy.decision import require
 from genecommons.policy.models import Action, Resource, Subject
 from genecommons.privacy import detection, frequencies
-from genecommons.privacy.beacon_rules import rule_settings, suited_datasets
+from genecommons.privacy.beacon_rules import rule_settings, size_rule, suited_datasets
 from genecommons.privacy.report_model import (
     BudgetUse,
     FrequencyReleases,
@@ -43,13 +43,15 @@ from genecommons.variants import store_service
 from genecommons.variants.service import open_reference
 
 
-def defence_settings(settings: Settings, dataset: str) -> dict[str, Any]:
+def defence_settings(settings: Settings, dataset: str, members: int | None) -> dict[str, Any]:
     """The settings of the defence that decide what attacks on `dataset` can learn: the guard,
     the count tier's budgets (per account and address, per institution, for all callers per
-    period), the threshold rule, and whether the public reference places the rule's windows
-    for this dataset."""
+    period), the threshold rule, whether the public reference places the rule's windows for
+    this dataset, the size rule's cut points, and the scope they give the dataset of `members`
+    Beacon members (privacy/cohort_size.py; None: no variant store)."""
     reference = open_reference(settings)
     placed = reference is not None and dataset in suited_datasets(settings, reference)
+    sizes = size_rule(settings)
     return {
         "guard": settings.beacon_guard,
         "budget": settings.beacon_budget,
@@ -58,6 +60,12 @@ def defence_settings(settings: Settings, dataset: str) -> dict[str, Any]:
         "budget_window_days": settings.beacon_budget_window,
         "rule": rule_settings(settings),
         "reference_windows": placed,
+        "sizes": {
+            "no_answer_below": sizes.none_below,
+            "common_only_below": sizes.common_below,
+            "common_miss": sizes.miss,
+        },
+        "scope": None if members is None else str(sizes.scope(members, placed=placed)),
     }
 
 
@@ -175,11 +183,11 @@ def privacy_report(
     """How private `dataset` is now, for its stewards, auditors and administrators (the read
     is an audit event)."""
     require(subject, Action.READ_PRIVACY_REPORT, Resource("dataset", dataset))
-    defence = defence_settings(settings, dataset)
     with write_transaction(factory) as session:
         if catalog.dataset_id(session, dataset) is None:
             raise _missing(dataset)
         members = store_service.store_samples(session, dataset)
+        defence = defence_settings(settings, dataset, members)
         measurement = latest_assessment(session, dataset)
         judgement = judge(
             members_now=members,
@@ -216,10 +224,11 @@ def stale_datasets(factory: sessionmaker[Session], settings: Settings) -> dict[s
         for dataset in sorted(measured):
             measurement = latest_assessment(session, dataset)
             assert measurement is not None
+            members = store_service.store_samples(session, dataset)
             judgement = judge(
-                members_now=store_service.store_samples(session, dataset),
+                members_now=members,
                 members_then=measurement.members,
-                defence_now=defence_settings(settings, dataset),
+                defence_now=defence_settings(settings, dataset, members),
                 defence_then=measurement.parameters.get("defence"),
             )
             if judgement.freshness == "stale":

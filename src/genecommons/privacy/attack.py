@@ -336,6 +336,8 @@ class Correctness:
     common_asked: int
     absent_present: int  # absent alleles said to exist (must be 0)
     absent_asked: int
+    frequent_correct: float = 1.0  # share of alleles of frequency >= 5% answered "exists"
+    frequent_asked: int = 0
 
 
 def correctness(
@@ -344,10 +346,16 @@ def correctness(
     """Score answers against the dataset's allele counts (AC) and allele numbers (AN)."""
     frequency = counts / np.maximum(numbers, 1)
     is_common = frequency >= common
+    is_frequent = frequency >= FREQUENT
     absent = counts == 0
     return Correctness(
         common_correct=float(answers[is_common].mean()) if is_common.any() else 1.0,
         common_asked=int(is_common.sum()),
         absent_present=int(answers[absent].sum()),
         absent_asked=int(absent.sum()),
+        frequent_correct=float(answers[is_frequent].mean()) if is_frequent.any() else 1.0,
+        frequent_asked=int(is_frequent.sum()),
     )
+
+
+FREQUENT = 0.05  # the second utility figure: alleles of frequency >= 5%

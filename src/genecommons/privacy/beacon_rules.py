@@ -24,6 +24,7 @@ from genecommons.policy.decision import require
 from genecommons.policy.models import Action, Resource, Subject
 from genecommons.privacy.beacon_guard import PublicCounts, ThresholdRule
 from genecommons.privacy.cells import CellRule
+from genecommons.privacy.cohort_size import SizeRule
 from genecommons.privacy.fit import ReferenceFit, reference_fit
 from genecommons.secrets import (
     NodeKeys,
@@ -109,6 +110,15 @@ def threshold_rule(
         reference=counts,
         window_size=settings.beacon_threshold_window,
         placed=placed,
+    )
+
+
+def size_rule(settings: Settings) -> SizeRule:
+    """What the settings let a dataset's Beacon answer by its size (privacy/cohort_size.py)."""
+    return SizeRule(
+        none_below=settings.beacon_no_answer_below,
+        common_below=settings.beacon_common_only_below,
+        miss=settings.beacon_common_miss,
     )
 
 

@@ -132,7 +132,8 @@ def attack_beacon(
     for beacon, right in figures.correctness.items():
         console.print(
             f"{beacon}: alleles of frequency >= 1% answered right {right.common_correct:.2%} "
-            f"(of {right.common_asked:,}); absent alleles said present {right.absent_present} "
+            f"(of {right.common_asked:,}), >= 5% {right.frequent_correct:.2%} (of "
+            f"{right.frequent_asked:,}); absent alleles said present {right.absent_present} "
             f"(of {right.absent_asked:,})"
         )
     console.print(f"plot: {out / 'power.png'}  figures: {out / 'figures.json'}")

@@ -31,6 +31,7 @@ from genecommons.policy.decision import require
 from genecommons.policy.models import Action, Resource, Subject
 from genecommons.privacy import attack, linkage
 from genecommons.privacy.beacon_guard import ThresholdRule, is_spent
+from genecommons.privacy.cohort_size import Scope, SizeRule
 from genecommons.privacy.guards import DefendedGuard, parties
 from genecommons.privacy.oracles import (
     Genotypes,
@@ -499,11 +500,32 @@ def hide_cut(samples: int) -> int:
 
 
 def known_rule(
-    rule: ThresholdRule, variants: Sequence[Variant], *, alleles: int, dataset: str | None = None
+    rule: ThresholdRule,
+    variants: Sequence[Variant],
+    *,
+    alleles: int,
+    dataset: str | None = None,
+    sizes: SizeRule | None = None,
 ) -> attack.Rule:
     """What an attacker who knows the defence but not its key knows of it about `variants`, in
     `dataset` of `alleles` called alleles: the thresholds and their chances, per site when the
-    node's public reference (which is public) places the dataset's windows."""
+    node's public reference (which is public) places the dataset's windows; with `sizes`, the
+    scope of a small dataset (privacy/cohort_size.py): a threshold of 1 copy for the alleles
+    answered, one above every count for the others."""
+    scope = Scope.FULL
+    if sizes is not None:
+        scope = sizes.scope(alleles // 2, placed=dataset is not None and rule.places(dataset))
+    if scope is not Scope.FULL:
+        never = alleles + 1
+        reference = rule.reference
+        if scope is Scope.NONE or reference is None:
+            return attack.Thresholds((never,), (1.0,))
+        said = np.zeros(len(variants), dtype=np.int64)
+        for i, variant in enumerate(variants):
+            found = reference.get(variant.key)
+            said[i] = found is not None and sizes is not None and sizes.certain(*found, alleles - 2)
+        scoped = (attack.Thresholds((never,), (1.0,)), attack.Thresholds((1,), (1.0,)))
+        return attack.SiteThresholds(scoped, said)
     if not rule.places(dataset):
         return attack.Thresholds(tuple(range(rule.low, rule.high + 1)), rule.pmf)
     index: dict[tuple[int, ...], int] = {}
@@ -584,7 +606,11 @@ def attack_beacon(
         oracles[name] = http
     # the attacker knows the rule's chances (and the public reference), not its key
     defence = known_rule(
-        guard.rule, drawn.variants, alleles=2 * variant_store.samples, dataset=dataset
+        guard.rule,
+        drawn.variants,
+        alleles=2 * variant_store.samples,
+        dataset=dataset,
+        sizes=guard.sizes,
     )
     try:
         figures = evaluate(

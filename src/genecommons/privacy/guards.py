@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -36,9 +37,11 @@ from genecommons.db import GroupCommit, Prepared
 from genecommons.ledger.events import EventTag, record_event
 from genecommons.policy.models import Subject, SubjectKind
 from genecommons.privacy.beacon_guard import ThresholdRule, rule_answer, spent_answer
-from genecommons.privacy.beacon_rules import cell_rule, threshold_rule
+from genecommons.privacy.beacon_rules import cell_rule, size_rule, threshold_rule
 from genecommons.privacy.cells import CellRule, people_answer
+from genecommons.privacy.cohort_size import Scope, SizeRule, sized_answer
 from genecommons.privacy.tables import privacy_budgets, privacy_charges
+from genecommons.variants import store_service
 from genecommons.variants.answers import DatasetAnswer, Granularity, exact_answer, exact_people
 from genecommons.variants.store import SiteCounts
 
@@ -56,6 +59,30 @@ class DefendedPeople:
         if granularity is Granularity.RECORD:
             return exact_people(granularity, records)
         return people_answer(self.rule, granularity, records)
+
+
+MEMBERS_FRESH_SECONDS = 60.0  # how long a dataset's Beacon members are taken as read
+
+
+class BeaconMembers:
+    """The Beacon members of each dataset (its variant store's samples), read again after
+    MEMBERS_FRESH_SECONDS so that a rebuilt store's size counts."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        self._read: dict[str, tuple[float, int | None]] = {}
+
+    def __call__(self, dataset: str) -> int | None:
+        """How many members `dataset`'s Beacon answers about (None: it has no variant store,
+        so no variant to answer about: the Beacon asks the guard only about a store's)."""
+        moment = time.monotonic()
+        known = self._read.get(dataset)
+        if known is not None and moment - known[0] < MEMBERS_FRESH_SECONDS:
+            return known[1]
+        with self.factory() as session:
+            members = store_service.store_samples(session, dataset)
+        self._read[dataset] = (moment, members)
+        return members
 
 
 def parties(subject: Subject, address: str) -> list[tuple[str, str]]:
@@ -139,6 +166,7 @@ class DefendedGuard:
         settings: Settings,
         *,
         rule: ThresholdRule | None = None,
+        sizes: SizeRule | None = None,
         writes: GroupCommit | None = None,
         charged: Parties | None = None,
     ) -> None:
@@ -148,6 +176,8 @@ class DefendedGuard:
         # who each answer is charged to: pooled against sybils unless told (the attack tool
         # measures the per-caller ledger too)
         self.charged = charged or pooled_parties(settings)
+        self.sizes = sizes or size_rule(settings)
+        self.members = BeaconMembers(factory)
         self.writes = writes or GroupCommit(factory)  # the app's, shared with its other writes
         self._known: set[tuple[str, str, str]] = set()
         self._ledger: dict[tuple[int, int], Prepared] = {}
@@ -168,6 +198,18 @@ class DefendedGuard:
                 subject=subject,
                 address=address,
                 dataset=dataset,
+                granularity=granularity,
+                matches=matches,
+            )
+        members = self.members(dataset)
+        placed = self.rule.places(dataset)
+        if members is not None and self.sizes.scope(members, placed=placed) is not Scope.FULL:
+            # a small dataset: stateless answers whose exposure is at most the rule's miss
+            return sized_answer(
+                self.rule,
+                self.sizes,
+                dataset=dataset,
+                members=members,
                 granularity=granularity,
                 matches=matches,
             )

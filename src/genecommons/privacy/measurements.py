@@ -79,7 +79,6 @@ def measure(
 ) -> tuple[evaluation.Figures, Measurement]:
     """Attack `dataset` (evaluation.attack_beacon: undefended, defended, and the served
     Beacons of `inputs`), and keep the measurement for its privacy report."""
-    defence = defence_settings(settings, dataset)
     figures = evaluation.attack_beacon(
         settings,
         factory,
@@ -98,6 +97,8 @@ def measure(
         sybils=inputs.sybils,
         progress=progress,
     )
+    # the settings are read once per process: the attack ran under these
+    defence = defence_settings(settings, dataset, figures.beacon_size)
     measurement = record_assessment(
         factory,
         dataset=dataset,

@@ -285,7 +285,15 @@ def query_response(
     meta["testMode"] = request.query.testMode
     exists = any(s.exists for s in sets)
     if granularity is Granularity.BOOLEAN:
-        return {"meta": meta, "responseSummary": {"exists": exists}}
+        told: dict[str, Any] = {"meta": meta, "responseSummary": {"exists": exists}}
+        notes = [  # why a dataset withheld its answer (a boolean response has no result sets)
+            {"dataset": s.dataset, "note": s.note, "note_zh": s.note_zh or s.note}
+            for s in sets
+            if s.note
+        ]
+        if notes:
+            told["info"] = {"notes": notes}
+        return told
     counted = [s for s in sets if s.count is not None]
     total = sum(s.count or 0 for s in counted)
     summary = {"exists": exists, "numTotalResults": total}

@@ -70,6 +70,7 @@ def test_submit_build_and_verify_report_one_line_per_stage(
     dataset = found.group(1)
     assert _stages(caplog) == [
         "reading submitted",
+        "scanning for identifiers",
         "validating",
         "writing catalog records",
         "archiving calls.vcf.gz",

@@ -25,7 +25,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from genecommons.config import Settings
-from genecommons.db import Base, make_engine, make_session_factory
+from genecommons.db import Base, make_engine, make_session_factory, write_transaction
 from genecommons.errors import InvalidInputError, NotFoundError
 from genecommons.policy.decision import require
 from genecommons.policy.models import Action, Resource, Subject
@@ -392,7 +392,7 @@ def scratch_ledgers(
     factory = make_session_factory(engine)
 
     def fresh() -> DefendedGuard:
-        with factory.begin() as session:
+        with write_transaction(factory) as session:
             session.execute(delete(privacy_charges))
             session.execute(delete(privacy_budgets))
         return DefendedGuard(factory, settings, rule=rule, charged=None if pooled else parties)

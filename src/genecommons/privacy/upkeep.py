@@ -12,7 +12,6 @@ report keeps saying the measurement is stale.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -45,8 +44,9 @@ class Reassessor:
     ) -> None:
         self.factory = factory
         self.settings = settings
-        # the re-measuring process's environment: this process's, which the settings came from
-        self.environment = dict(os.environ if environment is None else environment)
+        # the re-measuring process's environment (None: this process's, which the settings
+        # came from, inherited)
+        self.environment = None if environment is None else dict(environment)
         # dataset -> the time of the measurement that failed to be repeated
         self.failed: dict[str, datetime] = {}
         self._stop = threading.Event()

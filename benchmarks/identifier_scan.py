@@ -288,25 +288,6 @@ def phenopacket_store(path: Path, report: Callable[[str], None]) -> dict[str, An
     }
 
 
-class _EmptyCatalog:
-    """A catalog with nothing in it (validation reads it; nothing is written)."""
-
-    def institutions(self, aliases: Any) -> dict[str, Any]:
-        return {}
-
-    def studies(self) -> list[Any]:
-        return []
-
-    def records_in(self, entity: str, study_keys: Any) -> list[Any]:
-        return []
-
-    def by_accessions(self, accessions: Any) -> dict[str, Any]:
-        return {}
-
-    def count_in(self, entity: str, study_key: str) -> int:
-        return 0
-
-
 def overhead(individuals: int, repeat: int) -> dict[str, Any]:
     """The validation CPU of a generated submission (benchmarks/catalog_submission.py) with and
     without the identifier scan, in turns; and the scan's own CPU."""
@@ -315,7 +296,7 @@ def overhead(individuals: int, repeat: int) -> dict[str, Any]:
 
     from benchmarks.catalog_submission import write_submission
     from genecommons.catalog.bundle import open_bundle
-    from genecommons.catalog.validation import plan_submission
+    from genecommons.catalog.validation import EmptyCatalog, plan_submission
     from genecommons.catalog.validation.identifiers import IdentifierRules
 
     scan = IdentifierRules._scan_identifiers
@@ -337,7 +318,7 @@ def overhead(individuals: int, repeat: int) -> dict[str, Any]:
                         IdentifierRules._scan_identifiers = timed  # type: ignore[method-assign]
                     try:
                         began = time.process_time()
-                        plan = plan_submission(bundle, _EmptyCatalog(), today=date(2025, 1, 1))
+                        plan = plan_submission(bundle, EmptyCatalog(), today=date(2025, 1, 1))
                         times[label].append(time.process_time() - began)
                     finally:
                         IdentifierRules._scan_identifiers = scan  # type: ignore[method-assign]

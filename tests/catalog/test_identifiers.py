@@ -352,23 +352,7 @@ def test_a_sheet_of_any_size_is_scanned_row_by_row_with_progress() -> None:
 
 def test_validation_reports_the_scan_as_a_stage(make_bundle: Any, sheets: Any) -> None:
     from genecommons.catalog.bundle import open_bundle
-    from genecommons.catalog.validation import plan_submission
-
-    class EmptyCatalog:
-        def institutions(self, aliases: Any) -> dict[str, Any]:
-            return {}
-
-        def studies(self) -> list[Any]:
-            return []
-
-        def records_in(self, entity: str, study_keys: Any) -> list[Any]:
-            return []
-
-        def by_accessions(self, accessions: Any) -> dict[str, Any]:
-            return {}
-
-        def count_in(self, entity: str, study_key: str) -> int:
-            return 0
+    from genecommons.catalog.validation import EmptyCatalog, plan_submission
 
     progress = _Recorded()
     with open_bundle(make_bundle()) as (bundle, _):

@@ -152,24 +152,8 @@ def test_bundle_reads_without_problems(demo: DemoSummary) -> None:
 def test_bundle_passes_validation(demo: DemoSummary) -> None:
     validation = pytest.importorskip("genecommons.catalog.validation")
 
-    class EmptyCatalog:
-        def institutions(self, aliases: Any) -> dict[str, Any]:
-            return {}
-
-        def studies(self) -> list[Any]:
-            return []
-
-        def records_in(self, entity: str, study_keys: Any) -> list[Any]:
-            return []
-
-        def by_accessions(self, accessions: Any) -> dict[str, Any]:
-            return {}
-
-        def count_in(self, entity: str, study_key: str) -> int:
-            return 0
-
     with open_bundle(demo.out_dir) as (bundle, _):
-        plan = validation.plan_submission(bundle, EmptyCatalog(), today=date(2025, 1, 1))
+        plan = validation.plan_submission(bundle, validation.EmptyCatalog(), today=date(2025, 1, 1))
     assert [str(p) for p in plan.report.problems] == []
 
 

@@ -13,6 +13,7 @@ The modules: `plan` (what validation reads and returns), `context` (the state th
 from genecommons.catalog.validation.placement import field_value
 from genecommons.catalog.validation.plan import (
     CatalogView,
+    EmptyCatalog,
     Existing,
     Node,
     PhenotypeSet,
@@ -29,6 +30,7 @@ __all__ = [
     "LICENCE_THRESHOLD",
     "SAME_STUDY",
     "CatalogView",
+    "EmptyCatalog",
     "Existing",
     "Node",
     "PhenotypeSet",

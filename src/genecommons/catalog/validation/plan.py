@@ -54,6 +54,31 @@ class CatalogView(Protocol):
         ...
 
 
+class EmptyCatalog:
+    """A `CatalogView` of a catalog holding nothing: a bundle validated as the first
+    submission to a new node would be (nothing is read or written)."""
+
+    def institutions(self, aliases: Iterable[str]) -> dict[str, Existing]:
+        """No institution exists."""
+        return {}
+
+    def studies(self) -> list[Existing]:
+        """No study exists."""
+        return []
+
+    def records_in(self, entity: str, study_keys: Iterable[str]) -> list[Existing]:
+        """No record exists."""
+        return []
+
+    def by_accessions(self, accessions: Iterable[str]) -> dict[str, Existing]:
+        """No accession is known."""
+        return {}
+
+    def count_in(self, entity: str, study_key: str) -> int:
+        """Every study is empty."""
+        return 0
+
+
 @dataclass(slots=True)
 class Node:
     """One submitted record, resolved."""

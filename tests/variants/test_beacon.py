@@ -593,12 +593,16 @@ def test_an_institutions_accounts_share_its_count_budget_over_http(world: Simple
                 )
     first, second = carried[0], carried[1]
     # thresholds of 1-3 copies: the world's rare alleles sit in the window and cost something;
-    # the institution may learn one of them, each account and address a hundred
+    # the institution may learn one of them, each account and address a hundred. The world's
+    # few members would leave its Beacon answering nothing (privacy/cohort_size.py): the size
+    # rule's cut points at 1 keep it on the threshold rule, whose budgets are tested here
     settings = world.settings.model_copy(
         update={
             "beacon_threshold_min": 1,
             "beacon_threshold_max": 3,
             "beacon_institution_budget": 0.01,
+            "beacon_no_answer_below": 1,
+            "beacon_common_only_below": 1,
         }
     )
     registered = world.datasets["registered"]

@@ -29,6 +29,18 @@ def lint_imports(source: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def package_copy(tmp_path: Path, module: str) -> tuple[Path, Path]:
+    """A copy of the package under `tmp_path`/src, and the path of its `module` there (for a
+    test to plant an import in)."""
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT / "src" / "genecommons",
+        source / "genecommons",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    return source, source / "genecommons" / module
+
+
 def test_the_code_keeps_every_contract() -> None:
     done = lint_imports(ROOT / "src")
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
@@ -55,13 +67,7 @@ def test_the_code_keeps_every_contract() -> None:
 def test_an_import_across_a_boundary_fails_naming_the_rule(
     tmp_path: Path, module: str, line: str, contract: str
 ) -> None:
-    source = tmp_path / "src"
-    shutil.copytree(
-        ROOT / "src" / "genecommons",
-        source / "genecommons",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    target = source / "genecommons" / module
+    source, target = package_copy(tmp_path, module)
     target.write_text(target.read_text(encoding="utf-8") + f"\n{line}  # noqa\n", encoding="utf-8")
     done = lint_imports(source)
     assert done.returncode != 0, done.stdout[-3000:]
@@ -159,13 +165,7 @@ def test_no_import_cycle_between_files_or_capabilities() -> None:
 def test_the_cycle_check_sees_a_cycle(
     tmp_path: Path, module: str, imported: str, kind: str, cycle: list[str]
 ) -> None:
-    source = tmp_path / "src"
-    shutil.copytree(
-        ROOT / "src" / "genecommons",
-        source / "genecommons",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    target = source / "genecommons" / module
+    source, target = package_copy(tmp_path, module)
     target.write_text(  # inside a function: a late import is an import all the same
         target.read_text(encoding="utf-8")
         + f"\n\ndef _late() -> None:\n    import {imported}  # noqa\n",
